@@ -1,0 +1,1 @@
+"""The registry: the source of truth for court-certified defaulter listings."""

@@ -1,0 +1,105 @@
+"""The composition root of the web service: `create_app()` wires everything; importing does nothing."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar, MediaType, get
+from litestar.config.app import AppConfig
+from litestar.enums import ScopeType
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from registry.courts.controllers import CourtController
+from registry.eventlog.controllers import EventController
+from registry.listings.controllers import ListingController
+from registry.problems import Problem, handle_http_exception, handle_problem, handle_unexpected
+from registry.runtime import Services
+from registry.scheduler import build_scheduler
+from registry.settings import Settings
+
+access_log = logging.getLogger("registry.access")
+
+
+@get("/healthz", media_type=MediaType.JSON, tags=["operations"])
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+def access_logging(app: ASGIApp) -> ASGIApp:
+    """Method, path, status and time. Never the query string: it can carry an identifier."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await app(scope, receive, send_wrapper)
+        finally:
+            access_log.info(
+                "%s %s %d %.1fms",
+                scope["method"],
+                scope["path"],
+                status,
+                (time.perf_counter() - started) * 1000,
+            )
+
+    return middleware
+
+
+def create_app(settings: Settings | None = None, *, run_scheduler: bool | None = None) -> Litestar:
+    settings = settings or Settings()
+    with_scheduler = settings.scheduler if run_scheduler is None else run_scheduler
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        services = Services.create(settings)
+        app.state.services = services
+        scheduler = build_scheduler(services) if with_scheduler else None
+        if scheduler is not None:
+            scheduler.start()
+        try:
+            yield
+        finally:
+            if scheduler is not None:
+                scheduler.shutdown(wait=False)
+            await services.close()
+
+    config = AppConfig(
+        route_handlers=[healthz, ListingController, EventController, CourtController],
+        lifespan=[lifespan],
+        exception_handlers={
+            Problem: handle_problem,
+            HTTPException: handle_http_exception,
+            Exception: handle_unexpected,
+        },
+        openapi_config=OpenAPIConfig(
+            title="Defaulter credit registry",
+            version="0.1.0",
+            description="Court-certified listings of judgment debtors who refuse to perform.",
+            path="/schema",
+        ),
+        middleware=[access_logging],
+        request_max_body_size=settings.request_max_body_bytes,
+        debug=False,
+    )
+    return Litestar.from_config(config)
+
+
+def app_factory() -> Any:
+    """For `uvicorn --factory registry.app:app_factory`."""
+    return create_app()

@@ -1,0 +1,273 @@
+"""`registry bench ingest`: signed ingest through `registry import` and the batch endpoint.
+
+Each path gets a fresh scratch database (SQLite in a temporary folder unless a database
+URL is given) with the demo courts and their keys, and the same file of signed envelopes.
+Both run as real processes: the CLI as a subprocess, the endpoint as `registry serve`
+driven over loopback HTTP. Peak memory is the summed RSS of the process tree, sampled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from registry.demo.runner import load_demo
+from registry.demo.seed import load_signers, write_envelope_file
+from registry.listings.ingest import worker_count
+from registry.listings.prepare import CHINA_TIME
+from registry.runtime import Services
+from registry.settings import Settings
+from registry.timeutil import utcnow
+
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+
+
+def _tree_rss(pid: int) -> int:
+    """Resident bytes of a process and all its descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(entry))
+        except (OSError, IndexError):
+            continue
+    total, stack = 0, [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            with open(f"/proc/{current}/statm") as handle:
+                total += int(handle.read().split()[1]) * PAGE_BYTES
+        except OSError:
+            pass
+        stack.extend(children.get(current, []))
+    return total
+
+
+class PeakMemory:
+    def __init__(self, pid: int) -> None:
+        self.pid, self.peak, self._stop = pid, 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _tree_rss(self.pid))
+            self._stop.wait(0.25)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _env(database_url: str, secrets_file: Path, workers: int) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "REGISTRY_DATABASE_URL": database_url,
+            "REGISTRY_SECRETS_FILE": str(secrets_file),
+            "REGISTRY_SCHEDULER": "false",
+            "REGISTRY_INGEST_WORKERS": str(workers),
+            "REGISTRY_LOG_LEVEL": "WARNING",
+        }
+    )
+    return env
+
+
+def _registry(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - our own CLI
+        [sys.executable, "-m", "registry", *args], env=env, capture_output=True, text=True, check=True
+    )
+
+
+def _prepare_database(database_url: str, secrets_file: Path, workers: int) -> dict[str, str]:
+    env = _env(database_url, secrets_file, workers)
+    _registry("db", "upgrade", env=env)
+    settings = Settings(database_url=database_url, secrets_file=secrets_file, scheduler=False)
+
+    async def setup() -> None:
+        services = Services.create(settings)
+        try:
+            await load_demo(services, 0, seed=1)
+        finally:
+            await services.close()
+
+    asyncio.run(setup())
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _batches(path: Path, size: int) -> Iterator[bytes]:
+    lines: list[bytes] = []
+    with path.open("rb") as handle:
+        for line in handle:
+            lines.append(line.rstrip(b"\n"))
+            if len(lines) == size:
+                yield b'{"envelopes":[' + b",".join(lines) + b"]}"
+                lines = []
+    if lines:
+        yield b'{"envelopes":[' + b",".join(lines) + b"]}"
+
+
+def _bench_import(env: dict[str, str], path: Path, count: int) -> dict[str, Any]:
+    started = time.perf_counter()
+    process = subprocess.Popen(  # noqa: S603 - our own CLI
+        [sys.executable, "-m", "registry", "import", str(path)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    with PeakMemory(process.pid) as memory:
+        stdout, _ = process.communicate()
+    seconds = time.perf_counter() - started
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    return {
+        "seconds": round(seconds, 2),
+        "listings_per_s": round(count / seconds),
+        "peak_rss_mb": round(memory.peak / 2**20),
+        "created": summary["created"],
+        "rejected": summary["rejected"],
+    }
+
+
+def _bench_batch(
+    env: dict[str, str], path: Path, count: int, batch_size: int, senders: int
+) -> dict[str, Any]:
+    api_key = (
+        _registry("client", "create", "bench", "--role", "admin", env=env).stdout.strip().splitlines()[-1]
+    )
+    port = _free_port()
+    server = subprocess.Popen(  # noqa: S603 - our own CLI
+        [sys.executable, "-m", "registry", "serve", "--port", str(port), "--no-scheduler"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=base, timeout=600, headers={"Authorization": f"Bearer {api_key}"}) as http:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if http.get("/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError("bench server did not start")
+                time.sleep(0.1)
+            latencies: list[float] = []
+            created = 0
+            lock = threading.Lock()
+
+            def send(body: bytes) -> None:
+                nonlocal created
+                sent = time.perf_counter()
+                response = http.post(
+                    "/v1/listings/batch", content=body, headers={"Content-Type": "application/json"}
+                )
+                response.raise_for_status()
+                with lock:
+                    latencies.append(time.perf_counter() - sent)
+                    created += int(response.json()["summary"]["created"])
+
+            # Two senders keep the server busy preparing one batch while it writes another.
+            with PeakMemory(server.pid) as memory:
+                started = time.perf_counter()
+                with ThreadPoolExecutor(max_workers=senders) as pool:
+                    list(pool.map(send, _batches(path, batch_size)))
+                seconds = time.perf_counter() - started
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return {
+        "seconds": round(seconds, 2),
+        "listings_per_s": round(count / seconds),
+        "batch_size": batch_size,
+        "concurrent_senders": senders,
+        "batch_latency_p50_s": round(statistics.median(latencies), 3),
+        "batch_latency_max_s": round(max(latencies), 3),
+        "server_peak_rss_mb": round(memory.peak / 2**20),
+        "created": created,
+    }
+
+
+def run_ingest_bench(
+    *, count: int, batch_size: int, workers: int, database_url: str | None = None, senders: int = 2
+) -> dict[str, Any]:
+    workers = worker_count(workers)
+    with tempfile.TemporaryDirectory(prefix="registry-bench-") as scratch:
+        root = Path(scratch)
+        secrets_file = root / "secrets.json"
+
+        def fresh_url(name: str) -> str:
+            if database_url is None:
+                return f"sqlite:///{root / name}.db"
+            return _fresh_postgres_database(database_url, name)
+
+        import_env = _prepare_database(fresh_url("import"), secrets_file, workers)
+        batch_env = _prepare_database(fresh_url("batch"), secrets_file, workers)
+        envelopes = root / "envelopes.jsonl"
+        started = time.perf_counter()
+        signers = load_signers(secrets_file.parent / "demo-keys.json")
+        today = utcnow().astimezone(CHINA_TIME).date()
+        write_envelope_file(envelopes, signers, count, seed=7, today=today, workers=workers)
+        generated = time.perf_counter() - started
+        result: dict[str, Any] = {
+            "benchmark": "ingest",
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+            "database": "sqlite (embedded default)" if database_url is None else "postgresql",
+            "listings": count,
+            "prepare_workers": workers,
+            "generate_and_sign_seconds": round(generated, 2),
+            "envelope_file_mb": round(envelopes.stat().st_size / 2**20),
+            "import": _bench_import(import_env, envelopes, count),
+            "batch_endpoint": _bench_batch(batch_env, envelopes, count, batch_size, senders),
+        }
+    return result
+
+
+def _fresh_postgres_database(admin_url: str, name: str) -> str:
+    """Create a scratch database beside the one named by admin_url (UTF-8 locale)."""
+    base, _, _ = admin_url.rpartition("/")
+    scratch = f"registry_bench_{name}_{os.getpid()}"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(admin_url.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            await conn.execute(f"DROP DATABASE IF EXISTS {scratch}")
+            await conn.execute(
+                f"CREATE DATABASE {scratch} TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C.UTF-8'"
+            )
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    return f"{base}/{scratch}"

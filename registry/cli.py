@@ -1,0 +1,417 @@
+"""The `registry` command. Prints no personal identifier, ever."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import Connection
+
+from registry.clients.services import ROLES, create_client, list_clients, revoke_client
+from registry.courts.services import add_court, add_key, list_courts, revoke_key
+from registry.identity.crypto import SecretsFile, new_key_id
+from registry.listings.ingest import worker_count
+from registry.problems import Problem
+from registry.runtime import Services
+from registry.settings import Settings
+from registry.timeutil import utcnow
+
+T = TypeVar("T")
+CLI_ACTOR = "operator:cli"
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _run(work: Callable[[Services], Awaitable[T]]) -> T:
+    async def main() -> T:
+        services = Services.create(_settings())
+        try:
+            return await work(services)
+        finally:
+            await services.close()
+
+    try:
+        return asyncio.run(main())
+    except Problem as problem:
+        raise click.ClickException(f"{problem.code}: {problem.detail}") from problem
+
+
+def _write(fn: Callable[[Connection], T]) -> T:
+    async def work(services: Services) -> T:
+        async with services.db.writer.begin() as conn:
+            return await conn.run_sync(fn)
+
+    return _run(work)
+
+
+def _read(fn: Callable[[Connection], T]) -> T:
+    async def work(services: Services) -> T:
+        async with services.db.reader.connect() as conn:
+            return await conn.run_sync(fn)
+
+    return _run(work)
+
+
+@click.group()
+def main() -> None:
+    """The defaulter credit registry."""
+    logging.basicConfig(level=_settings().log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+# ---- database ----
+
+
+@main.group()
+def db() -> None:
+    """Schema migrations."""
+
+
+def alembic_config(url: str) -> Any:
+    from alembic.config import Config
+
+    config = Config(str(Path(__file__).resolve().parent.parent / "alembic.ini"))
+    config.attributes["database_url"] = url
+    config.attributes["configure_logging"] = False
+    return config
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION."""
+    from alembic import command
+
+    command.upgrade(alembic_config(_settings().database_url), revision)
+    click.echo(f"database at {revision}")
+
+
+@db.command("check")
+def db_check() -> None:
+    """Fail if the models and the migrations disagree (autogenerate drift check)."""
+    from alembic import command
+
+    command.check(alembic_config(_settings().database_url))
+    click.echo("no drift")
+
+
+# ---- running ----
+
+
+@main.command()
+@click.option("--host", default=None, help="Default REGISTRY_HOST.")
+@click.option("--port", default=None, type=int, help="Default REGISTRY_PORT.")
+@click.option(
+    "--scheduler/--no-scheduler", default=None, help="Run background jobs here (default REGISTRY_SCHEDULER)."
+)
+def serve(host: str | None, port: int | None, scheduler: bool | None) -> None:
+    """Serve the HTTP API (and, by default, the background jobs) in this process."""
+    import uvicorn
+
+    from registry.app import create_app
+
+    settings = _settings()
+    host, port = host or settings.host, port or settings.port
+    click.echo(f"registry listening on http://{host}:{port}  (API schema: http://{host}:{port}/schema)")
+    uvicorn.run(
+        create_app(settings, run_scheduler=scheduler),
+        host=host,
+        port=port,
+        access_log=False,
+        log_level=settings.log_level.lower(),
+    )
+
+
+@main.command()
+def worker() -> None:
+    """Run the background jobs alone (start the web with --no-scheduler)."""
+    from registry.scheduler import build_scheduler
+
+    async def work(services: Services) -> None:
+        scheduler = build_scheduler(services)
+        scheduler.start()
+        click.echo("worker running background jobs; Ctrl-C stops it")
+        try:
+            await asyncio.Event().wait()
+        finally:
+            scheduler.shutdown(wait=False)
+
+    _run(work)
+
+
+@main.command()
+def expire() -> None:
+    """Expire every fixed-term listing whose term has ended, now."""
+    from registry.scheduler import expire_fixed_terms
+
+    click.echo(f"expired {_run(expire_fixed_terms)}")
+
+
+# ---- courts and keys ----
+
+
+@main.group()
+def court() -> None:
+    """Courts and their signing keys."""
+
+
+@court.command("add")
+@click.argument("code")
+@click.argument("name")
+@click.option("--province", default=None, help="Two-digit province code; derived from CODE by default.")
+def court_add(code: str, name: str, province: str | None) -> None:
+    """Register a court, e.g. `registry court add 京0105 北京市朝阳区人民法院`."""
+    click.echo(_write(lambda c: add_court(c, code, name, province, actor=CLI_ACTOR, now=utcnow())))
+
+
+@court.command("list")
+def court_list() -> None:
+    click.echo(json.dumps(_read(list_courts), ensure_ascii=False, indent=2))
+
+
+@court.group("key")
+def court_key() -> None:
+    """Court signing keys."""
+
+
+def _load_public_key(path: Path) -> bytes:
+    raw = path.read_bytes()
+    if raw.lstrip().startswith(b"-----BEGIN"):
+        key = serialization.load_pem_public_key(raw)
+        if not isinstance(key, Ed25519PublicKey):
+            raise click.ClickException("the PEM file does not hold an Ed25519 public key")
+        return key.public_bytes_raw()
+    text = raw.strip()
+    return base64.urlsafe_b64decode(text + b"=" * (-len(text) % 4)) if len(text) != 32 else text
+
+
+@court_key.command("add")
+@click.argument("court_code")
+@click.option(
+    "--public-key",
+    "public_key_path",
+    type=click.Path(exists=True, path_type=Path),
+    help="PEM, or raw 32 bytes, or base64url of them.",
+)
+@click.option(
+    "--generate",
+    "private_key_out",
+    type=click.Path(path_type=Path),
+    help="Generate a key pair; write the private key (PEM, 0600) to this file.",
+)
+@click.option("--valid-until", type=click.DateTime(), default=None)
+def court_key_add(
+    court_code: str, public_key_path: Path | None, private_key_out: Path | None, valid_until: datetime | None
+) -> None:
+    """Register a public key for COURT_CODE. Prints the new key id alone on its last line."""
+    if (public_key_path is None) == (private_key_out is None):
+        raise click.UsageError("give exactly one of --public-key FILE or --generate FILE")
+    if private_key_out is not None:
+        private = Ed25519PrivateKey.generate()
+        pem = private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        private_key_out.touch(mode=0o600, exist_ok=False)
+        private_key_out.write_bytes(pem)
+        public = private.public_key().public_bytes_raw()
+    else:
+        assert public_key_path is not None
+        public = _load_public_key(public_key_path)
+    now = utcnow()
+    until = valid_until.astimezone() if valid_until else None
+    click.echo(
+        _write(
+            lambda c: add_key(
+                c, court_code, public, valid_from=now, valid_until=until, actor=CLI_ACTOR, now=now
+            )
+        )
+    )
+
+
+@court_key.command("revoke")
+@click.argument("key_id")
+@click.option("--reason", required=True)
+def court_key_revoke(key_id: str, reason: str) -> None:
+    """Revoke a key: listings signed with it are refused from now on."""
+    _write(lambda c: revoke_key(c, key_id, reason, actor=CLI_ACTOR, now=utcnow()))
+    click.echo(f"revoked {key_id}")
+
+
+# ---- API clients ----
+
+
+@main.group()
+def client() -> None:
+    """API clients and their keys."""
+
+
+@client.command("create")
+@click.argument("name")
+@click.option("--role", type=click.Choice(ROLES), required=True)
+@click.option("--court", "court_code", default=None, help="The court a `court` client is bound to.")
+def client_create(name: str, role: str, court_code: str | None) -> None:
+    """Create a client. Prints its API key once, alone on the last line."""
+    client_id, api_key = _write(
+        lambda c: create_client(c, name, role, court_code, actor=CLI_ACTOR, now=utcnow())
+    )
+    click.echo(f"client {client_id} ({role}); its API key, shown only now:", err=True)
+    click.echo(api_key)
+
+
+@client.command("revoke")
+@click.argument("client_id")
+def client_revoke(client_id: str) -> None:
+    _write(lambda c: revoke_client(c, client_id, actor=CLI_ACTOR, now=utcnow()))
+    click.echo(f"revoked {client_id}")
+
+
+@client.command("list")
+def client_list() -> None:
+    click.echo(json.dumps(_read(list_clients), ensure_ascii=False, indent=2))
+
+
+# ---- data ----
+
+
+@main.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--workers", type=int, default=0, help="Preparing processes; 0 = one per core.")
+@click.option("--chunk-size", type=int, default=1000, show_default=True)
+def import_command(path: Path, workers: int, chunk_size: int) -> None:
+    """Import signed listing envelopes, one JSON object per line."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from registry.listings.importer import import_file
+
+    total = sum(1 for line in path.open("rb") if line.strip())
+
+    async def work(services: Services) -> dict[str, Any]:
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+        ) as progress:
+            task = progress.add_task("importing", total=total)
+            report = await import_file(
+                services,
+                path,
+                workers=worker_count(workers or services.settings.ingest_workers),
+                chunk_size=chunk_size,
+                on_progress=lambda n: progress.advance(task, n),
+            )
+        return report.as_dict()
+
+    result = _run(work)
+    click.echo(json.dumps(result, ensure_ascii=False))
+    if result["rejected"]:
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--listings", "count", type=int, default=2000, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True)
+def demo(count: int, seed: int) -> None:
+    """Demo courts with their own keys, and COUNT realistic signed listings."""
+    from registry.demo.runner import load_demo
+
+    summary = _run(lambda services: load_demo(services, count, seed))
+    click.echo(json.dumps(summary, ensure_ascii=False))
+
+
+# ---- integrity ----
+
+
+@main.group()
+def audit() -> None:
+    """The audit trail."""
+
+
+@audit.command("verify")
+def audit_verify() -> None:
+    """Re-check the hash chain and every court signature; name the first bad record."""
+    from registry.eventlog.audit import audit as run_audit
+
+    async def work(services: Services) -> Any:
+        async with services.db.reader.connect() as conn:
+            return await conn.run_sync(run_audit, services.secrets.keyring)
+
+    report = _run(work)
+    summary = f"{report.events_checked} events, {report.signatures_checked} signatures checked"
+    if report.ok:
+        click.echo(f"audit ok: {summary}")
+        return
+    click.echo(f"audit FAILED at {report.first_bad} ({summary} before it)", err=True)
+    sys.exit(1)
+
+
+@main.group()
+def keys() -> None:
+    """Data encryption keys."""
+
+
+@keys.command("rotate")
+def keys_rotate() -> None:
+    """Make a new data key active (secrets-file set-ups) and re-encrypt every ciphertext under it.
+
+    With REGISTRY_DATA_KEYS, add the new key there and point REGISTRY_DATA_KEY_ID at it first;
+    this then re-encrypts everything still under older keys.
+    """
+    from registry.eventlog.services import EventDraft, append_events
+    from registry.identity.rotation import reencrypt_everything
+
+    settings = _settings()
+    if not settings.data_keys:
+        secrets_file = SecretsFile(settings.secrets_file)
+        current, _active, blind = secrets_file.load()
+        fresh = new_key_id()
+        secrets_file.save(current | {fresh: AESGCM.generate_key(bit_length=256)}, fresh, blind)
+
+    async def work(services: Services) -> int:
+        keyring = services.secrets.keyring
+        total = await reencrypt_everything(services.db, keyring)
+        event = EventDraft(
+            "keys.rotated", CLI_ACTOR, data={"active_key_id": keyring.active_key_id, "rewritten": total}
+        )
+        async with services.db.writer.begin() as conn:
+            await conn.run_sync(lambda c: append_events(c, [event], utcnow()))
+        return total
+
+    rewritten = _run(work)
+    click.echo(f"re-encrypted {rewritten} values; active data key is now the newest")
+
+
+@main.command()
+@click.argument("what", type=click.Choice(["ingest"]), default="ingest")
+@click.option("--listings", "count", type=int, default=100_000, show_default=True)
+@click.option("--batch-size", type=int, default=10_000, show_default=True)
+@click.option("--workers", type=int, default=0, help="Preparing processes; 0 = one per core.")
+@click.option("--output", type=click.Path(path_type=Path), default=None, help="Also write the JSON here.")
+@click.option(
+    "--database-url", default=None, help="PostgreSQL server to make scratch databases on (default: SQLite)."
+)
+def bench(
+    what: str, count: int, batch_size: int, workers: int, output: Path | None, database_url: str | None
+) -> None:
+    """Measure signed ingest (batch endpoint and `registry import`) on a scratch database. JSON out."""
+    from registry.bench import run_ingest_bench
+
+    result = run_ingest_bench(count=count, batch_size=batch_size, workers=workers, database_url=database_url)
+    text = json.dumps(result, indent=2)
+    if output is not None:
+        output.write_text(text)
+    click.echo(text)

@@ -1,0 +1,116 @@
+"""API clients: keys, roles, and the court a court client is bound to."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from registry.clients.models import ApiClient
+from registry.courts.models import Court
+from registry.eventlog.services import EventDraft, append_events
+from registry.ids import new_id
+from registry.problems import Problem
+from registry.timeutil import iso
+
+ROLES = ("admin", "court", "bank", "agency", "media")
+KEY_PREFIX = "rk_"
+
+
+@dataclass(frozen=True)
+class Principal:
+    client_id: str
+    role: str
+    court_code: str | None
+
+    @property
+    def actor(self) -> str:
+        return f"client:{self.client_id}"
+
+
+def hash_key(api_key: str) -> bytes:
+    # Keys are 256 bits of randomness, so a fast hash is enough: there is nothing to guess.
+    return hashlib.sha256(api_key.encode()).digest()
+
+
+def create_client(
+    conn: Connection, name: str, role: str, court_code: str | None, *, actor: str, now: datetime
+) -> tuple[str, str]:
+    """Returns (client id, API key). The key is shown once and never stored."""
+    if role not in ROLES:
+        raise Problem(422, "unknown_role", f"role must be one of {', '.join(ROLES)}")
+    if (role == "court") != (court_code is not None):
+        raise Problem(
+            422, "court_binding", "a court client is bound to exactly one court; other roles to none"
+        )
+    if (
+        court_code is not None
+        and conn.execute(select(Court.code).where(Court.code == court_code)).first() is None
+    ):
+        raise Problem(404, "court_not_found", f"court {court_code} is not registered")
+    client_id = "cl_" + new_id().lower()
+    api_key = KEY_PREFIX + secrets.token_urlsafe(32)
+    conn.execute(
+        insert(ApiClient),
+        [
+            {
+                "id": client_id,
+                "name": name,
+                "role": role,
+                "court_code": court_code,
+                "key_hash": hash_key(api_key),
+                "key_prefix": api_key[:10],
+                "created_at": now,
+                "revoked_at": None,
+            }
+        ],
+    )
+    append_events(
+        conn,
+        [
+            EventDraft(
+                "client.created", actor, court_code=court_code, data={"client_id": client_id, "role": role}
+            )
+        ],
+        now,
+    )
+    return client_id, api_key
+
+
+def revoke_client(conn: Connection, client_id: str, *, actor: str, now: datetime) -> None:
+    updated = conn.execute(
+        update(ApiClient)
+        .where(ApiClient.id == client_id, ApiClient.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    if updated.rowcount != 1:
+        raise Problem(404, "client_not_found", "no active client has this id")
+    append_events(conn, [EventDraft("client.revoked", actor, data={"client_id": client_id})], now)
+
+
+def authenticate(conn: Connection, api_key: str) -> Principal | None:
+    row = conn.execute(
+        select(ApiClient.id, ApiClient.role, ApiClient.court_code).where(
+            ApiClient.key_hash == hash_key(api_key), ApiClient.revoked_at.is_(None)
+        )
+    ).first()
+    return None if row is None else Principal(row.id, row.role, row.court_code)
+
+
+def list_clients(conn: Connection) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": c.id,
+            "name": c.name,
+            "role": c.role,
+            "court_code": c.court_code,
+            "key_prefix": c.key_prefix,
+            "created_at": iso(c.created_at),
+            "revoked_at": iso(c.revoked_at) if c.revoked_at else None,
+        }
+        for c in conn.execute(select(ApiClient).order_by(ApiClient.created_at))
+    ]

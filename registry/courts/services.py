@@ -1,0 +1,144 @@
+"""Courts and their signing keys."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import Connection, insert, select, update
+
+from registry.courts.models import Court, CourtKey
+from registry.eventlog.services import EventDraft, append_events
+from registry.identity.identifiers import (
+    IdentifierError,
+    normalise_court_code,
+    normalise_text,
+    province_of_court,
+)
+from registry.identity.signing import b64url
+from registry.problems import Problem
+from registry.timeutil import iso
+
+
+def key_id_for(public_key: bytes) -> str:
+    """A key's id is its fingerprint, so the same key can never be registered twice."""
+    return "ck_" + hashlib.sha256(public_key).hexdigest()[:16]
+
+
+def add_court(
+    conn: Connection, code: str, name: str, province_code: str | None, *, actor: str, now: datetime
+) -> str:
+    try:
+        code = normalise_court_code(code)
+    except IdentifierError as exc:
+        raise Problem(422, exc.code, exc.message) from exc
+    if conn.execute(select(Court.code).where(Court.code == code)).first() is not None:
+        raise Problem(409, "court_exists", f"court {code} is already registered")
+    province = province_code or province_of_court(code)
+    conn.execute(
+        insert(Court),
+        [{"code": code, "name": normalise_text(name), "province_code": province, "created_at": now}],
+    )
+    append_events(
+        conn, [EventDraft("court.added", actor, court_code=code, data={"name": normalise_text(name)})], now
+    )
+    return code
+
+
+def add_key(
+    conn: Connection,
+    court_code: str,
+    public_key: bytes,
+    *,
+    valid_from: datetime,
+    valid_until: datetime | None,
+    actor: str,
+    now: datetime,
+) -> str:
+    try:
+        Ed25519PublicKey.from_public_bytes(public_key)
+    except ValueError as exc:
+        raise Problem(422, "invalid_public_key", "an Ed25519 public key is 32 bytes") from exc
+    if conn.execute(select(Court.code).where(Court.code == court_code)).first() is None:
+        raise Problem(404, "court_not_found", f"court {court_code} is not registered")
+    key_id = key_id_for(public_key)
+    if conn.execute(select(CourtKey.key_id).where(CourtKey.key_id == key_id)).first() is not None:
+        raise Problem(409, "key_exists", "this public key is already registered")
+    conn.execute(
+        insert(CourtKey),
+        [
+            {
+                "key_id": key_id,
+                "court_code": court_code,
+                "public_key": public_key,
+                "valid_from": valid_from,
+                "valid_until": valid_until,
+                "revoked_at": None,
+                "revocation_reason": None,
+                "created_at": now,
+            }
+        ],
+    )
+    append_events(
+        conn,
+        [
+            EventDraft(
+                "court.key_added",
+                actor,
+                court_code=court_code,
+                data={
+                    "key_id": key_id,
+                    "public_key": public_key.hex(),
+                    "valid_from": iso(valid_from),
+                    "valid_until": iso(valid_until) if valid_until else None,
+                },
+            )
+        ],
+        now,
+    )
+    return key_id
+
+
+def revoke_key(conn: Connection, key_id: str, reason: str, *, actor: str, now: datetime) -> None:
+    row = conn.execute(select(CourtKey).where(CourtKey.key_id == key_id)).one_or_none()
+    if row is None:
+        raise Problem(404, "key_not_found", "no court key has this id")
+    if row.revoked_at is not None:
+        raise Problem(409, "key_revoked", "the key is already revoked")
+    conn.execute(
+        update(CourtKey).where(CourtKey.key_id == key_id).values(revoked_at=now, revocation_reason=reason)
+    )
+    append_events(
+        conn,
+        [
+            EventDraft(
+                "court.key_revoked",
+                actor,
+                court_code=row.court_code,
+                data={"key_id": key_id, "reason": reason},
+            )
+        ],
+        now,
+    )
+
+
+def list_courts(conn: Connection) -> list[dict[str, Any]]:
+    """Courts with their public keys: public information, so anyone can re-verify a signature."""
+    keys: dict[str, list[dict[str, Any]]] = {}
+    for key in conn.execute(select(CourtKey).order_by(CourtKey.created_at)):
+        keys.setdefault(key.court_code, []).append(
+            {
+                "key_id": key.key_id,
+                "alg": "Ed25519",
+                "public_key": b64url(bytes(key.public_key)),
+                "valid_from": iso(key.valid_from),
+                "valid_until": iso(key.valid_until) if key.valid_until else None,
+                "revoked_at": iso(key.revoked_at) if key.revoked_at else None,
+            }
+        )
+    return [
+        {"code": c.code, "name": c.name, "province_code": c.province_code, "keys": keys.get(c.code, [])}
+        for c in conn.execute(select(Court).order_by(Court.code))
+    ]

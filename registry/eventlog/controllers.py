@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get
+from litestar.params import Parameter
+
+from registry.auth import roles
+from registry.eventlog.services import head, read_events
+from registry.runtime import services_of
+
+MAX_LIMIT = 1000
+
+
+class EventController(Controller):
+    path = "/v1/events"
+    tags = ("events",)
+
+    @get("/", guards=[roles("admin")])
+    async def list_events(
+        self,
+        request: Request[Any, Any, Any],
+        after: Annotated[int, Parameter(ge=0, description="Return events with seq greater than this")] = 0,
+        limit: Annotated[int, Parameter(ge=1, le=MAX_LIMIT)] = 100,
+    ) -> dict[str, Any]:
+        """The change log in commit order. Follow it with `after` = the last `seq` you processed."""
+        services = services_of(request.app)
+        async with services.db.reader.connect() as conn:
+            events = await conn.run_sync(read_events, after, limit)
+            last_seq, _ = await conn.run_sync(head)
+        return {"events": events, "next_after": events[-1]["seq"] if events else after, "head": last_seq}

@@ -1,0 +1,135 @@
+"""The append-only event log, which is also the hash-linked audit trail.
+
+Appending locks the single `log_head` row (FOR UPDATE on PostgreSQL; SQLite writers hold
+the database lock from BEGIN IMMEDIATE) and keeps it until commit. Sequence numbers are
+therefore handed out in commit order: a reader that has read up to N can never later
+find a committed event below N. A plain sequence would not give that guarantee.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from registry.eventlog.models import Event, LogHead
+from registry.identity.canonical import canonical_json
+from registry.timeutil import iso
+
+GENESIS_HASH = bytes(32)
+HEAD_ID = 1
+
+
+@dataclass
+class EventDraft:
+    type: str
+    actor: str
+    court_code: str | None = None
+    listing_id: str | None = None
+    listing_version: int | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def event_hash(
+    prev_hash: bytes,
+    *,
+    seq: int,
+    occurred_at: datetime,
+    type: str,
+    actor: str,
+    court_code: str | None,
+    listing_id: str | None,
+    listing_version: int | None,
+    data: dict[str, Any],
+) -> bytes:
+    body = canonical_json(
+        {
+            "seq": seq,
+            "occurred_at": iso(occurred_at),
+            "type": type,
+            "actor": actor,
+            "court_code": court_code,
+            "listing_id": listing_id,
+            "listing_version": listing_version,
+            "data": data,
+        }
+    )
+    return hashlib.sha256(prev_hash + body).digest()
+
+
+def lock_head(conn: Connection) -> tuple[int, bytes]:
+    """Take the appenders' lock for the rest of the transaction; returns (last seq, last hash).
+
+    Writers that must check before they append (duplicates, re-listing rules) take it
+    first, so that no other writer can commit in between.
+    """
+    head = conn.execute(
+        select(LogHead.last_seq, LogHead.last_hash).where(LogHead.id == HEAD_ID).with_for_update()
+    ).one()
+    return int(head.last_seq), bytes(head.last_hash)
+
+
+def append_events(conn: Connection, drafts: Sequence[EventDraft], now: datetime) -> list[int]:
+    """Append in the caller's transaction; returns the sequence numbers given."""
+    if not drafts:
+        return []
+    seq, prev = lock_head(conn)
+    rows: list[dict[str, Any]] = []
+    for draft in drafts:
+        seq += 1
+        digest = event_hash(
+            prev,
+            seq=seq,
+            occurred_at=now,
+            type=draft.type,
+            actor=draft.actor,
+            court_code=draft.court_code,
+            listing_id=draft.listing_id,
+            listing_version=draft.listing_version,
+            data=draft.data,
+        )
+        rows.append(
+            {
+                "seq": seq,
+                "occurred_at": now,
+                "type": draft.type,
+                "actor": draft.actor,
+                "court_code": draft.court_code,
+                "listing_id": draft.listing_id,
+                "listing_version": draft.listing_version,
+                "data": draft.data,
+                "prev_hash": prev,
+                "hash": digest,
+            }
+        )
+        prev = digest
+    conn.execute(insert(Event), rows)
+    conn.execute(update(LogHead).where(LogHead.id == HEAD_ID).values(last_seq=seq, last_hash=prev))
+    return [row["seq"] for row in rows]
+
+
+def read_events(conn: Connection, after: int, limit: int) -> list[dict[str, Any]]:
+    result = conn.execute(select(Event).where(Event.seq > after).order_by(Event.seq).limit(limit))
+    return [
+        {
+            "seq": row.seq,
+            "occurred_at": iso(row.occurred_at),
+            "type": row.type,
+            "actor": row.actor,
+            "court_code": row.court_code,
+            "listing_id": row.listing_id,
+            "listing_version": row.listing_version,
+            "data": row.data,
+            "hash": bytes(row.hash).hex(),
+        }
+        for row in result
+    ]
+
+
+def head(conn: Connection) -> tuple[int, bytes]:
+    row = conn.execute(select(LogHead.last_seq, LogHead.last_hash).where(LogHead.id == HEAD_ID)).one()
+    return int(row.last_seq), bytes(row.last_hash)

@@ -1,0 +1,107 @@
+"""HTTP for courts (and admins): thin handlers over the ingest service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.params import FromPath
+
+from registry.auth import principal_of, roles
+from registry.listings.schemas import EvidenceRead, IngestResult, ListingRead
+from registry.listings.services import read_evidence, read_listing
+from registry.problems import PROBLEM_MEDIA_TYPE, Problem
+from registry.runtime import services_of
+
+
+def _decode(body: bytes) -> Any:
+    try:
+        return msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        raise Problem(400, "invalid_json", "the body is not valid JSON") from exc
+
+
+def _respond(result: IngestResult) -> Response[Any]:
+    if result.problem is not None:
+        return Response(result.problem, status_code=result.status, media_type=PROBLEM_MEDIA_TYPE)
+    return Response(result, status_code=result.status)
+
+
+class ListingController(Controller):
+    path = "/v1/listings"
+    tags = ("listings",)
+
+    @post("/", guards=[roles("court", "admin")], status_code=201)
+    async def create(self, request: Request[Any, Any, Any]) -> Response[Any]:
+        """Publish one signed listing: {"listing": {...}, "signature": {"key_id", "value"}}.
+
+        201 when new; 200 with the same id for an identical resubmission; 409 for a conflicting one.
+        """
+        services = services_of(request.app)
+        [result] = await services.ingest.publish([_decode(await request.body())], principal_of(request))
+        return _respond(result)
+
+    @post("/batch", guards=[roles("court", "admin")], status_code=200)
+    async def batch(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+        """Publish many signed listings; one result per envelope, in order."""
+        services = services_of(request.app)
+        body = _decode(await request.body())
+        envelopes = body.get("envelopes") if isinstance(body, dict) else None
+        if not isinstance(envelopes, list):
+            raise Problem(422, "invalid_envelope", 'expected {"envelopes": [...]}')
+        limit = services.settings.batch_max_items
+        if len(envelopes) > limit:
+            raise Problem(
+                413, "batch_too_large", f"a batch holds at most {limit} envelopes", extra={"limit": limit}
+            )
+        results = await services.ingest.publish(envelopes, principal_of(request))
+        summary = {"created": 0, "unchanged": 0, "rejected": 0}
+        for result in results:
+            summary[result.outcome] += 1
+        return {"summary": summary, "results": [msgspec.to_builtins(r) for r in results]}
+
+    @get("/{listing_id:str}", guards=[roles("court", "admin")])
+    async def read(self, request: Request[Any, Any, Any], listing_id: FromPath[str]) -> ListingRead:
+        """The listing with its full identifier, version history and removal (listing court or admin)."""
+        services = services_of(request.app)
+        principal = principal_of(request)
+        async with services.db.reader.connect() as conn:
+            return await conn.run_sync(
+                read_listing,
+                listing_id,
+                services.secrets.keyring,
+                principal.court_code if principal.role == "court" else None,
+            )
+
+    @get("/{listing_id:str}/versions/{version:int}", guards=[roles("court", "admin")])
+    async def evidence(
+        self, request: Request[Any, Any, Any], listing_id: FromPath[str], version: FromPath[int]
+    ) -> EvidenceRead:
+        """The exact bytes the court signed for this version, and its signature."""
+        services = services_of(request.app)
+        principal = principal_of(request)
+        async with services.db.reader.connect() as conn:
+            return await conn.run_sync(
+                read_evidence,
+                listing_id,
+                version,
+                services.secrets.keyring,
+                principal.court_code if principal.role == "court" else None,
+            )
+
+    @post("/{listing_id:str}/amendments", guards=[roles("court", "admin")], status_code=200)
+    async def amend(self, request: Request[Any, Any, Any], listing_id: FromPath[str]) -> Response[Any]:
+        """A signed new version of the whole listing. Court, case and debtor identity cannot change."""
+        services = services_of(request.app)
+        return _respond(
+            await services.ingest.amend(listing_id, _decode(await request.body()), principal_of(request))
+        )
+
+    @post("/{listing_id:str}/removal", guards=[roles("court", "admin")], status_code=200)
+    async def remove(self, request: Request[Any, Any, Any], listing_id: FromPath[str]) -> Response[Any]:
+        """Remove a listing from every public surface (signed by the listing court)."""
+        services = services_of(request.app)
+        return _respond(
+            await services.ingest.remove(listing_id, _decode(await request.body()), principal_of(request))
+        )

@@ -1,0 +1,101 @@
+"""Bulk import of signed envelopes from a JSON-lines file (`registry import`).
+
+Chunks of lines go to worker processes that parse, prepare and store them (see
+`ingest.py`); this process only reads the file and tallies results. At most
+`2 x workers` chunks are in flight, so memory stays flat whatever the file's size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from registry.listings.ingest import new_pool, store_lines
+from registry.listings.schemas import IngestResult
+from registry.listings.services import load_context
+from registry.runtime import Services
+from registry.timeutil import utcnow
+
+IMPORT_ACTOR = "operator:import"
+
+
+@dataclass
+class ImportReport:
+    lines: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    # (line number, problem code, pointer): never the content of the line
+    first_errors: list[tuple[int, str, str | None]] = field(default_factory=list)
+
+    def add(self, first_line: int, results: list[IngestResult]) -> None:
+        for offset, result in enumerate(results):
+            self.outcomes[result.outcome] += 1
+            if result.problem is not None and len(self.first_errors) < 20:
+                self.first_errors.append(
+                    (first_line + offset, result.problem["code"], result.problem.get("pointer"))
+                )
+        self.lines += len(results)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "lines": self.lines,
+            "created": self.outcomes["created"],
+            "unchanged": self.outcomes["unchanged"],
+            "rejected": self.outcomes["rejected"],
+            "first_errors": [{"line": n, "code": c, "pointer": p} for n, c, p in self.first_errors],
+        }
+
+
+def _chunks(handle: BinaryIO, size: int) -> Iterator[tuple[int, list[bytes]]]:
+    """(line number of the chunk's first line, its non-blank lines)."""
+    chunk: list[bytes] = []
+    first = 1
+    for number, line in enumerate(handle, start=1):
+        if not line.strip():
+            continue
+        if not chunk:
+            first = number
+        chunk.append(line)
+        if len(chunk) == size:
+            yield first, chunk
+            chunk = []
+    if chunk:
+        yield first, chunk
+
+
+async def import_file(
+    services: Services,
+    path: Path,
+    *,
+    workers: int,
+    chunk_size: int = 1000,
+    on_progress: Callable[[int], None] | None = None,
+) -> ImportReport:
+    async with services.db.reader.connect() as conn:
+        context = await conn.run_sync(load_context, services.secrets, utcnow())
+    report = ImportReport()
+    loop = asyncio.get_running_loop()
+    pool = new_pool(workers, services.db.url, context)
+    in_flight: deque[tuple[int, asyncio.Future[list[IngestResult]]]] = deque()
+
+    async def settle_oldest() -> None:
+        first_line, future = in_flight.popleft()
+        results = await future
+        report.add(first_line, results)
+        if on_progress is not None:
+            on_progress(len(results))
+
+    try:
+        with path.open("rb") as handle:
+            for first_line, chunk in _chunks(handle, chunk_size):
+                in_flight.append((first_line, loop.run_in_executor(pool, store_lines, chunk, IMPORT_ACTOR)))
+                if len(in_flight) >= 2 * workers:
+                    await settle_oldest()
+            while in_flight:
+                await settle_oldest()
+    finally:
+        pool.shutdown(cancel_futures=True)
+    return report

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from registry.db import Base
+from registry.timeutil import UtcDateTime
+
+
+class Listing(Base):
+    """The current state of one listing. Its certified versions live in `listing_versions`.
+
+    The debtor's identifier is stored three ways, each for one purpose: AES-GCM ciphertext
+    (the registry and the listing court may read it), an HMAC blind index (exact lookup
+    without decrypting), and the public mask (SPC practice: birth month and day hidden).
+    """
+
+    __tablename__ = "listings"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    court_code: Mapped[str] = mapped_column(ForeignKey("courts.code"))
+    province_code: Mapped[str | None] = mapped_column(String(2))
+    case_number: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    version: Mapped[int] = mapped_column(Integer)
+    debtor_kind: Mapped[str] = mapped_column(String(16))
+    debtor_name: Mapped[str] = mapped_column(Text)
+    debtor_id_blind: Mapped[bytes] = mapped_column(LargeBinary(32))
+    debtor_id_cipher: Mapped[bytes] = mapped_column(LargeBinary)
+    debtor_id_masked: Mapped[str] = mapped_column(String(32))
+    debtor_sex: Mapped[str | None] = mapped_column(String(1))
+    debtor_birth_date: Mapped[date | None] = mapped_column(Date)
+    legal_representative: Mapped[str | None] = mapped_column(Text)
+    grounds: Mapped[list[str]] = mapped_column(JSON)
+    term_years: Mapped[int | None] = mapped_column(Integer)
+    filed_on: Mapped[date] = mapped_column(Date)
+    listed_on: Mapped[date] = mapped_column(Date)
+    expires_on: Mapped[date | None] = mapped_column(Date)
+    # The publishable, identifier-free part of the current version (basis, obligations, ...).
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    published_seq: Mapped[int] = mapped_column(BigInteger)
+    published_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    removed_on: Mapped[date | None] = mapped_column(Date)
+    removal_reason: Mapped[str | None] = mapped_column(String(32))
+
+    __table_args__ = (
+        Index("ix_listings_debtor_id_blind", "debtor_id_blind"),
+        Index("ix_listings_status_expires_on", "status", "expires_on"),
+    )
+
+
+class ListingVersion(Base):
+    """A court-certified version: the exact signed bytes (encrypted) and the signature."""
+
+    __tablename__ = "listing_versions"
+
+    listing_id: Mapped[str] = mapped_column(ForeignKey("listings.id"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    court_code: Mapped[str] = mapped_column(String(16))
+    submission_id: Mapped[str] = mapped_column(String(128))
+    content_sha256: Mapped[bytes] = mapped_column(LargeBinary(32))
+    signed_cipher: Mapped[bytes] = mapped_column(LargeBinary)
+    signature: Mapped[bytes] = mapped_column(LargeBinary(64))
+    key_id: Mapped[str] = mapped_column(ForeignKey("court_keys.key_id"))
+    submitted_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+    __table_args__ = (UniqueConstraint("court_code", "submission_id"),)
+
+
+class Removal(Base):
+    """Why and when a listing left the public list. Signed unless the registry expired it."""
+
+    __tablename__ = "removals"
+
+    listing_id: Mapped[str] = mapped_column(ForeignKey("listings.id"), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(32))
+    effective_on: Mapped[date] = mapped_column(Date)
+    basis_document: Mapped[str | None] = mapped_column(Text)
+    content_sha256: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    signed_cipher: Mapped[bytes | None] = mapped_column(LargeBinary)
+    signature: Mapped[bytes | None] = mapped_column(LargeBinary(64))
+    key_id: Mapped[str | None] = mapped_column(ForeignKey("court_keys.key_id"))
+    removed_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -1,0 +1,143 @@
+"""The court-facing contract: what a court submits, and what a court or admin reads back."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+GROUNDS = (
+    "able_but_refuses",
+    "obstructs_enforcement",
+    "evades_enforcement",
+    "breaches_property_reporting",
+    "breaches_consumption_restriction",
+    "breaches_settlement",
+)
+REMOVAL_REASONS = (
+    "performed",
+    "settlement_performed",
+    "creditor_request",
+    "no_property_found",
+    "enforcement_suspended",
+    "not_enforced",
+    "enforcement_terminated",
+    "wrongly_listed",
+)
+TERM_EXPIRED = "term_expired"
+
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+LongText = Annotated[str, msgspec.Meta(min_length=1, max_length=5000)]
+Cents = Annotated[int, msgspec.Meta(ge=0, le=10**15)]
+
+
+class Basis(msgspec.Struct):
+    document_number: Text
+    issuer: Text
+
+
+class PersonDebtor(msgspec.Struct, tag="person", tag_field="kind"):
+    name: Text
+    id_number: Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
+
+
+class OrganizationDebtor(msgspec.Struct, tag="organization", tag_field="kind"):
+    name: Text
+    credit_code: Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
+    legal_representative: Text
+
+
+class Performance(msgspec.Struct):
+    status: str
+    performed_cents: Cents | None = None
+    unperformed_cents: Cents | None = None
+
+
+class ListingIn(msgspec.Struct):
+    """A listing as a court certifies it. Unknown extra fields are kept in the signed bytes."""
+
+    court_code: Annotated[str, msgspec.Meta(min_length=1, max_length=16)]
+    case_number: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    filed_on: date
+    basis: Basis
+    debtor: PersonDebtor | OrganizationDebtor
+    obligations: LongText
+    performance: Performance
+    grounds: Annotated[list[str], msgspec.Meta(min_length=1, max_length=6)]
+    listed_on: date
+    submission_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+    amount_cents: Cents | None = None
+    term_years: int | None = None
+    # 申请执行人: lets the registry apply the six-month bar after a creditor-requested removal.
+    creditor: Text | None = None
+
+
+class RemovalIn(msgspec.Struct):
+    listing_id: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+    reason: str
+    effective_on: date
+    basis_document: Text | None = None
+
+
+class SignatureIn(msgspec.Struct):
+    key_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    value: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+# ---- what the registry answers (court and admin audience) ----
+
+
+class IngestResult(msgspec.Struct, omit_defaults=True):
+    status: int
+    listing_id: str | None = None
+    version: int | None = None
+    outcome: Literal["created", "unchanged", "amended", "removed", "rejected"] = "rejected"
+    problem: dict[str, Any] | None = None
+
+
+class VersionSummary(msgspec.Struct):
+    version: int
+    submission_id: str
+    key_id: str
+    content_sha256: str
+    submitted_at: str
+
+
+class RemovalRead(msgspec.Struct):
+    reason: str
+    effective_on: date
+    basis_document: str | None
+    removed_at: str
+    key_id: str | None
+
+
+class ListingRead(msgspec.Struct):
+    id: str
+    status: Literal["active", "removed", "expired"]
+    version: int
+    court_code: str
+    province_code: str | None
+    case_number: str
+    debtor: dict[str, Any]
+    grounds: list[str]
+    term_years: int | None
+    filed_on: date
+    listed_on: date
+    expires_on: date | None
+    details: dict[str, Any]
+    published_at: str
+    updated_at: str
+    versions: list[VersionSummary]
+    removal: RemovalRead | None
+
+
+class EvidenceRead(msgspec.Struct):
+    """The exact bytes a court signed, for anyone holding its public key to re-verify."""
+
+    listing_id: str
+    version: int
+    key_id: str
+    signed_json: str
+    signature: str
+    content_sha256: str

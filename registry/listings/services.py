@@ -1,0 +1,596 @@
+"""Listing lifecycle: publish, amend, remove, expire, read. The database half of ingest.
+
+Functions take a SQLAlchemy `Connection` already in a transaction and are called through
+`AsyncConnection.run_sync` by the web app and directly by the CLI. Every change appends
+its events in that same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, tuple_, update
+
+from registry.courts.models import Court, CourtKey
+from registry.eventlog.services import EventDraft, append_events, lock_head
+from registry.identity.crypto import DataKeyring, Secrets
+from registry.identity.signing import b64url
+from registry.ids import new_id
+from registry.listings.models import Listing, ListingVersion, Removal
+from registry.listings.prepare import (
+    PURPOSE_DEBTOR_ID,
+    PURPOSE_SIGNED,
+    KeyInfo,
+    PrepareContext,
+    PreparedListing,
+    PreparedRemoval,
+)
+from registry.listings.schemas import (
+    TERM_EXPIRED,
+    EvidenceRead,
+    IngestResult,
+    ListingRead,
+    RemovalRead,
+    VersionSummary,
+)
+from registry.problems import Problem
+from registry.timeutil import iso
+
+CREDITOR_BAR = timedelta(days=183)  # SPC Art. 10: six months after a creditor-requested removal
+_LOOKUP_CHUNK = 500
+
+
+def load_context(
+    conn: Connection, secrets: Secrets, now: datetime, key_ids: set[str] | None = None
+) -> PrepareContext:
+    """What preparation needs; only the named keys when given (a request names few)."""
+    courts = {row.code: row.province_code for row in conn.execute(select(Court.code, Court.province_code))}
+    key_query = (
+        select(CourtKey) if key_ids is None else select(CourtKey).where(CourtKey.key_id.in_(sorted(key_ids)))
+    )
+    keys = {
+        row.key_id: KeyInfo(
+            court_code=row.court_code,
+            public_key=bytes(row.public_key),
+            valid_from=row.valid_from,
+            valid_until=row.valid_until,
+            revoked_at=row.revoked_at,
+        )
+        for row in conn.execute(key_query)
+    }
+    return PrepareContext(
+        courts=courts,
+        keys=keys,
+        data_keys=secrets.keyring.raw_keys(),
+        active_data_key_id=secrets.keyring.active_key_id,
+        blind_index_key=secrets.blind_index_key,
+        now=now,
+    )
+
+
+def _certification(key_id: str, signature: bytes, sha: bytes) -> dict[str, Any]:
+    return {"key_id": key_id, "signature": b64url(signature), "content_sha256": sha.hex()}
+
+
+def _chunks(items: Sequence[Any], size: int = _LOOKUP_CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _rejected(problem: Problem) -> IngestResult:
+    return IngestResult(status=problem.status, outcome="rejected", problem=problem.to_dict())
+
+
+def _known_submissions(
+    conn: Connection, keys: list[tuple[str, str]]
+) -> dict[tuple[str, str], tuple[str, int, bytes]]:
+    found: dict[tuple[str, str], tuple[str, int, bytes]] = {}
+    for chunk in _chunks(keys):
+        rows = conn.execute(
+            select(
+                ListingVersion.court_code,
+                ListingVersion.submission_id,
+                ListingVersion.listing_id,
+                ListingVersion.version,
+                ListingVersion.content_sha256,
+            ).where(tuple_(ListingVersion.court_code, ListingVersion.submission_id).in_(chunk))
+        )
+        for row in rows:
+            found[(row.court_code, row.submission_id)] = (
+                row.listing_id,
+                row.version,
+                bytes(row.content_sha256),
+            )
+    return found
+
+
+def _prior_listings(conn: Connection, blinds: list[bytes]) -> dict[bytes, list[Any]]:
+    found: dict[bytes, list[Any]] = {}
+    for chunk in _chunks(blinds):
+        rows = conn.execute(
+            select(
+                Listing.id,
+                Listing.debtor_id_blind,
+                Listing.case_number,
+                Listing.status,
+                Listing.removal_reason,
+                Listing.removed_on,
+                Listing.details,
+            ).where(Listing.debtor_id_blind.in_(chunk))
+        )
+        for row in rows:
+            found.setdefault(bytes(row.debtor_id_blind), []).append(row)
+    return found
+
+
+def _relisting_problem(item: PreparedListing, priors: list[Any]) -> Problem | None:
+    """SPC Art. 10: no second active listing for the same case; the creditor's six-month bar."""
+    for prior in priors:
+        if prior.status == "active" and prior.case_number == item.case_number:
+            return Problem(
+                409,
+                "already_listed",
+                "this debtor is already listed in this case",
+                extra={"listing_id": prior.id},
+            )
+        if (
+            prior.status == "removed"
+            and prior.removal_reason == "creditor_request"
+            and prior.removed_on is not None
+            and item.listed_on < prior.removed_on + CREDITOR_BAR
+            and (
+                prior.case_number == item.case_number
+                or (item.creditor is not None and (prior.details or {}).get("creditor") == item.creditor)
+            )
+        ):
+            return Problem(
+                409,
+                "relisting_barred",
+                "the creditor asked for removal less than six months ago (SPC Art. 10)",
+                extra={"listing_id": prior.id},
+            )
+    return None
+
+
+def _details_with_creditor(item: PreparedListing) -> dict[str, Any]:
+    details = dict(item.details, filed_on=item.filed_on.isoformat())
+    if item.creditor:
+        details["creditor"] = item.creditor
+    return details
+
+
+def publish_listings(
+    conn: Connection,
+    items: Sequence[PreparedListing | Problem],
+    *,
+    actor: str,
+    now: datetime,
+    client_court: str | None = None,
+) -> list[IngestResult]:
+    """Store new listings; one result per item, in order. Bad items never stop good ones.
+
+    Every check that could refuse an item runs before anything is written, so the single
+    multi-row insert at the end cannot fail for one item and take the others with it.
+    """
+    results: list[IngestResult | None] = [None] * len(items)
+    candidates: list[tuple[int, PreparedListing]] = []
+    for index, item in enumerate(items):
+        if isinstance(item, Problem):
+            results[index] = _rejected(item)
+        elif client_court is not None and item.court_code != client_court:
+            results[index] = _rejected(
+                Problem(403, "court_mismatch", "a court client may only list for its own court")
+            )
+        else:
+            candidates.append((index, item))
+
+    if candidates:
+        lock_head(conn)
+    known = _known_submissions(conn, sorted({(i.court_code, i.submission_id) for _, i in candidates}))
+    priors = _prior_listings(conn, sorted({i.debtor_id_blind for _, i in candidates}))
+    fresh: list[tuple[int, PreparedListing, str]] = []
+    for index, item in candidates:
+        key = (item.court_code, item.submission_id)
+        if key in known:
+            listing_id, version, sha = known[key]
+            if sha == item.content_sha256:
+                results[index] = IngestResult(
+                    status=200, listing_id=listing_id, version=version, outcome="unchanged"
+                )
+            else:
+                results[index] = _rejected(
+                    Problem(
+                        409,
+                        "submission_conflict",
+                        "this submission_id was already used for different content",
+                        extra={"listing_id": listing_id},
+                    )
+                )
+            continue
+        problem = _relisting_problem(item, priors.get(item.debtor_id_blind, []))
+        if problem is not None:
+            results[index] = _rejected(problem)
+            continue
+        listing_id = new_id()
+        fresh.append((index, item, listing_id))
+        known[key] = (listing_id, 1, item.content_sha256)
+        # Later items of the same batch see this one, as they would had it come earlier.
+        priors.setdefault(item.debtor_id_blind, []).append(_PendingPrior(listing_id, item.case_number))
+
+    if fresh:
+        seqs = append_events(
+            conn,
+            [
+                EventDraft(
+                    type="listing.published",
+                    actor=actor,
+                    court_code=item.court_code,
+                    listing_id=listing_id,
+                    listing_version=1,
+                    data={"submission_id": item.submission_id}
+                    | _certification(item.key_id, item.signature, item.content_sha256),
+                )
+                for _, item, listing_id in fresh
+            ],
+            now,
+        )
+        conn.execute(
+            insert(Listing),
+            [
+                _listing_row(item, listing_id, seq, now)
+                for (_, item, listing_id), seq in zip(fresh, seqs, strict=True)
+            ],
+        )
+        conn.execute(
+            insert(ListingVersion),
+            [_version_row(item, listing_id, 1, actor, now) for _, item, listing_id in fresh],
+        )
+        for index, _, listing_id in fresh:
+            results[index] = IngestResult(status=201, listing_id=listing_id, version=1, outcome="created")
+    return [result for result in results if result is not None]
+
+
+class _PendingPrior:
+    """A listing accepted earlier in the same batch, as `_relisting_problem` sees rows."""
+
+    status = "active"
+    removal_reason = None
+    removed_on = None
+    details = None
+
+    def __init__(self, listing_id: str, case_number: str) -> None:
+        self.id = listing_id
+        self.case_number = case_number
+
+
+def _listing_row(item: PreparedListing, listing_id: str, seq: int, now: datetime) -> dict[str, Any]:
+    return {
+        "id": listing_id,
+        "court_code": item.court_code,
+        "province_code": item.province_code,
+        "case_number": item.case_number,
+        "status": "active",
+        "version": 1,
+        "debtor_kind": item.debtor_kind,
+        "debtor_name": item.debtor_name,
+        "debtor_id_blind": item.debtor_id_blind,
+        "debtor_id_cipher": item.debtor_id_cipher,
+        "debtor_id_masked": item.debtor_id_masked,
+        "debtor_sex": item.debtor_sex,
+        "debtor_birth_date": item.debtor_birth_date,
+        "legal_representative": item.legal_representative,
+        "grounds": item.grounds,
+        "term_years": item.term_years,
+        "filed_on": item.filed_on,
+        "listed_on": item.listed_on,
+        "expires_on": item.expires_on,
+        "details": _details_with_creditor(item),
+        "published_seq": seq,
+        "published_at": now,
+        "updated_at": now,
+        "removed_on": None,
+        "removal_reason": None,
+    }
+
+
+def _version_row(
+    item: PreparedListing, listing_id: str, version: int, actor: str, now: datetime
+) -> dict[str, Any]:
+    return {
+        "listing_id": listing_id,
+        "version": version,
+        "court_code": item.court_code,
+        "submission_id": item.submission_id,
+        "content_sha256": item.content_sha256,
+        "signed_cipher": item.signed_cipher,
+        "signature": item.signature,
+        "key_id": item.key_id,
+        "submitted_by": actor,
+        "created_at": now,
+    }
+
+
+def _load_for_change(conn: Connection, listing_id: str, client_court: str | None) -> Any:
+    lock_head(conn)
+    row = conn.execute(select(Listing).where(Listing.id == listing_id).with_for_update()).one_or_none()
+    if row is None:
+        raise Problem(404, "listing_not_found", "no listing has this id")
+    if client_court is not None and row.court_code != client_court:
+        raise Problem(403, "not_your_listing", "only the listing court may change this listing")
+    return row
+
+
+def listing_court(conn: Connection, listing_id: str, client_court: str | None) -> str:
+    row = _load_for_change(conn, listing_id, client_court)
+    return str(row.court_code)
+
+
+def amend_listing(
+    conn: Connection,
+    listing_id: str,
+    item: PreparedListing,
+    *,
+    actor: str,
+    now: datetime,
+    client_court: str | None,
+) -> IngestResult:
+    current = _load_for_change(conn, listing_id, client_court)
+    known = _known_submissions(conn, [(item.court_code, item.submission_id)])
+    if (item.court_code, item.submission_id) in known:
+        known_id, version, sha = known[(item.court_code, item.submission_id)]
+        if known_id == listing_id and sha == item.content_sha256:
+            return IngestResult(status=200, listing_id=listing_id, version=version, outcome="unchanged")
+        raise Problem(409, "submission_conflict", "this submission_id was already used for different content")
+    if current.status != "active":
+        raise Problem(409, "listing_not_active", f"the listing is {current.status}; it cannot be amended")
+    for field, old, new in (
+        ("court_code", current.court_code, item.court_code),
+        ("case_number", current.case_number, item.case_number),
+        ("debtor/kind", current.debtor_kind, item.debtor_kind),
+        ("debtor identifier", bytes(current.debtor_id_blind), item.debtor_id_blind),
+    ):
+        if old != new:
+            raise Problem(
+                422,
+                "immutable_field",
+                f"{field} cannot be amended: remove the listing as wrongly_listed and list again",
+            )
+    version = current.version + 1
+    append_events(
+        conn,
+        [
+            EventDraft(
+                type="listing.amended",
+                actor=actor,
+                court_code=item.court_code,
+                listing_id=listing_id,
+                listing_version=version,
+                data={"submission_id": item.submission_id}
+                | _certification(item.key_id, item.signature, item.content_sha256),
+            )
+        ],
+        now,
+    )
+    row = _listing_row(item, listing_id, current.published_seq, now)
+    for unchanged in (
+        "id",
+        "status",
+        "published_seq",
+        "published_at",
+        "debtor_id_cipher",
+        "removed_on",
+        "removal_reason",
+    ):
+        row.pop(unchanged)
+    conn.execute(update(Listing).where(Listing.id == listing_id).values(row | {"version": version}))
+    conn.execute(insert(ListingVersion), [_version_row(item, listing_id, version, actor, now)])
+    return IngestResult(status=200, listing_id=listing_id, version=version, outcome="amended")
+
+
+def remove_listing(
+    conn: Connection,
+    listing_id: str,
+    removal: PreparedRemoval,
+    *,
+    actor: str,
+    now: datetime,
+    client_court: str | None,
+) -> IngestResult:
+    current = _load_for_change(conn, listing_id, client_court)
+    if removal.listing_id != listing_id:
+        raise Problem(
+            422,
+            "listing_id_mismatch",
+            "removal.listing_id differs from the listing in the path",
+            pointer="/removal/listing_id",
+        )
+    if current.status != "active":
+        existing = conn.execute(
+            select(Removal.content_sha256).where(Removal.listing_id == listing_id)
+        ).scalar()
+        if existing is not None and bytes(existing) == removal.content_sha256:
+            return IngestResult(
+                status=200, listing_id=listing_id, version=current.version, outcome="unchanged"
+            )
+        raise Problem(409, "listing_not_active", f"the listing is already {current.status}")
+    if removal.effective_on < current.listed_on:
+        raise Problem(
+            422,
+            "date_out_of_range",
+            "a listing cannot be removed before it was listed",
+            pointer="/removal/effective_on",
+        )
+    append_events(
+        conn,
+        [
+            EventDraft(
+                type="listing.removed",
+                actor=actor,
+                court_code=current.court_code,
+                listing_id=listing_id,
+                listing_version=current.version,
+                data={"reason": removal.reason, "effective_on": removal.effective_on.isoformat()}
+                | _certification(removal.key_id, removal.signature, removal.content_sha256),
+            )
+        ],
+        now,
+    )
+    conn.execute(
+        update(Listing)
+        .where(Listing.id == listing_id)
+        .values(
+            status="removed", removed_on=removal.effective_on, removal_reason=removal.reason, updated_at=now
+        )
+    )
+    conn.execute(
+        insert(Removal),
+        [
+            {
+                "listing_id": listing_id,
+                "reason": removal.reason,
+                "effective_on": removal.effective_on,
+                "basis_document": removal.basis_document,
+                "content_sha256": removal.content_sha256,
+                "signed_cipher": removal.signed_cipher,
+                "signature": removal.signature,
+                "key_id": removal.key_id,
+                "removed_by": actor,
+                "created_at": now,
+            }
+        ],
+    )
+    return IngestResult(status=200, listing_id=listing_id, version=current.version, outcome="removed")
+
+
+def expire_due(conn: Connection, *, today: date, now: datetime, limit: int = 1000) -> int:
+    """Remove fixed-term listings whose term has ended (SPC Art. 10: the registry's own act)."""
+    due = conn.execute(
+        select(Listing.id, Listing.court_code, Listing.version, Listing.expires_on)
+        .where(Listing.status == "active", Listing.expires_on <= today)
+        .order_by(Listing.expires_on, Listing.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    if not due:
+        return 0
+    append_events(
+        conn,
+        [
+            EventDraft(
+                type="listing.expired",
+                actor="registry",
+                court_code=row.court_code,
+                listing_id=row.id,
+                listing_version=row.version,
+                data={"reason": TERM_EXPIRED, "effective_on": row.expires_on.isoformat()},
+            )
+            for row in due
+        ],
+        now,
+    )
+    ids = [row.id for row in due]
+    for chunk in _chunks(ids):
+        conn.execute(
+            update(Listing)
+            .where(Listing.id.in_(chunk), Listing.status == "active")
+            .values(
+                status="expired", removal_reason=TERM_EXPIRED, removed_on=Listing.expires_on, updated_at=now
+            )
+        )
+    conn.execute(
+        insert(Removal),
+        [
+            {
+                "listing_id": row.id,
+                "reason": TERM_EXPIRED,
+                "effective_on": row.expires_on,
+                "basis_document": None,
+                "content_sha256": None,
+                "signed_cipher": None,
+                "signature": None,
+                "key_id": None,
+                "removed_by": "registry",
+                "created_at": now,
+            }
+            for row in due
+        ],
+    )
+    return len(due)
+
+
+def read_listing(
+    conn: Connection, listing_id: str, keyring: DataKeyring, viewer_court: str | None
+) -> ListingRead:
+    row = conn.execute(select(Listing).where(Listing.id == listing_id)).one_or_none()
+    if row is None or (viewer_court is not None and row.court_code != viewer_court):
+        # A court does not learn whether another court's listing exists.
+        raise Problem(404, "listing_not_found", "no listing has this id")
+    identifier = keyring.decrypt(bytes(row.debtor_id_cipher), PURPOSE_DEBTOR_ID).decode()
+    debtor: dict[str, Any] = {"kind": row.debtor_kind, "name": row.debtor_name}
+    if row.debtor_kind == "person":
+        debtor |= {"id_number": identifier, "sex": row.debtor_sex, "birth_date": row.debtor_birth_date}
+    else:
+        debtor |= {"credit_code": identifier, "legal_representative": row.legal_representative}
+    versions = conn.execute(
+        select(ListingVersion).where(ListingVersion.listing_id == listing_id).order_by(ListingVersion.version)
+    )
+    removal = conn.execute(select(Removal).where(Removal.listing_id == listing_id)).one_or_none()
+    return ListingRead(
+        id=row.id,
+        status=row.status,
+        version=row.version,
+        court_code=row.court_code,
+        province_code=row.province_code,
+        case_number=row.case_number,
+        debtor=debtor,
+        grounds=list(row.grounds),
+        term_years=row.term_years,
+        filed_on=row.filed_on,
+        listed_on=row.listed_on,
+        expires_on=row.expires_on,
+        details=dict(row.details),
+        published_at=iso(row.published_at),
+        updated_at=iso(row.updated_at),
+        versions=[
+            VersionSummary(
+                version=v.version,
+                submission_id=v.submission_id,
+                key_id=v.key_id,
+                content_sha256=bytes(v.content_sha256).hex(),
+                submitted_at=iso(v.created_at),
+            )
+            for v in versions
+        ],
+        removal=None
+        if removal is None
+        else RemovalRead(
+            reason=removal.reason,
+            effective_on=removal.effective_on,
+            basis_document=removal.basis_document,
+            removed_at=iso(removal.created_at),
+            key_id=removal.key_id,
+        ),
+    )
+
+
+def read_evidence(
+    conn: Connection, listing_id: str, version: int, keyring: DataKeyring, viewer_court: str | None
+) -> EvidenceRead:
+    row = conn.execute(
+        select(ListingVersion).where(
+            ListingVersion.listing_id == listing_id, ListingVersion.version == version
+        )
+    ).one_or_none()
+    if row is None or (viewer_court is not None and row.court_code != viewer_court):
+        raise Problem(404, "version_not_found", "no such listing version")
+    signed = keyring.decrypt(bytes(row.signed_cipher), PURPOSE_SIGNED)
+    return EvidenceRead(
+        listing_id=listing_id,
+        version=version,
+        key_id=row.key_id,
+        signed_json=signed.decode(),
+        signature=b64url(bytes(row.signature)),
+        content_sha256=bytes(row.content_sha256).hex(),
+    )

@@ -1,0 +1,19 @@
+"""Every table, imported in one place for Alembic's autogenerate."""
+
+from registry.clients.models import ApiClient
+from registry.courts.models import Court, CourtKey
+from registry.db import Base
+from registry.eventlog.models import Event, LogHead
+from registry.listings.models import Listing, ListingVersion, Removal
+
+__all__ = [
+    "ApiClient",
+    "Base",
+    "Court",
+    "CourtKey",
+    "Event",
+    "Listing",
+    "ListingVersion",
+    "LogHead",
+    "Removal",
+]

@@ -1,0 +1,40 @@
+"""The long-lived objects one process holds: engines, secrets, the ingest pool, the scheduler."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from litestar import Litestar
+
+from registry.db import Database
+from registry.identity.crypto import Secrets, SecretsSource
+from registry.listings.ingest import IngestService, worker_count
+from registry.settings import Settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    secrets_source: SecretsSource
+    ingest: IngestService
+
+    @classmethod
+    def create(cls, settings: Settings) -> Services:
+        db = Database(settings.database_url)
+        source = SecretsSource(settings)
+        return cls(settings, db, source, IngestService(db, source, worker_count(settings.ingest_workers)))
+
+    @property
+    def secrets(self) -> Secrets:
+        return self.secrets_source.current()
+
+    async def close(self) -> None:
+        self.ingest.close()
+        await self.db.dispose()
+
+
+def services_of(app: Litestar | Any) -> Services:
+    services: Services = app.state.services
+    return services

@@ -1,0 +1,45 @@
+"""Background jobs (APScheduler 3): inside `registry serve` by default, or in `registry worker`."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from registry.listings.prepare import CHINA_TIME
+from registry.listings.services import expire_due
+from registry.runtime import Services
+from registry.timeutil import utcnow
+
+logger = logging.getLogger("registry.scheduler")
+
+
+async def expire_fixed_terms(services: Services) -> int:
+    """Remove every listing whose fixed term has ended; returns how many."""
+    total = 0
+    while True:
+        now = utcnow()
+        async with services.db.writer.begin() as conn:
+            expired = await conn.run_sync(expire_due, today=now.astimezone(CHINA_TIME).date(), now=now)
+        total += expired
+        if expired == 0:
+            break
+    if total:
+        logger.info("expired %d fixed-term listings", total)
+    return total
+
+
+def build_scheduler(services: Services) -> AsyncIOScheduler:
+    scheduler = AsyncIOScheduler(timezone="UTC")
+    scheduler.add_job(
+        expire_fixed_terms,
+        "interval",
+        seconds=services.settings.expiry_interval_seconds,
+        args=[services],
+        id="expire_fixed_terms",
+        coalesce=True,
+        max_instances=1,
+        next_run_time=utcnow() + timedelta(seconds=5),
+    )
+    return scheduler
