@@ -889,6 +889,30 @@ def test_a_large_batch_goes_through_the_worker_pool_and_every_listing_is_readabl
     assert listing_count(registry) == 300
 
 
+def test_a_batch_larger_than_one_chunk_keeps_its_order_for_duplicates(
+    registry: Registry, court: CourtHandle, admin: httpx.Client
+) -> None:
+    """501 envelopes: the 501st repeats the 1st, so it is the one answered "unchanged"."""
+    with registry.http(court.api_key) as http:
+        # Two chunks of rejects: every worker of the pool is up before the real batch comes.
+        warm_up = http.post("/v1/listings/batch", json={"envelopes": [{}] * 501})
+    assert warm_up.status_code == 200, warm_up.text
+    assert warm_up.json()["summary"] == {"created": 0, "unchanged": 0, "rejected": 501}
+    bodies = [registry.listing(court) for _ in range(500)]
+    envelopes = [registry.envelope(court, body) for body in bodies]
+    envelopes.append(copy.deepcopy(envelopes[0]))
+    before = head(admin)
+    with registry.http(court.api_key) as http:
+        response = http.post("/v1/listings/batch", json={"envelopes": envelopes})
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["summary"] == {"created": 500, "unchanged": 1, "rejected": 0}
+    first, last = answer["results"][0], answer["results"][500]
+    assert (first["status"], first["outcome"]) == (201, "created")
+    assert last == {"status": 200, "listing_id": first["listing_id"], "version": 1, "outcome": "unchanged"}
+    assert head(admin) == before + 500
+
+
 # ---- 6. robustness and logs ----
 
 
@@ -983,7 +1007,10 @@ def test_bad_requests_leave_the_server_serving_and_no_id_number_in_the_logs(
 
 def lock_waiters(registry: Registry) -> int:
     with registry.engine.connect() as probe:
-        query = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        query = (
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
         return int(probe.execute(sa.text(query)).scalar_one())
 
 

@@ -30,13 +30,11 @@ class ImportReport:
     # (line number, problem code, pointer): never the content of the line
     first_errors: list[tuple[int, str, str | None]] = field(default_factory=list)
 
-    def add(self, first_line: int, results: list[IngestResult]) -> None:
-        for offset, result in enumerate(results):
+    def add(self, line_numbers: list[int], results: list[IngestResult]) -> None:
+        for number, result in zip(line_numbers, results, strict=True):
             self.outcomes[result.outcome] += 1
             if result.problem is not None and len(self.first_errors) < 20:
-                self.first_errors.append(
-                    (first_line + offset, result.problem["code"], result.problem.get("pointer"))
-                )
+                self.first_errors.append((number, result.problem["code"], result.problem.get("pointer")))
         self.lines += len(results)
 
     def as_dict(self) -> dict[str, Any]:
@@ -49,21 +47,20 @@ class ImportReport:
         }
 
 
-def _chunks(handle: BinaryIO, size: int) -> Iterator[tuple[int, list[bytes]]]:
-    """(line number of the chunk's first line, its non-blank lines)."""
+def _chunks(handle: BinaryIO, size: int) -> Iterator[tuple[list[int], list[bytes]]]:
+    """Chunks of non-blank lines, with each line's number in the file (for error reports)."""
+    numbers: list[int] = []
     chunk: list[bytes] = []
-    first = 1
     for number, line in enumerate(handle, start=1):
         if not line.strip():
             continue
-        if not chunk:
-            first = number
+        numbers.append(number)
         chunk.append(line)
         if len(chunk) == size:
-            yield first, chunk
-            chunk = []
+            yield numbers, chunk
+            numbers, chunk = [], []
     if chunk:
-        yield first, chunk
+        yield numbers, chunk
 
 
 async def import_file(
@@ -79,19 +76,19 @@ async def import_file(
     report = ImportReport()
     loop = asyncio.get_running_loop()
     pool = new_pool(workers, services.db.url, context)
-    in_flight: deque[tuple[int, asyncio.Future[list[IngestResult]]]] = deque()
+    in_flight: deque[tuple[list[int], asyncio.Future[list[IngestResult]]]] = deque()
 
     async def settle_oldest() -> None:
-        first_line, future = in_flight.popleft()
+        line_numbers, future = in_flight.popleft()
         results = await future
-        report.add(first_line, results)
+        report.add(line_numbers, results)
         if on_progress is not None:
             on_progress(len(results))
 
     try:
         with path.open("rb") as handle:
-            for first_line, chunk in _chunks(handle, chunk_size):
-                in_flight.append((first_line, loop.run_in_executor(pool, store_lines, chunk, IMPORT_ACTOR)))
+            for line_numbers, chunk in _chunks(handle, chunk_size):
+                in_flight.append((line_numbers, loop.run_in_executor(pool, store_lines, chunk, IMPORT_ACTOR)))
                 if len(in_flight) >= 2 * workers:
                     await settle_oldest()
             while in_flight:
