@@ -859,6 +859,34 @@ def test_a_batch_that_is_not_json_is_400(registry: Registry, court: CourtHandle,
     assert head(admin) == before
 
 
+def test_a_batch_larger_than_one_chunk_keeps_its_order_for_duplicates(
+    registry: Registry, court: CourtHandle, admin: httpx.Client
+) -> None:
+    """501 envelopes: the 501st repeats the 1st, so it is the one answered "unchanged".
+
+    The batch spans two worker chunks; the order shows when both workers of the pool are up,
+    which is why this runs before any other batch of this module uses the pool.
+    """
+    with registry.http(court.api_key) as http:
+        # Two chunks of rejects: a new pool starts both its workers here, before the real batch.
+        warm_up = http.post("/v1/listings/batch", json={"envelopes": [{}] * 501})
+    assert warm_up.status_code == 200, warm_up.text
+    assert warm_up.json()["summary"] == {"created": 0, "unchanged": 0, "rejected": 501}
+    bodies = [registry.listing(court) for _ in range(500)]
+    envelopes = [registry.envelope(court, body) for body in bodies]
+    envelopes.append(copy.deepcopy(envelopes[0]))
+    before = head(admin)
+    with registry.http(court.api_key) as http:
+        response = http.post("/v1/listings/batch", json={"envelopes": envelopes})
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["summary"] == {"created": 500, "unchanged": 1, "rejected": 0}
+    first, last = answer["results"][0], answer["results"][500]
+    assert (first["status"], first["outcome"]) == (201, "created")
+    assert last == {"status": 200, "listing_id": first["listing_id"], "version": 1, "outcome": "unchanged"}
+    assert head(admin) == before + 500
+
+
 def test_a_large_batch_goes_through_the_worker_pool_and_every_listing_is_readable(
     registry: Registry, court: CourtHandle, admin: httpx.Client
 ) -> None:
@@ -887,30 +915,6 @@ def test_a_large_batch_goes_through_the_worker_pool_and_every_listing_is_readabl
             assert identifier in (listing["debtor"].get("id_number"), listing["debtor"].get("credit_code"))
     assert head(admin) == before + 300
     assert listing_count(registry) == 300
-
-
-def test_a_batch_larger_than_one_chunk_keeps_its_order_for_duplicates(
-    registry: Registry, court: CourtHandle, admin: httpx.Client
-) -> None:
-    """501 envelopes: the 501st repeats the 1st, so it is the one answered "unchanged"."""
-    with registry.http(court.api_key) as http:
-        # Two chunks of rejects: every worker of the pool is up before the real batch comes.
-        warm_up = http.post("/v1/listings/batch", json={"envelopes": [{}] * 501})
-    assert warm_up.status_code == 200, warm_up.text
-    assert warm_up.json()["summary"] == {"created": 0, "unchanged": 0, "rejected": 501}
-    bodies = [registry.listing(court) for _ in range(500)]
-    envelopes = [registry.envelope(court, body) for body in bodies]
-    envelopes.append(copy.deepcopy(envelopes[0]))
-    before = head(admin)
-    with registry.http(court.api_key) as http:
-        response = http.post("/v1/listings/batch", json={"envelopes": envelopes})
-    assert response.status_code == 200, response.text
-    answer = response.json()
-    assert answer["summary"] == {"created": 500, "unchanged": 1, "rejected": 0}
-    first, last = answer["results"][0], answer["results"][500]
-    assert (first["status"], first["outcome"]) == (201, "created")
-    assert last == {"status": 200, "listing_id": first["listing_id"], "version": 1, "outcome": "unchanged"}
-    assert head(admin) == before + 500
 
 
 # ---- 6. robustness and logs ----

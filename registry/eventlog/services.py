@@ -12,10 +12,11 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, Table, select, update
 
+from registry.bulk import bulk_insert
 from registry.eventlog.models import Event, LogHead
 from registry.identity.canonical import canonical_json
 from registry.timeutil import iso
@@ -107,7 +108,7 @@ def append_events(conn: Connection, drafts: Sequence[EventDraft], now: datetime)
             }
         )
         prev = digest
-    conn.execute(insert(Event), rows)
+    bulk_insert(conn, cast(Table, Event.__table__), rows)
     conn.execute(update(LogHead).where(LogHead.id == HEAD_ID).values(last_seq=seq, last_hash=prev))
     return [row["seq"] for row in rows]
 

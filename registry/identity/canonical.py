@@ -3,18 +3,17 @@
 `rfc8785` is the reference implementation we rely on; it costs about 95 µs per listing
 here, half of an Ed25519 verification, on the ingest hot path. For the values listings
 actually hold (strings, safe integers, booleans, null, arrays, objects whose keys are in
-the Basic Multilingual Plane) the standard library's sorted, compact, non-ASCII-escaping
-`json.dumps` produces the same bytes in about 20 µs: JCS escapes exactly the characters
-`json` escapes, and UTF-16 key order equals code-point order below U+10000. Anything
-else (floats, astral-plane keys, lone surrogates) goes to `rfc8785`. A property test
-holds the two to the same output.
+the Basic Multilingual Plane) msgspec's key-sorted encoding produces the same bytes in
+about 3 µs: it escapes exactly the characters JCS escapes, the same way, and UTF-16 key
+order equals code-point order below U+10000. Anything else (floats, astral-plane keys,
+lone surrogates) goes to `rfc8785`. A property test holds the two to the same output.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+import msgspec
 import rfc8785
 
 _MAX_SAFE_INTEGER = 2**53 - 1
@@ -50,8 +49,8 @@ def _plain(value: Any) -> bool:
 def canonical_json(value: Any) -> bytes:
     if _plain(value):
         try:
-            return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-        except UnicodeEncodeError:
+            return msgspec.json.encode(value, order="sorted")
+        except (msgspec.EncodeError, UnicodeEncodeError):
             pass  # a lone surrogate: let the reference implementation decide
     try:
         return rfc8785.dumps(value)

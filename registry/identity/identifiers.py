@@ -11,6 +11,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
+from typing import Any
 
 from stdnum import exceptions as stdnum_exceptions
 from stdnum import numdb
@@ -146,6 +147,31 @@ def _division_periods(code: str) -> tuple[tuple[int | None, int | None], ...]:
         start, end = county[1:].split("]", 1)[0].split("-")
         periods.append((int(start) if start else None, int(end) if end else None))
     return tuple(periods)
+
+
+def warm_division_cache() -> int:
+    """Look up every county code once, so that later checks never miss the cache.
+
+    Worker processes call this at start: a cold lookup costs ~150 µs, and real ingest
+    touches thousands of distinct counties. Returns how many codes were cached.
+    """
+    codes: list[str] = []
+
+    def walk(prefix: str, entries: list[Any]) -> None:
+        for length, low, high, _props, children in entries:
+            if len(prefix) + length > 6 or not (low.isdigit() and high.isdigit()):
+                continue
+            for value in range(int(low), int(high) + 1):
+                code = prefix + f"{value:0{length}d}"
+                if len(code) == 6:
+                    codes.append(code)
+                else:
+                    walk(code, children)
+
+    walk("", numdb.get("cn/loc").prefixes)
+    for code in codes:
+        _division_periods(code)
+    return len(codes)
 
 
 def _known_division(code: str, year: int) -> bool:

@@ -1,7 +1,7 @@
 """Bulk import of signed envelopes from a JSON-lines file (`registry import`).
 
-Chunks of lines go to worker processes that parse, prepare and store them (see
-`ingest.py`); this process only reads the file and tallies results. At most
+Chunks of lines go to worker processes that parse, prepare and store them, writing in
+file order (see `ingest.py`); this process only reads the file and tallies results. At most
 `2 x workers` chunks are in flight, so memory stays flat whatever the file's size.
 """
 
@@ -87,12 +87,16 @@ async def import_file(
 
     try:
         with path.open("rb") as handle:
-            for line_numbers, chunk in _chunks(handle, chunk_size):
-                in_flight.append((line_numbers, loop.run_in_executor(pool, store_lines, chunk, IMPORT_ACTOR)))
+            for ticket, (line_numbers, chunk) in enumerate(_chunks(handle, chunk_size)):
+                future = loop.run_in_executor(pool, store_lines, ticket, chunk, IMPORT_ACTOR)
+                in_flight.append((line_numbers, future))
                 if len(in_flight) >= 2 * workers:
                     await settle_oldest()
             while in_flight:
                 await settle_oldest()
-    finally:
-        pool.shutdown(cancel_futures=True)
+    except BaseException:
+        # Interrupted: drop what has not started; what has, finishes on its own.
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     return report

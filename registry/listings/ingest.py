@@ -3,10 +3,13 @@
 Preparing a listing (canonical JSON, identifier checks, Ed25519 verification, encryption)
 costs ~250 µs of CPU, most of it holding the GIL, and storing it ~100 µs more. Each worker
 process does both for its chunk, over its own connection: shipping prepared rows back to
-one writer cost more in pickling than the write itself (measured ~140 µs an item). Writers
-serialise on the event-log head lock, which `publish_listings` takes before its checks,
-so a chunk's duplicate and re-listing checks always see every chunk committed before it;
-while one worker writes, the other prepares.
+one writer cost more in pickling than the write itself (measured ~140 µs an item).
+
+Chunks are prepared in parallel but written strictly in the order they were submitted
+(each carries a ticket; a worker waits for its turn to write). So a batch or an import
+file behaves as if its items were stored one after another: a duplicate later in the
+batch is the one refused, whichever worker got to it first. While one worker writes, the
+others prepare.
 
 Small requests (a single listing, an amendment, a removal) are handled inline.
 """
@@ -14,12 +17,13 @@ Small requests (a single listing, an amendment, a removal) are handled inline.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import multiprocessing
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine
@@ -27,6 +31,7 @@ from sqlalchemy import Engine
 from registry.clients.services import Principal
 from registry.db import Database, create_sync_engine
 from registry.identity.crypto import SecretsSource
+from registry.identity.identifiers import warm_division_cache
 from registry.listings import services
 from registry.listings.prepare import PrepareContext, PreparedListing, Preparer
 from registry.listings.schemas import IngestResult
@@ -36,18 +41,43 @@ from registry.timeutil import utcnow
 # Below this many items a batch is handled inline: a pool round-trip costs more.
 INLINE_LIMIT = 64
 CHUNK_SIZE = 500
+TURN_TIMEOUT_SECONDS = 600
+
+
+class WriteTurns:
+    """Tickets shared by the pool's processes: chunk N is written after chunk N-1."""
+
+    def __init__(self, mp_context: Any) -> None:
+        self._next = mp_context.Value("q", 0, lock=False)
+        self._changed = mp_context.Condition()
+
+    @contextmanager
+    def turn(self, ticket: int) -> Iterator[None]:
+        with self._changed:
+            # A turn that never comes means an earlier chunk was lost: fail, do not hang.
+            if not self._changed.wait_for(lambda: self._next.value >= ticket, timeout=TURN_TIMEOUT_SECONDS):
+                raise TimeoutError(f"ingest chunk {ticket} waited too long for its turn to write")
+        try:
+            yield
+        finally:
+            # Pass the turn on even if this chunk failed, or every later chunk would wait forever.
+            with self._changed:
+                self._next.value = max(self._next.value, ticket + 1)
+                self._changed.notify_all()
+
 
 _worker_engine: Engine | None = None
 _worker_context: PrepareContext | None = None
-_write_lock: AbstractContextManager[Any] = nullcontext()
+_worker_turns: WriteTurns | None = None
 
 
-def _init_worker(database_url: str, context: PrepareContext | None, write_lock: Any) -> None:
-    # One engine, one write lock and (for imports) one context per worker, set once at start.
-    global _worker_engine, _worker_context, _write_lock  # noqa: PLW0603
+def _init_worker(database_url: str, context: PrepareContext | None, turns: WriteTurns) -> None:
+    # One engine, the shared turns and (for imports) one context per worker, set once at start.
+    global _worker_engine, _worker_context, _worker_turns  # noqa: PLW0603
     _worker_engine = create_sync_engine(database_url)
     _worker_context = context
-    _write_lock = write_lock
+    _worker_turns = turns
+    warm_division_cache()
 
 
 def prepare_envelopes(context: PrepareContext, envelopes: Sequence[Any]) -> list[PreparedListing | Problem]:
@@ -62,25 +92,33 @@ def prepare_envelopes(context: PrepareContext, envelopes: Sequence[Any]) -> list
 
 
 def store_envelopes(
-    context: PrepareContext | None, envelopes: Sequence[Any], actor: str, client_court: str | None
+    ticket: int,
+    context: PrepareContext | None,
+    envelopes: Sequence[Any],
+    actor: str,
+    client_court: str | None,
 ) -> list[IngestResult]:
-    """Worker side: prepare a chunk and publish it in one transaction."""
-    if _worker_engine is None:
+    """Worker side: prepare a chunk, then, on its turn, publish it in one transaction."""
+    if _worker_engine is None or _worker_turns is None:
         raise RuntimeError("ingest worker started without a database")
-    ctx = context or _worker_context
-    if ctx is None:
-        raise RuntimeError("ingest worker has no prepare context")
-    prepared = prepare_envelopes(ctx, envelopes)
-    # Workers take turns to write. On SQLite this replaces the busy handler, which sleeps
-    # up to 100 ms between retries and left the cores idle half the time (measured).
-    with _write_lock, _worker_engine.begin() as conn:
+    try:
+        ctx = context or _worker_context
+        if ctx is None:
+            raise RuntimeError("ingest worker has no prepare context")
+        prepared = prepare_envelopes(ctx, envelopes)
+    except BaseException:
+        with _worker_turns.turn(ticket):
+            raise
+    # Turns also keep SQLite's busy handler out of the way: it sleeps up to 100 ms per
+    # retry, and left the cores idle half the time when workers contended (measured).
+    with _worker_turns.turn(ticket), _worker_engine.begin() as conn:
         return services.publish_listings(conn, prepared, actor=actor, now=utcnow(), client_court=client_court)
 
 
 _MALFORMED = object()
 
 
-def store_lines(lines: Sequence[bytes], actor: str) -> list[IngestResult]:
+def store_lines(ticket: int, lines: Sequence[bytes], actor: str) -> list[IngestResult]:
     """For `registry import`: JSON parsing happens in the worker as well."""
     envelopes: list[Any] = []
     for line in lines:
@@ -88,10 +126,12 @@ def store_lines(lines: Sequence[bytes], actor: str) -> list[IngestResult]:
             envelopes.append(json.loads(line))
         except ValueError:
             envelopes.append(_MALFORMED)
-    stored = iter(store_envelopes(None, [e for e in envelopes if e is not _MALFORMED], actor, None))
+    stored = iter(store_envelopes(ticket, None, [e for e in envelopes if e is not _MALFORMED], actor, None))
     malformed = Problem(400, "invalid_json", "the line is not valid JSON")
     return [
-        IngestResult(status=400, problem=malformed.to_dict()) if e is _MALFORMED else next(stored)
+        IngestResult(status=400, outcome="rejected", problem=malformed.to_dict())
+        if e is _MALFORMED
+        else next(stored)
         for e in envelopes
     ]
 
@@ -107,7 +147,7 @@ def new_pool(workers: int, database_url: str, context: PrepareContext | None = N
         max_workers=workers,
         mp_context=mp_context,
         initializer=_init_worker,
-        initargs=(database_url, context, mp_context.Lock()),
+        initargs=(database_url, context, WriteTurns(mp_context)),
     )
 
 
@@ -132,10 +172,12 @@ class IngestService:
         self.secrets = secrets
         self.workers = workers
         self._pool: ProcessPoolExecutor | None = None
+        self._tickets = itertools.count()
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown(cancel_futures=True)
+            # Accepted chunks are finished, not cancelled: later turns depend on them.
+            self._pool.shutdown(wait=True)
             self._pool = None
 
     async def context(self, key_ids: set[str] | None = None) -> PrepareContext:
@@ -158,15 +200,25 @@ class IngestService:
                 )
         if self._pool is None:
             self._pool = new_pool(self.workers, self.db.url)
+            self._tickets = itertools.count()
         loop = asyncio.get_running_loop()
+        # Tickets are taken in submission order, which is the order the pool starts tasks.
         futures = [
             loop.run_in_executor(
-                self._pool, store_envelopes, context, envelopes[i : i + CHUNK_SIZE], actor, court
+                self._pool,
+                store_envelopes,
+                next(self._tickets),
+                context,
+                envelopes[i : i + CHUNK_SIZE],
+                actor,
+                court,
             )
             for i in range(0, len(envelopes), CHUNK_SIZE)
         ]
+        # Shielded: a cancelled request must not cancel a queued chunk, whose turn later
+        # chunks (of any request) wait for.
         results: list[IngestResult] = []
-        for chunk in await asyncio.gather(*futures):
+        for chunk in await asyncio.shield(asyncio.gather(*futures)):
             results.extend(chunk)
         return results
 

@@ -51,6 +51,7 @@ ADULT_AGE = 18
 EARLIEST_DATE = date(1990, 1, 1)
 CHINA_TIME = ZoneInfo("Asia/Shanghai")
 T = TypeVar("T")
+_JSON_PATH_STEP = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
 _CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
@@ -327,11 +328,11 @@ def _convert(value: Any, kind: type[T], base: str) -> T:
     try:
         return msgspec.convert(value, kind)
     except msgspec.ValidationError as exc:
-        message = str(exc)
-        where = message.rsplit(" - at `$", 1)
-        pointer = base + where[1].rstrip("`").replace(".", "/") if len(where) == 2 else base
-        code = "invalid_date" if "date" in where[0] else "invalid_field"
-        raise Problem(422, code, where[0], pointer=pointer) from exc
+        message, _, path = str(exc).partition(" - at `$")
+        # msgspec reports `$.grounds[1]`; the API answers RFC 6901 pointers, `/grounds/1`.
+        pointer = base + _JSON_PATH_STEP.sub(lambda step: "/" + (step[1] or step[2]), path.rstrip("`"))
+        code = "invalid_date" if "date" in message else "invalid_field"
+        raise Problem(422, code, message, pointer=pointer) from exc
 
 
 def _identifier(parse: Callable[[str], T], raw: str, pointer: str) -> T:

@@ -90,9 +90,9 @@ class SignatureIn(msgspec.Struct):
 
 class IngestResult(msgspec.Struct, omit_defaults=True):
     status: int
+    outcome: Literal["created", "unchanged", "amended", "removed", "rejected"]
     listing_id: str | None = None
     version: int | None = None
-    outcome: Literal["created", "unchanged", "amended", "removed", "rejected"] = "rejected"
     problem: dict[str, Any] | None = None
 
 

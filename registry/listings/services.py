@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, insert, select, tuple_, update
+from sqlalchemy import Connection, Table, insert, select, tuple_, update
 
+from registry.bulk import bulk_insert
 from registry.courts.models import Court, CourtKey
 from registry.eventlog.services import EventDraft, append_events, lock_head
 from registry.identity.crypto import DataKeyring, Secrets
@@ -38,6 +39,8 @@ from registry.listings.schemas import (
 from registry.problems import Problem
 from registry.timeutil import iso
 
+LISTINGS = cast(Table, Listing.__table__)
+LISTING_VERSIONS = cast(Table, ListingVersion.__table__)
 CREDITOR_BAR = timedelta(days=183)  # SPC Art. 10: six months after a creditor-requested removal
 _LOOKUP_CHUNK = 500
 
@@ -236,15 +239,17 @@ def publish_listings(
             ],
             now,
         )
-        conn.execute(
-            insert(Listing),
+        bulk_insert(
+            conn,
+            LISTINGS,
             [
                 _listing_row(item, listing_id, seq, now)
                 for (_, item, listing_id), seq in zip(fresh, seqs, strict=True)
             ],
         )
-        conn.execute(
-            insert(ListingVersion),
+        bulk_insert(
+            conn,
+            LISTING_VERSIONS,
             [_version_row(item, listing_id, 1, actor, now) for _, item, listing_id in fresh],
         )
         for index, _, listing_id in fresh:

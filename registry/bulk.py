@@ -1,0 +1,75 @@
+"""Multi-row inserts straight to the driver, for the ingest hot path.
+
+SQLAlchemy Core spends ~40-60 µs per row building and processing parameters, twice what
+SQLite needs to store the row (measured: 60-80 µs against ~20 µs with the same rows), and
+ingest writes three rows per listing. Here each column's value is converted once, the
+way SQLAlchemy itself stores it, and the rows go to the DBAPI cursor's `executemany`
+inside the caller's transaction. Drivers other than sqlite3, aiosqlite and psycopg take
+SQLAlchemy's own path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import date, datetime
+from typing import Any
+
+import msgspec
+from sqlalchemy import JSON, Connection, Date, Table, insert
+
+from registry.timeutil import UtcDateTime, as_utc
+
+
+def _sqlite_timestamp(value: datetime) -> str:
+    # SQLAlchemy's SQLite DATETIME storage format, in UTC (see UtcDateTime).
+    return as_utc(value).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _sqlite_date(value: date) -> str:
+    return value.isoformat()
+
+
+def _json_text(value: Any) -> str:
+    return msgspec.json.encode(value).decode()
+
+
+def _converter(column_type: Any, dialect: str) -> Callable[[Any], Any] | None:
+    if isinstance(column_type, JSON):
+        return _json_text
+    if dialect == "sqlite":
+        if isinstance(column_type, UtcDateTime):
+            return _sqlite_timestamp
+        if isinstance(column_type, Date):
+            return _sqlite_date
+    return None
+
+
+def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    dialect = conn.dialect.name
+    driver = conn.dialect.driver
+    if not (dialect == "sqlite" or driver == "psycopg"):
+        conn.execute(insert(table), list(rows))
+        return
+    columns = list(rows[0])
+    converters = [_converter(table.c[name].type, dialect) for name in columns]
+    if dialect == "sqlite":
+        placeholders = ", ".join("?" for _ in columns)
+    else:
+        placeholders = ", ".join(
+            "%s::json" if isinstance(table.c[name].type, JSON) else "%s" for name in columns
+        )
+    statement = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({placeholders})"  # noqa: S608 - our names
+    values = [
+        tuple(
+            row[name] if convert is None or row[name] is None else convert(row[name])
+            for name, convert in zip(columns, converters, strict=True)
+        )
+        for row in rows
+    ]
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(statement, values)
+    finally:
+        cursor.close()
