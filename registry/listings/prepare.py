@@ -268,7 +268,7 @@ class Preparer:
             term_years=term,
             filed_on=listing.filed_on,
             listed_on=listing.listed_on,
-            expires_on=_add_years(listing.listed_on, term) if term else None,
+            expires_on=add_months(listing.listed_on, 12 * term) if term else None,
             creditor=creditor,
             details=details,
         )
@@ -413,8 +413,8 @@ def _performance(listing: ListingIn) -> None:
         )
 
 
-def _add_years(day: date, years: int) -> date:
-    try:
-        return day.replace(year=day.year + years)
-    except ValueError:  # 29 February
-        return day.replace(year=day.year + years, day=28)
+def add_months(day: date, months: int) -> date:
+    """Calendar months; the 31st of a month becomes the last day of a shorter one."""
+    year, month = divmod(day.year * 12 + day.month - 1 + months, 12)
+    first_of_next = date(year + (month + 1) // 12, (month + 1) % 12 + 1, 1)
+    return date(year, month + 1, min(day.day, (first_of_next - date.resolution).day))

@@ -8,7 +8,7 @@ its events in that same transaction.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, insert, select, tuple_, update
@@ -27,6 +27,7 @@ from registry.listings.prepare import (
     PrepareContext,
     PreparedListing,
     PreparedRemoval,
+    add_months,
 )
 from registry.listings.schemas import (
     TERM_EXPIRED,
@@ -41,7 +42,7 @@ from registry.timeutil import iso
 
 LISTINGS = cast(Table, Listing.__table__)
 LISTING_VERSIONS = cast(Table, ListingVersion.__table__)
-CREDITOR_BAR = timedelta(days=183)  # SPC Art. 10: six months after a creditor-requested removal
+CREDITOR_BAR_MONTHS = 6  # SPC Art. 10: the creditor who asked for removal cannot re-list for six months
 _LOOKUP_CHUNK = 500
 
 
@@ -142,7 +143,7 @@ def _relisting_problem(item: PreparedListing, priors: list[Any]) -> Problem | No
             prior.status == "removed"
             and prior.removal_reason == "creditor_request"
             and prior.removed_on is not None
-            and item.listed_on < prior.removed_on + CREDITOR_BAR
+            and item.listed_on < add_months(prior.removed_on, CREDITOR_BAR_MONTHS)
             and (
                 prior.case_number == item.case_number
                 or (item.creditor is not None and (prior.details or {}).get("creditor") == item.creditor)
