@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
+from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 import msgspec
@@ -20,7 +22,9 @@ from sqlalchemy import JSON, Connection, Date, Table, insert
 from registry.timeutil import UtcDateTime, as_utc
 
 
+@lru_cache(maxsize=256)
 def _sqlite_timestamp(value: datetime) -> str:
+    # Cached: the rows of one batch share their commit timestamp.
     # SQLAlchemy's SQLite DATETIME storage format, in UTC (see UtcDateTime).
     return as_utc(value).strftime("%Y-%m-%d %H:%M:%S.%f")
 
@@ -61,15 +65,26 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
             "%s::json" if isinstance(table.c[name].type, JSON) else "%s" for name in columns
         )
     statement = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({placeholders})"  # noqa: S608 - our names
-    values = [
-        tuple(
-            row[name] if convert is None or row[name] is None else convert(row[name])
-            for name, convert in zip(columns, converters, strict=True)
-        )
-        for row in rows
-    ]
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.executemany(statement, values)
+        cursor.executemany(statement, _driver_rows(rows, columns, converters))
     finally:
         cursor.close()
+
+
+def _driver_rows(
+    rows: Sequence[dict[str, Any]], columns: list[str], converters: list[Callable[[Any], Any] | None]
+) -> list[tuple[Any, ...] | list[Any]]:
+    """Rows as tuples in column order, converting only the columns that need it."""
+    pick = itemgetter(*columns)
+    to_convert = [(index, convert) for index, convert in enumerate(converters) if convert is not None]
+    if not to_convert:
+        return [pick(row) if len(columns) > 1 else (pick(row),) for row in rows]
+    out: list[tuple[Any, ...] | list[Any]] = []
+    for row in rows:
+        values = list(pick(row))
+        for index, convert in to_convert:
+            if values[index] is not None:
+                values[index] = convert(values[index])
+        out.append(values)
+    return out

@@ -28,7 +28,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('code', name=op.f('pk_courts'))
     )
     op.create_table('events',
-    sa.Column('seq', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('seq', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=False, nullable=False),
     sa.Column('occurred_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('type', sa.String(length=40), nullable=False),
     sa.Column('actor', sa.String(length=64), nullable=False),
@@ -108,7 +108,13 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('listings', schema=None) as batch_op:
         batch_op.create_index('ix_listings_debtor_id_blind', ['debtor_id_blind'], unique=False)
-        batch_op.create_index('ix_listings_status_expires_on', ['status', 'expires_on'], unique=False)
+        batch_op.create_index(
+            'ix_listings_active_expires_on',
+            ['expires_on'],
+            unique=False,
+            sqlite_where=sa.text("status = 'active' AND expires_on IS NOT NULL"),
+            postgresql_where=sa.text("status = 'active' AND expires_on IS NOT NULL"),
+        )
 
     op.create_table('listing_versions',
     sa.Column('listing_id', sa.String(length=32), nullable=False),
@@ -124,7 +130,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['key_id'], ['court_keys.key_id'], name=op.f('fk_listing_versions_key_id_court_keys')),
     sa.ForeignKeyConstraint(['listing_id'], ['listings.id'], name=op.f('fk_listing_versions_listing_id_listings')),
     sa.PrimaryKeyConstraint('listing_id', 'version', name=op.f('pk_listing_versions')),
-    sa.UniqueConstraint('court_code', 'submission_id', name=op.f('uq_listing_versions_court_code_submission_id'))
+    sa.UniqueConstraint('submission_id', 'court_code', name=op.f('uq_listing_versions_submission_id_court_code'))
     )
     op.create_table('removals',
     sa.Column('listing_id', sa.String(length=32), nullable=False),
@@ -153,7 +159,7 @@ def downgrade() -> None:
     op.drop_table('removals')
     op.drop_table('listing_versions')
     with op.batch_alter_table('listings', schema=None) as batch_op:
-        batch_op.drop_index('ix_listings_status_expires_on')
+        batch_op.drop_index('ix_listings_active_expires_on')
         batch_op.drop_index('ix_listings_debtor_id_blind')
 
     op.drop_table('listings')

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
@@ -51,7 +52,8 @@ async def load_demo(services: Services, count: int, seed: int) -> dict[str, Any]
     outcomes: dict[str, int] = {"created": 0, "unchanged": 0, "rejected": 0}
     for start in range(0, count, CHUNK):
         envelopes = signed_listings(courts, signers, min(CHUNK, count - start), seed * 7919 + start, today)
-        results = await services.ingest.publish(envelopes, OPERATOR, actor=DEMO_ACTOR)
+        raws = [msgspec.json.encode(envelope) for envelope in envelopes]
+        results = await services.ingest.publish(raws, OPERATOR, actor=DEMO_ACTOR)
         for result in results:
             outcomes[result.outcome] += 1
     return {"courts": len(courts), "listings": outcomes}

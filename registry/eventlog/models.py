@@ -19,7 +19,10 @@ class Event(Base):
 
     __tablename__ = "events"
 
-    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    # INTEGER on SQLite makes seq the rowid itself, sparing a second B-tree on every append.
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    )
     occurred_at: Mapped[datetime] = mapped_column(UtcDateTime())
     type: Mapped[str] = mapped_column(String(40))
     actor: Mapped[str] = mapped_column(String(64))

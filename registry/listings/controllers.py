@@ -15,9 +15,16 @@ from registry.problems import PROBLEM_MEDIA_TYPE, Problem
 from registry.runtime import services_of
 
 
-def _decode(body: bytes) -> Any:
+class _Batch(msgspec.Struct):
+    # Raw: each envelope stays undecoded bytes until the worker that prepares it.
+    envelopes: list[msgspec.Raw]
+
+
+def _batch_envelopes(body: bytes) -> list[msgspec.Raw]:
     try:
-        return msgspec.json.decode(body)
+        return msgspec.json.decode(body, type=_Batch).envelopes
+    except msgspec.ValidationError as exc:  # valid JSON of the wrong shape
+        raise Problem(422, "invalid_envelope", 'expected {"envelopes": [...]}') from exc
     except msgspec.DecodeError as exc:
         raise Problem(400, "invalid_json", "the body is not valid JSON") from exc
 
@@ -39,23 +46,20 @@ class ListingController(Controller):
         201 when new; 200 with the same id for an identical resubmission; 409 for a conflicting one.
         """
         services = services_of(request.app)
-        [result] = await services.ingest.publish([_decode(await request.body())], principal_of(request))
+        [result] = await services.ingest.publish([await request.body()], principal_of(request))
         return _respond(result)
 
     @post("/batch", guards=[roles("court", "admin")], status_code=200)
     async def batch(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
         """Publish many signed listings; one result per envelope, in order."""
         services = services_of(request.app)
-        body = _decode(await request.body())
-        envelopes = body.get("envelopes") if isinstance(body, dict) else None
-        if not isinstance(envelopes, list):
-            raise Problem(422, "invalid_envelope", 'expected {"envelopes": [...]}')
+        envelopes = _batch_envelopes(await request.body())
         limit = services.settings.batch_max_items
         if len(envelopes) > limit:
             raise Problem(
                 413, "batch_too_large", f"a batch holds at most {limit} envelopes", extra={"limit": limit}
             )
-        results = await services.ingest.publish(envelopes, principal_of(request))
+        results = await services.ingest.publish([bytes(raw) for raw in envelopes], principal_of(request))
         summary = {"created": 0, "unchanged": 0, "rejected": 0}
         for result in results:
             summary[result.outcome] += 1
@@ -94,14 +98,10 @@ class ListingController(Controller):
     async def amend(self, request: Request[Any, Any, Any], listing_id: FromPath[str]) -> Response[Any]:
         """A signed new version of the whole listing. Court, case and debtor identity cannot change."""
         services = services_of(request.app)
-        return _respond(
-            await services.ingest.amend(listing_id, _decode(await request.body()), principal_of(request))
-        )
+        return _respond(await services.ingest.amend(listing_id, await request.body(), principal_of(request)))
 
     @post("/{listing_id:str}/removal", guards=[roles("court", "admin")], status_code=200)
     async def remove(self, request: Request[Any, Any, Any], listing_id: FromPath[str]) -> Response[Any]:
         """Remove a listing from every public surface (signed by the listing court)."""
         services = services_of(request.app)
-        return _respond(
-            await services.ingest.remove(listing_id, _decode(await request.body()), principal_of(request))
-        )
+        return _respond(await services.ingest.remove(listing_id, await request.body(), principal_of(request)))

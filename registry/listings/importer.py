@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from registry.listings.ingest import new_pool, store_lines
+from registry.listings.ingest import new_pool, store_envelopes
 from registry.listings.schemas import IngestResult
 from registry.listings.services import load_context
 from registry.runtime import Services
@@ -88,7 +88,7 @@ async def import_file(
     try:
         with path.open("rb") as handle:
             for ticket, (line_numbers, chunk) in enumerate(_chunks(handle, chunk_size)):
-                future = loop.run_in_executor(pool, store_lines, ticket, chunk, IMPORT_ACTOR)
+                future = loop.run_in_executor(pool, store_envelopes, ticket, None, chunk, IMPORT_ACTOR, None)
                 in_flight.append((line_numbers, future))
                 if len(in_flight) >= 2 * workers:
                     await settle_oldest()

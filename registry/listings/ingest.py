@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import multiprocessing
 import os
 from collections.abc import Iterator, Sequence
@@ -26,6 +25,7 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
+import msgspec
 from sqlalchemy import Engine
 
 from registry.clients.services import Principal
@@ -67,23 +67,41 @@ class WriteTurns:
 
 
 _worker_engine: Engine | None = None
+_worker_reader: Engine | None = None
 _worker_context: PrepareContext | None = None
 _worker_turns: WriteTurns | None = None
 
 
 def _init_worker(database_url: str, context: PrepareContext | None, turns: WriteTurns) -> None:
     # One engine, the shared turns and (for imports) one context per worker, set once at start.
-    global _worker_engine, _worker_context, _worker_turns  # noqa: PLW0603
+    global _worker_engine, _worker_reader, _worker_context, _worker_turns  # noqa: PLW0603
     _worker_engine = create_sync_engine(database_url)
+    # Reads must not take SQLite's write lock (the writer engine begins IMMEDIATE).
+    _worker_reader = create_sync_engine(database_url, writer=False)
     _worker_context = context
     _worker_turns = turns
     warm_division_cache()
 
 
-def prepare_envelopes(context: PrepareContext, envelopes: Sequence[Any]) -> list[PreparedListing | Problem]:
-    preparer = Preparer(context)
+def _decode(raw: bytes) -> Any:
+    try:
+        return msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return _MALFORMED
+
+
+_MALFORMED = object()
+_INVALID_JSON = Problem(400, "invalid_json", "the envelope is not valid JSON")
+
+
+def prepare_envelopes(preparer: Preparer, raws: Sequence[bytes]) -> list[PreparedListing | Problem]:
+    """Parse and prepare each raw JSON envelope; a bad one becomes its Problem."""
     out: list[PreparedListing | Problem] = []
-    for envelope in envelopes:
+    for raw in raws:
+        envelope = _decode(raw)
+        if envelope is _MALFORMED:
+            out.append(_INVALID_JSON)
+            continue
         try:
             out.append(preparer.listing(envelope))
         except Problem as problem:
@@ -94,46 +112,31 @@ def prepare_envelopes(context: PrepareContext, envelopes: Sequence[Any]) -> list
 def store_envelopes(
     ticket: int,
     context: PrepareContext | None,
-    envelopes: Sequence[Any],
+    raws: Sequence[bytes],
     actor: str,
     client_court: str | None,
 ) -> list[IngestResult]:
-    """Worker side: prepare a chunk, then, on its turn, publish it in one transaction."""
-    if _worker_engine is None or _worker_turns is None:
+    """Worker side: parse and prepare a chunk, then, on its turn, publish it in one transaction.
+
+    Envelopes travel as raw JSON bytes: cheaper to send between processes than parsed objects.
+    """
+    if _worker_engine is None or _worker_reader is None or _worker_turns is None:
         raise RuntimeError("ingest worker started without a database")
+    engine, reader = _worker_engine, _worker_reader
     try:
         ctx = context or _worker_context
         if ctx is None:
             raise RuntimeError("ingest worker has no prepare context")
-        prepared = prepare_envelopes(ctx, envelopes)
+        with reader.connect() as lookup:
+            preparer = Preparer(ctx, find_key=lambda key_id: services.find_key(lookup, key_id))
+            prepared = prepare_envelopes(preparer, raws)
     except BaseException:
         with _worker_turns.turn(ticket):
             raise
     # Turns also keep SQLite's busy handler out of the way: it sleeps up to 100 ms per
     # retry, and left the cores idle half the time when workers contended (measured).
-    with _worker_turns.turn(ticket), _worker_engine.begin() as conn:
+    with _worker_turns.turn(ticket), engine.begin() as conn:
         return services.publish_listings(conn, prepared, actor=actor, now=utcnow(), client_court=client_court)
-
-
-_MALFORMED = object()
-
-
-def store_lines(ticket: int, lines: Sequence[bytes], actor: str) -> list[IngestResult]:
-    """For `registry import`: JSON parsing happens in the worker as well."""
-    envelopes: list[Any] = []
-    for line in lines:
-        try:
-            envelopes.append(json.loads(line))
-        except ValueError:
-            envelopes.append(_MALFORMED)
-    stored = iter(store_envelopes(ticket, None, [e for e in envelopes if e is not _MALFORMED], actor, None))
-    malformed = Problem(400, "invalid_json", "the line is not valid JSON")
-    return [
-        IngestResult(status=400, outcome="rejected", problem=malformed.to_dict())
-        if e is _MALFORMED
-        else next(stored)
-        for e in envelopes
-    ]
 
 
 def worker_count(configured: int) -> int:
@@ -158,6 +161,13 @@ def referenced_key_ids(envelopes: Sequence[Any]) -> set[str]:
         if isinstance(signature, dict) and isinstance(signature.get("key_id"), str):
             ids.add(signature["key_id"])
     return ids
+
+
+def _decoded_or_problem(raw: bytes) -> Any:
+    envelope = _decode(raw)
+    if envelope is _MALFORMED:
+        raise Problem(400, "invalid_json", "the body is not valid JSON")
+    return envelope
 
 
 def _court_of(principal: Principal) -> str | None:
@@ -185,19 +195,23 @@ class IngestService:
             return await conn.run_sync(services.load_context, self.secrets.current(), utcnow(), key_ids)
 
     async def publish(
-        self, envelopes: Sequence[Any], principal: Principal, *, actor: str | None = None
+        self, raws: Sequence[bytes], principal: Principal, *, actor: str | None = None
     ) -> list[IngestResult]:
-        context = await self.context(referenced_key_ids(envelopes))
+        """Publish raw JSON envelopes; one result per envelope, in order."""
         actor = actor or principal.actor
         court = _court_of(principal)
-        if len(envelopes) <= INLINE_LIMIT or self.workers <= 1:
-            prepared = prepare_envelopes(context, envelopes)
+        if len(raws) <= INLINE_LIMIT or self.workers <= 1:
+            envelopes = [_decode(raw) for raw in raws]
+            context = await self.context(referenced_key_ids(envelopes))
+            prepared = prepare_envelopes(Preparer(context), raws)
             async with self.db.writer.begin() as conn:
                 return await conn.run_sync(
                     lambda sync: services.publish_listings(
                         sync, prepared, actor=actor, now=utcnow(), client_court=court
                     )
                 )
+        # Workers look up the keys themselves: the context carries courts and data keys only.
+        context = await self.context(set())
         if self._pool is None:
             self._pool = new_pool(self.workers, self.db.url)
             self._tickets = itertools.count()
@@ -209,11 +223,11 @@ class IngestService:
                 store_envelopes,
                 next(self._tickets),
                 context,
-                envelopes[i : i + CHUNK_SIZE],
+                raws[i : i + CHUNK_SIZE],
                 actor,
                 court,
             )
-            for i in range(0, len(envelopes), CHUNK_SIZE)
+            for i in range(0, len(raws), CHUNK_SIZE)
         ]
         # Shielded: a cancelled request must not cancel a queued chunk, whose turn later
         # chunks (of any request) wait for.
@@ -222,7 +236,8 @@ class IngestService:
             results.extend(chunk)
         return results
 
-    async def amend(self, listing_id: str, envelope: Any, principal: Principal) -> IngestResult:
+    async def amend(self, listing_id: str, raw: bytes, principal: Principal) -> IngestResult:
+        envelope = _decoded_or_problem(raw)
         context = await self.context(referenced_key_ids([envelope]))
         prepared = Preparer(context).listing(envelope)
         async with self.db.writer.begin() as conn:
@@ -237,7 +252,8 @@ class IngestService:
                 )
             )
 
-    async def remove(self, listing_id: str, envelope: Any, principal: Principal) -> IngestResult:
+    async def remove(self, listing_id: str, raw: bytes, principal: Principal) -> IngestResult:
+        envelope = _decoded_or_problem(raw)
         context = await self.context(referenced_key_ids([envelope]))
 
         def remove(sync: Any) -> IngestResult:

@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -60,7 +61,13 @@ class Listing(Base):
 
     __table_args__ = (
         Index("ix_listings_debtor_id_blind", "debtor_id_blind"),
-        Index("ix_listings_status_expires_on", "status", "expires_on"),
+        # Only what the expiry job looks for: active listings with a fixed term.
+        Index(
+            "ix_listings_active_expires_on",
+            "expires_on",
+            sqlite_where=text("status = 'active' AND expires_on IS NOT NULL"),
+            postgresql_where=text("status = 'active' AND expires_on IS NOT NULL"),
+        ),
     )
 
 
@@ -80,7 +87,8 @@ class ListingVersion(Base):
     submitted_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
-    __table_args__ = (UniqueConstraint("court_code", "submission_id"),)
+    # submission_id first: idempotency lookups ask `submission_id IN (...)` for a whole batch.
+    __table_args__ = (UniqueConstraint("submission_id", "court_code"),)
 
 
 class Removal(Base):

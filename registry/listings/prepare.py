@@ -122,10 +122,17 @@ class PreparedRemoval:
 
 
 class Preparer:
-    """Holds the crypto objects built from a context, so a worker builds them once per chunk."""
+    """Holds the crypto objects built from a context, so a worker builds them once per chunk.
 
-    def __init__(self, context: PrepareContext) -> None:
+    `find_key` looks up a signing key the context does not hold (worker processes are
+    given only the keys a request names, or none, and ask their own connection).
+    """
+
+    def __init__(
+        self, context: PrepareContext, find_key: Callable[[str], KeyInfo | None] | None = None
+    ) -> None:
         self.context = context
+        self._find_key = find_key
         self.keyring = DataKeyring(context.data_keys, context.active_data_key_id)
         self.blind_index = BlindIndex(context.blind_index_key)
         self._public_keys: dict[str, Ed25519PublicKey] = {}
@@ -275,6 +282,10 @@ class Preparer:
 
     def _verify(self, signature: SignatureIn, signed: bytes, court_code: str) -> tuple[str, bytes]:
         key = self.context.keys.get(signature.key_id)
+        if key is None and self._find_key is not None:
+            key = self._find_key(signature.key_id)
+            if key is not None:
+                self.context.keys[signature.key_id] = key
         if key is None:
             raise Problem(422, "unknown_key", "no court key has this key_id", pointer="/signature/key_id")
         if key.court_code != court_code:

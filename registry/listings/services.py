@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, insert, select, tuple_, update
+from sqlalchemy import Connection, Table, insert, select, update
 
 from registry.bulk import bulk_insert
 from registry.courts.models import Court, CourtKey
@@ -46,6 +46,21 @@ CREDITOR_BAR_MONTHS = 6  # SPC Art. 10: the creditor who asked for removal canno
 _LOOKUP_CHUNK = 500
 
 
+def _key_info(row: Any) -> KeyInfo:
+    return KeyInfo(
+        court_code=row.court_code,
+        public_key=bytes(row.public_key),
+        valid_from=row.valid_from,
+        valid_until=row.valid_until,
+        revoked_at=row.revoked_at,
+    )
+
+
+def find_key(conn: Connection, key_id: str) -> KeyInfo | None:
+    row = conn.execute(select(CourtKey).where(CourtKey.key_id == key_id)).one_or_none()
+    return None if row is None else _key_info(row)
+
+
 def load_context(
     conn: Connection, secrets: Secrets, now: datetime, key_ids: set[str] | None = None
 ) -> PrepareContext:
@@ -54,16 +69,7 @@ def load_context(
     key_query = (
         select(CourtKey) if key_ids is None else select(CourtKey).where(CourtKey.key_id.in_(sorted(key_ids)))
     )
-    keys = {
-        row.key_id: KeyInfo(
-            court_code=row.court_code,
-            public_key=bytes(row.public_key),
-            valid_from=row.valid_from,
-            valid_until=row.valid_until,
-            revoked_at=row.revoked_at,
-        )
-        for row in conn.execute(key_query)
-    }
+    keys = {row.key_id: _key_info(row) for row in conn.execute(key_query)}
     return PrepareContext(
         courts=courts,
         keys=keys,
@@ -90,8 +96,9 @@ def _rejected(problem: Problem) -> IngestResult:
 def _known_submissions(
     conn: Connection, keys: list[tuple[str, str]]
 ) -> dict[tuple[str, str], tuple[str, int, bytes]]:
+    wanted = set(keys)
     found: dict[tuple[str, str], tuple[str, int, bytes]] = {}
-    for chunk in _chunks(keys):
+    for chunk in _chunks(sorted({submission for _, submission in keys})):
         rows = conn.execute(
             select(
                 ListingVersion.court_code,
@@ -99,14 +106,15 @@ def _known_submissions(
                 ListingVersion.listing_id,
                 ListingVersion.version,
                 ListingVersion.content_sha256,
-            ).where(tuple_(ListingVersion.court_code, ListingVersion.submission_id).in_(chunk))
+            ).where(ListingVersion.submission_id.in_(chunk))
         )
         for row in rows:
-            found[(row.court_code, row.submission_id)] = (
-                row.listing_id,
-                row.version,
-                bytes(row.content_sha256),
-            )
+            if (row.court_code, row.submission_id) in wanted:
+                found[(row.court_code, row.submission_id)] = (
+                    row.listing_id,
+                    row.version,
+                    bytes(row.content_sha256),
+                )
     return found
 
 
