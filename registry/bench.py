@@ -223,6 +223,7 @@ def run_ingest_bench(
     *, count: int, batch_size: int, workers: int, database_url: str | None = None, senders: int = 2
 ) -> dict[str, Any]:
     workers = worker_count(workers)
+    scratch_databases: list[str] = []
     with tempfile.TemporaryDirectory(prefix="registry-bench-") as scratch:
         root = Path(scratch)
         secrets_file = root / "secrets.json"
@@ -230,7 +231,9 @@ def run_ingest_bench(
         def fresh_url(name: str) -> str:
             if database_url is None:
                 return f"sqlite:///{root / name}.db"
-            return _fresh_postgres_database(database_url, name)
+            url = _fresh_postgres_database(database_url, name)
+            scratch_databases.append(url.rsplit("/", 1)[1])
+            return url
 
         import_env = _prepare_database(fresh_url("import"), secrets_file, workers)
         batch_env = _prepare_database(fresh_url("batch"), secrets_file, workers)
@@ -251,6 +254,8 @@ def run_ingest_bench(
             "import": _bench_import(import_env, envelopes, count),
             "batch_endpoint": _bench_batch(batch_env, envelopes, count, batch_size, senders),
         }
+    if database_url is not None:
+        _drop_postgres_databases(database_url, scratch_databases)
     return result
 
 
@@ -271,3 +276,15 @@ def _fresh_postgres_database(admin_url: str, name: str) -> str:
 
     asyncio.run(create())
     return f"{base}/{scratch}"
+
+
+def _drop_postgres_databases(admin_url: str, names: list[str]) -> None:
+    async def drop() -> None:
+        conn = await asyncpg.connect(admin_url.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            for name in names:
+                await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())

@@ -22,6 +22,7 @@ import multiprocessing
 import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from typing import Any
 
@@ -231,10 +232,13 @@ class IngestService:
         ]
         # Shielded: a cancelled request must not cancel a queued chunk, whose turn later
         # chunks (of any request) wait for.
-        results: list[IngestResult] = []
-        for chunk in await asyncio.shield(asyncio.gather(*futures)):
-            results.extend(chunk)
-        return results
+        try:
+            chunks = await asyncio.shield(asyncio.gather(*futures))
+        except BrokenProcessPool:
+            # A worker died (killed, out of memory): start a fresh pool for the next request.
+            self._pool = None
+            raise
+        return [result for chunk in chunks for result in chunk]
 
     async def amend(self, listing_id: str, raw: bytes, principal: Principal) -> IngestResult:
         envelope = _decoded_or_problem(raw)
