@@ -16,9 +16,9 @@ from functools import lru_cache
 from operator import itemgetter
 from typing import Any
 
-import msgspec
 from sqlalchemy import JSON, Connection, Date, Table, insert
 
+from registry.db import json_text
 from registry.timeutil import UtcDateTime, as_utc
 
 
@@ -33,13 +33,9 @@ def _sqlite_date(value: date) -> str:
     return value.isoformat()
 
 
-def _json_text(value: Any) -> str:
-    return msgspec.json.encode(value).decode()
-
-
 def _converter(column_type: Any, dialect: str) -> Callable[[Any], Any] | None:
     if isinstance(column_type, JSON):
-        return _json_text
+        return json_text
     if dialect == "sqlite":
         if isinstance(column_type, UtcDateTime):
             return _sqlite_timestamp

@@ -10,6 +10,7 @@ from registry.eventlog.services import head, read_events
 from registry.runtime import services_of
 
 MAX_LIMIT = 1000
+MAX_SEQ = 2**63 - 1  # the column is a 64-bit integer
 
 
 class EventController(Controller):
@@ -20,7 +21,9 @@ class EventController(Controller):
     async def list_events(
         self,
         request: Request[Any, Any, Any],
-        after: Annotated[int, Parameter(ge=0, description="Return events with seq greater than this")] = 0,
+        after: Annotated[
+            int, Parameter(ge=0, le=MAX_SEQ, description="Return events with seq greater than this")
+        ] = 0,
         limit: Annotated[int, Parameter(ge=1, le=MAX_LIMIT)] = 100,
     ) -> dict[str, Any]:
         """The change log in commit order. Follow it with `after` = the last `seq` you processed."""

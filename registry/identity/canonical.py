@@ -54,5 +54,5 @@ def canonical_json(value: Any) -> bytes:
             pass  # a lone surrogate: let the reference implementation decide
     try:
         return rfc8785.dumps(value)
-    except (rfc8785.CanonicalizationError, UnicodeEncodeError, TypeError, ValueError) as exc:
+    except (rfc8785.CanonicalizationError, UnicodeEncodeError, TypeError, ValueError, RecursionError) as exc:
         raise CanonicalizationError(str(exc)) from exc

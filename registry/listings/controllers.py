@@ -14,6 +14,8 @@ from registry.listings.services import read_evidence, read_listing
 from registry.problems import PROBLEM_MEDIA_TYPE, Problem
 from registry.runtime import services_of
 
+MAX_VERSION = 2**31 - 1  # the column is a 32-bit integer
+
 
 class _Batch(msgspec.Struct):
     # Raw: each envelope stays undecoded bytes until the worker that prepares it.
@@ -25,8 +27,8 @@ def _batch_envelopes(body: bytes) -> list[msgspec.Raw]:
         return msgspec.json.decode(body, type=_Batch).envelopes
     except msgspec.ValidationError as exc:  # valid JSON of the wrong shape
         raise Problem(422, "invalid_envelope", 'expected {"envelopes": [...]}') from exc
-    except msgspec.DecodeError as exc:
-        raise Problem(400, "invalid_json", "the body is not valid JSON") from exc
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise Problem(400, "invalid_json", "the body is not valid JSON (or is nested too deep)") from exc
 
 
 def _respond(result: IngestResult) -> Response[Any]:
@@ -83,6 +85,8 @@ class ListingController(Controller):
         self, request: Request[Any, Any, Any], listing_id: FromPath[str], version: FromPath[int]
     ) -> EvidenceRead:
         """The exact bytes the court signed for this version, and its signature."""
+        if not 1 <= version <= MAX_VERSION:
+            raise Problem(404, "version_not_found", "no such listing version")
         services = services_of(request.app)
         principal = principal_of(request)
         async with services.db.reader.connect() as conn:

@@ -87,7 +87,7 @@ def _init_worker(database_url: str, context: PrepareContext | None, turns: Write
 def _decode(raw: bytes) -> Any:
     try:
         return msgspec.json.decode(raw)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # nested too deep to decode is malformed here
         return _MALFORMED
 
 
