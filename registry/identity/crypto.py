@@ -39,10 +39,6 @@ class DataKeyring:
         self.active_key_id = active_key_id
         self._header = bytes([_FORMAT, len(active_key_id)]) + active_key_id.encode()
 
-    @property
-    def key_ids(self) -> list[str]:
-        return list(self._aead)
-
     def raw_keys(self) -> dict[str, bytes]:
         return dict(self._raw)
 
