@@ -31,6 +31,11 @@ class Principal:
     def actor(self) -> str:
         return f"client:{self.client_id}"
 
+    @property
+    def bound_court(self) -> str | None:
+        """The only court whose listings this client may touch; None means any (admin)."""
+        return self.court_code if self.role == "court" else None
+
 
 def hash_key(api_key: str) -> bytes:
     # Keys are 256 bits of randomness, so a fast hash is enough: there is nothing to guess.

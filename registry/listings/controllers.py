@@ -77,7 +77,7 @@ class ListingController(Controller):
                 read_listing,
                 listing_id,
                 services.secrets.keyring,
-                principal.court_code if principal.role == "court" else None,
+                principal.bound_court,
             )
 
     @get("/{listing_id:str}/versions/{version:int}", guards=[roles("court", "admin")])
@@ -95,7 +95,7 @@ class ListingController(Controller):
                 listing_id,
                 version,
                 services.secrets.keyring,
-                principal.court_code if principal.role == "court" else None,
+                principal.bound_court,
             )
 
     @post("/{listing_id:str}/amendments", guards=[roles("court", "admin")], status_code=200)

@@ -95,11 +95,10 @@ _MALFORMED = object()
 _INVALID_JSON = Problem(400, "invalid_json", "the envelope is not valid JSON")
 
 
-def prepare_envelopes(preparer: Preparer, raws: Sequence[bytes]) -> list[PreparedListing | Problem]:
-    """Parse and prepare each raw JSON envelope; a bad one becomes its Problem."""
+def prepare_envelopes(preparer: Preparer, envelopes: Sequence[Any]) -> list[PreparedListing | Problem]:
+    """Prepare each decoded envelope; a bad one (or one that did not decode) becomes its Problem."""
     out: list[PreparedListing | Problem] = []
-    for raw in raws:
-        envelope = _decode(raw)
+    for envelope in envelopes:
         if envelope is _MALFORMED:
             out.append(_INVALID_JSON)
             continue
@@ -130,7 +129,7 @@ def store_envelopes(
             raise RuntimeError("ingest worker has no prepare context")
         with reader.connect() as lookup:
             preparer = Preparer(ctx, find_key=lambda key_id: services.find_key(lookup, key_id))
-            prepared = prepare_envelopes(preparer, raws)
+            prepared = prepare_envelopes(preparer, [_decode(raw) for raw in raws])
     except BaseException:
         with _worker_turns.turn(ticket):
             raise
@@ -171,10 +170,6 @@ def _decoded_or_problem(raw: bytes) -> Any:
     return envelope
 
 
-def _court_of(principal: Principal) -> str | None:
-    return principal.court_code if principal.role == "court" else None
-
-
 class IngestService:
     """What the HTTP layer calls. Owns the worker pool, started on the first large batch."""
 
@@ -200,11 +195,11 @@ class IngestService:
     ) -> list[IngestResult]:
         """Publish raw JSON envelopes; one result per envelope, in order."""
         actor = actor or principal.actor
-        court = _court_of(principal)
+        court = principal.bound_court
         if len(raws) <= INLINE_LIMIT or self.workers <= 1:
             envelopes = [_decode(raw) for raw in raws]
             context = await self.context(referenced_key_ids(envelopes))
-            prepared = prepare_envelopes(Preparer(context), raws)
+            prepared = prepare_envelopes(Preparer(context), envelopes)
             async with self.db.writer.begin() as conn:
                 return await conn.run_sync(
                     lambda sync: services.publish_listings(
@@ -252,7 +247,7 @@ class IngestService:
                     prepared,
                     actor=principal.actor,
                     now=utcnow(),
-                    client_court=_court_of(principal),
+                    client_court=principal.bound_court,
                 )
             )
 
@@ -261,15 +256,13 @@ class IngestService:
         context = await self.context(referenced_key_ids([envelope]))
 
         def remove(sync: Any) -> IngestResult:
-            court = services.listing_court(sync, listing_id, _court_of(principal))
-            removal = Preparer(context).removal(envelope, court)
             return services.remove_listing(
                 sync,
                 listing_id,
-                removal,
+                lambda court: Preparer(context).removal(envelope, court),
                 actor=principal.actor,
                 now=utcnow(),
-                client_court=_court_of(principal),
+                client_court=principal.bound_court,
             )
 
         async with self.db.writer.begin() as conn:

@@ -7,7 +7,7 @@ its events in that same transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from typing import Any, cast
 
@@ -66,10 +66,14 @@ def load_context(
 ) -> PrepareContext:
     """What preparation needs; only the named keys when given (a request names few)."""
     courts = {row.code: row.province_code for row in conn.execute(select(Court.code, Court.province_code))}
-    key_query = (
-        select(CourtKey) if key_ids is None else select(CourtKey).where(CourtKey.key_id.in_(sorted(key_ids)))
-    )
-    keys = {row.key_id: _key_info(row) for row in conn.execute(key_query)}
+    keys: dict[str, KeyInfo] = {}
+    if key_ids is None or key_ids:
+        query = (
+            select(CourtKey)
+            if key_ids is None
+            else select(CourtKey).where(CourtKey.key_id.in_(sorted(key_ids)))
+        )
+        keys = {row.key_id: _key_info(row) for row in conn.execute(query)}
     return PrepareContext(
         courts=courts,
         keys=keys,
@@ -336,11 +340,6 @@ def _load_for_change(conn: Connection, listing_id: str, client_court: str | None
     return row
 
 
-def listing_court(conn: Connection, listing_id: str, client_court: str | None) -> str:
-    row = _load_for_change(conn, listing_id, client_court)
-    return str(row.court_code)
-
-
 def amend_listing(
     conn: Connection,
     listing_id: str,
@@ -406,13 +405,15 @@ def amend_listing(
 def remove_listing(
     conn: Connection,
     listing_id: str,
-    removal: PreparedRemoval,
+    prepare: Callable[[str], PreparedRemoval],
     *,
     actor: str,
     now: datetime,
     client_court: str | None,
 ) -> IngestResult:
+    """`prepare` verifies the signed removal against the listing court, known only once loaded."""
     current = _load_for_change(conn, listing_id, client_court)
+    removal = prepare(current.court_code)
     if removal.listing_id != listing_id:
         raise Problem(
             422,
