@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from litestar import Litestar, MediaType, get
+from litestar import Litestar, MediaType, Request, get
 from litestar.config.app import AppConfig
 from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
@@ -19,7 +19,7 @@ from registry.courts.controllers import CourtController
 from registry.eventlog.controllers import EventController
 from registry.listings.controllers import ListingController
 from registry.problems import Problem, handle_http_exception, handle_problem, handle_unexpected
-from registry.runtime import Services
+from registry.runtime import Services, services_of
 from registry.scheduler import build_scheduler
 from registry.settings import Settings
 
@@ -29,6 +29,13 @@ access_log = logging.getLogger("registry.access")
 @get("/healthz", media_type=MediaType.JSON, tags=["operations"])
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
+
+
+@get("/.well-known/jwks.json", media_type="application/jwk-set+json", tags=["public"], sync_to_thread=False)
+def jwks(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """The registry's public signing keys (RFC 7517/8037): verify pushes, receipts, exports
+    and checkpoints with them."""
+    return services_of(request.app).signer.jwks()
 
 
 def access_logging(app: ASGIApp) -> ASGIApp:
@@ -80,7 +87,7 @@ def create_app(settings: Settings | None = None, *, run_scheduler: bool | None =
             await services.close()
 
     config = AppConfig(
-        route_handlers=[healthz, ListingController, EventController, CourtController],
+        route_handlers=[healthz, jwks, ListingController, EventController, CourtController],
         lifespan=[lifespan],
         exception_handlers={
             Problem: handle_problem,

@@ -361,7 +361,7 @@ def audit_verify() -> None:
 
 @main.group()
 def keys() -> None:
-    """Data encryption keys."""
+    """Data encryption keys and the registry's own signing keys."""
 
 
 @keys.command("rotate")
@@ -393,6 +393,20 @@ def keys_rotate() -> None:
 
     rewritten = _run(work)
     click.echo(f"re-encrypted {rewritten} values; active data key is now the newest")
+
+
+@keys.command("rotate-signing")
+def keys_rotate_signing() -> None:
+    """Make a new registry signing key active; older ones stay published for verification.
+
+    With REGISTRY_SIGNING_KEYS, put the new key first there instead.
+    """
+    from registry.identity.registry_key import rotate_signing_key
+
+    settings = _settings()
+    if settings.signing_keys:
+        raise click.ClickException("REGISTRY_SIGNING_KEYS is set: put the new key first there")
+    click.echo(rotate_signing_key(settings.signing_key_file))
 
 
 @main.command()

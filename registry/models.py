@@ -3,7 +3,7 @@
 from registry.clients.models import ApiClient
 from registry.courts.models import Court, CourtKey
 from registry.db import Base
-from registry.eventlog.models import Event, LogHead
+from registry.eventlog.models import Event, LogHead, ReaderCursor
 from registry.listings.models import Listing, ListingVersion, Removal
 
 __all__ = [
@@ -15,5 +15,6 @@ __all__ = [
     "Listing",
     "ListingVersion",
     "LogHead",
+    "ReaderCursor",
     "Removal",
 ]

@@ -9,6 +9,7 @@ from litestar import Litestar
 
 from registry.db import Database
 from registry.identity.crypto import Secrets, SecretsSource
+from registry.identity.registry_key import RegistrySigner, load_registry_signer
 from registry.listings.ingest import IngestService, worker_count
 from registry.settings import Settings
 
@@ -19,12 +20,14 @@ class Services:
     db: Database
     secrets_source: SecretsSource
     ingest: IngestService
+    signer: RegistrySigner
 
     @classmethod
     def create(cls, settings: Settings) -> Services:
         db = Database(settings.database_url)
         source = SecretsSource(settings)
-        return cls(settings, db, source, IngestService(db, source, worker_count(settings.ingest_workers)))
+        ingest = IngestService(db, source, worker_count(settings.ingest_workers))
+        return cls(settings, db, source, ingest, load_registry_signer(settings))
 
     @property
     def secrets(self) -> Secrets:

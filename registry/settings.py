@@ -31,6 +31,14 @@ class Settings(BaseSettings):
     blind_index_key: str | None = Field(
         default=None, description="Base64 HMAC-SHA256 key for the identifier blind index."
     )
+    signing_key_file: Path = Field(
+        default=Path("var/signing-keys.json"),
+        description="The registry's Ed25519 keys when REGISTRY_SIGNING_KEYS is not set (created 0600).",
+    )
+    signing_keys: str | None = Field(
+        default=None,
+        description="The registry's Ed25519 private keys, base64 raw, comma-separated; the first signs.",
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     scheduler: bool = Field(default=True, description="Run background jobs inside `registry serve`.")

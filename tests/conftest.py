@@ -33,18 +33,12 @@ from registry.courts.services import add_court, add_key
 from registry.demo.data import DemoCourt, DemoGenerator
 from registry.identity.signing import public_bytes, sign_envelope
 from registry.listings.prepare import CHINA_TIME
+from registry.models import Base
 from registry.settings import Settings
 from registry.timeutil import utcnow
 
-TABLES_IN_DELETE_ORDER = [
-    "removals",
-    "listing_versions",
-    "listings",
-    "api_clients",
-    "court_keys",
-    "courts",
-    "events",
-]
+# Children before parents; the log head is reset rather than emptied.
+TABLES_IN_DELETE_ORDER = [t.name for t in reversed(Base.metadata.sorted_tables) if t.name != "log_head"]
 
 
 def _sync_url(url: str) -> str:
@@ -58,6 +52,7 @@ def base_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return {
         "REGISTRY_DATABASE_URL": url,
         "REGISTRY_SECRETS_FILE": str(root / "secrets.json"),
+        "REGISTRY_SIGNING_KEY_FILE": str(root / "signing-keys.json"),
         "REGISTRY_SCHEDULER": "false",
         "REGISTRY_INGEST_WORKERS": "2",
         "REGISTRY_LOG_LEVEL": "WARNING",

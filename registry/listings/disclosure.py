@@ -1,0 +1,112 @@
+"""What the law publishes about a listing (SPC Provisions Art. 6), and nothing else.
+
+Every public surface (search hits, the public web page, feeds, exports, the `public`
+agency profile) builds its entries here, so that one allow-list decides what leaves.
+No full identifier, no creditor, no signature material, no client ids.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+import msgspec
+from sqlalchemy import Select, select
+
+from registry.courts.models import Court
+from registry.identity.identifiers import PROVINCES
+from registry.listings.models import Listing
+from registry.listings.prepare import CHINA_TIME
+
+
+class PublicPerformance(msgspec.Struct, frozen=True):
+    status: str  # "none" (全部未履行) or "partial" (部分未履行)
+    performed_cents: int | None = None
+    unperformed_cents: int | None = None
+
+
+class PublicEntry(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    kind: str  # "person" or "organization"
+    name: str
+    sex: str | None  # "M"/"F", persons only
+    age: int | None  # on the day the entry is shown, persons only
+    identifier_masked: str  # 3423011964****3224, or the masked credit code
+    legal_representative: str | None  # organisations only
+    court_code: str
+    court_name: str
+    province_code: str | None
+    province: str | None
+    case_number: str
+    basis_document_number: str
+    basis_issuer: str
+    obligations: str
+    amount_cents: int | None
+    performance: PublicPerformance
+    grounds: list[str]
+    filed_on: date
+    published_on: date
+
+
+def public_columns() -> Select[*tuple[Any, ...]]:
+    """The listing and court columns `public_entry` needs; add filters and order to taste."""
+    return select(
+        Listing.id,
+        Listing.status,
+        Listing.debtor_kind,
+        Listing.debtor_name,
+        Listing.debtor_sex,
+        Listing.debtor_birth_date,
+        Listing.debtor_id_masked,
+        Listing.legal_representative,
+        Listing.court_code,
+        Court.name.label("court_name"),
+        Listing.province_code,
+        Listing.case_number,
+        Listing.details,
+        Listing.grounds,
+        Listing.filed_on,
+        Listing.published_at,
+    ).join(Court, Court.code == Listing.court_code)
+
+
+def age_on(birth: date, day: date) -> int:
+    return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+
+
+def china_date(moment: datetime) -> date:
+    return moment.astimezone(CHINA_TIME).date()
+
+
+def public_entry(row: Any, today: date) -> PublicEntry:
+    """`row` carries the columns of `public_columns()` (a Row, or anything with those attributes)."""
+    details = row.details
+    performance = details.get("performance") or {}
+    person = row.debtor_kind == "person"
+    birth = row.debtor_birth_date
+    return PublicEntry(
+        id=row.id,
+        kind=row.debtor_kind,
+        name=row.debtor_name,
+        sex=row.debtor_sex if person else None,
+        age=age_on(birth, today) if person and birth is not None else None,
+        identifier_masked=row.debtor_id_masked,
+        legal_representative=None if person else row.legal_representative,
+        court_code=row.court_code,
+        court_name=row.court_name,
+        province_code=row.province_code,
+        province=PROVINCES.get(row.province_code) if row.province_code else None,
+        case_number=row.case_number,
+        basis_document_number=details["basis"]["document_number"],
+        basis_issuer=details["basis"]["issuer"],
+        obligations=details["obligations"],
+        amount_cents=details.get("amount_cents"),
+        performance=PublicPerformance(
+            status=performance.get("status", "none"),
+            performed_cents=performance.get("performed_cents"),
+            unperformed_cents=performance.get("unperformed_cents"),
+        ),
+        grounds=list(row.grounds),
+        filed_on=row.filed_on,
+        published_on=china_date(row.published_at),
+    )

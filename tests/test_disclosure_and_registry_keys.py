@@ -1,0 +1,108 @@
+"""The registry's own signing keys (JWK Set) and the public allow-list every public surface uses."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import unicodedata
+from datetime import date
+from pathlib import Path
+
+import msgspec
+import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from registry.eventlog.cursors import cursor_position, set_cursor
+from registry.identity.registry_key import load_registry_signer
+from registry.listings.disclosure import age_on, public_columns, public_entry
+from registry.listings.models import Listing
+from registry.settings import Settings
+from tests.conftest import CourtHandle, Registry, cli_env, registry_bin
+
+
+def _b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def test_jwks_publishes_the_key_the_registry_signs_with(registry: Registry, settings: Settings) -> None:
+    with registry.http() as http:
+        response = http.get("/.well-known/jwks.json")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/jwk-set+json")
+    keys = response.json()["keys"]
+    signer = load_registry_signer(settings)
+    assert keys[0]["kid"] == signer.key_id
+    assert (keys[0]["kty"], keys[0]["crv"], keys[0]["alg"]) == ("OKP", "Ed25519", "EdDSA")
+    assert "d" not in keys[0]  # never the private part
+    message = b"checkpoint 42"
+    Ed25519PublicKey.from_public_bytes(_b64url_decode(keys[0]["x"])).verify(signer.sign(message), message)
+
+
+def test_rotate_signing_keeps_old_key_published(tmp_path: Path, settings: Settings) -> None:
+    key_file = tmp_path / "signing.json"
+    scoped = Settings(signing_key_file=key_file, database_url=settings.database_url)
+    before = load_registry_signer(scoped)
+    old_signature = before.sign(b"receipt")
+    env = cli_env(settings) | {"REGISTRY_SIGNING_KEY_FILE": str(key_file)}
+    done = subprocess.run(
+        [registry_bin(), "keys", "rotate-signing"], env=env, capture_output=True, text=True, check=True
+    )
+    new_id = done.stdout.strip().splitlines()[-1]
+    after = load_registry_signer(scoped)
+    assert after.key_id == new_id != before.key_id
+    assert [k["kid"] for k in after.jwks()["keys"]] == [new_id, before.key_id]
+    assert after.verify(before.key_id, old_signature, b"receipt")
+    assert not after.verify(new_id, old_signature, b"receipt")
+    assert key_file.stat().st_mode & 0o077 == 0
+
+
+def test_public_entry_shows_art6_fields_and_nothing_else(registry: Registry, court: CourtHandle) -> None:
+    body = registry.person_listing(court, creditor="北京某某投资有限公司")
+    with registry.http(court.api_key) as http:
+        listing_id = http.post("/v1/listings", json=registry.envelope(court, body)).json()["listing_id"]
+    with registry.engine.connect() as conn:
+        row = conn.execute(public_columns().where(Listing.id == listing_id)).one()
+    today = date(2030, 1, 1)
+    entry = public_entry(row, today)
+    encoded = msgspec.json.encode(entry).decode()
+    debtor = body["debtor"]
+    assert entry.name == debtor["name"] and entry.kind == "person"
+    assert entry.identifier_masked == debtor["id_number"][:10] + "****" + debtor["id_number"][14:]
+    assert debtor["id_number"] not in encoded
+    assert "北京某某投资有限公司" not in encoded and "creditor" not in encoded
+    assert "signature" not in encoded and "key_id" not in encoded
+    birth = date(
+        int(debtor["id_number"][6:10]), int(debtor["id_number"][10:12]), int(debtor["id_number"][12:14])
+    )
+    assert entry.age == age_on(birth, today)
+    assert entry.sex == ("M" if int(debtor["id_number"][16]) % 2 else "F")
+    assert entry.court_name == court.name and entry.province == "北京"
+    assert entry.case_number == body["case_number"]
+    assert entry.basis_document_number == body["basis"]["document_number"]
+    assert entry.obligations == unicodedata.normalize("NFKC", body["obligations"])
+    assert entry.grounds == body["grounds"]
+    assert set(json.loads(encoded)) == {
+        "id", "kind", "name", "sex", "age", "identifier_masked", "legal_representative",
+        "court_code", "court_name", "province_code", "province", "case_number",
+        "basis_document_number", "basis_issuer", "obligations", "amount_cents", "performance",
+        "grounds", "filed_on", "published_on",
+    }  # fmt: skip
+
+
+def test_age_counts_birthdays() -> None:
+    assert age_on(date(1990, 6, 15), date(2020, 6, 14)) == 29
+    assert age_on(date(1990, 6, 15), date(2020, 6, 15)) == 30
+
+
+def test_reader_cursor_starts_at_zero_and_moves_both_ways(engine: sa.Engine) -> None:
+    with engine.begin() as conn:
+        assert cursor_position(conn, "search") == 0
+        set_cursor(conn, "search", 10)
+        set_cursor(conn, "search", 12)
+        set_cursor(conn, "feeds", 3)
+    with engine.begin() as conn:
+        assert cursor_position(conn, "search") == 12
+        set_cursor(conn, "search", 0)
+        assert cursor_position(conn, "search") == 0
+        assert cursor_position(conn, "feeds") == 3
