@@ -87,6 +87,7 @@ def _env(database_url: str, secrets_file: Path, workers: int) -> dict[str, str]:
         {
             "REGISTRY_DATABASE_URL": database_url,
             "REGISTRY_SECRETS_FILE": str(secrets_file),
+            "REGISTRY_SIGNING_KEY_FILE": str(secrets_file.with_name("signing-keys.json")),
             "REGISTRY_SCHEDULER": "false",
             "REGISTRY_INGEST_WORKERS": str(workers),
             "REGISTRY_LOG_LEVEL": "WARNING",
@@ -104,7 +105,12 @@ def _registry(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[st
 def _prepare_database(database_url: str, secrets_file: Path, workers: int) -> dict[str, str]:
     env = _env(database_url, secrets_file, workers)
     _registry("db", "upgrade", env=env)
-    settings = Settings(database_url=database_url, secrets_file=secrets_file, scheduler=False)
+    settings = Settings(
+        database_url=database_url,
+        secrets_file=secrets_file,
+        signing_key_file=secrets_file.with_name("signing-keys.json"),
+        scheduler=False,
+    )
 
     async def setup() -> None:
         services = Services.create(settings)
