@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Connection
 
+from publishing.sync.cli import sync_cli
 from registry.clients.services import ROLES, create_client, list_clients, revoke_client
 from registry.courts.services import add_court, add_key, list_courts, revoke_key
 from registry.identity.crypto import SecretsFile, new_key_id
@@ -407,6 +408,11 @@ def keys_rotate_signing() -> None:
     if settings.signing_keys:
         raise click.ClickException("REGISTRY_SIGNING_KEYS is set: put the new key first there")
     click.echo(rotate_signing_key(settings.signing_key_file))
+
+
+# ---- agency linkage sync (publishing/sync) ----
+
+main.add_command(sync_cli, name="sync")
 
 
 @main.command()

@@ -1,5 +1,6 @@
 """Every table, imported in one place for Alembic's autogenerate."""
 
+from publishing.sync.models import Subscription, SyncState
 from registry.clients.models import ApiClient
 from registry.courts.models import Court, CourtKey
 from registry.db import Base
@@ -17,4 +18,6 @@ __all__ = [
     "LogHead",
     "ReaderCursor",
     "Removal",
+    "Subscription",
+    "SyncState",
 ]

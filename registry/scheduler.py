@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from publishing.sync.delivery import deliver_due, worker_id
 from registry.listings.prepare import CHINA_TIME
 from registry.listings.services import expire_due
 from registry.runtime import Services
@@ -41,5 +42,16 @@ def build_scheduler(services: Services) -> AsyncIOScheduler:
         coalesce=True,
         max_instances=1,
         next_run_time=utcnow() + timedelta(seconds=5),
+    )
+    # Agency push delivery: one worker identity per process, leases keep processes apart.
+    scheduler.add_job(
+        deliver_due,
+        "interval",
+        seconds=services.settings.sync_interval_seconds,
+        args=[services, worker_id()],
+        id="sync_push_delivery",
+        coalesce=True,
+        max_instances=1,
+        next_run_time=utcnow(),
     )
     return scheduler
