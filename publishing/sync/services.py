@@ -9,10 +9,10 @@ from __future__ import annotations
 import ipaddress
 import urllib.parse
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
 import msgspec
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, Table, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from publishing.sync.models import Subscription, SyncState
@@ -36,6 +36,7 @@ MODES = ("push", "pull")
 STATES = ("active", "paused", "failing")
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 MAX_URL_LENGTH = 2048
+SUBSCRIPTIONS = cast(Table, Subscription.__table__)
 
 
 class RemovalInfo(msgspec.Struct, frozen=True):
@@ -182,7 +183,7 @@ def _audit(conn: Connection, kind: str, actor: str, now: datetime, sub_id: str, 
 
 
 def _load(conn: Connection, sub_id: str) -> Any:
-    row = conn.execute(select(Subscription).where(Subscription.id == sub_id)).scalar_one_or_none()
+    row = conn.execute(select(SUBSCRIPTIONS).where(SUBSCRIPTIONS.c.id == sub_id)).first()
     if row is None:
         raise Problem(404, "subscription_not_found", "no subscription has this id")
     return row
@@ -301,7 +302,7 @@ def collect_events(
 
 def owned_subscription(conn: Connection, sub_id: str, client_id: str, mode: str | None = None) -> Any:
     """The subscription, if this agency owns it (404 otherwise: others' ids are not confirmed)."""
-    sub = conn.execute(select(Subscription).where(Subscription.id == sub_id)).scalar_one_or_none()
+    sub = conn.execute(select(SUBSCRIPTIONS).where(SUBSCRIPTIONS.c.id == sub_id)).first()
     if sub is None or sub.client_id != client_id:
         raise Problem(404, "subscription_not_found", "you have no subscription with this id")
     if mode is not None and sub.mode != mode:

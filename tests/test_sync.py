@@ -1,0 +1,308 @@
+"""Agency linkage sync: profiles, pull and acknowledgement, signed push delivery to real
+HTTP receivers that fail, time out and recover, leases between workers, status."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import unicodedata
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+import sqlalchemy as sa
+
+from publishing.sync.delivery import deliver_due
+from registry.clients.services import create_client
+from registry.listings.disclosure import china_date, public_columns, public_entry
+from registry.listings.models import Listing
+from registry.runtime import Services
+from registry.settings import Settings
+from registry.timeutil import utcnow
+from tests import rfc9421
+from tests.conftest import CourtHandle, Registry
+from tests.sync_receiver import Receiver, running_receiver
+from tests.test_lifecycle import _amend, _amended_body, _publish, _remove, _removal
+
+LISTING_TYPES = {"listing.published", "listing.amended", "listing.removed", "listing.expired"}
+
+CREDIT_REFERENCE_FIELDS = {
+    "id", "version", "status", "kind", "name", "identifier", "sex", "birth_date", "legal_representative",
+    "court_code", "court_name", "case_number", "basis_document_number", "basis_issuer", "obligations",
+    "amount_cents", "performance", "grounds", "filed_on", "listed_on", "term_years", "expires_on", "removal",
+}  # fmt: skip
+HOUSING_FIELDS = {
+    "id", "version", "status", "name", "credit_code", "legal_representative", "court_code", "court_name",
+    "case_number", "basis_document_number", "basis_issuer", "obligations", "amount_cents", "performance",
+    "grounds", "listed_on", "removal",
+}  # fmt: skip
+ENTERPRISE_FIELDS = {
+    "id", "version", "status", "name", "credit_code", "legal_representative", "court_code", "court_name",
+    "case_number", "grounds", "listed_on", "removal",
+}  # fmt: skip
+PUBLIC_FIELDS = {
+    "id", "kind", "name", "sex", "age", "identifier_masked", "legal_representative", "court_code",
+    "court_name", "province_code", "province", "case_number", "basis_document_number", "basis_issuer",
+    "obligations", "amount_cents", "performance", "grounds", "filed_on", "published_on",
+}  # fmt: skip
+EVENT_FIELDS = {
+    "seq", "idempotency_key", "type", "occurred_at", "listing_id", "listing_version", "listing", "removal",
+}  # fmt: skip
+
+
+def agency(registry: Registry, name: str = "中国人民银行征信中心") -> tuple[str, str]:
+    with registry.engine.begin() as conn:
+        return create_client(conn, name, "agency", None, actor="test", now=utcnow())
+
+
+def org_listing(registry: Registry, court: CourtHandle) -> dict[str, Any]:
+    while True:
+        body = registry.listing(court)
+        if body["debtor"]["kind"] == "organization":
+            return body
+
+
+def subscribe(admin: httpx.Client, client_id: str, profile: str, mode: str, url: str | None = None) -> str:
+    body: dict[str, Any] = {"client_id": client_id, "profile": profile, "mode": mode}
+    if url is not None:
+        body["endpoint_url"] = url
+    response = admin.post("/v1/sync/subscriptions", json=body)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def pull_all(http: httpx.Client, sub_id: str, after: int = 0) -> tuple[list[dict[str, Any]], int, str]:
+    events: list[dict[str, Any]] = []
+    texts = []
+    while True:
+        response = http.get(f"/v1/sync/{sub_id}/events", params={"after": after, "limit": 7})
+        assert response.status_code == 200, response.text
+        texts.append(response.text)
+        page = response.json()
+        events.extend(page["events"])
+        if page["next_after"] == after:
+            return events, after, "".join(texts)
+        after = page["next_after"]
+
+
+def log_events(admin: httpx.Client) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = admin.get("/v1/events", params={"limit": 1000}).json()["events"]
+    return [e for e in events if e["type"] in LISTING_TYPES]
+
+
+def subscription_row(engine: sa.Engine, sub_id: str) -> Any:
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.text("SELECT * FROM sync_subscriptions WHERE id = :id"), {"id": sub_id}
+        ).one()
+
+
+def log_head(engine: sa.Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.text("SELECT last_seq FROM log_head")).scalar_one())
+
+
+def fast(settings: Settings, **changes: Any) -> Settings:
+    values: dict[str, Any] = {
+        "sync_timeout_seconds": 0.5,
+        "sync_backoff_base_seconds": 0.05,
+        "sync_backoff_max_seconds": 0.2,
+        "sync_batch_size": 3,
+        "sync_lease_seconds": 10.0,
+        "sync_max_attempts": 20,
+    }
+    values.update(changes)
+    return settings.model_copy(update=values)
+
+
+def pump(settings: Settings, done: Callable[[], bool], seconds: float = 60, owners: int = 1) -> None:
+    """Run push passes (several workers concurrently when owners > 1) until `done()`."""
+
+    async def main() -> None:
+        services = Services.create(settings)
+        try:
+            deadline = time.monotonic() + seconds
+            while not done():
+                assert time.monotonic() < deadline, "delivery did not finish in time"
+                await asyncio.gather(*(deliver_due(services, f"test-worker-{n}") for n in range(owners)))
+                await asyncio.sleep(0.02)
+        finally:
+            await services.close()
+
+    asyncio.run(main())
+
+
+def caught_up(engine: sa.Engine, sub_id: str) -> Callable[[], bool]:
+    return lambda: int(subscription_row(engine, sub_id).cursor) >= log_head(engine)
+
+
+def assert_in_order_per_listing(events: list[dict[str, Any]]) -> None:
+    last: dict[str, int] = {}
+    for event in events:
+        assert event["seq"] > last.get(event["listing_id"], 0), "events of one listing out of order"
+        last[event["listing_id"]] = event["seq"]
+
+
+# ---- profiles ----
+
+
+def test_every_profile_sends_exactly_its_fields(registry: Registry, court: CourtHandle, admin: httpx.Client) -> None:
+    person = registry.person_listing(court)
+    org = org_listing(registry, court)
+    person_id = _publish(registry, court, person)
+    org_id = _publish(registry, court, org)
+    assert _remove(registry, court, org_id, _removal(org_id, registry.today)).status_code == 200
+    client_id, key = agency(registry)
+    subs = {p: subscribe(admin, client_id, p, "pull") for p in
+            ("credit_reference", "housing_construction", "enterprise_supervision", "public")}  # fmt: skip
+
+    with registry.http(key) as http:
+        pulled = {profile: pull_all(http, sub) for profile, sub in subs.items()}
+
+    for profile, (events, _, _) in pulled.items():
+        for event in events:
+            assert set(event) == EVENT_FIELDS, profile
+            assert event["idempotency_key"] == f"{subs[profile]}:{event['seq']}"
+
+    # credit reference (Art. 13): both debtors, full identifiers, every event.
+    events, _, text = pulled["credit_reference"]
+    assert [(e["listing_id"], e["type"]) for e in events] == [
+        (person_id, "listing.published"), (org_id, "listing.published"), (org_id, "listing.removed"),
+    ]  # fmt: skip
+    by_id = {e["listing_id"]: e["listing"] for e in events}
+    assert set(by_id[person_id]) == CREDIT_REFERENCE_FIELDS
+    assert by_id[person_id]["identifier"] == person["debtor"]["id_number"]
+    assert by_id[person_id]["name"] == person["debtor"]["name"]
+    assert by_id[person_id]["legal_representative"] is None
+    assert by_id[org_id]["identifier"] == org["debtor"]["credit_code"]
+    assert by_id[org_id]["legal_representative"] == org["debtor"]["legal_representative"]
+    assert by_id[org_id]["status"] == "removed" and by_id[org_id]["removal"]["reason"] == "performed"
+    assert events[2]["removal"] == {"reason": "performed", "effective_on": registry.today.isoformat()}
+
+    # housing and construction (Art. 12): organisations only, legal representative, obligations.
+    events, _, text = pulled["housing_construction"]
+    assert [(e["listing_id"], e["type"]) for e in events] == [(org_id, "listing.published"), (org_id, "listing.removed")]
+    record = events[0]["listing"]
+    assert set(record) == HOUSING_FIELDS
+    assert record["credit_code"] == org["debtor"]["credit_code"]
+    assert record["obligations"] == unicodedata.normalize("NFKC", org["obligations"])
+    assert person["debtor"]["id_number"] not in text and person["debtor"]["name"] not in text
+
+    # enterprise supervision (Art. 17): organisations only, no obligations or amounts.
+    events, _, text = pulled["enterprise_supervision"]
+    assert [e["listing_id"] for e in events] == [org_id, org_id]
+    assert set(events[0]["listing"]) == ENTERPRISE_FIELDS
+    assert unicodedata.normalize("NFKC", org["obligations"]) not in text
+    assert person["debtor"]["id_number"] not in text and person["debtor"]["name"] not in text
+
+    # public: exactly the public allow-list; a removed listing's data no longer leaves.
+    events, _, text = pulled["public"]
+    assert [(e["listing_id"], e["type"]) for e in events] == [
+        (person_id, "listing.published"), (org_id, "listing.published"), (org_id, "listing.removed"),
+    ]  # fmt: skip
+    with registry.engine.connect() as conn:
+        row = conn.execute(public_columns().where(Listing.id == person_id)).one()
+    expected = json.loads(msgspec.json.encode(public_entry(row, china_date(utcnow()))))
+    assert events[0]["listing"] == expected
+    assert set(events[0]["listing"]) == PUBLIC_FIELDS
+    assert events[1]["listing"] is None and events[2]["listing"] is None
+    assert person["debtor"]["id_number"] not in text
+    assert org["debtor"]["credit_code"] not in text
+    for profile, (_, _, text) in pulled.items():
+        if "creditor" in person:
+            assert person["creditor"]["name"] not in text, profile
+        assert "signature" not in text and "submission_id" not in text, profile
+
+
+# ---- pull and acknowledgement ----
+
+
+def test_pull_ack_moves_the_cursor_and_refuses_what_was_never_delivered(
+    registry: Registry, court: CourtHandle, admin: httpx.Client
+) -> None:
+    ids = [_publish(registry, court, registry.listing(court)) for _ in range(3)]
+    client_id, key = agency(registry)
+    other_id, other_key = agency(registry, "住房和城乡建设部")
+    sub = subscribe(admin, client_id, "credit_reference", "pull")
+    with registry.http(key) as http:
+        # Nothing handed out yet: no acknowledgement can be taken.
+        refused = http.post(f"/v1/sync/{sub}/ack", json={"cursor": 1})
+        assert refused.status_code == 409 and refused.json()["code"] == "cursor_not_delivered"
+        page = http.get(f"/v1/sync/{sub}/events", params={"limit": 1000}).json()
+        assert [e["listing_id"] for e in page["events"]] == ids
+        head = page["next_after"]
+        beyond = http.post(f"/v1/sync/{sub}/ack", json={"cursor": head + 1})
+        assert beyond.status_code == 409 and beyond.json()["code"] == "cursor_not_delivered"
+        assert subscription_row(registry.engine, sub).cursor == 0
+        assert http.post(f"/v1/sync/{sub}/ack", json={"cursor": "x"}).json()["code"] == "invalid_field"
+        assert http.post(f"/v1/sync/{sub}/ack", content=b"{").json()["code"] == "invalid_json"
+        assert http.get(f"/v1/sync/{sub}/events", params={"after": 10**9}).status_code == 422
+
+        middle = page["events"][1]["seq"]
+        assert http.post(f"/v1/sync/{sub}/ack", json={"cursor": middle}).status_code == 200
+        # Without `after`, the feed resumes after the acknowledged cursor.
+        rest = http.get(f"/v1/sync/{sub}/events").json()["events"]
+        assert [e["listing_id"] for e in rest] == ids[2:]
+        behind = http.post(f"/v1/sync/{sub}/ack", json={"cursor": middle - 1})
+        assert behind.status_code == 409 and behind.json()["code"] == "cursor_behind"
+        assert http.post(f"/v1/sync/{sub}/ack", json={"cursor": head}).status_code == 200
+    status = admin.get(f"/v1/sync/subscriptions/{sub}").json()
+    assert status["cursor"] == head and status["backlog"] == log_head(registry.engine) - head
+    assert status["delivered_total"] == 3 and status["latency_seconds"]["samples"] == 3
+
+    # Another agency cannot read or acknowledge this subscription; a bank cannot either.
+    with registry.http(other_key) as http:
+        assert http.get(f"/v1/sync/{sub}/events").status_code == 404
+        assert http.post(f"/v1/sync/{sub}/ack", json={"cursor": head}).json()["code"] == "subscription_not_found"
+    with registry.http(registry.client("bank")) as http:
+        assert http.get(f"/v1/sync/{sub}/events").status_code == 403
+    assert other_id != client_id
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"profile": "credit_reference", "mode": "push", "endpoint_url": "http://agency.example/hook"}, 422, "invalid_endpoint_url"),
+        ({"profile": "credit_reference", "mode": "push", "endpoint_url": "ftp://agency.example/"}, 422, "invalid_endpoint_url"),
+        ({"profile": "credit_reference", "mode": "push", "endpoint_url": "https://u:p@agency.example/"}, 422, "invalid_endpoint_url"),
+        ({"profile": "credit_reference", "mode": "push", "endpoint_url": "https:///nohost"}, 422, "invalid_endpoint_url"),
+        ({"profile": "credit_reference", "mode": "push", "endpoint_url": "https://a.example:99999/"}, 422, "invalid_endpoint_url"),
+        ({"profile": "credit_reference", "mode": "push"}, 422, "endpoint_required"),
+        ({"profile": "credit_reference", "mode": "pull", "endpoint_url": "https://a.example/"}, 422, "endpoint_not_allowed"),
+        ({"profile": "tax_bureau", "mode": "pull"}, 422, "unknown_profile"),
+        ({"profile": "public", "mode": "carrier_pigeon"}, 422, "unknown_mode"),
+        ({"profile": "public", "mode": "pull", "from_seq": 10**6}, 422, "cursor_beyond_head"),
+        ({"profile": "public", "mode": "pull", "colour": "red"}, 422, "invalid_field"),
+    ],
+)  # fmt: skip
+def test_bad_subscriptions_are_refused_and_nothing_is_written(
+    registry: Registry, admin: httpx.Client, body: dict[str, Any], status: int, code: str
+) -> None:
+    client_id, _ = agency(registry)
+    head = log_head(registry.engine)
+    response = admin.post("/v1/sync/subscriptions", json={"client_id": client_id, **body})
+    assert response.status_code == status, response.text
+    assert response.json()["code"] == code
+    assert admin.get("/v1/sync/subscriptions").json() == []
+    assert log_head(registry.engine) == head
+
+
+def test_only_agencies_subscribe_and_only_admins_administer(registry: Registry, admin: httpx.Client) -> None:
+    bank_key = registry.client("bank")
+    with registry.engine.connect() as conn:
+        bank_id = conn.execute(sa.text("SELECT id FROM api_clients WHERE role = 'bank'")).scalar_one()
+    response = admin.post("/v1/sync/subscriptions", json={"client_id": bank_id, "profile": "public", "mode": "pull"})
+    assert response.status_code == 422 and response.json()["code"] == "not_an_agency"
+    missing = admin.post("/v1/sync/subscriptions", json={"client_id": "cl_nobody", "profile": "public", "mode": "pull"})
+    assert missing.status_code == 404
+    client_id, key = agency(registry)
+    with registry.http(key) as http:
+        forbidden = http.post("/v1/sync/subscriptions", json={"client_id": client_id, "profile": "public", "mode": "pull"})
+        assert forbidden.status_code == 403
+        assert http.get("/metrics").status_code == 403
+    with registry.http(bank_key) as http:
+        assert http.get("/v1/sync/status").status_code == 403
+    assert admin.post("/v1/sync/subscriptions/sub_nope/pause").status_code == 404
