@@ -306,3 +306,177 @@ def test_only_agencies_subscribe_and_only_admins_administer(registry: Registry, 
     with registry.http(bank_key) as http:
         assert http.get("/v1/sync/status").status_code == 403
     assert admin.post("/v1/sync/subscriptions/sub_nope/pause").status_code == 404
+
+
+# ---- push delivery ----
+
+
+def _jwks(registry: Registry) -> dict[str, Any]:
+    with registry.http() as http:
+        jwks: dict[str, Any] = http.get("/.well-known/jwks.json").json()
+    return jwks
+
+
+def _lifecycle(registry: Registry, court: CourtHandle, count: int) -> list[str]:
+    """`count` listings, one amended, two removed: every kind of listing event."""
+    bodies = [registry.listing(court) for _ in range(count)]
+    ids = [_publish(registry, court, body) for body in bodies]
+    assert _amend(registry, court, ids[0], _amended_body(bodies[0])).status_code == 200
+    for listing_id in (ids[1], ids[0]):
+        assert _remove(registry, court, listing_id, _removal(listing_id, registry.today)).status_code == 200
+    return ids
+
+
+def _verify_all(receiver: Receiver, jwks: dict[str, Any], key_id: str) -> None:
+    """Every push verifies with the independent RFC 9421 verifier and the published key."""
+    assert receiver.deliveries
+    for delivery in receiver.deliveries:
+        verified = rfc9421.verify(
+            delivery.headers, delivery.body, jwks, method="POST", target_uri=receiver.url
+        )
+        assert verified.params["keyid"] == key_id
+        assert verified.params["alg"] == "ed25519"
+        assert isinstance(verified.params["created"], int) and verified.params["nonce"]
+        assert {"@method", "@target-uri", "content-digest", "content-type", "idempotency-key"} <= set(
+            verified.components
+        )
+        events = json.loads(delivery.body)["events"]
+        first, last = events[0]["seq"], events[-1]["seq"]
+        assert delivery.headers["idempotency-key"].endswith(f":{first}-{last}")
+
+
+def test_push_survives_500s_timeouts_and_dropped_connections_exactly_once_in_order(
+    registry: Registry, court: CourtHandle, admin: httpx.Client, settings: Settings
+) -> None:
+    ids = _lifecycle(registry, court, 8)
+    client_id, _ = agency(registry)
+    with running_receiver(slow_seconds=1.0) as receiver:
+        receiver.script.extend(["500", "ok", "slow", "close", "500", "ok", "500"])
+        sub = subscribe(admin, client_id, "credit_reference", "push", receiver.url)
+        pump(fast(settings), caught_up(registry.engine, sub))
+    expected = [e["seq"] for e in log_events(admin)]
+    unique = receiver.unique()
+    # Every event exactly once after deduplication, none missing, in log order.
+    assert [e["seq"] for e in unique] == expected
+    assert_in_order_per_listing(unique)
+    assert len(receiver.received) > len(unique), "the slow answer should have caused a re-send"
+    assert {e["listing_id"] for e in unique} == set(ids)
+    assert [e["type"] for e in unique if e["listing_id"] == ids[0]] == [
+        "listing.published", "listing.amended", "listing.removed",
+    ]  # fmt: skip
+    _verify_all(receiver, _jwks(registry), _jwks(registry)["keys"][0]["kid"])
+    status = admin.get(f"/v1/sync/subscriptions/{sub}").json()
+    assert status["backlog"] == 0 and status["state"] == "active"
+    assert status["failures_total"] == 5  # three 500s, one timed out, one dropped
+    assert status["delivered_total"] >= len(expected)
+    assert status["last_error"] is None and status["latency_seconds"]["samples"] == len(ids)
+
+
+def test_a_tampered_push_fails_the_independent_verifier(
+    registry: Registry, court: CourtHandle, admin: httpx.Client, settings: Settings
+) -> None:
+    _publish(registry, court, registry.listing(court))
+    client_id, _ = agency(registry)
+    with running_receiver() as receiver:
+        sub = subscribe(admin, client_id, "public", "push", receiver.url)
+        pump(fast(settings), caught_up(registry.engine, sub))
+    jwks = _jwks(registry)
+    delivery = receiver.deliveries[0]
+    rfc9421.verify(delivery.headers, delivery.body, jwks, method="POST", target_uri=receiver.url)
+    with pytest.raises(rfc9421.VerificationError):
+        rfc9421.verify(delivery.headers, delivery.body.replace(b"listing", b"listinG"), jwks,
+                       method="POST", target_uri=receiver.url)  # fmt: skip
+    with pytest.raises(rfc9421.VerificationError):
+        rfc9421.verify(delivery.headers, delivery.body, jwks, method="POST", target_uri=receiver.url + "x")
+
+
+def test_a_receiver_that_keeps_failing_flags_the_subscription_and_replay_recovers(
+    registry: Registry, court: CourtHandle, admin: httpx.Client, settings: Settings
+) -> None:
+    _lifecycle(registry, court, 4)
+    client_id, _ = agency(registry)
+    with running_receiver(default="500") as receiver:
+        sub = subscribe(admin, client_id, "credit_reference", "push", receiver.url)
+        pump(fast(settings, sync_max_attempts=3), lambda: subscription_row(registry.engine, sub).state == "failing")
+        flagged = admin.get(f"/v1/sync/subscriptions/{sub}").json()
+        assert flagged["state"] == "failing" and flagged["attempts"] == 3
+        # Only the events no agency receives (court and client set-up) were passed over.
+        assert 0 < flagged["cursor"] < log_events(admin)[0]["seq"]
+        assert flagged["last_error"] == "HTTP 500"
+        metrics = admin.get("/metrics")
+        assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
+        assert f'registry_sync_failing{{client="{client_id}",mode="push",profile="credit_reference",subscription="{sub}"}} 1.0' in metrics.text
+        # A failing subscription is left alone until an admin acts.
+        requests_so_far = len(receiver.deliveries)
+        asyncio.run(_one_pass(fast(settings)))
+        assert len(receiver.deliveries) == requests_so_far
+
+        receiver.default = "ok"
+        replayed = admin.post(f"/v1/sync/subscriptions/{sub}/replay", json={"from_seq": 0})
+        assert replayed.status_code == 200 and replayed.json()["state"] == "active"
+        pump(fast(settings), caught_up(registry.engine, sub))
+    assert [e["seq"] for e in receiver.unique()] == [e["seq"] for e in log_events(admin)]
+    assert admin.post(f"/v1/sync/subscriptions/{sub}/replay", json={"from_seq": -1}).status_code == 422
+
+
+async def _one_pass(settings: Settings) -> int:
+    services = Services.create(settings)
+    try:
+        return await deliver_due(services, "one-pass")
+    finally:
+        await services.close()
+
+
+def test_paused_subscriptions_wait_and_profiles_skip_what_they_do_not_admit(
+    registry: Registry, court: CourtHandle, admin: httpx.Client, settings: Settings
+) -> None:
+    persons = [_publish(registry, court, registry.person_listing(court)) for _ in range(3)]
+    org = _publish(registry, court, org_listing(registry, court))
+    client_id, _ = agency(registry, "市场监督管理总局")
+    with running_receiver() as receiver:
+        sub = subscribe(admin, client_id, "enterprise_supervision", "push", receiver.url)
+        assert admin.post(f"/v1/sync/subscriptions/{sub}/pause").json()["state"] == "paused"
+        asyncio.run(_one_pass(fast(settings)))
+        assert receiver.deliveries == []
+        assert admin.post(f"/v1/sync/subscriptions/{sub}/resume").json()["state"] == "active"
+        pump(fast(settings), caught_up(registry.engine, sub))
+    assert [e["listing_id"] for e in receiver.unique()] == [org]
+    assert not set(persons) & {e["listing_id"] for e in receiver.received}
+    assert subscription_row(registry.engine, sub).cursor == log_head(registry.engine)
+
+
+def test_concurrent_workers_never_send_one_subscription_at_once(
+    registry: Registry, court: CourtHandle, admin: httpx.Client, settings: Settings
+) -> None:
+    for _ in range(12):
+        _publish(registry, court, registry.listing(court))
+    client_id, _ = agency(registry)
+    with running_receiver(default="sleep:0.05") as first, running_receiver(default="sleep:0.05") as second:
+        subs = [subscribe(admin, client_id, "credit_reference", "push", r.url) for r in (first, second)]
+        pump(fast(settings, sync_batch_size=2), lambda: all(caught_up(registry.engine, s)() for s in subs), owners=4)
+    for receiver in (first, second):
+        assert receiver.max_in_flight == 1
+        assert [e["seq"] for e in receiver.unique()] == [e["seq"] for e in log_events(admin)]
+        assert len(receiver.received) == len(receiver.unique())  # no duplicate without a failure
+
+
+def test_status_json_and_prometheus_metrics(
+    registry: Registry, court: CourtHandle, admin: httpx.Client, settings: Settings
+) -> None:
+    for _ in range(3):
+        _publish(registry, court, registry.listing(court))
+    client_id, _ = agency(registry)
+    pulled = subscribe(admin, client_id, "public", "pull")
+    with running_receiver() as receiver:
+        pushed = subscribe(admin, client_id, "credit_reference", "push", receiver.url)
+        pump(fast(settings), caught_up(registry.engine, pushed))
+    statuses = {s["id"]: s for s in admin.get("/v1/sync/status").json()["subscriptions"]}
+    head = log_head(registry.engine)
+    assert statuses[pushed]["backlog"] == 0 and statuses[pushed]["last_delivered_seq"] == head
+    assert statuses[pushed]["latency_seconds"]["samples"] == 3
+    assert statuses[pushed]["latency_seconds"]["p99"] is not None
+    assert statuses[pulled]["backlog"] == head and statuses[pulled]["latency_seconds"]["p50"] is None
+    text = admin.get("/metrics").text
+    labels = f'client="{client_id}",mode="pull",profile="public",subscription="{pulled}"'
+    assert f"registry_sync_backlog_events{{{labels}}} {float(head)}" in text
+    assert f'registry_sync_latency_seconds{{client="{client_id}",mode="push",profile="credit_reference",quantile="0.99",subscription="{pushed}"}}' in text
