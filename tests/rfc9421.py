@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 # RFC 8941 dictionary member: label=(inner list);params  /  label=:base64:
-_INPUT = re.compile(r'^(?P<label>[a-z*][a-z0-9_\-.*]*)=(?P<value>\((?P<items>[^)]*)\)(?P<params>.*))$')
+_INPUT = re.compile(r"^(?P<label>[a-z*][a-z0-9_\-.*]*)=(?P<value>\((?P<items>[^)]*)\)(?P<params>.*))$")
 _SIGNATURE = re.compile(r"^(?P<label>[a-z*][a-z0-9_\-.*]*)=:(?P<b64>[A-Za-z0-9+/=]+):$")
 _PARAM = re.compile(r';([a-z][a-z0-9_\-.*]*)=("(?:[^"\\]|\\.)*"|-?\d+)')
 

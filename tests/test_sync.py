@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import subprocess
 import time
 import unicodedata
 from collections.abc import Callable
@@ -23,9 +26,9 @@ from registry.runtime import Services
 from registry.settings import Settings
 from registry.timeutil import utcnow
 from tests import rfc9421
-from tests.conftest import CourtHandle, Registry
+from tests.conftest import CourtHandle, Registry, cli_env, registry_bin
 from tests.sync_receiver import Receiver, running_receiver
-from tests.test_lifecycle import _amend, _amended_body, _publish, _remove, _removal
+from tests.test_lifecycle import _amend, _amended_body, _publish, _removal, _remove
 
 LISTING_TYPES = {"listing.published", "listing.amended", "listing.removed", "listing.expired"}
 
@@ -95,9 +98,7 @@ def log_events(admin: httpx.Client) -> list[dict[str, Any]]:
 
 def subscription_row(engine: sa.Engine, sub_id: str) -> Any:
     with engine.connect() as conn:
-        return conn.execute(
-            sa.text("SELECT * FROM sync_subscriptions WHERE id = :id"), {"id": sub_id}
-        ).one()
+        return conn.execute(sa.text("SELECT * FROM sync_subscriptions WHERE id = :id"), {"id": sub_id}).one()
 
 
 def log_head(engine: sa.Engine) -> int:
@@ -149,7 +150,9 @@ def assert_in_order_per_listing(events: list[dict[str, Any]]) -> None:
 # ---- profiles ----
 
 
-def test_every_profile_sends_exactly_its_fields(registry: Registry, court: CourtHandle, admin: httpx.Client) -> None:
+def test_every_profile_sends_exactly_its_fields(
+    registry: Registry, court: CourtHandle, admin: httpx.Client
+) -> None:
     person = registry.person_listing(court)
     org = org_listing(registry, court)
     person_id = _publish(registry, court, person)
@@ -184,7 +187,10 @@ def test_every_profile_sends_exactly_its_fields(registry: Registry, court: Court
 
     # housing and construction (Art. 12): organisations only, legal representative, obligations.
     events, _, text = pulled["housing_construction"]
-    assert [(e["listing_id"], e["type"]) for e in events] == [(org_id, "listing.published"), (org_id, "listing.removed")]
+    assert [(e["listing_id"], e["type"]) for e in events] == [
+        (org_id, "listing.published"),
+        (org_id, "listing.removed"),
+    ]
     record = events[0]["listing"]
     assert set(record) == HOUSING_FIELDS
     assert record["credit_code"] == org["debtor"]["credit_code"]
@@ -256,7 +262,9 @@ def test_pull_ack_moves_the_cursor_and_refuses_what_was_never_delivered(
     # Another agency cannot read or acknowledge this subscription; a bank cannot either.
     with registry.http(other_key) as http:
         assert http.get(f"/v1/sync/{sub}/events").status_code == 404
-        assert http.post(f"/v1/sync/{sub}/ack", json={"cursor": head}).json()["code"] == "subscription_not_found"
+        assert (
+            http.post(f"/v1/sync/{sub}/ack", json={"cursor": head}).json()["code"] == "subscription_not_found"
+        )
     with registry.http(registry.client("bank")) as http:
         assert http.get(f"/v1/sync/{sub}/events").status_code == 403
     assert other_id != client_id
@@ -294,13 +302,19 @@ def test_only_agencies_subscribe_and_only_admins_administer(registry: Registry, 
     bank_key = registry.client("bank")
     with registry.engine.connect() as conn:
         bank_id = conn.execute(sa.text("SELECT id FROM api_clients WHERE role = 'bank'")).scalar_one()
-    response = admin.post("/v1/sync/subscriptions", json={"client_id": bank_id, "profile": "public", "mode": "pull"})
+    response = admin.post(
+        "/v1/sync/subscriptions", json={"client_id": bank_id, "profile": "public", "mode": "pull"}
+    )
     assert response.status_code == 422 and response.json()["code"] == "not_an_agency"
-    missing = admin.post("/v1/sync/subscriptions", json={"client_id": "cl_nobody", "profile": "public", "mode": "pull"})
+    missing = admin.post(
+        "/v1/sync/subscriptions", json={"client_id": "cl_nobody", "profile": "public", "mode": "pull"}
+    )
     assert missing.status_code == 404
     client_id, key = agency(registry)
     with registry.http(key) as http:
-        forbidden = http.post("/v1/sync/subscriptions", json={"client_id": client_id, "profile": "public", "mode": "pull"})
+        forbidden = http.post(
+            "/v1/sync/subscriptions", json={"client_id": client_id, "profile": "public", "mode": "pull"}
+        )
         assert forbidden.status_code == 403
         assert http.get("/metrics").status_code == 403
     with registry.http(bank_key) as http:
@@ -397,7 +411,10 @@ def test_a_receiver_that_keeps_failing_flags_the_subscription_and_replay_recover
     client_id, _ = agency(registry)
     with running_receiver(default="500") as receiver:
         sub = subscribe(admin, client_id, "credit_reference", "push", receiver.url)
-        pump(fast(settings, sync_max_attempts=3), lambda: subscription_row(registry.engine, sub).state == "failing")
+        pump(
+            fast(settings, sync_max_attempts=3),
+            lambda: subscription_row(registry.engine, sub).state == "failing",
+        )
         flagged = admin.get(f"/v1/sync/subscriptions/{sub}").json()
         assert flagged["state"] == "failing" and flagged["attempts"] == 3
         # Only the events no agency receives (court and client set-up) were passed over.
@@ -405,7 +422,10 @@ def test_a_receiver_that_keeps_failing_flags_the_subscription_and_replay_recover
         assert flagged["last_error"] == "HTTP 500"
         metrics = admin.get("/metrics")
         assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
-        assert f'registry_sync_failing{{client="{client_id}",mode="push",profile="credit_reference",subscription="{sub}"}} 1.0' in metrics.text
+        assert (
+            f'registry_sync_failing{{client="{client_id}",mode="push",profile="credit_reference",subscription="{sub}"}} 1.0'
+            in metrics.text
+        )
         # A failing subscription is left alone until an admin acts.
         requests_so_far = len(receiver.deliveries)
         asyncio.run(_one_pass(fast(settings)))
@@ -453,7 +473,11 @@ def test_concurrent_workers_never_send_one_subscription_at_once(
     client_id, _ = agency(registry)
     with running_receiver(default="sleep:0.05") as first, running_receiver(default="sleep:0.05") as second:
         subs = [subscribe(admin, client_id, "credit_reference", "push", r.url) for r in (first, second)]
-        pump(fast(settings, sync_batch_size=2), lambda: all(caught_up(registry.engine, s)() for s in subs), owners=4)
+        pump(
+            fast(settings, sync_batch_size=2),
+            lambda: all(caught_up(registry.engine, s)() for s in subs),
+            owners=4,
+        )
     for receiver in (first, second):
         assert receiver.max_in_flight == 1
         assert [e["seq"] for e in receiver.unique()] == [e["seq"] for e in log_events(admin)]
@@ -479,4 +503,57 @@ def test_status_json_and_prometheus_metrics(
     text = admin.get("/metrics").text
     labels = f'client="{client_id}",mode="pull",profile="public",subscription="{pulled}"'
     assert f"registry_sync_backlog_events{{{labels}}} {float(head)}" in text
-    assert f'registry_sync_latency_seconds{{client="{client_id}",mode="push",profile="credit_reference",quantile="0.99",subscription="{pushed}"}}' in text
+    assert (
+        f'registry_sync_latency_seconds{{client="{client_id}",mode="push",profile="credit_reference",quantile="0.99",subscription="{pushed}"}}'
+        in text
+    )
+
+
+def _wait(condition: Callable[[], bool], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def test_a_worker_killed_mid_delivery_loses_nothing(
+    registry: Registry, court: CourtHandle, admin: httpx.Client, settings: Settings
+) -> None:
+    for _ in range(16):
+        _publish(registry, court, registry.listing(court))
+    client_id, _ = agency(registry)
+    env = cli_env(settings) | {
+        "REGISTRY_SYNC_LEASE_SECONDS": "2",
+        "REGISTRY_SYNC_BATCH_SIZE": "2",
+        "REGISTRY_SYNC_INTERVAL_SECONDS": "0.2",
+        "REGISTRY_LOG_LEVEL": "WARNING",
+    }
+
+    def start_worker() -> subprocess.Popen[bytes]:
+        return subprocess.Popen([registry_bin(), "worker"], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+
+    with running_receiver(default="sleep:0.2") as receiver:
+        sub = subscribe(admin, client_id, "credit_reference", "push", receiver.url)
+        worker = start_worker()
+        try:
+            _wait(lambda: len(receiver.deliveries) >= 3 and receiver.in_flight == 1, 60, "a push in flight")
+            os.kill(worker.pid, signal.SIGKILL)  # in the middle of a request
+            worker.wait(timeout=10)
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+        killed_at = subscription_row(registry.engine, sub)
+        assert killed_at.cursor < log_head(registry.engine), "the kill should leave work behind"
+        assert killed_at.lease_owner is not None  # the dead worker's lease, left to run out
+
+        restarted = start_worker()
+        try:
+            _wait(caught_up(registry.engine, sub), 90, "the restarted worker to catch up")
+        finally:
+            restarted.terminate()
+            restarted.wait(timeout=10)
+    unique = receiver.unique()
+    assert [e["seq"] for e in unique] == [e["seq"] for e in log_events(admin)]
+    assert_in_order_per_listing(unique)
+    _verify_all(receiver, _jwks(registry), _jwks(registry)["keys"][0]["kid"])
