@@ -270,16 +270,20 @@ def test_pull_ack_moves_the_cursor_and_refuses_what_was_never_delivered(
     assert other_id != client_id
 
 
+PUSH = {"profile": "credit_reference", "mode": "push"}
+PULL = {"profile": "credit_reference", "mode": "pull"}
+
+
 @pytest.mark.parametrize(
     ("body", "status", "code"),
     [
-        ({"profile": "credit_reference", "mode": "push", "endpoint_url": "http://agency.example/hook"}, 422, "invalid_endpoint_url"),
-        ({"profile": "credit_reference", "mode": "push", "endpoint_url": "ftp://agency.example/"}, 422, "invalid_endpoint_url"),
-        ({"profile": "credit_reference", "mode": "push", "endpoint_url": "https://u:p@agency.example/"}, 422, "invalid_endpoint_url"),
-        ({"profile": "credit_reference", "mode": "push", "endpoint_url": "https:///nohost"}, 422, "invalid_endpoint_url"),
-        ({"profile": "credit_reference", "mode": "push", "endpoint_url": "https://a.example:99999/"}, 422, "invalid_endpoint_url"),
-        ({"profile": "credit_reference", "mode": "push"}, 422, "endpoint_required"),
-        ({"profile": "credit_reference", "mode": "pull", "endpoint_url": "https://a.example/"}, 422, "endpoint_not_allowed"),
+        ({**PUSH, "endpoint_url": "http://agency.example/hook"}, 422, "invalid_endpoint_url"),
+        ({**PUSH, "endpoint_url": "ftp://agency.example/"}, 422, "invalid_endpoint_url"),
+        ({**PUSH, "endpoint_url": "https://u:p@agency.example/"}, 422, "invalid_endpoint_url"),
+        ({**PUSH, "endpoint_url": "https:///nohost"}, 422, "invalid_endpoint_url"),
+        ({**PUSH, "endpoint_url": "https://a.example:99999/"}, 422, "invalid_endpoint_url"),
+        (PUSH, 422, "endpoint_required"),
+        ({**PULL, "endpoint_url": "https://a.example/"}, 422, "endpoint_not_allowed"),
         ({"profile": "tax_bureau", "mode": "pull"}, 422, "unknown_profile"),
         ({"profile": "public", "mode": "carrier_pigeon"}, 422, "unknown_mode"),
         ({"profile": "public", "mode": "pull", "from_seq": 10**6}, 422, "cursor_beyond_head"),
@@ -422,10 +426,8 @@ def test_a_receiver_that_keeps_failing_flags_the_subscription_and_replay_recover
         assert flagged["last_error"] == "HTTP 500"
         metrics = admin.get("/metrics")
         assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
-        assert (
-            f'registry_sync_failing{{client="{client_id}",mode="push",profile="credit_reference",subscription="{sub}"}} 1.0'
-            in metrics.text
-        )
+        labels = f'client="{client_id}",mode="push",profile="credit_reference",subscription="{sub}"'
+        assert f"registry_sync_failing{{{labels}}} 1.0" in metrics.text
         # A failing subscription is left alone until an admin acts.
         requests_so_far = len(receiver.deliveries)
         asyncio.run(_one_pass(fast(settings)))
