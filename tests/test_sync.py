@@ -559,3 +559,97 @@ def test_a_worker_killed_mid_delivery_loses_nothing(
     assert [e["seq"] for e in unique] == [e["seq"] for e in log_events(admin)]
     assert_in_order_per_listing(unique)
     _verify_all(receiver, _jwks(registry), _jwks(registry)["keys"][0]["kid"])
+
+
+# ---- reconciliation ----
+
+
+def _snapshot(
+    http: httpx.Client, sub: str, jwks: dict[str, Any], limit: int
+) -> tuple[list[dict[str, Any]], list[int]]:
+    records: list[dict[str, Any]] = []
+    positions: list[int] = []
+    after = ""
+    while True:
+        response = http.get(f"/v1/sync/{sub}/snapshot", params={"after": after, "limit": limit})
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"] == "application/x-ndjson"
+        headers = dict(response.headers.items())
+        verified = rfc9421.verify(headers, response.content, jwks, status=200)
+        assert {"@status", "content-type", "content-digest"} <= set(verified.components)
+        header, *lines = [json.loads(line) for line in response.content.splitlines()]
+        assert header["kind"] == "snapshot" and header["count"] == len(lines)
+        positions.append(header["position"])
+        records.extend(line["listing"] for line in lines)
+        if header["next_after"] is None:
+            return records, positions
+        after = header["next_after"]
+
+
+def test_signed_snapshot_pages_hold_every_active_listing_of_the_profile(
+    registry: Registry, court: CourtHandle, admin: httpx.Client
+) -> None:
+    persons = [_publish(registry, court, registry.person_listing(court)) for _ in range(3)]
+    orgs = [_publish(registry, court, org_listing(registry, court)) for _ in range(4)]
+    assert _remove(registry, court, orgs[0], _removal(orgs[0], registry.today)).status_code == 200
+    client_id, key = agency(registry)
+    credit = subscribe(admin, client_id, "credit_reference", "pull")
+    housing = subscribe(admin, client_id, "housing_construction", "push", "https://agency.example/hook")
+    jwks = _jwks(registry)
+    with registry.http(key) as http:
+        records, positions = _snapshot(http, credit, jwks, limit=2)
+        assert [r["id"] for r in records] == sorted(persons + orgs[1:])
+        assert set(records[0]) == CREDIT_REFERENCE_FIELDS
+        assert positions == [log_head(registry.engine)] * 4
+        housing_records, _ = _snapshot(http, housing, jwks, limit=1000)
+        assert [r["id"] for r in housing_records] == sorted(orgs[1:])
+        assert set(housing_records[0]) == HOUSING_FIELDS
+        # A tampered page fails verification.
+        response = http.get(f"/v1/sync/{credit}/snapshot")
+        with pytest.raises(rfc9421.VerificationError):
+            rfc9421.verify(dict(response.headers.items()), response.content + b" ", jwks, status=200)
+        assert http.get(f"/v1/sync/{credit}/snapshot", params={"limit": 0}).status_code == 400
+    _, other_key = agency(registry, "住房和城乡建设部")
+    with registry.http(other_key) as http:
+        assert http.get(f"/v1/sync/{credit}/snapshot").status_code == 404
+        assert http.get(f"/v1/sync/{credit}/drift").status_code == 404
+
+
+def test_drift_report_names_what_the_agency_lacks_and_clears_after_replay(
+    registry: Registry, court: CourtHandle, admin: httpx.Client
+) -> None:
+    first = [_publish(registry, court, registry.listing(court)) for _ in range(3)]
+    client_id, key = agency(registry)
+    sub = subscribe(admin, client_id, "credit_reference", "pull")
+    with registry.http(key) as http:
+        _, cursor, _ = pull_all(http, sub)
+        assert http.post(f"/v1/sync/{sub}/ack", json={"cursor": cursor}).status_code == 200
+        clean = http.get(f"/v1/sync/{sub}/drift").json()
+        assert clean["in_drift"] == 0 and clean["active_in_agreement"] == 3
+
+        # Unacknowledged changes are pending, not drift.
+        assert _remove(registry, court, first[0], _removal(first[0], registry.today)).status_code == 200
+        added = _publish(registry, court, registry.listing(court))
+        pending = http.get(f"/v1/sync/{sub}/drift").json()
+        assert pending["pending_listings"] == 2 and pending["in_drift"] == 0
+
+        # An operator skips the agency past those events: now they are drift.
+        skipped = admin.post(
+            f"/v1/sync/subscriptions/{sub}/replay", json={"from_seq": log_head(registry.engine)}
+        )
+        assert skipped.status_code == 200
+        report = admin.get(f"/v1/sync/subscriptions/{sub}/drift").json()
+        assert report["drift"] == {
+            "missing_at_agency": 1,
+            "not_removed_at_agency": 1,
+            "outdated_at_agency": 0,
+        }
+        assert report["samples"]["missing_at_agency"] == [added]
+        assert report["samples"]["not_removed_at_agency"] == [first[0]]
+
+        # Replaying from the old cursor repairs it.
+        admin.post(f"/v1/sync/subscriptions/{sub}/replay", json={"from_seq": cursor})
+        _, head, _ = pull_all(http, sub, cursor)
+        assert http.post(f"/v1/sync/{sub}/ack", json={"cursor": head}).status_code == 200
+        repaired = http.get(f"/v1/sync/{sub}/drift").json()
+        assert repaired["in_drift"] == 0 and repaired["active_in_agreement"] == 3

@@ -11,6 +11,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from publishing.sync import services as sync
 from publishing.sync.metrics import prometheus_text
+from publishing.sync.reconcile import NDJSON, drift_report, snapshot_page
+from publishing.sync.signing import signed_response_headers
 from registry.auth import principal_of, roles
 from registry.listings.disclosure import china_date
 from registry.problems import Problem
@@ -85,6 +87,13 @@ class SubscriptionAdminController(Controller):
         services = services_of(request.app)
         async with services.db.reader.connect() as conn:
             return await conn.run_sync(sync.subscription_status, subscription_id)
+
+    @get("/{subscription_id:str}/drift")
+    async def drift(self, request: Request[Any, Any, Any], subscription_id: FromPath[str]) -> dict[str, Any]:
+        """Listings where the agency's acknowledged state differs from the registry's."""
+        services = services_of(request.app)
+        async with services.db.reader.connect() as conn:
+            return await conn.run_sync(drift_report, subscription_id, None)
 
     @post("/{subscription_id:str}/pause", status_code=200)
     async def pause(self, request: Request[Any, Any, Any], subscription_id: FromPath[str]) -> dict[str, Any]:
@@ -174,3 +183,42 @@ class AgencyFeedController(Controller):
             return await conn.run_sync(
                 lambda c: sync.acknowledge(c, subscription_id, client_id, body.cursor, utcnow())
             )
+
+    @get("/snapshot", media_type=NDJSON)
+    async def snapshot(
+        self,
+        request: Request[Any, Any, Any],
+        subscription_id: FromPath[str],
+        after: Annotated[
+            str, Parameter(max_length=32, description="The last listing id of the previous page")
+        ] = "",
+        limit: Annotated[int, Parameter(ge=1, le=5000)] = 1000,
+    ) -> Response[bytes]:
+        """One signed NDJSON page of every active listing in your profile, in listing-id order.
+
+        The first line gives the log `position` the page reflects and `next_after` (null on
+        the last page). Verify each page's RFC 9421 signature with the registry's JWK Set.
+        """
+        services = services_of(request.app)
+        client_id = principal_of(request).client_id
+        keyring = services.secrets.keyring
+        today = china_date(utcnow())
+        async with services.db.reader.connect() as conn:
+            if not services.db.is_sqlite:
+                # The listings and the log position must be one moment.
+                await conn.execution_options(isolation_level="REPEATABLE READ")
+            async with conn.begin():
+                body = await conn.run_sync(
+                    snapshot_page, subscription_id, client_id, after, limit, keyring, today
+                )
+        headers = signed_response_headers(services.signer, 200, body, NDJSON)
+        headers.pop("Content-Type")  # set, identically, by media_type
+        return Response(body, media_type=NDJSON, headers=headers)
+
+    @get("/drift")
+    async def drift(self, request: Request[Any, Any, Any], subscription_id: FromPath[str]) -> dict[str, Any]:
+        """Where your acknowledged state differs from the registry's (listing ids only)."""
+        services = services_of(request.app)
+        client_id = principal_of(request).client_id
+        async with services.db.reader.connect() as conn:
+            return await conn.run_sync(drift_report, subscription_id, client_id)

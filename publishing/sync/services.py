@@ -182,7 +182,7 @@ def _audit(conn: Connection, kind: str, actor: str, now: datetime, sub_id: str, 
     append_events(conn, [EventDraft(kind, actor, data={"subscription_id": sub_id, **data})], now)
 
 
-def _load(conn: Connection, sub_id: str) -> Any:
+def load_subscription(conn: Connection, sub_id: str) -> Any:
     row = conn.execute(select(SUBSCRIPTIONS).where(SUBSCRIPTIONS.c.id == sub_id)).first()
     if row is None:
         raise Problem(404, "subscription_not_found", "no subscription has this id")
@@ -191,7 +191,7 @@ def _load(conn: Connection, sub_id: str) -> Any:
 
 def set_state(conn: Connection, sub_id: str, state: str, *, actor: str, now: datetime) -> dict[str, Any]:
     """Pause, or resume (which also clears a `failing` flag and its retry count)."""
-    _load(conn, sub_id)
+    load_subscription(conn, sub_id)
     values: dict[str, Any] = {"state": state, "updated_at": now}
     if state == "active":
         values |= {"attempts": 0, "next_attempt_at": None}
@@ -202,7 +202,7 @@ def set_state(conn: Connection, sub_id: str, state: str, *, actor: str, now: dat
 
 def replay(conn: Connection, sub_id: str, from_seq: int, *, actor: str, now: datetime) -> dict[str, Any]:
     """Deliver again everything after `from_seq` (receivers deduplicate by idempotency key)."""
-    _load(conn, sub_id)
+    load_subscription(conn, sub_id)
     last_seq, _ = head(conn)
     if from_seq < 0 or from_seq > last_seq:
         raise Problem(
@@ -225,7 +225,7 @@ def replay(conn: Connection, sub_id: str, from_seq: int, *, actor: str, now: dat
 
 
 def inspect_subscription(conn: Connection, sub_id: str) -> dict[str, Any]:
-    sub = _load(conn, sub_id)
+    sub = load_subscription(conn, sub_id)
     last_seq, _ = head(conn)
     return {
         "id": sub.id,
