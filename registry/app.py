@@ -17,6 +17,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from publishing.sync.controllers import (
     AgencyFeedController,
+    NoticeController,
     SubscriptionAdminController,
     SyncStatusController,
 )
@@ -102,6 +103,7 @@ def create_app(settings: Settings | None = None, *, run_scheduler: bool | None =
             SubscriptionAdminController,
             SyncStatusController,
             AgencyFeedController,
+            NoticeController,
         ],
         lifespan=[lifespan],
         exception_handlers={

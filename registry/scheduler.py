@@ -8,6 +8,7 @@ from datetime import timedelta
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from publishing.sync.delivery import deliver_due, worker_id
+from publishing.sync.notices import issue_notices
 from registry.listings.prepare import CHINA_TIME
 from registry.listings.services import expire_due
 from registry.runtime import Services
@@ -50,6 +51,16 @@ def build_scheduler(services: Services) -> AsyncIOScheduler:
         seconds=services.settings.sync_interval_seconds,
         args=[services, worker_id()],
         id="sync_push_delivery",
+        coalesce=True,
+        max_instances=1,
+        next_run_time=utcnow(),
+    )
+    scheduler.add_job(
+        issue_notices,
+        "interval",
+        seconds=services.settings.sync_interval_seconds,
+        args=[services],
+        id="assistance_notices",
         coalesce=True,
         max_instances=1,
         next_run_time=utcnow(),

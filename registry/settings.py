@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     sync_lease_seconds: float = Field(
         default=30.0, gt=0, description="How long a worker holds a subscription; a dead worker's runs out."
     )
+    notice_deadline_days: int = Field(
+        default=3, ge=1, description="Working days an agency has to acknowledge an assistance notice."
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -11,6 +11,7 @@ import subprocess
 import time
 import unicodedata
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -19,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 
 from publishing.sync.delivery import deliver_due
+from publishing.sync.notices import generate_notices
 from registry.clients.services import create_client
 from registry.listings.disclosure import china_date, public_columns, public_entry
 from registry.listings.models import Listing
@@ -653,3 +655,79 @@ def test_drift_report_names_what_the_agency_lacks_and_clears_after_replay(
         assert http.post(f"/v1/sync/{sub}/ack", json={"cursor": head}).status_code == 200
         repaired = http.get(f"/v1/sync/{sub}/drift").json()
         assert repaired["in_drift"] == 0 and repaired["active_in_agreement"] == 3
+
+
+# ---- assistance notices ----
+
+
+def test_assistance_notices_acknowledged_objected_routed_and_overdue(
+    registry: Registry, court: CourtHandle, admin: httpx.Client
+) -> None:
+    credit_id, credit_key = agency(registry)
+    housing_id, housing_key = agency(registry, "住房和城乡建设部")
+    subscribe(admin, credit_id, "credit_reference", "pull")
+    subscribe(admin, housing_id, "housing_construction", "push", "https://housing.example/hook")
+    person = registry.person_listing(court)
+    org = org_listing(registry, court)
+    person_id = _publish(registry, court, person)
+    org_id = _publish(registry, court, org)
+    assert _remove(registry, court, org_id, _removal(org_id, registry.today)).status_code == 200
+    issued_at = utcnow() - timedelta(days=30)  # long past the deadline
+    with registry.engine.begin() as conn:
+        assert generate_notices(conn, issued_at, 3) == 5  # credit: 3 (person, org, org lifted); housing: 2
+    with registry.engine.begin() as conn:
+        assert generate_notices(conn, issued_at, 3) == 0  # the reader's cursor moved
+
+    with registry.http(credit_key) as http:
+        own = http.get("/v1/notices").json()
+        assert [(n["listing_id"], n["kind"]) for n in own] == [
+            (person_id, "impose"), (org_id, "impose"), (org_id, "lift"),
+        ]  # fmt: skip
+        notice = http.get(f"/v1/notices/{own[0]['id']}").json()
+        assert notice["court_name"] == court.name and notice["case_number"] == person["case_number"]
+        assert notice["debtor"]["identifier"] == person["debtor"]["id_number"]
+        assert notice["measures"] == ["将被执行人的未履行信息纳入企业和个人信用信息基础数据库（第十三条）"]
+        assert notice["overdue"] is True
+        printed = http.get(f"/v1/notices/{own[0]['id']}/print")
+        assert printed.status_code == 200 and printed.headers["content-type"].startswith("text/html")
+        assert notice["case_number"] in printed.text
+        assert court.name in printed.text and "协助执行通知书" in printed.text
+        lift = http.get(f"/v1/notices/{own[2]['id']}").json()
+        assert lift["measures"] == ["解除依前次协助执行通知采取的上述措施（第二十一条）"]
+        acked = http.post(f"/v1/notices/{own[0]['id']}/acknowledge")
+        assert acked.status_code == 200 and acked.json()["acknowledged_at"] is not None
+        assert http.post(f"/v1/notices/{own[0]['id']}/acknowledge").json() == acked.json()  # idempotent
+
+    with registry.http(housing_key) as http:
+        mine = http.get("/v1/notices").json()
+        assert [(n["listing_id"], n["kind"]) for n in mine] == [(org_id, "impose"), (org_id, "lift")]
+        notice = http.get(f"/v1/notices/{mine[0]['id']}").json()
+        assert set(notice["debtor"]) == HOUSING_FIELDS and len(notice["measures"]) == 2
+        # Someone else's notice: refused, nothing recorded.
+        refused = http.post(f"/v1/notices/{own[1]['id']}/objection", json={"text": "不属于本部门职责"})
+        assert refused.status_code == 404 and refused.json()["code"] == "notice_not_found"
+        assert http.get(f"/v1/notices/{own[1]['id']}").status_code == 404
+        assert http.post(f"/v1/notices/{mine[0]['id']}/objection", json={"text": "  "}).status_code == 422
+        assert http.post(f"/v1/notices/{mine[0]['id']}/objection", json={}).status_code == 422
+        with registry.http(court.api_key) as court_http:
+            assert court_http.get("/v1/notices/objections").json() == []
+        filed = http.post(
+            f"/v1/notices/{mine[0]['id']}/objection", json={"text": "该企业已完成产权转移，请法院审查"}
+        )
+        assert filed.status_code == 201 and filed.json()["objection"] == "该企业已完成产权转移,请法院审查"
+        again = http.post(f"/v1/notices/{mine[0]['id']}/objection", json={"text": "再次异议"})
+        assert again.status_code == 409 and again.json()["code"] == "already_objected"
+        assert "异议" in http.get(f"/v1/notices/{mine[0]['id']}/print").text
+
+    # The objection reaches the listing court (not another court); the measure stands:
+    # the notice is still owed, so it is overdue with the others not acknowledged.
+    with registry.http(court.api_key) as http:
+        routed = http.get("/v1/notices/objections").json()
+        assert [(n["id"], n["client_id"]) for n in routed] == [(mine[0]["id"], housing_id)]
+    other = registry.court("沪0115", "上海市浦东新区人民法院", "31")
+    with registry.http(other.api_key) as http:
+        assert http.get("/v1/notices/objections").json() == []
+    overdue = admin.get("/v1/notices/overdue").json()
+    assert {n["id"] for n in overdue} == {own[1]["id"], own[2]["id"], mine[0]["id"], mine[1]["id"]}
+    with registry.http(credit_key) as http:
+        assert http.get("/v1/notices/overdue").status_code == 403

@@ -2,7 +2,7 @@
 
 Revision ID: 0004
 Revises: 0002
-Create Date: 2026-11-27 17:46:27.555189
+Create Date: 2026-11-27 19:00:00
 """
 
 from __future__ import annotations
@@ -51,6 +51,46 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_sync_subscriptions_client_id"), ["client_id"], unique=False)
 
     op.create_table(
+        "assistance_notices",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("subscription_id", sa.String(length=32), nullable=False),
+        sa.Column("client_id", sa.String(length=32), nullable=False),
+        sa.Column("listing_id", sa.String(length=32), nullable=False),
+        sa.Column("listing_version", sa.Integer(), nullable=False),
+        sa.Column("court_code", sa.String(length=16), nullable=False),
+        sa.Column("kind", sa.String(length=8), nullable=False),
+        sa.Column("seq", sa.BigInteger(), nullable=False),
+        sa.Column("issued_at", UtcDateTime(), nullable=False),
+        sa.Column("due_at", UtcDateTime(), nullable=False),
+        sa.Column("acknowledged_at", UtcDateTime(), nullable=True),
+        sa.Column("objection", sa.Text(), nullable=True),
+        sa.Column("objected_at", UtcDateTime(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["client_id"], ["api_clients.id"], name=op.f("fk_assistance_notices_client_id_api_clients")
+        ),
+        sa.ForeignKeyConstraint(
+            ["listing_id"], ["listings.id"], name=op.f("fk_assistance_notices_listing_id_listings")
+        ),
+        sa.ForeignKeyConstraint(
+            ["subscription_id"],
+            ["sync_subscriptions.id"],
+            name=op.f("fk_assistance_notices_subscription_id_sync_subscriptions"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_assistance_notices")),
+        sa.UniqueConstraint(
+            "subscription_id",
+            "listing_id",
+            "kind",
+            "seq",
+            name=op.f("uq_assistance_notices_subscription_id_listing_id_kind_seq"),
+        ),
+    )
+    with op.batch_alter_table("assistance_notices", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_assistance_notices_client_id"), ["client_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_assistance_notices_court_code"), ["court_code"], unique=False)
+        batch_op.create_index(batch_op.f("ix_assistance_notices_due_at"), ["due_at"], unique=False)
+
+    op.create_table(
         "sync_states",
         sa.Column("subscription_id", sa.String(length=32), nullable=False),
         sa.Column("listing_id", sa.String(length=32), nullable=False),
@@ -75,6 +115,12 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_sync_states_acked_at"))
 
     op.drop_table("sync_states")
+    with op.batch_alter_table("assistance_notices", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_assistance_notices_due_at"))
+        batch_op.drop_index(batch_op.f("ix_assistance_notices_court_code"))
+        batch_op.drop_index(batch_op.f("ix_assistance_notices_client_id"))
+
+    op.drop_table("assistance_notices")
     with op.batch_alter_table("sync_subscriptions", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_sync_subscriptions_client_id"))
 

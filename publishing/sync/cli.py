@@ -12,6 +12,7 @@ from sqlalchemy import Connection
 
 from publishing.sync import services as sync
 from publishing.sync.delivery import deliver_due
+from publishing.sync.notices import issue_notices, overdue_notices
 from publishing.sync.profiles import PROFILES
 from registry.problems import Problem
 from registry.runtime import Services
@@ -113,3 +114,15 @@ def replay(subscription_id: str, from_seq: int) -> None:
 def deliver() -> None:
     """One push pass now, in this process (the worker does this every REGISTRY_SYNC_INTERVAL_SECONDS)."""
     click.echo(f"delivered {_run(deliver_due)} events")
+
+
+@sync_cli.command("notices")
+def issue() -> None:
+    """Issue assistance notices for everything new in the log, now (the worker does this too)."""
+    click.echo(f"issued {_run(issue_notices)} notices")
+
+
+@sync_cli.command("overdue")
+def overdue() -> None:
+    """Notices unacknowledged past their deadline (Art. 24 escalation)."""
+    _echo(_write(lambda c: overdue_notices(c, utcnow())))

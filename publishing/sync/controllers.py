@@ -9,6 +9,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath, Parameter
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from publishing.sync import notices
 from publishing.sync import services as sync
 from publishing.sync.metrics import prometheus_text
 from publishing.sync.reconcile import NDJSON, drift_report, snapshot_page
@@ -222,3 +223,77 @@ class AgencyFeedController(Controller):
         client_id = principal_of(request).client_id
         async with services.db.reader.connect() as conn:
             return await conn.run_sync(drift_report, subscription_id, client_id)
+
+
+class Objection(msgspec.Struct, forbid_unknown_fields=True):
+    text: str
+
+
+class NoticeController(Controller):
+    """The agency's assistance notices (Art. 19-21): read, print, acknowledge, object."""
+
+    path = "/v1/notices"
+    tags = ("assistance notices",)
+
+    @get("/", guards=[roles("agency")])
+    async def list_own(self, request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
+        services = services_of(request.app)
+        client_id = principal_of(request).client_id
+        async with services.db.reader.connect() as conn:
+            return await conn.run_sync(notices.list_notices, client_id, utcnow())
+
+    @get("/objections", guards=[roles("court", "admin")])
+    async def objections(self, request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
+        """Objections agencies filed on your court's listings (Art. 20); every court's for an admin."""
+        services = services_of(request.app)
+        court = principal_of(request).bound_court
+        async with services.db.reader.connect() as conn:
+            return await conn.run_sync(notices.court_objections, court, utcnow())
+
+    @get("/overdue", guards=[roles("admin")])
+    async def overdue(self, request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
+        """Notices unacknowledged past their deadline, for escalation (Art. 24)."""
+        services = services_of(request.app)
+        async with services.db.reader.connect() as conn:
+            return await conn.run_sync(notices.overdue_notices, utcnow())
+
+    @get("/{notice_id:str}", guards=[roles("agency")])
+    async def read(self, request: Request[Any, Any, Any], notice_id: FromPath[str]) -> dict[str, Any]:
+        return await _read_notice(request, notice_id)
+
+    @get("/{notice_id:str}/print", guards=[roles("agency")], media_type="text/html")
+    async def printable(self, request: Request[Any, Any, Any], notice_id: FromPath[str]) -> Response[str]:
+        return Response(notices.render_html(await _read_notice(request, notice_id)), media_type="text/html")
+
+    @post("/{notice_id:str}/acknowledge", guards=[roles("agency")], status_code=200)
+    async def acknowledge(self, request: Request[Any, Any, Any], notice_id: FromPath[str]) -> dict[str, Any]:
+        services = services_of(request.app)
+        principal = principal_of(request)
+        async with services.db.writer.begin() as conn:
+            return await conn.run_sync(
+                lambda c: notices.acknowledge_notice(
+                    c, notice_id, principal.client_id, actor=principal.actor, now=utcnow()
+                )
+            )
+
+    @post("/{notice_id:str}/objection", guards=[roles("agency")], status_code=201)
+    async def object_to(self, request: Request[Any, Any, Any], notice_id: FromPath[str]) -> dict[str, Any]:
+        """Art. 20: the objection goes to the court; the measure stands until the court decides."""
+        body = decode(await request.body(), Objection)
+        services = services_of(request.app)
+        principal = principal_of(request)
+        async with services.db.writer.begin() as conn:
+            return await conn.run_sync(
+                lambda c: notices.object_to_notice(
+                    c, notice_id, principal.client_id, body.text, actor=principal.actor, now=utcnow()
+                )
+            )
+
+
+async def _read_notice(request: Request[Any, Any, Any], notice_id: str) -> dict[str, Any]:
+    services = services_of(request.app)
+    client_id = principal_of(request).client_id
+    keyring = services.secrets.keyring
+    now = utcnow()
+    async with services.db.reader.connect() as conn:
+        return await conn.run_sync(notices.read_notice, notice_id, client_id, keyring, china_date(now), now)

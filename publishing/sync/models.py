@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from registry.db import Base
@@ -55,3 +55,31 @@ class SyncState(Base):
     seq: Mapped[int] = mapped_column(BigInteger)
     occurred_at: Mapped[datetime] = mapped_column(UtcDateTime())
     acked_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+
+
+class AssistanceNotice(Base):
+    """The court's assistance notice (协助执行通知书, 2010 Opinion Art. 19) to one subscribed
+    agency about one listing: `impose` when listed, `lift` when removed (Art. 21).
+
+    The agency acknowledges it, or files an objection (Art. 20): recorded and routed to the
+    court, but the measure stands and the notice stays owed until acknowledged. Unacknowledged
+    past `due_at`, it is overdue and listed for escalation (Art. 24).
+    """
+
+    __tablename__ = "assistance_notices"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    subscription_id: Mapped[str] = mapped_column(ForeignKey("sync_subscriptions.id"))
+    client_id: Mapped[str] = mapped_column(ForeignKey("api_clients.id"), index=True)
+    listing_id: Mapped[str] = mapped_column(ForeignKey("listings.id"))
+    listing_version: Mapped[int] = mapped_column(Integer)
+    court_code: Mapped[str] = mapped_column(String(16), index=True)
+    kind: Mapped[str] = mapped_column(String(8))  # "impose" or "lift"
+    seq: Mapped[int] = mapped_column(BigInteger)  # the event that called for it
+    issued_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    objection: Mapped[str | None] = mapped_column(Text)
+    objected_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+    __table_args__ = (UniqueConstraint("subscription_id", "listing_id", "kind", "seq"),)
