@@ -182,6 +182,23 @@ def test_every_profile_sends_exactly_its_fields(
     assert by_id[person_id]["identifier"] == person["debtor"]["id_number"]
     assert by_id[person_id]["name"] == person["debtor"]["name"]
     assert by_id[person_id]["legal_representative"] is None
+    record = by_id[person_id]
+    assert record["kind"] == "person" and record["status"] == "active" and record["version"] == 1
+    assert record["court_code"] == court.code and record["court_name"] == court.name
+    assert record["case_number"] == person["case_number"]
+    assert record["basis_document_number"] == unicodedata.normalize(
+        "NFKC", person["basis"]["document_number"]
+    )
+    assert record["amount_cents"] == person.get("amount_cents")
+    assert record["grounds"] == person["grounds"] and record["term_years"] == person.get("term_years")
+    assert record["filed_on"] == person["filed_on"] and record["listed_on"] == person["listed_on"]
+    assert record["performance"]["status"] == person["performance"]["status"]
+    assert (
+        record["sex"] in ("M", "F")
+        and record["birth_date"][4:].replace("-", "") == person["debtor"]["id_number"][10:14]
+    )
+    assert record["removal"] is None
+    assert (record["expires_on"] is None) == (record["term_years"] is None)
     assert by_id[org_id]["identifier"] == org["debtor"]["credit_code"]
     assert by_id[org_id]["legal_representative"] == org["debtor"]["legal_representative"]
     assert by_id[org_id]["status"] == "removed" and by_id[org_id]["removal"]["reason"] == "performed"

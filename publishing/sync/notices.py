@@ -20,6 +20,7 @@ from publishing.sync.models import AssistanceNotice, Subscription
 from publishing.sync.profiles import LISTING_EVENTS, REMOVAL_EVENTS, load_listings, render
 from publishing.sync.services import profile_of
 from registry.eventlog.cursors import cursor_position, set_cursor
+from registry.eventlog.models import ReaderCursor
 from registry.eventlog.services import EventDraft, append_events, read_events
 from registry.identity.crypto import DataKeyring
 from registry.ids import new_id
@@ -58,7 +59,11 @@ def add_working_days(start: datetime, days: int) -> datetime:
 def generate_notices(conn: Connection, now: datetime, deadline_days: int, limit: int = 1000) -> int:
     """Notices for the next `limit` log events; returns how many were issued. Idempotent:
     the cursor moves in the same transaction as the notices it produced."""
-    after = cursor_position(conn, CURSOR)
+    # Two processes running this job (web and worker) take turns on the cursor row.
+    locked = conn.execute(
+        select(ReaderCursor.position).where(ReaderCursor.name == CURSOR).with_for_update()
+    ).scalar()
+    after = int(locked) if locked is not None else cursor_position(conn, CURSOR)
     raw = read_events(conn, after, limit)
     if not raw:
         return 0
