@@ -2,7 +2,7 @@
 
 Revision ID: 0004
 Revises: 0002
-Create Date: 2026-11-27 19:00:00
+Create Date: 2026-11-27 18:00:00
 """
 
 from __future__ import annotations
@@ -107,12 +107,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("subscription_id", "listing_id", name=op.f("pk_sync_states")),
     )
     with op.batch_alter_table("sync_states", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_sync_states_acked_at"), ["acked_at"], unique=False)
+        batch_op.create_index(
+            "ix_sync_states_subscription_acked_at", ["subscription_id", "acked_at"], unique=False
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("sync_states", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_sync_states_acked_at"))
+        batch_op.drop_index("ix_sync_states_subscription_acked_at")
 
     op.drop_table("sync_states")
     with op.batch_alter_table("assistance_notices", schema=None) as batch_op:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from registry.db import Base
@@ -54,7 +54,10 @@ class SyncState(Base):
     status: Mapped[str] = mapped_column(String(16))  # "active" or "removed" as the agency knows it
     seq: Mapped[int] = mapped_column(BigInteger)
     occurred_at: Mapped[datetime] = mapped_column(UtcDateTime())
-    acked_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    acked_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+    # The latency figures read one subscription's latest acknowledgements.
+    __table_args__ = (Index("ix_sync_states_subscription_acked_at", "subscription_id", "acked_at"),)
 
 
 class AssistanceNotice(Base):
