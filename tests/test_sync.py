@@ -746,3 +746,34 @@ def test_assistance_notices_acknowledged_objected_routed_and_overdue(
     assert {n["id"] for n in overdue} == {own[1]["id"], own[2]["id"], mine[0]["id"], mine[1]["id"]}
     with registry.http(credit_key) as http:
         assert http.get("/v1/notices/overdue").status_code == 403
+
+
+def test_two_worker_processes_never_send_one_subscription_at_once(
+    registry: Registry, court: CourtHandle, admin: httpx.Client, settings: Settings
+) -> None:
+    for _ in range(12):
+        _publish(registry, court, registry.listing(court))
+    client_id, _ = agency(registry)
+    env = cli_env(settings) | {
+        "REGISTRY_SYNC_BATCH_SIZE": "2",
+        "REGISTRY_SYNC_INTERVAL_SECONDS": "0.05",
+        "REGISTRY_LOG_LEVEL": "ERROR",
+    }
+    with running_receiver(default="sleep:0.05") as first, running_receiver(default="sleep:0.05") as second:
+        subs = [subscribe(admin, client_id, "credit_reference", "push", r.url) for r in (first, second)]
+        workers = [
+            subprocess.Popen(
+                [registry_bin(), "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            for _ in range(2)
+        ]
+        try:
+            _wait(lambda: all(caught_up(registry.engine, s)() for s in subs), 90, "both workers to finish")
+        finally:
+            for worker in workers:
+                worker.terminate()
+                worker.wait(timeout=10)
+    expected = [e["seq"] for e in log_events(admin)]
+    for receiver in (first, second):
+        assert receiver.max_in_flight == 1
+        assert [e["seq"] for e in receiver.received] == expected  # no event twice, none missing, in order
