@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from publishing.sync.delivery import deliver_due, worker_id
+from publishing.sync.delivery import deliver_due
 from publishing.sync.notices import issue_notices
 from registry.listings.prepare import CHINA_TIME
 from registry.listings.services import expire_due
@@ -44,15 +44,16 @@ def build_scheduler(services: Services) -> AsyncIOScheduler:
         max_instances=1,
         next_run_time=utcnow() + timedelta(seconds=5),
     )
-    # Agency push delivery: one worker identity per process, leases keep processes apart.
+    # Agency push delivery. Passes may overlap (a long backlog keeps one busy while the next
+    # serves other subscriptions); leases keep passes and processes apart.
     scheduler.add_job(
         deliver_due,
         "interval",
         seconds=services.settings.sync_interval_seconds,
-        args=[services, worker_id()],
+        args=[services],
         id="sync_push_delivery",
         coalesce=True,
-        max_instances=1,
+        max_instances=4,
         next_run_time=utcnow(),
     )
     scheduler.add_job(

@@ -212,7 +212,8 @@ async def _post(
 
 async def deliver_due(services: Services, owner: str | None = None) -> int:
     """One pass of the push worker: claim due subscriptions and deliver them concurrently.
-    Returns how many events were acknowledged."""
+    Returns how many events were acknowledged. Each pass is its own lease owner, so that a
+    pass started while a long one runs serves only the subscriptions the long one has not."""
     settings = services.settings
     owner = owner or worker_id()
     async with services.db.writer.begin() as conn:
