@@ -777,3 +777,33 @@ def test_two_worker_processes_never_send_one_subscription_at_once(
     for receiver in (first, second):
         assert receiver.max_in_flight == 1
         assert [e["seq"] for e in receiver.received] == expected  # no event twice, none missing, in order
+
+
+def test_cli_creates_pauses_resumes_inspects_and_replays(
+    registry: Registry, court: CourtHandle, admin: httpx.Client, settings: Settings
+) -> None:
+    _publish(registry, court, registry.listing(court))
+    client_id, _ = agency(registry)
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([registry_bin(), "sync", *args], env=cli_env(settings),
+                              capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+
+    refused = cli("create", "--client", client_id, "--profile", "credit_reference", "--mode", "push",
+                  "--endpoint", "http://agency.example/hook")  # fmt: skip
+    assert refused.returncode != 0 and "invalid_endpoint_url" in refused.stderr
+    assert admin.get("/v1/sync/subscriptions").json() == []
+
+    created = cli("create", "--client", client_id, "--profile", "public", "--mode", "pull")
+    assert created.returncode == 0, created.stderr
+    sub = json.loads(created.stdout)["id"]
+    assert json.loads(cli("pause", sub).stdout)["state"] == "paused"
+    assert admin.get(f"/v1/sync/subscriptions/{sub}").json()["state"] == "paused"
+    assert json.loads(cli("resume", sub).stdout)["state"] == "active"
+    head = log_head(registry.engine)
+    replayed = json.loads(cli("replay", sub, "--from-seq", "2").stdout)
+    assert replayed["cursor"] == 2 and replayed["backlog"] == head + 1 - 2  # the replay is logged too
+    inspected = json.loads(cli("inspect", sub).stdout)
+    assert inspected["id"] == sub and inspected["latency_seconds"]["samples"] == 0
+    assert [s["id"] for s in json.loads(cli("list").stdout)] == [sub]
+    assert cli("pause", "sub_missing").returncode != 0
