@@ -31,7 +31,7 @@ LISTING_EVENTS = frozenset({"listing.published", "listing.amended", "listing.rem
 REMOVAL_EVENTS = frozenset({"listing.removed", "listing.expired"})
 
 
-class Removal(msgspec.Struct, frozen=True):
+class RemovalRecord(msgspec.Struct, frozen=True):
     reason: str
     removed_on: date | None
 
@@ -61,7 +61,7 @@ class CreditReferenceRecord(msgspec.Struct, frozen=True, kw_only=True):
     listed_on: date
     term_years: int | None
     expires_on: date | None
-    removal: Removal | None
+    removal: RemovalRecord | None
 
 
 class HousingConstructionRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -84,7 +84,7 @@ class HousingConstructionRecord(msgspec.Struct, frozen=True, kw_only=True):
     performance: PublicPerformance
     grounds: list[str]
     listed_on: date
-    removal: Removal | None
+    removal: RemovalRecord | None
 
 
 class EnterpriseSupervisionRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -101,7 +101,7 @@ class EnterpriseSupervisionRecord(msgspec.Struct, frozen=True, kw_only=True):
     case_number: str
     grounds: list[str]
     listed_on: date
-    removal: Removal | None
+    removal: RemovalRecord | None
 
 
 ProfileRecord = CreditReferenceRecord | HousingConstructionRecord | EnterpriseSupervisionRecord | PublicEntry
@@ -154,8 +154,8 @@ def _performance(details: dict[str, Any]) -> PublicPerformance:
     )
 
 
-def _removal(row: Any) -> Removal | None:
-    return None if row.removal_reason is None else Removal(row.removal_reason, row.removed_on)
+def _removal(row: Any) -> RemovalRecord | None:
+    return None if row.removal_reason is None else RemovalRecord(row.removal_reason, row.removed_on)
 
 
 def admits(profile: Profile, row: Any) -> bool:

@@ -22,6 +22,7 @@ from publishing.sync.profiles import (
     REMOVAL_EVENTS,
     Profile,
     ProfileRecord,
+    admits,
     load_listings,
     render,
 )
@@ -33,7 +34,6 @@ from registry.problems import Problem
 from registry.timeutil import as_utc, iso
 
 MODES = ("push", "pull")
-STATES = ("active", "paused", "failing")
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 MAX_URL_LENGTH = 2048
 SUBSCRIPTIONS = cast(Table, Subscription.__table__)
@@ -280,7 +280,7 @@ def collect_events(
     out: list[SyncEvent] = []
     for event in listing_events:
         row = rows.get(event["listing_id"])
-        if row is None or row.debtor_kind not in profile.kinds:
+        if row is None or not admits(profile, row):
             continue
         removal = None
         if event["type"] in REMOVAL_EVENTS:
@@ -374,7 +374,7 @@ def acked_states(
         rows = load_listings(conn, (e["listing_id"] for e in listing_events))
         for event in listing_events:
             row = rows.get(event["listing_id"])
-            if row is not None and row.debtor_kind in profile.kinds:
+            if row is not None and admits(profile, row):
                 admitted += 1
                 states[event["listing_id"]] = state_row(
                     sub_id, event["listing_id"], event["listing_version"], event["type"], event["seq"],
