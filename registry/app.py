@@ -15,6 +15,12 @@ from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from publishing.sync.controllers import (
+    AgencyFeedController,
+    NoticeController,
+    SubscriptionAdminController,
+    SyncStatusController,
+)
 from registry.courts.controllers import CourtController
 from registry.eventlog.controllers import EventController
 from registry.listings.controllers import ListingController
@@ -87,7 +93,18 @@ def create_app(settings: Settings | None = None, *, run_scheduler: bool | None =
             await services.close()
 
     config = AppConfig(
-        route_handlers=[healthz, jwks, ListingController, EventController, CourtController],
+        route_handlers=[
+            healthz,
+            jwks,
+            ListingController,
+            EventController,
+            CourtController,
+            # agency linkage sync
+            SubscriptionAdminController,
+            SyncStatusController,
+            AgencyFeedController,
+            NoticeController,
+        ],
         lifespan=[lifespan],
         exception_handlers={
             Problem: handle_problem,

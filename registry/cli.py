@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Connection
 
+from publishing.sync.cli import sync_cli
 from registry.clients.services import ROLES, create_client, list_clients, revoke_client
 from registry.courts.services import add_court, add_key, list_courts, revoke_key
 from registry.identity.crypto import SecretsFile, new_key_id
@@ -409,8 +410,13 @@ def keys_rotate_signing() -> None:
     click.echo(rotate_signing_key(settings.signing_key_file))
 
 
+# ---- agency linkage sync (publishing/sync) ----
+
+main.add_command(sync_cli, name="sync")
+
+
 @main.command()
-@click.argument("what", type=click.Choice(["ingest"]), default="ingest")
+@click.argument("what", type=click.Choice(["ingest", "sync"]), default="ingest")
 @click.option("--listings", "count", type=int, default=100_000, show_default=True)
 @click.option("--batch-size", type=int, default=10_000, show_default=True)
 @click.option("--workers", type=int, default=0, help="Preparing processes; 0 = one per core.")
@@ -418,13 +424,28 @@ def keys_rotate_signing() -> None:
 @click.option(
     "--database-url", default=None, help="PostgreSQL server to make scratch databases on (default: SQLite)."
 )
+@click.option("--removals", type=int, default=200, show_default=True, help="sync: removals timed one by one.")
 def bench(
-    what: str, count: int, batch_size: int, workers: int, output: Path | None, database_url: str | None
+    what: str,
+    count: int,
+    batch_size: int,
+    workers: int,
+    output: Path | None,
+    database_url: str | None,
+    removals: int,
 ) -> None:
-    """Measure signed ingest (batch endpoint and `registry import`) on a scratch database. JSON out."""
+    """Measure signed ingest (batch endpoint and `registry import`), or agency sync (fan-out to
+    three push receivers, removal-to-acknowledgement latency), on a scratch database. JSON out."""
     from registry.bench import run_ingest_bench
 
-    result = run_ingest_bench(count=count, batch_size=batch_size, workers=workers, database_url=database_url)
+    if what == "sync":
+        from publishing.sync.bench import run_sync_bench
+
+        result = run_sync_bench(count=count, removals=removals, database_url=database_url)
+    else:
+        result = run_ingest_bench(
+            count=count, batch_size=batch_size, workers=workers, database_url=database_url
+        )
     text = json.dumps(result, indent=2)
     if output is not None:
         output.write_text(text)

@@ -1,5 +1,6 @@
 """Every table, imported in one place for Alembic's autogenerate."""
 
+from publishing.sync.models import AssistanceNotice, Subscription, SyncState
 from registry.clients.models import ApiClient
 from registry.courts.models import Court, CourtKey
 from registry.db import Base
@@ -8,6 +9,7 @@ from registry.listings.models import Listing, ListingVersion, Removal
 
 __all__ = [
     "ApiClient",
+    "AssistanceNotice",
     "Base",
     "Court",
     "CourtKey",
@@ -17,4 +19,6 @@ __all__ = [
     "LogHead",
     "ReaderCursor",
     "Removal",
+    "Subscription",
+    "SyncState",
 ]

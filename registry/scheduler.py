@@ -7,6 +7,8 @@ from datetime import timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from publishing.sync.delivery import deliver_due
+from publishing.sync.notices import issue_notices
 from registry.listings.prepare import CHINA_TIME
 from registry.listings.services import expire_due
 from registry.runtime import Services
@@ -41,5 +43,27 @@ def build_scheduler(services: Services) -> AsyncIOScheduler:
         coalesce=True,
         max_instances=1,
         next_run_time=utcnow() + timedelta(seconds=5),
+    )
+    # Agency push delivery. Passes may overlap (a long backlog keeps one busy while the next
+    # serves other subscriptions); leases keep passes and processes apart.
+    scheduler.add_job(
+        deliver_due,
+        "interval",
+        seconds=services.settings.sync_interval_seconds,
+        args=[services],
+        id="sync_push_delivery",
+        coalesce=True,
+        max_instances=4,
+        next_run_time=utcnow(),
+    )
+    scheduler.add_job(
+        issue_notices,
+        "interval",
+        seconds=services.settings.sync_interval_seconds,
+        args=[services],
+        id="assistance_notices",
+        coalesce=True,
+        max_instances=1,
+        next_run_time=utcnow(),
     )
     return scheduler

@@ -50,6 +50,29 @@ class Settings(BaseSettings):
     request_max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     log_level: str = "INFO"
 
+    # ---- agency linkage sync (publishing/sync) ----
+    sync_interval_seconds: float = Field(
+        default=1.0, gt=0, description="How often push workers look for work."
+    )
+    sync_batch_size: int = Field(default=200, ge=1, le=1000, description="Log events read per push batch.")
+    sync_max_parallel: int = Field(
+        default=16, ge=1, description="Subscriptions one worker pass delivers at once."
+    )
+    sync_timeout_seconds: float = Field(default=10.0, gt=0, description="Per push request.")
+    sync_max_attempts: int = Field(
+        default=10, ge=1, description="Failed pushes in a row before a subscription is flagged failing."
+    )
+    sync_backoff_base_seconds: float = Field(
+        default=1.0, gt=0, description="First retry delay; doubles each time."
+    )
+    sync_backoff_max_seconds: float = Field(default=300.0, gt=0, description="Longest retry delay.")
+    sync_lease_seconds: float = Field(
+        default=30.0, gt=0, description="How long a worker holds a subscription; a dead worker's runs out."
+    )
+    notice_deadline_days: int = Field(
+        default=3, ge=1, description="Working days an agency has to acknowledge an assistance notice."
+    )
+
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, value: str) -> str:

@@ -1,0 +1,240 @@
+"""Push delivery: an APScheduler job that sends each push subscription's backlog, in log
+order, in small signed batches, and moves the cursor only after a 2xx.
+
+Claiming: a worker takes a lease on a subscription (`lease_owner`, `lease_until`) in a
+short transaction; on PostgreSQL the candidates are read `FOR UPDATE SKIP LOCKED`, so
+workers racing for the same rows pass over each other instead of queueing. The cursor
+update is conditional on still holding the lease, so a worker that stalled past its
+lease cannot move a cursor another worker has taken over. A worker killed at any moment
+loses nothing: the cursor has not moved past what was not acknowledged, and its lease
+runs out. What was sent but not yet recorded is sent again: receivers deduplicate by the
+`idempotency_key` of each event (`<subscription>:<seq>`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import msgspec
+from sqlalchemy import Connection, or_, select, update
+
+from publishing.sync.models import Subscription
+from publishing.sync.services import SyncEvent, advance, collect_events, profile_of, state_row
+from publishing.sync.signing import signed_request_headers
+from registry.eventlog.services import head
+from registry.listings.disclosure import china_date
+from registry.runtime import Services
+from registry.timeutil import utcnow
+
+logger = logging.getLogger("publishing.sync.delivery")
+_jitter = secrets.SystemRandom()
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    profile: str
+    endpoint_url: str
+    cursor: int
+    attempts: int
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def claim_due(conn: Connection, owner: str, now: datetime, lease: timedelta, limit: int) -> list[Claim]:
+    last_seq, _ = head(conn)
+    due = (
+        Subscription.mode == "push",
+        Subscription.state == "active",
+        Subscription.cursor < last_seq,
+        or_(Subscription.next_attempt_at.is_(None), Subscription.next_attempt_at <= now),
+        or_(Subscription.lease_until.is_(None), Subscription.lease_until < now),
+    )
+    rows = conn.execute(
+        select(
+            Subscription.id,
+            Subscription.profile,
+            Subscription.endpoint_url,
+            Subscription.cursor,
+            Subscription.attempts,
+        )
+        .where(*due)
+        .order_by(Subscription.next_attempt_at.is_not(None), Subscription.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    claims = []
+    for row in rows:
+        taken = conn.execute(
+            update(Subscription)
+            .where(Subscription.id == row.id, *due)
+            .values(lease_owner=owner, lease_until=now + lease)
+        ).rowcount
+        if taken == 1:
+            claims.append(
+                Claim(row.id, row.profile, str(row.endpoint_url), int(row.cursor), int(row.attempts))
+            )
+    return claims
+
+
+def backoff_seconds(attempt: int, base: float, cap: float) -> float:
+    """Exponential backoff with jitter: half the delay fixed, half random ("equal jitter"),
+    so that agencies recovering together are not hit by every registry worker at once."""
+    delay = min(cap, base * 2 ** max(0, attempt - 1))
+    return float(delay / 2 + _jitter.uniform(0, delay / 2))
+
+
+def record_failure(
+    conn: Connection, sub_id: str, owner: str, error: str, now: datetime, services: Services
+) -> None:
+    settings = services.settings
+    row = conn.execute(
+        select(Subscription.attempts).where(Subscription.id == sub_id, Subscription.lease_owner == owner)
+    ).first()
+    if row is None:
+        return
+    attempts = int(row.attempts) + 1
+    failing = attempts >= settings.sync_max_attempts
+    conn.execute(
+        update(Subscription)
+        .where(Subscription.id == sub_id, Subscription.lease_owner == owner)
+        .values(
+            attempts=attempts,
+            state="failing" if failing else "active",
+            next_attempt_at=None
+            if failing
+            else now
+            + timedelta(
+                seconds=backoff_seconds(
+                    attempts, settings.sync_backoff_base_seconds, settings.sync_backoff_max_seconds
+                )
+            ),
+            failures_total=Subscription.failures_total + 1,
+            last_error=error,
+            lease_owner=None,
+            lease_until=None,
+            updated_at=now,
+        )
+    )
+    if failing:
+        logger.warning("subscription %s flagged failing after %d attempts: %s", sub_id, attempts, error)
+
+
+def release(conn: Connection, sub_id: str, owner: str) -> None:
+    conn.execute(
+        update(Subscription)
+        .where(Subscription.id == sub_id, Subscription.lease_owner == owner)
+        .values(lease_owner=None, lease_until=None)
+    )
+
+
+def _error_of(response: httpx.Response | None, exc: Exception | None) -> str:
+    # Never the response body: an agency's error page is not ours to store.
+    if response is not None:
+        return f"HTTP {response.status_code}"
+    return type(exc).__name__
+
+
+async def deliver_subscription(services: Services, http: httpx.AsyncClient, claim: Claim, owner: str) -> int:
+    """Send the backlog of one claimed subscription until drained, failed, or half the lease used."""
+    settings = services.settings
+    profile = profile_of(claim.profile)
+    lease = timedelta(seconds=settings.sync_lease_seconds)
+    deadline = time.monotonic() + settings.sync_lease_seconds / 2
+    cursor, sent = claim.cursor, 0
+    try:
+        while time.monotonic() < deadline:
+            keyring = services.secrets.keyring
+            today = china_date(utcnow())
+            async with services.db.reader.connect() as conn:
+                events, scanned = await conn.run_sync(
+                    collect_events, claim.id, profile, cursor, settings.sync_batch_size, keyring, today
+                )
+            if scanned == cursor:
+                break
+            if events:
+                error = await _post(services, http, claim, events)
+                if error is not None:
+                    async with services.db.writer.begin() as conn:
+                        await conn.run_sync(record_failure, claim.id, owner, error, utcnow(), services)
+                    return sent
+            now = utcnow()
+            states = [
+                state_row(claim.id, e.listing_id, e.listing_version, e.type, e.seq, e.occurred_at, now)
+                for e in events
+            ]
+            async with services.db.writer.begin() as conn:
+                moved = await conn.run_sync(
+                    advance,
+                    claim.id,
+                    cursor,
+                    scanned,
+                    now,
+                    states,
+                    len(events),
+                    lease_owner=owner,
+                    lease_until=now + lease,
+                )
+            if not moved:
+                logger.warning("subscription %s: lease lost, stopping", claim.id)
+                return sent
+            cursor, sent = scanned, sent + len(events)
+    finally:
+        async with services.db.writer.begin() as conn:
+            await conn.run_sync(release, claim.id, owner)
+    return sent
+
+
+async def _post(
+    services: Services, http: httpx.AsyncClient, claim: Claim, events: list[SyncEvent]
+) -> str | None:
+    """POST one ordered batch; None on a 2xx, else what went wrong."""
+    body = msgspec.json.encode({"subscription": claim.id, "events": events})
+    key = f"{claim.id}:{events[0].seq}-{events[-1].seq}"
+    headers = signed_request_headers(services.signer, claim.endpoint_url, body, key)
+    try:
+        response = await http.post(claim.endpoint_url, content=body, headers=headers)
+    except httpx.HTTPError as exc:
+        return _error_of(None, exc)
+    return None if response.is_success else _error_of(response, None)
+
+
+async def deliver_due(services: Services, owner: str | None = None) -> int:
+    """One pass of the push worker: claim due subscriptions and deliver them concurrently.
+    Returns how many events were acknowledged. Each pass is its own lease owner, so that a
+    pass started while a long one runs serves only the subscriptions the long one has not."""
+    settings = services.settings
+    owner = owner or worker_id()
+    async with services.db.writer.begin() as conn:
+        claims = await conn.run_sync(
+            claim_due,
+            owner,
+            utcnow(),
+            timedelta(seconds=settings.sync_lease_seconds),
+            settings.sync_max_parallel,
+        )
+    if not claims:
+        return 0
+    timeout = httpx.Timeout(settings.sync_timeout_seconds)
+    async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as http:
+        results: list[Any] = await asyncio.gather(
+            *(deliver_subscription(services, http, claim, owner) for claim in claims), return_exceptions=True
+        )
+    delivered = 0
+    for claim, result in zip(claims, results, strict=True):
+        if isinstance(result, BaseException):
+            logger.error("subscription %s: delivery pass failed: %s", claim.id, type(result).__name__)
+        else:
+            delivered += result
+    return delivered

@@ -1,0 +1,55 @@
+"""Prometheus text for the sync status, built per scrape in a registry this module owns
+(nothing global is registered at import, so two apps in one process do not collide)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+
+class _Snapshot(Collector):
+    def __init__(self, statuses: list[dict[str, Any]]) -> None:
+        self._statuses = statuses
+
+    def collect(self) -> Iterable[Metric]:
+        labels = ["subscription", "client", "profile", "mode"]
+        backlog = GaugeMetricFamily(
+            "registry_sync_backlog_events", "Log events not yet acknowledged", labels=labels
+        )
+        cursor = GaugeMetricFamily("registry_sync_cursor", "Last log position acknowledged", labels=labels)
+        delivered = GaugeMetricFamily(
+            "registry_sync_delivered_events", "Events acknowledged since creation", labels=labels
+        )
+        failures = GaugeMetricFamily(
+            "registry_sync_failures", "Failed deliveries since creation", labels=labels
+        )
+        failing = GaugeMetricFamily(
+            "registry_sync_failing", "1 when the subscription is flagged failing", labels=labels
+        )
+        latency = GaugeMetricFamily(
+            "registry_sync_latency_seconds",
+            "Commit-to-acknowledgement time over the latest acknowledgements",
+            labels=[*labels, "quantile"],
+        )
+        for status in self._statuses:
+            values = [status["id"], status["client_id"], status["profile"], status["mode"]]
+            backlog.add_metric(values, status["backlog"])
+            cursor.add_metric(values, status["cursor"])
+            delivered.add_metric(values, status["delivered_total"])
+            failures.add_metric(values, status["failures_total"])
+            failing.add_metric(values, 1 if status["state"] == "failing" else 0)
+            for name, quantile in (("p50", "0.5"), ("p90", "0.9"), ("p99", "0.99")):
+                value = status["latency_seconds"][name]
+                if value is not None:
+                    latency.add_metric([*values, quantile], value)
+        return [backlog, cursor, delivered, failures, failing, latency]
+
+
+def prometheus_text(statuses: list[dict[str, Any]]) -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Snapshot(statuses))
+    return generate_latest(registry)

@@ -1,0 +1,275 @@
+"""Assistance notices (2010 Opinion Art. 19-21, 24), generated from the event log.
+
+A reader with its own cursor (`reader_cursors` name `sync.notices`) turns each listing
+and each removal into one notice per subscription whose profile covers the debtor.
+Notices hold references only; the debtor is rendered through the subscription's profile
+when the notice is read, so a notice never shows an agency more than its profile allows.
+"""
+
+from __future__ import annotations
+
+import html
+import unicodedata
+from datetime import date, datetime, timedelta
+from typing import Any, cast
+
+import msgspec
+from sqlalchemy import Connection, Table, insert, select, update
+
+from publishing.sync.models import AssistanceNotice, Subscription
+from publishing.sync.profiles import LISTING_EVENTS, REMOVAL_EVENTS, load_listings, render
+from publishing.sync.services import profile_of
+from registry.eventlog.cursors import cursor_position, set_cursor
+from registry.eventlog.models import ReaderCursor
+from registry.eventlog.services import EventDraft, append_events, read_events
+from registry.identity.crypto import DataKeyring
+from registry.ids import new_id
+from registry.problems import Problem
+from registry.runtime import Services
+from registry.timeutil import as_utc, iso, utcnow
+
+CURSOR = "sync.notices"
+NOTICES = cast(Table, AssistanceNotice.__table__)
+MAX_OBJECTION_CHARS = 4000
+
+# What each kind of agency is asked to do (Art. 12, 13, 17; Art. 3 for the press), and to undo (Art. 21).
+MEASURES: dict[str, list[str]] = {
+    "credit_reference": ["将被执行人的未履行信息纳入企业和个人信用信息基础数据库（第十三条）"],
+    "housing_construction": [
+        "将被执行人记入住房和城乡建设领域信用档案（第十二条）",
+        "限制被执行人办理房地产交易、产权转移等手续（第十二条）",
+    ],
+    "enterprise_supervision": ["将被执行人纳入企业信用分类监管系统（第十七条）"],
+    "public": ["公布失信被执行人名单信息（第三条）"],
+}
+LIFT_MEASURE = "解除依前次协助执行通知采取的上述措施（第二十一条）"
+
+
+def add_working_days(start: datetime, days: int) -> datetime:
+    """Saturdays and Sundays do not count (public holidays are not modelled)."""
+    moment = start
+    remaining = days
+    while remaining > 0:
+        moment += timedelta(days=1)
+        if moment.weekday() < 5:
+            remaining -= 1
+    return moment
+
+
+def generate_notices(conn: Connection, now: datetime, deadline_days: int, limit: int = 1000) -> int:
+    """Notices for the next `limit` log events; returns how many were issued. Idempotent:
+    the cursor moves in the same transaction as the notices it produced."""
+    # Two processes running this job (web and worker) take turns on the cursor row.
+    locked = conn.execute(
+        select(ReaderCursor.position).where(ReaderCursor.name == CURSOR).with_for_update()
+    ).scalar()
+    after = int(locked) if locked is not None else cursor_position(conn, CURSOR)
+    raw = read_events(conn, after, limit)
+    if not raw:
+        return 0
+    events = [e for e in raw if e["type"] in LISTING_EVENTS and e["type"] != "listing.amended"]
+    subs = conn.execute(
+        select(Subscription.id, Subscription.client_id, Subscription.profile).where(
+            Subscription.state != "paused"
+        )
+    ).all()
+    rows = load_listings(conn, (e["listing_id"] for e in events)) if subs else {}
+    notices = []
+    for event in events:
+        listing = rows.get(event["listing_id"])
+        if listing is None:
+            continue
+        for sub in subs:
+            if listing.debtor_kind not in profile_of(sub.profile).kinds:
+                continue
+            notices.append(
+                {
+                    "id": "an_" + new_id().lower(),
+                    "subscription_id": sub.id,
+                    "client_id": sub.client_id,
+                    "listing_id": listing.id,
+                    "listing_version": event["listing_version"],
+                    "court_code": listing.court_code,
+                    "kind": "lift" if event["type"] in REMOVAL_EVENTS else "impose",
+                    "seq": event["seq"],
+                    "issued_at": now,
+                    "due_at": add_working_days(now, deadline_days),
+                }
+            )
+    if notices:
+        conn.execute(insert(AssistanceNotice), notices)
+    set_cursor(conn, CURSOR, int(raw[-1]["seq"]), now)
+    return len(notices)
+
+
+def _notice(conn: Connection, notice_id: str) -> Any:
+    row = conn.execute(select(NOTICES).where(NOTICES.c.id == notice_id)).first()
+    if row is None:
+        raise Problem(404, "notice_not_found", "no notice has this id")
+    return row
+
+
+def _owned(conn: Connection, notice_id: str, client_id: str) -> Any:
+    row = _notice(conn, notice_id)
+    if row.client_id != client_id:
+        # Someone else's notice: not confirmed to exist.
+        raise Problem(404, "notice_not_found", "you have no notice with this id")
+    return row
+
+
+def _summary(row: Any, now: datetime) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "subscription_id": row.subscription_id,
+        "listing_id": row.listing_id,
+        "listing_version": row.listing_version,
+        "court_code": row.court_code,
+        "kind": row.kind,
+        "issued_at": iso(row.issued_at),
+        "due_at": iso(row.due_at),
+        "acknowledged_at": iso(row.acknowledged_at) if row.acknowledged_at else None,
+        "objection": row.objection,
+        "objected_at": iso(row.objected_at) if row.objected_at else None,
+        "overdue": row.acknowledged_at is None and as_utc(row.due_at) < now,
+    }
+
+
+def read_notice(
+    conn: Connection, notice_id: str, client_id: str, keyring: DataKeyring, today: date, now: datetime
+) -> dict[str, Any]:
+    """The full notice: court, case, the debtor through the subscription's profile, measures."""
+    row = _owned(conn, notice_id, client_id)
+    profile_name = conn.execute(
+        select(Subscription.profile).where(Subscription.id == row.subscription_id)
+    ).scalar_one()
+    listing = load_listings(conn, [row.listing_id])[row.listing_id]
+    record = render(profile_of(profile_name), listing, keyring, today)
+    measures = MEASURES[profile_name] if row.kind == "impose" else [LIFT_MEASURE]
+    return _summary(row, now) | {
+        "title": "协助执行通知书" if row.kind == "impose" else "解除协助执行通知书",
+        "legal_basis": "法发〔2010〕15号 第十九条" if row.kind == "impose" else "法发〔2010〕15号 第二十一条",
+        "court_name": listing.court_name,
+        "case_number": listing.case_number,
+        "profile": profile_name,
+        "debtor": msgspec.to_builtins(record) if record is not None else None,
+        "measures": measures,
+    }
+
+
+def render_html(notice: dict[str, Any]) -> str:
+    """A printable page. Every value is escaped; the debtor block shows the profile's fields only."""
+    e = html.escape
+    debtor = notice["debtor"] or {}
+    debtor_rows = "".join(
+        f"<tr><th>{e(str(k))}</th><td>{e(_text(v))}</td></tr>" for k, v in debtor.items() if v is not None
+    )
+    measures = "".join(f"<li>{e(m)}</li>" for m in notice["measures"])
+    objection = (
+        f"<section><h2>异议（第二十条）</h2><p>{e(notice['objection'])}</p>"
+        "<p>异议已转交执行法院；异议期间不停止协助执行。</p></section>"
+        if notice["objection"]
+        else ""
+    )
+    return f"""<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>{e(notice["title"])} {e(notice["id"])}</title>
+<style>body{{font-family:serif;max-width:42em;margin:2em auto}}th{{text-align:left;padding-right:1em}}
+@media print{{a{{display:none}}}}</style></head><body>
+<h1>{e(notice["court_name"])}</h1><h2>{e(notice["title"])}</h2>
+<p>案号：{e(notice["case_number"])}　　通知编号：{e(notice["id"])}</p>
+<p>依据：{e(notice["legal_basis"])}　　发出：{e(notice["issued_at"])}　　请于 {e(notice["due_at"])} 前回执</p>
+<h3>被执行人</h3><table>{debtor_rows}</table>
+<h3>请求协助事项</h3><ol>{measures}</ol>{objection}
+</body></html>
+"""
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, list):
+        return "、".join(_text(v) for v in value)
+    if isinstance(value, dict):
+        return "；".join(f"{k}: {_text(v)}" for k, v in value.items() if v is not None)
+    return str(value)
+
+
+def list_notices(conn: Connection, client_id: str, now: datetime, limit: int = 1000) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        select(NOTICES)
+        .where(NOTICES.c.client_id == client_id)
+        .order_by(NOTICES.c.seq, NOTICES.c.id)
+        .limit(limit)
+    )
+    return [_summary(row, now) for row in rows]
+
+
+def acknowledge_notice(
+    conn: Connection, notice_id: str, client_id: str, *, actor: str, now: datetime
+) -> dict[str, Any]:
+    row = _owned(conn, notice_id, client_id)
+    if row.acknowledged_at is None:
+        conn.execute(
+            update(AssistanceNotice).where(AssistanceNotice.id == notice_id).values(acknowledged_at=now)
+        )
+        append_events(conn, [_event("notice.acknowledged", actor, row)], now)
+    return _summary(_notice(conn, notice_id), now)
+
+
+def object_to_notice(
+    conn: Connection, notice_id: str, client_id: str, text: str, *, actor: str, now: datetime
+) -> dict[str, Any]:
+    """Art. 20: recorded and routed to the court; the measure stands (the notice stays owed)."""
+    text = unicodedata.normalize("NFKC", text).strip()
+    if not text or len(text) > MAX_OBJECTION_CHARS:
+        raise Problem(
+            422, "invalid_objection", f"give the objection's reasons, 1 to {MAX_OBJECTION_CHARS} characters",
+            pointer="/text",
+        )  # fmt: skip
+    row = _owned(conn, notice_id, client_id)
+    if row.objection is not None:
+        raise Problem(409, "already_objected", "an objection to this notice is already on record")
+    conn.execute(
+        update(AssistanceNotice)
+        .where(AssistanceNotice.id == notice_id)
+        .values(objection=text, objected_at=now)
+    )
+    append_events(conn, [_event("notice.objected", actor, row)], now)
+    return _summary(_notice(conn, notice_id), now)
+
+
+def _event(kind: str, actor: str, row: Any) -> EventDraft:
+    # The objection text stays out of the log: it may quote the debtor.
+    return EventDraft(
+        kind, actor, court_code=row.court_code, listing_id=row.listing_id,
+        listing_version=row.listing_version, data={"notice_id": row.id, "kind": row.kind},
+    )  # fmt: skip
+
+
+def court_objections(conn: Connection, court_code: str | None, now: datetime) -> list[dict[str, Any]]:
+    """Objections on a court's listings (every court's for an admin), oldest first."""
+    query = select(NOTICES).where(NOTICES.c.objection.is_not(None)).order_by(NOTICES.c.objected_at)
+    if court_code is not None:
+        query = query.where(NOTICES.c.court_code == court_code)
+    return [_summary(row, now) | {"client_id": row.client_id} for row in conn.execute(query)]
+
+
+def overdue_notices(conn: Connection, now: datetime, limit: int = 1000) -> list[dict[str, Any]]:
+    """Unacknowledged past their deadline: for escalation (Art. 24)."""
+    rows = conn.execute(
+        select(NOTICES)
+        .where(NOTICES.c.acknowledged_at.is_(None), NOTICES.c.due_at < now)
+        .order_by(NOTICES.c.due_at)
+        .limit(limit)
+    )
+    return [_summary(row, now) | {"client_id": row.client_id} for row in rows]
+
+
+async def issue_notices(services: Services) -> int:
+    """The scheduler job: notices for everything new in the log; returns how many."""
+    total = 0
+    while True:
+        async with services.db.writer.begin() as conn:
+            before = await conn.run_sync(cursor_position, CURSOR)
+            issued = await conn.run_sync(generate_notices, utcnow(), services.settings.notice_deadline_days)
+            after = await conn.run_sync(cursor_position, CURSOR)
+        total += issued
+        if after == before:
+            return total

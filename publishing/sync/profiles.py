@@ -1,0 +1,234 @@
+"""Field profiles: what each kind of agency may receive about a listing (data minimisation).
+
+Each profile is an explicit msgspec struct: a field that is not declared here cannot leave,
+whatever the listing row holds. `public` is the registry's one public allow-list
+(`registry.listings.disclosure.public_entry`), unchanged.
+
+| profile | legal basis | debtors | identifier |
+| --- | --- | --- | --- |
+| `credit_reference` | Art. 13, credit reference database | persons and organisations | full |
+| `housing_construction` | Art. 12, housing and construction credit files | organisations | full credit code |
+| `enterprise_supervision` | Art. 17, enterprise credit supervision | organisations | full credit code |
+| `public` | SPC Provisions Art. 6 | persons and organisations | masked |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import msgspec
+from sqlalchemy import Connection, Select
+
+from registry.identity.crypto import DataKeyring
+from registry.listings.disclosure import PublicEntry, PublicPerformance, public_columns, public_entry
+from registry.listings.models import Listing
+from registry.listings.prepare import PURPOSE_DEBTOR_ID
+
+LISTING_EVENTS = frozenset({"listing.published", "listing.amended", "listing.removed", "listing.expired"})
+REMOVAL_EVENTS = frozenset({"listing.removed", "listing.expired"})
+
+
+class RemovalRecord(msgspec.Struct, frozen=True):
+    reason: str
+    removed_on: date | None
+
+
+class CreditReferenceRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """Art. 13: what the credit reference database records, for persons and organisations."""
+
+    id: str
+    version: int
+    status: str
+    kind: str
+    name: str
+    identifier: str  # full ID number or unified social credit code
+    sex: str | None
+    birth_date: date | None
+    legal_representative: str | None
+    court_code: str
+    court_name: str
+    case_number: str
+    basis_document_number: str
+    basis_issuer: str
+    obligations: str
+    amount_cents: int | None
+    performance: PublicPerformance
+    grounds: list[str]
+    filed_on: date
+    listed_on: date
+    term_years: int | None
+    expires_on: date | None
+    removal: RemovalRecord | None
+
+
+class HousingConstructionRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """Art. 12: organisations in the housing and construction credit files, their legal
+    representatives and the obligations they have not performed."""
+
+    id: str
+    version: int
+    status: str
+    name: str
+    credit_code: str
+    legal_representative: str | None
+    court_code: str
+    court_name: str
+    case_number: str
+    basis_document_number: str
+    basis_issuer: str
+    obligations: str
+    amount_cents: int | None
+    performance: PublicPerformance
+    grounds: list[str]
+    listed_on: date
+    removal: RemovalRecord | None
+
+
+class EnterpriseSupervisionRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """Art. 17: which organisation to classify, on whose decision; no obligations or amounts."""
+
+    id: str
+    version: int
+    status: str
+    name: str
+    credit_code: str
+    legal_representative: str | None
+    court_code: str
+    court_name: str
+    case_number: str
+    grounds: list[str]
+    listed_on: date
+    removal: RemovalRecord | None
+
+
+ProfileRecord = CreditReferenceRecord | HousingConstructionRecord | EnterpriseSupervisionRecord | PublicEntry
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    kinds: frozenset[str]  # debtor kinds admitted
+    full_identifier: bool
+
+
+PROFILES: dict[str, Profile] = {
+    "credit_reference": Profile("credit_reference", frozenset({"person", "organization"}), True),
+    "housing_construction": Profile("housing_construction", frozenset({"organization"}), True),
+    "enterprise_supervision": Profile("enterprise_supervision", frozenset({"organization"}), True),
+    "public": Profile("public", frozenset({"person", "organization"}), False),
+}
+
+
+def listing_columns() -> Select[Any]:
+    """`public_columns()` plus what the agency profiles add (lifecycle, the ciphertext)."""
+    return public_columns().add_columns(
+        Listing.version,
+        Listing.debtor_id_cipher,
+        Listing.listed_on,
+        Listing.term_years,
+        Listing.expires_on,
+        Listing.removed_on,
+        Listing.removal_reason,
+    )
+
+
+def load_listings(conn: Connection, ids: Iterable[str]) -> dict[str, Any]:
+    wanted = sorted(set(ids))
+    rows: dict[str, Any] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        for row in conn.execute(listing_columns().where(Listing.id.in_(chunk))):
+            rows[row.id] = row
+    return rows
+
+
+def _performance(details: dict[str, Any]) -> PublicPerformance:
+    performance = details.get("performance") or {}
+    return PublicPerformance(
+        status=performance.get("status", "none"),
+        performed_cents=performance.get("performed_cents"),
+        unperformed_cents=performance.get("unperformed_cents"),
+    )
+
+
+def _removal(row: Any) -> RemovalRecord | None:
+    return None if row.removal_reason is None else RemovalRecord(row.removal_reason, row.removed_on)
+
+
+def admits(profile: Profile, row: Any) -> bool:
+    return row.debtor_kind in profile.kinds
+
+
+def render(profile: Profile, row: Any, keyring: DataKeyring, today: date) -> ProfileRecord | None:
+    """The profile's view of one listing row, or None when the profile must not see it
+    (a debtor kind it does not cover; for `public`, a listing that is no longer active)."""
+    if not admits(profile, row):
+        return None
+    if profile.name == "public":
+        return public_entry(row, today) if row.status == "active" else None
+    identifier = keyring.decrypt(bytes(row.debtor_id_cipher), PURPOSE_DEBTOR_ID).decode()
+    details = row.details
+    if profile.name == "credit_reference":
+        person = row.debtor_kind == "person"
+        return CreditReferenceRecord(
+            id=row.id,
+            version=row.version,
+            status=row.status,
+            kind=row.debtor_kind,
+            name=row.debtor_name,
+            identifier=identifier,
+            sex=row.debtor_sex if person else None,
+            birth_date=row.debtor_birth_date if person else None,
+            legal_representative=None if person else row.legal_representative,
+            court_code=row.court_code,
+            court_name=row.court_name,
+            case_number=row.case_number,
+            basis_document_number=details["basis"]["document_number"],
+            basis_issuer=details["basis"]["issuer"],
+            obligations=details["obligations"],
+            amount_cents=details.get("amount_cents"),
+            performance=_performance(details),
+            grounds=list(row.grounds),
+            filed_on=row.filed_on,
+            listed_on=row.listed_on,
+            term_years=row.term_years,
+            expires_on=row.expires_on,
+            removal=_removal(row),
+        )
+    if profile.name == "housing_construction":
+        return HousingConstructionRecord(
+            id=row.id,
+            version=row.version,
+            status=row.status,
+            name=row.debtor_name,
+            credit_code=identifier,
+            legal_representative=row.legal_representative,
+            court_code=row.court_code,
+            court_name=row.court_name,
+            case_number=row.case_number,
+            basis_document_number=details["basis"]["document_number"],
+            basis_issuer=details["basis"]["issuer"],
+            obligations=details["obligations"],
+            amount_cents=details.get("amount_cents"),
+            performance=_performance(details),
+            grounds=list(row.grounds),
+            listed_on=row.listed_on,
+            removal=_removal(row),
+        )
+    return EnterpriseSupervisionRecord(
+        id=row.id,
+        version=row.version,
+        status=row.status,
+        name=row.debtor_name,
+        credit_code=identifier,
+        legal_representative=row.legal_representative,
+        court_code=row.court_code,
+        court_name=row.court_name,
+        case_number=row.case_number,
+        grounds=list(row.grounds),
+        listed_on=row.listed_on,
+        removal=_removal(row),
+    )

@@ -1,0 +1,489 @@
+"""Subscriptions and their cursors: create, pause, resume, replay; pull and acknowledge.
+
+All functions take a synchronous `Connection` in the caller's transaction (run them with
+`conn.run_sync`), so that a refusal leaves nothing written.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import urllib.parse
+from datetime import date, datetime
+from typing import Any, cast
+
+import msgspec
+from sqlalchemy import Connection, Table, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from publishing.sync.models import Subscription, SyncState
+from publishing.sync.profiles import (
+    LISTING_EVENTS,
+    PROFILES,
+    REMOVAL_EVENTS,
+    Profile,
+    ProfileRecord,
+    admits,
+    load_listings,
+    render,
+)
+from registry.clients.models import ApiClient
+from registry.eventlog.services import EventDraft, append_events, head, read_events
+from registry.identity.crypto import DataKeyring
+from registry.ids import new_id
+from registry.problems import Problem
+from registry.timeutil import as_utc, iso
+
+MODES = ("push", "pull")
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+MAX_URL_LENGTH = 2048
+SUBSCRIPTIONS = cast(Table, Subscription.__table__)
+
+
+class RemovalInfo(msgspec.Struct, frozen=True):
+    reason: str
+    effective_on: str
+
+
+class SyncEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """One event as an agency receives it. `listing` is the profile's view of the listing
+    as it stands when the event is sent (receivers apply events in `seq` order and keep
+    the highest `listing_version`); it is null only for the `public` profile once a
+    listing has left the public list."""
+
+    seq: int
+    idempotency_key: str
+    type: str
+    occurred_at: str
+    listing_id: str
+    listing_version: int
+    listing: ProfileRecord | None
+    removal: RemovalInfo | None = None
+
+
+# ---- administration ----
+
+
+def validate_endpoint(url: str) -> str:
+    """HTTPS only, except plain HTTP to this machine (tests and the demo)."""
+    pointer = "/endpoint_url"
+    if not url or len(url) > MAX_URL_LENGTH or url != url.strip() or any(ord(ch) < 33 for ch in url):
+        raise Problem(422, "invalid_endpoint_url", "give an absolute https:// URL", pointer=pointer)
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname
+        _ = parts.port  # raises on a malformed port
+    except ValueError as exc:
+        raise Problem(
+            422, "invalid_endpoint_url", "the endpoint URL does not parse", pointer=pointer
+        ) from exc
+    if not host or parts.username is not None or parts.password is not None or parts.fragment:
+        raise Problem(
+            422,
+            "invalid_endpoint_url",
+            "the endpoint URL needs a host, and no credentials or fragment",
+            pointer=pointer,
+        )
+    if parts.scheme == "https":
+        return url
+    if parts.scheme == "http" and _loopback(host):
+        return url
+    raise Problem(
+        422,
+        "invalid_endpoint_url",
+        "endpoints must use https:// (plain http only to localhost)",
+        pointer=pointer,
+    )
+
+
+def _loopback(host: str) -> bool:
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def profile_of(name: str) -> Profile:
+    profile = PROFILES.get(name)
+    if profile is None:
+        raise Problem(
+            422,
+            "unknown_profile",
+            f"profile must be one of {', '.join(sorted(PROFILES))}",
+            pointer="/profile",
+        )
+    return profile
+
+
+def create_subscription(
+    conn: Connection,
+    *,
+    client_id: str,
+    profile: str,
+    mode: str,
+    endpoint_url: str | None,
+    from_seq: int,
+    actor: str,
+    now: datetime,
+) -> dict[str, Any]:
+    profile_of(profile)
+    if mode not in MODES:
+        raise Problem(422, "unknown_mode", "mode must be push or pull", pointer="/mode")
+    if mode == "push":
+        if endpoint_url is None:
+            raise Problem(
+                422, "endpoint_required", "a push subscription needs an endpoint_url", pointer="/endpoint_url"
+            )
+        endpoint_url = validate_endpoint(endpoint_url)
+    elif endpoint_url is not None:
+        raise Problem(
+            422, "endpoint_not_allowed", "a pull subscription has no endpoint_url", pointer="/endpoint_url"
+        )
+    last_seq, _ = head(conn)
+    if from_seq < 0 or from_seq > last_seq:
+        raise Problem(
+            422, "cursor_beyond_head", f"from_seq must be between 0 and {last_seq}", pointer="/from_seq"
+        )
+    agency = conn.execute(
+        select(ApiClient.role, ApiClient.revoked_at).where(ApiClient.id == client_id)
+    ).first()
+    if agency is None or agency.revoked_at is not None:
+        raise Problem(404, "client_not_found", "no active client has this id", pointer="/client_id")
+    if agency.role != "agency":
+        raise Problem(
+            422, "not_an_agency", "subscriptions belong to clients with the agency role", pointer="/client_id"
+        )
+    sub_id = "sub_" + new_id().lower()
+    conn.execute(
+        insert(Subscription).values(
+            id=sub_id,
+            client_id=client_id,
+            profile=profile,
+            mode=mode,
+            endpoint_url=endpoint_url,
+            state="active",
+            cursor=from_seq,
+            delivered_head=from_seq,
+            attempts=0,
+            failures_total=0,
+            delivered_total=0,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    _audit(
+        conn, "sync.subscription_created", actor, now, sub_id, client_id=client_id, profile=profile, mode=mode
+    )
+    return inspect_subscription(conn, sub_id)
+
+
+def _audit(conn: Connection, kind: str, actor: str, now: datetime, sub_id: str, **data: Any) -> None:
+    append_events(conn, [EventDraft(kind, actor, data={"subscription_id": sub_id, **data})], now)
+
+
+def load_subscription(conn: Connection, sub_id: str) -> Any:
+    row = conn.execute(select(SUBSCRIPTIONS).where(SUBSCRIPTIONS.c.id == sub_id)).first()
+    if row is None:
+        raise Problem(404, "subscription_not_found", "no subscription has this id")
+    return row
+
+
+def set_state(conn: Connection, sub_id: str, state: str, *, actor: str, now: datetime) -> dict[str, Any]:
+    """Pause, or resume (which also clears a `failing` flag and its retry count)."""
+    load_subscription(conn, sub_id)
+    values: dict[str, Any] = {"state": state, "updated_at": now}
+    if state == "active":
+        values |= {"attempts": 0, "next_attempt_at": None}
+    conn.execute(update(Subscription).where(Subscription.id == sub_id).values(**values))
+    _audit(conn, "sync.subscription_" + ("paused" if state == "paused" else "resumed"), actor, now, sub_id)
+    return inspect_subscription(conn, sub_id)
+
+
+def replay(conn: Connection, sub_id: str, from_seq: int, *, actor: str, now: datetime) -> dict[str, Any]:
+    """Deliver again everything after `from_seq` (receivers deduplicate by idempotency key)."""
+    load_subscription(conn, sub_id)
+    last_seq, _ = head(conn)
+    if from_seq < 0 or from_seq > last_seq:
+        raise Problem(
+            422, "cursor_beyond_head", f"from_seq must be between 0 and {last_seq}", pointer="/from_seq"
+        )
+    conn.execute(
+        update(Subscription)
+        .where(Subscription.id == sub_id)
+        .values(
+            cursor=from_seq,
+            delivered_head=from_seq,
+            state="active",
+            attempts=0,
+            next_attempt_at=None,
+            updated_at=now,
+        )
+    )
+    _audit(conn, "sync.subscription_replayed", actor, now, sub_id, from_seq=from_seq)
+    return inspect_subscription(conn, sub_id)
+
+
+def inspect_subscription(conn: Connection, sub_id: str) -> dict[str, Any]:
+    sub = load_subscription(conn, sub_id)
+    last_seq, _ = head(conn)
+    return {
+        "id": sub.id,
+        "client_id": sub.client_id,
+        "profile": sub.profile,
+        "mode": sub.mode,
+        "endpoint_url": sub.endpoint_url,
+        "state": sub.state,
+        "cursor": sub.cursor,
+        "head": last_seq,
+        "backlog": max(0, last_seq - sub.cursor),
+        "last_delivered_seq": sub.last_delivered_seq,
+        "last_delivered_at": iso(sub.last_delivered_at) if sub.last_delivered_at else None,
+        "delivered_total": sub.delivered_total,
+        "failures_total": sub.failures_total,
+        "attempts": sub.attempts,
+        "next_attempt_at": iso(sub.next_attempt_at) if sub.next_attempt_at else None,
+        "last_error": sub.last_error,
+        "created_at": iso(sub.created_at),
+    }
+
+
+def list_subscriptions(conn: Connection, client_id: str | None = None) -> list[dict[str, Any]]:
+    query = select(Subscription.id).order_by(Subscription.created_at, Subscription.id)
+    if client_id is not None:
+        query = query.where(Subscription.client_id == client_id)
+    return [inspect_subscription(conn, sub_id) for sub_id in conn.execute(query).scalars()]
+
+
+# ---- the events an agency receives ----
+
+
+def collect_events(
+    conn: Connection,
+    sub_id: str,
+    profile: Profile,
+    after: int,
+    limit: int,
+    keyring: DataKeyring,
+    today: date,
+) -> tuple[list[SyncEvent], int]:
+    """Up to `limit` log events after `after`, filtered and rendered for the profile.
+
+    Returns the events and the position scanned to: events the profile does not admit
+    (other debtor kinds, non-listing events) are passed over, and the cursor moves past them.
+    """
+    raw = read_events(conn, after, limit)
+    if not raw:
+        return [], after
+    listing_events = [e for e in raw if e["type"] in LISTING_EVENTS]
+    rows = load_listings(conn, (e["listing_id"] for e in listing_events))
+    out: list[SyncEvent] = []
+    for event in listing_events:
+        row = rows.get(event["listing_id"])
+        if row is None or not admits(profile, row):
+            continue
+        removal = None
+        if event["type"] in REMOVAL_EVENTS:
+            removal = RemovalInfo(event["data"]["reason"], event["data"]["effective_on"])
+        out.append(
+            SyncEvent(
+                seq=event["seq"],
+                idempotency_key=f"{sub_id}:{event['seq']}",
+                type=event["type"],
+                occurred_at=event["occurred_at"],
+                listing_id=event["listing_id"],
+                listing_version=event["listing_version"],
+                listing=render(profile, row, keyring, today),
+                removal=removal,
+            )
+        )
+    return out, int(raw[-1]["seq"])
+
+
+def owned_subscription(conn: Connection, sub_id: str, client_id: str, mode: str | None = None) -> Any:
+    """The subscription, if this agency owns it (404 otherwise: others' ids are not confirmed)."""
+    sub = conn.execute(select(SUBSCRIPTIONS).where(SUBSCRIPTIONS.c.id == sub_id)).first()
+    if sub is None or sub.client_id != client_id:
+        raise Problem(404, "subscription_not_found", "you have no subscription with this id")
+    if mode is not None and sub.mode != mode:
+        raise Problem(409, "wrong_mode", f"this is a {sub.mode} subscription")
+    return sub
+
+
+def pull_events(
+    conn: Connection,
+    sub_id: str,
+    client_id: str,
+    after: int | None,
+    limit: int,
+    keyring: DataKeyring,
+    today: date,
+) -> dict[str, Any]:
+    sub = owned_subscription(conn, sub_id, client_id, "pull")
+    if sub.state == "paused":
+        raise Problem(409, "subscription_paused", "this subscription is paused")
+    start = sub.cursor if after is None else after
+    last_seq, _ = head(conn)
+    if start > last_seq:
+        raise Problem(
+            422, "cursor_beyond_head", f"after must be at most the log head {last_seq}", pointer="after"
+        )
+    events, scanned = collect_events(conn, sub_id, profile_of(sub.profile), start, limit, keyring, today)
+    if scanned > sub.delivered_head:
+        conn.execute(update(Subscription).where(Subscription.id == sub_id).values(delivered_head=scanned))
+    return {
+        "events": [msgspec.to_builtins(e) for e in events],
+        "next_after": scanned,
+        "head": last_seq,
+        "cursor": sub.cursor,
+    }
+
+
+def acknowledge(conn: Connection, sub_id: str, client_id: str, cursor: int, now: datetime) -> dict[str, Any]:
+    """The agency has applied everything up to `cursor`, which must have been handed out."""
+    sub = owned_subscription(conn, sub_id, client_id, "pull")
+    if cursor > sub.delivered_head:
+        raise Problem(
+            409,
+            "cursor_not_delivered",
+            f"nothing beyond {sub.delivered_head} was delivered to this subscription",
+            pointer="/cursor",
+        )
+    if cursor < sub.cursor:
+        raise Problem(409, "cursor_behind", f"already acknowledged up to {sub.cursor}", pointer="/cursor")
+    if cursor > sub.cursor:
+        states, admitted = acked_states(conn, sub_id, profile_of(sub.profile), sub.cursor, cursor, now)
+        if not advance(conn, sub_id, sub.cursor, cursor, now, states, admitted):
+            raise Problem(409, "cursor_conflict", "another acknowledgement moved the cursor; read it again")
+    return {"cursor": cursor}
+
+
+def acked_states(
+    conn: Connection, sub_id: str, profile: Profile, old: int, new: int, now: datetime
+) -> tuple[list[dict[str, Any]], int]:
+    """What the agency holds once it has acknowledged (old, new]: per listing, the last
+    admitted event; and how many admitted events that range holds."""
+    states: dict[str, dict[str, Any]] = {}
+    admitted = 0
+    position = old
+    while position < new:
+        raw = read_events(conn, position, min(1000, new - position))
+        if not raw:
+            break
+        listing_events = [e for e in raw if e["type"] in LISTING_EVENTS]
+        rows = load_listings(conn, (e["listing_id"] for e in listing_events))
+        for event in listing_events:
+            row = rows.get(event["listing_id"])
+            if row is not None and admits(profile, row):
+                admitted += 1
+                states[event["listing_id"]] = state_row(
+                    sub_id, event["listing_id"], event["listing_version"], event["type"], event["seq"],
+                    event["occurred_at"], now,
+                )  # fmt: skip
+        position = int(raw[-1]["seq"])
+    return list(states.values()), admitted
+
+
+def state_row(
+    sub_id: str, listing_id: str, version: int, event_type: str, seq: int, occurred_at: str, now: datetime
+) -> dict[str, Any]:
+    return {
+        "subscription_id": sub_id,
+        "listing_id": listing_id,
+        "listing_version": version,
+        "status": "removed" if event_type in REMOVAL_EVENTS else "active",
+        "seq": seq,
+        "occurred_at": datetime.fromisoformat(occurred_at),
+        "acked_at": now,
+    }
+
+
+def advance(
+    conn: Connection,
+    sub_id: str,
+    old: int,
+    new: int,
+    now: datetime,
+    states: list[dict[str, Any]],
+    admitted: int,
+    *,
+    lease_owner: str | None = None,
+    lease_until: datetime | None = None,
+) -> bool:
+    """Move the cursor from `old` to `new` and record what the agency now holds.
+
+    With `lease_owner`, only while that worker still holds the lease (and the lease is
+    renewed to `lease_until`): a worker whose lease ran out must not move a cursor another
+    worker now owns. Returns whether it moved.
+    """
+    query = update(Subscription).where(Subscription.id == sub_id, Subscription.cursor == old)
+    values: dict[str, Any] = {
+        "cursor": new,
+        "delivered_head": func.max(Subscription.delivered_head, new)
+        if conn.dialect.name == "sqlite"
+        else func.greatest(Subscription.delivered_head, new),
+        "attempts": 0,
+        "next_attempt_at": None,
+        "last_error": None,
+        "last_delivered_seq": new,
+        "last_delivered_at": now,
+        "delivered_total": Subscription.delivered_total + admitted,
+        "updated_at": now,
+    }
+    if lease_owner is not None:
+        query = query.where(Subscription.lease_owner == lease_owner)
+        values["lease_until"] = lease_until
+    if conn.execute(query.values(**values)).rowcount != 1:
+        return False
+    # Several events of one listing in one range: the last one is what the agency holds.
+    latest = {row["listing_id"]: row for row in states}
+    upsert_states(conn, list(latest.values()))
+    return True
+
+
+def upsert_states(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """One row per (subscription, listing): the last event the agency acknowledged."""
+    if not rows:
+        return
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    stmt = dialect_insert(SyncState)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[SyncState.subscription_id, SyncState.listing_id],
+        set_={
+            "listing_version": stmt.excluded.listing_version,
+            "status": stmt.excluded.status,
+            "seq": stmt.excluded.seq,
+            "occurred_at": stmt.excluded.occurred_at,
+            "acked_at": stmt.excluded.acked_at,
+        },
+    )
+    for start in range(0, len(rows), 1000):
+        conn.execute(stmt, rows[start : start + 1000])
+
+
+def latency_percentiles(conn: Connection, sub_id: str, sample: int = 1000) -> dict[str, float | None]:
+    """Seconds from an event's commit to the agency's acknowledgement, over the latest acks."""
+    rows = conn.execute(
+        select(SyncState.occurred_at, SyncState.acked_at)
+        .where(SyncState.subscription_id == sub_id)
+        .order_by(SyncState.acked_at.desc())
+        .limit(sample)
+    ).all()
+    values = sorted((as_utc(r.acked_at) - as_utc(r.occurred_at)).total_seconds() for r in rows)
+    if not values:
+        return {"p50": None, "p90": None, "p99": None, "max": None, "samples": 0}
+
+    def pick(q: float) -> float:
+        return round(values[min(len(values) - 1, int(q * len(values)))], 3)
+
+    return {
+        "p50": pick(0.5),
+        "p90": pick(0.9),
+        "p99": pick(0.99),
+        "max": round(values[-1], 3),
+        "samples": len(values),
+    }
+
+
+def subscription_status(conn: Connection, sub_id: str) -> dict[str, Any]:
+    return inspect_subscription(conn, sub_id) | {"latency_seconds": latency_percentiles(conn, sub_id)}
