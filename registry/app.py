@@ -15,6 +15,7 @@ from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from registry.checks.controllers import CheckController, QueryLogController, WatchlistController
 from registry.courts.controllers import CourtController
 from registry.eventlog.controllers import EventController
 from registry.listings.controllers import ListingController
@@ -87,7 +88,16 @@ def create_app(settings: Settings | None = None, *, run_scheduler: bool | None =
             await services.close()
 
     config = AppConfig(
-        route_handlers=[healthz, jwks, ListingController, EventController, CourtController],
+        route_handlers=[
+            healthz,
+            jwks,
+            ListingController,
+            EventController,
+            CourtController,
+            CheckController,
+            WatchlistController,
+            QueryLogController,
+        ],
         lifespan=[lifespan],
         exception_handlers={
             Problem: handle_problem,

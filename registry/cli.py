@@ -159,6 +159,46 @@ def expire() -> None:
     click.echo(f"expired {_run(expire_fixed_terms)}")
 
 
+# ---- bank checks ----
+
+
+@main.command("check")
+@click.argument("identifier")
+@click.option("--name", default=None, help="The name the borrower gave; a mismatch is flagged.")
+@click.option("--credit-code", "organization", is_flag=True, help="IDENTIFIER is a unified social credit code.")
+@click.option("--purpose", default="credit_review", show_default=True, help="Why the operator checks.")
+@click.option("--reference", default="operator", show_default=True, help="Recorded in the log and receipt.")
+def check_command(identifier: str, name: str | None, organization: bool, purpose: str, reference: str) -> None:
+    """Check one subject as the bank API would (ID number by default); JSON with a signed receipt.
+    Logged in the query log as the operator, outside any bank's quota."""
+    import msgspec
+
+    from registry.checks.schemas import CheckRequest, CheckSubject
+    from registry.checks.services import answer, decode_request, run_check
+
+    subject = CheckSubject(credit_code=identifier, name=name) if organization else CheckSubject(
+        id_number=identifier, name=name
+    )
+    body = msgspec.json.encode(CheckRequest(subjects=[subject], purpose=purpose, reference=reference))
+
+    async def work(services: Services) -> bytes:
+        request = decode_request(body, 1)
+        async with services.db.writer.begin() as conn:
+            outcome = await conn.run_sync(
+                lambda sync: run_check(
+                    sync,
+                    client_id=CLI_ACTOR,
+                    request=request,
+                    blind_index=services.secrets.blind_index,
+                    now=utcnow(),
+                    quota=None,
+                )
+            )
+        return msgspec.json.encode(answer(outcome, services.checks.receipts))
+
+    click.echo(_run(work).decode())
+
+
 # ---- courts and keys ----
 
 
@@ -410,7 +450,7 @@ def keys_rotate_signing() -> None:
 
 
 @main.command()
-@click.argument("what", type=click.Choice(["ingest"]), default="ingest")
+@click.argument("what", type=click.Choice(["ingest", "checks"]), default="ingest")
 @click.option("--listings", "count", type=int, default=100_000, show_default=True)
 @click.option("--batch-size", type=int, default=10_000, show_default=True)
 @click.option("--workers", type=int, default=0, help="Preparing processes; 0 = one per core.")

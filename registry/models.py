@@ -1,5 +1,6 @@
 """Every table, imported in one place for Alembic's autogenerate."""
 
+from registry.checks.models import CheckLogEntry, CheckUsage, WatchChange, WatchRegistration, WatchSubject
 from registry.clients.models import ApiClient
 from registry.courts.models import Court, CourtKey
 from registry.db import Base
@@ -9,6 +10,8 @@ from registry.listings.models import Listing, ListingVersion, Removal
 __all__ = [
     "ApiClient",
     "Base",
+    "CheckLogEntry",
+    "CheckUsage",
     "Court",
     "CourtKey",
     "Event",
@@ -17,4 +20,7 @@ __all__ = [
     "LogHead",
     "ReaderCursor",
     "Removal",
+    "WatchChange",
+    "WatchRegistration",
+    "WatchSubject",
 ]
