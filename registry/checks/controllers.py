@@ -8,7 +8,7 @@ from typing import Annotated, Any, TypeVar
 
 import msgspec
 from litestar import Controller, MediaType, Request, Response, get, post, put
-from litestar.params import Parameter
+from litestar.params import PathParameter, QueryParameter
 from litestar.response import Stream
 from sqlalchemy import Connection
 
@@ -156,8 +156,8 @@ class WatchlistController(Controller):
     async def changes(
         self,
         request: Request[Any, Any, Any],
-        after: Annotated[int, Parameter(ge=0, le=MAX_SEQ, description="The last `seq` you processed")] = 0,
-        limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+        after: Annotated[int, QueryParameter(ge=0, le=MAX_SEQ, description="The last `seq` you processed")] = 0,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
     ) -> dict[str, Any]:
         """Changes to watched subjects in log order; pass `next_after` back as `after`."""
         client_id = principal_of(request).client_id
@@ -174,10 +174,12 @@ class QueryLogController(Controller):
     async def export(
         self,
         request: Request[Any, Any, Any],
-        client_id: str,
-        start: Annotated[datetime | None, Parameter(query="from", description="Inclusive; default: retention start")] = None,
-        end: Annotated[datetime | None, Parameter(query="to", description="Exclusive; default: now")] = None,
-        format: Annotated[str, Parameter(pattern="^(ndjson|csv)$")] = "ndjson",  # noqa: A002
+        client_id: Annotated[str, PathParameter(description="The bank's client id")],
+        start: Annotated[
+            datetime | None, QueryParameter(name="from", description="Inclusive; default: retention start")
+        ] = None,
+        end: Annotated[datetime | None, QueryParameter(name="to", description="Exclusive; default: now")] = None,
+        format: Annotated[str, QueryParameter(pattern="^(ndjson|csv)$")] = "ndjson",  # noqa: A002
     ) -> Stream:
         """A bank's query log, oldest first, as NDJSON (default) or CSV. Subjects are blind-index hashes."""
         services = services_of(request.app)

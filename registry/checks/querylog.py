@@ -56,7 +56,7 @@ def export_page(
         )
         .order_by(CheckLogEntry.id)
         .limit(limit)
-    ).scalars()
+    )
     return [
         {
             "id": row.id,

@@ -17,6 +17,7 @@ import base64
 import binascii
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +38,14 @@ def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
+_B64URL = re.compile(r"^[A-Za-z0-9_-]*$")
+
+
 def b64url_decode(text: str) -> bytes:
+    """Strict: the standard decoder skips characters outside the alphabet, which would let
+    two different receipts decode alike."""
+    if not _B64URL.match(text):
+        raise ValueError("not base64url")
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
