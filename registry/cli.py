@@ -165,35 +165,46 @@ def expire() -> None:
 @main.command("check")
 @click.argument("identifier")
 @click.option("--name", default=None, help="The name the borrower gave; a mismatch is flagged.")
-@click.option("--credit-code", "organization", is_flag=True, help="IDENTIFIER is a unified social credit code.")
+@click.option(
+    "--credit-code", "organization", is_flag=True, help="IDENTIFIER is a unified social credit code."
+)
 @click.option("--purpose", default="credit_review", show_default=True, help="Why the operator checks.")
 @click.option("--reference", default="operator", show_default=True, help="Recorded in the log and receipt.")
-def check_command(identifier: str, name: str | None, organization: bool, purpose: str, reference: str) -> None:
+def check_command(
+    identifier: str, name: str | None, organization: bool, purpose: str, reference: str
+) -> None:
     """Check one subject as the bank API would (ID number by default); JSON with a signed receipt.
     Logged in the query log as the operator, outside any bank's quota."""
     import msgspec
 
     from registry.checks.schemas import CheckRequest, CheckSubject
-    from registry.checks.services import answer, decode_request, run_check
+    from registry.checks.services import CheckOutcome, answer, decode_request, record, run_check
+    from registry.checks.stores import CoreStore
 
-    subject = CheckSubject(credit_code=identifier, name=name) if organization else CheckSubject(
-        id_number=identifier, name=name
+    subject = (
+        CheckSubject(credit_code=identifier, name=name)
+        if organization
+        else CheckSubject(id_number=identifier, name=name)
     )
     body = msgspec.json.encode(CheckRequest(subjects=[subject], purpose=purpose, reference=reference))
 
     async def work(services: Services) -> bytes:
         request = decode_request(body, 1)
-        async with services.db.writer.begin() as conn:
-            outcome = await conn.run_sync(
-                lambda sync: run_check(
-                    sync,
-                    client_id=CLI_ACTOR,
-                    request=request,
-                    blind_index=services.secrets.blind_index,
-                    now=utcnow(),
-                    quota=None,
-                )
+
+        def check(sync: Connection) -> CheckOutcome:
+            store = CoreStore(sync)
+            outcome = run_check(
+                store,
+                client_id=CLI_ACTOR,
+                request=request,
+                blind_index=services.secrets.blind_index,
+                now=utcnow(),
             )
+            record(store, outcome, quota=None)
+            return outcome
+
+        async with services.db.writer.begin() as conn:
+            outcome = await conn.run_sync(check)
         return msgspec.json.encode(answer(outcome, services.checks.receipts))
 
     click.echo(_run(work).decode())
@@ -461,10 +472,18 @@ def keys_rotate_signing() -> None:
 def bench(
     what: str, count: int, batch_size: int, workers: int, output: Path | None, database_url: str | None
 ) -> None:
-    """Measure signed ingest (batch endpoint and `registry import`) on a scratch database. JSON out."""
+    """Measure signed ingest (batch endpoint and `registry import`), or the bank check
+    (`checks`: batch-1000 latency, single checks against a bare Litestar endpoint), on a
+    scratch database. JSON out."""
     from registry.bench import run_ingest_bench
+    from registry.checks.bench import run_checks_bench
 
-    result = run_ingest_bench(count=count, batch_size=batch_size, workers=workers, database_url=database_url)
+    if what == "checks":
+        result = run_checks_bench(count=count, workers=workers, database_url=database_url)
+    else:
+        result = run_ingest_bench(
+            count=count, batch_size=batch_size, workers=workers, database_url=database_url
+        )
     text = json.dumps(result, indent=2)
     if output is not None:
         output.write_text(text)

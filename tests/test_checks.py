@@ -202,7 +202,9 @@ def test_refusals(registry: Registry, court: CourtHandle) -> None:
         assert garbage.status_code == 400 and garbage.json()["code"] == "invalid_json"
         wrong_type = check(http, [{"id_number": 110105}])
         assert wrong_type.status_code == 400 and wrong_type.json()["code"] == "invalid_check_request"
-        no_reference = http.post("/v1/checks", json={"subjects": [{"id_number": stranger}], "purpose": "loan_application"})
+        no_reference = http.post(
+            "/v1/checks", json={"subjects": [{"id_number": stranger}], "purpose": "loan_application"}
+        )
         assert no_reference.status_code == 400
     for role in ("agency", "media", "admin"):
         with registry.http(registry.client(role)) as other:
@@ -225,7 +227,9 @@ def test_receipt_verifies_independently_and_names_what_was_checked(
     stranger = unlisted_id(registry)
     client_id, http = bank(registry)
     with http:
-        response = check(http, [{"id_number": number, "name": name}, {"id_number": stranger}, {"id_number": "1"}])
+        response = check(
+            http, [{"id_number": number, "name": name}, {"id_number": stranger}, {"id_number": "1"}]
+        )
     answer = response.json()
     head = admin.get("/v1/events", params={"limit": 1}).json()["head"]
 
@@ -306,7 +310,10 @@ def test_query_log_holds_hashes_only_and_admins_export_it(
     client_id, http = bank(registry)
     other_id, other = bank(registry, "Other bank")
     with http, other:
-        assert check(http, [{"id_number": number}, {"id_number": stranger}, {"id_number": "bad"}]).status_code == 200
+        assert (
+            check(http, [{"id_number": number}, {"id_number": stranger}, {"id_number": "bad"}]).status_code
+            == 200
+        )
         assert check(other, [{"id_number": number}], purpose="credit_review").status_code == 200
 
     with engine.connect() as conn:
@@ -344,7 +351,7 @@ def test_query_log_holds_hashes_only_and_admins_export_it(
 
 
 def test_retention_purge(registry: Registry, engine: sa.Engine, settings: Settings) -> None:
-    client_id, http = bank(registry)
+    _, http = bank(registry)
     with http:
         for _ in range(3):
             assert check(http, [{"id_number": unlisted_id(registry)}]).status_code == 200
@@ -386,7 +393,6 @@ def test_daily_quota(registry: Registry, engine: sa.Engine, settings: Settings) 
         assert check(http, [subject]).json()["code"] == "daily_quota_exceeded"
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM check_log")).scalar_one() == 1
-
 
 
 @pytest.fixture

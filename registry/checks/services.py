@@ -1,9 +1,10 @@
 """The bank check itself: validate subjects, find active listings through the blind index
 in one query, log every subject, and prepare the signed receipt.
 
-Everything here is synchronous SQLAlchemy Core on one connection, in one transaction:
-on SQLite the web handler calls it inline (a thread hop costs more than the queries), on
-PostgreSQL through the async engine's `run_sync` (asyncpg). The answer is built only
+Everything here runs on one connection, in one transaction, through a `CheckStore`
+(`registry/checks/stores.py`): on SQLite the web handler calls it inline on the sqlite3
+driver (a thread hop costs more than the queries), on PostgreSQL through the async
+engine's `run_sync` (asyncpg) with Core statements. The answer is built only
 after the transaction that logged it has committed, so no answered check lacks its log
 rows (see `registry/checks/controllers.py`).
 """
@@ -16,11 +17,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, cast
 
 import msgspec
-from sqlalchemy import Connection, Table, bindparam, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 
-from registry.bulk import bulk_insert
-from registry.checks.models import CheckLogEntry, CheckUsage
 from registry.checks.receipts import RECEIPT_TYPE, SALT_BYTES, ReceiptSigner, b64url, subject_digest
 from registry.checks.schemas import (
     PURPOSES,
@@ -33,9 +30,8 @@ from registry.checks.schemas import (
     SubjectError,
     SubjectResult,
 )
-from registry.clients.services import authenticate
-from registry.courts.models import Court
-from registry.eventlog.services import head
+from registry.checks.stores import CheckStore, ListedRow
+from registry.clients.services import hash_key
 from registry.identity.crypto import BlindIndex
 from registry.identity.identifiers import (
     IdentifierError,
@@ -46,40 +42,9 @@ from registry.identity.identifiers import (
     parse_id_number,
 )
 from registry.ids import new_id
-from registry.listings.models import Listing
 from registry.listings.prepare import CHINA_TIME
 from registry.problems import Problem
 from registry.timeutil import iso
-
-_CHECK_LOG = cast(Table, CheckLogEntry.__table__)
-
-# Compiled once (SQLAlchemy caches the compiled form); `blinds` expands to the batch.
-# A fixed-term listing whose term has ended is out even before the expiry job runs.
-_LOOKUP = (
-    select(
-        Listing.id,
-        Listing.version,
-        Listing.debtor_id_blind,
-        Listing.debtor_name,
-        Listing.debtor_id_masked,
-        Listing.court_code,
-        Court.name.label("court_name"),
-        Listing.case_number,
-        Listing.details,
-        Listing.grounds,
-        Listing.filed_on,
-        Listing.listed_on,
-        Listing.term_years,
-        Listing.expires_on,
-    )
-    .join(Court, Court.code == Listing.court_code)
-    .where(
-        Listing.debtor_id_blind.in_(bindparam("blinds", expanding=True)),
-        Listing.status == "active",
-        or_(Listing.expires_on.is_(None), Listing.expires_on > bindparam("today")),
-    )
-    .order_by(Listing.listed_on, Listing.id)
-)
 
 
 class RateLimited(Problem):
@@ -118,7 +83,9 @@ def parse_subject(index: int, subject: CheckSubject, blind_index: BlindIndex) ->
         except IdentifierError as exc:
             code, detail = exc.code, exc.message
     identifier = normalise_identifier(raw or "")
-    return ParsedSubject(index, "unknown", identifier, name, blind_index(identifier), SubjectError(code, detail))
+    return ParsedSubject(
+        index, "unknown", identifier, name, blind_index(identifier), SubjectError(code, detail)
+    )
 
 
 def _parsed(index: int, kind: str, identifier: str, name: str | None, blind: BlindIndex) -> ParsedSubject:
@@ -135,18 +102,18 @@ def seconds_to_next_china_day(now: datetime) -> int:
     return max(1, int((midnight - local).total_seconds()) + 1)
 
 
-def authenticate_bank(conn: Connection, authorization: str) -> str:
+def authenticate_bank(store: CheckStore, authorization: str) -> str:
     """The bank's client id, from `Authorization: Bearer <key>` (the `roles` guard's rules,
     on the check's own connection: the hot path cannot afford a second round trip)."""
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Problem(401, "unauthorized", "send Authorization: Bearer <API key>")
-    principal = authenticate(conn, token.strip())
-    if principal is None:
+    client = store.client(hash_key(token.strip()))
+    if client is None:
         raise Problem(401, "unauthorized", "unknown or revoked API key")
-    if principal.role != "bank":
+    if client[1] != "bank":
         raise Problem(403, "forbidden_role", "this needs one of the roles: bank")
-    return principal.client_id
+    return client[0]
 
 
 def decode_request(body: bytes, max_subjects: int) -> CheckRequest:
@@ -177,19 +144,10 @@ def decode_request(body: bytes, max_subjects: int) -> CheckRequest:
     return request
 
 
-def charge_quota(conn: Connection, client_id: str, now: datetime, subjects: int, quota: int) -> None:
+def charge_quota(store: CheckStore, client_id: str, now: datetime, subjects: int, quota: int) -> None:
     """Counts the subjects against today's quota in the check's transaction; a refusal
     rolls the count back with everything else."""
-    dialect_insert = sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
-    statement = (
-        dialect_insert(CheckUsage)
-        .values(client_id=client_id, day=china_day(now), subjects=subjects)
-        .on_conflict_do_update(
-            index_elements=["client_id", "day"], set_={"subjects": CheckUsage.subjects + subjects}
-        )
-        .returning(CheckUsage.subjects)
-    )
-    used = int(conn.execute(statement).scalar_one())
+    used = store.charge(client_id, china_day(now), subjects)
     if used > quota:
         raise RateLimited(
             "daily_quota_exceeded",
@@ -199,7 +157,7 @@ def charge_quota(conn: Connection, client_id: str, now: datetime, subjects: int,
         )
 
 
-def _bank_listing(row: Any) -> BankListing:
+def _bank_listing(row: ListedRow) -> BankListing:
     details = row.details
     performance = details.get("performance") or {}
     return BankListing(
@@ -240,30 +198,25 @@ class CheckOutcome:
     log_hash: bytes
     subjects: list[ParsedSubject]
     results: list[SubjectResult]
+    # Query-log rows in stores.LOG_COLUMNS order: written before the answer leaves.
+    log_rows: list[tuple[Any, ...]]
 
 
 def run_check(
-    conn: Connection,
-    *,
-    client_id: str,
-    request: CheckRequest,
-    blind_index: BlindIndex,
-    now: datetime,
-    quota: int | None,
+    store: CheckStore, *, client_id: str, request: CheckRequest, blind_index: BlindIndex, now: datetime
 ) -> CheckOutcome:
-    """Answer and log one check in the caller's transaction. `quota` None: no quota (operator)."""
-    if quota is not None:
-        charge_quota(conn, client_id, now, len(request.subjects), quota)
+    """Answer one check from one read snapshot (listings and log head agree). Writes
+    nothing: `record` (or the SQLite group commit) logs it before it is answered."""
     parsed = [parse_subject(i, subject, blind_index) for i, subject in enumerate(request.subjects)]
     wanted = list({p.blind for p in parsed if p.error is None})
-    found: dict[bytes, list[Any]] = {}
+    found: dict[bytes, list[ListedRow]] = {}
     if wanted:
-        for row in conn.execute(_LOOKUP, {"blinds": wanted, "today": china_day(now)}):
+        for row in store.active_listings(wanted, china_day(now)):
             found.setdefault(bytes(row.debtor_id_blind), []).append(row)
-    seq, last_hash = head(conn)
+    seq, last_hash = store.log_head()
     check_id = "ck_" + new_id().lower()
     results: list[SubjectResult] = []
-    log_rows: list[dict[str, Any]] = []
+    log_rows: list[tuple[Any, ...]] = []
     for subject in parsed:
         if subject.error is not None:
             results.append(SubjectResult(index=subject.index, error=subject.error))
@@ -284,24 +237,40 @@ def run_check(
             )
             outcome, count = ("listed" if rows else "not_listed"), len(rows)
         log_rows.append(
-            {
-                "check_id": check_id,
-                "client_id": client_id,
-                "checked_at": now,
-                "purpose": request.purpose,
-                "reference": request.reference,
-                "subject_index": subject.index,
-                "subject_blind": subject.blind,
-                "result": outcome,
-                "listings": count,
-                "name_mismatch": mismatch,
-                "error": subject.error.code if subject.error else None,
-            }
+            (
+                check_id,
+                client_id,
+                now,
+                request.purpose,
+                request.reference,
+                subject.index,
+                subject.blind,
+                outcome,
+                count,
+                mismatch,
+                subject.error.code if subject.error else None,
+            )
         )
-    bulk_insert(conn, _CHECK_LOG, log_rows)
     return CheckOutcome(
-        check_id, client_id, now, request.purpose, request.reference, seq, last_hash, parsed, results
+        check_id,
+        client_id,
+        now,
+        request.purpose,
+        request.reference,
+        seq,
+        last_hash,
+        parsed,
+        results,
+        log_rows,
     )
+
+
+def record(store: CheckStore, outcome: CheckOutcome, quota: int | None) -> None:
+    """Charge the quota (None: the operator has none) and write the log rows, in the
+    caller's transaction; a refusal rolls back both."""
+    if quota is not None:
+        charge_quota(store, outcome.client_id, outcome.checked_at, len(outcome.subjects), quota)
+    store.append_log(outcome.log_rows)
 
 
 def receipt_claims(outcome: CheckOutcome) -> dict[str, Any]:
@@ -348,5 +317,3 @@ def answer(outcome: CheckOutcome, signer: ReceiptSigner) -> CheckAnswer:
         results=outcome.results,
         receipt=signer.sign(receipt_claims(outcome)),
     )
-
-

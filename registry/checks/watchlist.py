@@ -67,7 +67,9 @@ def parse_watch_subjects(subjects: list[WatchSubjectIn], blind_index: BlindIndex
             out.append(WatchedSubject(index, None, None, None, (exc.code, exc.message)))
             continue
         out.append(
-            WatchedSubject(index, blind_index(identifier), mask_identifier(identifier), subject.reference, None)
+            WatchedSubject(
+                index, blind_index(identifier), mask_identifier(identifier), subject.reference, None
+            )
         )
     return out
 
@@ -92,10 +94,7 @@ def add_subjects(
         dialect_insert = sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
         # A concurrent request of the same bank may have added one meanwhile: that is fine.
         conn.execute(dialect_insert(WatchSubject).on_conflict_do_nothing(), fresh)
-    return [
-        _result(s, "already_watched" if s.blind in existing else "added")
-        for s in subjects
-    ]
+    return [_result(s, "already_watched" if s.blind in existing else "added") for s in subjects]
 
 
 def remove_subjects(conn: Connection, client_id: str, subjects: list[WatchedSubject]) -> list[dict[str, Any]]:
@@ -131,7 +130,10 @@ def check_endpoint(endpoint: str | None) -> str | None:
     parts = urlsplit(endpoint)
     if parts.scheme != "https" or not parts.hostname or parts.username or parts.password:
         raise Problem(
-            422, "invalid_endpoint", "the push endpoint is an https:// URL without credentials", pointer="/endpoint"
+            422,
+            "invalid_endpoint",
+            "the push endpoint is an https:// URL without credentials",
+            pointer="/endpoint",
         )
     return endpoint
 
@@ -192,12 +194,12 @@ def follow_log(conn: Connection, now: datetime, batch: int = 1000) -> int:
     blinds = list({bytes(row.debtor_id_blind) for row in listings.values()})
     watchers: dict[bytes, list[tuple[str, str | None]]] = {}
     for start in range(0, len(blinds), 1000):
-        for row in conn.execute(
+        for watch in conn.execute(
             select(WatchSubject.subject_blind, WatchSubject.client_id, WatchSubject.reference).where(
                 WatchSubject.subject_blind.in_(blinds[start : start + 1000])
             )
         ):
-            watchers.setdefault(bytes(row.subject_blind), []).append((row.client_id, row.reference))
+            watchers.setdefault(bytes(watch.subject_blind), []).append((watch.client_id, watch.reference))
     rows: list[dict[str, Any]] = []
     for event in events:
         listing = listings.get(event.listing_id) if event.type in CHANGES else None
@@ -219,7 +221,13 @@ def follow_log(conn: Connection, now: datetime, batch: int = 1000) -> int:
                 payload["reason"] = event.data.get("reason")
                 payload["effective_on"] = event.data.get("effective_on")
             rows.append(
-                {"client_id": client_id, "seq": event.seq, "payload": payload, "created_at": now, "delivered_at": None}
+                {
+                    "client_id": client_id,
+                    "seq": event.seq,
+                    "payload": payload,
+                    "created_at": now,
+                    "delivered_at": None,
+                }
             )
     bulk_insert(conn, _CHANGES_TABLE, rows)
     set_cursor(conn, READER, int(events[-1].seq), now)
@@ -237,5 +245,3 @@ def list_changes(conn: Connection, client_id: str, after: int, limit: int) -> di
         )
     ]
     return {"changes": payloads, "next_after": payloads[-1]["seq"] if payloads else after}
-
-
