@@ -455,3 +455,35 @@ def test_cli_check_prints_the_same_answer(registry: Registry, court: CourtHandle
         [registry_bin(), "check", "12345"], env=cli_env(settings), capture_output=True, text=True, check=False
     )
     assert json.loads(bad.stdout)["results"][0]["error"]["code"] == "invalid_id_number"
+
+
+def test_concurrent_checks_are_each_logged_and_quota_is_exact(
+    registry: Registry, engine: sa.Engine, settings: Settings
+) -> None:
+    """Checks answered together (on SQLite, logged in one group commit) keep their own
+    quota: one bank's refusals do not undo another bank's log rows."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    near_id, near = bank(registry, "Nearly spent")
+    free_id, free = bank(registry, "Plenty left")
+    today = utcnow().astimezone(CHINA_TIME).date()
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("INSERT INTO check_usage (client_id, day, subjects) VALUES (:c, :d, :n)"),
+            {"c": near_id, "d": today, "n": settings.check_daily_quota - 5},
+        )
+    subject = [{"id_number": unlisted_id(registry)}]
+    with near, free, ThreadPoolExecutor(max_workers=8) as pool:
+        near_codes = list(pool.map(lambda _: check(near, subject).status_code, range(12)))
+        free_codes = list(pool.map(lambda _: check(free, subject).status_code, range(12)))
+    assert sorted(near_codes) == [200] * 5 + [429] * 7
+    assert free_codes == [200] * 12
+    with engine.connect() as conn:
+        logged = dict(
+            conn.execute(sa.text("SELECT client_id, count(*) FROM check_log GROUP BY client_id")).all()
+        )
+        used = conn.execute(
+            sa.text("SELECT subjects FROM check_usage WHERE client_id = :c"), {"c": near_id}
+        ).scalar_one()
+    assert logged == {near_id: 5, free_id: 12}
+    assert used == settings.check_daily_quota
