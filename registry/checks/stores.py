@@ -10,6 +10,7 @@ databases, and the CLI runs the Core path on SQLite, so both stay exercised.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any, NamedTuple, Protocol, cast
@@ -155,8 +156,10 @@ _SQLITE_LOG = (
 )
 
 
+@lru_cache(maxsize=64)
 def _sqlite_time(value: datetime) -> str:
     # How UtcDateTime stores instants on SQLite (naive UTC text), so both paths sort alike.
+    # Cached: every row of a check shares its time.
     return as_utc(value).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
