@@ -10,9 +10,9 @@ databases, and the CLI runs the Core path on SQLite, so both stay exercised.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
 from collections.abc import Sequence
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any, NamedTuple, Protocol, cast
 
 from sqlalchemy import Connection, Table, bindparam, or_, select
