@@ -1,12 +1,13 @@
 """The bank check itself: validate subjects, find active listings through the blind index
 in one query, log every subject, and prepare the signed receipt.
 
-Everything here runs on one connection, in one transaction, through a `CheckStore`
-(`registry/checks/stores.py`): on SQLite the web handler calls it inline on the sqlite3
-driver (a thread hop costs more than the queries), on PostgreSQL through the async
-engine's `run_sync` (asyncpg) with Core statements. The answer is built only
-after the transaction that logged it has committed, so no answered check lacks its log
-rows (see `registry/checks/controllers.py`).
+A check reads through a `CheckStore` (`registry/checks/stores.py`) in one snapshot, so
+the listings it returns and the log position it names agree: on SQLite inline on the
+sqlite3 driver (a thread hop costs more than the queries), on PostgreSQL with Core over
+asyncpg. `record` then charges the quota and writes the query log: on PostgreSQL in the
+same transaction, on SQLite in a group commit with the checks of the same moment
+(`registry/checks/runtime.py`). The answer leaves only after that commit, so no answered
+check lacks its log rows (see `registry/checks/controllers.py`).
 """
 
 from __future__ import annotations
