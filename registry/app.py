@@ -21,6 +21,7 @@ from publishing.sync.controllers import (
     SubscriptionAdminController,
     SyncStatusController,
 )
+from registry.checks.controllers import CheckController, QueryLogController, WatchlistController
 from registry.courts.controllers import CourtController
 from registry.eventlog.controllers import EventController
 from registry.listings.controllers import ListingController
@@ -104,6 +105,9 @@ def create_app(settings: Settings | None = None, *, run_scheduler: bool | None =
             SyncStatusController,
             AgencyFeedController,
             NoticeController,
+            CheckController,
+            WatchlistController,
+            QueryLogController,
         ],
         lifespan=[lifespan],
         exception_handlers={

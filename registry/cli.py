@@ -160,6 +160,57 @@ def expire() -> None:
     click.echo(f"expired {_run(expire_fixed_terms)}")
 
 
+# ---- bank checks ----
+
+
+@main.command("check")
+@click.argument("identifier")
+@click.option("--name", default=None, help="The name the borrower gave; a mismatch is flagged.")
+@click.option(
+    "--credit-code", "organization", is_flag=True, help="IDENTIFIER is a unified social credit code."
+)
+@click.option("--purpose", default="credit_review", show_default=True, help="Why the operator checks.")
+@click.option("--reference", default="operator", show_default=True, help="Recorded in the log and receipt.")
+def check_command(
+    identifier: str, name: str | None, organization: bool, purpose: str, reference: str
+) -> None:
+    """Check one subject as the bank API would (ID number by default); JSON with a signed receipt.
+    Logged in the query log as the operator, outside any bank's quota."""
+    import msgspec
+
+    from registry.checks.schemas import CheckRequest, CheckSubject
+    from registry.checks.services import CheckOutcome, answer, decode_request, record, run_check
+    from registry.checks.stores import CoreStore
+
+    subject = (
+        CheckSubject(credit_code=identifier, name=name)
+        if organization
+        else CheckSubject(id_number=identifier, name=name)
+    )
+    body = msgspec.json.encode(CheckRequest(subjects=[subject], purpose=purpose, reference=reference))
+
+    async def work(services: Services) -> bytes:
+        request = decode_request(body, 1)
+
+        def check(sync: Connection) -> CheckOutcome:
+            store = CoreStore(sync)
+            outcome = run_check(
+                store,
+                client_id=CLI_ACTOR,
+                request=request,
+                blind_index=services.secrets.blind_index,
+                now=utcnow(),
+            )
+            record(store, outcome, quota=None)
+            return outcome
+
+        async with services.db.writer.begin() as conn:
+            outcome = await conn.run_sync(check)
+        return msgspec.json.encode(answer(outcome, services.checks.receipts))
+
+    click.echo(_run(work).decode())
+
+
 # ---- courts and keys ----
 
 
@@ -416,7 +467,7 @@ main.add_command(sync_cli, name="sync")
 
 
 @main.command()
-@click.argument("what", type=click.Choice(["ingest", "sync"]), default="ingest")
+@click.argument("what", type=click.Choice(["ingest", "sync", "checks"]), default="ingest")
 @click.option("--listings", "count", type=int, default=100_000, show_default=True)
 @click.option("--batch-size", type=int, default=10_000, show_default=True)
 @click.option("--workers", type=int, default=0, help="Preparing processes; 0 = one per core.")
@@ -434,14 +485,19 @@ def bench(
     database_url: str | None,
     removals: int,
 ) -> None:
-    """Measure signed ingest (batch endpoint and `registry import`), or agency sync (fan-out to
-    three push receivers, removal-to-acknowledgement latency), on a scratch database. JSON out."""
+    """Measure signed ingest (batch endpoint and `registry import`), agency sync (`sync`:
+    fan-out to three push receivers, removal-to-acknowledgement latency), or the bank check
+    (`checks`: batch-1000 latency, single checks against a bare Litestar endpoint), on a
+    scratch database. JSON out."""
     from registry.bench import run_ingest_bench
+    from registry.checks.bench import run_checks_bench
 
     if what == "sync":
         from publishing.sync.bench import run_sync_bench
 
         result = run_sync_bench(count=count, removals=removals, database_url=database_url)
+    elif what == "checks":
+        result = run_checks_bench(count=count, workers=workers, database_url=database_url)
     else:
         result = run_ingest_bench(
             count=count, batch_size=batch_size, workers=workers, database_url=database_url

@@ -1,6 +1,7 @@
 """Every table, imported in one place for Alembic's autogenerate."""
 
 from publishing.sync.models import AssistanceNotice, Subscription, SyncState
+from registry.checks.models import CheckLogEntry, CheckUsage, WatchChange, WatchRegistration, WatchSubject
 from registry.clients.models import ApiClient
 from registry.courts.models import Court, CourtKey
 from registry.db import Base
@@ -11,6 +12,8 @@ __all__ = [
     "ApiClient",
     "AssistanceNotice",
     "Base",
+    "CheckLogEntry",
+    "CheckUsage",
     "Court",
     "CourtKey",
     "Event",
@@ -21,4 +24,7 @@ __all__ = [
     "Removal",
     "Subscription",
     "SyncState",
+    "WatchChange",
+    "WatchRegistration",
+    "WatchSubject",
 ]

@@ -7,6 +7,7 @@ from typing import Any
 
 from litestar import Litestar
 
+from registry.checks.runtime import CheckRuntime
 from registry.db import Database
 from registry.identity.crypto import Secrets, SecretsSource
 from registry.identity.registry_key import RegistrySigner, load_registry_signer
@@ -21,13 +22,15 @@ class Services:
     secrets_source: SecretsSource
     ingest: IngestService
     signer: RegistrySigner
+    checks: CheckRuntime
 
     @classmethod
     def create(cls, settings: Settings) -> Services:
         db = Database(settings.database_url)
         source = SecretsSource(settings)
         ingest = IngestService(db, source, worker_count(settings.ingest_workers))
-        return cls(settings, db, source, ingest, load_registry_signer(settings))
+        signer = load_registry_signer(settings)
+        return cls(settings, db, source, ingest, signer, CheckRuntime.create(settings, signer))
 
     @property
     def secrets(self) -> Secrets:
@@ -35,6 +38,7 @@ class Services:
 
     async def close(self) -> None:
         self.ingest.close()
+        self.checks.close()
         await self.db.dispose()
 
 

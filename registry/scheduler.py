@@ -9,6 +9,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from publishing.sync.delivery import deliver_due
 from publishing.sync.notices import issue_notices
+from registry.checks.jobs import follow_watchlists, purge_query_log
 from registry.listings.prepare import CHINA_TIME
 from registry.listings.services import expire_due
 from registry.runtime import Services
@@ -65,5 +66,25 @@ def build_scheduler(services: Services) -> AsyncIOScheduler:
         coalesce=True,
         max_instances=1,
         next_run_time=utcnow(),
+    )
+    # Bank checks: watchlist changes from the event log; query-log retention.
+    scheduler.add_job(
+        follow_watchlists,
+        "interval",
+        seconds=services.settings.watchlist_interval_seconds,
+        args=[services],
+        id="follow_watchlists",
+        coalesce=True,
+        max_instances=1,
+    )
+    scheduler.add_job(
+        purge_query_log,
+        "interval",
+        seconds=services.settings.check_log_purge_interval_seconds,
+        args=[services],
+        id="purge_query_log",
+        coalesce=True,
+        max_instances=1,
+        next_run_time=utcnow() + timedelta(seconds=30),
     )
     return scheduler

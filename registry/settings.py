@@ -87,3 +87,20 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    # ---- bank checks (registry/checks) ----
+    check_batch_max_subjects: int = Field(default=1000, ge=1, description="Subjects per POST /v1/checks.")
+    check_rate_per_second: int = Field(
+        default=50, ge=1, description="Check requests per second per bank, per web process (moving window)."
+    )
+    check_daily_quota: int = Field(
+        default=200_000, ge=1, description="Subjects a bank may check per China calendar day (all processes)."
+    )
+    check_log_retention_days: int = Field(
+        default=183, ge=1, description="Days the query log is kept (183 = six months) before the purge job."
+    )
+    check_log_purge_interval_seconds: int = Field(default=3600, ge=1)
+    watchlist_interval_seconds: int = Field(
+        default=10, ge=1, description="How often the watchlist reader follows the event log."
+    )
+    watchlist_max_subjects: int = Field(default=10_000, ge=1, description="Subjects per watchlist request.")

@@ -1,0 +1,230 @@
+"""HTTP: bank checks, receipt verification, watchlists, the admin query-log export."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timedelta
+from typing import Annotated, Any, TypeVar
+
+import msgspec
+from litestar import Controller, MediaType, Request, Response, get, post, put
+from litestar.params import PathParameter, QueryParameter
+from litestar.response import Stream
+
+from registry.auth import principal_of, roles
+from registry.checks.querylog import csv_lines, export_page
+from registry.checks.schemas import PURPOSES, EndpointRequest, VerifyRequest, WatchRequest
+from registry.checks.services import (
+    CheckOutcome,
+    RateLimited,
+    answer,
+    authenticate_bank,
+    decode_request,
+    record,
+    run_check,
+)
+from registry.checks.stores import CheckStore, CoreStore
+from registry.checks.watchlist import (
+    add_subjects,
+    check_endpoint,
+    list_changes,
+    parse_watch_subjects,
+    remove_subjects,
+    set_endpoint,
+    summary,
+)
+from registry.problems import Problem, problem_response
+from registry.runtime import services_of
+from registry.timeutil import utcnow
+
+T = TypeVar("T")
+MAX_SEQ = 2**63 - 1
+EXPORT_PAGE = 5000
+
+
+def _read_and_record(
+    store: CheckStore, work: Callable[[CheckStore], CheckOutcome], quota: int
+) -> CheckOutcome:
+    outcome = work(store)
+    record(store, outcome, quota)
+    return outcome
+
+
+def _decode(body: bytes, schema: type[T]) -> T:
+    try:
+        return msgspec.json.decode(body, type=schema)
+    except msgspec.ValidationError as exc:
+        raise Problem(400, "invalid_request", str(exc)) from exc
+    except msgspec.DecodeError as exc:
+        raise Problem(400, "invalid_json", "the body is not JSON") from exc
+
+
+class CheckController(Controller):
+    path = "/v1/checks"
+    tags = ("bank checks",)
+
+    @post("/", status_code=200)
+    async def check(self, request: Request[Any, Any, Any]) -> Response[Any]:
+        """Check up to 1,000 subjects before lending (Art. 14). Role `bank`. Each answer
+        carries a signed receipt; every subject is logged (hashed) before the answer leaves."""
+        services = services_of(request.app)
+        settings = services.settings
+        body = await request.body()
+        authorization = request.headers.get("authorization", "")
+
+        def work(store: CheckStore) -> CheckOutcome:
+            client_id = authenticate_bank(store, authorization)
+            services.checks.throttle(client_id)
+            check = decode_request(body, settings.check_batch_max_subjects)
+            return run_check(
+                store,
+                client_id=client_id,
+                request=check,
+                blind_index=services.secrets.blind_index,
+                now=utcnow(),
+            )
+
+        quota = settings.check_daily_quota
+        try:
+            group_commit = services.checks.group_commit
+            if group_commit is not None:
+                # SQLite: read inline on the driver, then log with the checks of this moment.
+                outcome = services.checks.read_on_sqlite(work)
+                await group_commit.record(outcome, quota)
+            else:
+                async with services.db.writer.begin() as conn:
+                    outcome = await conn.run_sync(lambda sync: _read_and_record(CoreStore(sync), work, quota))
+        except RateLimited as limited:
+            response = problem_response(limited)
+            response.headers["Retry-After"] = str(limited.retry_after)
+            return response
+        return Response(
+            msgspec.json.encode(answer(outcome, services.checks.receipts)), media_type=MediaType.JSON
+        )
+
+    @post("/verify", status_code=200)
+    async def verify(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+        """Public: is this receipt genuine? `reason` is `genuine`, `malformed`,
+        `unsupported_algorithm`, `unknown_kid`, `bad_signature`, `altered` or `not_a_receipt`."""
+        body = _decode(await request.body(), VerifyRequest)
+        return services_of(request.app).checks.receipts.verify(body.receipt).to_dict()
+
+    @get("/purposes", sync_to_thread=False)
+    def purposes(self) -> dict[str, str]:
+        """The purposes a check may name."""
+        return PURPOSES
+
+
+class WatchlistController(Controller):
+    path = "/v1/watchlist"
+    tags = ("bank checks",)
+    guards = [roles("bank")]  # noqa: RUF012 - Litestar's declaration style
+
+    @get("/")
+    async def show(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+        """How many subjects this bank watches, and its push endpoint."""
+        client_id = principal_of(request).client_id
+        async with services_of(request.app).db.reader.connect() as conn:
+            return await conn.run_sync(summary, client_id)
+
+    @post("/subjects", status_code=200)
+    async def add(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+        """Watch borrowers: full identifiers in, blind-index values stored, nothing else."""
+        return await self._change(request, add=True)
+
+    @post("/subjects/remove", status_code=200)
+    async def remove(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+        """Stop watching borrowers."""
+        return await self._change(request, add=False)
+
+    async def _change(self, request: Request[Any, Any, Any], *, add: bool) -> dict[str, Any]:
+        services = services_of(request.app)
+        body = _decode(await request.body(), WatchRequest)
+        limit = services.settings.watchlist_max_subjects
+        if len(body.subjects) > limit:
+            raise Problem(
+                413, "batch_too_large", f"at most {limit} subjects a request", extra={"limit": limit}
+            )
+        subjects = parse_watch_subjects(body.subjects, services.secrets.blind_index)
+        client_id = principal_of(request).client_id
+        now = utcnow()
+        async with services.db.writer.begin() as conn:
+            if add:
+                results = await conn.run_sync(add_subjects, client_id, subjects, now)
+            else:
+                results = await conn.run_sync(remove_subjects, client_id, subjects)
+        return {"results": results}
+
+    @put("/endpoint", status_code=200)
+    async def endpoint(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+        """Where changes may be pushed (https; null removes it). Delivery is the push service's."""
+        services = services_of(request.app)
+        endpoint = check_endpoint(_decode(await request.body(), EndpointRequest).endpoint)
+        client_id = principal_of(request).client_id
+        async with services.db.writer.begin() as conn:
+            await conn.run_sync(set_endpoint, client_id, endpoint, utcnow())
+        return {"endpoint": endpoint}
+
+    @get("/changes")
+    async def changes(
+        self,
+        request: Request[Any, Any, Any],
+        after: Annotated[
+            int, QueryParameter(ge=0, le=MAX_SEQ, description="The last `seq` you processed")
+        ] = 0,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+    ) -> dict[str, Any]:
+        """Changes to watched subjects in log order; pass `next_after` back as `after`."""
+        client_id = principal_of(request).client_id
+        async with services_of(request.app).db.reader.connect() as conn:
+            return await conn.run_sync(list_changes, client_id, after, limit)
+
+
+class QueryLogController(Controller):
+    path = "/v1/admin/banks"
+    tags = ("bank checks",)
+    guards = [roles("admin")]  # noqa: RUF012 - Litestar's declaration style
+
+    @get("/{client_id:str}/query-log")
+    async def export(
+        self,
+        request: Request[Any, Any, Any],
+        client_id: Annotated[str, PathParameter(description="The bank's client id")],
+        start: Annotated[
+            datetime | None, QueryParameter(name="from", description="Inclusive; default: retention start")
+        ] = None,
+        end: Annotated[
+            datetime | None, QueryParameter(name="to", description="Exclusive; default: now")
+        ] = None,
+        format: Annotated[str, QueryParameter(pattern="^(ndjson|csv)$")] = "ndjson",
+    ) -> Stream:
+        """A bank's query log, oldest first, as NDJSON (default) or CSV. Subjects are blind-index hashes."""
+        services = services_of(request.app)
+        now = utcnow()
+        start = start or now - timedelta(days=services.settings.check_log_retention_days)
+        end = end or now + timedelta(seconds=1)
+        if start.tzinfo is None or end.tzinfo is None:
+            raise Problem(
+                400, "invalid_parameter", "from and to need a time zone (e.g. 2026-01-01T00:00:00Z)"
+            )
+
+        async def lines() -> AsyncIterator[bytes]:
+            after = 0
+            first = True
+            while True:
+                async with services.db.reader.connect() as conn:
+                    page = await conn.run_sync(export_page, client_id, start, end, after, EXPORT_PAGE)
+                if format == "csv":
+                    text = csv_lines(page, header=first)
+                    if text:
+                        yield text.encode()
+                else:
+                    for row in page:
+                        yield msgspec.json.encode(row) + b"\n"
+                first = False
+                if len(page) < EXPORT_PAGE:
+                    return
+                after = page[-1]["id"]
+
+        media_type = "text/csv; charset=utf-8" if format == "csv" else "application/x-ndjson"
+        return Stream(lines(), media_type=media_type)

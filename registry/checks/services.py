@@ -1,0 +1,320 @@
+"""The bank check itself: validate subjects, find active listings through the blind index
+in one query, log every subject, and prepare the signed receipt.
+
+A check reads through a `CheckStore` (`registry/checks/stores.py`) in one snapshot, so
+the listings it returns and the log position it names agree: on SQLite inline on the
+sqlite3 driver (a thread hop costs more than the queries), on PostgreSQL with Core over
+asyncpg. `record` then charges the quota and writes the query log: on PostgreSQL in the
+same transaction, on SQLite in a group commit with the checks of the same moment
+(`registry/checks/runtime.py`). The answer leaves only after that commit, so no answered
+check lacks its log rows (see `registry/checks/controllers.py`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, cast
+
+import msgspec
+
+from registry.checks.receipts import RECEIPT_TYPE, SALT_BYTES, ReceiptSigner, b64url, subject_digest
+from registry.checks.schemas import (
+    PURPOSES,
+    BankListing,
+    BankPerformance,
+    CheckAnswer,
+    CheckRequest,
+    CheckSubject,
+    LogPosition,
+    SubjectError,
+    SubjectResult,
+)
+from registry.checks.stores import CheckStore, ListedRow
+from registry.clients.services import hash_key
+from registry.identity.crypto import BlindIndex
+from registry.identity.identifiers import (
+    IdentifierError,
+    mask_identifier,
+    normalise_identifier,
+    normalise_text,
+    parse_credit_code,
+    parse_id_number,
+)
+from registry.ids import new_id
+from registry.listings.prepare import CHINA_TIME
+from registry.problems import Problem
+from registry.timeutil import iso
+
+
+class RateLimited(Problem):
+    """429 with the seconds to wait, which the controller sends as Retry-After."""
+
+    def __init__(self, code: str, detail: str, retry_after: int) -> None:
+        super().__init__(429, code, detail, extra={"retry_after": retry_after})
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class ParsedSubject:
+    index: int
+    kind: str  # person | organization | unknown (when neither identifier parses)
+    identifier: str  # normalised; kept in memory only, never stored or returned
+    name: str | None
+    blind: bytes
+    error: SubjectError | None
+
+
+def _name_key(name: str) -> str:
+    # NFKC, then no spaces and no case: "ZHANG Wei" and "zhangwei" are one name; 张伟 is itself.
+    return "".join(normalise_text(name).split()).casefold()
+
+
+def parse_subject(index: int, subject: CheckSubject, blind_index: BlindIndex) -> ParsedSubject:
+    name = normalise_text(subject.name) if subject.name else None
+    raw = subject.id_number if subject.id_number is not None else subject.credit_code
+    if (subject.id_number is None) == (subject.credit_code is None):
+        code, detail = "subject_identifier", "give exactly one of id_number and credit_code"
+    else:
+        try:
+            if subject.id_number is not None:
+                return _parsed(index, "person", parse_id_number(subject.id_number).number, name, blind_index)
+            return _parsed(index, "organization", parse_credit_code(cast(str, raw)), name, blind_index)
+        except IdentifierError as exc:
+            code, detail = exc.code, exc.message
+    identifier = normalise_identifier(raw or "")
+    return ParsedSubject(
+        index, "unknown", identifier, name, blind_index(identifier), SubjectError(code, detail)
+    )
+
+
+def _parsed(index: int, kind: str, identifier: str, name: str | None, blind: BlindIndex) -> ParsedSubject:
+    return ParsedSubject(index, kind, identifier, name, blind(identifier), None)
+
+
+def china_day(now: datetime) -> date:
+    return now.astimezone(CHINA_TIME).date()
+
+
+def seconds_to_next_china_day(now: datetime) -> int:
+    local = now.astimezone(CHINA_TIME)
+    midnight = datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), CHINA_TIME)
+    return max(1, int((midnight - local).total_seconds()) + 1)
+
+
+def authenticate_bank(store: CheckStore, authorization: str) -> str:
+    """The bank's client id, from `Authorization: Bearer <key>` (the `roles` guard's rules,
+    on the check's own connection: the hot path cannot afford a second round trip)."""
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Problem(401, "unauthorized", "send Authorization: Bearer <API key>")
+    client = store.client(hash_key(token.strip()))
+    if client is None:
+        raise Problem(401, "unauthorized", "unknown or revoked API key")
+    if client[1] != "bank":
+        raise Problem(403, "forbidden_role", "this needs one of the roles: bank")
+    return client[0]
+
+
+def decode_request(body: bytes, max_subjects: int) -> CheckRequest:
+    try:
+        request = msgspec.json.decode(body, type=CheckRequest)
+    except msgspec.ValidationError as exc:
+        raise Problem(400, "invalid_check_request", str(exc)) from exc
+    except msgspec.DecodeError as exc:
+        raise Problem(400, "invalid_json", "the body is not JSON") from exc
+    if request.purpose not in PURPOSES:
+        raise Problem(
+            422,
+            "unknown_purpose",
+            f"purpose must be one of {', '.join(PURPOSES)}",
+            pointer="/purpose",
+            extra={"purposes": list(PURPOSES)},
+        )
+    if not request.subjects:
+        raise Problem(422, "no_subjects", "send at least one subject", pointer="/subjects")
+    if len(request.subjects) > max_subjects:
+        raise Problem(
+            413,
+            "batch_too_large",
+            f"a check holds at most {max_subjects} subjects",
+            pointer="/subjects",
+            extra={"limit": max_subjects},
+        )
+    return request
+
+
+def charge_quota(store: CheckStore, client_id: str, now: datetime, subjects: int, quota: int) -> None:
+    """Counts the subjects against today's quota in the check's transaction; a refusal
+    rolls the count back with everything else."""
+    used = store.charge(client_id, china_day(now), subjects)
+    if used > quota:
+        raise RateLimited(
+            "daily_quota_exceeded",
+            f"this bank may check {quota} subjects a day (China time); "
+            f"{max(0, quota - (used - subjects))} left today",
+            seconds_to_next_china_day(now),
+        )
+
+
+def _bank_listing(row: ListedRow) -> BankListing:
+    details = row.details
+    performance = details.get("performance") or {}
+    return BankListing(
+        listing_id=row.id,
+        version=row.version,
+        name=row.debtor_name,
+        identifier_masked=row.debtor_id_masked,
+        court_code=row.court_code,
+        court_name=row.court_name,
+        case_number=row.case_number,
+        basis_document_number=details["basis"]["document_number"],
+        basis_issuer=details["basis"]["issuer"],
+        obligations=details["obligations"],
+        amount_cents=details.get("amount_cents"),
+        performance=BankPerformance(
+            status=performance.get("status", "none"),
+            performed_cents=performance.get("performed_cents"),
+            unperformed_cents=performance.get("unperformed_cents"),
+        ),
+        grounds=list(row.grounds),
+        filed_on=row.filed_on,
+        listed_on=row.listed_on,
+        term_years=row.term_years,
+        expires_on=row.expires_on,
+    )
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """A committed check, ready to sign and send."""
+
+    check_id: str
+    client_id: str
+    checked_at: datetime
+    purpose: str
+    reference: str
+    log_seq: int
+    log_hash: bytes
+    subjects: list[ParsedSubject]
+    results: list[SubjectResult]
+    # Query-log rows in stores.LOG_COLUMNS order: written before the answer leaves.
+    log_rows: list[tuple[Any, ...]]
+
+
+def run_check(
+    store: CheckStore, *, client_id: str, request: CheckRequest, blind_index: BlindIndex, now: datetime
+) -> CheckOutcome:
+    """Answer one check from one read snapshot (listings and log head agree). Writes
+    nothing: `record` (or the SQLite group commit) logs it before it is answered."""
+    parsed = [parse_subject(i, subject, blind_index) for i, subject in enumerate(request.subjects)]
+    wanted = list({p.blind for p in parsed if p.error is None})
+    found: dict[bytes, list[ListedRow]] = {}
+    if wanted:
+        for row in store.active_listings(wanted, china_day(now)):
+            found.setdefault(bytes(row.debtor_id_blind), []).append(row)
+    seq, last_hash = store.log_head()
+    check_id = "ck_" + new_id().lower()
+    results: list[SubjectResult] = []
+    log_rows: list[tuple[Any, ...]] = []
+    for subject in parsed:
+        if subject.error is not None:
+            results.append(SubjectResult(index=subject.index, error=subject.error))
+            outcome, count, mismatch = "invalid", 0, False
+        else:
+            rows = found.get(subject.blind, [])
+            name = _name_key(subject.name) if subject.name else None
+            mismatch = name is not None and any(_name_key(row.debtor_name) != name for row in rows)
+            results.append(
+                SubjectResult(
+                    index=subject.index,
+                    kind=subject.kind,
+                    identifier_masked=mask_identifier(subject.identifier),
+                    listed=bool(rows),
+                    name_mismatch=mismatch,
+                    listings=[_bank_listing(row) for row in rows],
+                )
+            )
+            outcome, count = ("listed" if rows else "not_listed"), len(rows)
+        log_rows.append(
+            (
+                check_id,
+                client_id,
+                now,
+                request.purpose,
+                request.reference,
+                subject.index,
+                subject.blind,
+                outcome,
+                count,
+                mismatch,
+                subject.error.code if subject.error else None,
+            )
+        )
+    return CheckOutcome(
+        check_id,
+        client_id,
+        now,
+        request.purpose,
+        request.reference,
+        seq,
+        last_hash,
+        parsed,
+        results,
+        log_rows,
+    )
+
+
+def record(store: CheckStore, outcome: CheckOutcome, quota: int | None) -> None:
+    """Charge the quota (None: the operator has none) and write the log rows, in the
+    caller's transaction; a refusal rolls back both."""
+    if quota is not None:
+        charge_quota(store, outcome.client_id, outcome.checked_at, len(outcome.subjects), quota)
+    store.append_log(outcome.log_rows)
+
+
+def receipt_claims(outcome: CheckOutcome) -> dict[str, Any]:
+    """What the receipt signs. `checkpoint` is reserved for a transparency-log checkpoint
+    that covers `log.seq` (issue 6); until checkpoints exist it is null."""
+    salt = os.urandom(SALT_BYTES)
+    subjects = []
+    for subject, result in zip(outcome.subjects, outcome.results, strict=True):
+        entry: dict[str, Any] = {
+            "i": subject.index,
+            "sha256": subject_digest(salt, subject.kind, subject.identifier, subject.name),
+        }
+        if result.error is not None:
+            entry["error"] = result.error.code
+        else:
+            entry["listed"] = result.listed
+            entry["listings"] = [f"{item.listing_id}/{item.version}" for item in result.listings]
+            if result.name_mismatch:
+                entry["name_mismatch"] = True
+        subjects.append(entry)
+    return {
+        "typ": RECEIPT_TYPE,
+        "v": 1,
+        "jti": outcome.check_id,
+        "iat": int(outcome.checked_at.timestamp()),
+        "checked_at": iso(outcome.checked_at),
+        "bank": outcome.client_id,
+        "purpose": outcome.purpose,
+        "reference": outcome.reference,
+        "log": {"seq": outcome.log_seq, "hash": outcome.log_hash.hex()},
+        "checkpoint": None,
+        "salt": b64url(salt),
+        "subjects": subjects,
+    }
+
+
+def answer(outcome: CheckOutcome, signer: ReceiptSigner) -> CheckAnswer:
+    return CheckAnswer(
+        check_id=outcome.check_id,
+        checked_at=iso(outcome.checked_at),
+        purpose=outcome.purpose,
+        reference=outcome.reference,
+        log_position=LogPosition(outcome.log_seq, outcome.log_hash.hex()),
+        results=outcome.results,
+        receipt=signer.sign(receipt_claims(outcome)),
+    )

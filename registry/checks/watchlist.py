@@ -1,0 +1,247 @@
+"""Watchlists: a bank names its borrowers (kept as blind-index values only) and learns
+when one of them is listed, amended, removed or expires.
+
+A single log reader (`follow_log`, cursor `watchlist` in `reader_cursors`) turns events
+into per-bank change records in log order. Each change is keyed by (bank, event seq), so
+a bank's cursor is the event seq: the reader holds its cursor row locked while it writes
+a batch and moves the cursor in the same transaction, so changes become visible in seq
+order and a bank reading `seq > after` never skips or repeats one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+from sqlalchemy import Connection, Table, delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from registry.bulk import bulk_insert
+from registry.checks.models import WatchChange, WatchRegistration, WatchSubject
+from registry.checks.schemas import WatchSubjectIn
+from registry.eventlog.cursors import set_cursor
+from registry.eventlog.models import Event, ReaderCursor
+from registry.identity.crypto import BlindIndex
+from registry.identity.identifiers import IdentifierError, mask_identifier, parse_credit_code, parse_id_number
+from registry.listings.models import Listing
+from registry.problems import Problem
+from registry.timeutil import iso
+
+READER = "watchlist"
+CHANGES = {
+    "listing.published": "listed",
+    "listing.amended": "amended",
+    "listing.removed": "removed",
+    "listing.expired": "expired",
+}
+_CHANGES_TABLE = cast(Table, WatchChange.__table__)
+
+
+@dataclass(frozen=True)
+class WatchedSubject:
+    index: int
+    blind: bytes | None
+    masked: str | None
+    reference: str | None
+    error: tuple[str, str] | None
+
+
+def parse_watch_subjects(subjects: list[WatchSubjectIn], blind_index: BlindIndex) -> list[WatchedSubject]:
+    out = []
+    for index, subject in enumerate(subjects):
+        if (subject.id_number is None) == (subject.credit_code is None):
+            out.append(
+                WatchedSubject(
+                    index, None, None, None, ("subject_identifier", "give one of id_number and credit_code")
+                )
+            )
+            continue
+        try:
+            if subject.id_number is not None:
+                identifier = parse_id_number(subject.id_number).number
+            else:
+                identifier = parse_credit_code(cast(str, subject.credit_code))
+        except IdentifierError as exc:
+            out.append(WatchedSubject(index, None, None, None, (exc.code, exc.message)))
+            continue
+        out.append(
+            WatchedSubject(
+                index, blind_index(identifier), mask_identifier(identifier), subject.reference, None
+            )
+        )
+    return out
+
+
+def _result(subject: WatchedSubject, status: str) -> dict[str, Any]:
+    if subject.error is not None:
+        return {"index": subject.index, "error": {"code": subject.error[0], "detail": subject.error[1]}}
+    return {"index": subject.index, "status": status, "identifier_masked": subject.masked}
+
+
+def add_subjects(
+    conn: Connection, client_id: str, subjects: list[WatchedSubject], now: datetime
+) -> list[dict[str, Any]]:
+    valid = {s.blind: s for s in subjects if s.blind is not None}
+    existing = _watched(conn, client_id, list(valid))
+    fresh = [
+        {"client_id": client_id, "subject_blind": blind, "reference": s.reference, "created_at": now}
+        for blind, s in valid.items()
+        if blind not in existing
+    ]
+    if fresh:
+        dialect_insert = sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
+        # A concurrent request of the same bank may have added one meanwhile: that is fine.
+        conn.execute(dialect_insert(WatchSubject).on_conflict_do_nothing(), fresh)
+    return [_result(s, "already_watched" if s.blind in existing else "added") for s in subjects]
+
+
+def remove_subjects(conn: Connection, client_id: str, subjects: list[WatchedSubject]) -> list[dict[str, Any]]:
+    blinds = [s.blind for s in subjects if s.blind is not None]
+    existing = _watched(conn, client_id, blinds)
+    if existing:
+        conn.execute(
+            delete(WatchSubject).where(
+                WatchSubject.client_id == client_id, WatchSubject.subject_blind.in_(list(existing))
+            )
+        )
+    return [_result(s, "removed" if s.blind in existing else "not_watched") for s in subjects]
+
+
+def _watched(conn: Connection, client_id: str, blinds: list[bytes]) -> set[bytes]:
+    found: set[bytes] = set()
+    for start in range(0, len(blinds), 1000):
+        chunk = blinds[start : start + 1000]
+        found.update(
+            bytes(value)
+            for value in conn.execute(
+                select(WatchSubject.subject_blind).where(
+                    WatchSubject.client_id == client_id, WatchSubject.subject_blind.in_(chunk)
+                )
+            ).scalars()
+        )
+    return found
+
+
+def check_endpoint(endpoint: str | None) -> str | None:
+    if endpoint is None:
+        return None
+    parts = urlsplit(endpoint)
+    if parts.scheme != "https" or not parts.hostname or parts.username or parts.password:
+        raise Problem(
+            422,
+            "invalid_endpoint",
+            "the push endpoint is an https:// URL without credentials",
+            pointer="/endpoint",
+        )
+    return endpoint
+
+
+def set_endpoint(conn: Connection, client_id: str, endpoint: str | None, now: datetime) -> None:
+    dialect_insert = sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
+    conn.execute(
+        dialect_insert(WatchRegistration)
+        .values(client_id=client_id, endpoint=endpoint, updated_at=now)
+        .on_conflict_do_update(index_elements=["client_id"], set_={"endpoint": endpoint, "updated_at": now})
+    )
+
+
+def summary(conn: Connection, client_id: str) -> dict[str, Any]:
+    endpoint = conn.execute(
+        select(WatchRegistration.endpoint).where(WatchRegistration.client_id == client_id)
+    ).scalar()
+    count = conn.execute(
+        select(func.count()).select_from(WatchSubject).where(WatchSubject.client_id == client_id)
+    ).scalar_one()
+    return {"endpoint": endpoint, "subjects": int(count)}
+
+
+def _lock_cursor(conn: Connection) -> int:
+    """The reader's position, locked until commit so that two readers never interleave."""
+    statement = select(ReaderCursor.position).where(ReaderCursor.name == READER).with_for_update()
+    position = conn.execute(statement).scalar()
+    if position is None:
+        set_cursor(conn, READER, 0)
+        position = conn.execute(statement).scalar_one()
+    return int(position)
+
+
+def follow_log(conn: Connection, now: datetime, batch: int = 1000) -> int:
+    """Turn the next `batch` events into watchlist changes; returns how many events were read."""
+    position = _lock_cursor(conn)
+    events = conn.execute(
+        select(Event.seq, Event.type, Event.listing_id, Event.listing_version, Event.occurred_at, Event.data)
+        .where(Event.seq > position)
+        .order_by(Event.seq)
+        .limit(batch)
+    ).all()
+    if not events:
+        return 0
+    ids = list({e.listing_id for e in events if e.type in CHANGES and e.listing_id})
+    listings: dict[str, Any] = {}
+    for start in range(0, len(ids), 1000):
+        for row in conn.execute(
+            select(
+                Listing.id,
+                Listing.debtor_id_blind,
+                Listing.debtor_id_masked,
+                Listing.court_code,
+                Listing.case_number,
+            ).where(Listing.id.in_(ids[start : start + 1000]))
+        ):
+            listings[row.id] = row
+    blinds = list({bytes(row.debtor_id_blind) for row in listings.values()})
+    watchers: dict[bytes, list[tuple[str, str | None]]] = {}
+    for start in range(0, len(blinds), 1000):
+        for watch in conn.execute(
+            select(WatchSubject.subject_blind, WatchSubject.client_id, WatchSubject.reference).where(
+                WatchSubject.subject_blind.in_(blinds[start : start + 1000])
+            )
+        ):
+            watchers.setdefault(bytes(watch.subject_blind), []).append((watch.client_id, watch.reference))
+    rows: list[dict[str, Any]] = []
+    for event in events:
+        listing = listings.get(event.listing_id) if event.type in CHANGES else None
+        if listing is None:
+            continue
+        for client_id, reference in watchers.get(bytes(listing.debtor_id_blind), []):
+            payload: dict[str, Any] = {
+                "seq": event.seq,
+                "change": CHANGES[event.type],
+                "occurred_at": iso(event.occurred_at),
+                "listing_id": listing.id,
+                "listing_version": event.listing_version,
+                "identifier_masked": listing.debtor_id_masked,
+                "reference": reference,
+                "court_code": listing.court_code,
+                "case_number": listing.case_number,
+            }
+            if event.type in ("listing.removed", "listing.expired"):
+                payload["reason"] = event.data.get("reason")
+                payload["effective_on"] = event.data.get("effective_on")
+            rows.append(
+                {
+                    "client_id": client_id,
+                    "seq": event.seq,
+                    "payload": payload,
+                    "created_at": now,
+                    "delivered_at": None,
+                }
+            )
+    bulk_insert(conn, _CHANGES_TABLE, rows)
+    set_cursor(conn, READER, int(events[-1].seq), now)
+    return len(events)
+
+
+def list_changes(conn: Connection, client_id: str, after: int, limit: int) -> dict[str, Any]:
+    payloads = [
+        row.payload
+        for row in conn.execute(
+            select(WatchChange.payload)
+            .where(WatchChange.client_id == client_id, WatchChange.seq > after)
+            .order_by(WatchChange.seq)
+            .limit(limit)
+        )
+    ]
+    return {"changes": payloads, "next_after": payloads[-1]["seq"] if payloads else after}
