@@ -9,6 +9,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from publishing.sync.delivery import deliver_due
 from publishing.sync.notices import issue_notices
+from publishing.sync.watchpush import push_watch_changes
 from registry.checks.jobs import follow_watchlists, purge_query_log
 from registry.listings.prepare import CHINA_TIME
 from registry.listings.services import expire_due
@@ -66,6 +67,15 @@ def build_scheduler(services: Services) -> AsyncIOScheduler:
         coalesce=True,
         max_instances=1,
         next_run_time=utcnow(),
+    )
+    scheduler.add_job(
+        push_watch_changes,
+        "interval",
+        seconds=services.settings.sync_interval_seconds,
+        args=[services],
+        id="watchlist_push",
+        coalesce=True,
+        max_instances=1,
     )
     # Bank checks: watchlist changes from the event log; query-log retention.
     scheduler.add_job(

@@ -48,7 +48,9 @@ class Receiver:
 
     def _apply(self, body: bytes) -> None:
         with self.lock:
-            self.received.extend(json.loads(body)["events"])
+            pushed = json.loads(body)
+            # Agency pushes carry "events"; bank watchlist pushes carry "changes".
+            self.received.extend(pushed["events"] if "events" in pushed else pushed["changes"])
 
 
 def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:

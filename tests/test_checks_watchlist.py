@@ -4,17 +4,22 @@ through a cursor that never skips or repeats."""
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from datetime import date
 
 import httpx
+import pytest
 import sqlalchemy as sa
 
+from publishing.sync.watchpush import push_watch_changes
 from registry.checks.jobs import follow_watchlists
 from registry.identity.crypto import load_secrets
 from registry.identity.identifiers import mask_identifier
 from registry.runtime import Services
 from registry.settings import Settings
+from tests import rfc9421
 from tests.conftest import CourtHandle, Registry
+from tests.sync_receiver import running_receiver
 from tests.test_checks import bank, publish, remove
 
 
@@ -162,3 +167,50 @@ def test_expiry_is_a_watchlist_change(registry: Registry, court: CourtHandle, se
     assert expired["change"] == "expired" and expired["listing_id"] == listing_id
     assert expired["reason"] == "term_expired"
     assert date.fromisoformat(expired["effective_on"]) <= registry.today
+
+
+def push(settings: Settings) -> int:
+    services = Services.create(settings)
+    try:
+        return asyncio.run(push_watch_changes(services))
+    finally:
+        asyncio.run(services.close())
+
+
+def test_watchlist_changes_are_pushed_signed_in_order_and_retried(
+    registry: Registry, court: CourtHandle, settings: Settings
+) -> None:
+    body = registry.person_listing(court)
+    _, http = bank(registry)
+    with http, running_receiver(script=deque(["500"])) as receiver:
+        assert http.put("/v1/watchlist/endpoint", json={"endpoint": receiver.url}).status_code == 200
+        watched = http.post(
+            "/v1/watchlist/subjects", json={"subjects": [{"id_number": body["debtor"]["id_number"]}]}
+        )
+        assert watched.status_code == 200, watched.text
+        listing_id, _ = publish(registry, court, **{k: v for k, v in body.items() if k != "submission_id"})
+        remove(registry, court, listing_id)
+        follow(settings)
+
+        assert push(settings) == 0  # the receiver answered 500: nothing is marked delivered
+        assert push(settings) == 2
+        assert push(settings) == 0  # delivered once acknowledged, not again
+
+        failed, delivered = receiver.deliveries
+        assert failed.action == "500" and delivered.body == failed.body
+        assert [(c["change"], c["listing_id"]) for c in receiver.received] == [
+            ("listed", listing_id),
+            ("removed", listing_id),
+        ]
+        assert receiver.received[0]["seq"] < receiver.received[1]["seq"]
+        assert body["debtor"]["id_number"] not in delivered.body.decode()
+        with registry.http() as public:
+            jwks = public.get("/.well-known/jwks.json").json()
+        verified = rfc9421.verify(
+            delivered.headers, delivered.body, jwks, method="POST", target_uri=receiver.url
+        )
+        assert "content-digest" in verified.components
+        with pytest.raises(rfc9421.VerificationError):
+            rfc9421.verify(
+                delivered.headers, delivered.body + b" ", jwks, method="POST", target_uri=receiver.url
+            )

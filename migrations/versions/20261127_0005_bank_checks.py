@@ -71,9 +71,17 @@ def upgrade() -> None:
         sa.Column("delivered_at", UtcDateTime(), nullable=True),
         sa.PrimaryKeyConstraint("client_id", "seq", name=op.f("pk_watch_changes")),
     )
+    op.create_index(
+        "ix_watch_changes_pending",
+        "watch_changes",
+        ["client_id", "seq"],
+        sqlite_where=sa.text("delivered_at IS NULL"),
+        postgresql_where=sa.text("delivered_at IS NULL"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_watch_changes_pending", table_name="watch_changes")
     op.drop_table("watch_changes")
     op.drop_index("ix_watch_subjects_subject_blind", table_name="watch_subjects")
     op.drop_table("watch_subjects")

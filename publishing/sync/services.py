@@ -6,8 +6,6 @@ All functions take a synchronous `Connection` in the caller's transaction (run t
 
 from __future__ import annotations
 
-import ipaddress
-import urllib.parse
 from datetime import date, datetime
 from typing import Any, cast
 
@@ -27,6 +25,7 @@ from publishing.sync.profiles import (
     render,
 )
 from registry.clients.models import ApiClient
+from registry.endpoints import validate_push_endpoint
 from registry.eventlog.services import EventDraft, append_events, head, read_events
 from registry.identity.crypto import DataKeyring
 from registry.ids import new_id
@@ -34,8 +33,6 @@ from registry.problems import Problem
 from registry.timeutil import as_utc, iso
 
 MODES = ("push", "pull")
-LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
-MAX_URL_LENGTH = 2048
 SUBSCRIPTIONS = cast(Table, Subscription.__table__)
 
 
@@ -64,44 +61,7 @@ class SyncEvent(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def validate_endpoint(url: str) -> str:
-    """HTTPS only, except plain HTTP to this machine (tests and the demo)."""
-    pointer = "/endpoint_url"
-    if not url or len(url) > MAX_URL_LENGTH or url != url.strip() or any(ord(ch) < 33 for ch in url):
-        raise Problem(422, "invalid_endpoint_url", "give an absolute https:// URL", pointer=pointer)
-    try:
-        parts = urllib.parse.urlsplit(url)
-        host = parts.hostname
-        _ = parts.port  # raises on a malformed port
-    except ValueError as exc:
-        raise Problem(
-            422, "invalid_endpoint_url", "the endpoint URL does not parse", pointer=pointer
-        ) from exc
-    if not host or parts.username is not None or parts.password is not None or parts.fragment:
-        raise Problem(
-            422,
-            "invalid_endpoint_url",
-            "the endpoint URL needs a host, and no credentials or fragment",
-            pointer=pointer,
-        )
-    if parts.scheme == "https":
-        return url
-    if parts.scheme == "http" and _loopback(host):
-        return url
-    raise Problem(
-        422,
-        "invalid_endpoint_url",
-        "endpoints must use https:// (plain http only to localhost)",
-        pointer=pointer,
-    )
-
-
-def _loopback(host: str) -> bool:
-    if host in LOOPBACK_HOSTS:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return validate_push_endpoint(url, pointer="/endpoint_url", code="invalid_endpoint_url")
 
 
 def profile_of(name: str) -> Profile:

@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
-from urllib.parse import urlsplit
 
 from sqlalchemy import Connection, Table, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -21,12 +20,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from registry.bulk import bulk_insert
 from registry.checks.models import WatchChange, WatchRegistration, WatchSubject
 from registry.checks.schemas import WatchSubjectIn
+from registry.endpoints import validate_push_endpoint
 from registry.eventlog.cursors import set_cursor
 from registry.eventlog.models import Event, ReaderCursor
 from registry.identity.crypto import BlindIndex
 from registry.identity.identifiers import IdentifierError, mask_identifier, parse_credit_code, parse_id_number
 from registry.listings.models import Listing
-from registry.problems import Problem
 from registry.timeutil import iso
 
 READER = "watchlist"
@@ -127,15 +126,7 @@ def _watched(conn: Connection, client_id: str, blinds: list[bytes]) -> set[bytes
 def check_endpoint(endpoint: str | None) -> str | None:
     if endpoint is None:
         return None
-    parts = urlsplit(endpoint)
-    if parts.scheme != "https" or not parts.hostname or parts.username or parts.password:
-        raise Problem(
-            422,
-            "invalid_endpoint",
-            "the push endpoint is an https:// URL without credentials",
-            pointer="/endpoint",
-        )
-    return endpoint
+    return validate_push_endpoint(endpoint, pointer="/endpoint", code="invalid_endpoint")
 
 
 def set_endpoint(conn: Connection, client_id: str, endpoint: str | None, now: datetime) -> None:
