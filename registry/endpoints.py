@@ -20,9 +20,7 @@ def validate_push_endpoint(url: str, *, pointer: str, code: str) -> str:
         host = parts.hostname
         _ = parts.port  # raises on a malformed port
     except ValueError as exc:
-        raise Problem(
-            422, code, "the endpoint URL does not parse", pointer=pointer
-        ) from exc
+        raise Problem(422, code, "the endpoint URL does not parse", pointer=pointer) from exc
     if not host or parts.username is not None or parts.password is not None or parts.fragment:
         raise Problem(
             422,
