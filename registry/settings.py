@@ -64,3 +64,11 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    # Public web page and rate limits (issue 3): one budget per client address shared by every
+    # public endpoint (search API, web page, feeds); "off" disables it.
+    public_rate_limit: str = Field(
+        default="60/minute",
+        pattern=r"^(off|[1-9][0-9]{0,6}/(second|minute|hour|day))$",
+        description="Requests per client address to the public endpoints: N/second|minute|hour|day, or off.",
+    )

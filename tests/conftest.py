@@ -56,6 +56,8 @@ def base_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "REGISTRY_SCHEDULER": "false",
         "REGISTRY_INGEST_WORKERS": "2",
         "REGISTRY_LOG_LEVEL": "WARNING",
+        # The session server is shared by every test; the rate limit has its own servers.
+        "REGISTRY_PUBLIC_RATE_LIMIT": "off",
     }
 
 
