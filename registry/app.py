@@ -22,6 +22,8 @@ from registry.problems import Problem, handle_http_exception, handle_problem, ha
 from registry.runtime import Services, services_of
 from registry.scheduler import build_scheduler
 from registry.settings import Settings
+from search.api import PublicSearchController
+from search.runtime import add_search_jobs, create_search
 
 access_log = logging.getLogger("registry.access")
 
@@ -76,18 +78,28 @@ def create_app(settings: Settings | None = None, *, run_scheduler: bool | None =
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         services = Services.create(settings)
         app.state.services = services
+        app.state.search = search = create_search(services)
         scheduler = build_scheduler(services) if with_scheduler else None
         if scheduler is not None:
+            add_search_jobs(scheduler, services, search)
             scheduler.start()
         try:
             yield
         finally:
             if scheduler is not None:
                 scheduler.shutdown(wait=False)
+            search.close()
             await services.close()
 
     config = AppConfig(
-        route_handlers=[healthz, jwks, ListingController, EventController, CourtController],
+        route_handlers=[
+            healthz,
+            jwks,
+            ListingController,
+            EventController,
+            CourtController,
+            PublicSearchController,
+        ],
         lifespan=[lifespan],
         exception_handlers={
             Problem: handle_problem,

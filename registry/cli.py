@@ -138,15 +138,19 @@ def serve(host: str | None, port: int | None, scheduler: bool | None) -> None:
 def worker() -> None:
     """Run the background jobs alone (start the web with --no-scheduler)."""
     from registry.scheduler import build_scheduler
+    from search.runtime import add_search_jobs, create_search
 
     async def work(services: Services) -> None:
         scheduler = build_scheduler(services)
+        search = create_search(services)
+        add_search_jobs(scheduler, services, search)
         scheduler.start()
         click.echo("worker running background jobs; Ctrl-C stops it")
         try:
             await asyncio.Event().wait()
         finally:
             scheduler.shutdown(wait=False)
+            search.close()
 
     _run(work)
 
@@ -157,6 +161,30 @@ def expire() -> None:
     from registry.scheduler import expire_fixed_terms
 
     click.echo(f"expired {_run(expire_fixed_terms)}")
+
+
+# ---- public search ----
+
+
+@main.group()
+def search() -> None:
+    """The public search index (REGISTRY_SEARCH_BACKEND)."""
+
+
+@search.command("reindex")
+def search_reindex() -> None:
+    """Rebuild the index from every active listing; the old one serves until the new one is in."""
+    from search.maintenance import reindex_now
+
+    click.echo(json.dumps(reindex_now(_settings())))
+
+
+@search.command("reconcile")
+def search_reconcile() -> None:
+    """Compare the index with the registry, repair any drift, print the counts (JSON)."""
+    from search.maintenance import reconcile_now
+
+    click.echo(json.dumps(reconcile_now(_settings())))
 
 
 # ---- courts and keys ----

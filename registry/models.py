@@ -5,6 +5,7 @@ from registry.courts.models import Court, CourtKey
 from registry.db import Base
 from registry.eventlog.models import Event, LogHead, ReaderCursor
 from registry.listings.models import Listing, ListingVersion, Removal
+from search.models import SearchDoc
 
 __all__ = [
     "ApiClient",
@@ -17,4 +18,5 @@ __all__ = [
     "LogHead",
     "ReaderCursor",
     "Removal",
+    "SearchDoc",
 ]

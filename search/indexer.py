@@ -1,0 +1,172 @@
+"""Keeps the embedded index in step with the registry: follow the log, reconcile, rebuild.
+
+The indexer reads the events above its cursor, loads the current rows of the listings they
+name (events carry no personal data), writes the active ones and deletes the others, and
+moves its cursor, all in one transaction: at-least-once, and idempotent because a document
+already at its listing's version is left alone. The cursor row is locked first (FOR UPDATE
+on PostgreSQL; SQLite writers are serialised by BEGIN IMMEDIATE), so two workers never
+index the same events at once, and a rebuild excludes the indexer while it runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy import Connection, delete, select, text
+
+from registry.db import Database
+from registry.eventlog.cursors import set_cursor
+from registry.eventlog.models import ReaderCursor
+from registry.eventlog.services import head, read_events
+from search.documents import Document, all_active_documents, load_documents
+from search.embedded import (
+    apply_changes,
+    clear_all,
+    doc_row,
+    insert_documents,
+    rebuild_fts,
+    write_documents,
+)
+from search.models import SearchDoc
+
+logger = logging.getLogger("search.indexer")
+
+CURSOR = "search.embedded"
+LISTING_EVENTS = frozenset({"listing.published", "listing.amended", "listing.removed", "listing.expired"})
+EVENTS_PER_STEP = 5000
+
+
+def lock_cursor(conn: Connection, name: str) -> int:
+    position = conn.execute(
+        select(ReaderCursor.position).where(ReaderCursor.name == name).with_for_update()
+    ).scalar()
+    if position is None:
+        set_cursor(conn, name, 0)
+        return 0
+    return int(position)
+
+
+def changed_listings(events: Sequence[dict[str, Any]]) -> list[str]:
+    """Distinct listing ids named by listing events, in first-seen order."""
+    ids = (event["listing_id"] for event in events if event["type"] in LISTING_EVENTS)
+    return list(dict.fromkeys(ids))
+
+
+def index_step(conn: Connection, limit: int = EVENTS_PER_STEP) -> int:
+    """Apply up to `limit` events in the caller's transaction; returns how many were read."""
+    position = lock_cursor(conn, CURSOR)
+    events = read_events(conn, position, limit)
+    if not events:
+        return 0
+    active, gone = load_documents(conn, changed_listings(events))
+    apply_changes(conn, active, gone)
+    set_cursor(conn, CURSOR, events[-1]["seq"])
+    return len(events)
+
+
+async def follow_log(db: Database) -> int:
+    """The scheduler job: index everything pending; returns the number of events read."""
+    total = 0
+    while True:
+        async with db.writer.begin() as conn:
+            read = await conn.run_sync(index_step)
+        total += read
+        if read < EVENTS_PER_STEP:
+            return total
+
+
+@dataclass
+class Reconciliation:
+    checked: int = 0
+    missing: int = 0  # active listings without a document
+    stale: int = 0  # documents that differ from what the listing gives now
+    extra: int = 0  # documents of listings that are not active (or do not exist)
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+_COMPARED = ("version", "kind", "province_code", "court_code", "ground_mask", "published_on", "birth_date")
+
+
+def _differs(stored: Any, doc: Document, sqlite: bool) -> bool:
+    expected = doc_row(doc, sqlite)
+    if any(getattr(stored, name) != expected[name] for name in _COMPARED):
+        return True
+    if bytes(stored.entry) != doc.entry:
+        return True
+    # tsvector text is PostgreSQL's own rendering; SQLite keeps ours and can compare it.
+    return sqlite and (stored.terms != expected["terms"] or stored.pinyin != expected["pinyin"])
+
+
+def reconcile(conn: Connection) -> Reconciliation:
+    """Find and repair drift between the active listings and the documents, in one transaction.
+
+    On SQLite, a repaired row may have been changed behind FTS5's back (that is how drift
+    happens), so FTS5 cannot be told to forget its old terms: after any repair it is rebuilt
+    from the documents.
+    """
+    lock_cursor(conn, CURSOR)
+    sqlite = conn.dialect.name == "sqlite"
+    result = Reconciliation()
+    stored_ids = set(conn.execute(select(SearchDoc.listing_id)).scalars())
+    to_write: list[Document] = []
+    for chunk in all_active_documents(conn):
+        result.checked += len(chunk)
+        ids = [doc.listing_id for doc in chunk]
+        present = {
+            row.listing_id: row
+            for start in range(0, len(ids), 500)
+            for row in conn.execute(
+                select(SearchDoc).where(SearchDoc.listing_id.in_(ids[start : start + 500]))
+            )
+        }
+        for doc in chunk:
+            stored_ids.discard(doc.listing_id)
+            stored = present.get(doc.listing_id)
+            if stored is None:
+                result.missing += 1
+                to_write.append(doc)
+            elif _differs(stored, doc, sqlite):
+                result.stale += 1
+                to_write.append(doc)
+    result.extra = len(stored_ids)
+    if to_write or stored_ids:
+        _repair(conn, to_write, sorted(stored_ids), sqlite)
+        logger.warning("search reconcile repaired drift: %s", result.as_dict())
+    return result
+
+
+def _repair(conn: Connection, docs: list[Document], extra: list[str], sqlite: bool) -> None:
+    if sqlite:
+        conn.execute(text("INSERT INTO search_fts(search_fts) VALUES ('delete-all')"))
+        ids = extra + [doc.listing_id for doc in docs]
+        for start in range(0, len(ids), 500):
+            conn.execute(delete(SearchDoc).where(SearchDoc.listing_id.in_(ids[start : start + 500])))
+        insert_documents(conn, docs)
+        rebuild_fts(conn)
+        return
+    apply_changes(conn, [], extra)
+    write_documents(conn, docs)
+
+
+def reindex(conn: Connection) -> int:
+    """Rebuild every document from the listings, in the caller's transaction; returns the count.
+
+    Readers keep seeing the old documents until commit (SQLite WAL snapshots, PostgreSQL
+    MVCC), so the public never meets an empty index. The cursor goes to the log head read
+    at the start: events after it are replayed, harmlessly, on the next indexer run.
+    """
+    lock_cursor(conn, CURSOR)
+    start, _ = head(conn)
+    clear_all(conn)
+    count = 0
+    for chunk in all_active_documents(conn):
+        insert_documents(conn, chunk)
+        count += len(chunk)
+    rebuild_fts(conn)
+    set_cursor(conn, CURSOR, start)
+    return count

@@ -1,0 +1,42 @@
+"""`registry search reindex | reconcile`: the operator's commands, on a synchronous engine."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from registry.db import create_sync_engine
+from registry.settings import Settings
+from search.indexer import reconcile, reindex
+from search.meili import MeiliIndex, meili_reconcile, meili_reindex
+
+
+def reindex_now(settings: Settings) -> dict[str, Any]:
+    engine = create_sync_engine(settings.database_url)
+    started = time.perf_counter()
+    try:
+        if settings.search_backend == "meilisearch":
+            count = meili_reindex(engine, MeiliIndex.from_settings(settings))
+        else:
+            with engine.begin() as conn:
+                count = reindex(conn)
+    finally:
+        engine.dispose()
+    return {
+        "backend": settings.search_backend,
+        "documents": count,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+def reconcile_now(settings: Settings) -> dict[str, Any]:
+    engine = create_sync_engine(settings.database_url)
+    try:
+        if settings.search_backend == "meilisearch":
+            counts = meili_reconcile(engine, MeiliIndex.from_settings(settings))
+        else:
+            with engine.begin() as conn:
+                counts = reconcile(conn).as_dict()
+    finally:
+        engine.dispose()
+    return {"backend": settings.search_backend, **counts}
