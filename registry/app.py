@@ -23,7 +23,9 @@ from registry.runtime import Services, services_of
 from registry.scheduler import build_scheduler
 from registry.settings import Settings
 from search.api import PublicSearchController
+from search.ratelimit import public_router
 from search.runtime import add_search_jobs, create_search
+from search.web.controllers import PublicPages, static_files_router, template_config
 
 access_log = logging.getLogger("registry.access")
 
@@ -98,8 +100,11 @@ def create_app(settings: Settings | None = None, *, run_scheduler: bool | None =
             ListingController,
             EventController,
             CourtController,
-            PublicSearchController,
+            # Every public handler goes in here: it is what the public rate limit covers.
+            public_router(settings.public_rate_limit, [PublicPages, PublicSearchController]),
+            static_files_router(),
         ],
+        template_config=template_config(),
         lifespan=[lifespan],
         exception_handlers={
             Problem: handle_problem,

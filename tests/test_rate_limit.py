@@ -90,6 +90,17 @@ def test_a_client_over_the_limit_gets_a_429_problem_with_retry_after(limited: st
     assert refused.headers["RateLimit-Remaining"] == "0"
 
 
+def test_the_json_api_and_the_page_share_one_budget(limited: str) -> None:
+    with visitor(limited) as client:
+        assert client.get("/v1/public/defaulters", params={"q": "张伟"}).status_code == 200
+        assert client.get("/", params={"q": "张伟"}).status_code == 200
+        assert client.get("/v1/public/defaulters/01J0000000000000000000NONE").status_code == 404
+        refused = client.get("/v1/public/defaulters", params={"q": "张伟"})
+    assert refused.status_code == 429
+    assert _problem(refused)["code"] == "rate_limited"
+    assert int(refused.headers["Retry-After"]) >= 1
+
+
 def test_the_limit_is_per_client_address(limited: str) -> None:
     with visitor(limited) as first, visitor(limited) as second:
         for _ in range(3):

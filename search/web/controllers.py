@@ -114,7 +114,9 @@ class PublicPages(Controller):
             last_page=last_page,
             cap=MAX_PAGE * PER_PAGE,
             page_url=lambda n: "/?" + _search_params(form, n),
-            back=_search_params(form),
+            # Detail links carry the search for their back link; not a full number, which
+            # should appear in as few URLs (and history entries) as possible.
+            back=_search_params(form) if form.query.text is not None else "",
         )
 
     @get("/defaulters/{listing_id:str}")

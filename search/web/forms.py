@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 
 from registry.identity.crypto import BlindIndex
-from registry.identity.identifiers import normalise_identifier
+from registry.identity.identifiers import mask_identifier, normalise_identifier
 from registry.problems import Problem
 from search.interface import SearchQuery
 from search.query import DEFAULT_PER_PAGE, MAX_PARAM_CHARS, MAX_QUERY_CHARS, MAX_WINDOW, parse_query
@@ -62,6 +62,7 @@ class FormError(Exception):
 @dataclass(frozen=True)
 class SearchForm:
     q: str  # the visitor's words, shown back in the field and carried by paging links
+    title: str  # for the page title (browser history, tabs): a full number is shown masked
     province: str | None
     page: int
     query: SearchQuery
@@ -93,5 +94,7 @@ def parse_search(
     except Problem as exc:
         message, field = MESSAGES.get(exc.code, ("检索条件有误，请检查后重新输入。", "q"))
         raise FormError(exc.code, message, field) from exc
-    shown = query.text if query.text is not None else normalise_identifier(q or "")
-    return SearchForm(q=shown, province=query.province, page=query.page, query=query)
+    if query.text is not None:
+        return SearchForm(query.text, query.text, query.province, query.page, query)
+    number = normalise_identifier(q or "")
+    return SearchForm(number, mask_identifier(number), query.province, query.page, query)
