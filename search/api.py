@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, get
+from litestar.params import FromPath
 
 from registry.listings.disclosure import PublicEntry
 from registry.problems import Problem
@@ -42,7 +43,7 @@ class PublicSearchController(Controller):
         return await search_index_of(request.app).search(query)
 
     @get("/{listing_id:str}")
-    async def entry(self, request: Request[Any, Any, Any], listing_id: str) -> PublicEntry:
+    async def entry(self, request: Request[Any, Any, Any], listing_id: FromPath[str]) -> PublicEntry:
         """One entry of the list, while it is published."""
         found = None
         if len(listing_id) <= MAX_PARAM_CHARS:

@@ -89,15 +89,15 @@ def document_columns() -> Any:
 
 def load_documents(conn: Connection, listing_ids: Sequence[str]) -> tuple[list[Document], list[str]]:
     """(documents of the active ones, ids of the others: removed, expired or unknown)."""
-    active: list[Document] = []
-    seen: set[str] = set()
+    found: dict[str, Document] = {}
     for start in range(0, len(listing_ids), LOAD_CHUNK):
         chunk = listing_ids[start : start + LOAD_CHUNK]
         for row in conn.execute(document_columns().where(Listing.id.in_(chunk))):
             if row.status == "active":
-                active.append(document_of(row))
-                seen.add(row.id)
-    return active, [listing_id for listing_id in listing_ids if listing_id not in seen]
+                found[row.id] = document_of(row)
+    # In the order asked (the log's): the index's newest-first order follows publication.
+    active = [found[listing_id] for listing_id in listing_ids if listing_id in found]
+    return active, [listing_id for listing_id in listing_ids if listing_id not in found]
 
 
 def all_active_documents(conn: Connection, chunk: int = 5000) -> Iterator[list[Document]]:
