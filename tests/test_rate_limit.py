@@ -20,11 +20,12 @@ import httpx
 import pytest
 import sqlalchemy as sa
 import uvicorn
-from litestar import Request
+from litestar import Litestar, Request
+from litestar.stores.memory import MemoryStore
 
 from registry.app import create_app
 from registry.settings import Settings
-from search.ratelimit import client_key
+from search.ratelimit import STORE, client_key
 
 _addresses = itertools.count(2)
 
@@ -35,10 +36,14 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def limited_app(settings: Settings, rate_limit: str) -> Litestar:
+    return create_app(settings.model_copy(update={"public_rate_limit": rate_limit}), run_scheduler=False)
+
+
 @contextmanager
-def serve(settings: Settings, rate_limit: str) -> Iterator[str]:
+def serve(settings: Settings, rate_limit: str, app: Litestar | None = None) -> Iterator[str]:
     """A server of its own for one test, like the session server but with `rate_limit`."""
-    app = create_app(settings.model_copy(update={"public_rate_limit": rate_limit}), run_scheduler=False)
+    app = app or limited_app(settings, rate_limit)
     port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
@@ -143,6 +148,22 @@ def test_the_window_ends_and_the_client_is_served_again(settings: Settings, engi
         refused = next(r for r in responses if r.status_code == 429)
         time.sleep(int(refused.headers["Retry-After"]))
         assert client.get("/").status_code == 200
+
+
+def test_counts_of_clients_that_do_not_return_are_swept(settings: Settings, engine: sa.Engine) -> None:
+    app = limited_app(settings, "5/second")
+    with serve(settings, "5/second", app) as url:
+        for _ in range(3):
+            with visitor(url) as client:
+                assert client.get("/").status_code == 200
+        store = app.stores.get(STORE)
+        assert isinstance(store, MemoryStore)
+        # MemoryStore has no public size; its dict is what would grow with every address seen.
+        assert len(store._store) == 3
+        time.sleep(2.1)  # past the three windows and the sweep interval (one window)
+        with visitor(url) as client:
+            assert client.get("/").status_code == 200
+        assert len(store._store) == 1
 
 
 def test_off_disables_the_limit(settings: Settings, engine: sa.Engine) -> None:

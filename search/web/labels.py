@@ -6,6 +6,7 @@ the national disclosure site (全部未履行 / 部分未履行).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -39,7 +40,7 @@ def cn_date(day: date) -> str:
     return f"{day.year}年{day.month}月{day.day}日"
 
 
-def _label(table: dict[str, str]) -> object:
+def _label(table: dict[str, str]) -> Callable[[str], str]:
     # An unknown code is shown as itself rather than hidden: it is what the court sent.
     return lambda code: table.get(code, code)
 
