@@ -176,6 +176,24 @@ def test_no_result_says_only_what_the_list_shows(
     assert hit_names(page(registry.url, q="张伟", province="11").text) == ["张伟"]
 
 
+def test_a_common_name_can_be_narrowed_by_province(
+    registry: Registry, court: CourtHandle, index: Callable[[], int]
+) -> None:
+    shanghai = registry.court("沪0101", "上海市黄浦区人民法院", "31")
+    publish(registry, court, person(registry, court, "刘洋"))
+    publish(registry, court, person(registry, court, "刘洋"))
+    publish(registry, shanghai, person(registry, shanghai, "刘洋"))
+    index()
+    everywhere = page(registry.url, q="刘洋")
+    assert len(hit_names(everywhere.text)) == 3
+    facets = re.findall(r'<li><a href="/\?([^"]+)">([^<]+)</a></li>', everywhere.text)
+    assert [label for _, label in facets] == ["北京（2）", "上海（1）"]
+    in_shanghai = httpx.get(f"{registry.url}/?{facets[1][0].replace('&amp;', '&')}")
+    assert hit_names(in_shanghai.text) == ["刘洋"]
+    assert "上海市黄浦区人民法院" in results(in_shanghai.text)
+    assert "按省份筛选" not in in_shanghai.text
+
+
 def test_a_removed_listing_leaves_the_page_once_indexed(
     registry: Registry, court: CourtHandle, index: Callable[[], int]
 ) -> None:

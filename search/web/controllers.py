@@ -114,6 +114,7 @@ class PublicPages(Controller):
             last_page=last_page,
             cap=MAX_PAGE * PER_PAGE,
             page_url=lambda n: "/?" + _search_params(form, n),
+            province_url=lambda code: "/?" + urlencode({"q": form.q, "province": code}),
             # Detail links carry the search for their back link; not a full number, which
             # should appear in as few URLs (and history entries) as possible.
             back=_search_params(form) if form.query.text is not None else "",
