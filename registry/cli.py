@@ -180,11 +180,12 @@ def search_reindex() -> None:
 
 
 @search.command("reconcile")
-def search_reconcile() -> None:
+@click.option("--deep", is_flag=True, help="Rebuild and compare every document whole (embedded; slow).")
+def search_reconcile(deep: bool) -> None:
     """Compare the index with the registry, repair any drift, print the counts (JSON)."""
     from search.maintenance import reconcile_now
 
-    click.echo(json.dumps(reconcile_now(_settings())))
+    click.echo(json.dumps(reconcile_now(_settings(), deep=deep)))
 
 
 # ---- courts and keys ----
@@ -438,7 +439,7 @@ def keys_rotate_signing() -> None:
 
 
 @main.command()
-@click.argument("what", type=click.Choice(["ingest"]), default="ingest")
+@click.argument("what", type=click.Choice(["ingest", "search"]), default="ingest")
 @click.option("--listings", "count", type=int, default=100_000, show_default=True)
 @click.option("--batch-size", type=int, default=10_000, show_default=True)
 @click.option("--workers", type=int, default=0, help="Preparing processes; 0 = one per core.")
@@ -449,10 +450,18 @@ def keys_rotate_signing() -> None:
 def bench(
     what: str, count: int, batch_size: int, workers: int, output: Path | None, database_url: str | None
 ) -> None:
-    """Measure signed ingest (batch endpoint and `registry import`) on a scratch database. JSON out."""
-    from registry.bench import run_ingest_bench
+    """Measure signed ingest (batch endpoint and `registry import`), or public search, on a scratch
+    database. JSON out."""
+    if what == "search":
+        from search.bench import run_search_bench
 
-    result = run_ingest_bench(count=count, batch_size=batch_size, workers=workers, database_url=database_url)
+        result = run_search_bench(count=count, workers=workers, database_url=database_url)
+    else:
+        from registry.bench import run_ingest_bench
+
+        result = run_ingest_bench(
+            count=count, batch_size=batch_size, workers=workers, database_url=database_url
+        )
     text = json.dumps(result, indent=2)
     if output is not None:
         output.write_text(text)

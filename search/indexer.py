@@ -15,12 +15,13 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, select, text
+from sqlalchemy import Connection, delete, func, or_, select, text
 
 from registry.db import Database
 from registry.eventlog.cursors import set_cursor
 from registry.eventlog.models import ReaderCursor
 from registry.eventlog.services import head, read_events
+from registry.listings.models import Listing
 from search.documents import Document, all_active_documents, load_documents
 from search.embedded import (
     apply_changes,
@@ -102,20 +103,47 @@ def _differs(stored: Any, doc: Document, sqlite: bool) -> bool:
     return sqlite and (stored.terms != expected["terms"] or stored.pinyin != expected["pinyin"])
 
 
-def reconcile(conn: Connection) -> Reconciliation:
-    """Find and repair drift between the active listings and the documents, in one transaction.
+def _shallow_drift(conn: Connection) -> tuple[int, list[str], list[str], list[str]]:
+    """(active listings, missing, stale, extra) by comparing ids, versions and the filter
+    columns that come straight from the listing row: three joins, no document built."""
+    active = Listing.status == "active"
+    checked = conn.execute(select(func.count()).select_from(Listing).where(active)).scalar_one()
+    missing = conn.execute(
+        select(Listing.id)
+        .outerjoin(SearchDoc, SearchDoc.listing_id == Listing.id)
+        .where(active, SearchDoc.id.is_(None))
+        .order_by(Listing.id)
+    ).scalars()
+    stale = conn.execute(
+        select(SearchDoc.listing_id)
+        .join(Listing, Listing.id == SearchDoc.listing_id)
+        .where(
+            active,
+            or_(
+                SearchDoc.version != Listing.version,
+                SearchDoc.kind != Listing.debtor_kind,
+                SearchDoc.court_code != Listing.court_code,
+                SearchDoc.province_code.is_distinct_from(Listing.province_code),
+            ),
+        )
+        .order_by(Listing.id)
+    ).scalars()
+    extra = conn.execute(
+        select(SearchDoc.listing_id)
+        .outerjoin(Listing, Listing.id == SearchDoc.listing_id)
+        .where(or_(Listing.id.is_(None), Listing.status != "active"))
+    ).scalars()
+    return int(checked), list(missing), list(stale), list(extra)
 
-    On SQLite, a repaired row may have been changed behind FTS5's back (that is how drift
-    happens), so FTS5 cannot be told to forget its old terms: after any repair it is rebuilt
-    from the documents.
-    """
-    lock_cursor(conn, CURSOR)
-    sqlite = conn.dialect.name == "sqlite"
-    result = Reconciliation()
+
+def _deep_drift(conn: Connection, sqlite: bool) -> tuple[int, list[Document], list[Document], list[str]]:
+    """Every document rebuilt from its listing and compared whole (entry and terms too)."""
     stored_ids = set(conn.execute(select(SearchDoc.listing_id)).scalars())
-    to_write: list[Document] = []
+    checked = 0
+    missing: list[Document] = []
+    stale: list[Document] = []
     for chunk in all_active_documents(conn):
-        result.checked += len(chunk)
+        checked += len(chunk)
         ids = [doc.listing_id for doc in chunk]
         present = {
             row.listing_id: row
@@ -128,14 +156,35 @@ def reconcile(conn: Connection) -> Reconciliation:
             stored_ids.discard(doc.listing_id)
             stored = present.get(doc.listing_id)
             if stored is None:
-                result.missing += 1
-                to_write.append(doc)
+                missing.append(doc)
             elif _differs(stored, doc, sqlite):
-                result.stale += 1
-                to_write.append(doc)
-    result.extra = len(stored_ids)
-    if to_write or stored_ids:
-        _repair(conn, to_write, sorted(stored_ids), sqlite)
+                stale.append(doc)
+    return checked, missing, stale, sorted(stored_ids)
+
+
+def reconcile(conn: Connection, *, deep: bool = False) -> Reconciliation:
+    """Find and repair drift between the active listings and the documents, in one transaction.
+
+    The default check compares ids, versions and filter columns in SQL (seconds at a
+    million listings: the periodic job); `deep` rebuilds every document and compares it
+    whole, which costs about a reindex. On SQLite, a repaired row may have been changed
+    behind FTS5's back (that is how drift happens), so FTS5 cannot be told to forget its old
+    terms: after any repair it is rebuilt from the documents.
+    """
+    lock_cursor(conn, CURSOR)
+    sqlite = conn.dialect.name == "sqlite"
+    if deep:
+        checked, missing, stale, extra = _deep_drift(conn, sqlite)
+    else:
+        checked, missing_ids, stale_ids, extra = _shallow_drift(conn)
+        docs, vanished = load_documents(conn, missing_ids + stale_ids)
+        by_id = {doc.listing_id: doc for doc in docs}
+        missing = [by_id[i] for i in missing_ids if i in by_id]
+        stale = [by_id[i] for i in stale_ids if i in by_id]
+        extra = extra + vanished
+    result = Reconciliation(checked=checked, missing=len(missing), stale=len(stale), extra=len(extra))
+    if missing or stale or extra:
+        _repair(conn, missing + stale, extra, sqlite)
         logger.warning("search reconcile repaired drift: %s", result.as_dict())
     return result
 

@@ -29,14 +29,14 @@ def reindex_now(settings: Settings) -> dict[str, Any]:
     }
 
 
-def reconcile_now(settings: Settings) -> dict[str, Any]:
+def reconcile_now(settings: Settings, *, deep: bool = False) -> dict[str, Any]:
     engine = create_sync_engine(settings.database_url)
     try:
         if settings.search_backend == "meilisearch":
             counts = meili_reconcile(engine, MeiliIndex.from_settings(settings))
         else:
             with engine.begin() as conn:
-                counts = reconcile(conn).as_dict()
+                counts = reconcile(conn, deep=deep).as_dict()
     finally:
         engine.dispose()
     return {"backend": settings.search_backend, **counts}

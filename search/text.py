@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 
 from pypinyin import Style, lazy_pinyin, pinyin
 
@@ -34,8 +35,13 @@ def search_form(text: str) -> str:
     return "".join(ch for ch in folded if unicodedata.category(ch)[0] in "LN")
 
 
+# CJK Unified Ideographs, extension A, and extensions B onwards (the supplementary planes).
+_HAN_RANGES = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x323AF))
+
+
 def _is_han(ch: str) -> bool:
-    return "CJK UNIFIED IDEOGRAPH" in unicodedata.name(ch, "")
+    code = ord(ch)
+    return any(low <= code <= high for low, high in _HAN_RANGES)
 
 
 def name_terms(name: str) -> list[str]:
@@ -49,19 +55,29 @@ def _runs(syllables: list[str]) -> list[str]:
     return ["".join(syllables[i:j]) for i in range(len(syllables)) for j in range(i + 1, len(syllables) + 1)]
 
 
+@lru_cache(maxsize=4096)
+def _surname_readings(ch: str) -> tuple[str, ...]:
+    return tuple(pinyin(ch, style=Style.NORMAL, heteronym=True)[0])
+
+
+# Names repeat a great deal (many people share one), and pypinyin costs ~40 µs a name.
+@lru_cache(maxsize=1 << 17)
+def _pinyin_terms(form: str) -> tuple[str, ...]:
+    syllables = lazy_pinyin(form)
+    terms: dict[str, None] = {}
+    for reading in dict.fromkeys([syllables[0], *_surname_readings(form[0])]):
+        spelled = [reading, *syllables[1:]]
+        for term in _runs(spelled) + _runs([s[0] for s in spelled]):
+            terms[term] = None
+    return tuple(terms)
+
+
 def pinyin_terms(name: str) -> list[str]:
     """Runs of syllables and of initials of a Chinese personal name; [] for anything else."""
     form = search_form(name)
     if not form or len(form) > MAX_PINYIN_CHARS or not all(_is_han(ch) for ch in form):
         return []
-    syllables = lazy_pinyin(form)
-    surname_readings = pinyin(form[0], style=Style.NORMAL, heteronym=True)[0]
-    terms: dict[str, None] = {}
-    for reading in dict.fromkeys([syllables[0], *surname_readings]):
-        spelled = [reading, *syllables[1:]]
-        for term in _runs(spelled) + _runs([s[0] for s in spelled]):
-            terms[term] = None
-    return list(terms)
+    return list(_pinyin_terms(form))
 
 
 @dataclass(frozen=True)

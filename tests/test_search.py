@@ -330,6 +330,26 @@ def test_reconcile_repairs_missing_stale_and_extra_documents(
     assert (again.missing, again.stale, again.extra) == (0, 0, 0)
 
 
+def test_deep_reconcile_repairs_an_altered_entry(
+    registry: Registry, engine: sa.Engine, people: dict[str, str]
+) -> None:
+    with engine.begin() as conn:
+        stored = conn.execute(
+            sa.text("SELECT entry FROM search_docs WHERE listing_id = :id"), {"id": people["伟张"]}
+        ).scalar_one()
+        altered = dict(json.loads(bytes(stored)), obligations="篡改的内容")
+        conn.execute(
+            sa.text("UPDATE search_docs SET entry = :entry WHERE listing_id = :id"),
+            {"entry": json.dumps(altered).encode(), "id": people["伟张"]},
+        )
+    assert _search(registry, q="伟张")["hits"][0]["obligations"] == "篡改的内容"
+    with engine.begin() as conn:
+        # Same version and filters: only the deep check, which rebuilds documents, sees it.
+        assert reconcile(conn).stale == 0
+        assert reconcile(conn, deep=True).stale == 1
+    assert _search(registry, q="伟张")["hits"][0]["obligations"] != "篡改的内容"
+
+
 def test_reindex_command_rebuilds_the_index_from_scratch(
     registry: Registry, court: CourtHandle, engine: sa.Engine, settings: Settings
 ) -> None:
