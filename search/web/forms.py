@@ -24,10 +24,10 @@ from search.query import DEFAULT_PER_PAGE, MAX_PARAM_CHARS, MAX_QUERY_CHARS, MAX
 PER_PAGE = DEFAULT_PER_PAGE
 MAX_PAGE = MAX_WINDOW // PER_PAGE
 
-_ID_NUMBER = re.compile(r"\d{17}[\dX]")
+_ID_NUMBER = re.compile(r"[0-9]{17}[0-9X]")
 # Registration authority and entity type (2), division code (6 digits), the rest (10): a
 # pinyin name never has six digits in the middle.
-_CREDIT_CODE = re.compile(r"[0-9A-Z]{2}\d{6}[0-9A-Z]{10}")
+_CREDIT_CODE = re.compile(r"[0-9A-Z]{2}[0-9]{6}[0-9A-Z]{10}")
 _DIGIT = re.compile(r"\d")
 # Names hardly hold six digits; a query that does is a number, and numbers must be whole.
 NUMBER_LIKE_DIGITS = 6
@@ -79,7 +79,8 @@ def _fields(raw: str) -> dict[str, str | None]:
     if len(_DIGIT.findall(compact)) >= NUMBER_LIKE_DIGITS:
         raise FormError(
             "incomplete_identifier",
-            "请输入完整的 18 位身份证号码或统一社会信用代码；不支持以部分号码或打码号码查询。",
+            "请输入完整的 18 位身份证号码或统一社会信用代码（不要与姓名一并输入）；"
+            "不支持以部分号码或打码号码查询。",
         )
     return {"q": raw}
 
