@@ -32,8 +32,8 @@ def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
     return False
 
 
-# Dialect-specific search objects made by migration 0003 (SQLite FTS5 tables, PostgreSQL GIN
-# indexes) that the models cannot describe; see search/models.py.
+# Dialect-specific search objects made by migration 0003 (SQLite FTS5 tables and facet index,
+# PostgreSQL GIN indexes) that the models cannot describe; see search/models.py.
 UNMANAGED_PREFIXES = ("search_fts",)
 
 

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pypinyin import lazy_pinyin
@@ -38,7 +39,6 @@ from registry.bench import (
     _bench_import,
     _drop_postgres_databases,
     _free_port,
-    _fresh_postgres_database,
     _prepare_database,
     _registry,
 )
@@ -140,6 +140,26 @@ def _measure_queries(index: EmbeddedIndex, sets: dict[str, list[SearchQuery]]) -
     return asyncio.run(run())
 
 
+CAUGHT_UP = (
+    "SELECT (SELECT last_seq FROM log_head) - coalesce("
+    "(SELECT position FROM reader_cursors WHERE name = 'search.embedded'), 0)"
+)
+
+
+def _wait_until_indexed(engine: Any, settle_s: float) -> None:
+    """Steady state first: the server's expiry job runs 5 s after start (a burst of expiry
+    events at this scale), and the indexer must have caught up with the log."""
+    time.sleep(settle_s)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:
+            behind = conn.execute(text(CAUGHT_UP)).scalar()
+        if behind == 0:
+            return
+        time.sleep(0.5)
+    raise RuntimeError("the indexer did not catch up with the log in 10 minutes")
+
+
 def _removal_to_gone(
     env: dict[str, str], signers_path: Path, engine: Any, rng: random.Random
 ) -> dict[str, Any]:
@@ -171,7 +191,7 @@ def _removal_to_gone(
                 if time.monotonic() > deadline:
                     raise RuntimeError("bench server did not start")
                 time.sleep(0.1)
-            time.sleep(2)  # let the indexer catch up with the log once
+            _wait_until_indexed(engine, settle_s=7)
             for listing_id, court_code in rows:
                 key_id, raw = signers[court_code]
                 removal = {
@@ -207,6 +227,25 @@ def _removal_to_gone(
     }
 
 
+def _scratch_postgres(admin_url: str) -> str:
+    """A scratch database named after the one in `admin_url` (so it shares its prefix)."""
+    base, _, name = admin_url.rpartition("/")
+    scratch = f"{name}_search_bench_{os.getpid()}"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(admin_url.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            await conn.execute(f"DROP DATABASE IF EXISTS {scratch}")
+            await conn.execute(
+                f"CREATE DATABASE {scratch} TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C.UTF-8'"
+            )
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    return f"{base}/{scratch}"
+
+
 def run_search_bench(*, count: int, workers: int, database_url: str | None = None) -> dict[str, Any]:
     workers = worker_count(workers)
     rng = random.Random(11)  # noqa: S311 - sampling queries, not secrets
@@ -217,7 +256,7 @@ def run_search_bench(*, count: int, workers: int, database_url: str | None = Non
         if database_url is None:
             url = f"sqlite:///{root / 'search.db'}"
         else:
-            url = _fresh_postgres_database(database_url, "search")
+            url = _scratch_postgres(database_url)
             scratch_databases.append(url.rsplit("/", 1)[1])
         env = _prepare_database(url, secrets_file, workers)
         env["REGISTRY_SIGNING_KEY_FILE"] = str(root / "signing-keys.json")
