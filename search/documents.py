@@ -7,6 +7,7 @@ engines filter, facet and match on. Nothing else from the listing row reaches th
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -20,6 +21,7 @@ from registry.listings.models import Listing
 from registry.listings.schemas import GROUNDS
 from search.text import name_terms, pinyin_terms
 
+logger = logging.getLogger("search.documents")
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(PublicEntry)
 # Today's date does not matter: the stored entry's age is blanked and recomputed per hit.
@@ -76,6 +78,19 @@ def document_of(row: Any) -> Document:
     )
 
 
+def buildable(row: Any) -> Document | None:
+    """The document, or None (logged, by listing id only) for a row that cannot make one.
+
+    Rows were validated at ingest, so this is a bug or a hand edit; left out of search (and
+    out of the index if it was there), it must not stop the indexer at that event forever.
+    """
+    try:
+        return document_of(row)
+    except (KeyError, TypeError, ValueError, AttributeError, msgspec.MsgspecError) as exc:
+        logger.error("listing %s cannot be indexed (%s); left out of search", row.id, type(exc).__name__)
+        return None
+
+
 def hit(entry: bytes, birth_date: date | None, today: date) -> PublicEntry:
     decoded = _decoder.decode(entry)
     if birth_date is None:
@@ -88,13 +103,13 @@ def document_columns() -> Any:
 
 
 def load_documents(conn: Connection, listing_ids: Sequence[str]) -> tuple[list[Document], list[str]]:
-    """(documents of the active ones, ids of the others: removed, expired or unknown)."""
+    """(documents of the active ones, ids of the others: removed, expired, unknown or broken)."""
     found: dict[str, Document] = {}
     for start in range(0, len(listing_ids), LOAD_CHUNK):
         chunk = listing_ids[start : start + LOAD_CHUNK]
         for row in conn.execute(document_columns().where(Listing.id.in_(chunk))):
-            if row.status == "active":
-                found[row.id] = document_of(row)
+            if row.status == "active" and (doc := buildable(row)) is not None:
+                found[row.id] = doc
     # In the order asked (the log's): the index's newest-first order follows publication.
     active = [found[listing_id] for listing_id in listing_ids if listing_id in found]
     return active, [listing_id for listing_id in listing_ids if listing_id not in found]
@@ -112,5 +127,5 @@ def all_active_documents(conn: Connection, chunk: int = 5000) -> Iterator[list[D
         ).all()
         if not rows:
             return
-        yield [document_of(row) for row in rows]
+        yield [doc for row in rows if (doc := buildable(row)) is not None]
         after = rows[-1].id

@@ -255,6 +255,26 @@ def test_a_removed_listing_is_gone_once_the_indexer_runs(
     assert _search(registry, q="黄磊")["total"] == 1
 
 
+def test_a_listing_row_that_cannot_make_a_document_does_not_stop_the_indexer(
+    registry: Registry, court: CourtHandle, engine: sa.Engine
+) -> None:
+    broken, fine = _publish(
+        registry, court, [_person(registry, court, "冯刚"), _person(registry, court, "冯刚")]
+    )
+    with engine.begin() as conn:
+        # A hand edit that breaks what the public entry needs (its basis document).
+        conn.execute(sa.text("UPDATE listings SET details = '{}' WHERE id = :id"), {"id": broken})
+    run_search_indexer(engine)
+    answer = _search(registry, q="冯刚")
+    assert [h["id"] for h in answer["hits"]] == [fine]
+    with registry.http() as http:
+        assert http.get(f"{API}/{broken}").status_code == 404
+    # Later events are still indexed: the cursor went past the bad one.
+    (later,) = _publish(registry, court, [_person(registry, court, "冯刚")])
+    run_search_indexer(engine)
+    assert {h["id"] for h in _search(registry, q="冯刚")["hits"]} == {fine, later}
+
+
 def test_an_amendment_replaces_the_entry(registry: Registry, court: CourtHandle, engine: sa.Engine) -> None:
     body = _person(registry, court, "周杰")
     (listing_id,) = _publish(registry, court, [body])
