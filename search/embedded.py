@@ -270,9 +270,14 @@ def clear_all(conn: Connection) -> None:
 
 
 def rebuild_fts(conn: Connection) -> None:
-    """SQLite: rebuild the FTS5 index from `search_docs` (after a bulk load, or repairs)."""
+    """After a bulk load or repairs. SQLite: rebuild FTS5 from `search_docs`. PostgreSQL: merge
+    the GIN pending lists (every query would scan them) and refresh the planner's statistics."""
     if conn.dialect.name == "sqlite":
         conn.execute(text("INSERT INTO search_fts(search_fts) VALUES ('rebuild')"))
+        return
+    conn.execute(text("SELECT gin_clean_pending_list('search_fts_terms_gin')"))
+    conn.execute(text("SELECT gin_clean_pending_list('search_fts_pinyin_gin')"))
+    conn.execute(text("ANALYZE search_docs"))
 
 
 def insert_documents(conn: Connection, docs: Sequence[Document]) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from sqlalchemy import text
+
 from registry.db import create_sync_engine
 from registry.settings import Settings
 from search.indexer import reconcile, reindex
@@ -20,6 +22,11 @@ def reindex_now(settings: Settings) -> dict[str, Any]:
         else:
             with engine.begin() as conn:
                 count = reindex(conn)
+            if engine.dialect.name == "postgresql":
+                # Every old row is now dead: reclaim it (VACUUM cannot run inside the rebuild's
+                # transaction), or queries recheck twice the rows until autovacuum comes.
+                with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                    conn.execute(text("VACUUM (ANALYZE) search_docs"))
     finally:
         engine.dispose()
     return {
