@@ -467,3 +467,41 @@ def test_an_unknown_or_removed_entry_is_404(registry: Registry, people: dict[str
 def test_the_search_api_needs_no_credentials(registry: Registry, people: dict[str, str]) -> None:
     with httpx.Client(base_url=registry.url) as http:
         assert http.get(API, params={"q": "王芳"}).status_code == 200
+
+
+def test_the_scheduled_indexer_takes_a_removal_out_of_search_within_two_seconds(
+    registry: Registry, court: CourtHandle, engine: sa.Engine, settings: Settings
+) -> None:
+    import asyncio
+    import time
+
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    from registry.runtime import Services
+    from search.runtime import add_search_jobs, create_search
+
+    (listing_id,) = _publish(registry, court, [_person(registry, court, "韩梅")])
+
+    async def scenario() -> float:
+        services = Services.create(settings)
+        search = create_search(services)
+        scheduler = AsyncIOScheduler(timezone="UTC")
+        add_search_jobs(scheduler, services, search)  # the job as `registry serve` runs it
+        scheduler.start()
+        try:
+            async with httpx.AsyncClient(base_url=registry.url) as http:
+                while (await http.get(f"{API}/{listing_id}")).status_code != 200:
+                    await asyncio.sleep(0.05)
+                started = time.monotonic()
+                await asyncio.to_thread(_remove, registry, court, listing_id)
+                while (await http.get(f"{API}/{listing_id}")).status_code != 404:
+                    assert time.monotonic() - started < 5, "still searchable 5 s after its removal"
+                    await asyncio.sleep(0.05)
+                return time.monotonic() - started
+        finally:
+            scheduler.shutdown(wait=False)
+            search.close()
+            await services.close()
+
+    assert settings.search_index_interval_seconds == 0.5
+    assert asyncio.run(scenario()) < 2
