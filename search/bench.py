@@ -49,6 +49,7 @@ from registry.listings.prepare import CHINA_TIME
 from registry.settings import Settings
 from registry.timeutil import utcnow
 from search.embedded import EmbeddedIndex
+from search.indexer import CURSOR
 from search.interface import SearchQuery
 from search.maintenance import reindex_now
 from search.runtime import reader_engine
@@ -142,7 +143,7 @@ def _measure_queries(index: EmbeddedIndex, sets: dict[str, list[SearchQuery]]) -
 
 CAUGHT_UP = (
     "SELECT (SELECT last_seq FROM log_head) - coalesce("
-    "(SELECT position FROM reader_cursors WHERE name = 'search.embedded'), 0)"
+    "(SELECT position FROM reader_cursors WHERE name = :cursor), 0)"
 )
 
 
@@ -153,7 +154,7 @@ def _wait_until_indexed(engine: Any, settle_s: float) -> None:
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         with engine.connect() as conn:
-            behind = conn.execute(text(CAUGHT_UP)).scalar()
+            behind = conn.execute(text(CAUGHT_UP), {"cursor": CURSOR}).scalar()
         if behind == 0:
             return
         time.sleep(0.5)

@@ -45,7 +45,6 @@ def reader_engine(database_url: str) -> Engine:
 @dataclass
 class SearchRuntime:
     index: SearchIndex
-    embedded: EmbeddedIndex | None
     meili: MeiliIndex | None
     engine: Engine
     database_url: str
@@ -68,18 +67,13 @@ def create_search(services: Services) -> SearchRuntime:
     engine = reader_engine(settings.database_url)
     if settings.search_backend == "meilisearch":
         meili = MeiliIndex.from_settings(settings)
-        return SearchRuntime(meili, None, meili, engine, settings.database_url)
-    embedded = EmbeddedIndex(engine)
-    return SearchRuntime(embedded, embedded, None, engine, settings.database_url)
-
-
-def search_runtime_of(app: Litestar | Any) -> SearchRuntime:
-    runtime: SearchRuntime = app.state.search
-    return runtime
+        return SearchRuntime(meili, meili, engine, settings.database_url)
+    return SearchRuntime(EmbeddedIndex(engine), None, engine, settings.database_url)
 
 
 def search_index_of(app: Litestar | Any) -> SearchIndex:
-    return search_runtime_of(app).index
+    runtime: SearchRuntime = app.state.search
+    return runtime.index
 
 
 async def follow_job(services: Services, runtime: SearchRuntime) -> int:
