@@ -13,29 +13,26 @@ to FTS5 explicitly, with the exact terms that were indexed.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from datetime import date
+from functools import lru_cache
 from typing import Any, cast
 
 import anyio
 from anyio import CapacityLimiter
 from sqlalchemy import (
-    ColumnElement,
     Connection,
     Engine,
     Table,
-    and_,
     bindparam,
     delete,
-    func,
-    or_,
     select,
     text,
 )
 
 from registry.bulk import bulk_insert
 from registry.listings.disclosure import PublicEntry
-from registry.listings.models import Listing
 from registry.listings.prepare import CHINA_TIME
 from registry.listings.schemas import GROUNDS
 from registry.timeutil import utcnow
@@ -77,6 +74,16 @@ def ts_terms(terms: Sequence[str]) -> str:
     return " ".join(parts)
 
 
+@lru_cache(maxsize=256)
+def _pyformat(sql: str) -> str:
+    """`:name` parameters to psycopg's `%(name)s` (the fragments use no `::` casts)."""
+    return re.sub(r":(\w+)", r"%(\1)s", sql)
+
+
+def _as_date(value: date | str | None) -> date | None:
+    return date.fromisoformat(value) if isinstance(value, str) else value
+
+
 def today_in_china() -> date:
     return utcnow().astimezone(CHINA_TIME).date()
 
@@ -99,78 +106,85 @@ class EmbeddedIndex:
 
     # ---- the work ----
 
-    def _text_condition(self, match: TextMatch) -> ColumnElement[bool]:
-        if self.sqlite:
-            return and_(
-                text(
-                    "search_docs.id IN (SELECT rowid FROM search_fts WHERE search_fts MATCH :fts)"
-                ).bindparams(fts=fts_match(match))
-            )
-        condition = and_(
-            text("search_docs.terms @@ CAST(:phrase AS tsquery)").bindparams(phrase=ts_phrase(match))
-        )
-        if match.pinyin is not None:
-            pinyin = text("search_docs.pinyin @@ CAST(:py AS tsquery)").bindparams(py=_quote_ts(match.pinyin))
-            condition = or_(condition, pinyin)
-        return condition
-
-    def conditions(self, query: SearchQuery) -> list[ColumnElement[bool]]:
-        conditions: list[ColumnElement[bool]] = []
+    def where(self, query: SearchQuery) -> tuple[str, dict[str, Any]]:
+        """The WHERE clause, joined from fixed fragments; every value is a bound parameter."""
+        clauses: list[str] = []
+        params: dict[str, Any] = {}
         if query.text is not None:
             match = text_match(query.text)
             if match is None:
                 # The query parser refuses such text; an index asked directly finds nothing.
-                conditions.append(SearchDoc.id.is_(None))
+                clauses.append("1 = 0")
+            elif self.sqlite:
+                clauses.append("id IN (SELECT rowid FROM search_fts WHERE search_fts MATCH :fts)")
+                params["fts"] = fts_match(match)
+            elif match.pinyin is None:
+                clauses.append("terms @@ CAST(:phrase AS tsquery)")
+                params["phrase"] = ts_phrase(match)
             else:
-                conditions.append(self._text_condition(match))
+                clauses.append("(terms @@ CAST(:phrase AS tsquery) OR pinyin @@ CAST(:pinyin AS tsquery))")
+                params["phrase"] = ts_phrase(match)
+                params["pinyin"] = _quote_ts(match.pinyin)
         if query.identifier_blind is not None:
-            conditions.append(
-                SearchDoc.listing_id.in_(
-                    select(Listing.id).where(
-                        Listing.debtor_id_blind == query.identifier_blind, Listing.status == "active"
-                    )
-                )
+            clauses.append(
+                "listing_id IN (SELECT id FROM listings WHERE debtor_id_blind = :blind AND status = 'active')"
             )
-        if query.kind is not None:
-            conditions.append(SearchDoc.kind == query.kind)
-        if query.province is not None:
-            conditions.append(SearchDoc.province_code == query.province)
-        if query.court is not None:
-            conditions.append(SearchDoc.court_code == query.court)
+            params["blind"] = query.identifier_blind
+        for clause, name, value in (
+            ("kind = :kind", "kind", query.kind),
+            ("province_code = :province", "province", query.province),
+            ("court_code = :court", "court", query.court),
+        ):
+            if value is not None:
+                clauses.append(clause)
+                params[name] = value
         if query.ground is not None:
-            conditions.append(SearchDoc.ground_mask.op("&")(ground_mask([query.ground])) != 0)
-        if query.published_from is not None:
-            conditions.append(SearchDoc.published_on >= query.published_from)
-        if query.published_to is not None:
-            conditions.append(SearchDoc.published_on <= query.published_to)
-        return conditions
+            clauses.append("(ground_mask & :ground) != 0")
+            params["ground"] = ground_mask([query.ground])
+        for clause, name, day in (
+            ("published_on >= :published_from", "published_from", query.published_from),
+            ("published_on <= :published_to", "published_to", query.published_to),
+        ):
+            if day is not None:
+                clauses.append(clause)
+                # SQLite stores dates as ISO text (SQLAlchemy's Date there).
+                params[name] = day.isoformat() if self.sqlite else day
+        return " AND ".join(clauses) or "1 = 1", params
+
+    def _driver_sql(self, sql: str) -> str:
+        return sql if self.sqlite else _pyformat(sql)
 
     def search_sync(self, query: SearchQuery) -> SearchResult:
-        where = and_(*self.conditions(query))
-        counts = select(SearchDoc.province_code, SearchDoc.ground_mask, func.count()).where(where)
-        counts = counts.group_by(SearchDoc.province_code, SearchDoc.ground_mask)
+        # Hand-written SQL on the driver: building SQLAlchemy statements cost three times the
+        # query itself here (~0.6 ms of ~0.8 ms for a selective name).
+        where, params = self.where(query)
+        offset = (query.page - 1) * query.per_page
+        params |= {"limit": query.per_page, "offset": offset}
+        # `where` is made of the fixed fragments above only.
+        counts = self._driver_sql(
+            f"SELECT province_code, ground_mask, count(*) FROM search_docs WHERE {where} "  # noqa: S608
+            "GROUP BY province_code, ground_mask"
+        )
+        page = self._driver_sql(
+            f"SELECT entry, birth_date FROM search_docs WHERE {where} "  # noqa: S608
+            "ORDER BY id DESC LIMIT :limit OFFSET :offset"
+        )
+        total = 0
+        provinces: dict[str, int] = {}
+        grounds: dict[str, int] = dict.fromkeys(GROUNDS, 0)
+        hits: list[PublicEntry] = []
         with self.engine.connect() as conn:
-            total = 0
-            provinces: dict[str, int] = {}
-            grounds: dict[str, int] = dict.fromkeys(GROUNDS, 0)
-            for province, mask, count in conn.execute(counts):
+            for province, mask, count in conn.exec_driver_sql(counts, params):
                 total += count
                 if province is not None:
                     provinces[province] = provinces.get(province, 0) + count
                 for ground in grounds_of(mask):
                     grounds[ground] += count
-            offset = (query.page - 1) * query.per_page
-            hits: list[PublicEntry] = []
             if offset < total:
-                page = (
-                    select(SearchDoc.entry, SearchDoc.birth_date)
-                    .where(where)
-                    .order_by(SearchDoc.id.desc())
-                    .limit(query.per_page)
-                    .offset(offset)
-                )
                 today = today_in_china()
-                hits = [hit(row.entry, row.birth_date, today) for row in conn.execute(page)]
+                hits = [
+                    hit(entry, _as_date(birth), today) for entry, birth in conn.exec_driver_sql(page, params)
+                ]
         facets = {
             "province": dict(sorted(provinces.items())),
             "ground": {ground: count for ground, count in grounds.items() if count},
@@ -178,11 +192,10 @@ class EmbeddedIndex:
         return SearchResult(hits=hits, total=total, facets=facets)
 
     def get_sync(self, listing_id: str) -> PublicEntry | None:
+        sql = self._driver_sql("SELECT entry, birth_date FROM search_docs WHERE listing_id = :id")
         with self.engine.connect() as conn:
-            row = conn.execute(
-                select(SearchDoc.entry, SearchDoc.birth_date).where(SearchDoc.listing_id == listing_id)
-            ).first()
-        return None if row is None else hit(row.entry, row.birth_date, today_in_china())
+            row = conn.exec_driver_sql(sql, {"id": listing_id}).first()
+        return None if row is None else hit(row.entry, _as_date(row.birth_date), today_in_china())
 
 
 # ---- writing (in the caller's transaction) ----
