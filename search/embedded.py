@@ -1,6 +1,6 @@
 """The embedded index: `search_docs` in the registry database, FTS5 on SQLite, GIN on PostgreSQL.
 
-Reads are compiled Core statements on a synchronous engine (sqlite3 / psycopg), run in a
+Reads are hand-written SQL on a synchronous engine's driver (sqlite3 / psycopg), run in a
 worker thread: on SQLite a sub-millisecond query is cheaper there than through aiosqlite.
 Two statements answer a query: one counts the matches per (province, grounds) pair, which
 gives the total and both facets at once; one fetches the page. A query must name a text or
@@ -42,7 +42,6 @@ from search.models import SearchDoc
 from search.text import TextMatch, text_match
 
 DOCS = cast(Table, SearchDoc.__table__)
-FTS_TABLE = "search_fts"
 
 
 def _quote_fts(term: str) -> str:

@@ -65,8 +65,10 @@ def _clean(params: Mapping[str, str | None], name: str) -> str | None:
         return None
     if len(raw) > MAX_PARAM_CHARS:
         raise _bad("parameter_too_long", f"{name} is longer than {MAX_PARAM_CHARS} characters", name)
-    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn") for ch in raw):
-        raise _bad("control_characters", f"{name} holds control or unassigned characters", name)
+    # Control, format (bidi overrides, zero-width) and lone surrogates. Private-use and not
+    # yet assigned code points pass: rare name characters live there in some systems.
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs") for ch in raw):
+        raise _bad("control_characters", f"{name} holds control or format characters", name)
     value = " ".join(unicodedata.normalize("NFKC", raw).split())
     return value or None
 

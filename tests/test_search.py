@@ -99,6 +99,9 @@ def test_a_three_character_query_needs_the_characters_in_order(
 def test_full_width_and_punctuation_are_normalised(registry: Registry, people: dict[str, str]) -> None:
     assert _names(_search(registry, q="阿卜杜艾力")) == ["阿卜杜·艾力"]
     assert _names(_search(registry, q="ＡＢＣ国际")) == ["ABC国际贸易(上海)有限公司"]
+    # A private-use character (rare name characters live there in some systems) is not
+    # refused; like punctuation, it is not part of the compared form.
+    assert _names(_search(registry, q="张\ue000伟")) == ["张伟", "张伟明", "李张伟"]
 
 
 def test_pinyin_finds_chinese_names(registry: Registry, people: dict[str, str]) -> None:
