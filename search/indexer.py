@@ -11,12 +11,14 @@ index the same events at once, and a rebuild excludes the indexer while it runs.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, or_, select, text
+from sqlalchemy import Column, Connection, Engine, MetaData, Table, delete, func, or_, select, text
 
+from registry.bulk import bulk_insert
 from registry.db import Database
 from registry.eventlog.cursors import set_cursor
 from registry.eventlog.models import ReaderCursor
@@ -24,6 +26,7 @@ from registry.eventlog.services import head, read_events
 from registry.listings.models import Listing
 from search.documents import Document, all_active_documents, load_documents
 from search.embedded import (
+    DOCS,
     apply_changes,
     clear_all,
     doc_row,
@@ -219,3 +222,48 @@ def reindex(conn: Connection) -> int:
     rebuild_fts(conn)
     set_cursor(conn, CURSOR, start)
     return count
+
+
+# Our own table and column names: the only text spliced into the statements below.
+_STAGE = "search_docs_build"
+_STAGED_COLUMNS = ", ".join(column.name for column in DOCS.columns if column.name != "id")
+
+
+def staged_reindex(engine: Engine) -> tuple[int, float]:
+    """SQLite: the rebuild without holding the database's write lock while documents are built.
+
+    Documents are built from one read snapshot into a TEMP table (SQLite's temp database:
+    writing it takes no lock on the registry file), then one short write transaction swaps
+    them in and rebuilds FTS5. Ingest waits only for the swap; the public sees the old index
+    until it commits. The cursor goes to the head of that snapshot, so what changed since is
+    replayed by the next indexer run (for up to one interval, the snapshot is what shows).
+    Returns (documents, seconds the write lock was held). `engine`: a reader engine (BEGIN
+    DEFERRED), so that the snapshot's transaction takes no write lock.
+    """
+    stage = Table(_STAGE, MetaData(), *(Column(c.name, c.type) for c in DOCS.columns if c.name != "id"))
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{_STAGE}")
+        conn.exec_driver_sql(
+            f"CREATE TEMP TABLE {_STAGE} AS SELECT {_STAGED_COLUMNS} FROM search_docs WHERE 0"  # noqa: S608
+        )
+        start, _ = head(conn)
+        count = 0
+        for chunk in all_active_documents(conn):
+            bulk_insert(conn, stage, [doc_row(doc, sqlite=True) for doc in chunk])
+            count += len(chunk)
+        conn.commit()
+        locked = time.perf_counter()
+        # The first statement writes, so the transaction waits for the write lock (busy
+        # timeout) instead of failing to upgrade a read snapshot.
+        clear_all(conn)
+        conn.exec_driver_sql(
+            f"INSERT INTO search_docs ({_STAGED_COLUMNS}) "  # noqa: S608
+            f"SELECT {_STAGED_COLUMNS} FROM temp.{_STAGE} ORDER BY rowid"
+        )
+        rebuild_fts(conn)
+        set_cursor(conn, CURSOR, start)
+        conn.commit()
+        held = time.perf_counter() - locked
+        conn.exec_driver_sql(f"DROP TABLE temp.{_STAGE}")
+        conn.commit()
+    return count, held

@@ -9,16 +9,20 @@ from sqlalchemy import text
 
 from registry.db import create_sync_engine
 from registry.settings import Settings
-from search.indexer import reconcile, reindex
+from search.indexer import reconcile, reindex, staged_reindex
 from search.meili import MeiliIndex, meili_reconcile, meili_reindex
 
 
 def reindex_now(settings: Settings) -> dict[str, Any]:
-    engine = create_sync_engine(settings.database_url)
+    engine = create_sync_engine(settings.database_url, writer=not settings.is_sqlite)
     started = time.perf_counter()
+    extra: dict[str, Any] = {}
     try:
         if settings.search_backend == "meilisearch":
             count = meili_reindex(engine, MeiliIndex.from_settings(settings))
+        elif settings.is_sqlite:
+            count, held = staged_reindex(engine)
+            extra["write_lock_seconds"] = round(held, 2)
         else:
             with engine.begin() as conn:
                 count = reindex(conn)
@@ -33,6 +37,7 @@ def reindex_now(settings: Settings) -> dict[str, Any]:
         "backend": settings.search_backend,
         "documents": count,
         "seconds": round(time.perf_counter() - started, 2),
+        **extra,
     }
 
 
