@@ -291,6 +291,7 @@ def run_search_bench(*, count: int, workers: int, database_url: str | None = Non
             "indexed_documents": reindexed["documents"],
             "import_seconds": imported["seconds"],
             "reindex_seconds": reindexed["seconds"],
+            "reindex_write_lock_seconds": reindexed.get("write_lock_seconds"),
             "index_size_mb": size,
             "queries_in_process": queries,
             "removal_to_gone": removal,
