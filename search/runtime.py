@@ -7,6 +7,7 @@ it in `app.state.search`, and handlers reach it with `search_index_of(app)`.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -93,6 +94,8 @@ async def reconcile_job(services: Services, runtime: SearchRuntime) -> dict[str,
 
 def add_search_jobs(scheduler: AsyncIOScheduler, services: Services, runtime: SearchRuntime) -> None:
     settings = services.settings
+    # APScheduler logs two INFO lines per run: four a second for the log follower.
+    logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
     scheduler.add_job(
         follow_job,
         "interval",
