@@ -32,6 +32,15 @@ def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
     return False
 
 
+# Dialect-specific search objects made by migration 0003 (SQLite FTS5 tables and facet index,
+# PostgreSQL GIN indexes) that the models cannot describe; see search/models.py.
+UNMANAGED_PREFIXES = ("search_fts",)
+
+
+def _include_name(name: str | None, _type: str, _parent_names: Any) -> bool:
+    return not (name or "").startswith(UNMANAGED_PREFIXES)
+
+
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
@@ -39,6 +48,7 @@ def _run(connection: Connection) -> None:
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
         render_item=_render_item,
+        include_name=_include_name,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -29,6 +29,10 @@ from registry.problems import Problem, handle_http_exception, handle_problem, ha
 from registry.runtime import Services, services_of
 from registry.scheduler import build_scheduler
 from registry.settings import Settings
+from search.api import PublicSearchController
+from search.ratelimit import public_router
+from search.runtime import add_search_jobs, create_search
+from search.web.controllers import PublicPages, static_files_router, template_config
 
 access_log = logging.getLogger("registry.access")
 
@@ -83,14 +87,17 @@ def create_app(settings: Settings | None = None, *, run_scheduler: bool | None =
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         services = Services.create(settings)
         app.state.services = services
+        app.state.search = search = create_search(services)
         scheduler = build_scheduler(services) if with_scheduler else None
         if scheduler is not None:
+            add_search_jobs(scheduler, services, search)
             scheduler.start()
         try:
             yield
         finally:
             if scheduler is not None:
                 scheduler.shutdown(wait=False)
+            search.close()
             await services.close()
 
     config = AppConfig(
@@ -108,7 +115,11 @@ def create_app(settings: Settings | None = None, *, run_scheduler: bool | None =
             CheckController,
             WatchlistController,
             QueryLogController,
+            # Every public handler goes in here: it is what the public rate limit covers.
+            public_router(settings.public_rate_limit, [PublicPages, PublicSearchController]),
+            static_files_router(),
         ],
+        template_config=template_config(),
         lifespan=[lifespan],
         exception_handlers={
             Problem: handle_problem,

@@ -139,15 +139,19 @@ def serve(host: str | None, port: int | None, scheduler: bool | None) -> None:
 def worker() -> None:
     """Run the background jobs alone (start the web with --no-scheduler)."""
     from registry.scheduler import build_scheduler
+    from search.runtime import add_search_jobs, create_search
 
     async def work(services: Services) -> None:
         scheduler = build_scheduler(services)
+        search = create_search(services)
+        add_search_jobs(scheduler, services, search)
         scheduler.start()
         click.echo("worker running background jobs; Ctrl-C stops it")
         try:
             await asyncio.Event().wait()
         finally:
             scheduler.shutdown(wait=False)
+            search.close()
 
     _run(work)
 
@@ -209,6 +213,31 @@ def check_command(
         return msgspec.json.encode(answer(outcome, services.checks.receipts))
 
     click.echo(_run(work).decode())
+
+
+# ---- public search ----
+
+
+@main.group()
+def search() -> None:
+    """The public search index (REGISTRY_SEARCH_BACKEND)."""
+
+
+@search.command("reindex")
+def search_reindex() -> None:
+    """Rebuild the index from every active listing; the old one serves until the new one is in."""
+    from search.maintenance import reindex_now
+
+    click.echo(json.dumps(reindex_now(_settings())))
+
+
+@search.command("reconcile")
+@click.option("--deep", is_flag=True, help="Rebuild and compare every document whole (embedded; slow).")
+def search_reconcile(deep: bool) -> None:
+    """Compare the index with the registry, repair any drift, print the counts (JSON)."""
+    from search.maintenance import reconcile_now
+
+    click.echo(json.dumps(reconcile_now(_settings(), deep=deep)))
 
 
 # ---- courts and keys ----
@@ -467,7 +496,7 @@ main.add_command(sync_cli, name="sync")
 
 
 @main.command()
-@click.argument("what", type=click.Choice(["ingest", "sync", "checks"]), default="ingest")
+@click.argument("what", type=click.Choice(["ingest", "sync", "checks", "search"]), default="ingest")
 @click.option("--listings", "count", type=int, default=100_000, show_default=True)
 @click.option("--batch-size", type=int, default=10_000, show_default=True)
 @click.option("--workers", type=int, default=0, help="Preparing processes; 0 = one per core.")
@@ -486,9 +515,9 @@ def bench(
     removals: int,
 ) -> None:
     """Measure signed ingest (batch endpoint and `registry import`), agency sync (`sync`:
-    fan-out to three push receivers, removal-to-acknowledgement latency), or the bank check
-    (`checks`: batch-1000 latency, single checks against a bare Litestar endpoint), on a
-    scratch database. JSON out."""
+    fan-out to three push receivers, removal-to-acknowledgement latency), the bank check
+    (`checks`: batch-1000 latency, single checks against a bare Litestar endpoint), or public
+    search (`search`), on a scratch database. JSON out."""
     from registry.bench import run_ingest_bench
     from registry.checks.bench import run_checks_bench
 
@@ -498,6 +527,10 @@ def bench(
         result = run_sync_bench(count=count, removals=removals, database_url=database_url)
     elif what == "checks":
         result = run_checks_bench(count=count, workers=workers, database_url=database_url)
+    elif what == "search":
+        from search.bench import run_search_bench
+
+        result = run_search_bench(count=count, workers=workers, database_url=database_url)
     else:
         result = run_ingest_bench(
             count=count, batch_size=batch_size, workers=workers, database_url=database_url

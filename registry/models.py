@@ -7,6 +7,7 @@ from registry.courts.models import Court, CourtKey
 from registry.db import Base
 from registry.eventlog.models import Event, LogHead, ReaderCursor
 from registry.listings.models import Listing, ListingVersion, Removal
+from search.models import SearchDoc
 
 __all__ = [
     "ApiClient",
@@ -22,6 +23,7 @@ __all__ = [
     "LogHead",
     "ReaderCursor",
     "Removal",
+    "SearchDoc",
     "Subscription",
     "SyncState",
     "WatchChange",

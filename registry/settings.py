@@ -7,6 +7,7 @@ factory or the CLI) and passed down.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -104,3 +105,26 @@ class Settings(BaseSettings):
         default=10, ge=1, description="How often the watchlist reader follows the event log."
     )
     watchlist_max_subjects: int = Field(default=10_000, ge=1, description="Subjects per watchlist request.")
+    # Public web page and rate limits (issue 3): one budget per client address shared by every
+    # public endpoint (search API, web page, feeds); "off" disables it.
+    public_rate_limit: str = Field(
+        default="60/minute",
+        pattern=r"^(off|[1-9][0-9]{0,6}/(second|minute|hour|day))$",
+        description="Requests per client address to the public endpoints: N/second|minute|hour|day, or off.",
+    )
+
+    # Public search (issue 3): the engine behind /v1/public/defaulters and how it follows the log.
+    search_backend: Literal["embedded", "meilisearch"] = Field(
+        default="embedded", description="embedded (inside the registry database) or meilisearch."
+    )
+    search_index_interval_seconds: float = Field(
+        default=0.5, gt=0, le=60, description="How often the indexer applies new events to the search index."
+    )
+    search_reconcile_interval_seconds: int = Field(
+        default=3600, ge=60, description="How often the index is compared with the registry and repaired."
+    )
+    meilisearch_url: str | None = Field(default=None, description="e.g. http://127.0.0.1:7700")
+    meilisearch_api_key: str | None = Field(default=None, description="A key with search and index rights.")
+    meilisearch_index: str = Field(
+        default="defaulters", pattern=r"^[A-Za-z0-9_-]{1,200}$", description="Meilisearch index name (uid)."
+    )

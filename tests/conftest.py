@@ -56,6 +56,8 @@ def base_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "REGISTRY_SCHEDULER": "false",
         "REGISTRY_INGEST_WORKERS": "2",
         "REGISTRY_LOG_LEVEL": "WARNING",
+        # The session server is shared by every test; the rate limit has its own servers.
+        "REGISTRY_PUBLIC_RATE_LIMIT": "off",
     }
 
 
@@ -94,9 +96,25 @@ def _clean_database(request: pytest.FixtureRequest) -> Iterator[None]:
     with engine.begin() as conn:
         for table in TABLES_IN_DELETE_ORDER:
             conn.execute(sa.text(f"DELETE FROM {table}"))
+        if conn.dialect.name == "sqlite":
+            # The search FTS5 index is outside the metadata (external content over search_docs).
+            conn.execute(sa.text("INSERT INTO search_fts(search_fts) VALUES ('delete-all')"))
         conn.execute(
             sa.text("UPDATE log_head SET last_seq = 0, last_hash = :h WHERE id = 1"), {"h": bytes(32)}
         )
+
+
+def run_search_indexer(engine: sa.Engine) -> int:
+    """What the scheduler's search job does: apply every pending event to the embedded index."""
+    from search.indexer import index_step
+
+    total = 0
+    while True:
+        with engine.begin() as conn:
+            read = index_step(conn)
+        total += read
+        if not read:
+            return total
 
 
 def _free_port() -> int:

@@ -1,0 +1,161 @@
+"""The public query, from raw request parameters to a validated `SearchQuery`, or a 400 problem.
+
+Rules (the same for the JSON API, the web page and both engines):
+- a query names a text (`q`), an `id_number` or a `credit_code`; filters alone are refused
+  (`query_required`): the list is looked up, not browsed, as on the national site;
+- `q` is NFKC-normalised, at most MAX_QUERY_CHARS characters, without control characters,
+  and must hold a letter or digit; an identifier must be a valid full number (checksum and
+  all) and is matched through the blind index, so a partial number finds nothing by design;
+- codes are checked against their closed lists (province, kind, ground) or their format
+  (court); dates are ISO `YYYY-MM-DD`;
+- `page` >= 1, `per_page` 1..MAX_PER_PAGE, and the page must end within the first
+  MAX_WINDOW results (`page_out_of_range`); a page past the last hit inside that window
+  is simply empty.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Mapping
+from datetime import date
+
+from registry.identity.crypto import BlindIndex
+from registry.identity.identifiers import (
+    PROVINCES,
+    IdentifierError,
+    normalise_court_code,
+    parse_credit_code,
+    parse_id_number,
+)
+from registry.listings.schemas import GROUNDS
+from registry.problems import Problem
+from search.interface import KINDS, SearchQuery
+from search.text import text_match
+
+ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+MAX_QUERY_CHARS = 64
+MAX_PARAM_CHARS = 200
+MAX_PER_PAGE = 100
+DEFAULT_PER_PAGE = 20
+# Deep pages are for crawlers, not people; Meilisearch caps its window the same way.
+MAX_WINDOW = 10_000
+PARAMETERS = (
+    "q",
+    "id_number",
+    "credit_code",
+    "province",
+    "court",
+    "kind",
+    "ground",
+    "published_from",
+    "published_to",
+    "page",
+    "per_page",
+)
+
+
+def _bad(code: str, detail: str, name: str) -> Problem:
+    return Problem(400, code, detail, pointer=f"/query/{name}")
+
+
+def _clean(params: Mapping[str, str | None], name: str) -> str | None:
+    raw = params.get(name)
+    if raw is None:
+        return None
+    if len(raw) > MAX_PARAM_CHARS:
+        raise _bad("parameter_too_long", f"{name} is longer than {MAX_PARAM_CHARS} characters", name)
+    # Control, format (bidi overrides, zero-width) and lone surrogates. Private-use and not
+    # yet assigned code points pass: rare name characters live there in some systems.
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs") for ch in raw):
+        raise _bad("control_characters", f"{name} holds control or format characters", name)
+    value = " ".join(unicodedata.normalize("NFKC", raw).split())
+    return value or None
+
+
+def _choice(
+    params: Mapping[str, str | None], name: str, allowed: Mapping[str, object] | tuple[str, ...]
+) -> str | None:
+    value = _clean(params, name)
+    if value is not None and value not in allowed:
+        raise _bad(f"unknown_{name}", f"{name} must be one of {', '.join(allowed)}", name)
+    return value
+
+
+def _date(params: Mapping[str, str | None], name: str) -> date | None:
+    value = _clean(params, name)
+    if value is None:
+        return None
+    try:
+        if not ISO_DATE.match(value):
+            raise ValueError(value)
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise _bad("invalid_date", f"{name} must be a date as YYYY-MM-DD", name) from exc
+
+
+def _int(params: Mapping[str, str | None], name: str, default: int, low: int, high: int) -> int:
+    value = _clean(params, name)
+    if value is None:
+        return default
+    if not (value.isascii() and value.isdigit()) or len(value) > 9 or not low <= int(value) <= high:
+        raise _bad(f"invalid_{name}", f"{name} must be a whole number from {low} to {high}", name)
+    return int(value)
+
+
+def _identifier(
+    params: Mapping[str, str | None], name: str, parse: Callable[[str], str], blind_index: BlindIndex
+) -> bytes | None:
+    """The blind index of the normalised number, as ingest computed it (see listings.prepare)."""
+    value = _clean(params, name)
+    if value is None:
+        return None
+    try:
+        return blind_index(parse(value))
+    except IdentifierError as exc:
+        raise _bad(exc.code, exc.message, name) from exc
+
+
+def _id_number(raw: str) -> str:
+    return parse_id_number(raw).number
+
+
+def parse_query(params: Mapping[str, str | None], blind_index: BlindIndex) -> SearchQuery:
+    text = _clean(params, "q")
+    if text is not None:
+        if len(text) > MAX_QUERY_CHARS:
+            raise _bad("query_too_long", f"q is longer than {MAX_QUERY_CHARS} characters", "q")
+        if text_match(text) is None:
+            raise _bad("invalid_query", "q must contain at least one letter or digit", "q")
+    id_blind = _identifier(params, "id_number", _id_number, blind_index)
+    code_blind = _identifier(params, "credit_code", parse_credit_code, blind_index)
+    if id_blind is not None and code_blind is not None:
+        raise _bad("conflicting_identifiers", "give an id_number or a credit_code, not both", "credit_code")
+    if text is None and id_blind is None and code_blind is None:
+        raise _bad("query_required", "give a name (q), an id_number or a credit_code", "q")
+    court = _clean(params, "court")
+    if court is not None:
+        try:
+            court = normalise_court_code(court)
+        except IdentifierError as exc:
+            raise _bad("invalid_court", exc.message, "court") from exc
+    published_from = _date(params, "published_from")
+    published_to = _date(params, "published_to")
+    if published_from and published_to and published_from > published_to:
+        raise _bad("invalid_date_range", "published_from is after published_to", "published_from")
+    page = _int(params, "page", 1, 1, MAX_WINDOW)
+    per_page = _int(params, "per_page", DEFAULT_PER_PAGE, 1, MAX_PER_PAGE)
+    if page * per_page > MAX_WINDOW:
+        raise _bad("page_out_of_range", f"only the first {MAX_WINDOW} results can be paged through", "page")
+    return SearchQuery(
+        text=text,
+        identifier_blind=id_blind if id_blind is not None else code_blind,
+        province=_choice(params, "province", PROVINCES),
+        court=court,
+        kind=_choice(params, "kind", KINDS),
+        ground=_choice(params, "ground", GROUNDS),
+        published_from=published_from,
+        published_to=published_to,
+        page=page,
+        per_page=per_page,
+    )

@@ -1,0 +1,129 @@
+"""Per-client rate limits on the public endpoints: the search API, the web page, later the feeds.
+
+Litestar's `RateLimitMiddleware` does the counting (a fixed window per client that starts at
+its first request, kept in the app's `public_rate_limit` store). This module adds what it
+lacks for a public list:
+
+- scope: the limit sits on one `Router` that holds every public handler (`public_router`), so
+  the authenticated court/bank/admin API is never throttled by it, and a later public
+  endpoint (feeds, exports) is limited by being registered there. All public handlers share
+  one budget per client;
+- the answer: 429 as RFC 9457 problem+json with the stable code `rate_limited` and
+  `Retry-After` (Litestar sends only the draft `RateLimit-*` headers and a plain error);
+- the client key: an IPv6 client is counted per /64, the block one subscriber usually holds,
+  or a single host could rotate through addresses without limit;
+- memory: Litestar's `MemoryStore` drops an expired key only when that key is read again, so
+  the keys of clients that never return are swept once a window.
+
+The counts live in the process (a `MemoryStore`): with several web processes each one counts
+its own share. The client address is the socket peer; behind a reverse proxy, start uvicorn
+with `--forwarded-allow-ips` set to the proxy so that the peer is the real client.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from litestar import Request, Response, Router
+from litestar.exceptions import TooManyRequestsException
+from litestar.middleware.rate_limit import (
+    DURATION_VALUES,
+    DurationUnit,
+    RateLimitConfig,
+    RateLimitMiddleware,
+)
+from litestar.stores.memory import MemoryStore
+from litestar.types import ControllerRouterHandler, Receive, Scope, Send
+
+from registry.problems import Problem, problem_response
+
+STORE = "public_rate_limit"
+RESET_HEADER = "RateLimit-Reset"
+
+
+def parse_rate(value: str) -> tuple[DurationUnit, int] | None:
+    """`"60/minute"` -> `("minute", 60)`; `"off"` -> None. The setting's pattern has checked the form."""
+    if value == "off":
+        return None
+    count, unit = value.split("/")
+    return cast(DurationUnit, unit), int(count)
+
+
+def client_key(request: Request[Any, Any, Any]) -> str:
+    """The address a client is counted under: IPv4 as is, IPv6 by its /64."""
+    host = request.client.host if request.client else ""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host or "unknown"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
+@dataclass
+class PublicRateLimitConfig(RateLimitConfig):
+    # Shared by the middleware instances Litestar builds for each route, so one sweep a window.
+    next_sweep: float = 0.0
+
+
+class SweepingRateLimitMiddleware(RateLimitMiddleware):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        config = cast(PublicRateLimitConfig, self.config)
+        now = time.monotonic()
+        if now >= config.next_sweep:
+            config.next_sweep = now + DURATION_VALUES[self.unit]
+            store = config.get_store_from_app(scope["litestar_app"])
+            if isinstance(store, MemoryStore):
+                await store.delete_expired()
+        await super().__call__(scope, receive, send)
+
+
+def retry_after_seconds(exc: TooManyRequestsException) -> int:
+    """Seconds until the client's window ends (from the middleware's reset header), at least 1."""
+    reset = (exc.headers or {}).get(RESET_HEADER, "1")
+    return max(1, int(reset))
+
+
+def rate_limit_headers(exc: TooManyRequestsException) -> dict[str, str]:
+    return {**(exc.headers or {}), "Retry-After": str(retry_after_seconds(exc))}
+
+
+def rate_limited_problem(_request: Request[Any, Any, Any], exc: TooManyRequestsException) -> Response[Any]:
+    seconds = retry_after_seconds(exc)
+    response = problem_response(
+        Problem(
+            429,
+            "rate_limited",
+            f"too many requests from this address; retry in {seconds} s",
+            extra={"retry_after": seconds},
+        )
+    )
+    response.headers.update(rate_limit_headers(exc))
+    return response
+
+
+def public_router(rate_limit: str, route_handlers: Sequence[ControllerRouterHandler]) -> Router:
+    """One router for every public handler, under the public rate limit (`"off"` for none)."""
+    rate = parse_rate(rate_limit)
+    middleware = []
+    if rate is not None:
+        config = PublicRateLimitConfig(
+            rate_limit=rate,
+            identifier_for_request=client_key,
+            middleware_class=SweepingRateLimitMiddleware,
+            store=STORE,
+        )
+        middleware.append(config.middleware)
+    return Router(
+        path="/",
+        route_handlers=list(route_handlers),
+        middleware=middleware,
+        exception_handlers={TooManyRequestsException: rate_limited_problem},
+    )

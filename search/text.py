@@ -1,0 +1,105 @@
+"""How names become index terms, and queries become term lookups (both engines share this).
+
+Trigram indexes find nothing for 1-2 CJK characters (shared/DESIGN.md), and most Chinese
+personal names are 2-3 characters. So a name is indexed as its character bigrams, in order,
+followed by its single characters, Lucene-CJK style, over a "search form" of the name: NFKC,
+lower case, letters and digits only (so 阿卜杜·艾力 is found as 阿卜杜艾力 and 「ABC」 as abc).
+A query of n >= 2 characters is the *phrase* of its n-1 bigrams: consecutive bigram
+positions in the document mean the query is a true substring, so no confirming pass is
+needed. One character is a single-term lookup.
+
+Pinyin (pypinyin, given names read in context) is indexed for personal names only: every
+run of consecutive syllables, joined (张伟明 -> zhang, zhangwei, zhangweiming, wei, ...),
+and the same runs of initials (zw, zwm, ...). Surnames with several readings (单 shan/dan,
+曾 zeng/ceng) get each reading. A Latin query matches either a pinyin run or, as a substring,
+a name with Latin letters (organisation names such as ABC科技).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+
+from pypinyin import Style, lazy_pinyin, pinyin
+
+# A name longer than this is indexed on its first MAX_INDEXED_CHARS search characters only.
+MAX_INDEXED_CHARS = 200
+# Runs of pinyin syllables are indexed for names up to this many characters (persons).
+MAX_PINYIN_CHARS = 6
+
+
+def search_form(text: str) -> str:
+    """NFKC, lower case, letters and digits only: the form both names and queries are compared in."""
+    folded = unicodedata.normalize("NFKC", text).lower()
+    return "".join(ch for ch in folded if unicodedata.category(ch)[0] in "LN")
+
+
+# CJK Unified Ideographs, extension A, and extensions B onwards (the supplementary planes).
+_HAN_RANGES = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x323AF))
+
+
+def _is_han(ch: str) -> bool:
+    code = ord(ch)
+    return any(low <= code <= high for low, high in _HAN_RANGES)
+
+
+def name_terms(name: str) -> list[str]:
+    """Bigrams in order, then the distinct single characters."""
+    form = search_form(name)[:MAX_INDEXED_CHARS]
+    bigrams = [form[i : i + 2] for i in range(len(form) - 1)]
+    return bigrams + list(dict.fromkeys(form))
+
+
+def _runs(syllables: list[str]) -> list[str]:
+    return ["".join(syllables[i:j]) for i in range(len(syllables)) for j in range(i + 1, len(syllables) + 1)]
+
+
+@lru_cache(maxsize=1 << 16)
+def _readings(ch: str) -> tuple[str, ...]:
+    """Every reading of a surname character, its most common first."""
+    return tuple(pinyin(ch, style=Style.NORMAL, heteronym=True)[0])
+
+
+@lru_cache(maxsize=1 << 17)
+def _given_name(chars: str) -> tuple[str, ...]:
+    # In context (pypinyin's phrase dictionary: 长江 is changjiang, 长 alone zhang). Given
+    # names repeat far more than full names, so this cache spares most of the ~80 µs a call.
+    return tuple(lazy_pinyin(chars)) if chars else ()
+
+
+@lru_cache(maxsize=1 << 17)
+def _pinyin_terms(form: str) -> tuple[str, ...]:
+    given = list(_given_name(form[1:]))
+    terms: dict[str, None] = {}
+    for reading in _readings(form[0]):
+        spelled = [reading, *given]
+        for term in _runs(spelled) + _runs([s[0] for s in spelled]):
+            terms[term] = None
+    return tuple(terms)
+
+
+def pinyin_terms(name: str) -> list[str]:
+    """Runs of syllables and of initials of a Chinese personal name; [] for anything else."""
+    form = search_form(name)
+    if not form or len(form) > MAX_PINYIN_CHARS or not all(_is_han(ch) for ch in form):
+        return []
+    return list(_pinyin_terms(form))
+
+
+@dataclass(frozen=True)
+class TextMatch:
+    """A query in index terms: `phrase` (consecutive name terms), and `pinyin` (one term) or None."""
+
+    phrase: tuple[str, ...]
+    pinyin: str | None
+
+
+def text_match(query: str) -> TextMatch | None:
+    """None when the query has no letter or digit to look for."""
+    form = search_form(query)[:MAX_INDEXED_CHARS]
+    if not form:
+        return None
+    phrase = (form,) if len(form) == 1 else tuple(form[i : i + 2] for i in range(len(form) - 1))
+    latin = form.isascii() and form.isalpha()
+    return TextMatch(phrase=phrase, pinyin=form if latin else None)

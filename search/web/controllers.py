@@ -1,0 +1,138 @@
+"""The public web page: search form, result list and one page per entry, server-rendered.
+
+Every value shown comes from `PublicEntry` (the SPC Art. 6 allow-list) through the search
+index, and the templates escape all of it. Bad input answers the form again with the reason
+and a 4xx status. The page needs no JavaScript.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from litestar import Controller, MediaType, Request, Response, get
+from litestar.exceptions import TooManyRequestsException
+from litestar.params import FromPath, FromQuery
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.response import Template
+from litestar.router import Router
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
+
+from registry.runtime import services_of
+from search.query import MAX_PARAM_CHARS
+from search.ratelimit import rate_limit_headers, rate_limited_problem, retry_after_seconds
+from search.runtime import search_index_of
+from search.web.forms import MAX_PAGE, PER_PAGE, FormError, SearchForm, parse_search
+from search.web.labels import environment
+
+STATIC = Path(__file__).resolve().parents[1] / "static"
+STATIC_PATH = "/static/public"
+# Listing ids are ULIDs in Crockford base32 (registry/ids.py).
+_LISTING_ID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
+
+# No script, no frames, nothing from elsewhere; forms only to this site. `no-referrer`
+# because a search URL can carry a full ID number. `no-store`: a removed listing must not
+# linger in a shared cache.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+        "base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+def template_config() -> TemplateConfig[JinjaTemplateEngine]:
+    return TemplateConfig(instance=JinjaTemplateEngine.from_environment(environment()))
+
+
+def static_files_router() -> Router:
+    return create_static_files_router(path=STATIC_PATH, directories=[STATIC], include_in_schema=False)
+
+
+def _page(name: str, status: int = 200, headers: dict[str, str] | None = None, **context: Any) -> Template:
+    return Template(
+        template_name=name,
+        context={"static": STATIC_PATH, **context},
+        status_code=status,
+        media_type=MediaType.HTML,
+        headers={**SECURITY_HEADERS, **(headers or {})},
+    )
+
+
+def _search_params(form: SearchForm, page: int | None = None) -> str:
+    params = {"q": form.q, "page": str(page or form.page)}
+    if form.province:
+        params["province"] = form.province
+    return urlencode(params)
+
+
+def rate_limited_page(request: Request[Any, Any, Any], exc: TooManyRequestsException) -> Response[Any]:
+    """A person gets the reason in Chinese; a program asking for JSON gets the problem."""
+    if request.accept.best_match([MediaType.HTML, "application/problem+json"]) != MediaType.HTML:
+        return rate_limited_problem(request, exc)
+    return _page(
+        "rate_limited.html", status=429, headers=rate_limit_headers(exc), seconds=retry_after_seconds(exc)
+    )
+
+
+class PublicPages(Controller):
+    """`/`: the search form and its results; `/defaulters/{id}`: one entry."""
+
+    include_in_schema = False
+    exception_handlers = {TooManyRequestsException: rate_limited_page}  # noqa: RUF012
+
+    @get("/")
+    async def search(
+        self, request: Request[Any, Any, Any], q: FromQuery[str | None] = None,
+        province: FromQuery[str | None] = None, page: FromQuery[str | None] = None,
+    ) -> Template:  # fmt: skip
+        if q is None and province is None and page is None:
+            return _page("search.html", form=None, values={}, error=None, result=None)
+        # Echoed into the field as typed (escaped), cut short if it is absurdly long.
+        values = {"q": (q or "")[:MAX_PARAM_CHARS], "province": province or ""}
+        try:
+            form = parse_search(q, province, page, services_of(request.app).secrets.blind_index)
+        except FormError as exc:
+            return _page("search.html", status=400, form=None, values=values, error=exc, result=None)
+        result = await search_index_of(request.app).search(form.query)
+        last_page = min(MAX_PAGE, max(1, -(-result.total // PER_PAGE)))
+        if form.page > last_page:
+            error = FormError("page_out_of_range", f"该页不存在：检索结果共 {last_page} 页。", field="page")
+            return _page("search.html", status=404, form=form, values=values, error=error, result=None)
+        return _page(
+            "search.html",
+            form=form,
+            values={"q": form.q, "province": form.province or ""},
+            error=None,
+            result=result,
+            last_page=last_page,
+            cap=MAX_PAGE * PER_PAGE,
+            page_url=lambda n: "/?" + _search_params(form, n),
+            province_url=lambda code: "/?" + urlencode({"q": form.q, "province": code}),
+            # Detail links carry the search for their back link; not a full number, which
+            # should appear in as few URLs (and history entries) as possible.
+            back=_search_params(form) if form.query.text is not None else "",
+        )
+
+    @get("/defaulters/{listing_id:str}")
+    async def detail(
+        self, request: Request[Any, Any, Any], listing_id: FromPath[str], q: FromQuery[str | None] = None,
+        province: FromQuery[str | None] = None, page: FromQuery[str | None] = None,
+    ) -> Template:  # fmt: skip
+        index = search_index_of(request.app)
+        entry = await index.get(listing_id) if _LISTING_ID.fullmatch(listing_id) else None
+        if entry is None:
+            return _page("not_found.html", status=404)
+        blind_index = services_of(request.app).secrets.blind_index
+        try:
+            # Back to the result page the visitor came from, when the link carried a valid search.
+            back = "/?" + _search_params(parse_search(q, province, page, blind_index))
+        except FormError:
+            back = "/"
+        return _page("detail.html", entry=entry, back=back)
