@@ -15,6 +15,8 @@ from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from publishing.exports.controllers import ExportController
+from publishing.feeds.controllers import FeedController, PublicationController
 from registry.courts.controllers import CourtController
 from registry.eventlog.controllers import EventController
 from registry.listings.controllers import ListingController
@@ -22,6 +24,7 @@ from registry.problems import Problem, handle_http_exception, handle_problem, ha
 from registry.runtime import Services, services_of
 from registry.scheduler import build_scheduler
 from registry.settings import Settings
+from registry.translog.controllers import LogController
 
 access_log = logging.getLogger("registry.access")
 
@@ -87,7 +90,18 @@ def create_app(settings: Settings | None = None, *, run_scheduler: bool | None =
             await services.close()
 
     config = AppConfig(
-        route_handlers=[healthz, jwks, ListingController, EventController, CourtController],
+        route_handlers=[
+            healthz,
+            jwks,
+            ListingController,
+            EventController,
+            CourtController,
+            # issue 6: feeds, delta API, exports, transparency log
+            FeedController,
+            PublicationController,
+            ExportController,
+            LogController,
+        ],
         lifespan=[lifespan],
         exception_handlers={
             Problem: handle_problem,

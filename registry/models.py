@@ -1,10 +1,13 @@
-"""Every table, imported in one place for Alembic's autogenerate."""
+"""Every table, imported in one place for Alembic's autogenerate (publishing/ tables too:
+this list is part of the composition root)."""
 
+from publishing.feeds.models import Publication
 from registry.clients.models import ApiClient
 from registry.courts.models import Court, CourtKey
 from registry.db import Base
 from registry.eventlog.models import Event, LogHead, ReaderCursor
 from registry.listings.models import Listing, ListingVersion, Removal
+from registry.translog.models import LogCheckpoint, LogLeaf, LogNode, LogSalt
 
 __all__ = [
     "ApiClient",
@@ -14,7 +17,12 @@ __all__ = [
     "Event",
     "Listing",
     "ListingVersion",
+    "LogCheckpoint",
     "LogHead",
+    "LogLeaf",
+    "LogNode",
+    "LogSalt",
+    "Publication",
     "ReaderCursor",
     "Removal",
 ]
