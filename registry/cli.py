@@ -484,7 +484,7 @@ def keys_rotate_signing() -> None:
 
 
 @main.command()
-@click.argument("what", type=click.Choice(["ingest"]), default="ingest")
+@click.argument("what", type=click.Choice(["ingest", "feeds", "export", "checkpoint"]), default="ingest")
 @click.option("--listings", "count", type=int, default=100_000, show_default=True)
 @click.option("--batch-size", type=int, default=10_000, show_default=True)
 @click.option("--workers", type=int, default=0, help="Preparing processes; 0 = one per core.")
@@ -495,10 +495,18 @@ def keys_rotate_signing() -> None:
 def bench(
     what: str, count: int, batch_size: int, workers: int, output: Path | None, database_url: str | None
 ) -> None:
-    """Measure signed ingest (batch endpoint and `registry import`) on a scratch database. JSON out."""
+    """Measure on a scratch database, JSON out: signed ingest (batch endpoint and `registry import`);
+    feeds (request latency), export (time, peak memory), checkpoint (time, proof latency)."""
     from registry.bench import run_ingest_bench
 
-    result = run_ingest_bench(count=count, batch_size=batch_size, workers=workers, database_url=database_url)
+    if what != "ingest":
+        from publishing.bench import run_publishing_bench
+
+        result = run_publishing_bench(what, count=count, database_url=database_url)
+    else:
+        result = run_ingest_bench(
+            count=count, batch_size=batch_size, workers=workers, database_url=database_url
+        )
     text = json.dumps(result, indent=2)
     if output is not None:
         output.write_text(text)

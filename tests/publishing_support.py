@@ -35,7 +35,9 @@ def remove(registry: Registry, court: CourtHandle, listing_id: str, reason: str 
         "basis_document": "（2024）京0105执恢12号之一",
     }
     with registry.http(court.api_key) as http:
-        response = http.post(f"/v1/listings/{listing_id}/removal", json=registry.envelope(court, body, "removal"))
+        response = http.post(
+            f"/v1/listings/{listing_id}/removal", json=registry.envelope(court, body, "removal")
+        )
     assert response.status_code == 200, response.text
     return today
 

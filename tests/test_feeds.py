@@ -94,7 +94,9 @@ def test_conditional_get_answers_304_until_something_changes(
         assert other.headers["etag"] != changed.headers["etag"]
 
 
-def test_filters_by_province_court_and_kind(registry: Registry, court: CourtHandle, engine: sa.Engine) -> None:
+def test_filters_by_province_court_and_kind(
+    registry: Registry, court: CourtHandle, engine: sa.Engine
+) -> None:
     shanghai = registry.court("沪0115", "上海市浦东新区人民法院", "31")
     beijing_ids = set(publish(registry, court, 6))
     shanghai_ids = set(publish(registry, shanghai, 4))
@@ -209,7 +211,14 @@ def test_delta_api_never_skips_or_repeats(registry: Registry, court: CourtHandle
 
 @pytest.mark.parametrize(
     "params",
-    [{"limit": "0"}, {"limit": "100000"}, {"after": "-1"}, {"after": "abc"}, {"after": str(2**64)}, {"after": "999999"}],
+    [
+        {"limit": "0"},
+        {"limit": "100000"},
+        {"after": "-1"},
+        {"after": "abc"},
+        {"after": str(2**64)},
+        {"after": "999999"},
+    ],
 )
 def test_bad_delta_requests_are_4xx(registry: Registry, params: dict[str, str]) -> None:
     with registry.http() as http:
