@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from registry.settings import Settings
 from registry.translog.services import checkpoint_for_seq
 from tests.conftest import CourtHandle, Registry, cli_env, registry_bin
-from tests.publishing_support import checkpoint, grow, publish, remove, signer
+from tests.publishing_support import checkpoint, grow, publish, remove
 
 # ---- an independent RFC 6962 verifier ----
 
@@ -190,12 +190,12 @@ def test_every_public_entry_can_name_its_checkpoint(
         seq = conn.execute(
             sa.text("SELECT seq FROM events WHERE listing_id = :l"), {"l": listing_id}
         ).scalar_one()
-        assert checkpoint_for_seq(conn, seq, signer(settings)) is None  # not logged yet
+        assert checkpoint_for_seq(conn, seq) is None  # not logged yet
     checkpoint(engine, settings)
     remove(registry, court, listing_id)
     checkpoint(engine, settings)
     with engine.connect() as conn:
-        where = checkpoint_for_seq(conn, seq, signer(settings))
+        where = checkpoint_for_seq(conn, seq)
     assert where is not None and where["leaf_index"] == 0 and where["tree_size"] == 1
     with registry.http() as http:
         response = http.get(f"/v1/log/entries/{listing_id}")

@@ -97,7 +97,7 @@ class LogController(Controller):
         """The leaves of one listing's events and the checkpoint each first appears in."""
         services = services_of(request.app)
         async with services.db.reader.connect() as conn:
-            entries = await conn.run_sync(listing_entries, listing_id, services.signer)
+            entries = await conn.run_sync(listing_entries, listing_id)
         if not entries:
             raise Problem(404, "listing_not_logged", "no logged event for this listing")
         return {"listing_id": listing_id, "entries": entries}

@@ -305,7 +305,7 @@ def consistency(conn: Connection, first: int, second: int) -> dict[str, Any]:
     }
 
 
-def checkpoint_for_seq(conn: Connection, seq: int, signer: RegistrySigner) -> dict[str, Any] | None:
+def checkpoint_for_seq(conn: Connection, seq: int) -> dict[str, Any] | None:
     """Where event `seq` sits in the log: its leaf and the first signed checkpoint that
     covers it; None until both exist. For receipts and public entries."""
     leaf = conn.execute(select(LogLeaf.leaf_index, LogLeaf.leaf_hash).where(LogLeaf.seq == seq)).first()
@@ -330,7 +330,7 @@ def checkpoint_for_seq(conn: Connection, seq: int, signer: RegistrySigner) -> di
     }
 
 
-def listing_entries(conn: Connection, listing_id: str, signer: RegistrySigner) -> list[dict[str, Any]]:
+def listing_entries(conn: Connection, listing_id: str) -> list[dict[str, Any]]:
     """Every logged event of one listing with its leaf and checkpoint (no content, no salt)."""
     rows = conn.execute(
         select(Event.seq, Event.type, Event.listing_version, LogLeaf.leaf_index, LogLeaf.commitment)
@@ -345,7 +345,7 @@ def listing_entries(conn: Connection, listing_id: str, signer: RegistrySigner) -
             "listing_version": row.listing_version,
             "leaf_index": row.leaf_index,
             "commitment": b64(bytes(row.commitment)),
-            "checkpoint": checkpoint_for_seq(conn, row.seq, signer),
+            "checkpoint": checkpoint_for_seq(conn, row.seq),
         }
         for row in rows
     ]

@@ -161,42 +161,49 @@ def verify_remote(base_url: str, http: httpx.Client | None = None) -> VerifyRepo
     report = VerifyReport()
     client = http or httpx.Client(base_url=base_url, timeout=60)
     try:
-        keys = jwks_keys(client.get("/.well-known/jwks.json").raise_for_status().json())
-        previous: dict[str, Any] | None = None
-        after = 0
-        while True:
-            page = client.get("/v1/log/checkpoints", params={"after_size": after, "limit": PAGE})
-            checkpoints = page.raise_for_status().json()["checkpoints"]
-            for cp in checkpoints:
-                report.checkpoints_checked += 1
-                root = _b64(cp["root_hash"])
-                _check_signature(
-                    report, keys, cp["key_id"], _b64(cp["signature"]), cp["body"], cp["tree_size"], root
-                )
-                if previous is not None:
-                    proof = (
-                        client.get(
-                            "/v1/log/proof/consistency",
-                            params={"first": previous["tree_size"], "second": cp["tree_size"]},
-                        )
-                        .raise_for_status()
-                        .json()
-                    )
-                    if not verify_consistency(
-                        previous["tree_size"],
-                        cp["tree_size"],
-                        _b64(previous["root_hash"]),
-                        root,
-                        [_b64(h) for h in proof["proof"]],
-                    ):
-                        report.problems.append(
-                            f"checkpoints {previous['tree_size']} -> {cp['tree_size']}: not consistent"
-                        )
-                previous = cp
-            if len(checkpoints) < PAGE:
-                break
-            after = checkpoints[-1]["tree_size"]
+        _walk_remote(client, report)
+    except (httpx.HTTPError, ValueError, KeyError) as exc:
+        report.problems.append(f"could not read the log from {base_url}: {type(exc).__name__}: {exc}")
     finally:
         if http is None:
             client.close()
     return report
+
+
+def _walk_remote(client: httpx.Client, report: VerifyReport) -> None:
+    """Every checkpoint's signature, and consistency between each one and the next."""
+    keys = jwks_keys(client.get("/.well-known/jwks.json").raise_for_status().json())
+    previous: dict[str, Any] | None = None
+    after = 0
+    while True:
+        page = client.get("/v1/log/checkpoints", params={"after_size": after, "limit": PAGE})
+        checkpoints = page.raise_for_status().json()["checkpoints"]
+        for cp in checkpoints:
+            report.checkpoints_checked += 1
+            root = _b64(cp["root_hash"])
+            _check_signature(
+                report, keys, cp["key_id"], _b64(cp["signature"]), cp["body"], cp["tree_size"], root
+            )
+            if previous is not None:
+                proof = (
+                    client.get(
+                        "/v1/log/proof/consistency",
+                        params={"first": previous["tree_size"], "second": cp["tree_size"]},
+                    )
+                    .raise_for_status()
+                    .json()
+                )
+                if not verify_consistency(
+                    previous["tree_size"],
+                    cp["tree_size"],
+                    _b64(previous["root_hash"]),
+                    root,
+                    [_b64(h) for h in proof["proof"]],
+                ):
+                    report.problems.append(
+                        f"checkpoints {previous['tree_size']} -> {cp['tree_size']}: not consistent"
+                    )
+            previous = cp
+        if len(checkpoints) < PAGE:
+            break
+        after = checkpoints[-1]["tree_size"]
