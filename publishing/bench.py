@@ -136,7 +136,7 @@ def _feeds(env: dict[str, str], url: str, requests: int) -> dict[str, Any]:
     latencies: dict[str, list[float]] = {
         "first_page": [],
         "filtered": [],
-        "second_page": [],
+        "random_older_page": [],
         "not_modified": [],
     }
     try:
