@@ -413,12 +413,18 @@ def log_checkpoint() -> None:
 
 @log_group.command("verify")
 @click.option("--url", default=None, help="Check a running registry over HTTP, as an outsider would.")
-def log_verify(url: str | None) -> None:
+@click.option(
+    "--known",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="With --url: the last checkpoint you verified (kept up to date here); the log must extend it.",
+)
+def log_verify(url: str | None, known: Path | None) -> None:
     """Check the checkpoint chain: signatures, consistency, and (from the database) every leaf."""
     from registry.translog.verify import verify_database, verify_remote
 
     if url is not None:
-        report = verify_remote(url.rstrip("/"))
+        report = verify_remote(url.rstrip("/"), known)
     else:
 
         async def work(services: Services) -> Any:

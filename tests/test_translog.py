@@ -383,3 +383,30 @@ def test_bad_log_requests_are_4xx_problems(
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
     assert response.json()["code"] == code
+
+
+def test_an_outsider_who_remembers_a_checkpoint_detects_a_rebuilt_log(
+    registry: Registry, court: CourtHandle, engine: sa.Engine, settings: Settings, tmp_path: Any
+) -> None:
+    known = tmp_path / "known-checkpoint.json"
+    publish(registry, court, 3)
+    checkpoint(engine, settings)
+    first = _verify_cli(settings, "--url", registry.url, "--known", str(known))
+    assert first.returncode == 0, first.stdout
+    assert json.loads(known.read_text())["tree_size"] == 3
+    publish(registry, court, 1)
+    checkpoint(engine, settings)
+    grown = _verify_cli(settings, "--url", registry.url, "--known", str(known))
+    assert grown.returncode == 0, grown.stdout
+    assert json.loads(known.read_text())["tree_size"] == 4
+
+    # The operator throws the log away and builds a new one, consistent with itself.
+    with engine.begin() as conn:
+        for table in ("translog_checkpoints", "translog_nodes", "translog_salts", "translog_leaves"):
+            conn.execute(sa.text(f"DELETE FROM {table}"))
+        conn.execute(sa.text("UPDATE reader_cursors SET position = 0 WHERE name = 'translog'"))
+    checkpoint(engine, settings)
+    assert _verify_cli(settings, "--url", registry.url).returncode == 0  # alone, it looks fine
+    caught = _verify_cli(settings, "--url", registry.url, "--known", str(known))
+    assert caught.returncode == 1
+    assert "the checkpoint remembered at size 4 is not part of today's log" in caught.stdout

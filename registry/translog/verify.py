@@ -10,7 +10,9 @@ and a consistency proof between each pair of consecutive checkpoints.
 from __future__ import annotations
 
 import base64
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -156,22 +158,63 @@ def verify_database(conn: Connection, keys: dict[str, Ed25519PublicKey]) -> Veri
     return report
 
 
-def verify_remote(base_url: str, http: httpx.Client | None = None) -> VerifyReport:
-    """As an outsider: checkpoints and proofs over HTTP, keys from the registry's JWK Set."""
+def verify_remote(base_url: str, known: Path | None = None) -> VerifyReport:
+    """As an outsider: checkpoints and proofs over HTTP, keys from the registry's JWK Set.
+
+    `known` is the outsider's own memory: the last checkpoint it verified (JSON, written
+    back after a clean run). The newest checkpoint must be consistent with it, so a log
+    rebuilt from scratch cannot pass, however consistent it is with itself.
+    """
     report = VerifyReport()
-    client = http or httpx.Client(base_url=base_url, timeout=60)
-    try:
-        _walk_remote(client, report)
-    except (httpx.HTTPError, ValueError, KeyError) as exc:
-        report.problems.append(f"could not read the log from {base_url}: {type(exc).__name__}: {exc}")
-    finally:
-        if http is None:
-            client.close()
+    remembered = json.loads(known.read_text()) if known is not None and known.exists() else None
+    with httpx.Client(base_url=base_url, timeout=60) as client:
+        try:
+            newest = _walk_remote(client, report)
+            if remembered is not None and newest is not None:
+                _check_against_known(client, report, remembered, newest)
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            report.problems.append(f"could not read the log from {base_url}: {type(exc).__name__}: {exc}")
+            newest = None
+    if known is not None and report.ok and newest is not None:
+        known.write_text(json.dumps({"tree_size": newest["tree_size"], "root_hash": newest["root_hash"]}))
     return report
 
 
-def _walk_remote(client: httpx.Client, report: VerifyReport) -> None:
-    """Every checkpoint's signature, and consistency between each one and the next."""
+def _consistent(client: httpx.Client, old: dict[str, Any], new: dict[str, Any]) -> bool:
+    proof = (
+        client.get(
+            "/v1/log/proof/consistency", params={"first": old["tree_size"], "second": new["tree_size"]}
+        )
+        .raise_for_status()
+        .json()
+    )
+    return verify_consistency(
+        old["tree_size"],
+        new["tree_size"],
+        _b64(old["root_hash"]),
+        _b64(new["root_hash"]),
+        [_b64(h) for h in proof["proof"]],
+    )
+
+
+def _check_against_known(
+    client: httpx.Client, report: VerifyReport, known: dict[str, Any], newest: dict[str, Any]
+) -> None:
+    if known["tree_size"] > newest["tree_size"]:
+        report.problems.append(f"the log shrank: it was {known['tree_size']}, now {newest['tree_size']}")
+        return
+    try:
+        consistent = _consistent(client, known, newest)
+    except httpx.HTTPStatusError:
+        consistent = False  # the remembered checkpoint is gone
+    if not consistent:
+        report.problems.append(
+            f"the checkpoint remembered at size {known['tree_size']} is not part of today's log"
+        )
+
+
+def _walk_remote(client: httpx.Client, report: VerifyReport) -> dict[str, Any] | None:
+    """Every checkpoint's signature, and consistency between each one and the next; returns the newest."""
     keys = jwks_keys(client.get("/.well-known/jwks.json").raise_for_status().json())
     previous: dict[str, Any] | None = None
     after = 0
@@ -184,26 +227,11 @@ def _walk_remote(client: httpx.Client, report: VerifyReport) -> None:
             _check_signature(
                 report, keys, cp["key_id"], _b64(cp["signature"]), cp["body"], cp["tree_size"], root
             )
-            if previous is not None:
-                proof = (
-                    client.get(
-                        "/v1/log/proof/consistency",
-                        params={"first": previous["tree_size"], "second": cp["tree_size"]},
-                    )
-                    .raise_for_status()
-                    .json()
+            if previous is not None and not _consistent(client, previous, cp):
+                report.problems.append(
+                    f"checkpoints {previous['tree_size']} -> {cp['tree_size']}: not consistent"
                 )
-                if not verify_consistency(
-                    previous["tree_size"],
-                    cp["tree_size"],
-                    _b64(previous["root_hash"]),
-                    root,
-                    [_b64(h) for h in proof["proof"]],
-                ):
-                    report.problems.append(
-                        f"checkpoints {previous['tree_size']} -> {cp['tree_size']}: not consistent"
-                    )
             previous = cp
         if len(checkpoints) < PAGE:
-            break
+            return previous
         after = checkpoints[-1]["tree_size"]
