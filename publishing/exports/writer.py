@@ -14,8 +14,10 @@ import hashlib
 import io
 import json
 import os
+import queue
 import shutil
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -66,28 +68,45 @@ class _Digest(io.RawIOBase):
         return len(chunk)
 
 
-@dataclass
 class _Output:
-    name: str
-    raw: IO[bytes]
-    digest: _Digest
-    gz: gzip.GzipFile
-    rows: int = 0
+    """One gzip file written by its own thread: zlib releases the GIL, so compression runs
+    on the other core while this one builds entries. The queue is short, so memory holds
+    a few chunks at most."""
 
-    @classmethod
-    def open(cls, folder: Path, name: str) -> _Output:
-        raw = (folder / name).open("wb")
-        digest = _Digest(raw)
+    def __init__(self, folder: Path, name: str) -> None:
+        self.name, self.rows = name, 0
+        self._raw = (folder / name).open("wb")
+        self._digest = _Digest(self._raw)
         # mtime=0 and no file name: the same rows give the same bytes.
-        return cls(name, raw, digest, gzip.GzipFile(filename="", mode="wb", fileobj=digest, mtime=0))
+        self._gz = gzip.GzipFile(filename="", mode="wb", fileobj=self._digest, mtime=0, compresslevel=6)
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._drain, name=f"export-{name}", daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        while (chunk := self._queue.get()) is not None:
+            if self._failure is None:
+                try:
+                    self._gz.write(chunk)
+                except BaseException as exc:  # re-raised by close(), in the exporting thread
+                    self._failure = exc
+
+    def write(self, chunk: bytes, rows: int) -> None:
+        self._queue.put(chunk)
+        self.rows += rows
 
     def close(self) -> dict[str, Any]:
-        self.gz.close()
-        self.raw.close()
+        self._queue.put(None)
+        self._thread.join()
+        self._gz.close()
+        self._raw.close()
+        if self._failure is not None:
+            raise self._failure
         return {
             "name": self.name,
-            "bytes": self.digest.size,
-            "sha256": self.digest.sha256.hexdigest(),
+            "bytes": self._digest.size,
+            "sha256": self._digest.sha256.hexdigest(),
             "rows": self.rows,
         }
 
@@ -108,7 +127,7 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-def _changes(conn: Connection, day: date, position: int, today: date) -> Iterator[PublicationItem]:
+def _changes(conn: Connection, day: date, position: int, today: date) -> Iterator[list[PublicationItem]]:
     start, end = day_bounds(day)
     result = conn.execute(
         select(Event.seq, Event.type, Event.occurred_at, Event.listing_id, Event.data)
@@ -135,7 +154,7 @@ def _changes(conn: Connection, day: date, position: int, today: date) -> Iterato
             )
             for row in chunk
         ]
-        yield from build_items(conn, rows, today)
+        yield build_items(conn, rows, today)
 
 
 @dataclass(frozen=True)
@@ -148,32 +167,34 @@ class _ChangeRow:
     effective_on: date | None
 
 
+def _csv_bytes(rows: Iterable[list[Any]]) -> bytes:
+    text = io.StringIO(newline="")
+    csv.writer(text).writerows(rows)
+    return text.getvalue().encode()
+
+
 def _snapshot(conn: Connection, folder: Path, day: date, today: date) -> tuple[int, list[dict[str, Any]]]:
     position, _ = head(conn)
     encoder = msgspec.json.Encoder()
-    jsonl, csv_out = _Output.open(folder, LISTINGS_JSONL), _Output.open(folder, LISTINGS_CSV)
-    text = io.TextIOWrapper(csv_out.gz, encoding="utf-8", newline="")
-    writer = csv.writer(text)
-    writer.writerow(CSV_COLUMNS)
-    result = conn.execute(
-        public_columns()
-        .where(Listing.status == "active")
-        .order_by(Listing.id)
-        .execution_options(yield_per=STREAM_ROWS)
-    )
-    for chunk in result.partitions():
-        entries = [public_entry(row, today) for row in chunk]
-        jsonl.gz.write(b"".join(encoder.encode(entry) + b"\n" for entry in entries))
-        writer.writerows(_csv_row(entry) for entry in entries)
-        jsonl.rows += len(entries)
-        csv_out.rows += len(entries)
-    text.flush()
-    text.detach()
-    changes = _Output.open(folder, CHANGES_JSONL)
-    for item in _changes(conn, day, position, today):
-        changes.gz.write(encoder.encode(item) + b"\n")
-        changes.rows += 1
-    return position, [jsonl.close(), csv_out.close(), changes.close()]
+    outputs = [_Output(folder, name) for name in (LISTINGS_JSONL, LISTINGS_CSV, CHANGES_JSONL)]
+    jsonl, csv_out, changes = outputs
+    try:
+        csv_out.write(_csv_bytes([list(CSV_COLUMNS)]), 0)
+        result = conn.execute(
+            public_columns()
+            .where(Listing.status == "active")
+            .order_by(Listing.id)
+            .execution_options(yield_per=STREAM_ROWS)
+        )
+        for chunk in result.partitions():
+            entries = [public_entry(row, today) for row in chunk]
+            jsonl.write(b"".join(encoder.encode(entry) + b"\n" for entry in entries), len(entries))
+            csv_out.write(_csv_bytes(_csv_row(entry) for entry in entries), len(entries))
+        for items in _changes(conn, day, position, today):
+            changes.write(b"".join(encoder.encode(item) + b"\n" for item in items), len(items))
+    finally:
+        files = [output.close() for output in outputs]
+    return position, files
 
 
 def run_export(
