@@ -69,5 +69,6 @@ def _add_publishing_jobs(scheduler: AsyncIOScheduler, services: Services) -> Non
         minute=0,
         timezone=CHINA_TIME,
         id="daily_export",
+        misfire_grace_time=6 * 3600,  # a busy or restarted worker still writes the day's export
         **common,
     )

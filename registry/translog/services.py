@@ -351,7 +351,7 @@ def listing_entries(conn: Connection, listing_id: str) -> list[dict[str, Any]]:
     ]
 
 
-def leaf_hashes_in_order(conn: Connection, batch: int = 10_000) -> Iterable[Row[Any]]:
+def leaves_with_events(conn: Connection, batch: int = 10_000) -> Iterable[Row[Any]]:
     """Every leaf with its event and salt (none once erased), in leaf order, streamed."""
     query = (
         select(

@@ -23,7 +23,7 @@ from sqlalchemy import Connection, select
 from registry.translog.merkle import EMPTY_ROOT, leaf_hash, node_hash, range_hash, verify_consistency
 from registry.translog.models import LogCheckpoint
 from registry.translog.note import parse_body
-from registry.translog.services import commitment_of, event_content, leaf_hashes_in_order, subtree_reader
+from registry.translog.services import commitment_of, event_content, leaves_with_events, subtree_reader
 
 PAGE = 1000
 
@@ -132,7 +132,7 @@ def verify_database(conn: Connection, keys: dict[str, Ed25519PublicKey]) -> Veri
             report.problems.append(f"checkpoint {cp.tree_size}: stored nodes missing")
     sizes = {cp.tree_size: bytes(cp.root_hash) for cp in checkpoints}
     tree = _Rebuilder()
-    for row in leaf_hashes_in_order(conn):
+    for row in leaves_with_events(conn):
         report.leaves_checked += 1
         index = row.leaf_index
         if index != tree.size:
