@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import subprocess
+import uuid
+from datetime import timedelta
 from typing import Any
 
 import feedparser
@@ -232,3 +234,43 @@ def test_bad_delta_requests_are_4xx(registry: Registry, params: dict[str, str]) 
     assert response.status_code == 400, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
     assert response.json()["code"] in {"invalid_parameter", "invalid_cursor"}
+
+
+def test_amendments_replace_and_expiries_remove_entries(
+    registry: Registry, court: CourtHandle, engine: sa.Engine, settings: Settings
+) -> None:
+    filed = registry.today - timedelta(days=3 * 365 + 20)
+    listed = filed + timedelta(days=10)
+    fixed = registry.person_listing(
+        court,
+        grounds=["evades_enforcement"],
+        term_years=2,
+        filed_on=filed.isoformat(),
+        listed_on=listed.isoformat(),
+        case_number=registry.generator.case_number(court.code, filed.year),
+    )
+    body = registry.person_listing(court)
+    with registry.http(court.api_key) as http:
+        fixed_id = http.post("/v1/listings", json=registry.envelope(court, fixed)).json()["listing_id"]
+        amended_id = http.post("/v1/listings", json=registry.envelope(court, body)).json()["listing_id"]
+        new_obligations = "被执行人应向申请执行人支付人民币五千元。"
+        amended = dict(body, submission_id=str(uuid.uuid4()), obligations=new_obligations)
+        response = http.post(f"/v1/listings/{amended_id}/amendments", json=registry.envelope(court, amended))
+        assert response.status_code == 200, response.text
+    expired = subprocess.run(
+        [registry_bin(), "expire"], env=cli_env(settings), capture_output=True, text=True, check=False
+    )
+    assert expired.returncode == 0 and "expired 1" in expired.stdout, expired.stderr
+    sync_feeds(engine)
+
+    with registry.http() as http:
+        items = _json_feed(http)["items"]
+        parsed = feedparser.parse(http.get("/feeds/atom.xml").content)
+    events = [(item["_registry"]["event"], (item["_registry"]["entry"] or item["_registry"]["removal"])["id"])
+              for item in items]  # fmt: skip
+    # One entry per listing, at its latest event.
+    assert events == [("expired", fixed_id), ("amended", amended_id)]
+    assert items[1]["_registry"]["entry"]["obligations"] == new_obligations
+    assert items[0]["_registry"]["removal"]["reason"] == "term_expired"
+    assert parsed.bozo == 0
+    assert [entry.title.split("：")[0] for entry in parsed.entries] == ["期满移出", "更正"]
