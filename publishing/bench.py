@@ -25,14 +25,7 @@ from typing import Any
 import httpx
 from sqlalchemy import select, update
 
-from registry.bench import (
-    PeakMemory,
-    _bench_import,
-    _drop_postgres_databases,
-    _free_port,
-    _fresh_postgres_database,
-    _prepare_database,
-)
+from registry.bench import PeakMemory, _bench_import, _drop_postgres_databases, _free_port, _prepare_database
 from registry.courts.models import Court
 from registry.db import create_sync_engine
 from registry.demo.seed import load_signers, write_envelope_file
@@ -238,6 +231,22 @@ def _checkpoint(env: dict[str, str], url: str, samples: int) -> dict[str, Any]:
     }
 
 
+def _fresh_postgres_database(admin_url: str, what: str) -> str:
+    """A scratch database named after the one in admin_url (so it keeps its prefix)."""
+    base, _, name = admin_url.rpartition("/")
+    scratch = f"{name}_{what}_{os.getpid()}"
+    engine = create_sync_engine(admin_url)
+    try:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {scratch}")
+            conn.exec_driver_sql(
+                f"CREATE DATABASE {scratch} TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C.UTF-8'"
+            )
+    finally:
+        engine.dispose()
+    return f"{base}/{scratch}"
+
+
 def run_publishing_bench(
     what: str, *, count: int, database_url: str | None = None, requests: int = 1000
 ) -> dict[str, Any]:
@@ -249,6 +258,7 @@ def run_publishing_bench(
         else:
             url = _fresh_postgres_database(database_url, what)
             scratch.append(url.rsplit("/", 1)[1])
+
         try:
             env, built = _build(root, url, count)
             runners: dict[str, Callable[[], dict[str, Any]]] = {
