@@ -26,7 +26,7 @@ from typing import IO, Any
 import msgspec
 from sqlalchemy import Connection, Engine, select
 
-from publishing.feeds.entries import PublicationItem, build_items
+from publishing.feeds.entries import PublicationItem, build_items, plain_rows
 from publishing.feeds.reader import EVENT_NAMES
 from registry.eventlog.models import Event
 from registry.eventlog.services import head
@@ -187,7 +187,7 @@ def _snapshot(conn: Connection, folder: Path, day: date, today: date) -> tuple[i
             .execution_options(yield_per=STREAM_ROWS)
         )
         for chunk in result.partitions():
-            entries = [public_entry(row, today) for row in chunk]
+            entries = [public_entry(row, today) for row in plain_rows(chunk)]
             jsonl.write(b"".join(encoder.encode(entry) + b"\n" for entry in entries), len(entries))
             csv_out.write(_csv_bytes(_csv_row(entry) for entry in entries), len(entries))
         for items in _changes(conn, day, position, today):

@@ -139,7 +139,8 @@ def _validators(state: FeedState, key: str) -> tuple[str, datetime]:
     now = utcnow()
     midnight = datetime.combine(china_date(now), time(), CHINA_TIME).astimezone(UTC)
     last_modified = max(state.updated_at or midnight, midnight)
-    digest = hashlib.sha256(f"{state.position}|{midnight.isoformat()}|{key}".encode()).hexdigest()[:32]
+    tag = f"{state.position}|{state.event_hash.hex()}|{midnight.isoformat()}|{key}"
+    digest = hashlib.sha256(tag.encode()).hexdigest()[:32]
     return f'W/"{digest}"', last_modified
 
 

