@@ -209,8 +209,13 @@ def run_export(
     try:
         # PostgreSQL: one snapshot for every statement of the transaction.
         options = {"isolation_level": "REPEATABLE READ"} if engine.dialect.name == "postgresql" else {}
-        with engine.connect().execution_options(**options) as conn, conn.begin():
-            position, files = _snapshot(conn, folder, day, today)
+        with engine.connect().execution_options(**options) as conn:
+            if engine.dialect.name == "sqlite":
+                # One pass over everything: a large page cache would only grow with the list.
+                conn.exec_driver_sql("PRAGMA cache_size=-8192")
+                conn.commit()
+            with conn.begin():
+                position, files = _snapshot(conn, folder, day, today)
         manifest = {
             "format": "defaulter-registry-export/1",
             "date": day.isoformat(),
