@@ -9,6 +9,7 @@ commands as subprocesses, the feeds through `registry serve` over loopback HTTP.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import random
@@ -108,6 +109,7 @@ def _percentiles(samples: list[float]) -> dict[str, float]:
 
 
 def _feeds(env: dict[str, str], url: str, requests: int) -> dict[str, Any]:
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # thousands of requests, one line each
     sync_seconds, _, _ = _timed(["feeds", "sync"], env)
     engine = create_sync_engine(url, writer=False)
     try:
