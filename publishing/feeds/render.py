@@ -86,7 +86,9 @@ def item_id(item: PublicationItem) -> str:
     return f"urn:defaulter-registry:event:{item.seq}"
 
 
-def _generator(items: list[PublicationItem], links: FeedLinks, updated: datetime) -> FeedGenerator:
+def _generator(
+    items: list[PublicationItem], links: FeedLinks, updated: datetime, *, rss: bool
+) -> FeedGenerator:
     fg = FeedGenerator()
     fg.id(links.first_url)
     fg.title(FEED_TITLE)
@@ -106,19 +108,21 @@ def _generator(items: list[PublicationItem], links: FeedLinks, updated: datetime
         fe.title(item_title(item))
         fe.updated(item.occurred_at)
         fe.published(item.occurred_at)
-        fe.content(item_text(item), type="text")
-        fe.description(item_text(item))
+        if rss:
+            fe.description(item_text(item))
+        else:
+            fe.content(item_text(item), type="text")
         fe.category(term=item.event, label=_EVENT_LABEL[item.event])
     return fg
 
 
 def atom(items: list[PublicationItem], links: FeedLinks, updated: datetime) -> bytes:
-    result: bytes = _generator(items, links, updated).atom_str(pretty=False)
+    result: bytes = _generator(items, links, updated, rss=False).atom_str(pretty=False)
     return result
 
 
 def rss(items: list[PublicationItem], links: FeedLinks, updated: datetime) -> bytes:
-    result: bytes = _generator(items, links, updated).rss_str(pretty=False)
+    result: bytes = _generator(items, links, updated, rss=True).rss_str(pretty=False)
     return result
 
 

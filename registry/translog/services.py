@@ -18,7 +18,9 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Row, Table, func, insert, select, text
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy import Connection, Row, Table, Text, func, insert, select, text
 
 from registry.bulk import bulk_insert
 from registry.eventlog.cursors import cursor_position, set_cursor
@@ -64,7 +66,15 @@ EVENT_COLUMNS = (
 )
 
 
-def event_content(row: Any) -> bytes:
+# The log reader takes `data` as text and decodes it with msgspec: a third of json.loads' cost,
+# on the path that logs every event.
+_APPEND_COLUMNS = (
+    *(c for c in EVENT_COLUMNS if c is not Event.data),
+    sa.cast(Event.data, Text).label("data_json"),
+)
+
+
+def event_content(row: Any, data: dict[str, Any]) -> bytes:
     """The canonical bytes a leaf commits to: the whole event row (its chain hash included)."""
     return canonical_json(
         {
@@ -75,7 +85,7 @@ def event_content(row: Any) -> bytes:
             "court_code": row.court_code,
             "listing_id": row.listing_id,
             "listing_version": row.listing_version,
-            "data": row.data,
+            "data": data,
             "hash": bytes(row.hash).hex(),
         }
     )
@@ -147,18 +157,19 @@ def append_leaves(conn: Connection, limit: int = 10_000) -> int:
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _APPEND_LOCK})
     position = cursor_position(conn, CURSOR_NAME)
     rows = conn.execute(
-        select(*EVENT_COLUMNS).where(Event.seq > position).order_by(Event.seq).limit(limit)
+        select(*_APPEND_COLUMNS).where(Event.seq > position).order_by(Event.seq).limit(limit)
     ).all()
     if not rows:
         return 0
     size = tree_size(conn)
     leaves: list[dict[str, Any]] = []
     salts: list[dict[str, Any]] = []
+    randomness = os.urandom(SALT_BYTES * len(rows))
     for row in rows:
         if row.type not in LISTING_EVENT_TYPES:
             continue
-        salt = os.urandom(SALT_BYTES)
-        commitment = commitment_of(salt, event_content(row))
+        salt = randomness[len(salts) * SALT_BYTES : (len(salts) + 1) * SALT_BYTES]
+        commitment = commitment_of(salt, event_content(row, msgspec.json.decode(row.data_json)))
         leaves.append(
             {
                 "leaf_index": size + len(leaves),
