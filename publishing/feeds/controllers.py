@@ -80,6 +80,17 @@ class RenderedPages:
 
 
 _PAGES = RenderedPages()
+# Courts are never deleted: a court once found need not be looked up again.
+_KNOWN_COURTS: set[str] = set()
+
+
+def _court_exists(conn: Connection, code: str) -> bool:
+    if code in _KNOWN_COURTS:
+        return True
+    if conn.execute(select(Court.code).where(Court.code == code)).first() is None:
+        return False
+    _KNOWN_COURTS.add(code)
+    return True
 
 
 def _single(request: Request[Any, Any, Any], name: str) -> str | None:
@@ -161,10 +172,7 @@ class FeedController(Controller):
         params: dict[str, Any] = {"province": filters.province, "court": filters.court, "kind": filters.kind}
 
         def build(conn: Connection) -> Response[bytes]:
-            if (
-                filters.court is not None
-                and conn.execute(select(Court.code).where(Court.code == filters.court)).first() is None
-            ):
+            if filters.court is not None and not _court_exists(conn, filters.court):
                 raise Problem(400, "unknown_court", "no court has this code", pointer="/court")
             state = feed_state(conn)
             key = (
