@@ -15,6 +15,8 @@ from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from publishing.exports.controllers import ExportController
+from publishing.feeds.controllers import FeedController, PublicationController
 from publishing.sync.controllers import (
     AgencyFeedController,
     NoticeController,
@@ -29,6 +31,7 @@ from registry.problems import Problem, handle_http_exception, handle_problem, ha
 from registry.runtime import Services, services_of
 from registry.scheduler import build_scheduler
 from registry.settings import Settings
+from registry.translog.controllers import LogController
 from search.api import PublicSearchController
 from search.ratelimit import public_router
 from search.runtime import add_search_jobs, create_search
@@ -116,7 +119,17 @@ def create_app(settings: Settings | None = None, *, run_scheduler: bool | None =
             WatchlistController,
             QueryLogController,
             # Every public handler goes in here: it is what the public rate limit covers.
-            public_router(settings.public_rate_limit, [PublicPages, PublicSearchController]),
+            public_router(
+                settings.public_rate_limit,
+                [
+                    PublicPages,
+                    PublicSearchController,
+                    FeedController,
+                    PublicationController,
+                    ExportController,
+                    LogController,
+                ],
+            ),
             static_files_router(),
         ],
         template_config=template_config(),

@@ -440,6 +440,86 @@ def audit_verify() -> None:
     sys.exit(1)
 
 
+# ---- feeds, exports, transparency log (issue 6) ----
+
+
+@main.group()
+def feeds() -> None:
+    """Publication feeds."""
+
+
+@feeds.command("sync")
+def feeds_sync() -> None:
+    """Bring the feeds' table up to the event log now (the scheduler does it every few seconds)."""
+    from publishing.feeds.jobs import follow_publications
+
+    click.echo(f"read {_run(follow_publications)} events")
+
+
+@main.group()
+def export() -> None:
+    """Signed bulk exports."""
+
+
+@export.command("run")
+@click.option(
+    "--date", "day", type=click.DateTime(["%Y-%m-%d"]), default=None, help="China date; default today."
+)
+def export_run(day: datetime | None) -> None:
+    """Write the export of DATE (full public list now + that day's changes), sign it, prune old ones."""
+    from publishing.exports.jobs import export_now
+    from registry.listings.prepare import CHINA_TIME
+
+    chosen = day.date() if day is not None else utcnow().astimezone(CHINA_TIME).date()
+
+    async def work(services: Services) -> dict[str, Any]:
+        return await asyncio.to_thread(export_now, services, chosen)
+
+    click.echo(json.dumps(_run(work), indent=2))
+
+
+@main.group("log")
+def log_group() -> None:
+    """The transparency log (RFC 6962 Merkle tree of listing events)."""
+
+
+@log_group.command("checkpoint")
+def log_checkpoint() -> None:
+    """Log every pending listing event and sign a checkpoint if the tree grew."""
+    from registry.translog.jobs import advance_log
+
+    size = _run(advance_log)
+    click.echo("no new events" if size is None else f"checkpoint at tree size {size}")
+
+
+@log_group.command("verify")
+@click.option("--url", default=None, help="Check a running registry over HTTP, as an outsider would.")
+@click.option(
+    "--known",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="With --url: the last checkpoint you verified (kept up to date here); the log must extend it.",
+)
+def log_verify(url: str | None, known: Path | None) -> None:
+    """Check the checkpoint chain: signatures, consistency, and (from the database) every leaf."""
+    from registry.translog.verify import verify_database, verify_remote
+
+    if url is not None:
+        report = verify_remote(url.rstrip("/"), known)
+    else:
+
+        async def work(services: Services) -> Any:
+            signer = services.signer
+            keys = {kid: private.public_key() for kid, private in signer.keys.items()}
+            async with services.db.reader.connect() as conn:
+                return await conn.run_sync(verify_database, keys)
+
+        report = _run(work)
+    click.echo(json.dumps(report.as_dict(), indent=2))
+    if not report.ok:
+        sys.exit(1)
+
+
 @main.group()
 def keys() -> None:
     """Data encryption keys and the registry's own signing keys."""
@@ -496,7 +576,11 @@ main.add_command(sync_cli, name="sync")
 
 
 @main.command()
-@click.argument("what", type=click.Choice(["ingest", "sync", "checks", "search"]), default="ingest")
+@click.argument(
+    "what",
+    type=click.Choice(["ingest", "sync", "checks", "search", "feeds", "export", "checkpoint"]),
+    default="ingest",
+)
 @click.option("--listings", "count", type=int, default=100_000, show_default=True)
 @click.option("--batch-size", type=int, default=10_000, show_default=True)
 @click.option("--workers", type=int, default=0, help="Preparing processes; 0 = one per core.")
@@ -514,10 +598,11 @@ def bench(
     database_url: str | None,
     removals: int,
 ) -> None:
-    """Measure signed ingest (batch endpoint and `registry import`), agency sync (`sync`:
-    fan-out to three push receivers, removal-to-acknowledgement latency), the bank check
-    (`checks`: batch-1000 latency, single checks against a bare Litestar endpoint), or public
-    search (`search`), on a scratch database. JSON out."""
+    """Measure on a scratch database, JSON out: signed ingest (batch endpoint and `registry
+    import`); agency sync (`sync`: fan-out to three push receivers, removal-to-acknowledgement
+    latency); the bank check (`checks`: batch-1000 latency, single checks against a bare
+    Litestar endpoint); public search (`search`); feeds (request latency), export (time, peak
+    memory), checkpoint (time, proof latency)."""
     from registry.bench import run_ingest_bench
     from registry.checks.bench import run_checks_bench
 
@@ -531,6 +616,10 @@ def bench(
         from search.bench import run_search_bench
 
         result = run_search_bench(count=count, workers=workers, database_url=database_url)
+    elif what in ("feeds", "export", "checkpoint"):
+        from publishing.bench import run_publishing_bench
+
+        result = run_publishing_bench(what, count=count, database_url=database_url)
     else:
         result = run_ingest_bench(
             count=count, batch_size=batch_size, workers=workers, database_url=database_url

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from publishing.exports.jobs import daily_export
+from publishing.feeds.jobs import follow_publications
 from publishing.sync.delivery import deliver_due
 from publishing.sync.notices import issue_notices
 from publishing.sync.watchpush import push_watch_changes
@@ -15,6 +18,7 @@ from registry.listings.prepare import CHINA_TIME
 from registry.listings.services import expire_due
 from registry.runtime import Services
 from registry.timeutil import utcnow
+from registry.translog.jobs import advance_log
 
 logger = logging.getLogger("registry.scheduler")
 
@@ -97,4 +101,29 @@ def build_scheduler(services: Services) -> AsyncIOScheduler:
         max_instances=1,
         next_run_time=utcnow() + timedelta(seconds=30),
     )
+    _add_publishing_jobs(scheduler, services)
     return scheduler
+
+
+def _add_publishing_jobs(scheduler: AsyncIOScheduler, services: Services) -> None:
+    """Issue 6: the feeds' reader, the transparency log and the daily export."""
+    settings = services.settings
+    common: dict[str, Any] = {"args": [services], "coalesce": True, "max_instances": 1}
+    scheduler.add_job(
+        follow_publications,
+        "interval",
+        seconds=settings.publications_interval_seconds,
+        id="publications",
+        **common,
+    )
+    scheduler.add_job(advance_log, "interval", seconds=settings.log_interval_seconds, id="translog", **common)
+    scheduler.add_job(
+        daily_export,
+        "cron",
+        hour=settings.export_hour,
+        minute=0,
+        timezone=CHINA_TIME,
+        id="daily_export",
+        misfire_grace_time=6 * 3600,  # a busy or restarted worker still writes the day's export
+        **common,
+    )

@@ -73,6 +73,27 @@ class Settings(BaseSettings):
     notice_deadline_days: int = Field(
         default=3, ge=1, description="Working days an agency has to acknowledge an assistance notice."
     )
+    # ---- feeds, exports and the transparency log (issue 6) ----
+    # Short: a removal must leave the feeds within seconds, like every other public surface.
+    publications_interval_seconds: float = Field(
+        default=1.0, gt=0, description="How often the feeds' reader follows the event log."
+    )
+    feed_page_size: int = Field(default=50, ge=1, le=500, description="Entries per feed page.")
+    export_dir: Path = Field(
+        default=Path("var/exports"), description="Where daily signed exports are written."
+    )
+    export_retention_days: int = Field(default=30, ge=1, description="Exports older than this are pruned.")
+    export_hour: int = Field(
+        default=1, ge=0, le=23, description="Hour (China time) the daily export of the previous day runs."
+    )
+    log_origin: str = Field(
+        default="defaulter-registry/translog",
+        pattern=r"^\S+$",
+        description="The transparency log's origin line in checkpoints.",
+    )
+    log_interval_seconds: int = Field(
+        default=60, ge=1, description="How often events are logged and a checkpoint signed."
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -53,6 +53,7 @@ def base_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "REGISTRY_DATABASE_URL": url,
         "REGISTRY_SECRETS_FILE": str(root / "secrets.json"),
         "REGISTRY_SIGNING_KEY_FILE": str(root / "signing-keys.json"),
+        "REGISTRY_EXPORT_DIR": str(root / "exports"),
         "REGISTRY_SCHEDULER": "false",
         "REGISTRY_INGEST_WORKERS": "2",
         "REGISTRY_LOG_LEVEL": "WARNING",

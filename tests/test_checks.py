@@ -32,6 +32,7 @@ from registry.runtime import Services
 from registry.settings import Settings
 from registry.timeutil import utcnow
 from tests.conftest import CourtHandle, Registry, _free_port, cli_env, registry_bin
+from tests.publishing_support import checkpoint
 
 
 def b64url_decode(text: str) -> bytes:
@@ -242,7 +243,7 @@ def test_receipt_verifies_independently_and_names_what_was_checked(
     assert claims["purpose"] == "loan_application" and claims["reference"] == "LA-2026-0001"
     assert claims["jti"] == answer["check_id"] and claims["checked_at"] == answer["checked_at"]
     assert claims["log"]["seq"] == head == answer["log_position"]["seq"]
-    assert "checkpoint" in claims and claims["checkpoint"] is None
+    assert "checkpoint" in claims and claims["checkpoint"] is None  # no checkpoint signed yet
     salt = b64url_decode(claims["salt"])
     first, second, third = claims["subjects"]
     # A bank proves which borrower a receipt covers by recomputing the digest.
@@ -258,6 +259,23 @@ def test_receipt_verifies_independently_and_names_what_was_checked(
         verdict = public.post("/v1/checks/verify", json={"receipt": answer["receipt"]}).json()
     assert verdict["genuine"] is True and verdict["reason"] == "genuine"
     assert verdict["claims"] == claims and verdict["key_id"] == header["kid"]
+
+
+def test_receipt_names_the_newest_signed_checkpoint(
+    registry: Registry, court: CourtHandle, engine: sa.Engine, settings: Settings
+) -> None:
+    _, listed = publish(registry, court)
+    size = checkpoint(engine, settings)
+    assert size is not None
+    _, http = bank(registry)
+    with http:
+        receipt = check(http, [{"id_number": listed["debtor"]["id_number"]}]).json()["receipt"]
+    claims = verify_independently(receipt, jwks(registry))
+    with registry.http() as public:
+        signed = public.get("/v1/log/checkpoint", params={"size": size}).json()
+    assert claims["checkpoint"] == {"tree_size": size, "root_hash": signed["root_hash"]}
+    # The event log only grows after the checkpoint: the receipt's position is at or past it.
+    assert claims["log"]["seq"] >= size
 
 
 def test_altered_forged_and_malformed_receipts_are_refused(registry: Registry, court: CourtHandle) -> None:

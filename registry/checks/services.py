@@ -46,6 +46,7 @@ from registry.ids import new_id
 from registry.listings.prepare import CHINA_TIME
 from registry.problems import Problem
 from registry.timeutil import iso
+from registry.translog.note import b64
 
 
 class RateLimited(Problem):
@@ -197,6 +198,8 @@ class CheckOutcome:
     reference: str
     log_seq: int
     log_hash: bytes
+    # (tree size, root hash) of the newest signed transparency-log checkpoint, if any.
+    checkpoint: tuple[int, bytes] | None
     subjects: list[ParsedSubject]
     results: list[SubjectResult]
     # Query-log rows in stores.LOG_COLUMNS order: written before the answer leaves.
@@ -215,6 +218,7 @@ def run_check(
         for row in store.active_listings(wanted, china_day(now)):
             found.setdefault(bytes(row.debtor_id_blind), []).append(row)
     seq, last_hash = store.log_head()
+    checkpoint = store.latest_checkpoint()
     check_id = "ck_" + new_id().lower()
     results: list[SubjectResult] = []
     log_rows: list[tuple[Any, ...]] = []
@@ -260,6 +264,7 @@ def run_check(
         request.reference,
         seq,
         last_hash,
+        checkpoint,
         parsed,
         results,
         log_rows,
@@ -275,8 +280,9 @@ def record(store: CheckStore, outcome: CheckOutcome, quota: int | None) -> None:
 
 
 def receipt_claims(outcome: CheckOutcome) -> dict[str, Any]:
-    """What the receipt signs. `checkpoint` is reserved for a transparency-log checkpoint
-    that covers `log.seq` (issue 6); until checkpoints exist it is null."""
+    """What the receipt signs. `checkpoint` names the newest signed transparency-log
+    checkpoint when the check ran (`GET /v1/log/checkpoint?size=N`), so a bank can later
+    prove the log it was answered from was never rewritten; null before the first one."""
     salt = os.urandom(SALT_BYTES)
     subjects = []
     for subject, result in zip(outcome.subjects, outcome.results, strict=True):
@@ -302,7 +308,9 @@ def receipt_claims(outcome: CheckOutcome) -> dict[str, Any]:
         "purpose": outcome.purpose,
         "reference": outcome.reference,
         "log": {"seq": outcome.log_seq, "hash": outcome.log_hash.hex()},
-        "checkpoint": None,
+        "checkpoint": None
+        if outcome.checkpoint is None
+        else {"tree_size": outcome.checkpoint[0], "root_hash": b64(outcome.checkpoint[1])},
         "salt": b64url(salt),
         "subjects": subjects,
     }

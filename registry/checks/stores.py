@@ -25,6 +25,7 @@ from registry.courts.models import Court
 from registry.eventlog.services import HEAD_ID, head
 from registry.listings.models import Listing
 from registry.timeutil import as_utc
+from registry.translog.models import LogCheckpoint
 
 _CHECK_LOG = cast(Table, CheckLogEntry.__table__)
 LOG_COLUMNS = (
@@ -39,6 +40,11 @@ LOG_COLUMNS = (
     "listings",
     "name_mismatch",
     "error",
+)
+
+
+_LATEST_CHECKPOINT = (
+    select(LogCheckpoint.tree_size, LogCheckpoint.root_hash).order_by(LogCheckpoint.tree_size.desc()).limit(1)
 )
 
 
@@ -71,6 +77,9 @@ class CheckStore(Protocol):
     def active_listings(self, blinds: Sequence[bytes], today: date) -> list[ListedRow]: ...
 
     def log_head(self) -> tuple[int, bytes]: ...
+
+    def latest_checkpoint(self) -> tuple[int, bytes] | None:
+        """(tree size, root hash) of the newest signed transparency-log checkpoint."""
 
     def append_log(self, rows: Sequence[tuple[Any, ...]]) -> None:
         """Rows in LOG_COLUMNS order."""
@@ -134,6 +143,10 @@ class CoreStore:
     def log_head(self) -> tuple[int, bytes]:
         return head(self.conn)
 
+    def latest_checkpoint(self) -> tuple[int, bytes] | None:
+        row = self.conn.execute(_LATEST_CHECKPOINT).first()
+        return None if row is None else (int(row[0]), bytes(row[1]))
+
     def append_log(self, rows: Sequence[tuple[Any, ...]]) -> None:
         bulk_insert(self.conn, _CHECK_LOG, [dict(zip(LOG_COLUMNS, row, strict=True)) for row in rows])
 
@@ -151,6 +164,7 @@ _SQLITE_LOOKUP = (
     " AND (l.expires_on IS NULL OR l.expires_on > ?) ORDER BY l.listed_on, l.id"
 )
 _SQLITE_HEAD = f"SELECT last_seq, last_hash FROM log_head WHERE id = {HEAD_ID}"  # noqa: S608 - a constant
+_SQLITE_CHECKPOINT = "SELECT tree_size, root_hash FROM translog_checkpoints ORDER BY tree_size DESC LIMIT 1"
 _SQLITE_LOG = (
     f"INSERT INTO check_log ({', '.join(LOG_COLUMNS)}) VALUES ({', '.join('?' for _ in LOG_COLUMNS)})"  # noqa: S608 - constants
 )
@@ -203,6 +217,10 @@ class SqliteStore:
     def log_head(self) -> tuple[int, bytes]:
         seq, last_hash = self.db.execute(_SQLITE_HEAD).fetchone()
         return int(seq), bytes(last_hash)
+
+    def latest_checkpoint(self) -> tuple[int, bytes] | None:
+        row = self.db.execute(_SQLITE_CHECKPOINT).fetchone()
+        return None if row is None else (int(row[0]), bytes(row[1]))
 
     def append_log(self, rows: Sequence[tuple[Any, ...]]) -> None:
         self.db.executemany(_SQLITE_LOG, [(*row[:2], _sqlite_time(row[2]), *row[3:]) for row in rows])

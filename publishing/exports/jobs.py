@@ -1,0 +1,36 @@
+"""The daily export job and the function the CLI shares with it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import date, timedelta
+from typing import Any
+
+from publishing.exports.writer import prune, run_export
+from registry.db import create_sync_engine
+from registry.listings.prepare import CHINA_TIME
+from registry.runtime import Services
+from registry.timeutil import utcnow
+
+logger = logging.getLogger("publishing.exports")
+
+
+def export_now(services: Services, day: date) -> dict[str, Any]:
+    """Write the export of `day`, then prune old ones. Blocking: run it in a thread."""
+    settings = services.settings
+    engine = create_sync_engine(settings.database_url, writer=False)
+    try:
+        now = utcnow()
+        manifest = run_export(engine, services.signer, settings.export_dir, day, now)
+    finally:
+        engine.dispose()
+    removed = prune(settings.export_dir, settings.export_retention_days, now.astimezone(CHINA_TIME).date())
+    logger.info("export %s: %d listings; pruned %d old exports", day, manifest["listings"], len(removed))
+    return manifest
+
+
+async def daily_export(services: Services) -> dict[str, Any]:
+    """Yesterday's (China time) export: the full list now and the changes of that day."""
+    yesterday = utcnow().astimezone(CHINA_TIME).date() - timedelta(days=1)
+    return await asyncio.to_thread(export_now, services, yesterday)

@@ -1,0 +1,269 @@
+"""Daily signed bulk exports: the full public list, the day's changes, a signed manifest.
+
+One read transaction gives one snapshot (SQLite WAL read transaction; REPEATABLE READ on
+PostgreSQL), so the list, the changes and the log position in the manifest agree. Rows
+are streamed from a server-side cursor and written through gzip as they come: memory does
+not grow with the list. Files are written in a temporary folder and swapped in whole.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import json
+import os
+import queue
+import shutil
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+import msgspec
+from sqlalchemy import Connection, Engine, select
+
+from publishing.feeds.entries import PublicationItem, build_items, plain_rows
+from publishing.feeds.reader import EVENT_NAMES
+from registry.eventlog.models import Event
+from registry.eventlog.services import head
+from registry.identity.registry_key import RegistrySigner
+from registry.listings.disclosure import PublicEntry, public_columns, public_entry
+from registry.listings.models import Listing
+from registry.listings.prepare import CHINA_TIME
+from registry.timeutil import iso
+
+LISTINGS_JSONL = "listings.jsonl.gz"
+LISTINGS_CSV = "listings.csv.gz"
+CHANGES_JSONL = "changes.jsonl.gz"
+MANIFEST = "manifest.json"
+SIGNATURE = "manifest.json.sig"
+FILE_NAMES = (LISTINGS_JSONL, LISTINGS_CSV, CHANGES_JSONL, MANIFEST, SIGNATURE)
+STREAM_ROWS = 5000
+CSV_COLUMNS = (
+    "id", "kind", "name", "sex", "age", "identifier_masked", "legal_representative", "court_code",
+    "court_name", "province_code", "province", "case_number", "basis_document_number", "basis_issuer",
+    "obligations", "amount_cents", "performance_status", "performed_cents", "unperformed_cents", "grounds",
+    "filed_on", "published_on",
+)  # fmt: skip
+
+
+class _Digest(io.RawIOBase):
+    """A file that hashes and counts what gzip writes through it."""
+
+    def __init__(self, target: IO[bytes]) -> None:
+        self.target, self.sha256, self.size = target, hashlib.sha256(), 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        chunk = bytes(data)
+        self.sha256.update(chunk)
+        self.size += len(chunk)
+        self.target.write(chunk)
+        return len(chunk)
+
+
+class _Output:
+    """One gzip file written by its own thread: zlib releases the GIL, so compression runs
+    on the other core while this one builds entries. The queue is short, so memory holds
+    a few chunks at most."""
+
+    def __init__(self, folder: Path, name: str) -> None:
+        self.name, self.rows = name, 0
+        self._raw = (folder / name).open("wb")
+        self._digest = _Digest(self._raw)
+        # mtime=0 and no file name: the same rows give the same bytes.
+        self._gz = gzip.GzipFile(filename="", mode="wb", fileobj=self._digest, mtime=0, compresslevel=6)
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._drain, name=f"export-{name}", daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        while (chunk := self._queue.get()) is not None:
+            if self._failure is None:
+                try:
+                    self._gz.write(chunk)
+                except BaseException as exc:  # re-raised by close(), in the exporting thread
+                    self._failure = exc
+
+    def write(self, chunk: bytes, rows: int) -> None:
+        self._queue.put(chunk)
+        self.rows += rows
+
+    def close(self) -> dict[str, Any]:
+        self._queue.put(None)
+        self._thread.join()
+        self._gz.close()
+        self._raw.close()
+        if self._failure is not None:
+            raise self._failure
+        return {
+            "name": self.name,
+            "bytes": self._digest.size,
+            "sha256": self._digest.sha256.hexdigest(),
+            "rows": self.rows,
+        }
+
+
+def _csv_row(entry: PublicEntry) -> list[Any]:
+    return [
+        entry.id, entry.kind, entry.name, entry.sex, entry.age, entry.identifier_masked,
+        entry.legal_representative, entry.court_code, entry.court_name, entry.province_code,
+        entry.province, entry.case_number, entry.basis_document_number, entry.basis_issuer,
+        entry.obligations, entry.amount_cents, entry.performance.status, entry.performance.performed_cents,
+        entry.performance.unperformed_cents, ";".join(entry.grounds), entry.filed_on.isoformat(),
+        entry.published_on.isoformat(),
+    ]  # fmt: skip
+
+
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    start = datetime.combine(day, time(), CHINA_TIME).astimezone(UTC)
+    return start, start + timedelta(days=1)
+
+
+def _changes(conn: Connection, day: date, position: int, today: date) -> Iterator[list[PublicationItem]]:
+    start, end = day_bounds(day)
+    result = conn.execute(
+        select(Event.seq, Event.type, Event.occurred_at, Event.listing_id, Event.data)
+        .where(
+            Event.occurred_at >= start,
+            Event.occurred_at < end,
+            Event.seq <= position,
+            Event.type.in_(list(EVENT_NAMES)),
+        )
+        .order_by(Event.seq)
+        .execution_options(yield_per=STREAM_ROWS)
+    )
+    for chunk in result.partitions():
+        rows = [
+            _ChangeRow(
+                seq=row.seq,
+                listing_id=row.listing_id,
+                event=EVENT_NAMES[row.type],
+                occurred_at=row.occurred_at,
+                reason=row.data.get("reason"),
+                effective_on=date.fromisoformat(row.data["effective_on"])
+                if "effective_on" in row.data
+                else None,
+            )
+            for row in chunk
+        ]
+        yield build_items(conn, rows, today)
+
+
+@dataclass(frozen=True)
+class _ChangeRow:
+    seq: int
+    listing_id: str
+    event: str
+    occurred_at: datetime
+    reason: str | None
+    effective_on: date | None
+
+
+def _csv_bytes(rows: Iterable[list[Any]]) -> bytes:
+    text = io.StringIO(newline="")
+    csv.writer(text).writerows(rows)
+    return text.getvalue().encode()
+
+
+def _snapshot(conn: Connection, folder: Path, day: date, today: date) -> tuple[int, list[dict[str, Any]]]:
+    position, _ = head(conn)
+    encoder = msgspec.json.Encoder()
+    outputs = [_Output(folder, name) for name in (LISTINGS_JSONL, LISTINGS_CSV, CHANGES_JSONL)]
+    jsonl, csv_out, changes = outputs
+    try:
+        csv_out.write(_csv_bytes([list(CSV_COLUMNS)]), 0)
+        result = conn.execute(
+            public_columns()
+            .where(Listing.status == "active")
+            .order_by(Listing.id)
+            .execution_options(yield_per=STREAM_ROWS)
+        )
+        for chunk in result.partitions():
+            entries = [public_entry(row, today) for row in plain_rows(chunk)]
+            jsonl.write(b"".join(encoder.encode(entry) + b"\n" for entry in entries), len(entries))
+            csv_out.write(_csv_bytes(_csv_row(entry) for entry in entries), len(entries))
+        for items in _changes(conn, day, position, today):
+            changes.write(b"".join(encoder.encode(item) + b"\n" for item in items), len(items))
+    finally:
+        files = [output.close() for output in outputs]
+    return position, files
+
+
+def run_export(
+    engine: Engine, signer: RegistrySigner, export_dir: Path, day: date, now: datetime
+) -> dict[str, Any]:
+    """Write the export of `day` (China date) into export_dir/DAY/; returns the manifest."""
+    export_dir.mkdir(parents=True, exist_ok=True)
+    folder = export_dir / f".{day.isoformat()}.{os.getpid()}.tmp"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    today = now.astimezone(CHINA_TIME).date()
+    try:
+        # PostgreSQL: one snapshot for every statement of the transaction.
+        options = {"isolation_level": "REPEATABLE READ"} if engine.dialect.name == "postgresql" else {}
+        with engine.connect().execution_options(**options) as conn:
+            if engine.dialect.name == "sqlite":
+                # One pass over everything: a large page cache would only grow with the list.
+                conn.exec_driver_sql("PRAGMA cache_size=-8192")
+                conn.commit()
+            with conn.begin():
+                position, files = _snapshot(conn, folder, day, today)
+        manifest = {
+            "format": "defaulter-registry-export/1",
+            "date": day.isoformat(),
+            "generated_at": iso(now),
+            "log_position": position,
+            "listings": files[0]["rows"],
+            "files": files,
+            "key_id": signer.key_id,
+            "signature_file": SIGNATURE,
+            "signature_algorithm": "Ed25519 over the exact bytes of manifest.json",
+        }
+        manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n"
+        (folder / MANIFEST).write_bytes(manifest_bytes)
+        (folder / SIGNATURE).write_bytes(signer.sign(manifest_bytes))
+        _swap_in(folder, export_dir / day.isoformat())
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _swap_in(folder: Path, final: Path) -> None:
+    old = final.with_name(final.name + ".old")
+    if final.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        final.rename(old)
+    folder.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def export_days(export_dir: Path) -> list[date]:
+    """Complete exports (those with a signed manifest), newest first."""
+    days = []
+    if export_dir.is_dir():
+        for child in export_dir.iterdir():
+            try:
+                day = date.fromisoformat(child.name)
+            except ValueError:
+                continue
+            if (child / SIGNATURE).is_file():
+                days.append(day)
+    return sorted(days, reverse=True)
+
+
+def prune(export_dir: Path, retention_days: int, today: date) -> list[date]:
+    """Delete exports older than the retention; returns the days removed."""
+    cutoff = today - timedelta(days=retention_days)
+    removed = [day for day in export_days(export_dir) if day < cutoff]
+    for day in removed:
+        shutil.rmtree(export_dir / day.isoformat())
+    return removed

@@ -1,0 +1,29 @@
+"""The transparency log's background work: log new events, then sign a checkpoint."""
+
+from __future__ import annotations
+
+import logging
+
+from registry.runtime import Services
+from registry.timeutil import utcnow
+from registry.translog.services import append_leaves, make_checkpoint
+
+logger = logging.getLogger("registry.translog")
+
+
+async def advance_log(services: Services) -> int | None:
+    """Append every pending listing event (one transaction per batch), then sign the tree
+    if it grew. Returns the new checkpoint's size, or None when nothing changed."""
+    while True:
+        async with services.db.writer.begin() as conn:
+            read = await conn.run_sync(append_leaves)
+        if read == 0:
+            break
+    settings = services.settings
+    async with services.db.writer.begin() as conn:
+        size = await conn.run_sync(
+            lambda c: make_checkpoint(c, services.signer, settings.log_origin, utcnow())
+        )
+    if size is not None:
+        logger.info("signed log checkpoint at tree size %d", size)
+    return size

@@ -1,0 +1,71 @@
+"""Shared steps for the feeds, exports and transparency-log tests: publish and remove over
+HTTP as a court would, and run the log readers the scheduler would run."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+
+from publishing.feeds.reader import follow_log
+from registry.identity.registry_key import RegistrySigner, load_registry_signer
+from registry.settings import Settings
+from registry.timeutil import utcnow
+from registry.translog.services import append_leaves, make_checkpoint
+from tests.conftest import CourtHandle, Registry
+
+
+def publish(registry: Registry, court: CourtHandle, count: int, **overrides: Any) -> list[str]:
+    envelopes = [registry.envelope(court, registry.listing(court, **overrides)) for _ in range(count)]
+    with registry.http(court.api_key) as http:
+        response = http.post("/v1/listings/batch", json={"envelopes": envelopes})
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert all(r["outcome"] == "created" for r in results), results
+    return [str(r["listing_id"]) for r in results]
+
+
+def remove(registry: Registry, court: CourtHandle, listing_id: str, reason: str = "performed") -> date:
+    today = registry.today
+    body = {
+        "listing_id": listing_id,
+        "reason": reason,
+        "effective_on": today.isoformat(),
+        "basis_document": "（2024）京0105执恢12号之一",
+    }
+    with registry.http(court.api_key) as http:
+        response = http.post(
+            f"/v1/listings/{listing_id}/removal", json=registry.envelope(court, body, "removal")
+        )
+    assert response.status_code == 200, response.text
+    return today
+
+
+def sync_feeds(engine: sa.Engine) -> None:
+    while True:
+        with engine.begin() as conn:
+            if follow_log(conn) == 0:
+                return
+
+
+def signer(settings: Settings) -> RegistrySigner:
+    return load_registry_signer(settings)
+
+
+def checkpoint(engine: sa.Engine, settings: Settings, batch: int = 10_000) -> int | None:
+    """What the scheduler's log job does: append every pending event, then sign."""
+    while True:
+        with engine.begin() as conn:
+            if append_leaves(conn, batch) == 0:
+                break
+    with engine.begin() as conn:
+        return make_checkpoint(conn, signer(settings), settings.log_origin, utcnow())
+
+
+def grow(engine: sa.Engine, settings: Settings, events: int) -> int | None:
+    """Log only the next `events` events of the log, then sign: a checkpoint mid-way."""
+    with engine.begin() as conn:
+        append_leaves(conn, events)
+    with engine.begin() as conn:
+        return make_checkpoint(conn, signer(settings), settings.log_origin, utcnow())
