@@ -106,7 +106,7 @@ def build_scheduler(services: Services) -> AsyncIOScheduler:
 
 
 def _add_publishing_jobs(scheduler: AsyncIOScheduler, services: Services) -> None:
-    """Issue 6: the feeds' reader, the transparency log and the daily export."""
+    """The feeds' reader, the transparency log and the daily export."""
     settings = services.settings
     common: dict[str, Any] = {"args": [services], "coalesce": True, "max_instances": 1}
     scheduler.add_job(
@@ -116,7 +116,15 @@ def _add_publishing_jobs(scheduler: AsyncIOScheduler, services: Services) -> Non
         id="publications",
         **common,
     )
-    scheduler.add_job(advance_log, "interval", seconds=settings.log_interval_seconds, id="translog", **common)
+    # First run soon after start, so a fresh service has a checkpoint to show within seconds.
+    scheduler.add_job(
+        advance_log,
+        "interval",
+        seconds=settings.log_interval_seconds,
+        id="translog",
+        next_run_time=utcnow() + timedelta(seconds=5),
+        **common,
+    )
     scheduler.add_job(
         daily_export,
         "cron",
