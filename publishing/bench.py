@@ -26,7 +26,14 @@ from typing import Any
 import httpx
 from sqlalchemy import select, update
 
-from registry.bench import PeakMemory, _bench_import, _drop_postgres_databases, _free_port, _prepare_database
+from registry.bench import (
+    PeakMemory,
+    _bench_import,
+    _drop_postgres_databases,
+    _free_port,
+    _prepare_database,
+    wait_until_healthy,
+)
 from registry.courts.models import Court
 from registry.db import create_sync_engine
 from registry.demo.seed import load_signers, write_envelope_file
@@ -137,16 +144,7 @@ def _feeds(env: dict[str, str], url: str, requests: int) -> dict[str, Any]:
     }
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if http.get("/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("bench server did not start")
-                time.sleep(0.1)
+            wait_until_healthy(http)
 
             def timed(
                 kind: str, path: str, params: dict[str, Any], headers: dict[str, str] | None = None

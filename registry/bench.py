@@ -129,6 +129,20 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_until_healthy(http: httpx.Client, seconds: float = 60) -> None:
+    """Until the server behind `http` answers /healthz (it is starting in another process)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if http.get("/healthz").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError("bench server did not start")
+        time.sleep(0.1)
+
+
 def _batches(path: Path, size: int) -> Iterator[bytes]:
     lines: list[bytes] = []
     with path.open("rb") as handle:
@@ -179,16 +193,7 @@ def _bench_batch(
     base = f"http://127.0.0.1:{port}"
     try:
         with httpx.Client(base_url=base, timeout=600, headers={"Authorization": f"Bearer {api_key}"}) as http:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if http.get("/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("bench server did not start")
-                time.sleep(0.1)
+            wait_until_healthy(http)
             latencies: list[float] = []
             created = 0
             lock = threading.Lock()
@@ -265,10 +270,10 @@ def run_ingest_bench(
     return result
 
 
-def _fresh_postgres_database(admin_url: str, name: str) -> str:
+def _fresh_postgres_database(admin_url: str, name: str, prefix: str = "registry_bench") -> str:
     """Create a scratch database beside the one named by admin_url (UTF-8 locale)."""
     base, _, _ = admin_url.rpartition("/")
-    scratch = f"registry_bench_{name}_{os.getpid()}"
+    scratch = f"{prefix}_{name}_{os.getpid()}"
 
     async def create() -> None:
         conn = await asyncpg.connect(admin_url.replace("postgresql+asyncpg://", "postgresql://"))

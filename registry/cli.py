@@ -7,10 +7,9 @@ import base64
 import json
 import logging
 import sys
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 from cryptography.hazmat.primitives import serialization
@@ -20,50 +19,17 @@ from sqlalchemy import Connection
 
 from publishing.sync.cli import sync_cli
 from registry.clients.services import ROLES, create_client, list_clients, revoke_client
+from registry.clirun import CLI_ACTOR, in_read_transaction, in_write_transaction, run_with_services
 from registry.courts.services import add_court, add_key, list_courts, revoke_key
 from registry.identity.crypto import SecretsFile, new_key_id
 from registry.listings.ingest import worker_count
-from registry.problems import Problem
 from registry.runtime import Services
 from registry.settings import Settings
 from registry.timeutil import utcnow
 
-T = TypeVar("T")
-CLI_ACTOR = "operator:cli"
-
 
 def _settings() -> Settings:
     return Settings()
-
-
-def _run(work: Callable[[Services], Awaitable[T]]) -> T:
-    async def main() -> T:
-        services = Services.create(_settings())
-        try:
-            return await work(services)
-        finally:
-            await services.close()
-
-    try:
-        return asyncio.run(main())
-    except Problem as problem:
-        raise click.ClickException(f"{problem.code}: {problem.detail}") from problem
-
-
-def _write(fn: Callable[[Connection], T]) -> T:
-    async def work(services: Services) -> T:
-        async with services.db.writer.begin() as conn:
-            return await conn.run_sync(fn)
-
-    return _run(work)
-
-
-def _read(fn: Callable[[Connection], T]) -> T:
-    async def work(services: Services) -> T:
-        async with services.db.reader.connect() as conn:
-            return await conn.run_sync(fn)
-
-    return _run(work)
 
 
 @click.group()
@@ -153,7 +119,7 @@ def worker() -> None:
             scheduler.shutdown(wait=False)
             search.close()
 
-    _run(work)
+    run_with_services(work)
 
 
 @main.command()
@@ -161,7 +127,7 @@ def expire() -> None:
     """Expire every fixed-term listing whose term has ended, now."""
     from registry.scheduler import expire_fixed_terms
 
-    click.echo(f"expired {_run(expire_fixed_terms)}")
+    click.echo(f"expired {run_with_services(expire_fixed_terms)}")
 
 
 # ---- bank checks ----
@@ -212,7 +178,7 @@ def check_command(
             outcome = await conn.run_sync(check)
         return msgspec.json.encode(answer(outcome, services.checks.receipts))
 
-    click.echo(_run(work).decode())
+    click.echo(run_with_services(work).decode())
 
 
 # ---- public search ----
@@ -254,12 +220,14 @@ def court() -> None:
 @click.option("--province", default=None, help="Two-digit province code; derived from CODE by default.")
 def court_add(code: str, name: str, province: str | None) -> None:
     """Register a court, e.g. `registry court add 京0105 北京市朝阳区人民法院`."""
-    click.echo(_write(lambda c: add_court(c, code, name, province, actor=CLI_ACTOR, now=utcnow())))
+    click.echo(
+        in_write_transaction(lambda c: add_court(c, code, name, province, actor=CLI_ACTOR, now=utcnow()))
+    )
 
 
 @court.command("list")
 def court_list() -> None:
-    click.echo(json.dumps(_read(list_courts), ensure_ascii=False, indent=2))
+    click.echo(json.dumps(in_read_transaction(list_courts), ensure_ascii=False, indent=2))
 
 
 @court.group("key")
@@ -313,7 +281,7 @@ def court_key_add(
     now = utcnow()
     until = valid_until.astimezone() if valid_until else None
     click.echo(
-        _write(
+        in_write_transaction(
             lambda c: add_key(
                 c, court_code, public, valid_from=now, valid_until=until, actor=CLI_ACTOR, now=now
             )
@@ -326,7 +294,7 @@ def court_key_add(
 @click.option("--reason", required=True)
 def court_key_revoke(key_id: str, reason: str) -> None:
     """Revoke a key: listings signed with it are refused from now on."""
-    _write(lambda c: revoke_key(c, key_id, reason, actor=CLI_ACTOR, now=utcnow()))
+    in_write_transaction(lambda c: revoke_key(c, key_id, reason, actor=CLI_ACTOR, now=utcnow()))
     click.echo(f"revoked {key_id}")
 
 
@@ -344,7 +312,7 @@ def client() -> None:
 @click.option("--court", "court_code", default=None, help="The court a `court` client is bound to.")
 def client_create(name: str, role: str, court_code: str | None) -> None:
     """Create a client. Prints its API key once, alone on the last line."""
-    client_id, api_key = _write(
+    client_id, api_key = in_write_transaction(
         lambda c: create_client(c, name, role, court_code, actor=CLI_ACTOR, now=utcnow())
     )
     click.echo(f"client {client_id} ({role}); its API key, shown only now:", err=True)
@@ -354,13 +322,13 @@ def client_create(name: str, role: str, court_code: str | None) -> None:
 @client.command("revoke")
 @click.argument("client_id")
 def client_revoke(client_id: str) -> None:
-    _write(lambda c: revoke_client(c, client_id, actor=CLI_ACTOR, now=utcnow()))
+    in_write_transaction(lambda c: revoke_client(c, client_id, actor=CLI_ACTOR, now=utcnow()))
     click.echo(f"revoked {client_id}")
 
 
 @client.command("list")
 def client_list() -> None:
-    click.echo(json.dumps(_read(list_clients), ensure_ascii=False, indent=2))
+    click.echo(json.dumps(in_read_transaction(list_clients), ensure_ascii=False, indent=2))
 
 
 # ---- data ----
@@ -397,7 +365,7 @@ def import_command(path: Path, workers: int, chunk_size: int) -> None:
             )
         return report.as_dict()
 
-    result = _run(work)
+    result = run_with_services(work)
     click.echo(json.dumps(result, ensure_ascii=False))
     if result["rejected"]:
         sys.exit(1)
@@ -410,7 +378,7 @@ def demo(count: int, seed: int) -> None:
     """Demo courts with their own keys, and COUNT realistic signed listings."""
     from registry.demo.runner import load_demo
 
-    summary = _run(lambda services: load_demo(services, count, seed))
+    summary = run_with_services(lambda services: load_demo(services, count, seed))
     click.echo(json.dumps(summary, ensure_ascii=False))
 
 
@@ -431,7 +399,7 @@ def audit_verify() -> None:
         async with services.db.reader.connect() as conn:
             return await conn.run_sync(run_audit, services.secrets.keyring)
 
-    report = _run(work)
+    report = run_with_services(work)
     summary = f"{report.events_checked} events, {report.signatures_checked} signatures checked"
     if report.ok:
         click.echo(f"audit ok: {summary}")
@@ -453,7 +421,7 @@ def feeds_sync() -> None:
     """Bring the feeds' table up to the event log now (the scheduler does it every few seconds)."""
     from publishing.feeds.jobs import follow_publications
 
-    click.echo(f"read {_run(follow_publications)} events")
+    click.echo(f"read {run_with_services(follow_publications)} events")
 
 
 @main.group()
@@ -475,7 +443,7 @@ def export_run(day: datetime | None) -> None:
     async def work(services: Services) -> dict[str, Any]:
         return await asyncio.to_thread(export_now, services, chosen)
 
-    click.echo(json.dumps(_run(work), indent=2))
+    click.echo(json.dumps(run_with_services(work), indent=2))
 
 
 @main.group("log")
@@ -488,7 +456,7 @@ def log_checkpoint() -> None:
     """Log every pending listing event and sign a checkpoint if the tree grew."""
     from registry.translog.jobs import advance_log
 
-    size = _run(advance_log)
+    size = run_with_services(advance_log)
     click.echo("no new events" if size is None else f"checkpoint at tree size {size}")
 
 
@@ -514,7 +482,7 @@ def log_verify(url: str | None, known: Path | None) -> None:
             async with services.db.reader.connect() as conn:
                 return await conn.run_sync(verify_database, keys)
 
-        report = _run(work)
+        report = run_with_services(work)
     click.echo(json.dumps(report.as_dict(), indent=2))
     if not report.ok:
         sys.exit(1)
@@ -552,7 +520,7 @@ def keys_rotate() -> None:
             await conn.run_sync(lambda c: append_events(c, [event], utcnow()))
         return total
 
-    rewritten = _run(work)
+    rewritten = run_with_services(work)
     click.echo(f"re-encrypted {rewritten} values; active data key is now the newest")
 
 

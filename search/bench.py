@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pypinyin import lazy_pinyin
@@ -39,8 +38,10 @@ from registry.bench import (
     _bench_import,
     _drop_postgres_databases,
     _free_port,
+    _fresh_postgres_database,
     _prepare_database,
     _registry,
+    wait_until_healthy,
 )
 from registry.demo.seed import load_signers, write_envelope_file
 from registry.identity.signing import sign_envelope
@@ -185,16 +186,7 @@ def _removal_to_gone(
     today = utcnow().astimezone(CHINA_TIME).date()
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if http.get("/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("bench server did not start")
-                time.sleep(0.1)
+            wait_until_healthy(http)
             _wait_until_indexed(engine, settle_s=7)
             for listing_id, court_code in rows:
                 key_id, raw = signers[court_code]
@@ -231,25 +223,6 @@ def _removal_to_gone(
     }
 
 
-def _scratch_postgres(admin_url: str) -> str:
-    """A scratch database named after the one in `admin_url` (so it shares its prefix)."""
-    base, _, name = admin_url.rpartition("/")
-    scratch = f"{name}_search_bench_{os.getpid()}"
-
-    async def create() -> None:
-        conn = await asyncpg.connect(admin_url.replace("postgresql+asyncpg://", "postgresql://"))
-        try:
-            await conn.execute(f"DROP DATABASE IF EXISTS {scratch}")
-            await conn.execute(
-                f"CREATE DATABASE {scratch} TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C.UTF-8'"
-            )
-        finally:
-            await conn.close()
-
-    asyncio.run(create())
-    return f"{base}/{scratch}"
-
-
 def run_search_bench(*, count: int, workers: int, database_url: str | None = None) -> dict[str, Any]:
     workers = worker_count(workers)
     rng = random.Random(11)  # noqa: S311 - sampling queries, not secrets
@@ -260,7 +233,9 @@ def run_search_bench(*, count: int, workers: int, database_url: str | None = Non
         if database_url is None:
             url = f"sqlite:///{root / 'search.db'}"
         else:
-            url = _scratch_postgres(database_url)
+            url = _fresh_postgres_database(
+                database_url, "search_bench", prefix=database_url.rpartition("/")[2]
+            )
             scratch_databases.append(url.rsplit("/", 1)[1])
         env = _prepare_database(url, secrets_file, workers)
         env["REGISTRY_SIGNING_KEY_FILE"] = str(root / "signing-keys.json")

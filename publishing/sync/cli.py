@@ -2,47 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import click
-from sqlalchemy import Connection
 
 from publishing.sync import services as sync
 from publishing.sync.delivery import deliver_due
 from publishing.sync.notices import issue_notices, overdue_notices
 from publishing.sync.profiles import PROFILES
-from registry.problems import Problem
-from registry.runtime import Services
-from registry.settings import Settings
+from registry.clirun import CLI_ACTOR, in_write_transaction, run_with_services
 from registry.timeutil import utcnow
-
-T = TypeVar("T")
-CLI_ACTOR = "operator:cli"
-
-
-def _run(work: Callable[[Services], Awaitable[T]]) -> T:
-    async def main() -> T:
-        services = Services.create(Settings())
-        try:
-            return await work(services)
-        finally:
-            await services.close()
-
-    try:
-        return asyncio.run(main())
-    except Problem as problem:
-        raise click.ClickException(f"{problem.code}: {problem.detail}") from problem
-
-
-def _write(fn: Callable[[Connection], T]) -> T:
-    async def work(services: Services) -> T:
-        async with services.db.writer.begin() as conn:
-            return await conn.run_sync(fn)
-
-    return _run(work)
 
 
 def _echo(value: Any) -> None:
@@ -63,7 +33,7 @@ def sync_cli() -> None:
 def create(client_id: str, profile: str, mode: str, endpoint_url: str | None, from_seq: int) -> None:
     """Subscribe an agency. Prints the subscription (its id is `id`)."""
     _echo(
-        _write(
+        in_write_transaction(
             lambda c: sync.create_subscription(
                 c,
                 client_id=client_id,
@@ -80,49 +50,61 @@ def create(client_id: str, profile: str, mode: str, endpoint_url: str | None, fr
 
 @sync_cli.command("list")
 def list_command() -> None:
-    _echo(_write(sync.list_subscriptions))
+    _echo(in_write_transaction(sync.list_subscriptions))
 
 
 @sync_cli.command("inspect")
 @click.argument("subscription_id")
 def inspect(subscription_id: str) -> None:
     """Cursor, backlog, failures and latency percentiles of one subscription."""
-    _echo(_write(lambda c: sync.subscription_status(c, subscription_id)))
+    _echo(in_write_transaction(lambda c: sync.subscription_status(c, subscription_id)))
 
 
 @sync_cli.command("pause")
 @click.argument("subscription_id")
 def pause(subscription_id: str) -> None:
-    _echo(_write(lambda c: sync.set_state(c, subscription_id, "paused", actor=CLI_ACTOR, now=utcnow())))
+    _echo(
+        in_write_transaction(
+            lambda c: sync.set_state(c, subscription_id, "paused", actor=CLI_ACTOR, now=utcnow())
+        )
+    )
 
 
 @sync_cli.command("resume")
 @click.argument("subscription_id")
 def resume(subscription_id: str) -> None:
     """Active again; clears a `failing` flag."""
-    _echo(_write(lambda c: sync.set_state(c, subscription_id, "active", actor=CLI_ACTOR, now=utcnow())))
+    _echo(
+        in_write_transaction(
+            lambda c: sync.set_state(c, subscription_id, "active", actor=CLI_ACTOR, now=utcnow())
+        )
+    )
 
 
 @sync_cli.command("replay")
 @click.argument("subscription_id")
 @click.option("--from-seq", type=int, required=True, help="Deliver again everything after this position.")
 def replay(subscription_id: str, from_seq: int) -> None:
-    _echo(_write(lambda c: sync.replay(c, subscription_id, from_seq, actor=CLI_ACTOR, now=utcnow())))
+    _echo(
+        in_write_transaction(
+            lambda c: sync.replay(c, subscription_id, from_seq, actor=CLI_ACTOR, now=utcnow())
+        )
+    )
 
 
 @sync_cli.command("deliver")
 def deliver() -> None:
     """One push pass now, in this process (the worker does this every REGISTRY_SYNC_INTERVAL_SECONDS)."""
-    click.echo(f"delivered {_run(deliver_due)} events")
+    click.echo(f"delivered {run_with_services(deliver_due)} events")
 
 
 @sync_cli.command("notices")
 def issue() -> None:
     """Issue assistance notices for everything new in the log, now (the worker does this too)."""
-    click.echo(f"issued {_run(issue_notices)} notices")
+    click.echo(f"issued {run_with_services(issue_notices)} notices")
 
 
 @sync_cli.command("overdue")
 def overdue() -> None:
     """Notices unacknowledged past their deadline (Art. 24 escalation)."""
-    _echo(_write(lambda c: overdue_notices(c, utcnow())))
+    _echo(in_write_transaction(lambda c: overdue_notices(c, utcnow())))
