@@ -453,9 +453,19 @@ def log_group() -> None:
 
 @log_group.command("checkpoint")
 def log_checkpoint() -> None:
-    """Log every pending listing event and sign a checkpoint if the tree grew."""
+    """Log every pending listing event and sign a checkpoint if the tree grew. A large
+    backlog (a first checkpoint over an existing registry) is computed by one process per core
+    (REGISTRY_INGEST_WORKERS)."""
+    from registry.db import create_sync_engine
+    from registry.translog.catchup import catch_up
     from registry.translog.jobs import advance_log
 
+    settings = _settings()
+    engine = create_sync_engine(settings.database_url)
+    try:
+        catch_up(engine, settings.database_url, worker_count(settings.ingest_workers))
+    finally:
+        engine.dispose()
     size = run_with_services(advance_log)
     click.echo("no new events" if size is None else f"checkpoint at tree size {size}")
 
@@ -557,6 +567,12 @@ main.add_command(sync_cli, name="sync")
     "--database-url", default=None, help="PostgreSQL server to make scratch databases on (default: SQLite)."
 )
 @click.option("--removals", type=int, default=200, show_default=True, help="sync: removals timed one by one.")
+@click.option(
+    "--dataset",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="feeds/export/checkpoint on SQLite: keep the built database here and reuse it next time.",
+)
 def bench(
     what: str,
     count: int,
@@ -565,6 +581,7 @@ def bench(
     output: Path | None,
     database_url: str | None,
     removals: int,
+    dataset: Path | None,
 ) -> None:
     """Measure on a scratch database, JSON out: signed ingest (batch endpoint and `registry
     import`); agency sync (`sync`: fan-out to three push receivers, removal-to-acknowledgement
@@ -587,7 +604,7 @@ def bench(
     elif what in ("feeds", "export", "checkpoint"):
         from publishing.bench import run_publishing_bench
 
-        result = run_publishing_bench(what, count=count, database_url=database_url)
+        result = run_publishing_bench(what, count=count, database_url=database_url, dataset=dataset)
     else:
         result = run_ingest_bench(
             count=count, batch_size=batch_size, workers=workers, database_url=database_url

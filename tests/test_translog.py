@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from registry.settings import Settings
 from registry.translog import merkle
+from registry.translog.catchup import catch_up
 from registry.translog.services import checkpoint_for_seq
 from tests.conftest import CourtHandle, Registry, cli_env, registry_bin
 from tests.publishing_support import checkpoint, grow, publish, remove
@@ -410,3 +411,33 @@ def test_an_outsider_who_remembers_a_checkpoint_detects_a_rebuilt_log(
     caught = _verify_cli(settings, "--url", registry.url, "--known", str(known))
     assert caught.returncode == 1
     assert "the checkpoint remembered at size 4 is not part of today's log" in caught.stdout
+
+
+def test_a_large_backlog_logged_in_parallel_is_the_log_one_process_would_write(
+    registry: Registry, court: CourtHandle, engine: sa.Engine, settings: Settings
+) -> None:
+    ids = publish(registry, court, 40)
+    for listing_id in ids[:3]:
+        remove(registry, court, listing_id)
+    with engine.connect() as conn:
+        head = conn.execute(sa.text("SELECT max(seq) FROM events")).scalar_one()
+        listing_seqs = list(
+            conn.execute(sa.text("SELECT seq FROM events WHERE type LIKE 'listing.%' ORDER BY seq")).scalars()
+        )
+    # Ranges of 6 events, some holding court events only: leaves must still come out in order.
+    assert catch_up(engine, settings.database_url, 2, min_backlog=1, range_events=6) == head
+    assert checkpoint(engine, settings) == len(listing_seqs) == 43
+    with engine.connect() as conn:
+        logged = list(conn.execute(sa.text("SELECT seq FROM translog_leaves ORDER BY leaf_index")).scalars())
+    assert logged == listing_seqs
+    result = _verify_cli(settings)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout)["commitments_checked"] == 43
+    with registry.http() as http:
+        root = _verified_checkpoint(http, _checkpoints(http)[0])
+        for index in (0, 17, 42):
+            proof = _inclusion(http, leaf_index=index, tree_size=43)
+            path = [_b64(h) for h in proof["audit_path"]]
+            assert root_from_path(_b64(proof["leaf_hash"]), index, 43, path) == root
+    # Nothing was left for the ordinary appender.
+    assert catch_up(engine, settings.database_url, 2, min_backlog=1) == 0

@@ -150,40 +150,62 @@ def _extend_nodes(conn: Connection, old_size: int, fresh: list[bytes]) -> None:
         level, start = parent, lo
 
 
-def append_leaves(conn: Connection, limit: int = 10_000) -> int:
-    """Log the listing events after this reader's cursor (at most `limit` events read);
-    returns how many leaves were added. Run it in a write transaction."""
+def read_events(
+    conn: Connection, after: int, *, limit: int | None = None, upto: int | None = None
+) -> list[Row[Any]]:
+    """Event rows after seq `after` (at most `limit`, or up to seq `upto`), in seq order."""
+    query = select(*_APPEND_COLUMNS).where(Event.seq > after).order_by(Event.seq)
+    if upto is not None:
+        query = query.where(Event.seq <= upto)
+    return list(conn.execute(query.limit(limit)).all())
+
+
+Commitment = tuple[int, bytes, bytes, bytes]  # (seq, salt, commitment, leaf hash)
+
+
+def commitments(rows: Iterable[Row[Any]]) -> list[Commitment]:
+    """A fresh salt, the commitment and the leaf hash of each listing event among `rows`."""
+    listed = [row for row in rows if row.type in LISTING_EVENT_TYPES]
+    randomness = os.urandom(SALT_BYTES * len(listed))
+    out: list[Commitment] = []
+    for i, row in enumerate(listed):
+        salt = randomness[i * SALT_BYTES : (i + 1) * SALT_BYTES]
+        commitment = commitment_of(salt, event_content(row, msgspec.json.decode(row.data_json)))
+        out.append((row.seq, salt, commitment, leaf_hash(commitment)))
+    return out
+
+
+def store_leaves(conn: Connection, computed: Sequence[Commitment], through_seq: int) -> None:
+    """Append `computed` (in seq order) to the tree and move the cursor to `through_seq`."""
+    size = tree_size(conn)
+    bulk_insert(
+        conn,
+        LEAVES,
+        [
+            {"leaf_index": size + i, "seq": seq, "commitment": commitment, "leaf_hash": hashed}
+            for i, (seq, _, commitment, hashed) in enumerate(computed)
+        ],
+    )
+    bulk_insert(conn, SALTS, [{"seq": seq, "salt": salt} for seq, salt, _, _ in computed])
+    _extend_nodes(conn, size, [hashed for _, _, _, hashed in computed])
+    set_cursor(conn, CURSOR_NAME, through_seq)
+
+
+def lock_appends(conn: Connection) -> None:
+    """One appender at a time on PostgreSQL (SQLite's write transaction already is)."""
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _APPEND_LOCK})
-    position = cursor_position(conn, CURSOR_NAME)
-    rows = conn.execute(
-        select(*_APPEND_COLUMNS).where(Event.seq > position).order_by(Event.seq).limit(limit)
-    ).all()
-    if not rows:
-        return 0
-    size = tree_size(conn)
-    leaves: list[dict[str, Any]] = []
-    salts: list[dict[str, Any]] = []
-    randomness = os.urandom(SALT_BYTES * len(rows))
-    for row in rows:
-        if row.type not in LISTING_EVENT_TYPES:
-            continue
-        salt = randomness[len(salts) * SALT_BYTES : (len(salts) + 1) * SALT_BYTES]
-        commitment = commitment_of(salt, event_content(row, msgspec.json.decode(row.data_json)))
-        leaves.append(
-            {
-                "leaf_index": size + len(leaves),
-                "seq": row.seq,
-                "commitment": commitment,
-                "leaf_hash": leaf_hash(commitment),
-            }
-        )
-        salts.append({"seq": row.seq, "salt": salt})
-    bulk_insert(conn, LEAVES, leaves)
-    bulk_insert(conn, SALTS, salts)
-    _extend_nodes(conn, size, [leaf["leaf_hash"] for leaf in leaves])
-    set_cursor(conn, CURSOR_NAME, rows[-1].seq)
-    return len(leaves)
+
+
+def append_leaves(conn: Connection, limit: int = 10_000) -> int:
+    """Log the listing events after this reader's cursor (at most `limit` events read);
+    returns how many events were read (0: the log is at the head). Run it in a write
+    transaction."""
+    lock_appends(conn)
+    rows = read_events(conn, cursor_position(conn, CURSOR_NAME), limit=limit)
+    if rows:
+        store_leaves(conn, commitments(rows), rows[-1].seq)
+    return len(rows)
 
 
 # ---- checkpoints ----
