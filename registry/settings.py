@@ -83,6 +83,11 @@ class Settings(BaseSettings):
         default=Path("var/exports"), description="Where daily signed exports are written."
     )
     export_retention_days: int = Field(default=30, ge=1, description="Exports older than this are pruned.")
+    export_parallel_changes: int = Field(
+        default=50_000,
+        ge=1,
+        description="From this many changes in the day, a second process writes the change file.",
+    )
     export_hour: int = Field(
         default=1, ge=0, le=23, description="Hour (China time) the daily export of the previous day runs."
     )

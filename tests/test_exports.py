@@ -12,7 +12,7 @@ import json
 import shutil
 import subprocess
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
@@ -21,7 +21,7 @@ import nacl.signing
 import pytest
 import sqlalchemy as sa
 
-from publishing.exports.writer import CSV_COLUMNS
+from publishing.exports.writer import CSV_COLUMNS, _changes_in_other_process
 from registry.settings import Settings
 from tests.conftest import CourtHandle, Registry, cli_env, registry_bin
 from tests.publishing_support import publish, remove
@@ -33,10 +33,10 @@ def _empty_export_dir(settings: Settings) -> Iterator[None]:
     shutil.rmtree(settings.export_dir, ignore_errors=True)
 
 
-def _export(settings: Settings, *args: str) -> dict[str, Any]:
+def _export(settings: Settings, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
     result = subprocess.run(
         [registry_bin(), "export", "run", *args],
-        env=cli_env(settings),
+        env=cli_env(settings) | (env or {}),
         capture_output=True,
         text=True,
         timeout=120,
@@ -176,3 +176,27 @@ def test_bad_export_requests_are_4xx(registry: Registry, court: CourtHandle, set
             assert response.status_code == status, (path, response.text)
             assert response.headers["content-type"].startswith("application/problem+json")
             assert response.json()["code"] == code, path
+
+
+def test_a_change_file_written_by_a_second_process_is_the_same_file(
+    registry: Registry, court: CourtHandle, engine: sa.Engine, settings: Settings
+) -> None:
+    ids = publish(registry, court, 12)
+    for listing_id in ids[:2]:
+        remove(registry, court, listing_id)
+    alone = _export(settings)
+    shutil.rmtree(settings.export_dir)
+    split = _export(settings, env={"REGISTRY_EXPORT_PARALLEL_CHANGES": "1"})
+    # Same snapshot, same rows, same gzip settings: the same bytes, whichever process wrote them.
+    assert split["files"] == alone["files"]
+    changes = next(f for f in split["files"] if f["name"] == "changes.jsonl.gz")
+    assert changes["rows"] == 12 and split["log_position"] == alone["log_position"]
+
+    # A worker whose snapshot is not the exporter's writes nothing and says so.
+    with engine.connect() as conn:
+        position = conn.execute(sa.text("SELECT last_seq FROM log_head")).scalar_one()
+    folder = settings.export_dir / "moved"
+    folder.mkdir(parents=True)
+    day = date.fromisoformat(split["date"])
+    assert _changes_in_other_process(settings.database_url, str(folder), day, position - 1, day) is None
+    assert not any(folder.iterdir())

@@ -22,7 +22,14 @@ def export_now(services: Services, day: date) -> dict[str, Any]:
     engine = create_sync_engine(settings.database_url, writer=False)
     try:
         now = utcnow()
-        manifest = run_export(engine, services.signer, settings.export_dir, day, now)
+        manifest = run_export(
+            engine,
+            services.signer,
+            settings.export_dir,
+            day,
+            now,
+            parallel_changes=settings.export_parallel_changes,
+        )
     finally:
         engine.dispose()
     removed = prune(settings.export_dir, settings.export_retention_days, now.astimezone(CHINA_TIME).date())

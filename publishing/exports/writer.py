@@ -13,21 +13,25 @@ import gzip
 import hashlib
 import io
 import json
+import multiprocessing
 import os
 import queue
 import shutil
 import threading
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import IO, Any
 
 import msgspec
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, func, select
 
 from publishing.feeds.entries import PublicationItem, build_items, plain_rows
 from publishing.feeds.reader import EVENT_NAMES
+from registry.db import create_sync_engine
 from registry.eventlog.models import Event
 from registry.eventlog.services import head
 from registry.identity.registry_key import RegistrySigner
@@ -173,49 +177,124 @@ def _csv_bytes(rows: Iterable[list[Any]]) -> bytes:
     return text.getvalue().encode()
 
 
-def _snapshot(conn: Connection, folder: Path, day: date, today: date) -> tuple[int, list[dict[str, Any]]]:
+def _count_changes(conn: Connection, day: date, position: int) -> int:
+    start, end = day_bounds(day)
+    return int(
+        conn.execute(
+            select(func.count())
+            .select_from(Event)
+            .where(
+                Event.occurred_at >= start,
+                Event.occurred_at < end,
+                Event.seq <= position,
+                Event.type.in_(list(EVENT_NAMES)),
+            )
+        ).scalar_one()
+    )
+
+
+def _write_changes(conn: Connection, output: _Output, day: date, position: int, today: date) -> None:
+    encoder = msgspec.json.Encoder()
+    for items in _changes(conn, day, position, today):
+        output.write(b"".join(encoder.encode(item) + b"\n" for item in items), len(items))
+
+
+@contextmanager
+def _reading(engine: Engine) -> Iterator[Connection]:
+    """A connection in one read transaction: one snapshot for every statement."""
+    options = {"isolation_level": "REPEATABLE READ"} if engine.dialect.name == "postgresql" else {}
+    with engine.connect().execution_options(**options) as conn:
+        if engine.dialect.name == "sqlite":
+            # One pass over everything: a large page cache would only grow with the list.
+            conn.exec_driver_sql("PRAGMA cache_size=-8192")
+            conn.commit()
+        with conn.begin():
+            yield conn
+
+
+def _changes_in_other_process(
+    database_url: str, folder: str, day: date, position: int, today: date
+) -> dict[str, Any] | None:
+    """The change file, written by a worker process from its own snapshot; None (nothing
+    written) when that snapshot is not at `position`, the exporting snapshot's log position.
+    Every change to a listing appends an event, so the same log head means the same list."""
+    engine = create_sync_engine(database_url, writer=False)
+    try:
+        with _reading(engine) as conn:
+            if head(conn)[0] != position:
+                return None
+            output = _Output(Path(folder), CHANGES_JSONL)
+            try:
+                _write_changes(conn, output, day, position, today)
+            finally:
+                written = output.close()
+            return written
+    finally:
+        engine.dispose()
+
+
+def _snapshot(
+    conn: Connection, folder: Path, day: date, today: date, database_url: str, parallel_changes: int
+) -> tuple[int, list[dict[str, Any]]]:
     position, _ = head(conn)
     encoder = msgspec.json.Encoder()
-    outputs = [_Output(folder, name) for name in (LISTINGS_JSONL, LISTINGS_CSV, CHANGES_JSONL)]
-    jsonl, csv_out, changes = outputs
-    try:
-        csv_out.write(_csv_bytes([list(CSV_COLUMNS)]), 0)
-        result = conn.execute(
-            public_columns()
-            .where(Listing.status == "active")
-            .order_by(Listing.id)
-            .execution_options(yield_per=STREAM_ROWS)
-        )
-        for chunk in result.partitions():
-            entries = [public_entry(row, today) for row in plain_rows(chunk)]
-            jsonl.write(b"".join(encoder.encode(entry) + b"\n" for entry in entries), len(entries))
-            csv_out.write(_csv_bytes(_csv_row(entry) for entry in entries), len(entries))
-        for items in _changes(conn, day, position, today):
-            changes.write(b"".join(encoder.encode(item) + b"\n" for item in items), len(items))
-    finally:
-        files = [output.close() for output in outputs]
-    return position, files
+    with ExitStack() as stack:
+        helper: Future[dict[str, Any] | None] | None = None
+        if _count_changes(conn, day, position) >= parallel_changes:
+            # A day on which much of the list changed (the first export of a loaded registry):
+            # its change file is written by a second process while this one writes the list.
+            pool = stack.enter_context(
+                ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver"))
+            )
+            helper = pool.submit(_changes_in_other_process, database_url, str(folder), day, position, today)
+        outputs = [_Output(folder, name) for name in (LISTINGS_JSONL, LISTINGS_CSV)]
+        jsonl, csv_out = outputs
+        try:
+            csv_out.write(_csv_bytes([list(CSV_COLUMNS)]), 0)
+            result = conn.execute(
+                public_columns()
+                .where(Listing.status == "active")
+                .order_by(Listing.id)
+                .execution_options(yield_per=STREAM_ROWS)
+            )
+            for chunk in result.partitions():
+                entries = [public_entry(row, today) for row in plain_rows(chunk)]
+                jsonl.write(b"".join(encoder.encode(entry) + b"\n" for entry in entries), len(entries))
+                csv_out.write(_csv_bytes(_csv_row(entry) for entry in entries), len(entries))
+        finally:
+            files = [output.close() for output in outputs]
+        changes = helper.result() if helper is not None else None
+        if changes is None:
+            # Small, or the other process's snapshot moved on: written here, from this snapshot.
+            output = _Output(folder, CHANGES_JSONL)
+            try:
+                _write_changes(conn, output, day, position, today)
+            finally:
+                changes = output.close()
+    return position, [*files, changes]
 
 
 def run_export(
-    engine: Engine, signer: RegistrySigner, export_dir: Path, day: date, now: datetime
+    engine: Engine,
+    signer: RegistrySigner,
+    export_dir: Path,
+    day: date,
+    now: datetime,
+    *,
+    parallel_changes: int = 50_000,
 ) -> dict[str, Any]:
-    """Write the export of `day` (China date) into export_dir/DAY/; returns the manifest."""
+    """Write the export of `day` (China date) into export_dir/DAY/; returns the manifest.
+    From `parallel_changes` changes in the day, the change file is written by a second
+    process while this one writes the list."""
     export_dir.mkdir(parents=True, exist_ok=True)
     folder = export_dir / f".{day.isoformat()}.{os.getpid()}.tmp"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir()
     today = now.astimezone(CHINA_TIME).date()
     try:
-        # PostgreSQL: one snapshot for every statement of the transaction.
-        options = {"isolation_level": "REPEATABLE READ"} if engine.dialect.name == "postgresql" else {}
-        with engine.connect().execution_options(**options) as conn:
-            if engine.dialect.name == "sqlite":
-                # One pass over everything: a large page cache would only grow with the list.
-                conn.exec_driver_sql("PRAGMA cache_size=-8192")
-                conn.commit()
-            with conn.begin():
-                position, files = _snapshot(conn, folder, day, today)
+        with _reading(engine) as conn:
+            url = engine.url.render_as_string(hide_password=False)
+            position, files = _snapshot(conn, folder, day, today, url, parallel_changes)
         manifest = {
             "format": "defaulter-registry-export/1",
             "date": day.isoformat(),
