@@ -54,8 +54,8 @@ REMOVED_SHARE = 0.02
 
 
 def _timed(
-    args: list[str], env: dict[str, str], memory: bool = False
-) -> tuple[float, int, subprocess.CompletedProcess[str]]:
+    args: list[str], env: dict[str, str]
+) -> tuple[float, PeakMemory, subprocess.CompletedProcess[str]]:
     started = time.perf_counter()
     process = subprocess.Popen(  # noqa: S603 - our own CLI
         [sys.executable, "-m", "registry", *args],
@@ -70,7 +70,7 @@ def _timed(
     if process.returncode != 0:
         raise RuntimeError(f"registry {' '.join(args)} failed: {stderr[-2000:]}")
     completed = subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
-    return seconds, (peak.peak if memory else 0), completed
+    return seconds, peak, completed
 
 
 def _build(root: Path, url: str, count: int) -> tuple[dict[str, str], dict[str, Any]]:
@@ -227,11 +227,12 @@ def _export(env: dict[str, str]) -> dict[str, Any]:
     figures = {}
     yesterday = utcnow().astimezone(CHINA_TIME).date() - timedelta(days=1)
     for label, args in (("today", []), ("without_changes", ["--date", yesterday.isoformat()])):
-        seconds, peak, completed = _timed(["export", "run", *args], env, memory=True)
+        seconds, peak, completed = _timed(["export", "run", *args], env)
         manifest = json.loads(completed.stdout)
         figures[label] = {
             "seconds": round(seconds, 2),
-            "peak_rss_mb": round(peak / 2**20),
+            "peak_pss_mb": round(peak.peak_pss / 2**20),
+            "peak_rss_mb": round(peak.peak / 2**20),
             "rows": {f["name"]: f["rows"] for f in manifest["files"]},
             "files_mb": {f["name"]: round(f["bytes"] / 2**20, 1) for f in manifest["files"]},
         }
@@ -239,7 +240,7 @@ def _export(env: dict[str, str]) -> dict[str, Any]:
 
 
 def _checkpoint(env: dict[str, str], url: str, samples: int) -> dict[str, Any]:
-    seconds, peak, _ = _timed(["log", "checkpoint"], env, memory=True)
+    seconds, peak, _ = _timed(["log", "checkpoint"], env)
     settings = Settings(database_url=url, signing_key_file=Path(env["REGISTRY_SIGNING_KEY_FILE"]))
     signer = load_registry_signer(settings)
     engine = create_sync_engine(url, writer=False)
@@ -265,7 +266,8 @@ def _checkpoint(env: dict[str, str], url: str, samples: int) -> dict[str, Any]:
         engine.dispose()
     return {
         "checkpoint_seconds": round(seconds, 2),
-        "peak_rss_mb": round(peak / 2**20),
+        "peak_pss_mb": round(peak.peak_pss / 2**20),
+        "peak_rss_mb": round(peak.peak / 2**20),
         "tree_size": size,
         "inclusion_proof": _percentiles(proofs),
         "consistency_proof": _percentiles(consistency_times),

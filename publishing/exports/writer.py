@@ -46,7 +46,7 @@ CHANGES_JSONL = "changes.jsonl.gz"
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.json.sig"
 FILE_NAMES = (LISTINGS_JSONL, LISTINGS_CSV, CHANGES_JSONL, MANIFEST, SIGNATURE)
-STREAM_ROWS = 5000
+STREAM_ROWS = 1000
 CSV_COLUMNS = (
     "id", "kind", "name", "sex", "age", "identifier_masked", "legal_representative", "court_code",
     "court_name", "province_code", "province", "case_number", "basis_document_number", "basis_issuer",
