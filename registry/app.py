@@ -58,7 +58,8 @@ def access_logging(app: ASGIApp) -> ASGIApp:
     """Method, path, status and time. Never the query string: it can carry an identifier."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP:
+        # Nothing to log (REGISTRY_LOG_LEVEL above INFO): no wrapper, no timing, no cost.
+        if scope["type"] != ScopeType.HTTP or not access_log.isEnabledFor(logging.INFO):
             await app(scope, receive, send)
             return
         started = time.perf_counter()
