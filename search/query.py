@@ -2,7 +2,10 @@
 
 Rules (the same for the JSON API, the web page and both engines):
 - a query names a text (`q`), an `id_number` or a `credit_code`; filters alone are refused
-  (`query_required`): the list is looked up, not browsed, as on the national site;
+  (`query_required`): the list is looked up, not browsed, as on the national site. For the
+  same reason a text that matches a large share of the list (one character, one pinyin
+  syllable, only the words of a legal form such as 有限公司: `search.text.too_broad`) needs a
+  province or a court beside it (`query_too_broad`);
 - `q` is NFKC-normalised, at most MAX_QUERY_CHARS characters, without control characters,
   and must hold a letter or digit; an identifier must be a valid full number (checksum and
   all) and is matched through the blind index, so a partial number finds nothing by design;
@@ -31,7 +34,7 @@ from registry.identity.identifiers import (
 from registry.listings.schemas import GROUNDS
 from registry.problems import Problem
 from search.interface import KINDS, SearchQuery
-from search.text import text_match
+from search.text import text_match, too_broad
 
 ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 MAX_QUERY_CHARS = 64
@@ -139,6 +142,21 @@ def parse_query(params: Mapping[str, str | None], blind_index: BlindIndex) -> Se
             court = normalise_court_code(court)
         except IdentifierError as exc:
             raise _bad("invalid_court", exc.message, "court") from exc
+    province = _choice(params, "province", PROVINCES)
+    if (
+        text is not None
+        and id_blind is None
+        and code_blind is None
+        and province is None
+        and court is None
+        and too_broad(text)
+    ):
+        raise _bad(
+            "query_too_broad",
+            "q alone would match a large share of the list (one character, one pinyin syllable, "
+            "or only the words of a legal form such as 有限公司): add a province or a court",
+            "q",
+        )
     published_from = _date(params, "published_from")
     published_to = _date(params, "published_to")
     if published_from and published_to and published_from > published_to:
@@ -150,7 +168,7 @@ def parse_query(params: Mapping[str, str | None], blind_index: BlindIndex) -> Se
     return SearchQuery(
         text=text,
         identifier_blind=id_blind if id_blind is not None else code_blind,
-        province=_choice(params, "province", PROVINCES),
+        province=province,
         court=court,
         kind=_choice(params, "kind", KINDS),
         ground=_choice(params, "ground", GROUNDS),

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from pypinyin import Style, lazy_pinyin, pinyin
+from pypinyin.contrib.tone_convert import to_normal
+from pypinyin.pinyin_dict import pinyin_dict
 
 # A name longer than this is indexed on its first MAX_INDEXED_CHARS search characters only.
 MAX_INDEXED_CHARS = 200
@@ -85,6 +87,39 @@ def pinyin_terms(name: str) -> list[str]:
     if not form or len(form) > MAX_PINYIN_CHARS or not all(_is_han(ch) for ch in form):
         return []
     return list(_pinyin_terms(form))
+
+
+# The words of an organisation's legal form: a query made of nothing but (a part of) one of
+# them matches a large share of all organisations.
+LEGAL_FORM_WORDS = (
+    "股份有限公司",
+    "有限责任公司",
+    "集团有限公司",
+    "有限公司",
+    "分公司",
+    "合伙企业",
+    "有限合伙",
+    "个体工商户",
+)
+
+
+@lru_cache(maxsize=1)
+def _pinyin_syllables() -> frozenset[str]:
+    return frozenset(
+        to_normal(reading) for readings in pinyin_dict.values() for reading in readings.split(",")
+    )
+
+
+def too_broad(query: str) -> bool:
+    """Whether a text query would browse a large share of the list rather than look a debtor
+    up: one character (王 alone is 7% of all persons), two Latin letters or one pinyin
+    syllable (wang), or nothing but the words of a legal form (有限公司)."""
+    form = search_form(query)[:MAX_INDEXED_CHARS]
+    if len(form) <= 1:
+        return True
+    if form.isascii() and form.isalpha():
+        return len(form) <= 2 or form in _pinyin_syllables()
+    return any(form in word for word in LEGAL_FORM_WORDS)
 
 
 @dataclass(frozen=True)

@@ -83,9 +83,32 @@ def test_a_two_character_name_is_found_as_a_substring(registry: Registry, people
     assert answer["total"] == 3
 
 
-def test_a_single_character_finds_every_name_holding_it(registry: Registry, people: dict[str, str]) -> None:
-    assert _names(_search(registry, q="芳")) == ["单田芳", "王芳"]
-    assert _names(_search(registry, q="明")) == ["张伟明", "张明"]
+def test_a_single_character_finds_every_name_holding_it(
+    registry: Registry, court: CourtHandle, people: dict[str, str]
+) -> None:
+    # One character is a broad query: the API takes it with a province or a court.
+    assert _names(_search(registry, q="芳", province=court.province_code)) == ["单田芳", "王芳"]
+    assert _names(_search(registry, q="明", court=court.code)) == ["张伟明", "张明"]
+
+
+@pytest.mark.parametrize("text", ["芳", "Ｗ", "wang", "zw", "有限公司", "有限", "责任公司", "分公司"])
+def test_a_broad_text_alone_is_refused_and_narrowed_is_answered(
+    registry: Registry, court: CourtHandle, people: dict[str, str], text: str
+) -> None:
+    with registry.http() as http:
+        alone = http.get(API, params={"q": text})
+        narrowed = http.get(API, params={"q": text, "province": court.province_code})
+    assert alone.status_code == 400, alone.text
+    assert alone.json()["code"] == "query_too_broad"
+    assert narrowed.status_code == 200, narrowed.text
+
+
+def test_a_text_with_one_distinctive_character_is_not_broad(
+    registry: Registry, people: dict[str, str]
+) -> None:
+    assert _names(_search(registry, q="达科技有限公司")) == ["北京恒信达科技有限公司"]
+    assert _names(_search(registry, q="张伟")) == ["张伟", "张伟明", "李张伟"]
+    assert _search(registry, q="zhangwei")["total"] == 3
 
 
 def test_a_three_character_query_needs_the_characters_in_order(

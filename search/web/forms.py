@@ -39,6 +39,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "query_required": ("请输入被执行人姓名、名称或完整的证件号码。", "q"),
     "parameter_too_long": (_TOO_LONG, "q"),
     "query_too_long": (_TOO_LONG, "q"),
+    "query_too_broad": (
+        "检索范围过大：只输入一个字、一个拼音音节，或只有“有限公司”等组织形式用语时，请同时选择省份。",
+        "q",
+    ),
     "control_characters": ("检索内容含有控制字符或无法识别的字符，请重新输入。", "q"),
     "invalid_query": ("请输入至少一个汉字、字母或数字。", "q"),
     "invalid_id_number": ("该身份证号码无效（校验位、出生日期或行政区划代码不符），请核对后重新输入。", "q"),
