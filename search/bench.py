@@ -108,7 +108,7 @@ def _query_sets(engine: Any, rng: random.Random) -> dict[str, list[SearchQuery]]
     def grounds(raw: Any) -> list[str]:
         return list(raw) if isinstance(raw, list) else list(json.loads(raw))
 
-    parts = [(part(row[0]), row[1]) for row in organizations]
+    parts = [part(row[0]) for row in organizations]
     # The API refuses a broad text (search.text.too_broad) without a province or a court.
     provinces = [row[1] for row in two]
     return {
@@ -117,9 +117,10 @@ def _query_sets(engine: Any, rng: random.Random) -> dict[str, list[SearchQuery]]
         "pinyin_full_names": [SearchQuery(text="".join(lazy_pinyin(row[0]))) for row in two + three][
             :SAMPLES
         ],
-        "organisation_name_parts": [SearchQuery(text=text) for text, _ in parts if not too_broad(text)],
-        "legal_form_parts_with_province": [
-            SearchQuery(text=text, province=province) for text, province in parts if too_broad(text)
+        "organisation_name_parts": [SearchQuery(text=text) for text in parts if not too_broad(text)],
+        "legal_form_words_with_province": [
+            SearchQuery(text=rng.choice(("有限公司", "有限责任公司", "公司")), province=row[1])
+            for row in organizations
         ],
         "two_character_names_with_province_and_ground": [
             SearchQuery(text=row[0], province=row[1], ground=rng.choice(grounds(row[2]))) for row in two
@@ -135,6 +136,8 @@ def _measure_queries(index: EmbeddedIndex, sets: dict[str, list[SearchQuery]]) -
     async def run() -> dict[str, Any]:
         out: dict[str, Any] = {}
         for name, queries in sets.items():
+            if not queries:
+                continue
             for query in queries[:20]:  # warm the page cache and the statement cache
                 await index.search(query)
             timings, cpu, totals = [], [], []
