@@ -46,6 +46,7 @@ from registry.bench import (
     _registry,
     wait_until_healthy,
 )
+from registry.checks.watchlist import READER as WATCHLIST_READER
 from registry.demo.seed import load_signers, write_envelope_file
 from registry.identity.signing import sign_envelope
 from registry.listings.ingest import worker_count
@@ -165,9 +166,10 @@ CAUGHT_UP = (
     "SELECT (SELECT last_seq FROM log_head) - coalesce("
     "(SELECT position FROM reader_cursors WHERE name = :cursor), 0)"
 )
-# The server's readers that work through every event: until they are at the head (the
-# steady state), their catch-up transactions would queue a removal behind them.
-STEADY_STATE_READERS = (CURSOR, FEEDS_CURSOR, TRANSLOG_CURSOR)
+# The server's readers that work through every event (the watchlist reader too, even with no
+# watchlist): until they are at the head (the steady state), their catch-up transactions
+# would queue a removal behind them.
+STEADY_STATE_READERS = (CURSOR, FEEDS_CURSOR, TRANSLOG_CURSOR, WATCHLIST_READER)
 
 
 def _wait_for_steady_state(engine: Any, settle_s: float) -> float:
