@@ -35,6 +35,7 @@ from registry.bench import (
     _drop_postgres_databases,
     _env,
     _free_port,
+    _fresh_postgres_database,
     _prepare_database,
     wait_until_healthy,
 )
@@ -274,22 +275,6 @@ def _checkpoint(env: dict[str, str], url: str, samples: int) -> dict[str, Any]:
     }
 
 
-def _fresh_postgres_database(admin_url: str, what: str) -> str:
-    """A scratch database named after the one in admin_url (so it keeps its prefix)."""
-    base, _, name = admin_url.rpartition("/")
-    scratch = f"{name}_{what}_{os.getpid()}"
-    engine = create_sync_engine(admin_url)
-    try:
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {scratch}")
-            conn.exec_driver_sql(
-                f"CREATE DATABASE {scratch} TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C.UTF-8'"
-            )
-    finally:
-        engine.dispose()
-    return f"{base}/{scratch}"
-
-
 def run_publishing_bench(
     what: str,
     *,
@@ -304,7 +289,8 @@ def run_publishing_bench(
         if database_url is None:
             url = f"sqlite:///{root / 'bench'}.db"
         else:
-            url = _fresh_postgres_database(database_url, what)
+            # Named after the admin database, so a scratch database keeps its prefix.
+            url = _fresh_postgres_database(database_url, what, prefix=database_url.rpartition("/")[2])
             scratch.append(url.rsplit("/", 1)[1])
 
         try:

@@ -32,7 +32,7 @@ from registry.runtime import Services
 from registry.settings import Settings
 from registry.timeutil import utcnow
 from tests.conftest import CourtHandle, Registry, _free_port, cli_env, registry_bin
-from tests.publishing_support import checkpoint
+from tests.publishing_support import checkpoint, remove
 
 
 def b64url_decode(text: str) -> bytes:
@@ -55,20 +55,6 @@ def publish(registry: Registry, court: CourtHandle, **overrides: Any) -> tuple[s
         response = http.post("/v1/listings", json=registry.envelope(court, body))
     assert response.status_code == 201, response.text
     return str(response.json()["listing_id"]), body
-
-
-def remove(registry: Registry, court: CourtHandle, listing_id: str) -> None:
-    body = {
-        "listing_id": listing_id,
-        "reason": "performed",
-        "effective_on": registry.today.isoformat(),
-        "basis_document": "（2024）京0105执恢12号之一",
-    }
-    with registry.http(court.api_key) as http:
-        response = http.post(
-            f"/v1/listings/{listing_id}/removal", json=registry.envelope(court, body, name="removal")
-        )
-    assert response.status_code == 200, response.text
 
 
 def unlisted_id(registry: Registry) -> str:

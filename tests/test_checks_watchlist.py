@@ -19,8 +19,9 @@ from registry.runtime import Services
 from registry.settings import Settings
 from tests import rfc9421
 from tests.conftest import CourtHandle, Registry
+from tests.publishing_support import remove
 from tests.sync_receiver import running_receiver
-from tests.test_checks import bank, publish, remove
+from tests.test_checks import bank, publish
 
 
 def follow(settings: Settings) -> int:

@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import CourtHandle, Registry, run_search_indexer
+from tests.publishing_support import remove
 
 NO_RESULT = "未在本名单中查询到与检索条件相符的失信被执行人信息。"
 ORG_CODE = "91110000600037341L"
@@ -29,20 +30,6 @@ def publish(registry: Registry, court: CourtHandle, body: dict[str, Any]) -> str
         response = http.post("/v1/listings", json=registry.envelope(court, body))
     assert response.status_code == 201, response.text
     return str(response.json()["listing_id"])
-
-
-def remove(registry: Registry, court: CourtHandle, listing_id: str) -> None:
-    removal = {
-        "listing_id": listing_id,
-        "reason": "performed",
-        "effective_on": registry.today.isoformat(),
-        "basis_document": "（2024）京0105执恢12号之一",
-    }
-    with registry.http(court.api_key) as http:
-        response = http.post(
-            f"/v1/listings/{listing_id}/removal", json=registry.envelope(court, removal, name="removal")
-        )
-    assert response.status_code == 200, response.text
 
 
 def person(registry: Registry, court: CourtHandle, name: str, **overrides: Any) -> dict[str, Any]:

@@ -20,7 +20,8 @@ import sqlalchemy as sa
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.conftest import CourtHandle, Registry, run_search_indexer
-from tests.test_public_web import NO_RESULT, masked, person, publish, remove
+from tests.publishing_support import remove
+from tests.test_public_web import NO_RESULT, masked, person, publish
 
 CHROMIUM = Path("/usr/bin/chromium")
 PHONE = {"width": 360, "height": 740}

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from registry.settings import Settings
 from search.indexer import reconcile
 from tests.conftest import CourtHandle, Registry, cli_env, registry_bin, run_search_indexer
+from tests.publishing_support import remove
 
 API = "/v1/public/defaulters"
 
@@ -247,20 +248,6 @@ def test_paging_walks_every_hit_once_newest_first(
     assert past_the_end["hits"] == [] and past_the_end["total"] == 7
 
 
-def _remove(registry: Registry, court: CourtHandle, listing_id: str) -> None:
-    removal = {
-        "listing_id": listing_id,
-        "reason": "performed",
-        "effective_on": registry.today.isoformat(),
-        "basis_document": "（2024）京0105执恢12号之一",
-    }
-    with registry.http(court.api_key) as http:
-        response = http.post(
-            f"/v1/listings/{listing_id}/removal", json=registry.envelope(court, removal, name="removal")
-        )
-    assert response.status_code == 200, response.text
-
-
 def test_a_removed_listing_is_gone_once_the_indexer_runs(
     registry: Registry, court: CourtHandle, engine: sa.Engine
 ) -> None:
@@ -269,7 +256,7 @@ def test_a_removed_listing_is_gone_once_the_indexer_runs(
     )
     run_search_indexer(engine)  # court, key and client events, then the two publications
     assert _search(registry, q="黄磊")["total"] == 2
-    _remove(registry, court, removed)
+    remove(registry, court, removed)
     assert run_search_indexer(engine) == 1
     answer = _search(registry, q="黄磊")
     assert [h["id"] for h in answer["hits"]] == [kept]
@@ -351,7 +338,7 @@ def test_reconcile_repairs_missing_stale_and_extra_documents(
     registry: Registry, court: CourtHandle, engine: sa.Engine, people: dict[str, str]
 ) -> None:
     removed = people["王芳"]
-    _remove(registry, court, removed)
+    remove(registry, court, removed)
     with engine.begin() as conn:
         # Drift as a bug or a hand edit would leave it: one document lost, one altered, and one
         # removed listing still indexed (its removal never applied: the cursor is moved past it).
@@ -519,7 +506,7 @@ def test_the_scheduled_indexer_takes_a_removal_out_of_search_within_two_seconds(
                 while (await http.get(f"{API}/{listing_id}")).status_code != 200:
                     await asyncio.sleep(0.05)
                 started = time.monotonic()
-                await asyncio.to_thread(_remove, registry, court, listing_id)
+                await asyncio.to_thread(remove, registry, court, listing_id)
                 while (await http.get(f"{API}/{listing_id}")).status_code != 404:
                     assert time.monotonic() - started < 5, "still searchable 5 s after its removal"
                     await asyncio.sleep(0.05)

@@ -25,7 +25,8 @@ from search.meili import (
     quote_filter,
 )
 from tests.conftest import CourtHandle, Registry
-from tests.test_search import _organization, _person, _publish, _remove
+from tests.publishing_support import remove
+from tests.test_search import _organization, _person, _publish
 
 MEILISEARCH_URL = os.environ.get("MEILISEARCH_URL")
 needs_server = pytest.mark.skipif(
@@ -86,7 +87,7 @@ def test_meilisearch_follows_removals_and_reconciles(
     meili: MeiliIndex, engine: sa.Engine, registry: Registry, court: CourtHandle, people: dict[str, str]
 ) -> None:
     meili_reindex(engine, meili)
-    _remove(registry, court, people["王芳"])
+    remove(registry, court, people["王芳"])
     assert meili_follow_log(engine, meili) >= 1
     assert _names(meili, text="王芳") == []
     assert meili.get_sync(people["王芳"]) is None
