@@ -27,10 +27,13 @@ from registry.listings.models import Listing
 from search.documents import Document, all_active_documents, load_documents
 from search.embedded import (
     DOCS,
+    FACET_KEY,
     apply_changes,
     clear_all,
     doc_row,
+    facet_key,
     insert_documents,
+    next_serial,
     rebuild_fts,
     write_documents,
 )
@@ -97,8 +100,10 @@ _COMPARED = ("version", "kind", "province_code", "court_code", "ground_mask", "p
 
 
 def _differs(stored: Any, doc: Document, sqlite: bool) -> bool:
-    expected = doc_row(doc, sqlite)
+    expected = doc_row(doc, sqlite, serial=0)
     if any(getattr(stored, name) != expected[name] for name in _COMPARED):
+        return True
+    if stored.id & FACET_KEY != facet_key(doc.kind, doc.province_code, doc.ground_mask):
         return True
     if bytes(stored.entry) != doc.entry:
         return True
@@ -198,7 +203,7 @@ def _repair(conn: Connection, docs: list[Document], extra: list[str], sqlite: bo
         ids = extra + [doc.listing_id for doc in docs]
         for start in range(0, len(ids), 500):
             conn.execute(delete(SearchDoc).where(SearchDoc.listing_id.in_(ids[start : start + 500])))
-        insert_documents(conn, docs)
+        insert_documents(conn, docs, next_serial(conn))
         rebuild_fts(conn)
         return
     apply_changes(conn, [], extra)
@@ -215,18 +220,17 @@ def reindex(conn: Connection) -> int:
     lock_cursor(conn, CURSOR)
     start, _ = head(conn)
     clear_all(conn)
-    count = 0
+    serial = 1
     for chunk in all_active_documents(conn):
-        insert_documents(conn, chunk)
-        count += len(chunk)
+        serial = insert_documents(conn, chunk, serial)
     rebuild_fts(conn)
     set_cursor(conn, CURSOR, start)
-    return count
+    return serial - 1
 
 
 # Our own table and column names: the only text spliced into the statements below.
 _STAGE = "search_docs_build"
-_STAGED_COLUMNS = ", ".join(column.name for column in DOCS.columns if column.name != "id")
+_STAGED_COLUMNS = ", ".join(column.name for column in DOCS.columns)
 
 
 def staged_reindex(engine: Engine) -> tuple[int, float]:
@@ -240,7 +244,7 @@ def staged_reindex(engine: Engine) -> tuple[int, float]:
     Returns (documents, seconds the write lock was held). `engine`: a reader engine (BEGIN
     DEFERRED), so that the snapshot's transaction takes no write lock.
     """
-    stage = Table(_STAGE, MetaData(), *(Column(c.name, c.type) for c in DOCS.columns if c.name != "id"))
+    stage = Table(_STAGE, MetaData(), *(Column(c.name, c.type) for c in DOCS.columns))
     with engine.connect() as conn:
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{_STAGE}")
         conn.exec_driver_sql(
@@ -249,7 +253,7 @@ def staged_reindex(engine: Engine) -> tuple[int, float]:
         start, _ = head(conn)
         count = 0
         for chunk in all_active_documents(conn):
-            bulk_insert(conn, stage, [doc_row(doc, sqlite=True) for doc in chunk])
+            bulk_insert(conn, stage, [doc_row(doc, True, count + 1 + i) for i, doc in enumerate(chunk)])
             count += len(chunk)
         conn.commit()
         locked = time.perf_counter()

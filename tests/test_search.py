@@ -186,6 +186,11 @@ def test_a_full_id_number_or_credit_code_finds_exactly_its_holder(
     number = person["debtor"]["id_number"]
     by_id = _search(registry, id_number=number)
     assert [h["id"] for h in by_id["hits"]] == [person_id]
+    assert by_id["facets"] == {
+        "province": {court.province_code: 1},
+        "ground": dict.fromkeys(person["grounds"], 1),
+    }
+    assert _search(registry, id_number=number, kind="organization")["total"] == 0
     # Lower-case x and full-width digits are the same number.
     assert _search(registry, id_number=number.lower().replace("1", "１"))["total"] == 1
     by_code = _search(registry, credit_code=organization["debtor"]["credit_code"])
@@ -223,6 +228,15 @@ def test_filters_narrow_and_facets_count_the_filtered_matches(
     assert sorted(h["id"] for h in only_beijing["hits"]) == sorted(beijing_ids)
     assert only_beijing["facets"]["province"] == {"11": 3}
     assert _names(_search(registry, q="陈静", kind="organization")) == ["陈静建材有限公司"]
+    assert _names(_search(registry, q="陈静", kind="person")) == ["陈静", "陈静", "陈静怡"]
+    # Every filter the facets are made of at once, and facets that count only what remains.
+    narrowed = _search(registry, q="陈静", kind="person", province="11", ground="able_but_refuses")
+    assert _names(narrowed) == ["陈静", "陈静怡"]
+    assert narrowed["facets"] == {
+        "province": {"11": 2},
+        "ground": {"able_but_refuses": 2, "evades_enforcement": 1},
+    }
+    assert _search(registry, q="陈静", kind="organization", province="31")["total"] == 0
     evading = _search(registry, q="陈静", ground="evades_enforcement")
     assert _names(evading) == sorted(
         body["debtor"]["name"] for body in bodies if "evades_enforcement" in body["grounds"]
@@ -381,6 +395,20 @@ def test_deep_reconcile_repairs_an_altered_entry(
         assert reconcile(conn).stale == 0
         assert reconcile(conn, deep=True).stale == 1
     assert _search(registry, q="伟张")["hits"][0]["obligations"] != "篡改的内容"
+
+    # A document whose id no longer carries its own facet key (its province, 11, became 12):
+    # the filters and facets read that key, so the deep check compares it too.
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE search_docs SET id = id + 64 WHERE listing_id = :id"), {"id": people["伟张"]}
+        )
+        if conn.dialect.name == "sqlite":
+            conn.execute(sa.text("INSERT INTO search_fts(search_fts) VALUES ('rebuild')"))
+    assert _search(registry, q="伟张", province="12")["total"] == 1
+    with engine.begin() as conn:
+        assert reconcile(conn, deep=True).stale == 1
+    assert _search(registry, q="伟张", province="12")["total"] == 0
+    assert _search(registry, q="伟张")["facets"]["province"] == {"11": 1}
 
 
 def test_reindex_command_rebuilds_the_index_from_scratch(

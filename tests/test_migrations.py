@@ -1,0 +1,113 @@
+"""Data migrations on a database that already holds data, on the engine under test.
+
+Each test migrates its own scratch database (a file on SQLite, a fresh database on the
+PostgreSQL server under test) to the revision before, writes rows as that revision's code
+did, and upgrades.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+
+from registry.cli import alembic_config
+from registry.settings import Settings
+from search.embedded import FACET_KEY, facet_key, fts_match, ts_terms
+from search.text import name_terms, text_match
+
+
+def _sync_url(url: str) -> str:
+    for prefix in ("postgresql+asyncpg://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url.removeprefix(prefix)
+    return url
+
+
+@pytest.fixture
+def scratch_url(tmp_path: Path) -> Iterator[str]:
+    server = os.environ.get("REGISTRY_TEST_DATABASE_URL")
+    if server is None or not server.startswith("postgresql"):
+        yield f"sqlite:///{tmp_path / 'migrate.db'}"
+        return
+    admin = sa.create_engine(_sync_url(server), isolation_level="AUTOCOMMIT")
+    name = f"migrate_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        # As CI creates its databases: CJK text needs a UTF-8 locale.
+        conn.execute(
+            sa.text(f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C.UTF-8'")
+        )
+    try:
+        yield server.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+# (id before, kind, province, grounds mask, name): ids as 0006 left them, gaps included.
+DOCUMENTS = [
+    (3, "person", "11", 0b000001, "张伟"),
+    (7, "organization", "31", 0b100010, "恒信达科技有限公司"),
+    (8, "person", None, 0b010100, "张伟明"),
+]
+
+
+def test_0007_gives_existing_documents_ids_that_carry_their_facet_key(scratch_url: str) -> None:
+    config = alembic_config(Settings(database_url=scratch_url).database_url)
+    command.upgrade(config, "0006")
+    engine = sa.create_engine(_sync_url(scratch_url))
+    sqlite = engine.dialect.name == "sqlite"
+    try:
+        with engine.begin() as conn:
+            for old_id, kind, province, mask, name in DOCUMENTS:
+                terms = name_terms(name)
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO search_docs (id, listing_id, version, kind, province_code, "
+                        "court_code, ground_mask, published_on, birth_date, terms, pinyin, entry) VALUES "
+                        "(:id, :listing, 1, :kind, :province, '京0105', :mask, '2026-11-01', NULL, "
+                        + (":terms, '', :entry)" if sqlite else "CAST(:terms AS tsvector), '', :entry)")
+                    ),
+                    {
+                        "id": old_id,
+                        "listing": f"L{old_id}",
+                        "kind": kind,
+                        "province": province,
+                        "mask": mask,
+                        "terms": " ".join(terms) if sqlite else ts_terms(terms),
+                        "entry": b"{}",
+                    },
+                )
+            if sqlite:
+                conn.execute(sa.text("INSERT INTO search_fts(search_fts) VALUES ('rebuild')"))
+
+        command.upgrade(config, "head")
+
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT listing_id, id FROM search_docs ORDER BY id")).all()
+            expected = [
+                (f"L{old_id}", old_id << 14 | facet_key(kind, province, mask))
+                for old_id, kind, province, mask, _ in DOCUMENTS
+            ]
+            # Same order as before (newest highest), each id ending in its own facet key.
+            assert [tuple(row) for row in rows] == expected
+            assert [row.id & FACET_KEY for row in rows] == [
+                facet_key(kind, province, mask) for _, kind, province, mask, _ in DOCUMENTS
+            ]
+            if sqlite:
+                # FTS5 was rebuilt over the new ids: a name query finds the renumbered rows.
+                match = text_match("张伟")
+                assert match is not None
+                found = conn.execute(
+                    sa.text("SELECT rowid FROM search_fts WHERE search_fts MATCH :q ORDER BY rowid"),
+                    {"q": fts_match(match)},
+                ).scalars()
+                assert list(found) == [expected[0][1], expected[2][1]]
+    finally:
+        engine.dispose()
