@@ -115,6 +115,11 @@ def load_documents(conn: Connection, listing_ids: Sequence[str]) -> tuple[list[D
     return active, [listing_id for listing_id in listing_ids if listing_id not in found]
 
 
+def documents_of(rows: Iterable[Any]) -> list[Document]:
+    """The documents of these rows (of `document_columns()`), leaving out any that cannot make one."""
+    return [doc for row in rows if (doc := buildable(row)) is not None]
+
+
 def all_active_documents(conn: Connection, chunk: int = 5000) -> Iterator[list[Document]]:
     """Every active listing, oldest publication first, in chunks (keyset paging on the id)."""
     after = ""
@@ -127,5 +132,5 @@ def all_active_documents(conn: Connection, chunk: int = 5000) -> Iterator[list[D
         ).all()
         if not rows:
             return
-        yield [doc for row in rows if (doc := buildable(row)) is not None]
+        yield documents_of(rows)
         after = rows[-1].id

@@ -375,11 +375,16 @@ def rebuild_fts(conn: Connection) -> None:
     conn.execute(text("ANALYZE search_docs"))
 
 
-def insert_documents(conn: Connection, docs: Sequence[Document], first_serial: int) -> int:
-    """Bulk load for a rebuild: rows only (SQLite's FTS5 is rebuilt once at the end), with
-    serial numbers from `first_serial`; returns the next one. The caller counts: on
-    PostgreSQL, max(id) would walk past every row the rebuild deleted."""
-    sqlite = conn.dialect.name == "sqlite"
-    rows = [doc_row(doc, sqlite, first_serial + i) for i, doc in enumerate(docs)]
-    bulk_insert(conn, DOCS, rows)
+def numbered(rows: list[dict[str, Any]], first_serial: int) -> list[dict[str, Any]]:
+    """Rows of `doc_row(..., serial=0)` (ids holding the facet key only), given serial numbers."""
+    for offset, row in enumerate(rows):
+        row["id"] |= (first_serial + offset) << FACET_BITS
+    return rows
+
+
+def insert_rows(conn: Connection, rows: list[dict[str, Any]], first_serial: int) -> int:
+    """Bulk load for a rebuild: rows only (SQLite's FTS5 is rebuilt once at the end), numbered
+    from `first_serial`; returns the next serial. The caller counts: on PostgreSQL, max(id)
+    would walk past every row the rebuild deleted."""
+    bulk_insert(conn, DOCS, numbered(rows, first_serial))
     return first_serial + len(rows)

@@ -32,12 +32,14 @@ from search.embedded import (
     clear_all,
     doc_row,
     facet_key,
-    insert_documents,
+    insert_rows,
     next_serial,
+    numbered,
     rebuild_fts,
     write_documents,
 )
 from search.models import SearchDoc
+from search.parallel import document_rows
 
 logger = logging.getLogger("search.indexer")
 
@@ -203,26 +205,27 @@ def _repair(conn: Connection, docs: list[Document], extra: list[str], sqlite: bo
         ids = extra + [doc.listing_id for doc in docs]
         for start in range(0, len(ids), 500):
             conn.execute(delete(SearchDoc).where(SearchDoc.listing_id.in_(ids[start : start + 500])))
-        insert_documents(conn, docs, next_serial(conn))
+        insert_rows(conn, [doc_row(doc, sqlite, serial=0) for doc in docs], next_serial(conn))
         rebuild_fts(conn)
         return
     apply_changes(conn, [], extra)
     write_documents(conn, docs)
 
 
-def reindex(conn: Connection) -> int:
+def reindex(conn: Connection, workers: int = 1) -> int:
     """Rebuild every document from the listings, in the caller's transaction; returns the count.
 
     Readers keep seeing the old documents until commit (SQLite WAL snapshots, PostgreSQL
     MVCC), so the public never meets an empty index. The cursor goes to the log head read
-    at the start: events after it are replayed, harmlessly, on the next indexer run.
+    at the start: events after it are replayed, harmlessly, on the next indexer run. With
+    `workers` > 1 and a large list, documents are built by a process pool (search.parallel).
     """
     lock_cursor(conn, CURSOR)
     start, _ = head(conn)
     clear_all(conn)
     serial = 1
-    for chunk in all_active_documents(conn):
-        serial = insert_documents(conn, chunk, serial)
+    for rows in document_rows(conn, workers):
+        serial = insert_rows(conn, rows, serial)
     rebuild_fts(conn)
     set_cursor(conn, CURSOR, start)
     return serial - 1
@@ -233,14 +236,15 @@ _STAGE = "search_docs_build"
 _STAGED_COLUMNS = ", ".join(column.name for column in DOCS.columns)
 
 
-def staged_reindex(engine: Engine) -> tuple[int, float]:
+def staged_reindex(engine: Engine, workers: int = 1) -> tuple[int, float]:
     """SQLite: the rebuild without holding the database's write lock while documents are built.
 
-    Documents are built from one read snapshot into a TEMP table (SQLite's temp database:
-    writing it takes no lock on the registry file), then one short write transaction swaps
-    them in and rebuilds FTS5. Ingest waits only for the swap; the public sees the old index
-    until it commits. The cursor goes to the head of that snapshot, so what changed since is
-    replayed by the next indexer run (for up to one interval, the snapshot is what shows).
+    Documents are built (by `workers` processes at scale: search.parallel) into a TEMP table
+    (SQLite's temp database: writing it takes no lock on the registry file), then one short
+    write transaction swaps them in and rebuilds FTS5. Ingest waits only for the swap; the
+    public sees the old index until it commits. The cursor goes to the log head read first,
+    so what changed since is replayed by the next indexer run (for up to one interval, the
+    snapshot is what shows).
     Returns (documents, seconds the write lock was held). `engine`: a reader engine (BEGIN
     DEFERRED), so that the snapshot's transaction takes no write lock.
     """
@@ -252,9 +256,9 @@ def staged_reindex(engine: Engine) -> tuple[int, float]:
         )
         start, _ = head(conn)
         count = 0
-        for chunk in all_active_documents(conn):
-            bulk_insert(conn, stage, [doc_row(doc, True, count + 1 + i) for i, doc in enumerate(chunk)])
-            count += len(chunk)
+        for rows in document_rows(conn, workers):
+            bulk_insert(conn, stage, numbered(rows, count + 1))
+            count += len(rows)
         conn.commit()
         locked = time.perf_counter()
         # The first statement writes, so the transaction waits for the write lock (busy

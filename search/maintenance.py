@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import text
 
 from registry.db import create_sync_engine
+from registry.listings.ingest import worker_count
 from registry.settings import Settings
 from search.indexer import reconcile, reindex, staged_reindex
 from search.meili import MeiliIndex, meili_reconcile, meili_reindex
@@ -15,17 +16,18 @@ from search.meili import MeiliIndex, meili_reconcile, meili_reindex
 
 def reindex_now(settings: Settings) -> dict[str, Any]:
     engine = create_sync_engine(settings.database_url, writer=not settings.is_sqlite)
+    workers = worker_count(settings.ingest_workers)
     started = time.perf_counter()
     extra: dict[str, Any] = {}
     try:
         if settings.search_backend == "meilisearch":
             count = meili_reindex(engine, MeiliIndex.from_settings(settings))
         elif settings.is_sqlite:
-            count, held = staged_reindex(engine)
+            count, held = staged_reindex(engine, workers)
             extra["write_lock_seconds"] = round(held, 2)
         else:
             with engine.begin() as conn:
-                count = reindex(conn)
+                count = reindex(conn, workers)
             if engine.dialect.name == "postgresql":
                 # Every old row is now dead: reclaim it (VACUUM cannot run inside the rebuild's
                 # transaction), or queries recheck twice the rows until autovacuum comes.

@@ -18,7 +18,8 @@ import pytest
 import sqlalchemy as sa
 
 from registry.settings import Settings
-from search.indexer import reconcile
+from search.indexer import reconcile, reindex
+from search.parallel import document_rows
 from tests.conftest import CourtHandle, Registry, cli_env, registry_bin, run_search_indexer
 from tests.publishing_support import remove
 
@@ -440,6 +441,28 @@ def test_reindex_command_rebuilds_the_index_from_scratch(
     )
     counts = json.loads(check.stdout.strip().splitlines()[-1])
     assert counts == {"backend": "embedded", "checked": 2, "missing": 0, "stale": 0, "extra": 0}
+
+
+def test_documents_built_by_a_process_pool_are_those_built_in_process(
+    registry: Registry, court: CourtHandle, engine: sa.Engine
+) -> None:
+    names = ["赵敏", "赵敏敏", "钱多多", "孙悟空", "李逍遥", "周芷若", "吴用", "郑和", "王重阳", "冯宝宝"]
+    ids = _publish(registry, court, [_person(registry, court, name) for name in names])
+    _publish(registry, court, [_organization(registry, court, "赵氏建材有限公司")])
+    for listing_id in ids[2:9:3]:  # inactive listings inside the ranges are left out
+        remove(registry, court, listing_id)
+    with engine.connect() as conn:
+        in_process = [row for rows in document_rows(conn, workers=1) for row in rows]
+        # Ranges of three listings each over two worker processes, as at a million listings.
+        pooled = list(document_rows(conn, workers=2, min_listings=0, range_listings=3))
+    assert len(pooled) > 3
+    assert [row for rows in pooled for row in rows] == in_process
+    assert len(in_process) == len(names) + 1 - 3
+
+    # A reindex numbers documents in listing order: the newest still answers first.
+    with engine.begin() as conn:
+        assert reindex(conn, workers=2) == len(in_process)
+    assert [h["name"] for h in _search(registry, q="赵敏")["hits"]] == ["赵敏敏", "赵敏"]
 
 
 @pytest.mark.parametrize(
