@@ -59,6 +59,7 @@ _ORGANIZATION_BIT = 1 << 13
 _PROVINCE_SHIFT = 6
 _PROVINCE_BITS = 127
 _GROUND_BITS = (1 << _PROVINCE_SHIFT) - 1
+_PROVINCE_KEY = _PROVINCE_BITS << _PROVINCE_SHIFT
 assert len(GROUNDS) <= _PROVINCE_SHIFT, "each ground needs its own bit below the province"
 
 
@@ -245,23 +246,34 @@ class EmbeddedIndex:
         offset = (query.page - 1) * query.per_page
         params |= {"limit": query.per_page, "offset": offset}
         total = 0
-        provinces: dict[str, int] = {}
-        grounds: dict[str, int] = dict.fromkeys(GROUNDS, 0)
+        # A broad text has a thousand or more facet keys: add up per province and per grounds
+        # mask first, decode those few after.
+        by_province: dict[int, int] = {}
+        by_mask: dict[int, int] = {}
         hits: list[PublicEntry] = []
         with self.engine.connect() as conn:
             for key, count in conn.exec_driver_sql(counts, params):
                 total += count
-                if (province := province_of(key)) is not None:
-                    provinces[province] = provinces.get(province, 0) + count
-                for ground in grounds_of(key & _GROUND_BITS):
-                    grounds[ground] += count
+                province = key & _PROVINCE_KEY
+                by_province[province] = by_province.get(province, 0) + count
+                mask = key & _GROUND_BITS
+                by_mask[mask] = by_mask.get(mask, 0) + count
             if offset < total:
                 today = today_in_china()
                 hits = [
                     hit(entry, _as_date(birth), today) for entry, birth in conn.exec_driver_sql(page, params)
                 ]
+        provinces = {
+            code: count
+            for key, count in sorted(by_province.items())
+            if (code := province_of(key)) is not None
+        }
+        grounds: dict[str, int] = dict.fromkeys(GROUNDS, 0)
+        for mask, count in by_mask.items():
+            for ground in grounds_of(mask):
+                grounds[ground] += count
         facets = {
-            "province": dict(sorted(provinces.items())),
+            "province": provinces,
             "ground": {ground: count for ground, count in grounds.items() if count},
         }
         return SearchResult(hits=hits, total=total, facets=facets)

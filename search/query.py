@@ -4,8 +4,9 @@ Rules (the same for the JSON API, the web page and both engines):
 - a query names a text (`q`), an `id_number` or a `credit_code`; filters alone are refused
   (`query_required`): the list is looked up, not browsed, as on the national site. For the
   same reason a text that matches a large share of the list (one character, one pinyin
-  syllable, only the words of a legal form such as 有限公司: `search.text.too_broad`) needs a
-  province or a court beside it (`query_too_broad`);
+  syllable: `search.text.too_broad`) needs a province or a court beside it
+  (`query_too_broad`), and a text made only of the words of a legal form such as 有限公司,
+  which names no debtor, is refused unless a number is given (`query_names_no_one`);
 - `q` is NFKC-normalised, at most MAX_QUERY_CHARS characters, without control characters,
   and must hold a letter or digit; an identifier must be a valid full number (checksum and
   all) and is matched through the blind index, so a partial number finds nothing by design;
@@ -34,7 +35,7 @@ from registry.identity.identifiers import (
 from registry.listings.schemas import GROUNDS
 from registry.problems import Problem
 from search.interface import KINDS, SearchQuery
-from search.text import text_match, too_broad
+from search.text import names_no_one, text_match, too_broad
 
 ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 MAX_QUERY_CHARS = 64
@@ -143,20 +144,20 @@ def parse_query(params: Mapping[str, str | None], blind_index: BlindIndex) -> Se
         except IdentifierError as exc:
             raise _bad("invalid_court", exc.message, "court") from exc
     province = _choice(params, "province", PROVINCES)
-    if (
-        text is not None
-        and id_blind is None
-        and code_blind is None
-        and province is None
-        and court is None
-        and too_broad(text)
-    ):
-        raise _bad(
-            "query_too_broad",
-            "q alone would match a large share of the list (one character, one pinyin syllable, "
-            "or only the words of a legal form such as 有限公司): add a province or a court",
-            "q",
-        )
+    if text is not None and id_blind is None and code_blind is None:
+        if names_no_one(text):
+            raise _bad(
+                "query_names_no_one",
+                "q holds only the words of a legal form (such as 有限公司): add part of the name",
+                "q",
+            )
+        if province is None and court is None and too_broad(text):
+            raise _bad(
+                "query_too_broad",
+                "q alone would match a large share of the list (one character or one pinyin "
+                "syllable): add a province or a court",
+                "q",
+            )
     published_from = _date(params, "published_from")
     published_to = _date(params, "published_to")
     if published_from and published_to and published_from > published_to:

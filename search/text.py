@@ -114,13 +114,18 @@ def _pinyin_syllables() -> frozenset[str]:
 def too_broad(query: str) -> bool:
     """Whether a text query would browse a large share of the list rather than look a debtor
     up: one character (王 alone is 7% of all persons), two Latin letters or one pinyin
-    syllable (wang), or nothing but the words of a legal form (有限公司)."""
+    syllable (wang). A province or a court narrows it to a lookup."""
     form = search_form(query)[:MAX_INDEXED_CHARS]
     if len(form) <= 1:
         return True
-    if form.isascii() and form.isalpha():
-        return len(form) <= 2 or form in _pinyin_syllables()
-    return any(form in word for word in LEGAL_FORM_WORDS)
+    return form.isascii() and form.isalpha() and (len(form) <= 2 or form in _pinyin_syllables())
+
+
+def names_no_one(query: str) -> bool:
+    """Whether a text is nothing but (a part of) the words of a legal form (有限公司, 责任公司):
+    it names no debtor, and half the list's organisations hold it, in every province."""
+    form = search_form(query)[:MAX_INDEXED_CHARS]
+    return len(form) > 1 and any(form in word for word in LEGAL_FORM_WORDS)
 
 
 @dataclass(frozen=True)

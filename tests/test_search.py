@@ -93,16 +93,35 @@ def test_a_single_character_finds_every_name_holding_it(
     assert _names(_search(registry, q="明", court=court.code)) == ["张伟明", "张明"]
 
 
-@pytest.mark.parametrize("text", ["芳", "Ｗ", "wang", "zw", "有限公司", "有限", "责任公司", "分公司"])
+@pytest.mark.parametrize("text", ["芳", "Ｗ", "wang", "zw"])
 def test_a_broad_text_alone_is_refused_and_narrowed_is_answered(
     registry: Registry, court: CourtHandle, people: dict[str, str], text: str
 ) -> None:
     with registry.http() as http:
         alone = http.get(API, params={"q": text})
         narrowed = http.get(API, params={"q": text, "province": court.province_code})
+        by_court = http.get(API, params={"q": text, "court": court.code})
     assert alone.status_code == 400, alone.text
     assert alone.json()["code"] == "query_too_broad"
     assert narrowed.status_code == 200, narrowed.text
+    assert by_court.status_code == 200, by_court.text
+
+
+@pytest.mark.parametrize("text", ["有限公司", "有限", "责任公司", "分公司", "（有限公司）"])
+def test_only_the_words_of_a_legal_form_name_no_one_and_are_refused_even_narrowed(
+    registry: Registry, court: CourtHandle, people: dict[str, str], text: str
+) -> None:
+    with registry.http() as http:
+        for params in (
+            {"q": text},
+            {"q": text, "province": court.province_code},
+            {"q": text, "court": court.code},
+        ):
+            answer = http.get(API, params=params)
+            assert answer.status_code == 400, answer.text
+            assert answer.json()["code"] == "query_names_no_one"
+    # Beside a full number (valid, not listed), the text only narrows: answered, not refused.
+    assert _search(registry, q="有限公司", credit_code="91110000600037341L")["total"] == 0
 
 
 def test_a_text_with_one_distinctive_character_is_not_broad(

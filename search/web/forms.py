@@ -39,8 +39,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "query_required": ("请输入被执行人姓名、名称或完整的证件号码。", "q"),
     "parameter_too_long": (_TOO_LONG, "q"),
     "query_too_long": (_TOO_LONG, "q"),
-    "query_too_broad": (
-        "检索范围过大：只输入一个字、一个拼音音节，或只有“有限公司”等组织形式用语时，请同时选择省份。",
+    "query_too_broad": ("检索范围过大：只输入一个字或一个拼音音节时，请同时选择省份。", "q"),
+    "query_names_no_one": (
+        "“有限公司”等组织形式用语不能单独检索，请输入被执行人名称中的其他文字。",
         "q",
     ),
     "control_characters": ("检索内容含有控制字符或无法识别的字符，请重新输入。", "q"),
