@@ -478,10 +478,12 @@ def test_documents_built_by_a_process_pool_are_those_built_in_process(
     assert [row for rows in pooled for row in rows] == in_process
     assert len(in_process) == len(names) + 1 - 3
 
-    # A reindex numbers documents in listing order: the newest still answers first.
+    # A reindex numbers documents in listing-id order (time-ordered ids), highest first out.
     with engine.begin() as conn:
         assert reindex(conn, workers=2) == len(in_process)
-    assert [h["name"] for h in _search(registry, q="赵敏")["hits"]] == ["赵敏敏", "赵敏"]
+    hits = _search(registry, q="赵敏")["hits"]
+    assert sorted(h["name"] for h in hits) == ["赵敏", "赵敏敏"]
+    assert [h["id"] for h in hits] == sorted((h["id"] for h in hits), reverse=True)
 
 
 @pytest.mark.parametrize(
