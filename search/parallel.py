@@ -12,17 +12,15 @@ rows and is idempotent), so a document built from a later snapshot is harmless.
 
 from __future__ import annotations
 
-import multiprocessing
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import closing
 from itertools import pairwise
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, func, select
 
-from registry.db import create_sync_engine
 from registry.listings.models import Listing
+from registry.readerpool import in_order, worker_reader
 from search.documents import all_active_documents, document_columns, documents_of
 from search.embedded import doc_row
 
@@ -30,17 +28,9 @@ from search.embedded import doc_row
 PARALLEL_LISTINGS = 100_000
 RANGE_LISTINGS = 10_000
 
-_reader: Engine | None = None
-
-
-def _init_worker(database_url: str) -> None:
-    global _reader  # noqa: PLW0603 - one read-only engine per worker process
-    _reader = create_sync_engine(database_url, writer=False)
-
 
 def _rows_between(after: str, upto: str, sqlite: bool) -> list[dict[str, Any]]:
-    assert _reader is not None
-    with _reader.connect() as conn:
+    with worker_reader().connect() as conn:
         rows = conn.execute(
             document_columns()
             .where(Listing.status == "active", Listing.id > after, Listing.id <= upto)
@@ -74,21 +64,7 @@ def document_rows(
         for chunk in all_active_documents(conn):
             yield [doc_row(doc, sqlite, serial=0) for doc in chunk]
         return
-    ranges = deque(_ranges(conn, range_listings))
-    # forkserver: the caller may run an event loop and driver threads, unsafe to fork.
-    context = multiprocessing.get_context("forkserver")
+    tasks = [(after, upto, sqlite) for after, upto in _ranges(conn, range_listings)]
     url = conn.engine.url.render_as_string(hide_password=False)
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(url,)) as pool:
-        in_flight: deque[Future[list[dict[str, Any]]]] = deque()
-
-        def submit() -> None:
-            if ranges:
-                after, upto = ranges.popleft()
-                in_flight.append(pool.submit(_rows_between, after, upto, sqlite))
-
-        for _ in range(2 * workers):
-            submit()
-        while in_flight:
-            rows = in_flight.popleft().result()
-            submit()
-            yield rows
+    with closing(in_order(_rows_between, tasks, url, workers)) as chunks:
+        yield from chunks

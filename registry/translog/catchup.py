@@ -9,15 +9,13 @@ order, one transaction per range, exactly as `append_leaves` would have.
 
 from __future__ import annotations
 
-import multiprocessing
-from collections import deque
-from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import closing
 
 from sqlalchemy import Engine, func, select
 
-from registry.db import create_sync_engine
 from registry.eventlog.cursors import cursor_position
 from registry.eventlog.models import Event
+from registry.readerpool import in_order, worker_reader
 from registry.translog.services import (
     CURSOR_NAME,
     Commitment,
@@ -31,17 +29,9 @@ from registry.translog.services import (
 PARALLEL_BACKLOG = 100_000
 RANGE_EVENTS = 10_000
 
-_reader: Engine | None = None
-
-
-def _init_worker(database_url: str) -> None:
-    global _reader  # noqa: PLW0603 - one read-only engine per worker process
-    _reader = create_sync_engine(database_url, writer=False)
-
 
 def _commit_range(after: int, upto: int) -> list[Commitment]:
-    assert _reader is not None
-    with _reader.connect() as conn:
+    with worker_reader().connect() as conn:
         return commitments(read_events(conn, after, upto=upto))
 
 
@@ -61,31 +51,13 @@ def catch_up(
         head = conn.execute(select(func.max(Event.seq))).scalar() or 0
     if workers < 2 or head - start < min_backlog:
         return 0
-    ranges = deque((lo, min(lo + range_events, head)) for lo in range(start, head, range_events))
-    # forkserver: the caller may run an event loop and driver threads, unsafe to fork.
-    context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_init_worker, initargs=(database_url,)
-    ) as pool:
-        in_flight: deque[tuple[int, int, Future[list[Commitment]]]] = deque()
-
-        def submit() -> None:
-            if ranges:
-                after, upto = ranges.popleft()
-                in_flight.append((after, upto, pool.submit(_commit_range, after, upto)))
-
-        for _ in range(2 * workers):
-            submit()
-        covered = start
-        while in_flight:
-            after, upto, future = in_flight.popleft()
-            computed = future.result()
-            submit()
+    ranges = [(lo, min(lo + range_events, head)) for lo in range(start, head, range_events)]
+    covered = start
+    with closing(in_order(_commit_range, ranges, database_url, workers)) as computed_ranges:
+        for (after, upto), computed in zip(ranges, computed_ranges, strict=True):
             with engine.begin() as conn:
                 lock_appends(conn)
                 if cursor_position(conn, CURSOR_NAME) != after:
-                    for _, _, pending in in_flight:
-                        pending.cancel()
                     break
                 store_leaves(conn, computed, upto)
             covered = upto
