@@ -288,13 +288,10 @@ class EmbeddedIndex:
 # ---- writing (in the caller's transaction) ----
 
 
-def doc_id(serial: int, doc: Document) -> int:
-    return serial << FACET_BITS | facet_key(doc.kind, doc.province_code, doc.ground_mask)
-
-
-def doc_row(doc: Document, sqlite: bool, serial: int) -> dict[str, Any]:
+def doc_row(doc: Document, sqlite: bool) -> dict[str, Any]:
+    """The row of a document, its id holding the facet key only: `numbered` adds the serial."""
     return {
-        "id": doc_id(serial, doc),
+        "id": facet_key(doc.kind, doc.province_code, doc.ground_mask),
         "listing_id": doc.listing_id,
         "version": doc.version,
         "kind": doc.kind,
@@ -336,8 +333,7 @@ def write_documents(conn: Connection, docs: Sequence[Document]) -> None:
     sqlite = conn.dialect.name == "sqlite"
     ids = [doc.listing_id for doc in docs]
     _drop(conn, ids)
-    first = next_serial(conn)
-    bulk_insert(conn, DOCS, [doc_row(doc, sqlite, first + i) for i, doc in enumerate(docs)])
+    insert_rows(conn, [doc_row(doc, sqlite) for doc in docs], next_serial(conn))
     if sqlite:
         for start in range(0, len(ids), 500):
             conn.execute(
@@ -388,15 +384,16 @@ def rebuild_fts(conn: Connection) -> None:
 
 
 def numbered(rows: list[dict[str, Any]], first_serial: int) -> list[dict[str, Any]]:
-    """Rows of `doc_row(..., serial=0)` (ids holding the facet key only), given serial numbers."""
+    """Rows of `doc_row`, given serial numbers from `first_serial`, in order."""
     for offset, row in enumerate(rows):
         row["id"] |= (first_serial + offset) << FACET_BITS
     return rows
 
 
 def insert_rows(conn: Connection, rows: list[dict[str, Any]], first_serial: int) -> int:
-    """Bulk load for a rebuild: rows only (SQLite's FTS5 is rebuilt once at the end), numbered
-    from `first_serial`; returns the next serial. The caller counts: on PostgreSQL, max(id)
-    would walk past every row the rebuild deleted."""
+    """Insert rows of `doc_row` numbered from `first_serial`; returns the next serial. Rows
+    only: FTS5 is told by the caller (`write_documents`), or rebuilt once after a bulk load.
+    A rebuild counts serials itself: on PostgreSQL, max(id) would walk past every row it
+    deleted."""
     bulk_insert(conn, DOCS, numbered(rows, first_serial))
     return first_serial + len(rows)

@@ -31,7 +31,6 @@ from search.embedded import (
     apply_changes,
     clear_all,
     doc_row,
-    facet_key,
     insert_rows,
     next_serial,
     numbered,
@@ -102,10 +101,10 @@ _COMPARED = ("version", "kind", "province_code", "court_code", "ground_mask", "p
 
 
 def _differs(stored: Any, doc: Document, sqlite: bool) -> bool:
-    expected = doc_row(doc, sqlite, serial=0)
+    expected = doc_row(doc, sqlite)
     if any(getattr(stored, name) != expected[name] for name in _COMPARED):
         return True
-    if stored.id & FACET_KEY != facet_key(doc.kind, doc.province_code, doc.ground_mask):
+    if stored.id & FACET_KEY != expected["id"]:
         return True
     if bytes(stored.entry) != doc.entry:
         return True
@@ -205,7 +204,7 @@ def _repair(conn: Connection, docs: list[Document], extra: list[str], sqlite: bo
         ids = extra + [doc.listing_id for doc in docs]
         for start in range(0, len(ids), 500):
             conn.execute(delete(SearchDoc).where(SearchDoc.listing_id.in_(ids[start : start + 500])))
-        insert_rows(conn, [doc_row(doc, sqlite, serial=0) for doc in docs], next_serial(conn))
+        insert_rows(conn, [doc_row(doc, sqlite) for doc in docs], next_serial(conn))
         rebuild_fts(conn)
         return
     apply_changes(conn, [], extra)

@@ -36,7 +36,7 @@ def _rows_between(after: str, upto: str, sqlite: bool) -> list[dict[str, Any]]:
             .where(Listing.status == "active", Listing.id > after, Listing.id <= upto)
             .order_by(Listing.id)
         ).all()
-    return [doc_row(doc, sqlite, serial=0) for doc in documents_of(rows)]
+    return [doc_row(doc, sqlite) for doc in documents_of(rows)]
 
 
 def _ranges(conn: Connection, size: int) -> list[tuple[str, str]]:
@@ -62,7 +62,7 @@ def document_rows(
     listings = conn.execute(select(func.count()).select_from(Listing)).scalar_one()
     if workers < 2 or listings < min_listings:
         for chunk in all_active_documents(conn):
-            yield [doc_row(doc, sqlite, serial=0) for doc in chunk]
+            yield [doc_row(doc, sqlite) for doc in chunk]
         return
     tasks = [(after, upto, sqlite) for after, upto in _ranges(conn, range_listings)]
     url = conn.engine.url.render_as_string(hide_password=False)
