@@ -32,11 +32,11 @@ from sqlalchemy import select, update
 from registry.bench import (
     PeakMemory,
     _bench_import,
-    _drop_postgres_databases,
     _env,
     _free_port,
-    _fresh_postgres_database,
     _prepare_database,
+    drop_postgres_databases,
+    fresh_postgres_database,
     wait_until_healthy,
 )
 from registry.courts.models import Court
@@ -290,7 +290,7 @@ def run_publishing_bench(
             url = f"sqlite:///{root / 'bench'}.db"
         else:
             # Named after the admin database, so a scratch database keeps its prefix.
-            url = _fresh_postgres_database(database_url, what, prefix=database_url.rpartition("/")[2])
+            url = fresh_postgres_database(database_url, what, prefix=database_url.rpartition("/")[2])
             scratch.append(url.rsplit("/", 1)[1])
 
         try:
@@ -303,7 +303,7 @@ def run_publishing_bench(
             figures = runners[what]()
         finally:
             if scratch and database_url is not None:
-                _drop_postgres_databases(database_url, scratch)
+                drop_postgres_databases(database_url, scratch)
     return {
         "benchmark": what,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},

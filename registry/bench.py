@@ -247,7 +247,7 @@ def run_ingest_bench(
         def fresh_url(name: str) -> str:
             if database_url is None:
                 return f"sqlite:///{root / name}.db"
-            url = _fresh_postgres_database(database_url, name)
+            url = fresh_postgres_database(database_url, name)
             scratch_databases.append(url.rsplit("/", 1)[1])
             return url
 
@@ -271,11 +271,11 @@ def run_ingest_bench(
             "batch_endpoint": _bench_batch(batch_env, envelopes, count, batch_size, senders),
         }
     if database_url is not None:
-        _drop_postgres_databases(database_url, scratch_databases)
+        drop_postgres_databases(database_url, scratch_databases)
     return result
 
 
-def _fresh_postgres_database(admin_url: str, name: str, prefix: str = "registry_bench") -> str:
+def fresh_postgres_database(admin_url: str, name: str, prefix: str = "registry_bench") -> str:
     """Create a scratch database beside the one named by admin_url (UTF-8 locale)."""
     base, _, _ = admin_url.rpartition("/")
     scratch = f"{prefix}_{name}_{os.getpid()}"
@@ -294,7 +294,7 @@ def _fresh_postgres_database(admin_url: str, name: str, prefix: str = "registry_
     return f"{base}/{scratch}"
 
 
-def _drop_postgres_databases(admin_url: str, names: list[str]) -> None:
+def drop_postgres_databases(admin_url: str, names: list[str]) -> None:
     async def drop() -> None:
         conn = await asyncpg.connect(admin_url.replace("postgresql+asyncpg://", "postgresql://"))
         try:

@@ -39,11 +39,11 @@ from sqlalchemy.exc import OperationalError
 from publishing.feeds.reader import CURSOR_NAME as FEEDS_CURSOR
 from registry.bench import (
     _bench_import,
-    _drop_postgres_databases,
     _free_port,
-    _fresh_postgres_database,
     _prepare_database,
     _registry,
+    drop_postgres_databases,
+    fresh_postgres_database,
     wait_until_healthy,
 )
 from registry.checks.watchlist import READER as WATCHLIST_READER
@@ -257,7 +257,7 @@ def run_search_bench(*, count: int, workers: int, database_url: str | None = Non
         if database_url is None:
             url = f"sqlite:///{root / 'search.db'}"
         else:
-            url = _fresh_postgres_database(
+            url = fresh_postgres_database(
                 database_url, "search_bench", prefix=database_url.rpartition("/")[2]
             )
             scratch_databases.append(url.rsplit("/", 1)[1])
@@ -304,7 +304,7 @@ def run_search_bench(*, count: int, workers: int, database_url: str | None = Non
             "removal_to_gone": removal,
         }
     if database_url is not None:
-        _drop_postgres_databases(database_url, scratch_databases)
+        drop_postgres_databases(database_url, scratch_databases)
     return result
 
 

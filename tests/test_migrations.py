@@ -8,7 +8,6 @@ did, and upgrades.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,38 +15,25 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 
+from registry.bench import drop_postgres_databases, fresh_postgres_database
 from registry.cli import alembic_config
+from registry.db import create_sync_engine
 from registry.settings import Settings
 from search.embedded import FACET_KEY, facet_key, fts_match, ts_terms
 from search.text import name_terms, text_match
-
-
-def _sync_url(url: str) -> str:
-    for prefix in ("postgresql+asyncpg://", "postgresql://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url.removeprefix(prefix)
-    return url
 
 
 @pytest.fixture
 def scratch_url(tmp_path: Path) -> Iterator[str]:
     server = os.environ.get("REGISTRY_TEST_DATABASE_URL")
     if server is None or not server.startswith("postgresql"):
-        yield f"sqlite:///{tmp_path / 'migrate.db'}"
+        yield Settings(database_url=f"sqlite:///{tmp_path / 'migrate.db'}").database_url
         return
-    admin = sa.create_engine(_sync_url(server), isolation_level="AUTOCOMMIT")
-    name = f"migrate_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        # As CI creates its databases: CJK text needs a UTF-8 locale.
-        conn.execute(
-            sa.text(f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C.UTF-8'")
-        )
+    url = fresh_postgres_database(server, "migrate", prefix="registry_test")
     try:
-        yield server.rsplit("/", 1)[0] + "/" + name
+        yield Settings(database_url=url).database_url
     finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
+        drop_postgres_databases(server, [url.rsplit("/", 1)[1]])
 
 
 # (id before, kind, province, grounds mask, name): ids as 0006 left them, gaps included.
@@ -59,9 +45,9 @@ DOCUMENTS = [
 
 
 def test_0007_gives_existing_documents_ids_that_carry_their_facet_key(scratch_url: str) -> None:
-    config = alembic_config(Settings(database_url=scratch_url).database_url)
+    config = alembic_config(scratch_url)
     command.upgrade(config, "0006")
-    engine = sa.create_engine(_sync_url(scratch_url))
+    engine = create_sync_engine(scratch_url)
     sqlite = engine.dialect.name == "sqlite"
     try:
         with engine.begin() as conn:

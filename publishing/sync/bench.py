@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Connection, func, or_, select
 
 from publishing.sync.services import create_subscription
-from registry.bench import _drop_postgres_databases, _env, _free_port, _fresh_postgres_database, _registry
+from registry.bench import _env, _free_port, _registry, drop_postgres_databases, fresh_postgres_database
 from registry.clients.services import create_client
 from registry.db import create_sync_engine
 from registry.demo.runner import load_demo
@@ -148,7 +148,7 @@ def run_sync_bench(*, count: int, removals: int, database_url: str | None = None
         if database_url is None:
             url = f"sqlite:///{root / 'sync.db'}"
         else:
-            url = _fresh_postgres_database(database_url, "sync")
+            url = fresh_postgres_database(database_url, "sync")
             scratch_databases.append(url.rsplit("/", 1)[1])
         env = _env(url, secrets_file, 0) | {"REGISTRY_SIGNING_KEY_FILE": str(root / "signing-keys.json")}
         _registry("db", "upgrade", env=env)
@@ -191,7 +191,7 @@ def run_sync_bench(*, count: int, removals: int, database_url: str | None = None
                         process.terminate()
                         process.wait(timeout=30)
     if database_url is not None:
-        _drop_postgres_databases(database_url, scratch_databases)
+        drop_postgres_databases(database_url, scratch_databases)
     return {
         "benchmark": "sync",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},

@@ -33,11 +33,11 @@ from litestar import Litestar, Request, post
 
 from registry.bench import (
     _bench_import,
-    _drop_postgres_databases,
     _free_port,
-    _fresh_postgres_database,
     _prepare_database,
     _registry,
+    drop_postgres_databases,
+    fresh_postgres_database,
 )
 from registry.demo.data import DemoGenerator
 from registry.demo.seed import load_signers, write_envelope_file
@@ -177,7 +177,7 @@ def run_checks_bench(
         if database_url is None:
             url = f"sqlite:///{root / 'checks.db'}"
         else:
-            url = _fresh_postgres_database(database_url, "checks")
+            url = fresh_postgres_database(database_url, "checks")
             scratch_databases.append(url.rsplit("/", 1)[1])
         env = _prepare_database(url, secrets_file, workers)
         env.update(
@@ -228,7 +228,7 @@ def run_checks_bench(
                 process.wait(timeout=30)
 
     if scratch_databases and database_url is not None:
-        _drop_postgres_databases(database_url, scratch_databases)
+        drop_postgres_databases(database_url, scratch_databases)
     ratios = sorted(r["checks"]["requests_per_s"] / r["bare"]["requests_per_s"] for r in rounds)
     return {
         "benchmark": "checks",
