@@ -13,15 +13,12 @@ import logging
 import os
 import platform
 import random
-import shutil
-import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -32,9 +29,9 @@ from sqlalchemy import select, update
 from registry.bench import (
     PeakMemory,
     _bench_import,
-    _env,
     _free_port,
     _prepare_database,
+    build_or_reuse,
     drop_postgres_databases,
     fresh_postgres_database,
     wait_until_healthy,
@@ -78,7 +75,7 @@ def _build(root: Path, url: str, count: int) -> tuple[dict[str, str], dict[str, 
     workers = worker_count(0)
     secrets_file = root / "secrets.json"
     env = _prepare_database(url, secrets_file, workers)
-    env.update(_bench_settings(root))
+    env.update(_bench_settings(root))  # `registry expire` below signs
     envelopes = root / "envelopes.jsonl"
     today = utcnow().astimezone(CHINA_TIME).date()
     write_envelope_file(
@@ -108,34 +105,6 @@ def _bench_settings(root: Path) -> dict[str, str]:
         "REGISTRY_SIGNING_KEY_FILE": str(root / "signing-keys.json"),
         "REGISTRY_EXPORT_DIR": str(root / "exports"),
     }
-
-
-_DATASET_FILES = ("bench.db", "secrets.json", "signing-keys.json", "demo-keys.json", "build.json")
-
-
-def _build_or_reuse(
-    root: Path, url: str, count: int, dataset: Path | None
-) -> tuple[dict[str, str], dict[str, Any]]:
-    """With `dataset` (SQLite only), the built database is kept there and copied on later
-    runs: building a million signed listings costs minutes, the benches measure what follows.
-    The copy is of a database nothing has run on, so every run starts from the same state."""
-    if dataset is None:
-        return _build(root, url, count)
-    kept = dataset / f"publishing-{count}"
-    if not (kept / "build.json").exists():
-        env, built = _build(root, url, count)
-        kept.mkdir(parents=True, exist_ok=True)
-        (root / "build.json").write_text(json.dumps(built))
-        with closing(sqlite3.connect(root / "bench.db")) as db:
-            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the copy must hold everything
-        for name in _DATASET_FILES:
-            shutil.copy2(root / name, kept / name)
-        return env, built
-    for name in _DATASET_FILES:
-        shutil.copy2(kept / name, root / name)
-    env = _env(url, root / "secrets.json", worker_count(0))
-    env.update(_bench_settings(root))
-    return env, {**json.loads((root / "build.json").read_text()), "reused_from": str(kept)}
 
 
 def _percentiles(samples: list[float]) -> dict[str, float]:
@@ -294,7 +263,10 @@ def run_publishing_bench(
             scratch.append(url.rsplit("/", 1)[1])
 
         try:
-            env, built = _build_or_reuse(root, url, count, dataset if database_url is None else None)
+            env, built = build_or_reuse(
+                root, url, count, dataset if database_url is None else None, "publishing", _build
+            )
+            env.update(_bench_settings(root))
             runners: dict[str, Callable[[], dict[str, Any]]] = {
                 "feeds": lambda: _feeds(env, url, requests),
                 "export": lambda: _export(env),

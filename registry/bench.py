@@ -12,15 +12,18 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +129,40 @@ def _prepare_database(database_url: str, secrets_file: Path, workers: int) -> di
 
     asyncio.run(setup())
     return env
+
+
+DATASET_FILES = ("bench.db", "secrets.json", "signing-keys.json", "demo-keys.json", "build.json")
+
+
+def build_or_reuse(
+    root: Path,
+    url: str,
+    count: int,
+    dataset: Path | None,
+    kind: str,
+    build: Callable[[Path, str, int], tuple[dict[str, str], dict[str, Any]]],
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """`build(root, url, count)` a scratch database, or, with `dataset` (SQLite, `url` the
+    file `root/bench.db`), keep what it built in `dataset/{kind}-{count}` and copy that on
+    later runs: building a million signed listings costs minutes, the benches measure what
+    follows. The copy is of a database nothing has run on since it was built, so every run
+    starts from the same state."""
+    if dataset is None:
+        return build(root, url, count)
+    kept = dataset / f"{kind}-{count}"
+    if not (kept / "build.json").exists():
+        env, built = build(root, url, count)
+        kept.mkdir(parents=True, exist_ok=True)
+        with closing(sqlite3.connect(root / "bench.db")) as db:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the copy must hold everything
+        (root / "build.json").write_text(json.dumps(built))
+        for name in DATASET_FILES:
+            shutil.copy2(root / name, kept / name)
+        return env, built
+    for name in DATASET_FILES:
+        shutil.copy2(kept / name, root / name)
+    env = _env(url, root / "secrets.json", worker_count(0))
+    return env, {**json.loads((root / "build.json").read_text()), "reused_from": str(kept)}
 
 
 def _free_port() -> int:

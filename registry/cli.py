@@ -571,7 +571,7 @@ main.add_command(sync_cli, name="sync")
     "--dataset",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="feeds/export/checkpoint on SQLite: keep the built database here and reuse it next time.",
+    help="search/feeds/export/checkpoint on SQLite: keep the built database here and reuse it next time.",
 )
 def bench(
     what: str,
@@ -600,7 +600,7 @@ def bench(
     elif what == "search":
         from search.bench import run_search_bench
 
-        result = run_search_bench(count=count, workers=workers, database_url=database_url)
+        result = run_search_bench(count=count, database_url=database_url, dataset=dataset)
     elif what in ("feeds", "export", "checkpoint"):
         from publishing.bench import run_publishing_bench
 

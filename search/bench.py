@@ -42,6 +42,7 @@ from registry.bench import (
     _free_port,
     _prepare_database,
     _registry,
+    build_or_reuse,
     drop_postgres_databases,
     fresh_postgres_database,
     wait_until_healthy,
@@ -247,30 +248,39 @@ def _removal_to_gone(
     }
 
 
-def run_search_bench(*, count: int, workers: int, database_url: str | None = None) -> dict[str, Any]:
-    workers = worker_count(workers)
+def _build(root: Path, url: str, count: int) -> tuple[dict[str, str], dict[str, Any]]:
+    """The demo courts and `count` signed listings through `registry import`, not indexed."""
+    workers = worker_count(0)
+    env = _prepare_database(url, root / "secrets.json", workers)
+    envelopes = root / "envelopes.jsonl"
+    today = utcnow().astimezone(CHINA_TIME).date()
+    write_envelope_file(
+        envelopes, load_signers(root / "demo-keys.json"), count, seed=7, today=today, workers=workers
+    )
+    imported = _bench_import(env, envelopes, count)
+    envelopes.unlink()
+    return env, {"import_seconds": imported["seconds"]}
+
+
+def run_search_bench(
+    *, count: int, database_url: str | None = None, dataset: Path | None = None
+) -> dict[str, Any]:
     rng = random.Random(11)  # noqa: S311 - sampling queries, not secrets
     scratch_databases: list[str] = []
     with tempfile.TemporaryDirectory(prefix="registry-search-bench-") as scratch:
         root = Path(scratch)
         secrets_file = root / "secrets.json"
         if database_url is None:
-            url = f"sqlite:///{root / 'search.db'}"
+            url = f"sqlite:///{root / 'bench.db'}"
         else:
             url = fresh_postgres_database(
                 database_url, "search_bench", prefix=database_url.rpartition("/")[2]
             )
             scratch_databases.append(url.rsplit("/", 1)[1])
-        env = _prepare_database(url, secrets_file, workers)
-        env["REGISTRY_SIGNING_KEY_FILE"] = str(root / "signing-keys.json")
-        envelopes = root / "envelopes.jsonl"
-        signers_path = secrets_file.parent / "demo-keys.json"
-        today = utcnow().astimezone(CHINA_TIME).date()
-        write_envelope_file(
-            envelopes, load_signers(signers_path), count, seed=7, today=today, workers=workers
+        env, built = build_or_reuse(
+            root, url, count, dataset if database_url is None else None, "search", _build
         )
-        imported = _bench_import(env, envelopes, count)
-        envelopes.unlink()
+        signers_path = root / "demo-keys.json"
 
         settings = Settings(database_url=url, secrets_file=secrets_file, scheduler=False)
         reindexed = reindex_now(settings)
@@ -295,7 +305,7 @@ def run_search_bench(*, count: int, workers: int, database_url: str | None = Non
             "database": "sqlite (embedded default)" if database_url is None else "postgresql",
             "listings": count,
             "indexed_documents": reindexed["documents"],
-            "import_seconds": imported["seconds"],
+            "build": built,
             "reindex_seconds": reindexed["seconds"],
             "reindex_write_lock_seconds": reindexed.get("write_lock_seconds"),
             "catch_up_seconds": caught_up,
