@@ -117,12 +117,24 @@ def ts_phrase(match: TextMatch) -> str:
     return " <-> ".join(_quote_ts(term) for term in match.phrase)
 
 
-def ts_terms(terms: Sequence[str]) -> str:
-    """tsvector text: bigrams at positions 1..n-1 (phrase queries), single characters unpositioned."""
+def ts_terms(terms: Sequence[str], province_code: str | None = None) -> str:
+    """tsvector text: bigrams at positions 1..n-1 (phrase queries), single characters
+    unpositioned, and the province's term (`province_term`)."""
     parts = [
         f"{_quote_ts(term)}:{i + 1}" if len(term) > 1 else _quote_ts(term) for i, term in enumerate(terms)
     ]
+    if province_code is not None:
+        parts.append(_quote_ts(province_term(province_code)))
     return " ".join(parts)
+
+
+def province_term(province_code: str) -> str:
+    """PostgreSQL: a document's province as a term of its `terms` tsvector, so that GIN
+    intersects a text with a province before any heap row is read: GIN yields heap tuples,
+    and the bit test on the id alone fetched every match of the text (`王` with a province at
+    1,000,000 listings: 75,000 heap rows for 7,600 matches). Name terms are letters and digits
+    only (search.text), so `~` keeps it apart from them."""
+    return f"~p{province_code}"
 
 
 @lru_cache(maxsize=256)
@@ -167,13 +179,21 @@ class EmbeddedIndex:
             if match is None:
                 # The query parser refuses such text; an index asked directly finds nothing.
                 clauses.append("1 = 0")
-            elif match.pinyin is None:
-                clauses.append("terms @@ CAST(:phrase AS tsquery)")
-                params["phrase"] = ts_phrase(match)
             else:
-                clauses.append("(terms @@ CAST(:phrase AS tsquery) OR pinyin @@ CAST(:pinyin AS tsquery))")
+                # PostgreSQL only (SQLite answers a text from FTS5). The province's term
+                # narrows in the index; the key filter below still applies, as on SQLite.
                 params["phrase"] = ts_phrase(match)
-                params["pinyin"] = _quote_ts(match.pinyin)
+                if query.province is not None:
+                    params["province_term"] = _quote_ts(province_term(query.province))
+                    params["phrase"] = f"({params['phrase']}) & {params['province_term']}"
+                if match.pinyin is None:
+                    clauses.append("terms @@ CAST(:phrase AS tsquery)")
+                else:
+                    params["pinyin"] = _quote_ts(match.pinyin)
+                    pinyin = "pinyin @@ CAST(:pinyin AS tsquery)"
+                    if query.province is not None:
+                        pinyin = f"({pinyin} AND terms @@ CAST(:province_term AS tsquery))"
+                    clauses.append(f"(terms @@ CAST(:phrase AS tsquery) OR {pinyin})")
         key_clauses, key_params = _key_filters(query, "id")
         row_clauses, row_params = self._row_filters(query)
         return " AND ".join(clauses + key_clauses + row_clauses) or "1 = 1", params | key_params | row_params
@@ -300,7 +320,7 @@ def doc_row(doc: Document, sqlite: bool) -> dict[str, Any]:
         "ground_mask": doc.ground_mask,
         "published_on": doc.published_on,
         "birth_date": doc.birth_date,
-        "terms": " ".join(doc.terms) if sqlite else ts_terms(doc.terms),
+        "terms": " ".join(doc.terms) if sqlite else ts_terms(doc.terms, doc.province_code),
         "pinyin": " ".join(doc.pinyin) if sqlite else " ".join(_quote_ts(t) for t in doc.pinyin),
         "entry": doc.entry,
     }

@@ -100,16 +100,35 @@ class Reconciliation:
 _COMPARED = ("version", "kind", "province_code", "court_code", "ground_mask", "published_on", "birth_date")
 
 
-def _differs(stored: Any, doc: Document, sqlite: bool) -> bool:
-    expected = doc_row(doc, sqlite)
+def _differs(stored: Any, expected: dict[str, Any], doc: Document) -> bool:
+    """`expected`: `doc_row(doc)`, its terms as the database renders them (see `_rendered`)."""
     if any(getattr(stored, name) != expected[name] for name in _COMPARED):
         return True
     if stored.id & FACET_KEY != expected["id"]:
         return True
     if bytes(stored.entry) != doc.entry:
         return True
-    # tsvector text is PostgreSQL's own rendering; SQLite keeps ours and can compare it.
-    return sqlite and (stored.terms != expected["terms"] or stored.pinyin != expected["pinyin"])
+    return bool(stored.terms != expected["terms"] or stored.pinyin != expected["pinyin"])
+
+
+_RENDERED = (
+    "SELECT CAST(terms AS tsvector)::text, CAST(pinyin AS tsvector)::text "
+    "FROM unnest(CAST(:terms AS text[]), CAST(:pinyin AS text[])) WITH ORDINALITY AS t(terms, pinyin, n) "
+    "ORDER BY n"
+)
+
+
+def _rendered(conn: Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of `doc_row` with their terms as the database gives them back: SQLite keeps our
+    text; PostgreSQL renders a tsvector its own way (sorted, merged positions), so it is
+    asked to render ours, 500 rows a statement."""
+    if conn.dialect.name == "sqlite" or not rows:
+        return rows
+    columns = {"terms": [row["terms"] for row in rows], "pinyin": [row["pinyin"] for row in rows]}
+    rendered = conn.execute(text(_RENDERED), columns).all()
+    return [
+        row | {"terms": terms, "pinyin": pinyin} for row, (terms, pinyin) in zip(rows, rendered, strict=True)
+    ]
 
 
 def _shallow_drift(conn: Connection) -> tuple[int, list[str], list[str], list[str]]:
@@ -161,12 +180,17 @@ def _deep_drift(conn: Connection, sqlite: bool) -> tuple[int, list[Document], li
                 select(SearchDoc).where(SearchDoc.listing_id.in_(ids[start : start + 500]))
             )
         }
-        for doc in chunk:
+        expected = [
+            row
+            for start in range(0, len(chunk), 500)
+            for row in _rendered(conn, [doc_row(doc, sqlite) for doc in chunk[start : start + 500]])
+        ]
+        for doc, row in zip(chunk, expected, strict=True):
             stored_ids.discard(doc.listing_id)
             stored = present.get(doc.listing_id)
             if stored is None:
                 missing.append(doc)
-            elif _differs(stored, doc, sqlite):
+            elif _differs(stored, row, doc):
                 stale.append(doc)
     return checked, missing, stale, sorted(stored_ids)
 

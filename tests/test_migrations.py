@@ -19,7 +19,7 @@ from registry.bench import drop_postgres_databases, fresh_postgres_database
 from registry.cli import alembic_config
 from registry.db import create_sync_engine
 from registry.settings import Settings
-from search.embedded import FACET_KEY, facet_key, fts_match, ts_terms
+from search.embedded import FACET_KEY, facet_key, fts_match, province_term, ts_terms
 from search.text import name_terms, text_match
 
 
@@ -44,34 +44,39 @@ DOCUMENTS = [
 ]
 
 
+def _write_documents_as_0006_did(engine: sa.Engine) -> None:
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.begin() as conn:
+        for old_id, kind, province, mask, name in DOCUMENTS:
+            terms = name_terms(name)
+            conn.execute(
+                sa.text(
+                    "INSERT INTO search_docs (id, listing_id, version, kind, province_code, "
+                    "court_code, ground_mask, published_on, birth_date, terms, pinyin, entry) VALUES "
+                    "(:id, :listing, 1, :kind, :province, '京0105', :mask, '2026-11-01', NULL, "
+                    + (":terms, '', :entry)" if sqlite else "CAST(:terms AS tsvector), '', :entry)")
+                ),
+                {
+                    "id": old_id,
+                    "listing": f"L{old_id}",
+                    "kind": kind,
+                    "province": province,
+                    "mask": mask,
+                    "terms": " ".join(terms) if sqlite else ts_terms(terms),
+                    "entry": b"{}",
+                },
+            )
+        if sqlite:
+            conn.execute(sa.text("INSERT INTO search_fts(search_fts) VALUES ('rebuild')"))
+
+
 def test_0007_gives_existing_documents_ids_that_carry_their_facet_key(scratch_url: str) -> None:
     config = alembic_config(scratch_url)
     command.upgrade(config, "0006")
     engine = create_sync_engine(scratch_url)
     sqlite = engine.dialect.name == "sqlite"
     try:
-        with engine.begin() as conn:
-            for old_id, kind, province, mask, name in DOCUMENTS:
-                terms = name_terms(name)
-                conn.execute(
-                    sa.text(
-                        "INSERT INTO search_docs (id, listing_id, version, kind, province_code, "
-                        "court_code, ground_mask, published_on, birth_date, terms, pinyin, entry) VALUES "
-                        "(:id, :listing, 1, :kind, :province, '京0105', :mask, '2026-11-01', NULL, "
-                        + (":terms, '', :entry)" if sqlite else "CAST(:terms AS tsvector), '', :entry)")
-                    ),
-                    {
-                        "id": old_id,
-                        "listing": f"L{old_id}",
-                        "kind": kind,
-                        "province": province,
-                        "mask": mask,
-                        "terms": " ".join(terms) if sqlite else ts_terms(terms),
-                        "entry": b"{}",
-                    },
-                )
-            if sqlite:
-                conn.execute(sa.text("INSERT INTO search_fts(search_fts) VALUES ('rebuild')"))
+        _write_documents_as_0006_did(engine)
 
         command.upgrade(config, "head")
 
@@ -95,5 +100,50 @@ def test_0007_gives_existing_documents_ids_that_carry_their_facet_key(scratch_ur
                     {"q": fts_match(match)},
                 ).scalars()
                 assert list(found) == [expected[0][1], expected[2][1]]
+    finally:
+        engine.dispose()
+
+
+def test_0008_gives_existing_documents_their_province_term_on_postgresql(scratch_url: str) -> None:
+    config = alembic_config(scratch_url)
+    command.upgrade(config, "0006")
+    engine = create_sync_engine(scratch_url)
+    try:
+        if engine.dialect.name != "postgresql":
+            pytest.skip("the province term is PostgreSQL's; SQLite reads the province off the rowid")
+        _write_documents_as_0006_did(engine)
+        command.upgrade(config, "head")
+
+        def listings_in(province: str) -> list[str]:
+            with engine.connect() as conn:
+                return list(
+                    conn.execute(
+                        sa.text(
+                            "SELECT listing_id FROM search_docs WHERE terms @@ CAST(:term AS tsquery) "
+                            "ORDER BY listing_id"
+                        ),
+                        {"term": f"'{province_term(province)}'"},
+                    ).scalars()
+                )
+
+        # The term is there for documents with a province, beside their name terms, and
+        # matches what a document written now carries.
+        assert listings_in("11") == ["L3"]
+        assert listings_in("31") == ["L7"]
+        with engine.connect() as conn:
+            stored = conn.execute(sa.text("SELECT terms FROM search_docs WHERE listing_id = 'L3'")).scalar()
+            written_now = conn.execute(
+                sa.text("SELECT CAST(:terms AS tsvector)"), {"terms": ts_terms(name_terms("张伟"), "11")}
+            ).scalar()
+        assert stored == written_now
+
+        command.downgrade(config, "0007")
+        assert listings_in("11") == []
+        with engine.connect() as conn:
+            phrase = conn.execute(
+                sa.text("SELECT listing_id FROM search_docs WHERE terms @@ CAST(:q AS tsquery) ORDER BY 1"),
+                {"q": "'张伟'"},
+            ).scalars()
+            assert list(phrase) == ["L3", "L8"]
     finally:
         engine.dispose()
