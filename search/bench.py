@@ -1,7 +1,7 @@
 """`registry bench search`: public search on a scratch database of N signed listings. JSON out.
 
 The database is built as `registry bench ingest` builds it (demo courts, signed envelopes,
-`registry import`), then:
+`registry import`; with `--dataset DIR`, on SQLite, kept there and copied on later runs), then:
 - full reindex, timed (the embedded index, one transaction);
 - name queries in-process through `SearchIndex.search` (the thread hop included), per kind
   of query, on names drawn from the data: 2- and 3-character personal names, pinyin,
