@@ -28,19 +28,16 @@ from sqlalchemy import select, update
 
 from registry.bench import (
     PeakMemory,
-    _bench_import,
     _free_port,
-    _prepare_database,
     build_or_reuse,
     drop_postgres_databases,
     fresh_postgres_database,
+    import_signed_listings,
     wait_until_healthy,
 )
 from registry.courts.models import Court
 from registry.db import create_sync_engine
-from registry.demo.seed import load_signers, write_envelope_file
 from registry.identity.registry_key import load_registry_signer
-from registry.listings.ingest import worker_count
 from registry.listings.models import Listing
 from registry.listings.prepare import CHINA_TIME
 from registry.settings import Settings
@@ -72,17 +69,9 @@ def _timed(
 
 
 def _build(root: Path, url: str, count: int) -> tuple[dict[str, str], dict[str, Any]]:
-    workers = worker_count(0)
-    secrets_file = root / "secrets.json"
-    env = _prepare_database(url, secrets_file, workers)
+    env, imported = import_signed_listings(root, url, count)
     env.update(_bench_settings(root))  # `registry expire` below signs
-    envelopes = root / "envelopes.jsonl"
     today = utcnow().astimezone(CHINA_TIME).date()
-    write_envelope_file(
-        envelopes, load_signers(root / "demo-keys.json"), count, seed=7, today=today, workers=workers
-    )
-    imported = _bench_import(env, envelopes, count)
-    envelopes.unlink()
     engine = create_sync_engine(url)
     try:
         with engine.begin() as conn:

@@ -131,7 +131,22 @@ def _prepare_database(database_url: str, secrets_file: Path, workers: int) -> di
     return env
 
 
-DATASET_FILES = ("bench.db", "secrets.json", "signing-keys.json", "demo-keys.json", "build.json")
+def import_signed_listings(root: Path, url: str, count: int) -> tuple[dict[str, str], dict[str, Any]]:
+    """A scratch database at `url` with the demo courts (their keys in `root`) and `count`
+    signed listings through `registry import`; returns (the CLI's env, the import's figures)."""
+    workers = worker_count(0)
+    env = _prepare_database(url, root / "secrets.json", workers)
+    envelopes = root / "envelopes.jsonl"
+    today = utcnow().astimezone(CHINA_TIME).date()
+    write_envelope_file(
+        envelopes, load_signers(root / "demo-keys.json"), count, seed=7, today=today, workers=workers
+    )
+    imported = _bench_import(env, envelopes, count)
+    envelopes.unlink()
+    return env, imported
+
+
+_DATASET_FILES = ("bench.db", "secrets.json", "signing-keys.json", "demo-keys.json", "build.json")
 
 
 def build_or_reuse(
@@ -156,10 +171,10 @@ def build_or_reuse(
         with closing(sqlite3.connect(root / "bench.db")) as db:
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the copy must hold everything
         (root / "build.json").write_text(json.dumps(built))
-        for name in DATASET_FILES:
+        for name in _DATASET_FILES:
             shutil.copy2(root / name, kept / name)
         return env, built
-    for name in DATASET_FILES:
+    for name in _DATASET_FILES:
         shutil.copy2(kept / name, root / name)
     env = _env(url, root / "secrets.json", worker_count(0))
     return env, {**json.loads((root / "build.json").read_text()), "reused_from": str(kept)}

@@ -38,19 +38,17 @@ from sqlalchemy.exc import OperationalError
 
 from publishing.feeds.reader import CURSOR_NAME as FEEDS_CURSOR
 from registry.bench import (
-    _bench_import,
     _free_port,
-    _prepare_database,
     _registry,
     build_or_reuse,
     drop_postgres_databases,
     fresh_postgres_database,
+    import_signed_listings,
     wait_until_healthy,
 )
 from registry.checks.watchlist import READER as WATCHLIST_READER
-from registry.demo.seed import load_signers, write_envelope_file
+from registry.demo.seed import load_signers
 from registry.identity.signing import sign_envelope
-from registry.listings.ingest import worker_count
 from registry.listings.prepare import CHINA_TIME
 from registry.settings import Settings
 from registry.timeutil import utcnow
@@ -249,16 +247,8 @@ def _removal_to_gone(
 
 
 def _build(root: Path, url: str, count: int) -> tuple[dict[str, str], dict[str, Any]]:
-    """The demo courts and `count` signed listings through `registry import`, not indexed."""
-    workers = worker_count(0)
-    env = _prepare_database(url, root / "secrets.json", workers)
-    envelopes = root / "envelopes.jsonl"
-    today = utcnow().astimezone(CHINA_TIME).date()
-    write_envelope_file(
-        envelopes, load_signers(root / "demo-keys.json"), count, seed=7, today=today, workers=workers
-    )
-    imported = _bench_import(env, envelopes, count)
-    envelopes.unlink()
+    """The demo courts and `count` signed listings, not indexed."""
+    env, imported = import_signed_listings(root, url, count)
     return env, {"import_seconds": imported["seconds"]}
 
 

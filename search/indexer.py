@@ -100,13 +100,13 @@ class Reconciliation:
 _COMPARED = ("version", "kind", "province_code", "court_code", "ground_mask", "published_on", "birth_date")
 
 
-def _differs(stored: Any, expected: dict[str, Any], doc: Document) -> bool:
-    """`expected`: `doc_row(doc)`, its terms as the database renders them (see `_rendered`)."""
+def _differs(stored: Any, expected: dict[str, Any]) -> bool:
+    """`expected`: a `doc_row`, its terms as the database renders them (see `_rendered`)."""
     if any(getattr(stored, name) != expected[name] for name in _COMPARED):
         return True
     if stored.id & FACET_KEY != expected["id"]:
         return True
-    if bytes(stored.entry) != doc.entry:
+    if bytes(stored.entry) != expected["entry"]:
         return True
     return bool(stored.terms != expected["terms"] or stored.pinyin != expected["pinyin"])
 
@@ -190,7 +190,7 @@ def _deep_drift(conn: Connection, sqlite: bool) -> tuple[int, list[Document], li
             stored = present.get(doc.listing_id)
             if stored is None:
                 missing.append(doc)
-            elif _differs(stored, row, doc):
+            elif _differs(stored, row):
                 stale.append(doc)
     return checked, missing, stale, sorted(stored_ids)
 
