@@ -10,9 +10,9 @@ from alembic import context
 from sqlalchemy import Connection
 
 from registry.db import create_engine
-from registry.models import Base
 from registry.settings import Settings
 from registry.timeutil import UtcDateTime
+from service.models import Base
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logging", True):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from litestar import Litestar
@@ -23,6 +23,8 @@ class Services:
     ingest: IngestService
     signer: RegistrySigner
     checks: CheckRuntime
+    # What plugins' resources open for this process (the search engine, ...), by name.
+    extensions: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def create(cls, settings: Settings) -> Services:

@@ -11,4 +11,4 @@ fi
 .venv/bin/uv pip install --quiet --python .venv/bin/python -e '.[dev]'
 # Bytecode ahead of time: where PYTHONDONTWRITEBYTECODE is set (as on these machines) every
 # process would otherwise compile SQLAlchemy, Litestar and ours again, about 2 s per start.
-.venv/bin/python -m compileall -q -j 0 .venv/lib registry publishing search migrations >/dev/null
+.venv/bin/python -m compileall -q -j 0 .venv/lib registry publishing search service bench demo migrations >/dev/null

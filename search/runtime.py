@@ -1,26 +1,23 @@
 """The search engine one process uses, built by the composition root from the settings.
 
-`create_search(services)` picks the engine (`REGISTRY_SEARCH_BACKEND`); the app factory keeps
-it in `app.state.search`, and handlers reach it with `search_index_of(app)`.
-`add_search_jobs` puts the log follower and the reconcile job on the process's scheduler.
+`search_engine` (the search plugin's resource) picks the engine (`REGISTRY_SEARCH_BACKEND`) when
+a process starts and keeps it on `services.extensions`; handlers and jobs reach it from there.
 """
 
 from __future__ import annotations
 
-import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import anyio
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from litestar import Litestar
 from sqlalchemy import Engine
 from sqlalchemy import create_engine as sa_create_engine
 
 from registry.db import create_sync_engine, sync_url
 from registry.runtime import Services
-from registry.timeutil import utcnow
 from search.embedded import EmbeddedIndex
 from search.indexer import follow_log, reconcile
 from search.interface import SearchIndex
@@ -72,46 +69,42 @@ def create_search(services: Services) -> SearchRuntime:
     return SearchRuntime(EmbeddedIndex(engine), None, engine, settings.database_url)
 
 
+EXTENSION = "search"
+
+
+@asynccontextmanager
+async def search_engine(services: Services) -> AsyncIterator[None]:
+    """The process's search engine, from start to stop (a plugin resource)."""
+    runtime = create_search(services)
+    services.extensions[EXTENSION] = runtime
+    try:
+        yield
+    finally:
+        services.extensions.pop(EXTENSION, None)
+        runtime.close()
+
+
+def search_runtime(services: Services) -> SearchRuntime:
+    runtime: SearchRuntime = services.extensions[EXTENSION]
+    return runtime
+
+
 def search_index_of(app: Litestar | Any) -> SearchIndex:
-    runtime: SearchRuntime = app.state.search
-    return runtime.index
+    return search_runtime(app.state.services).index
 
 
-async def follow_job(services: Services, runtime: SearchRuntime) -> int:
+async def follow_job(services: Services) -> int:
     """Apply the events above the index's cursor; returns how many were read."""
+    runtime = search_runtime(services)
     if runtime.meili is not None:
         return await anyio.to_thread.run_sync(meili_follow_log, runtime.writer(), runtime.meili)
     return await follow_log(services.db)
 
 
-async def reconcile_job(services: Services, runtime: SearchRuntime) -> dict[str, int]:
+async def reconcile_job(services: Services) -> dict[str, int]:
     """Compare the index with the active listings and repair it; returns the counts."""
+    runtime = search_runtime(services)
     if runtime.meili is not None:
         return await anyio.to_thread.run_sync(meili_reconcile, runtime.writer(), runtime.meili)
     async with services.db.writer.begin() as conn:
         return (await conn.run_sync(reconcile)).as_dict()
-
-
-def add_search_jobs(scheduler: AsyncIOScheduler, services: Services, runtime: SearchRuntime) -> None:
-    settings = services.settings
-    # APScheduler logs two INFO lines per run: four a second for the log follower.
-    logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
-    scheduler.add_job(
-        follow_job,
-        "interval",
-        seconds=settings.search_index_interval_seconds,
-        args=[services, runtime],
-        id="search_follow_log",
-        coalesce=True,
-        max_instances=1,
-    )
-    scheduler.add_job(
-        reconcile_job,
-        "interval",
-        seconds=settings.search_reconcile_interval_seconds,
-        args=[services, runtime],
-        id="search_reconcile",
-        coalesce=True,
-        max_instances=1,
-        next_run_time=utcnow() + timedelta(seconds=60),
-    )

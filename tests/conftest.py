@@ -27,15 +27,15 @@ import sqlalchemy as sa
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from registry.app import create_app
+from demo.data import DemoCourt, DemoGenerator
 from registry.clients.services import create_client
 from registry.courts.services import add_court, add_key
-from registry.demo.data import DemoCourt, DemoGenerator
 from registry.identity.signing import public_bytes, sign_envelope
 from registry.listings.prepare import CHINA_TIME
-from registry.models import Base
 from registry.settings import Settings
 from registry.timeutil import utcnow
+from service.app import create_app
+from service.models import Base
 
 # Children before parents; the log head is reset rather than emptied.
 TABLES_IN_DELETE_ORDER = [t.name for t in reversed(Base.metadata.sorted_tables) if t.name != "log_head"]
@@ -80,7 +80,7 @@ def settings(base_env: dict[str, str]) -> Iterator[Settings]:
 def engine(settings: Settings) -> Iterator[sa.Engine]:
     from alembic import command
 
-    from registry.cli import alembic_config
+    from service.cli import alembic_config
 
     command.upgrade(alembic_config(settings.database_url), "head")
     sync = sa.create_engine(_sync_url(settings.database_url))

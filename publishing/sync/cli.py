@@ -19,7 +19,7 @@ def _echo(value: Any) -> None:
     click.echo(json.dumps(value, ensure_ascii=False, indent=2))
 
 
-@click.group()
+@click.group("sync")
 def sync_cli() -> None:
     """Agency linkage sync: subscriptions, replay, delivery."""
 

@@ -11,7 +11,6 @@ from litestar import Controller, MediaType, Request, Response, get, post, put
 from litestar.params import PathParameter, QueryParameter
 from litestar.response import Stream
 
-from registry.auth import principal_of, roles
 from registry.checks.querylog import csv_lines, export_page
 from registry.checks.schemas import PURPOSES, EndpointRequest, VerifyRequest, WatchRequest
 from registry.checks.services import (
@@ -33,6 +32,7 @@ from registry.checks.watchlist import (
     set_endpoint,
     summary,
 )
+from registry.http.auth import principal_of, roles
 from registry.problems import Problem, problem_response
 from registry.runtime import services_of
 from registry.timeutil import utcnow

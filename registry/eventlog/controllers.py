@@ -5,8 +5,8 @@ from typing import Annotated, Any
 from litestar import Controller, Request, get
 from litestar.params import Parameter
 
-from registry.auth import roles
 from registry.eventlog.services import head, read_events
+from registry.http.auth import roles
 from registry.runtime import services_of
 
 MAX_LIMIT = 1000

@@ -8,7 +8,7 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath
 
-from registry.auth import principal_of, roles
+from registry.http.auth import principal_of, roles
 from registry.listings.schemas import EvidenceRead, IngestResult, ListingRead
 from registry.listings.services import read_evidence, read_listing
 from registry.problems import PROBLEM_MEDIA_TYPE, Problem

@@ -21,9 +21,9 @@ from litestar.router import Router
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
+from registry.http.ratelimit import rate_limit_headers, rate_limited_problem, retry_after_seconds
 from registry.runtime import services_of
 from search.query import MAX_PARAM_CHARS
-from search.ratelimit import rate_limit_headers, rate_limited_problem, retry_after_seconds
 from search.runtime import search_index_of
 from search.web.forms import MAX_PAGE, PER_PAGE, FormError, SearchForm, parse_search
 from search.web.labels import environment

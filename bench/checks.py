@@ -1,0 +1,261 @@
+"""`registry bench checks`: the bank check against a live server, with its receipt.
+
+A scratch SQLite database (or PostgreSQL) gets N signed demo listings through
+`registry import`. Then `registry serve` answers:
+- batches of 1,000 subjects (half listed, half not), one at a time, for latency p50/p99;
+- single-subject checks driven by `wrk` (a second process: 64 connections, one thread)
+  for requests per second, alternating round by round with the same `wrk` run against a
+  bare Litestar JSON endpoint served by the same uvicorn settings on the same machine:
+  the ratio (median of the rounds) is the figure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import uvicorn
+from litestar import Litestar, Request, post
+
+from bench.common import (
+    _bench_import,
+    _free_port,
+    _prepare_database,
+    _registry,
+    drop_postgres_databases,
+    fresh_postgres_database,
+)
+from demo.data import DemoGenerator
+from demo.seed import load_signers, write_envelope_file
+from registry.listings.ingest import worker_count
+from registry.listings.prepare import CHINA_TIME
+from registry.timeutil import utcnow
+
+BATCH = 1000
+WRK_SCRIPT = """
+local bodies = {}
+for line in io.lines("%(bodies)s") do bodies[#bodies + 1] = line end
+local i = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer %(key)s"
+request = function()
+  i = i %% #bodies + 1
+  return wrk.format(nil, "/v1/checks", nil, bodies[i])
+end
+"""
+
+
+@post("/v1/checks")
+async def bare_check(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """The ceiling: read and decode the same body, answer a small JSON object. No database."""
+    body = msgspec.json.decode(await request.body())
+    return {"check_id": "bare", "subjects": len(body["subjects"]), "listed": False}
+
+
+def bare_app() -> Litestar:
+    return Litestar(route_handlers=[bare_check], debug=False)
+
+
+def _subjects(envelopes: Path, want: int, seed: int) -> list[dict[str, str]]:
+    """ID numbers of listed persons, from the first lines of the signed file."""
+    found = []
+    with envelopes.open("rb") as handle:
+        for line in handle:
+            debtor = json.loads(line)["listing"]["debtor"]
+            if debtor["kind"] == "person":
+                found.append({"id_number": debtor["id_number"], "name": debtor["name"]})
+            if len(found) >= want:
+                break
+    random.Random(seed).shuffle(found)  # noqa: S311 - a reproducible sample, not a secret
+    return found
+
+
+def _unlisted(count: int, seed: int) -> list[dict[str, str]]:
+    generator = DemoGenerator(seed=seed)
+    return [{"id_number": generator.id_number(date(1950, 1, 1), date(2000, 1, 1))} for _ in range(count)]
+
+
+def _wait(url: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"bench server at {url} did not start")
+
+
+def _wrk(port: int, script: Path, seconds: int, connections: int) -> dict[str, Any]:
+    out = subprocess.run(  # noqa: S603 - wrk from the OS, arguments are ours
+        [
+            shutil.which("wrk") or "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}/v1/checks",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    p99 = re.search(r"99%\s+([\d.]+\w+)", out)
+    return {
+        "requests_per_s": round(rate),
+        "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
+        "latency_p99": p99.group(1) if p99 else None,
+    }
+
+
+def _batches(
+    base: str, api_key: str, listed: list[dict[str, str]], unlisted: list[dict[str, str]], count: int
+) -> tuple[list[float], int]:
+    """Batches of 1,000 (half listed, half not), one at a time after five warm-ups; sorted
+    latencies and how many subjects of the last batch were listed."""
+    latencies = []
+    hits = 0
+    rng = random.Random(5)  # noqa: S311 - a reproducible sample, not a secret
+    with httpx.Client(base_url=base, timeout=60, headers={"Authorization": f"Bearer {api_key}"}) as http:
+        for number in range(count + 5):
+            subjects = rng.sample(listed, BATCH // 2) + rng.sample(unlisted, BATCH // 2)
+            rng.shuffle(subjects)
+            body = {"subjects": subjects, "purpose": "credit_review", "reference": f"batch-{number}"}
+            started = time.perf_counter()
+            response = http.post("/v1/checks", json=body)
+            elapsed = time.perf_counter() - started
+            response.raise_for_status()
+            if number >= 5:
+                latencies.append(elapsed)
+            hits = sum(1 for r in response.json()["results"] if r.get("listed"))
+    return sorted(latencies), hits
+
+
+def _serve(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(  # noqa: S603 - our own modules
+        [sys.executable, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
+def run_checks_bench(
+    *,
+    count: int,
+    batches: int = 200,
+    seconds: int = 5,
+    rounds_count: int = 5,
+    connections: int = 64,
+    workers: int = 0,
+    database_url: str | None = None,
+) -> dict[str, Any]:
+    if shutil.which("wrk") is None:
+        raise RuntimeError("the single-check load needs wrk (Debian: apt-get install wrk)")
+    workers = worker_count(workers)
+    scratch_databases: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="registry-bench-checks-") as scratch:
+        root = Path(scratch)
+        secrets_file = root / "secrets.json"
+        if database_url is None:
+            url = f"sqlite:///{root / 'checks.db'}"
+        else:
+            url = fresh_postgres_database(database_url, "checks")
+            scratch_databases.append(url.rsplit("/", 1)[1])
+        env = _prepare_database(url, secrets_file, workers)
+        env.update(
+            {
+                "REGISTRY_SIGNING_KEY_FILE": str(root / "signing-keys.json"),
+                "REGISTRY_CHECK_RATE_PER_SECOND": "1000000000",
+                "REGISTRY_CHECK_DAILY_QUOTA": str(10**15),
+            }
+        )
+        envelopes = root / "envelopes.jsonl"
+        signers = load_signers(secrets_file.parent / "demo-keys.json")
+        today = utcnow().astimezone(CHINA_TIME).date()
+        write_envelope_file(envelopes, signers, count, seed=7, today=today, workers=workers)
+        loaded = _bench_import(env, envelopes, count)
+        listed = _subjects(envelopes, 5000, seed=3)
+        unlisted = _unlisted(5000, seed=11)
+        envelopes.unlink()
+        api_key = (
+            _registry("client", "create", "bench", "--role", "bank", env=env).stdout.strip().splitlines()[-1]
+        )
+
+        singles = root / "singles.jsonl"
+        with singles.open("w") as handle:
+            for index, subject in enumerate(listed[:2000] + unlisted[:2000]):
+                body = {"subjects": [subject], "purpose": "loan_application", "reference": f"bench-{index}"}
+                handle.write(json.dumps(body, ensure_ascii=False) + "\n")
+        script = root / "check.lua"
+        script.write_text(WRK_SCRIPT % {"bodies": singles, "key": api_key})
+
+        port, bare_port = _free_port(), _free_port()
+        server = _serve(["-m", "registry", "serve", "--port", str(port), "--no-scheduler"], env)
+        bare = _serve(["-m", "registry.checks.bench", str(bare_port)], env)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            _wait(base + "/healthz")
+            _wait(f"http://127.0.0.1:{bare_port}/v1/checks")
+            latencies, hits = _batches(base, api_key, listed, unlisted, batches)
+            # Alternate the two servers round by round: the machine's load drifts, and
+            # each ratio then compares runs seconds apart.
+            rounds = []
+            for _ in range(rounds_count):
+                ceiling = _wrk(bare_port, script, seconds, connections)
+                checks = _wrk(port, script, seconds, connections)
+                rounds.append({"bare": ceiling, "checks": checks})
+        finally:
+            for process in (server, bare):
+                process.terminate()
+                process.wait(timeout=30)
+
+    if scratch_databases and database_url is not None:
+        drop_postgres_databases(database_url, scratch_databases)
+    ratios = sorted(r["checks"]["requests_per_s"] / r["bare"]["requests_per_s"] for r in rounds)
+    return {
+        "benchmark": "checks",
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "database": "sqlite (embedded default)" if database_url is None else "postgresql",
+        "listings": count,
+        "import": loaded,
+        "batch_1000": {
+            "requests": len(latencies),
+            "listed_per_batch": hits,
+            "p50_ms": round(statistics.median(latencies) * 1000, 1),
+            "p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000, 1),
+            "max_ms": round(latencies[-1] * 1000, 1),
+        },
+        "single_check_load": f"wrk -t1 -c{connections} -d{seconds}s, bare then checks, {rounds_count} rounds",
+        "single_check_requests_per_s": statistics.median(r["checks"]["requests_per_s"] for r in rounds),
+        "bare_litestar_json_requests_per_s": statistics.median(r["bare"]["requests_per_s"] for r in rounds),
+        "single_vs_bare_ratio_median": round(statistics.median(ratios), 3),
+        "single_vs_bare_ratio_best": round(ratios[-1], 3),
+        "rounds": rounds,
+    }
+
+
+def _serve_bare(port: int) -> None:
+    # The same server and options `registry serve` uses.
+    uvicorn.run(bare_app(), host="127.0.0.1", port=port, access_log=False, log_level="warning")
+
+
+if __name__ == "__main__":
+    _serve_bare(int(sys.argv[1]))

@@ -1,0 +1,358 @@
+"""`registry bench ingest`: signed ingest through `registry import` and the batch endpoint.
+
+Each path gets a fresh scratch database (SQLite in a temporary folder unless a database
+URL is given) with the demo courts and their keys, and the same file of signed envelopes.
+Both run as real processes: the CLI as a subprocess, the endpoint as `registry serve`
+driven over loopback HTTP. Peak memory is the summed RSS of the process tree, sampled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import shutil
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from demo.runner import load_demo
+from demo.seed import load_signers, write_envelope_file
+from registry.listings.ingest import worker_count
+from registry.listings.prepare import CHINA_TIME
+from registry.runtime import Services
+from registry.settings import Settings
+from registry.timeutil import utcnow
+
+
+def _tree_memory(pid: int) -> tuple[int, int]:
+    """(RSS, PSS) bytes of a process and all its descendants, from /proc. RSS counts a page
+    shared by several processes (libraries, a forked parent's heap) once per process; PSS
+    shares it out among them, so the PSS sum is the memory the tree really holds."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(entry))
+        except (OSError, IndexError):
+            continue
+    rss, pss, stack = 0, 0, [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            with open(f"/proc/{current}/smaps_rollup") as handle:
+                for line in handle:
+                    if line.startswith("Rss:"):
+                        rss += int(line.split()[1]) * 1024
+                    elif line.startswith("Pss:"):
+                        pss += int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        stack.extend(children.get(current, []))
+    return rss, pss
+
+
+class PeakMemory:
+    def __init__(self, pid: int) -> None:
+        self.pid, self.peak, self.peak_pss, self._stop = pid, 0, 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            rss, pss = _tree_memory(self.pid)
+            self.peak, self.peak_pss = max(self.peak, rss), max(self.peak_pss, pss)
+            self._stop.wait(0.25)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _env(database_url: str, secrets_file: Path, workers: int) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "REGISTRY_DATABASE_URL": database_url,
+            "REGISTRY_SECRETS_FILE": str(secrets_file),
+            "REGISTRY_SIGNING_KEY_FILE": str(secrets_file.with_name("signing-keys.json")),
+            "REGISTRY_SCHEDULER": "false",
+            "REGISTRY_INGEST_WORKERS": str(workers),
+            "REGISTRY_LOG_LEVEL": "WARNING",
+        }
+    )
+    return env
+
+
+def _registry(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - our own CLI
+        [sys.executable, "-m", "registry", *args], env=env, capture_output=True, text=True, check=True
+    )
+
+
+def _prepare_database(database_url: str, secrets_file: Path, workers: int) -> dict[str, str]:
+    env = _env(database_url, secrets_file, workers)
+    _registry("db", "upgrade", env=env)
+    settings = Settings(
+        database_url=database_url,
+        secrets_file=secrets_file,
+        signing_key_file=secrets_file.with_name("signing-keys.json"),
+        scheduler=False,
+    )
+
+    async def setup() -> None:
+        services = Services.create(settings)
+        try:
+            await load_demo(services, 0, seed=1)
+        finally:
+            await services.close()
+
+    asyncio.run(setup())
+    return env
+
+
+def import_signed_listings(root: Path, url: str, count: int) -> tuple[dict[str, str], dict[str, Any]]:
+    """A scratch database at `url` with the demo courts (their keys in `root`) and `count`
+    signed listings through `registry import`; returns (the CLI's env, the import's figures)."""
+    workers = worker_count(0)
+    env = _prepare_database(url, root / "secrets.json", workers)
+    envelopes = root / "envelopes.jsonl"
+    today = utcnow().astimezone(CHINA_TIME).date()
+    write_envelope_file(
+        envelopes, load_signers(root / "demo-keys.json"), count, seed=7, today=today, workers=workers
+    )
+    imported = _bench_import(env, envelopes, count)
+    envelopes.unlink()
+    return env, imported
+
+
+_DATASET_FILES = ("bench.db", "secrets.json", "signing-keys.json", "demo-keys.json", "build.json")
+
+
+def build_or_reuse(
+    root: Path,
+    url: str,
+    count: int,
+    dataset: Path | None,
+    kind: str,
+    build: Callable[[Path, str, int], tuple[dict[str, str], dict[str, Any]]],
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """`build(root, url, count)` a scratch database, or, with `dataset` (SQLite, `url` the
+    file `root/bench.db`), keep what it built in `dataset/{kind}-{count}` and copy that on
+    later runs: building a million signed listings costs minutes, the benches measure what
+    follows. The copy is of a database nothing has run on since it was built, so every run
+    starts from the same state."""
+    if dataset is None:
+        return build(root, url, count)
+    kept = dataset / f"{kind}-{count}"
+    if not (kept / "build.json").exists():
+        env, built = build(root, url, count)
+        kept.mkdir(parents=True, exist_ok=True)
+        with closing(sqlite3.connect(root / "bench.db")) as db:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the copy must hold everything
+        (root / "build.json").write_text(json.dumps(built))
+        for name in _DATASET_FILES:
+            shutil.copy2(root / name, kept / name)
+        return env, built
+    for name in _DATASET_FILES:
+        shutil.copy2(kept / name, root / name)
+    env = _env(url, root / "secrets.json", worker_count(0))
+    return env, {**json.loads((root / "build.json").read_text()), "reused_from": str(kept)}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until_healthy(http: httpx.Client, seconds: float = 60) -> None:
+    """Until the server behind `http` answers /healthz (it is starting in another process)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if http.get("/healthz").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError("bench server did not start")
+        time.sleep(0.1)
+
+
+def _batches(path: Path, size: int) -> Iterator[bytes]:
+    lines: list[bytes] = []
+    with path.open("rb") as handle:
+        for line in handle:
+            lines.append(line.rstrip(b"\n"))
+            if len(lines) == size:
+                yield b'{"envelopes":[' + b",".join(lines) + b"]}"
+                lines = []
+    if lines:
+        yield b'{"envelopes":[' + b",".join(lines) + b"]}"
+
+
+def _bench_import(env: dict[str, str], path: Path, count: int) -> dict[str, Any]:
+    started = time.perf_counter()
+    process = subprocess.Popen(  # noqa: S603 - our own CLI
+        [sys.executable, "-m", "registry", "import", str(path)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    with PeakMemory(process.pid) as memory:
+        stdout, _ = process.communicate()
+    seconds = time.perf_counter() - started
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    return {
+        "seconds": round(seconds, 2),
+        "listings_per_s": round(count / seconds),
+        "peak_rss_mb": round(memory.peak / 2**20),
+        "created": summary["created"],
+        "rejected": summary["rejected"],
+    }
+
+
+def _bench_batch(
+    env: dict[str, str], path: Path, count: int, batch_size: int, senders: int
+) -> dict[str, Any]:
+    api_key = (
+        _registry("client", "create", "bench", "--role", "admin", env=env).stdout.strip().splitlines()[-1]
+    )
+    port = _free_port()
+    server = subprocess.Popen(  # noqa: S603 - our own CLI
+        [sys.executable, "-m", "registry", "serve", "--port", str(port), "--no-scheduler"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=base, timeout=600, headers={"Authorization": f"Bearer {api_key}"}) as http:
+            wait_until_healthy(http)
+            latencies: list[float] = []
+            created = 0
+            lock = threading.Lock()
+
+            def send(body: bytes) -> None:
+                nonlocal created
+                sent = time.perf_counter()
+                response = http.post(
+                    "/v1/listings/batch", content=body, headers={"Content-Type": "application/json"}
+                )
+                response.raise_for_status()
+                with lock:
+                    latencies.append(time.perf_counter() - sent)
+                    created += int(response.json()["summary"]["created"])
+
+            # Two senders keep the server busy preparing one batch while it writes another.
+            with PeakMemory(server.pid) as memory:
+                started = time.perf_counter()
+                with ThreadPoolExecutor(max_workers=senders) as pool:
+                    list(pool.map(send, _batches(path, batch_size)))
+                seconds = time.perf_counter() - started
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return {
+        "seconds": round(seconds, 2),
+        "listings_per_s": round(count / seconds),
+        "batch_size": batch_size,
+        "concurrent_senders": senders,
+        "batch_latency_p50_s": round(statistics.median(latencies), 3),
+        "batch_latency_max_s": round(max(latencies), 3),
+        "server_peak_rss_mb": round(memory.peak / 2**20),
+        "created": created,
+    }
+
+
+def run_ingest_bench(
+    *, count: int, batch_size: int, workers: int, database_url: str | None = None, senders: int = 2
+) -> dict[str, Any]:
+    workers = worker_count(workers)
+    scratch_databases: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="registry-bench-") as scratch:
+        root = Path(scratch)
+        secrets_file = root / "secrets.json"
+
+        def fresh_url(name: str) -> str:
+            if database_url is None:
+                return f"sqlite:///{root / name}.db"
+            url = fresh_postgres_database(database_url, name)
+            scratch_databases.append(url.rsplit("/", 1)[1])
+            return url
+
+        import_env = _prepare_database(fresh_url("import"), secrets_file, workers)
+        batch_env = _prepare_database(fresh_url("batch"), secrets_file, workers)
+        envelopes = root / "envelopes.jsonl"
+        started = time.perf_counter()
+        signers = load_signers(secrets_file.parent / "demo-keys.json")
+        today = utcnow().astimezone(CHINA_TIME).date()
+        write_envelope_file(envelopes, signers, count, seed=7, today=today, workers=workers)
+        generated = time.perf_counter() - started
+        result: dict[str, Any] = {
+            "benchmark": "ingest",
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+            "database": "sqlite (embedded default)" if database_url is None else "postgresql",
+            "listings": count,
+            "prepare_workers": workers,
+            "generate_and_sign_seconds": round(generated, 2),
+            "envelope_file_mb": round(envelopes.stat().st_size / 2**20),
+            "import": _bench_import(import_env, envelopes, count),
+            "batch_endpoint": _bench_batch(batch_env, envelopes, count, batch_size, senders),
+        }
+    if database_url is not None:
+        drop_postgres_databases(database_url, scratch_databases)
+    return result
+
+
+def fresh_postgres_database(admin_url: str, name: str, prefix: str = "registry_bench") -> str:
+    """Create a scratch database beside the one named by admin_url (UTF-8 locale)."""
+    base, _, _ = admin_url.rpartition("/")
+    scratch = f"{prefix}_{name}_{os.getpid()}"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(admin_url.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            await conn.execute(f"DROP DATABASE IF EXISTS {scratch}")
+            await conn.execute(
+                f"CREATE DATABASE {scratch} TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C.UTF-8'"
+            )
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    return f"{base}/{scratch}"
+
+
+def drop_postgres_databases(admin_url: str, names: list[str]) -> None:
+    async def drop() -> None:
+        conn = await asyncpg.connect(admin_url.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            for name in names:
+                await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())

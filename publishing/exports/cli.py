@@ -1,0 +1,36 @@
+"""`registry export run`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime
+from typing import Any
+
+import click
+
+from registry.clirun import run_with_services
+from registry.listings.prepare import CHINA_TIME
+from registry.runtime import Services
+from registry.timeutil import utcnow
+
+
+@click.group()
+def export() -> None:
+    """Signed bulk exports."""
+
+
+@export.command("run")
+@click.option(
+    "--date", "day", type=click.DateTime(["%Y-%m-%d"]), default=None, help="China date; default today."
+)
+def export_run(day: datetime | None) -> None:
+    """Write the export of DATE (full public list now + that day's changes), sign it, prune old ones."""
+    from publishing.exports.jobs import export_now
+
+    chosen = day.date() if day is not None else utcnow().astimezone(CHINA_TIME).date()
+
+    async def work(services: Services) -> dict[str, Any]:
+        return await asyncio.to_thread(export_now, services, chosen)
+
+    click.echo(json.dumps(run_with_services(work), indent=2))

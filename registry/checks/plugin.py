@@ -1,0 +1,31 @@
+"""The bank check: checks, receipts, watchlists, the query log and its retention."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from registry.checks.cli import check_command
+from registry.checks.controllers import CheckController, QueryLogController, WatchlistController
+from registry.checks.jobs import follow_watchlists, purge_query_log
+from registry.settings import Settings
+from registry.wiring import Job, Plugin
+
+
+def _jobs(settings: Settings) -> Sequence[Job]:
+    return [
+        Job("follow_watchlists", follow_watchlists, every=settings.watchlist_interval_seconds),
+        Job(
+            "purge_query_log",
+            purge_query_log,
+            every=settings.check_log_purge_interval_seconds,
+            first_after=30,
+        ),
+    ]
+
+
+plugin = Plugin(
+    name="checks",
+    routes=[CheckController, WatchlistController, QueryLogController],
+    jobs=_jobs,
+    cli=[check_command],
+)

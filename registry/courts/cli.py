@@ -1,0 +1,105 @@
+"""`registry court ...`: courts and their signing keys."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime
+from pathlib import Path
+
+import click
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from registry.clirun import CLI_ACTOR, in_read_transaction, in_write_transaction
+from registry.courts.services import add_court, add_key, list_courts, revoke_key
+from registry.timeutil import utcnow
+
+
+@click.group()
+def court() -> None:
+    """Courts and their signing keys."""
+
+
+@court.command("add")
+@click.argument("code")
+@click.argument("name")
+@click.option("--province", default=None, help="Two-digit province code; derived from CODE by default.")
+def court_add(code: str, name: str, province: str | None) -> None:
+    """Register a court, e.g. `registry court add 京0105 北京市朝阳区人民法院`."""
+    click.echo(
+        in_write_transaction(lambda c: add_court(c, code, name, province, actor=CLI_ACTOR, now=utcnow()))
+    )
+
+
+@court.command("list")
+def court_list() -> None:
+    click.echo(json.dumps(in_read_transaction(list_courts), ensure_ascii=False, indent=2))
+
+
+@court.group("key")
+def court_key() -> None:
+    """Court signing keys."""
+
+
+def _load_public_key(path: Path) -> bytes:
+    raw = path.read_bytes()
+    if raw.lstrip().startswith(b"-----BEGIN"):
+        key = serialization.load_pem_public_key(raw)
+        if not isinstance(key, Ed25519PublicKey):
+            raise click.ClickException("the PEM file does not hold an Ed25519 public key")
+        return key.public_bytes_raw()
+    text = raw.strip()
+    return base64.urlsafe_b64decode(text + b"=" * (-len(text) % 4)) if len(text) != 32 else text
+
+
+@court_key.command("add")
+@click.argument("court_code")
+@click.option(
+    "--public-key",
+    "public_key_path",
+    type=click.Path(exists=True, path_type=Path),
+    help="PEM, or raw 32 bytes, or base64url of them.",
+)
+@click.option(
+    "--generate",
+    "private_key_out",
+    type=click.Path(path_type=Path),
+    help="Generate a key pair; write the private key (PEM, 0600) to this file.",
+)
+@click.option("--valid-until", type=click.DateTime(), default=None)
+def court_key_add(
+    court_code: str, public_key_path: Path | None, private_key_out: Path | None, valid_until: datetime | None
+) -> None:
+    """Register a public key for COURT_CODE. Prints the new key id alone on its last line."""
+    if (public_key_path is None) == (private_key_out is None):
+        raise click.UsageError("give exactly one of --public-key FILE or --generate FILE")
+    if private_key_out is not None:
+        private = Ed25519PrivateKey.generate()
+        pem = private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        private_key_out.touch(mode=0o600, exist_ok=False)
+        private_key_out.write_bytes(pem)
+        public = private.public_key().public_bytes_raw()
+    else:
+        assert public_key_path is not None
+        public = _load_public_key(public_key_path)
+    now = utcnow()
+    until = valid_until.astimezone() if valid_until else None
+    click.echo(
+        in_write_transaction(
+            lambda c: add_key(
+                c, court_code, public, valid_from=now, valid_until=until, actor=CLI_ACTOR, now=now
+            )
+        )
+    )
+
+
+@court_key.command("revoke")
+@click.argument("key_id")
+@click.option("--reason", required=True)
+def court_key_revoke(key_id: str, reason: str) -> None:
+    """Revoke a key: listings signed with it are refused from now on."""
+    in_write_transaction(lambda c: revoke_key(c, key_id, reason, actor=CLI_ACTOR, now=utcnow()))
+    click.echo(f"revoked {key_id}")

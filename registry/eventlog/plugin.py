@@ -1,0 +1,9 @@
+"""The event log for admins (`/v1/events`) and `registry audit verify`."""
+
+from __future__ import annotations
+
+from registry.eventlog.cli import audit
+from registry.eventlog.controllers import EventController
+from registry.wiring import Plugin
+
+plugin = Plugin(name="eventlog", routes=[EventController], cli=[audit])

@@ -1,0 +1,62 @@
+"""`registry keys ...`: data encryption keys and the registry's own signing keys."""
+
+from __future__ import annotations
+
+import click
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from registry.clirun import CLI_ACTOR, run_with_services
+from registry.identity.crypto import SecretsFile, new_key_id
+from registry.runtime import Services
+from registry.settings import Settings
+from registry.timeutil import utcnow
+
+
+@click.group()
+def keys() -> None:
+    """Data encryption keys and the registry's own signing keys."""
+
+
+@keys.command("rotate")
+def keys_rotate() -> None:
+    """Make a new data key active (secrets-file set-ups) and re-encrypt every ciphertext under it.
+
+    With REGISTRY_DATA_KEYS, add the new key there and point REGISTRY_DATA_KEY_ID at it first;
+    this then re-encrypts everything still under older keys.
+    """
+    from registry.eventlog.services import EventDraft, append_events
+    from registry.identity.rotation import reencrypt_everything
+
+    settings = Settings()
+    if not settings.data_keys:
+        secrets_file = SecretsFile(settings.secrets_file)
+        current, _active, blind = secrets_file.load()
+        fresh = new_key_id()
+        secrets_file.save(current | {fresh: AESGCM.generate_key(bit_length=256)}, fresh, blind)
+
+    async def work(services: Services) -> int:
+        keyring = services.secrets.keyring
+        total = await reencrypt_everything(services.db, keyring)
+        event = EventDraft(
+            "keys.rotated", CLI_ACTOR, data={"active_key_id": keyring.active_key_id, "rewritten": total}
+        )
+        async with services.db.writer.begin() as conn:
+            await conn.run_sync(lambda c: append_events(c, [event], utcnow()))
+        return total
+
+    rewritten = run_with_services(work)
+    click.echo(f"re-encrypted {rewritten} values; active data key is now the newest")
+
+
+@keys.command("rotate-signing")
+def keys_rotate_signing() -> None:
+    """Make a new registry signing key active; older ones stay published for verification.
+
+    With REGISTRY_SIGNING_KEYS, put the new key first there instead.
+    """
+    from registry.identity.registry_key import rotate_signing_key
+
+    settings = Settings()
+    if settings.signing_keys:
+        raise click.ClickException("REGISTRY_SIGNING_KEYS is set: put the new key first there")
+    click.echo(rotate_signing_key(settings.signing_key_file))

@@ -1,0 +1,9 @@
+"""The registry's keys: `/.well-known/jwks.json`, `registry keys ...`."""
+
+from __future__ import annotations
+
+from registry.identity.cli import keys
+from registry.identity.controllers import jwks
+from registry.wiring import Plugin
+
+plugin = Plugin(name="identity", routes=[jwks], cli=[keys])

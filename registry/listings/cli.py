@@ -1,0 +1,59 @@
+"""`registry import` and `registry expire`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from registry.clirun import run_with_services
+from registry.listings.ingest import worker_count
+from registry.runtime import Services
+
+
+@click.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--workers", type=int, default=0, help="Preparing processes; 0 = one per core.")
+@click.option("--chunk-size", type=int, default=1000, show_default=True)
+def import_command(path: Path, workers: int, chunk_size: int) -> None:
+    """Import signed listing envelopes, one JSON object per line."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from registry.listings.importer import import_file
+
+    total = sum(1 for line in path.open("rb") if line.strip())
+
+    async def work(services: Services) -> dict[str, Any]:
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+        ) as progress:
+            task = progress.add_task("importing", total=total)
+            report = await import_file(
+                services,
+                path,
+                workers=worker_count(workers or services.settings.ingest_workers),
+                chunk_size=chunk_size,
+                on_progress=lambda n: progress.advance(task, n),
+            )
+        return report.as_dict()
+
+    result = run_with_services(work)
+    click.echo(json.dumps(result, ensure_ascii=False))
+    if result["rejected"]:
+        sys.exit(1)
+
+
+@click.command()
+def expire() -> None:
+    """Expire every fixed-term listing whose term has ended, now."""
+    from registry.listings.jobs import expire_fixed_terms
+
+    click.echo(f"expired {run_with_services(expire_fixed_terms)}")

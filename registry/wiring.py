@@ -1,0 +1,58 @@
+"""What a package contributes to the service, declared in its own `plugin.py`.
+
+The composition root (`service/`) lists the plugins and assembles them: routes into the app,
+jobs into the scheduler, command groups into the CLI, resources into each process's
+lifespan. No package imports another package's plugin, and `registry` never imports
+`search` or `publishing` (ruff's banned imports enforce it in CI).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import click
+    from litestar.config.app import AppConfig
+    from litestar.di import Provide
+    from litestar.types import ControllerRouterHandler
+
+    from registry.runtime import Services
+    from registry.settings import Settings
+
+
+@dataclass(frozen=True)
+class Job:
+    """One background job. `every` is an interval in seconds, or a cron spec
+    (`{"hour": 1, "minute": 0}`, China time) for daily work."""
+
+    id: str
+    run: Callable[[Services], Awaitable[object]]
+    every: float | Mapping[str, int]
+    # Seconds after start for the first run; None: one interval after start.
+    first_after: float | None = None
+    # Passes that may run at once in one process; leases keep them apart (agency push).
+    max_instances: int = 1
+    misfire_grace_seconds: int | None = None
+
+
+# A resource lives for one process (web or worker): opened at start, closed at stop. It may
+# register what it opens on `services.extensions` for routes and jobs to use.
+Resource = Callable[["Services"], AbstractAsyncContextManager[None]]
+
+
+@dataclass(frozen=True)
+class Plugin:
+    name: str
+    # Authenticated or operational routes.
+    routes: Sequence[ControllerRouterHandler] = ()
+    # Routes anyone may call: mounted under the public rate limit.
+    public_routes: Sequence[ControllerRouterHandler] = ()
+    dependencies: Mapping[str, Provide] = field(default_factory=dict)
+    jobs: Callable[[Settings], Sequence[Job]] | None = None
+    cli: Sequence[click.Command] = ()
+    resources: Sequence[Resource] = ()
+    # App-level settings a package needs (template engine, exception handlers).
+    configure_app: Callable[[AppConfig, Settings], None] | None = None

@@ -1,0 +1,147 @@
+"""The web service: `create_app()` assembles the plugins; importing does nothing."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+from litestar import Litestar, MediaType, get
+from litestar.config.app import AppConfig
+from litestar.enums import ScopeType
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+from litestar.types import ASGIApp, ControllerRouterHandler, Message, Receive, Scope, Send
+
+from registry.http.ratelimit import public_router
+from registry.identity.identifiers import warm_division_cache
+from registry.problems import Problem, handle_http_exception, handle_problem, handle_unexpected
+from registry.runtime import Services
+from registry.settings import Settings
+from registry.wiring import Plugin
+from service.plugins import PLUGINS
+from service.scheduler import build_scheduler
+
+access_log = logging.getLogger("registry.access")
+
+
+@get("/healthz", media_type=MediaType.JSON, tags=["operations"])
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+def access_logging(app: ASGIApp) -> ASGIApp:
+    """Method, path, status and time. Never the query string: it can carry an identifier."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        # Nothing to log (REGISTRY_LOG_LEVEL above INFO): no wrapper, no timing, no cost.
+        if scope["type"] != ScopeType.HTTP or not access_log.isEnabledFor(logging.INFO):
+            await app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await app(scope, receive, send_wrapper)
+        finally:
+            access_log.info(
+                "%s %s %d %.1fms",
+                scope["method"],
+                scope["path"],
+                status,
+                (time.perf_counter() - started) * 1000,
+            )
+
+    return middleware
+
+
+@asynccontextmanager
+async def process_resources(services: Services, plugins: Sequence[Plugin]) -> AsyncIterator[None]:
+    """Every plugin's per-process resources, opened in order and closed in reverse."""
+    async with AsyncExitStack() as stack:
+        for plugin in plugins:
+            for resource in plugin.resources:
+                await stack.enter_async_context(resource(services))
+        yield
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    run_scheduler: bool | None = None,
+    plugins: Sequence[Plugin] = PLUGINS,
+) -> Litestar:
+    settings = settings or Settings()
+    with_scheduler = settings.scheduler if run_scheduler is None else run_scheduler
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        services = Services.create(settings)
+        app.state.services = services
+        # Every county code's lookup, once, off the event loop: a first lookup costs ~150 µs
+        # of a bank check or an ingest that would otherwise pay it.
+        threading.Thread(target=warm_division_cache, name="division-cache", daemon=True).start()
+        try:
+            async with process_resources(services, plugins):
+                scheduler = build_scheduler(services, plugins) if with_scheduler else None
+                if scheduler is not None:
+                    scheduler.start()
+                # What start-up allocated (modules, tables, dictionaries) lives as long as the
+                # process: out of the collector's way, a full collection walks only what
+                # requests allocate.
+                gc.freeze()
+                try:
+                    yield
+                finally:
+                    if scheduler is not None:
+                        scheduler.shutdown(wait=False)
+        finally:
+            await services.close()
+
+    routes: list[ControllerRouterHandler] = [healthz]
+    public: list[ControllerRouterHandler] = []
+    dependencies: dict[str, Any] = {}
+    for plugin in plugins:
+        routes.extend(plugin.routes)
+        public.extend(plugin.public_routes)
+        dependencies.update(plugin.dependencies)
+    # Every public handler goes under one router: it is what the public rate limit covers.
+    routes.append(public_router(settings.public_rate_limit, public))
+    config = AppConfig(
+        route_handlers=routes,
+        dependencies=dependencies,
+        lifespan=[lifespan],
+        exception_handlers={
+            Problem: handle_problem,
+            HTTPException: handle_http_exception,
+            Exception: handle_unexpected,
+        },
+        openapi_config=OpenAPIConfig(
+            title="Defaulter credit registry",
+            version="0.1.0",
+            description="Court-certified listings of judgment debtors who refuse to perform.",
+            path="/schema",
+        ),
+        middleware=[access_logging],
+        request_max_body_size=settings.request_max_body_bytes,
+        debug=False,
+    )
+    for plugin in plugins:
+        if plugin.configure_app is not None:
+            plugin.configure_app(config, settings)
+    return Litestar.from_config(config)
+
+
+def app_factory() -> Any:
+    """For `uvicorn --factory service.app:app_factory`."""
+    return create_app()

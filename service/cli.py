@@ -1,0 +1,187 @@
+"""The `registry` command: the root group and what belongs to no package (migrations, serving,
+the demo, the benches); each plugin adds its own groups. Prints no personal identifier, ever."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import click
+
+from registry.clirun import run_with_services
+from registry.runtime import Services
+from registry.settings import Settings
+from service.plugins import PLUGINS
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+@click.group()
+def main() -> None:
+    """The defaulter credit registry."""
+    logging.basicConfig(level=_settings().log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+# ---- database ----
+
+
+@main.group()
+def db() -> None:
+    """Schema migrations."""
+
+
+def alembic_config(url: str) -> Any:
+    from alembic.config import Config
+
+    config = Config(str(Path(__file__).resolve().parent.parent / "alembic.ini"))
+    config.attributes["database_url"] = url
+    config.attributes["configure_logging"] = False
+    return config
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION."""
+    from alembic import command
+
+    command.upgrade(alembic_config(_settings().database_url), revision)
+    click.echo(f"database at {revision}")
+
+
+@db.command("check")
+def db_check() -> None:
+    """Fail if the models and the migrations disagree (autogenerate drift check)."""
+    from alembic import command
+
+    command.check(alembic_config(_settings().database_url))
+    click.echo("no drift")
+
+
+# ---- running ----
+
+
+@main.command()
+@click.option("--host", default=None, help="Default REGISTRY_HOST.")
+@click.option("--port", default=None, type=int, help="Default REGISTRY_PORT.")
+@click.option(
+    "--scheduler/--no-scheduler", default=None, help="Run background jobs here (default REGISTRY_SCHEDULER)."
+)
+def serve(host: str | None, port: int | None, scheduler: bool | None) -> None:
+    """Serve the HTTP API (and, by default, the background jobs) in this process."""
+    import uvicorn
+
+    from service.app import create_app
+
+    settings = _settings()
+    host, port = host or settings.host, port or settings.port
+    click.echo(f"registry listening on http://{host}:{port}  (API schema: http://{host}:{port}/schema)")
+    uvicorn.run(
+        create_app(settings, run_scheduler=scheduler),
+        host=host,
+        port=port,
+        access_log=False,
+        log_level=settings.log_level.lower(),
+    )
+
+
+@main.command()
+def worker() -> None:
+    """Run the background jobs alone (start the web with --no-scheduler)."""
+    from service.app import process_resources
+    from service.scheduler import build_scheduler
+
+    async def work(services: Services) -> None:
+        async with process_resources(services, PLUGINS):
+            scheduler = build_scheduler(services, PLUGINS)
+            scheduler.start()
+            click.echo("worker running background jobs; Ctrl-C stops it")
+            try:
+                await asyncio.Event().wait()
+            finally:
+                scheduler.shutdown(wait=False)
+
+    run_with_services(work)
+
+
+@main.command()
+@click.option("--listings", "count", type=int, default=2000, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True)
+def demo(count: int, seed: int) -> None:
+    """Demo courts with their own keys, and COUNT realistic signed listings."""
+    from demo.runner import load_demo
+
+    summary = run_with_services(lambda services: load_demo(services, count, seed))
+    click.echo(json.dumps(summary, ensure_ascii=False))
+
+
+@main.command()
+@click.argument(
+    "what",
+    type=click.Choice(["ingest", "sync", "checks", "search", "feeds", "export", "checkpoint"]),
+    default="ingest",
+)
+@click.option("--listings", "count", type=int, default=100_000, show_default=True)
+@click.option("--batch-size", type=int, default=10_000, show_default=True)
+@click.option("--workers", type=int, default=0, help="Preparing processes; 0 = one per core.")
+@click.option("--output", type=click.Path(path_type=Path), default=None, help="Also write the JSON here.")
+@click.option(
+    "--database-url", default=None, help="PostgreSQL server to make scratch databases on (default: SQLite)."
+)
+@click.option("--removals", type=int, default=200, show_default=True, help="sync: removals timed one by one.")
+@click.option(
+    "--dataset",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="search/feeds/export/checkpoint on SQLite: keep the built database here and reuse it next time.",
+)
+def bench(
+    what: str,
+    count: int,
+    batch_size: int,
+    workers: int,
+    output: Path | None,
+    database_url: str | None,
+    removals: int,
+    dataset: Path | None,
+) -> None:
+    """Measure on a scratch database, JSON out: signed ingest (batch endpoint and `registry
+    import`); agency sync (`sync`: fan-out to three push receivers, removal-to-acknowledgement
+    latency); the bank check (`checks`: batch-1000 latency, single checks against a bare
+    Litestar endpoint); public search (`search`); feeds (request latency), export (time, peak
+    memory), checkpoint (time, proof latency)."""
+    from bench.checks import run_checks_bench
+    from bench.common import run_ingest_bench
+
+    if what == "sync":
+        from bench.sync import run_sync_bench
+
+        result = run_sync_bench(count=count, removals=removals, database_url=database_url)
+    elif what == "checks":
+        result = run_checks_bench(count=count, workers=workers, database_url=database_url)
+    elif what == "search":
+        from bench.search import run_search_bench
+
+        result = run_search_bench(count=count, database_url=database_url, dataset=dataset)
+    elif what in ("feeds", "export", "checkpoint"):
+        from bench.publishing import run_publishing_bench
+
+        result = run_publishing_bench(what, count=count, database_url=database_url, dataset=dataset)
+    else:
+        result = run_ingest_bench(
+            count=count, batch_size=batch_size, workers=workers, database_url=database_url
+        )
+    text = json.dumps(result, indent=2)
+    if output is not None:
+        output.write_text(text)
+    click.echo(text)
+
+
+for _plugin in PLUGINS:
+    for _command in _plugin.cli:
+        main.add_command(_command)

@@ -1,0 +1,202 @@
+"""Signed bulk exports: written by `registry export run`, served over HTTP, checked with
+PyNaCl against the registry's published JWK Set (not with the library that signed them)."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import gzip
+import hashlib
+import io
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from datetime import date, timedelta
+from typing import Any
+
+import httpx
+import nacl.exceptions
+import nacl.signing
+import pytest
+import sqlalchemy as sa
+
+from publishing.exports.writer import CSV_COLUMNS, _changes_in_other_process
+from registry.settings import Settings
+from tests.conftest import CourtHandle, Registry, cli_env, registry_bin
+from tests.support.publishing import publish, remove
+
+
+@pytest.fixture(autouse=True)
+def _empty_export_dir(settings: Settings) -> Iterator[None]:
+    yield
+    shutil.rmtree(settings.export_dir, ignore_errors=True)
+
+
+def _export(settings: Settings, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    result = subprocess.run(
+        [registry_bin(), "export", "run", *args],
+        env=cli_env(settings) | (env or {}),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    manifest: dict[str, Any] = json.loads(result.stdout)
+    return manifest
+
+
+def _verify_key(http: httpx.Client, kid: str) -> nacl.signing.VerifyKey:
+    for key in http.get("/.well-known/jwks.json").json()["keys"]:
+        if key["kid"] == kid:
+            return nacl.signing.VerifyKey(base64.urlsafe_b64decode(key["x"] + "=" * (-len(key["x"]) % 4)))
+    raise AssertionError(f"{kid} not published")
+
+
+def _download(http: httpx.Client, day: str, name: str) -> bytes:
+    response = http.get(f"/v1/exports/{day}/{name}")
+    assert response.status_code == 200, response.text
+    return response.content
+
+
+def test_export_round_trips_and_its_signature_verifies_with_pynacl(
+    registry: Registry, court: CourtHandle, engine: sa.Engine, settings: Settings
+) -> None:
+    ids = publish(registry, court, 6)
+    remove(registry, court, ids[0])
+    written = _export(settings)
+    day = written["date"]
+
+    with registry.http() as http:
+        listed = http.get("/v1/exports").json()["exports"]
+        assert [e["date"] for e in listed] == [day]
+        manifest_bytes = _download(http, day, "manifest.json")
+        signature = _download(http, day, "manifest.json.sig")
+        manifest = json.loads(manifest_bytes)
+        # The detached signature covers the exact manifest bytes, under a key in the JWK Set.
+        assert _verify_key(http, manifest["key_id"]).verify(manifest_bytes, signature) == manifest_bytes
+        files = {f["name"]: f for f in manifest["files"]}
+        contents = {name: _download(http, day, name) for name in files}
+    for name, data in contents.items():
+        assert len(data) == files[name]["bytes"]
+        assert hashlib.sha256(data).hexdigest() == files[name]["sha256"]
+
+    with engine.connect() as conn:
+        head = conn.execute(sa.text("SELECT last_seq FROM log_head")).scalar_one()
+    assert manifest["log_position"] == head and manifest["date"] == day
+
+    active = set(ids[1:])
+    rows = [json.loads(line) for line in gzip.decompress(contents["listings.jsonl.gz"]).splitlines()]
+    assert {row["id"] for row in rows} == active and files["listings.jsonl.gz"]["rows"] == 5 == manifest[
+        "listings"
+    ]
+    assert all(
+        "identifier_masked" in row and "****" in row["identifier_masked"]
+        for row in rows
+        if row["kind"] == "person"
+    )
+    table = list(csv.reader(io.StringIO(gzip.decompress(contents["listings.csv.gz"]).decode())))
+    assert tuple(table[0]) == CSV_COLUMNS
+    assert {line[0] for line in table[1:]} == active and files["listings.csv.gz"]["rows"] == 5
+    by_id = {row["id"]: row for row in rows}
+    for line in table[1:]:
+        record = dict(zip(CSV_COLUMNS, line, strict=True))
+        assert (
+            record["name"] == by_id[line[0]]["name"]
+            and record["case_number"] == by_id[line[0]]["case_number"]
+        )
+
+    changes = [json.loads(line) for line in gzip.decompress(contents["changes.jsonl.gz"]).splitlines()]
+    # The removed listing shows only as its removal; the others as their publication.
+    assert [(c["event"], (c["entry"] or c["removal"])["id"]) for c in changes] == [
+        *(("published", i) for i in ids[1:]),
+        ("removed", ids[0]),
+    ]
+    assert files["changes.jsonl.gz"]["rows"] == 6
+
+
+def test_an_altered_export_fails_verification(
+    registry: Registry, court: CourtHandle, settings: Settings
+) -> None:
+    publish(registry, court, 3)
+    day = _export(settings)["date"]
+    folder = settings.export_dir / day
+    with registry.http() as http:
+        key = _verify_key(http, json.loads((folder / "manifest.json").read_bytes())["key_id"])
+        signature = _download(http, day, "manifest.json.sig")
+        manifest_bytes = _download(http, day, "manifest.json")
+    key.verify(manifest_bytes, signature)
+    # One row fewer claimed: the signature no longer holds.
+    altered = manifest_bytes.replace(b'"listings": 3', b'"listings": 2')
+    assert altered != manifest_bytes
+    with pytest.raises(nacl.exceptions.BadSignatureError):
+        key.verify(altered, signature)
+    # A data file changed after signing no longer matches the signed hash.
+    path = folder / "listings.jsonl.gz"
+    rows = gzip.decompress(path.read_bytes()).splitlines()
+    path.write_bytes(gzip.compress(b"\n".join(rows[:-1]) + b"\n"))
+    with registry.http() as http:
+        served = _download(http, day, "listings.jsonl.gz")
+    expected = {f["name"]: f["sha256"] for f in json.loads(manifest_bytes)["files"]}
+    assert hashlib.sha256(served).hexdigest() != expected["listings.jsonl.gz"]
+
+
+def test_old_exports_are_pruned_after_the_retention(
+    registry: Registry, court: CourtHandle, settings: Settings
+) -> None:
+    publish(registry, court, 1)
+    old_day = registry.today - timedelta(days=settings.export_retention_days + 5)
+    kept_day = registry.today - timedelta(days=settings.export_retention_days - 1)
+    assert _export(settings, "--date", old_day.isoformat())["date"] == old_day.isoformat()
+    # The old export exists until the next run prunes it.
+    _export(settings, "--date", kept_day.isoformat())
+    _export(settings)
+    with registry.http() as http:
+        days = [e["date"] for e in http.get("/v1/exports").json()["exports"]]
+        assert days == [registry.today.isoformat(), kept_day.isoformat()]
+        assert http.get(f"/v1/exports/{old_day.isoformat()}/manifest.json").status_code == 404
+
+
+BAD_REQUESTS = [
+    ("/v1/exports/2026-13-01/manifest.json", 400, "invalid_date"),
+    ("/v1/exports/yesterday/manifest.json", 400, "invalid_date"),
+    ("/v1/exports/2001-01-01/manifest.json", 404, "export_not_found"),
+    ("/v1/exports/{today}/secrets.json", 404, "export_file_not_found"),
+    ("/v1/exports/{today}/..%2F..%2Fsecrets.json", 404, "not_found"),  # no such route once decoded
+]
+
+
+def test_bad_export_requests_are_4xx(registry: Registry, court: CourtHandle, settings: Settings) -> None:
+    publish(registry, court, 1)
+    day = _export(settings)["date"]
+    with registry.http() as http:
+        for path, status, code in BAD_REQUESTS:
+            response = http.get(path.format(today=day))
+            assert response.status_code == status, (path, response.text)
+            assert response.headers["content-type"].startswith("application/problem+json")
+            assert response.json()["code"] == code, path
+
+
+def test_a_change_file_written_by_a_second_process_is_the_same_file(
+    registry: Registry, court: CourtHandle, engine: sa.Engine, settings: Settings
+) -> None:
+    ids = publish(registry, court, 12)
+    for listing_id in ids[:2]:
+        remove(registry, court, listing_id)
+    alone = _export(settings)
+    shutil.rmtree(settings.export_dir)
+    split = _export(settings, env={"REGISTRY_EXPORT_PARALLEL_CHANGES": "1"})
+    # Same snapshot, same rows, same gzip settings: the same bytes, whichever process wrote them.
+    assert split["files"] == alone["files"]
+    changes = next(f for f in split["files"] if f["name"] == "changes.jsonl.gz")
+    assert changes["rows"] == 12 and split["log_position"] == alone["log_position"]
+
+    # A worker whose snapshot is not the exporter's writes nothing and says so.
+    with engine.connect() as conn:
+        position = conn.execute(sa.text("SELECT last_seq FROM log_head")).scalar_one()
+    folder = settings.export_dir / "moved"
+    folder.mkdir(parents=True)
+    day = date.fromisoformat(split["date"])
+    assert _changes_in_other_process(settings.database_url, str(folder), day, position - 1, day) is None
+    assert not any(folder.iterdir())

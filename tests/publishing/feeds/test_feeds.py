@@ -1,0 +1,276 @@
+"""Atom, RSS and JSON feeds and the delta API, over a real server, read by feedparser."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import feedparser
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from registry.settings import Settings
+from tests.conftest import CourtHandle, Registry, cli_env, registry_bin
+from tests.support.publishing import publish, remove, sync_feeds
+
+FEEDS = ("/feeds/atom.xml", "/feeds/rss.xml", "/feeds/feed.json")
+REMOVAL_FIELDS = {
+    "id", "kind", "name", "court_code", "court_name", "province_code", "province", "case_number",
+    "reason", "effective_on",
+}  # fmt: skip
+
+
+def _json_feed(http: httpx.Client, **params: Any) -> dict[str, Any]:
+    response = http.get("/feeds/feed.json", params=params)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/feed+json")
+    feed: dict[str, Any] = response.json()
+    return feed
+
+
+def test_feeds_carry_publications_and_removals_newest_first(
+    registry: Registry, court: CourtHandle, engine: sa.Engine
+) -> None:
+    ids = publish(registry, court, 3)
+    removed_on = remove(registry, court, ids[0], reason="performed")
+    sync_feeds(engine)
+
+    with registry.http() as http:
+        for path in ("/feeds/atom.xml", "/feeds/rss.xml"):
+            response = http.get(path)
+            assert response.status_code == 200, response.text
+            parsed = feedparser.parse(response.content)
+            assert parsed.bozo == 0, parsed.get("bozo_exception")
+            titles = [entry.title for entry in parsed.entries]
+            assert len(titles) == 3, titles
+            # Newest first: the removal, then the two listings still published.
+            assert titles[0].startswith("移出："), titles
+            assert all(t.startswith("发布：") for t in titles[1:]), titles
+            removal_text = parsed.entries[0].get("content", [{}])[0].get("value") or parsed.entries[0].summary
+            assert "performed" in removal_text and removed_on.isoformat() in removal_text
+            # The removal names who and which case, not what only the publication showed.
+            assert "证件号码" not in removal_text and "义务" not in removal_text
+        feed = _json_feed(http)
+    assert feed["version"] == "https://jsonfeed.org/version/1.1"
+    items = feed["items"]
+    assert [item["_registry"]["event"] for item in items] == ["removed", "published", "published"]
+    seqs = [item["_registry"]["seq"] for item in items]
+    assert seqs == sorted(seqs, reverse=True)
+    removal = items[0]["_registry"]["removal"]
+    assert set(removal) == REMOVAL_FIELDS
+    assert removal["id"] == ids[0] and removal["reason"] == "performed"
+    assert "entry" not in items[0]["_registry"] or items[0]["_registry"]["entry"] is None
+    published = {item["_registry"]["entry"]["id"] for item in items[1:]}
+    assert published == set(ids[1:])
+    # Each removal field is one the publication itself carried.
+    assert REMOVAL_FIELDS - {"reason", "effective_on"} <= set(items[1]["_registry"]["entry"])
+    # Nothing of the removed listing but its removal notice.
+    assert all(item["_registry"].get("entry", {}) is None or item["_registry"]["entry"]["id"] != ids[0]
+               for item in items)  # fmt: skip
+
+
+def test_conditional_get_answers_304_until_something_changes(
+    registry: Registry, court: CourtHandle, engine: sa.Engine, settings: Settings
+) -> None:
+    publish(registry, court, 2)
+    # The scheduler's job, as `registry feeds sync` runs it.
+    synced = subprocess.run(
+        [registry_bin(), "feeds", "sync"], env=cli_env(settings), capture_output=True, text=True, check=False
+    )
+    assert synced.returncode == 0, synced.stderr
+    with registry.http() as http:
+        for path in FEEDS:
+            first = http.get(path)
+            assert first.status_code == 200
+            etag, modified = first.headers["etag"], first.headers["last-modified"]
+            again = http.get(path, headers={"If-None-Match": etag})
+            assert again.status_code == 304 and again.content == b""
+            assert again.headers["etag"] == etag
+            since = http.get(path, headers={"If-Modified-Since": modified})
+            assert since.status_code == 304
+        publish(registry, court, 1)
+        sync_feeds(engine)
+        changed = http.get("/feeds/atom.xml", headers={"If-None-Match": etag})
+        assert changed.status_code == 200
+        assert changed.headers["etag"] != etag
+        assert len(feedparser.parse(changed.content).entries) == 3
+        # A different filter is a different document with its own validator.
+        other = http.get("/feeds/atom.xml", params={"kind": "person"})
+        assert other.headers["etag"] != changed.headers["etag"]
+
+
+def test_filters_by_province_court_and_kind(
+    registry: Registry, court: CourtHandle, engine: sa.Engine
+) -> None:
+    shanghai = registry.court("沪0115", "上海市浦东新区人民法院", "31")
+    beijing_ids = set(publish(registry, court, 6))
+    shanghai_ids = set(publish(registry, shanghai, 4))
+    sync_feeds(engine)
+    with registry.http() as http:
+
+        def ids(**params: Any) -> set[str]:
+            return {item["_registry"]["entry"]["id"] for item in _json_feed(http, **params)["items"]}
+
+        assert ids(province="31") == shanghai_ids
+        assert ids(province="11") == beijing_ids
+        # Full-width input is normalised like everything else.
+        assert ids(court="沪０１１５") == shanghai_ids
+        assert ids(province="44") == set()
+        people = ids(kind="person")
+        organisations = ids(kind="organization")
+        assert people | organisations == beijing_ids | shanghai_ids and not people & organisations
+        for item in _json_feed(http, kind="organization", court="京0105")["items"]:
+            entry = item["_registry"]["entry"]
+            assert entry["kind"] == "organization" and entry["court_code"] == "京0105"
+        parsed = feedparser.parse(http.get("/feeds/atom.xml", params={"province": "31"}).content)
+        assert parsed.bozo == 0 and len(parsed.entries) == 4
+
+
+def test_pages_follow_rfc5005_next_links_without_gaps(
+    registry: Registry, court: CourtHandle, engine: sa.Engine, settings: Any
+) -> None:
+    size = settings.feed_page_size
+    publish(registry, court, size + 7)
+    sync_feeds(engine)
+    seen: list[int] = []
+    pages = 0
+    with registry.http() as http:
+        url: str | None = f"{registry.url}/feeds/atom.xml"
+        while url is not None:
+            parsed = feedparser.parse(http.get(url).content)
+            assert parsed.bozo == 0
+            pages += 1
+            seen += [int(entry.id.rsplit(":", 1)[1]) for entry in parsed.entries]
+            links = {link.rel: link.href for link in parsed.feed.links}
+            assert links["first"].endswith("/feeds/atom.xml")
+            url = links.get("next")
+        json_pages = 0
+        next_url: str | None = f"{registry.url}/feeds/feed.json"
+        json_seen: list[int] = []
+        while next_url is not None:
+            feed = http.get(next_url).json()
+            json_pages += 1
+            json_seen += [item["_registry"]["seq"] for item in feed["items"]]
+            next_url = feed.get("next_url")
+    assert pages == json_pages == 2
+    assert len(seen) == size + 7 == len(set(seen))
+    assert seen == sorted(seen, reverse=True) == json_seen
+
+
+@pytest.mark.parametrize(
+    ("params", "code"),
+    [
+        ({"colour": "red"}, "unknown_filter"),
+        ({"province": "99"}, "unknown_province"),
+        ({"province": "北京"}, "unknown_province"),
+        ({"kind": "robot"}, "unknown_kind"),
+        ({"court": "京9999"}, "unknown_court"),
+        ({"court": ""}, "unknown_court"),
+        ({"before": "abc"}, "invalid_cursor"),
+        ({"before": "0"}, "invalid_cursor"),
+        ({"before": str(2**70)}, "invalid_cursor"),
+        ([("kind", "person"), ("kind", "organization")], "repeated_parameter"),
+    ],
+)
+def test_bad_feed_requests_are_4xx_problems(
+    registry: Registry, court: CourtHandle, params: Any, code: str
+) -> None:
+    with registry.http() as http:
+        for path in FEEDS:
+            response = http.get(path, params=params)
+            assert response.status_code == 400, (path, response.text)
+            assert response.headers["content-type"].startswith("application/problem+json")
+            assert response.json()["code"] == code
+
+
+def test_delta_api_never_skips_or_repeats(registry: Registry, court: CourtHandle, engine: sa.Engine) -> None:
+    ids = publish(registry, court, 5)
+    sync_feeds(engine)
+    got: list[dict[str, Any]] = []
+    after = 0
+    with registry.http() as http:
+        while True:
+            page = http.get("/v1/publications", params={"after": after, "limit": 2}).json()
+            got += page["items"]
+            if not page["items"]:
+                break
+            after = page["next_after"]
+        assert [item["entry"]["id"] for item in got] == ids
+        seqs = [item["seq"] for item in got]
+        assert seqs == sorted(seqs) and len(set(seqs)) == 5
+
+        # Changes after the reader's position are not visible until it has processed them.
+        remove(registry, court, ids[2])
+        more = publish(registry, court, 1)
+        assert http.get("/v1/publications", params={"after": after}).json()["items"] == []
+        sync_feeds(engine)
+        page = http.get("/v1/publications", params={"after": after}).json()
+        assert [(i["event"], (i["entry"] or i["removal"])["id"]) for i in page["items"]] == [
+            ("removed", ids[2]),
+            ("published", more[0]),
+        ]
+        assert page["items"][0]["entry"] is None and set(page["items"][0]["removal"]) == REMOVAL_FIELDS
+        again = http.get("/v1/publications", params={"after": page["next_after"]}).json()
+        assert again["items"] == [] and again["next_after"] == page["next_after"]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"limit": "0"},
+        {"limit": "100000"},
+        {"after": "-1"},
+        {"after": "abc"},
+        {"after": str(2**64)},
+        {"after": "999999"},
+    ],
+)
+def test_bad_delta_requests_are_4xx(registry: Registry, params: dict[str, str]) -> None:
+    with registry.http() as http:
+        response = http.get("/v1/publications", params=params)
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["code"] in {"invalid_parameter", "invalid_cursor"}
+
+
+def test_amendments_replace_and_expiries_remove_entries(
+    registry: Registry, court: CourtHandle, engine: sa.Engine, settings: Settings
+) -> None:
+    filed = registry.today - timedelta(days=3 * 365 + 20)
+    listed = filed + timedelta(days=10)
+    fixed = registry.person_listing(
+        court,
+        grounds=["evades_enforcement"],
+        term_years=2,
+        filed_on=filed.isoformat(),
+        listed_on=listed.isoformat(),
+        case_number=registry.generator.case_number(court.code, filed.year),
+    )
+    body = registry.person_listing(court)
+    with registry.http(court.api_key) as http:
+        fixed_id = http.post("/v1/listings", json=registry.envelope(court, fixed)).json()["listing_id"]
+        amended_id = http.post("/v1/listings", json=registry.envelope(court, body)).json()["listing_id"]
+        new_obligations = "被执行人应向申请执行人支付人民币五千元。"
+        amended = dict(body, submission_id=str(uuid.uuid4()), obligations=new_obligations)
+        response = http.post(f"/v1/listings/{amended_id}/amendments", json=registry.envelope(court, amended))
+        assert response.status_code == 200, response.text
+    expired = subprocess.run(
+        [registry_bin(), "expire"], env=cli_env(settings), capture_output=True, text=True, check=False
+    )
+    assert expired.returncode == 0 and "expired 1" in expired.stdout, expired.stderr
+    sync_feeds(engine)
+
+    with registry.http() as http:
+        items = _json_feed(http)["items"]
+        parsed = feedparser.parse(http.get("/feeds/atom.xml").content)
+    events = [(item["_registry"]["event"], (item["_registry"]["entry"] or item["_registry"]["removal"])["id"])
+              for item in items]  # fmt: skip
+    # One entry per listing, at its latest event.
+    assert events == [("expired", fixed_id), ("amended", amended_id)]
+    assert items[1]["_registry"]["entry"]["obligations"] == new_obligations
+    assert items[0]["_registry"]["removal"]["reason"] == "term_expired"
+    assert parsed.bozo == 0
+    assert [entry.title.split("：")[0] for entry in parsed.entries] == ["期满移出", "更正"]

@@ -1,0 +1,809 @@
+"""Agency linkage sync: profiles, pull and acknowledgement, signed push delivery to real
+HTTP receivers that fail, time out and recover, leases between workers, status."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import time
+import unicodedata
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+import sqlalchemy as sa
+
+from publishing.sync.delivery import deliver_due
+from publishing.sync.notices import generate_notices
+from registry.clients.services import create_client
+from registry.listings.disclosure import china_date, public_columns, public_entry
+from registry.listings.models import Listing
+from registry.runtime import Services
+from registry.settings import Settings
+from registry.timeutil import utcnow
+from tests.conftest import CourtHandle, Registry, cli_env, registry_bin
+from tests.registry.listings.test_lifecycle import _amend, _amended_body, _publish, _removal, _remove
+from tests.support import rfc9421
+from tests.support.sync_receiver import Receiver, running_receiver
+
+LISTING_TYPES = {"listing.published", "listing.amended", "listing.removed", "listing.expired"}
+
+CREDIT_REFERENCE_FIELDS = {
+    "id", "version", "status", "kind", "name", "identifier", "sex", "birth_date", "legal_representative",
+    "court_code", "court_name", "case_number", "basis_document_number", "basis_issuer", "obligations",
+    "amount_cents", "performance", "grounds", "filed_on", "listed_on", "term_years", "expires_on", "removal",
+}  # fmt: skip
+HOUSING_FIELDS = {
+    "id", "version", "status", "name", "credit_code", "legal_representative", "court_code", "court_name",
+    "case_number", "basis_document_number", "basis_issuer", "obligations", "amount_cents", "performance",
+    "grounds", "listed_on", "removal",
+}  # fmt: skip
+ENTERPRISE_FIELDS = {
+    "id", "version", "status", "name", "credit_code", "legal_representative", "court_code", "court_name",
+    "case_number", "grounds", "listed_on", "removal",
+}  # fmt: skip
+PUBLIC_FIELDS = {
+    "id", "kind", "name", "sex", "age", "identifier_masked", "legal_representative", "court_code",
+    "court_name", "province_code", "province", "case_number", "basis_document_number", "basis_issuer",
+    "obligations", "amount_cents", "performance", "grounds", "filed_on", "published_on",
+}  # fmt: skip
+EVENT_FIELDS = {
+    "seq", "idempotency_key", "type", "occurred_at", "listing_id", "listing_version", "listing", "removal",
+}  # fmt: skip
+
+
+def agency(registry: Registry, name: str = "中国人民银行征信中心") -> tuple[str, str]:
+    with registry.engine.begin() as conn:
+        return create_client(conn, name, "agency", None, actor="test", now=utcnow())
+
+
+def org_listing(registry: Registry, court: CourtHandle) -> dict[str, Any]:
+    while True:
+        body = registry.listing(court)
+        if body["debtor"]["kind"] == "organization":
+            return body
+
+
+def subscribe(admin: httpx.Client, client_id: str, profile: str, mode: str, url: str | None = None) -> str:
+    body: dict[str, Any] = {"client_id": client_id, "profile": profile, "mode": mode}
+    if url is not None:
+        body["endpoint_url"] = url
+    response = admin.post("/v1/sync/subscriptions", json=body)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def pull_all(http: httpx.Client, sub_id: str, after: int = 0) -> tuple[list[dict[str, Any]], int, str]:
+    events: list[dict[str, Any]] = []
+    texts = []
+    while True:
+        response = http.get(f"/v1/sync/{sub_id}/events", params={"after": after, "limit": 7})
+        assert response.status_code == 200, response.text
+        texts.append(response.text)
+        page = response.json()
+        events.extend(page["events"])
+        if page["next_after"] == after:
+            return events, after, "".join(texts)
+        after = page["next_after"]
+
+
+def log_events(admin: httpx.Client) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = admin.get("/v1/events", params={"limit": 1000}).json()["events"]
+    return [e for e in events if e["type"] in LISTING_TYPES]
+
+
+def subscription_row(engine: sa.Engine, sub_id: str) -> Any:
+    with engine.connect() as conn:
+        return conn.execute(sa.text("SELECT * FROM sync_subscriptions WHERE id = :id"), {"id": sub_id}).one()
+
+
+def log_head(engine: sa.Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.text("SELECT last_seq FROM log_head")).scalar_one())
+
+
+def fast(settings: Settings, **changes: Any) -> Settings:
+    values: dict[str, Any] = {
+        "sync_timeout_seconds": 0.5,
+        "sync_backoff_base_seconds": 0.05,
+        "sync_backoff_max_seconds": 0.2,
+        "sync_batch_size": 3,
+        "sync_lease_seconds": 10.0,
+        "sync_max_attempts": 20,
+    }
+    values.update(changes)
+    return settings.model_copy(update=values)
+
+
+def pump(settings: Settings, done: Callable[[], bool], seconds: float = 60, owners: int = 1) -> None:
+    """Run push passes (several workers concurrently when owners > 1) until `done()`."""
+
+    async def main() -> None:
+        services = Services.create(settings)
+        try:
+            deadline = time.monotonic() + seconds
+            while not done():
+                assert time.monotonic() < deadline, "delivery did not finish in time"
+                await asyncio.gather(*(deliver_due(services, f"test-worker-{n}") for n in range(owners)))
+                await asyncio.sleep(0.02)
+        finally:
+            await services.close()
+
+    asyncio.run(main())
+
+
+def caught_up(engine: sa.Engine, sub_id: str) -> Callable[[], bool]:
+    return lambda: int(subscription_row(engine, sub_id).cursor) >= log_head(engine)
+
+
+def assert_in_order_per_listing(events: list[dict[str, Any]]) -> None:
+    last: dict[str, int] = {}
+    for event in events:
+        assert event["seq"] > last.get(event["listing_id"], 0), "events of one listing out of order"
+        last[event["listing_id"]] = event["seq"]
+
+
+# ---- profiles ----
+
+
+def test_every_profile_sends_exactly_its_fields(
+    registry: Registry, court: CourtHandle, admin: httpx.Client
+) -> None:
+    person = registry.person_listing(court)
+    org = org_listing(registry, court)
+    person_id = _publish(registry, court, person)
+    org_id = _publish(registry, court, org)
+    assert _remove(registry, court, org_id, _removal(org_id, registry.today)).status_code == 200
+    client_id, key = agency(registry)
+    subs = {p: subscribe(admin, client_id, p, "pull") for p in
+            ("credit_reference", "housing_construction", "enterprise_supervision", "public")}  # fmt: skip
+
+    with registry.http(key) as http:
+        pulled = {profile: pull_all(http, sub) for profile, sub in subs.items()}
+
+    for profile, (events, _, _) in pulled.items():
+        for event in events:
+            assert set(event) == EVENT_FIELDS, profile
+            assert event["idempotency_key"] == f"{subs[profile]}:{event['seq']}"
+
+    # credit reference (Art. 13): both debtors, full identifiers, every event.
+    events, _, text = pulled["credit_reference"]
+    assert [(e["listing_id"], e["type"]) for e in events] == [
+        (person_id, "listing.published"), (org_id, "listing.published"), (org_id, "listing.removed"),
+    ]  # fmt: skip
+    by_id = {e["listing_id"]: e["listing"] for e in events}
+    assert set(by_id[person_id]) == CREDIT_REFERENCE_FIELDS
+    assert by_id[person_id]["identifier"] == person["debtor"]["id_number"]
+    assert by_id[person_id]["name"] == person["debtor"]["name"]
+    assert by_id[person_id]["legal_representative"] is None
+    record = by_id[person_id]
+    assert record["kind"] == "person" and record["status"] == "active" and record["version"] == 1
+    assert record["court_code"] == court.code and record["court_name"] == court.name
+    assert record["case_number"] == person["case_number"]
+    assert record["basis_document_number"] == person["basis"]["document_number"]
+    assert record["amount_cents"] == person.get("amount_cents")
+    assert record["grounds"] == person["grounds"] and record["term_years"] == person.get("term_years")
+    assert record["filed_on"] == person["filed_on"] and record["listed_on"] == person["listed_on"]
+    assert record["performance"]["status"] == person["performance"]["status"]
+    assert (
+        record["sex"] in ("M", "F")
+        and record["birth_date"][4:].replace("-", "") == person["debtor"]["id_number"][10:14]
+    )
+    assert record["removal"] is None
+    assert (record["expires_on"] is None) == (record["term_years"] is None)
+    assert by_id[org_id]["identifier"] == org["debtor"]["credit_code"]
+    assert by_id[org_id]["legal_representative"] == org["debtor"]["legal_representative"]
+    assert by_id[org_id]["status"] == "removed" and by_id[org_id]["removal"]["reason"] == "performed"
+    assert events[2]["removal"] == {"reason": "performed", "effective_on": registry.today.isoformat()}
+
+    # housing and construction (Art. 12): organisations only, legal representative, obligations.
+    events, _, text = pulled["housing_construction"]
+    assert [(e["listing_id"], e["type"]) for e in events] == [
+        (org_id, "listing.published"),
+        (org_id, "listing.removed"),
+    ]
+    record = events[0]["listing"]
+    assert set(record) == HOUSING_FIELDS
+    assert record["credit_code"] == org["debtor"]["credit_code"]
+    assert record["obligations"] == unicodedata.normalize("NFKC", org["obligations"])
+    assert person["debtor"]["id_number"] not in text and person["debtor"]["name"] not in text
+
+    # enterprise supervision (Art. 17): organisations only, no obligations or amounts.
+    events, _, text = pulled["enterprise_supervision"]
+    assert [e["listing_id"] for e in events] == [org_id, org_id]
+    assert set(events[0]["listing"]) == ENTERPRISE_FIELDS
+    assert unicodedata.normalize("NFKC", org["obligations"]) not in text
+    assert person["debtor"]["id_number"] not in text and person["debtor"]["name"] not in text
+
+    # public: exactly the public allow-list; a removed listing's data no longer leaves.
+    events, _, text = pulled["public"]
+    assert [(e["listing_id"], e["type"]) for e in events] == [
+        (person_id, "listing.published"), (org_id, "listing.published"), (org_id, "listing.removed"),
+    ]  # fmt: skip
+    with registry.engine.connect() as conn:
+        row = conn.execute(public_columns().where(Listing.id == person_id)).one()
+    expected = json.loads(msgspec.json.encode(public_entry(row, china_date(utcnow()))))
+    assert events[0]["listing"] == expected
+    assert set(events[0]["listing"]) == PUBLIC_FIELDS
+    assert events[1]["listing"] is None and events[2]["listing"] is None
+    assert person["debtor"]["id_number"] not in text
+    assert org["debtor"]["credit_code"] not in text
+    for profile, (_, _, text) in pulled.items():
+        if "creditor" in person:
+            assert person["creditor"]["name"] not in text, profile
+        assert "signature" not in text and "submission_id" not in text, profile
+
+
+# ---- pull and acknowledgement ----
+
+
+def test_pull_ack_moves_the_cursor_and_refuses_what_was_never_delivered(
+    registry: Registry, court: CourtHandle, admin: httpx.Client
+) -> None:
+    ids = [_publish(registry, court, registry.listing(court)) for _ in range(3)]
+    client_id, key = agency(registry)
+    other_id, other_key = agency(registry, "住房和城乡建设部")
+    sub = subscribe(admin, client_id, "credit_reference", "pull")
+    with registry.http(key) as http:
+        # Nothing handed out yet: no acknowledgement can be taken.
+        refused = http.post(f"/v1/sync/{sub}/ack", json={"cursor": 1})
+        assert refused.status_code == 409 and refused.json()["code"] == "cursor_not_delivered"
+        page = http.get(f"/v1/sync/{sub}/events", params={"limit": 1000}).json()
+        assert [e["listing_id"] for e in page["events"]] == ids
+        head = page["next_after"]
+        beyond = http.post(f"/v1/sync/{sub}/ack", json={"cursor": head + 1})
+        assert beyond.status_code == 409 and beyond.json()["code"] == "cursor_not_delivered"
+        assert subscription_row(registry.engine, sub).cursor == 0
+        assert http.post(f"/v1/sync/{sub}/ack", json={"cursor": "x"}).json()["code"] == "invalid_field"
+        assert http.post(f"/v1/sync/{sub}/ack", content=b"{").json()["code"] == "invalid_json"
+        assert http.get(f"/v1/sync/{sub}/events", params={"after": 10**9}).status_code == 422
+
+        middle = page["events"][1]["seq"]
+        assert http.post(f"/v1/sync/{sub}/ack", json={"cursor": middle}).status_code == 200
+        # Without `after`, the feed resumes after the acknowledged cursor.
+        rest = http.get(f"/v1/sync/{sub}/events").json()["events"]
+        assert [e["listing_id"] for e in rest] == ids[2:]
+        behind = http.post(f"/v1/sync/{sub}/ack", json={"cursor": middle - 1})
+        assert behind.status_code == 409 and behind.json()["code"] == "cursor_behind"
+        assert http.post(f"/v1/sync/{sub}/ack", json={"cursor": head}).status_code == 200
+    status = admin.get(f"/v1/sync/subscriptions/{sub}").json()
+    assert status["cursor"] == head and status["backlog"] == log_head(registry.engine) - head
+    assert status["delivered_total"] == 3 and status["latency_seconds"]["samples"] == 3
+
+    # Another agency cannot read or acknowledge this subscription; a bank cannot either.
+    with registry.http(other_key) as http:
+        assert http.get(f"/v1/sync/{sub}/events").status_code == 404
+        assert (
+            http.post(f"/v1/sync/{sub}/ack", json={"cursor": head}).json()["code"] == "subscription_not_found"
+        )
+    with registry.http(registry.client("bank")) as http:
+        assert http.get(f"/v1/sync/{sub}/events").status_code == 403
+    assert other_id != client_id
+
+
+PUSH = {"profile": "credit_reference", "mode": "push"}
+PULL = {"profile": "credit_reference", "mode": "pull"}
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({**PUSH, "endpoint_url": "http://agency.example/hook"}, 422, "invalid_endpoint_url"),
+        ({**PUSH, "endpoint_url": "ftp://agency.example/"}, 422, "invalid_endpoint_url"),
+        ({**PUSH, "endpoint_url": "https://u:p@agency.example/"}, 422, "invalid_endpoint_url"),
+        ({**PUSH, "endpoint_url": "https:///nohost"}, 422, "invalid_endpoint_url"),
+        ({**PUSH, "endpoint_url": "https://a.example:99999/"}, 422, "invalid_endpoint_url"),
+        (PUSH, 422, "endpoint_required"),
+        ({**PULL, "endpoint_url": "https://a.example/"}, 422, "endpoint_not_allowed"),
+        ({"profile": "tax_bureau", "mode": "pull"}, 422, "unknown_profile"),
+        ({"profile": "public", "mode": "carrier_pigeon"}, 422, "unknown_mode"),
+        ({"profile": "public", "mode": "pull", "from_seq": 10**6}, 422, "cursor_beyond_head"),
+        ({"profile": "public", "mode": "pull", "colour": "red"}, 422, "invalid_field"),
+    ],
+)  # fmt: skip
+def test_bad_subscriptions_are_refused_and_nothing_is_written(
+    registry: Registry, admin: httpx.Client, body: dict[str, Any], status: int, code: str
+) -> None:
+    client_id, _ = agency(registry)
+    head = log_head(registry.engine)
+    response = admin.post("/v1/sync/subscriptions", json={"client_id": client_id, **body})
+    assert response.status_code == status, response.text
+    assert response.json()["code"] == code
+    assert admin.get("/v1/sync/subscriptions").json() == []
+    assert log_head(registry.engine) == head
+
+
+def test_only_agencies_subscribe_and_only_admins_administer(registry: Registry, admin: httpx.Client) -> None:
+    bank_key = registry.client("bank")
+    with registry.engine.connect() as conn:
+        bank_id = conn.execute(sa.text("SELECT id FROM api_clients WHERE role = 'bank'")).scalar_one()
+    response = admin.post(
+        "/v1/sync/subscriptions", json={"client_id": bank_id, "profile": "public", "mode": "pull"}
+    )
+    assert response.status_code == 422 and response.json()["code"] == "not_an_agency"
+    missing = admin.post(
+        "/v1/sync/subscriptions", json={"client_id": "cl_nobody", "profile": "public", "mode": "pull"}
+    )
+    assert missing.status_code == 404
+    client_id, key = agency(registry)
+    with registry.http(key) as http:
+        forbidden = http.post(
+            "/v1/sync/subscriptions", json={"client_id": client_id, "profile": "public", "mode": "pull"}
+        )
+        assert forbidden.status_code == 403
+        assert http.get("/metrics").status_code == 403
+    with registry.http(bank_key) as http:
+        assert http.get("/v1/sync/status").status_code == 403
+    assert admin.post("/v1/sync/subscriptions/sub_nope/pause").status_code == 404
+
+
+# ---- push delivery ----
+
+
+def _jwks(registry: Registry) -> dict[str, Any]:
+    with registry.http() as http:
+        jwks: dict[str, Any] = http.get("/.well-known/jwks.json").json()
+    return jwks
+
+
+def _lifecycle(registry: Registry, court: CourtHandle, count: int) -> list[str]:
+    """`count` listings, one amended, two removed: every kind of listing event."""
+    bodies = [registry.listing(court) for _ in range(count)]
+    ids = [_publish(registry, court, body) for body in bodies]
+    assert _amend(registry, court, ids[0], _amended_body(bodies[0])).status_code == 200
+    for listing_id in (ids[1], ids[0]):
+        assert _remove(registry, court, listing_id, _removal(listing_id, registry.today)).status_code == 200
+    return ids
+
+
+def _verify_all(receiver: Receiver, jwks: dict[str, Any], key_id: str) -> None:
+    """Every push verifies with the independent RFC 9421 verifier and the published key."""
+    assert receiver.deliveries
+    for delivery in receiver.deliveries:
+        verified = rfc9421.verify(
+            delivery.headers, delivery.body, jwks, method="POST", target_uri=receiver.url
+        )
+        assert verified.params["keyid"] == key_id
+        assert verified.params["alg"] == "ed25519"
+        assert isinstance(verified.params["created"], int) and verified.params["nonce"]
+        assert {"@method", "@target-uri", "content-digest", "content-type", "idempotency-key"} <= set(
+            verified.components
+        )
+        events = json.loads(delivery.body)["events"]
+        first, last = events[0]["seq"], events[-1]["seq"]
+        assert delivery.headers["idempotency-key"].endswith(f":{first}-{last}")
+
+
+def test_push_survives_500s_timeouts_and_dropped_connections_exactly_once_in_order(
+    registry: Registry, court: CourtHandle, admin: httpx.Client, settings: Settings
+) -> None:
+    ids = _lifecycle(registry, court, 8)
+    client_id, _ = agency(registry)
+    with running_receiver(slow_seconds=1.0) as receiver:
+        receiver.script.extend(["500", "ok", "slow", "close", "500", "ok", "500"])
+        sub = subscribe(admin, client_id, "credit_reference", "push", receiver.url)
+        pump(fast(settings), caught_up(registry.engine, sub))
+    expected = [e["seq"] for e in log_events(admin)]
+    unique = receiver.unique()
+    # Every event exactly once after deduplication, none missing, in log order.
+    assert [e["seq"] for e in unique] == expected
+    assert_in_order_per_listing(unique)
+    assert len(receiver.received) > len(unique), "the slow answer should have caused a re-send"
+    assert {e["listing_id"] for e in unique} == set(ids)
+    assert [e["type"] for e in unique if e["listing_id"] == ids[0]] == [
+        "listing.published", "listing.amended", "listing.removed",
+    ]  # fmt: skip
+    _verify_all(receiver, _jwks(registry), _jwks(registry)["keys"][0]["kid"])
+    status = admin.get(f"/v1/sync/subscriptions/{sub}").json()
+    assert status["backlog"] == 0 and status["state"] == "active"
+    assert status["failures_total"] == 5  # three 500s, one timed out, one dropped
+    assert status["delivered_total"] >= len(expected)
+    assert status["last_error"] is None and status["latency_seconds"]["samples"] == len(ids)
+
+
+def test_a_tampered_push_fails_the_independent_verifier(
+    registry: Registry, court: CourtHandle, admin: httpx.Client, settings: Settings
+) -> None:
+    _publish(registry, court, registry.listing(court))
+    client_id, _ = agency(registry)
+    with running_receiver() as receiver:
+        sub = subscribe(admin, client_id, "public", "push", receiver.url)
+        pump(fast(settings), caught_up(registry.engine, sub))
+    jwks = _jwks(registry)
+    delivery = receiver.deliveries[0]
+    rfc9421.verify(delivery.headers, delivery.body, jwks, method="POST", target_uri=receiver.url)
+    with pytest.raises(rfc9421.VerificationError):
+        rfc9421.verify(delivery.headers, delivery.body.replace(b"listing", b"listinG"), jwks,
+                       method="POST", target_uri=receiver.url)  # fmt: skip
+    with pytest.raises(rfc9421.VerificationError):
+        rfc9421.verify(delivery.headers, delivery.body, jwks, method="POST", target_uri=receiver.url + "x")
+
+
+def test_a_receiver_that_keeps_failing_flags_the_subscription_and_replay_recovers(
+    registry: Registry, court: CourtHandle, admin: httpx.Client, settings: Settings
+) -> None:
+    _lifecycle(registry, court, 4)
+    client_id, _ = agency(registry)
+    with running_receiver(default="500") as receiver:
+        sub = subscribe(admin, client_id, "credit_reference", "push", receiver.url)
+        pump(
+            fast(settings, sync_max_attempts=3),
+            lambda: subscription_row(registry.engine, sub).state == "failing",
+        )
+        flagged = admin.get(f"/v1/sync/subscriptions/{sub}").json()
+        assert flagged["state"] == "failing" and flagged["attempts"] == 3
+        # Only the events no agency receives (court and client set-up) were passed over.
+        assert 0 < flagged["cursor"] < log_events(admin)[0]["seq"]
+        assert flagged["last_error"] == "HTTP 500"
+        metrics = admin.get("/metrics")
+        assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
+        labels = f'client="{client_id}",mode="push",profile="credit_reference",subscription="{sub}"'
+        assert f"registry_sync_failing{{{labels}}} 1.0" in metrics.text
+        # A failing subscription is left alone until an admin acts.
+        requests_so_far = len(receiver.deliveries)
+        asyncio.run(_one_pass(fast(settings)))
+        assert len(receiver.deliveries) == requests_so_far
+
+        receiver.default = "ok"
+        replayed = admin.post(f"/v1/sync/subscriptions/{sub}/replay", json={"from_seq": 0})
+        assert replayed.status_code == 200 and replayed.json()["state"] == "active"
+        pump(fast(settings), caught_up(registry.engine, sub))
+    assert [e["seq"] for e in receiver.unique()] == [e["seq"] for e in log_events(admin)]
+    assert admin.post(f"/v1/sync/subscriptions/{sub}/replay", json={"from_seq": -1}).status_code == 422
+
+
+async def _one_pass(settings: Settings) -> int:
+    services = Services.create(settings)
+    try:
+        return await deliver_due(services, "one-pass")
+    finally:
+        await services.close()
+
+
+def test_paused_subscriptions_wait_and_profiles_skip_what_they_do_not_admit(
+    registry: Registry, court: CourtHandle, admin: httpx.Client, settings: Settings
+) -> None:
+    persons = [_publish(registry, court, registry.person_listing(court)) for _ in range(3)]
+    org = _publish(registry, court, org_listing(registry, court))
+    client_id, _ = agency(registry, "市场监督管理总局")
+    with running_receiver() as receiver:
+        sub = subscribe(admin, client_id, "enterprise_supervision", "push", receiver.url)
+        assert admin.post(f"/v1/sync/subscriptions/{sub}/pause").json()["state"] == "paused"
+        asyncio.run(_one_pass(fast(settings)))
+        assert receiver.deliveries == []
+        assert admin.post(f"/v1/sync/subscriptions/{sub}/resume").json()["state"] == "active"
+        pump(fast(settings), caught_up(registry.engine, sub))
+    assert [e["listing_id"] for e in receiver.unique()] == [org]
+    assert not set(persons) & {e["listing_id"] for e in receiver.received}
+    assert subscription_row(registry.engine, sub).cursor == log_head(registry.engine)
+
+
+def test_concurrent_workers_never_send_one_subscription_at_once(
+    registry: Registry, court: CourtHandle, admin: httpx.Client, settings: Settings
+) -> None:
+    for _ in range(12):
+        _publish(registry, court, registry.listing(court))
+    client_id, _ = agency(registry)
+    with running_receiver(default="sleep:0.05") as first, running_receiver(default="sleep:0.05") as second:
+        subs = [subscribe(admin, client_id, "credit_reference", "push", r.url) for r in (first, second)]
+        pump(
+            fast(settings, sync_batch_size=2),
+            lambda: all(caught_up(registry.engine, s)() for s in subs),
+            owners=4,
+        )
+    for receiver in (first, second):
+        assert receiver.max_in_flight == 1
+        assert [e["seq"] for e in receiver.unique()] == [e["seq"] for e in log_events(admin)]
+        assert len(receiver.received) == len(receiver.unique())  # no duplicate without a failure
+
+
+def test_status_json_and_prometheus_metrics(
+    registry: Registry, court: CourtHandle, admin: httpx.Client, settings: Settings
+) -> None:
+    for _ in range(3):
+        _publish(registry, court, registry.listing(court))
+    client_id, _ = agency(registry)
+    pulled = subscribe(admin, client_id, "public", "pull")
+    with running_receiver() as receiver:
+        pushed = subscribe(admin, client_id, "credit_reference", "push", receiver.url)
+        pump(fast(settings), caught_up(registry.engine, pushed))
+    statuses = {s["id"]: s for s in admin.get("/v1/sync/status").json()["subscriptions"]}
+    head = log_head(registry.engine)
+    assert statuses[pushed]["backlog"] == 0 and statuses[pushed]["last_delivered_seq"] == head
+    assert statuses[pushed]["latency_seconds"]["samples"] == 3
+    assert statuses[pushed]["latency_seconds"]["p99"] is not None
+    assert statuses[pulled]["backlog"] == head and statuses[pulled]["latency_seconds"]["p50"] is None
+    text = admin.get("/metrics").text
+    labels = f'client="{client_id}",mode="pull",profile="public",subscription="{pulled}"'
+    assert f"registry_sync_backlog_events{{{labels}}} {float(head)}" in text
+    assert (
+        f'registry_sync_latency_seconds{{client="{client_id}",mode="push",profile="credit_reference",quantile="0.99",subscription="{pushed}"}}'
+        in text
+    )
+
+
+def _wait(condition: Callable[[], bool], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def test_a_worker_killed_mid_delivery_loses_nothing(
+    registry: Registry, court: CourtHandle, admin: httpx.Client, settings: Settings
+) -> None:
+    for _ in range(16):
+        _publish(registry, court, registry.listing(court))
+    client_id, _ = agency(registry)
+    env = cli_env(settings) | {
+        "REGISTRY_SYNC_LEASE_SECONDS": "2",
+        "REGISTRY_SYNC_BATCH_SIZE": "2",
+        "REGISTRY_SYNC_INTERVAL_SECONDS": "0.2",
+        "REGISTRY_LOG_LEVEL": "WARNING",
+    }
+
+    def start_worker() -> subprocess.Popen[bytes]:
+        return subprocess.Popen([registry_bin(), "worker"], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+
+    with running_receiver(default="sleep:0.2") as receiver:
+        sub = subscribe(admin, client_id, "credit_reference", "push", receiver.url)
+        worker = start_worker()
+        try:
+            _wait(lambda: len(receiver.deliveries) >= 3 and receiver.in_flight == 1, 60, "a push in flight")
+            os.kill(worker.pid, signal.SIGKILL)  # in the middle of a request
+            worker.wait(timeout=10)
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+        killed_at = subscription_row(registry.engine, sub)
+        assert killed_at.cursor < log_head(registry.engine), "the kill should leave work behind"
+        assert killed_at.lease_owner is not None  # the dead worker's lease, left to run out
+
+        restarted = start_worker()
+        try:
+            _wait(caught_up(registry.engine, sub), 90, "the restarted worker to catch up")
+        finally:
+            restarted.terminate()
+            restarted.wait(timeout=10)
+    unique = receiver.unique()
+    assert [e["seq"] for e in unique] == [e["seq"] for e in log_events(admin)]
+    assert_in_order_per_listing(unique)
+    _verify_all(receiver, _jwks(registry), _jwks(registry)["keys"][0]["kid"])
+
+
+# ---- reconciliation ----
+
+
+def _snapshot(
+    http: httpx.Client, sub: str, jwks: dict[str, Any], limit: int
+) -> tuple[list[dict[str, Any]], list[int]]:
+    records: list[dict[str, Any]] = []
+    positions: list[int] = []
+    after = ""
+    while True:
+        response = http.get(f"/v1/sync/{sub}/snapshot", params={"after": after, "limit": limit})
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"] == "application/x-ndjson"
+        headers = dict(response.headers.items())
+        verified = rfc9421.verify(headers, response.content, jwks, status=200)
+        assert {"@status", "content-type", "content-digest"} <= set(verified.components)
+        header, *lines = [json.loads(line) for line in response.content.splitlines()]
+        assert header["kind"] == "snapshot" and header["count"] == len(lines)
+        positions.append(header["position"])
+        records.extend(line["listing"] for line in lines)
+        if header["next_after"] is None:
+            return records, positions
+        after = header["next_after"]
+
+
+def test_signed_snapshot_pages_hold_every_active_listing_of_the_profile(
+    registry: Registry, court: CourtHandle, admin: httpx.Client
+) -> None:
+    persons = [_publish(registry, court, registry.person_listing(court)) for _ in range(3)]
+    orgs = [_publish(registry, court, org_listing(registry, court)) for _ in range(4)]
+    assert _remove(registry, court, orgs[0], _removal(orgs[0], registry.today)).status_code == 200
+    client_id, key = agency(registry)
+    credit = subscribe(admin, client_id, "credit_reference", "pull")
+    housing = subscribe(admin, client_id, "housing_construction", "push", "https://agency.example/hook")
+    jwks = _jwks(registry)
+    with registry.http(key) as http:
+        records, positions = _snapshot(http, credit, jwks, limit=2)
+        assert [r["id"] for r in records] == sorted(persons + orgs[1:])
+        assert set(records[0]) == CREDIT_REFERENCE_FIELDS
+        assert positions == [log_head(registry.engine)] * 4
+        housing_records, _ = _snapshot(http, housing, jwks, limit=1000)
+        assert [r["id"] for r in housing_records] == sorted(orgs[1:])
+        assert set(housing_records[0]) == HOUSING_FIELDS
+        # A tampered page fails verification.
+        response = http.get(f"/v1/sync/{credit}/snapshot")
+        with pytest.raises(rfc9421.VerificationError):
+            rfc9421.verify(dict(response.headers.items()), response.content + b" ", jwks, status=200)
+        assert http.get(f"/v1/sync/{credit}/snapshot", params={"limit": 0}).status_code == 400
+    _, other_key = agency(registry, "住房和城乡建设部")
+    with registry.http(other_key) as http:
+        assert http.get(f"/v1/sync/{credit}/snapshot").status_code == 404
+        assert http.get(f"/v1/sync/{credit}/drift").status_code == 404
+
+
+def test_drift_report_names_what_the_agency_lacks_and_clears_after_replay(
+    registry: Registry, court: CourtHandle, admin: httpx.Client
+) -> None:
+    first = [_publish(registry, court, registry.listing(court)) for _ in range(3)]
+    client_id, key = agency(registry)
+    sub = subscribe(admin, client_id, "credit_reference", "pull")
+    with registry.http(key) as http:
+        _, cursor, _ = pull_all(http, sub)
+        assert http.post(f"/v1/sync/{sub}/ack", json={"cursor": cursor}).status_code == 200
+        clean = http.get(f"/v1/sync/{sub}/drift").json()
+        assert clean["in_drift"] == 0 and clean["active_in_agreement"] == 3
+
+        # Unacknowledged changes are pending, not drift.
+        assert _remove(registry, court, first[0], _removal(first[0], registry.today)).status_code == 200
+        added = _publish(registry, court, registry.listing(court))
+        pending = http.get(f"/v1/sync/{sub}/drift").json()
+        assert pending["pending_listings"] == 2 and pending["in_drift"] == 0
+
+        # An operator skips the agency past those events: now they are drift.
+        skipped = admin.post(
+            f"/v1/sync/subscriptions/{sub}/replay", json={"from_seq": log_head(registry.engine)}
+        )
+        assert skipped.status_code == 200
+        report = admin.get(f"/v1/sync/subscriptions/{sub}/drift").json()
+        assert report["drift"] == {
+            "missing_at_agency": 1,
+            "not_removed_at_agency": 1,
+            "outdated_at_agency": 0,
+        }
+        assert report["samples"]["missing_at_agency"] == [added]
+        assert report["samples"]["not_removed_at_agency"] == [first[0]]
+
+        # Replaying from the old cursor repairs it.
+        admin.post(f"/v1/sync/subscriptions/{sub}/replay", json={"from_seq": cursor})
+        _, head, _ = pull_all(http, sub, cursor)
+        assert http.post(f"/v1/sync/{sub}/ack", json={"cursor": head}).status_code == 200
+        repaired = http.get(f"/v1/sync/{sub}/drift").json()
+        assert repaired["in_drift"] == 0 and repaired["active_in_agreement"] == 3
+
+
+# ---- assistance notices ----
+
+
+def test_assistance_notices_acknowledged_objected_routed_and_overdue(
+    registry: Registry, court: CourtHandle, admin: httpx.Client
+) -> None:
+    credit_id, credit_key = agency(registry)
+    housing_id, housing_key = agency(registry, "住房和城乡建设部")
+    subscribe(admin, credit_id, "credit_reference", "pull")
+    subscribe(admin, housing_id, "housing_construction", "push", "https://housing.example/hook")
+    person = registry.person_listing(court)
+    org = org_listing(registry, court)
+    person_id = _publish(registry, court, person)
+    org_id = _publish(registry, court, org)
+    assert _remove(registry, court, org_id, _removal(org_id, registry.today)).status_code == 200
+    issued_at = utcnow() - timedelta(days=30)  # long past the deadline
+    with registry.engine.begin() as conn:
+        assert generate_notices(conn, issued_at, 3) == 5  # credit: 3 (person, org, org lifted); housing: 2
+    with registry.engine.begin() as conn:
+        assert generate_notices(conn, issued_at, 3) == 0  # the reader's cursor moved
+
+    with registry.http(credit_key) as http:
+        own = http.get("/v1/notices").json()
+        assert [(n["listing_id"], n["kind"]) for n in own] == [
+            (person_id, "impose"), (org_id, "impose"), (org_id, "lift"),
+        ]  # fmt: skip
+        notice = http.get(f"/v1/notices/{own[0]['id']}").json()
+        assert notice["court_name"] == court.name and notice["case_number"] == person["case_number"]
+        assert notice["debtor"]["identifier"] == person["debtor"]["id_number"]
+        assert notice["measures"] == ["将被执行人的未履行信息纳入企业和个人信用信息基础数据库（第十三条）"]
+        assert notice["overdue"] is True
+        printed = http.get(f"/v1/notices/{own[0]['id']}/print")
+        assert printed.status_code == 200 and printed.headers["content-type"].startswith("text/html")
+        assert notice["case_number"] in printed.text
+        assert court.name in printed.text and "协助执行通知书" in printed.text
+        lift = http.get(f"/v1/notices/{own[2]['id']}").json()
+        assert lift["measures"] == ["解除依前次协助执行通知采取的上述措施（第二十一条）"]
+        acked = http.post(f"/v1/notices/{own[0]['id']}/acknowledge")
+        assert acked.status_code == 200 and acked.json()["acknowledged_at"] is not None
+        assert http.post(f"/v1/notices/{own[0]['id']}/acknowledge").json() == acked.json()  # idempotent
+
+    with registry.http(housing_key) as http:
+        mine = http.get("/v1/notices").json()
+        assert [(n["listing_id"], n["kind"]) for n in mine] == [(org_id, "impose"), (org_id, "lift")]
+        notice = http.get(f"/v1/notices/{mine[0]['id']}").json()
+        assert set(notice["debtor"]) == HOUSING_FIELDS and len(notice["measures"]) == 2
+        # Someone else's notice: refused, nothing recorded.
+        refused = http.post(f"/v1/notices/{own[1]['id']}/objection", json={"text": "不属于本部门职责"})
+        assert refused.status_code == 404 and refused.json()["code"] == "notice_not_found"
+        assert http.get(f"/v1/notices/{own[1]['id']}").status_code == 404
+        assert http.post(f"/v1/notices/{mine[0]['id']}/objection", json={"text": "  "}).status_code == 422
+        assert http.post(f"/v1/notices/{mine[0]['id']}/objection", json={}).status_code == 422
+        with registry.http(court.api_key) as court_http:
+            assert court_http.get("/v1/notices/objections").json() == []
+        filed = http.post(
+            f"/v1/notices/{mine[0]['id']}/objection", json={"text": "该企业已完成产权转移，请法院审查"}
+        )
+        assert filed.status_code == 201 and filed.json()["objection"] == "该企业已完成产权转移,请法院审查"
+        again = http.post(f"/v1/notices/{mine[0]['id']}/objection", json={"text": "再次异议"})
+        assert again.status_code == 409 and again.json()["code"] == "already_objected"
+        assert "异议" in http.get(f"/v1/notices/{mine[0]['id']}/print").text
+
+    # The objection reaches the listing court (not another court); the measure stands:
+    # the notice is still owed, so it is overdue with the others not acknowledged.
+    with registry.http(court.api_key) as http:
+        routed = http.get("/v1/notices/objections").json()
+        assert [(n["id"], n["client_id"]) for n in routed] == [(mine[0]["id"], housing_id)]
+    other = registry.court("沪0115", "上海市浦东新区人民法院", "31")
+    with registry.http(other.api_key) as http:
+        assert http.get("/v1/notices/objections").json() == []
+    overdue = admin.get("/v1/notices/overdue").json()
+    assert {n["id"] for n in overdue} == {own[1]["id"], own[2]["id"], mine[0]["id"], mine[1]["id"]}
+    with registry.http(credit_key) as http:
+        assert http.get("/v1/notices/overdue").status_code == 403
+
+
+def test_two_worker_processes_never_send_one_subscription_at_once(
+    registry: Registry, court: CourtHandle, admin: httpx.Client, settings: Settings
+) -> None:
+    for _ in range(12):
+        _publish(registry, court, registry.listing(court))
+    client_id, _ = agency(registry)
+    env = cli_env(settings) | {
+        "REGISTRY_SYNC_BATCH_SIZE": "2",
+        "REGISTRY_SYNC_INTERVAL_SECONDS": "0.05",
+        "REGISTRY_LOG_LEVEL": "ERROR",
+    }
+    with running_receiver(default="sleep:0.05") as first, running_receiver(default="sleep:0.05") as second:
+        subs = [subscribe(admin, client_id, "credit_reference", "push", r.url) for r in (first, second)]
+        workers = [
+            subprocess.Popen(
+                [registry_bin(), "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            for _ in range(2)
+        ]
+        try:
+            _wait(lambda: all(caught_up(registry.engine, s)() for s in subs), 90, "both workers to finish")
+        finally:
+            for worker in workers:
+                worker.terminate()
+                worker.wait(timeout=10)
+    expected = [e["seq"] for e in log_events(admin)]
+    for receiver in (first, second):
+        assert receiver.max_in_flight == 1
+        assert [e["seq"] for e in receiver.received] == expected  # no event twice, none missing, in order
+
+
+def test_cli_creates_pauses_resumes_inspects_and_replays(
+    registry: Registry, court: CourtHandle, admin: httpx.Client, settings: Settings
+) -> None:
+    _publish(registry, court, registry.listing(court))
+    client_id, _ = agency(registry)
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([registry_bin(), "sync", *args], env=cli_env(settings),
+                              capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+
+    refused = cli("create", "--client", client_id, "--profile", "credit_reference", "--mode", "push",
+                  "--endpoint", "http://agency.example/hook")  # fmt: skip
+    assert refused.returncode != 0 and "invalid_endpoint_url" in refused.stderr
+    assert admin.get("/v1/sync/subscriptions").json() == []
+
+    created = cli("create", "--client", client_id, "--profile", "public", "--mode", "pull")
+    assert created.returncode == 0, created.stderr
+    sub = json.loads(created.stdout)["id"]
+    assert json.loads(cli("pause", sub).stdout)["state"] == "paused"
+    assert admin.get(f"/v1/sync/subscriptions/{sub}").json()["state"] == "paused"
+    assert json.loads(cli("resume", sub).stdout)["state"] == "active"
+    head = log_head(registry.engine)
+    replayed = json.loads(cli("replay", sub, "--from-seq", "2").stdout)
+    assert replayed["cursor"] == 2 and replayed["backlog"] == head + 1 - 2  # the replay is logged too
+    inspected = json.loads(cli("inspect", sub).stdout)
+    assert inspected["id"] == sub and inspected["latency_seconds"]["samples"] == 0
+    assert [s["id"] for s in json.loads(cli("list").stdout)] == [sub]
+    assert cli("pause", "sub_missing").returncode != 0

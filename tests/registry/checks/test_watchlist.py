@@ -1,0 +1,217 @@
+"""Watchlists: a bank watches its borrowers (blind index only) and follows their changes
+through a cursor that never skips or repeats."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from datetime import date
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from publishing.sync.watchpush import push_watch_changes
+from registry.checks.jobs import follow_watchlists
+from registry.identity.crypto import load_secrets
+from registry.identity.identifiers import mask_identifier
+from registry.runtime import Services
+from registry.settings import Settings
+from tests.conftest import CourtHandle, Registry
+from tests.registry.checks.test_checks import bank, publish
+from tests.support import rfc9421
+from tests.support.publishing import remove
+from tests.support.sync_receiver import running_receiver
+
+
+def follow(settings: Settings) -> int:
+    services = Services.create(settings)
+    try:
+        return asyncio.run(follow_watchlists(services))
+    finally:
+        asyncio.run(services.close())
+
+
+def changes(http: httpx.Client, after: int, limit: int = 100) -> dict[str, object]:
+    response = http.get("/v1/watchlist/changes", params={"after": after, "limit": limit})
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def test_watchlist_follows_listing_and_removal(
+    registry: Registry, court: CourtHandle, engine: sa.Engine, settings: Settings
+) -> None:
+    watched_body = registry.person_listing(court)
+    number = watched_body["debtor"]["id_number"]
+    unwatched_id, _ = publish(registry, court)
+    _, http = bank(registry)
+    _, other = bank(registry, "Other bank")
+    with http, other:
+        added = http.post(
+            "/v1/watchlist/subjects",
+            json={"subjects": [{"id_number": number, "reference": "cust-42"}, {"id_number": "110105"},
+                               {"credit_code": "91110000600037341L"}]},
+        )  # fmt: skip
+        assert added.status_code == 200, added.text
+        results = added.json()["results"]
+        assert results[0] == {"index": 0, "status": "added", "identifier_masked": mask_identifier(number)}
+        assert results[1]["error"]["code"] == "invalid_id_number"
+        assert results[2]["status"] == "added"
+        again = http.post("/v1/watchlist/subjects", json={"subjects": [{"id_number": number}]}).json()
+        assert again["results"][0]["status"] == "already_watched"
+        assert http.get("/v1/watchlist").json() == {"endpoint": None, "subjects": 2}
+
+        assert follow(settings) > 0  # the unwatched listing and setup events: no change for anyone
+        assert changes(http, 0) == {"changes": [], "next_after": 0}
+
+        listed_id, _ = publish(
+            registry, court, **{k: v for k, v in watched_body.items() if k != "submission_id"}
+        )
+        remove(registry, court, listed_id)
+        follow(settings)
+        first = changes(http, 0, limit=1)
+        [listed] = first["changes"]  # type: ignore[misc]
+        assert listed["change"] == "listed" and listed["listing_id"] == listed_id
+        assert listed["reference"] == "cust-42"
+        assert listed["identifier_masked"] == mask_identifier(number)
+        assert listed["case_number"] == watched_body["case_number"]
+        second = changes(http, int(first["next_after"]))  # type: ignore[call-overload]
+        [removed] = second["changes"]  # type: ignore[misc]
+        assert removed["change"] == "removed" and removed["reason"] == "performed"
+        assert removed["seq"] > listed["seq"]
+        # Never repeats, never skips: the end is stable, re-reading from 0 gives the same two.
+        assert changes(http, int(second["next_after"])) == {  # type: ignore[call-overload]
+            "changes": [],
+            "next_after": second["next_after"],
+        }
+        assert [c["seq"] for c in changes(http, 0)["changes"]] == [listed["seq"], removed["seq"]]  # type: ignore[attr-defined]
+        assert follow(settings) == 0
+        assert len(changes(http, 0)["changes"]) == 2  # type: ignore[arg-type]
+        # Another bank watching nobody sees nothing.
+        assert changes(other, 0)["changes"] == []
+
+        gone = http.post(
+            "/v1/watchlist/subjects/remove",
+            json={"subjects": [{"id_number": number}, {"id_number": "110105"}]},
+        )
+        assert [r.get("status") for r in gone.json()["results"]] == ["removed", None]
+        assert http.get("/v1/watchlist").json()["subjects"] == 1
+
+    # Stored: blind-index values only.
+    blind = load_secrets(settings).blind_index
+    with engine.connect() as conn:
+        stored = [tuple(r) for r in conn.execute(sa.text("SELECT * FROM watch_subjects"))]
+        dump = repr(stored) + repr([tuple(r) for r in conn.execute(sa.text("SELECT * FROM watch_changes"))])
+    assert number not in dump and "91110000600037341L" not in dump
+    assert [bytes(row[1]) for row in stored] == [blind("91110000600037341L")]
+    assert unwatched_id not in dump
+
+
+def test_watchlist_endpoint_and_refusals(registry: Registry) -> None:
+    _, http = bank(registry)
+    with http:
+        assert http.put(
+            "/v1/watchlist/endpoint", json={"endpoint": "https://bank.example/hooks/registry"}
+        ).json() == {"endpoint": "https://bank.example/hooks/registry"}
+        assert http.get("/v1/watchlist").json()["endpoint"] == "https://bank.example/hooks/registry"
+        for bad in ("http://bank.example/x", "https://user:pw@bank.example/x", "not a url"):
+            refused = http.put("/v1/watchlist/endpoint", json={"endpoint": bad})
+            assert refused.status_code == 422 and refused.json()["code"] == "invalid_endpoint"
+        assert http.put("/v1/watchlist/endpoint", json={"endpoint": None}).json() == {"endpoint": None}
+        too_many = {"subjects": [{"id_number": "11010519491231002X"}] * 10_001}
+        assert http.post("/v1/watchlist/subjects", json=too_many).json()["code"] == "batch_too_large"
+        assert (
+            http.post(
+                "/v1/watchlist/subjects", content=b"[", headers={"content-type": "application/json"}
+            ).status_code
+            == 400
+        )
+        assert http.get("/v1/watchlist/changes", params={"after": -1}).status_code == 400
+    with registry.http(registry.client("agency")) as agency:
+        assert agency.get("/v1/watchlist/changes").status_code == 403
+        assert agency.post("/v1/watchlist/subjects", json={"subjects": []}).status_code == 403
+
+
+def test_expiry_is_a_watchlist_change(registry: Registry, court: CourtHandle, settings: Settings) -> None:
+    from datetime import timedelta
+
+    from registry.listings.jobs import expire_fixed_terms
+
+    filed = registry.today - timedelta(days=3 * 365 + 20)
+    listed_on = filed + timedelta(days=10)
+    listing_id, body = publish(
+        registry,
+        court,
+        grounds=["evades_enforcement"],
+        term_years=2,
+        filed_on=filed.isoformat(),
+        listed_on=listed_on.isoformat(),
+        case_number=registry.generator.case_number(court.code, filed.year),
+    )
+    follow(settings)  # the listing predates the watch: not a change for this bank
+    _, http = bank(registry)
+    with http:
+        # Before the expiry job runs, the ended term is already not shown to banks.
+        subjects = [{"id_number": body["debtor"]["id_number"]}]
+        answer = http.post(
+            "/v1/checks", json={"subjects": subjects, "purpose": "credit_review", "reference": "r"}
+        ).json()
+        assert answer["results"][0]["listed"] is False
+        http.post("/v1/watchlist/subjects", json={"subjects": [{"id_number": body["debtor"]["id_number"]}]})
+        services = Services.create(settings)
+        try:
+            assert asyncio.run(expire_fixed_terms(services)) == 1
+        finally:
+            asyncio.run(services.close())
+        follow(settings)
+        [expired] = changes(http, 0)["changes"]  # type: ignore[misc]
+    assert expired["change"] == "expired" and expired["listing_id"] == listing_id
+    assert expired["reason"] == "term_expired"
+    assert date.fromisoformat(expired["effective_on"]) <= registry.today
+
+
+def push(settings: Settings) -> int:
+    services = Services.create(settings)
+    try:
+        return asyncio.run(push_watch_changes(services))
+    finally:
+        asyncio.run(services.close())
+
+
+def test_watchlist_changes_are_pushed_signed_in_order_and_retried(
+    registry: Registry, court: CourtHandle, settings: Settings
+) -> None:
+    body = registry.person_listing(court)
+    _, http = bank(registry)
+    with http, running_receiver(script=deque(["500"])) as receiver:
+        assert http.put("/v1/watchlist/endpoint", json={"endpoint": receiver.url}).status_code == 200
+        watched = http.post(
+            "/v1/watchlist/subjects", json={"subjects": [{"id_number": body["debtor"]["id_number"]}]}
+        )
+        assert watched.status_code == 200, watched.text
+        listing_id, _ = publish(registry, court, **{k: v for k, v in body.items() if k != "submission_id"})
+        remove(registry, court, listing_id)
+        follow(settings)
+
+        assert push(settings) == 0  # the receiver answered 500: nothing is marked delivered
+        assert push(settings) == 2
+        assert push(settings) == 0  # delivered once acknowledged, not again
+
+        failed, delivered = receiver.deliveries
+        assert failed.action == "500" and delivered.body == failed.body
+        assert [(c["change"], c["listing_id"]) for c in receiver.received] == [
+            ("listed", listing_id),
+            ("removed", listing_id),
+        ]
+        assert receiver.received[0]["seq"] < receiver.received[1]["seq"]
+        assert body["debtor"]["id_number"] not in delivered.body.decode()
+        with registry.http() as public:
+            jwks = public.get("/.well-known/jwks.json").json()
+        verified = rfc9421.verify(
+            delivered.headers, delivered.body, jwks, method="POST", target_uri=receiver.url
+        )
+        assert "content-digest" in verified.components
+        with pytest.raises(rfc9421.VerificationError):
+            rfc9421.verify(
+                delivered.headers, delivered.body + b" ", jwks, method="POST", target_uri=receiver.url
+            )

@@ -1,0 +1,616 @@
+"""Public search over HTTP on the embedded index: real listings, the real indexer, the real API.
+
+Listings are published through the court API with real signatures; the indexer is run as
+the scheduler would run it (`run_search_indexer`); queries go to the public endpoint.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+from collections import Counter
+from datetime import date, timedelta
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from registry.settings import Settings
+from search.indexer import reconcile, reindex
+from search.parallel import document_rows
+from tests.conftest import CourtHandle, Registry, cli_env, registry_bin, run_search_indexer
+from tests.support.publishing import remove
+
+API = "/v1/public/defaulters"
+
+
+def _person(registry: Registry, court: CourtHandle, name: str, **overrides: Any) -> dict[str, Any]:
+    body = registry.person_listing(court, **overrides)
+    body["debtor"] = dict(body["debtor"], name=name)
+    return body
+
+
+def _organization(registry: Registry, court: CourtHandle, name: str) -> dict[str, Any]:
+    while True:
+        body = registry.listing(court)
+        if body["debtor"]["kind"] == "organization":
+            body["debtor"] = dict(body["debtor"], name=name)
+            return body
+
+
+def _publish(registry: Registry, court: CourtHandle, bodies: list[dict[str, Any]]) -> list[str]:
+    envelopes = [registry.envelope(court, body) for body in bodies]
+    with registry.http(court.api_key) as http:
+        response = http.post("/v1/listings/batch", json={"envelopes": envelopes})
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert all(r["outcome"] == "created" for r in results), results
+    return [str(r["listing_id"]) for r in results]
+
+
+def _search(registry: Registry, **params: Any) -> dict[str, Any]:
+    with registry.http() as http:
+        response = http.get(API, params=params)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def _names(answer: dict[str, Any]) -> list[str]:
+    return sorted(hit["name"] for hit in answer["hits"])
+
+
+@pytest.fixture
+def people(registry: Registry, court: CourtHandle, engine: sa.Engine) -> dict[str, str]:
+    """Names that share characters, so that a wrong tokenisation would show."""
+    names = ["张伟", "张伟明", "李张伟", "张明", "伟张", "王芳", "单田芳", "阿卜杜·艾力"]
+    ids = _publish(registry, court, [_person(registry, court, name) for name in names])
+    org_ids = _publish(
+        registry,
+        court,
+        [
+            _organization(registry, court, "北京恒信达科技有限公司"),
+            _organization(registry, court, "ABC国际贸易（上海）有限公司"),
+        ],
+    )
+    run_search_indexer(engine)
+    return dict(zip([*names, "恒信达", "ABC"], ids + org_ids, strict=True))
+
+
+def test_a_two_character_name_is_found_as_a_substring(registry: Registry, people: dict[str, str]) -> None:
+    answer = _search(registry, q="张伟")
+    assert _names(answer) == ["张伟", "张伟明", "李张伟"]
+    assert answer["total"] == 3
+
+
+def test_a_single_character_finds_every_name_holding_it(
+    registry: Registry, court: CourtHandle, people: dict[str, str]
+) -> None:
+    # One character is a broad query: the API takes it with a province or a court.
+    assert _names(_search(registry, q="芳", province=court.province_code)) == ["单田芳", "王芳"]
+    assert _names(_search(registry, q="明", court=court.code)) == ["张伟明", "张明"]
+
+
+@pytest.mark.parametrize("text", ["芳", "Ｗ", "wang", "zw"])
+def test_a_broad_text_alone_is_refused_and_narrowed_is_answered(
+    registry: Registry, court: CourtHandle, people: dict[str, str], text: str
+) -> None:
+    with registry.http() as http:
+        alone = http.get(API, params={"q": text})
+        narrowed = http.get(API, params={"q": text, "province": court.province_code})
+        by_court = http.get(API, params={"q": text, "court": court.code})
+    assert alone.status_code == 400, alone.text
+    assert alone.json()["code"] == "query_too_broad"
+    assert narrowed.status_code == 200, narrowed.text
+    assert by_court.status_code == 200, by_court.text
+
+
+@pytest.mark.parametrize("text", ["有限公司", "有限", "责任公司", "分公司", "（有限公司）"])
+def test_only_the_words_of_a_legal_form_name_no_one_and_are_refused_even_narrowed(
+    registry: Registry, court: CourtHandle, people: dict[str, str], text: str
+) -> None:
+    with registry.http() as http:
+        for params in (
+            {"q": text},
+            {"q": text, "province": court.province_code},
+            {"q": text, "court": court.code},
+        ):
+            answer = http.get(API, params=params)
+            assert answer.status_code == 400, answer.text
+            assert answer.json()["code"] == "query_names_no_one"
+    # Beside a full number (valid, not listed), the text only narrows: answered, not refused.
+    assert _search(registry, q="有限公司", credit_code="91110000600037341L")["total"] == 0
+
+
+def test_a_text_with_one_distinctive_character_is_not_broad(
+    registry: Registry, people: dict[str, str]
+) -> None:
+    assert _names(_search(registry, q="达科技有限公司")) == ["北京恒信达科技有限公司"]
+    assert _names(_search(registry, q="张伟")) == ["张伟", "张伟明", "李张伟"]
+    assert _search(registry, q="zhangwei")["total"] == 3
+
+
+def test_a_three_character_query_needs_the_characters_in_order(
+    registry: Registry, people: dict[str, str]
+) -> None:
+    # 伟张 and 张明 hold the bigrams' characters but not the sequence.
+    assert _names(_search(registry, q="张伟明")) == ["张伟明"]
+    assert _names(_search(registry, q="伟明")) == ["张伟明"]
+
+
+def test_full_width_and_punctuation_are_normalised(registry: Registry, people: dict[str, str]) -> None:
+    assert _names(_search(registry, q="阿卜杜艾力")) == ["阿卜杜·艾力"]
+    assert _names(_search(registry, q="ＡＢＣ国际")) == ["ABC国际贸易(上海)有限公司"]
+    # A private-use character (rare name characters live there in some systems) is not
+    # refused; like punctuation, it is not part of the compared form.
+    assert _names(_search(registry, q="张\ue000伟")) == ["张伟", "张伟明", "李张伟"]
+
+
+def test_pinyin_finds_chinese_names(registry: Registry, people: dict[str, str]) -> None:
+    assert _names(_search(registry, q="zhangwei")) == ["张伟", "张伟明", "李张伟"]
+    assert _names(_search(registry, q="Zhang Wei Ming")) == ["张伟明"]
+    assert _names(_search(registry, q="zwm")) == ["张伟明"]
+    # A surname's own reading: 单 is shan as a surname, dan elsewhere.
+    assert _names(_search(registry, q="shantianfang")) == ["单田芳"]
+
+
+def test_organisations_are_found_by_part_of_their_name(registry: Registry, people: dict[str, str]) -> None:
+    answer = _search(registry, q="恒信达")
+    assert _names(answer) == ["北京恒信达科技有限公司"]
+    hit = answer["hits"][0]
+    assert hit["kind"] == "organization" and hit["legal_representative"]
+    assert hit["sex"] is None and hit["age"] is None
+    assert _names(_search(registry, q="abc")) == ["ABC国际贸易(上海)有限公司"]
+
+
+def test_a_hit_carries_the_art6_fields_and_nothing_else(
+    registry: Registry, court: CourtHandle, engine: sa.Engine
+) -> None:
+    body = _person(registry, court, "赵敏", creditor="某某银行股份有限公司北京分行")
+    (listing_id,) = _publish(registry, court, [body])
+    run_search_indexer(engine)
+    with registry.http() as http:
+        listed = http.get(API, params={"q": "赵敏"})
+        single = http.get(f"{API}/{listing_id}")
+    assert listed.status_code == single.status_code == 200
+    hit = listed.json()["hits"][0]
+    assert hit == single.json()
+    assert set(hit) == {
+        "id", "kind", "name", "sex", "age", "identifier_masked", "legal_representative", "court_code",
+        "court_name", "province_code", "province", "case_number", "basis_document_number", "basis_issuer",
+        "obligations", "amount_cents", "performance", "grounds", "filed_on", "published_on",
+    }  # fmt: skip
+    number = body["debtor"]["id_number"]
+    birth = date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
+    today = registry.today
+    assert hit["age"] == today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
+    assert hit["identifier_masked"] == number[:10] + "****" + number[14:]
+    for text in (listed.text, single.text):
+        assert number not in text
+        assert number[10:14] + number[14:] not in text  # not the birth month/day either
+        assert "某某银行" not in text
+        assert court.key_id not in text
+        assert "signature" not in text
+
+
+def test_a_full_id_number_or_credit_code_finds_exactly_its_holder(
+    registry: Registry, court: CourtHandle, engine: sa.Engine
+) -> None:
+    person = _person(registry, court, "孙丽")
+    organization = _organization(registry, court, "广州市远航物流有限公司")
+    other = _person(registry, court, "孙丽")
+    person_id, organization_id, _ = _publish(registry, court, [person, organization, other])
+    run_search_indexer(engine)
+    number = person["debtor"]["id_number"]
+    by_id = _search(registry, id_number=number)
+    assert [h["id"] for h in by_id["hits"]] == [person_id]
+    assert by_id["facets"] == {
+        "province": {court.province_code: 1},
+        "ground": dict.fromkeys(person["grounds"], 1),
+    }
+    assert _search(registry, id_number=number, kind="organization")["total"] == 0
+    # Lower-case x and full-width digits are the same number.
+    assert _search(registry, id_number=number.lower().replace("1", "１"))["total"] == 1
+    by_code = _search(registry, credit_code=organization["debtor"]["credit_code"])
+    assert [h["id"] for h in by_code["hits"]] == [organization_id]
+    # Name and number together narrow; a number and the wrong name find nothing.
+    assert _search(registry, q="孙丽", id_number=number)["total"] == 1
+    assert _search(registry, q="远航", id_number=number)["total"] == 0
+
+
+def test_filters_narrow_and_facets_count_the_filtered_matches(
+    registry: Registry, court: CourtHandle, engine: sa.Engine
+) -> None:
+    shanghai = registry.court("沪0115", "上海市浦东新区人民法院", "31")
+    beijing_bodies = [
+        _person(registry, court, "陈静", grounds=["able_but_refuses"], term_years=None),
+        _person(registry, court, "陈静怡", grounds=["evades_enforcement", "able_but_refuses"], term_years=2),
+        _organization(registry, court, "陈静建材有限公司"),
+    ]
+    shanghai_bodies = [
+        _person(registry, shanghai, "陈静", grounds=["breaches_settlement"], term_years=2),
+    ]
+    beijing_ids = _publish(registry, court, beijing_bodies)
+    _publish(registry, shanghai, shanghai_bodies)
+    run_search_indexer(engine)
+
+    everything = _search(registry, q="陈静")
+    assert everything["total"] == 4
+    bodies = beijing_bodies + shanghai_bodies
+    assert everything["facets"]["province"] == {"11": 3, "31": 1}
+    expected_grounds = Counter(g for body in bodies for g in body["grounds"])
+    assert everything["facets"]["ground"] == dict(expected_grounds)
+
+    assert _search(registry, q="陈静", province="31")["total"] == 1
+    # The pinyin branch of a text narrows by province too (on PostgreSQL, a term of its own).
+    assert _search(registry, q="chenjing", province="31")["total"] == 1
+    assert _search(registry, q="chenjing", province="11")["facets"]["province"] == {"11": 2}
+    assert _search(registry, q="chenjing", province="12")["total"] == 0
+    only_beijing = _search(registry, q="陈静", court="京0105")
+    assert sorted(h["id"] for h in only_beijing["hits"]) == sorted(beijing_ids)
+    assert only_beijing["facets"]["province"] == {"11": 3}
+    assert _names(_search(registry, q="陈静", kind="organization")) == ["陈静建材有限公司"]
+    assert _names(_search(registry, q="陈静", kind="person")) == ["陈静", "陈静", "陈静怡"]
+    # Every filter the facets are made of at once, and facets that count only what remains.
+    narrowed = _search(registry, q="陈静", kind="person", province="11", ground="able_but_refuses")
+    assert _names(narrowed) == ["陈静", "陈静怡"]
+    assert narrowed["facets"] == {
+        "province": {"11": 2},
+        "ground": {"able_but_refuses": 2, "evades_enforcement": 1},
+    }
+    assert _search(registry, q="陈静", kind="organization", province="31")["total"] == 0
+    evading = _search(registry, q="陈静", ground="evades_enforcement")
+    assert _names(evading) == sorted(
+        body["debtor"]["name"] for body in bodies if "evades_enforcement" in body["grounds"]
+    )
+    today = registry.today.isoformat()
+    assert _search(registry, q="陈静", published_from=today, published_to=today)["total"] == 4
+    tomorrow = (registry.today + timedelta(days=1)).isoformat()
+    assert _search(registry, q="陈静", published_from=tomorrow)["total"] == 0
+    yesterday = (registry.today - timedelta(days=1)).isoformat()
+    assert _search(registry, q="陈静", published_to=yesterday)["total"] == 0
+
+
+def test_paging_walks_every_hit_once_newest_first(
+    registry: Registry, court: CourtHandle, engine: sa.Engine
+) -> None:
+    ids = _publish(registry, court, [_person(registry, court, f"刘洋{c}") for c in "一二三四五六七"])
+    run_search_indexer(engine)
+    pages = [_search(registry, q="刘洋", per_page=3, page=page) for page in (1, 2, 3)]
+    assert [p["total"] for p in pages] == [7, 7, 7]
+    seen = [hit["id"] for page in pages for hit in page["hits"]]
+    assert seen == list(reversed(ids))
+    past_the_end = _search(registry, q="刘洋", per_page=3, page=4)
+    assert past_the_end["hits"] == [] and past_the_end["total"] == 7
+
+
+def test_a_removed_listing_is_gone_once_the_indexer_runs(
+    registry: Registry, court: CourtHandle, engine: sa.Engine
+) -> None:
+    kept, removed = _publish(
+        registry, court, [_person(registry, court, "黄磊"), _person(registry, court, "黄磊")]
+    )
+    run_search_indexer(engine)  # court, key and client events, then the two publications
+    assert _search(registry, q="黄磊")["total"] == 2
+    remove(registry, court, removed)
+    assert run_search_indexer(engine) == 1
+    answer = _search(registry, q="黄磊")
+    assert [h["id"] for h in answer["hits"]] == [kept]
+    with registry.http() as http:
+        gone = http.get(f"{API}/{removed}")
+    assert gone.status_code == 404 and gone.json()["code"] == "entry_not_found"
+    # Running again is harmless: nothing pending, nothing changes.
+    assert run_search_indexer(engine) == 0
+    assert _search(registry, q="黄磊")["total"] == 1
+
+
+def test_a_listing_row_that_cannot_make_a_document_does_not_stop_the_indexer(
+    registry: Registry, court: CourtHandle, engine: sa.Engine
+) -> None:
+    broken, fine = _publish(
+        registry, court, [_person(registry, court, "冯刚"), _person(registry, court, "冯刚")]
+    )
+    with engine.begin() as conn:
+        # A hand edit that breaks what the public entry needs (its basis document).
+        conn.execute(sa.text("UPDATE listings SET details = '{}' WHERE id = :id"), {"id": broken})
+    run_search_indexer(engine)
+    answer = _search(registry, q="冯刚")
+    assert [h["id"] for h in answer["hits"]] == [fine]
+    with registry.http() as http:
+        assert http.get(f"{API}/{broken}").status_code == 404
+    # Later events are still indexed: the cursor went past the bad one.
+    (later,) = _publish(registry, court, [_person(registry, court, "冯刚")])
+    run_search_indexer(engine)
+    assert {h["id"] for h in _search(registry, q="冯刚")["hits"]} == {fine, later}
+
+
+def test_an_amendment_replaces_the_entry(registry: Registry, court: CourtHandle, engine: sa.Engine) -> None:
+    body = _person(registry, court, "周杰")
+    (listing_id,) = _publish(registry, court, [body])
+    run_search_indexer(engine)
+    amended = copy.deepcopy(body)
+    amended["submission_id"] = body["submission_id"] + "-2"
+    amended["obligations"] = "被执行人应支付申请执行人货款人民币一万元。"
+    with registry.http(court.api_key) as http:
+        response = http.post(f"/v1/listings/{listing_id}/amendments", json=registry.envelope(court, amended))
+    assert response.status_code == 200, response.text
+    run_search_indexer(engine)
+    (hit,) = _search(registry, q="周杰")["hits"]
+    assert hit["obligations"] == "被执行人应支付申请执行人货款人民币一万元。"
+
+
+def test_an_expired_listing_is_gone_once_the_indexer_runs(
+    registry: Registry, court: CourtHandle, engine: sa.Engine, settings: Settings
+) -> None:
+    import asyncio
+
+    from registry.listings.jobs import expire_fixed_terms
+    from registry.runtime import Services
+
+    filed = registry.today - timedelta(days=3 * 365 + 20)
+    body = _person(
+        registry,
+        court,
+        "郭涛",
+        grounds=["evades_enforcement"],
+        term_years=2,
+        filed_on=filed.isoformat(),
+        listed_on=(filed + timedelta(days=10)).isoformat(),
+        case_number=registry.generator.case_number(court.code, filed.year),
+    )
+    _publish(registry, court, [body])
+    run_search_indexer(engine)
+    assert _search(registry, q="郭涛")["total"] == 1
+    services = Services.create(settings)
+    try:
+        assert asyncio.run(expire_fixed_terms(services)) == 1
+    finally:
+        asyncio.run(services.close())
+    run_search_indexer(engine)
+    assert _search(registry, q="郭涛")["total"] == 0
+
+
+def test_reconcile_repairs_missing_stale_and_extra_documents(
+    registry: Registry, court: CourtHandle, engine: sa.Engine, people: dict[str, str]
+) -> None:
+    removed = people["王芳"]
+    remove(registry, court, removed)
+    with engine.begin() as conn:
+        # Drift as a bug or a hand edit would leave it: one document lost, one altered, and one
+        # removed listing still indexed (its removal never applied: the cursor is moved past it).
+        conn.execute(sa.text("DELETE FROM search_docs WHERE listing_id = :id"), {"id": people["张伟"]})
+        conn.execute(
+            sa.text("UPDATE search_docs SET version = 7, province_code = '65' WHERE listing_id = :id"),
+            {"id": people["张明"]},
+        )
+        conn.execute(sa.text("UPDATE reader_cursors SET position = (SELECT last_seq FROM log_head)"))
+    assert _names(_search(registry, q="张伟")) == ["张伟明", "李张伟"]
+    assert _search(registry, q="王芳")["total"] == 1
+
+    with engine.begin() as conn:
+        result = reconcile(conn)
+    assert (result.missing, result.stale, result.extra) == (1, 1, 1)
+    assert result.checked == len(people) - 1
+    assert _names(_search(registry, q="张伟")) == ["张伟", "张伟明", "李张伟"]
+    assert _search(registry, q="王芳")["total"] == 0
+    assert _search(registry, q="张明")["facets"]["province"] == {"11": 1}
+    with engine.begin() as conn:
+        again = reconcile(conn)
+    assert (again.missing, again.stale, again.extra) == (0, 0, 0)
+
+
+def test_deep_reconcile_repairs_an_altered_entry(
+    registry: Registry, engine: sa.Engine, people: dict[str, str]
+) -> None:
+    with engine.begin() as conn:
+        stored = conn.execute(
+            sa.text("SELECT entry FROM search_docs WHERE listing_id = :id"), {"id": people["伟张"]}
+        ).scalar_one()
+        altered = dict(json.loads(bytes(stored)), obligations="篡改的内容")
+        conn.execute(
+            sa.text("UPDATE search_docs SET entry = :entry WHERE listing_id = :id"),
+            {"entry": json.dumps(altered).encode(), "id": people["伟张"]},
+        )
+    assert _search(registry, q="伟张")["hits"][0]["obligations"] == "篡改的内容"
+    with engine.begin() as conn:
+        # Same version and filters: only the deep check, which rebuilds documents, sees it.
+        assert reconcile(conn).stale == 0
+        assert reconcile(conn, deep=True).stale == 1
+    assert _search(registry, q="伟张")["hits"][0]["obligations"] != "篡改的内容"
+
+    # A document whose id no longer carries its own facet key (its province, 11, became 12):
+    # the filters and facets read that key, so the deep check compares it too.
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE search_docs SET id = id + 64 WHERE listing_id = :id"), {"id": people["伟张"]}
+        )
+        if conn.dialect.name == "sqlite":
+            conn.execute(sa.text("INSERT INTO search_fts(search_fts) VALUES ('rebuild')"))
+    assert _search(registry, q="伟张")["facets"]["province"] == {"12": 1}
+    with engine.begin() as conn:
+        assert reconcile(conn, deep=True).stale == 1
+    assert _search(registry, q="伟张", province="12")["total"] == 0
+    assert _search(registry, q="伟张")["facets"]["province"] == {"11": 1}
+    assert _search(registry, q="伟张", province="11")["total"] == 1
+
+    # Terms that are not the document's (on PostgreSQL, the province's term is gone, so the
+    # province filter misses it): the deep check compares the terms as the database renders them.
+    with engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            altered = "UPDATE search_docs SET terms = terms || ' 篡改' WHERE listing_id = :id"
+        else:
+            altered = "UPDATE search_docs SET terms = ts_delete(terms, '~p11') WHERE listing_id = :id"
+        conn.execute(sa.text(altered), {"id": people["伟张"]})
+    if engine.dialect.name == "postgresql":
+        assert _search(registry, q="伟张", province="11")["total"] == 0
+    with engine.begin() as conn:
+        assert reconcile(conn, deep=True).stale == 1
+        assert reconcile(conn, deep=True).stale == 0
+    assert _search(registry, q="伟张", province="11")["total"] == 1
+
+
+def test_reindex_command_rebuilds_the_index_from_scratch(
+    registry: Registry, court: CourtHandle, engine: sa.Engine, settings: Settings
+) -> None:
+    _publish(
+        registry,
+        court,
+        [_person(registry, court, "马超"), _organization(registry, court, "马超贸易有限公司")],
+    )
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE search_docs SET entry = :junk"), {"junk": b"{}"})
+    done = subprocess.run(
+        [registry_bin(), "search", "reindex"],
+        env=cli_env(settings),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["backend"] == "embedded" and summary["documents"] == 2
+    assert _names(_search(registry, q="马超")) == ["马超", "马超贸易有限公司"]
+    check = subprocess.run(
+        [registry_bin(), "search", "reconcile"],
+        env=cli_env(settings),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    counts = json.loads(check.stdout.strip().splitlines()[-1])
+    assert counts == {"backend": "embedded", "checked": 2, "missing": 0, "stale": 0, "extra": 0}
+
+
+def test_documents_built_by_a_process_pool_are_those_built_in_process(
+    registry: Registry, court: CourtHandle, engine: sa.Engine
+) -> None:
+    names = ["赵敏", "赵敏敏", "钱多多", "孙悟空", "李逍遥", "周芷若", "吴用", "郑和", "王重阳", "冯宝宝"]
+    ids = _publish(registry, court, [_person(registry, court, name) for name in names])
+    _publish(registry, court, [_organization(registry, court, "赵氏建材有限公司")])
+    for listing_id in ids[2:9:3]:  # inactive listings inside the ranges are left out
+        remove(registry, court, listing_id)
+    with engine.connect() as conn:
+        in_process = [row for rows in document_rows(conn, workers=1) for row in rows]
+        # Ranges of three listings each over two worker processes, as at a million listings.
+        pooled = list(document_rows(conn, workers=2, min_listings=0, range_listings=3))
+    assert len(pooled) > 3
+    assert [row for rows in pooled for row in rows] == in_process
+    assert len(in_process) == len(names) + 1 - 3
+
+    # A reindex numbers documents in listing-id order (time-ordered ids), highest first out.
+    with engine.begin() as conn:
+        assert reindex(conn, workers=2) == len(in_process)
+    hits = _search(registry, q="赵敏")["hits"]
+    assert sorted(h["name"] for h in hits) == ["赵敏", "赵敏敏"]
+    assert [h["id"] for h in hits] == sorted((h["id"] for h in hits), reverse=True)
+
+
+@pytest.mark.parametrize(
+    ("params", "code"),
+    [
+        ({}, "query_required"),
+        ({"province": "11"}, "query_required"),
+        ({"q": "   "}, "query_required"),
+        ({"q": "!!!"}, "invalid_query"),
+        ({"q": "张" * 65}, "query_too_long"),
+        ({"q": "张" * 201}, "parameter_too_long"),
+        ({"q": "张\x00伟"}, "control_characters"),
+        ({"q": "张\u202e伟"}, "control_characters"),
+        ({"id_number": "11010519491231002"}, "invalid_id_number"),
+        ({"id_number": "110105194912310021"}, "invalid_id_number"),
+        ({"credit_code": "91110000600037341A"}, "invalid_credit_code"),
+        ({"id_number": "11010519491231002X", "credit_code": "91110000600037341L"}, "conflicting_identifiers"),
+        ({"q": "张伟", "province": "99"}, "unknown_province"),
+        ({"q": "张伟", "province": '11" OR 1=1'}, "unknown_province"),
+        ({"q": "张伟", "kind": "robot"}, "unknown_kind"),
+        ({"q": "张伟", "ground": "able_but_refuses OR grounds EXISTS"}, "unknown_ground"),
+        ({"q": "张伟", "court": "京0105' OR '1'='1"}, "invalid_court"),
+        ({"q": "张伟", "published_from": "2024-13-01"}, "invalid_date"),
+        ({"q": "张伟", "published_from": "20240101"}, "invalid_date"),
+        ({"q": "张伟", "published_from": "2025-01-02", "published_to": "2025-01-01"}, "invalid_date_range"),
+        ({"q": "张伟", "page": "0"}, "invalid_page"),
+        ({"q": "张伟", "page": "-1"}, "invalid_page"),
+        ({"q": "张伟", "page": "1e3"}, "invalid_page"),
+        ({"q": "张伟", "per_page": "101"}, "invalid_per_page"),
+        ({"q": "张伟", "page": "501", "per_page": "20"}, "page_out_of_range"),
+    ],
+)
+def test_bad_input_is_a_400_problem_with_a_stable_code(
+    registry: Registry, people: dict[str, str], params: dict[str, str], code: str
+) -> None:
+    with registry.http() as http:
+        response = http.get(API, params=params)
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["code"] == code
+    # The index is untouched by what was refused.
+    assert _search(registry, q="张伟")["total"] == 3
+
+
+def test_a_repeated_parameter_is_refused(registry: Registry, people: dict[str, str]) -> None:
+    with registry.http() as http:
+        response = http.get(f"{API}?q=张伟&q=王芳")
+    assert response.status_code == 400 and response.json()["code"] == "repeated_parameter"
+
+
+def test_fts_syntax_in_a_query_is_only_text(registry: Registry, people: dict[str, str]) -> None:
+    for attack in ('张伟" OR "王', "张伟 NOT 王芳", "terms : 张*", "张伟'); DROP TABLE search_docs; --"):
+        answer = _search(registry, q=attack)
+        assert answer["total"] == 0, attack
+    assert _search(registry, q="张伟")["total"] == 3
+
+
+def test_an_unknown_or_removed_entry_is_404(registry: Registry, people: dict[str, str]) -> None:
+    with registry.http() as http:
+        for path in ("01J0000000000000000000NONE", "x" * 300, "%27%20OR%201%3D1"):
+            response = http.get(f"{API}/{path}")
+            assert response.status_code == 404
+            assert response.json()["code"] == "entry_not_found"
+
+
+def test_the_search_api_needs_no_credentials(registry: Registry, people: dict[str, str]) -> None:
+    with httpx.Client(base_url=registry.url) as http:
+        assert http.get(API, params={"q": "王芳"}).status_code == 200
+
+
+def test_the_scheduled_indexer_takes_a_removal_out_of_search_within_two_seconds(
+    registry: Registry, court: CourtHandle, engine: sa.Engine, settings: Settings
+) -> None:
+    import asyncio
+    import time
+
+    from registry.runtime import Services
+    from search.plugin import plugin
+    from service.app import process_resources
+    from service.scheduler import build_scheduler
+
+    (listing_id,) = _publish(registry, court, [_person(registry, court, "韩梅")])
+
+    async def time_removal() -> float:
+        async with httpx.AsyncClient(base_url=registry.url) as http:
+            while (await http.get(f"{API}/{listing_id}")).status_code != 200:
+                await asyncio.sleep(0.05)
+            started = time.monotonic()
+            await asyncio.to_thread(remove, registry, court, listing_id)
+            while (await http.get(f"{API}/{listing_id}")).status_code != 404:
+                assert time.monotonic() - started < 5, "still searchable 5 s after its removal"
+                await asyncio.sleep(0.05)
+            return time.monotonic() - started
+
+    async def scenario() -> float:
+        services = Services.create(settings)
+        try:
+            async with process_resources(services, [plugin]):
+                # The search plugin's jobs, as `registry serve` runs them.
+                scheduler = build_scheduler(services, [plugin])
+                scheduler.start()
+                try:
+                    return await time_removal()
+                finally:
+                    scheduler.shutdown(wait=False)
+        finally:
+            await services.close()
+
+    assert settings.search_index_interval_seconds == 0.5
+    assert asyncio.run(scenario()) < 2

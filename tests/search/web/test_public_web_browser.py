@@ -1,0 +1,260 @@
+"""The public web page in real headless Chromium (Debian's `chromium`, driven by Playwright).
+
+Playwright's own browser download cannot work on these machines, so the tests launch
+/usr/bin/chromium and install the Debian package when it is missing (as root, with apt-get);
+they are skipped, saying why, only when that installation is impossible.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.conftest import CourtHandle, Registry, run_search_indexer
+from tests.search.web.test_public_web import NO_RESULT, masked, person, publish
+from tests.support.publishing import remove
+
+CHROMIUM = Path("/usr/bin/chromium")
+PHONE = {"width": 360, "height": 740}
+
+
+def _install_chromium() -> str | None:
+    """Installs Debian's chromium if it is missing; returns why it cannot be had, or None."""
+    if CHROMIUM.exists():
+        return None
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        return "/usr/bin/chromium is missing and apt-get cannot install it here (needs Debian and root)"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    steps = (
+        ["apt-get", "update", "-qq"],
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"],
+    )
+    for step in steps:
+        done = subprocess.run(step, env=env, capture_output=True, text=True, timeout=900, check=False)
+        if done.returncode != 0:
+            return f"{' '.join(step)} failed: {done.stderr.strip()[-500:]}"
+    return None if CHROMIUM.exists() else "apt-get installed chromium but /usr/bin/chromium is absent"
+
+
+@pytest.fixture(scope="module")
+def browser(engine: sa.Engine, server_url: str) -> Iterator[Browser]:
+    """One Chromium per module. Playwright's sync API keeps an event loop running in this
+    thread while it lives, so the fixtures that call asyncio.run (the migrations) come first,
+    and the loop is gone before other modules' tests run."""
+    reason = _install_chromium()
+    if reason is not None:
+        pytest.skip(reason)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM))
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser, registry: Registry) -> Iterator[Page]:
+    context = browser.new_context(base_url=registry.url, locale="zh-CN")
+    yield context.new_page()
+    context.close()
+
+
+@pytest.fixture
+def index(engine: sa.Engine) -> Callable[[], int]:
+    return functools.partial(run_search_indexer, engine)
+
+
+def search_for(page: Page, text: str) -> None:
+    page.goto("/")
+    page.get_by_label("被执行人姓名 / 名称，或证件号码").fill(text)
+    page.get_by_role("button", name="查询").click()
+
+
+def hits(page: Page) -> list[str]:
+    return page.locator("ol.hits h3 a").all_inner_texts()
+
+
+def no_horizontal_scroll(page: Page) -> bool:
+    return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
+
+
+def test_a_visitor_finds_a_two_character_name_and_opens_the_entry(
+    page: Page, registry: Registry, court: CourtHandle, index: Callable[[], int]
+) -> None:
+    body = person(registry, court, "张伟")
+    publish(registry, court, body)
+    publish(registry, court, person(registry, court, "张伟明"))
+    publish(registry, court, person(registry, court, "李四"))
+    index()
+
+    search_for(page, "张伟")
+    assert sorted(hits(page)) == ["张伟", "张伟明"]
+    expect(page.get_by_role("status")).to_contain_text("共找到 2 条")
+    number = body["debtor"]["id_number"]
+    item = page.locator("li.hit", has=page.get_by_role("link", name="张伟", exact=True))
+    expect(item).to_contain_text(masked(number))
+
+    item.get_by_role("link", name="张伟", exact=True).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("张伟")
+    expect(page.locator("dl.entry")).to_contain_text(masked(number))
+    expect(page.locator("dl.entry")).to_contain_text(body["case_number"])
+    expect(page.locator("dl.entry")).to_contain_text(court.name)
+    assert number not in page.content()
+    # Back to the same results.
+    page.get_by_role("link", name="返回检索结果").click()
+    assert sorted(hits(page)) == ["张伟", "张伟明"]
+    expect(page.get_by_label("被执行人姓名 / 名称，或证件号码")).to_have_value("张伟")
+
+
+def test_pinyin_finds_the_chinese_name(
+    page: Page, registry: Registry, court: CourtHandle, index: Callable[[], int]
+) -> None:
+    publish(registry, court, person(registry, court, "张伟"))
+    index()
+    search_for(page, "zhangwei")
+    assert hits(page) == ["张伟"]
+
+
+def test_a_removed_listing_disappears_after_the_indexer_runs(
+    page: Page, registry: Registry, court: CourtHandle, index: Callable[[], int]
+) -> None:
+    listing_id = publish(registry, court, person(registry, court, "赵敏"))
+    index()
+    search_for(page, "赵敏")
+    assert hits(page) == ["赵敏"]
+    detail_url = page.get_by_role("link", name="赵敏").get_attribute("href")
+    assert detail_url is not None
+
+    remove(registry, court, listing_id)
+    index()
+    page.reload()
+    assert hits(page) == []
+    expect(page.get_by_role("status")).to_contain_text(NO_RESULT)
+    answer = page.goto(detail_url)
+    assert answer is not None and answer.status == 404
+    expect(page.get_by_role("heading", level=1)).to_have_text("未找到该信息")
+
+
+def test_no_result_wording(page: Page, registry: Registry, index: Callable[[], int]) -> None:
+    search_for(page, "欧阳明月")
+    status = page.get_by_role("status")
+    expect(status).to_contain_text(NO_RESULT)
+    expect(status).to_contain_text("本结果仅反映本名单当前公布的信息")
+    # It never claims more than the list shows.
+    for claim in ("无失信记录", "信用良好", "未被列入失信"):
+        assert claim not in page.content()
+
+
+def test_keyboard_only_search_and_open(
+    page: Page, registry: Registry, court: CourtHandle, index: Callable[[], int]
+) -> None:
+    publish(registry, court, person(registry, court, "钱芳"))
+    index()
+    page.goto("/")
+    focused: list[str] = []
+    for _ in range(3):
+        page.keyboard.press("Tab")
+        focused.append(page.evaluate("document.activeElement.id || document.activeElement.textContent"))
+    # Skip link first, then the site name, then the search field.
+    assert focused == ["跳到主要内容", "失信被执行人名单公示查询", "q"]
+    # The focused field shows a visible focus ring.
+    assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") != "none"
+    page.keyboard.type("钱芳")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/?q=*")
+    assert hits(page) == ["钱芳"]
+    # Tab on to the hit's link and follow it with Enter.
+    for _ in range(10):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.textContent") == "钱芳":
+            break
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", level=1)).to_have_text("钱芳")
+
+
+def test_the_page_works_without_javascript(
+    browser: Browser, registry: Registry, court: CourtHandle, index: Callable[[], int]
+) -> None:
+    publish(registry, court, person(registry, court, "孙丽"))
+    index()
+    context = browser.new_context(base_url=registry.url, java_script_enabled=False)
+    try:
+        page = context.new_page()
+        search_for(page, "孙丽")
+        assert hits(page) == ["孙丽"]
+    finally:
+        context.close()
+
+
+def test_on_a_phone_nothing_scrolls_sideways(
+    browser: Browser, registry: Registry, court: CourtHandle, index: Callable[[], int]
+) -> None:
+    long_name = "北京市朝阳区某某某某某某房地产开发经营有限责任公司第一分公司"
+    body = registry.listing(court)
+    body["debtor"] = {
+        "kind": "organization",
+        "name": long_name,
+        "credit_code": "91110000600037341L",
+        "legal_representative": "王建国",
+    }
+    publish(registry, court, body)
+    index()
+    context = browser.new_context(base_url=registry.url, viewport=PHONE, is_mobile=True, has_touch=True)
+    try:
+        page = context.new_page()
+        page.goto("/")
+        assert no_horizontal_scroll(page)
+        search_for(page, "房地产开发")
+        assert hits(page) == [long_name]
+        assert no_horizontal_scroll(page)
+        # The field and the button fit the screen and are big enough to tap.
+        for box in (
+            page.locator("#q").bounding_box(),
+            page.get_by_role("button", name="查询").bounding_box(),
+        ):
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+            assert box["height"] >= 36
+        page.get_by_role("link", name=long_name).click()
+        expect(page.get_by_role("heading", level=1)).to_have_text(long_name)
+        assert no_horizontal_scroll(page)
+    finally:
+        context.close()
+
+
+def test_labels_language_and_announced_errors(page: Page, registry: Registry) -> None:
+    page.goto("/")
+    assert page.get_attribute("html", "lang") == "zh-CN"
+    assert (
+        page.locator('meta[name="viewport"]').get_attribute("content")
+        == "width=device-width, initial-scale=1"
+    )
+    expect(page.get_by_role("heading", level=1)).to_have_text("失信被执行人查询")
+    # Every control is labelled (get_by_label resolves <label for>).
+    expect(page.get_by_label("被执行人姓名 / 名称，或证件号码")).to_have_attribute("id", "q")
+    expect(page.get_by_label("省份")).to_have_attribute("id", "province")
+    expect(page.get_by_role("search")).to_be_visible()
+
+    search_for(page, "1101051949****002X")
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("不支持以部分号码或打码号码查询")
+    field = page.get_by_label("被执行人姓名 / 名称，或证件号码")
+    expect(field).to_have_attribute("aria-invalid", "true")
+    described: Any = field.get_attribute("aria-describedby")
+    assert "form-error" in str(described).split()
+    expect(field).to_be_focused()
+    assert page.title().startswith("错误：")
+
+
+def test_a_malformed_id_number_is_refused_not_searched(page: Page, registry: Registry) -> None:
+    response = page.goto("/?q=110105194912310021")
+    assert response is not None and response.status == 400
+    expect(page.get_by_role("alert")).to_contain_text("该身份证号码无效")
+    assert hits(page) == []
+    assert page.locator("section.results").count() == 0
