@@ -208,7 +208,7 @@ def run_checks_bench(
         script.write_text(WRK_SCRIPT % {"bodies": singles, "key": api_key})
 
         port, bare_port = _free_port(), _free_port()
-        server = _serve(["-m", "registry", "serve", "--port", str(port), "--no-scheduler"], env)
+        server = _serve(["-m", "service", "serve", "--port", str(port), "--no-scheduler"], env)
         bare = _serve(["-m", "registry.checks.bench", str(bare_port)], env)
         try:
             base = f"http://127.0.0.1:{port}"

@@ -35,7 +35,7 @@ from demo.seed import load_signers, write_envelope_file
 from registry.listings.ingest import worker_count
 from registry.listings.prepare import CHINA_TIME
 from registry.runtime import Services
-from registry.settings import Settings
+from registry.settings import DatabaseSettings, KeySettings, ServerSettings, Settings
 from registry.timeutil import utcnow
 
 
@@ -106,7 +106,7 @@ def _env(database_url: str, secrets_file: Path, workers: int) -> dict[str, str]:
 
 def _registry(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(  # noqa: S603 - our own CLI
-        [sys.executable, "-m", "registry", *args], env=env, capture_output=True, text=True, check=True
+        [sys.executable, "-m", "service", *args], env=env, capture_output=True, text=True, check=True
     )
 
 
@@ -114,10 +114,11 @@ def _prepare_database(database_url: str, secrets_file: Path, workers: int) -> di
     env = _env(database_url, secrets_file, workers)
     _registry("db", "upgrade", env=env)
     settings = Settings(
-        database_url=database_url,
-        secrets_file=secrets_file,
-        signing_key_file=secrets_file.with_name("signing-keys.json"),
-        scheduler=False,
+        database=DatabaseSettings(url=database_url),
+        keys=KeySettings(
+            secrets_file=secrets_file, signing_key_file=secrets_file.with_name("signing-keys.json")
+        ),
+        server=ServerSettings(scheduler=False),
     )
 
     async def setup() -> None:
@@ -215,7 +216,7 @@ def _batches(path: Path, size: int) -> Iterator[bytes]:
 def _bench_import(env: dict[str, str], path: Path, count: int) -> dict[str, Any]:
     started = time.perf_counter()
     process = subprocess.Popen(  # noqa: S603 - our own CLI
-        [sys.executable, "-m", "registry", "import", str(path)],
+        [sys.executable, "-m", "service", "import", str(path)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -242,7 +243,7 @@ def _bench_batch(
     )
     port = _free_port()
     server = subprocess.Popen(  # noqa: S603 - our own CLI
-        [sys.executable, "-m", "registry", "serve", "--port", str(port), "--no-scheduler"],
+        [sys.executable, "-m", "service", "serve", "--port", str(port), "--no-scheduler"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -40,7 +40,7 @@ from registry.db import create_sync_engine
 from registry.identity.registry_key import load_registry_signer
 from registry.listings.models import Listing
 from registry.listings.prepare import CHINA_TIME
-from registry.settings import Settings
+from registry.settings import DatabaseSettings, KeySettings, Settings
 from registry.timeutil import utcnow
 from registry.translog.merkle import consistency_proof
 from registry.translog.services import inclusion, latest_checkpoint, subtree_reader
@@ -53,7 +53,7 @@ def _timed(
 ) -> tuple[float, PeakMemory, subprocess.CompletedProcess[str]]:
     started = time.perf_counter()
     process = subprocess.Popen(  # noqa: S603 - our own CLI
-        [sys.executable, "-m", "registry", *args],
+        [sys.executable, "-m", "service", *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -121,7 +121,7 @@ def _feeds(env: dict[str, str], url: str, requests: int) -> dict[str, Any]:
         engine.dispose()
     port = _free_port()
     server = subprocess.Popen(  # noqa: S603 - our own CLI
-        [sys.executable, "-m", "registry", "serve", "--port", str(port), "--no-scheduler"],
+        [sys.executable, "-m", "service", "serve", "--port", str(port), "--no-scheduler"],
         # One client sends thousands of requests: the public rate limit would measure itself.
         env=dict(env, REGISTRY_PUBLIC_RATE_LIMIT="off"),
         stdout=subprocess.DEVNULL,
@@ -200,7 +200,10 @@ def _export(env: dict[str, str]) -> dict[str, Any]:
 
 def _checkpoint(env: dict[str, str], url: str, samples: int) -> dict[str, Any]:
     seconds, peak, _ = _timed(["log", "checkpoint"], env)
-    settings = Settings(database_url=url, signing_key_file=Path(env["REGISTRY_SIGNING_KEY_FILE"]))
+    settings = Settings(
+        database=DatabaseSettings(url=url),
+        keys=KeySettings(signing_key_file=Path(env["REGISTRY_SIGNING_KEY_FILE"])),
+    )
     signer = load_registry_signer(settings)
     engine = create_sync_engine(url, writer=False)
     rng = random.Random(9)  # noqa: S311 - a benchmark's choice of leaves

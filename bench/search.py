@@ -50,7 +50,7 @@ from publishing.feeds.reader import CURSOR_NAME as FEEDS_CURSOR
 from registry.checks.watchlist import READER as WATCHLIST_READER
 from registry.identity.signing import sign_envelope
 from registry.listings.prepare import CHINA_TIME
-from registry.settings import Settings
+from registry.settings import DatabaseSettings, KeySettings, ServerSettings, Settings
 from registry.timeutil import utcnow
 from registry.translog.services import CURSOR_NAME as TRANSLOG_CURSOR
 from search.embedded import EmbeddedIndex
@@ -199,7 +199,7 @@ def _removal_to_gone(
     port = _free_port()
     server_env = dict(env, REGISTRY_SCHEDULER="true", REGISTRY_PUBLIC_RATE_LIMIT="off")
     server = subprocess.Popen(  # noqa: S603 - our own CLI
-        [sys.executable, "-m", "registry", "serve", "--port", str(port)],
+        [sys.executable, "-m", "service", "serve", "--port", str(port)],
         env=server_env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -239,7 +239,7 @@ def _removal_to_gone(
         server.wait(timeout=30)
     return {
         "removals": len(latencies),
-        "index_interval_s": float(Settings().search_index_interval_seconds),
+        "index_interval_s": float(Settings().search.index_interval_seconds),
         "p50_s": round(statistics.median(latencies), 3),
         "max_s": round(max(latencies), 3),
         "server_readers_caught_up_after_s": caught_up_s,
@@ -272,7 +272,11 @@ def run_search_bench(
         )
         signers_path = root / "demo-keys.json"
 
-        settings = Settings(database_url=url, secrets_file=secrets_file, scheduler=False)
+        settings = Settings(
+            database=DatabaseSettings(url=url),
+            keys=KeySettings(secrets_file=secrets_file),
+            server=ServerSettings(scheduler=False),
+        )
         reindexed = reindex_now(settings)
         # What a deployment runs before serving a loaded list: the transparency log and the
         # feeds catch up here, so the server's readers start at the head.
@@ -281,7 +285,7 @@ def run_search_bench(
             started = time.perf_counter()
             _registry(*command, env=env)
             caught_up[" ".join(command)] = round(time.perf_counter() - started, 1)
-        engine = reader_engine(settings.database_url)
+        engine = reader_engine(settings.database.url)
         try:
             index = EmbeddedIndex(engine)
             queries = _measure_queries(index, _query_sets(engine, rng))

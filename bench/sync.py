@@ -46,7 +46,7 @@ from registry.identity.signing import sign_envelope
 from registry.listings.models import Listing
 from registry.listings.prepare import CHINA_TIME
 from registry.runtime import Services
-from registry.settings import Settings
+from registry.settings import DatabaseSettings, KeySettings, ServerSettings, Settings
 from registry.timeutil import utcnow
 
 
@@ -153,16 +153,17 @@ def run_sync_bench(*, count: int, removals: int, database_url: str | None = None
         env = _env(url, secrets_file, 0) | {"REGISTRY_SIGNING_KEY_FILE": str(root / "signing-keys.json")}
         _registry("db", "upgrade", env=env)
         settings = Settings(
-            database_url=url, secrets_file=secrets_file, signing_key_file=root / "signing-keys.json",
-            scheduler=False,
-        )  # fmt: skip
+            database=DatabaseSettings(url=url),
+            keys=KeySettings(secrets_file=secrets_file, signing_key_file=root / "signing-keys.json"),
+            server=ServerSettings(scheduler=False),
+        )
         with _sink() as a, _sink() as b, _sink() as c:
             sinks = [a, b, c]
             started = time.perf_counter()
             events, admin_key = asyncio.run(_setup(settings, count, [s.url for s in sinks]))
             loaded = time.perf_counter() - started
             worker = subprocess.Popen(
-                [sys.executable, "-m", "registry", "worker"], env=env,
+                [sys.executable, "-m", "service", "worker"], env=env,
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
             server: subprocess.Popen[bytes] | None = None
@@ -172,7 +173,7 @@ def run_sync_bench(*, count: int, removals: int, database_url: str | None = None
                 fan_out_seconds = time.perf_counter() - min(s.first_at or 0.0 for s in sinks)
                 port = _free_port()
                 server = subprocess.Popen(  # noqa: S603 - our own CLI
-                    [sys.executable, "-m", "registry", "serve", "--port", str(port), "--no-scheduler"],
+                    [sys.executable, "-m", "service", "serve", "--port", str(port), "--no-scheduler"],
                     env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 )  # fmt: skip
                 # Not the ended fixed terms: the worker's expiry job may remove them any moment.

@@ -24,7 +24,7 @@ OPERATOR = Principal(client_id="demo", role="admin", court_code=None)
 
 
 async def load_demo(services: Services, count: int, seed: int) -> dict[str, Any]:
-    signers_path = services.settings.secrets_file.parent / "demo-keys.json"
+    signers_path = services.settings.keys.secrets_file.parent / "demo-keys.json"
     signers = load_signers(signers_path)
     courts = demo_courts()
     now = utcnow()

@@ -22,7 +22,7 @@ target_metadata = Base.metadata
 
 
 def _url() -> str:
-    return str(config.attributes.get("database_url") or Settings().database_url)
+    return str(config.attributes.get("database_url") or Settings().database.url)
 
 
 def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[False]:

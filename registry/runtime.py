@@ -28,9 +28,9 @@ class Services:
 
     @classmethod
     def create(cls, settings: Settings) -> Services:
-        db = Database(settings.database_url)
+        db = Database(settings.database.url)
         source = SecretsSource(settings)
-        ingest = IngestService(db, source, worker_count(settings.ingest_workers))
+        ingest = IngestService(db, source, worker_count(settings.listings.ingest_workers))
         signer = load_registry_signer(settings)
         return cls(settings, db, source, ingest, signer, CheckRuntime.create(settings, signer))
 

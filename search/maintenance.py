@@ -15,14 +15,14 @@ from search.meili import MeiliIndex, meili_reconcile, meili_reindex
 
 
 def reindex_now(settings: Settings) -> dict[str, Any]:
-    engine = create_sync_engine(settings.database_url, writer=not settings.is_sqlite)
-    workers = worker_count(settings.ingest_workers)
+    engine = create_sync_engine(settings.database.url, writer=not settings.database.is_sqlite)
+    workers = worker_count(settings.listings.ingest_workers)
     started = time.perf_counter()
     extra: dict[str, Any] = {}
     try:
-        if settings.search_backend == "meilisearch":
+        if settings.search.backend == "meilisearch":
             count = meili_reindex(engine, MeiliIndex.from_settings(settings))
-        elif settings.is_sqlite:
+        elif settings.database.is_sqlite:
             count, held = staged_reindex(engine, workers)
             extra["write_lock_seconds"] = round(held, 2)
         else:
@@ -36,7 +36,7 @@ def reindex_now(settings: Settings) -> dict[str, Any]:
     finally:
         engine.dispose()
     return {
-        "backend": settings.search_backend,
+        "backend": settings.search.backend,
         "documents": count,
         "seconds": round(time.perf_counter() - started, 2),
         **extra,
@@ -44,13 +44,13 @@ def reindex_now(settings: Settings) -> dict[str, Any]:
 
 
 def reconcile_now(settings: Settings, *, deep: bool = False) -> dict[str, Any]:
-    engine = create_sync_engine(settings.database_url)
+    engine = create_sync_engine(settings.database.url)
     try:
-        if settings.search_backend == "meilisearch":
+        if settings.search.backend == "meilisearch":
             counts = meili_reconcile(engine, MeiliIndex.from_settings(settings))
         else:
             with engine.begin() as conn:
                 counts = reconcile(conn, deep=deep).as_dict()
     finally:
         engine.dispose()
-    return {"backend": settings.search_backend, **counts}
+    return {"backend": settings.search.backend, **counts}

@@ -123,10 +123,10 @@ class MeiliIndex:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MeiliIndex:
-        if not settings.meilisearch_url:
+        if not settings.meilisearch.url:
             raise ValueError("REGISTRY_SEARCH_BACKEND=meilisearch needs REGISTRY_MEILISEARCH_URL")
-        client = meilisearch.Client(settings.meilisearch_url, settings.meilisearch_api_key, timeout=10)
-        return cls(client, settings.meilisearch_index)
+        client = meilisearch.Client(settings.meilisearch.url, settings.meilisearch.api_key, timeout=10)
+        return cls(client, settings.meilisearch.index)
 
     @property
     def cursor_name(self) -> str:

@@ -19,11 +19,11 @@ def _jobs(settings: Settings) -> Sequence[Job]:
     # APScheduler logs two INFO lines per run: four a second for the log follower.
     logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
     return [
-        Job("search_follow_log", follow_job, every=settings.search_index_interval_seconds),
+        Job("search_follow_log", follow_job, every=settings.search.index_interval_seconds),
         Job(
             "search_reconcile",
             reconcile_job,
-            every=settings.search_reconcile_interval_seconds,
+            every=settings.search.reconcile_interval_seconds,
             first_after=60,
         ),
     ]

@@ -62,11 +62,11 @@ class SearchRuntime:
 
 def create_search(services: Services) -> SearchRuntime:
     settings = services.settings
-    engine = reader_engine(settings.database_url)
-    if settings.search_backend == "meilisearch":
+    engine = reader_engine(settings.database.url)
+    if settings.search.backend == "meilisearch":
         meili = MeiliIndex.from_settings(settings)
-        return SearchRuntime(meili, meili, engine, settings.database_url)
-    return SearchRuntime(EmbeddedIndex(engine), None, engine, settings.database_url)
+        return SearchRuntime(meili, meili, engine, settings.database.url)
+    return SearchRuntime(EmbeddedIndex(engine), None, engine, settings.database.url)
 
 
 EXTENSION = "search"

@@ -82,7 +82,7 @@ def create_app(
     plugins: Sequence[Plugin] = PLUGINS,
 ) -> Litestar:
     settings = settings or Settings()
-    with_scheduler = settings.scheduler if run_scheduler is None else run_scheduler
+    with_scheduler = settings.server.scheduler if run_scheduler is None else run_scheduler
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -116,7 +116,7 @@ def create_app(
         public.extend(plugin.public_routes)
         dependencies.update(plugin.dependencies)
     # Every public handler goes under one router: it is what the public rate limit covers.
-    routes.append(public_router(settings.public_rate_limit, public))
+    routes.append(public_router(settings.server.public_rate_limit, public))
     config = AppConfig(
         route_handlers=routes,
         dependencies=dependencies,
@@ -133,7 +133,7 @@ def create_app(
             path="/schema",
         ),
         middleware=[access_logging],
-        request_max_body_size=settings.request_max_body_bytes,
+        request_max_body_size=settings.server.request_max_body_bytes,
         debug=False,
     )
     for plugin in plugins:

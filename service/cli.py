@@ -24,7 +24,9 @@ def _settings() -> Settings:
 @click.group()
 def main() -> None:
     """The defaulter credit registry."""
-    logging.basicConfig(level=_settings().log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=_settings().server.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
 
 # ---- database ----
@@ -50,7 +52,7 @@ def db_upgrade(revision: str) -> None:
     """Apply migrations up to REVISION."""
     from alembic import command
 
-    command.upgrade(alembic_config(_settings().database_url), revision)
+    command.upgrade(alembic_config(_settings().database.url), revision)
     click.echo(f"database at {revision}")
 
 
@@ -59,8 +61,16 @@ def db_check() -> None:
     """Fail if the models and the migrations disagree (autogenerate drift check)."""
     from alembic import command
 
-    command.check(alembic_config(_settings().database_url))
+    command.check(alembic_config(_settings().database.url))
     click.echo("no drift")
+
+
+@main.command("settings")
+def settings_reference() -> None:
+    """Print the settings reference (Markdown): every REGISTRY_* variable, its default and meaning."""
+    from registry.settings import reference_markdown
+
+    click.echo(reference_markdown(), nl=False)
 
 
 # ---- running ----
@@ -79,14 +89,14 @@ def serve(host: str | None, port: int | None, scheduler: bool | None) -> None:
     from service.app import create_app
 
     settings = _settings()
-    host, port = host or settings.host, port or settings.port
+    host, port = host or settings.server.host, port or settings.server.port
     click.echo(f"registry listening on http://{host}:{port}  (API schema: http://{host}:{port}/schema)")
     uvicorn.run(
         create_app(settings, run_scheduler=scheduler),
         host=host,
         port=port,
         access_log=False,
-        log_level=settings.log_level.lower(),
+        log_level=settings.server.log_level.lower(),
     )
 
 

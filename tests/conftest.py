@@ -82,8 +82,8 @@ def engine(settings: Settings) -> Iterator[sa.Engine]:
 
     from service.cli import alembic_config
 
-    command.upgrade(alembic_config(settings.database_url), "head")
-    sync = sa.create_engine(_sync_url(settings.database_url))
+    command.upgrade(alembic_config(settings.database.url), "head")
+    sync = sa.create_engine(_sync_url(settings.database.url))
     yield sync
     sync.dispose()
 
@@ -227,7 +227,7 @@ def cli_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     env.update({
         "REGISTRY_DATABASE_URL": os.environ["REGISTRY_DATABASE_URL"],
-        "REGISTRY_SECRETS_FILE": str(settings.secrets_file),
+        "REGISTRY_SECRETS_FILE": str(settings.keys.secrets_file),
         "REGISTRY_SCHEDULER": "false",
     })  # fmt: skip
     return env

@@ -22,7 +22,7 @@ def _folder(request: Request[Any, Any, Any], day: str) -> Path:
         parsed = date.fromisoformat(day)
     except ValueError as exc:
         raise Problem(400, "invalid_date", "the export date is YYYY-MM-DD") from exc
-    export_dir = services_of(request.app).settings.export_dir
+    export_dir = services_of(request.app).settings.exports.dir
     if parsed not in export_days(export_dir):
         raise Problem(404, "export_not_found", f"no export for {parsed.isoformat()}")
     return export_dir / parsed.isoformat()
@@ -36,7 +36,7 @@ class ExportController(Controller):
     def list_exports(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
         """Signed daily exports, newest first. Verify manifest.json.sig against /.well-known/jwks.json."""
         base = str(request.base_url).rstrip("/")
-        days = export_days(services_of(request.app).settings.export_dir)
+        days = export_days(services_of(request.app).settings.exports.dir)
         return {
             "exports": [
                 {

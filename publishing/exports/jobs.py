@@ -19,20 +19,20 @@ logger = logging.getLogger("publishing.exports")
 def export_now(services: Services, day: date) -> dict[str, Any]:
     """Write the export of `day`, then prune old ones. Blocking: run it in a thread."""
     settings = services.settings
-    engine = create_sync_engine(settings.database_url, writer=False)
+    engine = create_sync_engine(settings.database.url, writer=False)
     try:
         now = utcnow()
         manifest = run_export(
             engine,
             services.signer,
-            settings.export_dir,
+            settings.exports.dir,
             day,
             now,
-            parallel_changes=settings.export_parallel_changes,
+            parallel_changes=settings.exports.parallel_changes,
         )
     finally:
         engine.dispose()
-    removed = prune(settings.export_dir, settings.export_retention_days, now.astimezone(CHINA_TIME).date())
+    removed = prune(settings.exports.dir, settings.exports.retention_days, now.astimezone(CHINA_TIME).date())
     logger.info("export %s: %d listings; pruned %d old exports", day, manifest["listings"], len(removed))
     return manifest
 

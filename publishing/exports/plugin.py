@@ -17,7 +17,7 @@ def _jobs(settings: Settings) -> Sequence[Job]:
         Job(
             "daily_export",
             daily_export,
-            every={"hour": settings.export_hour, "minute": 0},
+            every={"hour": settings.exports.hour, "minute": 0},
             misfire_grace_seconds=6 * 3600,
         )
     ]

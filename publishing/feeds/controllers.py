@@ -167,7 +167,7 @@ class FeedController(Controller):
     async def _serve(self, request: Request[Any, Any, Any], fmt: _Format) -> Response[bytes]:
         filters, before = _filters(request)
         services = services_of(request.app)
-        size = services.settings.feed_page_size
+        size = services.settings.feeds.feed_page_size
         base = str(request.base_url).rstrip("/")
         params: dict[str, Any] = {"province": filters.province, "court": filters.court, "kind": filters.kind}
 

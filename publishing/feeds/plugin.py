@@ -12,7 +12,7 @@ from registry.wiring import Job, Plugin
 
 
 def _jobs(settings: Settings) -> Sequence[Job]:
-    return [Job("publications", follow_publications, every=settings.publications_interval_seconds)]
+    return [Job("publications", follow_publications, every=settings.feeds.publications_interval_seconds)]
 
 
 plugin = Plugin(name="feeds", public_routes=[FeedController, PublicationController], jobs=_jobs, cli=[feeds])

@@ -105,7 +105,7 @@ def record_failure(
     if row is None:
         return
     attempts = int(row.attempts) + 1
-    failing = attempts >= settings.sync_max_attempts
+    failing = attempts >= settings.sync.max_attempts
     conn.execute(
         update(Subscription)
         .where(Subscription.id == sub_id, Subscription.lease_owner == owner)
@@ -117,7 +117,7 @@ def record_failure(
             else now
             + timedelta(
                 seconds=backoff_seconds(
-                    attempts, settings.sync_backoff_base_seconds, settings.sync_backoff_max_seconds
+                    attempts, settings.sync.backoff_base_seconds, settings.sync.backoff_max_seconds
                 )
             ),
             failures_total=Subscription.failures_total + 1,
@@ -150,8 +150,8 @@ async def deliver_subscription(services: Services, http: httpx.AsyncClient, clai
     """Send the backlog of one claimed subscription until drained, failed, or half the lease used."""
     settings = services.settings
     profile = profile_of(claim.profile)
-    lease = timedelta(seconds=settings.sync_lease_seconds)
-    deadline = time.monotonic() + settings.sync_lease_seconds / 2
+    lease = timedelta(seconds=settings.sync.lease_seconds)
+    deadline = time.monotonic() + settings.sync.lease_seconds / 2
     cursor, sent = claim.cursor, 0
     try:
         while time.monotonic() < deadline:
@@ -159,7 +159,7 @@ async def deliver_subscription(services: Services, http: httpx.AsyncClient, clai
             today = china_date(utcnow())
             async with services.db.reader.connect() as conn:
                 events, scanned = await conn.run_sync(
-                    collect_events, claim.id, profile, cursor, settings.sync_batch_size, keyring, today
+                    collect_events, claim.id, profile, cursor, settings.sync.batch_size, keyring, today
                 )
             if scanned == cursor:
                 break
@@ -221,12 +221,12 @@ async def deliver_due(services: Services, owner: str | None = None) -> int:
             claim_due,
             owner,
             utcnow(),
-            timedelta(seconds=settings.sync_lease_seconds),
-            settings.sync_max_parallel,
+            timedelta(seconds=settings.sync.lease_seconds),
+            settings.sync.max_parallel,
         )
     if not claims:
         return 0
-    timeout = httpx.Timeout(settings.sync_timeout_seconds)
+    timeout = httpx.Timeout(settings.sync.timeout_seconds)
     async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as http:
         results: list[Any] = await asyncio.gather(
             *(deliver_subscription(services, http, claim, owner) for claim in claims), return_exceptions=True

@@ -268,7 +268,9 @@ async def issue_notices(services: Services) -> int:
     while True:
         async with services.db.writer.begin() as conn:
             before = await conn.run_sync(cursor_position, CURSOR)
-            issued = await conn.run_sync(generate_notices, utcnow(), services.settings.notice_deadline_days)
+            issued = await conn.run_sync(
+                generate_notices, utcnow(), services.settings.sync.notice_deadline_days
+            )
             after = await conn.run_sync(cursor_position, CURSOR)
         total += issued
         if after == before:

@@ -19,7 +19,7 @@ from registry.wiring import Job, Plugin
 
 
 def _jobs(settings: Settings) -> Sequence[Job]:
-    every = settings.sync_interval_seconds
+    every = settings.sync.interval_seconds
     return [
         # Passes may overlap (a long backlog keeps one busy while the next serves other
         # subscriptions); leases keep passes and processes apart.

@@ -74,7 +74,7 @@ async def _mark_delivered(conn: AsyncConnection, client_id: str, seqs: list[int]
 
 
 async def _push_bank(services: Services, http: httpx.AsyncClient, client_id: str, endpoint: str) -> int:
-    size = services.settings.sync_batch_size
+    size = services.settings.sync.batch_size
     locking = services.db.writer.dialect.name == "postgresql"
     pushed = 0
     while True:
@@ -98,10 +98,10 @@ async def push_watch_changes(services: Services) -> int:
     """One pass: every bank with pending changes and an endpoint; returns how many were pushed."""
     settings = services.settings
     async with services.db.reader.connect() as conn:
-        banks = await _pending_banks(conn, settings.sync_max_parallel)
+        banks = await _pending_banks(conn, settings.sync.max_parallel)
     if not banks:
         return 0
-    async with httpx.AsyncClient(timeout=httpx.Timeout(settings.sync_timeout_seconds)) as http:
+    async with httpx.AsyncClient(timeout=httpx.Timeout(settings.sync.timeout_seconds)) as http:
         results = await asyncio.gather(
             *(_push_bank(services, http, client_id, endpoint) for client_id, endpoint in banks),
             return_exceptions=True,

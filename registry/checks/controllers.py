@@ -75,7 +75,7 @@ class CheckController(Controller):
         def work(store: CheckStore) -> CheckOutcome:
             client_id = authenticate_bank(store, authorization)
             services.checks.throttle(client_id)
-            check = decode_request(body, settings.check_batch_max_subjects)
+            check = decode_request(body, settings.checks.batch_max_subjects)
             return run_check(
                 store,
                 client_id=client_id,
@@ -84,7 +84,7 @@ class CheckController(Controller):
                 now=utcnow(),
             )
 
-        quota = settings.check_daily_quota
+        quota = settings.checks.daily_quota
         try:
             group_commit = services.checks.group_commit
             if group_commit is not None:
@@ -140,7 +140,7 @@ class WatchlistController(Controller):
     async def _change(self, request: Request[Any, Any, Any], *, add: bool) -> dict[str, Any]:
         services = services_of(request.app)
         body = _decode(await request.body(), WatchRequest)
-        limit = services.settings.watchlist_max_subjects
+        limit = services.settings.checks.watchlist_max_subjects
         if len(body.subjects) > limit:
             raise Problem(
                 413, "batch_too_large", f"at most {limit} subjects a request", extra={"limit": limit}
@@ -201,7 +201,7 @@ class QueryLogController(Controller):
         """A bank's query log, oldest first, as NDJSON (default) or CSV. Subjects are blind-index hashes."""
         services = services_of(request.app)
         now = utcnow()
-        start = start or now - timedelta(days=services.settings.check_log_retention_days)
+        start = start or now - timedelta(days=services.settings.checks.log_retention_days)
         end = end or now + timedelta(seconds=1)
         if start.tzinfo is None or end.tzinfo is None:
             raise Problem(

@@ -31,7 +31,7 @@ async def purge_query_log(services: Services) -> int:
         now = utcnow()
         async with services.db.writer.begin() as conn:
             deleted = await conn.run_sync(
-                purge, now, services.settings.check_log_retention_days, china_day(now)
+                purge, now, services.settings.checks.log_retention_days, china_day(now)
             )
         total += deleted
         if deleted == 0:

@@ -13,11 +13,11 @@ from registry.wiring import Job, Plugin
 
 def _jobs(settings: Settings) -> Sequence[Job]:
     return [
-        Job("follow_watchlists", follow_watchlists, every=settings.watchlist_interval_seconds),
+        Job("follow_watchlists", follow_watchlists, every=settings.checks.watchlist_interval_seconds),
         Job(
             "purge_query_log",
             purge_query_log,
-            every=settings.check_log_purge_interval_seconds,
+            every=settings.checks.log_purge_interval_seconds,
             first_after=30,
         ),
     ]

@@ -154,10 +154,10 @@ class CheckRuntime:
 
     @classmethod
     def create(cls, settings: Settings, signer: RegistrySigner) -> CheckRuntime:
-        limiter = RateLimiter(settings.check_rate_per_second)
-        if not settings.is_sqlite:
+        limiter = RateLimiter(settings.checks.rate_per_second)
+        if not settings.database.is_sqlite:
             return cls(ReceiptSigner(signer), None, limiter, None, None, None)
-        engine = create_sync_engine(settings.database_url, writer=True)
+        engine = create_sync_engine(settings.database.url, writer=True)
         writer = HeldConnection(engine)
         return cls(
             ReceiptSigner(signer), engine, limiter, HeldConnection(engine), writer, GroupCommit(writer)

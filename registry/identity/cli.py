@@ -28,8 +28,8 @@ def keys_rotate() -> None:
     from registry.identity.rotation import reencrypt_everything
 
     settings = Settings()
-    if not settings.data_keys:
-        secrets_file = SecretsFile(settings.secrets_file)
+    if not settings.keys.data_keys:
+        secrets_file = SecretsFile(settings.keys.secrets_file)
         current, _active, blind = secrets_file.load()
         fresh = new_key_id()
         secrets_file.save(current | {fresh: AESGCM.generate_key(bit_length=256)}, fresh, blind)
@@ -57,6 +57,6 @@ def keys_rotate_signing() -> None:
     from registry.identity.registry_key import rotate_signing_key
 
     settings = Settings()
-    if settings.signing_keys:
+    if settings.keys.signing_keys:
         raise click.ClickException("REGISTRY_SIGNING_KEYS is set: put the new key first there")
-    click.echo(rotate_signing_key(settings.signing_key_file))
+    click.echo(rotate_signing_key(settings.keys.signing_key_file))

@@ -101,10 +101,10 @@ class SecretsSource:
         self._stamp = self._file_stamp()
 
     def _file_stamp(self) -> float | None:
-        if self._settings.data_keys:
+        if self._settings.keys.data_keys:
             return None
         try:
-            return self._settings.secrets_file.stat().st_mtime
+            return self._settings.keys.secrets_file.stat().st_mtime
         except FileNotFoundError:
             return None
 
@@ -122,17 +122,17 @@ def load_secrets(settings: Settings) -> Secrets:
     The file exists so that the embedded demo works from a fresh clone; production passes
     REGISTRY_DATA_KEYS, REGISTRY_DATA_KEY_ID and REGISTRY_BLIND_INDEX_KEY.
     """
-    if settings.data_keys:
+    if settings.keys.data_keys:
         keys = {}
-        for part in settings.data_keys.split(","):
+        for part in settings.keys.data_keys.split(","):
             kid, _, value = part.strip().partition(":")
             keys[kid] = base64.b64decode(value)
-        active = settings.data_key_id or next(iter(keys))
-        if not settings.blind_index_key:
+        active = settings.keys.data_key_id or next(iter(keys))
+        if not settings.keys.blind_index_key:
             raise DataKeyError("REGISTRY_BLIND_INDEX_KEY must be set along with REGISTRY_DATA_KEYS")
-        blind_key = base64.b64decode(settings.blind_index_key)
+        blind_key = base64.b64decode(settings.keys.blind_index_key)
     else:
-        keys, active, blind_key = SecretsFile(settings.secrets_file).load()
+        keys, active, blind_key = SecretsFile(settings.keys.secrets_file).load()
     return Secrets(DataKeyring(keys, active), BlindIndex(blind_key), blind_key)
 
 

@@ -87,10 +87,12 @@ def load_registry_signer(settings: Settings) -> RegistrySigner:
     """From REGISTRY_SIGNING_KEYS (comma-separated base64 raw private keys, the first one
     active) when set; otherwise from (or newly into) the signing key file of the embedded set-up.
     """
-    if settings.signing_keys:
-        raws = [base64.b64decode(part.strip()) for part in settings.signing_keys.split(",") if part.strip()]
+    if settings.keys.signing_keys:
+        raws = [
+            base64.b64decode(part.strip()) for part in settings.keys.signing_keys.split(",") if part.strip()
+        ]
         return _signer(raws, raws[0])
-    path = settings.signing_key_file
+    path = settings.keys.signing_key_file
     if not path.exists():
         save_signing_keys(path, [Ed25519PrivateKey.generate().private_bytes_raw()])
     stored = json.loads(path.read_text())

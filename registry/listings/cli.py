@@ -39,7 +39,7 @@ def import_command(path: Path, workers: int, chunk_size: int) -> None:
             report = await import_file(
                 services,
                 path,
-                workers=worker_count(workers or services.settings.ingest_workers),
+                workers=worker_count(workers or services.settings.listings.ingest_workers),
                 chunk_size=chunk_size,
                 on_progress=lambda n: progress.advance(task, n),
             )

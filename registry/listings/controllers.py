@@ -56,7 +56,7 @@ class ListingController(Controller):
         """Publish many signed listings; one result per envelope, in order."""
         services = services_of(request.app)
         envelopes = _batch_envelopes(await request.body())
-        limit = services.settings.batch_max_items
+        limit = services.settings.listings.batch_max_items
         if len(envelopes) > limit:
             raise Problem(
                 413, "batch_too_large", f"a batch holds at most {limit} envelopes", extra={"limit": limit}

@@ -13,7 +13,12 @@ from registry.wiring import Job, Plugin
 
 def _jobs(settings: Settings) -> Sequence[Job]:
     return [
-        Job("expire_fixed_terms", expire_fixed_terms, every=settings.expiry_interval_seconds, first_after=5)
+        Job(
+            "expire_fixed_terms",
+            expire_fixed_terms,
+            every=settings.listings.expiry_interval_seconds,
+            first_after=5,
+        )
     ]
 
 

@@ -30,9 +30,9 @@ def log_checkpoint() -> None:
     from registry.translog.jobs import advance_log
 
     settings = Settings()
-    engine = create_sync_engine(settings.database_url)
+    engine = create_sync_engine(settings.database.url)
     try:
-        catch_up(engine, settings.database_url, worker_count(settings.ingest_workers))
+        catch_up(engine, settings.database.url, worker_count(settings.listings.ingest_workers))
     finally:
         engine.dispose()
     size = run_with_services(advance_log)

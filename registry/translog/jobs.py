@@ -27,7 +27,7 @@ async def advance_log(services: Services) -> int | None:
     settings = services.settings
     async with services.db.writer.begin() as conn:
         size = await conn.run_sync(
-            lambda c: make_checkpoint(c, services.signer, settings.log_origin, utcnow())
+            lambda c: make_checkpoint(c, services.signer, settings.translog.origin, utcnow())
         )
     if size is not None:
         logger.info("signed log checkpoint at tree size %d", size)

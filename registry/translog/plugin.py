@@ -13,7 +13,7 @@ from registry.wiring import Job, Plugin
 
 def _jobs(settings: Settings) -> Sequence[Job]:
     # First run soon after start, so a fresh service has a checkpoint to show within seconds.
-    return [Job("translog", advance_log, every=settings.log_interval_seconds, first_after=5)]
+    return [Job("translog", advance_log, every=settings.translog.interval_seconds, first_after=5)]
 
 
 plugin = Plugin(name="translog", public_routes=[LogController], jobs=_jobs, cli=[log_group])

@@ -17,7 +17,7 @@ from alembic import command
 
 from bench.common import drop_postgres_databases, fresh_postgres_database
 from registry.db import create_sync_engine
-from registry.settings import Settings
+from registry.settings import DatabaseSettings
 from search.embedded import FACET_KEY, facet_key, fts_match, province_term, ts_terms
 from search.text import name_terms, text_match
 from service.cli import alembic_config
@@ -27,11 +27,11 @@ from service.cli import alembic_config
 def scratch_url(tmp_path: Path) -> Iterator[str]:
     server = os.environ.get("REGISTRY_TEST_DATABASE_URL")
     if server is None or not server.startswith("postgresql"):
-        yield Settings(database_url=f"sqlite:///{tmp_path / 'migrate.db'}").database_url
+        yield DatabaseSettings(url=f"sqlite:///{tmp_path / 'migrate.db'}").url
         return
     url = fresh_postgres_database(server, "migrate", prefix="registry_test")
     try:
-        yield Settings(database_url=url).database_url
+        yield DatabaseSettings(url=url).url
     finally:
         drop_postgres_databases(server, [url.rsplit("/", 1)[1]])
 

@@ -612,5 +612,5 @@ def test_the_scheduled_indexer_takes_a_removal_out_of_search_within_two_seconds(
         finally:
             await services.close()
 
-    assert settings.search_index_interval_seconds == 0.5
+    assert settings.search.index_interval_seconds == 0.5
     assert asyncio.run(scenario()) < 2

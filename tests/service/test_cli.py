@@ -301,7 +301,7 @@ def test_audit_verify_notices_a_deleted_last_event(
 @pytest.fixture
 def restore_secrets(settings: Settings, registry: Registry) -> Iterator[Path]:
     """Rotation rewrites the secrets file; put it back so later tests see the server's keys."""
-    path = Path(settings.secrets_file)
+    path = Path(settings.keys.secrets_file)
     saved = path.read_bytes()
     try:
         yield path
@@ -392,7 +392,7 @@ def test_server_encrypts_new_listings_under_the_rotated_key(
 
 def test_demo_loads_signed_listings_that_pass_audit(registry: Registry, settings: Settings) -> None:
     # Demo signing keys are kept beside the secrets file; the database is empty, so start afresh.
-    (Path(settings.secrets_file).parent / "demo-keys.json").unlink(missing_ok=True)
+    (Path(settings.keys.secrets_file).parent / "demo-keys.json").unlink(missing_ok=True)
     result = _ok(settings, "demo", "--listings", "200")
     summary = json.loads(_last_line(result.stdout))
     assert summary["listings"]["created"] == 200

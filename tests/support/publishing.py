@@ -60,7 +60,7 @@ def checkpoint(engine: sa.Engine, settings: Settings, batch: int = 10_000) -> in
             if append_leaves(conn, batch) == 0:
                 break
     with engine.begin() as conn:
-        return make_checkpoint(conn, signer(settings), settings.log_origin, utcnow())
+        return make_checkpoint(conn, signer(settings), settings.translog.origin, utcnow())
 
 
 def grow(engine: sa.Engine, settings: Settings, events: int) -> int | None:
@@ -68,4 +68,4 @@ def grow(engine: sa.Engine, settings: Settings, events: int) -> int | None:
     with engine.begin() as conn:
         append_leaves(conn, events)
     with engine.begin() as conn:
-        return make_checkpoint(conn, signer(settings), settings.log_origin, utcnow())
+        return make_checkpoint(conn, signer(settings), settings.translog.origin, utcnow())

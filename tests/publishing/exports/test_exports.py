@@ -30,7 +30,7 @@ from tests.support.publishing import publish, remove
 @pytest.fixture(autouse=True)
 def _empty_export_dir(settings: Settings) -> Iterator[None]:
     yield
-    shutil.rmtree(settings.export_dir, ignore_errors=True)
+    shutil.rmtree(settings.exports.dir, ignore_errors=True)
 
 
 def _export(settings: Settings, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
@@ -121,7 +121,7 @@ def test_an_altered_export_fails_verification(
 ) -> None:
     publish(registry, court, 3)
     day = _export(settings)["date"]
-    folder = settings.export_dir / day
+    folder = settings.exports.dir / day
     with registry.http() as http:
         key = _verify_key(http, json.loads((folder / "manifest.json").read_bytes())["key_id"])
         signature = _download(http, day, "manifest.json.sig")
@@ -146,8 +146,8 @@ def test_old_exports_are_pruned_after_the_retention(
     registry: Registry, court: CourtHandle, settings: Settings
 ) -> None:
     publish(registry, court, 1)
-    old_day = registry.today - timedelta(days=settings.export_retention_days + 5)
-    kept_day = registry.today - timedelta(days=settings.export_retention_days - 1)
+    old_day = registry.today - timedelta(days=settings.exports.retention_days + 5)
+    kept_day = registry.today - timedelta(days=settings.exports.retention_days - 1)
     assert _export(settings, "--date", old_day.isoformat())["date"] == old_day.isoformat()
     # The old export exists until the next run prunes it.
     _export(settings, "--date", kept_day.isoformat())
@@ -185,7 +185,7 @@ def test_a_change_file_written_by_a_second_process_is_the_same_file(
     for listing_id in ids[:2]:
         remove(registry, court, listing_id)
     alone = _export(settings)
-    shutil.rmtree(settings.export_dir)
+    shutil.rmtree(settings.exports.dir)
     split = _export(settings, env={"REGISTRY_EXPORT_PARALLEL_CHANGES": "1"})
     # Same snapshot, same rows, same gzip settings: the same bytes, whichever process wrote them.
     assert split["files"] == alone["files"]
@@ -195,8 +195,8 @@ def test_a_change_file_written_by_a_second_process_is_the_same_file(
     # A worker whose snapshot is not the exporter's writes nothing and says so.
     with engine.connect() as conn:
         position = conn.execute(sa.text("SELECT last_seq FROM log_head")).scalar_one()
-    folder = settings.export_dir / "moved"
+    folder = settings.exports.dir / "moved"
     folder.mkdir(parents=True)
     day = date.fromisoformat(split["date"])
-    assert _changes_in_other_process(settings.database_url, str(folder), day, position - 1, day) is None
+    assert _changes_in_other_process(settings.database.url, str(folder), day, position - 1, day) is None
     assert not any(folder.iterdir())

@@ -132,7 +132,7 @@ def test_filters_by_province_court_and_kind(
 def test_pages_follow_rfc5005_next_links_without_gaps(
     registry: Registry, court: CourtHandle, engine: sa.Engine, settings: Any
 ) -> None:
-    size = settings.feed_page_size
+    size = settings.feeds.feed_page_size
     publish(registry, court, size + 7)
     sync_feeds(engine)
     seen: list[int] = []

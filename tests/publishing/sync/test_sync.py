@@ -109,16 +109,17 @@ def log_head(engine: sa.Engine) -> int:
 
 
 def fast(settings: Settings, **changes: Any) -> Settings:
+    """Short timeouts and back-offs; `changes` are fields of the sync settings."""
     values: dict[str, Any] = {
-        "sync_timeout_seconds": 0.5,
-        "sync_backoff_base_seconds": 0.05,
-        "sync_backoff_max_seconds": 0.2,
-        "sync_batch_size": 3,
-        "sync_lease_seconds": 10.0,
-        "sync_max_attempts": 20,
+        "timeout_seconds": 0.5,
+        "backoff_base_seconds": 0.05,
+        "backoff_max_seconds": 0.2,
+        "batch_size": 3,
+        "lease_seconds": 10.0,
+        "max_attempts": 20,
     }
     values.update(changes)
-    return settings.model_copy(update=values)
+    return settings.override(sync=values)
 
 
 def pump(settings: Settings, done: Callable[[], bool], seconds: float = 60, owners: int = 1) -> None:
@@ -433,7 +434,7 @@ def test_a_receiver_that_keeps_failing_flags_the_subscription_and_replay_recover
     with running_receiver(default="500") as receiver:
         sub = subscribe(admin, client_id, "credit_reference", "push", receiver.url)
         pump(
-            fast(settings, sync_max_attempts=3),
+            fast(settings, max_attempts=3),
             lambda: subscription_row(registry.engine, sub).state == "failing",
         )
         flagged = admin.get(f"/v1/sync/subscriptions/{sub}").json()
@@ -493,7 +494,7 @@ def test_concurrent_workers_never_send_one_subscription_at_once(
     with running_receiver(default="sleep:0.05") as first, running_receiver(default="sleep:0.05") as second:
         subs = [subscribe(admin, client_id, "credit_reference", "push", r.url) for r in (first, second)]
         pump(
-            fast(settings, sync_batch_size=2),
+            fast(settings, batch_size=2),
             lambda: all(caught_up(registry.engine, s)() for s in subs),
             owners=4,
         )

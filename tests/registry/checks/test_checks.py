@@ -361,8 +361,8 @@ def test_retention_purge(registry: Registry, engine: sa.Engine, settings: Settin
             assert check(http, [{"id_number": unlisted_id(registry)}]).status_code == 200
     with engine.begin() as conn:
         ids = list(conn.execute(sa.text("SELECT id FROM check_log ORDER BY id")).scalars())
-        just_kept = utcnow() - timedelta(days=settings.check_log_retention_days - 1)
-        expired = utcnow() - timedelta(days=settings.check_log_retention_days, minutes=1)
+        just_kept = utcnow() - timedelta(days=settings.checks.log_retention_days - 1)
+        expired = utcnow() - timedelta(days=settings.checks.log_retention_days, minutes=1)
         for row_id, when in ((ids[0], expired), (ids[1], just_kept)):
             conn.execute(
                 sa.update(sa.table("check_log", sa.column("id"), sa.column("checked_at")))
@@ -385,7 +385,7 @@ def test_daily_quota(registry: Registry, engine: sa.Engine, settings: Settings) 
     with engine.begin() as conn:
         conn.execute(
             sa.text("INSERT INTO check_usage (client_id, day, subjects) VALUES (:c, :d, :n)"),
-            {"c": client_id, "d": today, "n": settings.check_daily_quota - 1},
+            {"c": client_id, "d": today, "n": settings.checks.daily_quota - 1},
         )
     subject = {"id_number": unlisted_id(registry)}
     with http:
@@ -403,7 +403,7 @@ def test_daily_quota(registry: Registry, engine: sa.Engine, settings: Settings) 
 def strict_server(settings: Settings, engine: sa.Engine) -> Iterator[str]:
     """A second real server on the same database, allowing two check requests a second."""
     port = _free_port()
-    app = create_app(settings.model_copy(update={"check_rate_per_second": 2}), run_scheduler=False)
+    app = create_app(settings.override(checks={"rate_per_second": 2}), run_scheduler=False)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
     thread.start()
@@ -439,7 +439,7 @@ def test_cli_check_prints_the_same_answer(registry: Registry, court: CourtHandle
     number = listed["debtor"]["id_number"]
     done = subprocess.run(
         [registry_bin(), "check", number, "--name", "某某某", "--reference", "desk-7"],
-        env=cli_env(settings) | {"REGISTRY_SIGNING_KEY_FILE": str(settings.signing_key_file)},
+        env=cli_env(settings) | {"REGISTRY_SIGNING_KEY_FILE": str(settings.keys.signing_key_file)},
         capture_output=True,
         text=True,
         timeout=120,
@@ -474,7 +474,7 @@ def test_concurrent_checks_are_each_logged_and_quota_is_exact(
     with engine.begin() as conn:
         conn.execute(
             sa.text("INSERT INTO check_usage (client_id, day, subjects) VALUES (:c, :d, :n)"),
-            {"c": near_id, "d": today, "n": settings.check_daily_quota - 5},
+            {"c": near_id, "d": today, "n": settings.checks.daily_quota - 5},
         )
     subject = [{"id_number": unlisted_id(registry)}]
     with near, free, ThreadPoolExecutor(max_workers=8) as pool:
@@ -490,4 +490,4 @@ def test_concurrent_checks_are_each_logged_and_quota_is_exact(
             sa.text("SELECT subjects FROM check_usage WHERE client_id = :c"), {"c": near_id}
         ).scalar_one()
     assert logged == {near_id: 5, free_id: 12}
-    assert used == settings.check_daily_quota
+    assert used == settings.checks.daily_quota

@@ -24,7 +24,7 @@ from litestar import Litestar, Request
 from litestar.stores.memory import MemoryStore
 
 from registry.http.ratelimit import STORE, client_key
-from registry.settings import Settings
+from registry.settings import ServerSettings, Settings
 from service.app import create_app
 
 _addresses = itertools.count(2)
@@ -37,7 +37,7 @@ def _free_port() -> int:
 
 
 def limited_app(settings: Settings, rate_limit: str) -> Litestar:
-    return create_app(settings.model_copy(update={"public_rate_limit": rate_limit}), run_scheduler=False)
+    return create_app(settings.override(server={"public_rate_limit": rate_limit}), run_scheduler=False)
 
 
 @contextmanager
@@ -189,4 +189,4 @@ def test_clients_are_counted_by_address_and_ipv6_by_its_64(peer: str, key: str) 
 @pytest.mark.parametrize("value", ["60", "0/minute", "10/week", "ten/minute", "60/minute ", ""])
 def test_a_malformed_setting_is_refused_at_start(value: str) -> None:
     with pytest.raises(ValueError, match="public_rate_limit"):
-        Settings(public_rate_limit=value)
+        ServerSettings(public_rate_limit=value)

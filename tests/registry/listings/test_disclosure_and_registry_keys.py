@@ -41,7 +41,7 @@ def test_jwks_publishes_the_key_the_registry_signs_with(registry: Registry, sett
 
 def test_rotate_signing_keeps_old_key_published(tmp_path: Path, settings: Settings) -> None:
     key_file = tmp_path / "signing.json"
-    scoped = Settings(signing_key_file=key_file, database_url=settings.database_url)
+    scoped = settings.override(keys={"signing_key_file": key_file})
     before = load_registry_signer(scoped)
     old_signature = before.sign(b"receipt")
     env = cli_env(settings) | {"REGISTRY_SIGNING_KEY_FILE": str(key_file)}

@@ -425,7 +425,7 @@ def test_a_large_backlog_logged_in_parallel_is_the_log_one_process_would_write(
             conn.execute(sa.text("SELECT seq FROM events WHERE type LIKE 'listing.%' ORDER BY seq")).scalars()
         )
     # Ranges of 6 events, some holding court events only: leaves must still come out in order.
-    assert catch_up(engine, settings.database_url, 2, min_backlog=1, range_events=6) == head
+    assert catch_up(engine, settings.database.url, 2, min_backlog=1, range_events=6) == head
     assert checkpoint(engine, settings) == len(listing_seqs) == 43
     with engine.connect() as conn:
         logged = list(conn.execute(sa.text("SELECT seq FROM translog_leaves ORDER BY leaf_index")).scalars())
@@ -440,4 +440,4 @@ def test_a_large_backlog_logged_in_parallel_is_the_log_one_process_would_write(
             path = [_b64(h) for h in proof["audit_path"]]
             assert root_from_path(_b64(proof["leaf_hash"]), index, 43, path) == root
     # Nothing was left for the ordinary appender.
-    assert catch_up(engine, settings.database_url, 2, min_backlog=1) == 0
+    assert catch_up(engine, settings.database.url, 2, min_backlog=1) == 0

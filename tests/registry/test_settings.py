@@ -1,0 +1,61 @@
+"""Settings split by concern keep the environment variable names deployments already use,
+and the reference in docs/settings.md is the one generated from the classes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from registry.settings import Settings, reference_markdown
+
+# Every variable the service read before the split, with a value and where it must land.
+VARIABLES = {
+    "REGISTRY_DATABASE_URL": ("sqlite:///x.db", lambda s: s.database.url, "sqlite+aiosqlite:///x.db"),
+    "REGISTRY_SECRETS_FILE": ("/k/s.json", lambda s: str(s.keys.secrets_file), "/k/s.json"),
+    "REGISTRY_DATA_KEY_ID": ("k9", lambda s: s.keys.data_key_id, "k9"),
+    "REGISTRY_SIGNING_KEY_FILE": ("/k/g.json", lambda s: str(s.keys.signing_key_file), "/k/g.json"),
+    "REGISTRY_PORT": ("8123", lambda s: s.server.port, 8123),
+    "REGISTRY_SCHEDULER": ("false", lambda s: s.server.scheduler, False),
+    "REGISTRY_PUBLIC_RATE_LIMIT": ("5/second", lambda s: s.server.public_rate_limit, "5/second"),
+    "REGISTRY_INGEST_WORKERS": ("3", lambda s: s.listings.ingest_workers, 3),
+    "REGISTRY_BATCH_MAX_ITEMS": ("7", lambda s: s.listings.batch_max_items, 7),
+    "REGISTRY_CHECK_DAILY_QUOTA": ("11", lambda s: s.checks.daily_quota, 11),
+    "REGISTRY_CHECK_RATE_PER_SECOND": ("12", lambda s: s.checks.rate_per_second, 12),
+    "REGISTRY_WATCHLIST_INTERVAL_SECONDS": ("13", lambda s: s.checks.watchlist_interval_seconds, 13),
+    "REGISTRY_SYNC_LEASE_SECONDS": ("14", lambda s: s.sync.lease_seconds, 14.0),
+    "REGISTRY_NOTICE_DEADLINE_DAYS": ("5", lambda s: s.sync.notice_deadline_days, 5),
+    "REGISTRY_FEED_PAGE_SIZE": ("20", lambda s: s.feeds.feed_page_size, 20),
+    "REGISTRY_EXPORT_DIR": ("/e", lambda s: str(s.exports.dir), "/e"),
+    "REGISTRY_EXPORT_HOUR": ("4", lambda s: s.exports.hour, 4),
+    "REGISTRY_LOG_ORIGIN": ("o/x", lambda s: s.translog.origin, "o/x"),
+    "REGISTRY_LOG_INTERVAL_SECONDS": ("61", lambda s: s.translog.interval_seconds, 61),
+    "REGISTRY_SEARCH_BACKEND": ("meilisearch", lambda s: s.search.backend, "meilisearch"),
+    "REGISTRY_MEILISEARCH_URL": ("http://m:7700", lambda s: s.meilisearch.url, "http://m:7700"),
+    "REGISTRY_MEILISEARCH_INDEX": ("ix", lambda s: s.meilisearch.index, "ix"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(VARIABLES))
+def test_each_variable_keeps_its_name(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    raw, read, expected = VARIABLES[name]
+    monkeypatch.setenv(name, raw)
+    assert read(Settings()) == expected
+
+
+def test_override_changes_one_concern_and_validates() -> None:
+    settings = Settings()
+    changed = settings.override(checks={"rate_per_second": 2})
+    assert changed.checks.rate_per_second == 2
+    assert settings.checks.rate_per_second == 50  # the original is left alone
+    assert changed.checks.daily_quota == settings.checks.daily_quota
+    with pytest.raises(ValueError, match="rate_per_second"):
+        settings.override(checks={"rate_per_second": 0})
+
+
+def test_the_settings_reference_is_generated_not_written() -> None:
+    committed = (Path(__file__).resolve().parents[2] / "docs" / "settings.md").read_text()
+    assert committed == reference_markdown(), "run `registry settings > docs/settings.md`"
+    # Every variable named above is documented.
+    for name in VARIABLES:
+        assert f"`{name}`" in committed
