@@ -6,11 +6,12 @@ writes can fail with SQLITE_BUSY when another writer got there first, without wa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import msgspec
-from sqlalchemy import Engine, MetaData, event
+from sqlalchemy import Connection, Engine, MetaData, event
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
@@ -102,14 +103,35 @@ def _configure_sqlite(engine: AsyncEngine | Engine, *, immediate: bool) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
 class Database:
-    """The two engines the service uses: writers and readers (the same pool on PostgreSQL)."""
+    """The two engines the service uses: writers and readers (the same pool on PostgreSQL).
+
+    `read` and `write` run one synchronous function of a `Connection` (the services' style)
+    in a read connection or a write transaction: the one way handlers and jobs reach storage.
+    """
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         self.writer = create_engine(url, writer=True)
         self.reader = create_engine(url, writer=False) if self.is_sqlite else self.writer
+
+    async def read(
+        self, work: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        async with self.reader.connect() as conn:
+            return await conn.run_sync(work, *args, **kwargs)
+
+    async def write(
+        self, work: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """In one transaction, committed when `work` returns, rolled back when it raises."""
+        async with self.writer.begin() as conn:
+            return await conn.run_sync(work, *args, **kwargs)
 
     async def dispose(self) -> None:
         await self.writer.dispose()
