@@ -59,7 +59,8 @@ def create_sync_engine(url: str, *, writer: bool = True) -> Engine:
         engine = sa_create_engine(url, connect_args={"timeout": 30}, hide_parameters=True, **_JSON_OPTIONS)
         _configure_sqlite(engine, immediate=writer)
         return engine
-    return sa_create_engine(url, pool_size=2, hide_parameters=True, **_JSON_OPTIONS)
+    # Pre-ping: a worker's pooled connection may have been cut since its last chunk.
+    return sa_create_engine(url, pool_size=2, pool_pre_ping=True, hide_parameters=True, **_JSON_OPTIONS)
 
 
 def create_engine(url: str, *, writer: bool) -> AsyncEngine:

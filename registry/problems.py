@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import traceback
 from typing import Any
 
+import sqlalchemy.exc
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
@@ -25,6 +27,7 @@ _TITLES = {
     422: "Unprocessable content",
     429: "Too many requests",
     500: "Internal server error",
+    503: "Service unavailable",
 }
 
 
@@ -102,7 +105,35 @@ def handle_http_exception(_request: Request[Any, Any, Any], exc: HTTPException) 
     return problem_response(Problem(status, _HTTP_CODES.get(status, "http_error"), str(exc.detail)))
 
 
+# The database is down, cut off, or busy past its lock timeout: nothing the request did
+# wrong, and nothing it half-wrote (its transaction rolled back). Retry soon.
+_UNAVAILABLE = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlite3.OperationalError,
+    ConnectionError,  # asyncpg lets a refused connection through unwrapped
+)
+RETRY_AFTER_SECONDS = 2
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    return isinstance(exc, _UNAVAILABLE) or (
+        isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated
+    )
+
+
+def unavailable_response() -> Response[dict[str, Any]]:
+    response = problem_response(
+        Problem(503, "database_unavailable", "the registry's database is unavailable; retry shortly")
+    )
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
 def handle_unexpected(_request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    if database_unavailable(exc):
+        logger.warning("database unavailable: %s", type(exc).__name__)
+        return unavailable_response()
     # Type and frames only: the message of an arbitrary exception may quote personal data.
     logger.error("unhandled %s\n%s", type(exc).__name__, "".join(traceback.format_tb(exc.__traceback__)))
     return problem_response(Problem(HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "unexpected error"))

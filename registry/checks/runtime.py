@@ -6,10 +6,12 @@ group commit of the query log."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import sqlite3
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -78,49 +80,69 @@ class HeldConnection:
 
 
 class GroupCommit:
-    """Writes the query log of every check that finished reading in the same event-loop
-    turn in one SQLite transaction, and only then lets their answers leave.
+    """Writes the query log of every check that finished reading while the previous group was
+    being committed in one SQLite transaction, and only then lets their answers leave.
 
     Measured under load on this machine: a write transaction per single check cost more
     than the check's reads and its signature together. Each check keeps its own savepoint,
     so one bank's refused quota does not undo another's log rows. An answer is sent only
     after the commit that holds its rows; if the commit fails, every check in the group
-    fails (500) and none is answered.
+    fails and none is answered.
+
+    The commit runs on its own thread, never on the event loop: BEGIN IMMEDIATE may wait
+    for the write lock, and the transaction holding it (a log reader's, over aiosqlite)
+    needs the event loop to finish. Waiting on the loop was a deadlock until the busy
+    timeout, under concurrent checks with the background jobs on.
     """
 
     def __init__(self, connection: HeldConnection) -> None:
         self._connection = connection
         self._pending: list[tuple[CheckOutcome, int | None, asyncio.Future[None]]] = []
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="check-log")
+        self._draining: asyncio.Task[None] | None = None
 
     async def record(self, outcome: CheckOutcome, quota: int | None) -> None:
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
-        if not self._pending:
-            # After the callbacks already due: the checks that are ready now join this group.
-            loop.call_soon(self._flush)
         self._pending.append((outcome, quota, done))
+        if self._draining is None:
+            self._draining = loop.create_task(self._drain())
         await done
 
-    def _flush(self) -> None:
-        group, self._pending = self._pending, []
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
         try:
-            settled = self._connection.run(lambda connection: self._write(connection, group))
-        except Exception as exc:
-            for _, _, done in group:
-                if not done.done():
-                    done.set_exception(exc)
-            return
-        for (_, _, done), refusal in zip(group, settled, strict=True):
-            if done.cancelled():
-                continue
-            if refusal is None:
-                done.set_result(None)
-            else:
-                done.set_exception(refusal)
+            # Let the checks that are ready in this turn of the loop join the first group.
+            await asyncio.sleep(0)
+            while self._pending:
+                group, self._pending = self._pending, []
+                try:
+                    settled = await loop.run_in_executor(
+                        self._thread, self._connection.run, functools.partial(self._write, group=group)
+                    )
+                except Exception as exc:  # every check of the group fails with the commit
+                    for _, _, done in group:
+                        if not done.done():
+                            done.set_exception(exc)
+                    continue
+                for (_, _, done), refusal in zip(group, settled, strict=True):
+                    if done.done():
+                        continue
+                    if refusal is None:
+                        done.set_result(None)
+                    else:
+                        done.set_exception(refusal)
+        finally:
+            self._draining = None
+
+    def close(self) -> None:
+        """After the server stopped: run the connection's close on the commit thread."""
+        self._thread.submit(self._connection.close).result()
+        self._thread.shutdown(wait=True)
 
     @staticmethod
     def _write(
-        connection: Any, group: list[tuple[CheckOutcome, int | None, asyncio.Future[None]]]
+        connection: Any, *, group: list[tuple[CheckOutcome, int | None, asyncio.Future[None]]]
     ) -> list[RateLimited | None]:
         store = SqliteStore(connection)
         settled: list[RateLimited | None] = []
@@ -186,8 +208,9 @@ class CheckRuntime:
         return self.reader.run(in_snapshot)
 
     def close(self) -> None:
-        for held in (self.reader, self.writer):
-            if held is not None:
-                held.close()
+        if self.reader is not None:
+            self.reader.close()
+        if self.group_commit is not None:
+            self.group_commit.close()
         if self.sync_engine is not None:
             self.sync_engine.dispose()

@@ -4,6 +4,9 @@ Appending locks the single `log_head` row (FOR UPDATE on PostgreSQL; SQLite writ
 the database lock from BEGIN IMMEDIATE) and keeps it until commit. Sequence numbers are
 therefore handed out in commit order: a reader that has read up to N can never later
 find a committed event below N. A plain sequence would not give that guarantee.
+
+Lock order: every writer that changes listings takes the log head first (`lock_head`), then
+the rows it changes. One order everywhere, or two writers can deadlock on PostgreSQL.
 """
 
 from __future__ import annotations

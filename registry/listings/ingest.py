@@ -18,8 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import multiprocessing
 import os
+import threading
+import time
+import traceback
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -27,7 +31,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import msgspec
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from registry.clients.services import Principal
 from registry.db import Database, create_sync_engine
@@ -36,13 +40,16 @@ from registry.identity.identifiers import warm_division_cache
 from registry.listings import services
 from registry.listings.prepare import PrepareContext, PreparedListing, Preparer
 from registry.listings.schemas import IngestResult
-from registry.problems import Problem
+from registry.problems import Problem, database_unavailable
 from registry.timeutil import utcnow
 
 # Below this many items a batch is handled inline: a pool round-trip costs more.
 INLINE_LIMIT = 64
+# Tries of a chunk whose worker or connection failed before its items are reported not stored.
+CHUNK_ATTEMPTS = 3
 CHUNK_SIZE = 500
 TURN_TIMEOUT_SECONDS = 600
+logger = logging.getLogger("registry.ingest")
 
 
 class WriteTurns:
@@ -73,9 +80,25 @@ _worker_context: PrepareContext | None = None
 _worker_turns: WriteTurns | None = None
 
 
-def _init_worker(database_url: str, context: PrepareContext | None, turns: WriteTurns) -> None:
+def _exit_when_gone(server_pid: int) -> None:
+    """A worker outlives a killed server (kill -9: no shutdown runs) under PID 1, holding its
+    database connections: it checks every second and exits once the server is gone."""
+    while True:
+        time.sleep(1)
+        try:
+            os.kill(server_pid, 0)
+        except ProcessLookupError:
+            os._exit(1)
+        except PermissionError:  # the pid was reused by another user's process
+            os._exit(1)
+
+
+def _init_worker(
+    database_url: str, context: PrepareContext | None, turns: WriteTurns, server_pid: int
+) -> None:
     # One engine, the shared turns and (for imports) one context per worker, set once at start.
     global _worker_engine, _worker_reader, _worker_context, _worker_turns  # noqa: PLW0603
+    threading.Thread(target=_exit_when_gone, args=(server_pid,), name="server-watch", daemon=True).start()
     _worker_engine = create_sync_engine(database_url)
     # Reads must not take SQLite's write lock (the writer engine begins IMMEDIATE).
     _worker_reader = create_sync_engine(database_url, writer=False)
@@ -93,10 +116,21 @@ def _decode(raw: bytes) -> Any:
 
 _MALFORMED = object()
 _INVALID_JSON = Problem(400, "invalid_json", "the envelope is not valid JSON")
+_NOT_STORED = IngestResult(
+    status=503,
+    outcome="rejected",
+    problem=Problem(
+        503, "not_stored", "this envelope was not stored (the service failed meanwhile): send it again"
+    ).to_dict(),
+)
+
+
+_UNPROCESSABLE = Problem(422, "unprocessable_envelope", "this envelope could not be processed")
 
 
 def prepare_envelopes(preparer: Preparer, envelopes: Sequence[Any]) -> list[PreparedListing | Problem]:
-    """Prepare each decoded envelope; a bad one (or one that did not decode) becomes its Problem."""
+    """Prepare each decoded envelope; a bad one (or one that did not decode) becomes its Problem.
+    So does one that makes preparation fail unexpectedly: one item never fails its batch."""
     out: list[PreparedListing | Problem] = []
     for envelope in envelopes:
         if envelope is _MALFORMED:
@@ -106,7 +140,53 @@ def prepare_envelopes(preparer: Preparer, envelopes: Sequence[Any]) -> list[Prep
             out.append(preparer.listing(envelope))
         except Problem as problem:
             out.append(problem)
+        except Exception as exc:
+            _log_unexpected("preparing", exc)
+            out.append(_UNPROCESSABLE)
     return out
+
+
+def _log_unexpected(step: str, exc: Exception) -> None:
+    # Type and frames only: the message of an arbitrary exception may quote personal data.
+    logger.error(
+        "unexpected %s while %s an envelope\n%s",
+        type(exc).__name__,
+        step,
+        "".join(traceback.format_tb(exc.__traceback__)),
+    )
+
+
+def store_prepared(
+    conn: Connection,
+    prepared: Sequence[PreparedListing | Problem],
+    *,
+    actor: str,
+    client_court: str | None,
+) -> list[IngestResult]:
+    """Publish prepared items in one statement set; if that fails for a reason other than the
+    database itself, again item by item, each in its own savepoint, so that the item at fault
+    is its own refusal and the others are stored. Either way, in the caller's transaction."""
+    now = utcnow()
+    try:
+        with conn.begin_nested():
+            return services.publish_listings(conn, prepared, actor=actor, now=now, client_court=client_court)
+    except Exception as exc:
+        if database_unavailable(exc):
+            raise
+        _log_unexpected("storing a chunk with", exc)
+    results: list[IngestResult] = []
+    for item in prepared:
+        try:
+            with conn.begin_nested():
+                results += services.publish_listings(
+                    conn, [item], actor=actor, now=now, client_court=client_court
+                )
+        except Exception as exc:
+            if database_unavailable(exc):
+                raise
+            _log_unexpected("storing", exc)
+            results.append(services.rejected(_UNPROCESSABLE))
+    return results
 
 
 def store_envelopes(
@@ -136,7 +216,7 @@ def store_envelopes(
     # Turns also keep SQLite's busy handler out of the way: it sleeps up to 100 ms per
     # retry, and left the cores idle half the time when workers contended (measured).
     with _worker_turns.turn(ticket), engine.begin() as conn:
-        return services.publish_listings(conn, prepared, actor=actor, now=utcnow(), client_court=client_court)
+        return store_prepared(conn, prepared, actor=actor, client_court=client_court)
 
 
 def worker_count(configured: int) -> int:
@@ -150,7 +230,7 @@ def new_pool(workers: int, database_url: str, context: PrepareContext | None = N
         max_workers=workers,
         mp_context=mp_context,
         initializer=_init_worker,
-        initargs=(database_url, context, WriteTurns(mp_context)),
+        initargs=(database_url, context, WriteTurns(mp_context), os.getpid()),
     )
 
 
@@ -200,40 +280,51 @@ class IngestService:
             envelopes = [_decode(raw) for raw in raws]
             context = await self.context(referenced_key_ids(envelopes))
             prepared = prepare_envelopes(Preparer(context), envelopes)
-            async with self.db.writer.begin() as conn:
-                return await conn.run_sync(
-                    lambda sync: services.publish_listings(
-                        sync, prepared, actor=actor, now=utcnow(), client_court=court
-                    )
-                )
+            return await self.db.write(store_prepared, prepared, actor=actor, client_court=court)
         # Workers look up the keys themselves: the context carries courts and data keys only.
         context = await self.context(set())
+        chunks: list[Sequence[bytes]] = [raws[i : i + CHUNK_SIZE] for i in range(0, len(raws), CHUNK_SIZE)]
+        stored: list[list[IngestResult] | None] = [None] * len(chunks)
+        for _attempt in range(CHUNK_ATTEMPTS):
+            pending = [n for n, done in enumerate(stored) if done is None]
+            if not pending:
+                break
+            outcomes = await self._store_chunks(context, [chunks[n] for n in pending], actor, court)
+            for n, outcome in zip(pending, outcomes, strict=True):
+                if isinstance(outcome, BaseException):
+                    # The machinery failed (a worker lost, a connection cut): the chunk is
+                    # tried again. Whatever of it did commit comes back `unchanged`, by its
+                    # submission id, so a retry never stores an item twice.
+                    logger.warning("ingest chunk failed (%s); retrying", type(outcome).__name__)
+                else:
+                    stored[n] = outcome
+        return [
+            result
+            for chunk, outcome in zip(chunks, stored, strict=True)
+            for result in (outcome if outcome is not None else [_NOT_STORED] * len(chunk))
+        ]
+
+    async def _store_chunks(
+        self, context: PrepareContext, chunks: Sequence[Sequence[bytes]], actor: str, court: str | None
+    ) -> list[list[IngestResult] | BaseException]:
         if self._pool is None:
             self._pool = new_pool(self.workers, self.db.url)
             self._tickets = itertools.count()
+        pool = self._pool
         loop = asyncio.get_running_loop()
         # Tickets are taken in submission order, which is the order the pool starts tasks.
         futures = [
-            loop.run_in_executor(
-                self._pool,
-                store_envelopes,
-                next(self._tickets),
-                context,
-                raws[i : i + CHUNK_SIZE],
-                actor,
-                court,
-            )
-            for i in range(0, len(raws), CHUNK_SIZE)
+            loop.run_in_executor(pool, store_envelopes, next(self._tickets), context, chunk, actor, court)
+            for chunk in chunks
         ]
         # Shielded: a cancelled request must not cancel a queued chunk, whose turn later
         # chunks (of any request) wait for.
-        try:
-            chunks = await asyncio.shield(asyncio.gather(*futures))
-        except BrokenProcessPool:
-            # A worker died (killed, out of memory): start a fresh pool for the next request.
+        outcomes = await asyncio.shield(asyncio.gather(*futures, return_exceptions=True))
+        if any(isinstance(outcome, BrokenProcessPool) for outcome in outcomes) and self._pool is pool:
+            # A worker died (killed, out of memory): the next attempt starts a fresh pool.
             self._pool = None
-            raise
-        return [result for chunk in chunks for result in chunk]
+            pool.shutdown(wait=False, cancel_futures=True)
+        return list(outcomes)
 
     async def amend(self, listing_id: str, raw: bytes, principal: Principal) -> IngestResult:
         envelope = _decoded_or_problem(raw)

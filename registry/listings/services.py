@@ -93,7 +93,7 @@ def _chunks(items: Sequence[Any], size: int = _LOOKUP_CHUNK) -> Iterable[Sequenc
         yield items[start : start + size]
 
 
-def _rejected(problem: Problem) -> IngestResult:
+def rejected(problem: Problem) -> IngestResult:
     return IngestResult(status=problem.status, outcome="rejected", problem=problem.to_dict())
 
 
@@ -194,9 +194,9 @@ def publish_listings(
     candidates: list[tuple[int, PreparedListing]] = []
     for index, item in enumerate(items):
         if isinstance(item, Problem):
-            results[index] = _rejected(item)
+            results[index] = rejected(item)
         elif client_court is not None and item.court_code != client_court:
-            results[index] = _rejected(
+            results[index] = rejected(
                 Problem(403, "court_mismatch", "a court client may only list for its own court")
             )
         else:
@@ -216,7 +216,7 @@ def publish_listings(
                     status=200, listing_id=listing_id, version=version, outcome="unchanged"
                 )
             else:
-                results[index] = _rejected(
+                results[index] = rejected(
                     Problem(
                         409,
                         "submission_conflict",
@@ -227,7 +227,7 @@ def publish_listings(
             continue
         problem = _relisting_problem(item, priors.get(item.debtor_id_blind, []))
         if problem is not None:
-            results[index] = _rejected(problem)
+            results[index] = rejected(problem)
             continue
         listing_id = new_id()
         fresh.append((index, item, listing_id))
@@ -481,12 +481,15 @@ def remove_listing(
 
 def expire_due(conn: Connection, *, today: date, now: datetime, limit: int = 1000) -> int:
     """Remove fixed-term listings whose term has ended (SPC Art. 10: the registry's own act)."""
+    # The log head first, then listing rows: the one lock order of every writer (see
+    # registry/eventlog/services.py); rows first here deadlocked against removals.
+    lock_head(conn)
     due = conn.execute(
         select(Listing.id, Listing.court_code, Listing.version, Listing.expires_on)
         .where(Listing.status == "active", Listing.expires_on <= today)
         .order_by(Listing.expires_on, Listing.id)
         .limit(limit)
-        .with_for_update(skip_locked=True)
+        .with_for_update()
     ).all()
     if not due:
         return 0

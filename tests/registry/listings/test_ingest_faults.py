@@ -1,0 +1,191 @@
+"""Ingest under faults: one bad item is that item's result; a lost worker, a cut connection or
+a killed server never leaves a bare 500 over committed work, duplicates, or orphan processes."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from registry.identity.crypto import load_secrets
+from registry.listings.ingest import store_prepared
+from registry.listings.prepare import Preparer
+from registry.listings.services import load_context
+from registry.settings import Settings
+from registry.timeutil import utcnow
+from tests.conftest import CourtHandle, Registry, _free_port, cli_env, registry_bin
+
+
+def _envelopes(registry: Registry, court: CourtHandle, count: int) -> list[dict[str, Any]]:
+    return [registry.envelope(court, registry.listing(court)) for _ in range(count)]
+
+
+def _listing_count(engine: sa.Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.text("SELECT count(*) FROM listings")).scalar_one())
+
+
+def test_an_item_that_fails_unexpectedly_is_refused_alone(
+    registry: Registry, court: CourtHandle, engine: sa.Engine, settings: Settings
+) -> None:
+    """The chunk is stored item by item after a failure no validation foresaw: the item at
+    fault gets a problem with a code, the others are stored, in one transaction."""
+    envelopes = _envelopes(registry, court, 3)
+    with engine.connect() as conn:
+        context = load_context(conn, load_secrets(settings), utcnow())
+    prepared = [Preparer(context).listing(envelope) for envelope in envelopes]
+    prepared[1] = dataclasses.replace(prepared[1], grounds=None)  # type: ignore[arg-type]
+    with engine.begin() as conn:
+        results = store_prepared(conn, prepared, actor="test", client_court=None)
+    assert [r.outcome for r in results] == ["created", "rejected", "created"]
+    assert results[1].problem is not None and results[1].problem["code"] == "unprocessable_envelope"
+    assert results[1].status == 422
+    assert _listing_count(engine) == 2
+
+
+def _pool_workers() -> set[int]:
+    """Processes below this one whose command line is a multiprocessing child."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    found: set[int] = set()
+    stack = [os.getpid()]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.add(child)
+            stack.append(child)
+    return {pid for pid in found if b"multiprocessing" in _cmdline(pid)}
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def test_a_worker_killed_mid_batch_is_replaced_and_every_item_answered(
+    registry: Registry, court: CourtHandle, engine: sa.Engine
+) -> None:
+    envelopes = _envelopes(registry, court, 5000)
+    answer: list[httpx.Response] = []
+
+    def post() -> None:
+        with registry.http(court.api_key) as http:
+            answer.append(http.post("/v1/listings/batch", json={"envelopes": envelopes}, timeout=300))
+
+    sender = threading.Thread(target=post)
+    sender.start()
+    deadline = time.monotonic() + 120
+    while _listing_count(engine) == 0:
+        assert time.monotonic() < deadline and sender.is_alive(), "the batch never started storing"
+        time.sleep(0.01)
+    workers = sorted(_pool_workers())
+    assert workers, "no ingest worker process found"
+    os.kill(workers[-1], signal.SIGKILL)
+    sender.join(timeout=300)
+    [response] = answer
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert len(results) == 5000
+    assert {r["outcome"] for r in results} <= {"created", "unchanged"}
+    # Each item stored exactly once, whether its first attempt committed or not.
+    assert _listing_count(engine) == 5000
+    assert len({r["listing_id"] for r in results}) == 5000
+
+
+def test_ingest_survives_cut_database_connections(
+    registry: Registry, court: CourtHandle, engine: sa.Engine
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no server connections to cut")
+    with registry.http(court.api_key) as http:
+        first = http.post("/v1/listings/batch", json={"envelopes": _envelopes(registry, court, 200)})
+        assert first.status_code == 200
+        with engine.connect() as conn:
+            conn.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+        second = http.post("/v1/listings/batch", json={"envelopes": _envelopes(registry, court, 200)})
+    assert second.status_code == 200, second.text
+    assert {r["outcome"] for r in second.json()["results"]} == {"created"}
+
+
+def _descendants(root: int) -> set[int]:
+    found: set[int] = set()
+    frontier = [root]
+    while frontier:
+        parent = frontier.pop()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == parent and int(entry.name) not in found:
+                found.add(int(entry.name))
+                frontier.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.slow
+def test_killing_the_server_takes_its_ingest_workers_with_it(
+    registry: Registry, court: CourtHandle, settings: Settings
+) -> None:
+    port = _free_port()
+    env = cli_env(settings) | {"REGISTRY_INGEST_WORKERS": "2", "REGISTRY_PORT": str(port)}
+    server = subprocess.Popen([registry_bin(), "serve"], env=env, stdout=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"{url}/healthz", timeout=1)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, "server did not start"
+                time.sleep(0.1)
+        envelopes = _envelopes(registry, court, 200)
+        answer = httpx.post(
+            f"{url}/v1/listings/batch",
+            json={"envelopes": envelopes},
+            headers={"Authorization": f"Bearer {court.api_key}"},
+            timeout=120,
+        )
+        assert answer.status_code == 200
+        helpers = _descendants(server.pid)
+        assert helpers, "the batch started no worker processes"
+    finally:
+        server.send_signal(signal.SIGKILL)
+        server.wait()
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in helpers):
+        assert time.monotonic() < deadline, "ingest workers outlived their server"
+        time.sleep(0.2)
