@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from publishing.exports.writer import CSV_COLUMNS, _changes_in_other_process
 from registry.settings import Settings
-from tests.conftest import CourtHandle, Registry, cli_env, registry_bin
+from tests.support.harness import CourtHandle, Registry, cli_env, registry_bin
 from tests.support.publishing import publish, remove
 
 

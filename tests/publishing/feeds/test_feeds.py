@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from registry.settings import Settings
-from tests.conftest import CourtHandle, Registry, cli_env, registry_bin
+from tests.support.harness import CourtHandle, Registry, cli_env, registry_bin
 from tests.support.publishing import publish, remove, sync_feeds
 
 FEEDS = ("/feeds/atom.xml", "/feeds/rss.xml", "/feeds/feed.json")

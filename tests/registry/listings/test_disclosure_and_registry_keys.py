@@ -18,7 +18,7 @@ from registry.identity.registry_key import load_registry_signer
 from registry.listings.disclosure import age_on, public_columns, public_entry
 from registry.listings.models import Listing
 from registry.settings import Settings
-from tests.conftest import CourtHandle, Registry, cli_env, registry_bin
+from tests.support.harness import CourtHandle, Registry, cli_env, registry_bin
 
 
 def _b64url_decode(text: str) -> bytes:

@@ -20,7 +20,7 @@ from registry.settings import Settings
 from registry.translog import merkle
 from registry.translog.catchup import catch_up
 from registry.translog.services import checkpoint_for_seq
-from tests.conftest import CourtHandle, Registry, cli_env, registry_bin
+from tests.support.harness import CourtHandle, Registry, cli_env, registry_bin
 from tests.support.publishing import checkpoint, grow, publish, remove
 
 # ---- an independent RFC 6962 verifier ----
