@@ -430,6 +430,7 @@ def test_deep_reconcile_repairs_an_altered_entry(
     assert _search(registry, q="伟张", province="11")["total"] == 1
 
 
+@pytest.mark.slow
 def test_reindex_command_rebuilds_the_index_from_scratch(
     registry: Registry, court: CourtHandle, engine: sa.Engine, settings: Settings
 ) -> None:
@@ -461,6 +462,7 @@ def test_reindex_command_rebuilds_the_index_from_scratch(
     assert counts == {"backend": "embedded", "checked": 2, "missing": 0, "stale": 0, "extra": 0}
 
 
+@pytest.mark.slow
 def test_documents_built_by_a_process_pool_are_those_built_in_process(
     registry: Registry, court: CourtHandle, engine: sa.Engine
 ) -> None:
@@ -553,6 +555,7 @@ def test_the_search_api_needs_no_credentials(registry: Registry, people: dict[st
         assert http.get(API, params={"q": "王芳"}).status_code == 200
 
 
+@pytest.mark.slow
 def test_the_scheduled_indexer_takes_a_removal_out_of_search_within_two_seconds(
     registry: Registry, court: CourtHandle, engine: sa.Engine, settings: Settings
 ) -> None:

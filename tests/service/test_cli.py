@@ -24,6 +24,9 @@ from registry.listings.models import ListingVersion
 from registry.settings import Settings
 from tests.support.harness import CourtHandle, Registry, cli_env, registry_bin
 
+# Every test runs the `registry` command as a subprocess.
+pytestmark = pytest.mark.slow
+
 CLI_COURT = "苏0102"
 CLI_COURT_NAME = "南京市玄武区人民法院"
 ID_CHECK_CHARACTERS = "0123456789X"

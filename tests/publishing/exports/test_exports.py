@@ -26,6 +26,9 @@ from registry.settings import Settings
 from tests.support.harness import CourtHandle, Registry, cli_env, registry_bin
 from tests.support.publishing import publish, remove
 
+# Every test runs `registry export run`, a process of its own.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(autouse=True)
 def _empty_export_dir(settings: Settings) -> Iterator[None]:

@@ -539,6 +539,7 @@ def _wait(condition: Callable[[], bool], seconds: float, what: str) -> None:
         time.sleep(0.01)
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_delivery_loses_nothing(
     registry: Registry, court: CourtHandle, admin: httpx.Client, settings: Settings
 ) -> None:
@@ -754,6 +755,7 @@ def test_assistance_notices_acknowledged_objected_routed_and_overdue(
         assert http.get("/v1/notices/overdue").status_code == 403
 
 
+@pytest.mark.slow
 def test_two_worker_processes_never_send_one_subscription_at_once(
     registry: Registry, court: CourtHandle, admin: httpx.Client, settings: Settings
 ) -> None:
@@ -785,6 +787,7 @@ def test_two_worker_processes_never_send_one_subscription_at_once(
         assert [e["seq"] for e in receiver.received] == expected  # no event twice, none missing, in order
 
 
+@pytest.mark.slow
 def test_cli_creates_pauses_resumes_inspects_and_replays(
     registry: Registry, court: CourtHandle, admin: httpx.Client, settings: Settings
 ) -> None:

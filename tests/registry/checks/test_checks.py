@@ -407,6 +407,7 @@ def test_rate_limit_per_bank(registry: Registry, strict_server: str) -> None:
         assert check(other, [subject]).status_code == 200
 
 
+@pytest.mark.slow
 def test_cli_check_prints_the_same_answer(registry: Registry, court: CourtHandle, settings: Settings) -> None:
     listed_id, listed = publish_person(registry, court)
     number = listed["debtor"]["id_number"]

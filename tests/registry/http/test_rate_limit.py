@@ -118,6 +118,7 @@ def test_a_browser_gets_the_reason_in_chinese(limited: str) -> None:
     assert f"{refused.headers['Retry-After']} 秒后再试" in refused.text
 
 
+@pytest.mark.slow
 def test_the_window_ends_and_the_client_is_served_again(settings: Settings, engine: sa.Engine) -> None:
     with serve(settings, "1/second") as url, visitor(url, accept="application/json") as client:
         # The window is a whole clock second: a burst meets the refusal within it.
@@ -127,6 +128,7 @@ def test_the_window_ends_and_the_client_is_served_again(settings: Settings, engi
         assert client.get("/").status_code == 200
 
 
+@pytest.mark.slow
 def test_counts_of_clients_that_do_not_return_are_swept(settings: Settings, engine: sa.Engine) -> None:
     app = limited_app(settings, "5/second")
     with serve(settings, "5/second", app) as url:

@@ -24,6 +24,9 @@ from tests.support.listings import person_named, publish_one
 from tests.support.publishing import remove
 from tests.support.web import NO_RESULT, masked
 
+# Each module starts Chromium.
+pytestmark = pytest.mark.slow
+
 CHROMIUM = Path("/usr/bin/chromium")
 PHONE = {"width": 360, "height": 740}
 
