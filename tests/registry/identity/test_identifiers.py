@@ -206,7 +206,6 @@ def test_a_case_number_parses_into_its_parts_whatever_the_brackets(
         "（2024）京0105执号",  # no sequence
         "（2024）京0105执12345678号",  # eight-digit sequence
         "（24）京0105执12号",  # two-digit year
-        "（2015）朝执字第01234号",  # the pre-2016 form is not accepted (see DOMAIN.md)
     ],
 )
 def test_case_numbers_that_are_not_of_the_2016_enforcement_form_are_refused(raw: str) -> None:
