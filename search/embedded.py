@@ -10,8 +10,7 @@ common name.
 A document's id is a serial number (newest highest) above FACET_BITS bits that hold its
 facet key. On SQLite, a text query is then answered from FTS5's rowids alone: the kind,
 province and ground filters, the total and both facets need no row per match, only the page
-does (`registry bench search` at a million listings: 王 with a province p50 137 -> 7.5 ms,
-2-character names p99 52 -> 9.4 ms). Court and date filters still read the covering index.
+does (figures in docs/benchmarks.md). Court and date filters still read the covering index.
 
 Writes happen in the caller's transaction (the indexer moves its cursor in the same one).
 SQLite's FTS5 table uses this table as external content, so each change of a row is told

@@ -6,36 +6,24 @@ whole session, and tests talk to it over loopback with httpx. Isolation: after e
 every table is emptied and the log head reset (DELETE, a few milliseconds): a rolled-back
 transaction cannot work here, since the server and CLI subprocesses use their own
 connections and must see committed data.
+
+The fixtures live here; what they hand out, and every helper tests share, lives in
+tests/support/ (no test module imports another).
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import date, timedelta
-from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
-import uvicorn
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from demo.data import DemoCourt, DemoGenerator
-from registry.clients.services import create_client
-from registry.courts.services import add_court, add_key
-from registry.identity.signing import public_bytes, sign_envelope
-from registry.listings.prepare import CHINA_TIME
 from registry.settings import Settings
-from registry.timeutil import utcnow
 from service.app import create_app
 from service.models import Base
+from tests.support.harness import CourtHandle, Registry, serve_app
 
 # Children before parents; the log head is reset rather than emptied.
 TABLES_IN_DELETE_ORDER = [t.name for t in reversed(Base.metadata.sorted_tables) if t.name != "log_head"]
@@ -105,106 +93,10 @@ def _clean_database(request: pytest.FixtureRequest) -> Iterator[None]:
         )
 
 
-def run_search_indexer(engine: sa.Engine) -> int:
-    """What the scheduler's search job does: apply every pending event to the embedded index."""
-    from search.indexer import index_step
-
-    total = 0
-    while True:
-        with engine.begin() as conn:
-            read = index_step(conn)
-        total += read
-        if not read:
-            return total
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def server_url(settings: Settings, engine: sa.Engine) -> Iterator[str]:
-    port = _free_port()
-    config = uvicorn.Config(create_app(settings, run_scheduler=False), host="127.0.0.1", port=port,
-                            log_level="warning", access_log=False)  # fmt: skip
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("test server did not start")
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-
-
-@dataclass
-class CourtHandle:
-    code: str
-    name: str
-    province_code: str
-    key_id: str
-    private_key: Ed25519PrivateKey
-    api_key: str
-
-    @property
-    def demo(self) -> DemoCourt:
-        return DemoCourt(self.code, self.name, self.province_code)
-
-
-@dataclass
-class Registry:
-    """Plays the courts and the operator: sets up courts, keys and clients; signs envelopes."""
-
-    engine: sa.Engine
-    url: str
-    generator: DemoGenerator = field(default_factory=lambda: DemoGenerator(seed=42))
-
-    @property
-    def today(self) -> date:
-        return utcnow().astimezone(CHINA_TIME).date()
-
-    def court(
-        self, code: str = "京0105", name: str = "北京市朝阳区人民法院", province: str = "11"
-    ) -> CourtHandle:
-        private = Ed25519PrivateKey.generate()
-        now = utcnow()
-        with self.engine.begin() as conn:
-            exists = conn.execute(sa.text("SELECT 1 FROM courts WHERE code = :c"), {"c": code}).first()
-            if exists is None:
-                add_court(conn, code, name, province, actor="test", now=now)
-            key_id = add_key(conn, code, public_bytes(private), valid_from=now - timedelta(minutes=1),
-                             valid_until=None, actor="test", now=now)  # fmt: skip
-            _, api_key = create_client(conn, f"{code} clerk", "court", code, actor="test", now=now)
-        return CourtHandle(code, name, province, key_id, private, api_key)
-
-    def client(self, role: str) -> str:
-        with self.engine.begin() as conn:
-            _, api_key = create_client(conn, f"{role} client", role, None, actor="test", now=utcnow())
-        return api_key
-
-    def listing(self, court: CourtHandle, **overrides: Any) -> dict[str, Any]:
-        body = self.generator.listing(court.demo, self.today)
-        body.update(overrides)
-        return body
-
-    def person_listing(self, court: CourtHandle, **overrides: Any) -> dict[str, Any]:
-        while True:
-            body = self.listing(court)
-            if body["debtor"]["kind"] == "person":  # type: ignore[index]
-                body.update(overrides)
-                return body
-
-    def envelope(self, court: CourtHandle, body: dict[str, Any], name: str = "listing") -> dict[str, Any]:
-        return sign_envelope(name, body, court.private_key, court.key_id)
-
-    def http(self, api_key: str | None = None) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=60)
+    with serve_app(create_app(settings, run_scheduler=False)) as url:
+        yield url
 
 
 @pytest.fixture
@@ -220,22 +112,3 @@ def court(registry: Registry) -> CourtHandle:
 @pytest.fixture
 def admin(registry: Registry) -> httpx.Client:
     return registry.http(registry.client("admin"))
-
-
-def cli_env(settings: Settings) -> dict[str, str]:
-    """The environment a `registry` subprocess needs to reach the test database."""
-    env = dict(os.environ)
-    env.update({
-        "REGISTRY_DATABASE_URL": os.environ["REGISTRY_DATABASE_URL"],
-        "REGISTRY_SECRETS_FILE": str(settings.keys.secrets_file),
-        "REGISTRY_SCHEDULER": "false",
-    })  # fmt: skip
-    return env
-
-
-def registry_bin() -> str:
-    return str(
-        Path(os.environ.get("VIRTUAL_ENV", Path(__file__).resolve().parents[1] / ".venv"))
-        / "bin"
-        / "registry"
-    )

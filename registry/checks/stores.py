@@ -3,7 +3,7 @@ and the CLI), and the sqlite3 driver directly for the embedded default's web hot
 
 Why two: measured on this machine, a check on SQLite spends more in SQLAlchemy's
 statement and result machinery (~60 µs a statement) than in SQLite itself (~10 µs), and
-a single check runs five statements. `tests/test_checks*.py` run the web path on both
+a single check runs five statements. `tests/registry/checks/` run the web path on both
 databases, and the CLI runs the Core path on SQLite, so both stay exercised.
 """
 

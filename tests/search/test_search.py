@@ -20,34 +20,11 @@ import sqlalchemy as sa
 from registry.settings import Settings
 from search.indexer import reconcile, reindex
 from search.parallel import document_rows
-from tests.conftest import CourtHandle, Registry, cli_env, registry_bin, run_search_indexer
+from tests.support.harness import CourtHandle, Registry, cli_env, registry_bin, run_search_indexer
+from tests.support.listings import organization_named, person_named, publish_many
 from tests.support.publishing import remove
 
 API = "/v1/public/defaulters"
-
-
-def _person(registry: Registry, court: CourtHandle, name: str, **overrides: Any) -> dict[str, Any]:
-    body = registry.person_listing(court, **overrides)
-    body["debtor"] = dict(body["debtor"], name=name)
-    return body
-
-
-def _organization(registry: Registry, court: CourtHandle, name: str) -> dict[str, Any]:
-    while True:
-        body = registry.listing(court)
-        if body["debtor"]["kind"] == "organization":
-            body["debtor"] = dict(body["debtor"], name=name)
-            return body
-
-
-def _publish(registry: Registry, court: CourtHandle, bodies: list[dict[str, Any]]) -> list[str]:
-    envelopes = [registry.envelope(court, body) for body in bodies]
-    with registry.http(court.api_key) as http:
-        response = http.post("/v1/listings/batch", json={"envelopes": envelopes})
-    assert response.status_code == 200, response.text
-    results = response.json()["results"]
-    assert all(r["outcome"] == "created" for r in results), results
-    return [str(r["listing_id"]) for r in results]
 
 
 def _search(registry: Registry, **params: Any) -> dict[str, Any]:
@@ -66,13 +43,13 @@ def _names(answer: dict[str, Any]) -> list[str]:
 def people(registry: Registry, court: CourtHandle, engine: sa.Engine) -> dict[str, str]:
     """Names that share characters, so that a wrong tokenisation would show."""
     names = ["张伟", "张伟明", "李张伟", "张明", "伟张", "王芳", "单田芳", "阿卜杜·艾力"]
-    ids = _publish(registry, court, [_person(registry, court, name) for name in names])
-    org_ids = _publish(
+    ids = publish_many(registry, court, [person_named(registry, court, name) for name in names])
+    org_ids = publish_many(
         registry,
         court,
         [
-            _organization(registry, court, "北京恒信达科技有限公司"),
-            _organization(registry, court, "ABC国际贸易（上海）有限公司"),
+            organization_named(registry, court, "北京恒信达科技有限公司"),
+            organization_named(registry, court, "ABC国际贸易（上海）有限公司"),
         ],
     )
     run_search_indexer(engine)
@@ -168,8 +145,8 @@ def test_organisations_are_found_by_part_of_their_name(registry: Registry, peopl
 def test_a_hit_carries_the_art6_fields_and_nothing_else(
     registry: Registry, court: CourtHandle, engine: sa.Engine
 ) -> None:
-    body = _person(registry, court, "赵敏", creditor="某某银行股份有限公司北京分行")
-    (listing_id,) = _publish(registry, court, [body])
+    body = person_named(registry, court, "赵敏", creditor="某某银行股份有限公司北京分行")
+    (listing_id,) = publish_many(registry, court, [body])
     run_search_indexer(engine)
     with registry.http() as http:
         listed = http.get(API, params={"q": "赵敏"})
@@ -198,10 +175,10 @@ def test_a_hit_carries_the_art6_fields_and_nothing_else(
 def test_a_full_id_number_or_credit_code_finds_exactly_its_holder(
     registry: Registry, court: CourtHandle, engine: sa.Engine
 ) -> None:
-    person = _person(registry, court, "孙丽")
-    organization = _organization(registry, court, "广州市远航物流有限公司")
-    other = _person(registry, court, "孙丽")
-    person_id, organization_id, _ = _publish(registry, court, [person, organization, other])
+    person = person_named(registry, court, "孙丽")
+    organization = organization_named(registry, court, "广州市远航物流有限公司")
+    other = person_named(registry, court, "孙丽")
+    person_id, organization_id, _ = publish_many(registry, court, [person, organization, other])
     run_search_indexer(engine)
     number = person["debtor"]["id_number"]
     by_id = _search(registry, id_number=number)
@@ -225,15 +202,17 @@ def test_filters_narrow_and_facets_count_the_filtered_matches(
 ) -> None:
     shanghai = registry.court("沪0115", "上海市浦东新区人民法院", "31")
     beijing_bodies = [
-        _person(registry, court, "陈静", grounds=["able_but_refuses"], term_years=None),
-        _person(registry, court, "陈静怡", grounds=["evades_enforcement", "able_but_refuses"], term_years=2),
-        _organization(registry, court, "陈静建材有限公司"),
+        person_named(registry, court, "陈静", grounds=["able_but_refuses"], term_years=None),
+        person_named(
+            registry, court, "陈静怡", grounds=["evades_enforcement", "able_but_refuses"], term_years=2
+        ),
+        organization_named(registry, court, "陈静建材有限公司"),
     ]
     shanghai_bodies = [
-        _person(registry, shanghai, "陈静", grounds=["breaches_settlement"], term_years=2),
+        person_named(registry, shanghai, "陈静", grounds=["breaches_settlement"], term_years=2),
     ]
-    beijing_ids = _publish(registry, court, beijing_bodies)
-    _publish(registry, shanghai, shanghai_bodies)
+    beijing_ids = publish_many(registry, court, beijing_bodies)
+    publish_many(registry, shanghai, shanghai_bodies)
     run_search_indexer(engine)
 
     everything = _search(registry, q="陈静")
@@ -276,7 +255,7 @@ def test_filters_narrow_and_facets_count_the_filtered_matches(
 def test_paging_walks_every_hit_once_newest_first(
     registry: Registry, court: CourtHandle, engine: sa.Engine
 ) -> None:
-    ids = _publish(registry, court, [_person(registry, court, f"刘洋{c}") for c in "一二三四五六七"])
+    ids = publish_many(registry, court, [person_named(registry, court, f"刘洋{c}") for c in "一二三四五六七"])
     run_search_indexer(engine)
     pages = [_search(registry, q="刘洋", per_page=3, page=page) for page in (1, 2, 3)]
     assert [p["total"] for p in pages] == [7, 7, 7]
@@ -289,8 +268,8 @@ def test_paging_walks_every_hit_once_newest_first(
 def test_a_removed_listing_is_gone_once_the_indexer_runs(
     registry: Registry, court: CourtHandle, engine: sa.Engine
 ) -> None:
-    kept, removed = _publish(
-        registry, court, [_person(registry, court, "黄磊"), _person(registry, court, "黄磊")]
+    kept, removed = publish_many(
+        registry, court, [person_named(registry, court, "黄磊"), person_named(registry, court, "黄磊")]
     )
     run_search_indexer(engine)  # court, key and client events, then the two publications
     assert _search(registry, q="黄磊")["total"] == 2
@@ -309,8 +288,8 @@ def test_a_removed_listing_is_gone_once_the_indexer_runs(
 def test_a_listing_row_that_cannot_make_a_document_does_not_stop_the_indexer(
     registry: Registry, court: CourtHandle, engine: sa.Engine
 ) -> None:
-    broken, fine = _publish(
-        registry, court, [_person(registry, court, "冯刚"), _person(registry, court, "冯刚")]
+    broken, fine = publish_many(
+        registry, court, [person_named(registry, court, "冯刚"), person_named(registry, court, "冯刚")]
     )
     with engine.begin() as conn:
         # A hand edit that breaks what the public entry needs (its basis document).
@@ -321,14 +300,14 @@ def test_a_listing_row_that_cannot_make_a_document_does_not_stop_the_indexer(
     with registry.http() as http:
         assert http.get(f"{API}/{broken}").status_code == 404
     # Later events are still indexed: the cursor went past the bad one.
-    (later,) = _publish(registry, court, [_person(registry, court, "冯刚")])
+    (later,) = publish_many(registry, court, [person_named(registry, court, "冯刚")])
     run_search_indexer(engine)
     assert {h["id"] for h in _search(registry, q="冯刚")["hits"]} == {fine, later}
 
 
 def test_an_amendment_replaces_the_entry(registry: Registry, court: CourtHandle, engine: sa.Engine) -> None:
-    body = _person(registry, court, "周杰")
-    (listing_id,) = _publish(registry, court, [body])
+    body = person_named(registry, court, "周杰")
+    (listing_id,) = publish_many(registry, court, [body])
     run_search_indexer(engine)
     amended = copy.deepcopy(body)
     amended["submission_id"] = body["submission_id"] + "-2"
@@ -350,7 +329,7 @@ def test_an_expired_listing_is_gone_once_the_indexer_runs(
     from registry.runtime import Services
 
     filed = registry.today - timedelta(days=3 * 365 + 20)
-    body = _person(
+    body = person_named(
         registry,
         court,
         "郭涛",
@@ -360,7 +339,7 @@ def test_an_expired_listing_is_gone_once_the_indexer_runs(
         listed_on=(filed + timedelta(days=10)).isoformat(),
         case_number=registry.generator.case_number(court.code, filed.year),
     )
-    _publish(registry, court, [body])
+    publish_many(registry, court, [body])
     run_search_indexer(engine)
     assert _search(registry, q="郭涛")["total"] == 1
     services = Services.create(settings)
@@ -451,13 +430,14 @@ def test_deep_reconcile_repairs_an_altered_entry(
     assert _search(registry, q="伟张", province="11")["total"] == 1
 
 
+@pytest.mark.slow
 def test_reindex_command_rebuilds_the_index_from_scratch(
     registry: Registry, court: CourtHandle, engine: sa.Engine, settings: Settings
 ) -> None:
-    _publish(
+    publish_many(
         registry,
         court,
-        [_person(registry, court, "马超"), _organization(registry, court, "马超贸易有限公司")],
+        [person_named(registry, court, "马超"), organization_named(registry, court, "马超贸易有限公司")],
     )
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE search_docs SET entry = :junk"), {"junk": b"{}"})
@@ -482,12 +462,13 @@ def test_reindex_command_rebuilds_the_index_from_scratch(
     assert counts == {"backend": "embedded", "checked": 2, "missing": 0, "stale": 0, "extra": 0}
 
 
+@pytest.mark.slow
 def test_documents_built_by_a_process_pool_are_those_built_in_process(
     registry: Registry, court: CourtHandle, engine: sa.Engine
 ) -> None:
     names = ["赵敏", "赵敏敏", "钱多多", "孙悟空", "李逍遥", "周芷若", "吴用", "郑和", "王重阳", "冯宝宝"]
-    ids = _publish(registry, court, [_person(registry, court, name) for name in names])
-    _publish(registry, court, [_organization(registry, court, "赵氏建材有限公司")])
+    ids = publish_many(registry, court, [person_named(registry, court, name) for name in names])
+    publish_many(registry, court, [organization_named(registry, court, "赵氏建材有限公司")])
     for listing_id in ids[2:9:3]:  # inactive listings inside the ranges are left out
         remove(registry, court, listing_id)
     with engine.connect() as conn:
@@ -574,6 +555,7 @@ def test_the_search_api_needs_no_credentials(registry: Registry, people: dict[st
         assert http.get(API, params={"q": "王芳"}).status_code == 200
 
 
+@pytest.mark.slow
 def test_the_scheduled_indexer_takes_a_removal_out_of_search_within_two_seconds(
     registry: Registry, court: CourtHandle, engine: sa.Engine, settings: Settings
 ) -> None:
@@ -585,7 +567,7 @@ def test_the_scheduled_indexer_takes_a_removal_out_of_search_within_two_seconds(
     from service.app import process_resources
     from service.scheduler import build_scheduler
 
-    (listing_id,) = _publish(registry, court, [_person(registry, court, "韩梅")])
+    (listing_id,) = publish_many(registry, court, [person_named(registry, court, "韩梅")])
 
     async def time_removal() -> float:
         async with httpx.AsyncClient(base_url=registry.url) as http:

@@ -24,8 +24,8 @@ from search.meili import (
     meili_reindex,
     quote_filter,
 )
-from tests.conftest import CourtHandle, Registry
-from tests.search.test_search import _organization, _person, _publish
+from tests.support.harness import CourtHandle, Registry
+from tests.support.listings import organization_named, person_named, publish_many
 from tests.support.publishing import remove
 
 MEILISEARCH_URL = os.environ.get("MEILISEARCH_URL")
@@ -101,13 +101,13 @@ def test_meilisearch_follows_removals_and_reconciles(
 @pytest.fixture
 def people(registry: Registry, court: CourtHandle, engine: sa.Engine) -> dict[str, str]:
     names = ["张伟", "张伟明", "李张伟", "张明", "伟张", "王芳", "单田芳"]
-    ids = _publish(registry, court, [_person(registry, court, name) for name in names])
-    org_ids = _publish(
+    ids = publish_many(registry, court, [person_named(registry, court, name) for name in names])
+    org_ids = publish_many(
         registry,
         court,
         [
-            _organization(registry, court, "北京恒信达科技有限公司"),
-            _organization(registry, court, "ABC国际贸易（上海）有限公司"),
+            organization_named(registry, court, "北京恒信达科技有限公司"),
+            organization_named(registry, court, "ABC国际贸易（上海）有限公司"),
         ],
     )
     return dict(zip([*names, "恒信达", "ABC"], ids + org_ids, strict=True))

@@ -22,7 +22,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from registry.eventlog.models import Event
 from registry.listings.models import ListingVersion
 from registry.settings import Settings
-from tests.conftest import CourtHandle, Registry, cli_env, registry_bin
+from tests.support.harness import CourtHandle, Registry, cli_env, registry_bin
+
+# Every test runs the `registry` command as a subprocess.
+pytestmark = pytest.mark.slow
 
 CLI_COURT = "苏0102"
 CLI_COURT_NAME = "南京市玄武区人民法院"

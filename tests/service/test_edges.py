@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.conftest import CourtHandle, Registry
+from tests.support.harness import CourtHandle, Registry
 
 
 @pytest.mark.parametrize("depth", [200, 900, 5000])

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from tests.conftest import CourtHandle, Registry
+from tests.support.harness import CourtHandle, Registry
 
 
 def test_court_publishes_a_signed_listing_and_reads_it_back(registry: Registry, court: CourtHandle) -> None:

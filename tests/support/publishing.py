@@ -13,7 +13,7 @@ from registry.identity.registry_key import RegistrySigner, load_registry_signer
 from registry.settings import Settings
 from registry.timeutil import utcnow
 from registry.translog.services import append_leaves, make_checkpoint
-from tests.conftest import CourtHandle, Registry
+from tests.support.harness import CourtHandle, Registry
 
 
 def publish(registry: Registry, court: CourtHandle, count: int, **overrides: Any) -> list[str]:

@@ -23,8 +23,11 @@ import sqlalchemy as sa
 
 from publishing.exports.writer import CSV_COLUMNS, _changes_in_other_process
 from registry.settings import Settings
-from tests.conftest import CourtHandle, Registry, cli_env, registry_bin
+from tests.support.harness import CourtHandle, Registry, cli_env, registry_bin
 from tests.support.publishing import publish, remove
+
+# Every test runs `registry export run`, a process of its own.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from registry.settings import Settings
-from tests.conftest import CourtHandle, Registry, cli_env, registry_bin
+from tests.support.harness import CourtHandle, Registry, cli_env, registry_bin
 from tests.support.publishing import publish, remove, sync_feeds
 
 FEEDS = ("/feeds/atom.xml", "/feeds/rss.xml", "/feeds/feed.json")
@@ -72,6 +72,7 @@ def test_feeds_carry_publications_and_removals_newest_first(
                for item in items)  # fmt: skip
 
 
+@pytest.mark.slow
 def test_conditional_get_answers_304_until_something_changes(
     registry: Registry, court: CourtHandle, engine: sa.Engine, settings: Settings
 ) -> None:
@@ -236,6 +237,7 @@ def test_bad_delta_requests_are_4xx(registry: Registry, params: dict[str, str]) 
     assert response.json()["code"] in {"invalid_parameter", "invalid_cursor"}
 
 
+@pytest.mark.slow
 def test_amendments_replace_and_expiries_remove_entries(
     registry: Registry, court: CourtHandle, engine: sa.Engine, settings: Settings
 ) -> None:

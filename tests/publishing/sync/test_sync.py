@@ -27,9 +27,9 @@ from registry.listings.models import Listing
 from registry.runtime import Services
 from registry.settings import Settings
 from registry.timeutil import utcnow
-from tests.conftest import CourtHandle, Registry, cli_env, registry_bin
-from tests.registry.listings.test_lifecycle import _amend, _amended_body, _publish, _removal, _remove
 from tests.support import rfc9421
+from tests.support.harness import CourtHandle, Registry, cli_env, registry_bin
+from tests.support.listings import amended_body, post_amendment, post_removal, publish_one, removal_body
 from tests.support.sync_receiver import Receiver, running_receiver
 
 LISTING_TYPES = {"listing.published", "listing.amended", "listing.removed", "listing.expired"}
@@ -158,9 +158,9 @@ def test_every_profile_sends_exactly_its_fields(
 ) -> None:
     person = registry.person_listing(court)
     org = org_listing(registry, court)
-    person_id = _publish(registry, court, person)
-    org_id = _publish(registry, court, org)
-    assert _remove(registry, court, org_id, _removal(org_id, registry.today)).status_code == 200
+    person_id = publish_one(registry, court, person)
+    org_id = publish_one(registry, court, org)
+    assert post_removal(registry, court, org_id, removal_body(org_id, registry.today)).status_code == 200
     client_id, key = agency(registry)
     subs = {p: subscribe(admin, client_id, p, "pull") for p in
             ("credit_reference", "housing_construction", "enterprise_supervision", "public")}  # fmt: skip
@@ -247,7 +247,7 @@ def test_every_profile_sends_exactly_its_fields(
 def test_pull_ack_moves_the_cursor_and_refuses_what_was_never_delivered(
     registry: Registry, court: CourtHandle, admin: httpx.Client
 ) -> None:
-    ids = [_publish(registry, court, registry.listing(court)) for _ in range(3)]
+    ids = [publish_one(registry, court, registry.listing(court)) for _ in range(3)]
     client_id, key = agency(registry)
     other_id, other_key = agency(registry, "住房和城乡建设部")
     sub = subscribe(admin, client_id, "credit_reference", "pull")
@@ -356,10 +356,13 @@ def _jwks(registry: Registry) -> dict[str, Any]:
 def _lifecycle(registry: Registry, court: CourtHandle, count: int) -> list[str]:
     """`count` listings, one amended, two removed: every kind of listing event."""
     bodies = [registry.listing(court) for _ in range(count)]
-    ids = [_publish(registry, court, body) for body in bodies]
-    assert _amend(registry, court, ids[0], _amended_body(bodies[0])).status_code == 200
+    ids = [publish_one(registry, court, body) for body in bodies]
+    assert post_amendment(registry, court, ids[0], amended_body(bodies[0])).status_code == 200
     for listing_id in (ids[1], ids[0]):
-        assert _remove(registry, court, listing_id, _removal(listing_id, registry.today)).status_code == 200
+        assert (
+            post_removal(registry, court, listing_id, removal_body(listing_id, registry.today)).status_code
+            == 200
+        )
     return ids
 
 
@@ -411,7 +414,7 @@ def test_push_survives_500s_timeouts_and_dropped_connections_exactly_once_in_ord
 def test_a_tampered_push_fails_the_independent_verifier(
     registry: Registry, court: CourtHandle, admin: httpx.Client, settings: Settings
 ) -> None:
-    _publish(registry, court, registry.listing(court))
+    publish_one(registry, court, registry.listing(court))
     client_id, _ = agency(registry)
     with running_receiver() as receiver:
         sub = subscribe(admin, client_id, "public", "push", receiver.url)
@@ -470,8 +473,8 @@ async def _one_pass(settings: Settings) -> int:
 def test_paused_subscriptions_wait_and_profiles_skip_what_they_do_not_admit(
     registry: Registry, court: CourtHandle, admin: httpx.Client, settings: Settings
 ) -> None:
-    persons = [_publish(registry, court, registry.person_listing(court)) for _ in range(3)]
-    org = _publish(registry, court, org_listing(registry, court))
+    persons = [publish_one(registry, court, registry.person_listing(court)) for _ in range(3)]
+    org = publish_one(registry, court, org_listing(registry, court))
     client_id, _ = agency(registry, "市场监督管理总局")
     with running_receiver() as receiver:
         sub = subscribe(admin, client_id, "enterprise_supervision", "push", receiver.url)
@@ -489,7 +492,7 @@ def test_concurrent_workers_never_send_one_subscription_at_once(
     registry: Registry, court: CourtHandle, admin: httpx.Client, settings: Settings
 ) -> None:
     for _ in range(12):
-        _publish(registry, court, registry.listing(court))
+        publish_one(registry, court, registry.listing(court))
     client_id, _ = agency(registry)
     with running_receiver(default="sleep:0.05") as first, running_receiver(default="sleep:0.05") as second:
         subs = [subscribe(admin, client_id, "credit_reference", "push", r.url) for r in (first, second)]
@@ -508,7 +511,7 @@ def test_status_json_and_prometheus_metrics(
     registry: Registry, court: CourtHandle, admin: httpx.Client, settings: Settings
 ) -> None:
     for _ in range(3):
-        _publish(registry, court, registry.listing(court))
+        publish_one(registry, court, registry.listing(court))
     client_id, _ = agency(registry)
     pulled = subscribe(admin, client_id, "public", "pull")
     with running_receiver() as receiver:
@@ -536,11 +539,12 @@ def _wait(condition: Callable[[], bool], seconds: float, what: str) -> None:
         time.sleep(0.01)
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_delivery_loses_nothing(
     registry: Registry, court: CourtHandle, admin: httpx.Client, settings: Settings
 ) -> None:
     for _ in range(16):
-        _publish(registry, court, registry.listing(court))
+        publish_one(registry, court, registry.listing(court))
     client_id, _ = agency(registry)
     env = cli_env(settings) | {
         "REGISTRY_SYNC_LEASE_SECONDS": "2",
@@ -607,9 +611,9 @@ def _snapshot(
 def test_signed_snapshot_pages_hold_every_active_listing_of_the_profile(
     registry: Registry, court: CourtHandle, admin: httpx.Client
 ) -> None:
-    persons = [_publish(registry, court, registry.person_listing(court)) for _ in range(3)]
-    orgs = [_publish(registry, court, org_listing(registry, court)) for _ in range(4)]
-    assert _remove(registry, court, orgs[0], _removal(orgs[0], registry.today)).status_code == 200
+    persons = [publish_one(registry, court, registry.person_listing(court)) for _ in range(3)]
+    orgs = [publish_one(registry, court, org_listing(registry, court)) for _ in range(4)]
+    assert post_removal(registry, court, orgs[0], removal_body(orgs[0], registry.today)).status_code == 200
     client_id, key = agency(registry)
     credit = subscribe(admin, client_id, "credit_reference", "pull")
     housing = subscribe(admin, client_id, "housing_construction", "push", "https://agency.example/hook")
@@ -636,7 +640,7 @@ def test_signed_snapshot_pages_hold_every_active_listing_of_the_profile(
 def test_drift_report_names_what_the_agency_lacks_and_clears_after_replay(
     registry: Registry, court: CourtHandle, admin: httpx.Client
 ) -> None:
-    first = [_publish(registry, court, registry.listing(court)) for _ in range(3)]
+    first = [publish_one(registry, court, registry.listing(court)) for _ in range(3)]
     client_id, key = agency(registry)
     sub = subscribe(admin, client_id, "credit_reference", "pull")
     with registry.http(key) as http:
@@ -646,8 +650,10 @@ def test_drift_report_names_what_the_agency_lacks_and_clears_after_replay(
         assert clean["in_drift"] == 0 and clean["active_in_agreement"] == 3
 
         # Unacknowledged changes are pending, not drift.
-        assert _remove(registry, court, first[0], _removal(first[0], registry.today)).status_code == 200
-        added = _publish(registry, court, registry.listing(court))
+        assert (
+            post_removal(registry, court, first[0], removal_body(first[0], registry.today)).status_code == 200
+        )
+        added = publish_one(registry, court, registry.listing(court))
         pending = http.get(f"/v1/sync/{sub}/drift").json()
         assert pending["pending_listings"] == 2 and pending["in_drift"] == 0
 
@@ -685,9 +691,9 @@ def test_assistance_notices_acknowledged_objected_routed_and_overdue(
     subscribe(admin, housing_id, "housing_construction", "push", "https://housing.example/hook")
     person = registry.person_listing(court)
     org = org_listing(registry, court)
-    person_id = _publish(registry, court, person)
-    org_id = _publish(registry, court, org)
-    assert _remove(registry, court, org_id, _removal(org_id, registry.today)).status_code == 200
+    person_id = publish_one(registry, court, person)
+    org_id = publish_one(registry, court, org)
+    assert post_removal(registry, court, org_id, removal_body(org_id, registry.today)).status_code == 200
     issued_at = utcnow() - timedelta(days=30)  # long past the deadline
     with registry.engine.begin() as conn:
         assert generate_notices(conn, issued_at, 3) == 5  # credit: 3 (person, org, org lifted); housing: 2
@@ -749,11 +755,12 @@ def test_assistance_notices_acknowledged_objected_routed_and_overdue(
         assert http.get("/v1/notices/overdue").status_code == 403
 
 
+@pytest.mark.slow
 def test_two_worker_processes_never_send_one_subscription_at_once(
     registry: Registry, court: CourtHandle, admin: httpx.Client, settings: Settings
 ) -> None:
     for _ in range(12):
-        _publish(registry, court, registry.listing(court))
+        publish_one(registry, court, registry.listing(court))
     client_id, _ = agency(registry)
     env = cli_env(settings) | {
         "REGISTRY_SYNC_BATCH_SIZE": "2",
@@ -780,10 +787,11 @@ def test_two_worker_processes_never_send_one_subscription_at_once(
         assert [e["seq"] for e in receiver.received] == expected  # no event twice, none missing, in order
 
 
+@pytest.mark.slow
 def test_cli_creates_pauses_resumes_inspects_and_replays(
     registry: Registry, court: CourtHandle, admin: httpx.Client, settings: Settings
 ) -> None:
-    _publish(registry, court, registry.listing(court))
+    publish_one(registry, court, registry.listing(court))
     client_id, _ = agency(registry)
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -10,9 +10,8 @@ import sqlalchemy as sa
 
 from registry.settings import Settings
 from service.app import create_app
-from tests.conftest import Registry
-from tests.registry.checks.test_checks import bank, unlisted_id
-from tests.support.servers import serving
+from tests.support.checks import bank, unlisted_id
+from tests.support.harness import Registry, serve_app
 
 
 def test_concurrent_checks_with_the_jobs_on_are_all_answered(
@@ -43,7 +42,7 @@ def test_concurrent_checks_with_the_jobs_on_are_all_answered(
             await asyncio.gather(*(one_client(http) for _ in range(32)))
         return statuses
 
-    with serving(app) as url:
+    with serve_app(app) as url:
         statuses = asyncio.run(load(url))
         # And the server still answers afterwards.
         with httpx.Client(base_url=url, headers={"Authorization": key}, timeout=10) as http:

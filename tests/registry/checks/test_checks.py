@@ -8,22 +8,18 @@ import base64
 import hashlib
 import json
 import subprocess
-import threading
-import time
 import unicodedata
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
-import uvicorn
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from registry.checks.jobs import purge_query_log
-from registry.clients.services import create_client
 from registry.identity.crypto import load_secrets
 from registry.identity.identifiers import mask_identifier, normalise_text
 from registry.listings.prepare import CHINA_TIME
@@ -31,7 +27,8 @@ from registry.runtime import Services
 from registry.settings import Settings
 from registry.timeutil import utcnow
 from service.app import create_app
-from tests.conftest import CourtHandle, Registry, _free_port, cli_env, registry_bin
+from tests.support.checks import bank, publish_person, unlisted_id
+from tests.support.harness import CourtHandle, Registry, cli_env, registry_bin, serve_app
 from tests.support.publishing import checkpoint, remove
 
 
@@ -41,24 +38,6 @@ def b64url_decode(text: str) -> bytes:
 
 def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def bank(registry: Registry, name: str = "Bank of Test") -> tuple[str, httpx.Client]:
-    with registry.engine.begin() as conn:
-        client_id, api_key = create_client(conn, name, "bank", None, actor="test", now=utcnow())
-    return client_id, registry.http(api_key)
-
-
-def publish(registry: Registry, court: CourtHandle, **overrides: Any) -> tuple[str, dict[str, Any]]:
-    body = registry.person_listing(court, **overrides)
-    with registry.http(court.api_key) as http:
-        response = http.post("/v1/listings", json=registry.envelope(court, body))
-    assert response.status_code == 201, response.text
-    return str(response.json()["listing_id"]), body
-
-
-def unlisted_id(registry: Registry) -> str:
-    return registry.generator.id_number(date(1960, 1, 1), date(1990, 1, 1))
 
 
 def check(http: httpx.Client, subjects: list[dict[str, Any]], **extra: Any) -> httpx.Response:
@@ -84,8 +63,8 @@ def verify_independently(receipt: str, keys: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_listed_not_listed_and_removed(registry: Registry, court: CourtHandle) -> None:
-    listed_id, listed = publish(registry, court)
-    removed_id, removed = publish(registry, court)
+    listed_id, listed = publish_person(registry, court)
+    removed_id, removed = publish_person(registry, court)
     remove(registry, court, removed_id)
     stranger = unlisted_id(registry)
     _, http = bank(registry)
@@ -126,7 +105,7 @@ def test_listed_not_listed_and_removed(registry: Registry, court: CourtHandle) -
 
 
 def test_name_mismatch_is_flagged_and_text_is_normalised(registry: Registry, court: CourtHandle) -> None:
-    _, listed = publish(registry, court)
+    _, listed = publish_person(registry, court)
     number, name = listed["debtor"]["id_number"], listed["debtor"]["name"]
     full_width = unicodedata.normalize("NFKC", number).translate(
         {ord(c): ord(c) + 0xFEE0 for c in "0123456789X"}
@@ -146,7 +125,7 @@ def test_name_mismatch_is_flagged_and_text_is_normalised(registry: Registry, cou
 
 
 def test_bad_subjects_are_reported_and_the_rest_answered(registry: Registry, court: CourtHandle) -> None:
-    _, listed = publish(registry, court)
+    _, listed = publish_person(registry, court)
     number = listed["debtor"]["id_number"]
     wrong_check = number[:17] + ("0" if number[17] != "0" else "1")
     _, http = bank(registry)
@@ -209,7 +188,7 @@ def test_refusals(registry: Registry, court: CourtHandle) -> None:
 def test_receipt_verifies_independently_and_names_what_was_checked(
     registry: Registry, court: CourtHandle, admin: httpx.Client
 ) -> None:
-    listed_id, listed = publish(registry, court)
+    listed_id, listed = publish_person(registry, court)
     number, name = listed["debtor"]["id_number"], listed["debtor"]["name"]
     stranger = unlisted_id(registry)
     client_id, http = bank(registry)
@@ -250,7 +229,7 @@ def test_receipt_verifies_independently_and_names_what_was_checked(
 def test_receipt_names_the_newest_signed_checkpoint(
     registry: Registry, court: CourtHandle, engine: sa.Engine, settings: Settings
 ) -> None:
-    _, listed = publish(registry, court)
+    _, listed = publish_person(registry, court)
     size = checkpoint(engine, settings)
     assert size is not None
     _, http = bank(registry)
@@ -265,7 +244,7 @@ def test_receipt_names_the_newest_signed_checkpoint(
 
 
 def test_altered_forged_and_malformed_receipts_are_refused(registry: Registry, court: CourtHandle) -> None:
-    _, listed = publish(registry, court)
+    _, listed = publish_person(registry, court)
     _, http = bank(registry)
     with http:
         receipt = check(http, [{"id_number": listed["debtor"]["id_number"]}]).json()["receipt"]
@@ -308,7 +287,7 @@ def test_altered_forged_and_malformed_receipts_are_refused(registry: Registry, c
 def test_query_log_holds_hashes_only_and_admins_export_it(
     registry: Registry, court: CourtHandle, admin: httpx.Client, engine: sa.Engine, settings: Settings
 ) -> None:
-    _, listed = publish(registry, court)
+    _, listed = publish_person(registry, court)
     number = listed["debtor"]["id_number"]
     stranger = unlisted_id(registry)
     client_id, http = bank(registry)
@@ -402,18 +381,8 @@ def test_daily_quota(registry: Registry, engine: sa.Engine, settings: Settings) 
 @pytest.fixture
 def strict_server(settings: Settings, engine: sa.Engine) -> Iterator[str]:
     """A second real server on the same database, allowing two check requests a second."""
-    port = _free_port()
-    app = create_app(settings.override(checks={"rate_per_second": 2}), run_scheduler=False)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve_app(create_app(settings.override(checks={"rate_per_second": 2}), run_scheduler=False)) as url:
+        yield url
 
 
 def test_rate_limit_per_bank(registry: Registry, strict_server: str) -> None:
@@ -434,8 +403,9 @@ def test_rate_limit_per_bank(registry: Registry, strict_server: str) -> None:
         assert check(other, [subject]).status_code == 200
 
 
+@pytest.mark.slow
 def test_cli_check_prints_the_same_answer(registry: Registry, court: CourtHandle, settings: Settings) -> None:
-    listed_id, listed = publish(registry, court)
+    listed_id, listed = publish_person(registry, court)
     number = listed["debtor"]["id_number"]
     done = subprocess.run(
         [registry_bin(), "check", number, "--name", "某某某", "--reference", "desk-7"],

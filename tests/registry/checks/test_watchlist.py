@@ -17,9 +17,9 @@ from registry.identity.crypto import load_secrets
 from registry.identity.identifiers import mask_identifier
 from registry.runtime import Services
 from registry.settings import Settings
-from tests.conftest import CourtHandle, Registry
-from tests.registry.checks.test_checks import bank, publish
 from tests.support import rfc9421
+from tests.support.checks import bank, publish_person
+from tests.support.harness import CourtHandle, Registry
 from tests.support.publishing import remove
 from tests.support.sync_receiver import running_receiver
 
@@ -43,7 +43,7 @@ def test_watchlist_follows_listing_and_removal(
 ) -> None:
     watched_body = registry.person_listing(court)
     number = watched_body["debtor"]["id_number"]
-    unwatched_id, _ = publish(registry, court)
+    unwatched_id, _ = publish_person(registry, court)
     _, http = bank(registry)
     _, other = bank(registry, "Other bank")
     with http, other:
@@ -64,7 +64,7 @@ def test_watchlist_follows_listing_and_removal(
         assert follow(settings) > 0  # the unwatched listing and setup events: no change for anyone
         assert changes(http, 0) == {"changes": [], "next_after": 0}
 
-        listed_id, _ = publish(
+        listed_id, _ = publish_person(
             registry, court, **{k: v for k, v in watched_body.items() if k != "submission_id"}
         )
         remove(registry, court, listed_id)
@@ -139,7 +139,7 @@ def test_expiry_is_a_watchlist_change(registry: Registry, court: CourtHandle, se
 
     filed = registry.today - timedelta(days=3 * 365 + 20)
     listed_on = filed + timedelta(days=10)
-    listing_id, body = publish(
+    listing_id, body = publish_person(
         registry,
         court,
         grounds=["evades_enforcement"],
@@ -189,7 +189,9 @@ def test_watchlist_changes_are_pushed_signed_in_order_and_retried(
             "/v1/watchlist/subjects", json={"subjects": [{"id_number": body["debtor"]["id_number"]}]}
         )
         assert watched.status_code == 200, watched.text
-        listing_id, _ = publish(registry, court, **{k: v for k, v in body.items() if k != "submission_id"})
+        listing_id, _ = publish_person(
+            registry, court, **{k: v for k, v in body.items() if k != "submission_id"}
+        )
         remove(registry, court, listing_id)
         follow(settings)
 

@@ -7,10 +7,7 @@ distinct visitors.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,21 +16,15 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-import uvicorn
 from litestar import Litestar, Request
 from litestar.stores.memory import MemoryStore
 
 from registry.http.ratelimit import STORE, client_key
 from registry.settings import ServerSettings, Settings
 from service.app import create_app
+from tests.support.harness import serve_app
 
 _addresses = itertools.count(2)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def limited_app(settings: Settings, rate_limit: str) -> Litestar:
@@ -43,22 +34,8 @@ def limited_app(settings: Settings, rate_limit: str) -> Litestar:
 @contextmanager
 def serve(settings: Settings, rate_limit: str, app: Litestar | None = None) -> Iterator[str]:
     """A server of its own for one test, like the session server but with `rate_limit`."""
-    app = app or limited_app(settings, rate_limit)
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-    )
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "rate-limit test server did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serve_app(app or limited_app(settings, rate_limit)) as url:
+        yield url
 
 
 def visitor(url: str, **headers: str) -> httpx.Client:
@@ -141,6 +118,7 @@ def test_a_browser_gets_the_reason_in_chinese(limited: str) -> None:
     assert f"{refused.headers['Retry-After']} 秒后再试" in refused.text
 
 
+@pytest.mark.slow
 def test_the_window_ends_and_the_client_is_served_again(settings: Settings, engine: sa.Engine) -> None:
     with serve(settings, "1/second") as url, visitor(url, accept="application/json") as client:
         # The window is a whole clock second: a burst meets the refusal within it.
@@ -150,6 +128,7 @@ def test_the_window_ends_and_the_client_is_served_again(settings: Settings, engi
         assert client.get("/").status_code == 200
 
 
+@pytest.mark.slow
 def test_counts_of_clients_that_do_not_return_are_swept(settings: Settings, engine: sa.Engine) -> None:
     app = limited_app(settings, "5/second")
     with serve(settings, "5/second", app) as url:

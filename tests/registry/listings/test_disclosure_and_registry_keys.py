@@ -10,6 +10,7 @@ from datetime import date
 from pathlib import Path
 
 import msgspec
+import pytest
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -18,7 +19,7 @@ from registry.identity.registry_key import load_registry_signer
 from registry.listings.disclosure import age_on, public_columns, public_entry
 from registry.listings.models import Listing
 from registry.settings import Settings
-from tests.conftest import CourtHandle, Registry, cli_env, registry_bin
+from tests.support.harness import CourtHandle, Registry, cli_env, registry_bin
 
 
 def _b64url_decode(text: str) -> bytes:
@@ -39,6 +40,7 @@ def test_jwks_publishes_the_key_the_registry_signs_with(registry: Registry, sett
     Ed25519PublicKey.from_public_bytes(_b64url_decode(keys[0]["x"])).verify(signer.sign(message), message)
 
 
+@pytest.mark.slow
 def test_rotate_signing_keeps_old_key_published(tmp_path: Path, settings: Settings) -> None:
     key_file = tmp_path / "signing.json"
     scoped = settings.override(keys={"signing_key_file": key_file})

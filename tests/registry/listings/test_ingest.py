@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from registry.courts.services import add_key, revoke_key
 from registry.identity.signing import public_bytes, sign_envelope
 from registry.timeutil import utcnow
-from tests.conftest import CourtHandle, Registry
+from tests.support.harness import CourtHandle, Registry
 
 SHANGHAI = {"code": "沪0115", "name": "上海市浦东新区人民法院", "province": "31"}
 ID_CHECK_CHARACTERS = "0123456789X"

@@ -22,7 +22,7 @@ from registry.listings.prepare import Preparer
 from registry.listings.services import load_context
 from registry.settings import Settings
 from registry.timeutil import utcnow
-from tests.conftest import CourtHandle, Registry, _free_port, cli_env, registry_bin
+from tests.support.harness import CourtHandle, Registry, cli_env, free_port, registry_bin
 
 
 def _envelopes(registry: Registry, court: CourtHandle, count: int) -> list[dict[str, Any]]:
@@ -159,7 +159,7 @@ def _alive(pid: int) -> bool:
 def test_killing_the_server_takes_its_ingest_workers_with_it(
     registry: Registry, court: CourtHandle, settings: Settings
 ) -> None:
-    port = _free_port()
+    port = free_port()
     env = cli_env(settings) | {"REGISTRY_INGEST_WORKERS": "2", "REGISTRY_PORT": str(port)}
     server = subprocess.Popen([registry_bin(), "serve"], env=env, stdout=subprocess.DEVNULL)
     try:

@@ -6,7 +6,6 @@ import asyncio
 import base64
 import hashlib
 import json
-import uuid
 from datetime import date, timedelta
 from typing import Any
 
@@ -17,54 +16,21 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from registry.listings.jobs import expire_fixed_terms
 from registry.runtime import Services
 from registry.settings import Settings
-from tests.conftest import CourtHandle, Registry
+from tests.support.harness import CourtHandle, Registry
+from tests.support.listings import (
+    amended_body,
+    new_submission,
+    post_amendment,
+    post_removal,
+    publish_one,
+    removal_body,
+)
 
 MISSING_ID = "01J0000000000000000000NONE"
 
 
 def _b64url_decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _new_submission() -> str:
-    return str(uuid.uuid4())
-
-
-def _publish(registry: Registry, court: CourtHandle, body: dict[str, Any]) -> str:
-    with registry.http(court.api_key) as http:
-        response = http.post("/v1/listings", json=registry.envelope(court, body))
-    assert response.status_code == 201, response.text
-    return str(response.json()["listing_id"])
-
-
-def _removal(
-    listing_id: str, today: date, reason: str = "performed", overrides: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "listing_id": listing_id,
-        "reason": reason,
-        "effective_on": today.isoformat(),
-        "basis_document": "（2024）京0105执恢12号之一",
-    }
-    body.update(overrides or {})
-    return body
-
-
-def _remove(
-    registry: Registry,
-    court: CourtHandle,
-    listing_id: str,
-    body: dict[str, Any],
-    signer: CourtHandle | None = None,
-) -> httpx.Response:
-    envelope = registry.envelope(signer or court, body, name="removal")
-    with registry.http(court.api_key) as http:
-        return http.post(f"/v1/listings/{listing_id}/removal", json=envelope)
-
-
-def _amend(registry: Registry, court: CourtHandle, listing_id: str, body: dict[str, Any]) -> httpx.Response:
-    with registry.http(court.api_key) as http:
-        return http.post(f"/v1/listings/{listing_id}/amendments", json=registry.envelope(court, body))
 
 
 def _code(response: httpx.Response) -> str:
@@ -88,21 +54,6 @@ def _other_court(registry: Registry) -> CourtHandle:
     return registry.court("沪0115", "上海市浦东新区人民法院", "31")
 
 
-def _amended_body(body: dict[str, Any]) -> dict[str, Any]:
-    amount = body["amount_cents"]
-    performed = amount // 4
-    return dict(
-        body,
-        submission_id=_new_submission(),
-        obligations="被执行人应于判决生效之日起十日内向申请执行人支付货款人民币一万元及逾期付款违约金。已部分履行。",
-        performance={
-            "status": "partial",
-            "performed_cents": performed,
-            "unperformed_cents": amount - performed,
-        },
-    )
-
-
 # ---- amendment ----
 
 
@@ -110,10 +61,10 @@ def test_amendment_creates_version_2_and_keeps_verifiable_evidence_of_version_1(
     registry: Registry, court: CourtHandle
 ) -> None:
     body = registry.person_listing(court)
-    listing_id = _publish(registry, court, body)
-    amended = _amended_body(body)
+    listing_id = publish_one(registry, court, body)
+    amended = amended_body(body)
 
-    response = _amend(registry, court, listing_id, amended)
+    response = post_amendment(registry, court, listing_id, amended)
     assert response.status_code == 200, response.text
     assert response.json()["outcome"] == "amended"
     assert response.json()["version"] == 2
@@ -152,12 +103,12 @@ def test_identical_amendment_is_unchanged(
     registry: Registry, court: CourtHandle, admin: httpx.Client
 ) -> None:
     body = registry.person_listing(court)
-    listing_id = _publish(registry, court, body)
-    amended = _amended_body(body)
-    assert _amend(registry, court, listing_id, amended).json()["outcome"] == "amended"
+    listing_id = publish_one(registry, court, body)
+    amended = amended_body(body)
+    assert post_amendment(registry, court, listing_id, amended).json()["outcome"] == "amended"
     head = _head(admin)
 
-    again = _amend(registry, court, listing_id, amended)
+    again = post_amendment(registry, court, listing_id, amended)
     assert again.status_code == 200, again.text
     assert again.json()["outcome"] == "unchanged"
     assert again.json()["version"] == 2
@@ -170,22 +121,22 @@ def test_amendment_cannot_change_case_number_or_debtor_identity(
     registry: Registry, court: CourtHandle, admin: httpx.Client
 ) -> None:
     body = registry.person_listing(court)
-    listing_id = _publish(registry, court, body)
+    listing_id = publish_one(registry, court, body)
     head = _head(admin)
 
     other_case = registry.generator.case_number(court.code, int(body["filed_on"][:4]))
     assert other_case != body["case_number"]
-    new_case = dict(body, submission_id=_new_submission(), case_number=other_case)
-    response = _amend(registry, court, listing_id, new_case)
+    new_case = dict(body, submission_id=new_submission(), case_number=other_case)
+    response = post_amendment(registry, court, listing_id, new_case)
     assert response.status_code == 422, response.text
     assert _code(response) == "immutable_field"
 
     other_person = registry.generator.id_number(date(1965, 1, 1), date(1985, 12, 31))
     assert other_person != body["debtor"]["id_number"]
     new_debtor = dict(
-        body, submission_id=_new_submission(), debtor=dict(body["debtor"], id_number=other_person)
+        body, submission_id=new_submission(), debtor=dict(body["debtor"], id_number=other_person)
     )
-    response = _amend(registry, court, listing_id, new_debtor)
+    response = post_amendment(registry, court, listing_id, new_debtor)
     assert response.status_code == 422, response.text
     assert _code(response) == "immutable_field"
 
@@ -199,14 +150,14 @@ def test_amendment_cannot_change_case_number_or_debtor_identity(
 
 def test_another_court_cannot_amend(registry: Registry, court: CourtHandle, admin: httpx.Client) -> None:
     body = registry.person_listing(court)
-    listing_id = _publish(registry, court, body)
+    listing_id = publish_one(registry, court, body)
     other = _other_court(registry)
     head = _head(admin)
 
     # Even a genuine envelope signed by the listing court, relayed by another court's client.
     with registry.http(other.api_key) as http:
         response = http.post(
-            f"/v1/listings/{listing_id}/amendments", json=registry.envelope(court, _amended_body(body))
+            f"/v1/listings/{listing_id}/amendments", json=registry.envelope(court, amended_body(body))
         )
     assert response.status_code == 403, response.text
     assert _code(response) == "not_your_listing"
@@ -218,10 +169,10 @@ def test_another_court_cannot_amend(registry: Registry, court: CourtHandle, admi
 
 def test_removal_marks_listing_removed_and_keeps_it(registry: Registry, court: CourtHandle) -> None:
     body = registry.person_listing(court)
-    listing_id = _publish(registry, court, body)
-    removal = _removal(listing_id, registry.today, reason="performed")
+    listing_id = publish_one(registry, court, body)
+    removal = removal_body(listing_id, registry.today, reason="performed")
 
-    response = _remove(registry, court, listing_id, removal)
+    response = post_removal(registry, court, listing_id, removal)
     assert response.status_code == 200, response.text
     assert response.json()["outcome"] == "removed"
     assert response.json()["listing_id"] == listing_id
@@ -237,23 +188,25 @@ def test_removal_marks_listing_removed_and_keeps_it(registry: Registry, court: C
     assert listing["debtor"]["id_number"] == body["debtor"]["id_number"]
     assert listing["case_number"] == body["case_number"]
 
-    again = _remove(registry, court, listing_id, removal)
+    again = post_removal(registry, court, listing_id, removal)
     assert again.status_code == 200, again.text
     assert again.json()["outcome"] == "unchanged"
 
 
 def test_removed_listing_refuses_further_changes(registry: Registry, court: CourtHandle) -> None:
     body = registry.person_listing(court)
-    listing_id = _publish(registry, court, body)
-    assert _remove(registry, court, listing_id, _removal(listing_id, registry.today)).status_code == 200
+    listing_id = publish_one(registry, court, body)
+    assert (
+        post_removal(registry, court, listing_id, removal_body(listing_id, registry.today)).status_code == 200
+    )
 
-    different = _remove(
-        registry, court, listing_id, _removal(listing_id, registry.today, reason="wrongly_listed")
+    different = post_removal(
+        registry, court, listing_id, removal_body(listing_id, registry.today, reason="wrongly_listed")
     )
     assert different.status_code == 409, different.text
     assert _code(different) == "listing_not_active"
 
-    amendment = _amend(registry, court, listing_id, _amended_body(body))
+    amendment = post_amendment(registry, court, listing_id, amended_body(body))
     assert amendment.status_code == 409, amendment.text
     assert _code(amendment) == "listing_not_active"
 
@@ -279,15 +232,17 @@ def test_invalid_removals_are_refused(
     status: int,
     code: str,
 ) -> None:
-    listing_id = _publish(registry, court, registry.person_listing(court))
-    other_id = _publish(registry, court, registry.person_listing(court))
+    listing_id = publish_one(registry, court, registry.person_listing(court))
+    other_id = publish_one(registry, court, registry.person_listing(court))
     if overrides.get("effective_on") == "FUTURE":
         overrides = {"effective_on": (registry.today + timedelta(days=1)).isoformat()}
     if overrides.get("listing_id") == "OTHER":
         overrides = {"listing_id": other_id}
     head = _head(admin)
 
-    response = _remove(registry, court, listing_id, _removal(listing_id, registry.today, overrides=overrides))
+    response = post_removal(
+        registry, court, listing_id, removal_body(listing_id, registry.today, overrides=overrides)
+    )
     assert response.status_code == status, response.text
     assert _code(response) == code
     assert _head(admin) == head
@@ -297,10 +252,12 @@ def test_invalid_removals_are_refused(
 
 
 def test_removal_signed_with_another_courts_key_is_refused(registry: Registry, court: CourtHandle) -> None:
-    listing_id = _publish(registry, court, registry.person_listing(court))
+    listing_id = publish_one(registry, court, registry.person_listing(court))
     other = _other_court(registry)
 
-    response = _remove(registry, court, listing_id, _removal(listing_id, registry.today), signer=other)
+    response = post_removal(
+        registry, court, listing_id, removal_body(listing_id, registry.today), signer=other
+    )
     assert response.status_code == 422, response.text
     assert _code(response) == "key_court_mismatch"
     with registry.http(court.api_key) as http:
@@ -308,10 +265,10 @@ def test_removal_signed_with_another_courts_key_is_refused(registry: Registry, c
 
 
 def test_another_courts_client_cannot_remove(registry: Registry, court: CourtHandle) -> None:
-    listing_id = _publish(registry, court, registry.person_listing(court))
+    listing_id = publish_one(registry, court, registry.person_listing(court))
     other = _other_court(registry)
 
-    envelope = registry.envelope(court, _removal(listing_id, registry.today), name="removal")
+    envelope = registry.envelope(court, removal_body(listing_id, registry.today), name="removal")
     with registry.http(other.api_key) as http:
         response = http.post(f"/v1/listings/{listing_id}/removal", json=envelope)
     assert response.status_code == 403, response.text
@@ -321,7 +278,7 @@ def test_another_courts_client_cannot_remove(registry: Registry, court: CourtHan
 
 
 def test_removal_of_unknown_listing_is_404(registry: Registry, court: CourtHandle) -> None:
-    response = _remove(registry, court, MISSING_ID, _removal(MISSING_ID, registry.today))
+    response = post_removal(registry, court, MISSING_ID, removal_body(MISSING_ID, registry.today))
     assert response.status_code == 404, response.text
     assert _code(response) == "listing_not_found"
 
@@ -333,9 +290,9 @@ def test_same_debtor_same_case_cannot_be_listed_twice_while_active(
     registry: Registry, court: CourtHandle
 ) -> None:
     body = registry.person_listing(court)
-    listing_id = _publish(registry, court, body)
+    listing_id = publish_one(registry, court, body)
 
-    again = dict(body, submission_id=_new_submission(), listed_on=registry.today.isoformat())
+    again = dict(body, submission_id=new_submission(), listed_on=registry.today.isoformat())
     with registry.http(court.api_key) as http:
         response = http.post("/v1/listings", json=registry.envelope(court, again))
     assert response.status_code == 409, response.text
@@ -347,13 +304,13 @@ def test_creditor_requested_removal_bars_relisting_for_six_months(
     registry: Registry, court: CourtHandle
 ) -> None:
     body = registry.person_listing(court)
-    listing_id = _publish(registry, court, body)
-    removed = _remove(
-        registry, court, listing_id, _removal(listing_id, registry.today, reason="creditor_request")
+    listing_id = publish_one(registry, court, body)
+    removed = post_removal(
+        registry, court, listing_id, removal_body(listing_id, registry.today, reason="creditor_request")
     )
     assert removed.status_code == 200, removed.text
 
-    again = dict(body, submission_id=_new_submission(), listed_on=registry.today.isoformat())
+    again = dict(body, submission_id=new_submission(), listed_on=registry.today.isoformat())
     with registry.http(court.api_key) as http:
         response = http.post("/v1/listings", json=registry.envelope(court, again))
     assert response.status_code == 409, response.text
@@ -362,10 +319,12 @@ def test_creditor_requested_removal_bars_relisting_for_six_months(
 
 def test_debtor_who_performed_can_be_listed_again(registry: Registry, court: CourtHandle) -> None:
     body = registry.person_listing(court)
-    listing_id = _publish(registry, court, body)
-    assert _remove(registry, court, listing_id, _removal(listing_id, registry.today)).status_code == 200
+    listing_id = publish_one(registry, court, body)
+    assert (
+        post_removal(registry, court, listing_id, removal_body(listing_id, registry.today)).status_code == 200
+    )
 
-    again = dict(body, submission_id=_new_submission(), listed_on=registry.today.isoformat())
+    again = dict(body, submission_id=new_submission(), listed_on=registry.today.isoformat())
     with registry.http(court.api_key) as http:
         response = http.post("/v1/listings", json=registry.envelope(court, again))
         assert response.status_code == 201, response.text
@@ -391,9 +350,9 @@ def test_expiry_job_expires_ended_fixed_terms_only(
         listed_on=listed.isoformat(),
         case_number=registry.generator.case_number(court.code, filed.year),
     )
-    fixed_id = _publish(registry, court, fixed)
+    fixed_id = publish_one(registry, court, fixed)
     open_ended = registry.person_listing(court, grounds=["able_but_refuses"], term_years=None)
-    open_id = _publish(registry, court, open_ended)
+    open_id = publish_one(registry, court, open_ended)
 
     services = Services.create(settings)
     try:
@@ -420,9 +379,9 @@ def test_expiry_job_expires_ended_fixed_terms_only(
 
 def _populate(registry: Registry, court: CourtHandle, count: int = 6) -> list[dict[str, Any]]:
     bodies = [registry.person_listing(court) for _ in range(count)]
-    ids = [_publish(registry, court, body) for body in bodies]
-    assert _amend(registry, court, ids[0], _amended_body(bodies[0])).status_code == 200
-    assert _remove(registry, court, ids[1], _removal(ids[1], registry.today)).status_code == 200
+    ids = [publish_one(registry, court, body) for body in bodies]
+    assert post_amendment(registry, court, ids[0], amended_body(bodies[0])).status_code == 200
+    assert post_removal(registry, court, ids[1], removal_body(ids[1], registry.today)).status_code == 200
     return bodies
 
 
@@ -484,7 +443,7 @@ def test_event_data_never_holds_debtor_identity(
     organisation = next(
         b for b in (registry.listing(court) for _ in range(50)) if b["debtor"]["kind"] == "organization"
     )
-    _publish(registry, court, organisation)
+    publish_one(registry, court, organisation)
     events = _all_events(admin)
     text = json.dumps([e["data"] for e in events], ensure_ascii=False)
     raw = admin.get("/v1/events", params={"limit": 1000}).text
@@ -501,7 +460,7 @@ def test_event_data_never_holds_debtor_identity(
 
 def test_courts_are_public_with_keys_that_verify_listings(registry: Registry, court: CourtHandle) -> None:
     body = registry.person_listing(court)
-    listing_id = _publish(registry, court, body)
+    listing_id = publish_one(registry, court, body)
     with registry.http() as anonymous:
         response = anonymous.get("/v1/courts")
     assert response.status_code == 200, response.text

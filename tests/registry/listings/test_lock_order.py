@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from registry.listings.services import expire_due
 from registry.timeutil import utcnow
-from tests.conftest import CourtHandle, Registry
+from tests.support.harness import CourtHandle, Registry
 
 
 def test_expiry_waits_for_the_log_head_before_it_locks_listing_rows(

@@ -20,7 +20,7 @@ from registry.settings import Settings
 from registry.translog import merkle
 from registry.translog.catchup import catch_up
 from registry.translog.services import checkpoint_for_seq
-from tests.conftest import CourtHandle, Registry, cli_env, registry_bin
+from tests.support.harness import CourtHandle, Registry, cli_env, registry_bin
 from tests.support.publishing import checkpoint, grow, publish, remove
 
 # ---- an independent RFC 6962 verifier ----
@@ -251,6 +251,7 @@ def _verify_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[s
     )
 
 
+@pytest.mark.slow
 def test_a_rewritten_past_event_is_detected(
     registry: Registry, court: CourtHandle, engine: sa.Engine, settings: Settings
 ) -> None:
@@ -305,6 +306,7 @@ def test_a_rewritten_past_event_is_detected(
         assert root_from_path(_b64(proof["leaf_hash"]), 2, 5, path) != root
 
 
+@pytest.mark.slow
 def test_erasing_a_salt_keeps_every_proof(
     registry: Registry, court: CourtHandle, engine: sa.Engine, settings: Settings
 ) -> None:
@@ -386,6 +388,7 @@ def test_bad_log_requests_are_4xx_problems(
     assert response.json()["code"] == code
 
 
+@pytest.mark.slow
 def test_an_outsider_who_remembers_a_checkpoint_detects_a_rebuilt_log(
     registry: Registry, court: CourtHandle, engine: sa.Engine, settings: Settings, tmp_path: Any
 ) -> None:
@@ -413,6 +416,7 @@ def test_an_outsider_who_remembers_a_checkpoint_detects_a_rebuilt_log(
     assert "the checkpoint remembered at size 4 is not part of today's log" in caught.stdout
 
 
+@pytest.mark.slow
 def test_a_large_backlog_logged_in_parallel_is_the_log_one_process_would_write(
     registry: Registry, court: CourtHandle, engine: sa.Engine, settings: Settings
 ) -> None:

@@ -12,10 +12,11 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import CourtHandle, Registry, run_search_indexer
+from tests.support.harness import CourtHandle, Registry, run_search_indexer
+from tests.support.listings import person_named, publish_one
 from tests.support.publishing import remove
+from tests.support.web import NO_RESULT, masked
 
-NO_RESULT = "未在本名单中查询到与检索条件相符的失信被执行人信息。"
 ORG_CODE = "91110000600037341L"
 
 
@@ -23,19 +24,6 @@ ORG_CODE = "91110000600037341L"
 def index(engine: sa.Engine) -> Callable[[], int]:
     """Runs the search indexer over the event log (what the scheduler's job does every 0.5 s)."""
     return functools.partial(run_search_indexer, engine)
-
-
-def publish(registry: Registry, court: CourtHandle, body: dict[str, Any]) -> str:
-    with registry.http(court.api_key) as http:
-        response = http.post("/v1/listings", json=registry.envelope(court, body))
-    assert response.status_code == 201, response.text
-    return str(response.json()["listing_id"])
-
-
-def person(registry: Registry, court: CourtHandle, name: str, **overrides: Any) -> dict[str, Any]:
-    body = registry.person_listing(court, **overrides)
-    body["debtor"] = {**body["debtor"], "name": name}
-    return body
 
 
 def organization(registry: Registry, court: CourtHandle, name: str) -> dict[str, Any]:
@@ -47,10 +35,6 @@ def organization(registry: Registry, court: CourtHandle, name: str) -> dict[str,
         "legal_representative": "王建国",
     }
     return body
-
-
-def masked(number: str) -> str:
-    return number[:10] + "****" + number[14:]
 
 
 def page(url: str, **params: str) -> httpx.Response:
@@ -71,7 +55,7 @@ def results(html: str) -> str:
 def test_a_two_character_name_is_found_with_the_art6_fields(
     registry: Registry, court: CourtHandle, index: Callable[[], int]
 ) -> None:
-    body = person(
+    body = person_named(
         registry,
         court,
         "张伟",
@@ -80,8 +64,8 @@ def test_a_two_character_name_is_found_with_the_art6_fields(
         grounds=["able_but_refuses"],
         term_years=None,
     )
-    listing_id = publish(registry, court, body)
-    publish(registry, court, person(registry, court, "李四"))
+    listing_id = publish_one(registry, court, body)
+    publish_one(registry, court, person_named(registry, court, "李四"))
     index()
 
     found = page(registry.url, q="张伟")
@@ -116,7 +100,7 @@ def test_a_two_character_name_is_found_with_the_art6_fields(
 def test_an_organisation_is_found_by_part_of_its_name_and_by_its_credit_code(
     registry: Registry, court: CourtHandle, index: Callable[[], int]
 ) -> None:
-    publish(registry, court, organization(registry, court, "北京星河建筑工程有限公司"))
+    publish_one(registry, court, organization(registry, court, "北京星河建筑工程有限公司"))
     index()
     assert hit_names(page(registry.url, q="星河建筑").text) == ["北京星河建筑工程有限公司"]
     by_code = page(registry.url, q=ORG_CODE.lower())
@@ -131,9 +115,9 @@ def test_an_organisation_is_found_by_part_of_its_name_and_by_its_credit_code(
 def test_a_full_id_number_finds_its_holder_only(
     registry: Registry, court: CourtHandle, index: Callable[[], int]
 ) -> None:
-    first = person(registry, court, "王芳")
-    publish(registry, court, first)
-    publish(registry, court, person(registry, court, "王芳"))
+    first = person_named(registry, court, "王芳")
+    publish_one(registry, court, first)
+    publish_one(registry, court, person_named(registry, court, "王芳"))
     index()
     assert hit_names(page(registry.url, q="王芳").text) == ["王芳", "王芳"]
     number = first["debtor"]["id_number"]
@@ -151,7 +135,7 @@ def test_a_full_id_number_finds_its_holder_only(
 def test_no_result_says_only_what_the_list_shows(
     registry: Registry, court: CourtHandle, index: Callable[[], int]
 ) -> None:
-    publish(registry, court, person(registry, court, "张伟"))
+    publish_one(registry, court, person_named(registry, court, "张伟"))
     index()
     answer = page(registry.url, q="欧阳明月")
     assert answer.status_code == 200
@@ -167,9 +151,9 @@ def test_a_common_name_can_be_narrowed_by_province(
     registry: Registry, court: CourtHandle, index: Callable[[], int]
 ) -> None:
     shanghai = registry.court("沪0101", "上海市黄浦区人民法院", "31")
-    publish(registry, court, person(registry, court, "刘洋"))
-    publish(registry, court, person(registry, court, "刘洋"))
-    publish(registry, shanghai, person(registry, shanghai, "刘洋"))
+    publish_one(registry, court, person_named(registry, court, "刘洋"))
+    publish_one(registry, court, person_named(registry, court, "刘洋"))
+    publish_one(registry, shanghai, person_named(registry, shanghai, "刘洋"))
     index()
     everywhere = page(registry.url, q="刘洋")
     assert len(hit_names(everywhere.text)) == 3
@@ -184,7 +168,7 @@ def test_a_common_name_can_be_narrowed_by_province(
 def test_a_removed_listing_leaves_the_page_once_indexed(
     registry: Registry, court: CourtHandle, index: Callable[[], int]
 ) -> None:
-    listing_id = publish(registry, court, person(registry, court, "赵敏"))
+    listing_id = publish_one(registry, court, person_named(registry, court, "赵敏"))
     index()
     assert hit_names(page(registry.url, q="赵敏").text) == ["赵敏"]
     remove(registry, court, listing_id)
@@ -200,7 +184,7 @@ def test_results_are_paged_twenty_at_a_time(
     registry: Registry, court: CourtHandle, index: Callable[[], int]
 ) -> None:
     names = [f"孙{'一二三四五六七八九十'[i % 10]}光" for i in range(23)]
-    envelopes = [registry.envelope(court, person(registry, court, name)) for name in names]
+    envelopes = [registry.envelope(court, person_named(registry, court, name)) for name in names]
     with registry.http(court.api_key) as http:
         response = http.post("/v1/listings/batch", json={"envelopes": envelopes})
     assert response.status_code == 200, response.text

@@ -19,9 +19,13 @@ import pytest
 import sqlalchemy as sa
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.conftest import CourtHandle, Registry, run_search_indexer
-from tests.search.web.test_public_web import NO_RESULT, masked, person, publish
+from tests.support.harness import CourtHandle, Registry, run_search_indexer
+from tests.support.listings import person_named, publish_one
 from tests.support.publishing import remove
+from tests.support.web import NO_RESULT, masked
+
+# Each module starts Chromium.
+pytestmark = pytest.mark.slow
 
 CHROMIUM = Path("/usr/bin/chromium")
 PHONE = {"width": 360, "height": 740}
@@ -88,10 +92,10 @@ def no_horizontal_scroll(page: Page) -> bool:
 def test_a_visitor_finds_a_two_character_name_and_opens_the_entry(
     page: Page, registry: Registry, court: CourtHandle, index: Callable[[], int]
 ) -> None:
-    body = person(registry, court, "张伟")
-    publish(registry, court, body)
-    publish(registry, court, person(registry, court, "张伟明"))
-    publish(registry, court, person(registry, court, "李四"))
+    body = person_named(registry, court, "张伟")
+    publish_one(registry, court, body)
+    publish_one(registry, court, person_named(registry, court, "张伟明"))
+    publish_one(registry, court, person_named(registry, court, "李四"))
     index()
 
     search_for(page, "张伟")
@@ -116,7 +120,7 @@ def test_a_visitor_finds_a_two_character_name_and_opens_the_entry(
 def test_pinyin_finds_the_chinese_name(
     page: Page, registry: Registry, court: CourtHandle, index: Callable[[], int]
 ) -> None:
-    publish(registry, court, person(registry, court, "张伟"))
+    publish_one(registry, court, person_named(registry, court, "张伟"))
     index()
     search_for(page, "zhangwei")
     assert hits(page) == ["张伟"]
@@ -125,7 +129,7 @@ def test_pinyin_finds_the_chinese_name(
 def test_a_removed_listing_disappears_after_the_indexer_runs(
     page: Page, registry: Registry, court: CourtHandle, index: Callable[[], int]
 ) -> None:
-    listing_id = publish(registry, court, person(registry, court, "赵敏"))
+    listing_id = publish_one(registry, court, person_named(registry, court, "赵敏"))
     index()
     search_for(page, "赵敏")
     assert hits(page) == ["赵敏"]
@@ -155,7 +159,7 @@ def test_no_result_wording(page: Page, registry: Registry, index: Callable[[], i
 def test_keyboard_only_search_and_open(
     page: Page, registry: Registry, court: CourtHandle, index: Callable[[], int]
 ) -> None:
-    publish(registry, court, person(registry, court, "钱芳"))
+    publish_one(registry, court, person_named(registry, court, "钱芳"))
     index()
     page.goto("/")
     focused: list[str] = []
@@ -182,7 +186,7 @@ def test_keyboard_only_search_and_open(
 def test_the_page_works_without_javascript(
     browser: Browser, registry: Registry, court: CourtHandle, index: Callable[[], int]
 ) -> None:
-    publish(registry, court, person(registry, court, "孙丽"))
+    publish_one(registry, court, person_named(registry, court, "孙丽"))
     index()
     context = browser.new_context(base_url=registry.url, java_script_enabled=False)
     try:
@@ -204,7 +208,7 @@ def test_on_a_phone_nothing_scrolls_sideways(
         "credit_code": "91110000600037341L",
         "legal_representative": "王建国",
     }
-    publish(registry, court, body)
+    publish_one(registry, court, body)
     index()
     context = browser.new_context(base_url=registry.url, viewport=PHONE, is_mobile=True, has_touch=True)
     try:
