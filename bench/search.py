@@ -47,11 +47,10 @@ from bench.common import (
 )
 from demo.seed import load_signers
 from publishing.feeds.reader import CURSOR_NAME as FEEDS_CURSOR
+from registry.calendar import today_in_china
 from registry.checks.watchlist import READER as WATCHLIST_READER
 from registry.identity.signing import sign_envelope
-from registry.listings.prepare import CHINA_TIME
 from registry.settings import DatabaseSettings, KeySettings, ServerSettings, Settings
-from registry.timeutil import utcnow
 from registry.translog.services import CURSOR_NAME as TRANSLOG_CURSOR
 from search.embedded import EmbeddedIndex
 from search.indexer import CURSOR
@@ -205,7 +204,7 @@ def _removal_to_gone(
         stderr=subprocess.DEVNULL,
     )
     latencies: list[float] = []
-    today = utcnow().astimezone(CHINA_TIME).date()
+    today = today_in_china()
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
             wait_until_healthy(http)

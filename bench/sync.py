@@ -40,11 +40,11 @@ from bench.common import _env, _free_port, _registry, drop_postgres_databases, f
 from demo.runner import load_demo
 from demo.seed import load_signers
 from publishing.sync.services import create_subscription
+from registry.calendar import today_in_china
 from registry.clients.services import create_client
 from registry.db import create_sync_engine
 from registry.identity.signing import sign_envelope
 from registry.listings.models import Listing
-from registry.listings.prepare import CHINA_TIME
 from registry.runtime import Services
 from registry.settings import DatabaseSettings, KeySettings, ServerSettings, Settings
 from registry.timeutil import utcnow
@@ -177,7 +177,7 @@ def run_sync_bench(*, count: int, removals: int, database_url: str | None = None
                     env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 )  # fmt: skip
                 # Not the ended fixed terms: the worker's expiry job may remove them any moment.
-                today = utcnow().astimezone(CHINA_TIME).date()
+                today = today_in_china()
                 engine = create_sync_engine(url, writer=False)
                 with engine.connect() as conn:
                     active = [(r.id, r.court_code) for r in conn.execute(
@@ -228,7 +228,7 @@ def _removals(
         code: (kid, Ed25519PrivateKey.from_private_bytes(raw))
         for code, (kid, raw) in load_signers(secrets_file.parent / "demo-keys.json").items()
     }
-    today = utcnow().astimezone(CHINA_TIME).date().isoformat()
+    today = today_in_china().isoformat()
     chosen = random.Random(11).sample(listings, min(count, len(listings)))  # noqa: S311 - sampling, not secrets
     sent: dict[str, float] = {}
     base = f"http://127.0.0.1:{port}"

@@ -40,10 +40,9 @@ from sqlalchemy import (
 )
 
 from registry.bulk import bulk_insert
+from registry.calendar import today_in_china
 from registry.listings.disclosure import PublicEntry
-from registry.listings.prepare import CHINA_TIME
 from registry.listings.schemas import GROUNDS
-from registry.timeutil import utcnow
 from search.documents import Document, ground_mask, grounds_of, hit
 from search.interface import SearchQuery, SearchResult
 from search.models import SearchDoc
@@ -145,10 +144,6 @@ def _pyformat(sql: str) -> str:
 
 def _as_date(value: date | str | None) -> date | None:
     return date.fromisoformat(value) if isinstance(value, str) else value
-
-
-def today_in_china() -> date:
-    return utcnow().astimezone(CHINA_TIME).date()
 
 
 class EmbeddedIndex:

@@ -27,6 +27,7 @@ import meilisearch
 import msgspec
 from sqlalchemy import Connection, Engine, select
 
+from registry.calendar import today_in_china
 from registry.eventlog.cursors import cursor_position, set_cursor
 from registry.eventlog.services import head, read_events
 from registry.listings.disclosure import PublicEntry
@@ -34,7 +35,6 @@ from registry.listings.models import Listing
 from registry.listings.schemas import GROUNDS
 from registry.settings import Settings
 from search.documents import Document, all_active_documents, hit, load_documents
-from search.embedded import today_in_china
 from search.indexer import changed_listings
 from search.interface import SearchQuery, SearchResult
 from search.query import MAX_WINDOW

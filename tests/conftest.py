@@ -28,10 +28,10 @@ import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from demo.data import DemoCourt, DemoGenerator
+from registry.calendar import today_in_china
 from registry.clients.services import create_client
 from registry.courts.services import add_court, add_key
 from registry.identity.signing import public_bytes, sign_envelope
-from registry.listings.prepare import CHINA_TIME
 from registry.settings import Settings
 from registry.timeutil import utcnow
 from service.app import create_app
@@ -166,7 +166,7 @@ class Registry:
 
     @property
     def today(self) -> date:
-        return utcnow().astimezone(CHINA_TIME).date()
+        return today_in_china()
 
     def court(
         self, code: str = "京0105", name: str = "北京市朝阳区人民法院", province: str = "11"

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -31,13 +31,13 @@ from sqlalchemy import Connection, Engine, func, select
 
 from publishing.feeds.entries import PublicationItem, build_items, plain_rows
 from publishing.feeds.reader import EVENT_NAMES
+from registry.calendar import china_date, china_midnight
 from registry.db import create_sync_engine
 from registry.eventlog.models import Event
 from registry.eventlog.services import head
 from registry.identity.registry_key import RegistrySigner
 from registry.listings.disclosure import PublicEntry, public_columns, public_entry
 from registry.listings.models import Listing
-from registry.listings.prepare import CHINA_TIME
 from registry.timeutil import iso
 
 LISTINGS_JSONL = "listings.jsonl.gz"
@@ -127,7 +127,7 @@ def _csv_row(entry: PublicEntry) -> list[Any]:
 
 
 def day_bounds(day: date) -> tuple[datetime, datetime]:
-    start = datetime.combine(day, time(), CHINA_TIME).astimezone(UTC)
+    start = china_midnight(day)
     return start, start + timedelta(days=1)
 
 
@@ -290,7 +290,7 @@ def run_export(
     folder = export_dir / f".{day.isoformat()}.{os.getpid()}.tmp"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir()
-    today = now.astimezone(CHINA_TIME).date()
+    today = china_date(now)
     try:
         with _reading(engine) as conn:
             url = engine.url.render_as_string(hide_password=False)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 import unicodedata
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any, cast
 
 import msgspec
@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Table, insert, select, update
 from publishing.sync.models import AssistanceNotice, Subscription
 from publishing.sync.profiles import LISTING_EVENTS, REMOVAL_EVENTS, load_listings, render
 from publishing.sync.services import profile_of
+from registry.calendar import add_working_days
 from registry.eventlog.cursors import cursor_position, set_cursor
 from registry.eventlog.models import ReaderCursor
 from registry.eventlog.services import EventDraft, append_events, read_events
@@ -43,17 +44,6 @@ MEASURES: dict[str, list[str]] = {
     "public": ["公布失信被执行人名单信息（第三条）"],
 }
 LIFT_MEASURE = "解除依前次协助执行通知采取的上述措施（第二十一条）"
-
-
-def add_working_days(start: datetime, days: int) -> datetime:
-    """Saturdays and Sundays do not count (public holidays are not modelled)."""
-    moment = start
-    remaining = days
-    while remaining > 0:
-        moment += timedelta(days=1)
-        if moment.weekday() < 5:
-            remaining -= 1
-    return moment
 
 
 def generate_notices(conn: Connection, now: datetime, deadline_days: int, limit: int = 1000) -> int:

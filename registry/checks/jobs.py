@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from registry.calendar import china_date
 from registry.checks.querylog import purge
-from registry.checks.services import china_day
 from registry.checks.watchlist import follow_log
 from registry.runtime import Services
 from registry.timeutil import utcnow
@@ -31,7 +31,7 @@ async def purge_query_log(services: Services) -> int:
         now = utcnow()
         async with services.db.writer.begin() as conn:
             deleted = await conn.run_sync(
-                purge, now, services.settings.checks.log_retention_days, china_day(now)
+                purge, now, services.settings.checks.log_retention_days, china_date(now)
             )
         total += deleted
         if deleted == 0:

@@ -7,16 +7,16 @@ No full identifier, no creditor, no signature material, no client ids.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 import msgspec
 from sqlalchemy import Select, select
 
+from registry.calendar import china_date
 from registry.courts.models import Court
 from registry.identity.identifiers import PROVINCES
 from registry.listings.models import Listing
-from registry.listings.prepare import CHINA_TIME
 
 
 class PublicPerformance(msgspec.Struct, frozen=True):
@@ -72,10 +72,6 @@ def public_columns() -> Select[*tuple[Any, ...]]:
 
 def age_on(birth: date, day: date) -> int:
     return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
-
-
-def china_date(moment: datetime) -> date:
-    return moment.astimezone(CHINA_TIME).date()
 
 
 def public_entry(row: Any, today: date) -> PublicEntry:

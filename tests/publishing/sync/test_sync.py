@@ -21,8 +21,9 @@ import sqlalchemy as sa
 
 from publishing.sync.delivery import deliver_due
 from publishing.sync.notices import generate_notices
+from registry.calendar import china_date
 from registry.clients.services import create_client
-from registry.listings.disclosure import china_date, public_columns, public_entry
+from registry.listings.disclosure import public_columns, public_entry
 from registry.listings.models import Listing
 from registry.runtime import Services
 from registry.settings import Settings
