@@ -151,7 +151,6 @@ def charge_quota(store: CheckStore, client_id: str, now: datetime, subjects: int
 
 def _bank_listing(row: ListedRow) -> BankListing:
     details = row.details
-    performance = details.get("performance") or {}
     return BankListing(
         listing_id=row.id,
         version=row.version,
@@ -160,14 +159,14 @@ def _bank_listing(row: ListedRow) -> BankListing:
         court_code=row.court_code,
         court_name=row.court_name,
         case_number=row.case_number,
-        basis_document_number=details["basis"]["document_number"],
-        basis_issuer=details["basis"]["issuer"],
-        obligations=details["obligations"],
-        amount_cents=details.get("amount_cents"),
+        basis_document_number=details.basis.document_number,
+        basis_issuer=details.basis.issuer,
+        obligations=details.obligations,
+        amount_cents=details.amount_cents,
         performance=BankPerformance(
-            status=performance.get("status", "none"),
-            performed_cents=performance.get("performed_cents"),
-            unperformed_cents=performance.get("unperformed_cents"),
+            details.performance.status,
+            details.performance.performed_cents,
+            details.performance.unperformed_cents,
         ),
         grounds=list(row.grounds),
         filed_on=row.filed_on,

@@ -19,6 +19,7 @@ from registry.eventlog.services import EventDraft, append_events, lock_head
 from registry.identity.crypto import DataKeyring, Secrets
 from registry.identity.signing import b64url
 from registry.ids import new_id
+from registry.listings.details import listing_details
 from registry.listings.models import Listing, ListingVersion, Removal
 from registry.listings.prepare import (
     PURPOSE_DEBTOR_ID,
@@ -158,7 +159,7 @@ def _relisting_problem(item: PreparedListing, priors: list[Any]) -> Problem | No
             and item.listed_on < add_months(prior.removed_on, CREDITOR_BAR_MONTHS)
             and (
                 prior.case_number == item.case_number
-                or (item.creditor is not None and (prior.details or {}).get("creditor") == item.creditor)
+                or (item.creditor is not None and listing_details(prior.details).creditor == item.creditor)
             )
         ):
             return Problem(
