@@ -43,6 +43,7 @@ from publishing.sync.services import create_subscription
 from registry.calendar import today_in_china
 from registry.clients.services import create_client
 from registry.db import create_sync_engine
+from registry.eventlog.types import EventType
 from registry.identity.signing import sign_envelope
 from registry.listings.models import Listing
 from registry.runtime import Services
@@ -79,7 +80,7 @@ def _sink() -> Iterator[_Sink]:
                 sink.first_at = sink.first_at or now
                 for event in events:
                     sink.keys.add(event["idempotency_key"])
-                    if event["type"] == "listing.removed":
+                    if event["type"] == EventType.LISTING_REMOVED:
                         sink.removed_at.setdefault(event["listing_id"], now)
             self.send_response(200)
             self.send_header("Content-Length", "0")

@@ -23,6 +23,7 @@ from registry.db import Database
 from registry.eventlog.cursors import set_cursor
 from registry.eventlog.models import ReaderCursor
 from registry.eventlog.services import head, read_events
+from registry.eventlog.types import LISTING_EVENTS
 from registry.listings.models import Listing
 from search.documents import Document, all_active_documents, load_documents
 from search.embedded import (
@@ -43,7 +44,6 @@ from search.parallel import document_rows
 logger = logging.getLogger("search.indexer")
 
 CURSOR = "search.embedded"
-LISTING_EVENTS = frozenset({"listing.published", "listing.amended", "listing.removed", "listing.expired"})
 EVENTS_PER_STEP = 5000
 
 

@@ -15,14 +15,15 @@ from publishing.feeds.models import Publication
 from registry.bulk import bulk_insert
 from registry.eventlog.cursors import cursor_position, set_cursor
 from registry.eventlog.models import Event
+from registry.eventlog.types import EventType
 from registry.listings.models import Listing
 
 CURSOR_NAME = "publishing.feeds"
 EVENT_NAMES = {
-    "listing.published": "published",
-    "listing.amended": "amended",
-    "listing.removed": "removed",
-    "listing.expired": "expired",
+    EventType.LISTING_PUBLISHED: "published",
+    EventType.LISTING_AMENDED: "amended",
+    EventType.LISTING_REMOVED: "removed",
+    EventType.LISTING_EXPIRED: "expired",
 }
 PUBLICATIONS = cast(Table, Publication.__table__)
 _CHUNK = 500

@@ -17,12 +17,13 @@ import msgspec
 from sqlalchemy import Connection, Table, insert, select, update
 
 from publishing.sync.models import AssistanceNotice, Subscription
-from publishing.sync.profiles import LISTING_EVENTS, REMOVAL_EVENTS, load_listings, render
+from publishing.sync.profiles import load_listings, render
 from publishing.sync.services import profile_of
 from registry.calendar import add_working_days
 from registry.eventlog.cursors import cursor_position, set_cursor
 from registry.eventlog.models import ReaderCursor
 from registry.eventlog.services import EventDraft, append_events, read_events
+from registry.eventlog.types import LISTING_EVENTS, REMOVAL_EVENTS, EventType
 from registry.identity.crypto import DataKeyring
 from registry.ids import new_id
 from registry.problems import Problem
@@ -57,7 +58,7 @@ def generate_notices(conn: Connection, now: datetime, deadline_days: int, limit:
     raw = read_events(conn, after, limit)
     if not raw:
         return 0
-    events = [e for e in raw if e["type"] in LISTING_EVENTS and e["type"] != "listing.amended"]
+    events = [e for e in raw if e["type"] in LISTING_EVENTS and e["type"] != EventType.LISTING_AMENDED]
     subs = conn.execute(
         select(Subscription.id, Subscription.client_id, Subscription.profile).where(
             Subscription.state != "paused"
@@ -199,7 +200,7 @@ def acknowledge_notice(
         conn.execute(
             update(AssistanceNotice).where(AssistanceNotice.id == notice_id).values(acknowledged_at=now)
         )
-        append_events(conn, [_event("notice.acknowledged", actor, row)], now)
+        append_events(conn, [_event(EventType.NOTICE_ACKNOWLEDGED, actor, row)], now)
     return _summary(_notice(conn, notice_id), now)
 
 
@@ -221,11 +222,11 @@ def object_to_notice(
         .where(AssistanceNotice.id == notice_id)
         .values(objection=text, objected_at=now)
     )
-    append_events(conn, [_event("notice.objected", actor, row)], now)
+    append_events(conn, [_event(EventType.NOTICE_OBJECTED, actor, row)], now)
     return _summary(_notice(conn, notice_id), now)
 
 
-def _event(kind: str, actor: str, row: Any) -> EventDraft:
+def _event(kind: EventType, actor: str, row: Any) -> EventDraft:
     # The objection text stays out of the log: it may quote the debtor.
     return EventDraft(
         kind, actor, court_code=row.court_code, listing_id=row.listing_id,

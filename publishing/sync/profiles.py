@@ -28,9 +28,6 @@ from registry.listings.disclosure import PublicEntry, public_columns, public_ent
 from registry.listings.models import Listing
 from registry.listings.prepare import PURPOSE_DEBTOR_ID
 
-LISTING_EVENTS = frozenset({"listing.published", "listing.amended", "listing.removed", "listing.expired"})
-REMOVAL_EVENTS = frozenset({"listing.removed", "listing.expired"})
-
 
 class RemovalRecord(msgspec.Struct, frozen=True):
     reason: str

@@ -15,9 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from publishing.sync.models import Subscription, SyncState
 from publishing.sync.profiles import (
-    LISTING_EVENTS,
     PROFILES,
-    REMOVAL_EVENTS,
     Profile,
     ProfileRecord,
     admits,
@@ -27,6 +25,7 @@ from publishing.sync.profiles import (
 from registry.clients.models import ApiClient
 from registry.endpoints import validate_push_endpoint
 from registry.eventlog.services import EventDraft, append_events, head, read_events
+from registry.eventlog.types import LISTING_EVENTS, REMOVAL_EVENTS, EventType
 from registry.identity.crypto import DataKeyring
 from registry.ids import new_id
 from registry.problems import Problem
@@ -133,12 +132,19 @@ def create_subscription(
         )
     )
     _audit(
-        conn, "sync.subscription_created", actor, now, sub_id, client_id=client_id, profile=profile, mode=mode
+        conn,
+        EventType.SUBSCRIPTION_CREATED,
+        actor,
+        now,
+        sub_id,
+        client_id=client_id,
+        profile=profile,
+        mode=mode,
     )
     return inspect_subscription(conn, sub_id)
 
 
-def _audit(conn: Connection, kind: str, actor: str, now: datetime, sub_id: str, **data: Any) -> None:
+def _audit(conn: Connection, kind: EventType, actor: str, now: datetime, sub_id: str, **data: Any) -> None:
     append_events(conn, [EventDraft(kind, actor, data={"subscription_id": sub_id, **data})], now)
 
 
@@ -156,7 +162,10 @@ def set_state(conn: Connection, sub_id: str, state: str, *, actor: str, now: dat
     if state == "active":
         values |= {"attempts": 0, "next_attempt_at": None}
     conn.execute(update(Subscription).where(Subscription.id == sub_id).values(**values))
-    _audit(conn, "sync.subscription_" + ("paused" if state == "paused" else "resumed"), actor, now, sub_id)
+    paused = state == "paused"
+    _audit(
+        conn, EventType.SUBSCRIPTION_PAUSED if paused else EventType.SUBSCRIPTION_RESUMED, actor, now, sub_id
+    )
     return inspect_subscription(conn, sub_id)
 
 
@@ -180,7 +189,7 @@ def replay(conn: Connection, sub_id: str, from_seq: int, *, actor: str, now: dat
             updated_at=now,
         )
     )
-    _audit(conn, "sync.subscription_replayed", actor, now, sub_id, from_seq=from_seq)
+    _audit(conn, EventType.SUBSCRIPTION_REPLAYED, actor, now, sub_id, from_seq=from_seq)
     return inspect_subscription(conn, sub_id)
 
 

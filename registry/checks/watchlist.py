@@ -23,6 +23,7 @@ from registry.checks.schemas import WatchSubjectIn
 from registry.endpoints import validate_push_endpoint
 from registry.eventlog.cursors import set_cursor
 from registry.eventlog.models import Event, ReaderCursor
+from registry.eventlog.types import REMOVAL_EVENTS, EventType
 from registry.identity.crypto import BlindIndex
 from registry.identity.identifiers import IdentifierError, mask_identifier, parse_credit_code, parse_id_number
 from registry.listings.models import Listing
@@ -30,10 +31,10 @@ from registry.timeutil import iso
 
 READER = "watchlist"
 CHANGES = {
-    "listing.published": "listed",
-    "listing.amended": "amended",
-    "listing.removed": "removed",
-    "listing.expired": "expired",
+    EventType.LISTING_PUBLISHED: "listed",
+    EventType.LISTING_AMENDED: "amended",
+    EventType.LISTING_REMOVED: "removed",
+    EventType.LISTING_EXPIRED: "expired",
 }
 _CHANGES_TABLE = cast(Table, WatchChange.__table__)
 
@@ -208,7 +209,7 @@ def follow_log(conn: Connection, now: datetime, batch: int = 1000) -> int:
                 "court_code": listing.court_code,
                 "case_number": listing.case_number,
             }
-            if event.type in ("listing.removed", "listing.expired"):
+            if event.type in REMOVAL_EVENTS:
                 payload["reason"] = event.data.get("reason")
                 payload["effective_on"] = event.data.get("effective_on")
             rows.append(

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Table, select, update
 
 from registry.bulk import bulk_insert
 from registry.eventlog.models import Event, LogHead
+from registry.eventlog.types import EventType
 from registry.identity.canonical import canonical_json
 from registry.timeutil import iso
 
@@ -27,7 +28,7 @@ HEAD_ID = 1
 
 @dataclass
 class EventDraft:
-    type: str
+    type: EventType
     actor: str
     court_code: str | None = None
     listing_id: str | None = None
@@ -82,11 +83,13 @@ def append_events(conn: Connection, drafts: Sequence[EventDraft], now: datetime)
     rows: list[dict[str, Any]] = []
     for draft in drafts:
         seq += 1
+        # The plain string: the canonical JSON fast path takes exact str only.
+        type_name = draft.type.value
         digest = event_hash(
             prev,
             seq=seq,
             occurred_at=now,
-            type=draft.type,
+            type=type_name,
             actor=draft.actor,
             court_code=draft.court_code,
             listing_id=draft.listing_id,
@@ -97,7 +100,7 @@ def append_events(conn: Connection, drafts: Sequence[EventDraft], now: datetime)
             {
                 "seq": seq,
                 "occurred_at": now,
-                "type": draft.type,
+                "type": type_name,
                 "actor": draft.actor,
                 "court_code": draft.court_code,
                 "listing_id": draft.listing_id,

@@ -25,6 +25,7 @@ from sqlalchemy import Connection, Row, Table, Text, func, insert, select, text
 from registry.bulk import bulk_insert
 from registry.eventlog.cursors import cursor_position, set_cursor
 from registry.eventlog.models import Event
+from registry.eventlog.types import LISTING_EVENTS
 from registry.identity.canonical import canonical_json
 from registry.identity.registry_key import RegistrySigner
 from registry.problems import Problem
@@ -41,9 +42,6 @@ from registry.translog.models import LogCheckpoint, LogLeaf, LogNode, LogSalt
 from registry.translog.note import b64, checkpoint_body, signed_note, verifier_key
 
 CURSOR_NAME = "translog"
-LISTING_EVENT_TYPES = frozenset(
-    {"listing.published", "listing.amended", "listing.removed", "listing.expired"}
-)
 NODE_STRIDE = 4
 SALT_BYTES = 32
 # An arbitrary, fixed key for PostgreSQL's transaction-level advisory lock: one appender at a time.
@@ -165,7 +163,7 @@ Commitment = tuple[int, bytes, bytes, bytes]  # (seq, salt, commitment, leaf has
 
 def commitments(rows: Iterable[Row[Any]]) -> list[Commitment]:
     """A fresh salt, the commitment and the leaf hash of each listing event among `rows`."""
-    listed = [row for row in rows if row.type in LISTING_EVENT_TYPES]
+    listed = [row for row in rows if row.type in LISTING_EVENTS]
     randomness = os.urandom(SALT_BYTES * len(listed))
     out: list[Commitment] = []
     for i, row in enumerate(listed):

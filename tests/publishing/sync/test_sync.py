@@ -23,6 +23,7 @@ from publishing.sync.delivery import deliver_due
 from publishing.sync.notices import generate_notices
 from registry.calendar import china_date
 from registry.clients.services import create_client
+from registry.eventlog.types import LISTING_EVENTS
 from registry.listings.disclosure import public_columns, public_entry
 from registry.listings.models import Listing
 from registry.runtime import Services
@@ -32,8 +33,6 @@ from tests.conftest import CourtHandle, Registry, cli_env, registry_bin
 from tests.registry.listings.test_lifecycle import _amend, _amended_body, _publish, _removal, _remove
 from tests.support import rfc9421
 from tests.support.sync_receiver import Receiver, running_receiver
-
-LISTING_TYPES = {"listing.published", "listing.amended", "listing.removed", "listing.expired"}
 
 CREDIT_REFERENCE_FIELDS = {
     "id", "version", "status", "kind", "name", "identifier", "sex", "birth_date", "legal_representative",
@@ -96,7 +95,7 @@ def pull_all(http: httpx.Client, sub_id: str, after: int = 0) -> tuple[list[dict
 
 def log_events(admin: httpx.Client) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = admin.get("/v1/events", params={"limit": 1000}).json()["events"]
-    return [e for e in events if e["type"] in LISTING_TYPES]
+    return [e for e in events if e["type"] in LISTING_EVENTS]
 
 
 def subscription_row(engine: sa.Engine, sub_id: str) -> Any:
