@@ -48,7 +48,7 @@ from bench.common import (
 from demo.seed import load_signers
 from publishing.feeds.reader import CURSOR_NAME as FEEDS_CURSOR
 from registry.calendar import today_in_china
-from registry.checks.watchlist import READER as WATCHLIST_READER
+from registry.checks.watchlist import CURSOR_NAME as WATCHLIST_CURSOR
 from registry.identity.signing import sign_envelope
 from registry.settings import DatabaseSettings, KeySettings, ServerSettings, Settings
 from registry.translog.services import CURSOR_NAME as TRANSLOG_CURSOR
@@ -165,7 +165,7 @@ CAUGHT_UP = (
 # The server's readers that work through every event (the watchlist reader too, even with no
 # watchlist): until they are at the head (the steady state), their catch-up transactions
 # would queue a removal behind them.
-STEADY_STATE_READERS = (CURSOR, FEEDS_CURSOR, TRANSLOG_CURSOR, WATCHLIST_READER)
+STEADY_STATE_READERS = (CURSOR, FEEDS_CURSOR, TRANSLOG_CURSOR, WATCHLIST_CURSOR)
 
 
 def _wait_for_steady_state(engine: Any, settle_s: float) -> float:

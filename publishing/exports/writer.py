@@ -30,11 +30,12 @@ import msgspec
 from sqlalchemy import Connection, Engine, func, select
 
 from publishing.feeds.entries import PublicationItem, build_items, plain_rows
-from publishing.feeds.reader import EVENT_NAMES
+from publishing.feeds.reader import publication_event
 from registry.calendar import china_date, china_midnight
 from registry.db import create_sync_engine
 from registry.eventlog.models import Event
 from registry.eventlog.services import head
+from registry.eventlog.types import LISTING_EVENTS
 from registry.identity.registry_key import RegistrySigner
 from registry.listings.disclosure import PublicEntry, public_columns, public_entry
 from registry.listings.models import Listing
@@ -139,7 +140,7 @@ def _changes(conn: Connection, day: date, position: int, today: date) -> Iterato
             Event.occurred_at >= start,
             Event.occurred_at < end,
             Event.seq <= position,
-            Event.type.in_(list(EVENT_NAMES)),
+            Event.type.in_(sorted(LISTING_EVENTS)),
         )
         .order_by(Event.seq)
         .execution_options(yield_per=STREAM_ROWS)
@@ -149,7 +150,7 @@ def _changes(conn: Connection, day: date, position: int, today: date) -> Iterato
             _ChangeRow(
                 seq=row.seq,
                 listing_id=row.listing_id,
-                event=EVENT_NAMES[row.type],
+                event=publication_event(row.type),
                 occurred_at=row.occurred_at,
                 reason=row.data.get("reason"),
                 effective_on=date.fromisoformat(row.data["effective_on"])
@@ -187,7 +188,7 @@ def _count_changes(conn: Connection, day: date, position: int) -> int:
                 Event.occurred_at >= start,
                 Event.occurred_at < end,
                 Event.seq <= position,
-                Event.type.in_(list(EVENT_NAMES)),
+                Event.type.in_(sorted(LISTING_EVENTS)),
             )
         ).scalar_one()
     )

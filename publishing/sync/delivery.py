@@ -171,7 +171,15 @@ async def deliver_subscription(services: Services, http: httpx.AsyncClient, clai
                     return sent
             now = utcnow()
             states = [
-                state_row(claim.id, e.listing_id, e.listing_version, e.type, e.seq, e.occurred_at, now)
+                state_row(
+                    claim.id,
+                    e.listing_id,
+                    e.listing_version,
+                    e.type,
+                    e.seq,
+                    datetime.fromisoformat(e.occurred_at),
+                    now,
+                )
                 for e in events
             ]
             async with services.db.writer.begin() as conn:

@@ -6,22 +6,10 @@ import logging
 
 from registry.calendar import china_date
 from registry.checks.querylog import purge
-from registry.checks.watchlist import follow_log
 from registry.runtime import Services
 from registry.timeutil import utcnow
 
 logger = logging.getLogger("registry.checks")
-
-
-async def follow_watchlists(services: Services) -> int:
-    """Turn every event not yet read into watchlist changes; returns how many events."""
-    total = 0
-    while True:
-        async with services.db.writer.begin() as conn:
-            read = await conn.run_sync(follow_log, utcnow())
-        total += read
-        if read == 0:
-            return total
 
 
 async def purge_query_log(services: Services) -> int:

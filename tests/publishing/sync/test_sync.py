@@ -20,9 +20,10 @@ import pytest
 import sqlalchemy as sa
 
 from publishing.sync.delivery import deliver_due
-from publishing.sync.notices import generate_notices
+from publishing.sync.notices import notice_reader
 from registry.calendar import china_date
 from registry.clients.services import create_client
+from registry.eventlog.readers import step
 from registry.eventlog.types import LISTING_EVENTS
 from registry.listings.disclosure import public_columns, public_entry
 from registry.listings.models import Listing
@@ -689,10 +690,13 @@ def test_assistance_notices_acknowledged_objected_routed_and_overdue(
     org_id = _publish(registry, court, org)
     assert _remove(registry, court, org_id, _removal(org_id, registry.today)).status_code == 200
     issued_at = utcnow() - timedelta(days=30)  # long past the deadline
+    count = "SELECT count(*) FROM assistance_notices"
     with registry.engine.begin() as conn:
-        assert generate_notices(conn, issued_at, 3) == 5  # credit: 3 (person, org, org lifted); housing: 2
+        assert step(conn, notice_reader(3), issued_at) > 0
+        assert conn.execute(sa.text(count)).scalar_one() == 5  # credit: person, org, org lifted; housing: 2
     with registry.engine.begin() as conn:
-        assert generate_notices(conn, issued_at, 3) == 0  # the reader's cursor moved
+        assert step(conn, notice_reader(3), issued_at) == 0  # the reader's cursor moved
+        assert conn.execute(sa.text(count)).scalar_one() == 5
 
     with registry.http(credit_key) as http:
         own = http.get("/v1/notices").json()
