@@ -52,11 +52,9 @@ from registry.checks.watchlist import CURSOR_NAME as WATCHLIST_CURSOR
 from registry.identity.signing import sign_envelope
 from registry.settings import DatabaseSettings, KeySettings, ServerSettings, Settings
 from registry.translog.services import CURSOR_NAME as TRANSLOG_CURSOR
-from search.embedded import EmbeddedIndex
-from search.indexer import CURSOR
+from search.embedded import CURSOR, EmbeddedIndex, reader_engine
 from search.interface import SearchQuery
 from search.maintenance import reindex_now
-from search.runtime import reader_engine
 from search.text import names_no_one, too_broad
 
 SAMPLES = 200

@@ -107,15 +107,11 @@ def _clean_database(request: pytest.FixtureRequest) -> Iterator[None]:
 
 def run_search_indexer(engine: sa.Engine) -> int:
     """What the scheduler's search job does: apply every pending event to the embedded index."""
-    from search.indexer import index_step
+    from registry.eventlog.readers import follow_sync
+    from search.embedded import EmbeddedIndex
+    from search.indexer import index_follower
 
-    total = 0
-    while True:
-        with engine.begin() as conn:
-            read = index_step(conn)
-        total += read
-        if not read:
-            return total
+    return follow_sync(engine, index_follower(EmbeddedIndex(engine)))
 
 
 def _free_port() -> int:

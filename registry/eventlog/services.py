@@ -116,24 +116,6 @@ def append_events(conn: Connection, drafts: Sequence[EventDraft], now: datetime)
     return [row["seq"] for row in rows]
 
 
-def read_events(conn: Connection, after: int, limit: int) -> list[dict[str, Any]]:
-    result = conn.execute(select(Event).where(Event.seq > after).order_by(Event.seq).limit(limit))
-    return [
-        {
-            "seq": row.seq,
-            "occurred_at": iso(row.occurred_at),
-            "type": row.type,
-            "actor": row.actor,
-            "court_code": row.court_code,
-            "listing_id": row.listing_id,
-            "listing_version": row.listing_version,
-            "data": row.data,
-            "hash": bytes(row.hash).hex(),
-        }
-        for row in result
-    ]
-
-
 def head(conn: Connection) -> tuple[int, bytes]:
     row = conn.execute(select(LogHead.last_seq, LogHead.last_hash).where(LogHead.id == HEAD_ID)).one()
     return int(row.last_seq), bytes(row.last_hash)
