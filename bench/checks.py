@@ -41,9 +41,8 @@ from bench.common import (
 )
 from demo.data import DemoGenerator
 from demo.seed import load_signers, write_envelope_file
+from registry.calendar import today_in_china
 from registry.listings.ingest import worker_count
-from registry.listings.prepare import CHINA_TIME
-from registry.timeutil import utcnow
 
 BATCH = 1000
 WRK_SCRIPT = """
@@ -189,7 +188,7 @@ def run_checks_bench(
         )
         envelopes = root / "envelopes.jsonl"
         signers = load_signers(secrets_file.parent / "demo-keys.json")
-        today = utcnow().astimezone(CHINA_TIME).date()
+        today = today_in_china()
         write_envelope_file(envelopes, signers, count, seed=7, today=today, workers=workers)
         loaded = _bench_import(env, envelopes, count)
         listed = _subjects(envelopes, 5000, seed=3)

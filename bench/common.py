@@ -32,11 +32,10 @@ import httpx
 
 from demo.runner import load_demo
 from demo.seed import load_signers, write_envelope_file
+from registry.calendar import today_in_china
 from registry.listings.ingest import worker_count
-from registry.listings.prepare import CHINA_TIME
 from registry.runtime import Services
 from registry.settings import DatabaseSettings, KeySettings, ServerSettings, Settings
-from registry.timeutil import utcnow
 
 
 def _tree_memory(pid: int) -> tuple[int, int]:
@@ -138,7 +137,7 @@ def import_signed_listings(root: Path, url: str, count: int) -> tuple[dict[str, 
     workers = worker_count(0)
     env = _prepare_database(url, root / "secrets.json", workers)
     envelopes = root / "envelopes.jsonl"
-    today = utcnow().astimezone(CHINA_TIME).date()
+    today = today_in_china()
     write_envelope_file(
         envelopes, load_signers(root / "demo-keys.json"), count, seed=7, today=today, workers=workers
     )
@@ -309,7 +308,7 @@ def run_ingest_bench(
         envelopes = root / "envelopes.jsonl"
         started = time.perf_counter()
         signers = load_signers(secrets_file.parent / "demo-keys.json")
-        today = utcnow().astimezone(CHINA_TIME).date()
+        today = today_in_china()
         write_envelope_file(envelopes, signers, count, seed=7, today=today, workers=workers)
         generated = time.perf_counter() - started
         result: dict[str, Any] = {

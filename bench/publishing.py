@@ -35,13 +35,12 @@ from bench.common import (
     import_signed_listings,
     wait_until_healthy,
 )
+from registry.calendar import today_in_china
 from registry.courts.models import Court
 from registry.db import create_sync_engine
 from registry.identity.registry_key import load_registry_signer
 from registry.listings.models import Listing
-from registry.listings.prepare import CHINA_TIME
 from registry.settings import DatabaseSettings, KeySettings, Settings
-from registry.timeutil import utcnow
 from registry.translog.merkle import consistency_proof
 from registry.translog.services import inclusion, latest_checkpoint, subtree_reader
 
@@ -71,7 +70,7 @@ def _timed(
 def _build(root: Path, url: str, count: int) -> tuple[dict[str, str], dict[str, Any]]:
     env, imported = import_signed_listings(root, url, count)
     env.update(_bench_settings(root))  # `registry expire` below signs
-    today = utcnow().astimezone(CHINA_TIME).date()
+    today = today_in_china()
     engine = create_sync_engine(url)
     try:
         with engine.begin() as conn:
@@ -184,7 +183,7 @@ def _export(env: dict[str, str]) -> dict[str, Any]:
     """Today's export (every listing was published today: the change file is as long as the
     list, the worst case), then yesterday's (the full list alone)."""
     figures = {}
-    yesterday = utcnow().astimezone(CHINA_TIME).date() - timedelta(days=1)
+    yesterday = today_in_china() - timedelta(days=1)
     for label, args in (("today", []), ("without_changes", ["--date", yesterday.isoformat()])):
         seconds, peak, completed = _timed(["export", "run", *args], env)
         manifest = json.loads(completed.stdout)

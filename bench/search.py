@@ -47,17 +47,14 @@ from bench.common import (
 )
 from demo.seed import load_signers
 from publishing.feeds.reader import CURSOR_NAME as FEEDS_CURSOR
-from registry.checks.watchlist import READER as WATCHLIST_READER
+from registry.calendar import today_in_china
+from registry.checks.watchlist import CURSOR_NAME as WATCHLIST_CURSOR
 from registry.identity.signing import sign_envelope
-from registry.listings.prepare import CHINA_TIME
 from registry.settings import DatabaseSettings, KeySettings, ServerSettings, Settings
-from registry.timeutil import utcnow
 from registry.translog.services import CURSOR_NAME as TRANSLOG_CURSOR
-from search.embedded import EmbeddedIndex
-from search.indexer import CURSOR
+from search.embedded import CURSOR, EmbeddedIndex, reader_engine
 from search.interface import SearchQuery
 from search.maintenance import reindex_now
-from search.runtime import reader_engine
 from search.text import names_no_one, too_broad
 
 SAMPLES = 200
@@ -166,7 +163,7 @@ CAUGHT_UP = (
 # The server's readers that work through every event (the watchlist reader too, even with no
 # watchlist): until they are at the head (the steady state), their catch-up transactions
 # would queue a removal behind them.
-STEADY_STATE_READERS = (CURSOR, FEEDS_CURSOR, TRANSLOG_CURSOR, WATCHLIST_READER)
+STEADY_STATE_READERS = (CURSOR, FEEDS_CURSOR, TRANSLOG_CURSOR, WATCHLIST_CURSOR)
 
 
 def _wait_for_steady_state(engine: Any, settle_s: float) -> float:
@@ -205,7 +202,7 @@ def _removal_to_gone(
         stderr=subprocess.DEVNULL,
     )
     latencies: list[float] = []
-    today = utcnow().astimezone(CHINA_TIME).date()
+    today = today_in_china()
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
             wait_until_healthy(http)

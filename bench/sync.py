@@ -40,11 +40,12 @@ from bench.common import _env, _free_port, _registry, drop_postgres_databases, f
 from demo.runner import load_demo
 from demo.seed import load_signers
 from publishing.sync.services import create_subscription
+from registry.calendar import today_in_china
 from registry.clients.services import create_client
 from registry.db import create_sync_engine
+from registry.eventlog.types import EventType
 from registry.identity.signing import sign_envelope
 from registry.listings.models import Listing
-from registry.listings.prepare import CHINA_TIME
 from registry.runtime import Services
 from registry.settings import DatabaseSettings, KeySettings, ServerSettings, Settings
 from registry.timeutil import utcnow
@@ -79,7 +80,7 @@ def _sink() -> Iterator[_Sink]:
                 sink.first_at = sink.first_at or now
                 for event in events:
                     sink.keys.add(event["idempotency_key"])
-                    if event["type"] == "listing.removed":
+                    if event["type"] == EventType.LISTING_REMOVED:
                         sink.removed_at.setdefault(event["listing_id"], now)
             self.send_response(200)
             self.send_header("Content-Length", "0")
@@ -177,7 +178,7 @@ def run_sync_bench(*, count: int, removals: int, database_url: str | None = None
                     env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 )  # fmt: skip
                 # Not the ended fixed terms: the worker's expiry job may remove them any moment.
-                today = utcnow().astimezone(CHINA_TIME).date()
+                today = today_in_china()
                 engine = create_sync_engine(url, writer=False)
                 with engine.connect() as conn:
                     active = [(r.id, r.court_code) for r in conn.execute(
@@ -228,7 +229,7 @@ def _removals(
         code: (kid, Ed25519PrivateKey.from_private_bytes(raw))
         for code, (kid, raw) in load_signers(secrets_file.parent / "demo-keys.json").items()
     }
-    today = utcnow().astimezone(CHINA_TIME).date().isoformat()
+    today = today_in_china().isoformat()
     chosen = random.Random(11).sample(listings, min(count, len(listings)))  # noqa: S311 - sampling, not secrets
     sent: dict[str, float] = {}
     base = f"http://127.0.0.1:{port}"

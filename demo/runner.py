@@ -10,11 +10,11 @@ from sqlalchemy import select
 
 from demo.data import demo_courts
 from demo.seed import load_signers, save_signers, signed_listings
+from registry.calendar import china_date
 from registry.clients.services import Principal
 from registry.courts.models import Court, CourtKey
 from registry.courts.services import add_court, add_key
 from registry.identity.signing import private_bytes, public_bytes
-from registry.listings.prepare import CHINA_TIME
 from registry.runtime import Services
 from registry.timeutil import utcnow
 
@@ -48,7 +48,7 @@ async def load_demo(services: Services, count: int, seed: int) -> dict[str, Any]
                 signers[court.code] = (key_id, raw)
     save_signers(signers_path, signers)
 
-    today = now.astimezone(CHINA_TIME).date()
+    today = china_date(now)
     outcomes: dict[str, int] = {"created": 0, "unchanged": 0, "rejected": 0}
     for start in range(0, count, CHUNK):
         envelopes = signed_listings(courts, signers, min(CHUNK, count - start), seed * 7919 + start, today)

@@ -109,7 +109,8 @@ T = TypeVar("T")
 
 
 class Database:
-    """The two engines the service uses: writers and readers (the same pool on PostgreSQL).
+    """The engines the service uses: writers and readers (the same pool on PostgreSQL), and a
+    synchronous writer for work that runs in worker threads.
 
     `read` and `write` run one synchronous function of a `Connection` (the services' style)
     in a read connection or a write transaction: the one way handlers and jobs reach storage.
@@ -120,6 +121,15 @@ class Database:
         self.is_sqlite = url.startswith("sqlite")
         self.writer = create_engine(url, writer=True)
         self.reader = create_engine(url, writer=False) if self.is_sqlite else self.writer
+        self._sync_writer: Engine | None = None
+
+    @property
+    def sync_writer(self) -> Engine:
+        """A synchronous writer engine, made on first use, for work that runs in a worker
+        thread (the search engine's follower and reconciler)."""
+        if self._sync_writer is None:
+            self._sync_writer = create_sync_engine(self.url)
+        return self._sync_writer
 
     async def read(
         self, work: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
@@ -138,3 +148,5 @@ class Database:
         await self.writer.dispose()
         if self.reader is not self.writer:
             await self.reader.dispose()
+        if self._sync_writer is not None:
+            self._sync_writer.dispose()

@@ -13,6 +13,8 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from registry.eventlog.readers import LogReader, follow
+
 if TYPE_CHECKING:
     import click
     from litestar.config.app import AppConfig
@@ -36,6 +38,15 @@ class Job:
     # Passes that may run at once in one process; leases keep them apart (agency push).
     max_instances: int = 1
     misfire_grace_seconds: int | None = None
+
+
+def follow_job(job_id: str, reader: LogReader, every: float, *, first_after: float | None = None) -> Job:
+    """The job that keeps a reader of the event log caught up (`registry.eventlog.readers`)."""
+
+    async def run(services: Services) -> int:
+        return await follow(services.db, reader)
+
+    return Job(job_id, run, every=every, first_after=first_after)
 
 
 # A resource lives for one process (web or worker): opened at start, closed at stop. It may

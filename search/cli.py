@@ -23,7 +23,11 @@ def search_reindex() -> None:
 
 
 @search.command("reconcile")
-@click.option("--deep", is_flag=True, help="Rebuild and compare every document whole (embedded; slow).")
+@click.option(
+    "--deep",
+    is_flag=True,
+    help="Rebuild and compare every document whole (slow; Meilisearch compares versions only).",
+)
 def search_reconcile(deep: bool) -> None:
     """Compare the index with the registry, repair any drift, print the counts (JSON)."""
     from search.maintenance import reconcile_now

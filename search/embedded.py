@@ -12,14 +12,17 @@ facet key. On SQLite, a text query is then answered from FTS5's rowids alone: th
 province and ground filters, the total and both facets need no row per match, only the page
 does (figures in docs/benchmarks.md). Court and date filters still read the covering index.
 
-Writes happen in the caller's transaction (the indexer moves its cursor in the same one).
+Writes happen in the caller's transaction (the follower moves its cursor in the same one).
 SQLite's FTS5 table uses this table as external content, so each change of a row is told
-to FTS5 explicitly, with the exact terms that were indexed.
+to FTS5 explicitly, with the exact terms that were indexed. The engine's own fast paths stay
+here: the SQLite rebuild that builds documents in a TEMP table with a process pool and holds
+the write lock only for the swap, and the deep comparison of PostgreSQL's rendered terms.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterable, Sequence
 from datetime import date
 from functools import lru_cache
@@ -28,8 +31,10 @@ from typing import Any, Literal, cast
 import anyio
 from anyio import CapacityLimiter
 from sqlalchemy import (
+    Column,
     Connection,
     Engine,
+    MetaData,
     Table,
     bindparam,
     delete,
@@ -37,18 +42,24 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy import create_engine as sa_create_engine
 
 from registry.bulk import bulk_insert
+from registry.calendar import today_in_china
+from registry.db import create_sync_engine, sync_url
+from registry.eventlog.readers import advance, claim_cursor
+from registry.eventlog.services import head
 from registry.listings.disclosure import PublicEntry
-from registry.listings.prepare import CHINA_TIME
 from registry.listings.schemas import GROUNDS
-from registry.timeutil import utcnow
+from registry.settings import Settings
 from search.documents import Document, ground_mask, grounds_of, hit
 from search.interface import SearchQuery, SearchResult
 from search.models import SearchDoc
+from search.parallel import document_rows
 from search.text import TextMatch, text_match
 
 DOCS = cast(Table, SearchDoc.__table__)
+CURSOR = "search.embedded"
 
 
 # id = serial << FACET_BITS | organisation bit | province code (GB/T 2260, 11..82) << 6 | grounds.
@@ -146,17 +157,39 @@ def _as_date(value: date | str | None) -> date | None:
     return date.fromisoformat(value) if isinstance(value, str) else value
 
 
-def today_in_china() -> date:
-    return utcnow().astimezone(CHINA_TIME).date()
+def reader_engine(database_url: str) -> Engine:
+    """Synchronous reads for the hot path (on SQLite: BEGIN DEFERRED, taking no write lock)."""
+    if database_url.startswith("sqlite"):
+        return create_sync_engine(database_url, writer=False)
+    # Custom plans: a generic plan for a short-pattern search is several times slower
+    # (shared/DESIGN.md); psycopg would otherwise prepare after five runs.
+    return sa_create_engine(
+        sync_url(database_url),
+        pool_size=8,
+        max_overflow=4,
+        pool_pre_ping=True,
+        hide_parameters=True,
+        connect_args={"options": "-c plan_cache_mode=force_custom_plan", "prepare_threshold": None},
+    )
 
 
 class EmbeddedIndex:
-    """`SearchIndex` over `search_docs`; `engine` is a synchronous engine on the registry database."""
+    """`SearchEngine` over `search_docs`; `engine` is a synchronous engine on the registry
+    database, a reader's (`reader_engine`)."""
+
+    cursor = CURSOR
 
     def __init__(self, engine: Engine, *, threads: int = 8) -> None:
         self.engine = engine
         self.sqlite = engine.dialect.name == "sqlite"
         self._limiter = CapacityLimiter(threads)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EmbeddedIndex:
+        return cls(reader_engine(settings.database.url))
+
+    def close(self) -> None:
+        self.engine.dispose()
 
     # ---- the SearchIndex protocol ----
 
@@ -303,6 +336,73 @@ class EmbeddedIndex:
             row = conn.exec_driver_sql(sql, {"id": listing_id}).first()
         return None if row is None else hit(row.entry, _as_date(row.birth_date), today_in_china())
 
+    # ---- the SearchEngine writes ----
+
+    def apply(self, conn: Connection, documents: Sequence[Document], deleted: Sequence[str]) -> None:
+        apply_changes(conn, documents, deleted)
+
+    def repair(self, conn: Connection, documents: Sequence[Document], deleted: Sequence[str]) -> None:
+        """On SQLite, a row may have been changed behind FTS5's back (that is how drift
+        happens), so FTS5 cannot be told to forget its old terms: it is rebuilt from the rows."""
+        if not self.sqlite:
+            apply_changes(conn, [], deleted)
+            write_documents(conn, documents)
+            return
+        conn.execute(text("INSERT INTO search_fts(search_fts) VALUES ('delete-all')"))
+        ids = [*deleted, *(doc.listing_id for doc in documents)]
+        for start in range(0, len(ids), 500):
+            conn.execute(delete(SearchDoc).where(SearchDoc.listing_id.in_(ids[start : start + 500])))
+        insert_rows(conn, [doc_row(doc, True) for doc in documents], next_serial(conn))
+        rebuild_fts(conn)
+
+    def stored_versions(self, conn: Connection) -> Iterable[tuple[str, int]]:
+        return conn.execute(
+            select(SearchDoc.listing_id, SearchDoc.version)
+            .order_by(SearchDoc.listing_id)
+            .execution_options(yield_per=10_000)
+        )
+
+    def differing(self, conn: Connection, documents: Sequence[Document]) -> list[str]:
+        """Compared whole: filter columns, facet key, entry and terms (as the database renders them)."""
+        found: list[str] = []
+        for start in range(0, len(documents), 500):
+            chunk = documents[start : start + 500]
+            present = {
+                row.listing_id: row
+                for row in conn.execute(
+                    select(SearchDoc).where(SearchDoc.listing_id.in_([doc.listing_id for doc in chunk]))
+                )
+            }
+            expected = _rendered(conn, [doc_row(doc, self.sqlite) for doc in chunk])
+            found.extend(
+                doc.listing_id
+                for doc, row in zip(chunk, expected, strict=True)
+                if (stored := present.get(doc.listing_id)) is not None and _differs(stored, row)
+            )
+        return found
+
+    def rebuild(self, writer: Engine, workers: int) -> dict[str, Any]:
+        """SQLite: built in a TEMP table on this engine's reader connection, the write lock held
+        only for the swap. PostgreSQL: in one transaction of `writer` (readers keep the old
+        documents until it commits), then the dead rows are vacuumed."""
+        if self.sqlite:
+            count, held = _staged_rebuild(self.engine, workers)
+            return {"documents": count, "write_lock_seconds": round(held, 2)}
+        with writer.begin() as conn:
+            claim_cursor(conn, CURSOR)
+            start, _ = head(conn)
+            clear_all(conn)
+            serial = 1
+            for rows in document_rows(conn, workers, doc_row):
+                serial = insert_rows(conn, rows, serial)
+            rebuild_fts(conn)
+            advance(conn, CURSOR, start)
+        # Every old row is now dead: reclaim it (VACUUM cannot run inside the rebuild's
+        # transaction), or queries recheck twice the rows until autovacuum comes.
+        with writer.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM (ANALYZE) search_docs"))
+        return {"documents": serial - 1}
+
 
 # ---- writing (in the caller's transaction) ----
 
@@ -325,9 +425,8 @@ def doc_row(doc: Document, sqlite: bool) -> dict[str, Any]:
     }
 
 
-def _drop(conn: Connection, listing_ids: Sequence[str]) -> int:
+def _drop(conn: Connection, listing_ids: Sequence[str]) -> None:
     """Delete the documents of these listings (and, on SQLite, their FTS5 entries)."""
-    removed = 0
     sqlite = conn.dialect.name == "sqlite"
     for start in range(0, len(listing_ids), 500):
         chunk = list(listing_ids[start : start + 500])
@@ -340,8 +439,7 @@ def _drop(conn: Connection, listing_ids: Sequence[str]) -> int:
                 ).bindparams(bindparam("ids", expanding=True)),
                 {"ids": chunk},
             )
-        removed += conn.execute(delete(SearchDoc).where(SearchDoc.listing_id.in_(chunk))).rowcount
-    return removed
+        conn.execute(delete(SearchDoc).where(SearchDoc.listing_id.in_(chunk)))
 
 
 def write_documents(conn: Connection, docs: Sequence[Document]) -> None:
@@ -377,12 +475,12 @@ def current_versions(conn: Connection, listing_ids: Iterable[str]) -> dict[str, 
     return versions
 
 
-def apply_changes(conn: Connection, active: Sequence[Document], gone: Sequence[str]) -> tuple[int, int]:
-    """Idempotent: a document already at its listing's version is left alone. (written, deleted)"""
+def apply_changes(conn: Connection, active: Sequence[Document], gone: Sequence[str]) -> None:
+    """Idempotent: a document already at its listing's version is left alone (a rewrite would
+    give it a new serial number, and so move it to the top of the newest-first order)."""
     known = current_versions(conn, [doc.listing_id for doc in active])
-    fresh = [doc for doc in active if known.get(doc.listing_id) != doc.version]
-    write_documents(conn, fresh)
-    return len(fresh), _drop(conn, gone)
+    write_documents(conn, [doc for doc in active if known.get(doc.listing_id) != doc.version])
+    _drop(conn, gone)
 
 
 def clear_all(conn: Connection) -> None:
@@ -416,3 +514,88 @@ def insert_rows(conn: Connection, rows: list[dict[str, Any]], first_serial: int)
     deleted."""
     bulk_insert(conn, DOCS, numbered(rows, first_serial))
     return first_serial + len(rows)
+
+
+# ---- drift (reconcile --deep) ----
+
+_COMPARED = ("version", "kind", "province_code", "court_code", "ground_mask", "published_on", "birth_date")
+
+
+def _differs(stored: Any, expected: dict[str, Any]) -> bool:
+    """`expected`: a `doc_row`, its terms as the database renders them (see `_rendered`)."""
+    if any(getattr(stored, name) != expected[name] for name in _COMPARED):
+        return True
+    if stored.id & FACET_KEY != expected["id"]:
+        return True
+    if bytes(stored.entry) != expected["entry"]:
+        return True
+    return bool(stored.terms != expected["terms"] or stored.pinyin != expected["pinyin"])
+
+
+_RENDERED = (
+    "SELECT CAST(terms AS tsvector)::text, CAST(pinyin AS tsvector)::text "
+    "FROM unnest(CAST(:terms AS text[]), CAST(:pinyin AS text[])) WITH ORDINALITY AS t(terms, pinyin, n) "
+    "ORDER BY n"
+)
+
+
+def _rendered(conn: Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of `doc_row` with their terms as the database gives them back: SQLite keeps our
+    text; PostgreSQL renders a tsvector its own way (sorted, merged positions), so it is
+    asked to render ours, 500 rows a statement."""
+    if conn.dialect.name == "sqlite" or not rows:
+        return rows
+    columns = {"terms": [row["terms"] for row in rows], "pinyin": [row["pinyin"] for row in rows]}
+    rendered = conn.execute(text(_RENDERED), columns).all()
+    return [
+        row | {"terms": terms, "pinyin": pinyin} for row, (terms, pinyin) in zip(rows, rendered, strict=True)
+    ]
+
+
+# ---- the SQLite rebuild ----
+
+# Our own table and column names: the only text spliced into the statements below.
+_STAGE = "search_docs_build"
+_STAGED_COLUMNS = ", ".join(column.name for column in DOCS.columns)
+
+
+def _staged_rebuild(engine: Engine, workers: int) -> tuple[int, float]:
+    """SQLite: the rebuild without holding the database's write lock while documents are built.
+
+    Documents are built (by `workers` processes at scale: search.parallel) into a TEMP table
+    (SQLite's temp database: writing it takes no lock on the registry file), then one short
+    write transaction swaps them in and rebuilds FTS5. Ingest waits only for the swap; the
+    public sees the old index until it commits. The cursor goes to the log head read first,
+    so what changed since is replayed by the follower (for up to one interval, the snapshot
+    is what shows). Returns (documents, seconds the write lock was held). `engine`: a reader
+    engine (BEGIN DEFERRED), so that the snapshot's transaction takes no write lock.
+    """
+    stage = Table(_STAGE, MetaData(), *(Column(c.name, c.type) for c in DOCS.columns))
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{_STAGE}")
+        conn.exec_driver_sql(
+            f"CREATE TEMP TABLE {_STAGE} AS SELECT {_STAGED_COLUMNS} FROM search_docs WHERE 0"  # noqa: S608
+        )
+        start, _ = head(conn)
+        count = 0
+        for rows in document_rows(conn, workers, doc_row):
+            bulk_insert(conn, stage, numbered(rows, count + 1))
+            count += len(rows)
+        conn.commit()
+        locked = time.perf_counter()
+        # The first statement writes, so the transaction waits for the write lock (busy
+        # timeout) instead of failing to upgrade a read snapshot; holding it, the cursor's
+        # claim cannot wait on anyone.
+        clear_all(conn)
+        claim_cursor(conn, CURSOR)
+        conn.exec_driver_sql(
+            f"INSERT INTO search_docs ({_STAGED_COLUMNS}) "  # noqa: S608
+            f"SELECT {_STAGED_COLUMNS} FROM temp.{_STAGE} ORDER BY rowid"
+        )
+        rebuild_fts(conn)
+        advance(conn, CURSOR, start)
+        conn.commit()
+        held = time.perf_counter() - locked
+        conn.exec_driver_sql(f"DROP TABLE temp.{_STAGE}")
+        conn.commit()
+    return count, held

@@ -1,19 +1,28 @@
-"""The one search interface of the public list; the embedded and Meilisearch indexes implement it.
+"""The one search interface of the public list; the embedded and Meilisearch engines implement it.
 
 Agreed contract between the search core and the public web page (both build on it):
 the JSON API `GET /v1/public/defaulters` and the web page call `SearchIndex.search` with a
 validated `SearchQuery` and render `SearchResult.hits` (each a `PublicEntry`, the SPC Art. 6
 allow-list from `registry.listings.disclosure`).
+
+`SearchEngine` adds the writes, as yente's SearchProvider does, so that one follower of the
+log, one reconciler and one reindex command (`search.indexer`) serve every engine.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import date
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
 from registry.listings.disclosure import PublicEntry
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, Engine
+
+    from search.documents import Document
 
 KINDS = ("person", "organization")
 FACETS = ("province", "ground")
@@ -45,3 +54,39 @@ class SearchIndex(Protocol):
     async def search(self, query: SearchQuery) -> SearchResult: ...
 
     async def get(self, listing_id: str) -> PublicEntry | None: ...
+
+
+class SearchEngine(SearchIndex, Protocol):
+    """An index with the writes that keep it in step with the registry.
+
+    `conn` is the caller's write transaction on the registry database, in which the caller
+    has claimed the engine's `cursor` (`registry.eventlog.readers.claim_cursor`): the
+    follower, the reconciler and a rebuild's swap never interleave. An engine that lives in
+    the registry database writes in that transaction; one beside it writes before it commits.
+    """
+
+    @property
+    def cursor(self) -> str:
+        """The engine's reader cursor in `reader_cursors`."""
+
+    def apply(self, conn: Connection, documents: Sequence[Document], deleted: Sequence[str]) -> None:
+        """Upsert `documents`, delete the documents of the `deleted` listing ids (the
+        follower's changes). Idempotent: changes applied twice leave the same index."""
+
+    def repair(self, conn: Connection, documents: Sequence[Document], deleted: Sequence[str]) -> None:
+        """As `apply`, trusting nothing stored: rewrite each document whole (the reconciler's)."""
+
+    def stored_versions(self, conn: Connection) -> Iterable[tuple[str, int]]:
+        """(listing id, version) of every stored document, in listing-id order."""
+
+    def differing(self, conn: Connection, documents: Sequence[Document]) -> list[str]:
+        """The listing ids among `documents`, each stored at its version, whose stored
+        document is not this one (`registry search reconcile --deep`)."""
+
+    def rebuild(self, writer: Engine, workers: int) -> dict[str, Any]:
+        """Build every document anew into an index the public does not see until it is
+        swapped in at the end, in a transaction of `writer` that claims the cursor and sets it
+        to the log head read before the build (what changed meanwhile is replayed). `workers`:
+        processes that may build documents. Returns {"documents": count, ...figures}."""
+
+    def close(self) -> None: ...

@@ -13,12 +13,16 @@ attribute. A Latin query matches either a pinyin run (all-Han personal names) or
 substring (names with Latin letters): the two sets cannot overlap, so the adapter runs both
 and adds their totals and facets. Filter values come from the validated query only, and
 are quoted and escaped all the same.
+
+Writes go to the server while the caller holds the index's cursor in a registry transaction
+(`search.interface.SearchEngine`): the follower, the reconciler and a rebuild's swap take
+turns, and the cursor moves only once the server has applied the batch.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date
 from typing import Any
 
@@ -27,15 +31,15 @@ import meilisearch
 import msgspec
 from sqlalchemy import Connection, Engine, select
 
-from registry.eventlog.cursors import cursor_position, set_cursor
-from registry.eventlog.services import head, read_events
+from registry.calendar import today_in_china
+from registry.db import create_sync_engine
+from registry.eventlog.readers import advance, claim_cursor
+from registry.eventlog.services import head
 from registry.listings.disclosure import PublicEntry
 from registry.listings.models import Listing
 from registry.listings.schemas import GROUNDS
 from registry.settings import Settings
-from search.documents import Document, all_active_documents, hit, load_documents
-from search.embedded import today_in_china
-from search.indexer import changed_listings
+from search.documents import Document, all_active_documents, hit
 from search.interface import SearchQuery, SearchResult
 from search.query import MAX_WINDOW
 from search.text import TextMatch, text_match
@@ -115,21 +119,28 @@ def _searches(match: TextMatch | None) -> list[tuple[str, list[str]]]:
 
 
 class MeiliIndex:
-    """`SearchIndex` over one Meilisearch index (the sync client, run in worker threads)."""
+    """`SearchEngine` over one Meilisearch index (the sync client, run in worker threads).
+    `engine`: a synchronous reader engine on the registry database, which a rebuild reads."""
 
-    def __init__(self, client: meilisearch.Client, name: str) -> None:
+    def __init__(self, client: meilisearch.Client, name: str, engine: Engine) -> None:
         self.client = client
         self.name = name
+        self.engine = engine
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MeiliIndex:
         if not settings.meilisearch.url:
             raise ValueError("REGISTRY_SEARCH_BACKEND=meilisearch needs REGISTRY_MEILISEARCH_URL")
         client = meilisearch.Client(settings.meilisearch.url, settings.meilisearch.api_key, timeout=10)
-        return cls(client, settings.meilisearch.index)
+        return cls(
+            client, settings.meilisearch.index, create_sync_engine(settings.database.url, writer=False)
+        )
+
+    def close(self) -> None:
+        self.engine.dispose()
 
     @property
-    def cursor_name(self) -> str:
+    def cursor(self) -> str:
         return f"search.meilisearch.{self.name}"
 
     async def search(self, query: SearchQuery) -> SearchResult:
@@ -198,14 +209,56 @@ class MeiliIndex:
             today_in_china(),
         )
 
-    # ---- writing ----
+    # ---- the SearchEngine writes ----
+
+    def apply(self, conn: Connection, documents: Sequence[Document], deleted: Sequence[str]) -> None:
+        self.write(self.name, _meili_documents(conn, documents), deleted)
+
+    def repair(self, conn: Connection, documents: Sequence[Document], deleted: Sequence[str]) -> None:
+        # Adding a document replaces the stored one whole: nothing stored is trusted.
+        self.apply(conn, documents, deleted)
+
+    def stored_versions(self, conn: Connection) -> Iterable[tuple[str, int]]:
+        versions: dict[str, int] = {}
+        offset = 0
+        while True:
+            page = self.client.index(self.name).get_documents(
+                {"fields": ["id", "version"], "offset": offset, "limit": BATCH}
+            )
+            for item in page.results:
+                versions[str(item.id)] = int(item.version)
+            offset += BATCH
+            if offset >= page.total:
+                return sorted(versions.items())
+
+    def differing(self, conn: Connection, documents: Sequence[Document]) -> list[str]:
+        """Meilisearch documents are compared by version only: none differs at its version."""
+        return []
+
+    def rebuild(self, writer: Engine, workers: int) -> dict[str, Any]:
+        """Into a fresh index from one snapshot of the registry, then swapped in atomically."""
+        fresh = f"{self.name}_build_{int(time.time())}"
+        self.configure(fresh)
+        count = 0
+        with self.engine.connect() as conn:
+            start, _ = head(conn)
+            for chunk in all_active_documents(conn):
+                self.write(fresh, _meili_documents(conn, chunk), [])
+                count += len(chunk)
+        with writer.begin() as conn:
+            claim_cursor(conn, self.cursor)
+            self.swap_in(fresh)
+            advance(conn, self.cursor, start)
+        return {"documents": count}
+
+    # ---- the server's side ----
 
     def _wait(self, task: Any) -> None:
         done = self.client.wait_for_task(task.task_uid, timeout_in_ms=TASK_TIMEOUT_MS)
         if done.status != "succeeded":
             raise RuntimeError(f"meilisearch task {task.task_uid} {done.status}: {done.error}")
 
-    def apply(self, index_name: str, documents: Sequence[dict[str, Any]], deleted: Sequence[str]) -> None:
+    def write(self, index_name: str, documents: Sequence[dict[str, Any]], deleted: Sequence[str]) -> None:
         index = self.client.index(index_name)
         if documents:
             self._wait(index.add_documents(list(documents), primary_key="id"))
@@ -235,75 +288,3 @@ def _meili_documents(conn: Connection, docs: Sequence[Document]) -> list[dict[st
         )
         blinds.update({row.id: bytes(row.debtor_id_blind) for row in rows})
     return [meili_document(doc, blinds[doc.listing_id]) for doc in docs]
-
-
-# The writers below are synchronous (the client is): the scheduler runs them in a worker
-# thread, the CLI directly. `engine` is a synchronous engine on the registry database.
-
-
-def meili_follow_log(engine: Engine, index: MeiliIndex) -> int:
-    """Push the events above the cursor to Meilisearch, then move the cursor (at-least-once)."""
-    total = 0
-    while True:
-        with engine.connect() as conn:
-            events = read_events(conn, cursor_position(conn, index.cursor_name), BATCH)
-            if not events:
-                return total
-            active, gone = load_documents(conn, changed_listings(events))
-            documents = _meili_documents(conn, active)
-        index.apply(index.name, documents, gone)
-        with engine.begin() as conn:
-            set_cursor(conn, index.cursor_name, events[-1]["seq"])
-        total += len(events)
-
-
-def meili_reindex(engine: Engine, index: MeiliIndex) -> int:
-    """Build a fresh index from every active listing, then swap it in atomically."""
-    fresh = f"{index.name}_build_{int(time.time())}"
-    index.configure(fresh)
-    count = 0
-    with engine.connect() as conn:
-        start, _ = head(conn)
-        for chunk in all_active_documents(conn):
-            index.apply(fresh, _meili_documents(conn, chunk), [])
-            count += len(chunk)
-    index.swap_in(fresh)
-    with engine.begin() as conn:
-        set_cursor(conn, index.cursor_name, start)
-    return count
-
-
-def _stored_versions(index: MeiliIndex) -> dict[str, int]:
-    versions: dict[str, int] = {}
-    offset = 0
-    while True:
-        page = index.client.index(index.name).get_documents(
-            {"fields": ["id", "version"], "offset": offset, "limit": BATCH}
-        )
-        for item in page.results:
-            versions[str(item.id)] = int(item.version)
-        offset += BATCH
-        if offset >= page.total:
-            return versions
-
-
-def meili_reconcile(engine: Engine, index: MeiliIndex) -> dict[str, int]:
-    """Missing and stale (by version) documents are pushed again; extra ones deleted."""
-    stored = _stored_versions(index)
-    counts = {"checked": 0, "missing": 0, "stale": 0, "extra": 0}
-    with engine.connect() as conn:
-        for chunk in all_active_documents(conn):
-            counts["checked"] += len(chunk)
-            changed = []
-            for doc in chunk:
-                version = stored.pop(doc.listing_id, None)
-                if version is None:
-                    counts["missing"] += 1
-                    changed.append(doc)
-                elif version != doc.version:
-                    counts["stale"] += 1
-                    changed.append(doc)
-            index.apply(index.name, _meili_documents(conn, changed), [])
-    counts["extra"] = len(stored)
-    index.apply(index.name, [], sorted(stored))
-    return counts

@@ -12,7 +12,7 @@ rows and is idempotent), so a document built from a later snapshot is harmless.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from itertools import pairwise
 from typing import Any
@@ -21,22 +21,25 @@ from sqlalchemy import Connection, func, select
 
 from registry.listings.models import Listing
 from registry.readerpool import in_order, worker_reader
-from search.documents import all_active_documents, document_columns, documents_of
-from search.embedded import doc_row
+from search.documents import Document, all_active_documents, document_columns, documents_of
 
 # Below this many listings the pool's start (a second or two) costs more than it saves.
 PARALLEL_LISTINGS = 100_000
 RANGE_LISTINGS = 10_000
 
+# What an engine stores for a document: `row_of(document, sqlite)`. A module-level function,
+# so that worker processes receive it by name.
+RowOf = Callable[[Document, bool], dict[str, Any]]
 
-def _rows_between(after: str, upto: str, sqlite: bool) -> list[dict[str, Any]]:
+
+def _rows_between(after: str, upto: str, sqlite: bool, row_of: RowOf) -> list[dict[str, Any]]:
     with worker_reader().connect() as conn:
         rows = conn.execute(
             document_columns()
             .where(Listing.status == "active", Listing.id > after, Listing.id <= upto)
             .order_by(Listing.id)
         ).all()
-    return [doc_row(doc, sqlite) for doc in documents_of(rows)]
+    return [row_of(doc, sqlite) for doc in documents_of(rows)]
 
 
 def _ranges(conn: Connection, size: int) -> list[tuple[str, str]]:
@@ -52,19 +55,19 @@ def _ranges(conn: Connection, size: int) -> list[tuple[str, str]]:
 def document_rows(
     conn: Connection,
     workers: int,
+    row_of: RowOf,
     *,
     min_listings: int = PARALLEL_LISTINGS,
     range_listings: int = RANGE_LISTINGS,
 ) -> Iterator[list[dict[str, Any]]]:
-    """Rows of every active listing's document, in listing-id order, in chunks. Each row's id
-    is its facet key only: the caller numbers them (`search.embedded.numbered`)."""
+    """`row_of` every active listing's document, in listing-id order, in chunks."""
     sqlite = conn.dialect.name == "sqlite"
     listings = conn.execute(select(func.count()).select_from(Listing)).scalar_one()
     if workers < 2 or listings < min_listings:
         for chunk in all_active_documents(conn):
-            yield [doc_row(doc, sqlite) for doc in chunk]
+            yield [row_of(doc, sqlite) for doc in chunk]
         return
-    tasks = [(after, upto, sqlite) for after, upto in _ranges(conn, range_listings)]
+    tasks = [(after, upto, sqlite, row_of) for after, upto in _ranges(conn, range_listings)]
     url = conn.engine.url.render_as_string(hide_password=False)
     with closing(in_order(_rows_between, tasks, url, workers)) as chunks:
         yield from chunks

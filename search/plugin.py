@@ -11,7 +11,7 @@ from registry.settings import Settings
 from registry.wiring import Job, Plugin
 from search.api import PublicSearchController
 from search.cli import search
-from search.runtime import follow_job, reconcile_job, search_engine
+from search.runtime import follow_index, reconcile_index, search_engine
 from search.web.controllers import PublicPages, static_files_router, template_config
 
 
@@ -19,10 +19,10 @@ def _jobs(settings: Settings) -> Sequence[Job]:
     # APScheduler logs two INFO lines per run: four a second for the log follower.
     logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
     return [
-        Job("search_follow_log", follow_job, every=settings.search.index_interval_seconds),
+        Job("search_follow_log", follow_index, every=settings.search.index_interval_seconds),
         Job(
             "search_reconcile",
-            reconcile_job,
+            reconcile_index,
             every=settings.search.reconcile_interval_seconds,
             first_after=60,
         ),

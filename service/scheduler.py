@@ -11,7 +11,7 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from registry.listings.prepare import CHINA_TIME
+from registry.calendar import CHINA_TIME
 from registry.runtime import Services
 from registry.timeutil import utcnow
 from registry.wiring import Job, Plugin

@@ -9,10 +9,9 @@ from typing import Any
 
 import click
 
+from registry.calendar import today_in_china
 from registry.clirun import run_with_services
-from registry.listings.prepare import CHINA_TIME
 from registry.runtime import Services
-from registry.timeutil import utcnow
 
 
 @click.group()
@@ -28,7 +27,7 @@ def export_run(day: datetime | None) -> None:
     """Write the export of DATE (full public list now + that day's changes), sign it, prune old ones."""
     from publishing.exports.jobs import export_now
 
-    chosen = day.date() if day is not None else utcnow().astimezone(CHINA_TIME).date()
+    chosen = day.date() if day is not None else today_in_china()
 
     async def work(services: Services) -> dict[str, Any]:
         return await asyncio.to_thread(export_now, services, chosen)

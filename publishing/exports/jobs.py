@@ -8,8 +8,8 @@ from datetime import date, timedelta
 from typing import Any
 
 from publishing.exports.writer import prune, run_export
+from registry.calendar import china_date, today_in_china
 from registry.db import create_sync_engine
-from registry.listings.prepare import CHINA_TIME
 from registry.runtime import Services
 from registry.timeutil import utcnow
 
@@ -32,12 +32,12 @@ def export_now(services: Services, day: date) -> dict[str, Any]:
         )
     finally:
         engine.dispose()
-    removed = prune(settings.exports.dir, settings.exports.retention_days, now.astimezone(CHINA_TIME).date())
+    removed = prune(settings.exports.dir, settings.exports.retention_days, china_date(now))
     logger.info("export %s: %d listings; pruned %d old exports", day, manifest["listings"], len(removed))
     return manifest
 
 
 async def daily_export(services: Services) -> dict[str, Any]:
     """Yesterday's (China time) export: the full list now and the changes of that day."""
-    yesterday = utcnow().astimezone(CHINA_TIME).date() - timedelta(days=1)
+    yesterday = today_in_china() - timedelta(days=1)
     return await asyncio.to_thread(export_now, services, yesterday)

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -30,14 +30,15 @@ import msgspec
 from sqlalchemy import Connection, Engine, func, select
 
 from publishing.feeds.entries import PublicationItem, build_items, plain_rows
-from publishing.feeds.reader import EVENT_NAMES
+from publishing.feeds.reader import publication_event
+from registry.calendar import china_date, china_midnight
 from registry.db import create_sync_engine
 from registry.eventlog.models import Event
 from registry.eventlog.services import head
+from registry.eventlog.types import LISTING_EVENTS
 from registry.identity.registry_key import RegistrySigner
 from registry.listings.disclosure import PublicEntry, public_columns, public_entry
 from registry.listings.models import Listing
-from registry.listings.prepare import CHINA_TIME
 from registry.timeutil import iso
 
 LISTINGS_JSONL = "listings.jsonl.gz"
@@ -127,7 +128,7 @@ def _csv_row(entry: PublicEntry) -> list[Any]:
 
 
 def day_bounds(day: date) -> tuple[datetime, datetime]:
-    start = datetime.combine(day, time(), CHINA_TIME).astimezone(UTC)
+    start = china_midnight(day)
     return start, start + timedelta(days=1)
 
 
@@ -139,7 +140,7 @@ def _changes(conn: Connection, day: date, position: int, today: date) -> Iterato
             Event.occurred_at >= start,
             Event.occurred_at < end,
             Event.seq <= position,
-            Event.type.in_(list(EVENT_NAMES)),
+            Event.type.in_(sorted(LISTING_EVENTS)),
         )
         .order_by(Event.seq)
         .execution_options(yield_per=STREAM_ROWS)
@@ -149,7 +150,7 @@ def _changes(conn: Connection, day: date, position: int, today: date) -> Iterato
             _ChangeRow(
                 seq=row.seq,
                 listing_id=row.listing_id,
-                event=EVENT_NAMES[row.type],
+                event=publication_event(row.type),
                 occurred_at=row.occurred_at,
                 reason=row.data.get("reason"),
                 effective_on=date.fromisoformat(row.data["effective_on"])
@@ -187,7 +188,7 @@ def _count_changes(conn: Connection, day: date, position: int) -> int:
                 Event.occurred_at >= start,
                 Event.occurred_at < end,
                 Event.seq <= position,
-                Event.type.in_(list(EVENT_NAMES)),
+                Event.type.in_(sorted(LISTING_EVENTS)),
             )
         ).scalar_one()
     )
@@ -290,7 +291,7 @@ def run_export(
     folder = export_dir / f".{day.isoformat()}.{os.getpid()}.tmp"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir()
-    today = now.astimezone(CHINA_TIME).date()
+    today = china_date(now)
     try:
         with _reading(engine) as conn:
             url = engine.url.render_as_string(hide_password=False)

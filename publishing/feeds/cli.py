@@ -15,6 +15,8 @@ def feeds() -> None:
 @feeds.command("sync")
 def feeds_sync() -> None:
     """Bring the feeds' table up to the event log now (the scheduler does it every few seconds)."""
-    from publishing.feeds.jobs import follow_publications
+    from publishing.feeds.reader import READER
+    from registry.eventlog.readers import follow
 
-    click.echo(f"read {run_with_services(follow_publications)} events")
+    read = run_with_services(lambda services: follow(services.db, READER))
+    click.echo(f"read {read} events")

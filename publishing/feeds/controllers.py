@@ -7,7 +7,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -25,10 +25,9 @@ from publishing.feeds.entries import (
     feed_state,
 )
 from publishing.feeds.render import FeedLinks, atom, json_feed, rss
+from registry.calendar import china_date, china_midnight
 from registry.courts.models import Court
 from registry.identity.identifiers import PROVINCES, normalise_text
-from registry.listings.disclosure import china_date
-from registry.listings.prepare import CHINA_TIME
 from registry.problems import Problem
 from registry.runtime import services_of
 from registry.timeutil import utcnow
@@ -148,7 +147,7 @@ def _matches(request: Request[Any, Any, Any], etag: str, last_modified: datetime
 def _validators(state: FeedState, key: str) -> tuple[str, datetime]:
     """The page changes when the reader moves, and at midnight China time (ages are shown)."""
     now = utcnow()
-    midnight = datetime.combine(china_date(now), time(), CHINA_TIME).astimezone(UTC)
+    midnight = china_midnight(china_date(now))
     last_modified = max(state.updated_at or midnight, midnight)
     tag = f"{state.position}|{state.event_hash.hex()}|{midnight.isoformat()}|{key}"
     digest = hashlib.sha256(tag.encode()).hexdigest()[:32]

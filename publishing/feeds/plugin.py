@@ -6,13 +6,13 @@ from collections.abc import Sequence
 
 from publishing.feeds.cli import feeds
 from publishing.feeds.controllers import FeedController, PublicationController
-from publishing.feeds.jobs import follow_publications
+from publishing.feeds.reader import READER
 from registry.settings import Settings
-from registry.wiring import Job, Plugin
+from registry.wiring import Job, Plugin, follow_job
 
 
 def _jobs(settings: Settings) -> Sequence[Job]:
-    return [Job("publications", follow_publications, every=settings.feeds.publications_interval_seconds)]
+    return [follow_job("publications", READER, every=settings.feeds.publications_interval_seconds)]
 
 
 plugin = Plugin(name="feeds", public_routes=[FeedController, PublicationController], jobs=_jobs, cli=[feeds])

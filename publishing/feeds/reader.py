@@ -1,52 +1,30 @@
 """The feeds' reader of the event log: keeps `publications` at each listing's latest event.
 
-At-least-once and idempotent: the rows of a batch and the cursor move in one transaction,
-and replaying an event rewrites the same row.
+Idempotent: replaying an event rewrites the same row (see `registry.eventlog.readers`).
 """
 
 from __future__ import annotations
 
-from datetime import date
+from collections.abc import Sequence
+from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, delete, select, text
+from sqlalchemy import Connection, Table, delete, select
 
 from publishing.feeds.models import Publication
 from registry.bulk import bulk_insert
-from registry.eventlog.cursors import cursor_position, set_cursor
-from registry.eventlog.models import Event
+from registry.eventlog.readers import LogEvent, LogReader
+from registry.eventlog.types import LISTING_EVENTS, REMOVAL_EVENTS
 from registry.listings.models import Listing
 
 CURSOR_NAME = "publishing.feeds"
-EVENT_NAMES = {
-    "listing.published": "published",
-    "listing.amended": "amended",
-    "listing.removed": "removed",
-    "listing.expired": "expired",
-}
 PUBLICATIONS = cast(Table, Publication.__table__)
 _CHUNK = 500
-# PostgreSQL: one reader at a time (transaction-level advisory lock; an arbitrary fixed key).
-_READER_LOCK = 5005
 
 
-def follow_log(conn: Connection, limit: int = 5000) -> int:
-    """Process up to `limit` events after the cursor; returns how many were read."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _READER_LOCK})
-    position = cursor_position(conn, CURSOR_NAME)
-    events = conn.execute(
-        select(Event.seq, Event.type, Event.occurred_at, Event.listing_id, Event.data)
-        .where(Event.seq > position)
-        .order_by(Event.seq)
-        .limit(limit)
-    ).all()
-    if not events:
-        return 0
-    latest: dict[str, Any] = {}
-    for event in events:
-        if event.type in EVENT_NAMES and event.listing_id is not None:
-            latest[event.listing_id] = event  # later events of a listing replace earlier ones
+def record_publications(conn: Connection, events: Sequence[LogEvent], now: datetime) -> None:
+    # Later events of a listing replace earlier ones.
+    latest = {event.listing_id: event for event in events if event.listing_id is not None}
     ids = list(latest)
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
@@ -56,25 +34,29 @@ def follow_log(conn: Connection, limit: int = 5000) -> int:
             )
         ).all()
         conn.execute(delete(Publication).where(Publication.listing_id.in_(chunk)))
-        rows = []
-        for listing in listings:
-            event = latest[listing.id]
-            name = EVENT_NAMES[event.type]
-            removal = name in {"removed", "expired"}
-            rows.append(
-                {
-                    "seq": event.seq,
-                    "listing_id": listing.id,
-                    "event": name,
-                    "occurred_at": event.occurred_at,
-                    "province_code": listing.province_code,
-                    "court_code": listing.court_code,
-                    "debtor_kind": listing.debtor_kind,
-                    "reason": event.data.get("reason") if removal else None,
-                    "effective_on": date.fromisoformat(event.data["effective_on"]) if removal else None,
-                }
-            )
+        rows = [_publication(latest[listing.id], listing) for listing in listings]
         rows.sort(key=lambda row: row["seq"])
         bulk_insert(conn, PUBLICATIONS, rows)
-    set_cursor(conn, CURSOR_NAME, events[-1].seq)
-    return len(events)
+
+
+READER = LogReader(CURSOR_NAME, record_publications, LISTING_EVENTS, batch=5000)
+
+
+def publication_event(event_type: str) -> str:
+    """What feeds and exports call a listing event: published, amended, removed or expired."""
+    return event_type.removeprefix("listing.")
+
+
+def _publication(event: LogEvent, listing: Any) -> dict[str, Any]:
+    removal = event.type in REMOVAL_EVENTS
+    return {
+        "seq": event.seq,
+        "listing_id": listing.id,
+        "event": publication_event(event.type),
+        "occurred_at": event.occurred_at,
+        "province_code": listing.province_code,
+        "court_code": listing.court_code,
+        "debtor_kind": listing.debtor_kind,
+        "reason": event.data.get("reason") if removal else None,
+        "effective_on": date.fromisoformat(event.data["effective_on"]) if removal else None,
+    }

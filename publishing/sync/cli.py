@@ -9,9 +9,11 @@ import click
 
 from publishing.sync import services as sync
 from publishing.sync.delivery import deliver_due
-from publishing.sync.notices import issue_notices, overdue_notices
+from publishing.sync.notices import count_notices, notice_reader, overdue_notices
 from publishing.sync.profiles import PROFILES
 from registry.clirun import CLI_ACTOR, in_write_transaction, run_with_services
+from registry.eventlog.readers import follow
+from registry.runtime import Services
 from registry.timeutil import utcnow
 
 
@@ -101,7 +103,13 @@ def deliver() -> None:
 @sync_cli.command("notices")
 def issue() -> None:
     """Issue assistance notices for everything new in the log, now (the worker does this too)."""
-    click.echo(f"issued {run_with_services(issue_notices)} notices")
+
+    async def work(services: Services) -> int:
+        before = await services.db.read(count_notices)
+        await follow(services.db, notice_reader(services.settings.sync.notice_deadline_days))
+        return await services.db.read(count_notices) - before
+
+    click.echo(f"issued {run_with_services(work)} notices")
 
 
 @sync_cli.command("overdue")

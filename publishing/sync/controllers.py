@@ -14,8 +14,8 @@ from publishing.sync import services as sync
 from publishing.sync.metrics import prometheus_text
 from publishing.sync.reconcile import NDJSON, drift_report, snapshot_page
 from publishing.sync.signing import signed_response_headers
+from registry.calendar import china_date
 from registry.http.auth import principal_of, roles
-from registry.listings.disclosure import china_date
 from registry.problems import Problem
 from registry.runtime import services_of
 from registry.timeutil import utcnow

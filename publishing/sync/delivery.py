@@ -30,8 +30,8 @@ from sqlalchemy import Connection, or_, select, update
 from publishing.sync.models import Subscription
 from publishing.sync.services import SyncEvent, advance, collect_events, profile_of, state_row
 from publishing.sync.signing import signed_request_headers
+from registry.calendar import china_date
 from registry.eventlog.services import head
-from registry.listings.disclosure import china_date
 from registry.runtime import Services
 from registry.timeutil import utcnow
 
@@ -171,7 +171,15 @@ async def deliver_subscription(services: Services, http: httpx.AsyncClient, clai
                     return sent
             now = utcnow()
             states = [
-                state_row(claim.id, e.listing_id, e.listing_version, e.type, e.seq, e.occurred_at, now)
+                state_row(
+                    claim.id,
+                    e.listing_id,
+                    e.listing_version,
+                    e.type,
+                    e.seq,
+                    datetime.fromisoformat(e.occurred_at),
+                    now,
+                )
                 for e in events
             ]
             async with services.db.writer.begin() as conn:

@@ -1,7 +1,7 @@
 """Assistance notices (2010 Opinion Art. 19-21, 24), generated from the event log.
 
-A reader with its own cursor (`reader_cursors` name `sync.notices`) turns each listing
-and each removal into one notice per subscription whose profile covers the debtor.
+A reader of the event log (`notice_reader`, cursor `sync.notices`) turns each listing and
+each removal into one notice per subscription whose profile covers the debtor.
 Notices hold references only; the debtor is rendered through the subscription's profile
 when the notice is read, so a notice never shows an agency more than its profile allows.
 """
@@ -10,25 +10,28 @@ from __future__ import annotations
 
 import html
 import unicodedata
-from datetime import date, datetime, timedelta
+from collections.abc import Sequence
+from datetime import date, datetime
+from functools import partial
 from typing import Any, cast
 
 import msgspec
-from sqlalchemy import Connection, Table, insert, select, update
+from sqlalchemy import Connection, Table, func, insert, select, update
 
 from publishing.sync.models import AssistanceNotice, Subscription
-from publishing.sync.profiles import LISTING_EVENTS, REMOVAL_EVENTS, load_listings, render
+from publishing.sync.profiles import load_listings, render
 from publishing.sync.services import profile_of
-from registry.eventlog.cursors import cursor_position, set_cursor
-from registry.eventlog.models import ReaderCursor
-from registry.eventlog.services import EventDraft, append_events, read_events
+from registry.calendar import add_working_days
+from registry.eventlog.readers import LogEvent, LogReader
+from registry.eventlog.services import EventDraft, append_events
+from registry.eventlog.types import LISTING_EVENTS, REMOVAL_EVENTS, EventType
 from registry.identity.crypto import DataKeyring
 from registry.ids import new_id
 from registry.problems import Problem
-from registry.runtime import Services
-from registry.timeutil import as_utc, iso, utcnow
+from registry.timeutil import as_utc, iso
 
 CURSOR = "sync.notices"
+NOTICE_EVENTS = LISTING_EVENTS - {EventType.LISTING_AMENDED}
 NOTICES = cast(Table, AssistanceNotice.__table__)
 MAX_OBJECTION_CHARS = 4000
 
@@ -45,38 +48,18 @@ MEASURES: dict[str, list[str]] = {
 LIFT_MEASURE = "解除依前次协助执行通知采取的上述措施（第二十一条）"
 
 
-def add_working_days(start: datetime, days: int) -> datetime:
-    """Saturdays and Sundays do not count (public holidays are not modelled)."""
-    moment = start
-    remaining = days
-    while remaining > 0:
-        moment += timedelta(days=1)
-        if moment.weekday() < 5:
-            remaining -= 1
-    return moment
-
-
-def generate_notices(conn: Connection, now: datetime, deadline_days: int, limit: int = 1000) -> int:
-    """Notices for the next `limit` log events; returns how many were issued. Idempotent:
-    the cursor moves in the same transaction as the notices it produced."""
-    # Two processes running this job (web and worker) take turns on the cursor row.
-    locked = conn.execute(
-        select(ReaderCursor.position).where(ReaderCursor.name == CURSOR).with_for_update()
-    ).scalar()
-    after = int(locked) if locked is not None else cursor_position(conn, CURSOR)
-    raw = read_events(conn, after, limit)
-    if not raw:
-        return 0
-    events = [e for e in raw if e["type"] in LISTING_EVENTS and e["type"] != "listing.amended"]
+def issue_notices(conn: Connection, events: Sequence[LogEvent], now: datetime, *, deadline_days: int) -> None:
+    """One notice per listing or removal and per subscription whose profile covers the debtor;
+    an amendment asks no agency to act anew (it is not among NOTICE_EVENTS)."""
     subs = conn.execute(
         select(Subscription.id, Subscription.client_id, Subscription.profile).where(
             Subscription.state != "paused"
         )
     ).all()
-    rows = load_listings(conn, (e["listing_id"] for e in events)) if subs else {}
+    rows = load_listings(conn, (e.listing_id for e in events if e.listing_id)) if subs else {}
     notices = []
     for event in events:
-        listing = rows.get(event["listing_id"])
+        listing = rows.get(event.listing_id) if event.listing_id is not None else None
         if listing is None:
             continue
         for sub in subs:
@@ -88,18 +71,20 @@ def generate_notices(conn: Connection, now: datetime, deadline_days: int, limit:
                     "subscription_id": sub.id,
                     "client_id": sub.client_id,
                     "listing_id": listing.id,
-                    "listing_version": event["listing_version"],
+                    "listing_version": event.listing_version,
                     "court_code": listing.court_code,
-                    "kind": "lift" if event["type"] in REMOVAL_EVENTS else "impose",
-                    "seq": event["seq"],
+                    "kind": "lift" if event.type in REMOVAL_EVENTS else "impose",
+                    "seq": event.seq,
                     "issued_at": now,
                     "due_at": add_working_days(now, deadline_days),
                 }
             )
     if notices:
         conn.execute(insert(AssistanceNotice), notices)
-    set_cursor(conn, CURSOR, int(raw[-1]["seq"]), now)
-    return len(notices)
+
+
+def notice_reader(deadline_days: int) -> LogReader:
+    return LogReader(CURSOR, partial(issue_notices, deadline_days=deadline_days), NOTICE_EVENTS)
 
 
 def _notice(conn: Connection, notice_id: str) -> Any:
@@ -209,7 +194,7 @@ def acknowledge_notice(
         conn.execute(
             update(AssistanceNotice).where(AssistanceNotice.id == notice_id).values(acknowledged_at=now)
         )
-        append_events(conn, [_event("notice.acknowledged", actor, row)], now)
+        append_events(conn, [_event(EventType.NOTICE_ACKNOWLEDGED, actor, row)], now)
     return _summary(_notice(conn, notice_id), now)
 
 
@@ -231,11 +216,11 @@ def object_to_notice(
         .where(AssistanceNotice.id == notice_id)
         .values(objection=text, objected_at=now)
     )
-    append_events(conn, [_event("notice.objected", actor, row)], now)
+    append_events(conn, [_event(EventType.NOTICE_OBJECTED, actor, row)], now)
     return _summary(_notice(conn, notice_id), now)
 
 
-def _event(kind: str, actor: str, row: Any) -> EventDraft:
+def _event(kind: EventType, actor: str, row: Any) -> EventDraft:
     # The objection text stays out of the log: it may quote the debtor.
     return EventDraft(
         kind, actor, court_code=row.court_code, listing_id=row.listing_id,
@@ -251,6 +236,10 @@ def court_objections(conn: Connection, court_code: str | None, now: datetime) ->
     return [_summary(row, now) | {"client_id": row.client_id} for row in conn.execute(query)]
 
 
+def count_notices(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(NOTICES)).scalar_one())
+
+
 def overdue_notices(conn: Connection, now: datetime, limit: int = 1000) -> list[dict[str, Any]]:
     """Unacknowledged past their deadline: for escalation (Art. 24)."""
     rows = conn.execute(
@@ -260,18 +249,3 @@ def overdue_notices(conn: Connection, now: datetime, limit: int = 1000) -> list[
         .limit(limit)
     )
     return [_summary(row, now) | {"client_id": row.client_id} for row in rows]
-
-
-async def issue_notices(services: Services) -> int:
-    """The scheduler job: notices for everything new in the log; returns how many."""
-    total = 0
-    while True:
-        async with services.db.writer.begin() as conn:
-            before = await conn.run_sync(cursor_position, CURSOR)
-            issued = await conn.run_sync(
-                generate_notices, utcnow(), services.settings.sync.notice_deadline_days
-            )
-            after = await conn.run_sync(cursor_position, CURSOR)
-        total += issued
-        if after == before:
-            return total

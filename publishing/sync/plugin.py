@@ -12,10 +12,10 @@ from publishing.sync.controllers import (
     SyncStatusController,
 )
 from publishing.sync.delivery import deliver_due
-from publishing.sync.notices import issue_notices
+from publishing.sync.notices import notice_reader
 from publishing.sync.watchpush import push_watch_changes
 from registry.settings import Settings
-from registry.wiring import Job, Plugin
+from registry.wiring import Job, Plugin, follow_job
 
 
 def _jobs(settings: Settings) -> Sequence[Job]:
@@ -24,7 +24,12 @@ def _jobs(settings: Settings) -> Sequence[Job]:
         # Passes may overlap (a long backlog keeps one busy while the next serves other
         # subscriptions); leases keep passes and processes apart.
         Job("sync_push_delivery", deliver_due, every=every, first_after=0, max_instances=4),
-        Job("assistance_notices", issue_notices, every=every, first_after=0),
+        follow_job(
+            "assistance_notices",
+            notice_reader(settings.sync.notice_deadline_days),
+            every=every,
+            first_after=0,
+        ),
         Job("watchlist_push", push_watch_changes, every=every),
     ]
 

@@ -23,12 +23,10 @@ import msgspec
 from sqlalchemy import Connection, Select
 
 from registry.identity.crypto import DataKeyring
-from registry.listings.disclosure import PublicEntry, PublicPerformance, public_columns, public_entry
+from registry.listings.details import PublicPerformance, listing_details
+from registry.listings.disclosure import PublicEntry, public_columns, public_entry
 from registry.listings.models import Listing
 from registry.listings.prepare import PURPOSE_DEBTOR_ID
-
-LISTING_EVENTS = frozenset({"listing.published", "listing.amended", "listing.removed", "listing.expired"})
-REMOVAL_EVENTS = frozenset({"listing.removed", "listing.expired"})
 
 
 class RemovalRecord(msgspec.Struct, frozen=True):
@@ -145,15 +143,6 @@ def load_listings(conn: Connection, ids: Iterable[str]) -> dict[str, Any]:
     return rows
 
 
-def _performance(details: dict[str, Any]) -> PublicPerformance:
-    performance = details.get("performance") or {}
-    return PublicPerformance(
-        status=performance.get("status", "none"),
-        performed_cents=performance.get("performed_cents"),
-        unperformed_cents=performance.get("unperformed_cents"),
-    )
-
-
 def _removal(row: Any) -> RemovalRecord | None:
     return None if row.removal_reason is None else RemovalRecord(row.removal_reason, row.removed_on)
 
@@ -170,7 +159,7 @@ def render(profile: Profile, row: Any, keyring: DataKeyring, today: date) -> Pro
     if profile.name == "public":
         return public_entry(row, today) if row.status == "active" else None
     identifier = keyring.decrypt(bytes(row.debtor_id_cipher), PURPOSE_DEBTOR_ID).decode()
-    details = row.details
+    details = listing_details(row.details)
     if profile.name == "credit_reference":
         person = row.debtor_kind == "person"
         return CreditReferenceRecord(
@@ -186,11 +175,11 @@ def render(profile: Profile, row: Any, keyring: DataKeyring, today: date) -> Pro
             court_code=row.court_code,
             court_name=row.court_name,
             case_number=row.case_number,
-            basis_document_number=details["basis"]["document_number"],
-            basis_issuer=details["basis"]["issuer"],
-            obligations=details["obligations"],
-            amount_cents=details.get("amount_cents"),
-            performance=_performance(details),
+            basis_document_number=details.basis.document_number,
+            basis_issuer=details.basis.issuer,
+            obligations=details.obligations,
+            amount_cents=details.amount_cents,
+            performance=details.performance,
             grounds=list(row.grounds),
             filed_on=row.filed_on,
             listed_on=row.listed_on,
@@ -209,11 +198,11 @@ def render(profile: Profile, row: Any, keyring: DataKeyring, today: date) -> Pro
             court_code=row.court_code,
             court_name=row.court_name,
             case_number=row.case_number,
-            basis_document_number=details["basis"]["document_number"],
-            basis_issuer=details["basis"]["issuer"],
-            obligations=details["obligations"],
-            amount_cents=details.get("amount_cents"),
-            performance=_performance(details),
+            basis_document_number=details.basis.document_number,
+            basis_issuer=details.basis.issuer,
+            obligations=details.obligations,
+            amount_cents=details.amount_cents,
+            performance=details.performance,
             grounds=list(row.grounds),
             listed_on=row.listed_on,
             removal=_removal(row),

@@ -20,10 +20,11 @@ import msgspec
 from sqlalchemy import Connection, select
 
 from publishing.sync.models import SyncState
-from publishing.sync.profiles import LISTING_EVENTS, listing_columns, render
+from publishing.sync.profiles import listing_columns, render
 from publishing.sync.services import load_subscription, owned_subscription, profile_of
 from registry.eventlog.models import Event
 from registry.eventlog.services import head
+from registry.eventlog.types import LISTING_EVENTS
 from registry.identity.crypto import DataKeyring
 from registry.listings.models import Listing
 

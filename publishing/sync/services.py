@@ -15,9 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from publishing.sync.models import Subscription, SyncState
 from publishing.sync.profiles import (
-    LISTING_EVENTS,
     PROFILES,
-    REMOVAL_EVENTS,
     Profile,
     ProfileRecord,
     admits,
@@ -26,7 +24,9 @@ from publishing.sync.profiles import (
 )
 from registry.clients.models import ApiClient
 from registry.endpoints import validate_push_endpoint
-from registry.eventlog.services import EventDraft, append_events, head, read_events
+from registry.eventlog.readers import LogEvent, read_events
+from registry.eventlog.services import EventDraft, append_events, head
+from registry.eventlog.types import LISTING_EVENTS, REMOVAL_EVENTS, EventType
 from registry.identity.crypto import DataKeyring
 from registry.ids import new_id
 from registry.problems import Problem
@@ -133,12 +133,19 @@ def create_subscription(
         )
     )
     _audit(
-        conn, "sync.subscription_created", actor, now, sub_id, client_id=client_id, profile=profile, mode=mode
+        conn,
+        EventType.SUBSCRIPTION_CREATED,
+        actor,
+        now,
+        sub_id,
+        client_id=client_id,
+        profile=profile,
+        mode=mode,
     )
     return inspect_subscription(conn, sub_id)
 
 
-def _audit(conn: Connection, kind: str, actor: str, now: datetime, sub_id: str, **data: Any) -> None:
+def _audit(conn: Connection, kind: EventType, actor: str, now: datetime, sub_id: str, **data: Any) -> None:
     append_events(conn, [EventDraft(kind, actor, data={"subscription_id": sub_id, **data})], now)
 
 
@@ -156,7 +163,10 @@ def set_state(conn: Connection, sub_id: str, state: str, *, actor: str, now: dat
     if state == "active":
         values |= {"attempts": 0, "next_attempt_at": None}
     conn.execute(update(Subscription).where(Subscription.id == sub_id).values(**values))
-    _audit(conn, "sync.subscription_" + ("paused" if state == "paused" else "resumed"), actor, now, sub_id)
+    paused = state == "paused"
+    _audit(
+        conn, EventType.SUBSCRIPTION_PAUSED if paused else EventType.SUBSCRIPTION_RESUMED, actor, now, sub_id
+    )
     return inspect_subscription(conn, sub_id)
 
 
@@ -180,7 +190,7 @@ def replay(conn: Connection, sub_id: str, from_seq: int, *, actor: str, now: dat
             updated_at=now,
         )
     )
-    _audit(conn, "sync.subscription_replayed", actor, now, sub_id, from_seq=from_seq)
+    _audit(conn, EventType.SUBSCRIPTION_REPLAYED, actor, now, sub_id, from_seq=from_seq)
     return inspect_subscription(conn, sub_id)
 
 
@@ -235,29 +245,36 @@ def collect_events(
     raw = read_events(conn, after, limit)
     if not raw:
         return [], after
-    listing_events = [e for e in raw if e["type"] in LISTING_EVENTS]
-    rows = load_listings(conn, (e["listing_id"] for e in listing_events))
     out: list[SyncEvent] = []
-    for event in listing_events:
-        row = rows.get(event["listing_id"])
-        if row is None or not admits(profile, row):
-            continue
+    for event, version, row in _admitted(conn, profile, raw):
         removal = None
-        if event["type"] in REMOVAL_EVENTS:
-            removal = RemovalInfo(event["data"]["reason"], event["data"]["effective_on"])
+        if event.type in REMOVAL_EVENTS:
+            removal = RemovalInfo(event.data["reason"], event.data["effective_on"])
         out.append(
             SyncEvent(
-                seq=event["seq"],
-                idempotency_key=f"{sub_id}:{event['seq']}",
-                type=event["type"],
-                occurred_at=event["occurred_at"],
-                listing_id=event["listing_id"],
-                listing_version=event["listing_version"],
+                seq=event.seq,
+                idempotency_key=f"{sub_id}:{event.seq}",
+                type=event.type,
+                occurred_at=iso(event.occurred_at),
+                listing_id=row.id,
+                listing_version=version,
                 listing=render(profile, row, keyring, today),
                 removal=removal,
             )
         )
-    return out, int(raw[-1]["seq"])
+    return out, raw[-1].seq
+
+
+def _admitted(conn: Connection, profile: Profile, events: list[LogEvent]) -> list[tuple[LogEvent, int, Any]]:
+    """(event, its listing version, the listing row) of each listing event the profile admits."""
+    listed = [e for e in events if e.type in LISTING_EVENTS]
+    rows = load_listings(conn, (e.listing_id for e in listed if e.listing_id is not None))
+    admitted = []
+    for event in listed:
+        row = rows.get(event.listing_id) if event.listing_id is not None else None
+        if row is not None and event.listing_version is not None and admits(profile, row):
+            admitted.append((event, event.listing_version, row))
+    return admitted
 
 
 def owned_subscription(conn: Connection, sub_id: str, client_id: str, mode: str | None = None) -> Any:
@@ -330,22 +347,21 @@ def acked_states(
         raw = read_events(conn, position, min(1000, new - position))
         if not raw:
             break
-        listing_events = [e for e in raw if e["type"] in LISTING_EVENTS]
-        rows = load_listings(conn, (e["listing_id"] for e in listing_events))
-        for event in listing_events:
-            row = rows.get(event["listing_id"])
-            if row is not None and admits(profile, row):
-                admitted += 1
-                states[event["listing_id"]] = state_row(
-                    sub_id, event["listing_id"], event["listing_version"], event["type"], event["seq"],
-                    event["occurred_at"], now,
-                )  # fmt: skip
-        position = int(raw[-1]["seq"])
+        for event, version, row in _admitted(conn, profile, raw):
+            admitted += 1
+            states[row.id] = state_row(sub_id, row.id, version, event.type, event.seq, event.occurred_at, now)
+        position = raw[-1].seq
     return list(states.values()), admitted
 
 
 def state_row(
-    sub_id: str, listing_id: str, version: int, event_type: str, seq: int, occurred_at: str, now: datetime
+    sub_id: str,
+    listing_id: str,
+    version: int,
+    event_type: str,
+    seq: int,
+    occurred_at: datetime,
+    now: datetime,
 ) -> dict[str, Any]:
     return {
         "subscription_id": sub_id,
@@ -353,7 +369,7 @@ def state_row(
         "listing_version": version,
         "status": "removed" if event_type in REMOVAL_EVENTS else "active",
         "seq": seq,
-        "occurred_at": datetime.fromisoformat(occurred_at),
+        "occurred_at": occurred_at,
         "acked_at": now,
     }
 

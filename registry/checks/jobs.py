@@ -4,24 +4,12 @@ from __future__ import annotations
 
 import logging
 
+from registry.calendar import china_date
 from registry.checks.querylog import purge
-from registry.checks.services import china_day
-from registry.checks.watchlist import follow_log
 from registry.runtime import Services
 from registry.timeutil import utcnow
 
 logger = logging.getLogger("registry.checks")
-
-
-async def follow_watchlists(services: Services) -> int:
-    """Turn every event not yet read into watchlist changes; returns how many events."""
-    total = 0
-    while True:
-        async with services.db.writer.begin() as conn:
-            read = await conn.run_sync(follow_log, utcnow())
-        total += read
-        if read == 0:
-            return total
 
 
 async def purge_query_log(services: Services) -> int:
@@ -31,7 +19,7 @@ async def purge_query_log(services: Services) -> int:
         now = utcnow()
         async with services.db.writer.begin() as conn:
             deleted = await conn.run_sync(
-                purge, now, services.settings.checks.log_retention_days, china_day(now)
+                purge, now, services.settings.checks.log_retention_days, china_date(now)
             )
         total += deleted
         if deleted == 0:

@@ -6,14 +6,15 @@ from collections.abc import Sequence
 
 from registry.checks.cli import check_command
 from registry.checks.controllers import CheckController, QueryLogController, WatchlistController
-from registry.checks.jobs import follow_watchlists, purge_query_log
+from registry.checks.jobs import purge_query_log
+from registry.checks.watchlist import READER
 from registry.settings import Settings
-from registry.wiring import Job, Plugin
+from registry.wiring import Job, Plugin, follow_job
 
 
 def _jobs(settings: Settings) -> Sequence[Job]:
     return [
-        Job("follow_watchlists", follow_watchlists, every=settings.checks.watchlist_interval_seconds),
+        follow_job("follow_watchlists", READER, every=settings.checks.watchlist_interval_seconds),
         Job(
             "purge_query_log",
             purge_query_log,

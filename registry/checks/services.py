@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from typing import Any, cast
 
 import msgspec
 
+from registry.calendar import china_date, seconds_to_next_china_day
 from registry.checks.receipts import RECEIPT_TYPE, SALT_BYTES, ReceiptSigner, b64url, subject_digest
 from registry.checks.schemas import (
     PURPOSES,
@@ -43,7 +44,6 @@ from registry.identity.identifiers import (
     parse_id_number,
 )
 from registry.ids import new_id
-from registry.listings.prepare import CHINA_TIME
 from registry.problems import Problem
 from registry.timeutil import iso
 from registry.translog.note import b64
@@ -94,16 +94,6 @@ def _parsed(index: int, kind: str, identifier: str, name: str | None, blind: Bli
     return ParsedSubject(index, kind, identifier, name, blind(identifier), None)
 
 
-def china_day(now: datetime) -> date:
-    return now.astimezone(CHINA_TIME).date()
-
-
-def seconds_to_next_china_day(now: datetime) -> int:
-    local = now.astimezone(CHINA_TIME)
-    midnight = datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), CHINA_TIME)
-    return max(1, int((midnight - local).total_seconds()) + 1)
-
-
 def authenticate_bank(store: CheckStore, authorization: str) -> str:
     """The bank's client id, from `Authorization: Bearer <key>` (the `roles` guard's rules,
     on the check's own connection: the hot path cannot afford a second round trip)."""
@@ -149,7 +139,7 @@ def decode_request(body: bytes, max_subjects: int) -> CheckRequest:
 def charge_quota(store: CheckStore, client_id: str, now: datetime, subjects: int, quota: int) -> None:
     """Counts the subjects against today's quota in the check's transaction; a refusal
     rolls the count back with everything else."""
-    used = store.charge(client_id, china_day(now), subjects)
+    used = store.charge(client_id, china_date(now), subjects)
     if used > quota:
         raise RateLimited(
             "daily_quota_exceeded",
@@ -161,7 +151,6 @@ def charge_quota(store: CheckStore, client_id: str, now: datetime, subjects: int
 
 def _bank_listing(row: ListedRow) -> BankListing:
     details = row.details
-    performance = details.get("performance") or {}
     return BankListing(
         listing_id=row.id,
         version=row.version,
@@ -170,14 +159,14 @@ def _bank_listing(row: ListedRow) -> BankListing:
         court_code=row.court_code,
         court_name=row.court_name,
         case_number=row.case_number,
-        basis_document_number=details["basis"]["document_number"],
-        basis_issuer=details["basis"]["issuer"],
-        obligations=details["obligations"],
-        amount_cents=details.get("amount_cents"),
+        basis_document_number=details.basis.document_number,
+        basis_issuer=details.basis.issuer,
+        obligations=details.obligations,
+        amount_cents=details.amount_cents,
         performance=BankPerformance(
-            status=performance.get("status", "none"),
-            performed_cents=performance.get("performed_cents"),
-            unperformed_cents=performance.get("unperformed_cents"),
+            details.performance.status,
+            details.performance.performed_cents,
+            details.performance.unperformed_cents,
         ),
         grounds=list(row.grounds),
         filed_on=row.filed_on,
@@ -215,7 +204,7 @@ def run_check(
     wanted = list({p.blind for p in parsed if p.error is None})
     found: dict[bytes, list[ListedRow]] = {}
     if wanted:
-        for row in store.active_listings(wanted, china_day(now)):
+        for row in store.active_listings(wanted, china_date(now)):
             found.setdefault(bytes(row.debtor_id_blind), []).append(row)
     seq, last_hash = store.log_head()
     checkpoint = store.latest_checkpoint()

@@ -9,12 +9,12 @@ databases, and the CLI runs the Core path on SQLite, so both stay exercised.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import date, datetime
 from functools import lru_cache
 from typing import Any, NamedTuple, Protocol, cast
 
+import msgspec
 from sqlalchemy import Connection, Table, bindparam, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -23,6 +23,7 @@ from registry.checks.models import CheckLogEntry, CheckUsage
 from registry.clients.models import ApiClient
 from registry.courts.models import Court
 from registry.eventlog.services import HEAD_ID, head
+from registry.listings.details import ListingDetails, listing_details
 from registry.listings.models import Listing
 from registry.timeutil import as_utc
 from registry.translog.models import LogCheckpoint
@@ -59,7 +60,7 @@ class ListedRow(NamedTuple):
     court_code: str
     court_name: str
     case_number: str
-    details: dict[str, Any]
+    details: ListingDetails
     grounds: list[str]
     filed_on: date
     listed_on: date
@@ -138,7 +139,7 @@ class CoreStore:
 
     def active_listings(self, blinds: Sequence[bytes], today: date) -> list[ListedRow]:
         rows = self.conn.execute(_LOOKUP, {"blinds": list(blinds), "today": today})
-        return [ListedRow(*row) for row in rows]
+        return [ListedRow._make((*row[:8], listing_details(row[8]), *row[9:])) for row in rows]
 
     def log_head(self) -> tuple[int, bytes]:
         return head(self.conn)
@@ -201,8 +202,8 @@ class SqliteStore:
                     ListedRow._make(
                         (
                             *row[:8],
-                            json.loads(row[8]),
-                            json.loads(row[9]),
+                            listing_details(row[8]),
+                            msgspec.json.decode(row[9]),
                             date.fromisoformat(row[10]),
                             date.fromisoformat(row[11]),
                             row[12],

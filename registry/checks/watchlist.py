@@ -1,15 +1,15 @@
 """Watchlists: a bank names its borrowers (kept as blind-index values only) and learns
 when one of them is listed, amended, removed or expires.
 
-A single log reader (`follow_log`, cursor `watchlist` in `reader_cursors`) turns events
-into per-bank change records in log order. Each change is keyed by (bank, event seq), so
-a bank's cursor is the event seq: the reader holds its cursor row locked while it writes
-a batch and moves the cursor in the same transaction, so changes become visible in seq
-order and a bank reading `seq > after` never skips or repeats one.
+A single log reader (`READER`, cursor `watchlist`) turns events into per-bank
+change records in log order. Each change is keyed by (bank, event seq), so a bank's cursor
+is the event seq: the reader's batches commit one at a time, in seq order, with its cursor
+(`registry.eventlog.readers`), so a bank reading `seq > after` never skips or repeats one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -21,19 +21,19 @@ from registry.bulk import bulk_insert
 from registry.checks.models import WatchChange, WatchRegistration, WatchSubject
 from registry.checks.schemas import WatchSubjectIn
 from registry.endpoints import validate_push_endpoint
-from registry.eventlog.cursors import set_cursor
-from registry.eventlog.models import Event, ReaderCursor
+from registry.eventlog.readers import LogEvent, LogReader
+from registry.eventlog.types import LISTING_EVENTS, REMOVAL_EVENTS, EventType
 from registry.identity.crypto import BlindIndex
 from registry.identity.identifiers import IdentifierError, mask_identifier, parse_credit_code, parse_id_number
 from registry.listings.models import Listing
 from registry.timeutil import iso
 
-READER = "watchlist"
-CHANGES = {
-    "listing.published": "listed",
-    "listing.amended": "amended",
-    "listing.removed": "removed",
-    "listing.expired": "expired",
+CURSOR_NAME = "watchlist"
+CHANGES: dict[str, str] = {
+    EventType.LISTING_PUBLISHED: "listed",
+    EventType.LISTING_AMENDED: "amended",
+    EventType.LISTING_REMOVED: "removed",
+    EventType.LISTING_EXPIRED: "expired",
 }
 _CHANGES_TABLE = cast(Table, WatchChange.__table__)
 
@@ -148,28 +148,32 @@ def summary(conn: Connection, client_id: str) -> dict[str, Any]:
     return {"endpoint": endpoint, "subjects": int(count)}
 
 
-def _lock_cursor(conn: Connection) -> int:
-    """The reader's position, locked until commit so that two readers never interleave."""
-    statement = select(ReaderCursor.position).where(ReaderCursor.name == READER).with_for_update()
-    position = conn.execute(statement).scalar()
-    if position is None:
-        set_cursor(conn, READER, 0)
-        position = conn.execute(statement).scalar_one()
-    return int(position)
+def record_changes(conn: Connection, events: Sequence[LogEvent], now: datetime) -> None:
+    """A change per event and per bank that watches the listing's debtor."""
+    listings = _listings(conn, list({event.listing_id for event in events if event.listing_id}))
+    watchers = _watchers(conn, list({bytes(row.debtor_id_blind) for row in listings.values()}))
+    rows: list[dict[str, Any]] = []
+    for event in events:
+        listing = listings.get(event.listing_id) if event.listing_id is not None else None
+        if listing is None:
+            continue
+        for client_id, reference in watchers.get(bytes(listing.debtor_id_blind), []):
+            rows.append(
+                {
+                    "client_id": client_id,
+                    "seq": event.seq,
+                    "payload": _payload(event, listing, reference),
+                    "created_at": now,
+                    "delivered_at": None,
+                }
+            )
+    bulk_insert(conn, _CHANGES_TABLE, rows)
 
 
-def follow_log(conn: Connection, now: datetime, batch: int = 1000) -> int:
-    """Turn the next `batch` events into watchlist changes; returns how many events were read."""
-    position = _lock_cursor(conn)
-    events = conn.execute(
-        select(Event.seq, Event.type, Event.listing_id, Event.listing_version, Event.occurred_at, Event.data)
-        .where(Event.seq > position)
-        .order_by(Event.seq)
-        .limit(batch)
-    ).all()
-    if not events:
-        return 0
-    ids = list({e.listing_id for e in events if e.type in CHANGES and e.listing_id})
+READER = LogReader(CURSOR_NAME, record_changes, LISTING_EVENTS, batch=1000)
+
+
+def _listings(conn: Connection, ids: list[str]) -> dict[str, Any]:
     listings: dict[str, Any] = {}
     for start in range(0, len(ids), 1000):
         for row in conn.execute(
@@ -182,7 +186,10 @@ def follow_log(conn: Connection, now: datetime, batch: int = 1000) -> int:
             ).where(Listing.id.in_(ids[start : start + 1000]))
         ):
             listings[row.id] = row
-    blinds = list({bytes(row.debtor_id_blind) for row in listings.values()})
+    return listings
+
+
+def _watchers(conn: Connection, blinds: list[bytes]) -> dict[bytes, list[tuple[str, str | None]]]:
     watchers: dict[bytes, list[tuple[str, str | None]]] = {}
     for start in range(0, len(blinds), 1000):
         for watch in conn.execute(
@@ -191,38 +198,25 @@ def follow_log(conn: Connection, now: datetime, batch: int = 1000) -> int:
             )
         ):
             watchers.setdefault(bytes(watch.subject_blind), []).append((watch.client_id, watch.reference))
-    rows: list[dict[str, Any]] = []
-    for event in events:
-        listing = listings.get(event.listing_id) if event.type in CHANGES else None
-        if listing is None:
-            continue
-        for client_id, reference in watchers.get(bytes(listing.debtor_id_blind), []):
-            payload: dict[str, Any] = {
-                "seq": event.seq,
-                "change": CHANGES[event.type],
-                "occurred_at": iso(event.occurred_at),
-                "listing_id": listing.id,
-                "listing_version": event.listing_version,
-                "identifier_masked": listing.debtor_id_masked,
-                "reference": reference,
-                "court_code": listing.court_code,
-                "case_number": listing.case_number,
-            }
-            if event.type in ("listing.removed", "listing.expired"):
-                payload["reason"] = event.data.get("reason")
-                payload["effective_on"] = event.data.get("effective_on")
-            rows.append(
-                {
-                    "client_id": client_id,
-                    "seq": event.seq,
-                    "payload": payload,
-                    "created_at": now,
-                    "delivered_at": None,
-                }
-            )
-    bulk_insert(conn, _CHANGES_TABLE, rows)
-    set_cursor(conn, READER, int(events[-1].seq), now)
-    return len(events)
+    return watchers
+
+
+def _payload(event: LogEvent, listing: Any, reference: str | None) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "seq": event.seq,
+        "change": CHANGES[event.type],
+        "occurred_at": iso(event.occurred_at),
+        "listing_id": listing.id,
+        "listing_version": event.listing_version,
+        "identifier_masked": listing.debtor_id_masked,
+        "reference": reference,
+        "court_code": listing.court_code,
+        "case_number": listing.case_number,
+    }
+    if event.type in REMOVAL_EVENTS:
+        payload["reason"] = event.data.get("reason")
+        payload["effective_on"] = event.data.get("effective_on")
+    return payload
 
 
 def list_changes(conn: Connection, client_id: str, after: int, limit: int) -> dict[str, Any]:

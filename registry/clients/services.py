@@ -13,6 +13,7 @@ from sqlalchemy import Connection, insert, select, update
 from registry.clients.models import ApiClient
 from registry.courts.models import Court
 from registry.eventlog.services import EventDraft, append_events
+from registry.eventlog.types import EventType
 from registry.ids import new_id
 from registry.problems import Problem
 from registry.timeutil import iso
@@ -78,7 +79,10 @@ def create_client(
         conn,
         [
             EventDraft(
-                "client.created", actor, court_code=court_code, data={"client_id": client_id, "role": role}
+                EventType.CLIENT_CREATED,
+                actor,
+                court_code=court_code,
+                data={"client_id": client_id, "role": role},
             )
         ],
         now,
@@ -94,7 +98,7 @@ def revoke_client(conn: Connection, client_id: str, *, actor: str, now: datetime
     )
     if updated.rowcount != 1:
         raise Problem(404, "client_not_found", "no active client has this id")
-    append_events(conn, [EventDraft("client.revoked", actor, data={"client_id": client_id})], now)
+    append_events(conn, [EventDraft(EventType.CLIENT_REVOKED, actor, data={"client_id": client_id})], now)
 
 
 def authenticate(conn: Connection, api_key: str) -> Principal | None:

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, insert, select, update
 
 from registry.courts.models import Court, CourtKey
 from registry.eventlog.services import EventDraft, append_events
+from registry.eventlog.types import EventType
 from registry.identity.identifiers import (
     IdentifierError,
     normalise_court_code,
@@ -42,7 +43,9 @@ def add_court(
         [{"code": code, "name": normalise_text(name), "province_code": province, "created_at": now}],
     )
     append_events(
-        conn, [EventDraft("court.added", actor, court_code=code, data={"name": normalise_text(name)})], now
+        conn,
+        [EventDraft(EventType.COURT_ADDED, actor, court_code=code, data={"name": normalise_text(name)})],
+        now,
     )
     return code
 
@@ -85,7 +88,7 @@ def add_key(
         conn,
         [
             EventDraft(
-                "court.key_added",
+                EventType.COURT_KEY_ADDED,
                 actor,
                 court_code=court_code,
                 data={
@@ -114,7 +117,7 @@ def revoke_key(conn: Connection, key_id: str, reason: str, *, actor: str, now: d
         conn,
         [
             EventDraft(
-                "court.key_revoked",
+                EventType.COURT_KEY_REVOKED,
                 actor,
                 court_code=row.court_code,
                 data={"key_id": key_id, "reason": reason},

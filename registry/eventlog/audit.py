@@ -19,6 +19,7 @@ from sqlalchemy import Connection, and_, or_, select
 from registry.courts.models import CourtKey
 from registry.eventlog.models import Event
 from registry.eventlog.services import GENESIS_HASH, event_hash, head
+from registry.eventlog.types import EventType
 from registry.identity.crypto import DataKeyError, DataKeyring
 from registry.identity.signing import b64url
 from registry.listings.models import ListingVersion, Removal
@@ -90,7 +91,7 @@ def _certified(conn: Connection) -> Iterator[tuple[str, Any, Any]]:
                 and_(
                     Event.listing_id == ListingVersion.listing_id,
                     Event.listing_version == ListingVersion.version,
-                    Event.type.in_(("listing.published", "listing.amended")),
+                    Event.type.in_((EventType.LISTING_PUBLISHED, EventType.LISTING_AMENDED)),
                 ),
                 isouter=True,
             )
@@ -114,7 +115,7 @@ def _certified(conn: Connection) -> Iterator[tuple[str, Any, Any]]:
             select(Removal, Event.data)
             .join(
                 Event,
-                and_(Event.listing_id == Removal.listing_id, Event.type == "listing.removed"),
+                and_(Event.listing_id == Removal.listing_id, Event.type == EventType.LISTING_REMOVED),
                 isouter=True,
             )
             .where(Removal.listing_id > after_id, Removal.signature.is_not(None))

@@ -5,9 +5,11 @@ from typing import Annotated, Any
 from litestar import Controller, Request, get
 from litestar.params import Parameter
 
-from registry.eventlog.services import head, read_events
+from registry.eventlog.readers import LogEvent, read_events
+from registry.eventlog.services import head
 from registry.http.auth import roles
 from registry.runtime import services_of
+from registry.timeutil import iso
 
 MAX_LIMIT = 1000
 MAX_SEQ = 2**63 - 1  # the column is a 64-bit integer
@@ -31,4 +33,22 @@ class EventController(Controller):
         async with services.db.reader.connect() as conn:
             events = await conn.run_sync(read_events, after, limit)
             last_seq, _ = await conn.run_sync(head)
-        return {"events": events, "next_after": events[-1]["seq"] if events else after, "head": last_seq}
+        return {
+            "events": [_event_json(event) for event in events],
+            "next_after": events[-1].seq if events else after,
+            "head": last_seq,
+        }
+
+
+def _event_json(event: LogEvent) -> dict[str, Any]:
+    return {
+        "seq": event.seq,
+        "occurred_at": iso(event.occurred_at),
+        "type": event.type,
+        "actor": event.actor,
+        "court_code": event.court_code,
+        "listing_id": event.listing_id,
+        "listing_version": event.listing_version,
+        "data": event.data,
+        "hash": event.hash.hex(),
+    }

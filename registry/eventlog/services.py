@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Table, select, update
 
 from registry.bulk import bulk_insert
 from registry.eventlog.models import Event, LogHead
+from registry.eventlog.types import EventType
 from registry.identity.canonical import canonical_json
 from registry.timeutil import iso
 
@@ -30,7 +31,7 @@ HEAD_ID = 1
 
 @dataclass
 class EventDraft:
-    type: str
+    type: EventType
     actor: str
     court_code: str | None = None
     listing_id: str | None = None
@@ -85,11 +86,13 @@ def append_events(conn: Connection, drafts: Sequence[EventDraft], now: datetime)
     rows: list[dict[str, Any]] = []
     for draft in drafts:
         seq += 1
+        # The plain string: the canonical JSON fast path takes exact str only.
+        type_name = draft.type.value
         digest = event_hash(
             prev,
             seq=seq,
             occurred_at=now,
-            type=draft.type,
+            type=type_name,
             actor=draft.actor,
             court_code=draft.court_code,
             listing_id=draft.listing_id,
@@ -100,7 +103,7 @@ def append_events(conn: Connection, drafts: Sequence[EventDraft], now: datetime)
             {
                 "seq": seq,
                 "occurred_at": now,
-                "type": draft.type,
+                "type": type_name,
                 "actor": draft.actor,
                 "court_code": draft.court_code,
                 "listing_id": draft.listing_id,
@@ -114,24 +117,6 @@ def append_events(conn: Connection, drafts: Sequence[EventDraft], now: datetime)
     bulk_insert(conn, cast(Table, Event.__table__), rows)
     conn.execute(update(LogHead).where(LogHead.id == HEAD_ID).values(last_seq=seq, last_hash=prev))
     return [row["seq"] for row in rows]
-
-
-def read_events(conn: Connection, after: int, limit: int) -> list[dict[str, Any]]:
-    result = conn.execute(select(Event).where(Event.seq > after).order_by(Event.seq).limit(limit))
-    return [
-        {
-            "seq": row.seq,
-            "occurred_at": iso(row.occurred_at),
-            "type": row.type,
-            "actor": row.actor,
-            "court_code": row.court_code,
-            "listing_id": row.listing_id,
-            "listing_version": row.listing_version,
-            "data": row.data,
-            "hash": bytes(row.hash).hex(),
-        }
-        for row in result
-    ]
 
 
 def head(conn: Connection) -> tuple[int, bytes]:

@@ -6,6 +6,7 @@ import click
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from registry.clirun import CLI_ACTOR, run_with_services
+from registry.eventlog.types import EventType
 from registry.identity.crypto import SecretsFile, new_key_id
 from registry.runtime import Services
 from registry.settings import Settings
@@ -38,7 +39,9 @@ def keys_rotate() -> None:
         keyring = services.secrets.keyring
         total = await reencrypt_everything(services.db, keyring)
         event = EventDraft(
-            "keys.rotated", CLI_ACTOR, data={"active_key_id": keyring.active_key_id, "rewritten": total}
+            EventType.KEYS_ROTATED,
+            CLI_ACTOR,
+            data={"active_key_id": keyring.active_key_id, "rewritten": total},
         )
         async with services.db.writer.begin() as conn:
             await conn.run_sync(lambda c: append_events(c, [event], utcnow()))

@@ -7,22 +7,17 @@ No full identifier, no creditor, no signature material, no client ids.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 import msgspec
 from sqlalchemy import Select, select
 
+from registry.calendar import china_date
 from registry.courts.models import Court
 from registry.identity.identifiers import PROVINCES
+from registry.listings.details import PublicPerformance, listing_details
 from registry.listings.models import Listing
-from registry.listings.prepare import CHINA_TIME
-
-
-class PublicPerformance(msgspec.Struct, frozen=True):
-    status: str  # "none" (全部未履行) or "partial" (部分未履行)
-    performed_cents: int | None = None
-    unperformed_cents: int | None = None
 
 
 class PublicEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -74,14 +69,9 @@ def age_on(birth: date, day: date) -> int:
     return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
 
 
-def china_date(moment: datetime) -> date:
-    return moment.astimezone(CHINA_TIME).date()
-
-
 def public_entry(row: Any, today: date) -> PublicEntry:
     """`row` carries the columns of `public_columns()` (a Row, or anything with those attributes)."""
-    details = row.details
-    performance = details.get("performance") or {}
+    details = listing_details(row.details)
     person = row.debtor_kind == "person"
     birth = row.debtor_birth_date
     return PublicEntry(
@@ -97,15 +87,11 @@ def public_entry(row: Any, today: date) -> PublicEntry:
         province_code=row.province_code,
         province=PROVINCES.get(row.province_code) if row.province_code else None,
         case_number=row.case_number,
-        basis_document_number=details["basis"]["document_number"],
-        basis_issuer=details["basis"]["issuer"],
-        obligations=details["obligations"],
-        amount_cents=details.get("amount_cents"),
-        performance=PublicPerformance(
-            status=performance.get("status", "none"),
-            performed_cents=performance.get("performed_cents"),
-            unperformed_cents=performance.get("unperformed_cents"),
-        ),
+        basis_document_number=details.basis.document_number,
+        basis_issuer=details.basis.issuer,
+        obligations=details.obligations,
+        amount_cents=details.amount_cents,
+        performance=details.performance,
         grounds=list(row.grounds),
         filed_on=row.filed_on,
         published_on=china_date(row.published_at),

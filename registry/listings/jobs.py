@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from registry.listings.prepare import CHINA_TIME
+from registry.calendar import china_date
 from registry.listings.services import expire_due
 from registry.runtime import Services
 from registry.timeutil import utcnow
@@ -18,7 +18,7 @@ async def expire_fixed_terms(services: Services) -> int:
     while True:
         now = utcnow()
         async with services.db.writer.begin() as conn:
-            expired = await conn.run_sync(expire_due, today=now.astimezone(CHINA_TIME).date(), now=now)
+            expired = await conn.run_sync(expire_due, today=china_date(now), now=now)
         total += expired
         if expired == 0:
             break

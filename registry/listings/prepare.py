@@ -15,12 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, TypeVar
-from zoneinfo import ZoneInfo
 
 import msgspec
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from registry.calendar import china_date
 from registry.identity.canonical import CanonicalizationError, canonical_json
 from registry.identity.crypto import BlindIndex, DataKeyring
 from registry.identity.identifiers import (
@@ -49,7 +49,6 @@ PURPOSE_SIGNED = b"listing.signed"
 PURPOSE_REMOVAL = b"removal.signed"
 ADULT_AGE = 18
 EARLIEST_DATE = date(1990, 1, 1)
-CHINA_TIME = ZoneInfo("Asia/Shanghai")
 T = TypeVar("T")
 _JSON_PATH_STEP = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
 _CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f]")
@@ -78,7 +77,7 @@ class PrepareContext:
     @property
     def today(self) -> date:
         # Listings are dated in China Standard Time, the courts' calendar.
-        return self.now.astimezone(CHINA_TIME).date()
+        return china_date(self.now)
 
 
 @dataclass

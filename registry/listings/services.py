@@ -16,9 +16,11 @@ from sqlalchemy import Connection, Table, insert, select, update
 from registry.bulk import bulk_insert
 from registry.courts.models import Court, CourtKey
 from registry.eventlog.services import EventDraft, append_events, lock_head
+from registry.eventlog.types import EventType
 from registry.identity.crypto import DataKeyring, Secrets
 from registry.identity.signing import b64url
 from registry.ids import new_id
+from registry.listings.details import listing_details
 from registry.listings.models import Listing, ListingVersion, Removal
 from registry.listings.prepare import (
     PURPOSE_DEBTOR_ID,
@@ -158,7 +160,7 @@ def _relisting_problem(item: PreparedListing, priors: list[Any]) -> Problem | No
             and item.listed_on < add_months(prior.removed_on, CREDITOR_BAR_MONTHS)
             and (
                 prior.case_number == item.case_number
-                or (item.creditor is not None and (prior.details or {}).get("creditor") == item.creditor)
+                or (item.creditor is not None and listing_details(prior.details).creditor == item.creditor)
             )
         ):
             return Problem(
@@ -240,7 +242,7 @@ def publish_listings(
             conn,
             [
                 EventDraft(
-                    type="listing.published",
+                    type=EventType.LISTING_PUBLISHED,
                     actor=actor,
                     court_code=item.court_code,
                     listing_id=listing_id,
@@ -375,7 +377,7 @@ def amend_listing(
         conn,
         [
             EventDraft(
-                type="listing.amended",
+                type=EventType.LISTING_AMENDED,
                 actor=actor,
                 court_code=item.court_code,
                 listing_id=listing_id,
@@ -441,7 +443,7 @@ def remove_listing(
         conn,
         [
             EventDraft(
-                type="listing.removed",
+                type=EventType.LISTING_REMOVED,
                 actor=actor,
                 court_code=current.court_code,
                 listing_id=listing_id,
@@ -497,7 +499,7 @@ def expire_due(conn: Connection, *, today: date, now: datetime, limit: int = 100
         conn,
         [
             EventDraft(
-                type="listing.expired",
+                type=EventType.LISTING_EXPIRED,
                 actor="registry",
                 court_code=row.court_code,
                 listing_id=row.id,

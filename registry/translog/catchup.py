@@ -4,26 +4,20 @@ already holds a million events.
 Computing a leaf (canonical JSON of the event, two SHA-256) costs about three times what
 storing it does, so the commitments of consecutive ranges of the event log are computed by
 one process per core, each reading its range itself, while this process stores them in
-order, one transaction per range, exactly as `append_leaves` would have.
+order, one transaction per range, exactly as the log's reader (`READER`) would have.
 """
 
 from __future__ import annotations
 
 from contextlib import closing
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 
-from registry.eventlog.cursors import cursor_position
-from registry.eventlog.models import Event
+from registry.eventlog.readers import advance, claim_cursor, read_events
+from registry.eventlog.services import head
+from registry.eventlog.types import LISTING_EVENTS
 from registry.readerpool import in_order, worker_reader
-from registry.translog.services import (
-    CURSOR_NAME,
-    Commitment,
-    commitments,
-    lock_appends,
-    read_events,
-    store_leaves,
-)
+from registry.translog.services import CURSOR_NAME, Commitment, commitments, store_leaves
 
 # Below this backlog the pool's start (a second or two) costs more than it saves.
 PARALLEL_BACKLOG = 100_000
@@ -32,7 +26,7 @@ RANGE_EVENTS = 10_000
 
 def _commit_range(after: int, upto: int) -> list[Commitment]:
     with worker_reader().connect() as conn:
-        return commitments(read_events(conn, after, upto=upto))
+        return commitments(read_events(conn, after, None, LISTING_EVENTS, upto=upto))
 
 
 def catch_up(
@@ -44,21 +38,21 @@ def catch_up(
     range_events: int = RANGE_EVENTS,
 ) -> int:
     """Log the backlog in parallel when it is large; returns how many events it covered
-    (0: left to `append_leaves`). Stops early, harmlessly, if another appender moves the
-    cursor meanwhile: what remains is then left to `append_leaves` too."""
-    with engine.connect() as conn:
-        start = cursor_position(conn, CURSOR_NAME)
-        head = conn.execute(select(func.max(Event.seq))).scalar() or 0
-    if workers < 2 or head - start < min_backlog:
+    (0: left to the reader). Stops early, harmlessly, if the reader moves the cursor
+    meanwhile: what remains is then left to it too."""
+    with engine.begin() as conn:
+        start = claim_cursor(conn, CURSOR_NAME)
+        last_seq, _ = head(conn)
+    if workers < 2 or last_seq - start < min_backlog:
         return 0
-    ranges = [(lo, min(lo + range_events, head)) for lo in range(start, head, range_events)]
+    ranges = [(lo, min(lo + range_events, last_seq)) for lo in range(start, last_seq, range_events)]
     covered = start
     with closing(in_order(_commit_range, ranges, database_url, workers)) as computed_ranges:
         for (after, upto), computed in zip(ranges, computed_ranges, strict=True):
             with engine.begin() as conn:
-                lock_appends(conn)
-                if cursor_position(conn, CURSOR_NAME) != after:
+                if claim_cursor(conn, CURSOR_NAME) != after:
                     break
-                store_leaves(conn, computed, upto)
+                store_leaves(conn, computed)
+                advance(conn, CURSOR_NAME, upto)
             covered = upto
     return covered - start

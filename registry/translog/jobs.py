@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
+from registry.eventlog.readers import follow
 from registry.runtime import Services
 from registry.timeutil import utcnow
-from registry.translog.services import append_leaves, make_checkpoint
+from registry.translog.services import READER, make_checkpoint
 
 logger = logging.getLogger("registry.translog")
 
@@ -19,16 +21,10 @@ EVENTS_PER_TRANSACTION = 2_000
 async def advance_log(services: Services) -> int | None:
     """Append every pending listing event (one transaction per batch), then sign the tree
     if it grew. Returns the new checkpoint's size, or None when nothing changed."""
-    while True:
-        async with services.db.writer.begin() as conn:
-            read = await conn.run_sync(append_leaves, EVENTS_PER_TRANSACTION)
-        if read == 0:
-            break
-    settings = services.settings
-    async with services.db.writer.begin() as conn:
-        size = await conn.run_sync(
-            lambda c: make_checkpoint(c, services.signer, settings.translog.origin, utcnow())
-        )
+    await follow(services.db, replace(READER, batch=EVENTS_PER_TRANSACTION))
+    size = await services.db.write(
+        make_checkpoint, services.signer, services.settings.translog.origin, utcnow()
+    )
     if size is not None:
         logger.info("signed log checkpoint at tree size %d", size)
     return size

@@ -18,13 +18,12 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-import msgspec
-import sqlalchemy as sa
-from sqlalchemy import Connection, Row, Table, Text, func, insert, select, text
+from sqlalchemy import Connection, Row, Table, func, insert, select
 
 from registry.bulk import bulk_insert
-from registry.eventlog.cursors import cursor_position, set_cursor
 from registry.eventlog.models import Event
+from registry.eventlog.readers import EVENT_COLUMNS, LogEvent, LogReader, claim_cursor
+from registry.eventlog.types import LISTING_EVENTS
 from registry.identity.canonical import canonical_json
 from registry.identity.registry_key import RegistrySigner
 from registry.problems import Problem
@@ -41,41 +40,17 @@ from registry.translog.models import LogCheckpoint, LogLeaf, LogNode, LogSalt
 from registry.translog.note import b64, checkpoint_body, signed_note, verifier_key
 
 CURSOR_NAME = "translog"
-LISTING_EVENT_TYPES = frozenset(
-    {"listing.published", "listing.amended", "listing.removed", "listing.expired"}
-)
 NODE_STRIDE = 4
 SALT_BYTES = 32
-# An arbitrary, fixed key for PostgreSQL's transaction-level advisory lock: one appender at a time.
-_APPEND_LOCK = 6962
 
 LEAVES = cast(Table, LogLeaf.__table__)
 SALTS = cast(Table, LogSalt.__table__)
 NODES = cast(Table, LogNode.__table__)
 
-EVENT_COLUMNS = (
-    Event.seq,
-    Event.occurred_at,
-    Event.type,
-    Event.actor,
-    Event.court_code,
-    Event.listing_id,
-    Event.listing_version,
-    Event.data,
-    Event.hash,
-)
 
-
-# The log reader takes `data` as text and decodes it with msgspec: a third of json.loads' cost,
-# on the path that logs every event.
-_APPEND_COLUMNS = (
-    *(c for c in EVENT_COLUMNS if c is not Event.data),
-    sa.cast(Event.data, Text).label("data_json"),
-)
-
-
-def event_content(row: Any, data: dict[str, Any]) -> bytes:
-    """The canonical bytes a leaf commits to: the whole event row (its chain hash included)."""
+def event_content(row: Any) -> bytes:
+    """The canonical bytes a leaf commits to: the whole event row (its chain hash included).
+    `row`: a `LogEvent`, or a row with its columns (`EVENT_COLUMNS`)."""
     return canonical_json(
         {
             "seq": row.seq,
@@ -85,7 +60,7 @@ def event_content(row: Any, data: dict[str, Any]) -> bytes:
             "court_code": row.court_code,
             "listing_id": row.listing_id,
             "listing_version": row.listing_version,
-            "data": data,
+            "data": row.data,
             "hash": bytes(row.hash).hex(),
         }
     )
@@ -150,33 +125,23 @@ def _extend_nodes(conn: Connection, old_size: int, fresh: list[bytes]) -> None:
         level, start = parent, lo
 
 
-def read_events(
-    conn: Connection, after: int, *, limit: int | None = None, upto: int | None = None
-) -> list[Row[Any]]:
-    """Event rows after seq `after` (at most `limit`, or up to seq `upto`), in seq order."""
-    query = select(*_APPEND_COLUMNS).where(Event.seq > after).order_by(Event.seq)
-    if upto is not None:
-        query = query.where(Event.seq <= upto)
-    return list(conn.execute(query.limit(limit)).all())
-
-
 Commitment = tuple[int, bytes, bytes, bytes]  # (seq, salt, commitment, leaf hash)
 
 
-def commitments(rows: Iterable[Row[Any]]) -> list[Commitment]:
-    """A fresh salt, the commitment and the leaf hash of each listing event among `rows`."""
-    listed = [row for row in rows if row.type in LISTING_EVENT_TYPES]
-    randomness = os.urandom(SALT_BYTES * len(listed))
+def commitments(events: Sequence[LogEvent]) -> list[Commitment]:
+    """A fresh salt, the commitment and the leaf hash of each event."""
+    randomness = os.urandom(SALT_BYTES * len(events))
     out: list[Commitment] = []
-    for i, row in enumerate(listed):
+    for i, event in enumerate(events):
         salt = randomness[i * SALT_BYTES : (i + 1) * SALT_BYTES]
-        commitment = commitment_of(salt, event_content(row, msgspec.json.decode(row.data_json)))
-        out.append((row.seq, salt, commitment, leaf_hash(commitment)))
+        commitment = commitment_of(salt, event_content(event))
+        out.append((event.seq, salt, commitment, leaf_hash(commitment)))
     return out
 
 
-def store_leaves(conn: Connection, computed: Sequence[Commitment], through_seq: int) -> None:
-    """Append `computed` (in seq order) to the tree and move the cursor to `through_seq`."""
+def store_leaves(conn: Connection, computed: Sequence[Commitment]) -> None:
+    """Append `computed` (in seq order) to the tree: leaves, salts, and the nodes they complete.
+    The caller holds the reader's cursor (`claim_cursor`), so appends never interleave."""
     size = tree_size(conn)
     bulk_insert(
         conn,
@@ -188,24 +153,14 @@ def store_leaves(conn: Connection, computed: Sequence[Commitment], through_seq: 
     )
     bulk_insert(conn, SALTS, [{"seq": seq, "salt": salt} for seq, salt, _, _ in computed])
     _extend_nodes(conn, size, [hashed for _, _, _, hashed in computed])
-    set_cursor(conn, CURSOR_NAME, through_seq)
 
 
-def lock_appends(conn: Connection) -> None:
-    """One appender at a time on PostgreSQL (SQLite's write transaction already is)."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _APPEND_LOCK})
+def append_leaves(conn: Connection, events: Sequence[LogEvent], now: datetime) -> None:
+    store_leaves(conn, commitments(events))
 
 
-def append_leaves(conn: Connection, limit: int = 10_000) -> int:
-    """Log the listing events after this reader's cursor (at most `limit` events read);
-    returns how many events were read (0: the log is at the head). Run it in a write
-    transaction."""
-    lock_appends(conn)
-    rows = read_events(conn, cursor_position(conn, CURSOR_NAME), limit=limit)
-    if rows:
-        store_leaves(conn, commitments(rows), rows[-1].seq)
-    return len(rows)
+# Every listing event becomes a leaf, in log order.
+READER = LogReader(CURSOR_NAME, append_leaves, LISTING_EVENTS, batch=10_000)
 
 
 # ---- checkpoints ----
@@ -216,7 +171,10 @@ def latest_checkpoint(conn: Connection) -> Row[Any] | None:
 
 
 def make_checkpoint(conn: Connection, signer: RegistrySigner, origin: str, now: datetime) -> int | None:
-    """Sign the current tree when it has grown since the last checkpoint; returns its size."""
+    """Sign the current tree when it has grown since the last checkpoint; returns its size.
+    Holding the appenders' cursor, it signs a tree no append is extending, and a second
+    checkpointer waits, then finds nothing new to sign."""
+    claim_cursor(conn, CURSOR_NAME)
     size = tree_size(conn)
     last = latest_checkpoint(conn)
     if size == 0 or (last is not None and last.tree_size >= size):

@@ -147,7 +147,7 @@ def verify_database(conn: Connection, keys: dict[str, Ed25519PublicKey]) -> Veri
             report.salts_erased += 1
         else:
             report.commitments_checked += 1
-            if commitment_of(bytes(row.salt), event_content(row, row.data)) != commitment:
+            if commitment_of(bytes(row.salt), event_content(row)) != commitment:
                 report.problems.append(
                     f"leaf {index} (event {row.seq}): the event differs from what was logged"
                 )

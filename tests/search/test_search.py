@@ -18,7 +18,8 @@ import pytest
 import sqlalchemy as sa
 
 from registry.settings import Settings
-from search.indexer import reconcile, reindex
+from search.embedded import EmbeddedIndex, doc_row
+from search.indexer import reconcile
 from search.parallel import document_rows
 from tests.support.harness import CourtHandle, Registry, cli_env, registry_bin, run_search_indexer
 from tests.support.listings import organization_named, person_named, publish_many
@@ -369,14 +370,14 @@ def test_reconcile_repairs_missing_stale_and_extra_documents(
     assert _search(registry, q="王芳")["total"] == 1
 
     with engine.begin() as conn:
-        result = reconcile(conn)
+        result = reconcile(conn, EmbeddedIndex(engine))
     assert (result.missing, result.stale, result.extra) == (1, 1, 1)
     assert result.checked == len(people) - 1
     assert _names(_search(registry, q="张伟")) == ["张伟", "张伟明", "李张伟"]
     assert _search(registry, q="王芳")["total"] == 0
     assert _search(registry, q="张明")["facets"]["province"] == {"11": 1}
     with engine.begin() as conn:
-        again = reconcile(conn)
+        again = reconcile(conn, EmbeddedIndex(engine))
     assert (again.missing, again.stale, again.extra) == (0, 0, 0)
 
 
@@ -395,8 +396,8 @@ def test_deep_reconcile_repairs_an_altered_entry(
     assert _search(registry, q="伟张")["hits"][0]["obligations"] == "篡改的内容"
     with engine.begin() as conn:
         # Same version and filters: only the deep check, which rebuilds documents, sees it.
-        assert reconcile(conn).stale == 0
-        assert reconcile(conn, deep=True).stale == 1
+        assert reconcile(conn, EmbeddedIndex(engine)).stale == 0
+        assert reconcile(conn, EmbeddedIndex(engine), deep=True).stale == 1
     assert _search(registry, q="伟张")["hits"][0]["obligations"] != "篡改的内容"
 
     # A document whose id no longer carries its own facet key (its province, 11, became 12):
@@ -409,7 +410,7 @@ def test_deep_reconcile_repairs_an_altered_entry(
             conn.execute(sa.text("INSERT INTO search_fts(search_fts) VALUES ('rebuild')"))
     assert _search(registry, q="伟张")["facets"]["province"] == {"12": 1}
     with engine.begin() as conn:
-        assert reconcile(conn, deep=True).stale == 1
+        assert reconcile(conn, EmbeddedIndex(engine), deep=True).stale == 1
     assert _search(registry, q="伟张", province="12")["total"] == 0
     assert _search(registry, q="伟张")["facets"]["province"] == {"11": 1}
     assert _search(registry, q="伟张", province="11")["total"] == 1
@@ -425,8 +426,8 @@ def test_deep_reconcile_repairs_an_altered_entry(
     if engine.dialect.name == "postgresql":
         assert _search(registry, q="伟张", province="11")["total"] == 0
     with engine.begin() as conn:
-        assert reconcile(conn, deep=True).stale == 1
-        assert reconcile(conn, deep=True).stale == 0
+        assert reconcile(conn, EmbeddedIndex(engine), deep=True).stale == 1
+        assert reconcile(conn, EmbeddedIndex(engine), deep=True).stale == 0
     assert _search(registry, q="伟张", province="11")["total"] == 1
 
 
@@ -472,16 +473,15 @@ def test_documents_built_by_a_process_pool_are_those_built_in_process(
     for listing_id in ids[2:9:3]:  # inactive listings inside the ranges are left out
         remove(registry, court, listing_id)
     with engine.connect() as conn:
-        in_process = [row for rows in document_rows(conn, workers=1) for row in rows]
+        in_process = [row for rows in document_rows(conn, 1, doc_row) for row in rows]
         # Ranges of three listings each over two worker processes, as at a million listings.
-        pooled = list(document_rows(conn, workers=2, min_listings=0, range_listings=3))
+        pooled = list(document_rows(conn, 2, doc_row, min_listings=0, range_listings=3))
     assert len(pooled) > 3
     assert [row for rows in pooled for row in rows] == in_process
     assert len(in_process) == len(names) + 1 - 3
 
     # A reindex numbers documents in listing-id order (time-ordered ids), highest first out.
-    with engine.begin() as conn:
-        assert reindex(conn, workers=2) == len(in_process)
+    assert EmbeddedIndex(engine).rebuild(engine, workers=2)["documents"] == len(in_process)
     hits = _search(registry, q="赵敏")["hits"]
     assert sorted(h["name"] for h in hits) == ["赵敏", "赵敏敏"]
     assert [h["id"] for h in hits] == sorted((h["id"] for h in hits), reverse=True)

@@ -15,15 +15,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from registry.eventlog.readers import follow_sync
+from search.indexer import index_follower, reconcile_with
 from search.interface import SearchQuery
-from search.meili import (
-    MeiliIndex,
-    meili_filter,
-    meili_follow_log,
-    meili_reconcile,
-    meili_reindex,
-    quote_filter,
-)
+from search.meili import MeiliIndex, meili_filter, quote_filter
 from tests.support.harness import CourtHandle, Registry
 from tests.support.listings import organization_named, person_named, publish_many
 from tests.support.publishing import remove
@@ -52,7 +47,7 @@ def meili(engine: sa.Engine) -> Iterator[MeiliIndex]:
 
     assert MEILISEARCH_URL is not None
     client = meilisearch.Client(MEILISEARCH_URL, os.environ.get("MEILISEARCH_API_KEY"))
-    index = MeiliIndex(client, f"test_defaulters_{uuid.uuid4().hex[:8]}")
+    index = MeiliIndex(client, f"test_defaulters_{uuid.uuid4().hex[:8]}", engine)
     yield index
     client.delete_index(index.name)
 
@@ -66,7 +61,7 @@ def _names(index: MeiliIndex, **query: Any) -> list[str]:
 def test_meilisearch_answers_like_the_embedded_index(
     meili: MeiliIndex, engine: sa.Engine, people: dict[str, str]
 ) -> None:
-    assert meili_reindex(engine, meili) == len(people)
+    assert meili.rebuild(engine, 1)["documents"] == len(people)
     assert _names(meili, text="张伟") == ["张伟", "张伟明", "李张伟"]
     assert _names(meili, text="芳") == ["单田芳", "王芳"]
     assert _names(meili, text="张伟明") == ["张伟明"]
@@ -86,14 +81,14 @@ def test_meilisearch_answers_like_the_embedded_index(
 def test_meilisearch_follows_removals_and_reconciles(
     meili: MeiliIndex, engine: sa.Engine, registry: Registry, court: CourtHandle, people: dict[str, str]
 ) -> None:
-    meili_reindex(engine, meili)
+    meili.rebuild(engine, 1)
     remove(registry, court, people["王芳"])
-    assert meili_follow_log(engine, meili) >= 1
+    assert follow_sync(engine, index_follower(meili)) >= 1
     assert _names(meili, text="王芳") == []
     assert meili.get_sync(people["王芳"]) is None
 
-    meili.apply(meili.name, [], [people["张伟"]])  # drift: a document lost
-    counts = meili_reconcile(engine, meili)
+    meili.write(meili.name, [], [people["张伟"]])  # drift: a document lost
+    counts = reconcile_with(engine, meili)
     assert (counts["missing"], counts["stale"], counts["extra"]) == (1, 0, 0)
     assert _names(meili, text="张伟") == ["张伟", "张伟明", "李张伟"]
 

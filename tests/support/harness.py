@@ -27,7 +27,7 @@ from demo.data import DemoCourt, DemoGenerator
 from registry.clients.services import create_client
 from registry.courts.services import add_court, add_key
 from registry.identity.signing import public_bytes, sign_envelope
-from registry.listings.prepare import CHINA_TIME
+from registry.calendar import today_in_china
 from registry.settings import Settings
 from registry.timeutil import utcnow
 
@@ -61,15 +61,11 @@ def serve_app(app: Litestar) -> Iterator[str]:
 
 def run_search_indexer(engine: sa.Engine) -> int:
     """What the scheduler's search job does: apply every pending event to the embedded index."""
-    from search.indexer import index_step
+    from registry.eventlog.readers import follow_sync
+    from search.embedded import EmbeddedIndex
+    from search.indexer import index_follower
 
-    total = 0
-    while True:
-        with engine.begin() as conn:
-            read = index_step(conn)
-        total += read
-        if not read:
-            return total
+    return follow_sync(engine, index_follower(EmbeddedIndex(engine)))
 
 
 @dataclass
@@ -96,7 +92,7 @@ class Registry:
 
     @property
     def today(self) -> date:
-        return utcnow().astimezone(CHINA_TIME).date()
+        return today_in_china()
 
     def court(
         self, code: str = "京0105", name: str = "北京市朝阳区人民法院", province: str = "11"

@@ -3,16 +3,19 @@ HTTP as a court would, and run the log readers the scheduler would run."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
 
-from publishing.feeds.reader import follow_log
+from publishing.feeds.reader import READER as FEEDS
+from registry.eventlog.readers import follow_sync, step
 from registry.identity.registry_key import RegistrySigner, load_registry_signer
 from registry.settings import Settings
 from registry.timeutil import utcnow
-from registry.translog.services import append_leaves, make_checkpoint
+from registry.translog.services import READER as TRANSLOG
+from registry.translog.services import make_checkpoint
 from tests.support.harness import CourtHandle, Registry
 
 
@@ -43,22 +46,16 @@ def remove(registry: Registry, court: CourtHandle, listing_id: str, reason: str 
 
 
 def sync_feeds(engine: sa.Engine) -> None:
-    while True:
-        with engine.begin() as conn:
-            if follow_log(conn) == 0:
-                return
+    follow_sync(engine, FEEDS)
 
 
 def signer(settings: Settings) -> RegistrySigner:
     return load_registry_signer(settings)
 
 
-def checkpoint(engine: sa.Engine, settings: Settings, batch: int = 10_000) -> int | None:
+def checkpoint(engine: sa.Engine, settings: Settings) -> int | None:
     """What the scheduler's log job does: append every pending event, then sign."""
-    while True:
-        with engine.begin() as conn:
-            if append_leaves(conn, batch) == 0:
-                break
+    follow_sync(engine, TRANSLOG)
     with engine.begin() as conn:
         return make_checkpoint(conn, signer(settings), settings.translog.origin, utcnow())
 
@@ -66,6 +63,6 @@ def checkpoint(engine: sa.Engine, settings: Settings, batch: int = 10_000) -> in
 def grow(engine: sa.Engine, settings: Settings, events: int) -> int | None:
     """Log only the next `events` events of the log, then sign: a checkpoint mid-way."""
     with engine.begin() as conn:
-        append_leaves(conn, events)
+        step(conn, replace(TRANSLOG, batch=events), utcnow())
     with engine.begin() as conn:
         return make_checkpoint(conn, signer(settings), settings.translog.origin, utcnow())

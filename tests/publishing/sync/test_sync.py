@@ -20,9 +20,12 @@ import pytest
 import sqlalchemy as sa
 
 from publishing.sync.delivery import deliver_due
-from publishing.sync.notices import generate_notices
+from publishing.sync.notices import notice_reader
+from registry.calendar import china_date
 from registry.clients.services import create_client
-from registry.listings.disclosure import china_date, public_columns, public_entry
+from registry.eventlog.readers import step
+from registry.eventlog.types import LISTING_EVENTS
+from registry.listings.disclosure import public_columns, public_entry
 from registry.listings.models import Listing
 from registry.runtime import Services
 from registry.settings import Settings
@@ -31,8 +34,6 @@ from tests.support import rfc9421
 from tests.support.harness import CourtHandle, Registry, cli_env, registry_bin
 from tests.support.listings import amended_body, post_amendment, post_removal, publish_one, removal_body
 from tests.support.sync_receiver import Receiver, running_receiver
-
-LISTING_TYPES = {"listing.published", "listing.amended", "listing.removed", "listing.expired"}
 
 CREDIT_REFERENCE_FIELDS = {
     "id", "version", "status", "kind", "name", "identifier", "sex", "birth_date", "legal_representative",
@@ -95,7 +96,7 @@ def pull_all(http: httpx.Client, sub_id: str, after: int = 0) -> tuple[list[dict
 
 def log_events(admin: httpx.Client) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = admin.get("/v1/events", params={"limit": 1000}).json()["events"]
-    return [e for e in events if e["type"] in LISTING_TYPES]
+    return [e for e in events if e["type"] in LISTING_EVENTS]
 
 
 def subscription_row(engine: sa.Engine, sub_id: str) -> Any:
@@ -695,10 +696,13 @@ def test_assistance_notices_acknowledged_objected_routed_and_overdue(
     org_id = publish_one(registry, court, org)
     assert post_removal(registry, court, org_id, removal_body(org_id, registry.today)).status_code == 200
     issued_at = utcnow() - timedelta(days=30)  # long past the deadline
+    count = "SELECT count(*) FROM assistance_notices"
     with registry.engine.begin() as conn:
-        assert generate_notices(conn, issued_at, 3) == 5  # credit: 3 (person, org, org lifted); housing: 2
+        assert step(conn, notice_reader(3), issued_at) > 0
+        assert conn.execute(sa.text(count)).scalar_one() == 5  # credit: person, org, org lifted; housing: 2
     with registry.engine.begin() as conn:
-        assert generate_notices(conn, issued_at, 3) == 0  # the reader's cursor moved
+        assert step(conn, notice_reader(3), issued_at) == 0  # the reader's cursor moved
+        assert conn.execute(sa.text(count)).scalar_one() == 5
 
     with registry.http(credit_key) as http:
         own = http.get("/v1/notices").json()

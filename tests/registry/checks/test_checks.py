@@ -19,10 +19,10 @@ import sqlalchemy as sa
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from registry.calendar import today_in_china
 from registry.checks.jobs import purge_query_log
 from registry.identity.crypto import load_secrets
 from registry.identity.identifiers import mask_identifier, normalise_text
-from registry.listings.prepare import CHINA_TIME
 from registry.runtime import Services
 from registry.settings import Settings
 from registry.timeutil import utcnow
@@ -360,7 +360,7 @@ def test_retention_purge(registry: Registry, engine: sa.Engine, settings: Settin
 
 def test_daily_quota(registry: Registry, engine: sa.Engine, settings: Settings) -> None:
     client_id, http = bank(registry)
-    today = utcnow().astimezone(CHINA_TIME).date()
+    today = today_in_china()
     with engine.begin() as conn:
         conn.execute(
             sa.text("INSERT INTO check_usage (client_id, day, subjects) VALUES (:c, :d, :n)"),
@@ -440,7 +440,7 @@ def test_concurrent_checks_are_each_logged_and_quota_is_exact(
 
     near_id, near = bank(registry, "Nearly spent")
     free_id, free = bank(registry, "Plenty left")
-    today = utcnow().astimezone(CHINA_TIME).date()
+    today = today_in_china()
     with engine.begin() as conn:
         conn.execute(
             sa.text("INSERT INTO check_usage (client_id, day, subjects) VALUES (:c, :d, :n)"),

@@ -12,7 +12,8 @@ import pytest
 import sqlalchemy as sa
 
 from publishing.sync.watchpush import push_watch_changes
-from registry.checks.jobs import follow_watchlists
+from registry.checks.watchlist import READER
+from registry.eventlog import readers
 from registry.identity.crypto import load_secrets
 from registry.identity.identifiers import mask_identifier
 from registry.runtime import Services
@@ -27,7 +28,7 @@ from tests.support.sync_receiver import running_receiver
 def follow(settings: Settings) -> int:
     services = Services.create(settings)
     try:
-        return asyncio.run(follow_watchlists(services))
+        return asyncio.run(readers.follow(services.db, READER))
     finally:
         asyncio.run(services.close())
 

@@ -14,7 +14,6 @@ import pytest
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from registry.eventlog.cursors import cursor_position, set_cursor
 from registry.identity.registry_key import load_registry_signer
 from registry.listings.disclosure import age_on, public_columns, public_entry
 from registry.listings.models import Listing
@@ -95,16 +94,3 @@ def test_public_entry_shows_art6_fields_and_nothing_else(registry: Registry, cou
 def test_age_counts_birthdays() -> None:
     assert age_on(date(1990, 6, 15), date(2020, 6, 14)) == 29
     assert age_on(date(1990, 6, 15), date(2020, 6, 15)) == 30
-
-
-def test_reader_cursor_starts_at_zero_and_moves_both_ways(engine: sa.Engine) -> None:
-    with engine.begin() as conn:
-        assert cursor_position(conn, "search") == 0
-        set_cursor(conn, "search", 10)
-        set_cursor(conn, "search", 12)
-        set_cursor(conn, "feeds", 3)
-    with engine.begin() as conn:
-        assert cursor_position(conn, "search") == 12
-        set_cursor(conn, "search", 0)
-        assert cursor_position(conn, "search") == 0
-        assert cursor_position(conn, "feeds") == 3
