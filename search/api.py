@@ -7,12 +7,12 @@ from typing import Any
 from litestar import Controller, Request, get
 from litestar.params import FromPath
 
+from registry.http.dependencies import Injected
+from registry.identity.crypto import Secrets
 from registry.listings.disclosure import PublicEntry
 from registry.problems import Problem
-from registry.runtime import services_of
-from search.interface import SearchResult
+from search.interface import SearchIndex, SearchResult
 from search.query import MAX_PARAM_CHARS, PARAMETERS, parse_query
-from search.runtime import search_index_of
 
 
 def query_params(request: Request[Any, Any, Any]) -> dict[str, str | None]:
@@ -33,21 +33,23 @@ class PublicSearchController(Controller):
     tags = ("public",)
 
     @get("/")
-    async def search(self, request: Request[Any, Any, Any]) -> SearchResult:
+    async def search(
+        self, request: Request[Any, Any, Any], secrets: Injected[Secrets], search_index: Injected[SearchIndex]
+    ) -> SearchResult:
         """Search the list by name (Chinese, part of it, or pinyin), or by a full ID number or
         credit code; filter by province, court, kind, ground and publication dates.
 
         Answers `{"hits": [...], "total": N, "facets": {"province": {...}, "ground": {...}}}`.
         """
-        query = parse_query(query_params(request), services_of(request.app).secrets.blind_index)
-        return await search_index_of(request.app).search(query)
+        query = parse_query(query_params(request), secrets.blind_index)
+        return await search_index.search(query)
 
     @get("/{listing_id:str}")
-    async def entry(self, request: Request[Any, Any, Any], listing_id: FromPath[str]) -> PublicEntry:
+    async def entry(self, search_index: Injected[SearchIndex], listing_id: FromPath[str]) -> PublicEntry:
         """One entry of the list, while it is published."""
         found = None
         if len(listing_id) <= MAX_PARAM_CHARS:
-            found = await search_index_of(request.app).get(listing_id)
+            found = await search_index.get(listing_id)
         if found is None:
             raise Problem(404, "entry_not_found", "no published entry has this id")
         return found

@@ -9,10 +9,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
 
 import anyio
-from litestar import Litestar
 from sqlalchemy import Engine
 from sqlalchemy import create_engine as sa_create_engine
 
@@ -87,10 +85,6 @@ async def search_engine(services: Services) -> AsyncIterator[None]:
 def search_runtime(services: Services) -> SearchRuntime:
     runtime: SearchRuntime = services.extensions[EXTENSION]
     return runtime
-
-
-def search_index_of(app: Litestar | Any) -> SearchIndex:
-    return search_runtime(app.state.services).index
 
 
 async def follow_job(services: Services) -> int:

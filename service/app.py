@@ -17,6 +17,7 @@ from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp, ControllerRouterHandler, Message, Receive, Scope, Send
 
+from registry.http.dependencies import DEPENDENCIES
 from registry.http.ratelimit import public_router
 from registry.identity.identifiers import warm_division_cache
 from registry.problems import Problem, handle_http_exception, handle_problem, handle_unexpected
@@ -110,7 +111,7 @@ def create_app(
 
     routes: list[ControllerRouterHandler] = [healthz]
     public: list[ControllerRouterHandler] = []
-    dependencies: dict[str, Any] = {}
+    dependencies: dict[str, Any] = dict(DEPENDENCIES)
     for plugin in plugins:
         routes.extend(plugin.routes)
         public.extend(plugin.public_routes)

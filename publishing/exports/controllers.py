@@ -11,18 +11,18 @@ from litestar.params import FromPath
 from litestar.response import File
 
 from publishing.exports.writer import FILE_NAMES, MANIFEST, SIGNATURE, export_days
+from registry.http.dependencies import Injected
 from registry.problems import Problem
-from registry.runtime import services_of
+from registry.settings import Settings
 
 _MEDIA_TYPES = {MANIFEST: "application/json", SIGNATURE: "application/octet-stream"}
 
 
-def _folder(request: Request[Any, Any, Any], day: str) -> Path:
+def _folder(export_dir: Path, day: str) -> Path:
     try:
         parsed = date.fromisoformat(day)
     except ValueError as exc:
         raise Problem(400, "invalid_date", "the export date is YYYY-MM-DD") from exc
-    export_dir = services_of(request.app).settings.exports.dir
     if parsed not in export_days(export_dir):
         raise Problem(404, "export_not_found", f"no export for {parsed.isoformat()}")
     return export_dir / parsed.isoformat()
@@ -33,10 +33,10 @@ class ExportController(Controller):
     tags = ("public",)
 
     @get("/", sync_to_thread=True)
-    def list_exports(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+    def list_exports(self, request: Request[Any, Any, Any], settings: Injected[Settings]) -> dict[str, Any]:
         """Signed daily exports, newest first. Verify manifest.json.sig against /.well-known/jwks.json."""
         base = str(request.base_url).rstrip("/")
-        days = export_days(services_of(request.app).settings.exports.dir)
+        days = export_days(settings.exports.dir)
         return {
             "exports": [
                 {
@@ -49,9 +49,9 @@ class ExportController(Controller):
         }
 
     @get("/{day:str}/{name:str}", sync_to_thread=True)
-    def download(self, request: Request[Any, Any, Any], day: FromPath[str], name: FromPath[str]) -> File:
+    def download(self, settings: Injected[Settings], day: FromPath[str], name: FromPath[str]) -> File:
         """One file of an export: listings (.jsonl.gz, .csv.gz), changes.jsonl.gz, manifest.json(.sig)."""
         if name not in FILE_NAMES:
             raise Problem(404, "export_file_not_found", f"an export holds {', '.join(FILE_NAMES)}")
-        path = _folder(request, day) / name
+        path = _folder(settings.exports.dir, day) / name
         return File(path, filename=name, media_type=_MEDIA_TYPES.get(name, "application/gzip"))

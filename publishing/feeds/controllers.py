@@ -7,7 +7,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -26,11 +26,13 @@ from publishing.feeds.entries import (
 )
 from publishing.feeds.render import FeedLinks, atom, json_feed, rss
 from registry.courts.models import Court
+from registry.db import Database
+from registry.http.dependencies import Injected
 from registry.identity.identifiers import PROVINCES, normalise_text
 from registry.listings.disclosure import china_date
 from registry.listings.prepare import CHINA_TIME
 from registry.problems import Problem
-from registry.runtime import services_of
+from registry.settings import Settings
 from registry.timeutil import utcnow
 
 KINDS = ("person", "organization")
@@ -164,10 +166,15 @@ class FeedController(Controller):
     path = "/feeds"
     tags = ("public",)
 
-    async def _serve(self, request: Request[Any, Any, Any], fmt: _Format) -> Response[bytes]:
+    async def _serve(
+        self,
+        request: Request[Any, Any, Any],
+        db: Database,
+        settings: Settings,
+        fmt: _Format,
+    ) -> Response[bytes]:
         filters, before = _filters(request)
-        services = services_of(request.app)
-        size = services.settings.feeds.feed_page_size
+        size = settings.feeds.feed_page_size
         base = str(request.base_url).rstrip("/")
         params: dict[str, Any] = {"province": filters.province, "court": filters.court, "kind": filters.kind}
 
@@ -203,23 +210,28 @@ class FeedController(Controller):
             _PAGES.put(etag, body)
             return Response(body, media_type=fmt.media_type, headers=headers)
 
-        async with services.db.reader.connect() as conn:
-            return await conn.run_sync(build)
+        return await db.read(build)
 
     @get("/atom.xml", media_type="application/atom+xml")
-    async def atom_feed(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+    async def atom_feed(
+        self, request: Request[Any, Any, Any], db: Injected[Database], settings: Injected[Settings]
+    ) -> Response[bytes]:
         """Atom 1.0, newest first; RFC 5005 `first`/`next` links page back through history."""
-        return await self._serve(request, FORMATS["atom"])
+        return await self._serve(request, db, settings, FORMATS["atom"])
 
     @get("/rss.xml", media_type="application/rss+xml")
-    async def rss_feed(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+    async def rss_feed(
+        self, request: Request[Any, Any, Any], db: Injected[Database], settings: Injected[Settings]
+    ) -> Response[bytes]:
         """RSS 2.0, newest first (older pages with `before`)."""
-        return await self._serve(request, FORMATS["rss"])
+        return await self._serve(request, db, settings, FORMATS["rss"])
 
     @get("/feed.json", media_type="application/feed+json")
-    async def json_feed(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+    async def json_feed(
+        self, request: Request[Any, Any, Any], db: Injected[Database], settings: Injected[Settings]
+    ) -> Response[bytes]:
         """JSON Feed 1.1, newest first, `next_url` to older pages; `_registry` holds the public entry."""
-        return await self._serve(request, FORMATS["json"])
+        return await self._serve(request, db, settings, FORMATS["json"])
 
 
 class PublicationController(Controller):
@@ -229,7 +241,7 @@ class PublicationController(Controller):
     @get("/")
     async def delta(
         self,
-        request: Request[Any, Any, Any],
+        db: Injected[Database],
         after: Annotated[
             int, Parameter(ge=0, le=MAX_SEQ, description="The next_after of your last page")
         ] = 0,
@@ -240,14 +252,11 @@ class PublicationController(Controller):
         Follow with `after` = the `next_after` you got: nothing is skipped or repeated. A
         listing removed before you read its publication shows only as its removal.
         """
-        services = services_of(request.app)
-        today = china_date(utcnow())
+        return await db.read(_delta, after, limit, china_date(utcnow()))
 
-        def page(conn: Connection) -> dict[str, Any]:
-            items, next_after, position = delta_page(conn, after, limit, today)
-            if after > position:
-                raise Problem(400, "invalid_cursor", "after is beyond anything published", pointer="/after")
-            return {"items": items, "next_after": next_after, "position": position}
 
-        async with services.db.reader.connect() as conn:
-            return await conn.run_sync(page)
+def _delta(conn: Connection, after: int, limit: int, today: date) -> dict[str, Any]:
+    items, next_after, position = delta_page(conn, after, limit, today)
+    if after > position:
+        raise Problem(400, "invalid_cursor", "after is beyond anything published", pointer="/after")
+    return {"items": items, "next_after": next_after, "position": position}

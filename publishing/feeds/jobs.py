@@ -10,8 +10,7 @@ async def follow_publications(services: Services) -> int:
     """Catch up with the log, one transaction per batch; returns how many events were read."""
     total = 0
     while True:
-        async with services.db.writer.begin() as conn:
-            read = await conn.run_sync(follow_log)
+        read = await services.db.write(follow_log)
         if read == 0:
             return total
         total += read

@@ -51,8 +51,7 @@ def check_command(
             record(store, outcome, quota=None)
             return outcome
 
-        async with services.db.writer.begin() as conn:
-            outcome = await conn.run_sync(check)
+        outcome = await services.db.write(check)
         return msgspec.json.encode(answer(outcome, services.checks.receipts))
 
     click.echo(run_with_services(work).decode())

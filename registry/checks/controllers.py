@@ -10,6 +10,7 @@ import msgspec
 from litestar import Controller, MediaType, Request, Response, get, post, put
 from litestar.params import PathParameter, QueryParameter
 from litestar.response import Stream
+from sqlalchemy import Connection
 
 from registry.checks.querylog import csv_lines, export_page
 from registry.checks.schemas import PURPOSES, EndpointRequest, VerifyRequest, WatchRequest
@@ -32,9 +33,13 @@ from registry.checks.watchlist import (
     set_endpoint,
     summary,
 )
-from registry.http.auth import principal_of, roles
+from registry.clients.services import Principal
+from registry.db import Database
+from registry.http.auth import roles
+from registry.http.dependencies import Injected
 from registry.problems import Problem, problem_response
-from registry.runtime import services_of
+from registry.runtime import Services
+from registry.settings import Settings
 from registry.timeutil import utcnow
 
 T = TypeVar("T")
@@ -43,8 +48,9 @@ EXPORT_PAGE = 5000
 
 
 def _read_and_record(
-    store: CheckStore, work: Callable[[CheckStore], CheckOutcome], quota: int
+    conn: Connection, work: Callable[[CheckStore], CheckOutcome], quota: int
 ) -> CheckOutcome:
+    store = CoreStore(conn)
     outcome = work(store)
     record(store, outcome, quota)
     return outcome
@@ -64,10 +70,9 @@ class CheckController(Controller):
     tags = ("bank checks",)
 
     @post("/", status_code=200)
-    async def check(self, request: Request[Any, Any, Any]) -> Response[Any]:
+    async def check(self, request: Request[Any, Any, Any], services: Injected[Services]) -> Response[Any]:
         """Check up to 1,000 subjects before lending (Art. 14). Role `bank`. Each answer
         carries a signed receipt; every subject is logged (hashed) before the answer leaves."""
-        services = services_of(request.app)
         settings = services.settings
         body = await request.body()
         authorization = request.headers.get("authorization", "")
@@ -92,8 +97,7 @@ class CheckController(Controller):
                 outcome = services.checks.read_on_sqlite(work)
                 await group_commit.record(outcome, quota)
             else:
-                async with services.db.writer.begin() as conn:
-                    outcome = await conn.run_sync(lambda sync: _read_and_record(CoreStore(sync), work, quota))
+                outcome = await services.db.write(_read_and_record, work, quota)
         except RateLimited as limited:
             response = problem_response(limited)
             response.headers["Retry-After"] = str(limited.retry_after)
@@ -103,11 +107,11 @@ class CheckController(Controller):
         )
 
     @post("/verify", status_code=200)
-    async def verify(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+    async def verify(self, request: Request[Any, Any, Any], services: Injected[Services]) -> dict[str, Any]:
         """Public: is this receipt genuine? `reason` is `genuine`, `malformed`,
         `unsupported_algorithm`, `unknown_kid`, `bad_signature`, `altered` or `not_a_receipt`."""
         body = _decode(await request.body(), VerifyRequest)
-        return services_of(request.app).checks.receipts.verify(body.receipt).to_dict()
+        return services.checks.receipts.verify(body.receipt).to_dict()
 
     @get("/purposes", sync_to_thread=False)
     def purposes(self) -> dict[str, str]:
@@ -121,24 +125,32 @@ class WatchlistController(Controller):
     guards = [roles("bank")]  # noqa: RUF012 - Litestar's declaration style
 
     @get("/")
-    async def show(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+    async def show(self, db: Injected[Database], principal: Injected[Principal]) -> dict[str, Any]:
         """How many subjects this bank watches, and its push endpoint."""
-        client_id = principal_of(request).client_id
-        async with services_of(request.app).db.reader.connect() as conn:
-            return await conn.run_sync(summary, client_id)
+        return await db.read(summary, principal.client_id)
 
     @post("/subjects", status_code=200)
-    async def add(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+    async def add(
+        self, request: Request[Any, Any, Any], services: Injected[Services], principal: Injected[Principal]
+    ) -> dict[str, Any]:
         """Watch borrowers: full identifiers in, blind-index values stored, nothing else."""
-        return await self._change(request, add=True)
+        return await self._change(request, services, principal, add=True)
 
     @post("/subjects/remove", status_code=200)
-    async def remove(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+    async def remove(
+        self, request: Request[Any, Any, Any], services: Injected[Services], principal: Injected[Principal]
+    ) -> dict[str, Any]:
         """Stop watching borrowers."""
-        return await self._change(request, add=False)
+        return await self._change(request, services, principal, add=False)
 
-    async def _change(self, request: Request[Any, Any, Any], *, add: bool) -> dict[str, Any]:
-        services = services_of(request.app)
+    async def _change(
+        self,
+        request: Request[Any, Any, Any],
+        services: Services,
+        principal: Principal,
+        *,
+        add: bool,
+    ) -> dict[str, Any]:
         body = _decode(await request.body(), WatchRequest)
         limit = services.settings.checks.watchlist_max_subjects
         if len(body.subjects) > limit:
@@ -146,38 +158,33 @@ class WatchlistController(Controller):
                 413, "batch_too_large", f"at most {limit} subjects a request", extra={"limit": limit}
             )
         subjects = parse_watch_subjects(body.subjects, services.secrets.blind_index)
-        client_id = principal_of(request).client_id
-        now = utcnow()
-        async with services.db.writer.begin() as conn:
-            if add:
-                results = await conn.run_sync(add_subjects, client_id, subjects, now)
-            else:
-                results = await conn.run_sync(remove_subjects, client_id, subjects)
+        if add:
+            results = await services.db.write(add_subjects, principal.client_id, subjects, utcnow())
+        else:
+            results = await services.db.write(remove_subjects, principal.client_id, subjects)
         return {"results": results}
 
     @put("/endpoint", status_code=200)
-    async def endpoint(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+    async def endpoint(
+        self, request: Request[Any, Any, Any], db: Injected[Database], principal: Injected[Principal]
+    ) -> dict[str, Any]:
         """Where changes may be pushed (https; null removes it). Delivery is the push service's."""
-        services = services_of(request.app)
         endpoint = check_endpoint(_decode(await request.body(), EndpointRequest).endpoint)
-        client_id = principal_of(request).client_id
-        async with services.db.writer.begin() as conn:
-            await conn.run_sync(set_endpoint, client_id, endpoint, utcnow())
+        await db.write(set_endpoint, principal.client_id, endpoint, utcnow())
         return {"endpoint": endpoint}
 
     @get("/changes")
     async def changes(
         self,
-        request: Request[Any, Any, Any],
+        db: Injected[Database],
+        principal: Injected[Principal],
         after: Annotated[
             int, QueryParameter(ge=0, le=MAX_SEQ, description="The last `seq` you processed")
         ] = 0,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
     ) -> dict[str, Any]:
         """Changes to watched subjects in log order; pass `next_after` back as `after`."""
-        client_id = principal_of(request).client_id
-        async with services_of(request.app).db.reader.connect() as conn:
-            return await conn.run_sync(list_changes, client_id, after, limit)
+        return await db.read(list_changes, principal.client_id, after, limit)
 
 
 class QueryLogController(Controller):
@@ -188,7 +195,8 @@ class QueryLogController(Controller):
     @get("/{client_id:str}/query-log")
     async def export(
         self,
-        request: Request[Any, Any, Any],
+        db: Injected[Database],
+        settings: Injected[Settings],
         client_id: Annotated[str, PathParameter(description="The bank's client id")],
         start: Annotated[
             datetime | None, QueryParameter(name="from", description="Inclusive; default: retention start")
@@ -199,9 +207,8 @@ class QueryLogController(Controller):
         format: Annotated[str, QueryParameter(pattern="^(ndjson|csv)$")] = "ndjson",
     ) -> Stream:
         """A bank's query log, oldest first, as NDJSON (default) or CSV. Subjects are blind-index hashes."""
-        services = services_of(request.app)
         now = utcnow()
-        start = start or now - timedelta(days=services.settings.checks.log_retention_days)
+        start = start or now - timedelta(days=settings.checks.log_retention_days)
         end = end or now + timedelta(seconds=1)
         if start.tzinfo is None or end.tzinfo is None:
             raise Problem(
@@ -212,8 +219,7 @@ class QueryLogController(Controller):
             after = 0
             first = True
             while True:
-                async with services.db.reader.connect() as conn:
-                    page = await conn.run_sync(export_page, client_id, start, end, after, EXPORT_PAGE)
+                page = await db.read(export_page, client_id, start, end, after, EXPORT_PAGE)
                 if format == "csv":
                     text = csv_lines(page, header=first)
                     if text:

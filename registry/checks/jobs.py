@@ -17,8 +17,7 @@ async def follow_watchlists(services: Services) -> int:
     """Turn every event not yet read into watchlist changes; returns how many events."""
     total = 0
     while True:
-        async with services.db.writer.begin() as conn:
-            read = await conn.run_sync(follow_log, utcnow())
+        read = await services.db.write(follow_log, utcnow())
         total += read
         if read == 0:
             return total
@@ -29,10 +28,9 @@ async def purge_query_log(services: Services) -> int:
     total = 0
     while True:
         now = utcnow()
-        async with services.db.writer.begin() as conn:
-            deleted = await conn.run_sync(
-                purge, now, services.settings.checks.log_retention_days, china_day(now)
-            )
+        deleted = await services.db.write(
+            purge, now, services.settings.checks.log_retention_days, china_day(now)
+        )
         total += deleted
         if deleted == 0:
             break

@@ -187,8 +187,7 @@ class IngestService:
             self._pool = None
 
     async def context(self, key_ids: set[str] | None = None) -> PrepareContext:
-        async with self.db.reader.connect() as conn:
-            return await conn.run_sync(services.load_context, self.secrets.current(), utcnow(), key_ids)
+        return await self.db.read(services.load_context, self.secrets.current(), utcnow(), key_ids)
 
     async def publish(
         self, raws: Sequence[bytes], principal: Principal, *, actor: str | None = None
@@ -200,12 +199,9 @@ class IngestService:
             envelopes = [_decode(raw) for raw in raws]
             context = await self.context(referenced_key_ids(envelopes))
             prepared = prepare_envelopes(Preparer(context), envelopes)
-            async with self.db.writer.begin() as conn:
-                return await conn.run_sync(
-                    lambda sync: services.publish_listings(
-                        sync, prepared, actor=actor, now=utcnow(), client_court=court
-                    )
-                )
+            return await self.db.write(
+                services.publish_listings, prepared, actor=actor, now=utcnow(), client_court=court
+            )
         # Workers look up the keys themselves: the context carries courts and data keys only.
         context = await self.context(set())
         if self._pool is None:
@@ -239,31 +235,23 @@ class IngestService:
         envelope = _decoded_or_problem(raw)
         context = await self.context(referenced_key_ids([envelope]))
         prepared = Preparer(context).listing(envelope)
-        async with self.db.writer.begin() as conn:
-            return await conn.run_sync(
-                lambda sync: services.amend_listing(
-                    sync,
-                    listing_id,
-                    prepared,
-                    actor=principal.actor,
-                    now=utcnow(),
-                    client_court=principal.bound_court,
-                )
-            )
+        return await self.db.write(
+            services.amend_listing,
+            listing_id,
+            prepared,
+            actor=principal.actor,
+            now=utcnow(),
+            client_court=principal.bound_court,
+        )
 
     async def remove(self, listing_id: str, raw: bytes, principal: Principal) -> IngestResult:
         envelope = _decoded_or_problem(raw)
         context = await self.context(referenced_key_ids([envelope]))
-
-        def remove(sync: Any) -> IngestResult:
-            return services.remove_listing(
-                sync,
-                listing_id,
-                lambda court: Preparer(context).removal(envelope, court),
-                actor=principal.actor,
-                now=utcnow(),
-                client_court=principal.bound_court,
-            )
-
-        async with self.db.writer.begin() as conn:
-            return await conn.run_sync(remove)
+        return await self.db.write(
+            services.remove_listing,
+            listing_id,
+            lambda court: Preparer(context).removal(envelope, court),
+            actor=principal.actor,
+            now=utcnow(),
+            client_court=principal.bound_court,
+        )

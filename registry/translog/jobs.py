@@ -20,15 +20,11 @@ async def advance_log(services: Services) -> int | None:
     """Append every pending listing event (one transaction per batch), then sign the tree
     if it grew. Returns the new checkpoint's size, or None when nothing changed."""
     while True:
-        async with services.db.writer.begin() as conn:
-            read = await conn.run_sync(append_leaves, EVENTS_PER_TRANSACTION)
+        read = await services.db.write(append_leaves, EVENTS_PER_TRANSACTION)
         if read == 0:
             break
     settings = services.settings
-    async with services.db.writer.begin() as conn:
-        size = await conn.run_sync(
-            lambda c: make_checkpoint(c, services.signer, settings.translog.origin, utcnow())
-        )
+    size = await services.db.write(make_checkpoint, services.signer, settings.translog.origin, utcnow())
     if size is not None:
         logger.info("signed log checkpoint at tree size %d", size)
     return size
