@@ -17,10 +17,12 @@ from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp, ControllerRouterHandler, Message, Receive, Scope, Send
 
+from registry.http.body import BodyPlugin
 from registry.http.dependencies import DEPENDENCIES
+from registry.http.errors import handle_http_exception, handle_problem, handle_unexpected
 from registry.http.ratelimit import public_router
 from registry.identity.identifiers import warm_division_cache
-from registry.problems import Problem, handle_http_exception, handle_problem, handle_unexpected
+from registry.problems import Problem
 from registry.runtime import Services
 from registry.settings import Settings
 from registry.wiring import Plugin
@@ -133,6 +135,7 @@ def create_app(
             description="Court-certified listings of judgment debtors who refuse to perform.",
             path="/schema",
         ),
+        plugins=[BodyPlugin()],
         middleware=[access_logging],
         request_max_body_size=settings.server.request_max_body_bytes,
         debug=False,

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, Response, get, post
-from litestar.params import FromPath, Parameter
+from litestar import Controller, Response, get, post
+from litestar.params import FromPath, Parameter, RequestBody
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import Connection
 
@@ -18,18 +18,17 @@ from publishing.sync.signing import signed_response_headers
 from registry.clients.services import Principal
 from registry.db import Database
 from registry.http.auth import roles
+from registry.http.body import RequestStruct
 from registry.http.dependencies import Injected
 from registry.identity.crypto import Secrets
 from registry.listings.disclosure import china_date
-from registry.problems import Problem
 from registry.runtime import Services
 from registry.timeutil import utcnow
 
 MAX_SEQ = 2**63 - 1
-T = TypeVar("T")
 
 
-class SubscriptionCreate(msgspec.Struct, forbid_unknown_fields=True):
+class SubscriptionCreate(RequestStruct):
     client_id: str
     profile: str
     mode: str
@@ -37,21 +36,12 @@ class SubscriptionCreate(msgspec.Struct, forbid_unknown_fields=True):
     from_seq: Annotated[int, msgspec.Meta(ge=0, le=MAX_SEQ)] = 0
 
 
-class Replay(msgspec.Struct, forbid_unknown_fields=True):
+class Replay(RequestStruct):
     from_seq: Annotated[int, msgspec.Meta(ge=0, le=MAX_SEQ)]
 
 
-class Ack(msgspec.Struct, forbid_unknown_fields=True):
+class Ack(RequestStruct):
     cursor: Annotated[int, msgspec.Meta(ge=0, le=MAX_SEQ)]
-
-
-def decode(body: bytes, kind: type[T]) -> T:
-    try:
-        return msgspec.json.decode(body, type=kind)
-    except msgspec.ValidationError as exc:
-        raise Problem(422, "invalid_field", str(exc)) from exc
-    except (msgspec.DecodeError, RecursionError) as exc:
-        raise Problem(400, "invalid_json", "the body is not valid JSON (or is nested too deep)") from exc
 
 
 class SubscriptionAdminController(Controller):
@@ -61,17 +51,16 @@ class SubscriptionAdminController(Controller):
 
     @post("/", status_code=201)
     async def create(
-        self, request: Request[Any, Any, Any], db: Injected[Database], principal: Injected[Principal]
+        self, data: RequestBody[SubscriptionCreate], db: Injected[Database], principal: Injected[Principal]
     ) -> dict[str, Any]:
         """Subscribe an agency client: profile, push (with an https endpoint) or pull, start position."""
-        body = decode(await request.body(), SubscriptionCreate)
         return await db.write(
             sync.create_subscription,
-            client_id=body.client_id,
-            profile=body.profile,
-            mode=body.mode,
-            endpoint_url=body.endpoint_url,
-            from_seq=body.from_seq,
+            client_id=data.client_id,
+            profile=data.profile,
+            mode=data.mode,
+            endpoint_url=data.endpoint_url,
+            from_seq=data.from_seq,
             actor=principal.actor,
             now=utcnow(),
         )
@@ -106,15 +95,14 @@ class SubscriptionAdminController(Controller):
     @post("/{subscription_id:str}/replay", status_code=200)
     async def replay(
         self,
-        request: Request[Any, Any, Any],
+        data: RequestBody[Replay],
         db: Injected[Database],
         principal: Injected[Principal],
         subscription_id: FromPath[str],
     ) -> dict[str, Any]:
         """Deliver again everything after `from_seq`; also clears a `failing` flag."""
-        body = decode(await request.body(), Replay)
         return await db.write(
-            sync.replay, subscription_id, body.from_seq, actor=principal.actor, now=utcnow()
+            sync.replay, subscription_id, data.from_seq, actor=principal.actor, now=utcnow()
         )
 
 
@@ -172,14 +160,13 @@ class AgencyFeedController(Controller):
     @post("/ack", status_code=200)
     async def ack(
         self,
-        request: Request[Any, Any, Any],
+        data: RequestBody[Ack],
         db: Injected[Database],
         principal: Injected[Principal],
         subscription_id: FromPath[str],
     ) -> dict[str, Any]:
         """You have applied everything up to `cursor` (at most the last `next_after` you were given)."""
-        body = decode(await request.body(), Ack)
-        return await db.write(sync.acknowledge, subscription_id, principal.client_id, body.cursor, utcnow())
+        return await db.write(sync.acknowledge, subscription_id, principal.client_id, data.cursor, utcnow())
 
     @get("/snapshot", media_type=NDJSON)
     async def snapshot(
@@ -218,7 +205,7 @@ class AgencyFeedController(Controller):
         return await db.read(drift_report, subscription_id, principal.client_id)
 
 
-class Objection(msgspec.Struct, forbid_unknown_fields=True):
+class Objection(RequestStruct):
     text: str
 
 
@@ -276,18 +263,17 @@ class NoticeController(Controller):
     @post("/{notice_id:str}/objection", guards=[roles("agency")], status_code=201)
     async def object_to(
         self,
-        request: Request[Any, Any, Any],
+        data: RequestBody[Objection],
         db: Injected[Database],
         principal: Injected[Principal],
         notice_id: FromPath[str],
     ) -> dict[str, Any]:
         """Art. 20: the objection goes to the court; the measure stands until the court decides."""
-        body = decode(await request.body(), Objection)
         return await db.write(
             notices.object_to_notice,
             notice_id,
             principal.client_id,
-            body.text,
+            data.text,
             actor=principal.actor,
             now=utcnow(),
         )

@@ -4,24 +4,24 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, MediaType, Request, Response, get, post, put
-from litestar.params import PathParameter, QueryParameter
+from litestar.params import PathParameter, QueryParameter, RequestBody
 from litestar.response import Stream
 from sqlalchemy import Connection
 
 from registry.checks.querylog import csv_lines, export_page
-from registry.checks.schemas import PURPOSES, EndpointRequest, VerifyRequest, WatchRequest
+from registry.checks.schemas import PURPOSES, CheckRequest, EndpointRequest, VerifyRequest, WatchRequest
 from registry.checks.services import (
     CheckOutcome,
     RateLimited,
     answer,
     authenticate_bank,
-    decode_request,
     record,
     run_check,
+    validate_request,
 )
 from registry.checks.stores import CheckStore, CoreStore
 from registry.checks.watchlist import (
@@ -42,7 +42,6 @@ from registry.runtime import Services
 from registry.settings import Settings
 from registry.timeutil import utcnow
 
-T = TypeVar("T")
 MAX_SEQ = 2**63 - 1
 EXPORT_PAGE = 5000
 
@@ -56,31 +55,23 @@ def _read_and_record(
     return outcome
 
 
-def _decode(body: bytes, schema: type[T]) -> T:
-    try:
-        return msgspec.json.decode(body, type=schema)
-    except msgspec.ValidationError as exc:
-        raise Problem(400, "invalid_request", str(exc)) from exc
-    except msgspec.DecodeError as exc:
-        raise Problem(400, "invalid_json", "the body is not JSON") from exc
-
-
 class CheckController(Controller):
     path = "/v1/checks"
     tags = ("bank checks",)
 
     @post("/", status_code=200)
-    async def check(self, request: Request[Any, Any, Any], services: Injected[Services]) -> Response[Any]:
+    async def check(
+        self, request: Request[Any, Any, Any], data: RequestBody[CheckRequest], services: Injected[Services]
+    ) -> Response[Any]:
         """Check up to 1,000 subjects before lending (Art. 14). Role `bank`. Each answer
         carries a signed receipt; every subject is logged (hashed) before the answer leaves."""
         settings = services.settings
-        body = await request.body()
         authorization = request.headers.get("authorization", "")
 
         def work(store: CheckStore) -> CheckOutcome:
             client_id = authenticate_bank(store, authorization)
             services.checks.throttle(client_id)
-            check = decode_request(body, settings.checks.batch_max_subjects)
+            check = validate_request(data, settings.checks.batch_max_subjects)
             return run_check(
                 store,
                 client_id=client_id,
@@ -107,11 +98,10 @@ class CheckController(Controller):
         )
 
     @post("/verify", status_code=200)
-    async def verify(self, request: Request[Any, Any, Any], services: Injected[Services]) -> dict[str, Any]:
+    async def verify(self, data: RequestBody[VerifyRequest], services: Injected[Services]) -> dict[str, Any]:
         """Public: is this receipt genuine? `reason` is `genuine`, `malformed`,
         `unsupported_algorithm`, `unknown_kid`, `bad_signature`, `altered` or `not_a_receipt`."""
-        body = _decode(await request.body(), VerifyRequest)
-        return services.checks.receipts.verify(body.receipt).to_dict()
+        return services.checks.receipts.verify(data.receipt).to_dict()
 
     @get("/purposes", sync_to_thread=False)
     def purposes(self) -> dict[str, str]:
@@ -131,27 +121,21 @@ class WatchlistController(Controller):
 
     @post("/subjects", status_code=200)
     async def add(
-        self, request: Request[Any, Any, Any], services: Injected[Services], principal: Injected[Principal]
+        self, data: RequestBody[WatchRequest], services: Injected[Services], principal: Injected[Principal]
     ) -> dict[str, Any]:
         """Watch borrowers: full identifiers in, blind-index values stored, nothing else."""
-        return await self._change(request, services, principal, add=True)
+        return await self._change(data, services, principal, add=True)
 
     @post("/subjects/remove", status_code=200)
     async def remove(
-        self, request: Request[Any, Any, Any], services: Injected[Services], principal: Injected[Principal]
+        self, data: RequestBody[WatchRequest], services: Injected[Services], principal: Injected[Principal]
     ) -> dict[str, Any]:
         """Stop watching borrowers."""
-        return await self._change(request, services, principal, add=False)
+        return await self._change(data, services, principal, add=False)
 
     async def _change(
-        self,
-        request: Request[Any, Any, Any],
-        services: Services,
-        principal: Principal,
-        *,
-        add: bool,
+        self, body: WatchRequest, services: Services, principal: Principal, *, add: bool
     ) -> dict[str, Any]:
-        body = _decode(await request.body(), WatchRequest)
         limit = services.settings.checks.watchlist_max_subjects
         if len(body.subjects) > limit:
             raise Problem(
@@ -166,10 +150,10 @@ class WatchlistController(Controller):
 
     @put("/endpoint", status_code=200)
     async def endpoint(
-        self, request: Request[Any, Any, Any], db: Injected[Database], principal: Injected[Principal]
+        self, data: RequestBody[EndpointRequest], db: Injected[Database], principal: Injected[Principal]
     ) -> dict[str, Any]:
         """Where changes may be pushed (https; null removes it). Delivery is the push service's."""
-        endpoint = check_endpoint(_decode(await request.body(), EndpointRequest).endpoint)
+        endpoint = check_endpoint(data.endpoint)
         await db.write(set_endpoint, principal.client_id, endpoint, utcnow())
         return {"endpoint": endpoint}
 

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import msgspec
 
+from registry.http.body import RequestStruct
+
 # Why a bank checks (Art. 14 makes the check a duty before lending; the rest are the
 # other decisions the Opinion lets a bank weigh listed status in). Recorded in the
 # query log and the receipt; a regulator reads a bank's log by purpose.
@@ -23,7 +25,7 @@ PURPOSES: dict[str, str] = {
 Text = Annotated[str, msgspec.Meta(max_length=256)]
 
 
-class CheckSubject(msgspec.Struct, forbid_unknown_fields=True):
+class CheckSubject(RequestStruct):
     """A person (`id_number`, optionally `name`) or an organisation (`credit_code`)."""
 
     id_number: Text | None = None
@@ -31,7 +33,7 @@ class CheckSubject(msgspec.Struct, forbid_unknown_fields=True):
     name: Text | None = None
 
 
-class CheckRequest(msgspec.Struct, forbid_unknown_fields=True):
+class CheckRequest(RequestStruct):
     subjects: list[CheckSubject]
     purpose: Text
     reference: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
@@ -95,20 +97,20 @@ class CheckAnswer(msgspec.Struct, frozen=True, kw_only=True):
     receipt: str
 
 
-class VerifyRequest(msgspec.Struct, forbid_unknown_fields=True):
+class VerifyRequest(RequestStruct):
     receipt: Annotated[str, msgspec.Meta(max_length=4_000_000)]
 
 
-class WatchSubjectIn(msgspec.Struct, forbid_unknown_fields=True):
+class WatchSubjectIn(RequestStruct):
     id_number: Text | None = None
     credit_code: Text | None = None
     # The bank's own key for the borrower (a customer number), echoed in changes.
     reference: Annotated[str, msgspec.Meta(max_length=128)] | None = None
 
 
-class WatchRequest(msgspec.Struct, forbid_unknown_fields=True):
+class WatchRequest(RequestStruct):
     subjects: list[WatchSubjectIn]
 
 
-class EndpointRequest(msgspec.Struct, forbid_unknown_fields=True):
+class EndpointRequest(RequestStruct):
     endpoint: Annotated[str, msgspec.Meta(max_length=2048)] | None

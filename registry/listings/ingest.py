@@ -26,11 +26,11 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from typing import Any
 
-import msgspec
 from sqlalchemy import Engine
 
 from registry.clients.services import Principal
 from registry.db import Database, create_sync_engine
+from registry.http.body import decode_json
 from registry.identity.crypto import SecretsSource
 from registry.identity.identifiers import warm_division_cache
 from registry.listings import services
@@ -85,22 +85,19 @@ def _init_worker(database_url: str, context: PrepareContext | None, turns: Write
 
 
 def _decode(raw: bytes) -> Any:
+    """The envelope, or the Problem that refuses it: one bad item does not stop a batch."""
     try:
-        return msgspec.json.decode(raw)
-    except (msgspec.DecodeError, RecursionError):  # nested too deep to decode is malformed here
-        return _MALFORMED
-
-
-_MALFORMED = object()
-_INVALID_JSON = Problem(400, "invalid_json", "the envelope is not valid JSON")
+        return decode_json(raw)
+    except Problem as problem:
+        return problem
 
 
 def prepare_envelopes(preparer: Preparer, envelopes: Sequence[Any]) -> list[PreparedListing | Problem]:
     """Prepare each decoded envelope; a bad one (or one that did not decode) becomes its Problem."""
     out: list[PreparedListing | Problem] = []
     for envelope in envelopes:
-        if envelope is _MALFORMED:
-            out.append(_INVALID_JSON)
+        if isinstance(envelope, Problem):
+            out.append(envelope)
             continue
         try:
             out.append(preparer.listing(envelope))
@@ -161,13 +158,6 @@ def referenced_key_ids(envelopes: Sequence[Any]) -> set[str]:
         if isinstance(signature, dict) and isinstance(signature.get("key_id"), str):
             ids.add(signature["key_id"])
     return ids
-
-
-def _decoded_or_problem(raw: bytes) -> Any:
-    envelope = _decode(raw)
-    if envelope is _MALFORMED:
-        raise Problem(400, "invalid_json", "the body is not valid JSON")
-    return envelope
 
 
 class IngestService:
@@ -232,7 +222,7 @@ class IngestService:
         return [result for chunk in chunks for result in chunk]
 
     async def amend(self, listing_id: str, raw: bytes, principal: Principal) -> IngestResult:
-        envelope = _decoded_or_problem(raw)
+        envelope = decode_json(raw)
         context = await self.context(referenced_key_ids([envelope]))
         prepared = Preparer(context).listing(envelope)
         return await self.db.write(
@@ -245,12 +235,12 @@ class IngestService:
         )
 
     async def remove(self, listing_id: str, raw: bytes, principal: Principal) -> IngestResult:
-        envelope = _decoded_or_problem(raw)
+        envelope = decode_json(raw)
         context = await self.context(referenced_key_ids([envelope]))
         return await self.db.write(
             services.remove_listing,
             listing_id,
-            lambda court: Preparer(context).removal(envelope, court),
+            Preparer(context).removal(envelope),
             actor=principal.actor,
             now=utcnow(),
             client_court=principal.bound_court,
