@@ -8,7 +8,7 @@ from litestar import Response
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
-_TITLES = {
+TITLES = {
     400: "Bad request",
     401: "Unauthorized",
     403: "Forbidden",
@@ -21,6 +21,9 @@ _TITLES = {
     429: "Too many requests",
     500: "Internal server error",
 }
+
+
+_MEMBERS = frozenset({"type", "title", "status", "code", "detail", "pointer"})
 
 
 class Problem(Exception):
@@ -50,10 +53,16 @@ class Problem(Exception):
             {"pointer": self.pointer, "extra": self.extra},
         )
 
+    @classmethod
+    def from_dict(cls, body: dict[str, Any]) -> Problem:
+        """The Problem whose `to_dict` this is (an ingest result carries its refusal so)."""
+        extra = {k: v for k, v in body.items() if k not in _MEMBERS}
+        return cls(body["status"], body["code"], body["detail"], pointer=body.get("pointer"), extra=extra)
+
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {
             "type": f"/problems/{self.code}",
-            "title": _TITLES.get(self.status, "Error"),
+            "title": TITLES.get(self.status, "Error"),
             "status": self.status,
             "code": self.code,
             "detail": self.detail,
@@ -65,7 +74,11 @@ class Problem(Exception):
 
 
 def problem_response(problem: Problem) -> Response[dict[str, Any]]:
-    headers = {"WWW-Authenticate": "Bearer"} if problem.status == 401 else None
+    headers: dict[str, str] = {}
+    if problem.status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    if "retry_after" in problem.extra:
+        headers["Retry-After"] = str(problem.extra["retry_after"])
     return Response(
         problem.to_dict(), status_code=problem.status, media_type=PROBLEM_MEDIA_TYPE, headers=headers
     )

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Response, get, post
-from litestar.params import FromPath, Parameter, RequestBody
+from litestar import Controller, MediaType, Response, get, post
+from litestar.params import Parameter, RequestBody
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import Connection
 
@@ -14,12 +14,25 @@ from publishing.sync import notices
 from publishing.sync import services as sync
 from publishing.sync.metrics import prometheus_text
 from publishing.sync.reconcile import NDJSON, drift_report, snapshot_page
+from publishing.sync.schemas import (
+    AckAnswer,
+    AgencyNotice,
+    DriftReport,
+    NoticeRead,
+    NoticeSummary,
+    PullPage,
+    StatusList,
+    SubscriptionRead,
+    SubscriptionStatus,
+)
 from publishing.sync.signing import signed_response_headers
 from registry.clients.services import Principal
 from registry.db import Database
 from registry.http.auth import roles
 from registry.http.body import RequestStruct
 from registry.http.dependencies import Injected
+from registry.http.openapi import BEARER_KEY, BODY, GUARDED, PARAMETER, Codes, problems
+from registry.http.params import Id
 from registry.identity.crypto import Secrets
 from registry.listings.disclosure import china_date
 from registry.runtime import Services
@@ -44,17 +57,45 @@ class Ack(RequestStruct):
     cursor: Annotated[int, msgspec.Meta(ge=0, le=MAX_SEQ)]
 
 
+SUBSCRIPTION: Codes = {404: "subscription_not_found"}
+OWN_SUBSCRIPTION: Codes = {404: "subscription_not_found", 409: "wrong_mode"}
+NOTICE: Codes = {404: "notice_not_found"}
+
+
 class SubscriptionAdminController(Controller):
     path = "/v1/sync/subscriptions"
     tags = ("agency sync",)
     guards = [roles("admin")]  # noqa: RUF012 - Litestar reads it as a class attribute
+    security = BEARER_KEY
 
-    @post("/", status_code=201)
+    @post(
+        "/",
+        status_code=201,
+        responses=problems(
+            GUARDED,
+            BODY,
+            {
+                404: "client_not_found",
+                422: (
+                    "unknown_profile",
+                    "unknown_mode",
+                    "endpoint_required",
+                    "endpoint_not_allowed",
+                    "invalid_endpoint_url",
+                    "cursor_beyond_head",
+                    "not_an_agency",
+                ),
+            },
+        ),
+    )
     async def create(
-        self, data: RequestBody[SubscriptionCreate], db: Injected[Database], principal: Injected[Principal]
-    ) -> dict[str, Any]:
+        self,
+        data: RequestBody[SubscriptionCreate],
+        db: Injected[Database],
+        principal: Injected[Principal],
+    ) -> SubscriptionRead:
         """Subscribe an agency client: profile, push (with an https endpoint) or pull, start position."""
-        return await db.write(
+        created = await db.write(
             sync.create_subscription,
             client_id=data.client_id,
             profile=data.profile,
@@ -64,59 +105,78 @@ class SubscriptionAdminController(Controller):
             actor=principal.actor,
             now=utcnow(),
         )
+        return msgspec.convert(created, SubscriptionRead)
 
-    @get("/")
-    async def list_all(self, db: Injected[Database]) -> list[dict[str, Any]]:
-        return await db.read(sync.list_subscriptions)
+    @get("/", responses=problems(GUARDED))
+    async def list_all(self, db: Injected[Database]) -> list[SubscriptionRead]:
+        return msgspec.convert(await db.read(sync.list_subscriptions), list[SubscriptionRead])
 
-    @get("/{subscription_id:str}")
-    async def inspect(self, db: Injected[Database], subscription_id: FromPath[str]) -> dict[str, Any]:
+    @get("/{subscription_id:str}", responses=problems(GUARDED, PARAMETER, SUBSCRIPTION))
+    async def inspect(self, db: Injected[Database], subscription_id: Id) -> SubscriptionStatus:
         """Settings, cursor, backlog, failures and delivery latency percentiles."""
-        return await db.read(sync.subscription_status, subscription_id)
+        return msgspec.convert(await db.read(sync.subscription_status, subscription_id), SubscriptionStatus)
 
-    @get("/{subscription_id:str}/drift")
-    async def drift(self, db: Injected[Database], subscription_id: FromPath[str]) -> dict[str, Any]:
+    @get("/{subscription_id:str}/drift", responses=problems(GUARDED, PARAMETER, SUBSCRIPTION))
+    async def drift(self, db: Injected[Database], subscription_id: Id) -> DriftReport:
         """Listings where the agency's acknowledged state differs from the registry's."""
-        return await db.read(drift_report, subscription_id, None)
+        return msgspec.convert(await db.read(drift_report, subscription_id, None), DriftReport)
 
-    @post("/{subscription_id:str}/pause", status_code=200)
+    @post(
+        "/{subscription_id:str}/pause", status_code=200, responses=problems(GUARDED, PARAMETER, SUBSCRIPTION)
+    )
     async def pause(
-        self, db: Injected[Database], principal: Injected[Principal], subscription_id: FromPath[str]
-    ) -> dict[str, Any]:
-        return await db.write(sync.set_state, subscription_id, "paused", actor=principal.actor, now=utcnow())
+        self, db: Injected[Database], principal: Injected[Principal], subscription_id: Id
+    ) -> SubscriptionRead:
+        paused = await db.write(
+            sync.set_state, subscription_id, "paused", actor=principal.actor, now=utcnow()
+        )
+        return msgspec.convert(paused, SubscriptionRead)
 
-    @post("/{subscription_id:str}/resume", status_code=200)
+    @post(
+        "/{subscription_id:str}/resume",
+        status_code=200,
+        responses=problems(GUARDED, PARAMETER, SUBSCRIPTION),
+    )
     async def resume(
-        self, db: Injected[Database], principal: Injected[Principal], subscription_id: FromPath[str]
-    ) -> dict[str, Any]:
+        self, db: Injected[Database], principal: Injected[Principal], subscription_id: Id
+    ) -> SubscriptionRead:
         """Active again; clears a `failing` flag and the retry count."""
-        return await db.write(sync.set_state, subscription_id, "active", actor=principal.actor, now=utcnow())
+        active = await db.write(
+            sync.set_state, subscription_id, "active", actor=principal.actor, now=utcnow()
+        )
+        return msgspec.convert(active, SubscriptionRead)
 
-    @post("/{subscription_id:str}/replay", status_code=200)
+    @post(
+        "/{subscription_id:str}/replay",
+        status_code=200,
+        responses=problems(GUARDED, BODY, PARAMETER, SUBSCRIPTION, {422: "cursor_beyond_head"}),
+    )
     async def replay(
         self,
         data: RequestBody[Replay],
         db: Injected[Database],
         principal: Injected[Principal],
-        subscription_id: FromPath[str],
-    ) -> dict[str, Any]:
+        subscription_id: Id,
+    ) -> SubscriptionRead:
         """Deliver again everything after `from_seq`; also clears a `failing` flag."""
-        return await db.write(
+        replayed = await db.write(
             sync.replay, subscription_id, data.from_seq, actor=principal.actor, now=utcnow()
         )
+        return msgspec.convert(replayed, SubscriptionRead)
 
 
 class SyncStatusController(Controller):
     path = "/"
     tags = ("agency sync",)
     guards = [roles("admin")]  # noqa: RUF012 - Litestar reads it as a class attribute
+    security = BEARER_KEY
 
-    @get("/v1/sync/status")
-    async def status(self, db: Injected[Database]) -> dict[str, Any]:
+    @get("/v1/sync/status", responses=problems(GUARDED))
+    async def status(self, db: Injected[Database]) -> StatusList:
         """Every subscription: backlog, last delivered event, latency percentiles, failures."""
-        return {"subscriptions": await db.read(_statuses)}
+        return msgspec.convert({"subscriptions": await db.read(_statuses)}, StatusList)
 
-    @get("/metrics", media_type=CONTENT_TYPE_LATEST)
+    @get("/metrics", media_type=CONTENT_TYPE_LATEST, responses=problems(GUARDED))
     async def metrics(self, db: Injected[Database]) -> Response[bytes]:
         """The same figures as Prometheus text (scrape with a bearer admin key)."""
         return Response(prometheus_text(await db.read(_statuses)), media_type=CONTENT_TYPE_LATEST)
@@ -138,44 +198,66 @@ class AgencyFeedController(Controller):
     path = "/v1/sync/{subscription_id:str}"
     tags = ("agency sync",)
     guards = [roles("agency")]  # noqa: RUF012 - Litestar reads it as a class attribute
+    security = BEARER_KEY
 
-    @get("/events")
+    @get(
+        "/events",
+        responses=problems(
+            GUARDED, PARAMETER, OWN_SUBSCRIPTION, {409: "subscription_paused", 422: "cursor_beyond_head"}
+        ),
+    )
     async def events(
         self,
         db: Injected[Database],
         secrets: Injected[Secrets],
         principal: Injected[Principal],
-        subscription_id: FromPath[str],
+        subscription_id: Id,
         after: Annotated[
             int | None, Parameter(ge=0, le=MAX_SEQ, description="Default: your acknowledged cursor")
         ] = None,
         limit: Annotated[int, Parameter(ge=1, le=1000, description="Log events scanned")] = 100,
-    ) -> dict[str, Any]:
-        """Your profile's events after `after`, in log order; then acknowledge `next_after`."""
+    ) -> PullPage:
+        """Your profile's events after `after`, in log order; then acknowledge `next_after`.
+        Each event's `listing` is your profile's record of the listing."""
         today = china_date(utcnow())
-        return await db.write(
+        page = await db.write(
             sync.pull_events, subscription_id, principal.client_id, after, limit, secrets.keyring, today
         )
+        return msgspec.convert(page, PullPage)
 
-    @post("/ack", status_code=200)
+    @post(
+        "/ack",
+        status_code=200,
+        responses=problems(
+            GUARDED,
+            BODY,
+            PARAMETER,
+            OWN_SUBSCRIPTION,
+            {409: ("cursor_not_delivered", "cursor_behind", "cursor_conflict")},
+        ),
+    )
     async def ack(
         self,
         data: RequestBody[Ack],
         db: Injected[Database],
         principal: Injected[Principal],
-        subscription_id: FromPath[str],
-    ) -> dict[str, Any]:
+        subscription_id: Id,
+    ) -> AckAnswer:
         """You have applied everything up to `cursor` (at most the last `next_after` you were given)."""
-        return await db.write(sync.acknowledge, subscription_id, principal.client_id, data.cursor, utcnow())
+        acked = await db.write(sync.acknowledge, subscription_id, principal.client_id, data.cursor, utcnow())
+        return msgspec.convert(acked, AckAnswer)
 
-    @get("/snapshot", media_type=NDJSON)
+    @get("/snapshot", media_type=NDJSON, responses=problems(GUARDED, PARAMETER, OWN_SUBSCRIPTION))
     async def snapshot(
         self,
         services: Injected[Services],
         principal: Injected[Principal],
-        subscription_id: FromPath[str],
+        subscription_id: Id,
         after: Annotated[
-            str, Parameter(max_length=32, description="The last listing id of the previous page")
+            str,
+            Parameter(
+                max_length=32, pattern=r"^[^\x00]*$", description="The last listing id of the previous page"
+            ),
         ] = "",
         limit: Annotated[int, Parameter(ge=1, le=5000)] = 1000,
     ) -> Response[bytes]:
@@ -197,12 +279,12 @@ class AgencyFeedController(Controller):
         headers.pop("Content-Type")  # set, identically, by media_type
         return Response(body, media_type=NDJSON, headers=headers)
 
-    @get("/drift")
+    @get("/drift", responses=problems(GUARDED, PARAMETER, OWN_SUBSCRIPTION))
     async def drift(
-        self, db: Injected[Database], principal: Injected[Principal], subscription_id: FromPath[str]
-    ) -> dict[str, Any]:
+        self, db: Injected[Database], principal: Injected[Principal], subscription_id: Id
+    ) -> DriftReport:
         """Where your acknowledged state differs from the registry's (listing ids only)."""
-        return await db.read(drift_report, subscription_id, principal.client_id)
+        return msgspec.convert(await db.read(drift_report, subscription_id, principal.client_id), DriftReport)
 
 
 class Objection(RequestStruct):
@@ -214,62 +296,82 @@ class NoticeController(Controller):
 
     path = "/v1/notices"
     tags = ("assistance notices",)
+    security = BEARER_KEY
 
-    @get("/", guards=[roles("agency")])
-    async def list_own(self, db: Injected[Database], principal: Injected[Principal]) -> list[dict[str, Any]]:
-        return await db.read(notices.list_notices, principal.client_id, utcnow())
+    @get("/", guards=[roles("agency")], responses=problems(GUARDED))
+    async def list_own(self, db: Injected[Database], principal: Injected[Principal]) -> list[NoticeSummary]:
+        notices_ = await db.read(notices.list_notices, principal.client_id, utcnow())
+        return msgspec.convert(notices_, list[NoticeSummary])
 
-    @get("/objections", guards=[roles("court", "admin")])
-    async def objections(
-        self, db: Injected[Database], principal: Injected[Principal]
-    ) -> list[dict[str, Any]]:
+    @get("/objections", guards=[roles("court", "admin")], responses=problems(GUARDED))
+    async def objections(self, db: Injected[Database], principal: Injected[Principal]) -> list[AgencyNotice]:
         """Objections agencies filed on your court's listings (Art. 20); every court's for an admin."""
-        return await db.read(notices.court_objections, principal.bound_court, utcnow())
+        objected = await db.read(notices.court_objections, principal.bound_court, utcnow())
+        return msgspec.convert(objected, list[AgencyNotice])
 
-    @get("/overdue", guards=[roles("admin")])
-    async def overdue(self, db: Injected[Database]) -> list[dict[str, Any]]:
+    @get("/overdue", guards=[roles("admin")], responses=problems(GUARDED))
+    async def overdue(self, db: Injected[Database]) -> list[AgencyNotice]:
         """Notices unacknowledged past their deadline, for escalation (Art. 24)."""
-        return await db.read(notices.overdue_notices, utcnow())
+        return msgspec.convert(await db.read(notices.overdue_notices, utcnow()), list[AgencyNotice])
 
-    @get("/{notice_id:str}", guards=[roles("agency")])
+    @get("/{notice_id:str}", guards=[roles("agency")], responses=problems(GUARDED, PARAMETER, NOTICE))
     async def read(
         self,
         db: Injected[Database],
         secrets: Injected[Secrets],
         principal: Injected[Principal],
-        notice_id: FromPath[str],
-    ) -> dict[str, Any]:
-        return await _read_notice(db, secrets, principal, notice_id)
+        notice_id: Id,
+    ) -> NoticeRead:
+        return msgspec.convert(await _read_notice(db, secrets, principal, notice_id), NoticeRead)
 
-    @get("/{notice_id:str}/print", guards=[roles("agency")], media_type="text/html")
+    @get(
+        "/{notice_id:str}/print",
+        guards=[roles("agency")],
+        media_type=MediaType.HTML,
+        responses=problems(GUARDED, PARAMETER, NOTICE),
+    )
     async def printable(
         self,
         db: Injected[Database],
         secrets: Injected[Secrets],
         principal: Injected[Principal],
-        notice_id: FromPath[str],
+        notice_id: Id,
     ) -> Response[str]:
+        """The notice as a page to print and sign."""
         notice = await _read_notice(db, secrets, principal, notice_id)
-        return Response(notices.render_html(notice), media_type="text/html")
+        return Response(notices.render_html(notice), media_type=MediaType.HTML)
 
-    @post("/{notice_id:str}/acknowledge", guards=[roles("agency")], status_code=200)
+    @post(
+        "/{notice_id:str}/acknowledge",
+        guards=[roles("agency")],
+        status_code=200,
+        responses=problems(GUARDED, PARAMETER, NOTICE),
+    )
     async def acknowledge(
-        self, db: Injected[Database], principal: Injected[Principal], notice_id: FromPath[str]
-    ) -> dict[str, Any]:
-        return await db.write(
+        self, db: Injected[Database], principal: Injected[Principal], notice_id: Id
+    ) -> NoticeSummary:
+        acknowledged = await db.write(
             notices.acknowledge_notice, notice_id, principal.client_id, actor=principal.actor, now=utcnow()
         )
+        return msgspec.convert(acknowledged, NoticeSummary)
 
-    @post("/{notice_id:str}/objection", guards=[roles("agency")], status_code=201)
+    @post(
+        "/{notice_id:str}/objection",
+        guards=[roles("agency")],
+        status_code=201,
+        responses=problems(
+            GUARDED, BODY, PARAMETER, NOTICE, {409: "already_objected", 422: "invalid_objection"}
+        ),
+    )
     async def object_to(
         self,
         data: RequestBody[Objection],
         db: Injected[Database],
         principal: Injected[Principal],
-        notice_id: FromPath[str],
-    ) -> dict[str, Any]:
+        notice_id: Id,
+    ) -> NoticeSummary:
         """Art. 20: the objection goes to the court; the measure stands until the court decides."""
-        return await db.write(
+        objected = await db.write(
             notices.object_to_notice,
             notice_id,
             principal.client_id,
@@ -277,6 +379,7 @@ class NoticeController(Controller):
             actor=principal.actor,
             now=utcnow(),
         )
+        return msgspec.convert(objected, NoticeSummary)
 
 
 async def _read_notice(

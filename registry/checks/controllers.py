@@ -4,19 +4,32 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Controller, MediaType, Request, Response, get, post, put
+from litestar import Controller, Request, get, post, put
+from litestar.openapi.spec import Schema
+from litestar.openapi.spec.enums import OpenAPIType
 from litestar.params import PathParameter, QueryParameter, RequestBody
 from litestar.response import Stream
 from sqlalchemy import Connection
 
 from registry.checks.querylog import csv_lines, export_page
-from registry.checks.schemas import PURPOSES, CheckRequest, EndpointRequest, VerifyRequest, WatchRequest
+from registry.checks.schemas import (
+    PURPOSES,
+    CheckAnswer,
+    CheckRequest,
+    EndpointAnswer,
+    EndpointRequest,
+    VerifyAnswer,
+    VerifyRequest,
+    WatchChanges,
+    WatchlistSummary,
+    WatchRequest,
+    WatchResults,
+)
 from registry.checks.services import (
     CheckOutcome,
-    RateLimited,
     answer,
     authenticate_bank,
     record,
@@ -37,13 +50,16 @@ from registry.clients.services import Principal
 from registry.db import Database
 from registry.http.auth import roles
 from registry.http.dependencies import Injected
-from registry.problems import Problem, problem_response
+from registry.http.openapi import BEARER_KEY, BODY, GUARDED, PARAMETER, media_types, problems
+from registry.problems import Problem
 from registry.runtime import Services
 from registry.settings import Settings
 from registry.timeutil import utcnow
 
 MAX_SEQ = 2**63 - 1
 EXPORT_PAGE = 5000
+NDJSON = "application/x-ndjson"
+CSV = "text/csv; charset=utf-8"
 
 
 def _read_and_record(
@@ -59,10 +75,24 @@ class CheckController(Controller):
     path = "/v1/checks"
     tags = ("bank checks",)
 
-    @post("/", status_code=200)
+    @post(
+        "/",
+        status_code=200,
+        # The bank is authenticated on the check's own connection, not by a guard.
+        security=BEARER_KEY,
+        responses=problems(
+            BODY,
+            GUARDED,
+            {
+                413: "batch_too_large",
+                422: ("unknown_purpose", "no_subjects"),
+                429: ("rate_limited", "daily_quota_exceeded"),
+            },
+        ),
+    )
     async def check(
         self, request: Request[Any, Any, Any], data: RequestBody[CheckRequest], services: Injected[Services]
-    ) -> Response[Any]:
+    ) -> CheckAnswer:
         """Check up to 1,000 subjects before lending (Art. 14). Role `bank`. Each answer
         carries a signed receipt; every subject is logged (hashed) before the answer leaves."""
         settings = services.settings
@@ -81,31 +111,24 @@ class CheckController(Controller):
             )
 
         quota = settings.checks.daily_quota
-        try:
-            group_commit = services.checks.group_commit
-            if group_commit is not None:
-                # SQLite: read inline on the driver, then log with the checks of this moment.
-                outcome = services.checks.read_on_sqlite(work)
-                await group_commit.record(outcome, quota)
-            else:
-                outcome = await services.db.write(_read_and_record, work, quota)
-        except RateLimited as limited:
-            response = problem_response(limited)
-            response.headers["Retry-After"] = str(limited.retry_after)
-            return response
-        return Response(
-            msgspec.json.encode(answer(outcome, services.checks.receipts)), media_type=MediaType.JSON
-        )
+        group_commit = services.checks.group_commit
+        if group_commit is not None:
+            # SQLite: read inline on the driver, then log with the checks of this moment.
+            outcome = services.checks.read_on_sqlite(work)
+            await group_commit.record(outcome, quota)
+        else:
+            outcome = await services.db.write(_read_and_record, work, quota)
+        return answer(outcome, services.checks.receipts)
 
-    @post("/verify", status_code=200)
-    async def verify(self, data: RequestBody[VerifyRequest], services: Injected[Services]) -> dict[str, Any]:
+    @post("/verify", status_code=200, responses=problems(BODY))
+    async def verify(self, data: RequestBody[VerifyRequest], services: Injected[Services]) -> VerifyAnswer:
         """Public: is this receipt genuine? `reason` is `genuine`, `malformed`,
         `unsupported_algorithm`, `unknown_kid`, `bad_signature`, `altered` or `not_a_receipt`."""
-        return services.checks.receipts.verify(data.receipt).to_dict()
+        return msgspec.convert(services.checks.receipts.verify(data.receipt).to_dict(), VerifyAnswer)
 
     @get("/purposes", sync_to_thread=False)
     def purposes(self) -> dict[str, str]:
-        """The purposes a check may name."""
+        """The purposes a check may name, each with what it is for."""
         return PURPOSES
 
 
@@ -113,29 +136,31 @@ class WatchlistController(Controller):
     path = "/v1/watchlist"
     tags = ("bank checks",)
     guards = [roles("bank")]  # noqa: RUF012 - Litestar's declaration style
+    security = BEARER_KEY
 
-    @get("/")
-    async def show(self, db: Injected[Database], principal: Injected[Principal]) -> dict[str, Any]:
+    @get("/", responses=problems(GUARDED))
+    async def show(self, db: Injected[Database], principal: Injected[Principal]) -> WatchlistSummary:
         """How many subjects this bank watches, and its push endpoint."""
-        return await db.read(summary, principal.client_id)
+        return WatchlistSummary(**await db.read(summary, principal.client_id))
 
-    @post("/subjects", status_code=200)
+    @post("/subjects", status_code=200, responses=problems(GUARDED, BODY, {413: "batch_too_large"}))
     async def add(
         self, data: RequestBody[WatchRequest], services: Injected[Services], principal: Injected[Principal]
-    ) -> dict[str, Any]:
-        """Watch borrowers: full identifiers in, blind-index values stored, nothing else."""
+    ) -> WatchResults:
+        """Watch borrowers: full identifiers in, blind-index values stored, nothing else. A subject
+        whose identifier does not parse gets its `error` (as in a check); the rest are watched."""
         return await self._change(data, services, principal, add=True)
 
-    @post("/subjects/remove", status_code=200)
+    @post("/subjects/remove", status_code=200, responses=problems(GUARDED, BODY, {413: "batch_too_large"}))
     async def remove(
         self, data: RequestBody[WatchRequest], services: Injected[Services], principal: Injected[Principal]
-    ) -> dict[str, Any]:
+    ) -> WatchResults:
         """Stop watching borrowers."""
         return await self._change(data, services, principal, add=False)
 
     async def _change(
         self, body: WatchRequest, services: Services, principal: Principal, *, add: bool
-    ) -> dict[str, Any]:
+    ) -> WatchResults:
         limit = services.settings.checks.watchlist_max_subjects
         if len(body.subjects) > limit:
             raise Problem(
@@ -146,18 +171,18 @@ class WatchlistController(Controller):
             results = await services.db.write(add_subjects, principal.client_id, subjects, utcnow())
         else:
             results = await services.db.write(remove_subjects, principal.client_id, subjects)
-        return {"results": results}
+        return msgspec.convert({"results": results}, WatchResults)
 
-    @put("/endpoint", status_code=200)
+    @put("/endpoint", status_code=200, responses=problems(GUARDED, BODY, {422: "invalid_endpoint"}))
     async def endpoint(
         self, data: RequestBody[EndpointRequest], db: Injected[Database], principal: Injected[Principal]
-    ) -> dict[str, Any]:
+    ) -> EndpointAnswer:
         """Where changes may be pushed (https; null removes it). Delivery is the push service's."""
         endpoint = check_endpoint(data.endpoint)
         await db.write(set_endpoint, principal.client_id, endpoint, utcnow())
-        return {"endpoint": endpoint}
+        return EndpointAnswer(endpoint)
 
-    @get("/changes")
+    @get("/changes", responses=problems(GUARDED, PARAMETER))
     async def changes(
         self,
         db: Injected[Database],
@@ -166,29 +191,39 @@ class WatchlistController(Controller):
             int, QueryParameter(ge=0, le=MAX_SEQ, description="The last `seq` you processed")
         ] = 0,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
-    ) -> dict[str, Any]:
+    ) -> WatchChanges:
         """Changes to watched subjects in log order; pass `next_after` back as `after`."""
-        return await db.read(list_changes, principal.client_id, after, limit)
+        return msgspec.convert(await db.read(list_changes, principal.client_id, after, limit), WatchChanges)
+
+
+_TEXT = Schema(type=OpenAPIType.STRING)
 
 
 class QueryLogController(Controller):
     path = "/v1/admin/banks"
     tags = ("bank checks",)
     guards = [roles("admin")]  # noqa: RUF012 - Litestar's declaration style
+    security = BEARER_KEY
 
-    @get("/{client_id:str}/query-log")
+    @get(
+        "/{client_id:str}/query-log",
+        operation_class=media_types(200, {NDJSON: _TEXT, CSV: _TEXT}),
+        responses=problems(GUARDED, PARAMETER),
+    )
     async def export(
         self,
         db: Injected[Database],
         settings: Injected[Settings],
-        client_id: Annotated[str, PathParameter(description="The bank's client id")],
+        client_id: Annotated[str, PathParameter(pattern=r"^[^\x00]+$", description="The bank's client id")],
         start: Annotated[
             datetime | None, QueryParameter(name="from", description="Inclusive; default: retention start")
         ] = None,
         end: Annotated[
             datetime | None, QueryParameter(name="to", description="Exclusive; default: now")
         ] = None,
-        format: Annotated[str, QueryParameter(pattern="^(ndjson|csv)$")] = "ndjson",
+        format: Annotated[
+            Literal["ndjson", "csv"], QueryParameter(description="NDJSON (one object a line) or CSV")
+        ] = "ndjson",
     ) -> Stream:
         """A bank's query log, oldest first, as NDJSON (default) or CSV. Subjects are blind-index hashes."""
         now = utcnow()
@@ -216,5 +251,4 @@ class QueryLogController(Controller):
                     return
                 after = page[-1]["id"]
 
-        media_type = "text/csv; charset=utf-8" if format == "csv" else "application/x-ndjson"
-        return Stream(lines(), media_type=media_type)
+        return Stream(lines(), media_type=CSV if format == "csv" else NDJSON)

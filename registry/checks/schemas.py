@@ -4,7 +4,7 @@ allow-list, so that a field added to listings later does not reach banks by acci
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 
@@ -114,3 +114,54 @@ class WatchRequest(RequestStruct):
 
 class EndpointRequest(RequestStruct):
     endpoint: Annotated[str, msgspec.Meta(max_length=2048)] | None
+
+
+class VerifyAnswer(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    genuine: bool
+    # genuine, malformed, unsupported_algorithm, unknown_kid, bad_signature, altered, not_a_receipt
+    reason: str
+    detail: str
+    # When genuine: the registry key that signed it, and the signed claims (README, "Receipts").
+    key_id: str | None = None
+    claims: dict[str, Any] | None = None
+
+
+class WatchSubjectResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    index: int
+    # added, already_watched, removed or not_watched; absent with an `error`
+    status: str | None = None
+    identifier_masked: str | None = None
+    error: SubjectError | None = None
+
+
+class WatchResults(msgspec.Struct, frozen=True):
+    results: list[WatchSubjectResult]
+
+
+class WatchlistSummary(msgspec.Struct, frozen=True):
+    endpoint: str | None
+    subjects: int
+
+
+class EndpointAnswer(msgspec.Struct, frozen=True):
+    endpoint: str | None
+
+
+class WatchChangeRead(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    seq: int
+    change: str  # listed, amended, removed, expired
+    occurred_at: str
+    listing_id: str
+    listing_version: int
+    identifier_masked: str
+    reference: str | None  # the bank's own key for the borrower
+    court_code: str
+    case_number: str
+    # Removals and expiries only.
+    reason: str | None = None
+    effective_on: str | None = None
+
+
+class WatchChanges(msgspec.Struct, frozen=True):
+    changes: list[WatchChangeRead]
+    next_after: int

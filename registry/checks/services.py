@@ -48,11 +48,10 @@ from registry.translog.note import b64
 
 
 class RateLimited(Problem):
-    """429 with the seconds to wait, which the controller sends as Retry-After."""
+    """429 with the seconds to wait, which the problem response also sends as Retry-After."""
 
     def __init__(self, code: str, detail: str, retry_after: int) -> None:
         super().__init__(429, code, detail, extra={"retry_after": retry_after})
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)

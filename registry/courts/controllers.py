@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from typing import Any
-
+import msgspec
 from litestar import Controller, get
 
+from registry.courts.schemas import CourtList
 from registry.courts.services import list_courts
 from registry.db import Database
 from registry.http.dependencies import Injected
@@ -14,6 +14,6 @@ class CourtController(Controller):
     tags = ("courts",)
 
     @get("/")
-    async def list_courts(self, db: Injected[Database]) -> dict[str, Any]:
+    async def list_courts(self, db: Injected[Database]) -> CourtList:
         """Courts and their public signing keys, so that anyone can re-verify a listing's signature."""
-        return {"courts": await db.read(list_courts)}
+        return msgspec.convert({"courts": await db.read(list_courts)}, CourtList)

@@ -1,15 +1,18 @@
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
+import msgspec
 from litestar import Controller, get
 from litestar.params import Parameter
 from sqlalchemy import Connection
 
 from registry.db import Database
+from registry.eventlog.schemas import EventPage, EventRead
 from registry.eventlog.services import head, read_events
 from registry.http.auth import roles
 from registry.http.dependencies import Injected
+from registry.http.openapi import BEARER_KEY, GUARDED, PARAMETER, problems
 
 MAX_LIMIT = 1000
 MAX_SEQ = 2**63 - 1  # the column is a 64-bit integer
@@ -19,7 +22,7 @@ class EventController(Controller):
     path = "/v1/events"
     tags = ("events",)
 
-    @get("/", guards=[roles("admin")])
+    @get("/", guards=[roles("admin")], security=BEARER_KEY, responses=problems(GUARDED, PARAMETER))
     async def list_events(
         self,
         db: Injected[Database],
@@ -27,12 +30,12 @@ class EventController(Controller):
             int, Parameter(ge=0, le=MAX_SEQ, description="Return events with seq greater than this")
         ] = 0,
         limit: Annotated[int, Parameter(ge=1, le=MAX_LIMIT)] = 100,
-    ) -> dict[str, Any]:
+    ) -> EventPage:
         """The change log in commit order. Follow it with `after` = the last `seq` you processed."""
         return await db.read(_page, after, limit)
 
 
-def _page(conn: Connection, after: int, limit: int) -> dict[str, Any]:
-    events = read_events(conn, after, limit)
+def _page(conn: Connection, after: int, limit: int) -> EventPage:
+    events = msgspec.convert(read_events(conn, after, limit), list[EventRead])
     last_seq, _ = head(conn)
-    return {"events": events, "next_after": events[-1]["seq"] if events else after, "head": last_seq}
+    return EventPage(events=events, next_after=events[-1].seq if events else after, head=last_seq)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 from litestar import Controller, Response, get, post
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Body, FromPath
 
 from registry.clients.services import Principal
@@ -13,9 +14,13 @@ from registry.db import Database
 from registry.http.auth import roles
 from registry.http.body import SignedBody, decode_body
 from registry.http.dependencies import Injected
+from registry.http.openapi import BEARER_KEY, BODY, GUARDED, PARAMETER, Codes, problems
+from registry.http.params import Id
 from registry.identity.crypto import Secrets
 from registry.listings.examples import BATCH_EXAMPLE, LISTING_EXAMPLE, REMOVAL_EXAMPLE
 from registry.listings.schemas import (
+    BatchAnswer,
+    BatchSummary,
     EvidenceRead,
     IngestResult,
     ListingBatch,
@@ -24,7 +29,7 @@ from registry.listings.schemas import (
     RemovalEnvelope,
 )
 from registry.listings.services import read_evidence, read_listing
-from registry.problems import PROBLEM_MEDIA_TYPE, Problem
+from registry.problems import Problem
 from registry.runtime import Services
 
 MAX_VERSION = 2**31 - 1  # the column is a 32-bit integer
@@ -41,20 +46,61 @@ class _Batch(msgspec.Struct, forbid_unknown_fields=True):
     envelopes: list[msgspec.Raw]
 
 
-def _respond(result: IngestResult) -> Response[Any]:
+def _respond(result: IngestResult) -> Response[IngestResult]:
     if result.problem is not None:
-        return Response(result.problem, status_code=result.status, media_type=PROBLEM_MEDIA_TYPE)
+        raise Problem.from_dict(result.problem)
     return Response(result, status_code=result.status)
+
+
+# What preparing a signed envelope can refuse (registry/listings/prepare.py), beside the body policy.
+ENVELOPE: Codes = {
+    422: (
+        "invalid_date",
+        "unknown_court",
+        "invalid_court_code",
+        "invalid_case_number",
+        "case_number_court_mismatch",
+        "case_number_year_mismatch",
+        "invalid_id_number",
+        "invalid_credit_code",
+        "debtor_minor",
+        "date_out_of_range",
+        "unknown_ground",
+        "term_invalid",
+        "performance_inconsistent",
+        "unknown_key",
+        "key_revoked",
+        "key_expired",
+        "key_court_mismatch",
+        "signature_invalid",
+    )
+}
+READ: Codes = {403: "not_your_listing", 404: "listing_not_found"}
+CHANGE: Codes = {**READ, 409: "listing_not_active"}
+UNCHANGED = {200: ResponseSpec(IngestResult, description="An identical resubmission: the listing as it is.")}
 
 
 class ListingController(Controller):
     path = "/v1/listings"
     tags = ("listings",)
+    guards = [roles("court", "admin")]  # noqa: RUF012 - Litestar's declaration style
+    security = BEARER_KEY
 
-    @post("/", guards=[roles("court", "admin")], status_code=201, dto=SignedBody[ListingEnvelope])
+    @post(
+        "/",
+        status_code=201,
+        dto=SignedBody[ListingEnvelope],
+        responses=UNCHANGED
+        | problems(
+            GUARDED,
+            BODY,
+            ENVELOPE,
+            {403: "court_mismatch", 409: ("submission_conflict", "already_listed", "relisting_barred")},
+        ),
+    )
     async def create(
         self, data: SignedListing, services: Injected[Services], principal: Injected[Principal]
-    ) -> Response[Any]:
+    ) -> Response[IngestResult]:
         """Publish one signed listing: {"listing": {...}, "signature": {"key_id", "value"}}.
 
         201 when new; 200 with the same id for an identical resubmission; 409 for a conflicting one.
@@ -62,11 +108,17 @@ class ListingController(Controller):
         [result] = await services.ingest.publish([data], principal)
         return _respond(result)
 
-    @post("/batch", guards=[roles("court", "admin")], status_code=200, dto=SignedBody[ListingBatch])
+    @post(
+        "/batch",
+        status_code=200,
+        dto=SignedBody[ListingBatch],
+        responses=problems(GUARDED, BODY, {413: "batch_too_large"}),
+    )
     async def batch(
         self, data: SignedBatch, services: Injected[Services], principal: Injected[Principal]
-    ) -> dict[str, Any]:
-        """Publish many signed listings; one result per envelope, in order."""
+    ) -> BatchAnswer:
+        """Publish many signed listings; one result per envelope, in order. A refused envelope is
+        a result with its `problem` (the codes of `POST /v1/listings`); the rest are stored."""
         envelopes = decode_body(data, _Batch).envelopes
         limit = services.settings.listings.batch_max_items
         if len(envelopes) > limit:
@@ -77,12 +129,12 @@ class ListingController(Controller):
         summary = {"created": 0, "unchanged": 0, "rejected": 0}
         for result in results:
             summary[result.outcome] += 1
-        return {"summary": summary, "results": [msgspec.to_builtins(r) for r in results]}
+        return BatchAnswer(summary=BatchSummary(**summary), results=results)
 
-    @get("/{listing_id:str}", guards=[roles("court", "admin")])
+    @get("/{listing_id:str}", responses=problems(GUARDED, PARAMETER, READ))
     async def read(
         self,
-        listing_id: FromPath[str],
+        listing_id: Id,
         db: Injected[Database],
         secrets: Injected[Secrets],
         principal: Injected[Principal],
@@ -90,10 +142,13 @@ class ListingController(Controller):
         """The listing with its full identifier, version history and removal (listing court or admin)."""
         return await db.read(read_listing, listing_id, secrets.keyring, principal.bound_court)
 
-    @get("/{listing_id:str}/versions/{version:int}", guards=[roles("court", "admin")])
+    @get(
+        "/{listing_id:str}/versions/{version:int}",
+        responses=problems(GUARDED, PARAMETER, READ, {404: "version_not_found"}),
+    )
     async def evidence(
         self,
-        listing_id: FromPath[str],
+        listing_id: Id,
         version: FromPath[int],
         db: Injected[Database],
         secrets: Injected[Secrets],
@@ -106,32 +161,56 @@ class ListingController(Controller):
 
     @post(
         "/{listing_id:str}/amendments",
-        guards=[roles("court", "admin")],
         status_code=200,
         dto=SignedBody[ListingEnvelope],
+        responses=problems(
+            GUARDED,
+            BODY,
+            PARAMETER,
+            ENVELOPE,
+            CHANGE,
+            {409: "submission_conflict", 422: "immutable_field"},
+        ),
     )
     async def amend(
         self,
         data: SignedListing,
-        listing_id: FromPath[str],
+        listing_id: Id,
         services: Injected[Services],
         principal: Injected[Principal],
-    ) -> Response[Any]:
+    ) -> Response[IngestResult]:
         """A signed new version of the whole listing. Court, case and debtor identity cannot change."""
         return _respond(await services.ingest.amend(listing_id, data, principal))
 
     @post(
         "/{listing_id:str}/removal",
-        guards=[roles("court", "admin")],
         status_code=200,
         dto=SignedBody[RemovalEnvelope],
+        responses=problems(
+            GUARDED,
+            BODY,
+            PARAMETER,
+            CHANGE,
+            {
+                422: (
+                    "unknown_reason",
+                    "date_out_of_range",
+                    "listing_id_mismatch",
+                    "unknown_key",
+                    "key_revoked",
+                    "key_expired",
+                    "key_court_mismatch",
+                    "signature_invalid",
+                )
+            },
+        ),
     )
     async def remove(
         self,
         data: SignedRemoval,
-        listing_id: FromPath[str],
+        listing_id: Id,
         services: Injected[Services],
         principal: Injected[Principal],
-    ) -> Response[Any]:
+    ) -> Response[IngestResult]:
         """Remove a listing from every public surface (signed by the listing court)."""
         return _respond(await services.ingest.remove(listing_id, data, principal))

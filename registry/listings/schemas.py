@@ -165,3 +165,14 @@ class EvidenceRead(msgspec.Struct):
     signed_json: str
     signature: str
     content_sha256: str
+
+
+class BatchSummary(msgspec.Struct):
+    created: int
+    unchanged: int
+    rejected: int
+
+
+class BatchAnswer(msgspec.Struct):
+    summary: BatchSummary
+    results: list[IngestResult]  # one per envelope, in order
