@@ -7,6 +7,8 @@ from typing import Any
 
 import msgspec
 
+from publishing.sync.services import EventHead, RemovalInfo
+
 
 class LatencySeconds(msgspec.Struct, kw_only=True):
     """From an event's commit to the agency's acknowledgement, over the latest 1,000."""
@@ -70,27 +72,16 @@ class DriftReport(msgspec.Struct, kw_only=True):
     samples: DriftSamples  # listing ids, a few of each kind
 
 
-class RemovalRead(msgspec.Struct):
-    reason: str
-    effective_on: str
-
-
-class SyncEventRead(msgspec.Struct, kw_only=True):
+class SyncEventRead(EventHead, frozen=True, kw_only=True):
     """One event as a pull subscription reads it (`services.SyncEvent`, as pushes carry it)."""
 
-    seq: int
-    idempotency_key: str
-    type: str
-    occurred_at: str
-    listing_id: str
-    listing_version: int
     # Your profile's record of the listing as it stands now: the fields of the profile's
     # struct in publishing/sync/profiles.py (CreditReferenceRecord, HousingConstructionRecord,
     # EnterpriseSupervisionRecord) or the public entry. Four shapes in one field, told apart
     # by the subscription rather than a tag, which a schema cannot say: documented as an
     # object. Null only for the public profile once a listing has left the public list.
     listing: dict[str, Any] | None
-    removal: RemovalRead | None
+    removal: RemovalInfo | None = None
 
 
 class PullPage(msgspec.Struct, kw_only=True):
