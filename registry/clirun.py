@@ -37,15 +37,13 @@ def run_with_services(work: Callable[[Services], Awaitable[T]]) -> T:
 
 def in_write_transaction(fn: Callable[[Connection], T]) -> T:
     async def work(services: Services) -> T:
-        async with services.db.writer.begin() as conn:
-            return await conn.run_sync(fn)
+        return await services.db.write(fn)
 
     return run_with_services(work)
 
 
 def in_read_transaction(fn: Callable[[Connection], T]) -> T:
     async def work(services: Services) -> T:
-        async with services.db.reader.connect() as conn:
-            return await conn.run_sync(fn)
+        return await services.db.read(fn)
 
     return run_with_services(work)

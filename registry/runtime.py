@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from litestar import Litestar
-
 from registry.checks.runtime import CheckRuntime
 from registry.db import Database
 from registry.identity.crypto import Secrets, SecretsSource
@@ -42,8 +40,3 @@ class Services:
         self.ingest.close()
         self.checks.close()
         await self.db.dispose()
-
-
-def services_of(app: Litestar | Any) -> Services:
-    services: Services = app.state.services
-    return services

@@ -2,52 +2,136 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, Request, get
-from litestar.params import FromPath
+from litestar.di import Provide
 
+from registry.http.dependencies import Injected
+from registry.http.openapi import PARAMETER, PUBLIC, problems, query
+from registry.http.params import Id
+from registry.identity.crypto import Secrets
+from registry.identity.identifiers import PROVINCES
 from registry.listings.disclosure import PublicEntry
+from registry.listings.schemas import GROUNDS
 from registry.problems import Problem
-from registry.runtime import services_of
-from search.interface import SearchResult
-from search.query import MAX_PARAM_CHARS, PARAMETERS, parse_query
-from search.runtime import search_index_of
+from search.interface import KINDS, SearchIndex, SearchQuery, SearchResult
+from search.query import (
+    DEFAULT_PER_PAGE,
+    MAX_PARAM_CHARS,
+    MAX_PER_PAGE,
+    MAX_QUERY_CHARS,
+    MAX_WINDOW,
+    PARAMETERS,
+    parse_query,
+)
 
 
-def query_params(request: Request[Any, Any, Any]) -> dict[str, str | None]:
-    """The known parameters, each given at most once (a repeated one is ambiguous: refused)."""
-    params: dict[str, str | None] = {}
+def provide_search_query(
+    request: Request[Any, Any, Any],
+    secrets: Injected[Secrets],
+    q: Annotated[
+        str | None,
+        query(f"A name or part of one, in Chinese or pinyin (at most {MAX_QUERY_CHARS} characters)"),
+    ] = None,
+    id_number: Annotated[
+        str | None, query("A full resident ID number (checksum and all): an exact match")
+    ] = None,
+    credit_code: Annotated[str | None, query("A full unified social credit code: an exact match")] = None,
+    province: Annotated[
+        str | None, query("Two-digit province code (GB/T 2260)", enum=sorted(PROVINCES))
+    ] = None,
+    court: Annotated[str | None, query("A court code, e.g. 京0105")] = None,
+    kind: Annotated[str | None, query("The debtor's kind", enum=list(KINDS))] = None,
+    ground: Annotated[str | None, query("A ground for listing", enum=list(GROUNDS))] = None,
+    published_from: Annotated[str | None, query("Published on or after this day", format="date")] = None,
+    published_to: Annotated[str | None, query("Published on or before this day", format="date")] = None,
+    page: Annotated[
+        str | None, query("Page number, from 1", type="integer", minimum=1, maximum=MAX_WINDOW)
+    ] = None,
+    per_page: Annotated[
+        str | None,
+        query(f"Hits a page (default {DEFAULT_PER_PAGE})", type="integer", minimum=1, maximum=MAX_PER_PAGE),
+    ] = None,
+) -> SearchQuery:
+    """The search, validated (search.query): a name, an ID number or a credit code, with filters.
+    Each parameter may be given once: a repeated one is ambiguous, and refused."""
     for name in PARAMETERS:
-        values = request.query_params.getall(name, [])
-        if len(values) > 1:
+        if len(request.query_params.getall(name, [])) > 1:
             raise Problem(
                 400, "repeated_parameter", f"{name} is given more than once", pointer=f"/query/{name}"
             )
-        params[name] = values[0] if values else None
-    return params
+    params = {
+        "q": q,
+        "id_number": id_number,
+        "credit_code": credit_code,
+        "province": province,
+        "court": court,
+        "kind": kind,
+        "ground": ground,
+        "published_from": published_from,
+        "published_to": published_to,
+        "page": page,
+        "per_page": per_page,
+    }
+    return parse_query(params, secrets.blind_index)
+
+
+SEARCH_PROBLEMS = problems(
+    PUBLIC,
+    PARAMETER,
+    {
+        400: (
+            "repeated_parameter",
+            "query_required",
+            "query_too_broad",
+            "query_names_no_one",
+            "query_too_long",
+            "invalid_query",
+            "parameter_too_long",
+            "control_characters",
+            "invalid_id_number",
+            "invalid_credit_code",
+            "conflicting_identifiers",
+            "invalid_court",
+            "unknown_province",
+            "unknown_kind",
+            "unknown_ground",
+            "invalid_date",
+            "invalid_date_range",
+            "invalid_page",
+            "invalid_per_page",
+            "page_out_of_range",
+        )
+    },
+)
 
 
 class PublicSearchController(Controller):
     path = "/v1/public/defaulters"
     tags = ("public",)
 
-    @get("/")
-    async def search(self, request: Request[Any, Any, Any]) -> SearchResult:
+    @get(
+        "/",
+        dependencies={"search_query": Provide(provide_search_query, sync_to_thread=False)},
+        responses=SEARCH_PROBLEMS,
+    )
+    async def search(
+        self, search_query: Injected[SearchQuery], search_index: Injected[SearchIndex]
+    ) -> SearchResult:
         """Search the list by name (Chinese, part of it, or pinyin), or by a full ID number or
         credit code; filter by province, court, kind, ground and publication dates.
 
         Answers `{"hits": [...], "total": N, "facets": {"province": {...}, "ground": {...}}}`.
         """
-        query = parse_query(query_params(request), services_of(request.app).secrets.blind_index)
-        return await search_index_of(request.app).search(query)
+        return await search_index.search(search_query)
 
-    @get("/{listing_id:str}")
-    async def entry(self, request: Request[Any, Any, Any], listing_id: FromPath[str]) -> PublicEntry:
+    @get("/{listing_id:str}", responses=problems(PUBLIC, PARAMETER, {404: "entry_not_found"}))
+    async def entry(self, search_index: Injected[SearchIndex], listing_id: Id) -> PublicEntry:
         """One entry of the list, while it is published."""
         found = None
         if len(listing_id) <= MAX_PARAM_CHARS:
-            found = await search_index_of(request.app).get(listing_id)
+            found = await search_index.get(listing_id)
         if found is None:
             raise Problem(404, "entry_not_found", "no published entry has this id")
         return found

@@ -6,12 +6,16 @@ import logging
 from collections.abc import Sequence
 
 from litestar.config.app import AppConfig
+from litestar.datastructures import State
+from litestar.di import Provide
 
+from registry.http.dependencies import provide_services
 from registry.settings import Settings
 from registry.wiring import Job, Plugin
 from search.api import PublicSearchController
 from search.cli import search
-from search.runtime import follow_index, reconcile_index, search_engine
+from search.interface import SearchIndex
+from search.runtime import engine_of, follow_index, reconcile_index, search_engine
 from search.web.controllers import PublicPages, static_files_router, template_config
 
 
@@ -29,6 +33,11 @@ def _jobs(settings: Settings) -> Sequence[Job]:
     ]
 
 
+def provide_search_index(state: State) -> SearchIndex:
+    """The engine this process opened (`search_engine`), for the public API and web page."""
+    return engine_of(provide_services(state))
+
+
 def _configure(config: AppConfig, _settings: Settings) -> None:
     config.template_config = template_config()
 
@@ -37,6 +46,7 @@ plugin = Plugin(
     name="search",
     routes=[static_files_router()],
     public_routes=[PublicPages, PublicSearchController],
+    dependencies={"search_index": Provide(provide_search_index, sync_to_thread=False)},
     jobs=_jobs,
     cli=[search],
     resources=[search_engine],

@@ -9,17 +9,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
 import anyio
-from litestar import Litestar
 
 from registry.eventlog.readers import follow_sync
 from registry.runtime import Services
 from registry.settings import Settings
 from search.embedded import EmbeddedIndex
 from search.indexer import index_follower, reconcile_with
-from search.interface import SearchEngine, SearchIndex
+from search.interface import SearchEngine
 from search.meili import MeiliIndex
 
 ENGINES: dict[str, Callable[[Settings], SearchEngine]] = {
@@ -48,10 +46,6 @@ async def search_engine(services: Services) -> AsyncIterator[None]:
 def engine_of(services: Services) -> SearchEngine:
     engine: SearchEngine = services.extensions[EXTENSION]
     return engine
-
-
-def search_index_of(app: Litestar | Any) -> SearchIndex:
-    return engine_of(app.state.services)
 
 
 async def follow_index(services: Services) -> int:

@@ -10,28 +10,36 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
+import msgspec
 from litestar import Litestar, MediaType, get
 from litestar.config.app import AppConfig
 from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
-from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp, ControllerRouterHandler, Message, Receive, Scope, Send
 
+from registry.http.body import BodyPlugin
+from registry.http.dependencies import DEPENDENCIES
+from registry.http.errors import handle_http_exception, handle_problem, handle_unexpected
 from registry.http.ratelimit import public_router
 from registry.identity.identifiers import warm_division_cache
-from registry.problems import Problem, handle_http_exception, handle_problem, handle_unexpected
+from registry.problems import Problem
 from registry.runtime import Services
 from registry.settings import Settings
 from registry.wiring import Plugin
+from service.docs import assets_router, openapi_config
 from service.plugins import PLUGINS
 from service.scheduler import build_scheduler
 
 access_log = logging.getLogger("registry.access")
 
 
-@get("/healthz", media_type=MediaType.JSON, tags=["operations"])
-async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+class Health(msgspec.Struct):
+    status: str  # "ok" while the process serves
+
+
+@get("/healthz", media_type=MediaType.JSON, tags=["operations"], sync_to_thread=False)
+def healthz() -> Health:
+    return Health("ok")
 
 
 def access_logging(app: ASGIApp) -> ASGIApp:
@@ -108,9 +116,9 @@ def create_app(
         finally:
             await services.close()
 
-    routes: list[ControllerRouterHandler] = [healthz]
+    routes: list[ControllerRouterHandler] = [healthz, assets_router()]
     public: list[ControllerRouterHandler] = []
-    dependencies: dict[str, Any] = {}
+    dependencies: dict[str, Any] = dict(DEPENDENCIES)
     for plugin in plugins:
         routes.extend(plugin.routes)
         public.extend(plugin.public_routes)
@@ -126,12 +134,8 @@ def create_app(
             HTTPException: handle_http_exception,
             Exception: handle_unexpected,
         },
-        openapi_config=OpenAPIConfig(
-            title="Defaulter credit registry",
-            version="0.1.0",
-            description="Court-certified listings of judgment debtors who refuse to perform.",
-            path="/schema",
-        ),
+        openapi_config=openapi_config(),
+        plugins=[BodyPlugin()],
         middleware=[access_logging],
         request_max_body_size=settings.server.request_max_body_bytes,
         debug=False,

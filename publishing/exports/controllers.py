@@ -7,51 +7,74 @@ from pathlib import Path
 from typing import Any
 
 from litestar import Controller, Request, get
+from litestar.openapi.spec import Schema
+from litestar.openapi.spec.enums import OpenAPIType
 from litestar.params import FromPath
 from litestar.response import File
 
+from publishing.exports.schemas import ExportLink, ExportList
 from publishing.exports.writer import FILE_NAMES, MANIFEST, SIGNATURE, export_days
+from registry.http.dependencies import Injected
+from registry.http.openapi import PARAMETER, PUBLIC, media_types, problems
 from registry.problems import Problem
-from registry.runtime import services_of
+from registry.settings import Settings
 
 _MEDIA_TYPES = {MANIFEST: "application/json", SIGNATURE: "application/octet-stream"}
 
 
-def _folder(request: Request[Any, Any, Any], day: str) -> Path:
+def _folder(export_dir: Path, day: str) -> Path:
     try:
         parsed = date.fromisoformat(day)
     except ValueError as exc:
         raise Problem(400, "invalid_date", "the export date is YYYY-MM-DD") from exc
-    export_dir = services_of(request.app).settings.exports.dir
     if parsed not in export_days(export_dir):
         raise Problem(404, "export_not_found", f"no export for {parsed.isoformat()}")
     return export_dir / parsed.isoformat()
+
+
+_FILE = Schema(type=OpenAPIType.STRING, content_media_type="application/octet-stream")
+# One operation serves gzip files, the JSON manifest and its detached signature.
+_DOWNLOAD = media_types(
+    200,
+    {
+        "application/gzip": _FILE,
+        "application/json": Schema(type=OpenAPIType.OBJECT, description="manifest.json"),
+        "application/octet-stream": _FILE,
+    },
+)
 
 
 class ExportController(Controller):
     path = "/v1/exports"
     tags = ("public",)
 
-    @get("/", sync_to_thread=True)
-    def list_exports(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+    @get("/", sync_to_thread=True, responses=problems(PUBLIC))
+    def list_exports(self, request: Request[Any, Any, Any], settings: Injected[Settings]) -> ExportList:
         """Signed daily exports, newest first. Verify manifest.json.sig against /.well-known/jwks.json."""
         base = str(request.base_url).rstrip("/")
-        days = export_days(services_of(request.app).settings.exports.dir)
-        return {
-            "exports": [
-                {
-                    "date": day.isoformat(),
-                    "manifest": f"{base}/v1/exports/{day.isoformat()}/{MANIFEST}",
-                    "signature": f"{base}/v1/exports/{day.isoformat()}/{SIGNATURE}",
-                }
-                for day in days
+        return ExportList(
+            [
+                ExportLink(
+                    date=day.isoformat(),
+                    manifest=f"{base}/v1/exports/{day.isoformat()}/{MANIFEST}",
+                    signature=f"{base}/v1/exports/{day.isoformat()}/{SIGNATURE}",
+                )
+                for day in export_days(settings.exports.dir)
             ]
-        }
+        )
 
-    @get("/{day:str}/{name:str}", sync_to_thread=True)
-    def download(self, request: Request[Any, Any, Any], day: FromPath[str], name: FromPath[str]) -> File:
-        """One file of an export: listings (.jsonl.gz, .csv.gz), changes.jsonl.gz, manifest.json(.sig)."""
+    @get(
+        "/{day:str}/{name:str}",
+        sync_to_thread=True,
+        operation_class=_DOWNLOAD,
+        responses=problems(
+            PUBLIC, PARAMETER, {400: "invalid_date", 404: ("export_not_found", "export_file_not_found")}
+        ),
+    )
+    def download(self, settings: Injected[Settings], day: FromPath[str], name: FromPath[str]) -> File:
+        """One file of an export: listings (.jsonl.gz, .csv.gz), changes.jsonl.gz (gzip),
+        manifest.json (JSON), manifest.json.sig (the detached signature)."""
         if name not in FILE_NAMES:
             raise Problem(404, "export_file_not_found", f"an export holds {', '.join(FILE_NAMES)}")
-        path = _folder(request, day) / name
+        path = _folder(settings.exports.dir, day) / name
         return File(path, filename=name, media_type=_MEDIA_TYPES.get(name, "application/gzip"))

@@ -7,12 +7,14 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from litestar import Controller, Request, Response, get
+from litestar.di import Provide
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 from sqlalchemy import Connection, select
 
@@ -24,12 +26,16 @@ from publishing.feeds.entries import (
     feed_page,
     feed_state,
 )
-from publishing.feeds.render import FeedLinks, atom, json_feed, rss
+from publishing.feeds.render import FeedLinks, JsonFeed, atom, json_feed, rss
+from publishing.feeds.schemas import DeltaPage
 from registry.calendar import china_date, china_midnight
 from registry.courts.models import Court
+from registry.db import Database
+from registry.http.dependencies import Injected
+from registry.http.openapi import PARAMETER, PUBLIC, problems, query
 from registry.identity.identifiers import PROVINCES, normalise_text
 from registry.problems import Problem
-from registry.runtime import services_of
+from registry.settings import Settings
 from registry.timeutil import utcnow
 
 KINDS = ("person", "organization")
@@ -92,16 +98,36 @@ def _court_exists(conn: Connection, code: str) -> bool:
     return True
 
 
-def _single(request: Request[Any, Any, Any], name: str) -> str | None:
-    values = request.query_params.getall(name, [])
-    if not values:
-        return None
-    if len(values) > 1:
+@dataclass(frozen=True)
+class FeedQuery:
+    filters: FeedFilters
+    before: int | None
+
+
+def _value(request: Request[Any, Any, Any], name: str, value: str | None) -> str | None:
+    if len(request.query_params.getall(name, [])) > 1:
         raise Problem(400, "repeated_parameter", f"give {name} at most once", pointer=f"/{name}")
-    return normalise_text(values[0]).strip()
+    return None if value is None else normalise_text(value).strip()
 
 
-def _filters(request: Request[Any, Any, Any]) -> tuple[FeedFilters, int | None]:
+def provide_feed_query(
+    request: Request[Any, Any, Any],
+    province: Annotated[
+        str | None, query("Two-digit province code (GB/T 2260)", enum=sorted(PROVINCES))
+    ] = None,
+    court: Annotated[str | None, query("A court code, e.g. 京0105")] = None,
+    kind: Annotated[str | None, query("The debtor's kind", enum=list(KINDS))] = None,
+    before: Annotated[
+        str | None,
+        query(
+            "An event number: the page of entries older than it (the `next` link)",
+            type="integer",
+            minimum=1,
+            maximum=MAX_SEQ,
+        ),
+    ] = None,
+) -> FeedQuery:
+    """A feed's filters, each given at most once; any other parameter is refused."""
     unknown = sorted(set(request.query_params.keys()) - FEED_PARAMETERS)
     if unknown:
         raise Problem(
@@ -109,21 +135,27 @@ def _filters(request: Request[Any, Any, Any]) -> tuple[FeedFilters, int | None]:
             "unknown_filter",
             f"unknown parameter {unknown[0]}; feeds take {', '.join(sorted(FEED_PARAMETERS))}",
         )
-    province, court, kind, before = (_single(request, n) for n in ("province", "court", "kind", "before"))
+    province = _value(request, "province", province)
+    court = _value(request, "court", court)
+    kind = _value(request, "kind", kind)
+    before = _value(request, "before", before)
     if province is not None and province not in PROVINCES:
         raise Problem(
             400, "unknown_province", "province must be a two-digit GB/T 2260 code", pointer="/province"
         )
     if kind is not None and kind not in KINDS:
         raise Problem(400, "unknown_kind", "kind must be person or organization", pointer="/kind")
-    if court is not None and not court:
+    # A court is looked up: text PostgreSQL cannot hold (U+0000) names none, and is no query's.
+    if court is not None and (not court or "\x00" in court):
         raise Problem(400, "unknown_court", "court must be a court code", pointer="/court")
     cursor: int | None = None
     if before is not None:
-        if not before.isdigit() or not 1 <= int(before) <= MAX_SEQ:
+        # ASCII digits only: int() also reads other scripts' digits, and str.isdigit() admits
+        # superscripts that int() refuses.
+        if not (before.isascii() and before.isdigit()) or not 1 <= int(before) <= MAX_SEQ:
             raise Problem(400, "invalid_cursor", "before must be a positive event number", pointer="/before")
         cursor = int(before)
-    return FeedFilters(province, court, kind), cursor
+    return FeedQuery(FeedFilters(province, court, kind), cursor)
 
 
 def _matches(request: Request[Any, Any, Any], etag: str, last_modified: datetime) -> bool:
@@ -159,14 +191,43 @@ def _url(base: str, path: str, params: dict[str, Any]) -> str:
     return f"{base}{path}" + (f"?{urlencode(present)}" if present else "")
 
 
+# A feed answers 304 to a reader whose copy is current, and 400 for a bad filter.
+FEED_RESPONSES = {
+    304: ResponseSpec(
+        None, description="Not modified: the page is unchanged since the `ETag` or `Last-Modified` you sent"
+    ),
+    **problems(
+        PUBLIC,
+        PARAMETER,
+        {
+            400: (
+                "unknown_filter",
+                "repeated_parameter",
+                "unknown_province",
+                "unknown_kind",
+                "unknown_court",
+                "invalid_cursor",
+            )
+        },
+    ),
+}
+
+
 class FeedController(Controller):
     path = "/feeds"
     tags = ("public",)
+    dependencies = {"feed_query": Provide(provide_feed_query, sync_to_thread=False)}  # noqa: RUF012
 
-    async def _serve(self, request: Request[Any, Any, Any], fmt: _Format) -> Response[bytes]:
-        filters, before = _filters(request)
-        services = services_of(request.app)
-        size = services.settings.feeds.feed_page_size
+    async def _serve(
+        self,
+        request: Request[Any, Any, Any],
+        query: FeedQuery,
+        db: Database,
+        settings: Settings,
+        fmt: _Format,
+    ) -> Response[bytes]:
+        filters, before = query.filters, query.before
+        size = settings.feeds.feed_page_size
         base = str(request.base_url).rstrip("/")
         params: dict[str, Any] = {"province": filters.province, "court": filters.court, "kind": filters.kind}
 
@@ -202,51 +263,74 @@ class FeedController(Controller):
             _PAGES.put(etag, body)
             return Response(body, media_type=fmt.media_type, headers=headers)
 
-        async with services.db.reader.connect() as conn:
-            return await conn.run_sync(build)
+        return await db.read(build)
 
-    @get("/atom.xml", media_type="application/atom+xml")
-    async def atom_feed(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+    @get("/atom.xml", media_type="application/atom+xml", responses=FEED_RESPONSES)
+    async def atom_feed(
+        self,
+        request: Request[Any, Any, Any],
+        feed_query: Injected[FeedQuery],
+        db: Injected[Database],
+        settings: Injected[Settings],
+    ) -> Response[bytes]:
         """Atom 1.0, newest first; RFC 5005 `first`/`next` links page back through history."""
-        return await self._serve(request, FORMATS["atom"])
+        return await self._serve(request, feed_query, db, settings, FORMATS["atom"])
 
-    @get("/rss.xml", media_type="application/rss+xml")
-    async def rss_feed(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+    @get("/rss.xml", media_type="application/rss+xml", responses=FEED_RESPONSES)
+    async def rss_feed(
+        self,
+        request: Request[Any, Any, Any],
+        feed_query: Injected[FeedQuery],
+        db: Injected[Database],
+        settings: Injected[Settings],
+    ) -> Response[bytes]:
         """RSS 2.0, newest first (older pages with `before`)."""
-        return await self._serve(request, FORMATS["rss"])
+        return await self._serve(request, feed_query, db, settings, FORMATS["rss"])
 
-    @get("/feed.json", media_type="application/feed+json")
-    async def json_feed(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+    @get(
+        "/feed.json",
+        media_type="application/feed+json",
+        responses={
+            200: ResponseSpec(
+                JsonFeed, media_type="application/feed+json", description="A JSON Feed 1.1 page"
+            ),
+            **FEED_RESPONSES,
+        },
+    )
+    async def json_feed(
+        self,
+        request: Request[Any, Any, Any],
+        feed_query: Injected[FeedQuery],
+        db: Injected[Database],
+        settings: Injected[Settings],
+    ) -> Response[bytes]:
         """JSON Feed 1.1, newest first, `next_url` to older pages; `_registry` holds the public entry."""
-        return await self._serve(request, FORMATS["json"])
+        return await self._serve(request, feed_query, db, settings, FORMATS["json"])
 
 
 class PublicationController(Controller):
     path = "/v1/publications"
     tags = ("public",)
 
-    @get("/")
+    @get("/", responses=problems(PUBLIC, PARAMETER, {400: "invalid_cursor"}))
     async def delta(
         self,
-        request: Request[Any, Any, Any],
+        db: Injected[Database],
         after: Annotated[
             int, Parameter(ge=0, le=MAX_SEQ, description="The next_after of your last page")
         ] = 0,
         limit: Annotated[int, Parameter(ge=1, le=MAX_DELTA_LIMIT)] = 100,
-    ) -> dict[str, Any]:
+    ) -> DeltaPage:
         """Publications, amendments and removals in the public profile, oldest first.
 
         Follow with `after` = the `next_after` you got: nothing is skipped or repeated. A
         listing removed before you read its publication shows only as its removal.
         """
-        services = services_of(request.app)
-        today = china_date(utcnow())
+        return await db.read(_delta, after, limit, china_date(utcnow()))
 
-        def page(conn: Connection) -> dict[str, Any]:
-            items, next_after, position = delta_page(conn, after, limit, today)
-            if after > position:
-                raise Problem(400, "invalid_cursor", "after is beyond anything published", pointer="/after")
-            return {"items": items, "next_after": next_after, "position": position}
 
-        async with services.db.reader.connect() as conn:
-            return await conn.run_sync(page)
+def _delta(conn: Connection, after: int, limit: int, today: date) -> DeltaPage:
+    items, next_after, position = delta_page(conn, after, limit, today)
+    if after > position:
+        raise Problem(400, "invalid_cursor", "after is beyond anything published", pointer="/after")
+    return DeltaPage(items=items, next_after=next_after, position=position)

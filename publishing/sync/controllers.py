@@ -2,29 +2,46 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, Response, get, post
-from litestar.params import FromPath, Parameter
+from litestar import Controller, MediaType, Response, get, post
+from litestar.params import Parameter, RequestBody
 from prometheus_client import CONTENT_TYPE_LATEST
+from sqlalchemy import Connection
 
 from publishing.sync import notices
 from publishing.sync import services as sync
 from publishing.sync.metrics import prometheus_text
 from publishing.sync.reconcile import NDJSON, drift_report, snapshot_page
+from publishing.sync.schemas import (
+    AckAnswer,
+    AgencyNotice,
+    DriftReport,
+    NoticeRead,
+    NoticeSummary,
+    PullPage,
+    StatusList,
+    SubscriptionRead,
+    SubscriptionStatus,
+)
 from publishing.sync.signing import signed_response_headers
 from registry.calendar import china_date
-from registry.http.auth import principal_of, roles
-from registry.problems import Problem
-from registry.runtime import services_of
+from registry.clients.services import Principal
+from registry.db import Database
+from registry.http.auth import roles
+from registry.http.body import RequestStruct
+from registry.http.dependencies import Injected
+from registry.http.openapi import BEARER_KEY, BODY, GUARDED, PARAMETER, Codes, problems
+from registry.http.params import Id
+from registry.identity.crypto import Secrets
+from registry.runtime import Services
 from registry.timeutil import utcnow
 
 MAX_SEQ = 2**63 - 1
-T = TypeVar("T")
 
 
-class SubscriptionCreate(msgspec.Struct, forbid_unknown_fields=True):
+class SubscriptionCreate(RequestStruct):
     client_id: str
     profile: str
     mode: str
@@ -32,166 +49,215 @@ class SubscriptionCreate(msgspec.Struct, forbid_unknown_fields=True):
     from_seq: Annotated[int, msgspec.Meta(ge=0, le=MAX_SEQ)] = 0
 
 
-class Replay(msgspec.Struct, forbid_unknown_fields=True):
+class Replay(RequestStruct):
     from_seq: Annotated[int, msgspec.Meta(ge=0, le=MAX_SEQ)]
 
 
-class Ack(msgspec.Struct, forbid_unknown_fields=True):
+class Ack(RequestStruct):
     cursor: Annotated[int, msgspec.Meta(ge=0, le=MAX_SEQ)]
 
 
-def decode(body: bytes, kind: type[T]) -> T:
-    try:
-        return msgspec.json.decode(body, type=kind)
-    except msgspec.ValidationError as exc:
-        raise Problem(422, "invalid_field", str(exc)) from exc
-    except (msgspec.DecodeError, RecursionError) as exc:
-        raise Problem(400, "invalid_json", "the body is not valid JSON (or is nested too deep)") from exc
+SUBSCRIPTION: Codes = {404: "subscription_not_found"}
+OWN_SUBSCRIPTION: Codes = {404: "subscription_not_found", 409: "wrong_mode"}
+NOTICE: Codes = {404: "notice_not_found"}
 
 
 class SubscriptionAdminController(Controller):
     path = "/v1/sync/subscriptions"
     tags = ("agency sync",)
     guards = [roles("admin")]  # noqa: RUF012 - Litestar reads it as a class attribute
+    security = BEARER_KEY
 
-    @post("/", status_code=201)
-    async def create(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+    @post(
+        "/",
+        status_code=201,
+        responses=problems(
+            GUARDED,
+            BODY,
+            {
+                404: "client_not_found",
+                422: (
+                    "unknown_profile",
+                    "unknown_mode",
+                    "endpoint_required",
+                    "endpoint_not_allowed",
+                    "invalid_endpoint_url",
+                    "cursor_beyond_head",
+                    "not_an_agency",
+                ),
+            },
+        ),
+    )
+    async def create(
+        self,
+        data: RequestBody[SubscriptionCreate],
+        db: Injected[Database],
+        principal: Injected[Principal],
+    ) -> SubscriptionRead:
         """Subscribe an agency client: profile, push (with an https endpoint) or pull, start position."""
-        body = decode(await request.body(), SubscriptionCreate)
-        services = services_of(request.app)
-        actor = principal_of(request).actor
-        async with services.db.writer.begin() as conn:
-            return await conn.run_sync(
-                lambda c: sync.create_subscription(
-                    c,
-                    client_id=body.client_id,
-                    profile=body.profile,
-                    mode=body.mode,
-                    endpoint_url=body.endpoint_url,
-                    from_seq=body.from_seq,
-                    actor=actor,
-                    now=utcnow(),
-                )
-            )
+        created = await db.write(
+            sync.create_subscription,
+            client_id=data.client_id,
+            profile=data.profile,
+            mode=data.mode,
+            endpoint_url=data.endpoint_url,
+            from_seq=data.from_seq,
+            actor=principal.actor,
+            now=utcnow(),
+        )
+        return msgspec.convert(created, SubscriptionRead)
 
-    @get("/")
-    async def list_all(self, request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
-        services = services_of(request.app)
-        async with services.db.reader.connect() as conn:
-            return await conn.run_sync(sync.list_subscriptions)
+    @get("/", responses=problems(GUARDED))
+    async def list_all(self, db: Injected[Database]) -> list[SubscriptionRead]:
+        return msgspec.convert(await db.read(sync.list_subscriptions), list[SubscriptionRead])
 
-    @get("/{subscription_id:str}")
-    async def inspect(
-        self, request: Request[Any, Any, Any], subscription_id: FromPath[str]
-    ) -> dict[str, Any]:
+    @get("/{subscription_id:str}", responses=problems(GUARDED, PARAMETER, SUBSCRIPTION))
+    async def inspect(self, db: Injected[Database], subscription_id: Id) -> SubscriptionStatus:
         """Settings, cursor, backlog, failures and delivery latency percentiles."""
-        services = services_of(request.app)
-        async with services.db.reader.connect() as conn:
-            return await conn.run_sync(sync.subscription_status, subscription_id)
+        return msgspec.convert(await db.read(sync.subscription_status, subscription_id), SubscriptionStatus)
 
-    @get("/{subscription_id:str}/drift")
-    async def drift(self, request: Request[Any, Any, Any], subscription_id: FromPath[str]) -> dict[str, Any]:
+    @get("/{subscription_id:str}/drift", responses=problems(GUARDED, PARAMETER, SUBSCRIPTION))
+    async def drift(self, db: Injected[Database], subscription_id: Id) -> DriftReport:
         """Listings where the agency's acknowledged state differs from the registry's."""
-        services = services_of(request.app)
-        async with services.db.reader.connect() as conn:
-            return await conn.run_sync(drift_report, subscription_id, None)
+        return msgspec.convert(await db.read(drift_report, subscription_id, None), DriftReport)
 
-    @post("/{subscription_id:str}/pause", status_code=200)
-    async def pause(self, request: Request[Any, Any, Any], subscription_id: FromPath[str]) -> dict[str, Any]:
-        return await self._set_state(request, subscription_id, "paused")
+    @post(
+        "/{subscription_id:str}/pause", status_code=200, responses=problems(GUARDED, PARAMETER, SUBSCRIPTION)
+    )
+    async def pause(
+        self, db: Injected[Database], principal: Injected[Principal], subscription_id: Id
+    ) -> SubscriptionRead:
+        paused = await db.write(
+            sync.set_state, subscription_id, "paused", actor=principal.actor, now=utcnow()
+        )
+        return msgspec.convert(paused, SubscriptionRead)
 
-    @post("/{subscription_id:str}/resume", status_code=200)
-    async def resume(self, request: Request[Any, Any, Any], subscription_id: FromPath[str]) -> dict[str, Any]:
+    @post(
+        "/{subscription_id:str}/resume",
+        status_code=200,
+        responses=problems(GUARDED, PARAMETER, SUBSCRIPTION),
+    )
+    async def resume(
+        self, db: Injected[Database], principal: Injected[Principal], subscription_id: Id
+    ) -> SubscriptionRead:
         """Active again; clears a `failing` flag and the retry count."""
-        return await self._set_state(request, subscription_id, "active")
+        active = await db.write(
+            sync.set_state, subscription_id, "active", actor=principal.actor, now=utcnow()
+        )
+        return msgspec.convert(active, SubscriptionRead)
 
-    async def _set_state(self, request: Request[Any, Any, Any], sub_id: str, state: str) -> dict[str, Any]:
-        services = services_of(request.app)
-        actor = principal_of(request).actor
-        async with services.db.writer.begin() as conn:
-            return await conn.run_sync(lambda c: sync.set_state(c, sub_id, state, actor=actor, now=utcnow()))
-
-    @post("/{subscription_id:str}/replay", status_code=200)
-    async def replay(self, request: Request[Any, Any, Any], subscription_id: FromPath[str]) -> dict[str, Any]:
+    @post(
+        "/{subscription_id:str}/replay",
+        status_code=200,
+        responses=problems(GUARDED, BODY, PARAMETER, SUBSCRIPTION, {422: "cursor_beyond_head"}),
+    )
+    async def replay(
+        self,
+        data: RequestBody[Replay],
+        db: Injected[Database],
+        principal: Injected[Principal],
+        subscription_id: Id,
+    ) -> SubscriptionRead:
         """Deliver again everything after `from_seq`; also clears a `failing` flag."""
-        body = decode(await request.body(), Replay)
-        services = services_of(request.app)
-        actor = principal_of(request).actor
-        async with services.db.writer.begin() as conn:
-            return await conn.run_sync(
-                lambda c: sync.replay(c, subscription_id, body.from_seq, actor=actor, now=utcnow())
-            )
+        replayed = await db.write(
+            sync.replay, subscription_id, data.from_seq, actor=principal.actor, now=utcnow()
+        )
+        return msgspec.convert(replayed, SubscriptionRead)
 
 
 class SyncStatusController(Controller):
     path = "/"
     tags = ("agency sync",)
     guards = [roles("admin")]  # noqa: RUF012 - Litestar reads it as a class attribute
+    security = BEARER_KEY
 
-    @get("/v1/sync/status")
-    async def status(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+    @get("/v1/sync/status", responses=problems(GUARDED))
+    async def status(self, db: Injected[Database]) -> StatusList:
         """Every subscription: backlog, last delivered event, latency percentiles, failures."""
-        return {"subscriptions": await _statuses(request)}
+        return msgspec.convert({"subscriptions": await db.read(_statuses)}, StatusList)
 
-    @get("/metrics", media_type=CONTENT_TYPE_LATEST)
-    async def metrics(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+    @get("/metrics", media_type=CONTENT_TYPE_LATEST, responses=problems(GUARDED))
+    async def metrics(self, db: Injected[Database]) -> Response[bytes]:
         """The same figures as Prometheus text (scrape with a bearer admin key)."""
-        return Response(prometheus_text(await _statuses(request)), media_type=CONTENT_TYPE_LATEST)
+        return Response(prometheus_text(await db.read(_statuses)), media_type=CONTENT_TYPE_LATEST)
 
 
-async def _statuses(request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
-    services = services_of(request.app)
+def _statuses(conn: Connection) -> list[dict[str, Any]]:
+    return [sync.subscription_status(conn, s["id"]) for s in sync.list_subscriptions(conn)]
 
-    def read(conn: Any) -> list[dict[str, Any]]:
-        return [sync.subscription_status(conn, s["id"]) for s in sync.list_subscriptions(conn)]
 
-    async with services.db.reader.connect() as conn:
-        return await conn.run_sync(read)
+def _snapshot(conn: Connection, *args: Any) -> bytes:
+    """One page and the log position it reflects, read in one moment."""
+    if conn.dialect.name != "sqlite":
+        conn.execution_options(isolation_level="REPEATABLE READ")
+    with conn.begin():
+        return snapshot_page(conn, *args)
 
 
 class AgencyFeedController(Controller):
     path = "/v1/sync/{subscription_id:str}"
     tags = ("agency sync",)
     guards = [roles("agency")]  # noqa: RUF012 - Litestar reads it as a class attribute
+    security = BEARER_KEY
 
-    @get("/events")
+    @get(
+        "/events",
+        responses=problems(
+            GUARDED, PARAMETER, OWN_SUBSCRIPTION, {409: "subscription_paused", 422: "cursor_beyond_head"}
+        ),
+    )
     async def events(
         self,
-        request: Request[Any, Any, Any],
-        subscription_id: FromPath[str],
+        db: Injected[Database],
+        secrets: Injected[Secrets],
+        principal: Injected[Principal],
+        subscription_id: Id,
         after: Annotated[
             int | None, Parameter(ge=0, le=MAX_SEQ, description="Default: your acknowledged cursor")
         ] = None,
         limit: Annotated[int, Parameter(ge=1, le=1000, description="Log events scanned")] = 100,
-    ) -> dict[str, Any]:
-        """Your profile's events after `after`, in log order; then acknowledge `next_after`."""
-        services = services_of(request.app)
-        client_id = principal_of(request).client_id
-        keyring = services.secrets.keyring
+    ) -> PullPage:
+        """Your profile's events after `after`, in log order; then acknowledge `next_after`.
+        Each event's `listing` is your profile's record of the listing."""
         today = china_date(utcnow())
-        async with services.db.writer.begin() as conn:
-            return await conn.run_sync(
-                lambda c: sync.pull_events(c, subscription_id, client_id, after, limit, keyring, today)
-            )
+        page = await db.write(
+            sync.pull_events, subscription_id, principal.client_id, after, limit, secrets.keyring, today
+        )
+        return msgspec.convert(page, PullPage)
 
-    @post("/ack", status_code=200)
-    async def ack(self, request: Request[Any, Any, Any], subscription_id: FromPath[str]) -> dict[str, Any]:
+    @post(
+        "/ack",
+        status_code=200,
+        responses=problems(
+            GUARDED,
+            BODY,
+            PARAMETER,
+            OWN_SUBSCRIPTION,
+            {409: ("cursor_not_delivered", "cursor_behind", "cursor_conflict")},
+        ),
+    )
+    async def ack(
+        self,
+        data: RequestBody[Ack],
+        db: Injected[Database],
+        principal: Injected[Principal],
+        subscription_id: Id,
+    ) -> AckAnswer:
         """You have applied everything up to `cursor` (at most the last `next_after` you were given)."""
-        body = decode(await request.body(), Ack)
-        services = services_of(request.app)
-        client_id = principal_of(request).client_id
-        async with services.db.writer.begin() as conn:
-            return await conn.run_sync(
-                lambda c: sync.acknowledge(c, subscription_id, client_id, body.cursor, utcnow())
-            )
+        acked = await db.write(sync.acknowledge, subscription_id, principal.client_id, data.cursor, utcnow())
+        return msgspec.convert(acked, AckAnswer)
 
-    @get("/snapshot", media_type=NDJSON)
+    @get("/snapshot", media_type=NDJSON, responses=problems(GUARDED, PARAMETER, OWN_SUBSCRIPTION))
     async def snapshot(
         self,
-        request: Request[Any, Any, Any],
-        subscription_id: FromPath[str],
+        services: Injected[Services],
+        principal: Injected[Principal],
+        subscription_id: Id,
         after: Annotated[
-            str, Parameter(max_length=32, description="The last listing id of the previous page")
+            str,
+            Parameter(
+                max_length=32, pattern=r"^[^\x00]*$", description="The last listing id of the previous page"
+            ),
         ] = "",
         limit: Annotated[int, Parameter(ge=1, le=5000)] = 1000,
     ) -> Response[bytes]:
@@ -200,32 +266,28 @@ class AgencyFeedController(Controller):
         The first line gives the log `position` the page reflects and `next_after` (null on
         the last page). Verify each page's RFC 9421 signature with the registry's JWK Set.
         """
-        services = services_of(request.app)
-        client_id = principal_of(request).client_id
-        keyring = services.secrets.keyring
-        today = china_date(utcnow())
-        async with services.db.reader.connect() as conn:
-            if not services.db.is_sqlite:
-                # The listings and the log position must be one moment.
-                await conn.execution_options(isolation_level="REPEATABLE READ")
-            async with conn.begin():
-                body = await conn.run_sync(
-                    snapshot_page, subscription_id, client_id, after, limit, keyring, today
-                )
+        body = await services.db.read(
+            _snapshot,
+            subscription_id,
+            principal.client_id,
+            after,
+            limit,
+            services.secrets.keyring,
+            china_date(utcnow()),
+        )
         headers = signed_response_headers(services.signer, 200, body, NDJSON)
         headers.pop("Content-Type")  # set, identically, by media_type
         return Response(body, media_type=NDJSON, headers=headers)
 
-    @get("/drift")
-    async def drift(self, request: Request[Any, Any, Any], subscription_id: FromPath[str]) -> dict[str, Any]:
+    @get("/drift", responses=problems(GUARDED, PARAMETER, OWN_SUBSCRIPTION))
+    async def drift(
+        self, db: Injected[Database], principal: Injected[Principal], subscription_id: Id
+    ) -> DriftReport:
         """Where your acknowledged state differs from the registry's (listing ids only)."""
-        services = services_of(request.app)
-        client_id = principal_of(request).client_id
-        async with services.db.reader.connect() as conn:
-            return await conn.run_sync(drift_report, subscription_id, client_id)
+        return msgspec.convert(await db.read(drift_report, subscription_id, principal.client_id), DriftReport)
 
 
-class Objection(msgspec.Struct, forbid_unknown_fields=True):
+class Objection(RequestStruct):
     text: str
 
 
@@ -234,66 +296,96 @@ class NoticeController(Controller):
 
     path = "/v1/notices"
     tags = ("assistance notices",)
+    security = BEARER_KEY
 
-    @get("/", guards=[roles("agency")])
-    async def list_own(self, request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
-        services = services_of(request.app)
-        client_id = principal_of(request).client_id
-        async with services.db.reader.connect() as conn:
-            return await conn.run_sync(notices.list_notices, client_id, utcnow())
+    @get("/", guards=[roles("agency")], responses=problems(GUARDED))
+    async def list_own(self, db: Injected[Database], principal: Injected[Principal]) -> list[NoticeSummary]:
+        notices_ = await db.read(notices.list_notices, principal.client_id, utcnow())
+        return msgspec.convert(notices_, list[NoticeSummary])
 
-    @get("/objections", guards=[roles("court", "admin")])
-    async def objections(self, request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
+    @get("/objections", guards=[roles("court", "admin")], responses=problems(GUARDED))
+    async def objections(self, db: Injected[Database], principal: Injected[Principal]) -> list[AgencyNotice]:
         """Objections agencies filed on your court's listings (Art. 20); every court's for an admin."""
-        services = services_of(request.app)
-        court = principal_of(request).bound_court
-        async with services.db.reader.connect() as conn:
-            return await conn.run_sync(notices.court_objections, court, utcnow())
+        objected = await db.read(notices.court_objections, principal.bound_court, utcnow())
+        return msgspec.convert(objected, list[AgencyNotice])
 
-    @get("/overdue", guards=[roles("admin")])
-    async def overdue(self, request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
+    @get("/overdue", guards=[roles("admin")], responses=problems(GUARDED))
+    async def overdue(self, db: Injected[Database]) -> list[AgencyNotice]:
         """Notices unacknowledged past their deadline, for escalation (Art. 24)."""
-        services = services_of(request.app)
-        async with services.db.reader.connect() as conn:
-            return await conn.run_sync(notices.overdue_notices, utcnow())
+        return msgspec.convert(await db.read(notices.overdue_notices, utcnow()), list[AgencyNotice])
 
-    @get("/{notice_id:str}", guards=[roles("agency")])
-    async def read(self, request: Request[Any, Any, Any], notice_id: FromPath[str]) -> dict[str, Any]:
-        return await _read_notice(request, notice_id)
+    @get("/{notice_id:str}", guards=[roles("agency")], responses=problems(GUARDED, PARAMETER, NOTICE))
+    async def read(
+        self,
+        db: Injected[Database],
+        secrets: Injected[Secrets],
+        principal: Injected[Principal],
+        notice_id: Id,
+    ) -> NoticeRead:
+        return msgspec.convert(await _read_notice(db, secrets, principal, notice_id), NoticeRead)
 
-    @get("/{notice_id:str}/print", guards=[roles("agency")], media_type="text/html")
-    async def printable(self, request: Request[Any, Any, Any], notice_id: FromPath[str]) -> Response[str]:
-        return Response(notices.render_html(await _read_notice(request, notice_id)), media_type="text/html")
+    @get(
+        "/{notice_id:str}/print",
+        guards=[roles("agency")],
+        media_type=MediaType.HTML,
+        responses=problems(GUARDED, PARAMETER, NOTICE),
+    )
+    async def printable(
+        self,
+        db: Injected[Database],
+        secrets: Injected[Secrets],
+        principal: Injected[Principal],
+        notice_id: Id,
+    ) -> Response[str]:
+        """The notice as a page to print and sign."""
+        notice = await _read_notice(db, secrets, principal, notice_id)
+        return Response(notices.render_html(notice), media_type=MediaType.HTML)
 
-    @post("/{notice_id:str}/acknowledge", guards=[roles("agency")], status_code=200)
-    async def acknowledge(self, request: Request[Any, Any, Any], notice_id: FromPath[str]) -> dict[str, Any]:
-        services = services_of(request.app)
-        principal = principal_of(request)
-        async with services.db.writer.begin() as conn:
-            return await conn.run_sync(
-                lambda c: notices.acknowledge_notice(
-                    c, notice_id, principal.client_id, actor=principal.actor, now=utcnow()
-                )
-            )
+    @post(
+        "/{notice_id:str}/acknowledge",
+        guards=[roles("agency")],
+        status_code=200,
+        responses=problems(GUARDED, PARAMETER, NOTICE),
+    )
+    async def acknowledge(
+        self, db: Injected[Database], principal: Injected[Principal], notice_id: Id
+    ) -> NoticeSummary:
+        acknowledged = await db.write(
+            notices.acknowledge_notice, notice_id, principal.client_id, actor=principal.actor, now=utcnow()
+        )
+        return msgspec.convert(acknowledged, NoticeSummary)
 
-    @post("/{notice_id:str}/objection", guards=[roles("agency")], status_code=201)
-    async def object_to(self, request: Request[Any, Any, Any], notice_id: FromPath[str]) -> dict[str, Any]:
+    @post(
+        "/{notice_id:str}/objection",
+        guards=[roles("agency")],
+        status_code=201,
+        responses=problems(
+            GUARDED, BODY, PARAMETER, NOTICE, {409: "already_objected", 422: "invalid_objection"}
+        ),
+    )
+    async def object_to(
+        self,
+        data: RequestBody[Objection],
+        db: Injected[Database],
+        principal: Injected[Principal],
+        notice_id: Id,
+    ) -> NoticeSummary:
         """Art. 20: the objection goes to the court; the measure stands until the court decides."""
-        body = decode(await request.body(), Objection)
-        services = services_of(request.app)
-        principal = principal_of(request)
-        async with services.db.writer.begin() as conn:
-            return await conn.run_sync(
-                lambda c: notices.object_to_notice(
-                    c, notice_id, principal.client_id, body.text, actor=principal.actor, now=utcnow()
-                )
-            )
+        objected = await db.write(
+            notices.object_to_notice,
+            notice_id,
+            principal.client_id,
+            data.text,
+            actor=principal.actor,
+            now=utcnow(),
+        )
+        return msgspec.convert(objected, NoticeSummary)
 
 
-async def _read_notice(request: Request[Any, Any, Any], notice_id: str) -> dict[str, Any]:
-    services = services_of(request.app)
-    client_id = principal_of(request).client_id
-    keyring = services.secrets.keyring
+async def _read_notice(
+    db: Database, secrets: Secrets, principal: Principal, notice_id: str
+) -> dict[str, Any]:
     now = utcnow()
-    async with services.db.reader.connect() as conn:
-        return await conn.run_sync(notices.read_notice, notice_id, client_id, keyring, china_date(now), now)
+    return await db.read(
+        notices.read_notice, notice_id, principal.client_id, secrets.keyring, china_date(now), now
+    )

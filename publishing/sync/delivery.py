@@ -157,17 +157,15 @@ async def deliver_subscription(services: Services, http: httpx.AsyncClient, clai
         while time.monotonic() < deadline:
             keyring = services.secrets.keyring
             today = china_date(utcnow())
-            async with services.db.reader.connect() as conn:
-                events, scanned = await conn.run_sync(
-                    collect_events, claim.id, profile, cursor, settings.sync.batch_size, keyring, today
-                )
+            events, scanned = await services.db.read(
+                collect_events, claim.id, profile, cursor, settings.sync.batch_size, keyring, today
+            )
             if scanned == cursor:
                 break
             if events:
                 error = await _post(services, http, claim, events)
                 if error is not None:
-                    async with services.db.writer.begin() as conn:
-                        await conn.run_sync(record_failure, claim.id, owner, error, utcnow(), services)
+                    await services.db.write(record_failure, claim.id, owner, error, utcnow(), services)
                     return sent
             now = utcnow()
             states = [
@@ -182,25 +180,23 @@ async def deliver_subscription(services: Services, http: httpx.AsyncClient, clai
                 )
                 for e in events
             ]
-            async with services.db.writer.begin() as conn:
-                moved = await conn.run_sync(
-                    advance,
-                    claim.id,
-                    cursor,
-                    scanned,
-                    now,
-                    states,
-                    len(events),
-                    lease_owner=owner,
-                    lease_until=now + lease,
-                )
+            moved = await services.db.write(
+                advance,
+                claim.id,
+                cursor,
+                scanned,
+                now,
+                states,
+                len(events),
+                lease_owner=owner,
+                lease_until=now + lease,
+            )
             if not moved:
                 logger.warning("subscription %s: lease lost, stopping", claim.id)
                 return sent
             cursor, sent = scanned, sent + len(events)
     finally:
-        async with services.db.writer.begin() as conn:
-            await conn.run_sync(release, claim.id, owner)
+        await services.db.write(release, claim.id, owner)
     return sent
 
 
@@ -224,14 +220,13 @@ async def deliver_due(services: Services, owner: str | None = None) -> int:
     pass started while a long one runs serves only the subscriptions the long one has not."""
     settings = services.settings
     owner = owner or worker_id()
-    async with services.db.writer.begin() as conn:
-        claims = await conn.run_sync(
-            claim_due,
-            owner,
-            utcnow(),
-            timedelta(seconds=settings.sync.lease_seconds),
-            settings.sync.max_parallel,
-        )
+    claims = await services.db.write(
+        claim_due,
+        owner,
+        utcnow(),
+        timedelta(seconds=settings.sync.lease_seconds),
+        settings.sync.max_parallel,
+    )
     if not claims:
         return 0
     timeout = httpx.Timeout(settings.sync.timeout_seconds)

@@ -41,11 +41,8 @@ class RemovalInfo(msgspec.Struct, frozen=True):
     effective_on: str
 
 
-class SyncEvent(msgspec.Struct, frozen=True, kw_only=True):
-    """One event as an agency receives it. `listing` is the profile's view of the listing
-    as it stands when the event is sent (receivers apply events in `seq` order and keep
-    the highest `listing_version`); it is null only for the `public` profile once a
-    listing has left the public list."""
+class EventHead(msgspec.Struct, frozen=True, kw_only=True):
+    """What an event an agency receives says of itself, whatever the profile."""
 
     seq: int
     idempotency_key: str
@@ -53,6 +50,14 @@ class SyncEvent(msgspec.Struct, frozen=True, kw_only=True):
     occurred_at: str
     listing_id: str
     listing_version: int
+
+
+class SyncEvent(EventHead, frozen=True, kw_only=True):
+    """One event as an agency receives it. `listing` is the profile's view of the listing
+    as it stands when the event is sent (receivers apply events in `seq` order and keep
+    the highest `listing_version`); it is null only for the `public` profile once a
+    listing has left the public list."""
+
     listing: ProfileRecord | None
     removal: RemovalInfo | None = None
 

@@ -26,7 +26,7 @@ def check_command(
     import msgspec
 
     from registry.checks.schemas import CheckRequest, CheckSubject
-    from registry.checks.services import CheckOutcome, answer, decode_request, record, run_check
+    from registry.checks.services import CheckOutcome, answer, record, run_check, validate_request
     from registry.checks.stores import CoreStore
 
     subject = (
@@ -34,10 +34,9 @@ def check_command(
         if organization
         else CheckSubject(id_number=identifier, name=name)
     )
-    body = msgspec.json.encode(CheckRequest(subjects=[subject], purpose=purpose, reference=reference))
+    request = validate_request(CheckRequest(subjects=[subject], purpose=purpose, reference=reference), 1)
 
     async def work(services: Services) -> bytes:
-        request = decode_request(body, 1)
 
         def check(sync: Connection) -> CheckOutcome:
             store = CoreStore(sync)
@@ -51,8 +50,7 @@ def check_command(
             record(store, outcome, quota=None)
             return outcome
 
-        async with services.db.writer.begin() as conn:
-            outcome = await conn.run_sync(check)
+        outcome = await services.db.write(check)
         return msgspec.json.encode(answer(outcome, services.checks.receipts))
 
     click.echo(run_with_services(work).decode())

@@ -4,23 +4,37 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Controller, MediaType, Request, Response, get, post, put
-from litestar.params import PathParameter, QueryParameter
+from litestar import Controller, Request, get, post, put
+from litestar.openapi.spec import Schema
+from litestar.openapi.spec.enums import OpenAPIType
+from litestar.params import PathParameter, QueryParameter, RequestBody
 from litestar.response import Stream
+from sqlalchemy import Connection
 
 from registry.checks.querylog import csv_lines, export_page
-from registry.checks.schemas import PURPOSES, EndpointRequest, VerifyRequest, WatchRequest
+from registry.checks.schemas import (
+    PURPOSES,
+    CheckAnswer,
+    CheckRequest,
+    EndpointAnswer,
+    EndpointRequest,
+    VerifyAnswer,
+    VerifyRequest,
+    WatchChanges,
+    WatchlistSummary,
+    WatchRequest,
+    WatchResults,
+)
 from registry.checks.services import (
     CheckOutcome,
-    RateLimited,
     answer,
     authenticate_bank,
-    decode_request,
     record,
     run_check,
+    validate_request,
 )
 from registry.checks.stores import CheckStore, CoreStore
 from registry.checks.watchlist import (
@@ -32,50 +46,62 @@ from registry.checks.watchlist import (
     set_endpoint,
     summary,
 )
-from registry.http.auth import principal_of, roles
-from registry.problems import Problem, problem_response
-from registry.runtime import services_of
+from registry.clients.services import Principal
+from registry.db import Database
+from registry.http.auth import roles
+from registry.http.dependencies import Injected
+from registry.http.openapi import BEARER_KEY, BODY, GUARDED, PARAMETER, media_types, problems
+from registry.problems import Problem
+from registry.runtime import Services
+from registry.settings import Settings
 from registry.timeutil import utcnow
 
-T = TypeVar("T")
 MAX_SEQ = 2**63 - 1
 EXPORT_PAGE = 5000
+NDJSON = "application/x-ndjson"
+CSV = "text/csv; charset=utf-8"
 
 
 def _read_and_record(
-    store: CheckStore, work: Callable[[CheckStore], CheckOutcome], quota: int
+    conn: Connection, work: Callable[[CheckStore], CheckOutcome], quota: int
 ) -> CheckOutcome:
+    store = CoreStore(conn)
     outcome = work(store)
     record(store, outcome, quota)
     return outcome
-
-
-def _decode(body: bytes, schema: type[T]) -> T:
-    try:
-        return msgspec.json.decode(body, type=schema)
-    except msgspec.ValidationError as exc:
-        raise Problem(400, "invalid_request", str(exc)) from exc
-    except msgspec.DecodeError as exc:
-        raise Problem(400, "invalid_json", "the body is not JSON") from exc
 
 
 class CheckController(Controller):
     path = "/v1/checks"
     tags = ("bank checks",)
 
-    @post("/", status_code=200)
-    async def check(self, request: Request[Any, Any, Any]) -> Response[Any]:
+    @post(
+        "/",
+        status_code=200,
+        # The bank is authenticated on the check's own connection, not by a guard.
+        security=BEARER_KEY,
+        responses=problems(
+            BODY,
+            GUARDED,
+            {
+                413: "batch_too_large",
+                422: ("unknown_purpose", "no_subjects"),
+                429: ("rate_limited", "daily_quota_exceeded"),
+            },
+        ),
+    )
+    async def check(
+        self, request: Request[Any, Any, Any], data: RequestBody[CheckRequest], services: Injected[Services]
+    ) -> CheckAnswer:
         """Check up to 1,000 subjects before lending (Art. 14). Role `bank`. Each answer
         carries a signed receipt; every subject is logged (hashed) before the answer leaves."""
-        services = services_of(request.app)
         settings = services.settings
-        body = await request.body()
         authorization = request.headers.get("authorization", "")
 
         def work(store: CheckStore) -> CheckOutcome:
             client_id = authenticate_bank(store, authorization)
             services.checks.throttle(client_id)
-            check = decode_request(body, settings.checks.batch_max_subjects)
+            check = validate_request(data, settings.checks.batch_max_subjects)
             return run_check(
                 store,
                 client_id=client_id,
@@ -85,33 +111,24 @@ class CheckController(Controller):
             )
 
         quota = settings.checks.daily_quota
-        try:
-            group_commit = services.checks.group_commit
-            if group_commit is not None:
-                # SQLite: read inline on the driver, then log with the checks of this moment.
-                outcome = services.checks.read_on_sqlite(work)
-                await group_commit.record(outcome, quota)
-            else:
-                async with services.db.writer.begin() as conn:
-                    outcome = await conn.run_sync(lambda sync: _read_and_record(CoreStore(sync), work, quota))
-        except RateLimited as limited:
-            response = problem_response(limited)
-            response.headers["Retry-After"] = str(limited.retry_after)
-            return response
-        return Response(
-            msgspec.json.encode(answer(outcome, services.checks.receipts)), media_type=MediaType.JSON
-        )
+        group_commit = services.checks.group_commit
+        if group_commit is not None:
+            # SQLite: read inline on the driver, then log with the checks of this moment.
+            outcome = services.checks.read_on_sqlite(work)
+            await group_commit.record(outcome, quota)
+        else:
+            outcome = await services.db.write(_read_and_record, work, quota)
+        return answer(outcome, services.checks.receipts)
 
-    @post("/verify", status_code=200)
-    async def verify(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+    @post("/verify", status_code=200, responses=problems(BODY))
+    async def verify(self, data: RequestBody[VerifyRequest], services: Injected[Services]) -> VerifyAnswer:
         """Public: is this receipt genuine? `reason` is `genuine`, `malformed`,
         `unsupported_algorithm`, `unknown_kid`, `bad_signature`, `altered` or `not_a_receipt`."""
-        body = _decode(await request.body(), VerifyRequest)
-        return services_of(request.app).checks.receipts.verify(body.receipt).to_dict()
+        return msgspec.convert(services.checks.receipts.verify(data.receipt).to_dict(), VerifyAnswer)
 
     @get("/purposes", sync_to_thread=False)
     def purposes(self) -> dict[str, str]:
-        """The purposes a check may name."""
+        """The purposes a check may name, each with what it is for."""
         return PURPOSES
 
 
@@ -119,89 +136,98 @@ class WatchlistController(Controller):
     path = "/v1/watchlist"
     tags = ("bank checks",)
     guards = [roles("bank")]  # noqa: RUF012 - Litestar's declaration style
+    security = BEARER_KEY
 
-    @get("/")
-    async def show(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+    @get("/", responses=problems(GUARDED))
+    async def show(self, db: Injected[Database], principal: Injected[Principal]) -> WatchlistSummary:
         """How many subjects this bank watches, and its push endpoint."""
-        client_id = principal_of(request).client_id
-        async with services_of(request.app).db.reader.connect() as conn:
-            return await conn.run_sync(summary, client_id)
+        return WatchlistSummary(**await db.read(summary, principal.client_id))
 
-    @post("/subjects", status_code=200)
-    async def add(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
-        """Watch borrowers: full identifiers in, blind-index values stored, nothing else."""
-        return await self._change(request, add=True)
+    @post("/subjects", status_code=200, responses=problems(GUARDED, BODY, {413: "batch_too_large"}))
+    async def add(
+        self, data: RequestBody[WatchRequest], services: Injected[Services], principal: Injected[Principal]
+    ) -> WatchResults:
+        """Watch borrowers: full identifiers in, blind-index values stored, nothing else. A subject
+        whose identifier does not parse gets its `error` (as in a check); the rest are watched."""
+        return await self._change(data, services, principal, add=True)
 
-    @post("/subjects/remove", status_code=200)
-    async def remove(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+    @post("/subjects/remove", status_code=200, responses=problems(GUARDED, BODY, {413: "batch_too_large"}))
+    async def remove(
+        self, data: RequestBody[WatchRequest], services: Injected[Services], principal: Injected[Principal]
+    ) -> WatchResults:
         """Stop watching borrowers."""
-        return await self._change(request, add=False)
+        return await self._change(data, services, principal, add=False)
 
-    async def _change(self, request: Request[Any, Any, Any], *, add: bool) -> dict[str, Any]:
-        services = services_of(request.app)
-        body = _decode(await request.body(), WatchRequest)
+    async def _change(
+        self, body: WatchRequest, services: Services, principal: Principal, *, add: bool
+    ) -> WatchResults:
         limit = services.settings.checks.watchlist_max_subjects
         if len(body.subjects) > limit:
             raise Problem(
                 413, "batch_too_large", f"at most {limit} subjects a request", extra={"limit": limit}
             )
         subjects = parse_watch_subjects(body.subjects, services.secrets.blind_index)
-        client_id = principal_of(request).client_id
-        now = utcnow()
-        async with services.db.writer.begin() as conn:
-            if add:
-                results = await conn.run_sync(add_subjects, client_id, subjects, now)
-            else:
-                results = await conn.run_sync(remove_subjects, client_id, subjects)
-        return {"results": results}
+        if add:
+            results = await services.db.write(add_subjects, principal.client_id, subjects, utcnow())
+        else:
+            results = await services.db.write(remove_subjects, principal.client_id, subjects)
+        return msgspec.convert({"results": results}, WatchResults)
 
-    @put("/endpoint", status_code=200)
-    async def endpoint(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+    @put("/endpoint", status_code=200, responses=problems(GUARDED, BODY, {422: "invalid_endpoint"}))
+    async def endpoint(
+        self, data: RequestBody[EndpointRequest], db: Injected[Database], principal: Injected[Principal]
+    ) -> EndpointAnswer:
         """Where changes may be pushed (https; null removes it). Delivery is the push service's."""
-        services = services_of(request.app)
-        endpoint = check_endpoint(_decode(await request.body(), EndpointRequest).endpoint)
-        client_id = principal_of(request).client_id
-        async with services.db.writer.begin() as conn:
-            await conn.run_sync(set_endpoint, client_id, endpoint, utcnow())
-        return {"endpoint": endpoint}
+        endpoint = check_endpoint(data.endpoint)
+        await db.write(set_endpoint, principal.client_id, endpoint, utcnow())
+        return EndpointAnswer(endpoint)
 
-    @get("/changes")
+    @get("/changes", responses=problems(GUARDED, PARAMETER))
     async def changes(
         self,
-        request: Request[Any, Any, Any],
+        db: Injected[Database],
+        principal: Injected[Principal],
         after: Annotated[
             int, QueryParameter(ge=0, le=MAX_SEQ, description="The last `seq` you processed")
         ] = 0,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
-    ) -> dict[str, Any]:
+    ) -> WatchChanges:
         """Changes to watched subjects in log order; pass `next_after` back as `after`."""
-        client_id = principal_of(request).client_id
-        async with services_of(request.app).db.reader.connect() as conn:
-            return await conn.run_sync(list_changes, client_id, after, limit)
+        return msgspec.convert(await db.read(list_changes, principal.client_id, after, limit), WatchChanges)
+
+
+_TEXT = Schema(type=OpenAPIType.STRING)
 
 
 class QueryLogController(Controller):
     path = "/v1/admin/banks"
     tags = ("bank checks",)
     guards = [roles("admin")]  # noqa: RUF012 - Litestar's declaration style
+    security = BEARER_KEY
 
-    @get("/{client_id:str}/query-log")
+    @get(
+        "/{client_id:str}/query-log",
+        operation_class=media_types(200, {NDJSON: _TEXT, CSV: _TEXT}),
+        responses=problems(GUARDED, PARAMETER),
+    )
     async def export(
         self,
-        request: Request[Any, Any, Any],
-        client_id: Annotated[str, PathParameter(description="The bank's client id")],
+        db: Injected[Database],
+        settings: Injected[Settings],
+        client_id: Annotated[str, PathParameter(pattern=r"^[^\x00]+$", description="The bank's client id")],
         start: Annotated[
             datetime | None, QueryParameter(name="from", description="Inclusive; default: retention start")
         ] = None,
         end: Annotated[
             datetime | None, QueryParameter(name="to", description="Exclusive; default: now")
         ] = None,
-        format: Annotated[str, QueryParameter(pattern="^(ndjson|csv)$")] = "ndjson",
+        format: Annotated[
+            Literal["ndjson", "csv"], QueryParameter(description="NDJSON (one object a line) or CSV")
+        ] = "ndjson",
     ) -> Stream:
         """A bank's query log, oldest first, as NDJSON (default) or CSV. Subjects are blind-index hashes."""
-        services = services_of(request.app)
         now = utcnow()
-        start = start or now - timedelta(days=services.settings.checks.log_retention_days)
+        start = start or now - timedelta(days=settings.checks.log_retention_days)
         end = end or now + timedelta(seconds=1)
         if start.tzinfo is None or end.tzinfo is None:
             raise Problem(
@@ -212,8 +238,7 @@ class QueryLogController(Controller):
             after = 0
             first = True
             while True:
-                async with services.db.reader.connect() as conn:
-                    page = await conn.run_sync(export_page, client_id, start, end, after, EXPORT_PAGE)
+                page = await db.read(export_page, client_id, start, end, after, EXPORT_PAGE)
                 if format == "csv":
                     text = csv_lines(page, header=first)
                     if text:
@@ -226,5 +251,4 @@ class QueryLogController(Controller):
                     return
                 after = page[-1]["id"]
 
-        media_type = "text/csv; charset=utf-8" if format == "csv" else "application/x-ndjson"
-        return Stream(lines(), media_type=media_type)
+        return Stream(lines(), media_type=CSV if format == "csv" else NDJSON)

@@ -17,10 +17,9 @@ async def purge_query_log(services: Services) -> int:
     total = 0
     while True:
         now = utcnow()
-        async with services.db.writer.begin() as conn:
-            deleted = await conn.run_sync(
-                purge, now, services.settings.checks.log_retention_days, china_date(now)
-            )
+        deleted = await services.db.write(
+            purge, now, services.settings.checks.log_retention_days, china_date(now)
+        )
         total += deleted
         if deleted == 0:
             break

@@ -91,7 +91,8 @@ class ReceiptSigner:
             header = json.loads(b64url_decode(parts[0]))
             signature = b64url_decode(parts[2])
             b64url_decode(parts[1])
-        except (ValueError, binascii.Error):
+        # RecursionError: a header nested too deep to parse is malformed too, not a server error.
+        except (ValueError, binascii.Error, RecursionError):
             return Verdict(False, "malformed", "a part is not base64url, or the header is not JSON")
         if not isinstance(header, dict):
             return Verdict(False, "malformed", "the JOSE header is not a JSON object")

@@ -4,9 +4,11 @@ allow-list, so that a field added to listings later does not reach banks by acci
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
+
+from registry.http.body import RequestStruct
 
 # Why a bank checks (Art. 14 makes the check a duty before lending; the rest are the
 # other decisions the Opinion lets a bank weigh listed status in). Recorded in the
@@ -23,7 +25,7 @@ PURPOSES: dict[str, str] = {
 Text = Annotated[str, msgspec.Meta(max_length=256)]
 
 
-class CheckSubject(msgspec.Struct, forbid_unknown_fields=True):
+class CheckSubject(RequestStruct):
     """A person (`id_number`, optionally `name`) or an organisation (`credit_code`)."""
 
     id_number: Text | None = None
@@ -31,7 +33,7 @@ class CheckSubject(msgspec.Struct, forbid_unknown_fields=True):
     name: Text | None = None
 
 
-class CheckRequest(msgspec.Struct, forbid_unknown_fields=True):
+class CheckRequest(RequestStruct):
     subjects: list[CheckSubject]
     purpose: Text
     reference: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
@@ -95,20 +97,71 @@ class CheckAnswer(msgspec.Struct, frozen=True, kw_only=True):
     receipt: str
 
 
-class VerifyRequest(msgspec.Struct, forbid_unknown_fields=True):
+class VerifyRequest(RequestStruct):
     receipt: Annotated[str, msgspec.Meta(max_length=4_000_000)]
 
 
-class WatchSubjectIn(msgspec.Struct, forbid_unknown_fields=True):
+class WatchSubjectIn(RequestStruct):
     id_number: Text | None = None
     credit_code: Text | None = None
     # The bank's own key for the borrower (a customer number), echoed in changes.
     reference: Annotated[str, msgspec.Meta(max_length=128)] | None = None
 
 
-class WatchRequest(msgspec.Struct, forbid_unknown_fields=True):
+class WatchRequest(RequestStruct):
     subjects: list[WatchSubjectIn]
 
 
-class EndpointRequest(msgspec.Struct, forbid_unknown_fields=True):
+class EndpointRequest(RequestStruct):
     endpoint: Annotated[str, msgspec.Meta(max_length=2048)] | None
+
+
+class VerifyAnswer(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    genuine: bool
+    # genuine, malformed, unsupported_algorithm, unknown_kid, bad_signature, altered, not_a_receipt
+    reason: str
+    detail: str
+    # When genuine: the registry key that signed it, and the signed claims (README, "Receipts").
+    key_id: str | None = None
+    claims: dict[str, Any] | None = None
+
+
+class WatchSubjectResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    index: int
+    # added, already_watched, removed or not_watched; absent with an `error`
+    status: str | None = None
+    identifier_masked: str | None = None
+    error: SubjectError | None = None
+
+
+class WatchResults(msgspec.Struct, frozen=True):
+    results: list[WatchSubjectResult]
+
+
+class WatchlistSummary(msgspec.Struct, frozen=True):
+    endpoint: str | None
+    subjects: int
+
+
+class EndpointAnswer(msgspec.Struct, frozen=True):
+    endpoint: str | None
+
+
+class WatchChangeRead(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    seq: int
+    change: str  # listed, amended, removed, expired
+    occurred_at: str
+    listing_id: str
+    listing_version: int
+    identifier_masked: str
+    reference: str | None  # the bank's own key for the borrower
+    court_code: str
+    case_number: str
+    # Removals and expiries only.
+    reason: str | None = None
+    effective_on: str | None = None
+
+
+class WatchChanges(msgspec.Struct, frozen=True):
+    changes: list[WatchChangeRead]
+    next_after: int

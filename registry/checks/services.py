@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-import msgspec
-
 from registry.calendar import china_date, seconds_to_next_china_day
 from registry.checks.receipts import RECEIPT_TYPE, SALT_BYTES, ReceiptSigner, b64url, subject_digest
 from registry.checks.schemas import (
@@ -50,11 +48,10 @@ from registry.translog.note import b64
 
 
 class RateLimited(Problem):
-    """429 with the seconds to wait, which the controller sends as Retry-After."""
+    """429 with the seconds to wait, which the problem response also sends as Retry-After."""
 
     def __init__(self, code: str, detail: str, retry_after: int) -> None:
         super().__init__(429, code, detail, extra={"retry_after": retry_after})
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -108,13 +105,8 @@ def authenticate_bank(store: CheckStore, authorization: str) -> str:
     return client[0]
 
 
-def decode_request(body: bytes, max_subjects: int) -> CheckRequest:
-    try:
-        request = msgspec.json.decode(body, type=CheckRequest)
-    except msgspec.ValidationError as exc:
-        raise Problem(400, "invalid_check_request", str(exc)) from exc
-    except msgspec.DecodeError as exc:
-        raise Problem(400, "invalid_json", "the body is not JSON") from exc
+def validate_request(request: CheckRequest, max_subjects: int) -> CheckRequest:
+    """What the struct cannot say: a known purpose, and one to `max_subjects` subjects."""
     if request.purpose not in PURPOSES:
         raise Problem(
             422,

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from typing import Any
+import msgspec
+from litestar import Controller, get
 
-from litestar import Controller, Request, get
-
+from registry.courts.schemas import CourtList
 from registry.courts.services import list_courts
-from registry.runtime import services_of
+from registry.db import Database
+from registry.http.dependencies import Injected
 
 
 class CourtController(Controller):
@@ -13,8 +14,6 @@ class CourtController(Controller):
     tags = ("courts",)
 
     @get("/")
-    async def list_courts(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+    async def list_courts(self, db: Injected[Database]) -> CourtList:
         """Courts and their public signing keys, so that anyone can re-verify a listing's signature."""
-        services = services_of(request.app)
-        async with services.db.reader.connect() as conn:
-            return {"courts": await conn.run_sync(list_courts)}
+        return msgspec.convert({"courts": await db.read(list_courts)}, CourtList)

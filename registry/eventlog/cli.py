@@ -22,8 +22,7 @@ def audit_verify() -> None:
     from registry.eventlog.audit import audit as run_audit
 
     async def work(services: Services) -> Any:
-        async with services.db.reader.connect() as conn:
-            return await conn.run_sync(run_audit, services.secrets.keyring)
+        return await services.db.read(run_audit, services.secrets.keyring)
 
     report = run_with_services(work)
     summary = f"{report.events_checked} events, {report.signatures_checked} signatures checked"

@@ -7,22 +7,21 @@ from typing import Any
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
-from registry.clients.services import Principal, authenticate
+from registry.clients.services import authenticate
+from registry.http.dependencies import provide_db
 from registry.problems import Problem
-from registry.runtime import services_of
 
 
 def roles(*allowed: str) -> Any:
-    """A guard admitting clients with one of these roles; the principal goes to request state."""
+    """A guard admitting clients with one of these roles; the principal goes to request state,
+    where the `principal` dependency reads it."""
 
     async def guard(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
         header = connection.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Problem(401, "unauthorized", "send Authorization: Bearer <API key>")
-        db = services_of(connection.app).db
-        async with db.reader.connect() as conn:
-            principal = await conn.run_sync(authenticate, token.strip())
+        principal = await provide_db(connection.app.state).read(authenticate, token.strip())
         if principal is None:
             raise Problem(401, "unauthorized", "unknown or revoked API key")
         if principal.role not in allowed:
@@ -30,8 +29,3 @@ def roles(*allowed: str) -> Any:
         connection.state.principal = principal
 
     return guard
-
-
-def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
-    principal: Principal = connection.state.principal
-    return principal

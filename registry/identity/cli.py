@@ -43,8 +43,7 @@ def keys_rotate() -> None:
             CLI_ACTOR,
             data={"active_key_id": keyring.active_key_id, "rewritten": total},
         )
-        async with services.db.writer.begin() as conn:
-            await conn.run_sync(lambda c: append_events(c, [event], utcnow()))
+        await services.db.write(append_events, [event], utcnow())
         return total
 
     rewritten = run_with_services(work)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+import msgspec
+from litestar import get
 
-from litestar import Request, get
-
-from registry.runtime import services_of
+from registry.http.dependencies import Injected
+from registry.identity.schemas import JWKSet
+from registry.runtime import Services
 
 
 @get("/.well-known/jwks.json", media_type="application/jwk-set+json", tags=["public"], sync_to_thread=False)
-def jwks(request: Request[Any, Any, Any]) -> dict[str, Any]:
+def jwks(services: Injected[Services]) -> JWKSet:
     """The registry's public signing keys (RFC 7517/8037): verify pushes, receipts, exports
     and checkpoints with them."""
-    return services_of(request.app).signer.jwks()
+    return msgspec.convert(services.signer.jwks(), JWKSet)

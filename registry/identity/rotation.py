@@ -59,10 +59,7 @@ async def reencrypt_everything(db: Database, keyring: DataKeyring) -> int:
     for table, keys, column, purpose in ENCRYPTED_COLUMNS:
         after: tuple[Any, ...] | None = None
         while True:
-            async with db.writer.begin() as conn:
-                count, after = await conn.run_sync(
-                    reencrypt_page, keyring, table, keys, column, purpose, after
-                )
+            count, after = await db.write(reencrypt_page, keyring, table, keys, column, purpose, after)
             total += count
             if after is None:
                 break

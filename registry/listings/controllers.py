@@ -2,110 +2,215 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated
 
 import msgspec
-from litestar import Controller, Request, Response, get, post
-from litestar.params import FromPath
+from litestar import Controller, Response, get, post
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import Body, FromPath
 
-from registry.http.auth import principal_of, roles
-from registry.listings.schemas import EvidenceRead, IngestResult, ListingRead
+from registry.clients.services import Principal
+from registry.db import Database
+from registry.http.auth import roles
+from registry.http.body import SignedBody, decode_body
+from registry.http.dependencies import Injected
+from registry.http.openapi import BEARER_KEY, BODY, GUARDED, PARAMETER, Codes, problems
+from registry.http.params import Id
+from registry.identity.crypto import Secrets
+from registry.listings.examples import BATCH_EXAMPLE, LISTING_EXAMPLE, REMOVAL_EXAMPLE
+from registry.listings.schemas import (
+    BatchAnswer,
+    BatchSummary,
+    EvidenceRead,
+    IngestResult,
+    ListingBatch,
+    ListingEnvelope,
+    ListingRead,
+    RemovalEnvelope,
+)
 from registry.listings.services import read_evidence, read_listing
-from registry.problems import PROBLEM_MEDIA_TYPE, Problem
-from registry.runtime import services_of
+from registry.problems import Problem
+from registry.runtime import Services
 
 MAX_VERSION = 2**31 - 1  # the column is a 32-bit integer
 
+# The exact bytes a court sent (its signature is checked over them), documented as the
+# envelope they must hold.
+SignedListing = Annotated[bytes, Body(title="ListingEnvelope", examples=[LISTING_EXAMPLE])]
+SignedRemoval = Annotated[bytes, Body(title="RemovalEnvelope", examples=[REMOVAL_EXAMPLE])]
+SignedBatch = Annotated[bytes, Body(title="ListingBatch", examples=[BATCH_EXAMPLE])]
 
-class _Batch(msgspec.Struct):
+
+class _Batch(msgspec.Struct, forbid_unknown_fields=True):
     # Raw: each envelope stays undecoded bytes until the worker that prepares it.
     envelopes: list[msgspec.Raw]
 
 
-def _batch_envelopes(body: bytes) -> list[msgspec.Raw]:
-    try:
-        return msgspec.json.decode(body, type=_Batch).envelopes
-    except msgspec.ValidationError as exc:  # valid JSON of the wrong shape
-        raise Problem(422, "invalid_envelope", 'expected {"envelopes": [...]}') from exc
-    except (msgspec.DecodeError, RecursionError) as exc:
-        raise Problem(400, "invalid_json", "the body is not valid JSON (or is nested too deep)") from exc
-
-
-def _respond(result: IngestResult) -> Response[Any]:
+def _respond(result: IngestResult) -> Response[IngestResult]:
     if result.problem is not None:
-        return Response(result.problem, status_code=result.status, media_type=PROBLEM_MEDIA_TYPE)
+        raise Problem.from_dict(result.problem)
     return Response(result, status_code=result.status)
+
+
+# What preparing a signed envelope can refuse (registry/listings/prepare.py), beside the body policy.
+ENVELOPE: Codes = {
+    422: (
+        "invalid_date",
+        "unknown_court",
+        "invalid_court_code",
+        "invalid_case_number",
+        "case_number_court_mismatch",
+        "case_number_year_mismatch",
+        "invalid_id_number",
+        "invalid_credit_code",
+        "debtor_minor",
+        "date_out_of_range",
+        "unknown_ground",
+        "term_invalid",
+        "performance_inconsistent",
+        "unknown_key",
+        "key_revoked",
+        "key_expired",
+        "key_court_mismatch",
+        "signature_invalid",
+    )
+}
+READ: Codes = {403: "not_your_listing", 404: "listing_not_found"}
+CHANGE: Codes = {**READ, 409: "listing_not_active"}
+UNCHANGED = {200: ResponseSpec(IngestResult, description="An identical resubmission: the listing as it is.")}
 
 
 class ListingController(Controller):
     path = "/v1/listings"
     tags = ("listings",)
+    guards = [roles("court", "admin")]  # noqa: RUF012 - Litestar's declaration style
+    security = BEARER_KEY
 
-    @post("/", guards=[roles("court", "admin")], status_code=201)
-    async def create(self, request: Request[Any, Any, Any]) -> Response[Any]:
+    @post(
+        "/",
+        status_code=201,
+        dto=SignedBody[ListingEnvelope],
+        responses=UNCHANGED
+        | problems(
+            GUARDED,
+            BODY,
+            ENVELOPE,
+            {403: "court_mismatch", 409: ("submission_conflict", "already_listed", "relisting_barred")},
+        ),
+    )
+    async def create(
+        self, data: SignedListing, services: Injected[Services], principal: Injected[Principal]
+    ) -> Response[IngestResult]:
         """Publish one signed listing: {"listing": {...}, "signature": {"key_id", "value"}}.
 
         201 when new; 200 with the same id for an identical resubmission; 409 for a conflicting one.
         """
-        services = services_of(request.app)
-        [result] = await services.ingest.publish([await request.body()], principal_of(request))
+        [result] = await services.ingest.publish([data], principal)
         return _respond(result)
 
-    @post("/batch", guards=[roles("court", "admin")], status_code=200)
-    async def batch(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
-        """Publish many signed listings; one result per envelope, in order."""
-        services = services_of(request.app)
-        envelopes = _batch_envelopes(await request.body())
+    @post(
+        "/batch",
+        status_code=200,
+        dto=SignedBody[ListingBatch],
+        responses=problems(GUARDED, BODY, {413: "batch_too_large"}),
+    )
+    async def batch(
+        self, data: SignedBatch, services: Injected[Services], principal: Injected[Principal]
+    ) -> BatchAnswer:
+        """Publish many signed listings; one result per envelope, in order. A refused envelope is
+        a result with its `problem` (the codes of `POST /v1/listings`); the rest are stored."""
+        envelopes = decode_body(data, _Batch).envelopes
         limit = services.settings.listings.batch_max_items
         if len(envelopes) > limit:
             raise Problem(
                 413, "batch_too_large", f"a batch holds at most {limit} envelopes", extra={"limit": limit}
             )
-        results = await services.ingest.publish([bytes(raw) for raw in envelopes], principal_of(request))
+        results = await services.ingest.publish([bytes(raw) for raw in envelopes], principal)
         summary = {"created": 0, "unchanged": 0, "rejected": 0}
         for result in results:
             summary[result.outcome] += 1
-        return {"summary": summary, "results": [msgspec.to_builtins(r) for r in results]}
+        return BatchAnswer(summary=BatchSummary(**summary), results=results)
 
-    @get("/{listing_id:str}", guards=[roles("court", "admin")])
-    async def read(self, request: Request[Any, Any, Any], listing_id: FromPath[str]) -> ListingRead:
+    @get("/{listing_id:str}", responses=problems(GUARDED, PARAMETER, READ))
+    async def read(
+        self,
+        listing_id: Id,
+        db: Injected[Database],
+        secrets: Injected[Secrets],
+        principal: Injected[Principal],
+    ) -> ListingRead:
         """The listing with its full identifier, version history and removal (listing court or admin)."""
-        services = services_of(request.app)
-        principal = principal_of(request)
-        async with services.db.reader.connect() as conn:
-            return await conn.run_sync(
-                read_listing,
-                listing_id,
-                services.secrets.keyring,
-                principal.bound_court,
-            )
+        return await db.read(read_listing, listing_id, secrets.keyring, principal.bound_court)
 
-    @get("/{listing_id:str}/versions/{version:int}", guards=[roles("court", "admin")])
+    @get(
+        "/{listing_id:str}/versions/{version:int}",
+        responses=problems(GUARDED, PARAMETER, READ, {404: "version_not_found"}),
+    )
     async def evidence(
-        self, request: Request[Any, Any, Any], listing_id: FromPath[str], version: FromPath[int]
+        self,
+        listing_id: Id,
+        version: FromPath[int],
+        db: Injected[Database],
+        secrets: Injected[Secrets],
+        principal: Injected[Principal],
     ) -> EvidenceRead:
         """The exact bytes the court signed for this version, and its signature."""
         if not 1 <= version <= MAX_VERSION:
             raise Problem(404, "version_not_found", "no such listing version")
-        services = services_of(request.app)
-        principal = principal_of(request)
-        async with services.db.reader.connect() as conn:
-            return await conn.run_sync(
-                read_evidence,
-                listing_id,
-                version,
-                services.secrets.keyring,
-                principal.bound_court,
-            )
+        return await db.read(read_evidence, listing_id, version, secrets.keyring, principal.bound_court)
 
-    @post("/{listing_id:str}/amendments", guards=[roles("court", "admin")], status_code=200)
-    async def amend(self, request: Request[Any, Any, Any], listing_id: FromPath[str]) -> Response[Any]:
+    @post(
+        "/{listing_id:str}/amendments",
+        status_code=200,
+        dto=SignedBody[ListingEnvelope],
+        responses=problems(
+            GUARDED,
+            BODY,
+            PARAMETER,
+            ENVELOPE,
+            CHANGE,
+            {409: "submission_conflict", 422: "immutable_field"},
+        ),
+    )
+    async def amend(
+        self,
+        data: SignedListing,
+        listing_id: Id,
+        services: Injected[Services],
+        principal: Injected[Principal],
+    ) -> Response[IngestResult]:
         """A signed new version of the whole listing. Court, case and debtor identity cannot change."""
-        services = services_of(request.app)
-        return _respond(await services.ingest.amend(listing_id, await request.body(), principal_of(request)))
+        return _respond(await services.ingest.amend(listing_id, data, principal))
 
-    @post("/{listing_id:str}/removal", guards=[roles("court", "admin")], status_code=200)
-    async def remove(self, request: Request[Any, Any, Any], listing_id: FromPath[str]) -> Response[Any]:
+    @post(
+        "/{listing_id:str}/removal",
+        status_code=200,
+        dto=SignedBody[RemovalEnvelope],
+        responses=problems(
+            GUARDED,
+            BODY,
+            PARAMETER,
+            CHANGE,
+            {
+                422: (
+                    "unknown_reason",
+                    "date_out_of_range",
+                    "listing_id_mismatch",
+                    "unknown_key",
+                    "key_revoked",
+                    "key_expired",
+                    "key_court_mismatch",
+                    "signature_invalid",
+                )
+            },
+        ),
+    )
+    async def remove(
+        self,
+        data: SignedRemoval,
+        listing_id: Id,
+        services: Injected[Services],
+        principal: Injected[Principal],
+    ) -> Response[IngestResult]:
         """Remove a listing from every public surface (signed by the listing court)."""
-        services = services_of(request.app)
-        return _respond(await services.ingest.remove(listing_id, await request.body(), principal_of(request)))
+        return _respond(await services.ingest.remove(listing_id, data, principal))

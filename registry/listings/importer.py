@@ -71,8 +71,7 @@ async def import_file(
     chunk_size: int = 1000,
     on_progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
-    async with services.db.reader.connect() as conn:
-        context = await conn.run_sync(load_context, services.secrets, utcnow())
+    context = await services.db.read(load_context, services.secrets, utcnow())
     report = ImportReport()
     loop = asyncio.get_running_loop()
     pool = new_pool(workers, services.db.url, context)

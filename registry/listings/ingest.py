@@ -30,11 +30,11 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from typing import Any
 
-import msgspec
 from sqlalchemy import Connection, Engine
 
 from registry.clients.services import Principal
 from registry.db import Database, create_sync_engine
+from registry.http.body import decode_json
 from registry.identity.crypto import SecretsSource
 from registry.identity.identifiers import warm_division_cache
 from registry.listings import services
@@ -108,14 +108,13 @@ def _init_worker(
 
 
 def _decode(raw: bytes) -> Any:
+    """The envelope, or the Problem that refuses it: one bad item does not stop a batch."""
     try:
-        return msgspec.json.decode(raw)
-    except (msgspec.DecodeError, RecursionError):  # nested too deep to decode is malformed here
-        return _MALFORMED
+        return decode_json(raw)
+    except Problem as problem:
+        return problem
 
 
-_MALFORMED = object()
-_INVALID_JSON = Problem(400, "invalid_json", "the envelope is not valid JSON")
 _NOT_STORED = IngestResult(
     status=503,
     outcome="rejected",
@@ -123,8 +122,6 @@ _NOT_STORED = IngestResult(
         503, "not_stored", "this envelope was not stored (the service failed meanwhile): send it again"
     ).to_dict(),
 )
-
-
 _UNPROCESSABLE = Problem(422, "unprocessable_envelope", "this envelope could not be processed")
 
 
@@ -133,8 +130,8 @@ def prepare_envelopes(preparer: Preparer, envelopes: Sequence[Any]) -> list[Prep
     So does one that makes preparation fail unexpectedly: one item never fails its batch."""
     out: list[PreparedListing | Problem] = []
     for envelope in envelopes:
-        if envelope is _MALFORMED:
-            out.append(_INVALID_JSON)
+        if isinstance(envelope, Problem):
+            out.append(envelope)
             continue
         try:
             out.append(preparer.listing(envelope))
@@ -243,13 +240,6 @@ def referenced_key_ids(envelopes: Sequence[Any]) -> set[str]:
     return ids
 
 
-def _decoded_or_problem(raw: bytes) -> Any:
-    envelope = _decode(raw)
-    if envelope is _MALFORMED:
-        raise Problem(400, "invalid_json", "the body is not valid JSON")
-    return envelope
-
-
 class IngestService:
     """What the HTTP layer calls. Owns the worker pool, started on the first large batch."""
 
@@ -267,8 +257,7 @@ class IngestService:
             self._pool = None
 
     async def context(self, key_ids: set[str] | None = None) -> PrepareContext:
-        async with self.db.reader.connect() as conn:
-            return await conn.run_sync(services.load_context, self.secrets.current(), utcnow(), key_ids)
+        return await self.db.read(services.load_context, self.secrets.current(), utcnow(), key_ids)
 
     async def publish(
         self, raws: Sequence[bytes], principal: Principal, *, actor: str | None = None
@@ -327,34 +316,26 @@ class IngestService:
         return list(outcomes)
 
     async def amend(self, listing_id: str, raw: bytes, principal: Principal) -> IngestResult:
-        envelope = _decoded_or_problem(raw)
+        envelope = decode_json(raw)
         context = await self.context(referenced_key_ids([envelope]))
         prepared = Preparer(context).listing(envelope)
-        async with self.db.writer.begin() as conn:
-            return await conn.run_sync(
-                lambda sync: services.amend_listing(
-                    sync,
-                    listing_id,
-                    prepared,
-                    actor=principal.actor,
-                    now=utcnow(),
-                    client_court=principal.bound_court,
-                )
-            )
+        return await self.db.write(
+            services.amend_listing,
+            listing_id,
+            prepared,
+            actor=principal.actor,
+            now=utcnow(),
+            client_court=principal.bound_court,
+        )
 
     async def remove(self, listing_id: str, raw: bytes, principal: Principal) -> IngestResult:
-        envelope = _decoded_or_problem(raw)
+        envelope = decode_json(raw)
         context = await self.context(referenced_key_ids([envelope]))
-
-        def remove(sync: Any) -> IngestResult:
-            return services.remove_listing(
-                sync,
-                listing_id,
-                lambda court: Preparer(context).removal(envelope, court),
-                actor=principal.actor,
-                now=utcnow(),
-                client_court=principal.bound_court,
-            )
-
-        async with self.db.writer.begin() as conn:
-            return await conn.run_sync(remove)
+        return await self.db.write(
+            services.remove_listing,
+            listing_id,
+            Preparer(context).removal(envelope),
+            actor=principal.actor,
+            now=utcnow(),
+            client_court=principal.bound_court,
+        )

@@ -17,8 +17,7 @@ async def expire_fixed_terms(services: Services) -> int:
     total = 0
     while True:
         now = utcnow()
-        async with services.db.writer.begin() as conn:
-            expired = await conn.run_sync(expire_due, today=china_date(now), now=now)
+        expired = await services.db.write(expire_due, today=china_date(now), now=now)
         total += expired
         if expired == 0:
             break

@@ -21,6 +21,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from registry.calendar import china_date
+from registry.http.body import field_error, invalid_field
 from registry.identity.canonical import CanonicalizationError, canonical_json
 from registry.identity.crypto import BlindIndex, DataKeyring
 from registry.identity.identifiers import (
@@ -50,7 +51,6 @@ PURPOSE_REMOVAL = b"removal.signed"
 ADULT_AGE = 18
 EARLIEST_DATE = date(1990, 1, 1)
 T = TypeVar("T")
-_JSON_PATH_STEP = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
 _CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
@@ -150,7 +150,9 @@ class Preparer:
         prepared.signed_cipher = self.keyring.encrypt(signed, PURPOSE_SIGNED)
         return prepared
 
-    def removal(self, envelope: Any, listing_court: str) -> PreparedRemoval:
+    def removal(self, envelope: Any) -> Callable[[str], PreparedRemoval]:
+        """Checks the removal itself now, and returns what verifies its signature against the
+        listing court, known once the listing is loaded."""
         body, signature = _split_envelope(envelope, "removal")
         signed = _canonical(body)
         removal = _convert(body, RemovalIn, "/removal")
@@ -165,6 +167,11 @@ class Preparer:
             raise Problem(
                 422, "date_out_of_range", "effective_on is in the future", pointer="/removal/effective_on"
             )
+        return lambda listing_court: self._signed_removal(removal, signature, signed, listing_court)
+
+    def _signed_removal(
+        self, removal: RemovalIn, signature: SignatureIn, signed: bytes, listing_court: str
+    ) -> PreparedRemoval:
         key_id, sig = self._verify(signature, signed, listing_court)
         return PreparedRemoval(
             listing_id=removal.listing_id,
@@ -321,8 +328,11 @@ class Preparer:
 
 
 def _split_envelope(envelope: Any, name: str) -> tuple[dict[str, Any], SignatureIn]:
-    if not isinstance(envelope, dict) or not isinstance(envelope.get(name), dict):
-        raise Problem(422, "invalid_envelope", f'expected {{"{name}": {{...}}, "signature": {{...}}}}')
+    expected = f'expected {{"{name}": {{...}}, "signature": {{...}}}}'
+    if not isinstance(envelope, dict):
+        raise invalid_field(expected, "")
+    if not isinstance(envelope.get(name), dict):
+        raise invalid_field(expected, f"/{name}")
     signature = _convert(envelope.get("signature"), SignatureIn, "/signature")
     return envelope[name], signature
 
@@ -338,9 +348,7 @@ def _convert(value: Any, kind: type[T], base: str) -> T:
     try:
         return msgspec.convert(value, kind)
     except msgspec.ValidationError as exc:
-        message, _, path = str(exc).partition(" - at `$")
-        # msgspec reports `$.grounds[1]`; the API answers RFC 6901 pointers, `/grounds/1`.
-        pointer = base + _JSON_PATH_STEP.sub(lambda step: "/" + (step[1] or step[2]), path.rstrip("`"))
+        message, pointer = field_error(exc, base)
         code = "invalid_date" if "date" in message else "invalid_field"
         raise Problem(422, code, message, pointer=pointer) from exc
 

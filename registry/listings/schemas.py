@@ -81,8 +81,32 @@ class RemovalIn(msgspec.Struct):
 
 
 class SignatureIn(msgspec.Struct):
+    """Ed25519 over the RFC 8785 canonical JSON of the signed object, base64url without padding."""
+
     key_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
     value: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+# The envelopes document the signed court endpoints (registry.http.body.SignedBody): the
+# registry reads their exact bytes, so that the signature is checked over what was sent.
+
+
+class ListingEnvelope(msgspec.Struct):
+    """A listing and the listing court's signature over its canonical JSON."""
+
+    listing: ListingIn
+    signature: SignatureIn
+
+
+class RemovalEnvelope(msgspec.Struct):
+    """A removal and the listing court's signature over its canonical JSON."""
+
+    removal: RemovalIn
+    signature: SignatureIn
+
+
+class ListingBatch(msgspec.Struct):
+    envelopes: list[ListingEnvelope]
 
 
 # ---- what the registry answers (court and admin audience) ----
@@ -141,3 +165,14 @@ class EvidenceRead(msgspec.Struct):
     signed_json: str
     signature: str
     content_sha256: str
+
+
+class BatchSummary(msgspec.Struct):
+    created: int
+    unchanged: int
+    rejected: int
+
+
+class BatchAnswer(msgspec.Struct):
+    summary: BatchSummary
+    results: list[IngestResult]  # one per envelope, in order

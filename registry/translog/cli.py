@@ -58,8 +58,7 @@ def log_verify(url: str | None, known: Path | None) -> None:
         async def work(services: Services) -> Any:
             signer = services.signer
             keys = {kid: private.public_key() for kid, private in signer.keys.items()}
-            async with services.db.reader.connect() as conn:
-                return await conn.run_sync(verify_database, keys)
+            return await services.db.read(verify_database, keys)
 
         report = run_with_services(work)
     click.echo(json.dumps(report.as_dict(), indent=2))

@@ -21,10 +21,11 @@ from litestar.router import Router
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
+from registry.http.dependencies import Injected
 from registry.http.ratelimit import rate_limit_headers, rate_limited_problem, retry_after_seconds
-from registry.runtime import services_of
+from registry.identity.crypto import Secrets
+from search.interface import SearchIndex
 from search.query import MAX_PARAM_CHARS
-from search.runtime import search_index_of
 from search.web.forms import MAX_PAGE, PER_PAGE, FormError, SearchForm, parse_search
 from search.web.labels import environment
 
@@ -89,18 +90,19 @@ class PublicPages(Controller):
 
     @get("/")
     async def search(
-        self, request: Request[Any, Any, Any], q: FromQuery[str | None] = None,
-        province: FromQuery[str | None] = None, page: FromQuery[str | None] = None,
+        self, secrets: Injected[Secrets], search_index: Injected[SearchIndex],
+        q: FromQuery[str | None] = None, province: FromQuery[str | None] = None,
+        page: FromQuery[str | None] = None,
     ) -> Template:  # fmt: skip
         if q is None and province is None and page is None:
             return _page("search.html", form=None, values={}, error=None, result=None)
         # Echoed into the field as typed (escaped), cut short if it is absurdly long.
         values = {"q": (q or "")[:MAX_PARAM_CHARS], "province": province or ""}
         try:
-            form = parse_search(q, province, page, services_of(request.app).secrets.blind_index)
+            form = parse_search(q, province, page, secrets.blind_index)
         except FormError as exc:
             return _page("search.html", status=400, form=None, values=values, error=exc, result=None)
-        result = await search_index_of(request.app).search(form.query)
+        result = await search_index.search(form.query)
         last_page = min(MAX_PAGE, max(1, -(-result.total // PER_PAGE)))
         if form.page > last_page:
             error = FormError("page_out_of_range", f"该页不存在：检索结果共 {last_page} 页。", field="page")
@@ -122,17 +124,16 @@ class PublicPages(Controller):
 
     @get("/defaulters/{listing_id:str}")
     async def detail(
-        self, request: Request[Any, Any, Any], listing_id: FromPath[str], q: FromQuery[str | None] = None,
-        province: FromQuery[str | None] = None, page: FromQuery[str | None] = None,
+        self, secrets: Injected[Secrets], search_index: Injected[SearchIndex], listing_id: FromPath[str],
+        q: FromQuery[str | None] = None, province: FromQuery[str | None] = None,
+        page: FromQuery[str | None] = None,
     ) -> Template:  # fmt: skip
-        index = search_index_of(request.app)
-        entry = await index.get(listing_id) if _LISTING_ID.fullmatch(listing_id) else None
+        entry = await search_index.get(listing_id) if _LISTING_ID.fullmatch(listing_id) else None
         if entry is None:
             return _page("not_found.html", status=404)
-        blind_index = services_of(request.app).secrets.blind_index
         try:
             # Back to the result page the visitor came from, when the link carried a valid search.
-            back = "/?" + _search_params(parse_search(q, province, page, blind_index))
+            back = "/?" + _search_params(parse_search(q, province, page, secrets.blind_index))
         except FormError:
             back = "/"
         return _page("detail.html", entry=entry, back=back)

@@ -24,10 +24,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from litestar import Litestar
 
 from demo.data import DemoCourt, DemoGenerator
+from registry.calendar import today_in_china
 from registry.clients.services import create_client
 from registry.courts.services import add_court, add_key
 from registry.identity.signing import public_bytes, sign_envelope
-from registry.calendar import today_in_china
 from registry.settings import Settings
 from registry.timeutil import utcnow
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import msgspec
 import pytest
-import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from registry.identity.registry_key import load_registry_signer

@@ -1,0 +1,15 @@
+"""The list of signed daily exports."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class ExportLink(msgspec.Struct):
+    date: str
+    manifest: str  # URL of manifest.json
+    signature: str  # URL of manifest.json.sig, a detached signature over the manifest
+
+
+class ExportList(msgspec.Struct):
+    exports: list[ExportLink]  # newest first

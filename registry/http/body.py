@@ -1,0 +1,194 @@
+"""Request bodies: one decoder and one status policy for every endpoint.
+
+- no body, or a body that is not JSON (malformed, not UTF-8, nested too deep): 400 `invalid_json`;
+- JSON of the wrong shape (a wrong type, a broken constraint, a missing or unknown field):
+  422 `invalid_field`, with an RFC 6901 `pointer` to the field wherever msgspec names it.
+
+Handlers take their body as `data: SomeRequest`, where `SomeRequest` subclasses
+`RequestStruct`: `BodyPlugin` has Litestar decode it with `decode_body`, straight from the
+bytes in one pass, and document it from the struct. The signed court endpoints need the
+exact bytes (the ingest pool decodes them in worker processes): they take `data: bytes`
+through `SignedBody[Envelope]`, which passes the bytes on and documents the envelope.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+import msgspec
+from litestar.dto import AbstractDTO, DTOConfig
+from litestar.plugins import SerializationPlugin
+from litestar.typing import FieldDefinition
+
+from registry.problems import Problem
+
+if TYPE_CHECKING:
+    from litestar._openapi.schema_generation import SchemaCreator
+    from litestar.dto.data_structures import DTOFieldDefinition
+    from litestar.openapi.spec import Reference, Schema
+
+T = TypeVar("T")
+
+# msgspec names a place as `$.subjects[0].id_number`; a JSON pointer says `/subjects/0/id_number`.
+_PATH_STEP = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
+# The field an "unknown field" or "missing required field" message names sits below the path.
+_NAMED_FIELD = re.compile(r"(?:unknown|missing required) field `([^`]*)`")
+
+
+class RequestStruct(msgspec.Struct, forbid_unknown_fields=True):
+    """A JSON request body. A field the API does not define is refused, not ignored."""
+
+
+def _pointer(path: str) -> str:
+    return _PATH_STEP.sub(lambda step: "/" + (step[1] or step[2]), path)
+
+
+def field_error(exc: msgspec.ValidationError, base: str = "") -> tuple[str, str]:
+    """msgspec's message without its path, and the pointer (below `base`) to the field at fault."""
+    message, _, path = str(exc).partition(" - at `$")
+    pointer = base + _pointer(path.rstrip("`"))
+    named = _NAMED_FIELD.search(message)
+    if named is not None:
+        pointer += "/" + named[1]
+    return message, pointer
+
+
+def invalid_field(message: str, pointer: str) -> Problem:
+    return Problem(422, "invalid_field", message, pointer=pointer or None)
+
+
+def invalid_json(detail: str = "the body is not valid JSON (or is nested too deep)") -> Problem:
+    return Problem(400, "invalid_json", detail)
+
+
+def empty_body() -> Problem:
+    return invalid_json("the body is empty: send a JSON document")
+
+
+def _escape(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def _find_nul(value: Any, pointer: str) -> None:
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise invalid_field("text must not hold U+0000 (NUL)", pointer)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _find_nul(key, pointer)
+            _find_nul(item, f"{pointer}/{_escape(key)}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _find_nul(item, f"{pointer}/{index}")
+
+
+def _refuse_nul(body: bytes, decoded: Any) -> None:
+    """422 `invalid_field` for U+0000 in any string of the body: no field of this API means one,
+    and PostgreSQL text cannot hold it, so it is refused here, before a query sees it. JSON
+    carries it only escaped, so bodies without `\\u0000` are passed at the cost of one scan."""
+    if b"\\u0000" in body:
+        if not isinstance(decoded, dict | list):
+            decoded = msgspec.to_builtins(decoded, enc_hook=_later)
+        _find_nul(decoded, "")
+
+
+def _later(value: Any) -> None:
+    # A Raw part (a batch's envelopes) is decoded, and checked, on its own later.
+    if not isinstance(value, msgspec.Raw):
+        raise TypeError(type(value).__name__)
+
+
+def decode_json(body: bytes) -> Any:
+    """Any JSON document, or 400 `invalid_json`."""
+    if not body:
+        raise empty_body()
+    try:
+        decoded = msgspec.json.decode(body)
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise invalid_json() from exc
+    _refuse_nul(body, decoded)
+    return decoded
+
+
+def decode_body(body: bytes, kind: type[T]) -> T:
+    """The body as `kind`: 400 `invalid_json` when it is not JSON, 422 `invalid_field` when it
+    is JSON of another shape or holds U+0000."""
+    if not body:
+        raise empty_body()
+    try:
+        decoded = msgspec.json.decode(body, type=kind)
+    except msgspec.ValidationError as exc:
+        # msgspec validates as it parses: `[` for an object is "expected object" before the
+        # truncation shows. Only a body that is JSON all through is of the wrong shape.
+        decode_json(body)
+        raise invalid_field(*field_error(exc)) from exc
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise invalid_json() from exc
+    _refuse_nul(body, decoded)
+    return decoded
+
+
+class _StructDTO(AbstractDTO[T]):
+    """A DTO without transfer models: the request struct is the wire format."""
+
+    config: ClassVar[DTOConfig] = DTOConfig()
+
+    @classmethod
+    def generate_field_definitions(cls, model_type: type[Any]) -> Generator[DTOFieldDefinition, None, None]:
+        # Only transfer models need field definitions, and there are none.
+        yield from ()
+
+    @classmethod
+    def detect_nested_field(cls, field_definition: FieldDefinition) -> bool:
+        return False
+
+    @classmethod
+    def create_for_field_definition(
+        cls, field_definition: FieldDefinition, handler_id: str, backend_cls: Any = None
+    ) -> None:
+        # Nothing to build: decode_bytes works from the struct itself.
+        return
+
+    @classmethod
+    def create_openapi_schema(
+        cls, field_definition: FieldDefinition, handler_id: str, schema_creator: SchemaCreator
+    ) -> Reference | Schema:
+        struct = FieldDefinition.from_annotation(
+            cls.model_type, kwarg_definition=field_definition.kwarg_definition
+        )
+        return schema_creator.for_field_definition(struct)
+
+
+class DecodedBody(_StructDTO[T]):
+    def decode_bytes(self, value: bytes) -> Any:
+        return decode_body(value, self.model_type)
+
+
+class SignedBody(_StructDTO[T]):
+    """The exact bytes, documented as the envelope struct they must hold."""
+
+    def decode_bytes(self, value: bytes) -> Any:
+        return value
+
+
+class BodyPlugin(SerializationPlugin):
+    """Every `data: SomeRequest` (a `RequestStruct`) is decoded by `decode_body`."""
+
+    def supports_type(self, field_definition: FieldDefinition) -> bool:
+        return field_definition.is_subclass_of(RequestStruct)
+
+    def create_dto_for_type(self, field_definition: FieldDefinition) -> type[AbstractDTO[Any]]:
+        dto: type[AbstractDTO[Any]] = DecodedBody.__class_getitem__(field_definition.annotation)
+        return dto
+
+
+def body_problem(errors: list[Any]) -> Problem:
+    """Litestar's own refusal of a body, in this policy. With `BodyPlugin` decoding the bodies,
+    the one left is a missing body, which Litestar reports as the `data` it could not find."""
+    first = errors[0] if errors and isinstance(errors[0], dict) else {}
+    key, message = str(first.get("key", "data")), str(first.get("message", ""))
+    if key == "data" and message in {"'data'", ""}:
+        return empty_body()
+    return invalid_field(message, "" if key == "data" else _pointer("." + key))

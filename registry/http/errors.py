@@ -1,0 +1,54 @@
+"""How every exception a request can raise becomes an RFC 9457 problem (`registry.problems`)."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from registry.http.body import body_problem
+from registry.problems import DATABASE_UNAVAILABLE, Problem, database_unavailable, problem_response
+
+logger = logging.getLogger("registry.problems")
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+def handle_problem(_request: Request[Any, Any, Any], exc: Problem) -> Response[dict[str, Any]]:
+    return problem_response(exc)
+
+
+def handle_http_exception(_request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+    status = exc.status_code
+    if isinstance(exc, ValidationException):
+        # Litestar's own validation: the body (the one body policy, registry.http.body), or
+        # the path and query parameters.
+        body_errors = [e for e in exc.extra or [] if isinstance(e, dict) and e.get("source") == "body"]
+        if body_errors:
+            return problem_response(body_problem(body_errors))
+        return problem_response(Problem(400, "invalid_parameter", str(exc.detail)))
+    if isinstance(exc, NotFoundException):
+        return problem_response(Problem(404, "not_found", "no such resource"))
+    return problem_response(Problem(status, _HTTP_CODES.get(status, "http_error"), str(exc.detail)))
+
+
+def handle_unexpected(_request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    if database_unavailable(exc):
+        logger.warning("database unavailable: %s", type(exc).__name__)
+        return problem_response(DATABASE_UNAVAILABLE)
+    # Type and frames only: the message of an arbitrary exception may quote personal data.
+    logger.error("unhandled %s\n%s", type(exc).__name__, "".join(traceback.format_tb(exc.__traceback__)))
+    return problem_response(Problem(HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "unexpected error"))
