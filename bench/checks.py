@@ -208,7 +208,7 @@ def run_checks_bench(
 
         port, bare_port = _free_port(), _free_port()
         server = _serve(["-m", "service", "serve", "--port", str(port), "--no-scheduler"], env)
-        bare = _serve(["-m", "registry.checks.bench", str(bare_port)], env)
+        bare = _serve(["-m", "bench.checks", str(bare_port)], env)
         try:
             base = f"http://127.0.0.1:{port}"
             _wait(base + "/healthz")

@@ -124,6 +124,7 @@ def test_ingest_survives_cut_database_connections(
                     "WHERE datname = current_database() AND pid <> pg_backend_pid()"
                 )
             )
+        engine.dispose()  # the test's own pool lost its connections too
         second = http.post("/v1/listings/batch", json={"envelopes": _envelopes(registry, court, 200)})
     assert second.status_code == 200, second.text
     assert {r["outcome"] for r in second.json()["results"]} == {"created"}
