@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Table, func, insert, select, update
 from publishing.sync.models import AssistanceNotice, Subscription
 from publishing.sync.profiles import load_listings, render
 from publishing.sync.services import profile_of
-from registry.calendar import add_working_days
+from registry.calendar import add_working_days, china_date, end_of_china_day
 from registry.eventlog.readers import LogEvent, LogReader
 from registry.eventlog.services import EventDraft, append_events
 from registry.eventlog.types import LISTING_EVENTS, REMOVAL_EVENTS, EventType
@@ -57,6 +57,8 @@ def issue_notices(conn: Connection, events: Sequence[LogEvent], now: datetime, *
         )
     ).all()
     rows = load_listings(conn, (e.listing_id for e in events if e.listing_id)) if subs else {}
+    # Due at the end of the deadline's last working day, counted from the day of issue.
+    due_at = end_of_china_day(add_working_days(china_date(now), deadline_days).due)
     notices = []
     for event in events:
         listing = rows.get(event.listing_id) if event.listing_id is not None else None
@@ -76,7 +78,7 @@ def issue_notices(conn: Connection, events: Sequence[LogEvent], now: datetime, *
                     "kind": "lift" if event.type in REMOVAL_EVENTS else "impose",
                     "seq": event.seq,
                     "issued_at": now,
-                    "due_at": add_working_days(now, deadline_days),
+                    "due_at": due_at,
                 }
             )
     if notices:

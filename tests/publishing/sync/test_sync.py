@@ -11,7 +11,7 @@ import subprocess
 import time
 import unicodedata
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -757,6 +757,21 @@ def test_assistance_notices_acknowledged_objected_routed_and_overdue(
     assert {n["id"] for n in overdue} == {own[1]["id"], own[2]["id"], mine[0]["id"], mine[1]["id"]}
     with registry.http(credit_key) as http:
         assert http.get("/v1/notices/overdue").status_code == 403
+
+
+def test_a_notice_is_due_at_the_end_of_its_third_working_day_on_china_s_calendar(
+    registry: Registry, court: CourtHandle, admin: httpx.Client
+) -> None:
+    credit_id, credit_key = agency(registry)
+    subscribe(admin, credit_id, "credit_reference", "pull")
+    publish_one(registry, court, registry.person_listing(court))
+    # Tuesday 29 September 2026, 10:00 in China: Wed 30, then National Day (1-7 October) is
+    # off, so the three working days are 30 September, 8 and 9 October.
+    with registry.engine.begin() as conn:
+        assert step(conn, notice_reader(3), datetime(2026, 9, 29, 2, 0, tzinfo=UTC)) > 0
+    with registry.http(credit_key) as http:
+        [notice] = http.get("/v1/notices").json()
+    assert notice["due_at"] == "2026-10-09T16:00:00.000000Z"  # midnight ending 9 October in China
 
 
 @pytest.mark.slow
