@@ -107,6 +107,16 @@ def add_working_days(start: date, days: int) -> Deadline:
     return Deadline(due=day, provisional=provisional)
 
 
+def working_days_between(start: date, end: date) -> int:
+    """How many working days after `start` up to and including `end` (0 when `end` <= `start`)."""
+    count = 0
+    day = start
+    while day < end:
+        day += timedelta(days=1)
+        count += is_working_day(day)
+    return count
+
+
 def end_of_china_day(day: date) -> datetime:
     """The instant (UTC) at which `day` ends in China: a deadline day is whole."""
     return china_midnight(day + timedelta(days=1))

@@ -265,6 +265,28 @@ def parse_case_number(raw: str) -> CaseNumber:
     )
 
 
+# Before 2016: （2015）朝执字第01234号, the court named by its abbreviation (Chinese characters).
+LEGACY_CASE_NUMBER_RE = re.compile(
+    rf"^（(?P<year>[0-9]{{4}})）(?P<court>[\u4e00-\u9fff]{{1,8}}?)(?P<type>{'|'.join(ENFORCEMENT_TYPES)})"
+    r"字第(?P<seq>[0-9]{1,7})号$"
+)
+
+
+def parse_legacy_case_number(raw: str) -> CaseNumber | None:
+    """A case number of the form used before 2016, or None; `court_code` is the abbreviation."""
+    text = normalise_case_number(raw)
+    match = LEGACY_CASE_NUMBER_RE.match(text)
+    if match is None:
+        return None
+    return CaseNumber(
+        text=text,
+        year=int(match["year"]),
+        court_code=match["court"],
+        case_type=match["type"],
+        sequence=int(match["seq"]),
+    )
+
+
 def normalise_court_code(raw: str) -> str:
     code = "".join(unicodedata.normalize("NFKC", raw).split())
     if not COURT_CODE_RE.match(code):
