@@ -718,6 +718,11 @@ def test_assistance_notices_acknowledged_objected_routed_and_overdue(
         assert printed.status_code == 200 and printed.headers["content-type"].startswith("text/html")
         assert notice["case_number"] in printed.text
         assert court.name in printed.text and "协助执行通知书" in printed.text
+        # Words people read: field names, sex and grounds in Chinese, times in China time.
+        assert "<th>性别</th><td>" + {"M": "男", "F": "女"}[notice["debtor"]["sex"]] in printed.text
+        assert "<th>失信被执行人行为具体情形</th>" in printed.text and "（北京时间）" in printed.text
+        for code in ("<th>sex</th>", "<th>grounds</th>", "able_but_refuses", "evades_enforcement"):
+            assert code not in printed.text
         lift = http.get(f"/v1/notices/{own[2]['id']}").json()
         assert lift["measures"] == ["解除依前次协助执行通知采取的上述措施（第二十一条）"]
         acked = http.post(f"/v1/notices/{own[0]['id']}/acknowledge")
