@@ -178,6 +178,7 @@ def _relisting_problem(item: PreparedListing, priors: list[Any], today: date) ->
                 409,
                 "already_listed",
                 "this debtor is already listed in this case",
+                pointer="/listing/case_number",
                 extra={"listing_id": prior.id},
             )
         if (
@@ -192,6 +193,7 @@ def _relisting_problem(item: PreparedListing, priors: list[Any], today: date) ->
                 409,
                 "relisting_barred",
                 "the creditor asked for removal less than six months ago (SPC Art. 10)",
+                pointer="/listing/creditor",
                 extra={"listing_id": prior.id},
             )
     return None
@@ -622,7 +624,16 @@ def _expiry_deadline(expires_on: date, today: date) -> dict[str, Any]:
 def late_removals(conn: Connection, court: str | None, limit: int, offset: int) -> LateRemovalPage:
     """Removals recorded after their deadline, newest first; one court's when `court` is given."""
     late = (
-        select(Removal, Listing.court_code, Listing.case_number)
+        select(
+            Removal.listing_id,
+            Removal.reason,
+            Removal.triggered_on,
+            Removal.deadline_on,
+            Removal.deadline_provisional,
+            Removal.created_at,
+            Listing.court_code,
+            Listing.case_number,
+        )
         .join(Listing, Listing.id == Removal.listing_id)
         .where(Removal.on_time.is_(False))
     )
@@ -635,17 +646,15 @@ def late_removals(conn: Connection, court: str | None, limit: int, offset: int) 
     return LateRemovalPage(
         removals=[
             LateRemoval(
-                listing_id=row.Removal.listing_id,
+                listing_id=row.listing_id,
                 court_code=row.court_code,
                 case_number=row.case_number,
-                reason=row.Removal.reason,
-                triggered_on=row.Removal.triggered_on,
-                deadline_on=row.Removal.deadline_on,
-                deadline_provisional=row.Removal.deadline_provisional,
-                removed_at=iso(row.Removal.created_at),
-                working_days_late=working_days_between(
-                    row.Removal.deadline_on, china_date(row.Removal.created_at)
-                ),
+                reason=row.reason,
+                triggered_on=row.triggered_on,
+                deadline_on=row.deadline_on,
+                deadline_provisional=row.deadline_provisional,
+                removed_at=iso(row.created_at),
+                working_days_late=working_days_between(row.deadline_on, china_date(row.created_at)),
             )
             for row in rows
         ],
