@@ -117,6 +117,11 @@ def working_days_between(start: date, end: date) -> int:
     return count
 
 
+def first_uncovered_day() -> date:
+    """The first day the installed calendar data does not cover."""
+    return date(last_covered_year() + 1, 1, 1)
+
+
 def end_of_china_day(day: date) -> datetime:
     """The instant (UTC) at which `day` ends in China: a deadline day is whole."""
     return china_midnight(day + timedelta(days=1))

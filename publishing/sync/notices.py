@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import unicodedata
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import partial
 from typing import Any, cast
 
@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Table, func, insert, select, update
 from publishing.sync.models import AssistanceNotice, Subscription
 from publishing.sync.profiles import load_listings, render
 from publishing.sync.services import profile_of
-from registry.calendar import add_working_days, china_date, end_of_china_day
+from registry.calendar import add_working_days, china_date, end_of_china_day, first_uncovered_day
 from registry.eventlog.readers import LogEvent, LogReader
 from registry.eventlog.services import EventDraft, append_events
 from registry.eventlog.types import LISTING_EVENTS, REMOVAL_EVENTS, EventType
@@ -224,6 +224,13 @@ def _words(field: str, value: Any) -> str:
         when = f"，{cn_date(date.fromisoformat(removed_on))}" if removed_on else ""
         return label(REMOVAL_REASONS, value["reason"]) + when
     return str(value)
+
+
+def provisional_notice_deadlines(conn: Connection) -> list[date]:
+    """Last days of notices due on a year the working-day calendar does not cover yet."""
+    start = end_of_china_day(first_uncovered_day())  # due at the end of a day of that year
+    rows = conn.execute(select(NOTICES.c.due_at).where(NOTICES.c.due_at >= start)).scalars()
+    return [china_date(as_utc(due) - timedelta(microseconds=1)) for due in rows]
 
 
 def list_notices(conn: Connection, client_id: str, now: datetime, limit: int = 1000) -> list[dict[str, Any]]:

@@ -14,7 +14,12 @@ from typing import Any, cast
 from sqlalchemy import Connection, Table, func, insert, select, update
 
 from registry.bulk import bulk_insert
-from registry.calendar import add_working_days, china_date, working_days_between
+from registry.calendar import (
+    add_working_days,
+    china_date,
+    first_uncovered_day,
+    working_days_between,
+)
 from registry.courts.models import Court, CourtKey
 from registry.eventlog.services import EventDraft, append_events, lock_head
 from registry.eventlog.types import EventType
@@ -660,6 +665,16 @@ def late_removals(conn: Connection, court: str | None, limit: int, offset: int) 
         ],
         total=total,
     )
+
+
+def provisional_removal_deadlines(conn: Connection) -> list[date]:
+    """Removal deadlines counted Monday to Friday on a year the calendar still does not cover."""
+    rows = conn.execute(
+        select(Removal.deadline_on).where(
+            Removal.deadline_provisional.is_(True), Removal.deadline_on >= first_uncovered_day()
+        )
+    ).scalars()
+    return [day for day in rows if day is not None]
 
 
 def read_listing(

@@ -11,7 +11,7 @@ import subprocess
 import time
 import unicodedata
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from publishing.sync.delivery import deliver_due
 from publishing.sync.notices import notice_reader
-from registry.calendar import china_date
+from registry.calendar import china_date, china_midnight, last_covered_year
 from registry.clients.services import create_client
 from registry.eventlog.readers import step
 from registry.eventlog.types import LISTING_EVENTS
@@ -777,6 +777,23 @@ def test_a_notice_is_due_at_the_end_of_its_third_working_day_on_china_s_calendar
     with registry.http(credit_key) as http:
         [notice] = http.get("/v1/notices").json()
     assert notice["due_at"] == "2026-10-09T16:00:00.000000Z"  # midnight ending 9 October in China
+
+
+def test_a_deadline_beyond_the_calendar_data_is_provisional_and_shown_on_metrics(
+    registry: Registry, court: CourtHandle, admin: httpx.Client
+) -> None:
+    credit_id, _ = agency(registry)
+    subscribe(admin, credit_id, "credit_reference", "pull")
+    publish_one(registry, court, registry.person_listing(court))
+    last = last_covered_year()
+    assert f"registry_calendar_covered_through_year {last}.0" in admin.get("/metrics").text
+    assert "registry_calendar_provisional_deadlines{" not in admin.get("/metrics").text
+    # Issued on 30 December of the last year the data covers: the deadline falls in the next,
+    # whose holidays are not known yet.
+    with registry.engine.begin() as conn:
+        assert step(conn, notice_reader(3), china_midnight(date(last, 12, 30)) + timedelta(hours=10)) > 0
+    text = admin.get("/metrics").text
+    assert f'registry_calendar_provisional_deadlines{{year="{last + 1}"}} 1.0' in text
 
 
 @pytest.mark.slow
