@@ -256,13 +256,7 @@ def parse_case_number(raw: str) -> CaseNumber:
             "invalid_case_number",
             "a case number reads （year）court-code type sequence号, e.g. （2024）京0105执1234号",
         )
-    return CaseNumber(
-        text=text,
-        year=int(match["year"]),
-        court_code=match["court"],
-        case_type=match["type"],
-        sequence=int(match["seq"]),
-    )
+    return _case_number(text, match)
 
 
 # Before 2016: （2015）朝执字第01234号, the court named by its abbreviation (Chinese characters).
@@ -276,8 +270,10 @@ def parse_legacy_case_number(raw: str) -> CaseNumber | None:
     """A case number of the form used before 2016, or None; `court_code` is the abbreviation."""
     text = normalise_case_number(raw)
     match = LEGACY_CASE_NUMBER_RE.match(text)
-    if match is None:
-        return None
+    return None if match is None else _case_number(text, match)
+
+
+def _case_number(text: str, match: re.Match[str]) -> CaseNumber:
     return CaseNumber(
         text=text,
         year=int(match["year"]),
