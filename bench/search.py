@@ -213,6 +213,7 @@ def _removal_to_gone(
                     "listing_id": listing_id,
                     "reason": "performed",
                     "effective_on": today.isoformat(),
+                    "triggered_on": today.isoformat(),
                     "basis_document": "（2026）京0105执恢1号",
                 }
                 envelope = sign_envelope(

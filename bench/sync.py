@@ -238,7 +238,7 @@ def _removals(
         for listing_id, court_code in chosen:
             key_id, private = signers[court_code]
             body = {"listing_id": listing_id, "reason": "performed", "effective_on": today,
-                    "basis_document": "bench"}  # fmt: skip
+                    "triggered_on": today, "basis_document": "bench"}  # fmt: skip
             envelope = sign_envelope("removal", body, private, key_id)
             sent[listing_id] = time.perf_counter()
             response = http.post(f"/v1/listings/{listing_id}/removal", json=envelope)

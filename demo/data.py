@@ -730,10 +730,14 @@ class DemoGenerator:
             term_years = 3 + int(rnd() * 3)  # extended by 1-3 years for several dishonest acts
         else:
             term_years = 2
+        if term_years is not None and listed_ord < today_ord - 365 * term_years + 2:
+            # A fixed term that has already ended is never published (SPC Art. 2).
+            listed_ord = today_ord - int(rnd() * (365 * term_years - 2))
 
-        return {
+        case_number = self.case_number(court.code, filed_on.year)
+        body: dict[str, object] = {
             "court_code": court.code,
-            "case_number": self.case_number(court.code, filed_on.year),
+            "case_number": case_number,
             "filed_on": filed_on.isoformat(),
             "basis": {"document_number": document_number, "issuer": issuer},
             "debtor": debtor,
@@ -745,3 +749,15 @@ class DemoGenerator:
             "listed_on": date.fromordinal(listed_ord).isoformat(),
             "submission_id": _uuid4(rng.getrandbits(128)),
         }
+        # SPC Art. 5: most listings are decided on the creditor's application.
+        applied = rnd() < 0.6
+        body["decision"] = {
+            "document_number": case_number,
+            "decided_on": date.fromordinal(listed_ord).isoformat(),
+            "initiated_by": "creditor_application" if applied else "court_initiative",
+        }
+        if applied:
+            body["creditor"] = (
+                self.person_name() if rnd() < 0.4 else {"name": self.company_name(court.province_code)}
+            )
+        return body

@@ -1,16 +1,24 @@
 """China's calendar, the courts' own: China Standard Time days and working days.
 
 Every "today", midnight and deadline in the registry is counted here, so that a listing's
-dates, a bank's daily quota, the feeds' validators and the notices' deadlines agree on
-when a day starts.
+dates, a bank's daily quota, the feeds' validators and every statutory deadline (removals,
+assistance notices, corrections) agree on when a day starts and which days are worked.
+Working days come from the `chinesecalendar` package (State Council holiday notices,
+including the weekend days made working days, 调休).
 """
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import chinese_calendar
+
 from registry.timeutil import utcnow
+
+log = logging.getLogger(__name__)
 
 CHINA_TIME = ZoneInfo("Asia/Shanghai")
 
@@ -35,17 +43,85 @@ def seconds_to_next_china_day(now: datetime) -> int:
     return max(1, int((midnight - now).total_seconds()) + 1)
 
 
-def add_working_days(start: datetime, days: int) -> datetime:
-    """`start` moved on by `days` working days, Saturdays and Sundays not counting.
+@dataclass(frozen=True)
+class Deadline:
+    """The last day on which something must be done, and whether it is only provisional.
 
-    Public holidays and the weekend days the State Council makes working days (调休) are
-    not modelled yet: they come with the lawful-listings issue, which adds China's official
-    working-day calendar here.
+    `provisional` is true when a day counted lies in a year the calendar data does not cover
+    yet (the State Council announces next year's holidays late in the year): such days are
+    counted Monday to Friday and the operator is alerted until the calendar is upgraded.
     """
-    moment = start
+
+    due: date
+    provisional: bool
+
+
+def covers(day: date) -> bool:
+    """Whether the installed calendar data knows `day`'s holidays and 调休 working days."""
+    try:
+        chinese_calendar.is_workday(day)
+    except NotImplementedError:
+        return False
+    return True
+
+
+def last_covered_year() -> int:
+    """The last year the installed calendar data covers."""
+    latest: date = max(chinese_calendar.holidays)
+    return latest.year
+
+
+def is_working_day(day: date) -> bool:
+    """China's official working days: Monday to Friday except public holidays, plus the
+    weekend days made working days (调休). A day the data does not cover counts Monday to
+    Friday (see `Deadline.provisional`)."""
+    try:
+        return bool(chinese_calendar.is_workday(day))
+    except NotImplementedError:
+        return day.weekday() < 5
+
+
+def add_working_days(start: date, days: int) -> Deadline:
+    """The `days`-th working day after `start`: the starting day does not count (Civil Code
+    Art. 201), so three working days from a Friday before an ordinary weekend end on the
+    Wednesday. With `days` 0 the deadline is `start` itself."""
+    if days < 0:
+        raise ValueError("days must not be negative")
+    day = start
+    provisional = False
     remaining = days
     while remaining > 0:
-        moment += timedelta(days=1)
-        if moment.weekday() < 5:
+        day += timedelta(days=1)
+        if not covers(day):
+            provisional = True
+        if is_working_day(day):
             remaining -= 1
-    return moment
+    if provisional:
+        # Operators watch for this line and the registry_calendar_* metrics on /metrics.
+        log.warning(
+            "deadline %s counted Monday to Friday: the chinesecalendar data covers up to %d; "
+            "upgrade it once the State Council has announced the holidays",
+            day.isoformat(),
+            last_covered_year(),
+        )
+    return Deadline(due=day, provisional=provisional)
+
+
+def working_days_between(start: date, end: date) -> int:
+    """How many working days after `start` up to and including `end` (0 when `end` <= `start`)."""
+    count = 0
+    day = start
+    while day < end:
+        day += timedelta(days=1)
+        count += is_working_day(day)
+    return count
+
+
+def first_uncovered_day() -> date:
+    """The first day the installed calendar data does not cover."""
+    return date(last_covered_year() + 1, 1, 1)
+
+
+def end_of_china_day(day: date) -> datetime:
+    """The instant (UTC) at which `day` ends in China: a deadline day is whole."""
+    return china_midnight(day + timedelta(days=1))

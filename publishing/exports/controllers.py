@@ -13,7 +13,7 @@ from litestar.params import FromPath
 from litestar.response import File
 
 from publishing.exports.schemas import ExportLink, ExportList
-from publishing.exports.writer import FILE_NAMES, MANIFEST, SIGNATURE, export_days
+from publishing.exports.writer import DATA_FILES, FILE_NAMES, MANIFEST, SIGNATURE, export_days, withdrawn
 from registry.http.dependencies import Injected
 from registry.http.openapi import PARAMETER, PUBLIC, media_types, problems
 from registry.problems import Problem
@@ -58,6 +58,7 @@ class ExportController(Controller):
                     date=day.isoformat(),
                     manifest=f"{base}/v1/exports/{day.isoformat()}/{MANIFEST}",
                     signature=f"{base}/v1/exports/{day.isoformat()}/{SIGNATURE}",
+                    withdrawn=withdrawn(settings.exports.dir / day.isoformat()),
                 )
                 for day in export_days(settings.exports.dir)
             ]
@@ -68,13 +69,28 @@ class ExportController(Controller):
         sync_to_thread=True,
         operation_class=_DOWNLOAD,
         responses=problems(
-            PUBLIC, PARAMETER, {400: "invalid_date", 404: ("export_not_found", "export_file_not_found")}
+            PUBLIC,
+            PARAMETER,
+            {
+                400: "invalid_date",
+                404: ("export_not_found", "export_file_not_found"),
+                410: "export_withdrawn",
+            },
         ),
     )
     def download(self, settings: Injected[Settings], day: FromPath[str], name: FromPath[str]) -> File:
         """One file of an export: listings (.jsonl.gz, .csv.gz), changes.jsonl.gz (gzip),
-        manifest.json (JSON), manifest.json.sig (the detached signature)."""
+        manifest.json (JSON), manifest.json.sig (the detached signature). The data files of an
+        export that holds a listing removed since are gone (410 `export_withdrawn`)."""
         if name not in FILE_NAMES:
             raise Problem(404, "export_file_not_found", f"an export holds {', '.join(FILE_NAMES)}")
-        path = _folder(settings.exports.dir, day) / name
+        folder = _folder(settings.exports.dir, day)
+        if name in DATA_FILES and withdrawn(folder):
+            raise Problem(
+                410,
+                "export_withdrawn",
+                "this export held a listing removed since: its data is no longer published "
+                "(SPC Art. 10); its manifest and signature stay",
+            )
+        path = folder / name
         return File(path, filename=name, media_type=_MEDIA_TYPES.get(name, "application/gzip"))

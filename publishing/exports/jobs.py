@@ -7,7 +7,7 @@ import logging
 from datetime import date, timedelta
 from typing import Any
 
-from publishing.exports.writer import prune, run_export
+from publishing.exports.writer import prune, run_export, withdraw_stale
 from registry.calendar import china_date, today_in_china
 from registry.db import create_sync_engine
 from registry.runtime import Services
@@ -30,10 +30,17 @@ def export_now(services: Services, day: date) -> dict[str, Any]:
             now,
             parallel_changes=settings.exports.parallel_changes,
         )
+        withdrawn = withdraw_stale(engine, settings.exports.dir, now)
     finally:
         engine.dispose()
     removed = prune(settings.exports.dir, settings.exports.retention_days, china_date(now))
-    logger.info("export %s: %d listings; pruned %d old exports", day, manifest["listings"], len(removed))
+    logger.info(
+        "export %s: %d listings; withdrew %d exports holding removed listings; pruned %d old exports",
+        day,
+        manifest["listings"],
+        len(withdrawn),
+        len(removed),
+    )
     return manifest
 
 

@@ -35,10 +35,11 @@ from registry.calendar import china_date, china_midnight
 from registry.db import create_sync_engine
 from registry.eventlog.models import Event
 from registry.eventlog.services import head
-from registry.eventlog.types import LISTING_EVENTS
+from registry.eventlog.types import LISTING_EVENTS, REMOVAL_EVENTS
 from registry.identity.registry_key import RegistrySigner
 from registry.listings.disclosure import PublicEntry, public_columns, public_entry
 from registry.listings.models import Listing
+from registry.listings.wording import KIND, PERFORMANCE, SEX, grounds_text, label
 from registry.timeutil import iso
 
 LISTINGS_JSONL = "listings.jsonl.gz"
@@ -46,13 +47,17 @@ LISTINGS_CSV = "listings.csv.gz"
 CHANGES_JSONL = "changes.jsonl.gz"
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.json.sig"
-FILE_NAMES = (LISTINGS_JSONL, LISTINGS_CSV, CHANGES_JSONL, MANIFEST, SIGNATURE)
+WITHDRAWN = "withdrawn.json"
+DATA_FILES = (LISTINGS_JSONL, LISTINGS_CSV, CHANGES_JSONL)
+FILE_NAMES = (*DATA_FILES, MANIFEST, SIGNATURE)
 STREAM_ROWS = 1000
+# The CSV is read by people: Chinese headers in the Provisions' words (Art. 6), sex, grounds
+# and performance in words, amounts in 元, dates in China. The JSON Lines file keeps the codes.
 CSV_COLUMNS = (
-    "id", "kind", "name", "sex", "age", "identifier_masked", "legal_representative", "court_code",
-    "court_name", "province_code", "province", "case_number", "basis_document_number", "basis_issuer",
-    "obligations", "amount_cents", "performance_status", "performed_cents", "unperformed_cents", "grounds",
-    "filed_on", "published_on",
+    "编号", "被执行人类型", "被执行人姓名或名称", "性别", "年龄", "证件号码（部分隐去）",
+    "法定代表人或者负责人", "执行法院代码", "执行法院", "省份", "案号", "执行依据文号",
+    "做出执行依据单位", "生效法律文书确定的义务", "执行标的（元）", "履行情况", "已履行（元）",
+    "未履行（元）", "失信被执行人行为具体情形", "立案时间", "发布时间",
 )  # fmt: skip
 
 
@@ -116,14 +121,19 @@ class _Output:
         }
 
 
+def _yuan(cents: int | None) -> str:
+    return "" if cents is None else f"{cents // 100}.{cents % 100:02d}"
+
+
 def _csv_row(entry: PublicEntry) -> list[Any]:
+    perf = entry.performance
     return [
-        entry.id, entry.kind, entry.name, entry.sex, entry.age, entry.identifier_masked,
-        entry.legal_representative, entry.court_code, entry.court_name, entry.province_code,
+        entry.id, label(KIND, entry.kind), entry.name, label(SEX, entry.sex), entry.age,
+        entry.identifier_masked, entry.legal_representative, entry.court_code, entry.court_name,
         entry.province, entry.case_number, entry.basis_document_number, entry.basis_issuer,
-        entry.obligations, entry.amount_cents, entry.performance.status, entry.performance.performed_cents,
-        entry.performance.unperformed_cents, ";".join(entry.grounds), entry.filed_on.isoformat(),
-        entry.published_on.isoformat(),
+        entry.obligations, _yuan(entry.amount_cents), label(PERFORMANCE, perf.status),
+        _yuan(perf.performed_cents), _yuan(perf.unperformed_cents), grounds_text(entry.grounds),
+        entry.filed_on.isoformat(), entry.published_on.isoformat(),
     ]  # fmt: skip
 
 
@@ -324,6 +334,40 @@ def _swap_in(folder: Path, final: Path) -> None:
         final.rename(old)
     folder.rename(final)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def withdrawn(folder: Path) -> bool:
+    """Whether an export's data files were withdrawn (its signed manifest stays, for audit)."""
+    return (folder / WITHDRAWN).is_file()
+
+
+def withdraw_stale(engine: Engine, export_dir: Path, now: datetime) -> list[date]:
+    """Withdraw the data files of every export that holds a listing removed or expired since.
+
+    SPC Art. 10: a deleted entry is no longer published. An export whose log position lies
+    before the latest removal holds that listing as published (a listing is removed once,
+    and only while active), so its list and change files stop being served; its manifest
+    and signature stay, for audit. Run after each export: well within the three working
+    days the law allows. Returns the days withdrawn now."""
+    with engine.connect() as conn:
+        last_removal = conn.execute(
+            select(func.max(Event.seq)).where(Event.type.in_(sorted(REMOVAL_EVENTS)))
+        ).scalar()
+    if last_removal is None:
+        return []
+    done = []
+    for day in export_days(export_dir):
+        folder = export_dir / day.isoformat()
+        if withdrawn(folder):
+            continue
+        position = json.loads((folder / MANIFEST).read_bytes())["log_position"]
+        if position < last_removal:
+            record = {"withdrawn_at": iso(now), "reason": "a listing it holds has since been removed"}
+            (folder / WITHDRAWN).write_text(json.dumps(record) + "\n")
+            for name in DATA_FILES:
+                (folder / name).unlink(missing_ok=True)
+            done.append(day)
+    return done
 
 
 def export_days(export_dir: Path) -> list[date]:

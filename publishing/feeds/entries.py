@@ -1,10 +1,10 @@
 """Publication and removal items for feeds, the delta API and the exports' change files.
 
 Every item is built from `registry.listings.disclosure.public_entry`, the one public
-allow-list. A removal notice is a subset of the entry that was published (who, which case,
-which court) plus why and when it left the list: no field the publication did not carry.
-A publication item is shown only while its listing is active; once the listing leaves the
-list, only its removal notice remains.
+allow-list. A removal notice names the entry by its id and case number only, with its court
+and why and when it left the list: once a listing is removed or expires, no public surface
+names the person again (no name, no number). A publication item is shown only while its
+listing is active; once the listing leaves the list, only its removal notice remains.
 """
 
 from __future__ import annotations
@@ -30,8 +30,6 @@ _CHUNK = 500
 
 class RemovalNotice(msgspec.Struct, frozen=True, kw_only=True):
     id: str
-    kind: str
-    name: str
     court_code: str
     court_name: str
     province_code: str | None
@@ -52,8 +50,6 @@ class PublicationItem(msgspec.Struct, frozen=True, kw_only=True):
 def removal_notice(entry: PublicEntry, reason: str, effective_on: date) -> RemovalNotice:
     return RemovalNotice(
         id=entry.id,
-        kind=entry.kind,
-        name=entry.name,
         court_code=entry.court_code,
         court_name=entry.court_name,
         province_code=entry.province_code,

@@ -1,7 +1,13 @@
-"""Atom 1.0 and RSS 2.0 (with `feedgen`) and JSON Feed 1.1 (msgspec, to the spec)."""
+"""Atom 1.0 and RSS 2.0 (with `feedgen`) and JSON Feed 1.1 (msgspec, to the spec).
+
+Titles and texts are Chinese in the Provisions' wording (`registry.listings.wording`);
+the JSON feed's `_registry` part keeps the codes. One entry that cannot be rendered is left
+out of the page (and logged by its sequence number), never the whole feed.
+"""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -10,12 +16,22 @@ from feedgen.feed import FeedGenerator
 
 from publishing.feeds.entries import PublicationItem
 from registry.listings.disclosure import PublicEntry
+from registry.listings.wording import (
+    KIND,
+    PERFORMANCE,
+    REMOVAL_REASONS,
+    SEX,
+    cn_date,
+    grounds_text,
+    label,
+    yuan,
+)
 
-FEED_TITLE = "失信被执行人名单：发布与移出 (defaulter list: publications and removals)"
-AUTHOR = "Defaulter credit registry"
+FEED_TITLE = "失信被执行人名单：发布与移出"
+FEED_DESCRIPTION = "人民法院依法公布的失信被执行人名单信息，及其更正与移出。"
+AUTHOR = "失信被执行人名单信息公布系统"
 _EVENT_LABEL = {"published": "发布", "amended": "更正", "removed": "移出", "expired": "期满移出"}
-_KIND_LABEL = {"person": "自然人", "organization": "法人或其他组织"}
-_PERFORMANCE_LABEL = {"none": "全部未履行", "partial": "部分未履行"}
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -26,43 +42,52 @@ class FeedLinks:
     home_url: str
 
 
-def _money(cents: int | None) -> str:
-    return "" if cents is None else f"{cents / 100:.2f} 元"
+def _performance_text(entry: PublicEntry) -> str:
+    perf = entry.performance
+    text = f"履行情况：{label(PERFORMANCE, perf.status)}"
+    if perf.performed_cents:
+        text += f"，已履行 {yuan(perf.performed_cents)}"
+    if perf.unperformed_cents:
+        text += f"，未履行 {yuan(perf.unperformed_cents)}"
+    return text
 
 
 def _entry_text(entry: PublicEntry) -> str:
     lines = [
-        f"被执行人：{entry.name}（{_KIND_LABEL.get(entry.kind, entry.kind)}）",
+        f"被执行人：{entry.name}（{label(KIND, entry.kind)}）",
         f"证件号码：{entry.identifier_masked}",
     ]
     if entry.kind == "person":
-        lines.append(f"性别：{entry.sex or ''}  年龄：{entry.age if entry.age is not None else ''}")
+        age = f"{entry.age}岁" if entry.age is not None else ""
+        lines.append(f"性别：{label(SEX, entry.sex)}　年龄：{age}")
     else:
         lines.append(f"法定代表人或负责人：{entry.legal_representative or ''}")
     lines += [
-        f"执行法院：{entry.court_name}（{entry.province or ''}）",
+        f"执行法院：{entry.court_name}" + (f"（{entry.province}）" if entry.province else ""),
         f"案号：{entry.case_number}",
-        f"立案时间：{entry.filed_on.isoformat()}",
+        f"立案时间：{cn_date(entry.filed_on)}",
         f"执行依据文号：{entry.basis_document_number}",
         f"做出执行依据单位：{entry.basis_issuer}",
         f"生效法律文书确定的义务：{entry.obligations}",
-        f"履行情况：{_PERFORMANCE_LABEL.get(entry.performance.status, entry.performance.status)}"
-        + (
-            f"，未履行 {_money(entry.performance.unperformed_cents)}"
-            if entry.performance.unperformed_cents
-            else ""
-        ),
-        f"失信行为情形：{', '.join(entry.grounds)}",
-        f"发布时间：{entry.published_on.isoformat()}",
+    ]
+    if entry.amount_cents is not None:
+        lines.append(f"执行标的：{yuan(entry.amount_cents)}")
+    lines += [
+        _performance_text(entry),
+        f"失信被执行人行为具体情形：{grounds_text(entry.grounds)}",
+        f"发布时间：{cn_date(entry.published_on)}",
     ]
     return "\n".join(lines)
 
 
 def item_title(item: PublicationItem) -> str:
-    label = _EVENT_LABEL[item.event]
-    who = item.entry or item.removal
-    assert who is not None
-    return f"{label}：{who.name}（{who.case_number}）"
+    label_ = _EVENT_LABEL[item.event]
+    if item.entry is not None:
+        return f"{label_}：{item.entry.name} {item.entry.case_number}"
+    notice = item.removal
+    assert notice is not None
+    # A removed entry is named by its case number only: not the person again.
+    return f"{label_}：{notice.case_number}"
 
 
 def item_text(item: PublicationItem) -> str:
@@ -72,11 +97,10 @@ def item_text(item: PublicationItem) -> str:
     assert notice is not None
     return "\n".join(
         [
-            f"被执行人：{notice.name}（{_KIND_LABEL.get(notice.kind, notice.kind)}）",
-            f"执行法院：{notice.court_name}（{notice.province or ''}）",
             f"案号：{notice.case_number}",
-            f"移出原因：{notice.reason}",
-            f"移出日期：{notice.effective_on.isoformat()}",
+            f"执行法院：{notice.court_name}" + (f"（{notice.province}）" if notice.province else ""),
+            f"移出原因：{label(REMOVAL_REASONS, notice.reason)}",
+            f"移出日期：{cn_date(notice.effective_on)}",
         ]
     )
 
@@ -93,7 +117,7 @@ def _generator(
     fg.id(links.first_url)
     fg.title(FEED_TITLE)
     fg.author({"name": AUTHOR})
-    fg.description("Court-certified listings of judgment debtors who refuse to perform, and their removals.")
+    fg.description(FEED_DESCRIPTION)
     fg.language("zh-CN")
     fg.updated(updated)
     fg.link(href=links.self_url, rel="self")
@@ -103,16 +127,25 @@ def _generator(
     fg.link(href=links.home_url, rel="alternate")  # last: feedgen takes RSS's <link> from it
     for item in items:
         fe = fg.add_entry(order="append")
-        fe.id(item_id(item))
-        fe.guid(item_id(item), permalink=False)
-        fe.title(item_title(item))
-        fe.updated(item.occurred_at)
-        fe.published(item.occurred_at)
-        if rss:
-            fe.description(item_text(item))
-        else:
-            fe.content(item_text(item), type="text")
-        fe.category(term=item.event, label=_EVENT_LABEL[item.event])
+        try:
+            fe.id(item_id(item))
+            fe.guid(item_id(item), permalink=False)
+            fe.title(item_title(item))
+            fe.updated(item.occurred_at)
+            fe.published(item.occurred_at)
+            if rss:
+                fe.description(item_text(item))
+            else:
+                fe.content(item_text(item), type="text")
+            fe.category(term=item.event, label=_EVENT_LABEL[item.event])
+            # Serialise the entry alone now: what XML cannot hold fails here, not the feed.
+            if rss:
+                fe.rss_entry()
+            else:
+                fe.atom_entry()
+        except (ValueError, TypeError) as exc:
+            fg.remove_entry(fe)
+            log.warning("feed entry of event %d left out: %s", item.seq, type(exc).__name__)
     return fg
 
 

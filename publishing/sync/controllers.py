@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any
 
 import msgspec
@@ -35,6 +36,7 @@ from registry.http.dependencies import Injected
 from registry.http.openapi import BEARER_KEY, BODY, GUARDED, PARAMETER, Codes, problems
 from registry.http.params import Id
 from registry.identity.crypto import Secrets
+from registry.listings.services import provisional_removal_deadlines
 from registry.runtime import Services
 from registry.timeutil import utcnow
 
@@ -179,7 +181,13 @@ class SyncStatusController(Controller):
     @get("/metrics", media_type=CONTENT_TYPE_LATEST, responses=problems(GUARDED))
     async def metrics(self, db: Injected[Database]) -> Response[bytes]:
         """The same figures as Prometheus text (scrape with a bearer admin key)."""
-        return Response(prometheus_text(await db.read(_statuses)), media_type=CONTENT_TYPE_LATEST)
+        statuses, provisional = await db.read(_metrics)
+        return Response(prometheus_text(statuses, provisional), media_type=CONTENT_TYPE_LATEST)
+
+
+def _metrics(conn: Connection) -> tuple[list[dict[str, Any]], list[date]]:
+    provisional = provisional_removal_deadlines(conn) + notices.provisional_notice_deadlines(conn)
+    return _statuses(conn), provisional
 
 
 def _statuses(conn: Connection) -> list[dict[str, Any]]:

@@ -3,12 +3,16 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
+from datetime import date
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from registry.calendar import last_covered_year
 
 
 class _Snapshot(Collector):
@@ -49,7 +53,30 @@ class _Snapshot(Collector):
         return [backlog, cursor, delivered, failures, failing, latency]
 
 
-def prometheus_text(statuses: list[dict[str, Any]]) -> bytes:
+class _Calendar(Collector):
+    """Deadlines counted Monday to Friday because the working-day calendar does not cover their
+    year yet: alert on any, and upgrade `chinesecalendar` (docs/operations.md#working-days)."""
+
+    def __init__(self, provisional: list[date]) -> None:
+        self._provisional = provisional
+
+    def collect(self) -> Iterable[Metric]:
+        covered = GaugeMetricFamily(
+            "registry_calendar_covered_through_year", "Last year the working-day calendar covers"
+        )
+        covered.add_metric([], last_covered_year())
+        provisional = GaugeMetricFamily(
+            "registry_calendar_provisional_deadlines",
+            "Stored deadlines (removals, notices) on a year the working-day calendar does not cover",
+            labels=["year"],
+        )
+        for year, count in sorted(Counter(day.year for day in self._provisional).items()):
+            provisional.add_metric([str(year)], count)
+        return [covered, provisional]
+
+
+def prometheus_text(statuses: list[dict[str, Any]], provisional: list[date]) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Snapshot(statuses))
+    registry.register(_Calendar(provisional))
     return generate_latest(registry)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import unicodedata
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import partial
 from typing import Any, cast
 
@@ -21,12 +21,23 @@ from sqlalchemy import Connection, Table, func, insert, select, update
 from publishing.sync.models import AssistanceNotice, Subscription
 from publishing.sync.profiles import load_listings, render
 from publishing.sync.services import profile_of
-from registry.calendar import add_working_days
+from registry.calendar import add_working_days, china_date, end_of_china_day, first_uncovered_day
 from registry.eventlog.readers import LogEvent, LogReader
 from registry.eventlog.services import EventDraft, append_events
 from registry.eventlog.types import LISTING_EVENTS, REMOVAL_EVENTS, EventType
 from registry.identity.crypto import DataKeyring
 from registry.ids import new_id
+from registry.listings.wording import (
+    KIND,
+    PERFORMANCE,
+    REMOVAL_REASONS,
+    SEX,
+    china_time,
+    cn_date,
+    grounds_text,
+    label,
+    yuan,
+)
 from registry.problems import Problem
 from registry.timeutil import as_utc, iso
 
@@ -57,6 +68,8 @@ def issue_notices(conn: Connection, events: Sequence[LogEvent], now: datetime, *
         )
     ).all()
     rows = load_listings(conn, (e.listing_id for e in events if e.listing_id)) if subs else {}
+    # Due at the end of the deadline's last working day, counted from the day of issue.
+    due_at = end_of_china_day(add_working_days(china_date(now), deadline_days).due)
     notices = []
     for event in events:
         listing = rows.get(event.listing_id) if event.listing_id is not None else None
@@ -76,7 +89,7 @@ def issue_notices(conn: Connection, events: Sequence[LogEvent], now: datetime, *
                     "kind": "lift" if event.type in REMOVAL_EVENTS else "impose",
                     "seq": event.seq,
                     "issued_at": now,
-                    "due_at": add_working_days(now, deadline_days),
+                    "due_at": due_at,
                 }
             )
     if notices:
@@ -141,12 +154,32 @@ def read_notice(
     }
 
 
+# The printable notice is read by people: each field in the Provisions' words (Art. 6).
+_FIELDS = {
+    "id": "名单编号", "version": "版本", "status": "状态", "kind": "被执行人类型",
+    "name": "被执行人姓名或名称", "identifier": "证件号码", "credit_code": "统一社会信用代码",
+    "identifier_masked": "证件号码（部分隐去）", "sex": "性别", "age": "年龄", "birth_date": "出生日期",
+    "legal_representative": "法定代表人或者负责人", "court_code": "执行法院代码", "court_name": "执行法院",
+    "province_code": "省份代码", "province": "省份", "case_number": "案号",
+    "basis_document_number": "执行依据文号", "basis_issuer": "做出执行依据单位",
+    "obligations": "生效法律文书确定的义务", "amount_cents": "执行标的", "performance": "履行情况",
+    "grounds": "失信被执行人行为具体情形", "filed_on": "立案时间", "listed_on": "纳入名单日期",
+    "published_on": "发布时间", "term_years": "纳入期限（年）", "expires_on": "期满日期", "removal": "移出",
+}  # fmt: skip
+_STATUS = {"active": "在名单中", "removed": "已移出", "expired": "期满移出"}
+_CODES: dict[str, dict[str, str]] = {"sex": SEX, "kind": KIND, "status": _STATUS}
+_DATES = frozenset({"birth_date", "filed_on", "listed_on", "published_on", "expires_on"})
+
+
 def render_html(notice: dict[str, Any]) -> str:
-    """A printable page. Every value is escaped; the debtor block shows the profile's fields only."""
+    """A printable page in Chinese, times in China time. Every value is escaped; the debtor
+    block shows the profile's fields only."""
     e = html.escape
     debtor = notice["debtor"] or {}
     debtor_rows = "".join(
-        f"<tr><th>{e(str(k))}</th><td>{e(_text(v))}</td></tr>" for k, v in debtor.items() if v is not None
+        f"<tr><th>{e(_FIELDS.get(k, k))}</th><td>{e(_words(k, v))}</td></tr>"
+        for k, v in debtor.items()
+        if v is not None
     )
     measures = "".join(f"<li>{e(m)}</li>" for m in notice["measures"])
     objection = (
@@ -155,25 +188,49 @@ def render_html(notice: dict[str, Any]) -> str:
         if notice["objection"]
         else ""
     )
+    issued = china_time(datetime.fromisoformat(notice["issued_at"]))
+    due = china_time(datetime.fromisoformat(notice["due_at"]))
     return f"""<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8"><title>{e(notice["title"])} {e(notice["id"])}</title>
 <style>body{{font-family:serif;max-width:42em;margin:2em auto}}th{{text-align:left;padding-right:1em}}
 @media print{{a{{display:none}}}}</style></head><body>
 <h1>{e(notice["court_name"])}</h1><h2>{e(notice["title"])}</h2>
 <p>案号：{e(notice["case_number"])}　　通知编号：{e(notice["id"])}</p>
-<p>依据：{e(notice["legal_basis"])}　　发出：{e(notice["issued_at"])}　　请于 {e(notice["due_at"])} 前回执</p>
+<p>依据：{e(notice["legal_basis"])}　　发出：{e(issued)}　　请于 {e(due)} 前回执</p>
 <h3>被执行人</h3><table>{debtor_rows}</table>
 <h3>请求协助事项</h3><ol>{measures}</ol>{objection}
 </body></html>
 """
 
 
-def _text(value: Any) -> str:
-    if isinstance(value, list):
-        return "、".join(_text(v) for v in value)
-    if isinstance(value, dict):
-        return "；".join(f"{k}: {_text(v)}" for k, v in value.items() if v is not None)
+def _words(field: str, value: Any) -> str:
+    """A profile field's value as people read it: codes in words, amounts in 元, dates in China."""
+    if field in _CODES:
+        return label(_CODES[field], value)
+    if field == "grounds":
+        return grounds_text(value)
+    if field == "amount_cents":
+        return yuan(value)
+    if field in _DATES:
+        return cn_date(date.fromisoformat(value))
+    if field == "performance":
+        text = label(PERFORMANCE, value["status"])
+        for key, words in (("performed_cents", "已履行"), ("unperformed_cents", "未履行")):
+            if value.get(key):
+                text += f"，{words} {yuan(value[key])}"
+        return text
+    if field == "removal":
+        removed_on = value.get("removed_on")
+        when = f"，{cn_date(date.fromisoformat(removed_on))}" if removed_on else ""
+        return label(REMOVAL_REASONS, value["reason"]) + when
     return str(value)
+
+
+def provisional_notice_deadlines(conn: Connection) -> list[date]:
+    """Last days of notices due on a year the working-day calendar does not cover yet."""
+    start = end_of_china_day(first_uncovered_day())  # due at the end of a day of that year
+    rows = conn.execute(select(NOTICES.c.due_at).where(NOTICES.c.due_at >= start)).scalars()
+    return [china_date(as_utc(due) - timedelta(microseconds=1)) for due in rows]
 
 
 def list_notices(conn: Connection, client_id: str, now: datetime, limit: int = 1000) -> list[dict[str, Any]]:

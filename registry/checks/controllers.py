@@ -54,6 +54,7 @@ from registry.http.openapi import BEARER_KEY, BODY, GUARDED, PARAMETER, media_ty
 from registry.problems import Problem
 from registry.runtime import Services
 from registry.settings import Settings
+from registry.text import IDENTIFIER_PATTERN
 from registry.timeutil import utcnow
 
 MAX_SEQ = 2**63 - 1
@@ -214,7 +215,9 @@ class QueryLogController(Controller):
         self,
         db: Injected[Database],
         settings: Injected[Settings],
-        client_id: Annotated[str, PathParameter(pattern=r"^[^\x00]+$", description="The bank's client id")],
+        client_id: Annotated[
+            str, PathParameter(pattern=IDENTIFIER_PATTERN, description="The bank's client id")
+        ],
         start: Annotated[
             datetime | None, QueryParameter(name="from", description="Inclusive; default: retention start")
         ] = None,

@@ -1,8 +1,9 @@
 """Request bodies: one decoder and one status policy for every endpoint.
 
 - no body, or a body that is not JSON (malformed, not UTF-8, nested too deep): 400 `invalid_json`;
-- JSON of the wrong shape (a wrong type, a broken constraint, a missing or unknown field):
-  422 `invalid_field`, with an RFC 6901 `pointer` to the field wherever msgspec names it.
+- JSON of the wrong shape (a wrong type, a broken constraint, a missing or unknown field), or
+  text with a control character or a bidi override (`registry.text`): 422 `invalid_field`,
+  with an RFC 6901 `pointer` to the field wherever msgspec names it.
 
 Handlers take their body as `data: SomeRequest`, where `SomeRequest` subclasses
 `RequestStruct`: `BodyPlugin` has Litestar decode it with `decode_body`, straight from the
@@ -13,6 +14,7 @@ through `SignedBody[Envelope]`, which passes the bytes on and documents the enve
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -23,6 +25,7 @@ from litestar.plugins import SerializationPlugin
 from litestar.typing import FieldDefinition
 
 from registry.problems import Problem
+from registry.text import MULTILINE_MEMBERS, check_text
 
 if TYPE_CHECKING:
     from litestar._openapi.schema_generation import SchemaCreator
@@ -71,27 +74,33 @@ def _escape(key: str) -> str:
     return key.replace("~", "~0").replace("/", "~1")
 
 
-def _find_nul(value: Any, pointer: str) -> None:
+# What may announce a forbidden character in JSON bytes: an escape (`\u0000`, `\n`, ...),
+# DEL, or the UTF-8 of a C1 control or a bidi override. Bodies without one skip the walk.
+_MAYBE_FORBIDDEN = re.compile(
+    rb"\\u00[0-9a-fA-F]{2}|\\u20[26][0-9a-fA-F]|\\[bfnrt]|\x7f|\xc2[\x80-\x9f]|\xe2\x80[\xaa-\xae]|\xe2\x81[\xa6-\xa9]"
+)
+
+
+def _find_forbidden(value: Any, pointer: str, multiline: bool = False) -> None:
     if isinstance(value, str):
-        if "\x00" in value:
-            raise invalid_field("text must not hold U+0000 (NUL)", pointer)
+        check_text(value, pointer, multiline=multiline)
     elif isinstance(value, dict):
         for key, item in value.items():
-            _find_nul(key, pointer)
-            _find_nul(item, f"{pointer}/{_escape(key)}")
+            check_text(key, pointer)
+            _find_forbidden(item, f"{pointer}/{_escape(key)}", key in MULTILINE_MEMBERS)
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            _find_nul(item, f"{pointer}/{index}")
+            _find_forbidden(item, f"{pointer}/{index}")
 
 
-def _refuse_nul(body: bytes, decoded: Any) -> None:
-    """422 `invalid_field` for U+0000 in any string of the body: no field of this API means one,
-    and PostgreSQL text cannot hold it, so it is refused here, before a query sees it. JSON
-    carries it only escaped, so bodies without `\\u0000` are passed at the cost of one scan."""
-    if b"\\u0000" in body:
+def _refuse_forbidden(body: bytes, decoded: Any) -> None:
+    """422 `invalid_field`, with the pointer, for a control character or a bidi override in any
+    string or member name of the body (`registry.text`: one rule for every field and both
+    databases), before a query sees it."""
+    if _MAYBE_FORBIDDEN.search(body):
         if not isinstance(decoded, dict | list):
             decoded = msgspec.to_builtins(decoded, enc_hook=_later)
-        _find_nul(decoded, "")
+        _find_forbidden(decoded, "")
 
 
 def _later(value: Any) -> None:
@@ -108,13 +117,62 @@ def decode_json(body: bytes) -> Any:
         decoded = msgspec.json.decode(body)
     except (msgspec.DecodeError, RecursionError) as exc:
         raise invalid_json() from exc
-    _refuse_nul(body, decoded)
+    _refuse_forbidden(body, decoded)
+    return decoded
+
+
+class _Duplicate(dict[str, Any]):
+    """An object that named a member twice: where, and which name."""
+
+    def __init__(self, pairs: list[tuple[str, Any]], name: str) -> None:
+        super().__init__(pairs)
+        self.name = name
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    names: set[str] = set()
+    for name, _ in pairs:
+        if name in names:
+            return _Duplicate(pairs, name)
+        names.add(name)
+    return dict(pairs)
+
+
+def _find_duplicate(value: Any, pointer: str) -> str | None:
+    if isinstance(value, _Duplicate):
+        return f"{pointer}/{_escape(value.name)}"
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _find_duplicate(item, f"{pointer}/{_escape(str(key))}")
+        if found is not None:
+            return found
+    return None
+
+
+def decode_signed_json(body: bytes) -> Any:
+    """A signed document: any JSON (as `decode_json`) whose objects name each member once.
+
+    I-JSON (RFC 7493) forbids duplicate names: a parser keeps one of the values (msgspec the
+    last), so a court's signature could be checked over content that differs from what
+    another reader of the same bytes sees. 422 `duplicate_member`, with the pointer to the
+    name, before the signature is checked."""
+    decoded = decode_json(body)
+    # The standard library's parser shows every pair; msgspec's does not. Parsing twice costs
+    # a fraction of the Ed25519 verification that follows.
+    found = _find_duplicate(json.loads(body, object_pairs_hook=_pairs), "")
+    if found is not None:
+        raise Problem(
+            422,
+            "duplicate_member",
+            "a member name appears twice in one object (I-JSON, RFC 7493)",
+            pointer=found,
+        )
     return decoded
 
 
 def decode_body(body: bytes, kind: type[T]) -> T:
     """The body as `kind`: 400 `invalid_json` when it is not JSON, 422 `invalid_field` when it
-    is JSON of another shape or holds U+0000."""
+    is JSON of another shape or holds a forbidden character (`registry.text`)."""
     if not body:
         raise empty_body()
     try:
@@ -126,7 +184,7 @@ def decode_body(body: bytes, kind: type[T]) -> T:
         raise invalid_field(*field_error(exc)) from exc
     except (msgspec.DecodeError, RecursionError) as exc:
         raise invalid_json() from exc
-    _refuse_nul(body, decoded)
+    _refuse_forbidden(body, decoded)
     return decoded
 
 

@@ -1,7 +1,8 @@
 """Path parameters that name a stored thing (a listing, a subscription, a notice, a client).
 
-PostgreSQL text cannot hold U+0000, so an id holding it could only fail inside a query:
-it is refused with 400 `invalid_parameter` before one runs, and the document says so.
+An id with a control character or a bidi override (`registry.text`; PostgreSQL text cannot
+even hold U+0000) could only fail inside a query or mislead a reader: it is refused with 400
+`invalid_parameter` before one runs, on both databases alike, and the document says so.
 """
 
 from __future__ import annotations
@@ -10,4 +11,6 @@ from typing import Annotated
 
 from litestar.params import PathParameter
 
-Id = Annotated[str, PathParameter(pattern=r"^[^\x00]+$", description="An id, as the API gave it")]
+from registry.text import IDENTIFIER_PATTERN
+
+Id = Annotated[str, PathParameter(pattern=IDENTIFIER_PATTERN, description="An id, as the API gave it")]

@@ -256,6 +256,24 @@ def parse_case_number(raw: str) -> CaseNumber:
             "invalid_case_number",
             "a case number reads （year）court-code type sequence号, e.g. （2024）京0105执1234号",
         )
+    return _case_number(text, match)
+
+
+# Before 2016: （2015）朝执字第01234号, the court named by its abbreviation (Chinese characters).
+LEGACY_CASE_NUMBER_RE = re.compile(
+    rf"^（(?P<year>[0-9]{{4}})）(?P<court>[\u4e00-\u9fff]{{1,8}}?)(?P<type>{'|'.join(ENFORCEMENT_TYPES)})"
+    r"字第(?P<seq>[0-9]{1,7})号$"
+)
+
+
+def parse_legacy_case_number(raw: str) -> CaseNumber | None:
+    """A case number of the form used before 2016, or None; `court_code` is the abbreviation."""
+    text = normalise_case_number(raw)
+    match = LEGACY_CASE_NUMBER_RE.match(text)
+    return None if match is None else _case_number(text, match)
+
+
+def _case_number(text: str, match: re.Match[str]) -> CaseNumber:
     return CaseNumber(
         text=text,
         year=int(match["year"]),

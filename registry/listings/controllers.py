@@ -7,7 +7,7 @@ from typing import Annotated
 import msgspec
 from litestar import Controller, Response, get, post
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import Body, FromPath
+from litestar.params import Body, FromPath, Parameter
 
 from registry.clients.services import Principal
 from registry.db import Database
@@ -23,14 +23,16 @@ from registry.listings.schemas import (
     BatchSummary,
     EvidenceRead,
     IngestResult,
+    LateRemovalPage,
     ListingBatch,
     ListingEnvelope,
     ListingRead,
     RemovalEnvelope,
 )
-from registry.listings.services import read_evidence, read_listing
+from registry.listings.services import late_removals, read_evidence, read_listing
 from registry.problems import Problem
 from registry.runtime import Services
+from registry.text import IDENTIFIER_PATTERN
 
 MAX_VERSION = 2**31 - 1  # the column is a 32-bit integer
 
@@ -56,6 +58,7 @@ def _respond(result: IngestResult) -> Response[IngestResult]:
 ENVELOPE: Codes = {
     422: (
         "invalid_date",
+        "duplicate_member",
         "unknown_court",
         "invalid_court_code",
         "invalid_case_number",
@@ -67,6 +70,9 @@ ENVELOPE: Codes = {
         "date_out_of_range",
         "unknown_ground",
         "term_invalid",
+        "term_already_ended",
+        "case_not_enforcement",
+        "creditor_required",
         "performance_inconsistent",
         "unknown_key",
         "key_revoked",
@@ -169,7 +175,10 @@ class ListingController(Controller):
             PARAMETER,
             ENVELOPE,
             CHANGE,
-            {409: "submission_conflict", 422: "immutable_field"},
+            {
+                409: "submission_conflict",
+                422: ("immutable_field", "extension_required", "term_change_needs_relisting"),
+            },
         ),
     )
     async def amend(
@@ -193,6 +202,7 @@ class ListingController(Controller):
             CHANGE,
             {
                 422: (
+                    "duplicate_member",
                     "unknown_reason",
                     "date_out_of_range",
                     "listing_id_mismatch",
@@ -214,3 +224,31 @@ class ListingController(Controller):
     ) -> Response[IngestResult]:
         """Remove a listing from every public surface (signed by the listing court)."""
         return _respond(await services.ingest.remove(listing_id, data, principal))
+
+
+class RemovalReportController(Controller):
+    path = "/v1/removals"
+    tags = ("listings",)
+    guards = [roles("court", "admin")]  # noqa: RUF012 - Litestar's declaration style
+    security = BEARER_KEY
+
+    @get("/late", responses=problems(GUARDED, PARAMETER))
+    async def late(
+        self,
+        db: Injected[Database],
+        principal: Injected[Principal],
+        court: Annotated[
+            str | None,
+            Parameter(
+                max_length=16,
+                pattern=IDENTIFIER_PATTERN,
+                description="Admins: one court's only (a court sees its own)",
+            ),
+        ] = None,
+        limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+        offset: Annotated[int, Parameter(ge=0, le=1_000_000)] = 0,
+    ) -> LateRemovalPage:
+        """Removals recorded after their deadline of three working days (SPC Art. 9-10), newest
+        first: a court's own, or every court's for an admin."""
+        scope = principal.bound_court if principal.bound_court is not None else court
+        return await db.read(late_removals, scope, limit, offset)

@@ -24,12 +24,29 @@ class EnforcementBasis(msgspec.Struct, frozen=True):
     issuer: str
 
 
+class ListingDecision(msgspec.Struct, frozen=True):
+    document_number: str  # 决定书文号 (SPC Art. 5)
+    decided_on: str
+    initiated_by: str  # "creditor_application" or "court_initiative"
+
+
+class TermExtension(msgspec.Struct, frozen=True):
+    document_number: str
+    decided_on: str
+    reason: str  # an aggravating circumstance of SPC Art. 2
+
+
 class ListingDetails(msgspec.Struct, frozen=True):
     basis: EnforcementBasis
     obligations: str
     amount_cents: int | None = None
     performance: PublicPerformance = PublicPerformance("none")
     creditor: str | None = None
+    # The HMAC of the creditor's code (never the code): the six-month bar's match.
+    creditor_key: str | None = None
+    # None on listings submitted before the decision was part of the contract.
+    decision: ListingDecision | None = None
+    extension: TermExtension | None = None
 
 
 _decoder = msgspec.json.Decoder(ListingDetails)

@@ -28,11 +28,16 @@ LISTING: dict[str, Any] = {
         "term_years": 3,
         "listed_on": "2025-03-29",
         "submission_id": "18f135d2-5f55-4203-b018-50c5a38fd547",
-        "creditor": "北京某某建设有限公司",
+        "decision": {
+            "document_number": "（2025）京0105执5141号",
+            "decided_on": "2025-03-28",
+            "initiated_by": "creditor_application",
+        },
+        "creditor": {"name": "北京某某建设有限公司", "credit_code": "91110105MA01C9XK31"},
     },
     "signature": {
         "key_id": KEY_ID,
-        "value": "apHvprQwGUuxJ0Psut50c6EaWU3gWRIlfIzsux6BohYkJ-FHSMPmRRdTyDs0R4jf12T4-VBaf5jLnyC2m7-jAQ",
+        "value": "HYCApTXhfF_2vR7AHGvuh19gXzn7GlXMjZaCGgVwy7Wgcd_O6ZkgsChmi4Y7VQd7l-5t-j0nIkaGmUBGTSkXCA",
     },
 }
 
@@ -41,11 +46,12 @@ REMOVAL: dict[str, Any] = {
         "listing_id": "01JQ8W3C4X2M5V7B9N0P1R3S5T",
         "reason": "performed",
         "effective_on": "2025-09-01",
+        "triggered_on": "2025-08-29",
         "basis_document": "（2025）京0105执5141号之一",
     },
     "signature": {
         "key_id": KEY_ID,
-        "value": "7dMqCPdGD17ukZCy1_ymYPrYkTgySOkKI9Sa1DoBlYEddNwZ7jddw9126YpLiAXkeiZclHxApYN7DLF8LX_lDQ",
+        "value": "pC8EnD0ON2j9p1piVx5dgd3nJdS2_8ymrYVH0Nfenlp7nd1u0mfiMCCiNWW4plh6IsoVXQwXfOkhKkxbVyy3Cg",
     },
 }
 

@@ -34,7 +34,7 @@ from sqlalchemy import Connection, Engine
 
 from registry.clients.services import Principal
 from registry.db import Database, create_sync_engine
-from registry.http.body import decode_json
+from registry.http.body import decode_signed_json
 from registry.identity.crypto import SecretsSource
 from registry.identity.identifiers import warm_division_cache
 from registry.listings import services
@@ -110,7 +110,7 @@ def _init_worker(
 def _decode(raw: bytes) -> Any:
     """The envelope, or the Problem that refuses it: one bad item does not stop a batch."""
     try:
-        return decode_json(raw)
+        return decode_signed_json(raw)
     except Problem as problem:
         return problem
 
@@ -316,7 +316,7 @@ class IngestService:
         return list(outcomes)
 
     async def amend(self, listing_id: str, raw: bytes, principal: Principal) -> IngestResult:
-        envelope = decode_json(raw)
+        envelope = decode_signed_json(raw)
         context = await self.context(referenced_key_ids([envelope]))
         prepared = Preparer(context).listing(envelope)
         return await self.db.write(
@@ -329,7 +329,7 @@ class IngestService:
         )
 
     async def remove(self, listing_id: str, raw: bytes, principal: Principal) -> IngestResult:
-        envelope = decode_json(raw)
+        envelope = decode_signed_json(raw)
         context = await self.context(referenced_key_ids([envelope]))
         return await self.db.write(
             services.remove_listing,

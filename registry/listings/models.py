@@ -6,6 +6,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Date,
     ForeignKey,
     Index,
@@ -106,3 +107,19 @@ class Removal(Base):
     key_id: Mapped[str | None] = mapped_column(ForeignKey("court_keys.key_id"))
     removed_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # SPC Art. 10: deletion within three working days of the day the condition arose. None on
+    # removals recorded before the registry kept the deadline.
+    triggered_on: Mapped[date | None] = mapped_column(Date)
+    deadline_on: Mapped[date | None] = mapped_column(Date)
+    deadline_provisional: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    on_time: Mapped[bool | None] = mapped_column(Boolean)
+
+    __table_args__ = (
+        # Only what the late-removal reports look for.
+        Index(
+            "ix_removals_late",
+            "created_at",
+            sqlite_where=text("on_time = 0"),
+            postgresql_where=text("NOT on_time"),
+        ),
+    )

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -25,8 +24,8 @@ from registry.http.body import field_error, invalid_field
 from registry.identity.canonical import CanonicalizationError, canonical_json
 from registry.identity.crypto import BlindIndex, DataKeyring
 from registry.identity.identifiers import (
+    CaseNumber,
     IdentifierError,
-    age_on,
     mask_identifier,
     normalise_case_number,
     normalise_court_code,
@@ -34,9 +33,11 @@ from registry.identity.identifiers import (
     parse_case_number,
     parse_credit_code,
     parse_id_number,
+    parse_legacy_case_number,
 )
 from registry.listings.schemas import (
     GROUNDS,
+    LISTABLE_CASE_TYPES,
     REMOVAL_REASONS,
     ListingIn,
     OrganizationDebtor,
@@ -44,14 +45,18 @@ from registry.listings.schemas import (
     SignatureIn,
 )
 from registry.problems import Problem
+from registry.text import check_text
 
 PURPOSE_DEBTOR_ID = b"listing.debtor_id"
 PURPOSE_SIGNED = b"listing.signed"
 PURPOSE_REMOVAL = b"removal.signed"
 ADULT_AGE = 18
 EARLIEST_DATE = date(1990, 1, 1)
+# Case numbers took today's form on 2016-01-01 (最高人民法院关于人民法院案件案号的若干规定).
+NEW_CASE_NUMBERS_FROM = date(2016, 1, 1)
+BASE_TERM_YEARS = 2  # SPC Art. 2: grounds 2-6 list for two years ...
+MAX_TERM_YEARS = 5  # ... extendable by one to three
 T = TypeVar("T")
-_CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,8 @@ class PrepareContext:
     active_data_key_id: str
     blind_index_key: bytes
     now: datetime
+    # court code -> registered name: a pre-2016 case number names its court by abbreviation.
+    court_names: dict[str, str] = field(default_factory=dict)
 
     @property
     def today(self) -> date:
@@ -104,6 +111,10 @@ class PreparedListing:
     listed_on: date
     expires_on: date | None
     creditor: str | None
+    initiated_by: str = "court_initiative"
+    # HMAC of the creditor's credit code or ID number, hex: matches a creditor without keeping it.
+    creditor_key: str | None = None
+    extension: dict[str, Any] | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
 
@@ -112,7 +123,8 @@ class PreparedRemoval:
     listing_id: str
     reason: str
     effective_on: date
-    basis_document: str | None
+    triggered_on: date
+    basis_document: str
     key_id: str
     signature: bytes
     content_sha256: bytes
@@ -163,10 +175,11 @@ class Preparer:
                 f"reason must be one of {', '.join(REMOVAL_REASONS)}",
                 pointer="/removal/reason",
             )
-        if removal.effective_on > self.context.today:
-            raise Problem(
-                422, "date_out_of_range", "effective_on is in the future", pointer="/removal/effective_on"
-            )
+        for name, day in (("effective_on", removal.effective_on), ("triggered_on", removal.triggered_on)):
+            if day > self.context.today:
+                raise Problem(
+                    422, "date_out_of_range", f"{name} is in the future", pointer=f"/removal/{name}"
+                )
         return lambda listing_court: self._signed_removal(removal, signature, signed, listing_court)
 
     def _signed_removal(
@@ -177,7 +190,8 @@ class Preparer:
             listing_id=removal.listing_id,
             reason=removal.reason,
             effective_on=removal.effective_on,
-            basis_document=normalise_text(removal.basis_document) if removal.basis_document else None,
+            triggered_on=removal.triggered_on,
+            basis_document=_text(removal.basis_document, "/removal/basis_document"),
             key_id=key_id,
             signature=sig,
             content_sha256=hashlib.sha256(signed).digest(),
@@ -194,12 +208,13 @@ class Preparer:
             raise Problem(
                 422, "unknown_court", f"court {court_code} is not registered", pointer="/listing/court_code"
             )
-        case = _identifier(parse_case_number, listing.case_number, "/listing/case_number")
-        if case.court_code != court_code:
+        case = self._case_number(listing, court_code)
+        if case.case_type not in LISTABLE_CASE_TYPES:
             raise Problem(
                 422,
-                "case_number_court_mismatch",
-                f"case number belongs to court {case.court_code}, not {court_code}",
+                "case_not_enforcement",
+                f"a {case.case_type} case carries no listing: only enforcement implementation cases "
+                "(执, 执恢) do",
                 pointer="/listing/case_number",
             )
         if case.year != listing.filed_on.year:
@@ -212,8 +227,21 @@ class Preparer:
         _date_between(listing.filed_on, EARLIEST_DATE, ctx.today, "/listing/filed_on")
         _date_between(listing.listed_on, listing.filed_on, ctx.today, "/listing/listed_on")
 
+        decision = _decision(listing)
         grounds = _grounds(listing.grounds)
         term = _term(grounds, listing.term_years)
+        expires_on = add_months(listing.listed_on, 12 * term) if term else None
+        if expires_on is not None and expires_on <= ctx.today:
+            # Art. 2: the term ends on expires_on, its last day (Civil Code Art. 201-202: the
+            # listing day does not count), when the listing leaves the public list; one that
+            # arrives by then would be published past its term, so it is never published.
+            raise Problem(
+                422,
+                "term_already_ended",
+                f"the fixed term ended on {expires_on.isoformat()}: the listing cannot be published",
+                pointer="/listing/term_years",
+            )
+        extension = _extension(listing, term, ctx.today)
         _performance(listing)
 
         debtor = listing.debtor
@@ -231,7 +259,8 @@ class Preparer:
                     "the debtor's birth date is after the listing date",
                     pointer="/listing/debtor/id_number",
                 )
-            if age_on(person.birth_date, listing.listed_on) < ADULT_AGE:
+            # Civil Code Art. 201: of age from the day after the 18th birthday.
+            if listing.listed_on <= add_months(person.birth_date, 12 * ADULT_AGE):
                 raise Problem(
                     422,
                     "debtor_minor",
@@ -248,10 +277,13 @@ class Preparer:
 
         details: dict[str, Any] = {
             "basis": {
-                "document_number": normalise_case_number(listing.basis.document_number),
+                "document_number": normalise_case_number(
+                    _text(listing.basis.document_number, "/listing/basis/document_number")
+                ),
                 "issuer": _text(listing.basis.issuer, "/listing/basis/issuer"),
             },
-            "obligations": _text(listing.obligations, "/listing/obligations"),
+            "decision": decision,
+            "obligations": _text(listing.obligations, "/listing/obligations", multiline=True),
             "amount_cents": listing.amount_cents,
             "performance": {
                 "status": listing.performance.status,
@@ -259,7 +291,9 @@ class Preparer:
                 "unperformed_cents": listing.performance.unperformed_cents,
             },
         }
-        creditor = _text(listing.creditor, "/listing/creditor") if listing.creditor else None
+        creditor, creditor_key = self._creditor(listing)
+        if extension is not None:
+            details["extension"] = extension
         return PreparedListing(
             court_code=court_code,
             province_code=ctx.courts[court_code],
@@ -281,10 +315,73 @@ class Preparer:
             term_years=term,
             filed_on=listing.filed_on,
             listed_on=listing.listed_on,
-            expires_on=add_months(listing.listed_on, 12 * term) if term else None,
+            expires_on=expires_on,
             creditor=creditor,
+            initiated_by=decision["initiated_by"],
+            creditor_key=creditor_key,
+            extension=extension,
             details=details,
         )
+
+    def _case_number(self, listing: ListingIn, court_code: str) -> CaseNumber:
+        """Today's form, naming the court by its code; or, for a case filed before 2016, the
+        old form naming it by its abbreviation (`（2015）朝执字第01234号`), whose characters must
+        appear in order in the court's registered name."""
+        pointer = "/listing/case_number"
+        try:
+            case = parse_case_number(listing.case_number)
+        except IdentifierError as exc:
+            legacy = parse_legacy_case_number(listing.case_number)
+            if legacy is None:
+                raise Problem(422, exc.code, exc.message, pointer=pointer) from exc
+            if listing.filed_on >= NEW_CASE_NUMBERS_FROM:
+                raise Problem(
+                    422,
+                    "invalid_case_number",
+                    "a case filed from 2016-01-01 on has a case number of today's form, "
+                    "e.g. （2024）京0105执1234号",
+                    pointer=pointer,
+                ) from exc
+            name = self.context.court_names.get(court_code, "")
+            if not _abbreviates(legacy.court_code, name):
+                raise Problem(
+                    422,
+                    "case_number_court_mismatch",
+                    f"{legacy.court_code} does not abbreviate the name of court {court_code}",
+                    pointer=pointer,
+                ) from exc
+            return legacy
+        if case.court_code != court_code:
+            raise Problem(
+                422,
+                "case_number_court_mismatch",
+                f"case number belongs to court {case.court_code}, not {court_code}",
+                pointer=pointer,
+            )
+        return case
+
+    def _creditor(self, listing: ListingIn) -> tuple[str | None, str | None]:
+        """The creditor's name, and the blind index of its code when the court gave one."""
+        raw = listing.creditor
+        if raw is None:
+            return None, None
+        if isinstance(raw, str):
+            return _text(raw, "/listing/creditor"), None
+        name = _text(raw.name, "/listing/creditor/name")
+        if raw.credit_code is not None and raw.id_number is not None:
+            raise Problem(
+                422,
+                "invalid_field",
+                "a creditor has a credit_code or an id_number, not both",
+                pointer="/listing/creditor",
+            )
+        if raw.credit_code is not None:
+            code = _identifier(parse_credit_code, raw.credit_code, "/listing/creditor/credit_code")
+            return name, self.blind_index("creditor:" + code).hex()
+        if raw.id_number is not None:
+            person = _identifier(parse_id_number, raw.id_number, "/listing/creditor/id_number")
+            return name, self.blind_index("creditor:" + person.number).hex()
+        return name, None
 
     def _verify(self, signature: SignatureIn, signed: bytes, court_code: str) -> tuple[str, bytes]:
         key = self.context.keys.get(signature.key_id)
@@ -361,11 +458,64 @@ def _identifier(parse: Callable[[str], T], raw: str, pointer: str) -> T:
     return result
 
 
-def _text(raw: str, pointer: str) -> str:
+def _text(raw: str, pointer: str, *, multiline: bool = False) -> str:
+    # The one text check (the body decoder runs it too), on the text as sent: normalising
+    # would turn some controls (U+001C-U+001F, U+0085) into spaces.
+    check_text(raw, pointer, multiline=multiline)
     text = normalise_text(raw)
-    if not text or _CONTROL_CHARACTERS.search(text):
-        raise Problem(422, "invalid_field", "text is empty or holds control characters", pointer=pointer)
+    if not text:
+        raise Problem(422, "invalid_field", "text is empty", pointer=pointer)
     return text
+
+
+def _abbreviates(abbreviation: str, court_name: str) -> bool:
+    """朝 abbreviates 北京市朝阳区人民法院: every character, in order, in the name (a trailing 法,
+    "court", excepted)."""
+    rest = iter(court_name)
+    return bool(court_name) and all(char in rest for char in abbreviation.removesuffix("法"))
+
+
+def _decision(listing: ListingIn) -> dict[str, Any]:
+    """SPC Art. 5: the decision to list, on the creditor's application or the court's initiative."""
+    decision = listing.decision
+    _date_between(decision.decided_on, listing.filed_on, listing.listed_on, "/listing/decision/decided_on")
+    if decision.initiated_by == "creditor_application" and listing.creditor is None:
+        raise Problem(
+            422,
+            "creditor_required",
+            "a listing on the creditor's application names the creditor (申请执行人)",
+            pointer="/listing/creditor",
+        )
+    return {
+        "document_number": normalise_case_number(
+            _text(decision.document_number, "/listing/decision/document_number")
+        ),
+        "decided_on": decision.decided_on.isoformat(),
+        "initiated_by": decision.initiated_by,
+    }
+
+
+def _extension(listing: ListingIn, term: int | None, today: date) -> dict[str, Any] | None:
+    """SPC Art. 2: an extension adds one to three years to the two, for an aggravating
+    circumstance; whether the listing's term may change is the amendment's question."""
+    extension = listing.extension
+    if extension is None:
+        return None
+    if term is None or term <= BASE_TERM_YEARS:
+        raise Problem(
+            422,
+            "term_invalid",
+            "an extension adds one to three years to the two of grounds 2-6: term_years is 3 to 5",
+            pointer="/listing/term_years",
+        )
+    _date_between(extension.decided_on, listing.filed_on, today, "/listing/extension/decided_on")
+    return {
+        "document_number": normalise_case_number(
+            _text(extension.document_number, "/listing/extension/document_number")
+        ),
+        "decided_on": extension.decided_on.isoformat(),
+        "reason": extension.reason,
+    }
 
 
 def _date_between(value: date, earliest: date, latest: date, pointer: str) -> None:
@@ -422,6 +572,13 @@ def _performance(listing: ListingIn) -> None:
         )
     amount = listing.amount_cents
     parts = (perf.performed_cents, perf.unperformed_cents)
+    if amount is not None and any(part is not None and part > amount for part in parts):
+        raise Problem(
+            422,
+            "performance_inconsistent",
+            "performed_cents and unperformed_cents cannot exceed amount_cents",
+            pointer="/listing/performance",
+        )
     if amount is not None and None not in parts and sum(p or 0 for p in parts) != amount:
         raise Problem(
             422,

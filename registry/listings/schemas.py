@@ -26,6 +26,12 @@ REMOVAL_REASONS = (
     "wrongly_listed",
 )
 TERM_EXPIRED = "term_expired"
+# SPC Art. 5: a listing is decided on the creditor's application or on the court's own initiative.
+INITIATIONS = ("creditor_application", "court_initiative")
+# SPC Art. 2: the aggravating circumstances that extend a term by one to three years.
+EXTENSION_REASONS = ("violence_or_threats", "multiple_dishonest_acts")
+# SPC Art. 10 ("执字第", "执恢字第" before 2016): the case types that carry a listing.
+LISTABLE_CASE_TYPES = ("执", "执恢")
 
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 LongText = Annotated[str, msgspec.Meta(min_length=1, max_length=5000)]
@@ -35,6 +41,30 @@ Cents = Annotated[int, msgspec.Meta(ge=0, le=10**15)]
 class Basis(msgspec.Struct):
     document_number: Text
     issuer: Text
+
+
+class Decision(msgspec.Struct):
+    """The court's decision to list (决定书, SPC Art. 5)."""
+
+    document_number: Text
+    decided_on: date
+    initiated_by: Literal["creditor_application", "court_initiative"]
+
+
+class Creditor(msgspec.Struct):
+    """申请执行人: the name, and the credit code (organisation) or ID number (person) when known."""
+
+    name: Text
+    credit_code: Annotated[str, msgspec.Meta(min_length=1, max_length=40)] | None = None
+    id_number: Annotated[str, msgspec.Meta(min_length=1, max_length=40)] | None = None
+
+
+class Extension(msgspec.Struct):
+    """The court's decision to extend a fixed term (SPC Art. 2) and its aggravating circumstance."""
+
+    document_number: Text
+    decided_on: date
+    reason: Literal["violence_or_threats", "multiple_dishonest_acts"]
 
 
 class PersonDebtor(msgspec.Struct, tag="person", tag_field="kind"):
@@ -67,17 +97,24 @@ class ListingIn(msgspec.Struct):
     grounds: Annotated[list[str], msgspec.Meta(min_length=1, max_length=6)]
     listed_on: date
     submission_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+    decision: Decision
     amount_cents: Cents | None = None
     term_years: int | None = None
-    # 申请执行人: lets the registry apply the six-month bar after a creditor-requested removal.
-    creditor: Text | None = None
+    # 申请执行人, required when the creditor applied: the six-month bar after a
+    # creditor-requested removal (SPC Art. 10) is this creditor's. A plain name is accepted.
+    creditor: Text | Creditor | None = None
+    # Required by an amendment that changes listed_on or the term.
+    extension: Extension | None = None
 
 
 class RemovalIn(msgspec.Struct):
     listing_id: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
     reason: str
     effective_on: date
-    basis_document: Text | None = None
+    # The document that removes (ruling, written request, ...), and the day the deletion
+    # condition arose: the three working days of SPC Art. 10 run from it.
+    basis_document: Text
+    triggered_on: date
 
 
 class SignatureIn(msgspec.Struct):
@@ -134,6 +171,10 @@ class RemovalRead(msgspec.Struct):
     basis_document: str | None
     removed_at: str
     key_id: str | None
+    triggered_on: date | None  # None for removals recorded before the deadline was kept
+    deadline_on: date | None  # the third working day after triggered_on (SPC Art. 10)
+    deadline_provisional: bool  # counted on a year the working-day calendar does not cover
+    on_time: bool | None
 
 
 class ListingRead(msgspec.Struct):
@@ -176,3 +217,23 @@ class BatchSummary(msgspec.Struct):
 class BatchAnswer(msgspec.Struct):
     summary: BatchSummary
     results: list[IngestResult]  # one per envelope, in order
+
+
+class LateRemoval(msgspec.Struct):
+    """A removal recorded after its statutory deadline (SPC Art. 9-10: three working days)."""
+
+    listing_id: str
+    court_code: str
+    case_number: str
+    reason: str
+    triggered_on: date
+    deadline_on: date
+    deadline_provisional: bool
+    removed_at: str
+    # Working days from the deadline to the day the removal was recorded (China time).
+    working_days_late: int
+
+
+class LateRemovalPage(msgspec.Struct):
+    removals: list[LateRemoval]
+    total: int

@@ -11,9 +11,15 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, insert, select, update
+from sqlalchemy import Connection, Table, func, insert, select, update
 
 from registry.bulk import bulk_insert
+from registry.calendar import (
+    add_working_days,
+    china_date,
+    first_uncovered_day,
+    working_days_between,
+)
 from registry.courts.models import Court, CourtKey
 from registry.eventlog.services import EventDraft, append_events, lock_head
 from registry.eventlog.types import EventType
@@ -35,6 +41,8 @@ from registry.listings.schemas import (
     TERM_EXPIRED,
     EvidenceRead,
     IngestResult,
+    LateRemoval,
+    LateRemovalPage,
     ListingRead,
     RemovalRead,
     VersionSummary,
@@ -45,6 +53,7 @@ from registry.timeutil import iso
 LISTINGS = cast(Table, Listing.__table__)
 LISTING_VERSIONS = cast(Table, ListingVersion.__table__)
 CREDITOR_BAR_MONTHS = 6  # SPC Art. 10: the creditor who asked for removal cannot re-list for six months
+REMOVAL_DEADLINE_WORKING_DAYS = 3  # SPC Art. 9-10: deletion within three working days
 _LOOKUP_CHUNK = 500
 
 
@@ -67,7 +76,7 @@ def load_context(
     conn: Connection, secrets: Secrets, now: datetime, key_ids: set[str] | None = None
 ) -> PrepareContext:
     """What preparation needs; only the named keys when given (a request names few)."""
-    courts = {row.code: row.province_code for row in conn.execute(select(Court.code, Court.province_code))}
+    court_rows = conn.execute(select(Court.code, Court.province_code, Court.name)).all()
     keys: dict[str, KeyInfo] = {}
     if key_ids is None or key_ids:
         query = (
@@ -77,7 +86,8 @@ def load_context(
         )
         keys = {row.key_id: _key_info(row) for row in conn.execute(query)}
     return PrepareContext(
-        courts=courts,
+        courts={row.code: row.province_code for row in court_rows},
+        court_names={row.code: row.name for row in court_rows},
         keys=keys,
         data_keys=secrets.keyring.raw_keys(),
         active_data_key_id=secrets.keyring.active_key_id,
@@ -134,39 +144,61 @@ def _prior_listings(conn: Connection, blinds: list[bytes]) -> dict[bytes, list[A
                 Listing.case_number,
                 Listing.status,
                 Listing.removal_reason,
-                Listing.removed_on,
                 Listing.details,
-            ).where(Listing.debtor_id_blind.in_(chunk))
+                Removal.created_at.label("removal_recorded_at"),
+            )
+            .outerjoin(Removal, Removal.listing_id == Listing.id)
+            .where(Listing.debtor_id_blind.in_(chunk))
         )
         for row in rows:
             found.setdefault(bytes(row.debtor_id_blind), []).append(row)
     return found
 
 
-def _relisting_problem(item: PreparedListing, priors: list[Any]) -> Problem | None:
-    """SPC Art. 10: no second active listing for the same case; the creditor's six-month bar."""
+def _same_creditor(item: PreparedListing, prior: Any) -> bool:
+    """By code when both listings name one, else by name (whitespace and case aside). A prior
+    listing that named no creditor was removed at its creditor's request: the same case's."""
+    details = listing_details(prior.details)
+    if details.creditor is None:
+        return bool(prior.case_number == item.case_number)
+    if item.creditor_key is not None and details.creditor_key is not None:
+        return item.creditor_key == details.creditor_key
+    return item.creditor is not None and _name_key(item.creditor) == _name_key(details.creditor)
+
+
+def _name_key(name: str) -> str:
+    return "".join(name.split()).casefold()
+
+
+def _relisting_problem(item: PreparedListing, priors: list[Any], today: date) -> Problem | None:
+    """SPC Art. 10: no second active listing for the same case; the creditor's six-month bar.
+
+    The bar runs from the day the registry recorded the creditor-requested removal (not the
+    date the court states), holds through its last day (Civil Code Art. 201-202), and bars
+    that creditor's application against the debtor in any case, never the court's initiative.
+    """
     for prior in priors:
         if prior.status == "active" and prior.case_number == item.case_number:
             return Problem(
                 409,
                 "already_listed",
                 "this debtor is already listed in this case",
+                pointer="/listing/case_number",
                 extra={"listing_id": prior.id},
             )
         if (
-            prior.status == "removed"
+            item.initiated_by == "creditor_application"
+            and prior.status == "removed"
             and prior.removal_reason == "creditor_request"
-            and prior.removed_on is not None
-            and item.listed_on < add_months(prior.removed_on, CREDITOR_BAR_MONTHS)
-            and (
-                prior.case_number == item.case_number
-                or (item.creditor is not None and listing_details(prior.details).creditor == item.creditor)
-            )
+            and prior.removal_recorded_at is not None
+            and today <= add_months(china_date(prior.removal_recorded_at), CREDITOR_BAR_MONTHS)
+            and _same_creditor(item, prior)
         ):
             return Problem(
                 409,
                 "relisting_barred",
                 "the creditor asked for removal less than six months ago (SPC Art. 10)",
+                pointer="/listing/creditor",
                 extra={"listing_id": prior.id},
             )
     return None
@@ -176,6 +208,8 @@ def _details_with_creditor(item: PreparedListing) -> dict[str, Any]:
     details = dict(item.details, filed_on=item.filed_on.isoformat())
     if item.creditor:
         details["creditor"] = item.creditor
+    if item.creditor_key:
+        details["creditor_key"] = item.creditor_key
     return details
 
 
@@ -227,7 +261,7 @@ def publish_listings(
                     )
                 )
             continue
-        problem = _relisting_problem(item, priors.get(item.debtor_id_blind, []))
+        problem = _relisting_problem(item, priors.get(item.debtor_id_blind, []), china_date(now))
         if problem is not None:
             results[index] = rejected(problem)
             continue
@@ -277,7 +311,7 @@ class _PendingPrior:
 
     status = "active"
     removal_reason = None
-    removed_on = None
+    removal_recorded_at = None
     details = None
 
     def __init__(self, listing_id: str, case_number: str) -> None:
@@ -372,6 +406,7 @@ def amend_listing(
                 "immutable_field",
                 f"{field} cannot be amended: remove the listing as wrongly_listed and list again",
             )
+    _check_term_change(current, item)
     version = current.version + 1
     append_events(
         conn,
@@ -404,6 +439,36 @@ def amend_listing(
     return IngestResult(status=200, listing_id=listing_id, version=version, outcome="amended")
 
 
+def _check_term_change(current: Any, item: PreparedListing) -> None:
+    """SPC Art. 2: the date and the term of a listing change only by an extension of a fixed
+    term (an aggravating circumstance; at most five years in all, checked by `prepare`). A fixed
+    term does not become none, nor none a fixed term: that is removal and a new listing."""
+    if (current.term_years is None) != (item.term_years is None):
+        raise Problem(
+            422,
+            "term_change_needs_relisting",
+            "a fixed term cannot become none, nor none a fixed term: remove the listing and list again",
+            pointer="/listing/term_years",
+        )
+    if current.listed_on == item.listed_on and current.term_years == item.term_years:
+        return
+    if item.extension is None:
+        raise Problem(
+            422,
+            "extension_required",
+            "listed_on and term_years change only with an extension decided for an aggravating "
+            "circumstance (SPC Art. 2)",
+            pointer="/listing/extension",
+        )
+    if item.term_years is not None and item.term_years < current.term_years:
+        raise Problem(
+            422,
+            "term_invalid",
+            "an extension cannot shorten the term",
+            pointer="/listing/term_years",
+        )
+
+
 def remove_listing(
     conn: Connection,
     listing_id: str,
@@ -432,13 +497,15 @@ def remove_listing(
                 status=200, listing_id=listing_id, version=current.version, outcome="unchanged"
             )
         raise Problem(409, "listing_not_active", f"the listing is already {current.status}")
-    if removal.effective_on < current.listed_on:
-        raise Problem(
-            422,
-            "date_out_of_range",
-            "a listing cannot be removed before it was listed",
-            pointer="/removal/effective_on",
-        )
+    for name, day in (("effective_on", removal.effective_on), ("triggered_on", removal.triggered_on)):
+        if day < current.listed_on:
+            raise Problem(
+                422,
+                "date_out_of_range",
+                f"{name} cannot be before the listing date",
+                pointer=f"/removal/{name}",
+            )
+    deadline = add_working_days(removal.triggered_on, REMOVAL_DEADLINE_WORKING_DAYS)
     append_events(
         conn,
         [
@@ -475,6 +542,10 @@ def remove_listing(
                 "key_id": removal.key_id,
                 "removed_by": actor,
                 "created_at": now,
+                "triggered_on": removal.triggered_on,
+                "deadline_on": deadline.due,
+                "deadline_provisional": deadline.provisional,
+                "on_time": china_date(now) <= deadline.due,
             }
         ],
     )
@@ -482,7 +553,11 @@ def remove_listing(
 
 
 def expire_due(conn: Connection, *, today: date, now: datetime, limit: int = 1000) -> int:
-    """Remove fixed-term listings whose term has ended (SPC Art. 10: the registry's own act)."""
+    """Remove fixed-term listings whose term has ended (SPC Art. 10: the registry's own act).
+
+    `expires_on` is the term's last day (Civil Code Art. 201-202: the listing day does not
+    count, the term ends on the corresponding day), and the listing leaves the public list as
+    that China day starts, so that it is never shown past its term."""
     # The log head first, then listing rows: the one lock order of every writer (see
     # registry/eventlog/services.py); rows first here deadlocked against removals.
     lock_head(conn)
@@ -533,11 +608,73 @@ def expire_due(conn: Connection, *, today: date, now: datetime, limit: int = 100
                 "key_id": None,
                 "removed_by": "registry",
                 "created_at": now,
+                **_expiry_deadline(row.expires_on, today),
             }
             for row in due
         ],
     )
     return len(due)
+
+
+def _expiry_deadline(expires_on: date, today: date) -> dict[str, Any]:
+    deadline = add_working_days(expires_on, REMOVAL_DEADLINE_WORKING_DAYS)
+    return {
+        "triggered_on": expires_on,
+        "deadline_on": deadline.due,
+        "deadline_provisional": deadline.provisional,
+        "on_time": today <= deadline.due,
+    }
+
+
+def late_removals(conn: Connection, court: str | None, limit: int, offset: int) -> LateRemovalPage:
+    """Removals recorded after their deadline, newest first; one court's when `court` is given."""
+    late = (
+        select(
+            Removal.listing_id,
+            Removal.reason,
+            Removal.triggered_on,
+            Removal.deadline_on,
+            Removal.deadline_provisional,
+            Removal.created_at,
+            Listing.court_code,
+            Listing.case_number,
+        )
+        .join(Listing, Listing.id == Removal.listing_id)
+        .where(Removal.on_time.is_(False))
+    )
+    if court is not None:
+        late = late.where(Listing.court_code == court)
+    total = conn.execute(select(func.count()).select_from(late.subquery())).scalar_one()
+    rows = conn.execute(
+        late.order_by(Removal.created_at.desc(), Removal.listing_id).limit(limit).offset(offset)
+    ).all()
+    return LateRemovalPage(
+        removals=[
+            LateRemoval(
+                listing_id=row.listing_id,
+                court_code=row.court_code,
+                case_number=row.case_number,
+                reason=row.reason,
+                triggered_on=row.triggered_on,
+                deadline_on=row.deadline_on,
+                deadline_provisional=row.deadline_provisional,
+                removed_at=iso(row.created_at),
+                working_days_late=working_days_between(row.deadline_on, china_date(row.created_at)),
+            )
+            for row in rows
+        ],
+        total=total,
+    )
+
+
+def provisional_removal_deadlines(conn: Connection) -> list[date]:
+    """Removal deadlines counted Monday to Friday on a year the calendar still does not cover."""
+    rows = conn.execute(
+        select(Removal.deadline_on).where(
+            Removal.deadline_provisional.is_(True), Removal.deadline_on >= first_uncovered_day()
+        )
+    ).scalars()
+    return [day for day in rows if day is not None]
 
 
 def read_listing(
@@ -591,6 +728,10 @@ def read_listing(
             basis_document=removal.basis_document,
             removed_at=iso(removal.created_at),
             key_id=removal.key_id,
+            triggered_on=removal.triggered_on,
+            deadline_on=removal.deadline_on,
+            deadline_provisional=removal.deadline_provisional,
+            on_time=removal.on_time,
         ),
     )
 

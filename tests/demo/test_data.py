@@ -13,6 +13,7 @@ from stdnum import numdb
 from stdnum.cn import ric, uscc
 
 from demo.data import GROUNDS, DemoCourt, DemoGenerator, demo_courts
+from registry.listings.prepare import add_months
 
 TODAY = date(2025, 6, 1)
 LISTING_KEYS = {
@@ -28,6 +29,7 @@ LISTING_KEYS = {
     "term_years",
     "listed_on",
     "submission_id",
+    "decision",
 }
 # Written out independently of the module: the SPC case-number abbreviations.
 ABBREVIATIONS = {
@@ -73,7 +75,7 @@ def test_listings_are_valid_and_follow_the_rules() -> None:
     kinds: Counter[str] = Counter()
     solo_ground = 0
     for court, listing in listings:
-        assert set(listing) == LISTING_KEYS
+        assert set(listing) - {"creditor"} == LISTING_KEYS
         json.dumps(listing, ensure_ascii=False)  # JSON-compatible, no date objects
         assert listing["court_code"] == court.code
 
@@ -143,6 +145,17 @@ def test_listings_are_valid_and_follow_the_rules() -> None:
         else:
             assert term in {2, 3, 4, 5}
             assert term == 2 or len(grounds) >= 2
+            # A term that has already ended is never published (SPC Art. 2).
+            assert add_months(listed_on, 12 * term) >= TODAY
+
+        # SPC Art. 5: the decision to list; the creditor named when it applied.
+        decision = listing["decision"]
+        assert isinstance(decision, dict)
+        assert filed_on <= date.fromisoformat(decision["decided_on"]) <= listed_on
+        assert decision["document_number"] == listing["case_number"]
+        applied = decision["initiated_by"] == "creditor_application"
+        assert applied or decision["initiated_by"] == "court_initiative"
+        assert ("creditor" in listing) == applied
 
     # The shares the brief asks for, with room for sampling noise.
     assert 0.70 <= kinds["person"] / len(listings) <= 0.80

@@ -22,7 +22,13 @@ from search.embedded import EmbeddedIndex, doc_row
 from search.indexer import reconcile
 from search.parallel import document_rows
 from tests.support.harness import CourtHandle, Registry, cli_env, registry_bin, run_search_indexer
-from tests.support.listings import organization_named, person_named, publish_many
+from tests.support.listings import (
+    ending_tomorrow,
+    expire_tomorrow,
+    organization_named,
+    person_named,
+    publish_many,
+)
 from tests.support.publishing import remove
 
 API = "/v1/public/defaulters"
@@ -324,30 +330,12 @@ def test_an_amendment_replaces_the_entry(registry: Registry, court: CourtHandle,
 def test_an_expired_listing_is_gone_once_the_indexer_runs(
     registry: Registry, court: CourtHandle, engine: sa.Engine, settings: Settings
 ) -> None:
-    import asyncio
-
-    from registry.listings.jobs import expire_fixed_terms
-    from registry.runtime import Services
-
-    filed = registry.today - timedelta(days=3 * 365 + 20)
-    body = person_named(
-        registry,
-        court,
-        "郭涛",
-        grounds=["evades_enforcement"],
-        term_years=2,
-        filed_on=filed.isoformat(),
-        listed_on=(filed + timedelta(days=10)).isoformat(),
-        case_number=registry.generator.case_number(court.code, filed.year),
-    )
+    body = ending_tomorrow(registry, court)
+    body["debtor"] = {**body["debtor"], "name": "郭涛"}
     publish_many(registry, court, [body])
     run_search_indexer(engine)
     assert _search(registry, q="郭涛")["total"] == 1
-    services = Services.create(settings)
-    try:
-        assert asyncio.run(expire_fixed_terms(services)) == 1
-    finally:
-        asyncio.run(services.close())
+    assert expire_tomorrow(registry) == 1
     run_search_indexer(engine)
     assert _search(registry, q="郭涛")["total"] == 0
 

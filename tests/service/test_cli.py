@@ -9,7 +9,6 @@ import stat
 import subprocess
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from registry.eventlog.models import Event
 from registry.listings.models import ListingVersion
 from registry.settings import Settings
 from tests.support.harness import CourtHandle, Registry, cli_env, registry_bin
+from tests.support.listings import ending_tomorrow, removal_body
 
 # Every test runs the `registry` command as a subprocess.
 pytestmark = pytest.mark.slow
@@ -73,7 +73,7 @@ def _populate(registry: Registry, court: CourtHandle) -> list[str]:
     amended = dict(
         bodies[0], submission_id=str(uuid.uuid4()), obligations="被执行人应支付申请执行人人民币一万元。"
     )
-    removal = {"listing_id": ids[1], "reason": "performed", "effective_on": registry.today.isoformat()}
+    removal = removal_body(ids[1], registry.today)
     with registry.http(court.api_key) as http:
         response = http.post(f"/v1/listings/{ids[0]}/amendments", json=registry.envelope(court, amended))
         assert response.status_code == 200 and response.json()["outcome"] == "amended", response.text
@@ -413,18 +413,15 @@ def test_demo_loads_signed_listings_that_pass_audit(registry: Registry, settings
 def test_expire_command_expires_ended_terms(
     registry: Registry, court: CourtHandle, settings: Settings
 ) -> None:
-    filed = registry.today - timedelta(days=3 * 365 + 20)
-    listed = filed + timedelta(days=10)
-    body = registry.person_listing(
-        court,
-        grounds=["breaches_property_reporting"],
-        term_years=2,
-        filed_on=filed.isoformat(),
-        listed_on=listed.isoformat(),
-        case_number=registry.generator.case_number(court.code, filed.year),
-    )
-    response = _publish(registry, court, body)
+    response = _publish(registry, court, ending_tomorrow(registry, court))
     assert response.status_code == 201, response.text
+    # The day of the term's end comes: an ended term is refused at the door, so the clock is
+    # moved on by moving the stored last day back to today.
+    with registry.engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE listings SET expires_on = :today WHERE id = :id"),
+            {"today": registry.today, "id": response.json()["listing_id"]},
+        )
 
     result = _ok(settings, "expire")
     assert _last_line(result.stdout) == "expired 1"

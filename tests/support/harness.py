@@ -114,16 +114,13 @@ class Registry:
         return api_key
 
     def listing(self, court: CourtHandle, **overrides: Any) -> dict[str, Any]:
-        body = self.generator.listing(court.demo, self.today)
-        body.update(overrides)
-        return body
+        return _overridden(self.generator.listing(court.demo, self.today), overrides)
 
     def person_listing(self, court: CourtHandle, **overrides: Any) -> dict[str, Any]:
         while True:
             body = self.listing(court)
             if body["debtor"]["kind"] == "person":  # type: ignore[index]
-                body.update(overrides)
-                return body
+                return _overridden(body, overrides)
 
     def envelope(self, court: CourtHandle, body: dict[str, Any], name: str = "listing") -> dict[str, Any]:
         return sign_envelope(name, body, court.private_key, court.key_id)
@@ -131,6 +128,15 @@ class Registry:
     def http(self, api_key: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=60)
+
+
+def _overridden(body: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """`body` with `overrides`; a new listing date moves the decision's date with it (a court
+    decides to list on or before the day it lists)."""
+    body.update(overrides)
+    if "listed_on" in overrides and "decision" not in overrides:
+        body["decision"] = body["decision"] | {"decided_on": overrides["listed_on"]}
+    return body
 
 
 def cli_env(settings: Settings) -> dict[str, str]:

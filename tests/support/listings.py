@@ -4,11 +4,14 @@ batch), amend, remove; and listing bodies with a chosen debtor name."""
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
 
+from registry.calendar import china_midnight
+from registry.listings.prepare import add_months
+from registry.listings.services import expire_due
 from tests.support.harness import CourtHandle, Registry
 
 
@@ -51,6 +54,28 @@ def organization_named(registry: Registry, court: CourtHandle, name: str) -> dic
             return body
 
 
+def ending_tomorrow(registry: Registry, court: CourtHandle, **overrides: Any) -> dict[str, Any]:
+    """A person listed for two years whose last day is tomorrow (a term that has ended is
+    refused, so an expiry is tested by moving the registry's day on: `expire_tomorrow`)."""
+    listed = add_months(registry.today + timedelta(days=1), -24)
+    filed = listed - timedelta(days=10)
+    fields: dict[str, Any] = {
+        "grounds": ["evades_enforcement"],
+        "term_years": 2,
+        "filed_on": filed.isoformat(),
+        "listed_on": listed.isoformat(),
+        "case_number": registry.generator.case_number(court.code, filed.year),
+    }
+    return registry.person_listing(court, **(fields | overrides))
+
+
+def expire_tomorrow(registry: Registry) -> int:
+    """The expiry as it runs when tomorrow starts in China; returns how many terms ended."""
+    tomorrow = registry.today + timedelta(days=1)
+    with registry.engine.begin() as conn:
+        return expire_due(conn, today=tomorrow, now=china_midnight(tomorrow))
+
+
 def removal_body(
     listing_id: str, today: date, reason: str = "performed", overrides: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -58,6 +83,7 @@ def removal_body(
         "listing_id": listing_id,
         "reason": reason,
         "effective_on": today.isoformat(),
+        "triggered_on": today.isoformat(),
         "basis_document": "（2024）京0105执恢12号之一",
     }
     body.update(overrides or {})

@@ -35,6 +35,7 @@ def remove(registry: Registry, court: CourtHandle, listing_id: str, reason: str 
         "listing_id": listing_id,
         "reason": reason,
         "effective_on": today.isoformat(),
+        "triggered_on": today.isoformat(),
         "basis_document": "（2024）京0105执恢12号之一",
     }
     with registry.http(court.api_key) as http:

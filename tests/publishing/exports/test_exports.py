@@ -105,10 +105,15 @@ def test_export_round_trips_and_its_signature_verifies_with_pynacl(
     by_id = {row["id"]: row for row in rows}
     for line in table[1:]:
         record = dict(zip(CSV_COLUMNS, line, strict=True))
-        assert (
-            record["name"] == by_id[line[0]]["name"]
-            and record["case_number"] == by_id[line[0]]["case_number"]
-        )
+        row = by_id[line[0]]
+        assert record["被执行人姓名或名称"] == row["name"] and record["案号"] == row["case_number"]
+        # Words, not codes: sex, kind, performance and grounds as the Provisions say them.
+        assert record["性别"] == {"M": "男", "F": "女", None: ""}[row["sex"]]
+        assert record["被执行人类型"] in {"自然人", "法人或其他组织"}
+        assert record["履行情况"] in {"全部未履行", "部分未履行"}
+        assert "_" not in record["失信被执行人行为具体情形"]
+        amount = row["amount_cents"]
+        assert record["执行标的（元）"] == ("" if amount is None else f"{amount // 100}.{amount % 100:02d}")
 
     changes = [json.loads(line) for line in gzip.decompress(contents["changes.jsonl.gz"]).splitlines()]
     # The removed listing shows only as its removal; the others as their publication.
@@ -203,3 +208,23 @@ def test_a_change_file_written_by_a_second_process_is_the_same_file(
     day = date.fromisoformat(split["date"])
     assert _changes_in_other_process(settings.database.url, str(folder), day, position - 1, day) is None
     assert not any(folder.iterdir())
+
+
+def test_an_export_holding_a_listing_removed_since_is_withdrawn_at_the_next_run(
+    registry: Registry, court: CourtHandle, settings: Settings
+) -> None:
+    ids = publish(registry, court, 3)
+    first = _export(settings, "--date", (registry.today - timedelta(days=1)).isoformat())["date"]
+    remove(registry, court, ids[0])
+    second = _export(settings)["date"]
+    with registry.http() as http:
+        listed = {e["date"]: e["withdrawn"] for e in http.get("/v1/exports").json()["exports"]}
+        assert listed == {first: True, second: False}
+        # SPC Art. 10: the removed person is no longer published, in any file of the old export ...
+        for name in ("listings.jsonl.gz", "listings.csv.gz", "changes.jsonl.gz"):
+            gone = http.get(f"/v1/exports/{first}/{name}")
+            assert gone.status_code == 410 and gone.json()["code"] == "export_withdrawn"
+        # ... while its signed manifest stays, for audit.
+        assert _download(http, first, "manifest.json") and _download(http, first, "manifest.json.sig")
+        rows = gzip.decompress(_download(http, second, "listings.jsonl.gz")).splitlines()
+    assert {json.loads(row)["id"] for row in rows} == set(ids[1:])

@@ -11,7 +11,7 @@ import subprocess
 import time
 import unicodedata
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from publishing.sync.delivery import deliver_due
 from publishing.sync.notices import notice_reader
-from registry.calendar import china_date
+from registry.calendar import china_date, china_midnight, last_covered_year
 from registry.clients.services import create_client
 from registry.eventlog.readers import step
 from registry.eventlog.types import LISTING_EVENTS
@@ -718,6 +718,11 @@ def test_assistance_notices_acknowledged_objected_routed_and_overdue(
         assert printed.status_code == 200 and printed.headers["content-type"].startswith("text/html")
         assert notice["case_number"] in printed.text
         assert court.name in printed.text and "协助执行通知书" in printed.text
+        # Words people read: field names, sex and grounds in Chinese, times in China time.
+        assert "<th>性别</th><td>" + {"M": "男", "F": "女"}[notice["debtor"]["sex"]] in printed.text
+        assert "<th>失信被执行人行为具体情形</th>" in printed.text and "（北京时间）" in printed.text
+        for code in ("<th>sex</th>", "<th>grounds</th>", "able_but_refuses", "evades_enforcement"):
+            assert code not in printed.text
         lift = http.get(f"/v1/notices/{own[2]['id']}").json()
         assert lift["measures"] == ["解除依前次协助执行通知采取的上述措施（第二十一条）"]
         acked = http.post(f"/v1/notices/{own[0]['id']}/acknowledge")
@@ -757,6 +762,38 @@ def test_assistance_notices_acknowledged_objected_routed_and_overdue(
     assert {n["id"] for n in overdue} == {own[1]["id"], own[2]["id"], mine[0]["id"], mine[1]["id"]}
     with registry.http(credit_key) as http:
         assert http.get("/v1/notices/overdue").status_code == 403
+
+
+def test_a_notice_is_due_at_the_end_of_its_third_working_day_on_china_s_calendar(
+    registry: Registry, court: CourtHandle, admin: httpx.Client
+) -> None:
+    credit_id, credit_key = agency(registry)
+    subscribe(admin, credit_id, "credit_reference", "pull")
+    publish_one(registry, court, registry.person_listing(court))
+    # Tuesday 29 September 2026, 10:00 in China: Wed 30, then National Day (1-7 October) is
+    # off, so the three working days are 30 September, 8 and 9 October.
+    with registry.engine.begin() as conn:
+        assert step(conn, notice_reader(3), datetime(2026, 9, 29, 2, 0, tzinfo=UTC)) > 0
+    with registry.http(credit_key) as http:
+        [notice] = http.get("/v1/notices").json()
+    assert notice["due_at"] == "2026-10-09T16:00:00.000000Z"  # midnight ending 9 October in China
+
+
+def test_a_deadline_beyond_the_calendar_data_is_provisional_and_shown_on_metrics(
+    registry: Registry, court: CourtHandle, admin: httpx.Client
+) -> None:
+    credit_id, _ = agency(registry)
+    subscribe(admin, credit_id, "credit_reference", "pull")
+    publish_one(registry, court, registry.person_listing(court))
+    last = last_covered_year()
+    assert f"registry_calendar_covered_through_year {last}.0" in admin.get("/metrics").text
+    assert "registry_calendar_provisional_deadlines{" not in admin.get("/metrics").text
+    # Issued on 30 December of the last year the data covers: the deadline falls in the next,
+    # whose holidays are not known yet.
+    with registry.engine.begin() as conn:
+        assert step(conn, notice_reader(3), china_midnight(date(last, 12, 30)) + timedelta(hours=10)) > 0
+    text = admin.get("/metrics").text
+    assert f'registry_calendar_provisional_deadlines{{year="{last + 1}"}} 1.0' in text
 
 
 @pytest.mark.slow

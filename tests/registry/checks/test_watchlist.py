@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from datetime import date
+from datetime import date, timedelta
 
 import httpx
 import pytest
@@ -21,6 +21,7 @@ from registry.settings import Settings
 from tests.support import rfc9421
 from tests.support.checks import bank, publish_person
 from tests.support.harness import CourtHandle, Registry
+from tests.support.listings import ending_tomorrow, expire_tomorrow, publish_one
 from tests.support.publishing import remove
 from tests.support.sync_receiver import running_receiver
 
@@ -134,41 +135,18 @@ def test_watchlist_endpoint_and_refusals(registry: Registry) -> None:
 
 
 def test_expiry_is_a_watchlist_change(registry: Registry, court: CourtHandle, settings: Settings) -> None:
-    from datetime import timedelta
-
-    from registry.listings.jobs import expire_fixed_terms
-
-    filed = registry.today - timedelta(days=3 * 365 + 20)
-    listed_on = filed + timedelta(days=10)
-    listing_id, body = publish_person(
-        registry,
-        court,
-        grounds=["evades_enforcement"],
-        term_years=2,
-        filed_on=filed.isoformat(),
-        listed_on=listed_on.isoformat(),
-        case_number=registry.generator.case_number(court.code, filed.year),
-    )
+    body = ending_tomorrow(registry, court)
+    listing_id = publish_one(registry, court, body)
     follow(settings)  # the listing predates the watch: not a change for this bank
     _, http = bank(registry)
     with http:
-        # Before the expiry job runs, the ended term is already not shown to banks.
-        subjects = [{"id_number": body["debtor"]["id_number"]}]
-        answer = http.post(
-            "/v1/checks", json={"subjects": subjects, "purpose": "credit_review", "reference": "r"}
-        ).json()
-        assert answer["results"][0]["listed"] is False
         http.post("/v1/watchlist/subjects", json={"subjects": [{"id_number": body["debtor"]["id_number"]}]})
-        services = Services.create(settings)
-        try:
-            assert asyncio.run(expire_fixed_terms(services)) == 1
-        finally:
-            asyncio.run(services.close())
+        assert expire_tomorrow(registry) == 1
         follow(settings)
         [expired] = changes(http, 0)["changes"]  # type: ignore[misc]
     assert expired["change"] == "expired" and expired["listing_id"] == listing_id
     assert expired["reason"] == "term_expired"
-    assert date.fromisoformat(expired["effective_on"]) <= registry.today
+    assert date.fromisoformat(expired["effective_on"]) == registry.today + timedelta(days=1)
 
 
 def push(settings: Settings) -> int:

@@ -502,7 +502,14 @@ def test_a_listing_for_an_unregistered_court_is_422(
 def test_a_case_number_in_full_width_or_ascii_form_is_normalised_and_accepted(
     registry: Registry, court: CourtHandle, written: str
 ) -> None:
-    body = registry.person_listing(court, filed_on="2024-03-11", listed_on="2024-07-02", case_number=written)
+    body = registry.person_listing(
+        court,
+        filed_on="2024-03-11",
+        listed_on="2024-07-02",
+        case_number=written,
+        grounds=["able_but_refuses"],  # no fixed term, so none has ended
+        term_years=None,
+    )
     with registry.http(court.api_key) as http:
         listing_id = publish(http, registry.envelope(court, body))
         listing = http.get(f"/v1/listings/{listing_id}").json()

@@ -19,6 +19,8 @@ from registry.settings import Settings
 from tests.support.harness import CourtHandle, Registry
 from tests.support.listings import (
     amended_body,
+    ending_tomorrow,
+    expire_tomorrow,
     new_submission,
     post_amendment,
     post_removal,
@@ -303,7 +305,9 @@ def test_same_debtor_same_case_cannot_be_listed_twice_while_active(
 def test_creditor_requested_removal_bars_relisting_for_six_months(
     registry: Registry, court: CourtHandle
 ) -> None:
-    body = registry.person_listing(court)
+    applied = {"initiated_by": "creditor_application"}
+    body = registry.person_listing(court, creditor="北京某某建设有限公司")
+    body["decision"] |= applied
     listing_id = publish_one(registry, court, body)
     removed = post_removal(
         registry, court, listing_id, removal_body(listing_id, registry.today, reason="creditor_request")
@@ -311,6 +315,7 @@ def test_creditor_requested_removal_bars_relisting_for_six_months(
     assert removed.status_code == 200, removed.text
 
     again = dict(body, submission_id=new_submission(), listed_on=registry.today.isoformat())
+    again["decision"] = body["decision"] | {"decided_on": registry.today.isoformat()}
     with registry.http(court.api_key) as http:
         response = http.post("/v1/listings", json=registry.envelope(court, again))
     assert response.status_code == 409, response.text
@@ -340,26 +345,18 @@ def test_debtor_who_performed_can_be_listed_again(registry: Registry, court: Cou
 def test_expiry_job_expires_ended_fixed_terms_only(
     registry: Registry, court: CourtHandle, admin: httpx.Client, settings: Settings
 ) -> None:
-    filed = registry.today - timedelta(days=3 * 365 + 20)
-    listed = filed + timedelta(days=10)
-    fixed = registry.person_listing(
-        court,
-        grounds=["evades_enforcement"],
-        term_years=2,
-        filed_on=filed.isoformat(),
-        listed_on=listed.isoformat(),
-        case_number=registry.generator.case_number(court.code, filed.year),
-    )
-    fixed_id = publish_one(registry, court, fixed)
+    fixed_id = publish_one(registry, court, ending_tomorrow(registry, court))
     open_ended = registry.person_listing(court, grounds=["able_but_refuses"], term_years=None)
     open_id = publish_one(registry, court, open_ended)
 
     services = Services.create(settings)
     try:
-        expired = asyncio.run(expire_fixed_terms(services))
+        # Public until its last day ...
+        assert asyncio.run(expire_fixed_terms(services)) == 0
     finally:
         asyncio.run(services.close())
-    assert expired == 1
+    # ... which it leaves as that China day starts.
+    assert expire_tomorrow(registry) == 1
 
     with registry.http(court.api_key) as http:
         gone = http.get(f"/v1/listings/{fixed_id}").json()

@@ -91,8 +91,15 @@ def listing(**changes: Any) -> dict[str, Any]:
         "grounds": ["able_but_refuses"],
         "listed_on": "2024-06-01",
         "submission_id": "chaoyang-2024-000001",
+        "decision": {
+            "document_number": "（2024）京0105执1234号",
+            "decided_on": "2024-05-28",
+            "initiated_by": "court_initiative",
+        },
     }
     body.update(changes)
+    if "listed_on" in changes and "decision" not in changes:
+        body["decision"] = body["decision"] | {"decided_on": changes["listed_on"]}
     return body
 
 
@@ -255,15 +262,14 @@ def test_court_and_case_number_rules(changes: dict[str, Any], code: str, pointer
     assert_refused(listing(**changes), code, pointer)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DOMAIN.md: only implementation cases, 执 and 执恢, can carry a listing; preservation "
-    "(执保), objection (执异) and review cases are accepted today.",
-)
 @pytest.mark.parametrize("case_type", ["执保", "执异", "执复", "执监", "执协", "执他"])
 def test_only_implementation_cases_can_carry_a_listing(case_type: str) -> None:
     problem = refused(CHAOYANG.sign("listing", listing(case_number=f"（2024）京0105{case_type}12号")))
-    assert (problem.status, problem.pointer) == (422, "/listing/case_number")
+    assert (problem.status, problem.code, problem.pointer) == (
+        422,
+        "case_not_enforcement",
+        "/listing/case_number",
+    )
 
 
 @pytest.mark.parametrize(
@@ -353,11 +359,6 @@ def test_a_debtor_born_after_the_listing_date_is_refused() -> None:
     assert_refused(body, "invalid_id_number", "/listing/debtor/id_number")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DOMAIN.md (SPC Art. 4, Civil Code Art. 201): the starting day does not count, so a "
-    "person is of age from the day AFTER the 18th birthday; prepare lists on the birthday itself.",
-)
 def test_a_debtor_on_the_eighteenth_birthday_is_still_a_minor() -> None:
     body = person(date(2006, 6, 1), listed_on=date(2024, 6, 1))
     assert_refused(body, "debtor_minor", "/listing/debtor/id_number")
@@ -501,6 +502,7 @@ def removal(**changes: Any) -> dict[str, Any]:
         "listing_id": "01JABCDEFGHJKMNPQRSTVWXYZ0",
         "reason": "performed",
         "effective_on": "2025-01-10",
+        "triggered_on": "2025-01-09",
         "basis_document": "（2024）京0105执恢12号之一",
     }
     return body | changes
