@@ -228,7 +228,15 @@ class MeilisearchSettings(BaseSettings):
     model_config = _config("REGISTRY_MEILISEARCH_")
 
     url: str | None = Field(default=None, description="The server, e.g. http://127.0.0.1:7700.")
-    api_key: str | None = Field(default=None, description="A key with search and index rights.")
+    api_key: str | None = Field(
+        default=None,
+        description="A key with index rights (documents, settings, indexes, tasks): worker and CLI.",
+    )
+    search_key: str | None = Field(
+        default=None,
+        description="A key with search rights only, for the public search (required with api_key).",
+    )
+    timeout_seconds: int = Field(default=10, ge=1, description="Per request to Meilisearch.")
     index: str = Field(
         default="defaulters", pattern=r"^[A-Za-z0-9_-]{1,200}$", description="Meilisearch index name (uid)."
     )

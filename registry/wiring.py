@@ -52,6 +52,8 @@ def follow_job(job_id: str, reader: LogReader, every: float, *, first_after: flo
 # A resource lives for one process (web or worker): opened at start, closed at stop. It may
 # register what it opens on `services.extensions` for routes and jobs to use.
 Resource = Callable[["Services"], AbstractAsyncContextManager[None]]
+# A readiness check (`/readyz`): None while the part can serve, otherwise why it cannot.
+Readiness = Callable[["Services"], Awaitable[str | None]]
 
 
 @dataclass(frozen=True)
@@ -65,5 +67,7 @@ class Plugin:
     jobs: Callable[[Settings], Sequence[Job]] | None = None
     cli: Sequence[click.Command] = ()
     resources: Sequence[Resource] = ()
+    # Named readiness checks of what the package's routes depend on (its search engine).
+    readiness: Mapping[str, Readiness] = field(default_factory=dict)
     # App-level settings a package needs (template engine, exception handlers).
     configure_app: Callable[[AppConfig, Settings], None] | None = None

@@ -199,6 +199,10 @@ class EmbeddedIndex:
     async def get(self, listing_id: str) -> PublicEntry | None:
         return await anyio.to_thread.run_sync(self.get_sync, listing_id, limiter=self._limiter)
 
+    async def ready(self) -> str | None:
+        # It lives in the registry's database, whose readiness is checked on its own.
+        return None
+
     # ---- the work ----
 
     def where(self, query: SearchQuery) -> tuple[str, dict[str, Any]]:

@@ -15,7 +15,7 @@ from registry.wiring import Job, Plugin
 from search.api import PublicSearchController
 from search.cli import search
 from search.interface import SearchIndex
-from search.runtime import engine_of, follow_index, reconcile_index, search_engine
+from search.runtime import engine_of, follow_index, reconcile_index, search_engine, search_ready
 from search.web.controllers import PublicPages, static_files_router, template_config
 
 
@@ -50,5 +50,6 @@ plugin = Plugin(
     jobs=_jobs,
     cli=[search],
     resources=[search_engine],
+    readiness={"search": search_ready},
     configure_app=_configure,
 )
