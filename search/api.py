@@ -93,6 +93,7 @@ SEARCH_PROBLEMS = problems(
             "invalid_id_number",
             "invalid_credit_code",
             "conflicting_identifiers",
+            "incomplete_identifier",
             "invalid_court",
             "unknown_province",
             "unknown_kind",
