@@ -87,7 +87,8 @@ class ServerSettings(BaseSettings):
     public_rate_limit: str = Field(
         default="60/minute",
         pattern=r"^(off|[1-9][0-9]{0,6}/(second|minute|hour|day))$",
-        description="Requests per client address to the public endpoints: N/second|minute|hour|day, or off.",
+        description="Requests per client address to the public endpoints: N/second|minute|hour|day, "
+        "or off; across processes with REGISTRY_REDIS_URL.",
     )
 
 
@@ -110,7 +111,9 @@ class CheckSettings(BaseSettings):
 
     batch_max_subjects: int = Field(default=1000, ge=1, description="Subjects per POST /v1/checks.")
     rate_per_second: int = Field(
-        default=50, ge=1, description="Check requests per second per bank, per web process (moving window)."
+        default=50,
+        ge=1,
+        description="Check requests per second per bank (GCRA), across processes with REGISTRY_REDIS_URL.",
     )
     daily_quota: int = Field(
         default=200_000, ge=1, description="Subjects a bank may check per China calendar day (all processes)."
@@ -242,6 +245,24 @@ class MeilisearchSettings(BaseSettings):
     )
 
 
+class SharedStoreSettings(BaseSettings):
+    """The store the web processes share their rate limits through (Redis or Valkey)."""
+
+    model_config = _config("REGISTRY_REDIS_")
+
+    url: str | None = Field(
+        default=None,
+        description="redis://host:6379/0 to share the public and bank rate limits across processes; "
+        "unset: each process counts its own (the embedded default).",
+    )
+    prefix: str = Field(
+        default="registry:", pattern=r"^\S{1,64}$", description="Prefix of every key this service writes."
+    )
+    timeout_seconds: float = Field(
+        default=0.25, gt=0, le=10, description="Per call to the store; past it, the process counts alone."
+    )
+
+
 class Settings(BaseModel):
     """Every concern's settings; each reads its own `REGISTRY_*` variables when built."""
 
@@ -256,6 +277,7 @@ class Settings(BaseModel):
     translog: TranslogSettings = Field(default_factory=TranslogSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)
     meilisearch: MeilisearchSettings = Field(default_factory=MeilisearchSettings)
+    shared_store: SharedStoreSettings = Field(default_factory=SharedStoreSettings)
 
     def override(self, **concerns: dict[str, Any]) -> Self:
         """A copy with some fields of some concerns changed (validated), e.g.

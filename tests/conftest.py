@@ -94,6 +94,23 @@ def _clean_database(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
+def redis_url() -> str:
+    """A Redis (or Valkey) server for the shared limits: REGISTRY_TEST_REDIS_URL, or the one
+    on 127.0.0.1:6379 (.ci/run starts one when none answers). Skipped, saying so, without."""
+    import redis
+
+    url = os.environ.get("REGISTRY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    try:
+        redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1).ping()
+    except redis.exceptions.RedisError as exc:
+        pytest.skip(
+            f"no Redis answers at {url} ({type(exc).__name__}): "
+            "start redis-server, or set REGISTRY_TEST_REDIS_URL"
+        )
+    return url
+
+
+@pytest.fixture(scope="session")
 def server_url(settings: Settings, engine: sa.Engine) -> Iterator[str]:
     with serve_app(create_app(settings, run_scheduler=False)) as url:
         yield url
