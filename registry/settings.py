@@ -80,6 +80,9 @@ class ServerSettings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535, description="Port `registry serve` listens on.")
     scheduler: bool = Field(default=True, description="Run background jobs inside `registry serve`.")
     log_level: str = Field(default="INFO", description="Python logging level name (DEBUG, INFO, WARNING).")
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="text, or json: one JSON object a line, with the request id."
+    )
     request_max_body_bytes: int = Field(
         default=64 * 1024 * 1024, ge=1024, description="Largest request body any route accepts."
     )

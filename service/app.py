@@ -24,6 +24,7 @@ from registry.http.dependencies import DEPENDENCIES, provide_services
 from registry.http.errors import handle_http_exception, handle_problem, handle_unexpected
 from registry.http.ratelimit import public_router
 from registry.identity.identifiers import warm_division_cache
+from registry.logs import request_ids
 from registry.problems import Problem
 from registry.runtime import Services
 from registry.settings import Settings
@@ -173,7 +174,8 @@ def create_app(
         },
         openapi_config=openapi_config(),
         plugins=[BodyPlugin()],
-        middleware=[access_logging],
+        # The request id first: the access log line and every other one carry it.
+        middleware=[request_ids, access_logging],
         request_max_body_size=settings.server.request_max_body_bytes,
         debug=False,
     )

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from pathlib import Path
 from typing import Any
 
 import click
 
 from registry.clirun import run_with_services
+from registry.logs import configure_logging
 from registry.runtime import Services
 from registry.settings import Settings
 from service.plugins import PLUGINS
@@ -24,9 +24,8 @@ def _settings() -> Settings:
 @click.group()
 def main() -> None:
     """The defaulter credit registry."""
-    logging.basicConfig(
-        level=_settings().server.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    server = _settings().server
+    configure_logging(server.log_level, server.log_format)
 
 
 # ---- database ----
@@ -97,6 +96,8 @@ def serve(host: str | None, port: int | None, scheduler: bool | None) -> None:
         port=port,
         access_log=False,
         log_level=settings.server.log_level.lower(),
+        # uvicorn's own lines go through the root logger, in REGISTRY_LOG_FORMAT.
+        log_config=None,
     )
 
 
