@@ -46,6 +46,7 @@ import msgspec
 from meilisearch.errors import MeilisearchApiError, MeilisearchCommunicationError, MeilisearchTimeoutError
 from sqlalchemy import Connection, Engine, select
 
+from registry import progress
 from registry.calendar import today_in_china
 from registry.db import create_sync_engine
 from registry.eventlog.readers import advance, claim_cursor
@@ -423,6 +424,7 @@ class MeiliIndex:
             for chunk in all_active_documents(conn):
                 self.write(fresh, _meili_documents(conn, chunk, range(count + 1, count + 1 + len(chunk))), [])
                 count += len(chunk)
+                progress.advance(len(chunk))
         with writer.begin() as conn:
             claim_cursor(conn, self.cursor)
             self.swap_in(fresh)

@@ -494,6 +494,7 @@ def test_reindex_command_rebuilds_the_index_from_scratch(
     )
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["backend"] == "embedded" and summary["documents"] == 2
+    assert "reindexing" in done.stderr and "2/2" in done.stderr, "a progress bar on stderr"
     assert _names(_search(registry, q="马超")) == ["马超", "马超贸易有限公司"]
     check = subprocess.run(
         [registry_bin(), "search", "reconcile"],
@@ -504,6 +505,7 @@ def test_reindex_command_rebuilds_the_index_from_scratch(
     )
     counts = json.loads(check.stdout.strip().splitlines()[-1])
     assert counts == {"backend": "embedded", "checked": 2, "missing": 0, "stale": 0, "extra": 0}
+    assert "reconciling" in check.stderr and "2/2" in check.stderr
 
 
 @pytest.mark.slow
