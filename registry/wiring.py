@@ -38,6 +38,9 @@ class Job:
     # Passes that may run at once in one process; leases keep them apart (agency push).
     max_instances: int = 1
     misfire_grace_seconds: int | None = None
+    # Runs in one worker at a time across every process: the others skip that run (on
+    # PostgreSQL an advisory lock elects it, `service.scheduler`; SQLite has one process).
+    singleton: bool = False
 
 
 def follow_job(job_id: str, reader: LogReader, every: float, *, first_after: float | None = None) -> Job:

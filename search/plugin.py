@@ -29,6 +29,7 @@ def _jobs(settings: Settings) -> Sequence[Job]:
             reconcile_index,
             every=settings.search.reconcile_interval_seconds,
             first_after=60,
+            singleton=True,
         ),
     ]
 
