@@ -80,6 +80,10 @@ class ServerSettings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535, description="Port `registry serve` listens on.")
     scheduler: bool = Field(default=True, description="Run background jobs inside `registry serve`.")
     log_level: str = Field(default="INFO", description="Python logging level name (DEBUG, INFO, WARNING).")
+    worker_heartbeat_file: Path = Field(
+        default=Path("var/worker.heartbeat"),
+        description="Touched by `registry worker` every few seconds; `registry worker --check` reads it.",
+    )
     log_format: Literal["text", "json"] = Field(
         default="text", description="text, or json: one JSON object a line, with the request id."
     )

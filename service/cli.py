@@ -3,7 +3,6 @@ the demo, the benches); each plugin adds its own groups. Prints no personal iden
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -102,8 +101,25 @@ def serve(host: str | None, port: int | None, scheduler: bool | None) -> None:
 
 
 @main.command()
-def worker() -> None:
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Exit 0 if a worker's heartbeat (REGISTRY_WORKER_HEARTBEAT_FILE) is recent, 1 if not.",
+)
+@click.option("--max-age", type=float, default=60.0, show_default=True, help="With --check: seconds.")
+def worker(check: bool, max_age: float) -> None:
     """Run the background jobs alone (start the web with --no-scheduler)."""
+    from service.heartbeat import beat, heartbeat_age, notify
+
+    settings = _settings()
+    heartbeat = settings.server.worker_heartbeat_file
+    if check:
+        age = heartbeat_age(heartbeat)
+        if age is None or age > max_age:
+            raise click.ClickException(f"worker heartbeat {'missing' if age is None else f'{age:.0f} s old'}")
+        click.echo(f"worker alive (heartbeat {age:.0f} s old)")
+        return
+
     from service.app import process_resources
     from service.scheduler import build_scheduler
 
@@ -111,9 +127,10 @@ def worker() -> None:
         async with process_resources(services, PLUGINS):
             scheduler = build_scheduler(services, PLUGINS)
             scheduler.start()
+            notify("READY=1")
             click.echo("worker running background jobs; Ctrl-C stops it")
             try:
-                await asyncio.Event().wait()
+                await beat(heartbeat)
             finally:
                 scheduler.shutdown(wait=False)
 
