@@ -6,6 +6,7 @@ engine runs the same code in `test_search.py`."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -22,8 +23,9 @@ from registry.runtime import Services
 from registry.settings import Settings
 from search.indexer import index_follower, reconcile_with
 from search.meili import MeiliIndex
-from search.runtime import EXTENSION, follow_index
+from search.runtime import EXTENSION, backoff_of, follow_index
 from tests.support.harness import CourtHandle, Registry, free_port
+from tests.support.listings import amended_body, post_amendment, publish_one
 from tests.support.meili_server import StandIn, stand_in
 from tests.support.publishing import publish
 
@@ -144,8 +146,6 @@ def test_an_amended_listing_ranks_above_those_changed_before_it(
     meili: MeiliIndex,
     server: tuple[str, StandIn],
 ) -> None:
-    from tests.support.listings import amended_body, post_amendment, publish_one
-
     _, stand = server
     body = registry.listing(court)
     first = publish_one(registry, court, body)
@@ -201,10 +201,6 @@ def test_the_follow_job_backs_off_with_one_line_when_down_and_one_when_back(
 ) -> None:
     """Server unreachable: no traceback twice a second, one line when it goes down, none while
     it stays down, one when it is back; the events wait for it, none is lost."""
-    import asyncio
-
-    from search.runtime import backoff_of
-
     port = free_port()
     index = MeiliIndex(
         meilisearch.Client(f"http://127.0.0.1:{port}", None, timeout=2),

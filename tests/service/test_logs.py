@@ -4,8 +4,7 @@ object a line when REGISTRY_LOG_FORMAT=json; never a personal identifier."""
 from __future__ import annotations
 
 import json
-import subprocess
-import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,8 +12,9 @@ import sqlalchemy as sa
 
 from registry.ids import is_id
 from registry.settings import Settings
-from tests.support.harness import CourtHandle, Registry, cli_env, free_port, registry_bin
+from tests.support.harness import CourtHandle, Registry
 from tests.support.listings import person_named, publish_many
+from tests.support.processes import web_process
 
 
 def test_a_request_id_is_echoed_or_made(registry: Registry) -> None:
@@ -31,38 +31,20 @@ def test_a_request_id_is_echoed_or_made(registry: Registry) -> None:
 
 @pytest.mark.slow
 def test_json_logs_are_one_object_a_line_with_request_ids_and_no_identifier(
-    registry: Registry, court: CourtHandle, settings: Settings, engine: sa.Engine
+    registry: Registry, court: CourtHandle, settings: Settings, engine: sa.Engine, tmp_path: Path
 ) -> None:
     body = person_named(registry, court, "孙丽")
     publish_many(registry, court, [body])
     number = body["debtor"]["id_number"]
-    port = free_port()
-    env = {**cli_env(settings), "REGISTRY_LOG_FORMAT": "json", "REGISTRY_LOG_LEVEL": "INFO"}
-    process = subprocess.Popen(
-        [registry_bin(), "serve", "--no-scheduler", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"{url}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline and process.poll() is None
-                time.sleep(0.1)
+    env = {"REGISTRY_LOG_FORMAT": "json", "REGISTRY_LOG_LEVEL": "INFO"}
+    log = tmp_path / "web.log"
+    with web_process(settings, env, log) as url:
         searched = httpx.get(
             f"{url}/v1/public/defaulters", params={"id_number": number}, headers={"X-Request-ID": "req-42"}
         )
         assert searched.status_code == 200 and searched.headers["x-request-id"] == "req-42"
         httpx.get(f"{url}/v1/public/defaulters", params={"q": number[:10]})
-    finally:
-        process.terminate()
-        _, stderr = process.communicate(timeout=20)
+    stderr = log.read_text()
     lines = [json.loads(line) for line in stderr.splitlines() if line.strip()]  # each a JSON object
     assert lines and all({"time", "level", "logger", "message"} <= set(line) for line in lines)
     access = [

@@ -10,11 +10,9 @@ agree with the log), and the shared public limit holds across both web processes
 
 from __future__ import annotations
 
-import subprocess
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +24,9 @@ from registry.clients.services import create_client
 from registry.eventlog.types import LISTING_EVENTS
 from registry.settings import Settings
 from registry.timeutil import utcnow
-from tests.support.harness import CourtHandle, Registry, cli_env, free_port, registry_bin
+from tests.support.harness import CourtHandle, Registry, free_port
 from tests.support.listings import removal_body
+from tests.support.processes import registry_process, wait_until_up
 from tests.support.sync_receiver import running_receiver
 
 pytestmark = pytest.mark.slow
@@ -40,42 +39,6 @@ WORKER_ENV = {
     "REGISTRY_SYNC_INTERVAL_SECONDS": "0.5",
     "REGISTRY_INGEST_WORKERS": "1",
 }
-
-
-@contextmanager
-def process(
-    settings: Settings, args: list[str], env: dict[str, str], log: Path
-) -> Iterator[subprocess.Popen[bytes]]:
-    """A `registry` process, its stderr into `log` (a pipe nobody reads could fill and stall it)."""
-    with log.open("wb") as stderr:
-        started = subprocess.Popen(
-            [registry_bin(), *args],
-            env={**cli_env(settings), **env},
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
-    try:
-        yield started
-    finally:
-        started.terminate()
-        try:
-            started.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            started.kill()
-            started.wait()
-
-
-def wait_until_serving(url: str, started: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        assert started.poll() is None, "web process exited"
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "web process did not start"
-        time.sleep(0.2)
 
 
 def _scalar(engine: sa.Engine, sql: str, **params: Any) -> Any:
@@ -119,12 +82,16 @@ def test_two_web_and_two_worker_processes_do_every_piece_of_work_once(
         for n in range(2):
             port = free_port()
             command = ["serve", "--no-scheduler", "--port", str(port)]
-            started = stack.enter_context(process(settings, command, web_env, tmp_path / f"web{n}.log"))
+            started = stack.enter_context(
+                registry_process(settings, command, web_env, tmp_path / f"web{n}.log")
+            )
             webs.append((f"http://127.0.0.1:{port}", started))
         for n in range(2):
-            stack.enter_context(process(settings, ["worker"], WORKER_ENV, tmp_path / f"worker{n}.log"))
+            stack.enter_context(
+                registry_process(settings, ["worker"], WORKER_ENV, tmp_path / f"worker{n}.log")
+            )
         for url, started in webs:
-            wait_until_serving(url, started)
+            wait_until_up(url, started, "/readyz")
         urls = [url for url, _ in webs]
 
         # A bank watches some debtors before they are listed.

@@ -9,11 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import subprocess
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -22,51 +20,27 @@ import sqlalchemy as sa
 from registry.limits import SharedLimits
 from registry.settings import Settings
 from service.app import create_app
-from tests.support.harness import cli_env, free_port, registry_bin, serve_app
+from tests.support.harness import free_port, serve_app
+from tests.support.processes import web_process
 
 
 def _prefix() -> str:
     return f"test:{uuid.uuid4().hex}:"
 
 
-@contextmanager
-def web_process(settings: Settings, env: dict[str, str]) -> Iterator[str]:
-    """`registry serve --no-scheduler` as a process of its own; yields its URL."""
-    port = free_port()
-    process = subprocess.Popen(
-        [registry_bin(), "serve", "--no-scheduler", "--port", str(port)],
-        env={**cli_env(settings), **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "web process did not start"
-            time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-
-
 @pytest.mark.slow
 def test_two_web_processes_share_one_public_limit(
-    settings: Settings, engine: sa.Engine, redis_url: str
+    settings: Settings, engine: sa.Engine, redis_url: str, tmp_path: Path
 ) -> None:
     env = {
         "REGISTRY_PUBLIC_RATE_LIMIT": "4/minute",
         "REGISTRY_REDIS_URL": redis_url,
         "REGISTRY_REDIS_PREFIX": _prefix(),
     }
-    with web_process(settings, env) as first, web_process(settings, env) as second:
+    with (
+        web_process(settings, env, tmp_path / "a.log") as first,
+        web_process(settings, env, tmp_path / "b.log") as second,
+    ):
         params = {"q": "张伟"}
         answers = [httpx.get(f"{url}/v1/public/defaulters", params=params) for url in (first, second) * 3]
     assert [a.status_code for a in answers] == [200, 200, 200, 200, 429, 429]
