@@ -42,6 +42,7 @@ def base_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "REGISTRY_SECRETS_FILE": str(root / "secrets.json"),
         "REGISTRY_SIGNING_KEY_FILE": str(root / "signing-keys.json"),
         "REGISTRY_EXPORT_DIR": str(root / "exports"),
+        "REGISTRY_WORKER_HEARTBEAT_FILE": str(root / "worker.heartbeat"),
         "REGISTRY_SCHEDULER": "false",
         "REGISTRY_INGEST_WORKERS": "2",
         "REGISTRY_LOG_LEVEL": "WARNING",
