@@ -2,8 +2,8 @@
 
 The composition root (`service/`) lists the plugins and assembles them: routes into the app,
 jobs into the scheduler, command groups into the CLI, resources into each process's
-lifespan. No package imports another package's plugin, and `registry` never imports
-`search` or `publishing` (ruff's banned imports enforce it in CI).
+lifespan, readiness checks into `GET /readyz`. No package imports another package's plugin,
+and `registry` never imports `search` or `publishing` (ruff's banned imports enforce it in CI).
 """
 
 from __future__ import annotations
@@ -52,11 +52,18 @@ def follow_job(job_id: str, reader: LogReader, every: float, *, first_after: flo
     return Job(job_id, run, every=every, first_after=first_after)
 
 
+@dataclass(frozen=True)
+class Readiness:
+    """Something a web process needs in order to serve (the search engine in use): `check`
+    returns when it answers and raises when it does not. `GET /readyz` runs every plugin's."""
+
+    name: str
+    check: Callable[[Services], Awaitable[object]]
+
+
 # A resource lives for one process (web or worker): opened at start, closed at stop. It may
 # register what it opens on `services.extensions` for routes and jobs to use.
 Resource = Callable[["Services"], AbstractAsyncContextManager[None]]
-# A readiness check (`/readyz`): None while the part can serve, otherwise why it cannot.
-Readiness = Callable[["Services"], Awaitable[str | None]]
 
 
 @dataclass(frozen=True)
@@ -70,7 +77,7 @@ class Plugin:
     jobs: Callable[[Settings], Sequence[Job]] | None = None
     cli: Sequence[click.Command] = ()
     resources: Sequence[Resource] = ()
-    # Named readiness checks of what the package's routes depend on (its search engine).
-    readiness: Mapping[str, Readiness] = field(default_factory=dict)
+    # What `GET /readyz` checks beside the database and the keys.
+    readiness: Sequence[Readiness] = ()
     # App-level settings a package needs (template engine, exception handlers).
     configure_app: Callable[[AppConfig, Settings], None] | None = None

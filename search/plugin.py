@@ -11,11 +11,11 @@ from litestar.di import Provide
 
 from registry.http.dependencies import provide_services
 from registry.settings import Settings
-from registry.wiring import Job, Plugin
+from registry.wiring import Job, Plugin, Readiness
 from search.api import PublicSearchController
 from search.cli import search
 from search.interface import SearchIndex
-from search.runtime import engine_of, follow_index, reconcile_index, search_engine, search_ready
+from search.runtime import engine_answers, engine_of, follow_index, reconcile_index, search_engine
 from search.web.controllers import PublicPages, static_files_router, template_config
 
 
@@ -51,6 +51,6 @@ plugin = Plugin(
     jobs=_jobs,
     cli=[search],
     resources=[search_engine],
-    readiness={"search": search_ready},
+    readiness=[Readiness("search", engine_answers)],
     configure_app=_configure,
 )

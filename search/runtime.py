@@ -116,6 +116,9 @@ async def reconcile_index(services: Services) -> dict[str, int]:
     return await backoff_of(services, "search_reconcile").run(work) or {}
 
 
-async def search_ready(services: Services) -> str | None:
-    """The search engine's readiness check (for /readyz): None when it can answer."""
-    return await engine_of(services).ready()
+async def engine_answers(services: Services) -> None:
+    """Readiness: the engine in use can answer searches; raises `SearchUnavailable` (with
+    the reason, for the log) when it cannot."""
+    reason = await engine_of(services).ready()
+    if reason is not None:
+        raise SearchUnavailable(reason)

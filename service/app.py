@@ -71,8 +71,12 @@ def readiness_endpoint(plugins: Sequence[Plugin]) -> Any:
         except Exception as exc:  # any failure means not ready; the reason is its type only
             checks["database"] = f"unavailable ({type(exc).__name__})"
         for plugin in plugins:
-            for name, check in plugin.readiness.items():
-                checks[name] = await check(services) or "ok"
+            for check in plugin.readiness:
+                try:
+                    await check.check(services)
+                    checks[check.name] = "ok"
+                except Exception as exc:  # not ready; the log and the answer name the type only
+                    checks[check.name] = f"failed ({type(exc).__name__})"
         ready = all(value == "ok" for value in checks.values())
         status = "ready" if ready else "not_ready"
         return Response(Readiness(status, checks), status_code=200 if ready else 503)
