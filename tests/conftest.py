@@ -72,7 +72,9 @@ def engine(settings: Settings) -> Iterator[sa.Engine]:
     from service.cli import alembic_config
 
     command.upgrade(alembic_config(settings.database.url), "head")
-    sync = sa.create_engine(_sync_url(settings.database.url))
+    # Pre-ping: a test that cuts the database's connections (test_ingest_faults) cuts this
+    # pool's idle ones too; the next test must not inherit a dead one.
+    sync = sa.create_engine(_sync_url(settings.database.url), pool_pre_ping=True)
     yield sync
     sync.dispose()
 
