@@ -9,6 +9,7 @@ from registry.checks.runtime import CheckRuntime
 from registry.db import Database
 from registry.identity.crypto import Secrets, SecretsSource
 from registry.identity.registry_key import RegistrySigner, load_registry_signer
+from registry.limits import SharedLimits
 from registry.listings.ingest import IngestService, worker_count
 from registry.settings import Settings
 
@@ -21,6 +22,7 @@ class Services:
     ingest: IngestService
     signer: RegistrySigner
     checks: CheckRuntime
+    limits: SharedLimits
     # What plugins' resources open for this process (the search engine, ...), by name.
     extensions: dict[str, Any] = field(default_factory=dict)
 
@@ -30,7 +32,9 @@ class Services:
         source = SecretsSource(settings)
         ingest = IngestService(db, source, worker_count(settings.listings.ingest_workers))
         signer = load_registry_signer(settings)
-        return cls(settings, db, source, ingest, signer, CheckRuntime.create(settings, signer))
+        limits = SharedLimits.from_settings(settings)
+        checks = CheckRuntime.create(settings, signer, limits)
+        return cls(settings, db, source, ingest, signer, checks, limits)
 
     @property
     def secrets(self) -> Secrets:
@@ -39,4 +43,5 @@ class Services:
     async def close(self) -> None:
         self.ingest.close()
         self.checks.close()
+        await self.limits.close()
         await self.db.dispose()

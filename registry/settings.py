@@ -80,6 +80,13 @@ class ServerSettings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535, description="Port `registry serve` listens on.")
     scheduler: bool = Field(default=True, description="Run background jobs inside `registry serve`.")
     log_level: str = Field(default="INFO", description="Python logging level name (DEBUG, INFO, WARNING).")
+    worker_heartbeat_file: Path = Field(
+        default=Path("var/worker.heartbeat"),
+        description="Touched by `registry worker` every few seconds; `registry worker --check` reads it.",
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="text, or json: one JSON object a line, with the request id."
+    )
     request_max_body_bytes: int = Field(
         default=64 * 1024 * 1024, ge=1024, description="Largest request body any route accepts."
     )
@@ -87,7 +94,8 @@ class ServerSettings(BaseSettings):
     public_rate_limit: str = Field(
         default="60/minute",
         pattern=r"^(off|[1-9][0-9]{0,6}/(second|minute|hour|day))$",
-        description="Requests per client address to the public endpoints: N/second|minute|hour|day, or off.",
+        description="Requests per client address to the public endpoints: N/second|minute|hour|day, "
+        "or off; across processes with REGISTRY_REDIS_URL.",
     )
 
 
@@ -110,7 +118,9 @@ class CheckSettings(BaseSettings):
 
     batch_max_subjects: int = Field(default=1000, ge=1, description="Subjects per POST /v1/checks.")
     rate_per_second: int = Field(
-        default=50, ge=1, description="Check requests per second per bank, per web process (moving window)."
+        default=50,
+        ge=1,
+        description="Check requests per second per bank (GCRA), across processes with REGISTRY_REDIS_URL.",
     )
     daily_quota: int = Field(
         default=200_000, ge=1, description="Subjects a bank may check per China calendar day (all processes)."
@@ -228,9 +238,35 @@ class MeilisearchSettings(BaseSettings):
     model_config = _config("REGISTRY_MEILISEARCH_")
 
     url: str | None = Field(default=None, description="The server, e.g. http://127.0.0.1:7700.")
-    api_key: str | None = Field(default=None, description="A key with search and index rights.")
+    api_key: str | None = Field(
+        default=None,
+        description="A key with index rights (documents, settings, indexes, tasks): worker and CLI.",
+    )
+    search_key: str | None = Field(
+        default=None,
+        description="A key with search rights only, for the public search (required with api_key).",
+    )
+    timeout_seconds: int = Field(default=10, ge=1, description="Per request to Meilisearch.")
     index: str = Field(
         default="defaulters", pattern=r"^[A-Za-z0-9_-]{1,200}$", description="Meilisearch index name (uid)."
+    )
+
+
+class SharedStoreSettings(BaseSettings):
+    """The store the web processes share their rate limits through (Redis or Valkey)."""
+
+    model_config = _config("REGISTRY_REDIS_")
+
+    url: str | None = Field(
+        default=None,
+        description="redis://host:6379/0 to share the public and bank rate limits across processes; "
+        "unset: each process counts its own (the embedded default).",
+    )
+    prefix: str = Field(
+        default="registry:", pattern=r"^\S{1,64}$", description="Prefix of every key this service writes."
+    )
+    timeout_seconds: float = Field(
+        default=0.25, gt=0, le=10, description="Per call to the store; past it, the process counts alone."
     )
 
 
@@ -248,6 +284,7 @@ class Settings(BaseModel):
     translog: TranslogSettings = Field(default_factory=TranslogSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)
     meilisearch: MeilisearchSettings = Field(default_factory=MeilisearchSettings)
+    shared_store: SharedStoreSettings = Field(default_factory=SharedStoreSettings)
 
     def override(self, **concerns: dict[str, Any]) -> Self:
         """A copy with some fields of some concerns changed (validated), e.g.

@@ -2,8 +2,8 @@
 
 The composition root (`service/`) lists the plugins and assembles them: routes into the app,
 jobs into the scheduler, command groups into the CLI, resources into each process's
-lifespan. No package imports another package's plugin, and `registry` never imports
-`search` or `publishing` (ruff's banned imports enforce it in CI).
+lifespan, readiness checks into `GET /readyz`. No package imports another package's plugin,
+and `registry` never imports `search` or `publishing` (ruff's banned imports enforce it in CI).
 """
 
 from __future__ import annotations
@@ -38,6 +38,9 @@ class Job:
     # Passes that may run at once in one process; leases keep them apart (agency push).
     max_instances: int = 1
     misfire_grace_seconds: int | None = None
+    # Runs in one worker at a time across every process: the others skip that run (on
+    # PostgreSQL an advisory lock elects it, `service.scheduler`; SQLite has one process).
+    singleton: bool = False
 
 
 def follow_job(job_id: str, reader: LogReader, every: float, *, first_after: float | None = None) -> Job:
@@ -47,6 +50,15 @@ def follow_job(job_id: str, reader: LogReader, every: float, *, first_after: flo
         return await follow(services.db, reader)
 
     return Job(job_id, run, every=every, first_after=first_after)
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """Something a web process needs in order to serve (the search engine in use): `check`
+    returns when it answers and raises when it does not. `GET /readyz` runs every plugin's."""
+
+    name: str
+    check: Callable[[Services], Awaitable[object]]
 
 
 # A resource lives for one process (web or worker): opened at start, closed at stop. It may
@@ -65,5 +77,7 @@ class Plugin:
     jobs: Callable[[Settings], Sequence[Job]] | None = None
     cli: Sequence[click.Command] = ()
     resources: Sequence[Resource] = ()
+    # What `GET /readyz` checks beside the database and the keys.
+    readiness: Sequence[Readiness] = ()
     # App-level settings a package needs (template engine, exception handlers).
     configure_app: Callable[[AppConfig, Settings], None] | None = None

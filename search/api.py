@@ -12,13 +12,13 @@ from registry.http.openapi import PARAMETER, PUBLIC, problems, query
 from registry.http.params import Id
 from registry.identity.crypto import Secrets
 from registry.identity.identifiers import PROVINCES
+from registry.ids import is_id
 from registry.listings.disclosure import PublicEntry
 from registry.listings.schemas import GROUNDS
 from registry.problems import Problem
 from search.interface import KINDS, SearchIndex, SearchQuery, SearchResult
 from search.query import (
     DEFAULT_PER_PAGE,
-    MAX_PARAM_CHARS,
     MAX_PER_PAGE,
     MAX_QUERY_CHARS,
     MAX_WINDOW,
@@ -93,6 +93,7 @@ SEARCH_PROBLEMS = problems(
             "invalid_id_number",
             "invalid_credit_code",
             "conflicting_identifiers",
+            "incomplete_identifier",
             "invalid_court",
             "unknown_province",
             "unknown_kind",
@@ -102,7 +103,8 @@ SEARCH_PROBLEMS = problems(
             "invalid_page",
             "invalid_per_page",
             "page_out_of_range",
-        )
+        ),
+        503: "search_unavailable",
     },
 )
 
@@ -126,11 +128,15 @@ class PublicSearchController(Controller):
         """
         return await search_index.search(search_query)
 
-    @get("/{listing_id:str}", responses=problems(PUBLIC, PARAMETER, {404: "entry_not_found"}))
+    @get(
+        "/{listing_id:str}",
+        responses=problems(PUBLIC, PARAMETER, {404: "entry_not_found", 503: "search_unavailable"}),
+    )
     async def entry(self, search_index: Injected[SearchIndex], listing_id: Id) -> PublicEntry:
         """One entry of the list, while it is published."""
         found = None
-        if len(listing_id) <= MAX_PARAM_CHARS:
+        # Only an id as the registry makes them reaches the engine (and a URL there).
+        if is_id(listing_id):
             found = await search_index.get(listing_id)
         if found is None:
             raise Problem(404, "entry_not_found", "no published entry has this id")

@@ -17,9 +17,13 @@ def search() -> None:
 @search.command("reindex")
 def search_reindex() -> None:
     """Rebuild the index from every active listing; the old one serves until the new one is in."""
-    from search.maintenance import reindex_now
+    from registry.progress import progress_bar
+    from search.maintenance import active_listings, reindex_now
 
-    click.echo(json.dumps(reindex_now(Settings())))
+    settings = Settings()
+    with progress_bar("reindexing", active_listings(settings)):
+        figures = reindex_now(settings)
+    click.echo(json.dumps(figures))
 
 
 @search.command("reconcile")
@@ -30,6 +34,10 @@ def search_reindex() -> None:
 )
 def search_reconcile(deep: bool) -> None:
     """Compare the index with the registry, repair any drift, print the counts (JSON)."""
-    from search.maintenance import reconcile_now
+    from registry.progress import progress_bar
+    from search.maintenance import active_listings, reconcile_now
 
-    click.echo(json.dumps(reconcile_now(Settings(), deep=deep)))
+    settings = Settings()
+    with progress_bar("reconciling", active_listings(settings)):
+        counts = reconcile_now(settings, deep=deep)
+    click.echo(json.dumps(counts))

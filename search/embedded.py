@@ -44,6 +44,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import create_engine as sa_create_engine
 
+from registry import progress
 from registry.bulk import bulk_insert
 from registry.calendar import today_in_china
 from registry.db import create_sync_engine, sync_url
@@ -198,6 +199,10 @@ class EmbeddedIndex:
 
     async def get(self, listing_id: str) -> PublicEntry | None:
         return await anyio.to_thread.run_sync(self.get_sync, listing_id, limiter=self._limiter)
+
+    async def ready(self) -> str | None:
+        # It lives in the registry's database, whose readiness is checked on its own.
+        return None
 
     # ---- the work ----
 
@@ -395,6 +400,7 @@ class EmbeddedIndex:
             serial = 1
             for rows in document_rows(conn, workers, doc_row):
                 serial = insert_rows(conn, rows, serial)
+                progress.advance(len(rows))
             rebuild_fts(conn)
             advance(conn, CURSOR, start)
         # Every old row is now dead: reclaim it (VACUUM cannot run inside the rebuild's
@@ -581,6 +587,7 @@ def _staged_rebuild(engine: Engine, workers: int) -> tuple[int, float]:
         for rows in document_rows(conn, workers, doc_row):
             bulk_insert(conn, stage, numbered(rows, count + 1))
             count += len(rows)
+            progress.advance(len(rows))
         conn.commit()
         locked = time.perf_counter()
         # The first statement writes, so the transaction waits for the write lock (busy

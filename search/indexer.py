@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select
 
+from registry import progress
 from registry.eventlog.readers import LogEvent, LogReader, claim_cursor
 from registry.eventlog.types import LISTING_EVENTS
 from registry.listings.models import Listing
@@ -32,6 +33,8 @@ from search.interface import SearchEngine
 logger = logging.getLogger("search.indexer")
 
 EVENTS_PER_STEP = 5000
+# The reconcile's progress bar moves every this many listings checked.
+PROGRESS_STEP = 10_000
 # Documents compared whole per call of the engine (the deep reconcile).
 _COMPARE_CHUNK = 500
 
@@ -118,6 +121,8 @@ def reconcile(conn: Connection, engine: SearchEngine, *, deep: bool = False) -> 
     same: list[Document] = []  # deep: stored at their version, compared whole in chunks
     compared: list[Document] = []
     for listing_id, ours, stored in _paired(_expected(conn, deep), engine.stored_versions(conn)):
+        if ours is not None and result.checked % PROGRESS_STEP == PROGRESS_STEP - 1:
+            progress.advance(PROGRESS_STEP)
         if ours is None:
             extra.append(listing_id)
             continue
@@ -132,6 +137,7 @@ def reconcile(conn: Connection, engine: SearchEngine, *, deep: bool = False) -> 
                 compared.extend(_differing(conn, engine, same))
                 same = []
     compared.extend(_differing(conn, engine, same))
+    progress.advance(result.checked % PROGRESS_STEP)
     docs, vanished = _documents(conn, missing + stale)
     found = {doc.listing_id for doc in docs}
     result.missing = sum(1 for item in missing if item[0] in found)

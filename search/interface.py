@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import msgspec
 
 from registry.listings.disclosure import PublicEntry
+from registry.problems import Problem
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
@@ -50,10 +51,35 @@ class SearchResult(msgspec.Struct, frozen=True):
     facets: dict[str, dict[str, int]]
 
 
+# Seconds a client is told to wait when the engine is down: long enough for a restart.
+UNAVAILABLE_RETRY_SECONDS = 30
+
+
+class SearchUnavailable(Problem):
+    """The engine cannot answer (its server is down, unreachable, or of a version this service
+    does not support): 503 `search_unavailable` with `Retry-After`, never a 500. `reason` is
+    for the operator's log; the public sees only that search is down for a while."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(
+            503,
+            "search_unavailable",
+            "public search is unavailable for a moment; retry shortly",
+            extra={"retry_after": UNAVAILABLE_RETRY_SECONDS},
+        )
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (self.__class__, (self.reason,))
+
+
 class SearchIndex(Protocol):
     async def search(self, query: SearchQuery) -> SearchResult: ...
 
     async def get(self, listing_id: str) -> PublicEntry | None: ...
+
+    async def ready(self) -> str | None:
+        """None when the engine can answer searches now; otherwise why not (for /readyz)."""
 
 
 class SearchEngine(SearchIndex, Protocol):

@@ -5,11 +5,24 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from sqlalchemy import func, select
+
 from registry.db import create_sync_engine
 from registry.listings.ingest import worker_count
+from registry.listings.models import Listing
 from registry.settings import Settings
 from search.indexer import reconcile_with
 from search.runtime import open_engine
+
+
+def active_listings(settings: Settings) -> int:
+    """How many listings a reindex or a reconcile goes through (their progress bar's total)."""
+    engine = create_sync_engine(settings.database.url, writer=False)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(select(func.count()).where(Listing.status == "active")).scalar_one())
+    finally:
+        engine.dispose()
 
 
 def reindex_now(settings: Settings) -> dict[str, Any]:

@@ -11,11 +11,11 @@ from litestar.di import Provide
 
 from registry.http.dependencies import provide_services
 from registry.settings import Settings
-from registry.wiring import Job, Plugin
+from registry.wiring import Job, Plugin, Readiness
 from search.api import PublicSearchController
 from search.cli import search
 from search.interface import SearchIndex
-from search.runtime import engine_of, follow_index, reconcile_index, search_engine
+from search.runtime import engine_answers, engine_of, follow_index, reconcile_index, search_engine
 from search.web.controllers import PublicPages, static_files_router, template_config
 
 
@@ -29,6 +29,7 @@ def _jobs(settings: Settings) -> Sequence[Job]:
             reconcile_index,
             every=settings.search.reconcile_interval_seconds,
             first_after=60,
+            singleton=True,
         ),
     ]
 
@@ -50,5 +51,6 @@ plugin = Plugin(
     jobs=_jobs,
     cli=[search],
     resources=[search_engine],
+    readiness=[Readiness("search", engine_answers)],
     configure_app=_configure,
 )

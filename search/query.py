@@ -10,6 +10,11 @@ Rules (the same for the JSON API, the web page and both engines):
 - `q` is NFKC-normalised, at most MAX_QUERY_CHARS characters, without control characters,
   and must hold a letter or digit; an identifier must be a valid full number (checksum and
   all) and is matched through the blind index, so a partial number finds nothing by design;
+- a number typed into `q` is recognised as one (`recognise_number`, the web page's one
+  field goes the same way): eighteen characters shaped like a resident ID number or a
+  credit code are checked and looked up exactly, as `id_number` / `credit_code`; six digits
+  or more in anything else are refused (`incomplete_identifier`), never answered with an
+  empty list that would read as "not listed";
 - codes are checked against their closed lists (province, kind, ground) or their format
   (court); dates are ISO `YYYY-MM-DD`;
 - `page` >= 1, `per_page` 1..MAX_PER_PAGE, and the page must end within the first
@@ -29,6 +34,7 @@ from registry.identity.identifiers import (
     PROVINCES,
     IdentifierError,
     normalise_court_code,
+    normalise_identifier,
     parse_credit_code,
     parse_id_number,
 )
@@ -38,6 +44,14 @@ from search.interface import KINDS, SearchQuery
 from search.text import names_no_one, text_match, too_broad
 
 ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+_ID_NUMBER = re.compile(r"[0-9]{17}[0-9X]")
+# Registration authority and entity type (2), division code (6 digits), the rest (10): a
+# pinyin name never has six digits in the middle.
+_CREDIT_CODE = re.compile(r"[0-9A-Z]{2}[0-9]{6}[0-9A-Z]{10}")
+# Names hardly hold six digits; a query that does is a number, and numbers must be whole.
+# Digits of any script count here (a number in Arabic-Indic digits is refused, not searched
+# as a name); only ASCII ones (NFKC folds full-width digits) make a number to look up.
+NUMBER_LIKE_DIGITS = 6
 MAX_QUERY_CHARS = 64
 MAX_PARAM_CHARS = 200
 MAX_PER_PAGE = 100
@@ -117,14 +131,48 @@ def _identifier(
     try:
         return blind_index(parse(value))
     except IdentifierError as exc:
-        raise _bad(exc.code, exc.message, name) from exc
+        raise _bad(exc.code, exc.message, params.get("_number_in") or name) from exc
 
 
 def _id_number(raw: str) -> str:
     return parse_id_number(raw).number
 
 
+def recognise_number(q: str) -> tuple[str, str] | None:
+    """(`id_number` or `credit_code`, the number) when `q` is shaped like a full number; None
+    for a name. Six digits or more in anything else: refused, as an incomplete number."""
+    compact = normalise_identifier(q)
+    if _ID_NUMBER.fullmatch(compact):
+        return "id_number", compact
+    if _CREDIT_CODE.fullmatch(compact):
+        return "credit_code", compact
+    if sum(1 for ch in compact if unicodedata.category(ch) == "Nd") >= NUMBER_LIKE_DIGITS:
+        raise _bad(
+            "incomplete_identifier",
+            "q holds a number that is not a full 18-character ID number or credit code: "
+            "numbers are looked up whole, never in part or masked",
+            "q",
+        )
+    return None
+
+
+def _number_in_q(params: Mapping[str, str | None]) -> Mapping[str, str | None]:
+    """`params` with a number typed into `q` moved to its own parameter (errors still point
+    at `q`, where it was typed)."""
+    text = _clean(params, "q")
+    if text is None or len(text) > MAX_QUERY_CHARS:
+        return params
+    number = recognise_number(text)
+    if number is None:
+        return params
+    name, value = number
+    if params.get("id_number") is not None or params.get("credit_code") is not None:
+        raise _bad("conflicting_identifiers", "give one number: in q, id_number or credit_code", "q")
+    return {**params, "q": None, name: value, "_number_in": "q"}
+
+
 def parse_query(params: Mapping[str, str | None], blind_index: BlindIndex) -> SearchQuery:
+    params = _number_in_q(params)
     text = _clean(params, "q")
     if text is not None:
         if len(text) > MAX_QUERY_CHARS:

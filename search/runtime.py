@@ -7,8 +7,12 @@ handlers and jobs reach it from there. Past this table, nothing depends on which
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TypeVar
 
 import anyio
 
@@ -17,8 +21,14 @@ from registry.runtime import Services
 from registry.settings import Settings
 from search.embedded import EmbeddedIndex
 from search.indexer import index_follower, reconcile_with
-from search.interface import SearchEngine
+from search.interface import SearchEngine, SearchUnavailable
 from search.meili import MeiliIndex
+
+logger = logging.getLogger("search.runtime")
+T = TypeVar("T")
+# Waits between attempts while the engine is down: 1 s doubling up to a minute.
+FIRST_RETRY_SECONDS = 1.0
+MAX_RETRY_SECONDS = 60.0
 
 ENGINES: dict[str, Callable[[Settings], SearchEngine]] = {
     "embedded": EmbeddedIndex.from_settings,
@@ -48,14 +58,67 @@ def engine_of(services: Services) -> SearchEngine:
     return engine
 
 
+@dataclass
+class Backoff:
+    """A job's attempts while its engine is down: one log line when it goes down, one when it
+    is back, and waits doubling up to MAX_RETRY_SECONDS between attempts in between (not a
+    traceback every half second)."""
+
+    job: str
+    failures: int = 0
+    retry_at: float = 0.0
+
+    async def run(self, work: Callable[[], Awaitable[T]]) -> T | None:
+        """`work`, unless the engine is down and its next attempt is not due (None then)."""
+        if time.monotonic() < self.retry_at:
+            return None
+        try:
+            result = await work()
+        except SearchUnavailable as exc:
+            if self.failures == 0:
+                logger.warning("%s: search engine down (%s); retrying with back-off", self.job, exc.reason)
+            self.failures += 1
+            wait = min(MAX_RETRY_SECONDS, FIRST_RETRY_SECONDS * 2 ** min(self.failures - 1, 10))
+            self.retry_at = time.monotonic() + wait
+            return None
+        if self.failures:
+            logger.warning("%s: search engine back after %d failed attempts", self.job, self.failures)
+        self.failures = 0
+        self.retry_at = 0.0
+        return result
+
+
+def backoff_of(services: Services, job: str) -> Backoff:
+    found = services.extensions.setdefault(f"{EXTENSION}.backoff.{job}", Backoff(job))
+    assert isinstance(found, Backoff)
+    return found
+
+
 async def follow_index(services: Services) -> int:
-    """Apply the events above the index's cursor; returns how many were read. In a worker
-    thread: Meilisearch's client blocks, and building documents is CPU work best kept off
-    the event loop."""
+    """Apply the events above the index's cursor; returns how many were read (0 while the
+    engine is down). In a worker thread: Meilisearch's client blocks, and building documents
+    is CPU work best kept off the event loop."""
     reader = index_follower(engine_of(services))
-    return await anyio.to_thread.run_sync(follow_sync, services.db.sync_writer, reader)
+
+    async def work() -> int:
+        return await anyio.to_thread.run_sync(follow_sync, services.db.sync_writer, reader)
+
+    return await backoff_of(services, "search_follow_log").run(work) or 0
 
 
 async def reconcile_index(services: Services) -> dict[str, int]:
-    """Compare the index with the active listings and repair it; returns the counts."""
-    return await anyio.to_thread.run_sync(reconcile_with, services.db.sync_writer, engine_of(services))
+    """Compare the index with the active listings and repair it; returns the counts ({} while
+    the engine is down)."""
+
+    async def work() -> dict[str, int]:
+        return await anyio.to_thread.run_sync(reconcile_with, services.db.sync_writer, engine_of(services))
+
+    return await backoff_of(services, "search_reconcile").run(work) or {}
+
+
+async def engine_answers(services: Services) -> None:
+    """Readiness: the engine in use can answer searches; raises `SearchUnavailable` (with
+    the reason, for the log) when it cannot."""
+    reason = await engine_of(services).ready()
+    if reason is not None:
+        raise SearchUnavailable(reason)

@@ -8,11 +8,16 @@ A query of n >= 2 characters is the *phrase* of its n-1 bigrams: consecutive big
 positions in the document mean the query is a true substring, so no confirming pass is
 needed. One character is a single-term lookup.
 
-Pinyin (pypinyin, given names read in context) is indexed for personal names only: every
-run of consecutive syllables, joined (张伟明 -> zhang, zhangwei, zhangweiming, wei, ...),
-and the same runs of initials (zw, zwm, ...). Surnames with several readings (单 shan/dan,
-曾 zeng/ceng) get each reading. A Latin query matches either a pinyin run or, as a substring,
-a name with Latin letters (organisation names such as ABC科技).
+Pinyin (pypinyin) is indexed for personal names only: every run of consecutive syllables,
+joined (张伟明 -> zhang, zhangwei, zhangweiming, wei, ...), and the same runs of initials
+(zw, zwm, ...), for each spelling of the name. A character with several readings is spelled
+each way, because people type the reading they know: the surname by each of its readings
+(单 shan/dan, 曾 zeng/ceng), a given-name character by its reading in context (pypinyin's
+phrase dictionary) and then its others (陈长伟 is chenzhangwei and chenchangwei; 乐 le/yue,
+行 xing/hang). Bounded: at most MAX_READINGS readings of a character and MAX_SPELLINGS
+spellings of a name, those with the fewest uncommon readings first. A Latin query matches
+either a pinyin run or, as a substring, a name with Latin letters (organisation names such
+as ABC科技).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import product
 
 from pypinyin import Style, lazy_pinyin, pinyin
 from pypinyin.contrib.tone_convert import to_normal
@@ -29,6 +35,10 @@ from pypinyin.pinyin_dict import pinyin_dict
 MAX_INDEXED_CHARS = 200
 # Runs of pinyin syllables are indexed for names up to this many characters (persons).
 MAX_PINYIN_CHARS = 6
+# Readings of one character considered (pypinyin lists the common first), and spellings of
+# one name indexed: 16 spellings of a 3-character name are at most 16 x 12 terms.
+MAX_READINGS = 3
+MAX_SPELLINGS = 16
 
 
 def search_form(text: str) -> str:
@@ -59,7 +69,7 @@ def _runs(syllables: list[str]) -> list[str]:
 
 @lru_cache(maxsize=1 << 16)
 def _readings(ch: str) -> tuple[str, ...]:
-    """Every reading of a surname character, its most common first."""
+    """Every reading of a character, its most common first."""
     return tuple(pinyin(ch, style=Style.NORMAL, heteronym=True)[0])
 
 
@@ -70,13 +80,24 @@ def _given_name(chars: str) -> tuple[str, ...]:
     return tuple(lazy_pinyin(chars)) if chars else ()
 
 
+def spellings(form: str) -> list[tuple[str, ...]]:
+    """The pinyin spellings of an all-Han name, bounded (MAX_READINGS, MAX_SPELLINGS): the
+    surname by each reading, each given-name character by its reading in context first, then
+    its others; the spellings with the fewest non-first readings come first."""
+    options = [_readings(form[0])[:MAX_READINGS]]
+    for ch, in_context in zip(form[1:], _given_name(form[1:]), strict=True):
+        others = [reading for reading in _readings(ch) if reading != in_context]
+        options.append((in_context, *others)[:MAX_READINGS])
+    indexed = product(*(range(len(choices)) for choices in options))
+    ranked = sorted(indexed, key=lambda picks: (sum(1 for i in picks[1:] if i), picks))
+    return [tuple(options[n][i] for n, i in enumerate(picks)) for picks in ranked[:MAX_SPELLINGS]]
+
+
 @lru_cache(maxsize=1 << 17)
 def _pinyin_terms(form: str) -> tuple[str, ...]:
-    given = list(_given_name(form[1:]))
     terms: dict[str, None] = {}
-    for reading in _readings(form[0]):
-        spelled = [reading, *given]
-        for term in _runs(spelled) + _runs([s[0] for s in spelled]):
+    for spelled in spellings(form):
+        for term in _runs(list(spelled)) + _runs([s[0] for s in spelled]):
             terms[term] = None
     return tuple(terms)
 

@@ -11,17 +11,20 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import msgspec
-from litestar import Litestar, MediaType, get
+from litestar import Litestar, MediaType, Response, get
 from litestar.config.app import AppConfig
+from litestar.datastructures import State
 from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import ASGIApp, ControllerRouterHandler, Message, Receive, Scope, Send
 
 from registry.http.body import BodyPlugin
-from registry.http.dependencies import DEPENDENCIES
+from registry.http.dependencies import DEPENDENCIES, provide_services
 from registry.http.errors import handle_http_exception, handle_problem, handle_unexpected
 from registry.http.ratelimit import public_router
 from registry.identity.identifiers import warm_division_cache
+from registry.logs import request_ids
 from registry.problems import Problem
 from registry.runtime import Services
 from registry.settings import Settings
@@ -40,6 +43,45 @@ class Health(msgspec.Struct):
 @get("/healthz", media_type=MediaType.JSON, tags=["operations"], sync_to_thread=False)
 def healthz() -> Health:
     return Health("ok")
+
+
+class Readiness(msgspec.Struct):
+    status: str  # "ready", or "not_ready" (503)
+    # Each check: "ok", or why it is not ready (the database, each plugin's, e.g. "search").
+    checks: dict[str, str]
+
+
+def readiness_endpoint(plugins: Sequence[Plugin]) -> Any:
+    @get(
+        "/readyz",
+        media_type=MediaType.JSON,
+        tags=["operations"],
+        responses={
+            503: ResponseSpec(data_container=Readiness, description="Not ready: `checks` says what is down")
+        },
+    )
+    async def readyz(state: State) -> Response[Readiness]:
+        """Whether this process can serve now: the database and what each part depends on
+        (the search engine). For load balancers and process supervisors."""
+        services = provide_services(state)
+        checks: dict[str, str] = {}
+        try:
+            await services.db.read(lambda conn: conn.exec_driver_sql("SELECT 1").scalar())
+            checks["database"] = "ok"
+        except Exception as exc:  # any failure means not ready; the reason is its type only
+            checks["database"] = f"unavailable ({type(exc).__name__})"
+        for plugin in plugins:
+            for check in plugin.readiness:
+                try:
+                    await check.check(services)
+                    checks[check.name] = "ok"
+                except Exception as exc:  # not ready; the log and the answer name the type only
+                    checks[check.name] = f"failed ({type(exc).__name__})"
+        ready = all(value == "ok" for value in checks.values())
+        status = "ready" if ready else "not_ready"
+        return Response(Readiness(status, checks), status_code=200 if ready else 503)
+
+    return readyz
 
 
 def access_logging(app: ASGIApp) -> ASGIApp:
@@ -116,7 +158,7 @@ def create_app(
         finally:
             await services.close()
 
-    routes: list[ControllerRouterHandler] = [healthz, assets_router()]
+    routes: list[ControllerRouterHandler] = [healthz, readiness_endpoint(plugins), assets_router()]
     public: list[ControllerRouterHandler] = []
     dependencies: dict[str, Any] = dict(DEPENDENCIES)
     for plugin in plugins:
@@ -136,7 +178,8 @@ def create_app(
         },
         openapi_config=openapi_config(),
         plugins=[BodyPlugin()],
-        middleware=[access_logging],
+        # The request id first: the access log line and every other one carry it.
+        middleware=[request_ids, access_logging],
         request_max_body_size=settings.server.request_max_body_bytes,
         debug=False,
     )

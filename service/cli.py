@@ -3,15 +3,14 @@ the demo, the benches); each plugin adds its own groups. Prints no personal iden
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
 from pathlib import Path
 from typing import Any
 
 import click
 
 from registry.clirun import run_with_services
+from registry.logs import configure_logging
 from registry.runtime import Services
 from registry.settings import Settings
 from service.plugins import PLUGINS
@@ -24,9 +23,8 @@ def _settings() -> Settings:
 @click.group()
 def main() -> None:
     """The defaulter credit registry."""
-    logging.basicConfig(
-        level=_settings().server.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    server = _settings().server
+    configure_logging(server.log_level, server.log_format)
 
 
 # ---- database ----
@@ -97,12 +95,31 @@ def serve(host: str | None, port: int | None, scheduler: bool | None) -> None:
         port=port,
         access_log=False,
         log_level=settings.server.log_level.lower(),
+        # uvicorn's own lines go through the root logger, in REGISTRY_LOG_FORMAT.
+        log_config=None,
     )
 
 
 @main.command()
-def worker() -> None:
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Exit 0 if a worker's heartbeat (REGISTRY_WORKER_HEARTBEAT_FILE) is recent, 1 if not.",
+)
+@click.option("--max-age", type=float, default=60.0, show_default=True, help="With --check: seconds.")
+def worker(check: bool, max_age: float) -> None:
     """Run the background jobs alone (start the web with --no-scheduler)."""
+    from service.heartbeat import beat, heartbeat_age, notify
+
+    settings = _settings()
+    heartbeat = settings.server.worker_heartbeat_file
+    if check:
+        age = heartbeat_age(heartbeat)
+        if age is None or age > max_age:
+            raise click.ClickException(f"worker heartbeat {'missing' if age is None else f'{age:.0f} s old'}")
+        click.echo(f"worker alive (heartbeat {age:.0f} s old)")
+        return
+
     from service.app import process_resources
     from service.scheduler import build_scheduler
 
@@ -110,9 +127,10 @@ def worker() -> None:
         async with process_resources(services, PLUGINS):
             scheduler = build_scheduler(services, PLUGINS)
             scheduler.start()
+            notify("READY=1")
             click.echo("worker running background jobs; Ctrl-C stops it")
             try:
-                await asyncio.Event().wait()
+                await beat(heartbeat)
             finally:
                 scheduler.shutdown(wait=False)
 

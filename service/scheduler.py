@@ -1,15 +1,23 @@
 """Background jobs (APScheduler 3): inside `registry serve` by default, or in `registry worker`.
 
-Every plugin's jobs, on one scheduler per process.
+Every plugin's jobs, on one scheduler per process. Several workers may run on one PostgreSQL
+database: the log readers take turns on their cursors, push delivery leases subscriptions,
+and a job marked `singleton` runs in one process at a time, elected for each run by a
+PostgreSQL advisory lock (`pg_try_advisory_lock`, held on a connection of its own while the
+run lasts and released with it, or with the session if the worker dies): the others skip
+that run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import text
 
 from registry.calendar import CHINA_TIME
 from registry.runtime import Services
@@ -27,6 +35,35 @@ def build_scheduler(services: Services, plugins: Sequence[Plugin]) -> AsyncIOSch
     return scheduler
 
 
+logger = logging.getLogger("service.scheduler")
+
+
+def lock_key(job_id: str) -> int:
+    """The job's advisory lock: a signed 64-bit number from its id (stable across versions)."""
+    return int.from_bytes(hashlib.sha256(f"registry.job.{job_id}".encode()).digest()[:8], "big", signed=True)
+
+
+def run_alone(
+    job_id: str, run: Callable[[Services], Awaitable[object]]
+) -> Callable[[Services], Awaitable[object]]:
+    """`run`, in this process only if no other process is running it now (PostgreSQL)."""
+
+    async def elected(services: Services) -> object:
+        if services.db.is_sqlite:
+            return await run(services)
+        async with services.db.writer.connect() as conn:
+            held = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            if not await held.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": lock_key(job_id)}):
+                logger.debug("%s runs in another process: skipped here", job_id)
+                return None
+            try:
+                return await run(services)
+            finally:
+                await held.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": lock_key(job_id)})
+
+    return elected
+
+
 def _add(scheduler: AsyncIOScheduler, services: Services, job: Job) -> None:
     options: dict[str, Any] = {
         "args": [services],
@@ -38,7 +75,8 @@ def _add(scheduler: AsyncIOScheduler, services: Services, job: Job) -> None:
         options["misfire_grace_time"] = job.misfire_grace_seconds
     if job.first_after is not None:
         options["next_run_time"] = utcnow() + timedelta(seconds=job.first_after)
+    run = run_alone(job.id, job.run) if job.singleton else job.run
     if isinstance(job.every, int | float):
-        scheduler.add_job(job.run, "interval", seconds=job.every, **options)
+        scheduler.add_job(run, "interval", seconds=job.every, **options)
     else:
-        scheduler.add_job(job.run, "cron", timezone=CHINA_TIME, **dict(job.every), **options)
+        scheduler.add_job(run, "cron", timezone=CHINA_TIME, **dict(job.every), **options)

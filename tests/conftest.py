@@ -42,6 +42,7 @@ def base_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "REGISTRY_SECRETS_FILE": str(root / "secrets.json"),
         "REGISTRY_SIGNING_KEY_FILE": str(root / "signing-keys.json"),
         "REGISTRY_EXPORT_DIR": str(root / "exports"),
+        "REGISTRY_WORKER_HEARTBEAT_FILE": str(root / "worker.heartbeat"),
         "REGISTRY_SCHEDULER": "false",
         "REGISTRY_INGEST_WORKERS": "2",
         "REGISTRY_LOG_LEVEL": "WARNING",
@@ -71,7 +72,9 @@ def engine(settings: Settings) -> Iterator[sa.Engine]:
     from service.cli import alembic_config
 
     command.upgrade(alembic_config(settings.database.url), "head")
-    sync = sa.create_engine(_sync_url(settings.database.url))
+    # Pre-ping: a test that cuts the database's connections (test_ingest_faults) cuts this
+    # pool's idle ones too; the next test must not inherit a dead one.
+    sync = sa.create_engine(_sync_url(settings.database.url), pool_pre_ping=True)
     yield sync
     sync.dispose()
 
@@ -91,6 +94,23 @@ def _clean_database(request: pytest.FixtureRequest) -> Iterator[None]:
         conn.execute(
             sa.text("UPDATE log_head SET last_seq = 0, last_hash = :h WHERE id = 1"), {"h": bytes(32)}
         )
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """A Redis (or Valkey) server for the shared limits: REGISTRY_TEST_REDIS_URL, or the one
+    on 127.0.0.1:6379 (.ci/run starts one when none answers). Skipped, saying so, without."""
+    import redis
+
+    url = os.environ.get("REGISTRY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    try:
+        redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1).ping()
+    except redis.exceptions.RedisError as exc:
+        pytest.skip(
+            f"no Redis answers at {url} ({type(exc).__name__}): "
+            "start redis-server, or set REGISTRY_TEST_REDIS_URL"
+        )
+    return url
 
 
 @pytest.fixture(scope="session")

@@ -25,11 +25,19 @@ def export() -> None:
 )
 def export_run(day: datetime | None) -> None:
     """Write the export of DATE (full public list now + that day's changes), sign it, prune old ones."""
+    from sqlalchemy import func, select
+
     from publishing.exports.jobs import export_now
+    from registry.listings.models import Listing
+    from registry.progress import progress_bar
 
     chosen = day.date() if day is not None else today_in_china()
 
     async def work(services: Services) -> dict[str, Any]:
-        return await asyncio.to_thread(export_now, services, chosen)
+        def active(conn: Any) -> int:
+            return int(conn.execute(select(func.count()).where(Listing.status == "active")).scalar_one())
+
+        with progress_bar("exporting", await services.db.read(active)):
+            return await asyncio.to_thread(export_now, services, chosen)
 
     click.echo(json.dumps(run_with_services(work), indent=2))

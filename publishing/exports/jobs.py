@@ -7,7 +7,7 @@ import logging
 from datetime import date, timedelta
 from typing import Any
 
-from publishing.exports.writer import prune, run_export, withdraw_stale
+from publishing.exports.writer import export_days, prune, run_export, withdraw_stale
 from registry.calendar import china_date, today_in_china
 from registry.db import create_sync_engine
 from registry.runtime import Services
@@ -45,6 +45,10 @@ def export_now(services: Services, day: date) -> dict[str, Any]:
 
 
 async def daily_export(services: Services) -> dict[str, Any]:
-    """Yesterday's (China time) export: the full list now and the changes of that day."""
+    """Yesterday's (China time) export: the full list now and the changes of that day. Once:
+    a worker whose run comes after another's wrote it (a late clock, a restart within the
+    misfire grace) finds the day's signed export in the shared directory and leaves it."""
     yesterday = today_in_china() - timedelta(days=1)
+    if yesterday in export_days(services.settings.exports.dir):
+        return {"skipped": yesterday.isoformat()}
     return await asyncio.to_thread(export_now, services, yesterday)

@@ -19,6 +19,7 @@ def _jobs(settings: Settings) -> Sequence[Job]:
             daily_export,
             every={"hour": settings.exports.hour, "minute": 0},
             misfire_grace_seconds=6 * 3600,
+            singleton=True,
         )
     ]
 

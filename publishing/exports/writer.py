@@ -31,6 +31,7 @@ from sqlalchemy import Connection, Engine, func, select
 
 from publishing.feeds.entries import PublicationItem, build_items, plain_rows
 from publishing.feeds.reader import publication_event
+from registry import progress
 from registry.calendar import china_date, china_midnight
 from registry.db import create_sync_engine
 from registry.eventlog.models import Event
@@ -272,6 +273,7 @@ def _snapshot(
                 entries = [public_entry(row, today) for row in plain_rows(chunk)]
                 jsonl.write(b"".join(encoder.encode(entry) + b"\n" for entry in entries), len(entries))
                 csv_out.write(_csv_bytes(_csv_row(entry) for entry in entries), len(entries))
+                progress.advance(len(entries))
         finally:
             files = [output.close() for output in outputs]
         changes = helper.result() if helper is not None else None

@@ -20,6 +20,7 @@ def _jobs(settings: Settings) -> Sequence[Job]:
             purge_query_log,
             every=settings.checks.log_purge_interval_seconds,
             first_after=30,
+            singleton=True,
         ),
     ]
 

@@ -1,4 +1,5 @@
-"""What the bank check keeps per process: the receipt signer, the per-bank rate limiter,
+"""What the bank check keeps per process: the receipt signer, the per-bank rate limiter
+(shared across processes through REGISTRY_REDIS_URL, `registry.limits`),
 and on SQLite a synchronous engine whose sqlite3 connections the handler uses inline
 (measured: an aiosqlite round trip costs more than the whole check's queries), with the
 group commit of the query log."""
@@ -22,6 +23,7 @@ from registry.checks.services import CheckOutcome, RateLimited, record
 from registry.checks.stores import CheckStore, SqliteStore
 from registry.db import create_sync_engine
 from registry.identity.registry_key import RegistrySigner
+from registry.limits import SharedLimits
 from registry.settings import Settings
 
 T = TypeVar("T")
@@ -34,7 +36,9 @@ class RateLimiter:
 
     Written here rather than taken from the `limits` library: its in-memory storage starts
     a timer thread to expire keys, which measured ~5 ms a request on this machine; this is
-    O(1) and allocation-free. Per process: the daily quota is the exact, shared limit.
+    O(1) and allocation-free. In-process: with REGISTRY_REDIS_URL the same arithmetic runs
+    on the shared store (`registry.limits.GCRA`), and this one counts only while it is
+    unreachable. The daily quota is the exact limit, in the database.
     """
 
     rate: int
@@ -170,23 +174,34 @@ class CheckRuntime:
     receipts: ReceiptSigner
     sync_engine: Engine | None
     limiter: RateLimiter
+    shared: SharedLimits
     reader: HeldConnection | None
     writer: HeldConnection | None
     group_commit: GroupCommit | None
 
     @classmethod
-    def create(cls, settings: Settings, signer: RegistrySigner) -> CheckRuntime:
+    def create(cls, settings: Settings, signer: RegistrySigner, shared: SharedLimits) -> CheckRuntime:
         limiter = RateLimiter(settings.checks.rate_per_second)
         if not settings.database.is_sqlite:
-            return cls(ReceiptSigner(signer), None, limiter, None, None, None)
+            return cls(ReceiptSigner(signer), None, limiter, shared, None, None, None)
         engine = create_sync_engine(settings.database.url, writer=True)
         writer = HeldConnection(engine)
         return cls(
-            ReceiptSigner(signer), engine, limiter, HeldConnection(engine), writer, GroupCommit(writer)
+            ReceiptSigner(signer),
+            engine,
+            limiter,
+            shared,
+            HeldConnection(engine),
+            writer,
+            GroupCommit(writer),
         )
 
     def throttle(self, client_id: str) -> None:
-        wait = self.limiter.wait(client_id)
+        # Shared by every process when the store answers; counted here when it does not (a
+        # bank's checks keep working through a Redis restart: the daily quota stays exact).
+        wait = self.shared.gcra_wait(f"bank:{client_id}", self.limiter.rate)
+        if wait is None:
+            wait = self.limiter.wait(client_id)
         if wait > 0:
             raise RateLimited(
                 "rate_limited",

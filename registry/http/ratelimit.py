@@ -15,9 +15,13 @@ lacks for a public list:
 - memory: Litestar's `MemoryStore` drops an expired key only when that key is read again, so
   the keys of clients that never return are swept once a window.
 
-The counts live in the process (a `MemoryStore`): with several web processes each one counts
-its own share. The client address is the socket peer; behind a reverse proxy, start uvicorn
-with `--forwarded-allow-ips` set to the proxy so that the peer is the real client.
+- several processes: with REGISTRY_REDIS_URL every web process counts in one shared window
+  per client (`registry.limits.SharedLimits.window`, one Lua script); without it, or while
+  the store does not answer, each process counts its own share in memory (a `MemoryStore`):
+  the limit then holds per process, so an outage of the store never stops public search.
+
+The client address is the socket peer; behind a reverse proxy, start uvicorn with
+`--forwarded-allow-ips` set to the proxy so that the peer is the real client.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from litestar import Request, Response, Router
 from litestar.exceptions import TooManyRequestsException
 from litestar.middleware.rate_limit import (
     DURATION_VALUES,
+    CacheObject,
     DurationUnit,
     RateLimitConfig,
     RateLimitMiddleware,
@@ -75,6 +80,25 @@ class PublicRateLimitConfig(RateLimitConfig):
 
 class SweepingRateLimitMiddleware(RateLimitMiddleware):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        app = scope["litestar_app"]
+        services = getattr(app.state, "services", None)
+        if services is not None and services.limits.shared:
+            request: Request[Any, Any, Any] = app.request_class(scope)
+            window = DURATION_VALUES[self.unit]
+            counted = await services.limits.window(
+                "public:" + self.cache_key_from_request(request), self.max_requests, window
+            )
+            if counted is not None:
+                count, reset = counted
+                # The draft headers as Litestar makes them, from the shared count.
+                cache = CacheObject(
+                    history=[0] * min(count, self.max_requests), reset=int(time.time()) + reset
+                )
+                headers = self.create_response_headers(cache)
+                if count > self.max_requests:
+                    raise TooManyRequestsException(headers=headers)
+                await self.app(scope, receive, self.create_send_wrapper(send, cache))
+                return
         config = cast(PublicRateLimitConfig, self.config)
         now = time.monotonic()
         if now >= config.next_sweep:

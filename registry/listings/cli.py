@@ -20,28 +20,19 @@ from registry.runtime import Services
 @click.option("--chunk-size", type=int, default=1000, show_default=True)
 def import_command(path: Path, workers: int, chunk_size: int) -> None:
     """Import signed listing envelopes, one JSON object per line."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
     from registry.listings.importer import import_file
+    from registry.progress import advance, progress_bar
 
     total = sum(1 for line in path.open("rb") if line.strip())
 
     async def work(services: Services) -> dict[str, Any]:
-        with Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-        ) as progress:
-            task = progress.add_task("importing", total=total)
+        with progress_bar("importing", total):
             report = await import_file(
                 services,
                 path,
                 workers=worker_count(workers or services.settings.listings.ingest_workers),
                 chunk_size=chunk_size,
-                on_progress=lambda n: progress.advance(task, n),
+                on_progress=advance,
             )
         return report.as_dict()
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from contextlib import closing
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
+from registry import progress
+from registry.eventlog.models import ReaderCursor
 from registry.eventlog.readers import advance, claim_cursor, read_events
 from registry.eventlog.services import head
 from registry.eventlog.types import LISTING_EVENTS
@@ -27,6 +29,15 @@ RANGE_EVENTS = 10_000
 def _commit_range(after: int, upto: int) -> list[Commitment]:
     with worker_reader().connect() as conn:
         return commitments(read_events(conn, after, None, LISTING_EVENTS, upto=upto))
+
+
+def backlog(engine: Engine) -> int:
+    """Log events not yet in the tree (events of every type: the bar's total, an upper bound)."""
+    with engine.connect() as conn:
+        position = conn.execute(
+            select(ReaderCursor.position).where(ReaderCursor.name == CURSOR_NAME)
+        ).scalar()
+        return head(conn)[0] - int(position or 0)
 
 
 def catch_up(
@@ -55,4 +66,5 @@ def catch_up(
                 store_leaves(conn, computed)
                 advance(conn, CURSOR_NAME, upto)
             covered = upto
+            progress.advance(upto - after)
     return covered - start

@@ -26,16 +26,21 @@ def log_checkpoint() -> None:
     backlog (a first checkpoint over an existing registry) is computed by one process per core
     (REGISTRY_INGEST_WORKERS)."""
     from registry.db import create_sync_engine
-    from registry.translog.catchup import catch_up
+    from registry.progress import advance, progress_bar
+    from registry.translog.catchup import backlog, catch_up
     from registry.translog.jobs import advance_log
 
     settings = Settings()
     engine = create_sync_engine(settings.database.url)
     try:
-        catch_up(engine, settings.database.url, worker_count(settings.listings.ingest_workers))
+        total = backlog(engine)
+        with progress_bar("logging events", total):
+            covered = catch_up(engine, settings.database.url, worker_count(settings.listings.ingest_workers))
+            # A backlog too small for the parallel catch-up is logged by the reader itself.
+            size = run_with_services(advance_log)
+            advance(total - covered)
     finally:
         engine.dispose()
-    size = run_with_services(advance_log)
     click.echo("no new events" if size is None else f"checkpoint at tree size {size}")
 
 

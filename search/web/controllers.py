@@ -7,7 +7,6 @@ and a 4xx status. The page needs no JavaScript.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -24,15 +23,14 @@ from litestar.template.config import TemplateConfig
 from registry.http.dependencies import Injected
 from registry.http.ratelimit import rate_limit_headers, rate_limited_problem, retry_after_seconds
 from registry.identity.crypto import Secrets
-from search.interface import SearchIndex
+from registry.ids import is_id
+from search.interface import SearchIndex, SearchUnavailable
 from search.query import MAX_PARAM_CHARS
 from search.web.forms import MAX_PAGE, PER_PAGE, FormError, SearchForm, parse_search
 from search.web.labels import environment
 
 STATIC = Path(__file__).resolve().parents[1] / "static"
 STATIC_PATH = "/static/public"
-# Listing ids are ULIDs in Crockford base32 (registry/ids.py).
-_LISTING_ID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
 
 # No script, no frames, nothing from elsewhere; forms only to this site. `no-referrer`
 # because a search URL can carry a full ID number. `no-store`: a removed listing must not
@@ -82,11 +80,20 @@ def rate_limited_page(request: Request[Any, Any, Any], exc: TooManyRequestsExcep
     )
 
 
+def unavailable_page(_request: Request[Any, Any, Any], exc: SearchUnavailable) -> Response[Any]:
+    """The engine is down: say so in Chinese, with when to try again (503, Retry-After)."""
+    seconds = int(exc.extra["retry_after"])
+    return _page("unavailable.html", status=503, headers={"Retry-After": str(seconds)}, seconds=seconds)
+
+
 class PublicPages(Controller):
     """`/`: the search form and its results; `/defaulters/{id}`: one entry."""
 
     include_in_schema = False
-    exception_handlers = {TooManyRequestsException: rate_limited_page}  # noqa: RUF012
+    exception_handlers = {  # noqa: RUF012
+        TooManyRequestsException: rate_limited_page,
+        SearchUnavailable: unavailable_page,
+    }
 
     @get("/")
     async def search(
@@ -128,7 +135,7 @@ class PublicPages(Controller):
         q: FromQuery[str | None] = None, province: FromQuery[str | None] = None,
         page: FromQuery[str | None] = None,
     ) -> Template:  # fmt: skip
-        entry = await search_index.get(listing_id) if _LISTING_ID.fullmatch(listing_id) else None
+        entry = await search_index.get(listing_id) if is_id(listing_id) else None
         if entry is None:
             return _page("not_found.html", status=404)
         try:

@@ -1,9 +1,10 @@
 """The web page's search form: one field for a name or a full number, a province, a page.
 
-A visitor types what they have. Eighteen characters shaped like a resident ID number or a
-unified social credit code are sent as `id_number` / `credit_code`, so they are validated
-(GB 11643 / GB 32100 checksums) and searched exactly through the blind index; anything else
-is a name (`q`: Chinese or pinyin, in part). The rest of the validation is the JSON API's own
+A visitor types what they have, and it goes to the JSON API's `q` as typed: eighteen
+characters shaped like a resident ID number or a unified social credit code are recognised
+there (`search.query.recognise_number`), validated (GB 11643 / GB 32100 checksums) and
+searched exactly through the blind index; anything else is a name (Chinese or pinyin, in
+part). The rest of the validation is the JSON API's own
 (`search.query.parse_query`), so the page and the API accept and refuse the same things; its
 problem codes are put into words for the visitor here. Partial or masked numbers are
 refused: the list is never searched by fragments of a number, and a silent empty result
@@ -12,25 +13,16 @@ would read as "not listed".
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from registry.identity.crypto import BlindIndex
 from registry.identity.identifiers import mask_identifier, normalise_identifier
 from registry.problems import Problem
 from search.interface import SearchQuery
-from search.query import DEFAULT_PER_PAGE, MAX_PARAM_CHARS, MAX_QUERY_CHARS, MAX_WINDOW, parse_query
+from search.query import DEFAULT_PER_PAGE, MAX_QUERY_CHARS, MAX_WINDOW, parse_query
 
 PER_PAGE = DEFAULT_PER_PAGE
 MAX_PAGE = MAX_WINDOW // PER_PAGE
-
-_ID_NUMBER = re.compile(r"[0-9]{17}[0-9X]")
-# Registration authority and entity type (2), division code (6 digits), the rest (10): a
-# pinyin name never has six digits in the middle.
-_CREDIT_CODE = re.compile(r"[0-9A-Z]{2}[0-9]{6}[0-9A-Z]{10}")
-_DIGIT = re.compile(r"\d")
-# Names hardly hold six digits; a query that does is a number, and numbers must be whole.
-NUMBER_LIKE_DIGITS = 6
 
 _TOO_LONG = f"检索内容过长，请不超过 {MAX_QUERY_CHARS} 个字。"
 _INVALID_PAGE = f"页码须为 1 至 {MAX_PAGE} 之间的整数。"
@@ -49,6 +41,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "invalid_id_number": ("该身份证号码无效（校验位、出生日期或行政区划代码不符），请核对后重新输入。", "q"),
     "invalid_credit_code": ("该统一社会信用代码无效（校验位不符），请核对后重新输入。", "q"),
     "unknown_province": ("请从列表中选择省份。", "province"),
+    "incomplete_identifier": (
+        "请输入完整的 18 位身份证号码或统一社会信用代码（不要与姓名一并输入）；"
+        "不支持以部分号码或打码号码查询。",
+        "q",
+    ),
     "invalid_page": (_INVALID_PAGE, "page"),
     "page_out_of_range": (_INVALID_PAGE, "page"),
 }
@@ -73,28 +70,12 @@ class SearchForm:
     query: SearchQuery
 
 
-def _fields(raw: str) -> dict[str, str | None]:
-    if len(raw) > MAX_PARAM_CHARS:
-        return {"q": raw}  # refused by parse_query before any work on it
-    compact = normalise_identifier(raw)
-    if _ID_NUMBER.fullmatch(compact):
-        return {"id_number": compact}
-    if _CREDIT_CODE.fullmatch(compact):
-        return {"credit_code": compact}
-    if len(_DIGIT.findall(compact)) >= NUMBER_LIKE_DIGITS:
-        raise FormError(
-            "incomplete_identifier",
-            "请输入完整的 18 位身份证号码或统一社会信用代码（不要与姓名一并输入）；"
-            "不支持以部分号码或打码号码查询。",
-        )
-    return {"q": raw}
-
-
 def parse_search(
     q: str | None, province: str | None, page: str | None, blind_index: BlindIndex
 ) -> SearchForm:
     """The form's three fields to a `SearchQuery`, or a `FormError` to show the visitor."""
-    params = {**_fields(q or ""), "province": province or None, "page": page or None}
+    # A number typed into the one field is recognised by the JSON API's own rules.
+    params = {"q": q or None, "province": province or None, "page": page or None}
     try:
         query = parse_query(params, blind_index)
     except Problem as exc:

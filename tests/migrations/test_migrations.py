@@ -147,3 +147,20 @@ def test_0008_gives_existing_documents_their_province_term_on_postgresql(scratch
             assert list(phrase) == ["L3", "L8"]
     finally:
         engine.dispose()
+
+
+def test_0010_marks_every_persons_document_for_the_reconcile_to_rewrite(scratch_url: str) -> None:
+    """Pinyin terms now hold every reading of a given name: the persons' documents are made
+    stale (version 0, which no listing has), so the reconcile rewrites them; organisations,
+    which have no pinyin, are left as they are."""
+    config = alembic_config(scratch_url)
+    command.upgrade(config, "0006")
+    engine = create_sync_engine(scratch_url)
+    try:
+        _write_documents_as_0006_did(engine)
+        command.upgrade(config, "head")
+        with engine.connect() as conn:
+            versions = dict(conn.execute(sa.text("SELECT listing_id, version FROM search_docs")).all())
+        assert versions == {"L3": 0, "L7": 1, "L8": 0}
+    finally:
+        engine.dispose()

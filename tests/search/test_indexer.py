@@ -1,93 +1,49 @@
 """The one follower, reconciler and rebuild written against `SearchEngine`, run on the
-Meilisearch engine with an in-memory stand-in for the server (none can be installed here;
-`test_search_meilisearch.py` runs the real one when MEILISEARCH_URL is set). The embedded
+Meilisearch engine through the official client and real HTTP, against an in-memory stand-in
+for the server (tests/support/meili_server.py; none can be installed here:
+`test_search_meilisearch.py` runs a real one when MEILISEARCH_URL is set). The embedded
 engine runs the same code in `test_search.py`."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
 import time
 from collections.abc import Iterator
-from types import SimpleNamespace
 from typing import Any
 
+import meilisearch
 import pytest
 import sqlalchemy as sa
 
 from registry.db import create_sync_engine
 from registry.eventlog.readers import follow_sync
+from registry.runtime import Services
 from registry.settings import Settings
 from search.indexer import index_follower, reconcile_with
 from search.meili import MeiliIndex
-from tests.conftest import CourtHandle, Registry
+from search.runtime import EXTENSION, backoff_of, follow_index
+from tests.support.harness import CourtHandle, Registry, free_port
+from tests.support.listings import amended_body, post_amendment, publish_one
+from tests.support.meili_server import StandIn, stand_in
 from tests.support.publishing import publish
 
+LIVE = "defaulters"
 
-class FakeServer:
-    """The calls `MeiliIndex` makes, on dicts; writes to the live index can be held back."""
 
-    def __init__(self, live: str) -> None:
-        self.live = live
-        self.indexes: dict[str, dict[str, dict[str, Any]]] = {}
-        self.swaps = 0
+class Held:
+    """Holds writes to the live index back until released; says when one is waiting."""
+
+    def __init__(self) -> None:
         self.writing_live = threading.Event()
-        self.hold_live: threading.Event | None = None
+        self.release: threading.Event | None = None
 
-    def _task(self) -> SimpleNamespace:
-        return SimpleNamespace(task_uid=0)
-
-    def wait_for_task(self, uid: int, timeout_in_ms: int) -> SimpleNamespace:
-        return SimpleNamespace(status="succeeded", error=None)
-
-    def create_index(self, name: str, options: dict[str, str]) -> SimpleNamespace:
-        self.indexes.setdefault(name, {})
-        return self._task()
-
-    def get_index(self, name: str) -> str:
-        assert name in self.indexes
-        return name
-
-    def delete_index(self, name: str) -> SimpleNamespace:
-        del self.indexes[name]
-        return self._task()
-
-    def swap_indexes(self, pairs: list[dict[str, list[str]]]) -> SimpleNamespace:
-        first, second = pairs[0]["indexes"]
-        self.indexes[first], self.indexes[second] = self.indexes[second], self.indexes[first]
-        self.swaps += 1
-        return self._task()
-
-    def index(self, name: str) -> FakeIndex:
-        return FakeIndex(self, name)
-
-
-class FakeIndex:
-    def __init__(self, server: FakeServer, name: str) -> None:
-        self.server = server
-        self.name = name
-
-    def update_settings(self, settings: dict[str, Any]) -> SimpleNamespace:
-        return self.server._task()
-
-    def add_documents(self, documents: list[dict[str, Any]], primary_key: str) -> SimpleNamespace:
-        if self.name == self.server.live:
-            self.server.writing_live.set()
-            if self.server.hold_live is not None:
-                assert self.server.hold_live.wait(30)
-        self.server.indexes[self.name].update({doc[primary_key]: doc for doc in documents})
-        return self.server._task()
-
-    def delete_documents(self, ids: list[str]) -> SimpleNamespace:
-        for listing_id in ids:
-            self.server.indexes[self.name].pop(listing_id, None)
-        return self.server._task()
-
-    def get_documents(self, params: dict[str, Any]) -> SimpleNamespace:
-        docs = list(self.server.indexes[self.name].values())
-        page = docs[params["offset"] : params["offset"] + params["limit"]]
-        return SimpleNamespace(
-            results=[SimpleNamespace(id=doc["id"], version=doc["version"]) for doc in page], total=len(docs)
-        )
+    def __call__(self, index: str) -> None:
+        if index == LIVE:
+            self.writing_live.set()
+            if self.release is not None:
+                assert self.release.wait(30)
 
 
 @pytest.fixture
@@ -98,15 +54,22 @@ def writer(settings: Settings, engine: sa.Engine) -> Iterator[sa.Engine]:
 
 
 @pytest.fixture
-def server() -> FakeServer:
-    made = FakeServer("defaulters")
-    made.create_index("defaulters", {})
-    return made
+def held() -> Held:
+    return Held()
 
 
 @pytest.fixture
-def meili(settings: Settings, engine: sa.Engine, server: FakeServer) -> Iterator[MeiliIndex]:
-    index = MeiliIndex(server, "defaulters", create_sync_engine(settings.database.url, writer=False))  # type: ignore[arg-type]
+def server(held: Held) -> Iterator[tuple[str, StandIn]]:
+    with stand_in(before_write=held) as running:
+        yield running
+
+
+@pytest.fixture
+def meili(settings: Settings, engine: sa.Engine, server: tuple[str, StandIn]) -> Iterator[MeiliIndex]:
+    url, _ = server
+    index = MeiliIndex(
+        meilisearch.Client(url, None), LIVE, create_sync_engine(settings.database.url, writer=False)
+    )
     yield index
     index.close()
 
@@ -122,50 +85,156 @@ def _head(engine: sa.Engine) -> int:
         return int(conn.execute(sa.text("SELECT last_seq FROM log_head")).scalar_one())
 
 
-def _live(server: FakeServer) -> dict[str, int]:
-    return {listing_id: doc["version"] for listing_id, doc in server.indexes[server.live].items()}
+def _live(server: StandIn) -> dict[str, int]:
+    return {listing_id: doc["version"] for listing_id, doc in server.indexes[LIVE].items()}
 
 
 def test_the_follower_and_reconciler_keep_meilisearch_in_step(
-    registry: Registry, court: CourtHandle, writer: sa.Engine, meili: MeiliIndex, server: FakeServer
+    registry: Registry,
+    court: CourtHandle,
+    writer: sa.Engine,
+    meili: MeiliIndex,
+    server: tuple[str, StandIn],
 ) -> None:
+    _, stand = server
     ids = publish(registry, court, 3)
     assert follow_sync(writer, index_follower(meili)) == _head(writer)  # every event, read once
-    assert _live(server) == dict.fromkeys(ids, 1)
+    assert _live(stand) == dict.fromkeys(ids, 1)
     assert _cursor(writer, "search.meilisearch.defaulters") == _head(writer)
 
     # Drift: a document lost, one at a version its listing never had, one of no listing.
-    live = server.indexes[meili.name]
+    live = stand.indexes[LIVE]
     del live[ids[0]]
     live[ids[1]] = dict(live[ids[1]], version=9)
-    live["01J0000000000000000000NONE"] = dict(live[ids[2]], id="01J0000000000000000000NONE")
+    live["01J00000000000000000000000"] = dict(live[ids[2]], id="01J00000000000000000000000")
     counts = reconcile_with(writer, meili)
     assert counts == {"checked": 3, "missing": 1, "stale": 1, "extra": 1}
-    assert _live(server) == dict.fromkeys(ids, 1)
+    assert _live(stand) == dict.fromkeys(ids, 1)
     assert reconcile_with(writer, meili) == {"checked": 3, "missing": 0, "stale": 0, "extra": 0}
 
 
+def test_the_follower_makes_the_index_with_its_settings_before_writing_a_document(
+    registry: Registry,
+    court: CourtHandle,
+    writer: sa.Engine,
+    meili: MeiliIndex,
+    server: tuple[str, StandIn],
+) -> None:
+    """A document write would make a missing index with default settings (`id` not sortable,
+    nothing filterable): every search would fail. The engine makes it first, and again if it
+    was deleted while the service ran."""
+    _, stand = server
+    publish(registry, court, 1)
+    follow_sync(writer, index_follower(meili))
+    order = stand.requests.index
+    created, configured = order(("POST", "/indexes")), order(("PATCH", f"/indexes/{LIVE}/settings"))
+    assert created < configured < order(("POST", f"/indexes/{LIVE}/documents"))
+    assert stand.settings[LIVE]["sortableAttributes"] == ["rank"]
+    assert "id" in stand.settings[LIVE]["filterableAttributes"]
+    assert stand.settings[LIVE]["prefixSearch"] == "disabled"
+
+    del stand.indexes[LIVE], stand.settings[LIVE]  # an operator dropped it
+    publish(registry, court, 1)
+    follow_sync(writer, index_follower(meili))
+    assert stand.settings[LIVE]["sortableAttributes"] == ["rank"] and len(stand.indexes[LIVE]) == 1
+
+
+def test_an_amended_listing_ranks_above_those_changed_before_it(
+    registry: Registry,
+    court: CourtHandle,
+    writer: sa.Engine,
+    meili: MeiliIndex,
+    server: tuple[str, StandIn],
+) -> None:
+    _, stand = server
+    body = registry.listing(court)
+    first = publish_one(registry, court, body)
+    later = publish(registry, court, 2)
+    follow_sync(writer, index_follower(meili))
+    ranks = {listing_id: doc["rank"] for listing_id, doc in stand.indexes[LIVE].items()}
+    assert ranks[first] < min(ranks[i] for i in later)
+    assert post_amendment(registry, court, first, amended_body(body)).status_code == 200
+    follow_sync(writer, index_follower(meili))
+    ranks = {listing_id: doc["rank"] for listing_id, doc in stand.indexes[LIVE].items()}
+    assert ranks[first] > max(ranks[i] for i in later), "newest first means most recently changed"
+
+
 def test_a_rebuild_swaps_only_once_the_follower_holding_the_cursor_is_done(
-    registry: Registry, court: CourtHandle, writer: sa.Engine, meili: MeiliIndex, server: FakeServer
+    registry: Registry,
+    court: CourtHandle,
+    writer: sa.Engine,
+    meili: MeiliIndex,
+    server: tuple[str, StandIn],
+    held: Held,
 ) -> None:
     """Follower and rebuild claim one cursor: the swap, and the cursor's move back to where
     the rebuild's snapshot began, cannot fall between a follower's read and its commit."""
+    _, stand = server
     publish(registry, court, 2)
     follow_sync(writer, index_follower(meili))
     ids = publish(registry, court, 1)
-    server.writing_live.clear()
-    server.hold_live = threading.Event()
+    held.writing_live.clear()
+    held.release = threading.Event()
     follower = threading.Thread(target=follow_sync, args=(writer, index_follower(meili)))
     follower.start()
-    assert server.writing_live.wait(10)  # the follower holds the cursor, mid-batch
+    assert held.writing_live.wait(10)  # the follower holds the cursor, mid-batch
     rebuilt: list[dict[str, Any]] = []
     rebuild = threading.Thread(target=lambda: rebuilt.append(meili.rebuild(writer, 1)))
     rebuild.start()
     time.sleep(0.5)
-    assert server.swaps == 0, "the swap must wait for the follower's cursor"
-    server.hold_live.set()
+    assert ("POST", "/swap-indexes") not in stand.requests, "the swap must wait for the follower's cursor"
+    held.release.set()
     follower.join(10)
     rebuild.join(10)
-    assert server.swaps == 1 and rebuilt == [{"documents": 3}]
-    assert ids[0] in _live(server) and len(_live(server)) == 3
+    assert stand.requests.count(("POST", "/swap-indexes")) == 1 and rebuilt == [{"documents": 3}]
+    assert ids[0] in _live(stand) and len(_live(stand)) == 3
+    assert set(stand.indexes) == {LIVE}, "the old index is dropped after the swap"
     assert _cursor(writer, meili.cursor) == _head(writer)
+
+
+def test_the_follow_job_backs_off_with_one_line_when_down_and_one_when_back(
+    registry: Registry,
+    court: CourtHandle,
+    settings: Settings,
+    writer: sa.Engine,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Server unreachable: no traceback twice a second, one line when it goes down, none while
+    it stays down, one when it is back; the events wait for it, none is lost."""
+    port = free_port()
+    index = MeiliIndex(
+        meilisearch.Client(f"http://127.0.0.1:{port}", None, timeout=2),
+        LIVE,
+        create_sync_engine(settings.database.url, writer=False),
+    )
+    services = Services.create(settings)
+    services.extensions[EXTENSION] = index
+    ids = publish(registry, court, 2)
+    backoff = backoff_of(services, "search_follow_log")
+    try:
+        with caplog.at_level(logging.WARNING, logger="search"):
+            for _ in range(5):
+                backoff.retry_at = 0  # as if each wait had passed
+                assert asyncio.run(follow_index(services)) == 0
+            assert backoff.failures == 5
+            assert asyncio.run(follow_index(services)) == 0  # not due yet: no attempt at all
+            assert backoff.failures == 5
+            down = [r for r in caplog.records if "down" in r.getMessage()]
+            assert len(down) == 1 and not any(r.exc_info for r in caplog.records)
+            assert not _has_cursor(writer, index.cursor) or _cursor(writer, index.cursor) == 0
+
+            with stand_in(port=port) as (_, stand):
+                backoff.retry_at = 0
+                assert asyncio.run(follow_index(services)) == _head(writer)
+            back = [r for r in caplog.records if "back after 5 failed attempts" in r.getMessage()]
+            assert len(back) == 1
+            assert set(stand.indexes[LIVE]) == set(ids)
+    finally:
+        index.close()
+        asyncio.run(services.close())
+
+
+def _has_cursor(engine: sa.Engine, name: str) -> bool:
+    with engine.connect() as conn:
+        found = conn.execute(sa.text("SELECT 1 FROM reader_cursors WHERE name = :n"), {"n": name})
+        return found.first() is not None

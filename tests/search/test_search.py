@@ -140,6 +140,21 @@ def test_pinyin_finds_chinese_names(registry: Registry, people: dict[str, str]) 
     assert _names(_search(registry, q="shantianfang")) == ["单田芳"]
 
 
+def test_a_given_name_with_several_readings_is_found_by_each(
+    registry: Registry, court: CourtHandle, engine: sa.Engine
+) -> None:
+    """长 is zhang in pypinyin's context reading of 长伟, but most people say chang; 乐 le/yue,
+    行 xing/hang: each reading finds the name, and nothing else."""
+    names = ["陈长伟", "李乐行", "陈章伟"]
+    publish_many(registry, court, [person_named(registry, court, name) for name in names])
+    run_search_indexer(engine)
+    assert _names(_search(registry, q="chenchangwei")) == ["陈长伟"]
+    assert _names(_search(registry, q="chenzhangwei")) == ["陈章伟", "陈长伟"]
+    assert _names(_search(registry, q="liyuehang")) == ["李乐行"]
+    assert _names(_search(registry, q="lilexing")) == ["李乐行"]
+    assert _names(_search(registry, q="ccw")) == ["陈长伟"]
+
+
 def test_organisations_are_found_by_part_of_their_name(registry: Registry, people: dict[str, str]) -> None:
     answer = _search(registry, q="恒信达")
     assert _names(answer) == ["北京恒信达科技有限公司"]
@@ -202,6 +217,34 @@ def test_a_full_id_number_or_credit_code_finds_exactly_its_holder(
     # Name and number together narrow; a number and the wrong name find nothing.
     assert _search(registry, q="孙丽", id_number=number)["total"] == 1
     assert _search(registry, q="远航", id_number=number)["total"] == 0
+
+
+def test_a_number_typed_into_q_is_looked_up_exactly_or_refused(
+    registry: Registry, court: CourtHandle, engine: sa.Engine
+) -> None:
+    """As on the web page: a full number in `q` is checked and found exactly; a partial,
+    masked or invalid one is refused with a problem, never a silent empty answer."""
+    person = person_named(registry, court, "孙丽")
+    organization = organization_named(registry, court, "广州市远航物流有限公司")
+    person_id, organization_id = publish_many(registry, court, [person, organization])
+    run_search_indexer(engine)
+    number = person["debtor"]["id_number"]
+    assert [h["id"] for h in _search(registry, q=number)["hits"]] == [person_id]
+    assert [h["id"] for h in _search(registry, q=f" {number.lower()} ")["hits"]] == [person_id]
+    code = organization["debtor"]["credit_code"]
+    assert [h["id"] for h in _search(registry, q=code)["hits"]] == [organization_id]
+    with registry.http() as http:
+        for q, expected in (
+            (number[:10], "incomplete_identifier"),
+            (number[:10] + "****" + number[14:], "incomplete_identifier"),
+            (f"孙丽 {number[:8]}", "incomplete_identifier"),
+            (number[:17] + ("0" if number[17] != "0" else "1"), "invalid_id_number"),
+        ):
+            answer = http.get(API, params={"q": q})
+            assert answer.status_code == 400, q
+            assert (answer.json()["code"], answer.json()["pointer"]) == (expected, "/query/q"), q
+        both = http.get(API, params={"q": number, "credit_code": code})
+        assert both.status_code == 400 and both.json()["code"] == "conflicting_identifiers"
 
 
 def test_filters_narrow_and_facets_count_the_filtered_matches(
@@ -439,6 +482,7 @@ def test_reindex_command_rebuilds_the_index_from_scratch(
     )
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["backend"] == "embedded" and summary["documents"] == 2
+    assert "reindexing" in done.stderr and "2/2" in done.stderr, "a progress bar on stderr"
     assert _names(_search(registry, q="马超")) == ["马超", "马超贸易有限公司"]
     check = subprocess.run(
         [registry_bin(), "search", "reconcile"],
@@ -449,6 +493,7 @@ def test_reindex_command_rebuilds_the_index_from_scratch(
     )
     counts = json.loads(check.stdout.strip().splitlines()[-1])
     assert counts == {"backend": "embedded", "checked": 2, "missing": 0, "stale": 0, "extra": 0}
+    assert "reconciling" in check.stderr and "2/2" in check.stderr
 
 
 @pytest.mark.slow

@@ -46,6 +46,7 @@ def _export(settings: Settings, *args: str, env: dict[str, str] | None = None) -
         check=False,
     )
     assert result.returncode == 0, result.stderr
+    assert "exporting" in result.stderr, "a progress bar on stderr"
     manifest: dict[str, Any] = json.loads(result.stdout)
     return manifest
 

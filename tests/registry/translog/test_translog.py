@@ -267,6 +267,7 @@ def test_a_rewritten_past_event_is_detected(
         check=False,
     )
     assert signed.returncode == 0 and "checkpoint at tree size 6" in signed.stdout, signed.stderr
+    assert "logging events" in signed.stderr and "1/1" in signed.stderr, "a progress bar on stderr"
     clean = _verify_cli(settings)
     assert clean.returncode == 0, clean.stdout + clean.stderr
     report = json.loads(clean.stdout)

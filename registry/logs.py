@@ -1,0 +1,97 @@
+"""Logging for every process: plain text (the default) or one JSON object a line
+(REGISTRY_LOG_FORMAT=json) for log shippers, each line with the request id of the request
+it belongs to.
+
+A request's id is the `X-Request-ID` it came with (a proxy's, if it is a short token) or
+one made here; it is echoed in the answer and carried by every line logged while the request
+is served. Log lines never carry a personal identifier: messages name listings by id, the
+access log leaves query strings out, and nothing here adds a request's content.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import re
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from litestar.datastructures import MutableScopeHeaders
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from registry.ids import new_id
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# A proxy's id is kept if it is a plain token; anything else (too long, spaces, non-ASCII,
+# control characters that would forge log lines) is replaced by an id of our own.
+_TOKEN = re.compile(r"[A-Za-z0-9._:-]{1,128}", re.ASCII)
+request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class RequestIdFilter(logging.Filter):
+    """Puts the current request's id on every record (None outside a request)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id.get()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time (UTC, ISO 8601), level, logger, message, request_id,
+    and the exception's type and traceback when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        current = getattr(record, "request_id", None)
+        if current:
+            line["request_id"] = current
+        if record.exc_info and record.exc_info[0] is not None:
+            line["exception"] = record.exc_info[0].__name__
+            line["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False)
+
+
+def configure_logging(level: str, fmt: Literal["text", "json"]) -> None:
+    """The root logger's one handler on stderr, in `fmt`; replaces any earlier set-up."""
+    handler = logging.StreamHandler()
+    handler.addFilter(RequestIdFilter())
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+
+
+def request_ids(app: ASGIApp) -> ASGIApp:
+    """ASGI middleware: the request's id, for its log lines and in its answer's header."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await app(scope, receive, send)
+            return
+        given = next(
+            (value.decode("latin-1") for name, value in scope["headers"] if name == b"x-request-id"), ""
+        )
+        current = given if _TOKEN.fullmatch(given) else new_id()
+        token = request_id.set(current)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableScopeHeaders(message)[REQUEST_ID_HEADER] = current
+            await send(message)
+
+        try:
+            await app(scope, receive, send_with_id)
+        finally:
+            request_id.reset(token)
+
+    return middleware

@@ -1,0 +1,45 @@
+"""deploy/: every process an operator starts has a definition and a health check, and the
+systemd units are valid as systemd reads them (`systemd-analyze verify`, where it exists)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+
+
+def test_the_compose_file_runs_every_process_with_a_health_check() -> None:
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    services = {
+        name: spec for name, spec in compose["services"].items() if "setup" not in spec.get("profiles", [])
+    }
+    assert set(services) == {"web-1", "web-2", "worker", "postgres", "meilisearch", "redis"}
+    for name, spec in services.items():
+        assert spec.get("healthcheck", {}).get("test"), f"{name} has no health check"
+    assert "/readyz" in " ".join(services["web-1"]["healthcheck"]["test"])
+    assert services["worker"]["healthcheck"]["test"][1:4] == ["registry", "worker", "--check"]
+    assert "--no-scheduler" in services["web-2"]["command"]
+
+
+def test_the_systemd_units_verify(tmp_path: Path) -> None:
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze is not installed here")
+    units = []
+    for unit in (DEPLOY / "systemd").iterdir():
+        # Templates are verified as an instance, as systemd would start them.
+        target = tmp_path / unit.name.replace("@.", "@8001.")
+        target.write_text(unit.read_text())
+        units.append(str(target))
+    result = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", *units], capture_output=True, text=True, check=False
+    )
+    # The programs themselves are not installed on a build machine; anything else is a fault.
+    faults = [line for line in result.stderr.splitlines() if line and "is not executable" not in line]
+    assert faults == [], result.stderr
+    worker = (DEPLOY / "systemd" / "registry-worker.service").read_text()
+    assert "Type=notify" in worker and "WatchdogSec=" in worker

@@ -1,0 +1,354 @@
+"""The Meilisearch adapter against recorded request/response pairs: for each call the adapter
+makes, the request it must send (method, path, JSON body) and the answer Meilisearch's API
+documentation gives for it (the page is cited beside each pair). A local HTTP server plays
+the script (tests/support/meili_server.py) and records every request that differs.
+
+No server can be installed on the build machines; `test_search_meilisearch.py` runs the same
+adapter against a real one when MEILISEARCH_URL is set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from typing import Any
+
+import httpx
+import meilisearch
+import msgspec
+import pytest
+import sqlalchemy as sa
+
+from registry.ids import new_id
+from registry.listings.details import PublicPerformance
+from registry.listings.disclosure import PublicEntry
+from registry.settings import Settings
+from search.interface import SearchQuery, SearchUnavailable
+from search.meili import BASE_SETTINGS, SETTINGS_FROM_1_12, MeiliIndex, spell
+from service.app import create_app
+from tests.support.harness import free_port, serve_app
+from tests.support.meili_server import Pair, Recorded, done, error, recorded, task
+
+INDEX = "defaulters"
+VERSION_PAGE = "https://www.meilisearch.com/docs/reference/api/version/get-version"
+TASK_PAGE = "https://www.meilisearch.com/docs/reference/api/async-task-management/get-task"
+CREATE_PAGE = "https://www.meilisearch.com/docs/reference/api/indexes/create-index"
+GET_INDEX_PAGE = "https://www.meilisearch.com/docs/reference/api/indexes/get-index"
+SETTINGS_PAGE = "https://www.meilisearch.com/docs/reference/api/settings/update-all-settings"
+GET_SETTINGS_PAGE = "https://www.meilisearch.com/docs/reference/api/settings/list-all-settings"
+ADD_PAGE = "https://www.meilisearch.com/docs/reference/api/documents/add-or-replace-documents"
+DELETE_PAGE = "https://www.meilisearch.com/docs/changelog/v1.2.md"  # delete by filter
+SEARCH_PAGE = "https://www.meilisearch.com/docs/reference/api/search/search-with-post"
+DOCUMENT_PAGE = "https://www.meilisearch.com/docs/reference/api/documents/get-document"
+ERRORS_PAGE = "https://www.meilisearch.com/docs/reference/errors/overview"
+
+
+def version(pkg: str) -> Pair:
+    # The page's example, its pkgVersion set to the server version under test.
+    answer = {"commitSha": "b46889b5f0f2f8b91438a08a358ba8f05fc09fc1", "commitDate": "2021-07-08"}
+    return Pair("GET", "/version", None, 200, {**answer, "pkgVersion": pkg}, VERSION_PAGE)
+
+
+def waited(uid: int, kind: str) -> Pair:
+    return Pair("GET", f"/tasks/{uid}", None, 200, done(uid, kind, INDEX), TASK_PAGE)
+
+
+def index_missing() -> Pair:
+    answer = error("index_not_found", f"Index `{INDEX}` not found.")
+    return Pair("GET", f"/indexes/{INDEX}", None, 404, answer, ERRORS_PAGE)
+
+
+def index_found() -> Pair:
+    answer = {
+        "uid": INDEX,
+        "createdAt": "2022-02-10T07:45:15.628261Z",
+        "updatedAt": "2022-02-21T15:28:43.496574Z",
+        "primaryKey": "id",
+    }
+    return Pair("GET", f"/indexes/{INDEX}", None, 200, answer, GET_INDEX_PAGE)
+
+
+def creation(settings: dict[str, Any], first_task: int = 0) -> list[Pair]:
+    return [
+        Pair(
+            "POST",
+            "/indexes",
+            {"uid": INDEX, "primaryKey": "id"},
+            202,
+            task(first_task, "indexCreation", INDEX),
+            CREATE_PAGE,
+        ),
+        waited(first_task, "indexCreation"),
+        Pair(
+            "PATCH",
+            f"/indexes/{INDEX}/settings",
+            settings,
+            202,
+            task(first_task + 1, "settingsUpdate", INDEX),
+            SETTINGS_PAGE,
+        ),
+        waited(first_task + 1, "settingsUpdate"),
+    ]
+
+
+@pytest.fixture
+def script() -> Iterator[tuple[str, Recorded]]:
+    with recorded() as running:
+        yield running
+        running[1].check()
+
+
+def _index(url: str, settings: Settings, *, search_key: str | None = None) -> MeiliIndex:
+    from registry.db import create_sync_engine
+
+    return MeiliIndex(
+        meilisearch.Client(url, "admin-key"),
+        INDEX,
+        create_sync_engine(settings.database.url, writer=False),
+        searcher=meilisearch.Client(url, search_key),
+    )
+
+
+@pytest.mark.parametrize(
+    ("server_version", "sent"),
+    [("1.11.0", BASE_SETTINGS), ("1.12.0", {**BASE_SETTINGS, **SETTINGS_FROM_1_12})],
+)
+def test_the_index_is_made_with_the_settings_its_server_version_knows(
+    script: tuple[str, Recorded], settings: Settings, server_version: str, sent: dict[str, Any]
+) -> None:
+    """`prefixSearch` (and `facetSearch`) exist from 1.12: an older server refuses the whole
+    settings update for an unknown field, so they are sent only to 1.12 and later."""
+    url, recording = script
+    recording.expect(version(server_version), index_missing(), *creation(sent))
+    index = _index(url, settings)
+    index.ensure()
+    index.close()
+    assert ("prefixSearch" in sent) == (server_version == "1.12.0")
+    assert all(key == "Bearer admin-key" for key in recording.keys), "settings need the key with index rights"
+
+
+def test_a_server_older_than_the_supported_range_is_reported_and_left_alone(
+    script: tuple[str, Recorded], settings: Settings
+) -> None:
+    url, recording = script
+    recording.expect(version("1.2.0"))
+    index = _index(url, settings)
+    with pytest.raises(SearchUnavailable) as raised:
+        index.ensure()
+    index.close()
+    assert "older than the supported 1.3" in raised.value.reason
+
+
+def test_a_write_ensures_the_index_first_and_deletes_by_filter(
+    script: tuple[str, Recorded], settings: Settings, engine: sa.Engine
+) -> None:
+    """Before any document is written, the index is checked and its settings compared (here
+    they are right: nothing is sent); deletions use the filter route, not the deprecated id
+    list (`delete-batch`)."""
+    url, recording = script
+    wanted = {**BASE_SETTINGS, **SETTINGS_FROM_1_12}
+    gone = [new_id(), new_id()]
+    recording.expect(
+        version("1.12.0"),
+        index_found(),
+        Pair("GET", f"/indexes/{INDEX}/settings", None, 200, wanted, GET_SETTINGS_PAGE),
+        Pair(
+            "POST",
+            f"/indexes/{INDEX}/documents/delete",
+            {"filter": f'id IN ["{gone[0]}", "{gone[1]}"]'},
+            202,
+            {**task(242, "documentDeletion", INDEX)},
+            DELETE_PAGE,
+        ),
+        waited(242, "documentDeletion"),
+    )
+    index = _index(url, settings)
+    with engine.connect() as conn:
+        index.apply(conn, [], gone)
+    index.close()
+
+
+def _hit(listing_id: str, name: str, rank: int) -> dict[str, Any]:
+    """A stored document as the adapter writes it (its entry: a real public entry)."""
+    entry = PublicEntry(
+        id=listing_id,
+        kind="person",
+        name=name,
+        sex="M",
+        age=None,
+        identifier_masked="1101**********1234",
+        legal_representative=None,
+        court_code="京0105",
+        court_name="北京市朝阳区人民法院",
+        province_code="11",
+        province="北京",
+        case_number="（2024）京0105执1号",
+        basis_document_number="（2024）京0105民初1号",
+        basis_issuer="北京市朝阳区人民法院",
+        obligations="支付货款",
+        amount_cents=100,
+        performance=PublicPerformance(status="none"),
+        grounds=["able_but_refuses"],
+        filed_on=date(2024, 1, 2),
+        published_on=date(2024, 1, 3),
+    )
+    return {"id": listing_id, "rank": rank, "entry": msgspec.to_builtins(entry), "birth_date": "1980-01-01"}
+
+
+def test_a_page_asks_for_that_page_only_with_the_public_key(
+    script: tuple[str, Recorded], settings: Settings
+) -> None:
+    """Page 3 of 20 asks Meilisearch for page 3 of 20 (not 60 hits), most recently changed
+    first (`rank`), with the search-only key."""
+    url, recording = script
+    ids = [new_id() for _ in range(2)]
+    body = {
+        "q": '"' + " ".join(spell(t) for t in ("张伟",)) + '"',
+        "filter": ['province_code = "11"'],
+        "sort": ["rank:desc"],
+        "attributesToRetrieve": ["id", "rank", "entry", "birth_date"],
+        "attributesToSearchOn": ["terms"],
+        "facets": ["province_code", "grounds"],
+        "page": 3,
+        "hitsPerPage": 20,
+    }
+    # The page's response shape in page form (hits, page, hitsPerPage, totalHits, totalPages).
+    answer = {
+        "hits": [_hit(ids[0], "张伟", 9), _hit(ids[1], "李张伟", 8)],
+        "query": body["q"],
+        "processingTimeMs": 35,
+        "hitsPerPage": 20,
+        "page": 3,
+        "totalPages": 3,
+        "totalHits": 42,
+        "facetDistribution": {"province_code": {"11": 42}, "grounds": {"able_but_refuses": 42}},
+    }
+    recording.expect(Pair("POST", f"/indexes/{INDEX}/search", body, 200, answer, SEARCH_PAGE))
+    index = _index(url, settings, search_key="search-key")
+    result = index.search_sync(SearchQuery(text="张伟", province="11", page=3, per_page=20))
+    index.close()
+    assert [h.name for h in result.hits] == ["张伟", "李张伟"] and result.total == 42
+    assert result.facets == {"province": {"11": 42}, "ground": {"able_but_refuses": 42}}
+    assert recording.keys == ["Bearer search-key"]
+
+
+def test_a_long_phrase_hit_that_is_not_a_true_substring_is_dropped(
+    script: tuple[str, Recorded], settings: Settings
+) -> None:
+    """From five characters on, Meilisearch's phrase (word pairs near each other) can match a
+    name holding the pairs apart: such a hit is checked against the name, and dropped."""
+    url, recording = script
+    ids = [new_id() for _ in range(2)]
+    answer = {
+        "hits": [_hit(ids[0], "北京恒信达科技有限公司", 2), _hit(ids[1], "恒信科技达信达科技", 1)],
+        "totalHits": 2,
+        "page": 1,
+        "hitsPerPage": 20,
+        "totalPages": 1,
+        "facetDistribution": {"province_code": {"11": 2}},
+    }
+    recording.expect(
+        Pair("POST", f"/indexes/{INDEX}/search", lambda body: body["page"] == 1, 200, answer, SEARCH_PAGE)
+    )
+    index = _index(url, settings)
+    result = index.search_sync(SearchQuery(text="恒信达科技"))
+    index.close()
+    assert [h.name for h in result.hits] == ["北京恒信达科技有限公司"] and result.total == 1
+
+
+def test_an_entry_is_read_by_a_valid_id_only(script: tuple[str, Recorded], settings: Settings) -> None:
+    url, recording = script
+    found, missing = new_id(), new_id()
+    recording.expect(
+        Pair("GET", f"/indexes/{INDEX}/documents/{found}", None, 200, _hit(found, "王芳", 1), DOCUMENT_PAGE),
+        Pair(
+            "GET",
+            f"/indexes/{INDEX}/documents/{missing}",
+            None,
+            404,
+            error("document_not_found", f"Document `{missing}` not found."),
+            ERRORS_PAGE,
+        ),
+    )
+    index = _index(url, settings)
+    entry = index.get_sync(found)
+    assert entry is not None and entry.name == "王芳" and entry.age is not None
+    assert index.get_sync(missing) is None
+    # Never put into a URL: no request is made for these (the script has none left).
+    for hostile in ("a?b=1", "x#y", "../keys", found.lower(), found + "0"):
+        assert index.get_sync(hostile) is None
+    index.close()
+
+
+def _merge_server(a: list[int], b: list[int]) -> tuple[Any, list[dict[str, Any]]]:
+    """Two disjoint result lists by rank, answering the adapter's search calls as Meilisearch
+    does (page form with totals, offset/limit form, a `rank > N` filter)."""
+    import re
+
+    requests: list[dict[str, Any]] = []
+
+    class Index:
+        def search(self, q: str, params: dict[str, Any]) -> dict[str, Any]:
+            requests.append({"q": q, **params})
+            ranks = a if params["attributesToSearchOn"] == ["terms"] else b
+            ranks = sorted(ranks, reverse=True)
+            for clause in params["filter"]:
+                if found := re.fullmatch(r"rank > (\d+)", clause):
+                    ranks = [r for r in ranks if r > int(found[1])]
+            if "hitsPerPage" in params:
+                return {"hits": [], "totalHits": len(ranks), "facetDistribution": {}}
+            window = ranks[params["offset"] : params["offset"] + params["limit"]]
+            return {"hits": [{"rank": r} for r in window]}
+
+    return Index(), requests
+
+
+@pytest.mark.parametrize("offset", [0, 2, 5, 6, 9, 12])
+def test_two_disjoint_searches_are_merged_by_rank_a_page_at_a_time(offset: int, settings: Settings) -> None:
+    """A Latin query is a pinyin search and a substring search; their union, most recent
+    first, is paged by asking each for one page after finding where the page starts."""
+    a, b = [15, 12, 11, 7, 3, 2, 1], [14, 13, 10, 9, 8, 6]
+    index_like, requests = _merge_server(a, b)
+    meili = MeiliIndex(meilisearch.Client("http://127.0.0.1:9", None), INDEX, sa.create_engine("sqlite://"))
+    base = {"filter": [], "sort": ["rank:desc"]}
+    searches = [
+        ("x", {**base, "attributesToSearchOn": ["terms"]}),
+        ("y", {**base, "attributesToSearchOn": ["pinyin"]}),
+    ]
+    page = meili._merged_page(index_like, searches, [len(a), len(b)], offset, 3)
+    assert [hit["rank"] for hit in page] == sorted(a + b, reverse=True)[offset : offset + 3]
+    assert all(r.get("limit", 0) <= 3 for r in requests), "no request asks for more than a page"
+
+
+def test_public_search_answers_503_with_retry_after_while_meilisearch_is_down(
+    settings: Settings, engine: sa.Engine
+) -> None:
+    """Server unreachable: the service starts, /healthz says it lives, /readyz says search is
+    down, the JSON API answers 503 problem+json `search_unavailable` with Retry-After, and the
+    web page says so in Chinese; never a 500."""
+    down = f"http://127.0.0.1:{free_port()}"
+    meili = settings.override(
+        search={"backend": "meilisearch"}, meilisearch={"url": down, "api_key": "a", "search_key": "s"}
+    )
+    with serve_app(create_app(meili, run_scheduler=False)) as url:
+        assert httpx.get(f"{url}/healthz").status_code == 200
+        ready = httpx.get(f"{url}/readyz")
+        assert ready.status_code == 503 and ready.json()["checks"]["search"] != "ok"
+        assert ready.json()["checks"]["database"] == "ok"
+        api = httpx.get(f"{url}/v1/public/defaulters", params={"q": "张伟"})
+        assert api.status_code == 503 and api.headers["content-type"] == "application/problem+json"
+        assert api.json()["code"] == "search_unavailable" and int(api.headers["retry-after"]) > 0
+        entry = httpx.get(f"{url}/v1/public/defaulters/{new_id()}")
+        assert entry.status_code == 503 and entry.json()["code"] == "search_unavailable"
+        page = httpx.get(f"{url}/", params={"q": "张伟"})
+        assert page.status_code == 503 and "查询服务暂不可用" in page.text and page.headers["retry-after"]
+        # A bad id is refused before the engine is asked: 404, even with the engine down.
+        assert httpx.get(f"{url}/v1/public/defaulters/a%3Fb%3D1").status_code == 404
+
+
+def test_the_admin_key_without_a_search_key_is_refused_at_start(settings: Settings) -> None:
+    meili = settings.override(
+        search={"backend": "meilisearch"}, meilisearch={"url": "http://127.0.0.1:9", "api_key": "admin"}
+    )
+    with pytest.raises(ValueError, match="REGISTRY_MEILISEARCH_SEARCH_KEY"):
+        MeiliIndex.from_settings(meili)

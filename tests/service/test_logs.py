@@ -1,0 +1,55 @@
+"""Operators' logs: a request id on every answer and every line of its request; one JSON
+object a line when REGISTRY_LOG_FORMAT=json; never a personal identifier."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from registry.ids import is_id
+from registry.settings import Settings
+from tests.support.harness import CourtHandle, Registry
+from tests.support.listings import person_named, publish_many
+from tests.support.processes import web_process
+
+
+def test_a_request_id_is_echoed_or_made(registry: Registry) -> None:
+    with registry.http() as http:
+        given = http.get("/healthz", headers={"X-Request-ID": "edge-7f3a.1"})
+        assert given.headers["x-request-id"] == "edge-7f3a.1"
+        made = http.get("/healthz")
+        assert is_id(made.headers["x-request-id"])
+        # Not a token: replaced, so a forged id cannot break or spoof a log line.
+        for bad in (b"a b", b"x" * 200, "id\u00e9".encode()):
+            answer = http.get("/healthz", headers={"X-Request-ID": bad})
+            assert is_id(answer.headers["x-request-id"]), bad
+
+
+@pytest.mark.slow
+def test_json_logs_are_one_object_a_line_with_request_ids_and_no_identifier(
+    registry: Registry, court: CourtHandle, settings: Settings, engine: sa.Engine, tmp_path: Path
+) -> None:
+    body = person_named(registry, court, "孙丽")
+    publish_many(registry, court, [body])
+    number = body["debtor"]["id_number"]
+    env = {"REGISTRY_LOG_FORMAT": "json", "REGISTRY_LOG_LEVEL": "INFO"}
+    log = tmp_path / "web.log"
+    with web_process(settings, env, log) as url:
+        searched = httpx.get(
+            f"{url}/v1/public/defaulters", params={"id_number": number}, headers={"X-Request-ID": "req-42"}
+        )
+        assert searched.status_code == 200 and searched.headers["x-request-id"] == "req-42"
+        httpx.get(f"{url}/v1/public/defaulters", params={"q": number[:10]})
+    stderr = log.read_text()
+    lines = [json.loads(line) for line in stderr.splitlines() if line.strip()]  # each a JSON object
+    assert lines and all({"time", "level", "logger", "message"} <= set(line) for line in lines)
+    access = [
+        line for line in lines if line["logger"] == "registry.access" and line.get("request_id") == "req-42"
+    ]
+    assert len(access) == 1 and access[0]["message"].startswith("GET /v1/public/defaulters 200")
+    assert any(line["logger"].startswith("uvicorn") for line in lines), "the server's own lines too"
+    assert number not in stderr and number[:10] not in stderr

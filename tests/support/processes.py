@@ -1,0 +1,65 @@
+"""`registry` commands run as processes of their own, as an operator starts them: web
+processes (`registry serve --no-scheduler`) and workers, for the tests of the production
+shape, the shared limits and the logs."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from registry.settings import Settings
+from tests.support.harness import cli_env, free_port, registry_bin
+
+
+@contextmanager
+def registry_process(
+    settings: Settings, args: list[str], env: dict[str, str], log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`registry ARGS` with the test database and `env`, its stderr into `log` (a pipe that
+    nobody reads could fill and stall it); stopped (SIGTERM, then SIGKILL) at the end."""
+    with log.open("wb") as stderr:
+        started = subprocess.Popen(
+            [registry_bin(), *args],
+            env={**cli_env(settings), **env},
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    try:
+        yield started
+    finally:
+        started.terminate()
+        try:
+            started.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            started.kill()
+            started.wait()
+
+
+def wait_until_up(url: str, started: subprocess.Popen[bytes], path: str = "/healthz") -> None:
+    """Until `url + path` answers 200 (a minute at most, and only while the process lives)."""
+    deadline = time.monotonic() + 60
+    while True:
+        assert started.poll() is None, "the process exited"
+        try:
+            if httpx.get(f"{url}{path}", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, f"{url} did not start"
+        time.sleep(0.1)
+
+
+@contextmanager
+def web_process(settings: Settings, env: dict[str, str], log: Path) -> Iterator[str]:
+    """A `registry serve --no-scheduler` on a free port, up; yields its URL."""
+    port = free_port()
+    command = ["serve", "--no-scheduler", "--port", str(port)]
+    with registry_process(settings, command, env, log) as started:
+        url = f"http://127.0.0.1:{port}"
+        wait_until_up(url, started)
+        yield url
