@@ -28,7 +28,14 @@ import msgspec
 from sqlalchemy import Connection, or_, select, update
 
 from publishing.sync.models import Subscription
-from publishing.sync.services import SyncEvent, advance, collect_events, profile_of, state_row
+from publishing.sync.services import (
+    ACTIVE_CLIENTS,
+    SyncEvent,
+    advance,
+    collect_events,
+    profile_of,
+    state_row,
+)
 from publishing.sync.signing import signed_request_headers
 from registry.calendar import china_date
 from registry.eventlog.services import head
@@ -58,6 +65,7 @@ def claim_due(conn: Connection, owner: str, now: datetime, lease: timedelta, lim
         Subscription.mode == "push",
         Subscription.state == "active",
         Subscription.cursor < last_seq,
+        Subscription.client_id.in_(ACTIVE_CLIENTS),
         or_(Subscription.next_attempt_at.is_(None), Subscription.next_attempt_at <= now),
         or_(Subscription.lease_until.is_(None), Subscription.lease_until < now),
     )
@@ -131,6 +139,22 @@ def record_failure(
         logger.warning("subscription %s flagged failing after %d attempts: %s", sub_id, attempts, error)
 
 
+def renew(conn: Connection, sub_id: str, owner: str, until: datetime) -> bool:
+    """Right before each request: extend the lease, if this worker still holds it and the
+    subscription may still receive (active, its client not revoked, not paused meanwhile)."""
+    renewed = conn.execute(
+        update(Subscription)
+        .where(
+            Subscription.id == sub_id,
+            Subscription.lease_owner == owner,
+            Subscription.state == "active",
+            Subscription.client_id.in_(ACTIVE_CLIENTS),
+        )
+        .values(lease_until=until)
+    )
+    return bool(renewed.rowcount == 1)
+
+
 def release(conn: Connection, sub_id: str, owner: str) -> None:
     conn.execute(
         update(Subscription)
@@ -163,6 +187,9 @@ async def deliver_subscription(services: Services, http: httpx.AsyncClient, clai
             if scanned == cursor:
                 break
             if events:
+                if not await services.db.write(renew, claim.id, owner, utcnow() + lease):
+                    logger.info("subscription %s: no longer ours to send", claim.id)
+                    return sent
                 error = await _post(services, http, claim, events)
                 if error is not None:
                     await services.db.write(record_failure, claim.id, owner, error, utcnow(), services)

@@ -13,6 +13,7 @@ from publishing.sync.controllers import (
 )
 from publishing.sync.delivery import deliver_due
 from publishing.sync.notices import notice_reader
+from publishing.sync.revocations import READER as REVOCATIONS
 from publishing.sync.watchpush import push_watch_changes
 from registry.settings import Settings
 from registry.wiring import Job, Plugin, follow_job
@@ -31,6 +32,8 @@ def _jobs(settings: Settings) -> Sequence[Job]:
             first_after=0,
         ),
         Job("watchlist_push", push_watch_changes, every=every),
+        # Before the others in each tick, though nothing waits for it: see revocations.py.
+        follow_job("sync_revocations", REVOCATIONS, every=every, first_after=0),
     ]
 
 

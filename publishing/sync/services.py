@@ -34,6 +34,8 @@ from registry.timeutil import as_utc, iso
 
 MODES = ("push", "pull")
 SUBSCRIPTIONS = cast(Table, Subscription.__table__)
+# Clients whose key still works: a revoked client's subscriptions receive nothing more.
+ACTIVE_CLIENTS = select(ApiClient.id).where(ApiClient.revoked_at.is_(None))
 
 
 class RemovalInfo(msgspec.Struct, frozen=True):
@@ -129,6 +131,7 @@ def create_subscription(
             endpoint_url=endpoint_url,
             state="active",
             cursor=from_seq,
+            start_seq=from_seq,
             delivered_head=from_seq,
             attempts=0,
             failures_total=0,
@@ -161,9 +164,14 @@ def load_subscription(conn: Connection, sub_id: str) -> Any:
     return row
 
 
+def _not_ended(sub: Any) -> None:
+    if sub.state == "ended":
+        raise Problem(409, "subscription_ended", "this subscription ended when its client was revoked")
+
+
 def set_state(conn: Connection, sub_id: str, state: str, *, actor: str, now: datetime) -> dict[str, Any]:
     """Pause, or resume (which also clears a `failing` flag and its retry count)."""
-    load_subscription(conn, sub_id)
+    _not_ended(load_subscription(conn, sub_id))
     values: dict[str, Any] = {"state": state, "updated_at": now}
     if state == "active":
         values |= {"attempts": 0, "next_attempt_at": None}
@@ -176,8 +184,10 @@ def set_state(conn: Connection, sub_id: str, state: str, *, actor: str, now: dat
 
 
 def replay(conn: Connection, sub_id: str, from_seq: int, *, actor: str, now: datetime) -> dict[str, Any]:
-    """Deliver again everything after `from_seq` (receivers deduplicate by idempotency key)."""
-    load_subscription(conn, sub_id)
+    """Deliver again everything after `from_seq` (receivers deduplicate by idempotency key).
+    A replay from before the subscription's start moves the start back: the admin's decision."""
+    sub = load_subscription(conn, sub_id)
+    _not_ended(sub)
     last_seq, _ = head(conn)
     if from_seq < 0 or from_seq > last_seq:
         raise Problem(
@@ -188,6 +198,7 @@ def replay(conn: Connection, sub_id: str, from_seq: int, *, actor: str, now: dat
         .where(Subscription.id == sub_id)
         .values(
             cursor=from_seq,
+            start_seq=min(int(sub.start_seq), from_seq),
             delivered_head=from_seq,
             state="active",
             attempts=0,
@@ -210,6 +221,7 @@ def inspect_subscription(conn: Connection, sub_id: str) -> dict[str, Any]:
         "endpoint_url": sub.endpoint_url,
         "state": sub.state,
         "cursor": sub.cursor,
+        "start_seq": sub.start_seq,
         "head": last_seq,
         "backlog": max(0, last_seq - sub.cursor),
         "last_delivered_seq": sub.last_delivered_seq,
@@ -219,6 +231,9 @@ def inspect_subscription(conn: Connection, sub_id: str) -> dict[str, Any]:
         "attempts": sub.attempts,
         "next_attempt_at": iso(sub.next_attempt_at) if sub.next_attempt_at else None,
         "last_error": sub.last_error,
+        "lease_lost_total": sub.lease_lost_total,
+        "last_lease_lost_at": iso(sub.last_lease_lost_at) if sub.last_lease_lost_at else None,
+        "ended_at": iso(sub.ended_at) if sub.ended_at else None,
         "created_at": iso(sub.created_at),
     }
 
@@ -302,6 +317,7 @@ def pull_events(
     today: date,
 ) -> dict[str, Any]:
     sub = owned_subscription(conn, sub_id, client_id, "pull")
+    _not_ended(sub)
     if sub.state == "paused":
         raise Problem(409, "subscription_paused", "this subscription is paused")
     start = sub.cursor if after is None else after
@@ -324,6 +340,7 @@ def pull_events(
 def acknowledge(conn: Connection, sub_id: str, client_id: str, cursor: int, now: datetime) -> dict[str, Any]:
     """The agency has applied everything up to `cursor`, which must have been handed out."""
     sub = owned_subscription(conn, sub_id, client_id, "pull")
+    _not_ended(sub)
     if cursor > sub.delivered_head:
         raise Problem(
             409,

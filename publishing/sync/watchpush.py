@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from publishing.sync.signing import signed_request_headers
 from registry.checks.models import WatchChange, WatchRegistration
+from registry.clients.models import ApiClient
 from registry.runtime import Services
 from registry.timeutil import utcnow
 
@@ -32,7 +33,11 @@ async def _pending_banks(conn: AsyncConnection, limit: int) -> list[tuple[str, s
     rows = await conn.execute(
         select(WatchChange.client_id, WatchRegistration.endpoint)
         .join(WatchRegistration, WatchRegistration.client_id == WatchChange.client_id)
-        .where(WatchChange.delivered_at.is_(None), WatchRegistration.endpoint.is_not(None))
+        .where(
+            WatchChange.delivered_at.is_(None),
+            WatchRegistration.endpoint.is_not(None),
+            WatchChange.client_id.in_(select(ApiClient.id).where(ApiClient.revoked_at.is_(None))),
+        )
         .group_by(WatchChange.client_id, WatchRegistration.endpoint)
         .limit(limit)
     )

@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from registry.bulk import bulk_insert
 from registry.checks.models import WatchChange, WatchRegistration, WatchSubject
 from registry.checks.schemas import WatchSubjectIn
+from registry.clients.models import ApiClient
 from registry.endpoints import validate_push_endpoint
 from registry.eventlog.readers import LogEvent, LogReader
 from registry.eventlog.types import LISTING_EVENTS, REMOVAL_EVENTS, EventType
@@ -194,7 +195,9 @@ def _watchers(conn: Connection, blinds: list[bytes]) -> dict[bytes, list[tuple[s
     for start in range(0, len(blinds), 1000):
         for watch in conn.execute(
             select(WatchSubject.subject_blind, WatchSubject.client_id, WatchSubject.reference).where(
-                WatchSubject.subject_blind.in_(blinds[start : start + 1000])
+                WatchSubject.subject_blind.in_(blinds[start : start + 1000]),
+                # A revoked bank learns nothing more.
+                WatchSubject.client_id.in_(select(ApiClient.id).where(ApiClient.revoked_at.is_(None))),
             )
         ):
             watchers.setdefault(bytes(watch.subject_blind), []).append((watch.client_id, watch.reference))

@@ -1,0 +1,172 @@
+"""Nothing sent where it must not go, nothing stuck behind a slow receiver: revocation stops
+every flow at once, a pull never reaches before its subscription's start, push endpoints are
+public https addresses (checked when set and at each send), every request has a total
+deadline and a small answer cap, one endpoint never delays another, and a lease is never
+outlived by a request. All against real HTTP receivers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+
+from publishing.sync.delivery import deliver_due
+from publishing.sync.notices import notice_reader
+from publishing.sync.revocations import READER as REVOCATIONS
+from publishing.sync.watchpush import push_watch_changes
+from registry.checks.watchlist import READER as WATCHLIST
+from registry.clients.services import create_client, revoke_client
+from registry.eventlog.readers import follow
+from registry.runtime import Services
+from registry.settings import Settings
+from registry.timeutil import utcnow
+from tests.support.checks import bank, publish_person
+from tests.support.harness import CourtHandle, Registry
+from tests.support.listings import publish_one
+from tests.support.publishing import remove
+from tests.support.sync_receiver import running_receiver
+
+
+def agency(registry: Registry, name: str = "中国人民银行征信中心") -> tuple[str, str]:
+    with registry.engine.begin() as conn:
+        return create_client(conn, name, "agency", None, actor="test", now=utcnow())
+
+
+def subscribe(admin: httpx.Client, client_id: str, mode: str, url: str | None = None, **extra: Any) -> str:
+    body: dict[str, Any] = {"client_id": client_id, "profile": "credit_reference", "mode": mode, **extra}
+    if url is not None:
+        body["endpoint_url"] = url
+    response = admin.post("/v1/sync/subscriptions", json=body)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def fast(settings: Settings, **changes: Any) -> Settings:
+    values: dict[str, Any] = {
+        "timeout_seconds": 2.0,
+        "backoff_base_seconds": 0.05,
+        "backoff_max_seconds": 0.2,
+        "batch_size": 3,
+        "lease_seconds": 10.0,
+        "max_attempts": 50,
+    }
+    values.update(changes)
+    return settings.override(sync=values)
+
+
+def run(settings: Settings, *jobs: Callable[[Services], Awaitable[object]]) -> None:
+    """Each job once, in order, in one process's services (as the scheduler would)."""
+
+    async def main() -> None:
+        services = Services.create(settings)
+        try:
+            for job in jobs:
+                await job(services)
+        finally:
+            await services.close()
+
+    asyncio.run(main())
+
+
+def follower(reader: Any) -> Callable[[Services], Awaitable[object]]:
+    async def job(services: Services) -> object:
+        return await follow(services.db, reader)
+
+    return job
+
+
+def head(engine: sa.Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.text("SELECT last_seq FROM log_head")).scalar_one())
+
+
+def subscription(engine: sa.Engine, sub_id: str) -> Any:
+    with engine.connect() as conn:
+        return conn.execute(sa.text("SELECT * FROM sync_subscriptions WHERE id = :id"), {"id": sub_id}).one()
+
+
+def wait_for(done: Callable[[], bool], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not done():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+# ---- 1. revocation stops everything at once ----
+
+
+def test_revoking_a_client_stops_pushes_pulls_notices_and_watchlist_pushes_at_once(
+    registry: Registry, court: CourtHandle, admin: httpx.Client, settings: Settings
+) -> None:
+    person = registry.person_listing(court)
+    number = person["debtor"]["id_number"]
+    agency_id, agency_key = agency(registry)
+    bank_id, bank_http = bank(registry)
+    notices = follower(notice_reader(3))
+    every_job = (
+        deliver_due,
+        follower(WATCHLIST),
+        push_watch_changes,
+        notices,
+        follower(REVOCATIONS),
+    )
+    with running_receiver() as agency_rx, running_receiver() as bank_rx, bank_http:
+        push_sub = subscribe(admin, agency_id, "push", agency_rx.url)
+        pull_sub = subscribe(admin, agency_id, "pull")
+        assert bank_http.put("/v1/watchlist/endpoint", json={"endpoint": bank_rx.url}).status_code == 200
+        watched = bank_http.post("/v1/watchlist/subjects", json={"subjects": [{"id_number": number}]})
+        assert watched.status_code == 200
+        listing_id, _ = publish_person(
+            registry, court, **{k: v for k, v in person.items() if k != "submission_id"}
+        )
+        # Before the revocation, everything flows.
+        run(fast(settings), *every_job)
+        assert [e["listing_id"] for e in agency_rx.received] == [listing_id]
+        assert [c["listing_id"] for c in bank_rx.received] == [listing_id]
+        with registry.http(agency_key) as http:
+            assert http.get(f"/v1/sync/{pull_sub}/events").status_code == 200
+            assert len(http.get("/v1/notices").json()) == 2  # one per subscription
+        agency_bytes, bank_bytes = len(agency_rx.deliveries), len(bank_rx.deliveries)
+
+        with registry.engine.begin() as conn:
+            revoke_client(conn, agency_id, actor="test", now=utcnow())
+            revoke_client(conn, bank_id, actor="test", now=utcnow())
+        # More to send: a removal of the watched listing, a new listing.
+        remove(registry, court, listing_id)
+        publish_one(registry, court, registry.listing(court))
+        # The jobs run in the order least favourable to the revocation: its reader last.
+        run(fast(settings), *every_job)
+        run(fast(settings), *every_job)
+
+        assert len(agency_rx.deliveries) == agency_bytes, "a revoked agency received a push"
+        assert len(bank_rx.deliveries) == bank_bytes, "a revoked bank received a watchlist push"
+        with registry.http(agency_key) as http:
+            assert http.get(f"/v1/sync/{pull_sub}/events", params={"after": 0}).status_code == 401
+            assert http.post(f"/v1/sync/{pull_sub}/ack", json={"cursor": 1}).status_code == 401
+            assert http.get("/v1/notices").status_code == 401
+            assert http.get(f"/v1/sync/{pull_sub}/snapshot").status_code == 401
+        assert bank_http.get("/v1/watchlist/changes").status_code == 401
+    with registry.engine.connect() as conn:
+        issued = conn.execute(
+            sa.text("SELECT count(*) FROM assistance_notices WHERE client_id = :c"), {"c": agency_id}
+        ).scalar_one()
+        ended = conn.execute(
+            sa.text("SELECT data FROM events WHERE type = 'sync.subscription_ended' ORDER BY seq")
+        ).scalars()
+        ended_data = [e if isinstance(e, dict) else json.loads(e) for e in ended]
+    assert issued == 2, "no notice is issued to a revoked agency"
+    assert sorted(d["subscription_id"] for d in ended_data) == sorted([push_sub, pull_sub])
+    assert {d["reason"] for d in ended_data} == {"client_revoked"}
+    for sub_id in (push_sub, pull_sub):
+        status = admin.get(f"/v1/sync/subscriptions/{sub_id}").json()
+        assert status["state"] == "ended" and status["ended_at"] is not None
+        refused = admin.post(f"/v1/sync/subscriptions/{sub_id}/resume")
+        assert refused.status_code == 409 and refused.json()["code"] == "subscription_ended"
+        replay = admin.post(f"/v1/sync/subscriptions/{sub_id}/replay", json={"from_seq": 0})
+        assert replay.json()["code"] == "subscription_ended"
+    assert admin.get(f"/v1/sync/subscriptions/{push_sub}/drift").status_code == 200
