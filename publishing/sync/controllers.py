@@ -60,6 +60,7 @@ class Ack(RequestStruct):
 
 
 SUBSCRIPTION: Codes = {404: "subscription_not_found"}
+ENDED: Codes = {409: "subscription_ended"}
 OWN_SUBSCRIPTION: Codes = {404: "subscription_not_found", 409: "wrong_mode"}
 NOTICE: Codes = {404: "notice_not_found"}
 
@@ -124,7 +125,9 @@ class SubscriptionAdminController(Controller):
         return msgspec.convert(await db.read(drift_report, subscription_id, None), DriftReport)
 
     @post(
-        "/{subscription_id:str}/pause", status_code=200, responses=problems(GUARDED, PARAMETER, SUBSCRIPTION)
+        "/{subscription_id:str}/pause",
+        status_code=200,
+        responses=problems(GUARDED, PARAMETER, SUBSCRIPTION, ENDED),
     )
     async def pause(
         self, db: Injected[Database], principal: Injected[Principal], subscription_id: Id
@@ -137,7 +140,7 @@ class SubscriptionAdminController(Controller):
     @post(
         "/{subscription_id:str}/resume",
         status_code=200,
-        responses=problems(GUARDED, PARAMETER, SUBSCRIPTION),
+        responses=problems(GUARDED, PARAMETER, SUBSCRIPTION, ENDED),
     )
     async def resume(
         self, db: Injected[Database], principal: Injected[Principal], subscription_id: Id
@@ -151,7 +154,7 @@ class SubscriptionAdminController(Controller):
     @post(
         "/{subscription_id:str}/replay",
         status_code=200,
-        responses=problems(GUARDED, BODY, PARAMETER, SUBSCRIPTION, {422: "cursor_beyond_head"}),
+        responses=problems(GUARDED, BODY, PARAMETER, SUBSCRIPTION, ENDED, {422: "cursor_beyond_head"}),
     )
     async def replay(
         self,
@@ -211,7 +214,13 @@ class AgencyFeedController(Controller):
     @get(
         "/events",
         responses=problems(
-            GUARDED, PARAMETER, OWN_SUBSCRIPTION, {409: "subscription_paused", 422: "cursor_beyond_head"}
+            GUARDED,
+            PARAMETER,
+            OWN_SUBSCRIPTION,
+            {
+                409: ("subscription_paused", "subscription_ended"),
+                422: ("cursor_beyond_head", "cursor_before_start"),
+            },
         ),
     )
     async def events(
@@ -241,7 +250,7 @@ class AgencyFeedController(Controller):
             BODY,
             PARAMETER,
             OWN_SUBSCRIPTION,
-            {409: ("cursor_not_delivered", "cursor_behind", "cursor_conflict")},
+            {409: ("cursor_not_delivered", "cursor_behind", "cursor_conflict", "subscription_ended")},
         ),
     )
     async def ack(

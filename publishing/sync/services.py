@@ -326,6 +326,16 @@ def pull_events(
         raise Problem(
             422, "cursor_beyond_head", f"after must be at most the log head {last_seq}", pointer="after"
         )
+    if start < sub.start_seq:
+        # What the log held before the subscription began was never this agency's to read
+        # (removed and expired listings among it); only an admin's replay moves the start.
+        raise Problem(
+            422,
+            "cursor_before_start",
+            f"this subscription starts after log position {sub.start_seq}",
+            pointer="after",
+            extra={"start_seq": int(sub.start_seq)},
+        )
     events, scanned = collect_events(conn, sub_id, profile_of(sub.profile), start, limit, keyring, today)
     if scanned > sub.delivered_head:
         conn.execute(update(Subscription).where(Subscription.id == sub_id).values(delivered_head=scanned))

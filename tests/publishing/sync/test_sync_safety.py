@@ -170,3 +170,36 @@ def test_revoking_a_client_stops_pushes_pulls_notices_and_watchlist_pushes_at_on
         replay = admin.post(f"/v1/sync/subscriptions/{sub_id}/replay", json={"from_seq": 0})
         assert replay.json()["code"] == "subscription_ended"
     assert admin.get(f"/v1/sync/subscriptions/{push_sub}/drift").status_code == 200
+
+
+# ---- 2. a pull never reaches before its subscription's start ----
+
+
+def test_a_pull_never_reaches_before_the_subscription_start(
+    registry: Registry, court: CourtHandle, admin: httpx.Client
+) -> None:
+    old = publish_one(registry, court, registry.listing(court))
+    remove(registry, court, old)  # a removed listing: its full identifier must not leave
+    agency_id, key = agency(registry)
+    start = head(registry.engine)
+    sub = subscribe(admin, agency_id, "pull", from_seq=start)
+    new = publish_one(registry, court, registry.listing(court))
+    with registry.http(key) as http:
+        for after in (0, 1, start - 1):
+            refused = http.get(f"/v1/sync/{sub}/events", params={"after": after})
+            assert refused.status_code == 422, refused.text
+            assert refused.headers["content-type"].startswith("application/problem+json")
+            problem = refused.json()
+            assert problem["code"] == "cursor_before_start" and problem["start_seq"] == start
+            assert old not in refused.text
+        page = http.get(f"/v1/sync/{sub}/events", params={"after": start}).json()
+        assert [e["listing_id"] for e in page["events"]] == [new]
+        assert [e["listing_id"] for e in http.get(f"/v1/sync/{sub}/events").json()["events"]] == [new]
+        assert admin.get(f"/v1/sync/subscriptions/{sub}").json()["start_seq"] == start
+        # An admin's replay is the only way back: from then on the agency may read from there.
+        assert admin.post(f"/v1/sync/subscriptions/{sub}/replay", json={"from_seq": 0}).status_code == 200
+        replayed = http.get(f"/v1/sync/{sub}/events", params={"after": 0, "limit": 1000}).json()
+        assert old in {e["listing_id"] for e in replayed["events"]}
+        # A replay forward does not move the start forward past what the admin opened.
+        assert admin.post(f"/v1/sync/subscriptions/{sub}/replay", json={"from_seq": start}).status_code == 200
+        assert admin.get(f"/v1/sync/subscriptions/{sub}").json()["start_seq"] == 0
