@@ -30,6 +30,7 @@ from publishing.sync.signing import signed_response_headers
 from registry.calendar import china_date
 from registry.clients.services import Principal
 from registry.db import Database
+from registry.endpoints import PushPolicy
 from registry.http.auth import roles
 from registry.http.body import RequestStruct
 from registry.http.dependencies import Injected
@@ -94,11 +95,14 @@ class SubscriptionAdminController(Controller):
     async def create(
         self,
         data: RequestBody[SubscriptionCreate],
-        db: Injected[Database],
+        services: Injected[Services],
         principal: Injected[Principal],
     ) -> SubscriptionRead:
-        """Subscribe an agency client: profile, push (with an https endpoint) or pull, start position."""
-        created = await db.write(
+        """Subscribe an agency client: profile, push (with an https endpoint at a public
+        address) or pull, start position."""
+        policy = PushPolicy.from_settings(services.settings)
+        await sync.vet_endpoint(data.endpoint_url, policy)
+        created = await services.db.write(
             sync.create_subscription,
             client_id=data.client_id,
             profile=data.profile,
@@ -107,6 +111,7 @@ class SubscriptionAdminController(Controller):
             from_seq=data.from_seq,
             actor=principal.actor,
             now=utcnow(),
+            policy=policy,
         )
         return msgspec.convert(created, SubscriptionRead)
 

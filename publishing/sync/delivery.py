@@ -28,6 +28,7 @@ import msgspec
 from sqlalchemy import Connection, or_, select, update
 
 from publishing.sync.models import Subscription
+from publishing.sync.outbound import endpoint_client, post
 from publishing.sync.services import (
     ACTIVE_CLIENTS,
     SyncEvent,
@@ -38,6 +39,7 @@ from publishing.sync.services import (
 )
 from publishing.sync.signing import signed_request_headers
 from registry.calendar import china_date
+from registry.endpoints import PushPolicy
 from registry.eventlog.services import head
 from registry.runtime import Services
 from registry.timeutil import utcnow
@@ -163,15 +165,22 @@ def release(conn: Connection, sub_id: str, owner: str) -> None:
     )
 
 
-def _error_of(response: httpx.Response | None, exc: Exception | None) -> str:
-    # Never the response body: an agency's error page is not ours to store.
-    if response is not None:
-        return f"HTTP {response.status_code}"
-    return type(exc).__name__
+def request_deadline(services: Services) -> float:
+    """Seconds one push request may take in all: the setting, and never more than half the
+    lease, so that a request cannot outlive the lease renewed right before it."""
+    return min(services.settings.sync.timeout_seconds, services.settings.sync.lease_seconds / 2)
 
 
-async def deliver_subscription(services: Services, http: httpx.AsyncClient, claim: Claim, owner: str) -> int:
-    """Send the backlog of one claimed subscription until drained, failed, or half the lease used."""
+async def deliver_subscription(services: Services, claim: Claim, owner: str) -> int:
+    """Send the backlog of one claimed subscription until drained, failed, or half the lease
+    used, over a client of its own (no connection shared with another endpoint)."""
+    async with endpoint_client(
+        PushPolicy.from_settings(services.settings), request_deadline(services)
+    ) as http:
+        return await _deliver(services, http, claim, owner)
+
+
+async def _deliver(services: Services, http: httpx.AsyncClient, claim: Claim, owner: str) -> int:
     settings = services.settings
     profile = profile_of(claim.profile)
     lease = timedelta(seconds=settings.sync.lease_seconds)
@@ -230,15 +239,19 @@ async def deliver_subscription(services: Services, http: httpx.AsyncClient, clai
 async def _post(
     services: Services, http: httpx.AsyncClient, claim: Claim, events: list[SyncEvent]
 ) -> str | None:
-    """POST one ordered batch; None on a 2xx, else what went wrong."""
+    """POST one ordered batch; None on a 2xx, else what went wrong (never the answer's body:
+    an agency's error page is not ours to store)."""
     body = msgspec.json.encode({"subscription": claim.id, "events": events})
     key = f"{claim.id}:{events[0].seq}-{events[-1].seq}"
     headers = signed_request_headers(services.signer, claim.endpoint_url, body, key)
-    try:
-        response = await http.post(claim.endpoint_url, content=body, headers=headers)
-    except httpx.HTTPError as exc:
-        return _error_of(None, exc)
-    return None if response.is_success else _error_of(response, None)
+    return await post(
+        http,
+        claim.endpoint_url,
+        body,
+        headers,
+        deadline=request_deadline(services),
+        max_answer_bytes=services.settings.push.response_max_bytes,
+    )
 
 
 async def deliver_due(services: Services, owner: str | None = None) -> int:
@@ -256,11 +269,9 @@ async def deliver_due(services: Services, owner: str | None = None) -> int:
     )
     if not claims:
         return 0
-    timeout = httpx.Timeout(settings.sync.timeout_seconds)
-    async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as http:
-        results: list[Any] = await asyncio.gather(
-            *(deliver_subscription(services, http, claim, owner) for claim in claims), return_exceptions=True
-        )
+    results: list[Any] = await asyncio.gather(
+        *(deliver_subscription(services, claim, owner) for claim in claims), return_exceptions=True
+    )
     delivered = 0
     for claim, result in zip(claims, results, strict=True):
         if isinstance(result, BaseException):

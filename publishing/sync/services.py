@@ -23,7 +23,7 @@ from publishing.sync.profiles import (
     render,
 )
 from registry.clients.models import ApiClient
-from registry.endpoints import validate_push_endpoint
+from registry.endpoints import PushPolicy
 from registry.eventlog.readers import LogEvent, read_events
 from registry.eventlog.services import EventDraft, append_events, head
 from registry.eventlog.types import LISTING_EVENTS, REMOVAL_EVENTS, EventType
@@ -67,8 +67,18 @@ class SyncEvent(EventHead, frozen=True, kw_only=True):
 # ---- administration ----
 
 
-def validate_endpoint(url: str) -> str:
-    return validate_push_endpoint(url, pointer="/endpoint_url", code="invalid_endpoint_url")
+ENDPOINT = {"pointer": "/endpoint_url", "code": "invalid_endpoint_url"}
+
+
+def validate_endpoint(url: str, policy: PushPolicy) -> str:
+    """The endpoint's form and, when it is an address, the address (`vet_endpoint` resolves
+    a name: run it first, outside the transaction)."""
+    return policy.check_url(url, **ENDPOINT)
+
+
+async def vet_endpoint(url: str | None, policy: PushPolicy) -> None:
+    if url is not None:
+        await policy.vet(url, **ENDPOINT)
 
 
 def profile_of(name: str) -> Profile:
@@ -93,6 +103,7 @@ def create_subscription(
     from_seq: int,
     actor: str,
     now: datetime,
+    policy: PushPolicy,
 ) -> dict[str, Any]:
     profile_of(profile)
     if mode not in MODES:
@@ -102,7 +113,7 @@ def create_subscription(
             raise Problem(
                 422, "endpoint_required", "a push subscription needs an endpoint_url", pointer="/endpoint_url"
             )
-        endpoint_url = validate_endpoint(endpoint_url)
+        endpoint_url = validate_endpoint(endpoint_url, policy)
     elif endpoint_url is not None:
         raise Problem(
             422, "endpoint_not_allowed", "a pull subscription has no endpoint_url", pointer="/endpoint_url"

@@ -20,9 +20,11 @@ import msgspec
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from publishing.sync.outbound import endpoint_client, post
 from publishing.sync.signing import signed_request_headers
 from registry.checks.models import WatchChange, WatchRegistration
 from registry.clients.models import ApiClient
+from registry.endpoints import PushPolicy
 from registry.runtime import Services
 from registry.timeutil import utcnow
 
@@ -60,14 +62,17 @@ async def _post(services: Services, http: httpx.AsyncClient, endpoint: str, payl
     body = msgspec.json.encode({"changes": payloads})
     key = f"watch:{payloads[0]['seq']}-{payloads[-1]['seq']}"
     headers = signed_request_headers(services.signer, endpoint, body, key)
-    try:
-        response = await http.post(endpoint, content=body, headers=headers)
-    except httpx.HTTPError as exc:
-        logger.warning("watchlist push failed: %s", type(exc).__name__)
-        return False
-    if not response.is_success:
-        logger.warning("watchlist push answered HTTP %d", response.status_code)
-    return response.is_success
+    error = await post(
+        http,
+        endpoint,
+        body,
+        headers,
+        deadline=services.settings.sync.timeout_seconds,
+        max_answer_bytes=services.settings.push.response_max_bytes,
+    )
+    if error is not None:
+        logger.warning("watchlist push failed: %s", error)
+    return error is None
 
 
 async def _mark_delivered(conn: AsyncConnection, client_id: str, seqs: list[int]) -> None:
@@ -99,6 +104,12 @@ async def _push_bank(services: Services, http: httpx.AsyncClient, client_id: str
         pushed += len(batch)
 
 
+async def _push_one(services: Services, client_id: str, endpoint: str) -> int:
+    policy = PushPolicy.from_settings(services.settings)
+    async with endpoint_client(policy, services.settings.sync.timeout_seconds) as http:
+        return await _push_bank(services, http, client_id, endpoint)
+
+
 async def push_watch_changes(services: Services) -> int:
     """One pass: every bank with pending changes and an endpoint; returns how many were pushed."""
     settings = services.settings
@@ -106,11 +117,10 @@ async def push_watch_changes(services: Services) -> int:
         banks = await _pending_banks(conn, settings.sync.max_parallel)
     if not banks:
         return 0
-    async with httpx.AsyncClient(timeout=httpx.Timeout(settings.sync.timeout_seconds)) as http:
-        results = await asyncio.gather(
-            *(_push_bank(services, http, client_id, endpoint) for client_id, endpoint in banks),
-            return_exceptions=True,
-        )
+    results = await asyncio.gather(
+        *(_push_one(services, client_id, endpoint) for client_id, endpoint in banks),
+        return_exceptions=True,
+    )
     pushed = 0
     for result in results:
         if isinstance(result, BaseException):

@@ -21,7 +21,7 @@ from registry.bulk import bulk_insert
 from registry.checks.models import WatchChange, WatchRegistration, WatchSubject
 from registry.checks.schemas import WatchSubjectIn
 from registry.clients.models import ApiClient
-from registry.endpoints import validate_push_endpoint
+from registry.endpoints import PushPolicy
 from registry.eventlog.readers import LogEvent, LogReader
 from registry.eventlog.types import LISTING_EVENTS, REMOVAL_EVENTS, EventType
 from registry.identity.crypto import BlindIndex
@@ -124,10 +124,11 @@ def _watched(conn: Connection, client_id: str, blinds: list[bytes]) -> set[bytes
     return found
 
 
-def check_endpoint(endpoint: str | None) -> str | None:
+async def check_endpoint(endpoint: str | None, policy: PushPolicy) -> str | None:
+    """Where pushes may go: the shared rule (`registry.endpoints`), its name resolved."""
     if endpoint is None:
         return None
-    return validate_push_endpoint(endpoint, pointer="/endpoint", code="invalid_endpoint")
+    return await policy.vet(endpoint, pointer="/endpoint", code="invalid_endpoint")
 
 
 def set_endpoint(conn: Connection, client_id: str, endpoint: str | None, now: datetime) -> None:

@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import httpx
+import pytest
 import sqlalchemy as sa
 
 from publishing.sync.delivery import deliver_due
@@ -25,8 +26,9 @@ from registry.eventlog.readers import follow
 from registry.runtime import Services
 from registry.settings import Settings
 from registry.timeutil import utcnow
+from service.app import create_app
 from tests.support.checks import bank, publish_person
-from tests.support.harness import CourtHandle, Registry
+from tests.support.harness import CourtHandle, Registry, serve_app
 from tests.support.listings import publish_one
 from tests.support.publishing import remove
 from tests.support.sync_receiver import running_receiver
@@ -203,3 +205,117 @@ def test_a_pull_never_reaches_before_the_subscription_start(
         # A replay forward does not move the start forward past what the admin opened.
         assert admin.post(f"/v1/sync/subscriptions/{sub}/replay", json={"from_seq": start}).status_code == 200
         assert admin.get(f"/v1/sync/subscriptions/{sub}").json()["start_seq"] == 0
+
+
+# ---- 3. push endpoints: https to public addresses, checked when set and at each send ----
+
+REFUSED_EVERYWHERE = [
+    "https://10.0.0.1/",
+    "https://169.254.169.254/latest/meta-data/",
+    "http://127.0.0.1:6379/",
+    "https://127.0.0.1/",
+    "https://127.1/",  # a name the resolver reads as 127.0.0.1
+    "https://localhost/hook",
+    "https://[::1]/",
+    "https://[::ffff:127.0.0.1]/",
+    "https://[::ffff:8.8.8.8]/",
+    "https://[fe80::1]/",
+    "https://100.64.0.1/",
+    "https://224.0.0.1/",
+    "https://0.0.0.0/",
+    "https://192.168.1.1/",
+    "https://172.16.0.1/",
+    "http://agency.example/hook",
+    "http://8.8.8.8/",
+]
+
+
+@pytest.fixture(scope="module")
+def strict_url(settings: Settings, engine: sa.Engine) -> Iterator[str]:
+    """A server with the defaults: no allowed networks, no plain http."""
+    strict = settings.override(push={"allowed_networks": "", "allow_http": False})
+    with serve_app(create_app(strict, run_scheduler=False)) as url:
+        yield url
+
+
+def test_push_endpoints_must_be_https_to_public_addresses_when_set(
+    registry: Registry, strict_url: str
+) -> None:
+    admin_key = registry.client("admin")
+    agency_id, _ = agency(registry)
+    bank_id, _ = bank(registry)
+    with registry.engine.begin() as conn:
+        _, bank_key = create_client(conn, "Second bank", "bank", None, actor="test", now=utcnow())
+    with (
+        httpx.Client(base_url=strict_url, headers={"Authorization": f"Bearer {admin_key}"}) as admin,
+        httpx.Client(base_url=strict_url, headers={"Authorization": f"Bearer {bank_key}"}) as bank_http,
+    ):
+        for url in REFUSED_EVERYWHERE:
+            body = {"client_id": agency_id, "profile": "public", "mode": "push", "endpoint_url": url}
+            refused = admin.post("/v1/sync/subscriptions", json=body)
+            assert refused.status_code == 422, url
+            assert (
+                refused.json()["code"] == "invalid_endpoint_url"
+                and refused.json()["pointer"] == "/endpoint_url"
+            )
+            watch = bank_http.put("/v1/watchlist/endpoint", json={"endpoint": url})
+            assert watch.status_code == 422 and watch.json()["code"] == "invalid_endpoint", url
+        assert admin.get("/v1/sync/subscriptions").json() == []
+        # Public addresses, and names that do not resolve yet (checked again at each send).
+        for url in ("https://8.8.8.8/hook", "https://agency.example/hook", "https://[2001:4860::8888]/x"):
+            body = {"client_id": agency_id, "profile": "public", "mode": "push", "endpoint_url": url}
+            assert admin.post("/v1/sync/subscriptions", json=body).status_code == 201, url
+            assert bank_http.put("/v1/watchlist/endpoint", json={"endpoint": url}).status_code == 200
+    # The operator's allow-list (here: 127.0.0.1, with plain http) opens exactly that.
+    with registry.http(admin_key) as admin:
+        for url in (
+            "http://127.0.0.2:8080/",
+            "http://10.0.0.1/",
+            "https://10.0.0.1/",
+            "http://agency.example/",
+        ):
+            body = {"client_id": agency_id, "profile": "public", "mode": "push", "endpoint_url": url}
+            assert admin.post("/v1/sync/subscriptions", json=body).status_code == 422, url
+        body = {
+            "client_id": agency_id,
+            "profile": "public",
+            "mode": "push",
+            "endpoint_url": "http://127.0.0.1:9/",
+        }
+        assert admin.post("/v1/sync/subscriptions", json=body).status_code == 201
+    assert bank_id
+
+
+def test_each_send_resolves_and_checks_the_address_it_connects_to(
+    registry: Registry, court: CourtHandle, admin: httpx.Client, settings: Settings
+) -> None:
+    publish_one(registry, court, registry.listing(court))
+    agency_id, _ = agency(registry)
+    with running_receiver() as receiver:
+        # A name, accepted when set because it resolved into the allowed network then...
+        by_name = receiver.url.replace("127.0.0.1", "localhost")
+        sub = subscribe(admin, agency_id, "push", by_name)
+        # ...and a worker whose rule no longer allows it: nothing is sent, the error says why.
+        closed = fast(settings).override(push={"allowed_networks": "", "allow_http": True})
+        run(closed, deliver_due)
+        assert receiver.deliveries == []
+        refused = admin.get(f"/v1/sync/subscriptions/{sub}").json()
+        assert refused["last_error"].startswith("endpoint refused") and refused["failures_total"] == 1
+        # Allowed again: the connection goes to the checked address, the name stays in Host.
+        admin.post(f"/v1/sync/subscriptions/{sub}/resume")
+        run(fast(settings), deliver_due)
+        assert receiver.deliveries and receiver.deliveries[0].headers["host"] == by_name.split("/")[2]
+        assert subscription(registry.engine, sub).cursor == head(registry.engine)
+
+
+def test_redirects_are_never_followed(
+    registry: Registry, court: CourtHandle, admin: httpx.Client, settings: Settings
+) -> None:
+    publish_one(registry, court, registry.listing(court))
+    agency_id, _ = agency(registry)
+    with running_receiver() as target, running_receiver() as redirecting:
+        redirecting.default = f"redirect:{target.url}"
+        sub = subscribe(admin, agency_id, "push", redirecting.url)
+        run(fast(settings), deliver_due)
+        assert len(redirecting.deliveries) == 1 and target.deliveries == []
+        assert admin.get(f"/v1/sync/subscriptions/{sub}").json()["last_error"] == "HTTP 307"
