@@ -154,7 +154,11 @@ class SyncSettings(BaseSettings):
 
     interval_seconds: float = Field(default=1.0, gt=0, description="How often push workers look for work.")
     batch_size: int = Field(default=200, ge=1, le=1000, description="Log events read per push batch.")
-    max_parallel: int = Field(default=16, ge=1, description="Subscriptions one worker pass delivers at once.")
+    max_parallel: int = Field(
+        default=16,
+        ge=1,
+        description="Subscriptions (and, apart, banks' watchlists) one process delivers at once.",
+    )
     timeout_seconds: float = Field(
         default=10.0,
         gt=0,

@@ -29,6 +29,7 @@ from sqlalchemy import Connection, or_, select, update
 
 from publishing.sync.models import Subscription
 from publishing.sync.outbound import endpoint_client, post
+from publishing.sync.pool import AGENCY_POOL, send_pool
 from publishing.sync.services import (
     ACTIVE_CLIENTS,
     SyncEvent,
@@ -254,10 +255,29 @@ async def _post(
     )
 
 
+async def dispatch_due(services: Services) -> int:
+    """The scheduler job: claim due subscriptions for this process's free slots, start each
+    as its own task (`publishing.sync.pool`), and return at once: a pass never waits for an
+    endpoint, so one slow or failing agency never delays another. Returns how many started."""
+    pool = send_pool(services, AGENCY_POOL)
+    if pool.free == 0:
+        return 0
+    owner = worker_id()
+    lease = timedelta(seconds=services.settings.sync.lease_seconds)
+    claims = await services.db.write(claim_due, owner, utcnow(), lease, pool.free)
+    for claim in claims:
+        if pool.running(claim.id):  # still running here from a lease that ran out: leave it
+            await services.db.write(release, claim.id, owner)
+            continue
+        pool.start(claim.id, deliver_subscription(services, claim, owner))
+    return len(claims)
+
+
 async def deliver_due(services: Services, owner: str | None = None) -> int:
-    """One pass of the push worker: claim due subscriptions and deliver them concurrently.
-    Returns how many events were acknowledged. Each pass is its own lease owner, so that a
-    pass started while a long one runs serves only the subscriptions the long one has not."""
+    """One complete pass (`registry sync deliver`, tests): claim due subscriptions, deliver
+    them concurrently and wait for all. Returns how many events were acknowledged. Each pass
+    is its own lease owner, so that a pass started while a long one runs serves only the
+    subscriptions the long one has not."""
     settings = services.settings
     owner = owner or worker_id()
     claims = await services.db.write(

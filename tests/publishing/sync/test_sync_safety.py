@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -18,6 +20,8 @@ import sqlalchemy as sa
 
 from publishing.sync.delivery import deliver_due
 from publishing.sync.notices import notice_reader
+from publishing.sync.plugin import plugin as sync_plugin
+from publishing.sync.pool import send_pools
 from publishing.sync.revocations import READER as REVOCATIONS
 from publishing.sync.watchpush import push_watch_changes
 from registry.checks.watchlist import READER as WATCHLIST
@@ -26,6 +30,7 @@ from registry.eventlog.readers import follow
 from registry.runtime import Services
 from registry.settings import Settings
 from registry.timeutil import utcnow
+from registry.wiring import follow_job
 from service.app import create_app
 from tests.support.checks import bank, publish_person
 from tests.support.harness import CourtHandle, Registry, serve_app
@@ -319,3 +324,135 @@ def test_redirects_are_never_followed(
         run(fast(settings), deliver_due)
         assert len(redirecting.deliveries) == 1 and target.deliveries == []
         assert admin.get(f"/v1/sync/subscriptions/{sub}").json()["last_error"] == "HTTP 307"
+
+
+# ---- 4. slow endpoints: total deadline, small answer cap, isolation, back-off ----
+
+
+@contextmanager
+def scheduler_running(settings: Settings) -> Iterator[None]:
+    """The sync plugin's jobs (and the watchlist reader) as the scheduler runs them: each
+    every interval, never more instances at once than the job allows, with the plugin's
+    per-process resources; in a thread of its own until the block ends."""
+    jobs = [*sync_plugin.jobs(settings), follow_job("follow_watchlists", WATCHLIST, every=0.1)]  # type: ignore[misc]
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    async def main() -> None:
+        services = Services.create(settings)
+        running: dict[str, list[asyncio.Task[object]]] = {job.id: [] for job in jobs}
+        try:
+            async with send_pools(services):
+                while not stop.is_set():
+                    for job in jobs:
+                        live = [t for t in running[job.id] if not t.done()]
+                        if len(live) < job.max_instances:
+                            live.append(asyncio.create_task(job.run(services)))
+                        running[job.id] = live
+                    await asyncio.sleep(0.1)
+                for tasks in running.values():
+                    for task in tasks:
+                        task.cancel()
+                await asyncio.gather(*(t for ts in running.values() for t in ts), return_exceptions=True)
+        finally:
+            await services.close()
+
+    thread = threading.Thread(target=lambda: _capture(errors, lambda: asyncio.run(main())), daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert not errors, errors
+
+
+def _capture(errors: list[BaseException], work: Callable[[], object]) -> None:
+    try:
+        work()
+    except BaseException as exc:  # reported by the test thread
+        errors.append(exc)
+
+
+def watch(http: httpx.Client, receiver_url: str, *numbers: str) -> None:
+    assert http.put("/v1/watchlist/endpoint", json={"endpoint": receiver_url}).status_code == 200
+    body = {"subjects": [{"id_number": n} for n in numbers]}
+    assert http.post("/v1/watchlist/subjects", json=body).status_code == 200
+
+
+def test_a_trickling_receiver_delays_no_other_subscription_or_bank(
+    registry: Registry, court: CourtHandle, admin: httpx.Client, settings: Settings
+) -> None:
+    first, second = registry.person_listing(court), registry.person_listing(court)
+    numbers = [first["debtor"]["id_number"], second["debtor"]["id_number"]]
+    agency_id, _ = agency(registry)
+    _, slow_bank = bank(registry, "Slow bank")
+    _, fast_bank = bank(registry, "Fast bank")
+    quick = fast(settings, timeout_seconds=3.0, lease_seconds=30.0, interval_seconds=0.1, batch_size=50)
+    with (
+        running_receiver(default="trickle", trickle_seconds=0.5) as slow_agency,
+        running_receiver() as fast_agency,
+        running_receiver(default="trickle", trickle_seconds=0.5) as slow_watch,
+        running_receiver() as fast_watch,
+        slow_bank,
+        fast_bank,
+    ):
+        slow_sub = subscribe(admin, agency_id, "push", slow_agency.url)
+        fast_sub = subscribe(admin, agency_id, "push", fast_agency.url)
+        watch(slow_bank, slow_watch.url, *numbers)
+        watch(fast_bank, fast_watch.url, *numbers)
+        with scheduler_running(quick):
+            one, _ = publish_person(
+                registry, court, **{k: v for k, v in first.items() if k != "submission_id"}
+            )
+            wait_for(lambda: one in {c["listing_id"] for c in fast_watch.received}, 5, "the first change")
+            wait_for(lambda: one in {e["listing_id"] for e in fast_agency.received}, 5, "the first event")
+            wait_for(lambda: slow_watch.in_flight == 1 and slow_agency.in_flight == 1, 5, "the trickles")
+            # Both slow receivers now hold a request open; the others must not notice.
+            published = time.monotonic()
+            two, _ = publish_person(
+                registry, court, **{k: v for k, v in second.items() if k != "submission_id"}
+            )
+            wait_for(lambda: two in {c["listing_id"] for c in fast_watch.received}, 2, "the fast bank")
+            wait_for(lambda: two in {e["listing_id"] for e in fast_agency.received}, 2, "the fast agency")
+            assert time.monotonic() - published < 2
+            # The trickles end at the total deadline (3 s), however steadily bytes come.
+            wait_for(lambda: slow_watch.hung_up >= 1 and slow_agency.hung_up >= 1, 6, "the deadline")
+    assert slow_agency.answer_bytes_sent < 20 and slow_watch.answer_bytes_sent < 20
+    status = admin.get(f"/v1/sync/subscriptions/{slow_sub}").json()
+    assert status["failures_total"] >= 1 and status["last_error"] == "deadline exceeded"
+    assert admin.get(f"/v1/sync/subscriptions/{fast_sub}").json()["failures_total"] == 0
+
+
+def test_a_huge_answer_is_not_read(
+    registry: Registry, court: CourtHandle, admin: httpx.Client, settings: Settings
+) -> None:
+    publish_one(registry, court, registry.listing(court))
+    agency_id, _ = agency(registry)
+    with running_receiver(default="huge", huge_bytes=256 * 1024 * 1024) as receiver:
+        sub = subscribe(admin, agency_id, "push", receiver.url)
+        run(fast(settings, timeout_seconds=10.0), deliver_due)
+    # A 2xx is all the registry needs: delivered, and the answer dropped after a few KiB.
+    assert subscription(registry.engine, sub).cursor == head(registry.engine)
+    assert receiver.hung_up == 1
+    assert receiver.answer_bytes_sent < 16 * 1024 * 1024  # what socket buffers took, not 256 MiB
+
+
+def test_watchlist_pushes_back_off_exponentially(
+    registry: Registry, court: CourtHandle, settings: Settings
+) -> None:
+    body = registry.person_listing(court)
+    _, http = bank(registry)
+    backing_off = fast(settings, interval_seconds=0.1, backoff_base_seconds=0.4, backoff_max_seconds=10.0)
+    with http, running_receiver(default="500") as receiver:
+        watch(http, receiver.url, body["debtor"]["id_number"])
+        publish_person(registry, court, **{k: v for k, v in body.items() if k != "submission_id"})
+        with scheduler_running(backing_off):
+            wait_for(lambda: len(receiver.deliveries) >= 1, 5, "the first push")
+            time.sleep(2.5)
+        # 0.2-0.4 s, then 0.4-0.8 s, then 0.8-1.6 s: a handful of attempts, not one per pass (25).
+        assert 2 <= len(receiver.deliveries) <= 5, len(receiver.deliveries)
+    with registry.engine.connect() as conn:
+        row = conn.execute(sa.text("SELECT * FROM watch_registrations")).one()
+    assert row.attempts == len(receiver.deliveries) and row.last_error == "HTTP 500"
+    assert row.failures_total == row.attempts and row.next_attempt_at is not None
