@@ -158,6 +158,26 @@ def renew(conn: Connection, sub_id: str, owner: str, until: datetime) -> bool:
     return bool(renewed.rowcount == 1)
 
 
+def note_lease_lost(conn: Connection, sub_id: str, owner: str, now: datetime) -> bool:
+    """After a renewal or a cursor move was refused: if another worker now holds the lease
+    (ours ran out under us), count it in the status and metrics; a revocation or a pause is
+    not a lost lease. Returns whether it was one."""
+    row = conn.execute(
+        select(Subscription.lease_owner, Subscription.state).where(Subscription.id == sub_id)
+    ).first()
+    if row is None or row.lease_owner == owner or row.state != "active":
+        if row is not None and row.lease_owner != owner:
+            logger.info("subscription %s: no longer ours to send (%s)", sub_id, row.state)
+        return False
+    logger.warning("subscription %s: lease lost to another worker, stopping", sub_id)
+    conn.execute(
+        update(Subscription)
+        .where(Subscription.id == sub_id)
+        .values(lease_lost_total=Subscription.lease_lost_total + 1, last_lease_lost_at=now)
+    )
+    return True
+
+
 def release(conn: Connection, sub_id: str, owner: str) -> None:
     conn.execute(
         update(Subscription)
@@ -198,7 +218,7 @@ async def _deliver(services: Services, http: httpx.AsyncClient, claim: Claim, ow
                 break
             if events:
                 if not await services.db.write(renew, claim.id, owner, utcnow() + lease):
-                    logger.info("subscription %s: no longer ours to send", claim.id)
+                    await services.db.write(note_lease_lost, claim.id, owner, utcnow())
                     return sent
                 error = await _post(services, http, claim, events)
                 if error is not None:
@@ -229,7 +249,7 @@ async def _deliver(services: Services, http: httpx.AsyncClient, claim: Claim, ow
                 lease_until=now + lease,
             )
             if not moved:
-                logger.warning("subscription %s: lease lost, stopping", claim.id)
+                await services.db.write(note_lease_lost, claim.id, owner, utcnow())
                 return sent
             cursor, sent = scanned, sent + len(events)
     finally:

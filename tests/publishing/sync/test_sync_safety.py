@@ -456,3 +456,74 @@ def test_watchlist_pushes_back_off_exponentially(
         row = conn.execute(sa.text("SELECT * FROM watch_registrations")).one()
     assert row.attempts == len(receiver.deliveries) and row.last_error == "HTTP 500"
     assert row.failures_total == row.attempts and row.next_attempt_at is not None
+
+
+# ---- 5. leases: never outlived by a request; a lost one is reported ----
+
+
+def test_a_trickling_receiver_sees_each_batch_once_at_a_time(
+    registry: Registry, court: CourtHandle, admin: httpx.Client, settings: Settings
+) -> None:
+    for _ in range(2):
+        publish_one(registry, court, registry.listing(court))
+    agency_id, _ = agency(registry)
+    # A per-request setting longer than the lease: the lease bounds it (half of it).
+    short_lease = fast(settings, lease_seconds=2.0, timeout_seconds=30.0, backoff_base_seconds=0.05)
+
+    async def workers(seconds: float) -> None:
+        """Two workers (their own services, as two processes), each passing as often as it
+        can, for `seconds` (a pass still running then is cancelled)."""
+        pair = [Services.create(short_lease) for _ in range(2)]
+
+        async def passes(services: Services, name: str) -> None:
+            while True:
+                await deliver_due(services, name)
+                await asyncio.sleep(0.05)
+
+        tasks = [asyncio.create_task(passes(s, f"worker-{n}")) for n, s in enumerate(pair)]
+        try:
+            await asyncio.wait(tasks, timeout=seconds)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for services in pair:
+                await services.close()
+
+    with running_receiver(default="trickle", trickle_seconds=0.2) as receiver:
+        sub = subscribe(admin, agency_id, "push", receiver.url)
+        asyncio.run(workers(5.0))
+    keys = [d.headers["idempotency-key"] for d in receiver.deliveries]
+    assert len(keys) >= 2 and len(set(keys)) == 1, keys  # the same batch, retried...
+    assert receiver.max_in_flight == 1  # ...but never two at once
+    status = admin.get(f"/v1/sync/subscriptions/{sub}").json()
+    assert status["last_error"] == "deadline exceeded" and status["lease_lost_total"] == 0
+
+
+def test_a_lost_lease_is_reported_in_status_and_metrics(
+    registry: Registry, court: CourtHandle, admin: httpx.Client, settings: Settings
+) -> None:
+    publish_one(registry, court, registry.listing(court))
+    agency_id, _ = agency(registry)
+    with running_receiver(default="sleep:1.0") as receiver:
+        sub = subscribe(admin, agency_id, "push", receiver.url)
+
+        def steal() -> None:
+            # While the worker's request is in flight, another worker takes the subscription
+            # over (as if the first had stalled past its lease).
+            wait_for(lambda: receiver.in_flight == 1, 10, "the request")
+            with registry.engine.begin() as conn:
+                conn.execute(
+                    sa.text("UPDATE sync_subscriptions SET lease_owner = 'other-worker' WHERE id = :id"),
+                    {"id": sub},
+                )
+
+        thief = threading.Thread(target=steal)
+        thief.start()
+        run(fast(settings), deliver_due)
+        thief.join()
+    status = admin.get(f"/v1/sync/subscriptions/{sub}").json()
+    assert status["lease_lost_total"] == 1 and status["last_lease_lost_at"] is not None
+    assert status["cursor"] < head(registry.engine)  # the stalled worker did not move the cursor
+    labels = f'client="{agency_id}",mode="push",profile="credit_reference",subscription="{sub}"'
+    assert f"registry_sync_lease_lost{{{labels}}} 1.0" in admin.get("/metrics").text
