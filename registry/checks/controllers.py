@@ -142,8 +142,8 @@ class WatchlistController(Controller):
 
     @get("/", responses=problems(GUARDED))
     async def show(self, db: Injected[Database], principal: Injected[Principal]) -> WatchlistSummary:
-        """How many subjects this bank watches, and its push endpoint."""
-        return WatchlistSummary(**await db.read(summary, principal.client_id))
+        """How many subjects this bank watches, its push endpoint and how pushes to it fare."""
+        return msgspec.convert(await db.read(summary, principal.client_id), WatchlistSummary)
 
     @post("/subjects", status_code=200, responses=problems(GUARDED, BODY, {413: "batch_too_large"}))
     async def add(

@@ -141,13 +141,36 @@ def set_endpoint(conn: Connection, client_id: str, endpoint: str | None, now: da
 
 
 def summary(conn: Connection, client_id: str) -> dict[str, Any]:
-    endpoint = conn.execute(
-        select(WatchRegistration.endpoint).where(WatchRegistration.client_id == client_id)
-    ).scalar()
+    registration = conn.execute(
+        select(
+            WatchRegistration.endpoint,
+            WatchRegistration.attempts,
+            WatchRegistration.failures_total,
+            WatchRegistration.last_error,
+            WatchRegistration.next_attempt_at,
+            WatchRegistration.last_delivered_at,
+        ).where(WatchRegistration.client_id == client_id)
+    ).first()
     count = conn.execute(
         select(func.count()).select_from(WatchSubject).where(WatchSubject.client_id == client_id)
     ).scalar_one()
-    return {"endpoint": endpoint, "subjects": int(count)}
+    endpoint = registration.endpoint if registration is not None else None
+    if registration is None or endpoint is None:
+        return {"endpoint": endpoint, "subjects": int(count)}
+    pending = conn.execute(
+        select(func.count())
+        .select_from(WatchChange)
+        .where(WatchChange.client_id == client_id, WatchChange.delivered_at.is_(None))
+    ).scalar_one()
+    push = {
+        "attempts": registration.attempts,
+        "failures_total": registration.failures_total,
+        "last_error": registration.last_error,
+        "next_attempt_at": iso(registration.next_attempt_at) if registration.next_attempt_at else None,
+        "last_delivered_at": iso(registration.last_delivered_at) if registration.last_delivered_at else None,
+        "pending_changes": int(pending),
+    }
+    return {"endpoint": endpoint, "subjects": int(count), "push": push}
 
 
 def record_changes(conn: Connection, events: Sequence[LogEvent], now: datetime) -> None:

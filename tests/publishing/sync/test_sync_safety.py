@@ -452,10 +452,10 @@ def test_watchlist_pushes_back_off_exponentially(
             time.sleep(2.5)
         # 0.2-0.4 s, then 0.4-0.8 s, then 0.8-1.6 s: a handful of attempts, not one per pass (25).
         assert 2 <= len(receiver.deliveries) <= 5, len(receiver.deliveries)
-    with registry.engine.connect() as conn:
-        row = conn.execute(sa.text("SELECT * FROM watch_registrations")).one()
-    assert row.attempts == len(receiver.deliveries) and row.last_error == "HTTP 500"
-    assert row.failures_total == row.attempts and row.next_attempt_at is not None
+        status = http.get("/v1/watchlist").json()["push"]
+    assert status["attempts"] == len(receiver.deliveries) and status["last_error"] == "HTTP 500"
+    assert status["failures_total"] == status["attempts"] and status["next_attempt_at"] is not None
+    assert status["pending_changes"] == 1 and status["last_delivered_at"] is None
 
 
 # ---- 5. leases: never outlived by a request; a lost one is reported ----

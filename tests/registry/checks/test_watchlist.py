@@ -62,7 +62,7 @@ def test_watchlist_follows_listing_and_removal(
         assert results[2]["status"] == "added"
         again = http.post("/v1/watchlist/subjects", json={"subjects": [{"id_number": number}]}).json()
         assert again["results"][0]["status"] == "already_watched"
-        assert http.get("/v1/watchlist").json() == {"endpoint": None, "subjects": 2}
+        assert http.get("/v1/watchlist").json() == {"endpoint": None, "subjects": 2, "push": None}
 
         assert follow(settings) > 0  # the unwatched listing and setup events: no change for anyone
         assert changes(http, 0) == {"changes": [], "next_after": 0}
