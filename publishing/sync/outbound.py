@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 
 import httpx
 
@@ -23,9 +24,9 @@ logger = logging.getLogger("publishing.sync.outbound")
 
 
 class PinnedTransport(httpx.AsyncBaseTransport):
-    def __init__(self, policy: PushPolicy) -> None:
+    def __init__(self, policy: PushPolicy, verify: ssl.SSLContext | bool = True) -> None:
         self._policy = policy
-        self._inner = httpx.AsyncHTTPTransport(retries=0, trust_env=False)
+        self._inner = httpx.AsyncHTTPTransport(retries=0, trust_env=False, verify=verify)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
@@ -42,10 +43,13 @@ class PinnedTransport(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
-def endpoint_client(policy: PushPolicy, deadline: float) -> httpx.AsyncClient:
-    """A client for one endpoint (its own connections: none shared across endpoints)."""
+def endpoint_client(
+    policy: PushPolicy, deadline: float, verify: ssl.SSLContext | bool = True
+) -> httpx.AsyncClient:
+    """A client for one endpoint (its own connections: none shared across endpoints).
+    `verify`: the system's trust store by default (tests pass their own authority)."""
     return httpx.AsyncClient(
-        transport=PinnedTransport(policy),
+        transport=PinnedTransport(policy, verify),
         timeout=httpx.Timeout(deadline),
         follow_redirects=False,
         trust_env=False,

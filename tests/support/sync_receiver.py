@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import select
 import socket
+import ssl
 import threading
 import time
 from collections import deque
@@ -140,11 +141,18 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def running_receiver(**options: Any) -> Iterator[Receiver]:
+def running_receiver(
+    *, tls: ssl.SSLContext | None = None, host: str = "127.0.0.1", **options: Any
+) -> Iterator[Receiver]:
+    """A receiver on loopback; with `tls` (a server context), over https, its URL naming
+    `host` (which must resolve to 127.0.0.1 and be in the certificate)."""
     receiver = Receiver(**options)
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(receiver))
     server.daemon_threads = True
-    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/registry/events"
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    scheme = "https" if tls is not None else "http"
+    receiver.url = f"{scheme}://{host}:{server.server_address[1]}/registry/events"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

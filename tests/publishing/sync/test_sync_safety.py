@@ -12,6 +12,8 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from ipaddress import ip_network
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,12 +22,14 @@ import sqlalchemy as sa
 
 from publishing.sync.delivery import deliver_due
 from publishing.sync.notices import notice_reader
+from publishing.sync.outbound import endpoint_client, post
 from publishing.sync.plugin import plugin as sync_plugin
 from publishing.sync.pool import send_pools
 from publishing.sync.revocations import READER as REVOCATIONS
 from publishing.sync.watchpush import push_watch_changes
 from registry.checks.watchlist import READER as WATCHLIST
 from registry.clients.services import create_client, revoke_client
+from registry.endpoints import PushPolicy
 from registry.eventlog.readers import follow
 from registry.runtime import Services
 from registry.settings import Settings
@@ -37,6 +41,7 @@ from tests.support.harness import CourtHandle, Registry, serve_app
 from tests.support.listings import publish_one
 from tests.support.publishing import remove
 from tests.support.sync_receiver import running_receiver
+from tests.support.tls import make_ca
 
 
 def agency(registry: Registry, name: str = "中国人民银行征信中心") -> tuple[str, str]:
@@ -527,3 +532,28 @@ def test_a_lost_lease_is_reported_in_status_and_metrics(
     assert status["cursor"] < head(registry.engine)  # the stalled worker did not move the cursor
     labels = f'client="{agency_id}",mode="push",profile="credit_reference",subscription="{sub}"'
     assert f"registry_sync_lease_lost{{{labels}}} 1.0" in admin.get("/metrics").text
+
+
+def test_https_connects_to_the_checked_address_and_verifies_the_name(tmp_path: Path) -> None:
+    authority = make_ca(tmp_path, ["localhost"])
+    loopback = PushPolicy(networks=(ip_network("127.0.0.1/32"),))  # https only
+
+    def send(url: str, policy: PushPolicy = loopback) -> str | None:
+        async def main() -> str | None:
+            async with endpoint_client(policy, 5.0, verify=authority.client()) as http:
+                body = b'{"events": []}'
+                headers = {"content-type": "application/json"}
+                return await post(http, url, body, headers, deadline=5.0, max_answer_bytes=1024)
+
+        return asyncio.run(main())
+
+    with running_receiver(tls=authority.server, host="localhost") as receiver:
+        # Resolved once, connected to 127.0.0.1, the name kept for SNI, the certificate and Host.
+        assert send(receiver.url) is None
+        assert receiver.deliveries[0].headers["host"] == receiver.url.split("/")[2]
+        # The same server by its address: the certificate does not name it, TLS refuses.
+        assert send(receiver.url.replace("localhost", "127.0.0.1")) == "ConnectError"
+        # No allow-list: refused before a byte is sent; plain http is refused outright.
+        assert str(send(receiver.url, PushPolicy())).startswith("endpoint refused")
+        assert str(send(receiver.url.replace("https", "http"))).startswith("endpoint refused")
+        assert len(receiver.deliveries) == 1
