@@ -13,6 +13,8 @@ from typing import Any, Literal, Self
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from registry.endpoints import parse_allowed
+
 
 def _config(prefix: str) -> SettingsConfigDict:
     return SettingsConfigDict(env_prefix=prefix, extra="ignore", populate_by_name=True)
@@ -152,8 +154,17 @@ class SyncSettings(BaseSettings):
 
     interval_seconds: float = Field(default=1.0, gt=0, description="How often push workers look for work.")
     batch_size: int = Field(default=200, ge=1, le=1000, description="Log events read per push batch.")
-    max_parallel: int = Field(default=16, ge=1, description="Subscriptions one worker pass delivers at once.")
-    timeout_seconds: float = Field(default=10.0, gt=0, description="Per push request.")
+    max_parallel: int = Field(
+        default=16,
+        ge=1,
+        description="Subscriptions (and, apart, banks' watchlists) one process delivers at once.",
+    )
+    timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Total deadline of one push request, connection to last byte read (at most half "
+        "the lease is used).",
+    )
     max_attempts: int = Field(
         default=10, ge=1, description="Failed pushes in a row before a subscription is flagged failing."
     )
@@ -170,6 +181,33 @@ class SyncSettings(BaseSettings):
         validation_alias="REGISTRY_NOTICE_DEADLINE_DAYS",
         description="Working days an agency has to acknowledge an assistance notice.",
     )
+
+
+class PushSettings(BaseSettings):
+    """Where the registry may send: agency push subscriptions and bank watchlist endpoints."""
+
+    model_config = _config("REGISTRY_PUSH_")
+
+    allowed_networks: str = Field(
+        default="",
+        description="Comma-separated networks (10.20.0.0/16, 127.0.0.1) or host names (agency.internal) "
+        "pushes may reach beside public addresses; empty: public addresses only.",
+    )
+    allow_http: bool = Field(
+        default=False, description="Accept plain http:// endpoints, and then only to the allowed networks."
+    )
+    response_max_bytes: int = Field(
+        default=64 * 1024,
+        ge=0,
+        le=16 * 1024 * 1024,
+        description="Most of a push answer's body read (never stored); the rest is not read.",
+    )
+
+    @field_validator("allowed_networks")
+    @classmethod
+    def _parses(cls, value: str) -> str:
+        parse_allowed(value)
+        return value
 
 
 class FeedSettings(BaseSettings):
@@ -279,6 +317,7 @@ class Settings(BaseModel):
     listings: ListingSettings = Field(default_factory=ListingSettings)
     checks: CheckSettings = Field(default_factory=CheckSettings)
     sync: SyncSettings = Field(default_factory=SyncSettings)
+    push: PushSettings = Field(default_factory=PushSettings)
     feeds: FeedSettings = Field(default_factory=FeedSettings)
     exports: ExportSettings = Field(default_factory=ExportSettings)
     translog: TranslogSettings = Field(default_factory=TranslogSettings)

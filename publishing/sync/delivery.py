@@ -28,9 +28,19 @@ import msgspec
 from sqlalchemy import Connection, or_, select, update
 
 from publishing.sync.models import Subscription
-from publishing.sync.services import SyncEvent, advance, collect_events, profile_of, state_row
+from publishing.sync.outbound import endpoint_client, post
+from publishing.sync.pool import AGENCY_POOL, send_pool
+from publishing.sync.services import (
+    ACTIVE_CLIENTS,
+    SyncEvent,
+    advance,
+    collect_events,
+    profile_of,
+    state_row,
+)
 from publishing.sync.signing import signed_request_headers
 from registry.calendar import china_date
+from registry.endpoints import PushPolicy
 from registry.eventlog.services import head
 from registry.runtime import Services
 from registry.timeutil import utcnow
@@ -58,6 +68,7 @@ def claim_due(conn: Connection, owner: str, now: datetime, lease: timedelta, lim
         Subscription.mode == "push",
         Subscription.state == "active",
         Subscription.cursor < last_seq,
+        Subscription.client_id.in_(ACTIVE_CLIENTS),
         or_(Subscription.next_attempt_at.is_(None), Subscription.next_attempt_at <= now),
         or_(Subscription.lease_until.is_(None), Subscription.lease_until < now),
     )
@@ -131,6 +142,42 @@ def record_failure(
         logger.warning("subscription %s flagged failing after %d attempts: %s", sub_id, attempts, error)
 
 
+def renew(conn: Connection, sub_id: str, owner: str, until: datetime) -> bool:
+    """Right before each request: extend the lease, if this worker still holds it and the
+    subscription may still receive (active, its client not revoked, not paused meanwhile)."""
+    renewed = conn.execute(
+        update(Subscription)
+        .where(
+            Subscription.id == sub_id,
+            Subscription.lease_owner == owner,
+            Subscription.state == "active",
+            Subscription.client_id.in_(ACTIVE_CLIENTS),
+        )
+        .values(lease_until=until)
+    )
+    return bool(renewed.rowcount == 1)
+
+
+def note_lease_lost(conn: Connection, sub_id: str, owner: str, now: datetime) -> bool:
+    """After a renewal or a cursor move was refused: if another worker now holds the lease
+    (ours ran out under us), count it in the status and metrics; a revocation or a pause is
+    not a lost lease. Returns whether it was one."""
+    row = conn.execute(
+        select(Subscription.lease_owner, Subscription.state).where(Subscription.id == sub_id)
+    ).first()
+    if row is None or row.lease_owner == owner or row.state != "active":
+        if row is not None and row.lease_owner != owner:
+            logger.info("subscription %s: no longer ours to send (%s)", sub_id, row.state)
+        return False
+    logger.warning("subscription %s: lease lost to another worker, stopping", sub_id)
+    conn.execute(
+        update(Subscription)
+        .where(Subscription.id == sub_id)
+        .values(lease_lost_total=Subscription.lease_lost_total + 1, last_lease_lost_at=now)
+    )
+    return True
+
+
 def release(conn: Connection, sub_id: str, owner: str) -> None:
     conn.execute(
         update(Subscription)
@@ -139,15 +186,22 @@ def release(conn: Connection, sub_id: str, owner: str) -> None:
     )
 
 
-def _error_of(response: httpx.Response | None, exc: Exception | None) -> str:
-    # Never the response body: an agency's error page is not ours to store.
-    if response is not None:
-        return f"HTTP {response.status_code}"
-    return type(exc).__name__
+def request_deadline(services: Services) -> float:
+    """Seconds one push request may take in all: the setting, and never more than half the
+    lease, so that a request cannot outlive the lease renewed right before it."""
+    return min(services.settings.sync.timeout_seconds, services.settings.sync.lease_seconds / 2)
 
 
-async def deliver_subscription(services: Services, http: httpx.AsyncClient, claim: Claim, owner: str) -> int:
-    """Send the backlog of one claimed subscription until drained, failed, or half the lease used."""
+async def deliver_subscription(services: Services, claim: Claim, owner: str) -> int:
+    """Send the backlog of one claimed subscription until drained, failed, or half the lease
+    used, over a client of its own (no connection shared with another endpoint)."""
+    async with endpoint_client(
+        PushPolicy.from_settings(services.settings), request_deadline(services)
+    ) as http:
+        return await _deliver(services, http, claim, owner)
+
+
+async def _deliver(services: Services, http: httpx.AsyncClient, claim: Claim, owner: str) -> int:
     settings = services.settings
     profile = profile_of(claim.profile)
     lease = timedelta(seconds=settings.sync.lease_seconds)
@@ -163,6 +217,9 @@ async def deliver_subscription(services: Services, http: httpx.AsyncClient, clai
             if scanned == cursor:
                 break
             if events:
+                if not await services.db.write(renew, claim.id, owner, utcnow() + lease):
+                    await services.db.write(note_lease_lost, claim.id, owner, utcnow())
+                    return sent
                 error = await _post(services, http, claim, events)
                 if error is not None:
                     await services.db.write(record_failure, claim.id, owner, error, utcnow(), services)
@@ -192,7 +249,7 @@ async def deliver_subscription(services: Services, http: httpx.AsyncClient, clai
                 lease_until=now + lease,
             )
             if not moved:
-                logger.warning("subscription %s: lease lost, stopping", claim.id)
+                await services.db.write(note_lease_lost, claim.id, owner, utcnow())
                 return sent
             cursor, sent = scanned, sent + len(events)
     finally:
@@ -203,21 +260,44 @@ async def deliver_subscription(services: Services, http: httpx.AsyncClient, clai
 async def _post(
     services: Services, http: httpx.AsyncClient, claim: Claim, events: list[SyncEvent]
 ) -> str | None:
-    """POST one ordered batch; None on a 2xx, else what went wrong."""
+    """POST one ordered batch; None on a 2xx, else what went wrong (never the answer's body:
+    an agency's error page is not ours to store)."""
     body = msgspec.json.encode({"subscription": claim.id, "events": events})
     key = f"{claim.id}:{events[0].seq}-{events[-1].seq}"
     headers = signed_request_headers(services.signer, claim.endpoint_url, body, key)
-    try:
-        response = await http.post(claim.endpoint_url, content=body, headers=headers)
-    except httpx.HTTPError as exc:
-        return _error_of(None, exc)
-    return None if response.is_success else _error_of(response, None)
+    return await post(
+        http,
+        claim.endpoint_url,
+        body,
+        headers,
+        deadline=request_deadline(services),
+        max_answer_bytes=services.settings.push.response_max_bytes,
+    )
+
+
+async def dispatch_due(services: Services) -> int:
+    """The scheduler job: claim due subscriptions for this process's free slots, start each
+    as its own task (`publishing.sync.pool`), and return at once: a pass never waits for an
+    endpoint, so one slow or failing agency never delays another. Returns how many started."""
+    pool = send_pool(services, AGENCY_POOL)
+    if pool.free == 0:
+        return 0
+    owner = worker_id()
+    lease = timedelta(seconds=services.settings.sync.lease_seconds)
+    claims = await services.db.write(claim_due, owner, utcnow(), lease, pool.free)
+    for claim in claims:
+        if pool.running(claim.id):  # still running here from a lease that ran out: leave it
+            await services.db.write(release, claim.id, owner)
+            continue
+        pool.start(claim.id, deliver_subscription(services, claim, owner))
+    return len(claims)
 
 
 async def deliver_due(services: Services, owner: str | None = None) -> int:
-    """One pass of the push worker: claim due subscriptions and deliver them concurrently.
-    Returns how many events were acknowledged. Each pass is its own lease owner, so that a
-    pass started while a long one runs serves only the subscriptions the long one has not."""
+    """One complete pass (`registry sync deliver`, tests): claim due subscriptions, deliver
+    them concurrently and wait for all. Returns how many events were acknowledged. Each pass
+    is its own lease owner, so that a pass started while a long one runs serves only the
+    subscriptions the long one has not."""
     settings = services.settings
     owner = owner or worker_id()
     claims = await services.db.write(
@@ -229,11 +309,9 @@ async def deliver_due(services: Services, owner: str | None = None) -> int:
     )
     if not claims:
         return 0
-    timeout = httpx.Timeout(settings.sync.timeout_seconds)
-    async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as http:
-        results: list[Any] = await asyncio.gather(
-            *(deliver_subscription(services, http, claim, owner) for claim in claims), return_exceptions=True
-        )
+    results: list[Any] = await asyncio.gather(
+        *(deliver_subscription(services, claim, owner) for claim in claims), return_exceptions=True
+    )
     delivered = 0
     for claim, result in zip(claims, results, strict=True):
         if isinstance(result, BaseException):

@@ -48,6 +48,7 @@ from registry.checks.watchlist import (
 )
 from registry.clients.services import Principal
 from registry.db import Database
+from registry.endpoints import PushPolicy
 from registry.http.auth import roles
 from registry.http.dependencies import Injected
 from registry.http.openapi import BEARER_KEY, BODY, GUARDED, PARAMETER, media_types, problems
@@ -141,8 +142,8 @@ class WatchlistController(Controller):
 
     @get("/", responses=problems(GUARDED))
     async def show(self, db: Injected[Database], principal: Injected[Principal]) -> WatchlistSummary:
-        """How many subjects this bank watches, and its push endpoint."""
-        return WatchlistSummary(**await db.read(summary, principal.client_id))
+        """How many subjects this bank watches, its push endpoint and how pushes to it fare."""
+        return msgspec.convert(await db.read(summary, principal.client_id), WatchlistSummary)
 
     @post("/subjects", status_code=200, responses=problems(GUARDED, BODY, {413: "batch_too_large"}))
     async def add(
@@ -176,11 +177,12 @@ class WatchlistController(Controller):
 
     @put("/endpoint", status_code=200, responses=problems(GUARDED, BODY, {422: "invalid_endpoint"}))
     async def endpoint(
-        self, data: RequestBody[EndpointRequest], db: Injected[Database], principal: Injected[Principal]
+        self, data: RequestBody[EndpointRequest], services: Injected[Services], principal: Injected[Principal]
     ) -> EndpointAnswer:
-        """Where changes may be pushed (https; null removes it). Delivery is the push service's."""
-        endpoint = check_endpoint(data.endpoint)
-        await db.write(set_endpoint, principal.client_id, endpoint, utcnow())
+        """Where changes may be pushed (https to a public address; null removes it). Delivery
+        is the push service's."""
+        endpoint = await check_endpoint(data.endpoint, PushPolicy.from_settings(services.settings))
+        await services.db.write(set_endpoint, principal.client_id, endpoint, utcnow())
         return EndpointAnswer(endpoint)
 
     @get("/changes", responses=problems(GUARDED, PARAMETER))

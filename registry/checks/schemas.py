@@ -138,9 +138,21 @@ class WatchResults(msgspec.Struct, frozen=True):
     results: list[WatchSubjectResult]
 
 
+class PushStatus(msgspec.Struct, frozen=True):
+    """How pushes to the bank's endpoint fare: failures in a row back off exponentially."""
+
+    attempts: int  # failed pushes in a row (0 after a success)
+    failures_total: int
+    last_error: str | None  # never the answer's body: `HTTP 500`, `deadline exceeded`, ...
+    next_attempt_at: str | None
+    last_delivered_at: str | None
+    pending_changes: int
+
+
 class WatchlistSummary(msgspec.Struct, frozen=True):
     endpoint: str | None
     subjects: int
+    push: PushStatus | None = None  # with an endpoint
 
 
 class EndpointAnswer(msgspec.Struct, frozen=True):

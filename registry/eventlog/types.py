@@ -24,6 +24,7 @@ class EventType(StrEnum):
     SUBSCRIPTION_PAUSED = "sync.subscription_paused"
     SUBSCRIPTION_RESUMED = "sync.subscription_resumed"
     SUBSCRIPTION_REPLAYED = "sync.subscription_replayed"
+    SUBSCRIPTION_ENDED = "sync.subscription_ended"
     NOTICE_ACKNOWLEDGED = "notice.acknowledged"
     NOTICE_OBJECTED = "notice.objected"
 
