@@ -5,10 +5,15 @@ Signed and verified with jwcrypto (latchset): it implements EdDSA under that nam
 JWK Set at `/.well-known/jwks.json` publishes it (joserfc 1.8 warns on every use of
 "EdDSA", deprecated by RFC 9864 in favour of "Ed25519", which stock verifiers do not know yet).
 
-The payload names subjects by a salted SHA-256 only: `sha256(salt || kind 0x1f id 0x1f name)`
-over the normalised values, with a fresh 16-byte salt per receipt in the payload. A bank
-proves which borrower a receipt covers by showing the number; anyone else holding the
-receipt must guess numbers one receipt at a time.
+The payload names each subject by a commitment only: HMAC-SHA256 keyed with a fresh
+256-bit nonce per subject, over `kind 0x1f identifier 0x1f name` (normalised). The nonces
+go to the bank beside the receipt (in the answer's results), never inside it: whoever holds
+only the receipt cannot test a guessed number against it (nothing short of the nonce
+narrows it), while the bank proves which borrower a receipt covers by showing the subject
+and its nonce (`POST /v1/checks/verify`).
+
+Receipts of version 1 (before 2026-12) carried one salt inside the payload and a plain
+`sha256(salt || material)`; they still verify, and a subject alone is matched against them.
 """
 
 from __future__ import annotations
@@ -16,8 +21,10 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import json
 import re
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +38,8 @@ ALGORITHM = "EdDSA"
 RECEIPT_TYPE = "check-receipt"
 # The JOSE header `typ` (RFC 7515 §4.1.9): tells a receipt from the registry's other JWSs.
 HEADER_TYPE = "registry-check-receipt+jws"
-SALT_BYTES = 16
+NONCE_BYTES = 32
+RECEIPT_VERSION = 2
 
 
 def b64url(data: bytes) -> str:
@@ -49,9 +57,46 @@ def b64url_decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def subject_digest(salt: bytes, kind: str, identifier: str, name: str | None) -> str:
-    material = "\x1f".join((kind, identifier, name or "")).encode()
-    return b64url(hashlib.sha256(salt + material).digest())
+def _material(kind: str, identifier: str, name: str | None) -> bytes:
+    return "\x1f".join((kind, identifier, name or "")).encode()
+
+
+def new_nonce() -> bytes:
+    return secrets.token_bytes(NONCE_BYTES)
+
+
+def subject_commitment(nonce: bytes, kind: str, identifier: str, name: str | None) -> str:
+    """Version 2: base64url HMAC-SHA256(key = the subject's nonce, kind 0x1f id 0x1f name)."""
+    return b64url(hmac.new(nonce, _material(kind, identifier, name), hashlib.sha256).digest())
+
+
+def legacy_subject_digest(salt: bytes, kind: str, identifier: str, name: str | None) -> str:
+    """Version 1 (the salt travelled inside the receipt): only to match old receipts."""
+    return b64url(hashlib.sha256(salt + _material(kind, identifier, name)).digest())
+
+
+def covered_index(
+    claims: dict[str, Any], kind: str, identifier: str, name: str | None, nonce: bytes | None
+) -> int | None:
+    """The index of the receipt's subject that is this subject (and nonce), or None."""
+    subjects = claims.get("subjects")
+    if not isinstance(subjects, list):
+        return None
+    if claims.get("v") == 1:
+        try:
+            salt = b64url_decode(str(claims.get("salt", "")))
+        except (ValueError, binascii.Error):
+            return None
+        want, field_name = legacy_subject_digest(salt, kind, identifier, name), "sha256"
+    elif nonce is None:
+        return None
+    else:
+        want, field_name = subject_commitment(nonce, kind, identifier, name), "commitment"
+    for entry in subjects:
+        if isinstance(entry, dict) and hmac.compare_digest(str(entry.get(field_name, "")), want):
+            index = entry.get("i")
+            return index if isinstance(index, int) else None
+    return None
 
 
 @dataclass
