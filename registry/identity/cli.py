@@ -18,6 +18,31 @@ def keys() -> None:
     """Data encryption keys and the registry's own signing keys."""
 
 
+@keys.command("check")
+def keys_check() -> None:
+    """Compare the keys this configuration holds with the key ids the database needs; exit
+    non-zero, naming the missing ids, when the service would refuse to start. Generates
+    nothing, not even for an empty database."""
+    from registry.db import create_sync_engine
+    from registry.identity.keystore import KeyConfigError, KeysUnavailable, check_keys
+
+    settings = Settings()
+    engine = create_sync_engine(settings.database.url)
+    try:
+        with engine.begin() as conn:
+            report = check_keys(conn, settings, generate=False)
+    except (KeysUnavailable, KeyConfigError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        engine.dispose()
+    if not report.needed:
+        click.echo("empty database: the first start generates the keys it lacks")
+        return
+    for kid, kind in sorted(report.needed.items(), key=lambda item: (item[1], item[0])):
+        click.echo(f"{kind:12} {kid}  held")
+    click.echo("keys ok: every key the database needs is held")
+
+
 @keys.command("rotate")
 def keys_rotate() -> None:
     """Make a new data key active (secrets-file set-ups) and re-encrypt every ciphertext under it.

@@ -13,7 +13,7 @@ import msgspec
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from registry.identity.registry_key import load_registry_signer
+from registry.identity.registry_key import generate_signing_key_file, load_registry_signer
 from registry.listings.disclosure import age_on, public_columns, public_entry
 from registry.listings.models import Listing
 from registry.settings import Settings
@@ -42,6 +42,7 @@ def test_jwks_publishes_the_key_the_registry_signs_with(registry: Registry, sett
 def test_rotate_signing_keeps_old_key_published(tmp_path: Path, settings: Settings) -> None:
     key_file = tmp_path / "signing.json"
     scoped = settings.override(keys={"signing_key_file": key_file})
+    assert generate_signing_key_file(key_file)
     before = load_registry_signer(scoped)
     old_signature = before.sign(b"receipt")
     env = cli_env(settings) | {"REGISTRY_SIGNING_KEY_FILE": str(key_file)}
