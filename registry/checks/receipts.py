@@ -1,9 +1,12 @@
 """Check receipts: a compact JWS (RFC 7515) signed EdDSA/Ed25519 (RFC 8037) with the
 registry's own key, which a bank keeps as proof that it consulted the list, and when.
 
-Signed and verified with jwcrypto (latchset): it implements EdDSA under that name, as the
-JWK Set at `/.well-known/jwks.json` publishes it (joserfc 1.8 warns on every use of
-"EdDSA", deprecated by RFC 9864 in favour of "Ed25519", which stock verifiers do not know yet).
+Signed by `RegistrySigner` for the receipt domain (registry/identity/registry_key.py: the
+signing input must be a JWS whose header `typ` is `registry-check-receipt+jws`, so no other
+registry signature can pass for a receipt, nor a receipt's for anything else); verified with
+jwcrypto (latchset): it implements EdDSA under that name, as the JWK Set at
+`/.well-known/jwks.json` publishes it (joserfc 1.8 warns on every use of "EdDSA", deprecated
+by RFC 9864 in favour of "Ed25519", which stock verifiers do not know yet).
 
 The payload names each subject by a commitment only: HMAC-SHA256 keyed with a fresh
 256-bit nonce per subject, over `kind 0x1f identifier 0x1f name` (normalised). The nonces
@@ -32,12 +35,12 @@ import msgspec
 from jwcrypto import jwk, jws
 from jwcrypto.common import JWException
 
-from registry.identity.registry_key import RegistrySigner
+from registry.identity.registry_key import RECEIPT_HEADER_TYPE, Domain, RegistrySigner
 
 ALGORITHM = "EdDSA"
 RECEIPT_TYPE = "check-receipt"
 # The JOSE header `typ` (RFC 7515 §4.1.9): tells a receipt from the registry's other JWSs.
-HEADER_TYPE = "registry-check-receipt+jws"
+HEADER_TYPE = RECEIPT_HEADER_TYPE
 NONCE_BYTES = 32
 RECEIPT_VERSION = 2
 
@@ -118,14 +121,11 @@ class ReceiptSigner:
         return key
 
     def sign(self, claims: dict[str, Any]) -> str:
+        """A compact JWS (RFC 7515 section 7.1), signed for the receipt domain."""
         kid = self.signer.key_id
-        key = self._key(kid, private=True)
-        assert key is not None  # the active key is always held
-        # jwcrypto's inner JWSCore: `JWS()` deep-copies its header registry on every
-        # construction, which measured ~400 µs a receipt, more than the check itself.
-        header = json.dumps({"alg": ALGORITHM, "kid": kid, "typ": HEADER_TYPE})
-        signed = jws.JWSCore(ALGORITHM, key, header, msgspec.json.encode(claims)).sign()
-        return f"{signed['protected']}.{signed['payload'].decode()}.{signed['signature']}"
+        header = b64url(json.dumps({"alg": ALGORITHM, "kid": kid, "typ": HEADER_TYPE}).encode())
+        signing_input = f"{header}.{b64url(msgspec.json.encode(claims))}"
+        return f"{signing_input}.{b64url(self.signer.sign(Domain.RECEIPT, signing_input.encode()))}"
 
     def verify(self, receipt: str) -> Verdict:
         """Genuine or not, and why. Never raises on bad input."""
@@ -141,6 +141,9 @@ class ReceiptSigner:
             return Verdict(False, "malformed", "a part is not base64url, or the header is not JSON")
         if not isinstance(header, dict):
             return Verdict(False, "malformed", "the JOSE header is not a JSON object")
+        if header.get("typ") != HEADER_TYPE:
+            # The receipt domain's mark: a JWS without it was never signed as a receipt.
+            return Verdict(False, "not_a_receipt", f"a receipt's JOSE header has typ {HEADER_TYPE}")
         if header.get("alg") != ALGORITHM:
             return Verdict(False, "unsupported_algorithm", f"receipts are signed {ALGORITHM}")
         kid = header.get("kid")

@@ -3,6 +3,22 @@ export manifests, log checkpoints) is verified against these, published as a JWK
 
 Several keys may be known; one is active. Retired keys stay in the JWK Set so that a
 receipt or export signed years ago still verifies.
+
+Domain separation: every signature is made for one `Domain`, and the bytes signed for one
+domain can never be the bytes of another, so a signature made as one thing never verifies
+as another (a manifest signature is no checkpoint, no receipt, no push):
+
+- the registry's own formats (export manifests) are signed over a context prefix,
+  `registry-signature:<domain>:v1` and a newline, then the message;
+- standard formats, which off-the-shelf verifiers check over their own bytes, carry their
+  context inside the signed bytes and are signed only when they have that shape:
+  a checkpoint is a C2SP note body (origin, size, root, time: five lines), a receipt a JWS
+  signing input whose protected header has `typ` = `registry-check-receipt+jws`, a push or
+  pull answer an RFC 9421 signature base whose `@signature-params` carry the domain's `tag`.
+  None of these begins with the prefix; their shapes exclude each other (a JWS input has
+  no newline and no quote, a signature base begins with a quote, a note body does not).
+
+`sign` refuses a message that does not have its domain's shape; `verify` answers False.
 """
 
 from __future__ import annotations
@@ -12,7 +28,9 @@ import binascii
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +40,87 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from registry.identity.errors import KeyConfigError, KeysUnavailable
 from registry.identity.signing import b64url
 from registry.settings import Settings
+
+CONTEXT_PREFIX = b"registry-signature:"
+RECEIPT_HEADER_TYPE = "registry-check-receipt+jws"
+
+
+class Domain(StrEnum):
+    EXPORT_MANIFEST = "export-manifest"
+    CHECKPOINT = "checkpoint"
+    RECEIPT = "check-receipt"
+    HTTP_PUSH = "http-push"  # RFC 9421 requests: agency and watchlist pushes
+    HTTP_RESPONSE = "http-response"  # RFC 9421 responses: signed pulls
+
+
+# Raw formats: signed over this prefix and the message.
+RAW_CONTEXTS: dict[Domain, bytes] = {Domain.EXPORT_MANIFEST: CONTEXT_PREFIX + b"export-manifest:v1\n"}
+# RFC 9421 `tag` parameter per HTTP domain (RFC 9421 section 2.3: an application's context).
+HTTP_TAGS: dict[Domain, str] = {
+    Domain.HTTP_PUSH: "defaulter-registry-push",
+    Domain.HTTP_RESPONSE: "defaulter-registry-response",
+}
+
+_B64URL = re.compile(rb"[A-Za-z0-9_-]+")
+_CHECKPOINT_LINE = re.compile(r"[^\x00-\x1f\x7f]*")
+
+
+class WrongDomain(ValueError):
+    """The message does not have the shape of the domain it is signed or verified for."""
+
+
+def _is_checkpoint(message: bytes) -> bool:
+    try:
+        text = message.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    lines = text.split("\n")
+    if len(lines) != 5 or lines[4] != "" or not all(_CHECKPOINT_LINE.fullmatch(line) for line in lines):
+        return False
+    origin, size, root, time = lines[:4]
+    if not origin or origin.startswith('"') or not size.isascii() or not size.isdigit():
+        return False
+    try:
+        raw_root = base64.b64decode(root, validate=True)
+    except (ValueError, binascii.Error):
+        return False
+    return len(raw_root) == 32 and time.startswith("time ")
+
+
+def _is_receipt_input(message: bytes) -> bool:
+    header, dot, payload = message.partition(b".")
+    if not dot or not _B64URL.fullmatch(header) or not _B64URL.fullmatch(payload):
+        return False
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(header + b"=" * (-len(header) % 4)))
+    except (ValueError, binascii.Error, RecursionError):
+        return False
+    return isinstance(decoded, dict) and decoded.get("typ") == RECEIPT_HEADER_TYPE
+
+
+def _is_http_base(message: bytes, tag: str) -> bool:
+    if not message.startswith(b'"'):
+        return False
+    last = message.rsplit(b"\n", 1)[-1]
+    return last.startswith(b'"@signature-params": ') and f';tag="{tag}"'.encode() in last
+
+
+def signed_bytes(domain: Domain, message: bytes) -> bytes:
+    """What is signed for `message` in `domain`; WrongDomain if it lacks the domain's shape."""
+    context = RAW_CONTEXTS.get(domain)
+    if context is not None:
+        return context + message
+    if message.startswith(CONTEXT_PREFIX):
+        raise WrongDomain("only the registry's raw formats begin with the context prefix")
+    if domain is Domain.CHECKPOINT:
+        shaped = _is_checkpoint(message)
+    elif domain is Domain.RECEIPT:
+        shaped = _is_receipt_input(message)
+    else:
+        shaped = _is_http_base(message, HTTP_TAGS[domain])
+    if not shaped:
+        raise WrongDomain(f"not a {domain.value} message")
+    return message
 
 
 def registry_key_id(public_key: bytes) -> str:
@@ -38,20 +137,21 @@ class RegistrySigner:
     def key_id(self) -> str:
         return self.active_key_id
 
-    def sign(self, message: bytes) -> bytes:
-        return self.keys[self.active_key_id].sign(message)
+    def sign(self, domain: Domain, message: bytes) -> bytes:
+        """Ed25519 over `signed_bytes(domain, message)`; WrongDomain for a misshapen message."""
+        return self.keys[self.active_key_id].sign(signed_bytes(domain, message))
 
     def public_key(self, key_id: str) -> Ed25519PublicKey | None:
         private = self.keys.get(key_id)
         return None if private is None else private.public_key()
 
-    def verify(self, key_id: str, signature: bytes, message: bytes) -> bool:
+    def verify(self, domain: Domain, key_id: str, signature: bytes, message: bytes) -> bool:
         public = self.public_key(key_id)
         if public is None:
             return False
         try:
-            public.verify(signature, message)
-        except InvalidSignature:
+            public.verify(signature, signed_bytes(domain, message))
+        except (InvalidSignature, WrongDomain):
             return False
         return True
 
