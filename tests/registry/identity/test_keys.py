@@ -4,8 +4,11 @@ service that lacks a key the stored data needs refuses to start and names it, an
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -144,3 +147,50 @@ def test_keys_are_generated_for_an_empty_database_only(tmp_path: Path) -> None:
         assert not ensure_keys(fresh, engine).generated
     finally:
         engine.dispose()
+
+
+@pytest.fixture
+def saved_secrets(settings: Settings, registry: Registry) -> Iterator[Path]:
+    """Rotation rewrites the secrets file; put it back so later tests see the server's keys."""
+    path = Path(settings.keys.secrets_file)
+    saved = path.read_bytes()
+    try:
+        yield path
+    finally:
+        path.write_bytes(saved)
+
+
+def test_a_data_key_is_retired_only_once_nothing_is_encrypted_under_it(
+    registry: Registry, court: CourtHandle, settings: Settings, engine: sa.Engine, saved_secrets: Path
+) -> None:
+    publish_person(registry, court)
+    old = json.loads(saved_secrets.read_text())["active_data_key_id"]
+
+    refused = _registry(settings, "keys", "retire", old)
+    assert refused.returncode != 0 and "active data key" in refused.stderr
+
+    # A new active key, as an operator sets one before re-encrypting: the old one still holds data.
+    stored = json.loads(saved_secrets.read_text())
+    stored["data_keys"]["dk-next"] = base64.b64encode(os.urandom(32)).decode()
+    stored["active_data_key_id"] = "dk-next"
+    saved_secrets.write_text(json.dumps(stored))
+    refused = _registry(settings, "keys", "retire", old)
+    assert refused.returncode != 0
+    assert "still encrypted under" in refused.stderr and "listings.debtor_id_cipher: 1" in refused.stderr
+    assert old in json.loads(saved_secrets.read_text())["data_keys"]
+
+    rotated = _registry(settings, "keys", "rotate")
+    assert rotated.returncode == 0, rotated.stderr
+    retired = _registry(settings, "keys", "retire", old)
+    assert retired.returncode == 0, retired.stderr
+    assert old not in json.loads(saved_secrets.read_text())["data_keys"]
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.text("SELECT retired_at FROM registry_keys WHERE key_id = :k"), {"k": old}
+        ).one()
+    assert row.retired_at is not None
+    # The service starts without it, and still reads every listing.
+    checked = _registry(settings, "keys", "check")
+    assert checked.returncode == 0, checked.stderr
+    assert old not in checked.stdout
+    assert "audit ok" in _registry(settings, "audit", "verify").stdout
