@@ -15,6 +15,7 @@ from litestar.response import Stream
 from sqlalchemy import Connection
 
 from registry.checks.querylog import csv_lines, export_page
+from registry.checks.receipts import covered_index
 from registry.checks.schemas import (
     PURPOSES,
     CheckAnswer,
@@ -35,6 +36,7 @@ from registry.checks.services import (
     record,
     run_check,
     validate_request,
+    verify_subject,
 )
 from registry.checks.stores import CheckStore, CoreStore
 from registry.checks.watchlist import (
@@ -125,8 +127,19 @@ class CheckController(Controller):
     @post("/verify", status_code=200, responses=problems(BODY))
     async def verify(self, data: RequestBody[VerifyRequest], services: Injected[Services]) -> VerifyAnswer:
         """Public: is this receipt genuine? `reason` is `genuine`, `malformed`,
-        `unsupported_algorithm`, `unknown_kid`, `bad_signature`, `altered` or `not_a_receipt`."""
-        return msgspec.convert(services.checks.receipts.verify(data.receipt).to_dict(), VerifyAnswer)
+        `unsupported_algorithm`, `unknown_kid`, `bad_signature`, `altered` or `not_a_receipt`.
+        With `subject` and `nonce` (from the check's answer), also whether the receipt
+        covers that borrower (`subject_covered`, `subject_index`)."""
+        subject = verify_subject(data, services.secrets.blind_index)
+        verdict = services.checks.receipts.verify(data.receipt).to_dict()
+        if subject is not None:
+            kind, identifier, name, nonce = subject
+            claims = verdict.get("claims")
+            index = None if claims is None else covered_index(claims, kind, identifier, name, nonce)
+            verdict["subject_covered"] = index is not None
+            if index is not None:
+                verdict["subject_index"] = index
+        return msgspec.convert(verdict, VerifyAnswer)
 
     @get("/purposes", sync_to_thread=False)
     def purposes(self) -> dict[str, str]:

@@ -372,8 +372,9 @@ def _verify_all(receiver: Receiver, jwks: dict[str, Any], key_id: str) -> None:
     assert receiver.deliveries
     for delivery in receiver.deliveries:
         verified = rfc9421.verify(
-            delivery.headers, delivery.body, jwks, method="POST", target_uri=receiver.url
-        )
+            delivery.headers, delivery.body, jwks, method="POST", target_uri=receiver.url,
+            tag="defaulter-registry-push",
+        )  # fmt: skip
         assert verified.params["keyid"] == key_id
         assert verified.params["alg"] == "ed25519"
         assert isinstance(verified.params["created"], int) and verified.params["nonce"]
@@ -598,7 +599,9 @@ def _snapshot(
         assert response.status_code == 200, response.text
         assert response.headers["content-type"] == "application/x-ndjson"
         headers = dict(response.headers.items())
-        verified = rfc9421.verify(headers, response.content, jwks, status=200)
+        verified = rfc9421.verify(
+            headers, response.content, jwks, status=200, tag="defaulter-registry-response"
+        )
         assert {"@status", "content-type", "content-digest"} <= set(verified.components)
         header, *lines = [json.loads(line) for line in response.content.splitlines()]
         assert header["kind"] == "snapshot" and header["count"] == len(lines)
