@@ -19,6 +19,7 @@ import os
 import secrets
 import socket
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,7 +29,16 @@ import msgspec
 from sqlalchemy import Connection, or_, select, update
 
 from publishing.sync.models import Subscription
-from publishing.sync.services import SyncEvent, advance, collect_events, profile_of, state_row
+from publishing.sync.profiles import Profile
+from publishing.sync.services import (
+    RenderedEvent,
+    SyncEvent,
+    advance,
+    for_subscription,
+    profile_of,
+    render_range,
+    state_row,
+)
 from publishing.sync.signing import signed_request_headers
 from registry.calendar import china_date
 from registry.eventlog.services import head
@@ -146,22 +156,97 @@ def _error_of(response: httpx.Response | None, exc: Exception | None) -> str:
     return type(exc).__name__
 
 
-async def deliver_subscription(services: Services, http: httpx.AsyncClient, claim: Claim, owner: str) -> int:
+Rendered = tuple[list[RenderedEvent], int]
+
+
+class SharedRanges:
+    """The log ranges of one delivery pass, each read, loaded, decrypted and rendered once per
+    profile, whatever number of subscriptions of that profile the pass sends it to.
+
+    Subscriptions of one profile that started together (an agency with several receivers,
+    several agencies subscribed from one position) stay at the same cursors, so each range
+    is asked for by all of them: the first asks the database, the others wait for the same
+    result. The next range is read while this one is being sent (`prefetch`), so the
+    database and the renderer work while the pass waits for receivers. Bounded: the oldest
+    ranges are dropped first (a subscription that falls behind reads its own).
+    """
+
+    def __init__(self, services: Services, batch_size: int, capacity: int) -> None:
+        self._services = services
+        self._batch_size = batch_size
+        self._capacity = max(2, capacity)
+        self._ranges: OrderedDict[tuple[str, int], asyncio.Task[Rendered]] = OrderedDict()
+        self.reads = 0
+
+    def _task(self, profile: Profile, after: int) -> asyncio.Task[Rendered]:
+        key = (profile.name, after)
+        task = self._ranges.get(key)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._read(profile, after))
+            task.add_done_callback(_retrieve)
+            self._ranges[key] = task
+            while len(self._ranges) > self._capacity:
+                oldest = next(iter(self._ranges))
+                if not self._ranges[oldest].done():
+                    break  # still being read for someone: dropped once done
+                del self._ranges[oldest]
+        else:
+            self._ranges.move_to_end(key)
+        return task
+
+    async def _read(self, profile: Profile, after: int) -> Rendered:
+        self.reads += 1
+        return await self._services.db.read(
+            render_range,
+            profile,
+            after,
+            self._batch_size,
+            self._services.secrets.keyring,
+            china_date(utcnow()),
+        )
+
+    async def get(self, profile: Profile, after: int) -> Rendered:
+        # shield: one waiter cancelled (its lease lost) must not cancel the others' read.
+        return await asyncio.shield(self._task(profile, after))
+
+    def prefetch(self, profile: Profile, after: int) -> None:
+        self._task(profile, after)
+
+    def close(self) -> None:
+        for task in self._ranges.values():
+            task.cancel()
+        self._ranges.clear()
+
+
+def _retrieve(task: asyncio.Task[Rendered]) -> None:
+    # A prefetched range nobody asked for: its failure is not an unretrieved exception
+    # (whoever asks for it again reads it afresh and sees the error).
+    if not task.cancelled():
+        task.exception()
+
+
+async def deliver_subscription(
+    services: Services,
+    http: httpx.AsyncClient,
+    claim: Claim,
+    owner: str,
+    ranges: SharedRanges | None = None,
+) -> int:
     """Send the backlog of one claimed subscription until drained, failed, or half the lease used."""
     settings = services.settings
     profile = profile_of(claim.profile)
     lease = timedelta(seconds=settings.sync.lease_seconds)
     deadline = time.monotonic() + settings.sync.lease_seconds / 2
+    own = ranges is None
+    ranges = ranges or SharedRanges(services, settings.sync.batch_size, 2)
     cursor, sent = claim.cursor, 0
     try:
         while time.monotonic() < deadline:
-            keyring = services.secrets.keyring
-            today = china_date(utcnow())
-            events, scanned = await services.db.read(
-                collect_events, claim.id, profile, cursor, settings.sync.batch_size, keyring, today
-            )
+            rendered, scanned = await ranges.get(profile, cursor)
             if scanned == cursor:
                 break
+            ranges.prefetch(profile, scanned)
+            events = for_subscription(claim.id, rendered)
             if events:
                 error = await _post(services, http, claim, events)
                 if error is not None:
@@ -196,6 +281,8 @@ async def deliver_subscription(services: Services, http: httpx.AsyncClient, clai
                 return sent
             cursor, sent = scanned, sent + len(events)
     finally:
+        if own:
+            ranges.close()
         await services.db.write(release, claim.id, owner)
     return sent
 
@@ -230,10 +317,16 @@ async def deliver_due(services: Services, owner: str | None = None) -> int:
     if not claims:
         return 0
     timeout = httpx.Timeout(settings.sync.timeout_seconds)
-    async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as http:
-        results: list[Any] = await asyncio.gather(
-            *(deliver_subscription(services, http, claim, owner) for claim in claims), return_exceptions=True
-        )
+    # Two ranges in hand per subscription (the one being sent, the next one being read).
+    ranges = SharedRanges(services, settings.sync.batch_size, 2 * len(claims) + 2)
+    try:
+        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as http:
+            results: list[Any] = await asyncio.gather(
+                *(deliver_subscription(services, http, claim, owner, ranges) for claim in claims),
+                return_exceptions=True,
+            )
+    finally:
+        ranges.close()
     delivered = 0
     for claim, result in zip(claims, results, strict=True):
         if isinstance(result, BaseException):
