@@ -23,7 +23,14 @@ def _jobs(settings: Settings) -> Sequence[Job]:
     return [
         # Passes may overlap (a long backlog keeps one busy while the next serves other
         # subscriptions); leases keep passes and processes apart.
-        Job("sync_push_delivery", deliver_due, every=every, first_after=0, max_instances=4),
+        Job(
+            "sync_push_delivery",
+            deliver_due,
+            every=every,
+            first_after=0,
+            max_instances=4,
+            wake_on_log=True,
+        ),
         follow_job(
             "assistance_notices",
             notice_reader(settings.sync.notice_deadline_days),
