@@ -151,7 +151,7 @@ def demo(count: int, seed: int) -> None:
 @main.command()
 @click.argument(
     "what",
-    type=click.Choice(["ingest", "sync", "checks", "search", "feeds", "export", "checkpoint"]),
+    type=click.Choice(["ingest", "sync", "checks", "search", "feeds", "export", "checkpoint", "sizes"]),
     default="ingest",
 )
 @click.option("--listings", "count", type=int, default=100_000, show_default=True)
@@ -209,6 +209,10 @@ def bench(
             removals=removals,
             batch_size=batch_size,
         )
+    elif what == "sizes":
+        from bench.sizes import run_sizes_bench
+
+        result = run_sizes_bench(count=count, database_url=database_url)
     elif what in ("feeds", "export", "checkpoint"):
         from bench.publishing import run_publishing_bench
 
