@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import random
 import statistics
 import subprocess
@@ -362,13 +363,15 @@ def _served(
         REGISTRY_CHECK_RATE_PER_SECOND="1000000000",
         REGISTRY_CHECK_DAILY_QUOTA=str(10**15),
     )
-    with _sink() as receiver:
+    # The server's log (warnings and errors): where a surface that never empties says why.
+    log_path = Path(os.environ.get("REGISTRY_BENCH_SERVER_LOG", root / "server.log"))
+    with _sink() as receiver, log_path.open("ab") as server_log:
         _subscribe_receiver(settings, receiver.url)
         server = subprocess.Popen(  # noqa: S603 - our own CLI
             [sys.executable, "-m", "service", "serve", "--port", str(port), "--scheduler"],
             env=server_env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=server_log,
         )
         base = f"http://127.0.0.1:{port}"
         try:
