@@ -16,7 +16,6 @@ import asyncio
 import json
 import logging
 import os
-import platform
 import random
 import statistics
 import subprocess
@@ -37,7 +36,16 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Connection, func, or_, select
 
-from bench.common import _env, _free_port, _registry, drop_postgres_databases, fresh_postgres_database
+from bench.common import (
+    _env,
+    _free_port,
+    _registry,
+    drop_postgres_databases,
+    fresh_postgres_database,
+    latency_summary,
+    load_average,
+    timed_figure,
+)
 from demo.runner import load_demo
 from demo.seed import load_signers
 from publishing.sync.services import create_subscription
@@ -98,11 +106,6 @@ def _sink() -> Iterator[_Sink]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
 
 
 def _wait(condition: Any, seconds: float, what: str) -> None:
@@ -176,9 +179,11 @@ def run_sync_bench(*, count: int, removals: int, database_url: str | None = None
             )  # fmt: skip
             server: subprocess.Popen[bytes] | None = None
             try:
+                fan_out_load = load_average()
                 _wait(lambda: all(len(s.keys) >= events for s in sinks), 3600, "the fan-out")
                 # From the first push received, so that the worker's start-up is not counted.
                 fan_out_seconds = time.perf_counter() - min(s.first_at or 0.0 for s in sinks)
+                worker_cpu = _process_cpu_seconds(worker.pid)
                 port = _free_port()
                 server = subprocess.Popen(  # noqa: S603 - our own CLI
                     [sys.executable, "-m", "service", "serve", "--port", str(port), "--no-scheduler"],
@@ -203,24 +208,27 @@ def run_sync_bench(*, count: int, removals: int, database_url: str | None = None
         drop_postgres_databases(database_url, scratch_databases)
     return {
         "benchmark": "sync",
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "database": "sqlite (embedded default)" if database_url is None else "postgresql",
         "listings": count,
         "receivers": len(sinks),
         "profile": "credit_reference",
         "load_seconds": round(loaded, 2),
-        "fan_out": {
-            "events_per_receiver": events,
-            "seconds": round(fan_out_seconds, 2),
-            "events_per_s": round(len(sinks) * events / fan_out_seconds),
-        },
-        "removal_to_ack_seconds": {
-            "removals": len(latencies),
-            "p50": _percentile(latencies, 0.5),
-            "p99": _percentile(latencies, 0.99),
-            "max": round(max(latencies), 3),
-            "mean": round(statistics.fmean(latencies), 3),
-        },
+        "deployment": "registry worker (jobs) + registry serve --no-scheduler (web), one database",
+        "fan_out": timed_figure(
+            {
+                "log_events": events,
+                "receivers": len(sinks),
+                "seconds": round(fan_out_seconds, 2),
+                # A log event counts once it has reached all three receivers.
+                "log_events_per_s": round(events / fan_out_seconds),
+                # Each receiver's copy of an event counted apart (three per log event).
+                "deliveries_per_s": round(len(sinks) * events / fan_out_seconds),
+                "worker_cpu_seconds": worker_cpu,
+            },
+            fan_out_load,
+        ),
+        "removal_to_ack_seconds": latency_summary(latencies, unit="s")
+        | {"mean_s": round(statistics.fmean(latencies), 3)},
     }
 
 
@@ -254,6 +262,16 @@ def _removals(
             time.sleep(0.02)  # a court's clerk, not a batch
     _wait(lambda: all(len(s.removed_at) >= len(sent) for s in sinks), 600, "the removals to arrive")
     return [max(s.removed_at[lid] for s in sinks) - at for lid, at in sent.items()]
+
+
+def _process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a running process so far (start-up included)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 2)
 
 
 def _healthy(http: httpx.Client) -> bool:

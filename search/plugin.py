@@ -23,7 +23,12 @@ def _jobs(settings: Settings) -> Sequence[Job]:
     # APScheduler logs two INFO lines per run: four a second for the log follower.
     logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
     return [
-        Job("search_follow_log", follow_index, every=settings.search.index_interval_seconds),
+        Job(
+            "search_follow_log",
+            follow_index,
+            every=settings.search.index_interval_seconds,
+            wake_on_log=True,
+        ),
         Job(
             "search_reconcile",
             reconcile_index,

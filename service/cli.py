@@ -156,7 +156,7 @@ def demo(count: int, seed: int) -> None:
 @main.command()
 @click.argument(
     "what",
-    type=click.Choice(["ingest", "sync", "checks", "search", "feeds", "export", "checkpoint"]),
+    type=click.Choice(["ingest", "sync", "checks", "search", "feeds", "export", "checkpoint", "sizes"]),
     default="ingest",
 )
 @click.option("--listings", "count", type=int, default=100_000, show_default=True)
@@ -166,7 +166,13 @@ def demo(count: int, seed: int) -> None:
 @click.option(
     "--database-url", default=None, help="PostgreSQL server to make scratch databases on (default: SQLite)."
 )
-@click.option("--removals", type=int, default=200, show_default=True, help="sync: removals timed one by one.")
+@click.option(
+    "--removals",
+    type=int,
+    default=200,
+    show_default=True,
+    help="sync, search: removals timed (search: this many idle, as many during batches).",
+)
 @click.option(
     "--dataset",
     type=click.Path(file_okay=False, path_type=Path),
@@ -189,8 +195,9 @@ def bench(
     Litestar endpoint); public search (`search`); feeds (request latency), export (time, peak
     memory), checkpoint (time, proof latency)."""
     from bench.checks import run_checks_bench
-    from bench.common import run_ingest_bench
+    from bench.common import MachineRun, run_ingest_bench
 
+    machine = MachineRun()
     if what == "sync":
         from bench.sync import run_sync_bench
 
@@ -200,7 +207,17 @@ def bench(
     elif what == "search":
         from bench.search import run_search_bench
 
-        result = run_search_bench(count=count, database_url=database_url, dataset=dataset)
+        result = run_search_bench(
+            count=count,
+            database_url=database_url,
+            dataset=dataset,
+            removals=removals,
+            batch_size=batch_size,
+        )
+    elif what == "sizes":
+        from bench.sizes import run_sizes_bench
+
+        result = run_sizes_bench(count=count, database_url=database_url)
     elif what in ("feeds", "export", "checkpoint"):
         from bench.publishing import run_publishing_bench
 
@@ -209,6 +226,8 @@ def bench(
         result = run_ingest_bench(
             count=count, batch_size=batch_size, workers=workers, database_url=database_url
         )
+    # Which machine, under which load, and CPU time beside wall time: first in the output.
+    result = {"benchmark": result.pop("benchmark", what), "machine": machine.finish(), **result}
     text = json.dumps(result, indent=2)
     if output is not None:
         output.write_text(text)

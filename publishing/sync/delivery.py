@@ -19,6 +19,7 @@ import os
 import secrets
 import socket
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,13 +30,16 @@ from sqlalchemy import Connection, or_, select, update
 
 from publishing.sync.models import Subscription
 from publishing.sync.outbound import endpoint_client, post
-from publishing.sync.pool import AGENCY_POOL, send_pool
+from publishing.sync.pool import AGENCY_POOL, SHARED_RANGES, send_pool
+from publishing.sync.profiles import Profile
 from publishing.sync.services import (
     ACTIVE_CLIENTS,
+    RenderedEvent,
     SyncEvent,
     advance,
-    collect_events,
+    for_subscription,
     profile_of,
+    render_range,
     state_row,
 )
 from publishing.sync.signing import signed_request_headers
@@ -192,16 +196,116 @@ def request_deadline(services: Services) -> float:
     return min(services.settings.sync.timeout_seconds, services.settings.sync.lease_seconds / 2)
 
 
-async def deliver_subscription(services: Services, claim: Claim, owner: str) -> int:
+Rendered = tuple[list[RenderedEvent], int]
+
+# How long a range read for one delivery serves the others at the same cursor.
+FRESH_SECONDS = 1.0
+
+
+class SharedRanges:
+    """The log ranges of one delivery pass, each read, loaded, decrypted and rendered once per
+    profile, whatever number of subscriptions of that profile the pass sends it to.
+
+    Subscriptions of one profile that started together (an agency with several receivers,
+    several agencies subscribed from one position) stay at the same cursors, so each range
+    is asked for by all of them: the first asks the database, the others wait for the same
+    result. The next range is read while this one is being sent (`prefetch`), so the
+    database and the renderer work while the pass waits for receivers. Bounded: the oldest
+    ranges are dropped first (a subscription that falls behind reads its own).
+
+    The process keeps one (`shared_ranges`) for the deliveries its pool runs side by side. A
+    range is reused only while fresh (`FRESH_SECONDS` after it was read), and a range that
+    found nothing new never is: the log grows, and a stale "nothing after N" would stall
+    every subscription at N.
+    """
+
+    def __init__(self, services: Services, batch_size: int, capacity: int) -> None:
+        self._services = services
+        self._batch_size = batch_size
+        self._capacity = max(2, capacity)
+        self._ranges: OrderedDict[tuple[str, int], tuple[asyncio.Task[Rendered], float]] = OrderedDict()
+        self.reads = 0
+
+    def _reusable(self, task: asyncio.Task[Rendered], started: float, after: int) -> bool:
+        if not task.done():
+            return True
+        if task.cancelled() or task.exception() is not None:
+            return False
+        return task.result()[1] != after and time.monotonic() - started < FRESH_SECONDS
+
+    def _task(self, profile: Profile, after: int) -> asyncio.Task[Rendered]:
+        key = (profile.name, after)
+        held = self._ranges.get(key)
+        if held is not None and self._reusable(held[0], held[1], after):
+            self._ranges.move_to_end(key)
+            return held[0]
+        task = asyncio.get_running_loop().create_task(self._read(profile, after))
+        task.add_done_callback(_retrieve)
+        self._ranges[key] = (task, time.monotonic())
+        self._ranges.move_to_end(key)
+        while len(self._ranges) > self._capacity:
+            oldest = next(iter(self._ranges))
+            if not self._ranges[oldest][0].done():
+                break  # still being read for someone: dropped once done
+            del self._ranges[oldest]
+        return task
+
+    async def _read(self, profile: Profile, after: int) -> Rendered:
+        self.reads += 1
+        return await self._services.db.read(
+            render_range,
+            profile,
+            after,
+            self._batch_size,
+            self._services.secrets.keyring,
+            china_date(utcnow()),
+        )
+
+    async def get(self, profile: Profile, after: int) -> Rendered:
+        # shield: one waiter cancelled (its lease lost) must not cancel the others' read.
+        return await asyncio.shield(self._task(profile, after))
+
+    def prefetch(self, profile: Profile, after: int) -> None:
+        self._task(profile, after)
+
+    def close(self) -> None:
+        for task, _ in self._ranges.values():
+            task.cancel()
+        self._ranges.clear()
+
+
+def _retrieve(task: asyncio.Task[Rendered]) -> None:
+    # A prefetched range nobody asked for: its failure is not an unretrieved exception
+    # (whoever asks for it again reads it afresh and sees the error).
+    if not task.cancelled():
+        task.exception()
+
+
+def shared_ranges(services: Services) -> SharedRanges:
+    """This process's shared ranges (made on first use; `send_pools` closes them): the
+    deliveries the pool runs at the same time ask it for the same ranges."""
+    ranges = services.extensions.get(SHARED_RANGES)
+    if ranges is None:
+        settings = services.settings.sync
+        ranges = services.extensions[SHARED_RANGES] = SharedRanges(
+            services, settings.batch_size, 2 * settings.max_parallel + 2
+        )
+    assert isinstance(ranges, SharedRanges)
+    return ranges
+
+
+async def deliver_subscription(services: Services, claim: Claim, owner: str, ranges: SharedRanges) -> int:
     """Send the backlog of one claimed subscription until drained, failed, or half the lease
     used, over a client of its own (no connection shared with another endpoint)."""
     async with endpoint_client(
         PushPolicy.from_settings(services.settings), request_deadline(services)
     ) as http:
-        return await _deliver(services, http, claim, owner)
+        return await _deliver(services, http, claim, owner, ranges)
 
 
-async def _deliver(services: Services, http: httpx.AsyncClient, claim: Claim, owner: str) -> int:
+async def _deliver(
+    services: Services, http: httpx.AsyncClient, claim: Claim, owner: str, ranges: SharedRanges
+) -> int:
     settings = services.settings
     profile = profile_of(claim.profile)
     lease = timedelta(seconds=settings.sync.lease_seconds)
@@ -209,13 +313,11 @@ async def _deliver(services: Services, http: httpx.AsyncClient, claim: Claim, ow
     cursor, sent = claim.cursor, 0
     try:
         while time.monotonic() < deadline:
-            keyring = services.secrets.keyring
-            today = china_date(utcnow())
-            events, scanned = await services.db.read(
-                collect_events, claim.id, profile, cursor, settings.sync.batch_size, keyring, today
-            )
+            rendered, scanned = await ranges.get(profile, cursor)
             if scanned == cursor:
                 break
+            ranges.prefetch(profile, scanned)
+            events = for_subscription(claim.id, rendered)
             if events:
                 if not await services.db.write(renew, claim.id, owner, utcnow() + lease):
                     await services.db.write(note_lease_lost, claim.id, owner, utcnow())
@@ -282,6 +384,7 @@ async def dispatch_due(services: Services) -> int:
     pool = send_pool(services, AGENCY_POOL)
     if pool.free == 0:
         return 0
+    ranges = shared_ranges(services)
     owner = worker_id()
     lease = timedelta(seconds=services.settings.sync.lease_seconds)
     claims = await services.db.write(claim_due, owner, utcnow(), lease, pool.free)
@@ -289,7 +392,7 @@ async def dispatch_due(services: Services) -> int:
         if pool.running(claim.id):  # still running here from a lease that ran out: leave it
             await services.db.write(release, claim.id, owner)
             continue
-        pool.start(claim.id, deliver_subscription(services, claim, owner))
+        pool.start(claim.id, deliver_subscription(services, claim, owner, ranges))
     return len(claims)
 
 
@@ -309,9 +412,15 @@ async def deliver_due(services: Services, owner: str | None = None) -> int:
     )
     if not claims:
         return 0
-    results: list[Any] = await asyncio.gather(
-        *(deliver_subscription(services, claim, owner) for claim in claims), return_exceptions=True
-    )
+    # Two ranges in hand per subscription (the one being sent, the next one being read).
+    ranges = SharedRanges(services, settings.sync.batch_size, 2 * len(claims) + 2)
+    try:
+        results: list[Any] = await asyncio.gather(
+            *(deliver_subscription(services, claim, owner, ranges) for claim in claims),
+            return_exceptions=True,
+        )
+    finally:
+        ranges.close()
     delivered = 0
     for claim, result in zip(claims, results, strict=True):
         if isinstance(result, BaseException):

@@ -24,8 +24,9 @@ def _jobs(settings: Settings) -> Sequence[Job]:
     every = settings.sync.interval_seconds
     return [
         # Each pass only starts deliveries (one task per subscription, in a bounded pool) and
-        # returns: no endpoint holds a pass; leases keep processes apart.
-        Job("sync_push_delivery", dispatch_due, every=every, first_after=0),
+        # returns: no endpoint holds a pass; leases keep processes apart. A commit that appends
+        # to the log wakes it at once.
+        Job("sync_push_delivery", dispatch_due, every=every, first_after=0, wake_on_log=True),
         follow_job(
             "assistance_notices",
             notice_reader(settings.sync.notice_deadline_days),

@@ -21,6 +21,8 @@ logger = logging.getLogger("publishing.sync.pool")
 
 AGENCY_POOL = "sync.agency_pushes"
 WATCH_POOL = "sync.watchlist_pushes"
+# The log ranges the agency deliveries share (`publishing.sync.delivery.SharedRanges`).
+SHARED_RANGES = "sync.shared_ranges"
 
 
 class SendPool:
@@ -78,3 +80,6 @@ async def send_pools(services: Services) -> AsyncIterator[None]:
             pool = services.extensions.pop(name, None)
             if isinstance(pool, SendPool):
                 await pool.close()
+        ranges = services.extensions.pop(SHARED_RANGES, None)
+        if ranges is not None:
+            ranges.close()

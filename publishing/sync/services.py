@@ -259,16 +259,24 @@ def list_subscriptions(conn: Connection, client_id: str | None = None) -> list[d
 # ---- the events an agency receives ----
 
 
-def collect_events(
-    conn: Connection,
-    sub_id: str,
-    profile: Profile,
-    after: int,
-    limit: int,
-    keyring: DataKeyring,
-    today: date,
-) -> tuple[list[SyncEvent], int]:
-    """Up to `limit` log events after `after`, filtered and rendered for the profile.
+class RenderedEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """One admitted log event rendered for a profile, before it is addressed to a
+    subscription: the same for every subscription of that profile."""
+
+    seq: int
+    type: str
+    occurred_at: str
+    listing_id: str
+    listing_version: int
+    listing: ProfileRecord | None
+    removal: RemovalInfo | None
+
+
+def render_range(
+    conn: Connection, profile: Profile, after: int, limit: int, keyring: DataKeyring, today: date
+) -> tuple[list[RenderedEvent], int]:
+    """Up to `limit` log events after `after`, filtered and rendered for the profile: read,
+    loaded, decrypted and rendered once, whatever number of subscriptions it is sent to.
 
     Returns the events and the position scanned to: events the profile does not admit
     (other debtor kinds, non-listing events) are passed over, and the cursor moves past them.
@@ -276,15 +284,14 @@ def collect_events(
     raw = read_events(conn, after, limit)
     if not raw:
         return [], after
-    out: list[SyncEvent] = []
+    out: list[RenderedEvent] = []
     for event, version, row in _admitted(conn, profile, raw):
         removal = None
         if event.type in REMOVAL_EVENTS:
             removal = RemovalInfo(event.data["reason"], event.data["effective_on"])
         out.append(
-            SyncEvent(
+            RenderedEvent(
                 seq=event.seq,
-                idempotency_key=f"{sub_id}:{event.seq}",
                 type=event.type,
                 occurred_at=iso(event.occurred_at),
                 listing_id=row.id,
@@ -294,6 +301,37 @@ def collect_events(
             )
         )
     return out, raw[-1].seq
+
+
+def for_subscription(sub_id: str, rendered: list[RenderedEvent]) -> list[SyncEvent]:
+    """The rendered events as one subscription receives them (its idempotency keys)."""
+    return [
+        SyncEvent(
+            seq=e.seq,
+            idempotency_key=f"{sub_id}:{e.seq}",
+            type=e.type,
+            occurred_at=e.occurred_at,
+            listing_id=e.listing_id,
+            listing_version=e.listing_version,
+            listing=e.listing,
+            removal=e.removal,
+        )
+        for e in rendered
+    ]
+
+
+def collect_events(
+    conn: Connection,
+    sub_id: str,
+    profile: Profile,
+    after: int,
+    limit: int,
+    keyring: DataKeyring,
+    today: date,
+) -> tuple[list[SyncEvent], int]:
+    """`render_range` addressed to one subscription (pull: one agency reads at a time)."""
+    rendered, scanned = render_range(conn, profile, after, limit, keyring, today)
+    return for_subscription(sub_id, rendered), scanned
 
 
 def _admitted(conn: Connection, profile: Profile, events: list[LogEvent]) -> list[tuple[LogEvent, int, Any]]:
