@@ -2,7 +2,7 @@
 push back-off and leases
 
 Revision ID: 0013
-Revises: 0010
+Revises: 0012
 Create Date: 2026-12-06 00:00:00
 
 `sync_subscriptions.start_seq` is the first log position a subscription may read after:
@@ -23,7 +23,7 @@ from alembic import op
 from registry.timeutil import UtcDateTime
 
 revision: str = "0013"
-down_revision: str | None = "0010"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
