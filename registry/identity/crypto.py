@@ -165,7 +165,11 @@ def _env_secrets(settings: Settings) -> Secrets:
     if len(blind) > 2:
         raise KeyConfigError("REGISTRY_BLIND_INDEX_KEY holds the active key and at most one retiring key")
     previous = blind[1] if len(blind) > 1 else None
-    return Secrets(DataKeyring(keys, active), BlindIndex(blind[0]), blind[0], previous)
+    try:
+        keyring = DataKeyring(keys, active)
+    except DataKeyError as exc:
+        raise KeyConfigError(f"REGISTRY_DATA_KEY_ID: {exc}") from exc
+    return Secrets(keyring, BlindIndex(blind[0]), blind[0], previous)
 
 
 def load_secrets_if_present(settings: Settings) -> Secrets | None:

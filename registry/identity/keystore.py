@@ -19,7 +19,7 @@ import hmac
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, literal, select
+from sqlalchemy import Connection, Engine, insert, inspect, literal, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -176,6 +176,8 @@ def ensure_keys(settings: Settings, engine: Engine | None = None) -> KeyReport:
     engine = engine or create_sync_engine(settings.database.url)
     try:
         with engine.begin() as conn:
+            if not inspect(conn).has_table(RegistryKey.__tablename__):
+                raise KeyConfigError("the database is not migrated: run `registry db upgrade` first")
             return check_keys(conn, settings, generate=True)
     finally:
         if own:

@@ -120,6 +120,24 @@ def test_unreadable_or_malformed_key_files_are_refused(
         ensure_keys(
             settings.override(keys={"data_keys": "dk-1:not base64!", "blind_index_key": "AA=="}), engine
         )
+    key = base64.b64encode(os.urandom(32)).decode()
+    with pytest.raises(KeyConfigError, match="REGISTRY_DATA_KEY_ID"):
+        ensure_keys(
+            settings.override(
+                keys={"data_keys": f"dk-1:{key}", "data_key_id": "dk-2", "blind_index_key": key}
+            ),
+            engine,
+        )
+
+
+def test_an_unmigrated_database_is_named(settings: Settings, tmp_path: Path) -> None:
+    bare = settings.override(
+        database={"url": f"sqlite:///{tmp_path / 'bare.db'}"},
+        keys={"secrets_file": tmp_path / "s.json", "signing_key_file": tmp_path / "g.json"},
+    )
+    with pytest.raises(KeyConfigError, match="registry db upgrade"):
+        ensure_keys(bare)
+    assert not (tmp_path / "s.json").exists() and not (tmp_path / "g.json").exists()
 
 
 def test_keys_are_generated_for_an_empty_database_only(tmp_path: Path) -> None:
