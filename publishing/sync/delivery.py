@@ -198,8 +198,14 @@ def request_deadline(services: Services) -> float:
 
 Rendered = tuple[list[RenderedEvent], int]
 
-# How long a range read for one delivery serves the others at the same cursor.
+# How long a range read for one delivery serves the others at the same cursor; "nothing
+# after N" only for the deliveries asking at the same moment, since the log grows.
 FRESH_SECONDS = 1.0
+NOTHING_FRESH_SECONDS = 0.1
+# Ranges kept per concurrent delivery: the one being sent, the next one being read, and two
+# for deliveries of the same profile that fell a little behind (each waits on its own
+# endpoint), so that they still find theirs.
+RANGES_PER_DELIVERY = 4
 
 
 class SharedRanges:
@@ -213,14 +219,16 @@ class SharedRanges:
     database and the renderer work while the pass waits for receivers. Bounded: the oldest
     ranges are dropped first (a subscription that falls behind reads its own).
 
-    The process keeps one (`shared_ranges`) for the deliveries its pool runs side by side. A
+    The process keeps one (`shared_ranges`) for the deliveries its pool runs side by side,
+    where ranges expire (a pass, `deliver_due`, keeps its own for its duration): a
     range is reused only while fresh (`FRESH_SECONDS` after it was read), and a range that
-    found nothing new never is: the log grows, and a stale "nothing after N" would stall
-    every subscription at N.
+    found nothing new only for a moment: the log grows, and a stale "nothing after N" would
+    hold every subscription at N.
     """
 
-    def __init__(self, services: Services, batch_size: int, capacity: int) -> None:
+    def __init__(self, services: Services, batch_size: int, capacity: int, *, expiring: bool = True) -> None:
         self._services = services
+        self._expiring = expiring
         self._batch_size = batch_size
         self._capacity = max(2, capacity)
         self._ranges: OrderedDict[tuple[str, int], tuple[asyncio.Task[Rendered], float]] = OrderedDict()
@@ -231,7 +239,10 @@ class SharedRanges:
             return True
         if task.cancelled() or task.exception() is not None:
             return False
-        return task.result()[1] != after and time.monotonic() - started < FRESH_SECONDS
+        if not self._expiring:
+            return True
+        found_nothing = task.result()[1] == after
+        return time.monotonic() - started < (NOTHING_FRESH_SECONDS if found_nothing else FRESH_SECONDS)
 
     def _task(self, profile: Profile, after: int) -> asyncio.Task[Rendered]:
         key = (profile.name, after)
@@ -288,7 +299,7 @@ def shared_ranges(services: Services) -> SharedRanges:
     if ranges is None:
         settings = services.settings.sync
         ranges = services.extensions[SHARED_RANGES] = SharedRanges(
-            services, settings.batch_size, 2 * settings.max_parallel + 2
+            services, settings.batch_size, RANGES_PER_DELIVERY * settings.max_parallel + 2
         )
     assert isinstance(ranges, SharedRanges)
     return ranges
@@ -412,8 +423,10 @@ async def deliver_due(services: Services, owner: str | None = None) -> int:
     )
     if not claims:
         return 0
-    # Two ranges in hand per subscription (the one being sent, the next one being read).
-    ranges = SharedRanges(services, settings.sync.batch_size, 2 * len(claims) + 2)
+    # The pass is short-lived: its ranges hold for the pass (what it found is what it sends).
+    ranges = SharedRanges(
+        services, settings.sync.batch_size, RANGES_PER_DELIVERY * len(claims) + 2, expiring=False
+    )
     try:
         results: list[Any] = await asyncio.gather(
             *(deliver_subscription(services, claim, owner, ranges) for claim in claims),
