@@ -289,6 +289,9 @@ class CorrectionSettings(BaseSettings):
         pattern=r"^https?://[^\s/?#]+$",
         description="The public site's origin, written into certificates' QR codes (no trailing slash).",
     )
+    follow_interval_seconds: float = Field(
+        default=5.0, gt=0, description="How often upheld corrections are matched to later amendments."
+    )
 
 
 class Settings(BaseModel):
