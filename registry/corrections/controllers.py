@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
+import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.params import Body, FromPath, Parameter, QueryParameter, RequestBody
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -11,11 +13,15 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from registry.calendar import today_in_china
 from registry.clients.services import Principal
 from registry.corrections.budget import budget_of
+from registry.corrections.certificates import SIGNER, CertificateSigner, certificate_claims
 from registry.corrections.metrics import prometheus_text
 from registry.corrections.schemas import (
     ApplicationIn,
     ApplicationReceipt,
     ApplicationStatus,
+    CertificateClaims,
+    CertificateIn,
+    CertificateOut,
     CorrectionPage,
     CorrectionRead,
     DecisionEnvelope,
@@ -23,6 +29,8 @@ from registry.corrections.schemas import (
     FindingEnvelope,
     ReconsiderationIn,
     TrackingIn,
+    VerifyIn,
+    VerifyOut,
 )
 from registry.corrections.services import (
     application_status,
@@ -136,6 +144,66 @@ class PublicCorrectionController(Controller):
             secrets.keyring,
             now=utcnow(),
         )
+
+
+def certificate_signer(services: Services) -> CertificateSigner:
+    signer: CertificateSigner = services.extensions[SIGNER]
+    return signer
+
+
+async def issue_certificate(
+    services: Services, request: Request[Any, Any, Any], data: CertificateIn
+) -> CertificateOut:
+    """Budget first, then the claims (in a transaction: the issue is logged), then the signature."""
+    await budget_of(services).spend(client_key(request))
+    claims = await services.db.write(certificate_claims, data.listing, data, services.secrets, now=utcnow())
+    token = certificate_signer(services).sign(claims)
+    return CertificateOut(
+        certificate=token,
+        verification_url=verification_url(services.settings.corrections.public_base_url, token),
+        claims=msgspec.convert(claims, CertificateClaims),
+    )
+
+
+def verification_url(base: str, token: str) -> str:
+    return f"{base}/certificates/verify?{urlencode({'token': token})}"
+
+
+def verify_certificate(services: Services, token: str) -> VerifyOut:
+    return msgspec.convert(certificate_signer(services).verify(token), VerifyOut)
+
+
+class PublicCertificateController(Controller):
+    """Removal certificates: issued to the person, verified by anyone."""
+
+    path = "/v1/public/certificates"
+    tags = ("corrections",)
+
+    @post(
+        "/",
+        status_code=201,
+        responses=problems(
+            PUBLIC,
+            BODY,
+            {
+                404: "listing_not_found",
+                409: "listing_still_published",
+                422: ("invalid_id_number", "invalid_credit_code"),
+                429: "correction_budget_exhausted",
+            },
+        ),
+    )
+    async def issue(
+        self, data: RequestBody[CertificateIn], request: Request[Any, Any, Any], services: Injected[Services]
+    ) -> CertificateOut:
+        """A removal certificate for a listing removed or expired: a JWT signed by the registry
+        (EdDSA, `/.well-known/jwks.json`), to print (the web page has a QR code) or to pass on."""
+        return await issue_certificate(services, request, data)
+
+    @post("/verify", status_code=200, responses=problems(PUBLIC, BODY))
+    async def verify(self, data: RequestBody[VerifyIn], services: Injected[Services]) -> VerifyOut:
+        """Whether a certificate is genuine, and what it says (nothing else is looked up)."""
+        return verify_certificate(services, data.certificate)
 
 
 class CorrectionController(Controller):

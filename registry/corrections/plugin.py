@@ -7,8 +7,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from registry.corrections.budget import budget_resource
+from registry.corrections.certificates import signer_resource
 from registry.corrections.controllers import (
     CorrectionController,
+    PublicCertificateController,
     PublicCorrectionController,
     correction_metrics,
 )
@@ -24,7 +26,7 @@ def _jobs(settings: Settings) -> Sequence[Job]:
 plugin = Plugin(
     name="corrections",
     routes=[CorrectionController, correction_metrics],
-    public_routes=[PublicCorrectionController],
+    public_routes=[PublicCorrectionController, PublicCertificateController],
     jobs=_jobs,
-    resources=[budget_resource],
+    resources=[budget_resource, signer_resource],
 )

@@ -249,3 +249,56 @@ class DecisionResult(msgspec.Struct):
     correction_due_on: date | None
     carried_out: bool
     listing_version: int | None = None
+
+
+# ---- removal certificates ----
+
+
+class CertificateIn(RequestStruct):
+    """The listing, and the full identifier of the person it listed (never echoed)."""
+
+    listing: ListingRef
+    id_number: Identifier | None = None
+    credit_code: Identifier | None = None
+
+
+class CertificateClaims(msgspec.Struct):
+    """What a certificate says, and nothing more."""
+
+    iss: str
+    typ: str
+    jti: str
+    iat: int
+    listing_id: str
+    court_code: str
+    court_name: str
+    case_number: str
+    name: str
+    subject_kind: str
+    # The identifier as base64url(SHA-256(salt || kind 0x1f identifier 0x1f)): a verifier who
+    # holds the number confirms it; no one else learns it.
+    subject_salt: str
+    subject_digest: str
+    listed_on: str
+    removed_on: str
+    reason: str
+    reason_text: str
+
+
+class CertificateOut(msgspec.Struct):
+    # A compact JWS (JWT, EdDSA) under the registry's key at /.well-known/jwks.json.
+    certificate: str
+    verification_url: str
+    claims: CertificateClaims
+
+
+class VerifyIn(RequestStruct):
+    certificate: Annotated[str, msgspec.Meta(min_length=1, max_length=8192)]
+
+
+class VerifyOut(msgspec.Struct, omit_defaults=True):
+    genuine: bool
+    # genuine, malformed, unsupported_algorithm, unknown_kid, altered, not_a_certificate
+    reason: str
+    detail: str
+    claims: CertificateClaims | None = None

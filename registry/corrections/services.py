@@ -101,7 +101,9 @@ def _tracking_hash(code: str) -> bytes:
     return hashlib.sha256(code.encode()).digest()
 
 
-def _find_listing(conn: Connection, ref: Any, applicant: Any, secrets_: Secrets) -> Any:
+def _find_listing(
+    conn: Connection, ref: Any, applicant: Any, secrets_: Secrets, base: str = "/applicant"
+) -> Any:
     """The listing the applicant names, if the identifier given is its debtor's; else the one
     refusal for an unknown listing and a wrong identifier alike (no oracle)."""
     if (ref.id is None) == (ref.case_number is None):
@@ -113,7 +115,7 @@ def _find_listing(conn: Connection, ref: Any, applicant: Any, secrets_: Secrets)
             422,
             "invalid_field",
             "give the listed party's id_number or credit_code",
-            pointer="/applicant",
+            pointer=base or None,
         )
     subject = parse_subject(
         0,
@@ -122,7 +124,7 @@ def _find_listing(conn: Connection, ref: Any, applicant: Any, secrets_: Secrets)
     )
     if subject.error is not None:
         field = "id_number" if applicant.id_number is not None else "credit_code"
-        raise Problem(422, subject.error.code, subject.error.detail, pointer=f"/applicant/{field}")
+        raise Problem(422, subject.error.code, subject.error.detail, pointer=f"{base}/{field}")
     query = select(Listing).where(Listing.debtor_id_blind == subject.blind)
     if ref.id is not None:
         if not is_id(ref.id):
