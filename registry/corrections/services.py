@@ -58,7 +58,7 @@ from registry.eventlog.readers import LogEvent, LogReader
 from registry.eventlog.services import EventDraft, append_events, lock_head
 from registry.eventlog.types import EventType
 from registry.identity.crypto import DataKeyring, Secrets
-from registry.identity.identifiers import normalise_case_number
+from registry.identity.identifiers import normalise_case_number, normalise_text
 from registry.identity.signing import b64url
 from registry.ids import is_id, new_id
 from registry.listings import services as listings
@@ -208,6 +208,16 @@ def file_application(
     """Art. 11: record the application against the listing; the listing stays published."""
     if application.ground not in GROUNDS:
         raise Problem(422, "unknown_ground", f"ground must be one of {', '.join(GROUNDS)}", pointer="/ground")
+    for pointer, text in (
+        ("/applicant/name", application.applicant.name),
+        ("/contact", application.contact),
+    ):
+        check_text(text, pointer)
+        if not normalise_text(text):
+            raise Problem(422, "invalid_field", "text is empty", pointer=pointer)
+    check_text(application.statement, "/statement", multiline=True)
+    if not application.statement.strip():
+        raise Problem(422, "invalid_field", "text is empty", pointer="/statement")
     check_attachments(application.attachments, max_attachments, max_attachment_bytes)
     files = [
         _attachment(item, index, max_attachment_bytes) for index, item in enumerate(application.attachments)
@@ -235,9 +245,9 @@ def file_application(
     code = secrets.token_urlsafe(TRACKING_CODE_BYTES)
     keyring = secrets_.keyring
     words = {
-        "name": application.applicant.name,
+        "name": normalise_text(application.applicant.name),
         "role": application.applicant.role,
-        "contact": application.contact,
+        "contact": normalise_text(application.contact),
         "statement": application.statement,
     }
     conn.execute(
