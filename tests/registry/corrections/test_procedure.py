@@ -365,3 +365,29 @@ def test_applications_fall_under_a_budget_per_address(
         over = http.post("/v1/public/corrections", json=application(listing_id, body))
         assert over.status_code == 429 and over.json()["code"] == "correction_budget_exhausted"
         assert int(over.headers["retry-after"]) > 0
+
+
+def test_upheld_with_its_amendment_the_listing_is_corrected(registry: Registry, court: CourtHandle) -> None:
+    listing_id, body = _listed(registry, court)
+    receipt = _filed(registry, listing_id, body, ground="inaccurate_information", attachments=[])
+    number, code = receipt["application_number"], receipt["tracking_code"]
+    corrected = amended_body(body)
+    # A wrongful-listing ground is corrected by removal only; this one by the amendment.
+    answer = post_decision(
+        registry, court, number,
+        decision(number, listing_id, action="amendment", decided_on=registry.today),
+        amendment=corrected,
+    )  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["listing_version"], answer.json()["carried_out"]) == (2, True)
+    run_search_indexer(registry.engine)
+    with registry.http() as public:
+        entry = public.get(f"/v1/public/defaulters/{listing_id}").json()
+    assert entry["obligations"] == corrected["obligations"]
+    seen = status(registry, number, code).json()
+    assert (seen["status"], seen["listing_status"], seen["carried_out"]) == ("upheld", "active", True)
+    # A decision on a closed application is refused.
+    again = post_decision(
+        registry, court, number, decision(number, listing_id, action="to_follow", decided_on=registry.today)
+    )
+    assert (again.status_code, again.json()["code"]) == (409, "correction_not_open")
