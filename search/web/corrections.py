@@ -17,6 +17,7 @@ import segno
 from litestar import Controller, Request, get, post
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
+from litestar.exceptions import TooManyRequestsException
 from litestar.params import Body, FromQuery
 from litestar.response import Template
 
@@ -39,7 +40,7 @@ from registry.problems import Problem
 from registry.runtime import Services
 from registry.text import check_text
 from registry.timeutil import utcnow
-from search.web.controllers import _page
+from search.web.controllers import _page, rate_limited_page
 
 MESSAGES: dict[str, tuple[str, str]] = {
     "listing_not_found": (
@@ -162,6 +163,8 @@ def qr_svg(url: str) -> str:
 
 class CorrectionPages(Controller):
     include_in_schema = False
+    # Past the public rate limit a person gets the reason in Chinese, as on the search page.
+    exception_handlers = {TooManyRequestsException: rate_limited_page}  # noqa: RUF012
 
     @get("/corrections/apply")
     async def apply_form(self, listing: FromQuery[str | None] = None) -> Template:
