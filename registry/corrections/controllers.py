@@ -22,6 +22,7 @@ from registry.corrections.schemas import (
     CertificateClaims,
     CertificateIn,
     CertificateOut,
+    CorrectionEventPage,
     CorrectionPage,
     CorrectionRead,
     DecisionEnvelope,
@@ -34,6 +35,7 @@ from registry.corrections.schemas import (
 )
 from registry.corrections.services import (
     application_status,
+    correction_events,
     decide,
     file_application,
     list_corrections,
@@ -237,6 +239,19 @@ class CorrectionController(Controller):
         return await db.read(
             list_corrections, scope, state=which, today=today_in_china(), limit=limit, offset=offset
         )
+
+    @get("/events", responses=problems(GUARDED, PARAMETER))
+    async def events(
+        self,
+        db: Injected[Database],
+        principal: Injected[Principal],
+        after: Annotated[int, QueryParameter(ge=0, le=2**62, description="Your cursor: 0 at first")] = 0,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+    ) -> CorrectionEventPage:
+        """New applications, reconsiderations, decisions and corrections carried out that
+        concern the court (every court's for an admin), in log order: poll with `after` set to
+        the last `next_after` to be told of each as it comes."""
+        return await db.read(correction_events, principal.bound_court, after, limit)
 
     @get("/{correction_id:str}", responses=problems(GUARDED, PARAMETER, {404: "correction_not_found"}))
     async def read(

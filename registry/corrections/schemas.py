@@ -302,3 +302,21 @@ class VerifyOut(msgspec.Struct, omit_defaults=True):
     reason: str
     detail: str
     claims: CertificateClaims | None = None
+
+
+class CorrectionEvent(msgspec.Struct):
+    """One step of a correction, as the event log holds it (ids and codes only)."""
+
+    seq: int
+    occurred_at: str
+    type: str
+    court_code: str | None
+    listing_id: str | None
+    data: dict[str, object]
+
+
+class CorrectionEventPage(msgspec.Struct):
+    events: list[CorrectionEvent]
+    # Ask again with `after` = this to get what came since (it moves past events of other
+    # courts and of other types too).
+    next_after: int

@@ -44,6 +44,8 @@ from registry.corrections.schemas import (
     ApplicationStatus,
     AttachmentIn,
     AttachmentRead,
+    CorrectionEvent,
+    CorrectionEventPage,
     CorrectionPage,
     CorrectionRead,
     CorrectionSummary,
@@ -54,8 +56,8 @@ from registry.corrections.schemas import (
     FindingIn,
 )
 from registry.courts.models import Court
-from registry.eventlog.readers import LogEvent, LogReader
-from registry.eventlog.services import EventDraft, append_events, lock_head
+from registry.eventlog.readers import LogEvent, LogReader, read_events
+from registry.eventlog.services import EventDraft, append_events, head, lock_head
 from registry.eventlog.types import EventType
 from registry.identity.crypto import DataKeyring, Secrets
 from registry.identity.identifiers import normalise_case_number, normalise_text
@@ -1046,3 +1048,46 @@ READER = LogReader(
     carry_out,
     types=frozenset({EventType.LISTING_AMENDED, EventType.LISTING_REMOVED, EventType.LISTING_EXPIRED}),
 )
+
+
+CORRECTION_EVENTS = frozenset(
+    {
+        EventType.CORRECTION_FILED,
+        EventType.CORRECTION_DECIDED,
+        EventType.CORRECTION_RECONSIDERATION_REQUESTED,
+        EventType.CORRECTION_FOUND_BY_COURT,
+        EventType.CORRECTION_CARRIED_OUT,
+    }
+)
+
+
+def correction_events(conn: Connection, court: str | None, after: int, limit: int) -> CorrectionEventPage:
+    """The correction steps a court follows, in log order: those about its own listings and the
+    reconsiderations sent to it (every court's for an admin). A court client polls this with
+    `after` (its own cursor) to learn of new applications and decisions as they come."""
+    last, _ = head(conn)
+    upto = min(last, after + limit * 10)
+    events = read_events(conn, after, None, CORRECTION_EVENTS, upto=upto)
+    if court is not None and events:
+        listing_ids = sorted({e.listing_id for e in events if e.listing_id is not None})
+        owners = {
+            row.id: row.court_code
+            for row in conn.execute(select(Listing.id, Listing.court_code).where(Listing.id.in_(listing_ids)))
+        }
+        events = [e for e in events if court in (e.court_code, owners.get(e.listing_id or ""))]
+    page = events[:limit]
+    next_after = page[-1].seq if len(events) > limit else upto
+    return CorrectionEventPage(
+        events=[
+            CorrectionEvent(
+                seq=e.seq,
+                occurred_at=iso(e.occurred_at),
+                type=e.type,
+                court_code=e.court_code,
+                listing_id=e.listing_id,
+                data=e.data,
+            )
+            for e in page
+        ],
+        next_after=max(next_after, after),
+    )

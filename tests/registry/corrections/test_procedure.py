@@ -391,3 +391,38 @@ def test_upheld_with_its_amendment_the_listing_is_corrected(registry: Registry, 
         registry, court, number, decision(number, listing_id, action="to_follow", decided_on=registry.today)
     )
     assert (again.status_code, again.json()["code"]) == (409, "correction_not_open")
+
+
+def test_courts_are_told_of_each_step_through_their_feed(
+    registry: Registry, court: CourtHandle, superior: CourtHandle
+) -> None:
+    listing_id, body = _listed(registry, court)
+    receipt = _filed(registry, listing_id, body)
+    number, code = receipt["application_number"], receipt["tracking_code"]
+    with registry.http(court.api_key) as http:
+        page = http.get("/v1/corrections/events").json()
+    assert [(e["type"], e["data"]["correction_id"]) for e in page["events"]] == [("correction.filed", number)]
+    cursor = page["next_after"]
+    post_decision(
+        registry, court, number,
+        decision(number, listing_id, outcome="dismissed", action="none", decided_on=registry.today),
+    )  # fmt: skip
+    with registry.http() as public:
+        public.post(
+            "/v1/public/corrections/reconsideration",
+            json={"application_number": number, "tracking_code": code, "statement": "复议"},
+        )
+    with registry.http(court.api_key) as http:
+        later = http.get("/v1/corrections/events", params={"after": cursor}).json()
+    assert [e["type"] for e in later["events"]] == [
+        "correction.decided",
+        "correction.reconsideration_requested",
+    ]
+    with registry.http(superior.api_key) as http:
+        sent = http.get("/v1/corrections/events").json()["events"]
+    assert [e["type"] for e in sent] == ["correction.reconsideration_requested"]
+    other = registry.court("沪0101", "上海市黄浦区人民法院", "31")
+    with registry.http(other.api_key) as http:
+        assert http.get("/v1/corrections/events").json()["events"] == []
+    # Ids and codes only.
+    assert STATEMENT not in str(later) and "复议" not in str(later)
