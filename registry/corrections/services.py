@@ -997,8 +997,9 @@ def overdue_counts(conn: Connection, today: date) -> tuple[dict[str, int], dict[
 
 
 def carry_out(conn: Connection, events: Sequence[LogEvent], now: datetime) -> None:
-    """An amendment after the decision, or a removal, of a listing whose correction was upheld
-    carries it out: on time when recorded by the third working day."""
+    """An amendment after the decision (a version above the one decided on), or a removal, of
+    a listing whose correction was upheld carries it out: on time when recorded by the third
+    working day. (A listing already gone when the decision came was marked carried out then.)"""
     by_listing: dict[str, list[LogEvent]] = {}
     for event in events:
         if event.listing_id is not None:
@@ -1015,8 +1016,6 @@ def carry_out(conn: Connection, events: Sequence[LogEvent], now: datetime) -> No
     done: list[EventDraft] = []
     for row in waiting:
         for event in by_listing[row.listing_id]:
-            if event.occurred_at < row.updated_at:
-                continue
             amended_after = event.type == EventType.LISTING_AMENDED and (event.listing_version or 0) > (
                 row.decided_version or 0
             )
