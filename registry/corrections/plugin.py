@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from registry.corrections.budget import budget_resource
 from registry.corrections.certificates import signer_resource
+from registry.corrections.cli import corrections
 from registry.corrections.controllers import (
     CorrectionController,
     PublicCertificateController,
@@ -28,5 +29,6 @@ plugin = Plugin(
     routes=[CorrectionController, correction_metrics],
     public_routes=[PublicCorrectionController, PublicCertificateController],
     jobs=_jobs,
+    cli=[corrections],
     resources=[budget_resource, signer_resource],
 )
