@@ -35,6 +35,7 @@ from registry.corrections.services import application_status, request_reconsider
 from registry.corrections.wording import ACTIONS, OUTCOMES, STAGES, STATUSES
 from registry.corrections.wording import GROUNDS as GROUND_WORDS
 from registry.http.dependencies import Injected
+from registry.ids import is_id
 from registry.listings.wording import cn_date
 from registry.problems import Problem
 from registry.runtime import Services
@@ -103,9 +104,9 @@ def _identifier(form: dict[str, Any]) -> dict[str, str | None]:
 def _listing_ref(form: dict[str, Any]) -> ListingRef:
     ref = _text(form, "listing")
     # The page's one field takes the entry's number (from its page) or the case number.
-    if ref.startswith(("（", "(")):
-        return ListingRef(case_number=ref[:64])
-    return ListingRef(id=ref[:32] or None)
+    if is_id(ref.upper()):
+        return ListingRef(id=ref.upper())
+    return ListingRef(case_number=ref[:64] or None)
 
 
 async def _files(form: dict[str, Any]) -> list[AttachmentIn]:

@@ -136,6 +136,10 @@ def test_upheld_the_listing_leaves_the_list_and_a_certificate_proves_it(
     expect(certificate).to_contain_text(body["case_number"])
     expect(certificate).to_contain_text(court.name)
     expect(certificate).to_contain_text("不应纳入失信被执行人名单")
+    today = registry.today
+    expect(certificate.locator("dl.entry")).to_contain_text(
+        f"删除日期{today.year}年{today.month}月{today.day}日"
+    )
     expect(page.locator(".qr svg")).to_be_visible()
     assert body["debtor"]["id_number"] not in page.content()
     accessible(page)
