@@ -514,7 +514,10 @@ def _carry_out(
             pointer=f"/{action}",
         )
     if action == "removal":
-        prepare = preparer.removal(present)
+        try:
+            prepare = preparer.removal(present)
+        except Problem as problem:
+            raise _inside(problem, action) from None
 
         def checked(court: str) -> Any:
             prepared = prepare(court)
@@ -523,13 +526,16 @@ def _carry_out(
                     422,
                     "decision_inconsistent",
                     "a wrongful listing is removed with the reason wrongly_listed",
-                    pointer="/removal/removal/reason",
+                    pointer="/removal/reason",
                 )
             return prepared
 
-        result = listings.remove_listing(
-            conn, listing.id, checked, actor=actor, now=now, client_court=listing.court_code
-        )
+        try:
+            result = listings.remove_listing(
+                conn, listing.id, checked, actor=actor, now=now, client_court=listing.court_code
+            )
+        except Problem as problem:
+            raise _inside(problem, action) from None
     else:
         if ground == "wrongly_listed":
             raise Problem(
@@ -538,17 +544,28 @@ def _carry_out(
                 "a wrongful listing is removed (reason wrongly_listed), not amended",
                 pointer="/decision/action",
             )
-        prepared = preparer.listing(present)
-        result = listings.amend_listing(
-            conn, listing.id, prepared, actor=actor, now=now, client_court=listing.court_code
-        )
+        try:
+            prepared = preparer.listing(present)
+            result = listings.amend_listing(
+                conn, listing.id, prepared, actor=actor, now=now, client_court=listing.court_code
+            )
+        except Problem as problem:
+            raise _inside(problem, action) from None
     if result.outcome == "unchanged":
         raise Problem(
-            409,
+            422,
             "decision_inconsistent",
             f"this {action} was already recorded: reference it with the action to_follow",
         )
     return result.version
+
+
+def _inside(problem: Problem, member: str) -> Problem:
+    """A refusal of the removal or amendment a decision carries, pointing into the decision's
+    envelope (`/removal/removal/reason`, `/amendment/listing/...`)."""
+    if problem.pointer:
+        problem.pointer = f"/{member}{problem.pointer}"
+    return problem
 
 
 def _store_decision(

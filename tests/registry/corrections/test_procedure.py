@@ -287,6 +287,20 @@ def test_decisions_must_be_consistent_and_signed(registry: Registry, court: Cour
     for body_, extra, status_code, code in cases:
         answer = post_decision(registry, court, number, body_, **extra)
         assert (answer.status_code, answer.json()["code"]) == (status_code, code), answer.text
+    wrong_reason = post_decision(
+        registry, court, number, decision(number, listing_id, action="removal", decided_on=today),
+        removal=dict(wrongful_removal(listing_id, today), reason="performed"),
+    )  # fmt: skip
+    assert wrong_reason.json()["pointer"] == "/removal/removal/reason"
+    later = (today + timedelta(days=2)).isoformat()
+    future = post_decision(
+        registry, court, number, decision(number, listing_id, action="removal", decided_on=today),
+        removal=dict(wrongful_removal(listing_id, today), effective_on=later),
+    )  # fmt: skip
+    assert (future.json()["code"], future.json()["pointer"]) == (
+        "date_out_of_range",
+        "/removal/removal/effective_on",
+    )
     # A tampered signature.
     envelope = registry.envelope(
         court, decision(number, listing_id, action="to_follow", decided_on=today), "decision"
