@@ -308,6 +308,30 @@ class SharedStoreSettings(BaseSettings):
     )
 
 
+class CorrectionSettings(BaseSettings):
+    """Correction and review (SPC Art. 9, 11, 12) and removal certificates."""
+
+    model_config = _config("REGISTRY_CORRECTIONS_")
+
+    max_attachments: int = Field(default=5, ge=0, le=20, description="Files one application may carry.")
+    max_attachment_bytes: int = Field(
+        default=2 * 1024 * 1024, ge=1024, description="Largest attachment (PDF, JPEG or PNG), in bytes."
+    )
+    budget_per_address: int = Field(
+        default=10,
+        ge=1,
+        description="Applications and certificate requests per client address per day (IPv6 per /64).",
+    )
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        pattern=r"^https?://[^\s/?#]+$",
+        description="The public site's origin, written into certificates' QR codes (no trailing slash).",
+    )
+    follow_interval_seconds: float = Field(
+        default=5.0, gt=0, description="How often upheld corrections are matched to later amendments."
+    )
+
+
 class Settings(BaseModel):
     """Every concern's settings; each reads its own `REGISTRY_*` variables when built."""
 
@@ -324,6 +348,7 @@ class Settings(BaseModel):
     search: SearchSettings = Field(default_factory=SearchSettings)
     meilisearch: MeilisearchSettings = Field(default_factory=MeilisearchSettings)
     shared_store: SharedStoreSettings = Field(default_factory=SharedStoreSettings)
+    corrections: CorrectionSettings = Field(default_factory=CorrectionSettings)
 
     def override(self, **concerns: dict[str, Any]) -> Self:
         """A copy with some fields of some concerns changed (validated), e.g.

@@ -51,6 +51,8 @@ def base_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         # The tests' push receivers listen on loopback over plain http: open exactly that.
         "REGISTRY_PUSH_ALLOWED_NETWORKS": "127.0.0.1",
         "REGISTRY_PUSH_ALLOW_HTTP": "true",
+        # Likewise the correction budget per address; tests/registry/corrections has its own server.
+        "REGISTRY_CORRECTIONS_BUDGET_PER_ADDRESS": "1000000",
     }
 
 
