@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 from urllib.parse import parse_qs, urlsplit
 
@@ -38,10 +39,11 @@ def _offline(registry: Registry, token: str) -> dict[str, object]:
 
 
 def _digest(salt: str, kind: str, number: str) -> str:
-    """The subject digest as documented: sha256(salt || kind 0x1f id 0x1f name), name empty."""
+    """The subject digest as documented: HMAC-SHA256(key = salt, kind 0x1f id 0x1f name), name empty."""
     raw = base64.urlsafe_b64decode(salt + "=" * (-len(salt) % 4))
     material = "\x1f".join((kind, number, "")).encode()
-    return base64.urlsafe_b64encode(hashlib.sha256(raw + material).digest()).rstrip(b"=").decode()
+    digest = hmac.new(raw, material, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def test_a_removed_listing_gets_a_certificate_any_jose_library_verifies(
