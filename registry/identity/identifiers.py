@@ -9,9 +9,10 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from stdnum import exceptions as stdnum_exceptions
 from stdnum import numdb
@@ -102,6 +103,13 @@ CASE_NUMBER_RE = re.compile(
 )
 
 
+_CHINA_TIME = ZoneInfo("Asia/Shanghai")
+
+
+def china_today() -> date:
+    return datetime.now(_CHINA_TIME).date()
+
+
 class IdentifierError(ValueError):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -179,27 +187,60 @@ def warm_division_cache() -> int:
     return len(codes)
 
 
-def _known_division(code: str, year: int) -> bool:
-    return any(
-        (start is None or year >= start) and (end is None or year <= end)
-        for start, end in _division_periods(code)
-    )
+# Residence permits of Hong Kong, Macao and Taiwan residents (港澳台居民居住证, 2018) use the
+# GB 11643 format with these codes. stdnum's table has 810000 from 1997, 820000 from 1999 and no
+# 830000; the permits are held by people of any age.
+RESIDENCE_PERMIT_DIVISIONS = frozenset({"810000", "820000", "830000"})
+
+_ASCII_DIGITS = re.compile(r"[0-9]+", re.ASCII)
+
+
+def ascii_digits(text: str) -> bool:
+    """True when `text` is one or more ASCII digits (never other scripts' digits, which
+    `str.isdigit()`, `\\d` and `int()` all accept)."""
+    return _ASCII_DIGITS.fullmatch(text) is not None
+
+
+def known_division(code: str) -> bool:
+    """A division code that GB/T 2260 has had at ANY time, or a residence-permit code.
+
+    An ID number's division code is the county of household registration when the number was
+    assigned (first cards 1984, 15-digit numbers extended later, counties renamed and recoded
+    since), so it is never checked against the birth year: Pudong 310115 (from 1993) is held by
+    people born in 1980.
+    """
+    return code in RESIDENCE_PERMIT_DIVISIONS or bool(_division_periods(code))
+
+
+def id_check_character(body17: str) -> str:
+    """GB 11643 check character of 17 ASCII digits (stdnum's takes the number with a check)."""
+    return str(ric.calc_check_digit(body17 + "0"))
+
+
+def upgrade_15_digit(number: str) -> str:
+    """An old 15-digit number (YYMMDD, no check character) in its 18-digit form: `19` inserted
+    before the year and the check character computed, as the extension to 18 digits did."""
+    body = number[:6] + "19" + number[6:15]
+    return body + id_check_character(body)
 
 
 def parse_id_number(raw: str) -> PersonId:
+    """A resident ID number (GB 11643, 18 characters; an old 15-digit number is converted to its
+    18-digit form first, so both find the same person): ASCII digits, the check character, a
+    real birth date not in the future, and a division code known at any time in GB/T 2260."""
     number = normalise_identifier(raw)
+    if len(number) == 15 and ascii_digits(number):
+        number = upgrade_15_digit(number)
     try:
-        # ric.validate's steps, with its division lookup cached (see _division_periods).
-        if len(number) != 18 or not number[:17].isdigit():
+        if len(number) != 18 or not ascii_digits(number[:17]) or number[17] not in "0123456789X":
             raise stdnum_exceptions.InvalidFormat()
         if number[-1] != ric.calc_check_digit(number):
             raise stdnum_exceptions.InvalidChecksum()
-        # ric.get_birth_date, without its second pass through stdnum's slow compact().
         try:
             birth = date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
         except ValueError as exc:
             raise stdnum_exceptions.InvalidComponent() from exc
-        if not _known_division(number[:6], birth.year):
+        if birth > china_today() or not known_division(number[:6]):
             raise stdnum_exceptions.InvalidComponent()
     except stdnum_exceptions.InvalidChecksum as exc:
         raise IdentifierError("invalid_id_number", "the ID number's check character is wrong") from exc
@@ -208,7 +249,9 @@ def parse_id_number(raw: str) -> PersonId:
             "invalid_id_number", "the ID number has an impossible birth date or an unknown division code"
         ) from exc
     except stdnum_exceptions.ValidationError as exc:
-        raise IdentifierError("invalid_id_number", "an ID number is 17 digits and a check character") from exc
+        raise IdentifierError(
+            "invalid_id_number", "an ID number is 17 digits and a check character (or an old 15-digit number)"
+        ) from exc
     return PersonId(number=number, birth_date=birth, sex="M" if int(number[16]) % 2 else "F")
 
 
