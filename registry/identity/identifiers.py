@@ -96,10 +96,13 @@ COURT_ABBREVIATIONS: dict[str, str | None] = {
 ENFORCEMENT_TYPES = ("执恢", "执保", "执异", "执复", "执监", "执协", "执他", "执")
 
 _ABBREVIATION_CLASS = "".join(COURT_ABBREVIATIONS)
-_COURT_CODE = rf"(?:最高法|[{_ABBREVIATION_CLASS}](?:\d{{4}}|\d{{2}})?)"
-COURT_CODE_RE = re.compile(rf"^{_COURT_CODE}$")
+# ASCII digits only ([0-9], never `\d`): NFKC folds full-width digits but not Arabic-Indic,
+# Ethiopic or other scripts' digits, which would make a second spelling of the same case.
+# Matched with fullmatch, so that no trailing line feed slips through `$`.
+_COURT_CODE = rf"(?:最高法|[{_ABBREVIATION_CLASS}](?:[0-9]{{4}}|[0-9]{{2}})?)"
+COURT_CODE_RE = re.compile(_COURT_CODE)
 CASE_NUMBER_RE = re.compile(
-    rf"^（(?P<year>\d{{4}})）(?P<court>{_COURT_CODE})(?P<type>{'|'.join(ENFORCEMENT_TYPES)})(?P<seq>\d{{1,7}})号$"
+    rf"（(?P<year>[0-9]{{4}})）(?P<court>{_COURT_CODE})(?P<type>{'|'.join(ENFORCEMENT_TYPES)})(?P<seq>[0-9]{{1,7}})号"
 )
 
 
@@ -293,7 +296,7 @@ class CaseNumber:
 
 def parse_case_number(raw: str) -> CaseNumber:
     text = normalise_case_number(raw)
-    match = CASE_NUMBER_RE.match(text)
+    match = CASE_NUMBER_RE.fullmatch(text)
     if match is None:
         raise IdentifierError(
             "invalid_case_number",
@@ -304,15 +307,15 @@ def parse_case_number(raw: str) -> CaseNumber:
 
 # Before 2016: （2015）朝执字第01234号, the court named by its abbreviation (Chinese characters).
 LEGACY_CASE_NUMBER_RE = re.compile(
-    rf"^（(?P<year>[0-9]{{4}})）(?P<court>[\u4e00-\u9fff]{{1,8}}?)(?P<type>{'|'.join(ENFORCEMENT_TYPES)})"
-    r"字第(?P<seq>[0-9]{1,7})号$"
+    rf"（(?P<year>[0-9]{{4}})）(?P<court>[\u4e00-\u9fff]{{1,8}}?)(?P<type>{'|'.join(ENFORCEMENT_TYPES)})"
+    r"字第(?P<seq>[0-9]{1,7})号"
 )
 
 
 def parse_legacy_case_number(raw: str) -> CaseNumber | None:
     """A case number of the form used before 2016, or None; `court_code` is the abbreviation."""
     text = normalise_case_number(raw)
-    match = LEGACY_CASE_NUMBER_RE.match(text)
+    match = LEGACY_CASE_NUMBER_RE.fullmatch(text)
     return None if match is None else _case_number(text, match)
 
 
@@ -328,7 +331,7 @@ def _case_number(text: str, match: re.Match[str]) -> CaseNumber:
 
 def normalise_court_code(raw: str) -> str:
     code = "".join(unicodedata.normalize("NFKC", raw).split())
-    if not COURT_CODE_RE.match(code):
+    if not COURT_CODE_RE.fullmatch(code):
         raise IdentifierError(
             "invalid_court_code", "a court code is 最高法, or a province abbreviation and 2 or 4 digits"
         )
