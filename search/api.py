@@ -12,6 +12,7 @@ from registry.http.openapi import PARAMETER, PUBLIC, problems, query
 from registry.http.params import Id
 from registry.identity.crypto import Secrets
 from registry.identity.identifiers import PROVINCES
+from registry.identity.types import PERSON_ID_TYPES
 from registry.ids import is_id
 from registry.listings.disclosure import PublicEntry
 from registry.listings.schemas import GROUNDS
@@ -35,9 +36,24 @@ def provide_search_query(
         query(f"A name or part of one, in Chinese or pinyin (at most {MAX_QUERY_CHARS} characters)"),
     ] = None,
     id_number: Annotated[
-        str | None, query("A full resident ID number (checksum and all): an exact match")
+        str | None,
+        query("A full number of id_type (a resident ID number: checksum and all, 15 or 18 digits)"),
     ] = None,
+    id_type: Annotated[
+        str | None,
+        query("The id_number's document (default resident_id)", enum=list(PERSON_ID_TYPES)),
+    ] = None,
+    nationality: Annotated[str | None, query("With a passport: ISO 3166-1 alpha-3, e.g. CAN")] = None,
     credit_code: Annotated[str | None, query("A full unified social credit code: an exact match")] = None,
+    organization_code: Annotated[
+        str | None, query("A full GB 11714 organisation code (60003734-1): an exact match")
+    ] = None,
+    registration_country: Annotated[
+        str | None, query("A foreign entity's country of registration, ISO 3166-1 alpha-3")
+    ] = None,
+    registration_number: Annotated[
+        str | None, query("A foreign entity's home registration number, with registration_country")
+    ] = None,
     province: Annotated[
         str | None, query("Two-digit province code (GB/T 2260)", enum=sorted(PROVINCES))
     ] = None,
@@ -64,7 +80,12 @@ def provide_search_query(
     params = {
         "q": q,
         "id_number": id_number,
+        "id_type": id_type,
+        "nationality": nationality,
         "credit_code": credit_code,
+        "organization_code": organization_code,
+        "registration_country": registration_country,
+        "registration_number": registration_number,
         "province": province,
         "court": court,
         "kind": kind,

@@ -146,10 +146,6 @@ class PersonId:
     birth_date: date
     sex: str  # "M" or "F": GB 11643 sequence digit, odd for men
 
-    @property
-    def masked(self) -> str:
-        return mask_identifier(self.number)
-
 
 @lru_cache(maxsize=16384)
 def _division_periods(code: str) -> tuple[tuple[int | None, int | None], ...]:
@@ -165,17 +161,14 @@ def _division_periods(code: str) -> tuple[tuple[int | None, int | None], ...]:
     return tuple(periods)
 
 
-def warm_division_cache() -> int:
-    """Look up every county code once, so that later checks never miss the cache.
-
-    Worker processes call this at start: a cold lookup costs ~150 µs, and real ingest
-    touches thousands of distinct counties. Returns how many codes were cached.
-    """
+@lru_cache(maxsize=1)
+def division_codes() -> tuple[str, ...]:
+    """Every six-digit code stdnum's GB/T 2260 table has had at any time, sorted."""
     codes: list[str] = []
 
     def walk(prefix: str, entries: list[Any]) -> None:
         for length, low, high, _props, children in entries:
-            if len(prefix) + length > 6 or not (low.isdigit() and high.isdigit()):
+            if len(prefix) + length > 6 or not (ascii_digits(low) and ascii_digits(high)):
                 continue
             for value in range(int(low), int(high) + 1):
                 code = prefix + f"{value:0{length}d}"
@@ -185,6 +178,25 @@ def warm_division_cache() -> int:
                     walk(code, children)
 
     walk("", numdb.get("cn/loc").prefixes)
+    return tuple(sorted(set(codes)))
+
+
+def current_division_codes() -> tuple[str, ...]:
+    """The county-level codes in use today (no end year), without province and city rows."""
+    return tuple(
+        code
+        for code in division_codes()
+        if code[4:] != "00" and any(end is None for _start, end in _division_periods(code))
+    )
+
+
+def warm_division_cache() -> int:
+    """Look up every county code once, so that later checks never miss the cache.
+
+    Worker processes call this at start: a cold lookup costs ~150 µs, and real ingest
+    touches thousands of distinct counties. Returns how many codes were cached.
+    """
+    codes = division_codes()
     for code in codes:
         _division_periods(code)
     return len(codes)
@@ -268,11 +280,6 @@ def parse_credit_code(raw: str) -> str:
         raise IdentifierError(
             "invalid_credit_code", "a unified social credit code is 18 characters of GB 32100"
         ) from exc
-
-
-def mask_identifier(number: str) -> str:
-    """The public form (SPC practice): characters 11-14 hidden, `3423011964****3224`."""
-    return number[:10] + "****" + number[14:]
 
 
 def age_on(birth: date, day: date) -> int:

@@ -17,13 +17,13 @@ from registry.identity.crypto import BlindIndex, DataKeyError, DataKeyring
 from registry.identity.identifiers import (
     IdentifierError,
     age_on,
-    mask_identifier,
     normalise_case_number,
     parse_case_number,
     parse_credit_code,
     parse_id_number,
     province_of_court,
 )
+from registry.identity.types import public_identifier
 from registry.ids import new_id
 
 # ---- canonical JSON: our fast path must give rfc8785's bytes, or defer to it ----
@@ -123,8 +123,9 @@ def test_credit_codes_are_checked_and_normalised() -> None:
     assert caught.value.code == "invalid_credit_code"
 
 
-def test_public_mask_hides_birth_month_and_day() -> None:
-    assert mask_identifier("342301196405123224") == "3423011964****3224"
+def test_public_mask_keeps_only_the_province_and_birth_year() -> None:
+    # The national site shows 3423011964****3224 (sequence and check kept: ~33 candidates).
+    assert public_identifier("resident_id", "342301196405123224") == "34****1964********"
 
 
 def test_age_counts_whole_years() -> None:
