@@ -10,6 +10,7 @@ from litestar.di import Provide
 from registry.http.dependencies import Injected
 from registry.http.openapi import PARAMETER, PUBLIC, problems, query
 from registry.http.params import Id
+from registry.http.ratelimit import charge_number_lookup
 from registry.identity.crypto import Secrets
 from registry.identity.identifiers import PROVINCES
 from registry.identity.types import PERSON_ID_TYPES
@@ -28,7 +29,7 @@ from search.query import (
 )
 
 
-def provide_search_query(
+async def provide_search_query(
     request: Request[Any, Any, Any],
     secrets: Injected[Secrets],
     q: Annotated[
@@ -95,7 +96,10 @@ def provide_search_query(
         "page": page,
         "per_page": per_page,
     }
-    return parse_query(params, secrets.blind_index)
+    parsed = parse_query(params, secrets.blind_index)
+    if parsed.identifier_blind is not None:
+        await charge_number_lookup(request)
+    return parsed
 
 
 SEARCH_PROBLEMS = problems(
@@ -136,7 +140,7 @@ class PublicSearchController(Controller):
 
     @get(
         "/",
-        dependencies={"search_query": Provide(provide_search_query, sync_to_thread=False)},
+        dependencies={"search_query": Provide(provide_search_query)},
         responses=SEARCH_PROBLEMS,
     )
     async def search(

@@ -48,6 +48,7 @@ def base_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "REGISTRY_LOG_LEVEL": "WARNING",
         # The session server is shared by every test; the rate limit has its own servers.
         "REGISTRY_PUBLIC_RATE_LIMIT": "off",
+        "REGISTRY_PUBLIC_NUMBER_LOOKUP_LIMIT": "off",
     }
 
 
