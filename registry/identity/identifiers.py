@@ -1,7 +1,10 @@
 """Chinese identifiers and court references: normalise first, then validate.
 
-Checksums come from python-stdnum (`stdnum.cn.ric` checks GB 11643 length, checksum,
-birth date and the GB/T 2260 division code; `stdnum.cn.uscc` checks GB 32100).
+Checksums and the GB/T 2260 table come from python-stdnum (`stdnum.cn.ric`, `stdnum.cn.uscc`).
+A resident ID number's division code is checked against the whole history of the table, never
+against the birth year (stdnum's `ric.validate` ties them, and refuses most older debtors).
+Identifier-like text is ASCII after NFKC: digits of other scripts are refused everywhere.
+The other identity types are in `registry.identity.types`.
 """
 
 from __future__ import annotations
