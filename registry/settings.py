@@ -99,6 +99,15 @@ class ServerSettings(BaseSettings):
         description="Requests per client address to the public endpoints: N/second|minute|hour|day, "
         "or off; across processes with REGISTRY_REDIS_URL.",
     )
+    # Exact-number lookups (a full ID number or code) are confirmations of a guess: a budget of
+    # their own, within the public one, so that no mask can be walked through by asking.
+    public_number_lookup_limit: str = Field(
+        default="20/hour",
+        pattern=r"^(off|[1-9][0-9]{0,6}/(second|minute|hour|day))$",
+        description="Exact-number public searches (API and web page) per client address: "
+        "N/second|minute|hour|day, or off; shared across processes with REGISTRY_REDIS_URL, "
+        "refused while that store does not answer.",
+    )
 
 
 class ListingSettings(BaseSettings):

@@ -53,6 +53,7 @@ def base_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "REGISTRY_PUSH_ALLOW_HTTP": "true",
         # Likewise the correction budget per address; tests/registry/corrections has its own server.
         "REGISTRY_CORRECTIONS_BUDGET_PER_ADDRESS": "1000000",
+        "REGISTRY_PUBLIC_NUMBER_LOOKUP_LIMIT": "off",
     }
 
 

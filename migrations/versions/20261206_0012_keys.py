@@ -1,7 +1,7 @@
 """The keys the stored data needs (registry_keys), so that a service missing one refuses to start
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 Create Date: 2026-12-06 00:00:00
 
 Backfilled from the data: every data-key id a ciphertext names (the id is in each
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0012"
-down_revision: str | None = "0010"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

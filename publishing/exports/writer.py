@@ -55,7 +55,7 @@ STREAM_ROWS = 1000
 # The CSV is read by people: Chinese headers in the Provisions' words (Art. 6), sex, grounds
 # and performance in words, amounts in 元, dates in China. The JSON Lines file keeps the codes.
 CSV_COLUMNS = (
-    "编号", "被执行人类型", "被执行人姓名或名称", "性别", "年龄", "证件号码（部分隐去）",
+    "编号", "被执行人类型", "被执行人姓名或名称", "性别", "公布时年龄", "证件号码（部分隐去）",
     "法定代表人或者负责人", "执行法院代码", "执行法院", "省份", "案号", "执行依据文号",
     "做出执行依据单位", "生效法律文书确定的义务", "执行标的（元）", "履行情况", "已履行（元）",
     "未履行（元）", "失信被执行人行为具体情形", "立案时间", "发布时间",
@@ -129,7 +129,7 @@ def _yuan(cents: int | None) -> str:
 def _csv_row(entry: PublicEntry) -> list[Any]:
     perf = entry.performance
     return [
-        entry.id, label(KIND, entry.kind), entry.name, label(SEX, entry.sex), entry.age,
+        entry.id, label(KIND, entry.kind), entry.name, label(SEX, entry.sex), entry.age_at_publication,
         entry.identifier_masked, entry.legal_representative, entry.court_code, entry.court_name,
         entry.province, entry.case_number, entry.basis_document_number, entry.basis_issuer,
         entry.obligations, _yuan(entry.amount_cents), label(PERFORMANCE, perf.status),

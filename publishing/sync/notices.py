@@ -158,7 +158,8 @@ def read_notice(
 _FIELDS = {
     "id": "名单编号", "version": "版本", "status": "状态", "kind": "被执行人类型",
     "name": "被执行人姓名或名称", "identifier": "证件号码", "credit_code": "统一社会信用代码",
-    "identifier_masked": "证件号码（部分隐去）", "sex": "性别", "age": "年龄", "birth_date": "出生日期",
+    "identifier_masked": "证件号码（部分隐去）", "sex": "性别", "age_at_publication": "公布时年龄",
+    "id_type": "证件类型", "birth_date": "出生日期",
     "legal_representative": "法定代表人或者负责人", "court_code": "执行法院代码", "court_name": "执行法院",
     "province_code": "省份代码", "province": "省份", "case_number": "案号",
     "basis_document_number": "执行依据文号", "basis_issuer": "做出执行依据单位",

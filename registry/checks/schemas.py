@@ -25,11 +25,24 @@ PURPOSES: dict[str, str] = {
 Text = Annotated[str, msgspec.Meta(max_length=256)]
 
 
+class RegistrationIn(RequestStruct):
+    """A foreign entity's home registration: ISO 3166-1 alpha-3 country and number."""
+
+    country: Text
+    number: Text
+
+
 class CheckSubject(RequestStruct):
-    """A person (`id_number`, optionally `name`) or an organisation (`credit_code`)."""
+    """A person (`id_number` with its `id_type`, default `resident_id`; `nationality` with a
+    passport; optionally `name`) or an organisation (one of `credit_code`,
+    `organization_code`, `registration`)."""
 
     id_number: Text | None = None
+    id_type: Text | None = None
+    nationality: Text | None = None
     credit_code: Text | None = None
+    organization_code: Text | None = None
+    registration: RegistrationIn | None = None
     name: Text | None = None
 
 
@@ -108,8 +121,14 @@ class VerifyRequest(RequestStruct):
 
 
 class WatchSubjectIn(RequestStruct):
+    """The identifier fields of `CheckSubject`."""
+
     id_number: Text | None = None
+    id_type: Text | None = None
+    nationality: Text | None = None
     credit_code: Text | None = None
+    organization_code: Text | None = None
+    registration: RegistrationIn | None = None
     # The bank's own key for the borrower (a customer number), echoed in changes.
     reference: Annotated[str, msgspec.Meta(max_length=128)] | None = None
 

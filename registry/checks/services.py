@@ -15,7 +15,7 @@ from __future__ import annotations
 import binascii
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import msgspec
 
@@ -43,16 +43,10 @@ from registry.checks.schemas import (
     VerifyRequest,
 )
 from registry.checks.stores import CheckStore, ListedRow
+from registry.checks.subjects import subject_identity
 from registry.clients.services import hash_key
 from registry.identity.crypto import BlindIndex
-from registry.identity.identifiers import (
-    IdentifierError,
-    mask_identifier,
-    normalise_identifier,
-    normalise_text,
-    parse_credit_code,
-    parse_id_number,
-)
+from registry.identity.identifiers import IdentifierError, normalise_identifier, normalise_text
 from registry.ids import new_id
 from registry.problems import Problem
 from registry.timeutil import iso
@@ -74,6 +68,7 @@ class ParsedSubject:
     name: str | None
     blind: bytes
     error: SubjectError | None
+    masked: str = ""
 
 
 def _name_key(name: str) -> str:
@@ -83,24 +78,22 @@ def _name_key(name: str) -> str:
 
 def parse_subject(index: int, subject: CheckSubject, blind_index: BlindIndex) -> ParsedSubject:
     name = normalise_text(subject.name) if subject.name else None
-    raw = subject.id_number if subject.id_number is not None else subject.credit_code
-    if (subject.id_number is None) == (subject.credit_code is None):
-        code, detail = "subject_identifier", "give exactly one of id_number and credit_code"
-    else:
-        try:
-            if subject.id_number is not None:
-                return _parsed(index, "person", parse_id_number(subject.id_number).number, name, blind_index)
-            return _parsed(index, "organization", parse_credit_code(cast(str, raw)), name, blind_index)
-        except IdentifierError as exc:
-            code, detail = exc.code, exc.message
-    identifier = normalise_identifier(raw or "")
+    try:
+        identity = subject_identity(subject)
+    except IdentifierError as exc:
+        raw = subject.id_number or subject.credit_code or subject.organization_code or ""
+        identifier = normalise_identifier(raw)
+        return ParsedSubject(
+            index,
+            "unknown",
+            identifier,
+            name,
+            blind_index(identifier),
+            SubjectError(exc.code, exc.message),
+        )
     return ParsedSubject(
-        index, "unknown", identifier, name, blind_index(identifier), SubjectError(code, detail)
+        index, identity.kind, identity.number, name, blind_index(identity.index_input), None, identity.masked
     )
-
-
-def _parsed(index: int, kind: str, identifier: str, name: str | None, blind: BlindIndex) -> ParsedSubject:
-    return ParsedSubject(index, kind, identifier, name, blind(identifier), None)
 
 
 def verify_subject(
@@ -253,7 +246,7 @@ def run_check(
                 SubjectResult(
                     index=subject.index,
                     kind=subject.kind,
-                    identifier_masked=mask_identifier(subject.identifier),
+                    identifier_masked=subject.masked,
                     listed=bool(rows),
                     name_mismatch=mismatch,
                     listings=[_bank_listing(row) for row in rows],

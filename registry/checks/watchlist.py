@@ -20,12 +20,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from registry.bulk import bulk_insert
 from registry.checks.models import WatchChange, WatchRegistration, WatchSubject
 from registry.checks.schemas import WatchSubjectIn
+from registry.checks.subjects import subject_identity
 from registry.clients.models import ApiClient
 from registry.endpoints import PushPolicy
 from registry.eventlog.readers import LogEvent, LogReader
 from registry.eventlog.types import LISTING_EVENTS, REMOVAL_EVENTS, EventType
 from registry.identity.crypto import BlindIndex
-from registry.identity.identifiers import IdentifierError, mask_identifier, parse_credit_code, parse_id_number
+from registry.identity.identifiers import IdentifierError
 from registry.listings.models import Listing
 from registry.timeutil import iso
 
@@ -51,25 +52,13 @@ class WatchedSubject:
 def parse_watch_subjects(subjects: list[WatchSubjectIn], blind_index: BlindIndex) -> list[WatchedSubject]:
     out = []
     for index, subject in enumerate(subjects):
-        if (subject.id_number is None) == (subject.credit_code is None):
-            out.append(
-                WatchedSubject(
-                    index, None, None, None, ("subject_identifier", "give one of id_number and credit_code")
-                )
-            )
-            continue
         try:
-            if subject.id_number is not None:
-                identifier = parse_id_number(subject.id_number).number
-            else:
-                identifier = parse_credit_code(cast(str, subject.credit_code))
+            identity = subject_identity(subject)
         except IdentifierError as exc:
             out.append(WatchedSubject(index, None, None, None, (exc.code, exc.message)))
             continue
         out.append(
-            WatchedSubject(
-                index, blind_index(identifier), mask_identifier(identifier), subject.reference, None
-            )
+            WatchedSubject(index, blind_index(identity.index_input), identity.masked, subject.reference, None)
         )
     return out
 

@@ -12,23 +12,23 @@ from registry import progress
 from registry.db import Database
 from registry.identity.crypto import DataKeyring, Secrets
 from registry.identity.models import RegistryKey
+from registry.identity.types import index_input
 from registry.listings.models import Listing, ListingVersion, Removal
 from registry.listings.prepare import PURPOSE_DEBTOR_ID, PURPOSE_REMOVAL, PURPOSE_SIGNED
 
 PAGE = 2000
 
 
-def debtor_blind(secrets: Secrets, kind: str, identifier: str, *, key: int = 0) -> bytes:
-    """A debtor's blind index from the decrypted identifier, as ingest computes it: the
-    ONE place rotation and the key check call the blind index (`key` 0 is the active key,
-    1 the retiring one), so a change to how the index is computed flows through."""
-    del kind  # the identifier's kind: bound into the index once the index takes it
-    return secrets.blind_indexes()[key](identifier)
+def debtor_blind(secrets: Secrets, id_type: str, identifier: str, *, key: int = 0) -> bytes:
+    """A debtor's blind index from the decrypted identifier and its type, as ingest computes
+    it (`index_input`): the ONE place rotation and the key check call the blind index (`key`
+    0 is the active key, 1 the retiring one)."""
+    return secrets.blind_indexes()[key](index_input(id_type, identifier))
 
 
 def sample_listing(conn: Connection) -> Any:
     """One listing (its kind, ciphertext and stored index), to test keys against the data."""
-    query = select(Listing.debtor_kind, Listing.debtor_id_cipher, Listing.debtor_id_blind).limit(1)
+    query = select(Listing.debtor_id_type, Listing.debtor_id_cipher, Listing.debtor_id_blind).limit(1)
     return conn.execute(query).first()
 
 
@@ -36,7 +36,8 @@ def debtor_blind_candidates(secrets: Secrets, row: Any) -> list[bytes]:
     """The indexes this listing may carry under the keys held (active, and retiring)."""
     identifier = secrets.keyring.decrypt(bytes(row.debtor_id_cipher), PURPOSE_DEBTOR_ID).decode()
     return [
-        debtor_blind(secrets, row.debtor_kind, identifier, key=i) for i in range(len(secrets.blind_indexes()))
+        debtor_blind(secrets, row.debtor_id_type, identifier, key=i)
+        for i in range(len(secrets.blind_indexes()))
     ]
 
 

@@ -103,7 +103,7 @@ def test_export_round_trips_and_its_signature_verifies_with_pynacl(
         "listings"
     ]
     assert all(
-        "identifier_masked" in row and "****" in row["identifier_masked"]
+        "identifier_masked" in row and row["identifier_masked"].endswith("*" * 8)
         for row in rows
         if row["kind"] == "person"
     )

@@ -36,21 +36,25 @@ from tests.support.listings import amended_body, post_amendment, post_removal, p
 from tests.support.sync_receiver import Receiver, running_receiver
 
 CREDIT_REFERENCE_FIELDS = {
-    "id", "version", "status", "kind", "name", "identifier", "sex", "birth_date", "legal_representative",
+    "id", "version", "status", "kind", "name", "identifier", "id_type", "sex", "birth_date",
+    "legal_representative",
     "court_code", "court_name", "case_number", "basis_document_number", "basis_issuer", "obligations",
     "amount_cents", "performance", "grounds", "filed_on", "listed_on", "term_years", "expires_on", "removal",
 }  # fmt: skip
 HOUSING_FIELDS = {
-    "id", "version", "status", "name", "credit_code", "legal_representative", "court_code", "court_name",
+    "id", "version", "status", "name", "credit_code", "id_type", "legal_representative", "court_code",
+    "court_name",
     "case_number", "basis_document_number", "basis_issuer", "obligations", "amount_cents", "performance",
     "grounds", "listed_on", "removal",
 }  # fmt: skip
 ENTERPRISE_FIELDS = {
-    "id", "version", "status", "name", "credit_code", "legal_representative", "court_code", "court_name",
+    "id", "version", "status", "name", "credit_code", "id_type", "legal_representative", "court_code",
+    "court_name",
     "case_number", "grounds", "listed_on", "removal",
 }  # fmt: skip
 PUBLIC_FIELDS = {
-    "id", "kind", "name", "sex", "age", "identifier_masked", "legal_representative", "court_code",
+    "id", "kind", "name", "sex", "age_at_publication", "id_type", "identifier_masked",
+    "legal_representative", "court_code",
     "court_name", "province_code", "province", "case_number", "basis_document_number", "basis_issuer",
     "obligations", "amount_cents", "performance", "grounds", "filed_on", "published_on",
 }  # fmt: skip

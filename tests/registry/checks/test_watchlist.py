@@ -16,7 +16,7 @@ from publishing.sync.watchpush import push_watch_changes
 from registry.checks.watchlist import READER
 from registry.eventlog import readers
 from registry.identity.crypto import load_secrets
-from registry.identity.identifiers import mask_identifier
+from registry.identity.types import public_identifier
 from registry.runtime import Services
 from registry.settings import Settings
 from tests.support import rfc9421
@@ -57,7 +57,11 @@ def test_watchlist_follows_listing_and_removal(
         )  # fmt: skip
         assert added.status_code == 200, added.text
         results = added.json()["results"]
-        assert results[0] == {"index": 0, "status": "added", "identifier_masked": mask_identifier(number)}
+        assert results[0] == {
+            "index": 0,
+            "status": "added",
+            "identifier_masked": public_identifier("resident_id", number),
+        }
         assert results[1]["error"]["code"] == "invalid_id_number"
         assert results[2]["status"] == "added"
         again = http.post("/v1/watchlist/subjects", json={"subjects": [{"id_number": number}]}).json()
@@ -76,7 +80,7 @@ def test_watchlist_follows_listing_and_removal(
         [listed] = first["changes"]  # type: ignore[misc]
         assert listed["change"] == "listed" and listed["listing_id"] == listed_id
         assert listed["reference"] == "cust-42"
-        assert listed["identifier_masked"] == mask_identifier(number)
+        assert listed["identifier_masked"] == public_identifier("resident_id", number)
         assert listed["case_number"] == watched_body["case_number"]
         second = changes(http, int(first["next_after"]))  # type: ignore[call-overload]
         [removed] = second["changes"]  # type: ignore[misc]
@@ -106,7 +110,7 @@ def test_watchlist_follows_listing_and_removal(
         stored = [tuple(r) for r in conn.execute(sa.text("SELECT * FROM watch_subjects"))]
         dump = repr(stored) + repr([tuple(r) for r in conn.execute(sa.text("SELECT * FROM watch_changes"))])
     assert number not in dump and "91110000600037341L" not in dump
-    assert [bytes(row[1]) for row in stored] == [blind("91110000600037341L")]
+    assert [bytes(row[1]) for row in stored] == [blind("credit_code:91110000600037341L")]  # type bound in
     assert unwatched_id not in dump
 
 

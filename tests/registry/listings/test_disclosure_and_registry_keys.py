@@ -14,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from registry.identity.registry_key import Domain, generate_signing_key_file, load_registry_signer
-from registry.listings.disclosure import age_on, public_columns, public_entry
+from registry.listings.disclosure import age_at_publication, public_columns, public_entry
 from registry.listings.models import Listing
 from registry.settings import Settings
 from tests.support.harness import CourtHandle, Registry, cli_env, registry_bin
@@ -71,14 +71,15 @@ def test_public_entry_shows_art6_fields_and_nothing_else(registry: Registry, cou
     encoded = msgspec.json.encode(entry).decode()
     debtor = body["debtor"]
     assert entry.name == debtor["name"] and entry.kind == "person"
-    assert entry.identifier_masked == debtor["id_number"][:10] + "****" + debtor["id_number"][14:]
+    number = debtor["id_number"]
+    assert entry.identifier_masked == number[:2] + "****" + number[6:10] + "********"
+    assert entry.id_type == "resident_id"
     assert debtor["id_number"] not in encoded
     assert "北京某某投资有限公司" not in encoded and "creditor" not in encoded
     assert "signature" not in encoded and "key_id" not in encoded
-    birth = date(
-        int(debtor["id_number"][6:10]), int(debtor["id_number"][10:12]), int(debtor["id_number"][12:14])
-    )
-    assert entry.age == age_on(birth, today)
+    # The age reached in the year of publication, whatever day the entry is read.
+    assert entry.age_at_publication == entry.published_on.year - int(number[6:10])
+    assert public_entry(row, date(2040, 6, 1)) == entry
     assert entry.sex == ("M" if int(debtor["id_number"][16]) % 2 else "F")
     assert entry.court_name == court.name and entry.province == "北京"
     assert entry.case_number == body["case_number"]
@@ -86,13 +87,14 @@ def test_public_entry_shows_art6_fields_and_nothing_else(registry: Registry, cou
     assert entry.obligations == unicodedata.normalize("NFKC", body["obligations"])
     assert entry.grounds == body["grounds"]
     assert set(json.loads(encoded)) == {
-        "id", "kind", "name", "sex", "age", "identifier_masked", "legal_representative",
+        "id", "kind", "name", "sex", "age_at_publication", "id_type", "identifier_masked",
+        "legal_representative",
         "court_code", "court_name", "province_code", "province", "case_number",
         "basis_document_number", "basis_issuer", "obligations", "amount_cents", "performance",
         "grounds", "filed_on", "published_on",
     }  # fmt: skip
 
 
-def test_age_counts_birthdays() -> None:
-    assert age_on(date(1990, 6, 15), date(2020, 6, 14)) == 29
-    assert age_on(date(1990, 6, 15), date(2020, 6, 15)) == 30
+def test_the_age_at_publication_is_never_finer_than_the_birth_year() -> None:
+    # Read on any day, from any listing of the same person: one value per publication year.
+    assert age_at_publication(1990, date(2020, 1, 1)) == age_at_publication(1990, date(2020, 12, 31)) == 30
