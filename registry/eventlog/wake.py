@@ -5,7 +5,7 @@ A removal must leave every public surface within seconds; followers that poll th
 0.5-1 s add up to their interval to every surface (the indexer, the feeds' reader, the push
 worker), and more while a batch keeps them busy. So every commit of a transaction that
 appended events (`registry.eventlog.services.append_events` marks the connection) calls the
-listeners registered here, in the process that committed; the scheduler
+listeners registered here once it is done, in the process that committed; the scheduler
 (`service.scheduler`) runs the jobs that ask for it (`Job.wake_on_log`) at once, or once more
 right after the run in progress. Intervals stay the fallback: for events committed by
 another process (a separate `registry worker`), a follower still runs within its interval.
@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import Connection, Engine, event
+from sqlalchemy.pool import Pool
 
 logger = logging.getLogger("registry.eventlog.wake")
 
 _MARK = "registry.log_appended"
+_COMMITTED = "registry.log_appended_committed"
 _listeners: list[Callable[[], bool]] = []
 
 
@@ -35,17 +38,37 @@ def on_log_appended(listener: Callable[[], bool]) -> None:
     _listeners.append(listener)
 
 
-def _committed(conn: Connection) -> None:
-    if not conn.info.pop(_MARK, False):
-        return
+def _notify() -> None:
     for listener in list(_listeners):
         try:
             keep = listener()
-        except Exception:  # a waker must never fail the commit that woke it
+        except Exception:  # a waker must never fail the work that woke it
             logger.exception("a log follower's waker failed")
             keep = True
         if not keep:
             _listeners.remove(listener)
+
+
+# SQLAlchemy's `commit` event comes before the database's commit: a follower woken then
+# could read the log before the events are visible and go back to sleep. So the commit only
+# moves the mark, and the listeners are called once the commit is done: when the connection
+# goes back to the pool, or begins its next transaction, whichever comes first.
+
+
+def _committed(conn: Connection) -> None:
+    if conn.info.pop(_MARK, False):
+        conn.info[_COMMITTED] = True
+
+
+def _began(conn: Connection) -> None:
+    conn.info.pop(_MARK, None)
+    if conn.info.pop(_COMMITTED, False):
+        _notify()
+
+
+def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+    if record is not None and record.info.pop(_COMMITTED, False):
+        _notify()
 
 
 def _rolled_back(conn: Connection) -> None:
@@ -53,4 +76,6 @@ def _rolled_back(conn: Connection) -> None:
 
 
 event.listen(Engine, "commit", _committed)
+event.listen(Engine, "begin", _began)
 event.listen(Engine, "rollback", _rolled_back)
+event.listen(Pool, "checkin", _checked_in)
