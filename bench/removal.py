@@ -78,6 +78,9 @@ class RemovalRun:
     done: list[_Pending] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     cycles: list[float] = field(default_factory=list)
+    # Every removal the delta API has shown, with its seq and when: a removal can show there
+    # before its POST has returned (and joined `pending`), and the cursor moves past it.
+    delta_seen: dict[str, tuple[int, float]] = field(default_factory=dict)
 
     def _envelope(self, target: Target) -> dict[str, Any]:
         key_id, raw = self.signers[target.court_code]
@@ -146,15 +149,18 @@ class RemovalRun:
         # The delta API: every removal since the last poll, one request per page.
         while True:
             page = http.get("/v1/publications", params={"after": self.delta_after, "limit": 1000}).json()
+            now = time.perf_counter()
             for entry in page["items"]:
                 removal = entry.get("removal")
-                if entry["event"] == "removed" and removal and removal["id"] in by_id:
-                    item = by_id[removal["id"]]
-                    item.seq = entry["seq"]
-                    seen(item, "delta_api")
+                if entry["event"] == "removed" and removal:
+                    self.delta_seen.setdefault(removal["id"], (entry["seq"], now))
             if page["next_after"] == self.delta_after or not page["items"]:
                 break
             self.delta_after = page["next_after"]
+        for listing_id, item in by_id.items():
+            if listing_id in self.delta_seen:
+                item.seq, at = self.delta_seen[listing_id]
+                item.seen.setdefault("delta_api", at)
         # The bank check: every pending subject in one request.
         asking = [p for p in pending if "bank_check" not in p.seen]
         if asking:
