@@ -7,29 +7,44 @@ worker), and more while a batch keeps them busy. So every commit of a transactio
 appended events (`registry.eventlog.services.append_events` marks the connection) calls the
 listeners registered here once it is done, in the process that committed; the scheduler
 (`service.scheduler`) runs the jobs that ask for it (`Job.wake_on_log`) at once, or once more
-right after the run in progress. Intervals stay the fallback: for events committed by
-another process (a separate `registry worker`), a follower still runs within its interval.
+right after the run in progress.
+
+Across processes, on PostgreSQL: the same transaction sends `NOTIFY registry_log`, which
+the server delivers at commit to every process listening (`log_notifications`, a resource
+of each web and worker process), so a worker's followers wake for a removal a web process
+committed. Intervals stay the fallback: on SQLite (one process), or while the listening
+connection is down.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, event
+import asyncpg
+from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy.pool import Pool
+
+if TYPE_CHECKING:
+    from registry.runtime import Services
 
 logger = logging.getLogger("registry.eventlog.wake")
 
 _MARK = "registry.log_appended"
 _COMMITTED = "registry.log_appended_committed"
+CHANNEL = "registry_log"
 _listeners: list[Callable[[], bool]] = []
 
 
 def mark_appended(conn: Connection) -> None:
     """Called by `append_events` in the caller's transaction."""
     conn.info[_MARK] = True
+    if conn.dialect.name == "postgresql":
+        # Delivered at commit only, once per transaction (PostgreSQL folds repeats).
+        conn.execute(text(f"NOTIFY {CHANNEL}"))
 
 
 def on_log_appended(listener: Callable[[], bool]) -> None:
@@ -79,3 +94,28 @@ event.listen(Engine, "commit", _committed)
 event.listen(Engine, "begin", _began)
 event.listen(Engine, "rollback", _rolled_back)
 event.listen(Pool, "checkin", _checked_in)
+
+
+@asynccontextmanager
+async def log_notifications(services: Services) -> AsyncIterator[None]:
+    """For the process's life, on PostgreSQL: LISTEN for other processes' commits to the log
+    and wake this process's followers. Without it they still run at their intervals."""
+    if services.db.is_sqlite:
+        yield
+        return
+    url = services.settings.database.url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    connection = None
+    try:
+        connection = await asyncpg.connect(url)
+        await connection.add_listener(CHANNEL, lambda *_: _notify())
+        connection.add_termination_listener(
+            lambda *_: logger.warning("log notifications lost: followers run at their intervals")
+        )
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        logger.warning("log notifications unavailable (%s): followers run at their intervals", exc)
+    try:
+        yield
+    finally:
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                await connection.close(timeout=5)
