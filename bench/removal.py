@@ -94,12 +94,16 @@ class RemovalRun:
         return sign_envelope("removal", removal, Ed25519PrivateKey.from_private_bytes(raw), key_id)
 
     def send(
-        self, targets: list[Target], spacing: tuple[float, float], in_batch: threading.Event | None
+        self,
+        targets: list[Target],
+        spacing: tuple[float, float],
+        in_batch: threading.Event | None,
+        batches_over: threading.Event | None = None,
     ) -> None:
         rng = random.Random(23)  # noqa: S311 - a reproducible arrival pattern, not a secret
         with httpx.Client(base_url=self.base, timeout=60) as http:
             for target in targets:
-                if in_batch is not None:
+                if in_batch is not None and not (batches_over and batches_over.is_set()):
                     in_batch.wait(30)  # between two batches; reported if none was in flight
                 envelope = self._envelope(target)
                 sent = time.perf_counter()
@@ -229,13 +233,17 @@ def run_phase(
     started_load = load_average()
     in_batch = threading.Event() if batch is not None else None
     stop = threading.Event()
-    sender = threading.Thread(target=run.send, args=(targets, spacing, in_batch), daemon=True)
+    batches_over = threading.Event()  # every batch sent: removals stop waiting for one
+    sender = threading.Thread(target=run.send, args=(targets, spacing, in_batch, batches_over), daemon=True)
     batcher = None
     batches: dict[str, Any] = {}
     if batch is not None and in_batch is not None:
 
         def ingest() -> None:
-            batches.update(batch(in_batch, stop))
+            try:
+                batches.update(batch(in_batch, stop))
+            finally:
+                batches_over.set()
 
         batcher = threading.Thread(target=ingest, daemon=True)
         batcher.start()
