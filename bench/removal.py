@@ -63,6 +63,7 @@ class _Pending:
     during_batch: bool
     seen: dict[str, float] = field(default_factory=dict)
     seq: int | None = None
+    answered_s: float = 0.0  # the removal request's own latency (committed when answered)
 
 
 @dataclass
@@ -112,11 +113,17 @@ class RemovalRun:
                     json=envelope,
                     headers={"Authorization": f"Bearer {self.admin_key}"},
                 )
+                answered = time.perf_counter() - sent
                 if response.status_code != 200:
                     raise RuntimeError(f"bench: removal refused: {response.status_code} {response.text}")
                 with self.lock:
                     self.pending.append(
-                        _Pending(target, sent, during_batch=in_batch is not None and in_batch.is_set())
+                        _Pending(
+                            target,
+                            sent,
+                            during_batch=in_batch is not None and in_batch.is_set(),
+                            answered_s=answered,
+                        )
                     )
                 time.sleep(rng.uniform(*spacing))
 
@@ -215,6 +222,8 @@ class RemovalRun:
             "removals": len(done),
             "sent_while_a_batch_was_in_flight": sum(p.during_batch for p in done),
             "poll_cycle": latency_summary(self.cycles, unit="s"),
+            # The removal's POST until its answer: the commit, before any follower ran.
+            "removal_request_s": latency_summary([p.answered_s for p in done], unit="s"),
             "gone_everywhere_s": everywhere,
             "per_surface_s": per_surface,
         }
