@@ -88,7 +88,10 @@ class ServerSettings(BaseSettings):
         default="text", description="text, or json: one JSON object a line, with the request id."
     )
     request_max_body_bytes: int = Field(
-        default=64 * 1024 * 1024, ge=1024, description="Largest request body any route accepts."
+        default=64 * 1024 * 1024,
+        ge=1024,
+        description="Largest body of a listing batch (POST /v1/listings/batch: 10,000 envelopes); "
+        "every other route has its own, smaller cap (operations.md).",
     )
     # One budget per client address shared by every public endpoint (search, web page, feeds).
     public_rate_limit: str = Field(
@@ -116,7 +119,9 @@ class CheckSettings(BaseSettings):
 
     model_config = _config("REGISTRY_CHECK_")
 
-    batch_max_subjects: int = Field(default=1000, ge=1, description="Subjects per POST /v1/checks.")
+    batch_max_subjects: int = Field(
+        default=1000, ge=1, le=1000, description="Subjects per POST /v1/checks (at most 1,000: the body cap)."
+    )
     rate_per_second: int = Field(
         default=50,
         ge=1,
@@ -140,6 +145,7 @@ class CheckSettings(BaseSettings):
     watchlist_max_subjects: int = Field(
         default=10_000,
         ge=1,
+        le=10_000,
         validation_alias="REGISTRY_WATCHLIST_MAX_SUBJECTS",
         description="Subjects per watchlist request.",
     )
