@@ -7,8 +7,10 @@ reference in `docs/settings.md` is generated from these classes (`registry setti
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Any, Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -93,6 +95,17 @@ class ServerSettings(BaseSettings):
         description="Largest body of a listing batch (POST /v1/listings/batch: 10,000 envelopes); "
         "every other route has its own, smaller cap (operations.md).",
     )
+    forwarded_allow_ips: str = Field(
+        default="",
+        description="Reverse proxies (addresses or networks, comma-separated) whose X-Forwarded-For "
+        "and X-Forwarded-Proto are believed; empty (the default): none, the client is the TCP peer.",
+    )
+    public_base_url: str | None = Field(
+        default=None,
+        description="The public https origin (e.g. https://registry.example): the base of every URL "
+        "the service writes (feeds, exports, links); unset: http://REGISTRY_HOST:REGISTRY_PORT. "
+        "Never taken from the Host header.",
+    )
     # One budget per client address shared by every public endpoint (search, web page, feeds).
     public_rate_limit: str = Field(
         default="60/minute",
@@ -100,6 +113,30 @@ class ServerSettings(BaseSettings):
         description="Requests per client address to the public endpoints: N/second|minute|hour|day, "
         "or off; across processes with REGISTRY_REDIS_URL.",
     )
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            ipaddress.ip_network(item, strict=False)  # ValueError: not an address or network
+        return value
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _origin(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError("an http(s) origin, e.g. https://registry.example (a path prefix is allowed)")
+        return value.rstrip("/")
+
+    def trusted_proxies(self) -> list[str]:
+        return [part.strip() for part in self.forwarded_allow_ips.split(",") if part.strip()]
+
+    def base_url(self) -> str:
+        """Where the service is reached: REGISTRY_PUBLIC_BASE_URL, else its own address."""
+        return self.public_base_url or f"http://{self.host}:{self.port}"
 
 
 class ListingSettings(BaseSettings):

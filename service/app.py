@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 from litestar import Litestar, MediaType, Response, get
@@ -18,6 +18,7 @@ from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import ASGIApp, ControllerRouterHandler, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from registry.http.body import BodyPlugin
 from registry.http.dependencies import DEPENDENCIES, provide_services
@@ -115,6 +116,21 @@ def access_logging(app: ASGIApp) -> ASGIApp:
     return middleware
 
 
+def forwarded_headers(trusted: Sequence[str]) -> Any:
+    """X-Forwarded-For and X-Forwarded-Proto believed only from the proxies an operator names
+    (REGISTRY_FORWARDED_ALLOW_IPS; none by default), so that nobody else can choose the address
+    the public rate limit counts them under. The client is the right-most address a trusted
+    proxy did not add (uvicorn's `ProxyHeadersMiddleware`). The server itself must not
+    rewrite the peer: `registry serve` starts uvicorn with `proxy_headers=False`."""
+
+    def middleware(app: ASGIApp) -> ASGIApp:
+        if not trusted:
+            return app
+        return cast(ASGIApp, ProxyHeadersMiddleware(cast(Any, app), trusted_hosts=list(trusted)))
+
+    return middleware
+
+
 @asynccontextmanager
 async def process_resources(services: Services, plugins: Sequence[Plugin]) -> AsyncIterator[None]:
     """Every plugin's per-process resources, opened in order and closed in reverse."""
@@ -178,8 +194,9 @@ def create_app(
         },
         openapi_config=openapi_config(),
         plugins=[BodyPlugin()],
-        # The request id first: the access log line and every other one carry it.
-        middleware=[request_ids, access_logging],
+        # The proxy's client first (what the limits count); then the request id: the access
+        # log line and every other one carry it.
+        middleware=[forwarded_headers(settings.server.trusted_proxies()), request_ids, access_logging],
         request_max_body_size=settings.server.request_max_body_bytes,
         debug=False,
     )
@@ -190,5 +207,7 @@ def create_app(
 
 
 def app_factory() -> Any:
-    """For `uvicorn --factory service.app:app_factory`."""
+    """For `uvicorn --factory --no-proxy-headers service.app:app_factory` (the app believes
+    forwarded headers from REGISTRY_FORWARDED_ALLOW_IPS only; uvicorn's default would rewrite
+    the client first)."""
     return create_app()
