@@ -59,6 +59,29 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False)
 
 
+# What must not reach a log line as itself: C0 and C1 controls and DEL (a line feed would
+# start a forged line), the Unicode line and paragraph separators, bidi overrides and
+# isolates (which reorder what an operator reads), and the backslash that escapes them.
+_UNPRINTABLE = re.compile("[\\\\\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# A request line longer than this is cut: a log line is not a place for a 64 KiB path.
+MAX_LOGGED = 1024
+
+
+def printable(text: str) -> str:
+    """`text` safe on one log line: every character above escaped (`\\n`, `\\x1b`, `\\u202e`,
+    `\\\\`), and cut after MAX_LOGGED characters (marked `...`)."""
+    cut = text[:MAX_LOGGED]
+    safe = _UNPRINTABLE.sub(_escape, cut)
+    return safe + "..." if len(text) > MAX_LOGGED else safe
+
+
+def _escape(found: re.Match[str]) -> str:
+    char = found.group()
+    if char == "\\":
+        return "\\\\"
+    return char.encode("unicode_escape").decode("ascii")
+
+
 def configure_logging(level: str, fmt: Literal["text", "json"]) -> None:
     """The root logger's one handler on stderr, in `fmt`; replaces any earlier set-up."""
     handler = logging.StreamHandler()

@@ -25,7 +25,7 @@ from registry.http.dependencies import DEPENDENCIES, provide_services
 from registry.http.errors import handle_http_exception, handle_problem, handle_unexpected
 from registry.http.ratelimit import public_router
 from registry.identity.identifiers import warm_division_cache
-from registry.logs import request_ids
+from registry.logs import printable, request_ids
 from registry.problems import Problem
 from registry.runtime import Services
 from registry.settings import Settings
@@ -86,7 +86,9 @@ def readiness_endpoint(plugins: Sequence[Plugin]) -> Any:
 
 
 def access_logging(app: ASGIApp) -> ASGIApp:
-    """Method, path, status and time. Never the query string: it can carry an identifier."""
+    """Method, path, status and time, for every request, those that match no route too. Never
+    the query string: it can carry an identifier. The path is the decoded one, escaped
+    (`registry.logs.printable`): a `%0a` in it cannot start a forged line."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         # Nothing to log (REGISTRY_LOG_LEVEL above INFO): no wrapper, no timing, no cost.
@@ -107,8 +109,8 @@ def access_logging(app: ASGIApp) -> ASGIApp:
         finally:
             access_log.info(
                 "%s %s %d %.1fms",
-                scope["method"],
-                scope["path"],
+                printable(scope["method"]),
+                printable(scope["path"]),
                 status,
                 (time.perf_counter() - started) * 1000,
             )
@@ -194,16 +196,20 @@ def create_app(
         },
         openapi_config=openapi_config(),
         plugins=[BodyPlugin()],
-        # The proxy's client first (what the limits count); then the request id: the access
-        # log line and every other one carry it.
-        middleware=[forwarded_headers(settings.server.trusted_proxies()), request_ids, access_logging],
         request_max_body_size=settings.server.request_max_body_bytes,
         debug=False,
     )
     for plugin in plugins:
         if plugin.configure_app is not None:
             plugin.configure_app(config, settings)
-    return Litestar.from_config(config)
+    app = Litestar.from_config(config)
+    # Around the whole app, not each route (Litestar's `middleware`), so that a request that
+    # matches no route (404, 405) is logged with its id too. Outermost the proxy's client
+    # (what the limits count); then the request id: the access line and every other carry it.
+    app.asgi_handler = forwarded_headers(settings.server.trusted_proxies())(
+        request_ids(access_logging(app.asgi_handler))
+    )
+    return app
 
 
 def app_factory() -> Any:
