@@ -17,6 +17,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import httpx
 from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -37,6 +38,21 @@ class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id.get()
         return True
+
+
+class OutboundUrlFilter(logging.Filter):
+    """httpx logs each request it sends with its URL (`HTTP Request: POST https://…`): an
+    agency's or a bank's push endpoint can carry a token in its query, and a URL its
+    credentials. Those lines keep the scheme, host, port and path only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(isinstance(arg, httpx.URL) for arg in record.args):
+            record.args = tuple(_bare(arg) if isinstance(arg, httpx.URL) else arg for arg in record.args)
+        return True
+
+
+def _bare(url: httpx.URL) -> str:
+    return str(url.copy_with(query=None, fragment=None, userinfo=b""))
 
 
 class JsonFormatter(logging.Formatter):
@@ -86,6 +102,7 @@ def configure_logging(level: str, fmt: Literal["text", "json"]) -> None:
     """The root logger's one handler on stderr, in `fmt`; replaces any earlier set-up."""
     handler = logging.StreamHandler()
     handler.addFilter(RequestIdFilter())
+    handler.addFilter(OutboundUrlFilter())
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     root = logging.getLogger()
     for old in list(root.handlers):

@@ -13,7 +13,7 @@ from typing import Any, cast
 import msgspec
 from litestar import Litestar, MediaType, Response, get
 from litestar.config.app import AppConfig
-from litestar.datastructures import State
+from litestar.datastructures import MutableScopeHeaders, State
 from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
 from litestar.openapi.datastructures import ResponseSpec
@@ -133,6 +133,51 @@ def forwarded_headers(trusted: Sequence[str]) -> Any:
     return middleware
 
 
+def head_as_get(app: ASGIApp) -> ASGIApp:
+    """HEAD wherever GET is (RFC 9110 §9.3.2): the GET handler answers, its status and headers
+    go out, its body does not. Where there is no GET, the 404 or the 405 (with `Allow`)."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP or scope["method"] != "HEAD":
+            await app(scope, receive, send)
+            return
+
+        async def headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if not message.get("more_body", False):
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return
+            await send(message)
+
+        await app({**scope, "method": "GET"}, receive, headers_only)
+
+    return middleware
+
+
+def no_store_when_authenticated(app: ASGIApp) -> ASGIApp:
+    """`Cache-Control: no-store` on every answer to a request that carries credentials: what
+    a court, a bank, an agency or an admin reads (full identifiers, query logs, notices) is
+    kept by no cache, shared or private (RFC 9111 §5.2.2.5), whatever the handler said."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP or not any(
+            name == b"authorization" for name, _ in scope["headers"]
+        ):
+            await app(scope, receive, send)
+            return
+
+        async def no_store(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableScopeHeaders(message)
+                headers["Cache-Control"] = "no-store"
+                headers.extend_header_value("Vary", "Authorization")
+            await send(message)
+
+        await app(scope, receive, no_store)
+
+    return middleware
+
+
 @asynccontextmanager
 async def process_resources(services: Services, plugins: Sequence[Plugin]) -> AsyncIterator[None]:
     """Every plugin's per-process resources, opened in order and closed in reverse."""
@@ -207,7 +252,7 @@ def create_app(
     # matches no route (404, 405) is logged with its id too. Outermost the proxy's client
     # (what the limits count); then the request id: the access line and every other carry it.
     app.asgi_handler = forwarded_headers(settings.server.trusted_proxies())(
-        request_ids(access_logging(app.asgi_handler))
+        request_ids(access_logging(head_as_get(no_store_when_authenticated(app.asgi_handler))))
     )
     return app
 
