@@ -81,6 +81,11 @@ def parse_subject(index: int, subject: CheckSubject, blind_index: BlindIndex) ->
             return _parsed(index, "organization", parse_credit_code(cast(str, raw)), name, blind_index)
         except IdentifierError as exc:
             code, detail = exc.code, exc.message
+        except ValueError:
+            # Text no parser can read (a digit of another script that `int()` chokes on): this
+            # subject's error, never the whole check's (the other subjects are answered).
+            code = "invalid_id_number" if subject.id_number is not None else "invalid_credit_code"
+            detail = "an identifier is written in ASCII letters and digits"
     identifier = normalise_identifier(raw or "")
     return ParsedSubject(
         index, "unknown", identifier, name, blind_index(identifier), SubjectError(code, detail)
