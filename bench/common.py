@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import platform
+import resource
 import shutil
 import socket
 import sqlite3
@@ -36,6 +37,82 @@ from registry.calendar import today_in_china
 from registry.listings.ingest import worker_count
 from registry.runtime import Services
 from registry.settings import DatabaseSettings, KeySettings, ServerSettings, Settings
+
+# ---- what every bench reports beside its figures ----
+
+P99_MIN_SAMPLES = 100  # below this a "p99" is the max or the second-highest: call it the max
+
+
+def _cpu_model() -> str | None:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def _cpu_seconds() -> dict[str, float]:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {
+        "bench_process": own.ru_utime + own.ru_stime,
+        "child_processes": children.ru_utime + children.ru_stime,
+    }
+
+
+def load_average() -> list[float]:
+    return [round(value, 2) for value in os.getloadavg()]
+
+
+class MachineRun:
+    """The machine a bench ran on and the load it ran under: CPU count and model, the load
+    average before and after, and CPU time beside wall time (this process and every child
+    process it waited for: servers, workers, `registry import`). On a shared machine the
+    wall times mean little without these."""
+
+    def __init__(self) -> None:
+        self.load_before = load_average()
+        self.cpu_before = _cpu_seconds()
+        self.started = time.perf_counter()
+
+    def finish(self) -> dict[str, Any]:
+        wall = time.perf_counter() - self.started
+        cpu = _cpu_seconds()
+        used = {name: round(cpu[name] - self.cpu_before[name], 2) for name in cpu}
+        return {
+            "cpus": os.cpu_count(),
+            "cpu_model": _cpu_model(),
+            "python": platform.python_version(),
+            "load_average_before": self.load_before,
+            "load_average_after": load_average(),
+            "wall_seconds": round(wall, 2),
+            "cpu_seconds": used,
+            # Above 1 x cpus means the machine was busy with more than this bench.
+            "cpu_seconds_per_wall_second": round(sum(used.values()) / wall, 2) if wall else None,
+        }
+
+
+def timed_figure(figure: dict[str, Any], started_load: list[float]) -> dict[str, Any]:
+    """A figure with the load average when its measurement started and ended."""
+    return figure | {"load_average": {"before": started_load, "after": load_average()}}
+
+
+def latency_summary(samples: list[float], *, unit: str = "ms") -> dict[str, Any]:
+    """p50, and p99 only over enough samples (>= 100): below that, the max, labelled max."""
+    ordered = sorted(samples)
+    scale = 1000 if unit == "ms" else 1
+    digits = 3
+    out: dict[str, Any] = {"samples": len(ordered)}
+    if not ordered:
+        return out
+    out[f"p50_{unit}"] = round(statistics.median(ordered) * scale, digits)
+    if len(ordered) >= P99_MIN_SAMPLES:
+        out[f"p99_{unit}"] = round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * scale, digits)
+    out[f"max_{unit}"] = round(ordered[-1] * scale, digits)
+    return out
 
 
 def _tree_memory(pid: int) -> tuple[int, int]:
@@ -242,7 +319,7 @@ def _bench_batch(
     )
     port = _free_port()
     server = subprocess.Popen(  # noqa: S603 - our own CLI
-        [sys.executable, "-m", "service", "serve", "--port", str(port), "--no-scheduler"],
+        [sys.executable, "-m", "service", "serve", "--port", str(port), "--scheduler"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -280,8 +357,8 @@ def _bench_batch(
         "listings_per_s": round(count / seconds),
         "batch_size": batch_size,
         "concurrent_senders": senders,
-        "batch_latency_p50_s": round(statistics.median(latencies), 3),
-        "batch_latency_max_s": round(max(latencies), 3),
+        "server": "registry serve --scheduler (background jobs on, as deployed)",
+        "batch_latency_s": latency_summary(latencies, unit="s"),
         "server_peak_rss_mb": round(memory.peak / 2**20),
         "created": created,
     }
@@ -313,15 +390,18 @@ def run_ingest_bench(
         generated = time.perf_counter() - started
         result: dict[str, Any] = {
             "benchmark": "ingest",
-            "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
             "database": "sqlite (embedded default)" if database_url is None else "postgresql",
             "listings": count,
             "prepare_workers": workers,
             "generate_and_sign_seconds": round(generated, 2),
             "envelope_file_mb": round(envelopes.stat().st_size / 2**20),
-            "import": _bench_import(import_env, envelopes, count),
-            "batch_endpoint": _bench_batch(batch_env, envelopes, count, batch_size, senders),
         }
+        import_load = load_average()
+        result["import"] = timed_figure(_bench_import(import_env, envelopes, count), import_load)
+        batch_load = load_average()
+        result["batch_endpoint"] = timed_figure(
+            _bench_batch(batch_env, envelopes, count, batch_size, senders), batch_load
+        )
     if database_url is not None:
         drop_postgres_databases(database_url, scratch_databases)
     return result

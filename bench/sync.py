@@ -16,7 +16,6 @@ import asyncio
 import json
 import logging
 import os
-import platform
 import random
 import statistics
 import subprocess
@@ -29,6 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +36,23 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Connection, func, or_, select
 
-from bench.common import _env, _free_port, _registry, drop_postgres_databases, fresh_postgres_database
+from bench.common import (
+    _env,
+    _free_port,
+    _registry,
+    drop_postgres_databases,
+    fresh_postgres_database,
+    latency_summary,
+    load_average,
+    timed_figure,
+)
 from demo.runner import load_demo
 from demo.seed import load_signers
 from publishing.sync.services import create_subscription
 from registry.calendar import today_in_china
 from registry.clients.services import create_client
 from registry.db import create_sync_engine
+from registry.endpoints import PushPolicy
 from registry.eventlog.types import EventType
 from registry.identity.signing import sign_envelope
 from registry.listings.models import Listing
@@ -98,11 +108,6 @@ def _sink() -> Iterator[_Sink]:
         server.server_close()
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
-
-
 def _wait(condition: Any, seconds: float, what: str) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
@@ -136,7 +141,7 @@ async def _setup(settings: Settings, count: int, urls: list[str]) -> tuple[int, 
 def _subscribe(conn: Connection, agency: str, url: str, now: datetime) -> dict[str, Any]:
     return create_subscription(
         conn, client_id=agency, profile="credit_reference", mode="push", endpoint_url=url, from_seq=0,
-        actor="bench", now=now,
+        actor="bench", now=now, policy=PushPolicy(networks=(ip_network("127.0.0.1"),), allow_http=True),
     )  # fmt: skip
 
 
@@ -151,7 +156,12 @@ def run_sync_bench(*, count: int, removals: int, database_url: str | None = None
         else:
             url = fresh_postgres_database(database_url, "sync")
             scratch_databases.append(url.rsplit("/", 1)[1])
-        env = _env(url, secrets_file, 0) | {"REGISTRY_SIGNING_KEY_FILE": str(root / "signing-keys.json")}
+        env = _env(url, secrets_file, 0) | {
+            "REGISTRY_SIGNING_KEY_FILE": str(root / "signing-keys.json"),
+            # The receivers are on this machine: open loopback to pushes, as a private deployment would.
+            "REGISTRY_PUSH_ALLOWED_NETWORKS": "127.0.0.1",
+            "REGISTRY_PUSH_ALLOW_HTTP": "true",
+        }
         _registry("db", "upgrade", env=env)
         settings = Settings(
             database=DatabaseSettings(url=url),
@@ -169,9 +179,11 @@ def run_sync_bench(*, count: int, removals: int, database_url: str | None = None
             )  # fmt: skip
             server: subprocess.Popen[bytes] | None = None
             try:
+                fan_out_load = load_average()
                 _wait(lambda: all(len(s.keys) >= events for s in sinks), 3600, "the fan-out")
                 # From the first push received, so that the worker's start-up is not counted.
                 fan_out_seconds = time.perf_counter() - min(s.first_at or 0.0 for s in sinks)
+                worker_cpu = _process_cpu_seconds(worker.pid)
                 port = _free_port()
                 server = subprocess.Popen(  # noqa: S603 - our own CLI
                     [sys.executable, "-m", "service", "serve", "--port", str(port), "--no-scheduler"],
@@ -196,24 +208,27 @@ def run_sync_bench(*, count: int, removals: int, database_url: str | None = None
         drop_postgres_databases(database_url, scratch_databases)
     return {
         "benchmark": "sync",
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "database": "sqlite (embedded default)" if database_url is None else "postgresql",
         "listings": count,
         "receivers": len(sinks),
         "profile": "credit_reference",
         "load_seconds": round(loaded, 2),
-        "fan_out": {
-            "events_per_receiver": events,
-            "seconds": round(fan_out_seconds, 2),
-            "events_per_s": round(len(sinks) * events / fan_out_seconds),
-        },
-        "removal_to_ack_seconds": {
-            "removals": len(latencies),
-            "p50": _percentile(latencies, 0.5),
-            "p99": _percentile(latencies, 0.99),
-            "max": round(max(latencies), 3),
-            "mean": round(statistics.fmean(latencies), 3),
-        },
+        "deployment": "registry worker (jobs) + registry serve --no-scheduler (web), one database",
+        "fan_out": timed_figure(
+            {
+                "log_events": events,
+                "receivers": len(sinks),
+                "seconds": round(fan_out_seconds, 2),
+                # A log event counts once it has reached all three receivers.
+                "log_events_per_s": round(events / fan_out_seconds),
+                # Each receiver's copy of an event counted apart (three per log event).
+                "deliveries_per_s": round(len(sinks) * events / fan_out_seconds),
+                "worker_cpu_seconds": worker_cpu,
+            },
+            fan_out_load,
+        ),
+        "removal_to_ack_seconds": latency_summary(latencies, unit="s")
+        | {"mean_s": round(statistics.fmean(latencies), 3)},
     }
 
 
@@ -247,6 +262,16 @@ def _removals(
             time.sleep(0.02)  # a court's clerk, not a batch
     _wait(lambda: all(len(s.removed_at) >= len(sent) for s in sinks), 600, "the removals to arrive")
     return [max(s.removed_at[lid] for s in sinks) - at for lid, at in sent.items()]
+
+
+def _process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a running process so far (start-up included)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 2)
 
 
 def _healthy(http: httpx.Client) -> bool:

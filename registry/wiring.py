@@ -41,15 +41,25 @@ class Job:
     # Runs in one worker at a time across every process: the others skip that run (on
     # PostgreSQL an advisory lock elects it, `service.scheduler`; SQLite has one process).
     singleton: bool = False
+    # Run at once when this process commits new log events (`registry.eventlog.wake`), not
+    # only every `every` seconds: the followers a removal must reach within seconds.
+    wake_on_log: bool = False
 
 
-def follow_job(job_id: str, reader: LogReader, every: float, *, first_after: float | None = None) -> Job:
+def follow_job(
+    job_id: str,
+    reader: LogReader,
+    every: float,
+    *,
+    first_after: float | None = None,
+    wake_on_log: bool = False,
+) -> Job:
     """The job that keeps a reader of the event log caught up (`registry.eventlog.readers`)."""
 
     async def run(services: Services) -> int:
         return await follow(services.db, reader)
 
-    return Job(job_id, run, every=every, first_after=first_after)
+    return Job(job_id, run, every=every, first_after=first_after, wake_on_log=wake_on_log)
 
 
 @dataclass(frozen=True)

@@ -84,9 +84,14 @@ def serve(host: str | None, port: int | None, scheduler: bool | None) -> None:
     """Serve the HTTP API (and, by default, the background jobs) in this process."""
     import uvicorn
 
+    from registry.identity.keystore import KeyConfigError, KeysUnavailable, ensure_keys
     from service.app import create_app
 
     settings = _settings()
+    try:
+        ensure_keys(settings)  # before listening: refuse at once, naming the missing key ids
+    except (KeysUnavailable, KeyConfigError) as exc:
+        raise click.ClickException(str(exc)) from exc
     host, port = host or settings.server.host, port or settings.server.port
     click.echo(f"registry listening on http://{host}:{port}  (API schema: http://{host}:{port}/schema)")
     uvicorn.run(
@@ -154,7 +159,7 @@ def demo(count: int, seed: int) -> None:
 @main.command()
 @click.argument(
     "what",
-    type=click.Choice(["ingest", "sync", "checks", "search", "feeds", "export", "checkpoint"]),
+    type=click.Choice(["ingest", "sync", "checks", "search", "feeds", "export", "checkpoint", "sizes"]),
     default="ingest",
 )
 @click.option("--listings", "count", type=int, default=100_000, show_default=True)
@@ -164,7 +169,13 @@ def demo(count: int, seed: int) -> None:
 @click.option(
     "--database-url", default=None, help="PostgreSQL server to make scratch databases on (default: SQLite)."
 )
-@click.option("--removals", type=int, default=200, show_default=True, help="sync: removals timed one by one.")
+@click.option(
+    "--removals",
+    type=int,
+    default=200,
+    show_default=True,
+    help="sync, search: removals timed (search: this many idle, as many during batches).",
+)
 @click.option(
     "--dataset",
     type=click.Path(file_okay=False, path_type=Path),
@@ -187,8 +198,9 @@ def bench(
     Litestar endpoint); public search (`search`); feeds (request latency), export (time, peak
     memory), checkpoint (time, proof latency)."""
     from bench.checks import run_checks_bench
-    from bench.common import run_ingest_bench
+    from bench.common import MachineRun, run_ingest_bench
 
+    machine = MachineRun()
     if what == "sync":
         from bench.sync import run_sync_bench
 
@@ -198,7 +210,17 @@ def bench(
     elif what == "search":
         from bench.search import run_search_bench
 
-        result = run_search_bench(count=count, database_url=database_url, dataset=dataset)
+        result = run_search_bench(
+            count=count,
+            database_url=database_url,
+            dataset=dataset,
+            removals=removals,
+            batch_size=batch_size,
+        )
+    elif what == "sizes":
+        from bench.sizes import run_sizes_bench
+
+        result = run_sizes_bench(count=count, database_url=database_url)
     elif what in ("feeds", "export", "checkpoint"):
         from bench.publishing import run_publishing_bench
 
@@ -207,6 +229,8 @@ def bench(
         result = run_ingest_bench(
             count=count, batch_size=batch_size, workers=workers, database_url=database_url
         )
+    # Which machine, under which load, and CPU time beside wall time: first in the output.
+    result = {"benchmark": result.pop("benchmark", what), "machine": machine.finish(), **result}
     text = json.dumps(result, indent=2)
     if output is not None:
         output.write_text(text)

@@ -10,16 +10,22 @@ that run.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.schedulers.base import STATE_STOPPED
 from sqlalchemy import text
 
 from registry.calendar import CHINA_TIME
+from registry.eventlog.wake import on_log_appended
 from registry.runtime import Services
 from registry.timeutil import utcnow
 from registry.wiring import Job, Plugin
@@ -64,6 +70,49 @@ def run_alone(
     return elected
 
 
+def _wakeable(
+    scheduler: AsyncIOScheduler, job_id: str, run: Callable[[Services], Awaitable[object]]
+) -> Callable[[Services], Awaitable[object]]:
+    """`run`, also started at once when this process commits new log events
+    (`registry.eventlog.wake`); a commit during a run makes it run once more right after,
+    since the run may have read the log before that commit."""
+    running = [0]
+    again = [False]
+    seen_running = [False]
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    async def woken(services: Services) -> object:
+        loops[:] = [asyncio.get_running_loop()]
+        running[0] += 1
+        try:
+            while True:
+                again[0] = False
+                result = await run(services)
+                if not again[0]:
+                    return result
+        finally:
+            running[0] -= 1
+
+    def now() -> None:
+        with contextlib.suppress(JobLookupError, SchedulerNotRunningError):
+            scheduler.modify_job(job_id, next_run_time=utcnow())
+
+    def wake() -> bool:
+        if scheduler.state == STATE_STOPPED:
+            return not seen_running[0]  # not started yet: keep; stopped: stop calling
+        seen_running[0] = True
+        if running[0]:
+            again[0] = True
+            return True
+        loop = loops[0] if loops else getattr(scheduler, "_eventloop", None)
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(now)  # commits may come from worker threads
+        return True
+
+    on_log_appended(wake)
+    return woken
+
+
 def _add(scheduler: AsyncIOScheduler, services: Services, job: Job) -> None:
     options: dict[str, Any] = {
         "args": [services],
@@ -76,6 +125,8 @@ def _add(scheduler: AsyncIOScheduler, services: Services, job: Job) -> None:
     if job.first_after is not None:
         options["next_run_time"] = utcnow() + timedelta(seconds=job.first_after)
     run = run_alone(job.id, job.run) if job.singleton else job.run
+    if job.wake_on_log:
+        run = _wakeable(scheduler, job.id, run)
     if isinstance(job.every, int | float):
         scheduler.add_job(run, "interval", seconds=job.every, **options)
     else:

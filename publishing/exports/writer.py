@@ -37,7 +37,7 @@ from registry.db import create_sync_engine
 from registry.eventlog.models import Event
 from registry.eventlog.services import head
 from registry.eventlog.types import LISTING_EVENTS, REMOVAL_EVENTS
-from registry.identity.registry_key import RegistrySigner
+from registry.identity.registry_key import RAW_CONTEXTS, Domain, RegistrySigner
 from registry.listings.disclosure import PublicEntry, public_columns, public_entry
 from registry.listings.models import Listing
 from registry.listings.wording import KIND, PERFORMANCE, SEX, grounds_text, label
@@ -318,11 +318,15 @@ def run_export(
             "files": files,
             "key_id": signer.key_id,
             "signature_file": SIGNATURE,
-            "signature_algorithm": "Ed25519 over the exact bytes of manifest.json",
+            "signature_algorithm": "Ed25519 over signature_context, then the exact bytes of manifest.json",
+            # Domain separation (registry/identity/registry_key.py): a manifest signature can
+            # never verify as a checkpoint, a receipt or a push. Manifests written before
+            # 2026-12-06 have no signature_context and were signed over manifest.json alone.
+            "signature_context": RAW_CONTEXTS[Domain.EXPORT_MANIFEST].decode(),
         }
         manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n"
         (folder / MANIFEST).write_bytes(manifest_bytes)
-        (folder / SIGNATURE).write_bytes(signer.sign(manifest_bytes))
+        (folder / SIGNATURE).write_bytes(signer.sign(Domain.EXPORT_MANIFEST, manifest_bytes))
         _swap_in(folder, export_dir / day.isoformat())
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)

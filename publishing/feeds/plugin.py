@@ -12,7 +12,11 @@ from registry.wiring import Job, Plugin, follow_job
 
 
 def _jobs(settings: Settings) -> Sequence[Job]:
-    return [follow_job("publications", READER, every=settings.feeds.publications_interval_seconds)]
+    return [
+        follow_job(
+            "publications", READER, every=settings.feeds.publications_interval_seconds, wake_on_log=True
+        )
+    ]
 
 
 plugin = Plugin(name="feeds", public_routes=[FeedController, PublicationController], jobs=_jobs, cli=[feeds])

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Table, func, insert, select, update
 
 from publishing.sync.models import AssistanceNotice, Subscription
 from publishing.sync.profiles import load_listings, render
-from publishing.sync.services import profile_of
+from publishing.sync.services import ACTIVE_CLIENTS, profile_of
 from registry.calendar import add_working_days, china_date, end_of_china_day, first_uncovered_day
 from registry.eventlog.readers import LogEvent, LogReader
 from registry.eventlog.services import EventDraft, append_events
@@ -64,7 +64,7 @@ def issue_notices(conn: Connection, events: Sequence[LogEvent], now: datetime, *
     an amendment asks no agency to act anew (it is not among NOTICE_EVENTS)."""
     subs = conn.execute(
         select(Subscription.id, Subscription.client_id, Subscription.profile).where(
-            Subscription.state != "paused"
+            Subscription.state.in_(("active", "failing")), Subscription.client_id.in_(ACTIVE_CLIENTS)
         )
     ).all()
     rows = load_listings(conn, (e.listing_id for e in events if e.listing_id)) if subs else {}

@@ -12,13 +12,24 @@ check lacks its log rows (see `registry/checks/controllers.py`).
 
 from __future__ import annotations
 
-import os
+import binascii
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
+import msgspec
+
 from registry.calendar import china_date, seconds_to_next_china_day
-from registry.checks.receipts import RECEIPT_TYPE, SALT_BYTES, ReceiptSigner, b64url, subject_digest
+from registry.checks.receipts import (
+    NONCE_BYTES,
+    RECEIPT_TYPE,
+    RECEIPT_VERSION,
+    ReceiptSigner,
+    b64url,
+    b64url_decode,
+    new_nonce,
+    subject_commitment,
+)
 from registry.checks.schemas import (
     PURPOSES,
     BankListing,
@@ -29,6 +40,7 @@ from registry.checks.schemas import (
     LogPosition,
     SubjectError,
     SubjectResult,
+    VerifyRequest,
 )
 from registry.checks.stores import CheckStore, ListedRow
 from registry.clients.services import hash_key
@@ -94,6 +106,32 @@ def parse_subject(index: int, subject: CheckSubject, blind_index: BlindIndex) ->
 
 def _parsed(index: int, kind: str, identifier: str, name: str | None, blind: BlindIndex) -> ParsedSubject:
     return ParsedSubject(index, kind, identifier, name, blind(identifier), None)
+
+
+def verify_subject(
+    request: VerifyRequest, blind_index: BlindIndex
+) -> tuple[str, str, str | None, bytes | None] | None:
+    """The subject of `POST /v1/checks/verify`, normalised as the check normalised it:
+    (kind, identifier, name, nonce), or None when none is asked about. The nonce is
+    required (only version-1 receipts match a subject without one)."""
+    if request.subject is None:
+        if request.nonce is not None:
+            raise Problem(422, "invalid_field", "a nonce goes with a subject", pointer="/subject")
+        return None
+    parsed = parse_subject(0, request.subject, blind_index)
+    if parsed.error is not None:
+        raise Problem(422, parsed.error.code, parsed.error.detail, pointer="/subject")
+    nonce = None
+    if request.nonce is not None:
+        try:
+            nonce = b64url_decode(request.nonce)
+        except (ValueError, binascii.Error):
+            nonce = b""
+        if len(nonce) != NONCE_BYTES:
+            raise Problem(
+                422, "invalid_field", f"the nonce is {NONCE_BYTES} bytes in base64url", pointer="/nonce"
+            )
+    return parsed.kind, parsed.identifier, parsed.name, nonce
 
 
 def authenticate_bank(store: CheckStore, authorization: str) -> str:
@@ -265,16 +303,16 @@ def record(store: CheckStore, outcome: CheckOutcome, quota: int | None) -> None:
     store.append_log(outcome.log_rows)
 
 
-def receipt_claims(outcome: CheckOutcome) -> dict[str, Any]:
+def receipt_claims(outcome: CheckOutcome, nonces: list[bytes]) -> dict[str, Any]:
     """What the receipt signs. `checkpoint` names the newest signed transparency-log
     checkpoint when the check ran (`GET /v1/log/checkpoint?size=N`), so a bank can later
-    prove the log it was answered from was never rewritten; null before the first one."""
-    salt = os.urandom(SALT_BYTES)
+    prove the log it was answered from was never rewritten; null before the first one.
+    Each subject is a commitment under its own nonce, which is not in the receipt."""
     subjects = []
-    for subject, result in zip(outcome.subjects, outcome.results, strict=True):
+    for subject, result, nonce in zip(outcome.subjects, outcome.results, nonces, strict=True):
         entry: dict[str, Any] = {
             "i": subject.index,
-            "sha256": subject_digest(salt, subject.kind, subject.identifier, subject.name),
+            "commitment": subject_commitment(nonce, subject.kind, subject.identifier, subject.name),
         }
         if result.error is not None:
             entry["error"] = result.error.code
@@ -286,7 +324,7 @@ def receipt_claims(outcome: CheckOutcome) -> dict[str, Any]:
         subjects.append(entry)
     return {
         "typ": RECEIPT_TYPE,
-        "v": 1,
+        "v": RECEIPT_VERSION,
         "jti": outcome.check_id,
         "iat": int(outcome.checked_at.timestamp()),
         "checked_at": iso(outcome.checked_at),
@@ -297,18 +335,22 @@ def receipt_claims(outcome: CheckOutcome) -> dict[str, Any]:
         "checkpoint": None
         if outcome.checkpoint is None
         else {"tree_size": outcome.checkpoint[0], "root_hash": b64(outcome.checkpoint[1])},
-        "salt": b64url(salt),
         "subjects": subjects,
     }
 
 
 def answer(outcome: CheckOutcome, signer: ReceiptSigner) -> CheckAnswer:
+    """The answer: each result carries its subject's nonce beside the receipt, never in it."""
+    nonces = [new_nonce() for _ in outcome.subjects]
     return CheckAnswer(
         check_id=outcome.check_id,
         checked_at=iso(outcome.checked_at),
         purpose=outcome.purpose,
         reference=outcome.reference,
         log_position=LogPosition(outcome.log_seq, outcome.log_hash.hex()),
-        results=outcome.results,
-        receipt=signer.sign(receipt_claims(outcome)),
+        results=[
+            msgspec.structs.replace(result, nonce=b64url(nonce))
+            for result, nonce in zip(outcome.results, nonces, strict=True)
+        ],
+        receipt=signer.sign(receipt_claims(outcome, nonces)),
     )

@@ -22,6 +22,7 @@ from sqlalchemy import Connection, Table, select, update
 from registry.bulk import bulk_insert
 from registry.eventlog.models import Event, LogHead
 from registry.eventlog.types import EventType
+from registry.eventlog.wake import mark_appended
 from registry.identity.canonical import canonical_json
 from registry.timeutil import iso
 
@@ -82,6 +83,7 @@ def append_events(conn: Connection, drafts: Sequence[EventDraft], now: datetime)
     """Append in the caller's transaction; returns the sequence numbers given."""
     if not drafts:
         return []
+    mark_appended(conn)  # its commit wakes the followers (registry.eventlog.wake)
     seq, prev = lock_head(conn)
     rows: list[dict[str, Any]] = []
     for draft in drafts:

@@ -372,8 +372,9 @@ def _verify_all(receiver: Receiver, jwks: dict[str, Any], key_id: str) -> None:
     assert receiver.deliveries
     for delivery in receiver.deliveries:
         verified = rfc9421.verify(
-            delivery.headers, delivery.body, jwks, method="POST", target_uri=receiver.url
-        )
+            delivery.headers, delivery.body, jwks, method="POST", target_uri=receiver.url,
+            tag="defaulter-registry-push",
+        )  # fmt: skip
         assert verified.params["keyid"] == key_id
         assert verified.params["alg"] == "ed25519"
         assert isinstance(verified.params["created"], int) and verified.params["nonce"]
@@ -508,6 +509,48 @@ def test_concurrent_workers_never_send_one_subscription_at_once(
         assert len(receiver.received) == len(receiver.unique())  # no duplicate without a failure
 
 
+def test_a_range_is_read_and_rendered_once_per_profile_not_once_per_subscription(
+    registry: Registry, court: CourtHandle, admin: httpx.Client, settings: Settings
+) -> None:
+    """Three receivers of one profile and one of another: each log range is read (and its
+    listings loaded, decrypted, rendered) once per profile, and every subscription still
+    gets every event it admits, under its own idempotency keys."""
+    for _ in range(10):
+        publish_one(registry, court, registry.listing(court))
+    publish_one(registry, court, org_listing(registry, court))
+    client_id, _ = agency(registry)
+    reads: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "FROM events" in statement and "events.seq >" in statement:
+            reads.append(statement)
+
+    sa.event.listen(sa.Engine, "before_cursor_execute", count)
+    try:
+        with (
+            running_receiver() as a,
+            running_receiver() as b,
+            running_receiver() as c,
+            running_receiver() as org_only,
+        ):
+            subs = [subscribe(admin, client_id, "credit_reference", "push", r.url) for r in (a, b, c)]
+            subs.append(subscribe(admin, client_id, "enterprise_supervision", "push", org_only.url))
+            pump(fast(settings, batch_size=3), lambda: all(caught_up(registry.engine, s)() for s in subs))
+    finally:
+        sa.event.remove(sa.Engine, "before_cursor_execute", count)
+    last_seq = log_head(registry.engine)
+    ranges_per_profile = -(-last_seq // 3) + 1  # the last read finds the head
+    # Once per subscription would be 4 x ranges_per_profile.
+    assert len(reads) <= 2 * ranges_per_profile, (len(reads), ranges_per_profile)
+    expected = [e["seq"] for e in log_events(admin)]
+    for sub, receiver in zip(subs[:3], (a, b, c), strict=True):
+        unique = receiver.unique()
+        assert [e["seq"] for e in unique] == expected
+        assert {e["idempotency_key"] for e in unique} == {f"{sub}:{seq}" for seq in expected}
+    assert [e["listing"]["credit_code"] for e in org_only.unique()] != []
+    assert all("identifier" not in e["listing"] for e in org_only.unique())
+
+
 def test_status_json_and_prometheus_metrics(
     registry: Registry, court: CourtHandle, admin: httpx.Client, settings: Settings
 ) -> None:
@@ -598,7 +641,9 @@ def _snapshot(
         assert response.status_code == 200, response.text
         assert response.headers["content-type"] == "application/x-ndjson"
         headers = dict(response.headers.items())
-        verified = rfc9421.verify(headers, response.content, jwks, status=200)
+        verified = rfc9421.verify(
+            headers, response.content, jwks, status=200, tag="defaulter-registry-response"
+        )
         assert {"@status", "content-type", "content-digest"} <= set(verified.components)
         header, *lines = [json.loads(line) for line in response.content.splitlines()]
         assert header["kind"] == "snapshot" and header["count"] == len(lines)

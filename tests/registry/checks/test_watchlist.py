@@ -4,6 +4,7 @@ through a cursor that never skips or repeats."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from datetime import date, timedelta
 
@@ -61,7 +62,7 @@ def test_watchlist_follows_listing_and_removal(
         assert results[2]["status"] == "added"
         again = http.post("/v1/watchlist/subjects", json={"subjects": [{"id_number": number}]}).json()
         assert again["results"][0]["status"] == "already_watched"
-        assert http.get("/v1/watchlist").json() == {"endpoint": None, "subjects": 2}
+        assert http.get("/v1/watchlist").json() == {"endpoint": None, "subjects": 2, "push": None}
 
         assert follow(settings) > 0  # the unwatched listing and setup events: no change for anyone
         assert changes(http, 0) == {"changes": [], "next_after": 0}
@@ -150,7 +151,10 @@ def test_expiry_is_a_watchlist_change(registry: Registry, court: CourtHandle, se
 
 
 def push(settings: Settings) -> int:
-    services = Services.create(settings)
+    # A failed push backs off (exponentially, from backoff_base_seconds): keep it short here.
+    services = Services.create(
+        settings.override(sync={"backoff_base_seconds": 0.01, "backoff_max_seconds": 0.01})
+    )
     try:
         return asyncio.run(push_watch_changes(services))
     finally:
@@ -175,6 +179,7 @@ def test_watchlist_changes_are_pushed_signed_in_order_and_retried(
         follow(settings)
 
         assert push(settings) == 0  # the receiver answered 500: nothing is marked delivered
+        time.sleep(0.05)  # past the back-off
         assert push(settings) == 2
         assert push(settings) == 0  # delivered once acknowledged, not again
 

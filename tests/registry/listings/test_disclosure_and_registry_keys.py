@@ -13,7 +13,7 @@ import msgspec
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from registry.identity.registry_key import load_registry_signer
+from registry.identity.registry_key import Domain, generate_signing_key_file, load_registry_signer
 from registry.listings.disclosure import age_on, public_columns, public_entry
 from registry.listings.models import Listing
 from registry.settings import Settings
@@ -34,16 +34,19 @@ def test_jwks_publishes_the_key_the_registry_signs_with(registry: Registry, sett
     assert keys[0]["kid"] == signer.key_id
     assert (keys[0]["kty"], keys[0]["crv"], keys[0]["alg"]) == ("OKP", "Ed25519", "EdDSA")
     assert "d" not in keys[0]  # never the private part
-    message = b"checkpoint 42"
-    Ed25519PublicKey.from_public_bytes(_b64url_decode(keys[0]["x"])).verify(signer.sign(message), message)
+    message = b"{}"
+    signature = signer.sign(Domain.EXPORT_MANIFEST, message)
+    public = Ed25519PublicKey.from_public_bytes(_b64url_decode(keys[0]["x"]))
+    public.verify(signature, b"registry-signature:export-manifest:v1\n" + message)
 
 
 @pytest.mark.slow
 def test_rotate_signing_keeps_old_key_published(tmp_path: Path, settings: Settings) -> None:
     key_file = tmp_path / "signing.json"
     scoped = settings.override(keys={"signing_key_file": key_file})
+    assert generate_signing_key_file(key_file)
     before = load_registry_signer(scoped)
-    old_signature = before.sign(b"receipt")
+    old_signature = before.sign(Domain.EXPORT_MANIFEST, b"manifest")
     env = cli_env(settings) | {"REGISTRY_SIGNING_KEY_FILE": str(key_file)}
     done = subprocess.run(
         [registry_bin(), "keys", "rotate-signing"], env=env, capture_output=True, text=True, check=True
@@ -52,8 +55,8 @@ def test_rotate_signing_keeps_old_key_published(tmp_path: Path, settings: Settin
     after = load_registry_signer(scoped)
     assert after.key_id == new_id != before.key_id
     assert [k["kid"] for k in after.jwks()["keys"]] == [new_id, before.key_id]
-    assert after.verify(before.key_id, old_signature, b"receipt")
-    assert not after.verify(new_id, old_signature, b"receipt")
+    assert after.verify(Domain.EXPORT_MANIFEST, before.key_id, old_signature, b"manifest")
+    assert not after.verify(Domain.EXPORT_MANIFEST, new_id, old_signature, b"manifest")
     assert key_file.stat().st_mode & 0o077 == 0
 
 
