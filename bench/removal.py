@@ -63,6 +63,7 @@ class _Pending:
     during_batch: bool
     seen: dict[str, float] = field(default_factory=dict)
     seq: int | None = None
+    answered_s: float = 0.0  # the removal request's own latency (committed when answered)
 
 
 @dataclass
@@ -78,6 +79,9 @@ class RemovalRun:
     done: list[_Pending] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     cycles: list[float] = field(default_factory=list)
+    # Every removal the delta API has shown, with its seq and when: a removal can show there
+    # before its POST has returned (and joined `pending`), and the cursor moves past it.
+    delta_seen: dict[str, tuple[int, float]] = field(default_factory=dict)
 
     def _envelope(self, target: Target) -> dict[str, Any]:
         key_id, raw = self.signers[target.court_code]
@@ -91,12 +95,16 @@ class RemovalRun:
         return sign_envelope("removal", removal, Ed25519PrivateKey.from_private_bytes(raw), key_id)
 
     def send(
-        self, targets: list[Target], spacing: tuple[float, float], in_batch: threading.Event | None
+        self,
+        targets: list[Target],
+        spacing: tuple[float, float],
+        in_batch: threading.Event | None,
+        batches_over: threading.Event | None = None,
     ) -> None:
         rng = random.Random(23)  # noqa: S311 - a reproducible arrival pattern, not a secret
         with httpx.Client(base_url=self.base, timeout=60) as http:
             for target in targets:
-                if in_batch is not None:
+                if in_batch is not None and not (batches_over and batches_over.is_set()):
                     in_batch.wait(30)  # between two batches; reported if none was in flight
                 envelope = self._envelope(target)
                 sent = time.perf_counter()
@@ -105,11 +113,17 @@ class RemovalRun:
                     json=envelope,
                     headers={"Authorization": f"Bearer {self.admin_key}"},
                 )
+                answered = time.perf_counter() - sent
                 if response.status_code != 200:
                     raise RuntimeError(f"bench: removal refused: {response.status_code} {response.text}")
                 with self.lock:
                     self.pending.append(
-                        _Pending(target, sent, during_batch=in_batch is not None and in_batch.is_set())
+                        _Pending(
+                            target,
+                            sent,
+                            during_batch=in_batch is not None and in_batch.is_set(),
+                            answered_s=answered,
+                        )
                     )
                 time.sleep(rng.uniform(*spacing))
 
@@ -146,15 +160,18 @@ class RemovalRun:
         # The delta API: every removal since the last poll, one request per page.
         while True:
             page = http.get("/v1/publications", params={"after": self.delta_after, "limit": 1000}).json()
+            now = time.perf_counter()
             for entry in page["items"]:
                 removal = entry.get("removal")
-                if entry["event"] == "removed" and removal and removal["id"] in by_id:
-                    item = by_id[removal["id"]]
-                    item.seq = entry["seq"]
-                    seen(item, "delta_api")
+                if entry["event"] == "removed" and removal:
+                    self.delta_seen.setdefault(removal["id"], (entry["seq"], now))
             if page["next_after"] == self.delta_after or not page["items"]:
                 break
             self.delta_after = page["next_after"]
+        for listing_id, item in by_id.items():
+            if listing_id in self.delta_seen:
+                item.seq, at = self.delta_seen[listing_id]
+                item.seen.setdefault("delta_api", at)
         # The bank check: every pending subject in one request.
         asking = [p for p in pending if "bank_check" not in p.seen]
         if asking:
@@ -205,6 +222,8 @@ class RemovalRun:
             "removals": len(done),
             "sent_while_a_batch_was_in_flight": sum(p.during_batch for p in done),
             "poll_cycle": latency_summary(self.cycles, unit="s"),
+            # The removal's POST until its answer: the commit, before any follower ran.
+            "removal_request_s": latency_summary([p.answered_s for p in done], unit="s"),
             "gone_everywhere_s": everywhere,
             "per_surface_s": per_surface,
         }
@@ -223,13 +242,17 @@ def run_phase(
     started_load = load_average()
     in_batch = threading.Event() if batch is not None else None
     stop = threading.Event()
-    sender = threading.Thread(target=run.send, args=(targets, spacing, in_batch), daemon=True)
+    batches_over = threading.Event()  # every batch sent: removals stop waiting for one
+    sender = threading.Thread(target=run.send, args=(targets, spacing, in_batch, batches_over), daemon=True)
     batcher = None
     batches: dict[str, Any] = {}
     if batch is not None and in_batch is not None:
 
         def ingest() -> None:
-            batches.update(batch(in_batch, stop))
+            try:
+                batches.update(batch(in_batch, stop))
+            finally:
+                batches_over.set()
 
         batcher = threading.Thread(target=ingest, daemon=True)
         batcher.start()

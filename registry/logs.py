@@ -17,6 +17,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import httpx
 from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -39,6 +40,21 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+class OutboundUrlFilter(logging.Filter):
+    """httpx logs each request it sends with its URL (`HTTP Request: POST https://…`): an
+    agency's or a bank's push endpoint can carry a token in its query, and a URL its
+    credentials. Those lines keep the scheme, host, port and path only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(isinstance(arg, httpx.URL) for arg in record.args):
+            record.args = tuple(_bare(arg) if isinstance(arg, httpx.URL) else arg for arg in record.args)
+        return True
+
+
+def _bare(url: httpx.URL) -> str:
+    return str(url.copy_with(query=None, fragment=None, userinfo=b""))
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object a line: time (UTC, ISO 8601), level, logger, message, request_id,
     and the exception's type and traceback when there is one."""
@@ -59,10 +75,34 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False)
 
 
+# What must not reach a log line as itself: C0 and C1 controls and DEL (a line feed would
+# start a forged line), the Unicode line and paragraph separators, bidi overrides and
+# isolates (which reorder what an operator reads), and the backslash that escapes them.
+_UNPRINTABLE = re.compile("[\\\\\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# A request line longer than this is cut: a log line is not a place for a 64 KiB path.
+MAX_LOGGED = 1024
+
+
+def printable(text: str) -> str:
+    """`text` safe on one log line: every character above escaped (`\\n`, `\\x1b`, `\\u202e`,
+    `\\\\`), and cut after MAX_LOGGED characters (marked `...`)."""
+    cut = text[:MAX_LOGGED]
+    safe = _UNPRINTABLE.sub(_escape, cut)
+    return safe + "..." if len(text) > MAX_LOGGED else safe
+
+
+def _escape(found: re.Match[str]) -> str:
+    char = found.group()
+    if char == "\\":
+        return "\\\\"
+    return char.encode("unicode_escape").decode("ascii")
+
+
 def configure_logging(level: str, fmt: Literal["text", "json"]) -> None:
     """The root logger's one handler on stderr, in `fmt`; replaces any earlier set-up."""
     handler = logging.StreamHandler()
     handler.addFilter(RequestIdFilter())
+    handler.addFilter(OutboundUrlFilter())
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     root = logging.getLogger()
     for old in list(root.handlers):

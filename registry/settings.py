@@ -7,8 +7,10 @@ reference in `docs/settings.md` is generated from these classes (`registry setti
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Any, Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -90,7 +92,21 @@ class ServerSettings(BaseSettings):
         default="text", description="text, or json: one JSON object a line, with the request id."
     )
     request_max_body_bytes: int = Field(
-        default=64 * 1024 * 1024, ge=1024, description="Largest request body any route accepts."
+        default=64 * 1024 * 1024,
+        ge=1024,
+        description="Largest body of a listing batch (POST /v1/listings/batch: 10,000 envelopes); "
+        "every other route has its own, smaller cap (operations.md).",
+    )
+    forwarded_allow_ips: str = Field(
+        default="",
+        description="Reverse proxies (addresses or networks, comma-separated) whose X-Forwarded-For "
+        "and X-Forwarded-Proto are believed; empty (the default): none, the client is the TCP peer.",
+    )
+    public_base_url: str | None = Field(
+        default=None,
+        description="The public https origin (e.g. https://registry.example): the base of every URL "
+        "the service writes (feeds, exports, links); unset: http://REGISTRY_HOST:REGISTRY_PORT. "
+        "Never taken from the Host header.",
     )
     # One budget per client address shared by every public endpoint (search, web page, feeds).
     public_rate_limit: str = Field(
@@ -108,6 +124,30 @@ class ServerSettings(BaseSettings):
         "N/second|minute|hour|day, or off; shared across processes with REGISTRY_REDIS_URL, "
         "refused while that store does not answer.",
     )
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            ipaddress.ip_network(item, strict=False)  # ValueError: not an address or network
+        return value
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _origin(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError("an http(s) origin, e.g. https://registry.example (a path prefix is allowed)")
+        return value.rstrip("/")
+
+    def trusted_proxies(self) -> list[str]:
+        return [part.strip() for part in self.forwarded_allow_ips.split(",") if part.strip()]
+
+    def base_url(self) -> str:
+        """Where the service is reached: REGISTRY_PUBLIC_BASE_URL, else its own address."""
+        return self.public_base_url or f"http://{self.host}:{self.port}"
 
 
 class ListingSettings(BaseSettings):
@@ -127,7 +167,9 @@ class CheckSettings(BaseSettings):
 
     model_config = _config("REGISTRY_CHECK_")
 
-    batch_max_subjects: int = Field(default=1000, ge=1, description="Subjects per POST /v1/checks.")
+    batch_max_subjects: int = Field(
+        default=1000, ge=1, le=1000, description="Subjects per POST /v1/checks (at most 1,000: the body cap)."
+    )
     rate_per_second: int = Field(
         default=50,
         ge=1,
@@ -151,6 +193,7 @@ class CheckSettings(BaseSettings):
     watchlist_max_subjects: int = Field(
         default=10_000,
         ge=1,
+        le=10_000,
         validation_alias="REGISTRY_WATCHLIST_MAX_SUBJECTS",
         description="Subjects per watchlist request.",
     )
@@ -162,7 +205,9 @@ class SyncSettings(BaseSettings):
     model_config = _config("REGISTRY_SYNC_")
 
     interval_seconds: float = Field(default=1.0, gt=0, description="How often push workers look for work.")
-    batch_size: int = Field(default=200, ge=1, le=1000, description="Log events read per push batch.")
+    # 500: a backlog (a new agency, a replay) goes out in half the transactions and POSTs of
+    # 200 for the same bytes; a removal alone is still a batch of one (docs/benchmarks.md).
+    batch_size: int = Field(default=500, ge=1, le=1000, description="Log events read per push batch.")
     max_parallel: int = Field(
         default=16,
         ge=1,

@@ -8,23 +8,24 @@ import threading
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 from litestar import Litestar, MediaType, Response, get
 from litestar.config.app import AppConfig
-from litestar.datastructures import State
+from litestar.datastructures import MutableScopeHeaders, State
 from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import ASGIApp, ControllerRouterHandler, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from registry.http.body import BodyPlugin
 from registry.http.dependencies import DEPENDENCIES, provide_services
 from registry.http.errors import handle_http_exception, handle_problem, handle_unexpected
 from registry.http.ratelimit import public_router
 from registry.identity.identifiers import warm_division_cache
-from registry.logs import request_ids
+from registry.logs import printable, request_ids
 from registry.problems import Problem
 from registry.runtime import Services
 from registry.settings import Settings
@@ -85,7 +86,9 @@ def readiness_endpoint(plugins: Sequence[Plugin]) -> Any:
 
 
 def access_logging(app: ASGIApp) -> ASGIApp:
-    """Method, path, status and time. Never the query string: it can carry an identifier."""
+    """Method, path, status and time, for every request, those that match no route too. Never
+    the query string: it can carry an identifier. The path is the decoded one, escaped
+    (`registry.logs.printable`): a `%0a` in it cannot start a forged line."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         # Nothing to log (REGISTRY_LOG_LEVEL above INFO): no wrapper, no timing, no cost.
@@ -106,11 +109,71 @@ def access_logging(app: ASGIApp) -> ASGIApp:
         finally:
             access_log.info(
                 "%s %s %d %.1fms",
-                scope["method"],
-                scope["path"],
+                printable(scope["method"]),
+                printable(scope["path"]),
                 status,
                 (time.perf_counter() - started) * 1000,
             )
+
+    return middleware
+
+
+def forwarded_headers(trusted: Sequence[str]) -> Any:
+    """X-Forwarded-For and X-Forwarded-Proto believed only from the proxies an operator names
+    (REGISTRY_FORWARDED_ALLOW_IPS; none by default), so that nobody else can choose the address
+    the public rate limit counts them under. The client is the right-most address a trusted
+    proxy did not add (uvicorn's `ProxyHeadersMiddleware`). The server itself must not
+    rewrite the peer: `registry serve` starts uvicorn with `proxy_headers=False`."""
+
+    def middleware(app: ASGIApp) -> ASGIApp:
+        if not trusted:
+            return app
+        return cast(ASGIApp, ProxyHeadersMiddleware(cast(Any, app), trusted_hosts=list(trusted)))
+
+    return middleware
+
+
+def head_as_get(app: ASGIApp) -> ASGIApp:
+    """HEAD wherever GET is (RFC 9110 §9.3.2): the GET handler answers, its status and headers
+    go out, its body does not. Where there is no GET, the 404 or the 405 (with `Allow`)."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP or scope["method"] != "HEAD":
+            await app(scope, receive, send)
+            return
+
+        async def headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if not message.get("more_body", False):
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return
+            await send(message)
+
+        await app({**scope, "method": "GET"}, receive, headers_only)
+
+    return middleware
+
+
+def no_store_when_authenticated(app: ASGIApp) -> ASGIApp:
+    """`Cache-Control: no-store` on every answer to a request that carries credentials: what
+    a court, a bank, an agency or an admin reads (full identifiers, query logs, notices) is
+    kept by no cache, shared or private (RFC 9111 §5.2.2.5), whatever the handler said."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP or not any(
+            name == b"authorization" for name, _ in scope["headers"]
+        ):
+            await app(scope, receive, send)
+            return
+
+        async def no_store(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableScopeHeaders(message)
+                headers["Cache-Control"] = "no-store"
+                headers.extend_header_value("Vary", "Authorization")
+            await send(message)
+
+        await app(scope, receive, no_store)
 
     return middleware
 
@@ -178,17 +241,24 @@ def create_app(
         },
         openapi_config=openapi_config(),
         plugins=[BodyPlugin()],
-        # The request id first: the access log line and every other one carry it.
-        middleware=[request_ids, access_logging],
         request_max_body_size=settings.server.request_max_body_bytes,
         debug=False,
     )
     for plugin in plugins:
         if plugin.configure_app is not None:
             plugin.configure_app(config, settings)
-    return Litestar.from_config(config)
+    app = Litestar.from_config(config)
+    # Around the whole app, not each route (Litestar's `middleware`), so that a request that
+    # matches no route (404, 405) is logged with its id too. Outermost the proxy's client
+    # (what the limits count); then the request id: the access line and every other carry it.
+    app.asgi_handler = forwarded_headers(settings.server.trusted_proxies())(
+        request_ids(access_logging(head_as_get(no_store_when_authenticated(app.asgi_handler))))
+    )
+    return app
 
 
 def app_factory() -> Any:
-    """For `uvicorn --factory service.app:app_factory`."""
+    """For `uvicorn --factory --no-proxy-headers service.app:app_factory` (the app believes
+    forwarded headers from REGISTRY_FORWARDED_ALLOW_IPS only; uvicorn's default would rewrite
+    the client first)."""
     return create_app()

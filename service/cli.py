@@ -99,6 +99,9 @@ def serve(host: str | None, port: int | None, scheduler: bool | None) -> None:
         host=host,
         port=port,
         access_log=False,
+        # Forwarded headers are the app's to believe, from REGISTRY_FORWARDED_ALLOW_IPS only:
+        # uvicorn's own default trusts 127.0.0.1 (and FORWARDED_ALLOW_IPS) before the app sees it.
+        proxy_headers=False,
         log_level=settings.server.log_level.lower(),
         # uvicorn's own lines go through the root logger, in REGISTRY_LOG_FORMAT.
         log_config=None,

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from registry.settings import Settings
 from service.app import create_app
 from service.models import Base
-from tests.support.harness import CourtHandle, Registry, serve_app
+from tests.support.harness import CourtHandle, Registry, free_port, serve_app
 
 # Children before parents; the log head is reset rather than emptied.
 TABLES_IN_DELETE_ORDER = [t.name for t in reversed(Base.metadata.sorted_tables) if t.name != "log_head"]
@@ -121,7 +121,10 @@ def redis_url() -> str:
 
 @pytest.fixture(scope="session")
 def server_url(settings: Settings, engine: sa.Engine) -> Iterator[str]:
-    with serve_app(create_app(settings, run_scheduler=False)) as url:
+    # The links the server writes (feeds, exports) start with its configured public origin.
+    port = free_port()
+    public = settings.override(server={"public_base_url": f"http://127.0.0.1:{port}"})
+    with serve_app(create_app(public, run_scheduler=False), port) as url:
         yield url
 
 

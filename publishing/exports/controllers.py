@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Any
 
-from litestar import Controller, Request, get
+from litestar import Controller, get
 from litestar.openapi.spec import Schema
 from litestar.openapi.spec.enums import OpenAPIType
 from litestar.params import FromPath
@@ -49,9 +48,10 @@ class ExportController(Controller):
     tags = ("public",)
 
     @get("/", sync_to_thread=True, responses=problems(PUBLIC))
-    def list_exports(self, request: Request[Any, Any, Any], settings: Injected[Settings]) -> ExportList:
+    def list_exports(self, settings: Injected[Settings]) -> ExportList:
         """Signed daily exports, newest first. Verify manifest.json.sig against /.well-known/jwks.json."""
-        base = str(request.base_url).rstrip("/")
+        # The configured public origin, never the Host header a client chose.
+        base = settings.server.base_url()
         return ExportList(
             [
                 ExportLink(

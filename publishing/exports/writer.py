@@ -8,7 +8,6 @@ not grow with the list. Files are written in a temporary folder and swapped in w
 
 from __future__ import annotations
 
-import csv
 import gzip
 import hashlib
 import io
@@ -33,6 +32,7 @@ from publishing.feeds.entries import PublicationItem, build_items, plain_rows
 from publishing.feeds.reader import publication_event
 from registry import progress
 from registry.calendar import china_date, china_midnight
+from registry.csvsafe import Writer
 from registry.db import create_sync_engine
 from registry.eventlog.models import Event
 from registry.eventlog.services import head
@@ -185,7 +185,8 @@ class _ChangeRow:
 
 def _csv_bytes(rows: Iterable[list[Any]]) -> bytes:
     text = io.StringIO(newline="")
-    csv.writer(text).writerows(rows)
+    # Court-supplied text could begin like a formula: every cell neutralised (registry.csvsafe).
+    Writer(text).writerows(rows)
     return text.getvalue().encode()
 
 

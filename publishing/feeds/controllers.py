@@ -228,7 +228,8 @@ class FeedController(Controller):
     ) -> Response[bytes]:
         filters, before = query.filters, query.before
         size = settings.feeds.feed_page_size
-        base = str(request.base_url).rstrip("/")
+        # The configured public origin, never the Host header a client chose (cache poisoning).
+        base = settings.server.base_url()
         params: dict[str, Any] = {"province": filters.province, "court": filters.court, "kind": filters.kind}
 
         def build(conn: Connection) -> Response[bytes]:

@@ -3,10 +3,16 @@
 Titles and texts are Chinese in the Provisions' wording (`registry.listings.wording`);
 the JSON feed's `_registry` part keeps the codes. One entry that cannot be rendered is left
 out of the page (and logged by its sequence number), never the whole feed.
+
+Court-supplied text is text in every format: Atom says so (`type="text"`, its default for
+titles), JSON Feed carries `content_text`; RSS 2.0's `<description>` is HTML by convention,
+so its text is HTML-escaped (then XML-escaped by feedgen) and line breaks become `<br/>`: a
+reader shows `<img src=x onerror=…>` as those characters and never renders it.
 """
 
 from __future__ import annotations
 
+import html
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -106,6 +112,11 @@ def item_text(item: PublicationItem) -> str:
     )
 
 
+def rss_description(text: str) -> str:
+    """RSS readers render `<description>` as HTML: the text, escaped as HTML, lines kept."""
+    return "<br/>".join(html.escape(line, quote=False) for line in text.split("\n"))
+
+
 def item_id(item: PublicationItem) -> str:
     # One id per event: a listing's publication and its removal are distinct entries.
     return f"urn:defaulter-registry:event:{item.seq}"
@@ -135,7 +146,7 @@ def _generator(
             fe.updated(item.occurred_at)
             fe.published(item.occurred_at)
             if rss:
-                fe.description(item_text(item))
+                fe.description(rss_description(item_text(item)))
             else:
                 fe.content(item_text(item), type="text")
             fe.category(term=item.event, label=_EVENT_LABEL[item.event])

@@ -32,7 +32,7 @@ from registry.clients.services import Principal
 from registry.db import Database
 from registry.endpoints import PushPolicy
 from registry.http.auth import roles
-from registry.http.body import RequestStruct
+from registry.http.body import DOCUMENT_BODY_BYTES, RequestStruct
 from registry.http.dependencies import Injected
 from registry.http.openapi import BEARER_KEY, BODY, GUARDED, PARAMETER, Codes, problems
 from registry.http.params import Id
@@ -70,6 +70,7 @@ class SubscriptionAdminController(Controller):
     path = "/v1/sync/subscriptions"
     tags = ("agency sync",)
     guards = [roles("admin")]  # noqa: RUF012 - Litestar reads it as a class attribute
+    request_max_body_size = DOCUMENT_BODY_BYTES  # one small document a request
     security = BEARER_KEY
 
     @post(
@@ -214,6 +215,7 @@ class AgencyFeedController(Controller):
     path = "/v1/sync/{subscription_id:str}"
     tags = ("agency sync",)
     guards = [roles("agency")]  # noqa: RUF012 - Litestar reads it as a class attribute
+    request_max_body_size = DOCUMENT_BODY_BYTES  # one small document a request
     security = BEARER_KEY
 
     @get(
@@ -317,6 +319,7 @@ class NoticeController(Controller):
     """The agency's assistance notices (Art. 19-21): read, print, acknowledge, object."""
 
     path = "/v1/notices"
+    request_max_body_size = DOCUMENT_BODY_BYTES  # one small document a request
     tags = ("assistance notices",)
     security = BEARER_KEY
 

@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, get, post, put
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi.spec import Schema
 from litestar.openapi.spec.enums import OpenAPIType
 from litestar.params import PathParameter, QueryParameter, RequestBody
@@ -52,7 +54,8 @@ from registry.clients.services import Principal
 from registry.db import Database
 from registry.endpoints import PushPolicy
 from registry.http.auth import roles
-from registry.http.dependencies import Injected
+from registry.http.body import DOCUMENT_BODY_BYTES, KIB
+from registry.http.dependencies import Injected, provide_services
 from registry.http.openapi import BEARER_KEY, BODY, GUARDED, PARAMETER, media_types, problems
 from registry.problems import Problem
 from registry.runtime import Services
@@ -64,6 +67,28 @@ MAX_SEQ = 2**63 - 1
 EXPORT_PAGE = 5000
 NDJSON = "application/x-ndjson"
 CSV = "text/csv; charset=utf-8"
+
+# Body caps (registry.http.body): what the largest legitimate request needs. A subject is
+# three short fields (~60 bytes; 1 KiB leaves room for long names and `\uXXXX` escapes),
+# a watched subject two; a receipt names each subject of its check in ~130 bytes.
+CHECK_BODY_BYTES = 1000 * KIB + 4 * KIB  # REGISTRY_CHECK_BATCH_MAX_SUBJECTS <= 1,000
+WATCH_BODY_BYTES = 10_000 * 512 + 4 * KIB  # REGISTRY_WATCHLIST_MAX_SUBJECTS <= 10,000
+VERIFY_BODY_BYTES = 1024 * KIB  # the receipt of a full check, with room for several listings a subject
+
+
+async def bank_key(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
+    """The bank, from its key, and its rate, before a byte of the body is read: a request
+    without a valid bank key is refused 401/403 (a throttled one 429) and its body is never
+    taken in. On SQLite the key is read inline on the check's held connection (the hot path
+    cannot afford a thread hop); on PostgreSQL it is one short read."""
+    services = provide_services(connection.app.state)
+    authorization = connection.headers.get("authorization", "")
+    if services.checks.group_commit is not None:
+        client_id = services.checks.read_on_sqlite(lambda store: authenticate_bank(store, authorization))
+    else:
+        client_id = await services.db.read(lambda conn: authenticate_bank(CoreStore(conn), authorization))
+    services.checks.throttle(client_id)
+    connection.state.bank = client_id
 
 
 def _read_and_record(
@@ -82,7 +107,8 @@ class CheckController(Controller):
     @post(
         "/",
         status_code=200,
-        # The bank is authenticated on the check's own connection, not by a guard.
+        guards=[bank_key],
+        request_max_body_size=CHECK_BODY_BYTES,
         security=BEARER_KEY,
         responses=problems(
             BODY,
@@ -100,11 +126,9 @@ class CheckController(Controller):
         """Check up to 1,000 subjects before lending (Art. 14). Role `bank`. Each answer
         carries a signed receipt; every subject is logged (hashed) before the answer leaves."""
         settings = services.settings
-        authorization = request.headers.get("authorization", "")
+        client_id: str = request.state.bank
 
         def work(store: CheckStore) -> CheckOutcome:
-            client_id = authenticate_bank(store, authorization)
-            services.checks.throttle(client_id)
             check = validate_request(data, settings.checks.batch_max_subjects)
             return run_check(
                 store,
@@ -124,7 +148,24 @@ class CheckController(Controller):
             outcome = await services.db.write(_read_and_record, work, quota)
         return answer(outcome, services.checks.receipts)
 
-    @post("/verify", status_code=200, responses=problems(BODY))
+    @get("/purposes", sync_to_thread=False)
+    def purposes(self) -> dict[str, str]:
+        """The purposes a check may name, each with what it is for."""
+        return PURPOSES
+
+
+class ReceiptController(Controller):
+    """Public, so under the public rate budget (registered as a public route) with a small body cap."""
+
+    path = "/v1/checks"
+    tags = ("bank checks",)
+
+    @post(
+        "/verify",
+        status_code=200,
+        request_max_body_size=VERIFY_BODY_BYTES,
+        responses=problems(BODY, {429: "rate_limited"}),
+    )
     async def verify(self, data: RequestBody[VerifyRequest], services: Injected[Services]) -> VerifyAnswer:
         """Public: is this receipt genuine? `reason` is `genuine`, `malformed`,
         `unsupported_algorithm`, `unknown_kid`, `bad_signature`, `altered` or `not_a_receipt`.
@@ -141,11 +182,6 @@ class CheckController(Controller):
                 verdict["subject_index"] = index
         return msgspec.convert(verdict, VerifyAnswer)
 
-    @get("/purposes", sync_to_thread=False)
-    def purposes(self) -> dict[str, str]:
-        """The purposes a check may name, each with what it is for."""
-        return PURPOSES
-
 
 class WatchlistController(Controller):
     path = "/v1/watchlist"
@@ -158,7 +194,12 @@ class WatchlistController(Controller):
         """How many subjects this bank watches, its push endpoint and how pushes to it fare."""
         return msgspec.convert(await db.read(summary, principal.client_id), WatchlistSummary)
 
-    @post("/subjects", status_code=200, responses=problems(GUARDED, BODY, {413: "batch_too_large"}))
+    @post(
+        "/subjects",
+        status_code=200,
+        request_max_body_size=WATCH_BODY_BYTES,
+        responses=problems(GUARDED, BODY, {413: "batch_too_large"}),
+    )
     async def add(
         self, data: RequestBody[WatchRequest], services: Injected[Services], principal: Injected[Principal]
     ) -> WatchResults:
@@ -166,7 +207,12 @@ class WatchlistController(Controller):
         whose identifier does not parse gets its `error` (as in a check); the rest are watched."""
         return await self._change(data, services, principal, add=True)
 
-    @post("/subjects/remove", status_code=200, responses=problems(GUARDED, BODY, {413: "batch_too_large"}))
+    @post(
+        "/subjects/remove",
+        status_code=200,
+        request_max_body_size=WATCH_BODY_BYTES,
+        responses=problems(GUARDED, BODY, {413: "batch_too_large"}),
+    )
     async def remove(
         self, data: RequestBody[WatchRequest], services: Injected[Services], principal: Injected[Principal]
     ) -> WatchResults:
@@ -188,7 +234,12 @@ class WatchlistController(Controller):
             results = await services.db.write(remove_subjects, principal.client_id, subjects)
         return msgspec.convert({"results": results}, WatchResults)
 
-    @put("/endpoint", status_code=200, responses=problems(GUARDED, BODY, {422: "invalid_endpoint"}))
+    @put(
+        "/endpoint",
+        status_code=200,
+        request_max_body_size=DOCUMENT_BODY_BYTES,
+        responses=problems(GUARDED, BODY, {422: "invalid_endpoint"}),
+    )
     async def endpoint(
         self, data: RequestBody[EndpointRequest], services: Injected[Services], principal: Injected[Principal]
     ) -> EndpointAnswer:

@@ -5,7 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from registry.checks.cli import check_command
-from registry.checks.controllers import CheckController, QueryLogController, WatchlistController
+from registry.checks.controllers import (
+    CheckController,
+    QueryLogController,
+    ReceiptController,
+    WatchlistController,
+)
 from registry.checks.jobs import purge_query_log
 from registry.checks.watchlist import READER
 from registry.settings import Settings
@@ -28,6 +33,8 @@ def _jobs(settings: Settings) -> Sequence[Job]:
 plugin = Plugin(
     name="checks",
     routes=[CheckController, WatchlistController, QueryLogController],
+    # Anyone may verify a receipt: under the public rate budget.
+    public_routes=[ReceiptController],
     jobs=_jobs,
     cli=[check_command],
 )

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
@@ -12,6 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, select
 
 from registry.checks.models import CheckLogEntry, CheckUsage
+from registry.csvsafe import DictWriter
 from registry.timeutil import iso
 
 EXPORT_FIELDS = (
@@ -77,7 +77,8 @@ def export_page(
 
 def csv_lines(rows: Iterable[dict[str, Any]], header: bool) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS, extrasaction="ignore", lineterminator="\n")
+    # A bank's `reference` is its own text: neutralised like every CSV cell (registry.csvsafe).
+    writer = DictWriter(buffer, EXPORT_FIELDS, lineterminator="\n")
     if header:
         writer.writeheader()
     writer.writerows(rows)

@@ -78,22 +78,28 @@ def _name_key(name: str) -> str:
 
 def parse_subject(index: int, subject: CheckSubject, blind_index: BlindIndex) -> ParsedSubject:
     name = normalise_text(subject.name) if subject.name else None
+    raw = subject.id_number or subject.credit_code or subject.organization_code or ""
     try:
         identity = subject_identity(subject)
     except IdentifierError as exc:
-        raw = subject.id_number or subject.credit_code or subject.organization_code or ""
-        identifier = normalise_identifier(raw)
+        error = SubjectError(exc.code, exc.message)
+    except ValueError:
+        # Text no parser can read: this subject's error, never the whole check's (the other
+        # subjects are answered).
+        code = "invalid_id_number" if subject.id_number is not None else "invalid_credit_code"
+        error = SubjectError(code, "an identifier is written in ASCII letters and digits")
+    else:
         return ParsedSubject(
             index,
-            "unknown",
-            identifier,
+            identity.kind,
+            identity.number,
             name,
-            blind_index(identifier),
-            SubjectError(exc.code, exc.message),
+            blind_index(identity.index_input),
+            None,
+            identity.masked,
         )
-    return ParsedSubject(
-        index, identity.kind, identity.number, name, blind_index(identity.index_input), None, identity.masked
-    )
+    identifier = normalise_identifier(raw)
+    return ParsedSubject(index, "unknown", identifier, name, blind_index(identifier), error)
 
 
 def verify_subject(

@@ -57,6 +57,13 @@ def parse_watch_subjects(subjects: list[WatchSubjectIn], blind_index: BlindIndex
         except IdentifierError as exc:
             out.append(WatchedSubject(index, None, None, None, (exc.code, exc.message)))
             continue
+        except ValueError:
+            # As in a check (services.parse_subject): one unreadable subject fails alone.
+            code = "invalid_id_number" if subject.id_number is not None else "invalid_credit_code"
+            out.append(
+                WatchedSubject(index, None, None, None, (code, "an identifier is ASCII letters and digits"))
+            )
+            continue
         out.append(
             WatchedSubject(index, blind_index(identity.index_input), identity.masked, subject.reference, None)
         )

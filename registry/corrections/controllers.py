@@ -47,7 +47,7 @@ from registry.corrections.services import (
 )
 from registry.db import Database
 from registry.http.auth import roles
-from registry.http.body import SignedBody, decode_signed_json
+from registry.http.body import DOCUMENT_BODY_BYTES, KIB, SignedBody, decode_signed_json
 from registry.http.dependencies import Injected
 from registry.http.openapi import BEARER_KEY, BODY, GUARDED, PARAMETER, PUBLIC, Codes, problems
 from registry.http.params import Id
@@ -100,13 +100,24 @@ async def submit_application(
     )
 
 
+# An application carries its attachments in base64 (4/3 of their size): the default five
+# of 2 MiB (REGISTRY_CORRECTIONS_MAX_ATTACHMENTS, _MAX_ATTACHMENT_BYTES) are ~13.4 MiB.
+APPLICATION_BODY_BYTES = 16 * 1024 * KIB
+
+
 class PublicCorrectionController(Controller):
     """The listed person's side: apply, follow, ask for reconsideration (SPC Art. 11-12)."""
 
     path = "/v1/public/corrections"
+    request_max_body_size = DOCUMENT_BODY_BYTES  # one document a request (registry.http.body)
     tags = ("corrections",)
 
-    @post("/", status_code=201, responses=problems(PUBLIC, BODY, APPLY))
+    @post(
+        "/",
+        status_code=201,
+        request_max_body_size=APPLICATION_BODY_BYTES,
+        responses=problems(PUBLIC, BODY, APPLY),
+    )
     async def apply(
         self, data: RequestBody[ApplicationIn], request: Request[Any, Any, Any], services: Injected[Services]
     ) -> ApplicationReceipt:
@@ -179,6 +190,7 @@ class PublicCertificateController(Controller):
     """Removal certificates: issued to the person, verified by anyone."""
 
     path = "/v1/public/certificates"
+    request_max_body_size = DOCUMENT_BODY_BYTES  # one document a request (registry.http.body)
     tags = ("corrections",)
 
     @post(
@@ -212,6 +224,7 @@ class CorrectionController(Controller):
     """The deciding courts' side: the queue, the file, the signed decisions; admins see all."""
 
     path = "/v1/corrections"
+    request_max_body_size = DOCUMENT_BODY_BYTES  # one document a request (registry.http.body)
     tags = ("corrections",)
     guards = [roles("court", "admin")]  # noqa: RUF012 - Litestar's declaration style
     security = BEARER_KEY

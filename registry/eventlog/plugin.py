@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from registry.eventlog.cli import audit
 from registry.eventlog.controllers import EventController
+from registry.eventlog.wake import log_notifications
 from registry.wiring import Plugin
 
-plugin = Plugin(name="eventlog", routes=[EventController], cli=[audit])
+plugin = Plugin(name="eventlog", routes=[EventController], cli=[audit], resources=[log_notifications])

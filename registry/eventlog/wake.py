@@ -5,28 +5,46 @@ A removal must leave every public surface within seconds; followers that poll th
 0.5-1 s add up to their interval to every surface (the indexer, the feeds' reader, the push
 worker), and more while a batch keeps them busy. So every commit of a transaction that
 appended events (`registry.eventlog.services.append_events` marks the connection) calls the
-listeners registered here, in the process that committed; the scheduler
+listeners registered here once it is done, in the process that committed; the scheduler
 (`service.scheduler`) runs the jobs that ask for it (`Job.wake_on_log`) at once, or once more
-right after the run in progress. Intervals stay the fallback: for events committed by
-another process (a separate `registry worker`), a follower still runs within its interval.
+right after the run in progress.
+
+Across processes, on PostgreSQL: the same transaction sends `NOTIFY registry_log`, which
+the server delivers at commit to every process listening (`log_notifications`, a resource
+of each web and worker process), so a worker's followers wake for a removal a web process
+committed. Intervals stay the fallback: on SQLite (one process), or while the listening
+connection is down.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, event
+import asyncpg
+from sqlalchemy import Connection, Engine, event, text
+from sqlalchemy.pool import Pool
+
+if TYPE_CHECKING:
+    from registry.runtime import Services
 
 logger = logging.getLogger("registry.eventlog.wake")
 
 _MARK = "registry.log_appended"
+_COMMITTED = "registry.log_appended_committed"
+CHANNEL = "registry_log"
 _listeners: list[Callable[[], bool]] = []
 
 
 def mark_appended(conn: Connection) -> None:
     """Called by `append_events` in the caller's transaction."""
     conn.info[_MARK] = True
+    if conn.dialect.name == "postgresql":
+        # Delivered at commit only, once per transaction (PostgreSQL folds repeats).
+        conn.execute(text(f"NOTIFY {CHANNEL}"))
 
 
 def on_log_appended(listener: Callable[[], bool]) -> None:
@@ -35,17 +53,37 @@ def on_log_appended(listener: Callable[[], bool]) -> None:
     _listeners.append(listener)
 
 
-def _committed(conn: Connection) -> None:
-    if not conn.info.pop(_MARK, False):
-        return
+def _notify() -> None:
     for listener in list(_listeners):
         try:
             keep = listener()
-        except Exception:  # a waker must never fail the commit that woke it
+        except Exception:  # a waker must never fail the work that woke it
             logger.exception("a log follower's waker failed")
             keep = True
         if not keep:
             _listeners.remove(listener)
+
+
+# SQLAlchemy's `commit` event comes before the database's commit: a follower woken then
+# could read the log before the events are visible and go back to sleep. So the commit only
+# moves the mark, and the listeners are called once the commit is done: when the connection
+# goes back to the pool, or begins its next transaction, whichever comes first.
+
+
+def _committed(conn: Connection) -> None:
+    if conn.info.pop(_MARK, False):
+        conn.info[_COMMITTED] = True
+
+
+def _began(conn: Connection) -> None:
+    conn.info.pop(_MARK, None)
+    if conn.info.pop(_COMMITTED, False):
+        _notify()
+
+
+def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+    if record is not None and record.info.pop(_COMMITTED, False):
+        _notify()
 
 
 def _rolled_back(conn: Connection) -> None:
@@ -53,4 +91,31 @@ def _rolled_back(conn: Connection) -> None:
 
 
 event.listen(Engine, "commit", _committed)
+event.listen(Engine, "begin", _began)
 event.listen(Engine, "rollback", _rolled_back)
+event.listen(Pool, "checkin", _checked_in)
+
+
+@asynccontextmanager
+async def log_notifications(services: Services) -> AsyncIterator[None]:
+    """For the process's life, on PostgreSQL: LISTEN for other processes' commits to the log
+    and wake this process's followers. Without it they still run at their intervals."""
+    if services.db.is_sqlite:
+        yield
+        return
+    url = services.settings.database.url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    connection = None
+    try:
+        connection = await asyncpg.connect(url)
+        await connection.add_listener(CHANNEL, lambda *_: _notify())
+        connection.add_termination_listener(
+            lambda *_: logger.warning("log notifications lost: followers run at their intervals")
+        )
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        logger.warning("log notifications unavailable (%s): followers run at their intervals", exc)
+    try:
+        yield
+    finally:
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                await connection.close(timeout=5)

@@ -10,6 +10,14 @@ Handlers take their body as `data: SomeRequest`, where `SomeRequest` subclasses
 bytes in one pass, and document it from the struct. The signed court endpoints need the
 exact bytes (the ingest pool decodes them in worker processes): they take `data: bytes`
 through `SignedBody[Envelope]`, which passes the bytes on and documents the envelope.
+
+Every route caps its body at what its largest legitimate request needs (Litestar's
+`request_max_body_size` on the handler or its controller), so that nobody makes the server
+hold more than that: 413 `payload_too_large` from the announced `Content-Length` before a
+byte is read, or as soon as a streamed body passes the cap. Only the listing batch takes
+the app-wide `REGISTRY_REQUEST_MAX_BODY_BYTES`; `tests/registry/http/test_body_limits.py`
+holds every other route to its cap. A route that authenticates does so before it reads
+(a guard: Litestar runs guards before it resolves `data`).
 """
 
 from __future__ import annotations
@@ -33,6 +41,12 @@ if TYPE_CHECKING:
     from litestar.openapi.spec import Reference, Schema
 
 T = TypeVar("T")
+
+KIB = 1024
+# One court or agency document: a single signed listing, an amendment, a removal, an
+# objection, a subscription, an acknowledgement. The longest listing text is 5,000
+# characters, at most 30 KB even with every character escaped as `\uXXXX`.
+DOCUMENT_BODY_BYTES = 256 * KIB
 
 # msgspec names a place as `$.subjects[0].id_number`; a JSON pointer says `/subjects/0/id_number`.
 _PATH_STEP = re.compile(r"\.([^.\[]+)|\[([0-9]+)\]")

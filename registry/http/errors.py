@@ -7,7 +7,12 @@ import traceback
 from typing import Any
 
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from litestar.exceptions import (
+    HTTPException,
+    MethodNotAllowedException,
+    NotFoundException,
+    ValidationException,
+)
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from registry.http.body import body_problem
@@ -42,6 +47,17 @@ def handle_http_exception(_request: Request[Any, Any, Any], exc: HTTPException) 
         return problem_response(Problem(400, "invalid_parameter", str(exc.detail)))
     if isinstance(exc, NotFoundException):
         return problem_response(Problem(404, "not_found", "no such resource"))
+    if isinstance(exc, MethodNotAllowedException):
+        # RFC 9110 §15.5.6: a 405 names the methods the resource has (HEAD wherever GET is:
+        # `service.app.head_as_get`).
+        methods = [m.strip() for m in (exc.headers or {}).get("allow", "").split(",") if m.strip()]
+        if "GET" in methods and "HEAD" not in methods:
+            methods.append("HEAD")
+        response = problem_response(
+            Problem(405, "method_not_allowed", "this resource does not take that method")
+        )
+        response.headers["Allow"] = ", ".join(sorted(methods))
+        return response
     return problem_response(Problem(status, _HTTP_CODES.get(status, "http_error"), str(exc.detail)))
 
 

@@ -20,8 +20,9 @@ lacks for a public list:
   the store does not answer, each process counts its own share in memory (a `MemoryStore`):
   the limit then holds per process, so an outage of the store never stops public search.
 
-The client address is the socket peer; behind a reverse proxy, start uvicorn with
-`--forwarded-allow-ips` set to the proxy so that the peer is the real client.
+The client address is the socket peer; behind a reverse proxy, list the proxy in
+REGISTRY_FORWARDED_ALLOW_IPS (`service.app.forwarded_headers`) so that the client is the
+address it forwards; nobody's forwarded headers are believed by default.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from litestar.params import Body, FromPath, Parameter
 from registry.clients.services import Principal
 from registry.db import Database
 from registry.http.auth import roles
-from registry.http.body import SignedBody, decode_body
+from registry.http.body import DOCUMENT_BODY_BYTES, SignedBody, decode_body
 from registry.http.dependencies import Injected
 from registry.http.openapi import BEARER_KEY, BODY, GUARDED, PARAMETER, Codes, problems
 from registry.http.params import Id
@@ -101,6 +101,7 @@ class ListingController(Controller):
     @post(
         "/",
         status_code=201,
+        request_max_body_size=DOCUMENT_BODY_BYTES,
         dto=SignedBody[ListingEnvelope],
         responses=UNCHANGED
         | problems(
@@ -174,6 +175,7 @@ class ListingController(Controller):
     @post(
         "/{listing_id:str}/amendments",
         status_code=200,
+        request_max_body_size=DOCUMENT_BODY_BYTES,
         dto=SignedBody[ListingEnvelope],
         responses=problems(
             GUARDED,
@@ -200,6 +202,7 @@ class ListingController(Controller):
     @post(
         "/{listing_id:str}/removal",
         status_code=200,
+        request_max_body_size=DOCUMENT_BODY_BYTES,
         dto=SignedBody[RemovalEnvelope],
         responses=problems(
             GUARDED,

@@ -22,7 +22,12 @@ from litestar.params import Body, FromQuery
 from litestar.response import Template
 
 from registry.calendar import today_in_china
-from registry.corrections.controllers import issue_certificate, submit_application, verify_certificate
+from registry.corrections.controllers import (
+    APPLICATION_BODY_BYTES,
+    issue_certificate,
+    submit_application,
+    verify_certificate,
+)
 from registry.corrections.schemas import (
     ATTACHMENT_TYPES,
     GROUNDS,
@@ -34,6 +39,7 @@ from registry.corrections.schemas import (
 from registry.corrections.services import application_status, request_reconsideration
 from registry.corrections.wording import ACTIONS, OUTCOMES, STAGES, STATUSES
 from registry.corrections.wording import GROUNDS as GROUND_WORDS
+from registry.http.body import DOCUMENT_BODY_BYTES
 from registry.http.dependencies import Injected
 from registry.ids import is_id
 from registry.listings.wording import cn_date
@@ -163,6 +169,7 @@ def qr_svg(url: str) -> str:
 
 
 class CorrectionPages(Controller):
+    request_max_body_size = DOCUMENT_BODY_BYTES  # forms of a few fields (registry.http.body)
     include_in_schema = False
     # Past the public rate limit a person gets the reason in Chinese, as on the search page.
     exception_handlers = {TooManyRequestsException: rate_limited_page}  # noqa: RUF012
@@ -172,7 +179,8 @@ class CorrectionPages(Controller):
         values = {"listing": listing[:32]} if listing else {}
         return _apply_page(values=values)
 
-    @post("/corrections/apply", status_code=201)
+    # The attachments, as files (raw bytes): within the API's cap for their base64.
+    @post("/corrections/apply", status_code=201, request_max_body_size=APPLICATION_BODY_BYTES)
     async def apply(
         self,
         request: Request[Any, Any, Any],

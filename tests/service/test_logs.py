@@ -53,3 +53,29 @@ def test_json_logs_are_one_object_a_line_with_request_ids_and_no_identifier(
     assert len(access) == 1 and access[0]["message"].startswith("GET /v1/public/defaulters 200")
     assert any(line["logger"].startswith("uvicorn") for line in lines), "the server's own lines too"
     assert number not in stderr and number[:10] not in stderr
+
+
+def test_access_lines_escape_control_characters_and_cover_unrouted_requests(
+    settings: Settings, engine: sa.Engine, tmp_path: Path
+) -> None:
+    log = tmp_path / "web.log"
+    forged = "2026-01-01 00:00:00,000 INFO registry.access: GET /v1/admin 200 1.0ms"
+    with (
+        web_process(settings, {"REGISTRY_LOG_LEVEL": "INFO"}, log) as url,
+        httpx.Client(base_url=url) as http,
+    ):
+        assert http.get("/nope%0a" + forged.replace(" ", "%20")).status_code == 404
+        assert http.get("/v1/public/defaulters/x%1b%5b31m%e2%80%aey").status_code in {400, 404}
+        assert http.get("/unrouted", params={"id_number": "11010519491231002X"}).status_code == 404
+        assert http.post("/healthz", headers={"X-Request-ID": "req-405"}).status_code == 405
+    lines = log.read_text().splitlines()
+    access = [line for line in lines if " registry.access: " in line]
+    # One line a request; what a path carried is escaped on it, never a line of its own.
+    assert not any(line.startswith("2026-01-01") for line in lines)
+    assert any("GET /nope\\n2026-01-01" in line and " 404 " in line for line in access)
+    assert any("\\x1b[31m\\u202ey" in line for line in access)
+    assert all("\x1b" not in line and "\u202e" not in line for line in lines)
+    # Requests that match no route are logged, by path only: never the query.
+    assert any(" GET /unrouted 404 " in line for line in access)
+    assert any(" POST /healthz 405 " in line for line in access)
+    assert "11010519491231002X" not in log.read_text()

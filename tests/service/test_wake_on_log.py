@@ -4,16 +4,26 @@ instead of each waiting for its interval."""
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
+import pytest
 
 from registry.clients.services import create_client
 from registry.settings import Settings
 from registry.timeutil import utcnow
 from service.app import create_app
-from tests.support.harness import CourtHandle, Registry, run_search_indexer, serve_app
+from tests.support.harness import (
+    CourtHandle,
+    Registry,
+    cli_env,
+    registry_bin,
+    run_search_indexer,
+    serve_app,
+)
 from tests.support.listings import post_removal, publish_one, removal_body
 from tests.support.sync_receiver import running_receiver
 
@@ -72,3 +82,42 @@ def test_a_removal_wakes_the_indexer_the_feeds_and_the_push_worker(
             _within(5, lambda: http.get(f"/v1/public/defaulters/{listing_id}").status_code == 404)
             _within(5, delta_has_it)
             _within(5, pushed)
+
+
+def _ready(heartbeat: Path, started: float) -> None:
+    """Until the worker beats: its resources (the LISTEN connection) and scheduler are up."""
+    deadline = time.monotonic() + 60
+    while not (heartbeat.exists() and heartbeat.stat().st_mtime >= started):
+        assert time.monotonic() < deadline, "the worker did not start"
+        time.sleep(0.1)
+    time.sleep(1.0)  # its first runs (each job starts with one) are over
+
+
+def test_on_postgresql_a_removal_committed_by_a_web_process_wakes_a_worker(
+    registry: Registry, court: CourtHandle, settings: Settings
+) -> None:
+    """The production shape: the web process (this test's server, no jobs) commits the
+    removal; a separate `registry worker` with 60 s intervals applies it to the search index
+    at once, woken by PostgreSQL's NOTIFY."""
+    if settings.database.is_sqlite:
+        pytest.skip("SQLite runs one process: the in-process wake covers it")
+    listing_id = publish_one(registry, court, registry.person_listing(court))
+    run_search_indexer(registry.engine)
+    env = cli_env(settings) | {
+        "REGISTRY_SEARCH_INDEX_INTERVAL_SECONDS": str(INTERVAL),
+        "REGISTRY_PUBLICATIONS_INTERVAL_SECONDS": str(INTERVAL),
+        "REGISTRY_SYNC_INTERVAL_SECONDS": str(INTERVAL),
+        "REGISTRY_LOG_LEVEL": "WARNING",
+    }
+    worker = subprocess.Popen([registry_bin(), "worker"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        _ready(settings.server.worker_heartbeat_file, started=time.time())
+        with registry.http() as public:
+            assert public.get(f"/v1/public/defaulters/{listing_id}").status_code == 200
+            response = post_removal(registry, court, listing_id, removal_body(listing_id, registry.today))
+            assert response.status_code == 200, response.text
+            _within(5, lambda: public.get(f"/v1/public/defaulters/{listing_id}").status_code == 404)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=10)

@@ -39,11 +39,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_app(app: Litestar) -> Iterator[str]:
-    """Serve `app` with uvicorn in a thread on a free loopback port; yields its base URL."""
-    port = free_port()
+def serve_app(app: Litestar, port: int | None = None) -> Iterator[str]:
+    """Serve `app` with uvicorn in a thread on a free loopback port (or `port`); yields its base URL."""
+    port = port or free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", access_log=False, proxy_headers=False
+        )
     )
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
     thread.start()

