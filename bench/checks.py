@@ -78,7 +78,8 @@ def _subjects(envelopes: Path, want: int, seed: int) -> list[dict[str, str]]:
         for line in handle:
             debtor = json.loads(line)["listing"]["debtor"]
             if debtor["kind"] == "person":
-                found.append({"id_number": debtor["id_number"], "name": debtor["name"]})
+                subject = {k: debtor[k] for k in ("id_type", "id_number", "nationality") if k in debtor}
+                found.append(subject | {"name": debtor["name"]})
             if len(found) >= want:
                 break
     random.Random(seed).shuffle(found)  # noqa: S311 - a reproducible sample, not a secret

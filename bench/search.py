@@ -28,6 +28,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,7 @@ from publishing.sync.services import create_subscription
 from registry.calendar import today_in_china
 from registry.checks.watchlist import CURSOR_NAME as WATCHLIST_CURSOR
 from registry.clients.services import create_client
+from registry.endpoints import PushPolicy
 from registry.eventlog.services import head
 from registry.identity.crypto import load_secrets
 from registry.listings.ingest import worker_count
@@ -227,6 +229,9 @@ def _targets(engine: Any, settings: Settings, count: int) -> list[Target]:
     ]
 
 
+LOOPBACK_PUSHES = PushPolicy(networks=(ip_network("127.0.0.1"),), allow_http=True)
+
+
 def _subscribe_receiver(settings: Settings, url: str) -> None:
     """An agency with a `credit_reference` push subscription from the log's head."""
 
@@ -248,6 +253,7 @@ def _subscribe_receiver(settings: Settings, url: str) -> None:
                         endpoint_url=url,
                         from_seq=last_seq,
                         actor="bench",
+                        policy=LOOPBACK_PUSHES,
                         now=now,
                     )
                 )
@@ -362,6 +368,9 @@ def _served(
         REGISTRY_PUBLIC_RATE_LIMIT="off",
         REGISTRY_CHECK_RATE_PER_SECOND="1000000000",
         REGISTRY_CHECK_DAILY_QUOTA=str(10**15),
+        # The bench's push receiver listens on loopback over plain http: open exactly that.
+        REGISTRY_PUSH_ALLOWED_NETWORKS="127.0.0.1",
+        REGISTRY_PUSH_ALLOW_HTTP="true",
     )
     # The server's log (warnings and errors): where a surface that never empties says why.
     log_path = Path(os.environ.get("REGISTRY_BENCH_SERVER_LOG", root / "server.log"))

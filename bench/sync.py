@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,7 @@ from publishing.sync.services import create_subscription
 from registry.calendar import today_in_china
 from registry.clients.services import create_client
 from registry.db import create_sync_engine
+from registry.endpoints import PushPolicy
 from registry.eventlog.types import EventType
 from registry.identity.signing import sign_envelope
 from registry.listings.models import Listing
@@ -139,7 +141,7 @@ async def _setup(settings: Settings, count: int, urls: list[str]) -> tuple[int, 
 def _subscribe(conn: Connection, agency: str, url: str, now: datetime) -> dict[str, Any]:
     return create_subscription(
         conn, client_id=agency, profile="credit_reference", mode="push", endpoint_url=url, from_seq=0,
-        actor="bench", now=now,
+        actor="bench", now=now, policy=PushPolicy(networks=(ip_network("127.0.0.1"),), allow_http=True),
     )  # fmt: skip
 
 
@@ -154,7 +156,12 @@ def run_sync_bench(*, count: int, removals: int, database_url: str | None = None
         else:
             url = fresh_postgres_database(database_url, "sync")
             scratch_databases.append(url.rsplit("/", 1)[1])
-        env = _env(url, secrets_file, 0) | {"REGISTRY_SIGNING_KEY_FILE": str(root / "signing-keys.json")}
+        env = _env(url, secrets_file, 0) | {
+            "REGISTRY_SIGNING_KEY_FILE": str(root / "signing-keys.json"),
+            # The receivers are on this machine: open loopback to pushes, as a private deployment would.
+            "REGISTRY_PUSH_ALLOWED_NETWORKS": "127.0.0.1",
+            "REGISTRY_PUSH_ALLOW_HTTP": "true",
+        }
         _registry("db", "upgrade", env=env)
         settings = Settings(
             database=DatabaseSettings(url=url),

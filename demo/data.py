@@ -2,9 +2,12 @@
 
 Everything is driven by one `random.Random(seed)`, so a seed always yields the same
 stream. Identifiers are valid, not merely well formed: resident ID numbers use GB/T 2260
-division codes taken from python-stdnum's own table (so `stdnum.cn.ric.validate` accepts
-them for the birth year chosen), and credit codes carry correct GB 11714 and GB 32100
-check characters.
+division codes drawn from every code in use today in python-stdnum's table, whatever the
+birth year (1950-2007): a code is the county where the number was assigned, often created
+long after the birth, so a validator that ties the two cannot pass this data. Credit codes
+carry correct GB 11714 and GB 32100 check characters. With `identity_mix` (the default)
+some debtors hold every other identity type (travel permits, permanent residence cards,
+passports, old 15-digit numbers; organisation codes and foreign registrations).
 """
 
 from __future__ import annotations
@@ -377,13 +380,6 @@ def _usable(name: str | None) -> bool:
 
 
 @cache
-def _birth_codes(province: str | None, year: int) -> tuple[str, ...]:
-    """County codes a person born in `year` can carry (optionally in one province)."""
-    divisions = _counties_by_province().get(province, ())
-    return tuple(d.code for d in divisions if _usable(d.name_in(year)))
-
-
-@cache
 def _current_codes(province: str | None) -> tuple[str, ...]:
     """County codes still in use (an open-ended period), for company registrations.
 
@@ -472,12 +468,21 @@ def _uuid4(bits: int) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+# Birth years of the demo's persons (DOMAIN.md: older debtors hold codes created after birth).
+_FIRST_BIRTH_ORD = date(1950, 1, 1).toordinal()
+_LAST_BIRTH_ORD = date(2007, 12, 31).toordinal()
+# (ISO 3166-1 alpha-3, numeric) of foreign debtors' nationalities.
+_FOREIGN = (("USA", "840"), ("KOR", "410"), ("JPN", "392"), ("GBR", "826"), ("CAN", "124"), ("DEU", "276"))
+
+
 class DemoGenerator:
     """Seeded generator; every method draws from the one RNG, so call order matters."""
 
-    def __init__(self, seed: int = 0) -> None:
+    def __init__(self, seed: int = 0, *, identity_mix: bool = True) -> None:
         # Demo data, not secrets: a reproducible PRNG is the point.
         self._rng = random.Random(seed)
+        # Every identity type, a few percent each; off: resident IDs and credit codes only.
+        self.identity_mix = identity_mix
 
     # --- small helpers ------------------------------------------------------------------
 
@@ -516,11 +521,10 @@ class DemoGenerator:
 
     def _id_for(self, birth: date, sex: str | None, province: str | None) -> str:
         rng = self._rng
-        codes = _birth_codes(province, birth.year) if province else ()
+        # Any code in use today, never tied to the birth year (DOMAIN.md, Identifiers).
+        codes = _current_codes(province) if province else ()
         if not codes:
-            codes = _birth_codes(None, birth.year)
-        if not codes:
-            raise ValueError(f"no division code is valid for birth year {birth.year}")
+            codes = _current_codes(None)
         if sex is None:
             sex = "M" if rng.random() < 0.5 else "F"
         # Odd sequence for men, even for women; 000 is never issued.
@@ -528,6 +532,48 @@ class DemoGenerator:
         iso = birth.isoformat()  # much cheaper than strftime
         body = f"{codes[int(rng.random() * len(codes))]}{iso[:4]}{iso[5:7]}{iso[8:10]}{sequence:03d}"
         return body + _ric_check(body)
+
+    def _other_person_identity(self, birth: date, resident: str) -> dict[str, object]:
+        """Mostly nothing (the resident ID stands); a few percent each of the other types."""
+        rnd = self._rng.random
+        draw = rnd()
+        digits = "".join(str(int(rnd() * 10)) for _ in range(10))
+        if draw < 0.02:
+            return {
+                "id_type": "hk_macao_travel_permit",
+                "id_number": ("H" if rnd() < 0.7 else "M") + digits[:8],
+            }
+        if draw < 0.04:
+            return {"id_type": "taiwan_travel_permit", "id_number": digits[:8]}
+        if draw < 0.05:
+            iso = birth.isoformat().replace("-", "")
+            country = _FOREIGN[int(rnd() * len(_FOREIGN))]
+            if rnd() < 0.5:  # 2023 format: 9, province, nationality (numeric), birth, sequence, check
+                body = f"9{resident[:2]}{country[1]}{iso}{digits[:3]}"
+                return {"id_type": "foreign_permanent_residence", "id_number": body + _ric_check(body)}
+            return {
+                "id_type": "foreign_permanent_residence",
+                "id_number": f"{country[0]}{digits[:2]}{iso[2:]}{digits[2:6]}",
+            }
+        if draw < 0.06:
+            country = _FOREIGN[int(rnd() * len(_FOREIGN))]
+            return {"id_type": "passport", "id_number": "E" + digits[:8], "nationality": country[0]}
+        if draw < 0.07 and resident[6:8] == "19":
+            return {"id_number": resident[:6] + resident[8:17]}  # an old 15-digit number
+        return {}
+
+    def _other_organization_identity(self, debtor: dict[str, object]) -> dict[str, object]:
+        rnd = self._rng.random
+        draw = rnd()
+        if draw < 0.03:  # the legacy organisation code, as the credit code embeds it
+            code = str(debtor.pop("credit_code"))[8:17]
+            return debtor | {"organization_code": f"{code[:8]}-{code[8]}"}
+        if draw < 0.05:
+            debtor.pop("credit_code")
+            country = _FOREIGN[int(rnd() * len(_FOREIGN))]
+            number = "".join(str(int(rnd() * 10)) for _ in range(8))
+            return debtor | {"registration": {"country": country[0], "number": number}}
+        return debtor
 
     # --- organisations ------------------------------------------------------------------
 
@@ -689,10 +735,10 @@ class DemoGenerator:
         debtor: dict[str, object]
         if rnd() < 0.75:
             sex = "M" if rnd() < 0.76 else "F"
-            # Age 22-75 on listed_on, peaking in the early forties: 22 years never exceed
-            # 8,036 days and 75 years are never shorter than 27,393.
-            shape = ((rnd() + rnd()) / 2) ** 1.3
-            birth = date.fromordinal(listed_ord - 8_040 - int(shape * (27_390 - 8_040)))
+            # Born 1950-2007, and of age (past the 18th birthday, with a year to spare) on
+            # listed_on: 19 years never exceed 6,940 days.
+            latest = min(_LAST_BIRTH_ORD, listed_ord - 6_940)
+            birth = date.fromordinal(_FIRST_BIRTH_ORD + int(rnd() * (latest - _FIRST_BIRTH_ORD + 1)))
             # Debtors mostly live where the court sits.
             home = court.province_code if rnd() < 0.7 else None
             debtor = {
@@ -700,6 +746,8 @@ class DemoGenerator:
                 "name": self.person_name(sex),
                 "id_number": self._id_for(birth, sex, home),
             }
+            if self.identity_mix:
+                debtor |= self._other_person_identity(birth, str(debtor["id_number"]))
         else:
             codes = _current_codes(court.province_code if rnd() < 0.85 else None)
             division = codes[int(rnd() * len(codes))]
@@ -709,6 +757,8 @@ class DemoGenerator:
                 "credit_code": self._credit_code(division, "1"),
                 "legal_representative": self.person_name("M" if rnd() < 0.8 else "F"),
             }
+            if self.identity_mix:
+                debtor = self._other_organization_identity(debtor)
 
         amount = self._amount_cents()
         performance: dict[str, object]

@@ -13,6 +13,7 @@ from typing import TypeVar
 import click
 from sqlalchemy import Connection
 
+from registry.identity.errors import KeyConfigError, KeysUnavailable
 from registry.problems import Problem
 from registry.runtime import Services
 from registry.settings import Settings
@@ -33,6 +34,8 @@ def run_with_services(work: Callable[[Services], Awaitable[T]]) -> T:
         return asyncio.run(main())
     except Problem as problem:
         raise click.ClickException(f"{problem.code}: {problem.detail}") from problem
+    except (KeysUnavailable, KeyConfigError) as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def in_write_transaction(fn: Callable[[Connection], T]) -> T:

@@ -6,6 +6,7 @@ writes can fail with SQLITE_BUSY when another writer got there first, without wa
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -43,8 +44,23 @@ def _sqlite_path(url: str) -> Path | None:
     marker = ":///"
     if not url.startswith("sqlite") or marker not in url:
         return None
-    path = url.split(marker, 1)[1]
+    path = url.split(marker, 1)[1].split("?", 1)[0]
     return Path(path) if path and path != ":memory:" else None
+
+
+def private_sqlite_file(url: str) -> None:
+    """Create a SQLite database file readable by its owner only (0600) before SQLite does
+    (which would use the umask, typically 0644). SQLite gives its -wal, -shm and journal
+    files the database file's permissions, so they follow. An existing file is left as it is."""
+    path = _sqlite_path(url)
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
 
 
 def sync_url(url: str) -> str:
@@ -56,6 +72,7 @@ def create_sync_engine(url: str, *, writer: bool = True) -> Engine:
     """For worker processes that prepare and store ingest chunks, and for tests."""
     url = sync_url(url)
     if url.startswith("sqlite"):
+        private_sqlite_file(url)
         engine = sa_create_engine(url, connect_args={"timeout": 30}, hide_parameters=True, **_JSON_OPTIONS)
         _configure_sqlite(engine, immediate=writer)
         return engine
@@ -65,9 +82,7 @@ def create_sync_engine(url: str, *, writer: bool = True) -> Engine:
 
 def create_engine(url: str, *, writer: bool) -> AsyncEngine:
     if url.startswith("sqlite"):
-        path = _sqlite_path(url)
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
+        private_sqlite_file(url)
         engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True, **_JSON_OPTIONS)
         _configure_sqlite(engine, immediate=writer)
         return engine

@@ -8,6 +8,7 @@ from typing import Any
 from registry.checks.runtime import CheckRuntime
 from registry.db import Database
 from registry.identity.crypto import Secrets, SecretsSource
+from registry.identity.keystore import ensure_keys
 from registry.identity.registry_key import RegistrySigner, load_registry_signer
 from registry.limits import SharedLimits
 from registry.listings.ingest import IngestService, worker_count
@@ -28,6 +29,8 @@ class Services:
 
     @classmethod
     def create(cls, settings: Settings) -> Services:
+        # Fail closed: refuse to run without a key the stored data needs (never invent one).
+        ensure_keys(settings)
         db = Database(settings.database.url)
         source = SecretsSource(settings)
         ingest = IngestService(db, source, worker_count(settings.listings.ingest_workers))

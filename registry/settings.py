@@ -13,6 +13,8 @@ from typing import Any, Literal, Self
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from registry.endpoints import parse_allowed
+
 
 def _config(prefix: str) -> SettingsConfigDict:
     return SettingsConfigDict(env_prefix=prefix, extra="ignore", populate_by_name=True)
@@ -97,6 +99,15 @@ class ServerSettings(BaseSettings):
         description="Requests per client address to the public endpoints: N/second|minute|hour|day, "
         "or off; across processes with REGISTRY_REDIS_URL.",
     )
+    # Exact-number lookups (a full ID number or code) are confirmations of a guess: a budget of
+    # their own, within the public one, so that no mask can be walked through by asking.
+    public_number_lookup_limit: str = Field(
+        default="20/hour",
+        pattern=r"^(off|[1-9][0-9]{0,6}/(second|minute|hour|day))$",
+        description="Exact-number public searches (API and web page) per client address: "
+        "N/second|minute|hour|day, or off; shared across processes with REGISTRY_REDIS_URL, "
+        "refused while that store does not answer.",
+    )
 
 
 class ListingSettings(BaseSettings):
@@ -154,8 +165,17 @@ class SyncSettings(BaseSettings):
     # 500: a backlog (a new agency, a replay) goes out in half the transactions and POSTs of
     # 200 for the same bytes; a removal alone is still a batch of one (docs/benchmarks.md).
     batch_size: int = Field(default=500, ge=1, le=1000, description="Log events read per push batch.")
-    max_parallel: int = Field(default=16, ge=1, description="Subscriptions one worker pass delivers at once.")
-    timeout_seconds: float = Field(default=10.0, gt=0, description="Per push request.")
+    max_parallel: int = Field(
+        default=16,
+        ge=1,
+        description="Subscriptions (and, apart, banks' watchlists) one process delivers at once.",
+    )
+    timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Total deadline of one push request, connection to last byte read (at most half "
+        "the lease is used).",
+    )
     max_attempts: int = Field(
         default=10, ge=1, description="Failed pushes in a row before a subscription is flagged failing."
     )
@@ -172,6 +192,33 @@ class SyncSettings(BaseSettings):
         validation_alias="REGISTRY_NOTICE_DEADLINE_DAYS",
         description="Working days an agency has to acknowledge an assistance notice.",
     )
+
+
+class PushSettings(BaseSettings):
+    """Where the registry may send: agency push subscriptions and bank watchlist endpoints."""
+
+    model_config = _config("REGISTRY_PUSH_")
+
+    allowed_networks: str = Field(
+        default="",
+        description="Comma-separated networks (10.20.0.0/16, 127.0.0.1) or host names (agency.internal) "
+        "pushes may reach beside public addresses; empty: public addresses only.",
+    )
+    allow_http: bool = Field(
+        default=False, description="Accept plain http:// endpoints, and then only to the allowed networks."
+    )
+    response_max_bytes: int = Field(
+        default=64 * 1024,
+        ge=0,
+        le=16 * 1024 * 1024,
+        description="Most of a push answer's body read (never stored); the rest is not read.",
+    )
+
+    @field_validator("allowed_networks")
+    @classmethod
+    def _parses(cls, value: str) -> str:
+        parse_allowed(value)
+        return value
 
 
 class FeedSettings(BaseSettings):
@@ -272,6 +319,30 @@ class SharedStoreSettings(BaseSettings):
     )
 
 
+class CorrectionSettings(BaseSettings):
+    """Correction and review (SPC Art. 9, 11, 12) and removal certificates."""
+
+    model_config = _config("REGISTRY_CORRECTIONS_")
+
+    max_attachments: int = Field(default=5, ge=0, le=20, description="Files one application may carry.")
+    max_attachment_bytes: int = Field(
+        default=2 * 1024 * 1024, ge=1024, description="Largest attachment (PDF, JPEG or PNG), in bytes."
+    )
+    budget_per_address: int = Field(
+        default=10,
+        ge=1,
+        description="Applications and certificate requests per client address per day (IPv6 per /64).",
+    )
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        pattern=r"^https?://[^\s/?#]+$",
+        description="The public site's origin, written into certificates' QR codes (no trailing slash).",
+    )
+    follow_interval_seconds: float = Field(
+        default=5.0, gt=0, description="How often upheld corrections are matched to later amendments."
+    )
+
+
 class Settings(BaseModel):
     """Every concern's settings; each reads its own `REGISTRY_*` variables when built."""
 
@@ -281,12 +352,14 @@ class Settings(BaseModel):
     listings: ListingSettings = Field(default_factory=ListingSettings)
     checks: CheckSettings = Field(default_factory=CheckSettings)
     sync: SyncSettings = Field(default_factory=SyncSettings)
+    push: PushSettings = Field(default_factory=PushSettings)
     feeds: FeedSettings = Field(default_factory=FeedSettings)
     exports: ExportSettings = Field(default_factory=ExportSettings)
     translog: TranslogSettings = Field(default_factory=TranslogSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)
     meilisearch: MeilisearchSettings = Field(default_factory=MeilisearchSettings)
     shared_store: SharedStoreSettings = Field(default_factory=SharedStoreSettings)
+    corrections: CorrectionSettings = Field(default_factory=CorrectionSettings)
 
     def override(self, **concerns: dict[str, Any]) -> Self:
         """A copy with some fields of some concerns changed (validated), e.g.

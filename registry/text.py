@@ -18,8 +18,9 @@ from registry.problems import Problem
 FORBIDDEN_CLASS = r"\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
 # Identifier-like text (ids, codes, keys): none of the forbidden characters, not empty.
 IDENTIFIER_PATTERN = rf"^[^{FORBIDDEN_CLASS}]+$"
-# Free text whose line breaks mean something: the listing's obligations, an objection.
-MULTILINE_MEMBERS = frozenset({"obligations", "text"})
+# Free text whose line breaks mean something: the listing's obligations, an objection, a
+# correction's statement and a decision's reasons.
+MULTILINE_MEMBERS = frozenset({"obligations", "text", "statement", "reasons"})
 
 _FORBIDDEN = re.compile(f"[{FORBIDDEN_CLASS}]")
 _FORBIDDEN_MULTILINE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")

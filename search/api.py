@@ -10,8 +10,10 @@ from litestar.di import Provide
 from registry.http.dependencies import Injected
 from registry.http.openapi import PARAMETER, PUBLIC, problems, query
 from registry.http.params import Id
+from registry.http.ratelimit import charge_number_lookup
 from registry.identity.crypto import Secrets
 from registry.identity.identifiers import PROVINCES
+from registry.identity.types import PERSON_ID_TYPES
 from registry.ids import is_id
 from registry.listings.disclosure import PublicEntry
 from registry.listings.schemas import GROUNDS
@@ -27,7 +29,7 @@ from search.query import (
 )
 
 
-def provide_search_query(
+async def provide_search_query(
     request: Request[Any, Any, Any],
     secrets: Injected[Secrets],
     q: Annotated[
@@ -35,9 +37,24 @@ def provide_search_query(
         query(f"A name or part of one, in Chinese or pinyin (at most {MAX_QUERY_CHARS} characters)"),
     ] = None,
     id_number: Annotated[
-        str | None, query("A full resident ID number (checksum and all): an exact match")
+        str | None,
+        query("A full number of id_type (a resident ID number: checksum and all, 15 or 18 digits)"),
     ] = None,
+    id_type: Annotated[
+        str | None,
+        query("The id_number's document (default resident_id)", enum=list(PERSON_ID_TYPES)),
+    ] = None,
+    nationality: Annotated[str | None, query("With a passport: ISO 3166-1 alpha-3, e.g. CAN")] = None,
     credit_code: Annotated[str | None, query("A full unified social credit code: an exact match")] = None,
+    organization_code: Annotated[
+        str | None, query("A full GB 11714 organisation code (60003734-1): an exact match")
+    ] = None,
+    registration_country: Annotated[
+        str | None, query("A foreign entity's country of registration, ISO 3166-1 alpha-3")
+    ] = None,
+    registration_number: Annotated[
+        str | None, query("A foreign entity's home registration number, with registration_country")
+    ] = None,
     province: Annotated[
         str | None, query("Two-digit province code (GB/T 2260)", enum=sorted(PROVINCES))
     ] = None,
@@ -64,7 +81,12 @@ def provide_search_query(
     params = {
         "q": q,
         "id_number": id_number,
+        "id_type": id_type,
+        "nationality": nationality,
         "credit_code": credit_code,
+        "organization_code": organization_code,
+        "registration_country": registration_country,
+        "registration_number": registration_number,
         "province": province,
         "court": court,
         "kind": kind,
@@ -74,7 +96,10 @@ def provide_search_query(
         "page": page,
         "per_page": per_page,
     }
-    return parse_query(params, secrets.blind_index)
+    parsed = parse_query(params, secrets.blind_index)
+    if parsed.identifier_blind is not None:
+        await charge_number_lookup(request)
+    return parsed
 
 
 SEARCH_PROBLEMS = problems(
@@ -92,6 +117,11 @@ SEARCH_PROBLEMS = problems(
             "control_characters",
             "invalid_id_number",
             "invalid_credit_code",
+            "unknown_id_type",
+            "invalid_nationality",
+            "invalid_organization_code",
+            "invalid_registration_country",
+            "invalid_registration_number",
             "conflicting_identifiers",
             "incomplete_identifier",
             "invalid_court",
@@ -115,7 +145,7 @@ class PublicSearchController(Controller):
 
     @get(
         "/",
-        dependencies={"search_query": Provide(provide_search_query, sync_to_thread=False)},
+        dependencies={"search_query": Provide(provide_search_query)},
         responses=SEARCH_PROBLEMS,
     )
     async def search(

@@ -1,8 +1,8 @@
 """From registry rows to index documents, through the one public allow-list.
 
-A document carries `public_entry(...)` encoded once (age left out: it depends on the day a
-hit is shown, so it is computed then from the birth date kept beside it), plus what the
-engines filter, facet and match on. Nothing else from the listing row reaches the index.
+A document carries `public_entry(...)` encoded once (its age is the age at publication,
+fixed, so no birth date is kept beside it), plus what the engines filter, facet and match
+on. Nothing else from the listing row reaches the index.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 from sqlalchemy import Connection
 
-from registry.listings.disclosure import PublicEntry, age_on, public_columns, public_entry
+from registry.listings.disclosure import PublicEntry, public_columns, public_entry
 from registry.listings.models import Listing
 from registry.listings.schemas import GROUNDS
 from search.text import name_terms, pinyin_terms
@@ -24,8 +24,6 @@ from search.text import name_terms, pinyin_terms
 logger = logging.getLogger("search.documents")
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(PublicEntry)
-# Today's date does not matter: the stored entry's age is blanked and recomputed per hit.
-_ANY_DAY = date(2000, 1, 1)
 LOAD_CHUNK = 500
 
 
@@ -38,7 +36,6 @@ class Document:
     court_code: str
     grounds: tuple[str, ...]
     published_on: date
-    birth_date: date | None
     terms: tuple[str, ...]
     pinyin: tuple[str, ...]
     entry: bytes
@@ -61,7 +58,7 @@ def grounds_of(mask: int) -> list[str]:
 
 def document_of(row: Any) -> Document:
     """`row`: the columns of `public_columns()` plus `version`."""
-    entry = msgspec.structs.replace(public_entry(row, _ANY_DAY), age=None)
+    entry = public_entry(row)
     person = row.debtor_kind == "person"
     return Document(
         listing_id=row.id,
@@ -71,7 +68,6 @@ def document_of(row: Any) -> Document:
         court_code=row.court_code,
         grounds=tuple(entry.grounds),
         published_on=entry.published_on,
-        birth_date=row.debtor_birth_date if person else None,
         terms=tuple(name_terms(row.debtor_name)),
         pinyin=tuple(pinyin_terms(row.debtor_name)) if person else (),
         entry=_encoder.encode(entry),
@@ -91,11 +87,8 @@ def buildable(row: Any) -> Document | None:
         return None
 
 
-def hit(entry: bytes, birth_date: date | None, today: date) -> PublicEntry:
-    decoded = _decoder.decode(entry)
-    if birth_date is None:
-        return decoded
-    return msgspec.structs.replace(decoded, age=age_on(birth_date, today))
+def hit(entry: bytes) -> PublicEntry:
+    return _decoder.decode(entry)
 
 
 def document_columns() -> Any:

@@ -46,7 +46,6 @@ from sqlalchemy import create_engine as sa_create_engine
 
 from registry import progress
 from registry.bulk import bulk_insert
-from registry.calendar import today_in_china
 from registry.db import create_sync_engine, sync_url
 from registry.eventlog.readers import advance, claim_cursor
 from registry.eventlog.services import head
@@ -281,14 +280,14 @@ class EmbeddedIndex:
             source, params = self.fts_source(query, match)
             counts = f"SELECT rowid & {FACET_KEY}, count(*) {source} GROUP BY 1"
             page = (
-                "SELECT entry, birth_date FROM search_docs WHERE id IN "  # noqa: S608
+                "SELECT entry FROM search_docs WHERE id IN "  # noqa: S608
                 f"(SELECT rowid {source} ORDER BY rowid DESC LIMIT :limit OFFSET :offset) ORDER BY id DESC"
             )
             return counts, page, params
         where, params = self.where(query)
         counts = f"SELECT id & {FACET_KEY}, count(*) FROM search_docs WHERE {where} GROUP BY 1"  # noqa: S608
         page = (
-            f"SELECT entry, birth_date FROM search_docs WHERE {where} "  # noqa: S608
+            f"SELECT entry FROM search_docs WHERE {where} "  # noqa: S608
             "ORDER BY id DESC LIMIT :limit OFFSET :offset"
         )
         return self._driver_sql(counts), self._driver_sql(page), params
@@ -316,10 +315,7 @@ class EmbeddedIndex:
                 mask = key & _GROUND_BITS
                 by_mask[mask] = by_mask.get(mask, 0) + count
             if offset < total:
-                today = today_in_china()
-                hits = [
-                    hit(entry, _as_date(birth), today) for entry, birth in conn.exec_driver_sql(page, params)
-                ]
+                hits = [hit(entry) for (entry,) in conn.exec_driver_sql(page, params)]
         provinces = {
             code: count
             for key, count in sorted(by_province.items())
@@ -336,10 +332,10 @@ class EmbeddedIndex:
         return SearchResult(hits=hits, total=total, facets=facets)
 
     def get_sync(self, listing_id: str) -> PublicEntry | None:
-        sql = self._driver_sql("SELECT entry, birth_date FROM search_docs WHERE listing_id = :id")
+        sql = self._driver_sql("SELECT entry FROM search_docs WHERE listing_id = :id")
         with self.engine.connect() as conn:
             row = conn.exec_driver_sql(sql, {"id": listing_id}).first()
-        return None if row is None else hit(row.entry, _as_date(row.birth_date), today_in_china())
+        return None if row is None else hit(row.entry)
 
     # ---- the SearchEngine writes ----
 
@@ -424,7 +420,6 @@ def doc_row(doc: Document, sqlite: bool) -> dict[str, Any]:
         "court_code": doc.court_code,
         "ground_mask": doc.ground_mask,
         "published_on": doc.published_on,
-        "birth_date": doc.birth_date,
         "terms": " ".join(doc.terms) if sqlite else ts_terms(doc.terms, doc.province_code),
         "pinyin": " ".join(doc.pinyin) if sqlite else " ".join(_quote_ts(t) for t in doc.pinyin),
         "entry": doc.entry,
@@ -524,7 +519,7 @@ def insert_rows(conn: Connection, rows: list[dict[str, Any]], first_serial: int)
 
 # ---- drift (reconcile --deep) ----
 
-_COMPARED = ("version", "kind", "province_code", "court_code", "ground_mask", "published_on", "birth_date")
+_COMPARED = ("version", "kind", "province_code", "court_code", "ground_mask", "published_on")
 
 
 def _differs(stored: Any, expected: dict[str, Any]) -> bool:

@@ -47,7 +47,6 @@ from meilisearch.errors import MeilisearchApiError, MeilisearchCommunicationErro
 from sqlalchemy import Connection, Engine, select
 
 from registry import progress
-from registry.calendar import today_in_china
 from registry.db import create_sync_engine
 from registry.eventlog.readers import advance, claim_cursor
 from registry.eventlog.services import head
@@ -77,7 +76,7 @@ _VERSION = re.compile(r"(\d+)\.(\d+)\.(\d+)", re.ASCII)
 FACETS = ["province_code", "grounds"]
 BASE_SETTINGS: dict[str, Any] = {
     "searchableAttributes": ["terms", "pinyin"],
-    "displayedAttributes": ["id", "rank", "entry", "birth_date"],
+    "displayedAttributes": ["id", "rank", "entry"],
     # `id`: deletions are by filter (the id list form is deprecated).
     "filterableAttributes": [
         "id",
@@ -142,7 +141,6 @@ def meili_document(doc: Document, id_blind: bytes, rank: int) -> dict[str, Any]:
         "court_code": doc.court_code,
         "grounds": list(doc.grounds),
         "published_on": (doc.published_on - EPOCH).days,
-        "birth_date": doc.birth_date.isoformat() if doc.birth_date else None,
         "entry": msgspec.json.decode(doc.entry),
     }
 
@@ -280,7 +278,7 @@ class MeiliIndex:
         base = {
             "filter": meili_filter(query),
             "sort": ["rank:desc"],
-            "attributesToRetrieve": ["id", "rank", "entry", "birth_date"],
+            "attributesToRetrieve": ["id", "rank", "entry"],
         }
         searches = [(q, {**base, "attributesToSearchOn": on}) for q, on in _searches(match)]
         offset, limit = (query.page - 1) * query.per_page, query.per_page
@@ -313,15 +311,7 @@ class MeiliIndex:
             kept = [item for item in found if _true_match(item, match)]
             total -= len(found) - len(kept)
             found = kept
-        today = today_in_china()
-        hits = [
-            hit(
-                msgspec.json.encode(item["entry"]),
-                date.fromisoformat(item["birth_date"]) if item.get("birth_date") else None,
-                today,
-            )
-            for item in found
-        ]
+        hits = [hit(msgspec.json.encode(item["entry"])) for item in found]
         facets = {
             "province": dict(sorted(provinces.items())),
             "ground": {g: grounds[g] for g in GROUNDS if grounds.get(g)},
@@ -375,13 +365,7 @@ class MeiliIndex:
             if exc.code == "document_not_found":
                 return None
             raise
-        document = dict(item)
-        birth = document.get("birth_date")
-        return hit(
-            msgspec.json.encode(document["entry"]),
-            date.fromisoformat(birth) if birth else None,
-            today_in_china(),
-        )
+        return hit(msgspec.json.encode(dict(item)["entry"]))
 
     # ---- the SearchEngine writes ----
 

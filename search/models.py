@@ -35,8 +35,6 @@ class SearchDoc(Base):
     # Bit i set = GROUNDS[i]: a listing has one to six grounds, and facets count them.
     ground_mask: Mapped[int] = mapped_column(Integer)
     published_on: Mapped[date] = mapped_column(Date)
-    # Internal: the age in a hit is computed on the day it is shown. Never returned.
-    birth_date: Mapped[date | None] = mapped_column(Date)
     terms: Mapped[str] = mapped_column(TermsType)
     pinyin: Mapped[str] = mapped_column(TermsType)
     # msgspec JSON of the PublicEntry (age left empty); last, so filters read small records.

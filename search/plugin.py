@@ -17,6 +17,7 @@ from search.cli import search
 from search.interface import SearchIndex
 from search.runtime import engine_answers, engine_of, follow_index, reconcile_index, search_engine
 from search.web.controllers import PublicPages, static_files_router, template_config
+from search.web.corrections import CorrectionPages
 
 
 def _jobs(settings: Settings) -> Sequence[Job]:
@@ -51,7 +52,7 @@ def _configure(config: AppConfig, _settings: Settings) -> None:
 plugin = Plugin(
     name="search",
     routes=[static_files_router()],
-    public_routes=[PublicPages, PublicSearchController],
+    public_routes=[PublicPages, CorrectionPages, PublicSearchController],
     dependencies={"search_index": Provide(provide_search_index, sync_to_thread=False)},
     jobs=_jobs,
     cli=[search],

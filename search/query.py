@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import date
 
 from registry.identity.crypto import BlindIndex
@@ -35,9 +35,8 @@ from registry.identity.identifiers import (
     IdentifierError,
     normalise_court_code,
     normalise_identifier,
-    parse_credit_code,
-    parse_id_number,
 )
+from registry.identity.types import parse_subject
 from registry.listings.schemas import GROUNDS
 from registry.problems import Problem
 from search.interface import KINDS, SearchQuery
@@ -45,6 +44,7 @@ from search.text import names_no_one, text_match, too_broad
 
 ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 _ID_NUMBER = re.compile(r"[0-9]{17}[0-9X]")
+_OLD_ID_NUMBER = re.compile(r"[0-9]{15}")  # converted to 18 digits by parse_id_number
 # Registration authority and entity type (2), division code (6 digits), the rest (10): a
 # pinyin name never has six digits in the middle.
 _CREDIT_CODE = re.compile(r"[0-9A-Z]{2}[0-9]{6}[0-9A-Z]{10}")
@@ -61,7 +61,12 @@ MAX_WINDOW = 10_000
 PARAMETERS = (
     "q",
     "id_number",
+    "id_type",
+    "nationality",
     "credit_code",
+    "organization_code",
+    "registration_country",
+    "registration_number",
     "province",
     "court",
     "kind",
@@ -121,28 +126,58 @@ def _int(params: Mapping[str, str | None], name: str, default: int, low: int, hi
     return int(value)
 
 
-def _identifier(
-    params: Mapping[str, str | None], name: str, parse: Callable[[str], str], blind_index: BlindIndex
-) -> bytes | None:
-    """The blind index of the normalised number, as ingest computed it (see listings.prepare)."""
-    value = _clean(params, name)
-    if value is None:
+_IDENTIFIER_PARAMS = (
+    "id_number",
+    "id_type",
+    "nationality",
+    "credit_code",
+    "organization_code",
+    "registration_country",
+    "registration_number",
+)
+# Where a refused identifier points, by its error code.
+_IDENTIFIER_POINTERS = {
+    "unknown_id_type": "id_type",
+    "invalid_nationality": "nationality",
+    "invalid_credit_code": "credit_code",
+    "invalid_organization_code": "organization_code",
+    "invalid_registration_country": "registration_country",
+    "invalid_registration_number": "registration_number",
+}
+
+
+def _identity_blind(params: Mapping[str, str | None], blind_index: BlindIndex) -> bytes | None:
+    """The blind index of the number asked for, as ingest computed it (listings.prepare): a
+    person's `id_number` of `id_type` (with `nationality` for a passport), or an
+    organisation's `credit_code`, `organization_code` or `registration_country` and
+    `registration_number`. None when no number is asked for."""
+    values = {name: _clean(params, name) for name in _IDENTIFIER_PARAMS}
+    country, number = values["registration_country"], values["registration_number"]
+    if all(v is None for v in values.values()):
         return None
+    default = str(params.get("_number_in") or "id_number")
     try:
-        return blind_index(parse(value))
+        identity = parse_subject(
+            id_number=values["id_number"],
+            id_type=values["id_type"],
+            nationality=values["nationality"],
+            credit_code=values["credit_code"],
+            organization_code=values["organization_code"],
+            registration=None if country is None and number is None else (country, number),
+        )
     except IdentifierError as exc:
-        raise _bad(exc.code, exc.message, params.get("_number_in") or name) from exc
-
-
-def _id_number(raw: str) -> str:
-    return parse_id_number(raw).number
+        if exc.code == "subject_identifier":
+            raise _bad("conflicting_identifiers", exc.message, "credit_code") from exc
+        pointer = default if default == "q" else _IDENTIFIER_POINTERS.get(exc.code, "id_number")
+        raise _bad(exc.code, exc.message, pointer) from exc
+    return blind_index(identity.index_input)
 
 
 def recognise_number(q: str) -> tuple[str, str] | None:
     """(`id_number` or `credit_code`, the number) when `q` is shaped like a full number; None
     for a name. Six digits or more in anything else: refused, as an incomplete number."""
     compact = normalise_identifier(q)
-    if _ID_NUMBER.fullmatch(compact):
+    if _ID_NUMBER.fullmatch(compact) or _OLD_ID_NUMBER.fullmatch(compact):
         return "id_number", compact
     if _CREDIT_CODE.fullmatch(compact):
         return "credit_code", compact
@@ -166,7 +201,7 @@ def _number_in_q(params: Mapping[str, str | None]) -> Mapping[str, str | None]:
     if number is None:
         return params
     name, value = number
-    if params.get("id_number") is not None or params.get("credit_code") is not None:
+    if any(params.get(name) is not None for name in _IDENTIFIER_PARAMS):
         raise _bad("conflicting_identifiers", "give one number: in q, id_number or credit_code", "q")
     return {**params, "q": None, name: value, "_number_in": "q"}
 
@@ -179,12 +214,13 @@ def parse_query(params: Mapping[str, str | None], blind_index: BlindIndex) -> Se
             raise _bad("query_too_long", f"q is longer than {MAX_QUERY_CHARS} characters", "q")
         if text_match(text) is None:
             raise _bad("invalid_query", "q must contain at least one letter or digit", "q")
-    id_blind = _identifier(params, "id_number", _id_number, blind_index)
-    code_blind = _identifier(params, "credit_code", parse_credit_code, blind_index)
-    if id_blind is not None and code_blind is not None:
-        raise _bad("conflicting_identifiers", "give an id_number or a credit_code, not both", "credit_code")
-    if text is None and id_blind is None and code_blind is None:
-        raise _bad("query_required", "give a name (q), an id_number or a credit_code", "q")
+    identifier_blind = _identity_blind(params, blind_index)
+    if text is None and identifier_blind is None:
+        raise _bad(
+            "query_required",
+            "give a name (q), an id_number, a credit_code, an organization_code or a registration",
+            "q",
+        )
     court = _clean(params, "court")
     if court is not None:
         try:
@@ -192,7 +228,7 @@ def parse_query(params: Mapping[str, str | None], blind_index: BlindIndex) -> Se
         except IdentifierError as exc:
             raise _bad("invalid_court", exc.message, "court") from exc
     province = _choice(params, "province", PROVINCES)
-    if text is not None and id_blind is None and code_blind is None:
+    if text is not None and identifier_blind is None:
         if names_no_one(text):
             raise _bad(
                 "query_names_no_one",
@@ -216,7 +252,7 @@ def parse_query(params: Mapping[str, str | None], blind_index: BlindIndex) -> Se
         raise _bad("page_out_of_range", f"only the first {MAX_WINDOW} results can be paged through", "page")
     return SearchQuery(
         text=text,
-        identifier_blind=id_blind if id_blind is not None else code_blind,
+        identifier_blind=identifier_blind,
         province=province,
         court=court,
         kind=_choice(params, "kind", KINDS),

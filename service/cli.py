@@ -84,9 +84,14 @@ def serve(host: str | None, port: int | None, scheduler: bool | None) -> None:
     """Serve the HTTP API (and, by default, the background jobs) in this process."""
     import uvicorn
 
+    from registry.identity.keystore import KeyConfigError, KeysUnavailable, ensure_keys
     from service.app import create_app
 
     settings = _settings()
+    try:
+        ensure_keys(settings)  # before listening: refuse at once, naming the missing key ids
+    except (KeysUnavailable, KeyConfigError) as exc:
+        raise click.ClickException(str(exc)) from exc
     host, port = host or settings.server.host, port or settings.server.port
     click.echo(f"registry listening on http://{host}:{port}  (API schema: http://{host}:{port}/schema)")
     uvicorn.run(

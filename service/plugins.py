@@ -7,6 +7,7 @@ from publishing.feeds.plugin import plugin as feeds
 from publishing.sync.plugin import plugin as sync
 from registry.checks.plugin import plugin as checks
 from registry.clients.plugin import plugin as clients
+from registry.corrections.plugin import plugin as corrections
 from registry.courts.plugin import plugin as courts
 from registry.eventlog.plugin import plugin as eventlog
 from registry.identity.plugin import plugin as identity
@@ -20,6 +21,7 @@ PLUGINS: tuple[Plugin, ...] = (
     courts,
     clients,
     listings,
+    corrections,
     eventlog,
     checks,
     translog,

@@ -48,6 +48,12 @@ def base_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "REGISTRY_LOG_LEVEL": "WARNING",
         # The session server is shared by every test; the rate limit has its own servers.
         "REGISTRY_PUBLIC_RATE_LIMIT": "off",
+        # The tests' push receivers listen on loopback over plain http: open exactly that.
+        "REGISTRY_PUSH_ALLOWED_NETWORKS": "127.0.0.1",
+        "REGISTRY_PUSH_ALLOW_HTTP": "true",
+        # Likewise the correction budget per address; tests/registry/corrections has its own server.
+        "REGISTRY_CORRECTIONS_BUDGET_PER_ADDRESS": "1000000",
+        "REGISTRY_PUBLIC_NUMBER_LOOKUP_LIMIT": "off",
     }
 
 

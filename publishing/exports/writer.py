@@ -37,7 +37,7 @@ from registry.db import create_sync_engine
 from registry.eventlog.models import Event
 from registry.eventlog.services import head
 from registry.eventlog.types import LISTING_EVENTS, REMOVAL_EVENTS
-from registry.identity.registry_key import RegistrySigner
+from registry.identity.registry_key import RAW_CONTEXTS, Domain, RegistrySigner
 from registry.listings.disclosure import PublicEntry, public_columns, public_entry
 from registry.listings.models import Listing
 from registry.listings.wording import KIND, PERFORMANCE, SEX, grounds_text, label
@@ -55,7 +55,7 @@ STREAM_ROWS = 1000
 # The CSV is read by people: Chinese headers in the Provisions' words (Art. 6), sex, grounds
 # and performance in words, amounts in 元, dates in China. The JSON Lines file keeps the codes.
 CSV_COLUMNS = (
-    "编号", "被执行人类型", "被执行人姓名或名称", "性别", "年龄", "证件号码（部分隐去）",
+    "编号", "被执行人类型", "被执行人姓名或名称", "性别", "公布时年龄", "证件号码（部分隐去）",
     "法定代表人或者负责人", "执行法院代码", "执行法院", "省份", "案号", "执行依据文号",
     "做出执行依据单位", "生效法律文书确定的义务", "执行标的（元）", "履行情况", "已履行（元）",
     "未履行（元）", "失信被执行人行为具体情形", "立案时间", "发布时间",
@@ -129,7 +129,7 @@ def _yuan(cents: int | None) -> str:
 def _csv_row(entry: PublicEntry) -> list[Any]:
     perf = entry.performance
     return [
-        entry.id, label(KIND, entry.kind), entry.name, label(SEX, entry.sex), entry.age,
+        entry.id, label(KIND, entry.kind), entry.name, label(SEX, entry.sex), entry.age_at_publication,
         entry.identifier_masked, entry.legal_representative, entry.court_code, entry.court_name,
         entry.province, entry.case_number, entry.basis_document_number, entry.basis_issuer,
         entry.obligations, _yuan(entry.amount_cents), label(PERFORMANCE, perf.status),
@@ -317,11 +317,15 @@ def run_export(
             "files": files,
             "key_id": signer.key_id,
             "signature_file": SIGNATURE,
-            "signature_algorithm": "Ed25519 over the exact bytes of manifest.json",
+            "signature_algorithm": "Ed25519 over signature_context, then the exact bytes of manifest.json",
+            # Domain separation (registry/identity/registry_key.py): a manifest signature can
+            # never verify as a checkpoint, a receipt or a push. Manifests written before
+            # 2026-12-06 have no signature_context and were signed over manifest.json alone.
+            "signature_context": RAW_CONTEXTS[Domain.EXPORT_MANIFEST].decode(),
         }
         manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n"
         (folder / MANIFEST).write_bytes(manifest_bytes)
-        (folder / SIGNATURE).write_bytes(signer.sign(manifest_bytes))
+        (folder / SIGNATURE).write_bytes(signer.sign(Domain.EXPORT_MANIFEST, manifest_bytes))
         _swap_in(folder, export_dir / day.isoformat())
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)

@@ -15,6 +15,7 @@ import msgspec
 from feedgen.feed import FeedGenerator
 
 from publishing.feeds.entries import PublicationItem
+from registry.identity.types import ID_TYPE_NAMES
 from registry.listings.disclosure import PublicEntry
 from registry.listings.wording import (
     KIND,
@@ -55,11 +56,11 @@ def _performance_text(entry: PublicEntry) -> str:
 def _entry_text(entry: PublicEntry) -> str:
     lines = [
         f"被执行人：{entry.name}（{label(KIND, entry.kind)}）",
-        f"证件号码：{entry.identifier_masked}",
+        f"{ID_TYPE_NAMES.get(entry.id_type, '证件号码')}：{entry.identifier_masked}",
     ]
     if entry.kind == "person":
-        age = f"{entry.age}岁" if entry.age is not None else ""
-        lines.append(f"性别：{label(SEX, entry.sex)}　年龄：{age}")
+        age = f"{entry.age_at_publication}岁" if entry.age_at_publication is not None else ""
+        lines.append(f"性别：{label(SEX, entry.sex)}　公布时年龄：{age}")
     else:
         lines.append(f"法定代表人或负责人：{entry.legal_representative or ''}")
     lines += [

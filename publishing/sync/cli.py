@@ -12,6 +12,7 @@ from publishing.sync.delivery import deliver_due
 from publishing.sync.notices import count_notices, notice_reader, overdue_notices
 from publishing.sync.profiles import PROFILES
 from registry.clirun import CLI_ACTOR, in_write_transaction, run_with_services
+from registry.endpoints import PushPolicy
 from registry.eventlog.readers import follow
 from registry.runtime import Services
 from registry.timeutil import utcnow
@@ -30,12 +31,20 @@ def sync_cli() -> None:
 @click.option("--client", "client_id", required=True, help="The agency client's id.")
 @click.option("--profile", type=click.Choice(sorted(PROFILES)), required=True)
 @click.option("--mode", type=click.Choice(sync.MODES), required=True)
-@click.option("--endpoint", "endpoint_url", default=None, help="https:// URL pushes go to (push mode).")
+@click.option(
+    "--endpoint",
+    "endpoint_url",
+    default=None,
+    help="https:// URL at a public address pushes go to (push mode; see REGISTRY_PUSH_ALLOWED_NETWORKS).",
+)
 @click.option("--from-seq", type=int, default=0, show_default=True, help="Start after this log position.")
 def create(client_id: str, profile: str, mode: str, endpoint_url: str | None, from_seq: int) -> None:
     """Subscribe an agency. Prints the subscription (its id is `id`)."""
-    _echo(
-        in_write_transaction(
+
+    async def work(services: Services) -> dict[str, Any]:
+        policy = PushPolicy.from_settings(services.settings)
+        await sync.vet_endpoint(endpoint_url, policy)
+        return await services.db.write(
             lambda c: sync.create_subscription(
                 c,
                 client_id=client_id,
@@ -45,9 +54,11 @@ def create(client_id: str, profile: str, mode: str, endpoint_url: str | None, fr
                 from_seq=from_seq,
                 actor=CLI_ACTOR,
                 now=utcnow(),
+                policy=policy,
             )
         )
-    )
+
+    _echo(run_with_services(work))
 
 
 @sync_cli.command("list")

@@ -30,6 +30,7 @@ from publishing.sync.signing import signed_response_headers
 from registry.calendar import china_date
 from registry.clients.services import Principal
 from registry.db import Database
+from registry.endpoints import PushPolicy
 from registry.http.auth import roles
 from registry.http.body import RequestStruct
 from registry.http.dependencies import Injected
@@ -60,6 +61,7 @@ class Ack(RequestStruct):
 
 
 SUBSCRIPTION: Codes = {404: "subscription_not_found"}
+ENDED: Codes = {409: "subscription_ended"}
 OWN_SUBSCRIPTION: Codes = {404: "subscription_not_found", 409: "wrong_mode"}
 NOTICE: Codes = {404: "notice_not_found"}
 
@@ -93,11 +95,14 @@ class SubscriptionAdminController(Controller):
     async def create(
         self,
         data: RequestBody[SubscriptionCreate],
-        db: Injected[Database],
+        services: Injected[Services],
         principal: Injected[Principal],
     ) -> SubscriptionRead:
-        """Subscribe an agency client: profile, push (with an https endpoint) or pull, start position."""
-        created = await db.write(
+        """Subscribe an agency client: profile, push (with an https endpoint at a public
+        address) or pull, start position."""
+        policy = PushPolicy.from_settings(services.settings)
+        await sync.vet_endpoint(data.endpoint_url, policy)
+        created = await services.db.write(
             sync.create_subscription,
             client_id=data.client_id,
             profile=data.profile,
@@ -106,6 +111,7 @@ class SubscriptionAdminController(Controller):
             from_seq=data.from_seq,
             actor=principal.actor,
             now=utcnow(),
+            policy=policy,
         )
         return msgspec.convert(created, SubscriptionRead)
 
@@ -124,7 +130,9 @@ class SubscriptionAdminController(Controller):
         return msgspec.convert(await db.read(drift_report, subscription_id, None), DriftReport)
 
     @post(
-        "/{subscription_id:str}/pause", status_code=200, responses=problems(GUARDED, PARAMETER, SUBSCRIPTION)
+        "/{subscription_id:str}/pause",
+        status_code=200,
+        responses=problems(GUARDED, PARAMETER, SUBSCRIPTION, ENDED),
     )
     async def pause(
         self, db: Injected[Database], principal: Injected[Principal], subscription_id: Id
@@ -137,7 +145,7 @@ class SubscriptionAdminController(Controller):
     @post(
         "/{subscription_id:str}/resume",
         status_code=200,
-        responses=problems(GUARDED, PARAMETER, SUBSCRIPTION),
+        responses=problems(GUARDED, PARAMETER, SUBSCRIPTION, ENDED),
     )
     async def resume(
         self, db: Injected[Database], principal: Injected[Principal], subscription_id: Id
@@ -151,7 +159,7 @@ class SubscriptionAdminController(Controller):
     @post(
         "/{subscription_id:str}/replay",
         status_code=200,
-        responses=problems(GUARDED, BODY, PARAMETER, SUBSCRIPTION, {422: "cursor_beyond_head"}),
+        responses=problems(GUARDED, BODY, PARAMETER, SUBSCRIPTION, ENDED, {422: "cursor_beyond_head"}),
     )
     async def replay(
         self,
@@ -211,7 +219,13 @@ class AgencyFeedController(Controller):
     @get(
         "/events",
         responses=problems(
-            GUARDED, PARAMETER, OWN_SUBSCRIPTION, {409: "subscription_paused", 422: "cursor_beyond_head"}
+            GUARDED,
+            PARAMETER,
+            OWN_SUBSCRIPTION,
+            {
+                409: ("subscription_paused", "subscription_ended"),
+                422: ("cursor_beyond_head", "cursor_before_start"),
+            },
         ),
     )
     async def events(
@@ -241,7 +255,7 @@ class AgencyFeedController(Controller):
             BODY,
             PARAMETER,
             OWN_SUBSCRIPTION,
-            {409: ("cursor_not_delivered", "cursor_behind", "cursor_conflict")},
+            {409: ("cursor_not_delivered", "cursor_behind", "cursor_conflict", "subscription_ended")},
         ),
     )
     async def ack(

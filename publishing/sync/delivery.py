@@ -29,8 +29,11 @@ import msgspec
 from sqlalchemy import Connection, or_, select, update
 
 from publishing.sync.models import Subscription
+from publishing.sync.outbound import endpoint_client, post
+from publishing.sync.pool import AGENCY_POOL, SHARED_RANGES, send_pool
 from publishing.sync.profiles import Profile
 from publishing.sync.services import (
+    ACTIVE_CLIENTS,
     RenderedEvent,
     SyncEvent,
     advance,
@@ -41,6 +44,7 @@ from publishing.sync.services import (
 )
 from publishing.sync.signing import signed_request_headers
 from registry.calendar import china_date
+from registry.endpoints import PushPolicy
 from registry.eventlog.services import head
 from registry.runtime import Services
 from registry.timeutil import utcnow
@@ -68,6 +72,7 @@ def claim_due(conn: Connection, owner: str, now: datetime, lease: timedelta, lim
         Subscription.mode == "push",
         Subscription.state == "active",
         Subscription.cursor < last_seq,
+        Subscription.client_id.in_(ACTIVE_CLIENTS),
         or_(Subscription.next_attempt_at.is_(None), Subscription.next_attempt_at <= now),
         or_(Subscription.lease_until.is_(None), Subscription.lease_until < now),
     )
@@ -141,6 +146,42 @@ def record_failure(
         logger.warning("subscription %s flagged failing after %d attempts: %s", sub_id, attempts, error)
 
 
+def renew(conn: Connection, sub_id: str, owner: str, until: datetime) -> bool:
+    """Right before each request: extend the lease, if this worker still holds it and the
+    subscription may still receive (active, its client not revoked, not paused meanwhile)."""
+    renewed = conn.execute(
+        update(Subscription)
+        .where(
+            Subscription.id == sub_id,
+            Subscription.lease_owner == owner,
+            Subscription.state == "active",
+            Subscription.client_id.in_(ACTIVE_CLIENTS),
+        )
+        .values(lease_until=until)
+    )
+    return bool(renewed.rowcount == 1)
+
+
+def note_lease_lost(conn: Connection, sub_id: str, owner: str, now: datetime) -> bool:
+    """After a renewal or a cursor move was refused: if another worker now holds the lease
+    (ours ran out under us), count it in the status and metrics; a revocation or a pause is
+    not a lost lease. Returns whether it was one."""
+    row = conn.execute(
+        select(Subscription.lease_owner, Subscription.state).where(Subscription.id == sub_id)
+    ).first()
+    if row is None or row.lease_owner == owner or row.state != "active":
+        if row is not None and row.lease_owner != owner:
+            logger.info("subscription %s: no longer ours to send (%s)", sub_id, row.state)
+        return False
+    logger.warning("subscription %s: lease lost to another worker, stopping", sub_id)
+    conn.execute(
+        update(Subscription)
+        .where(Subscription.id == sub_id)
+        .values(lease_lost_total=Subscription.lease_lost_total + 1, last_lease_lost_at=now)
+    )
+    return True
+
+
 def release(conn: Connection, sub_id: str, owner: str) -> None:
     conn.execute(
         update(Subscription)
@@ -149,14 +190,22 @@ def release(conn: Connection, sub_id: str, owner: str) -> None:
     )
 
 
-def _error_of(response: httpx.Response | None, exc: Exception | None) -> str:
-    # Never the response body: an agency's error page is not ours to store.
-    if response is not None:
-        return f"HTTP {response.status_code}"
-    return type(exc).__name__
+def request_deadline(services: Services) -> float:
+    """Seconds one push request may take in all: the setting, and never more than half the
+    lease, so that a request cannot outlive the lease renewed right before it."""
+    return min(services.settings.sync.timeout_seconds, services.settings.sync.lease_seconds / 2)
 
 
 Rendered = tuple[list[RenderedEvent], int]
+
+# How long a range read for one delivery serves the others at the same cursor; "nothing
+# after N" only for the deliveries asking at the same moment, since the log grows.
+FRESH_SECONDS = 1.0
+NOTHING_FRESH_SECONDS = 0.1
+# Ranges kept per concurrent delivery: the one being sent, the next one being read, and two
+# for deliveries of the same profile that fell a little behind (each waits on its own
+# endpoint), so that they still find theirs.
+RANGES_PER_DELIVERY = 4
 
 
 class SharedRanges:
@@ -169,29 +218,47 @@ class SharedRanges:
     result. The next range is read while this one is being sent (`prefetch`), so the
     database and the renderer work while the pass waits for receivers. Bounded: the oldest
     ranges are dropped first (a subscription that falls behind reads its own).
+
+    The process keeps one (`shared_ranges`) for the deliveries its pool runs side by side,
+    where ranges expire (a pass, `deliver_due`, keeps its own for its duration): a
+    range is reused only while fresh (`FRESH_SECONDS` after it was read), and a range that
+    found nothing new only for a moment: the log grows, and a stale "nothing after N" would
+    hold every subscription at N.
     """
 
-    def __init__(self, services: Services, batch_size: int, capacity: int) -> None:
+    def __init__(self, services: Services, batch_size: int, capacity: int, *, expiring: bool = True) -> None:
         self._services = services
+        self._expiring = expiring
         self._batch_size = batch_size
         self._capacity = max(2, capacity)
-        self._ranges: OrderedDict[tuple[str, int], asyncio.Task[Rendered]] = OrderedDict()
+        self._ranges: OrderedDict[tuple[str, int], tuple[asyncio.Task[Rendered], float]] = OrderedDict()
         self.reads = 0
+
+    def _reusable(self, task: asyncio.Task[Rendered], started: float, after: int) -> bool:
+        if not task.done():
+            return True
+        if task.cancelled() or task.exception() is not None:
+            return False
+        if not self._expiring:
+            return True
+        found_nothing = task.result()[1] == after
+        return time.monotonic() - started < (NOTHING_FRESH_SECONDS if found_nothing else FRESH_SECONDS)
 
     def _task(self, profile: Profile, after: int) -> asyncio.Task[Rendered]:
         key = (profile.name, after)
-        task = self._ranges.get(key)
-        if task is None:
-            task = asyncio.get_running_loop().create_task(self._read(profile, after))
-            task.add_done_callback(_retrieve)
-            self._ranges[key] = task
-            while len(self._ranges) > self._capacity:
-                oldest = next(iter(self._ranges))
-                if not self._ranges[oldest].done():
-                    break  # still being read for someone: dropped once done
-                del self._ranges[oldest]
-        else:
+        held = self._ranges.get(key)
+        if held is not None and self._reusable(held[0], held[1], after):
             self._ranges.move_to_end(key)
+            return held[0]
+        task = asyncio.get_running_loop().create_task(self._read(profile, after))
+        task.add_done_callback(_retrieve)
+        self._ranges[key] = (task, time.monotonic())
+        self._ranges.move_to_end(key)
+        while len(self._ranges) > self._capacity:
+            oldest = next(iter(self._ranges))
+            if not self._ranges[oldest][0].done():
+                break  # still being read for someone: dropped once done
+            del self._ranges[oldest]
         return task
 
     async def _read(self, profile: Profile, after: int) -> Rendered:
@@ -213,7 +280,7 @@ class SharedRanges:
         self._task(profile, after)
 
     def close(self) -> None:
-        for task in self._ranges.values():
+        for task, _ in self._ranges.values():
             task.cancel()
         self._ranges.clear()
 
@@ -225,20 +292,35 @@ def _retrieve(task: asyncio.Task[Rendered]) -> None:
         task.exception()
 
 
-async def deliver_subscription(
-    services: Services,
-    http: httpx.AsyncClient,
-    claim: Claim,
-    owner: str,
-    ranges: SharedRanges | None = None,
+def shared_ranges(services: Services) -> SharedRanges:
+    """This process's shared ranges (made on first use; `send_pools` closes them): the
+    deliveries the pool runs at the same time ask it for the same ranges."""
+    ranges = services.extensions.get(SHARED_RANGES)
+    if ranges is None:
+        settings = services.settings.sync
+        ranges = services.extensions[SHARED_RANGES] = SharedRanges(
+            services, settings.batch_size, RANGES_PER_DELIVERY * settings.max_parallel + 2
+        )
+    assert isinstance(ranges, SharedRanges)
+    return ranges
+
+
+async def deliver_subscription(services: Services, claim: Claim, owner: str, ranges: SharedRanges) -> int:
+    """Send the backlog of one claimed subscription until drained, failed, or half the lease
+    used, over a client of its own (no connection shared with another endpoint)."""
+    async with endpoint_client(
+        PushPolicy.from_settings(services.settings), request_deadline(services)
+    ) as http:
+        return await _deliver(services, http, claim, owner, ranges)
+
+
+async def _deliver(
+    services: Services, http: httpx.AsyncClient, claim: Claim, owner: str, ranges: SharedRanges
 ) -> int:
-    """Send the backlog of one claimed subscription until drained, failed, or half the lease used."""
     settings = services.settings
     profile = profile_of(claim.profile)
     lease = timedelta(seconds=settings.sync.lease_seconds)
     deadline = time.monotonic() + settings.sync.lease_seconds / 2
-    own = ranges is None
-    ranges = ranges or SharedRanges(services, settings.sync.batch_size, 2)
     cursor, sent = claim.cursor, 0
     try:
         while time.monotonic() < deadline:
@@ -248,6 +330,9 @@ async def deliver_subscription(
             ranges.prefetch(profile, scanned)
             events = for_subscription(claim.id, rendered)
             if events:
+                if not await services.db.write(renew, claim.id, owner, utcnow() + lease):
+                    await services.db.write(note_lease_lost, claim.id, owner, utcnow())
+                    return sent
                 error = await _post(services, http, claim, events)
                 if error is not None:
                     await services.db.write(record_failure, claim.id, owner, error, utcnow(), services)
@@ -277,12 +362,10 @@ async def deliver_subscription(
                 lease_until=now + lease,
             )
             if not moved:
-                logger.warning("subscription %s: lease lost, stopping", claim.id)
+                await services.db.write(note_lease_lost, claim.id, owner, utcnow())
                 return sent
             cursor, sent = scanned, sent + len(events)
     finally:
-        if own:
-            ranges.close()
         await services.db.write(release, claim.id, owner)
     return sent
 
@@ -290,21 +373,45 @@ async def deliver_subscription(
 async def _post(
     services: Services, http: httpx.AsyncClient, claim: Claim, events: list[SyncEvent]
 ) -> str | None:
-    """POST one ordered batch; None on a 2xx, else what went wrong."""
+    """POST one ordered batch; None on a 2xx, else what went wrong (never the answer's body:
+    an agency's error page is not ours to store)."""
     body = msgspec.json.encode({"subscription": claim.id, "events": events})
     key = f"{claim.id}:{events[0].seq}-{events[-1].seq}"
     headers = signed_request_headers(services.signer, claim.endpoint_url, body, key)
-    try:
-        response = await http.post(claim.endpoint_url, content=body, headers=headers)
-    except httpx.HTTPError as exc:
-        return _error_of(None, exc)
-    return None if response.is_success else _error_of(response, None)
+    return await post(
+        http,
+        claim.endpoint_url,
+        body,
+        headers,
+        deadline=request_deadline(services),
+        max_answer_bytes=services.settings.push.response_max_bytes,
+    )
+
+
+async def dispatch_due(services: Services) -> int:
+    """The scheduler job: claim due subscriptions for this process's free slots, start each
+    as its own task (`publishing.sync.pool`), and return at once: a pass never waits for an
+    endpoint, so one slow or failing agency never delays another. Returns how many started."""
+    pool = send_pool(services, AGENCY_POOL)
+    if pool.free == 0:
+        return 0
+    ranges = shared_ranges(services)
+    owner = worker_id()
+    lease = timedelta(seconds=services.settings.sync.lease_seconds)
+    claims = await services.db.write(claim_due, owner, utcnow(), lease, pool.free)
+    for claim in claims:
+        if pool.running(claim.id):  # still running here from a lease that ran out: leave it
+            await services.db.write(release, claim.id, owner)
+            continue
+        pool.start(claim.id, deliver_subscription(services, claim, owner, ranges))
+    return len(claims)
 
 
 async def deliver_due(services: Services, owner: str | None = None) -> int:
-    """One pass of the push worker: claim due subscriptions and deliver them concurrently.
-    Returns how many events were acknowledged. Each pass is its own lease owner, so that a
-    pass started while a long one runs serves only the subscriptions the long one has not."""
+    """One complete pass (`registry sync deliver`, tests): claim due subscriptions, deliver
+    them concurrently and wait for all. Returns how many events were acknowledged. Each pass
+    is its own lease owner, so that a pass started while a long one runs serves only the
+    subscriptions the long one has not."""
     settings = services.settings
     owner = owner or worker_id()
     claims = await services.db.write(
@@ -316,15 +423,15 @@ async def deliver_due(services: Services, owner: str | None = None) -> int:
     )
     if not claims:
         return 0
-    timeout = httpx.Timeout(settings.sync.timeout_seconds)
-    # Two ranges in hand per subscription (the one being sent, the next one being read).
-    ranges = SharedRanges(services, settings.sync.batch_size, 2 * len(claims) + 2)
+    # The pass is short-lived: its ranges hold for the pass (what it found is what it sends).
+    ranges = SharedRanges(
+        services, settings.sync.batch_size, RANGES_PER_DELIVERY * len(claims) + 2, expiring=False
+    )
     try:
-        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as http:
-            results: list[Any] = await asyncio.gather(
-                *(deliver_subscription(services, http, claim, owner, ranges) for claim in claims),
-                return_exceptions=True,
-            )
+        results: list[Any] = await asyncio.gather(
+            *(deliver_subscription(services, claim, owner, ranges) for claim in claims),
+            return_exceptions=True,
+        )
     finally:
         ranges.close()
     delivered = 0

@@ -34,6 +34,11 @@ class _Snapshot(Collector):
         failing = GaugeMetricFamily(
             "registry_sync_failing", "1 when the subscription is flagged failing", labels=labels
         )
+        lease_lost = GaugeMetricFamily(
+            "registry_sync_lease_lost",
+            "Times a worker found its lease on the subscription taken over mid-delivery",
+            labels=labels,
+        )
         latency = GaugeMetricFamily(
             "registry_sync_latency_seconds",
             "Commit-to-acknowledgement time over the latest acknowledgements",
@@ -46,11 +51,12 @@ class _Snapshot(Collector):
             delivered.add_metric(values, status["delivered_total"])
             failures.add_metric(values, status["failures_total"])
             failing.add_metric(values, 1 if status["state"] == "failing" else 0)
+            lease_lost.add_metric(values, status["lease_lost_total"])
             for name, quantile in (("p50", "0.5"), ("p90", "0.9"), ("p99", "0.99")):
                 value = status["latency_seconds"][name]
                 if value is not None:
                     latency.add_metric([*values, quantile], value)
-        return [backlog, cursor, delivered, failures, failing, latency]
+        return [backlog, cursor, delivered, failures, failing, lease_lost, latency]
 
 
 class _Calendar(Collector):

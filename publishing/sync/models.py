@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from registry.db import Base
@@ -15,8 +15,11 @@ class Subscription(Base):
     `cursor` is the last log position the agency has acknowledged (a 2xx to a push, or an
     ack call when pulling): everything at or below it is done, everything above is owed.
     `delivered_head` is the furthest position handed out to a pulling agency, the limit
-    of what it may acknowledge. A push worker holds the subscription through the lease
-    (`lease_owner`, `lease_until`) while it delivers, so two workers never send at once.
+    of what it may acknowledge. `start_seq` is the first position it may read after: its
+    `from_seq`, lowered only by an admin's replay; nothing before it ever leaves. A
+    subscription whose client is revoked is `ended` (`ended_at`) for good. A push worker
+    holds the subscription through the lease (`lease_owner`, `lease_until`) while it
+    delivers, so two workers never send at once.
     """
 
     __tablename__ = "sync_subscriptions"
@@ -26,8 +29,9 @@ class Subscription(Base):
     profile: Mapped[str] = mapped_column(String(32))
     mode: Mapped[str] = mapped_column(String(8))  # "push" or "pull"
     endpoint_url: Mapped[str | None] = mapped_column(Text)
-    state: Mapped[str] = mapped_column(String(16))  # "active", "paused", "failing"
+    state: Mapped[str] = mapped_column(String(16))  # "active", "paused", "failing", "ended"
     cursor: Mapped[int] = mapped_column(BigInteger)
+    start_seq: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
     delivered_head: Mapped[int] = mapped_column(BigInteger)
     attempts: Mapped[int] = mapped_column(Integer)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
@@ -38,6 +42,10 @@ class Subscription(Base):
     last_delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # A worker that found its lease taken over mid-delivery (it stopped; nothing was lost).
+    lease_lost_total: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    last_lease_lost_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 

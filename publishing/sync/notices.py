@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Table, func, insert, select, update
 
 from publishing.sync.models import AssistanceNotice, Subscription
 from publishing.sync.profiles import load_listings, render
-from publishing.sync.services import profile_of
+from publishing.sync.services import ACTIVE_CLIENTS, profile_of
 from registry.calendar import add_working_days, china_date, end_of_china_day, first_uncovered_day
 from registry.eventlog.readers import LogEvent, LogReader
 from registry.eventlog.services import EventDraft, append_events
@@ -64,7 +64,7 @@ def issue_notices(conn: Connection, events: Sequence[LogEvent], now: datetime, *
     an amendment asks no agency to act anew (it is not among NOTICE_EVENTS)."""
     subs = conn.execute(
         select(Subscription.id, Subscription.client_id, Subscription.profile).where(
-            Subscription.state != "paused"
+            Subscription.state.in_(("active", "failing")), Subscription.client_id.in_(ACTIVE_CLIENTS)
         )
     ).all()
     rows = load_listings(conn, (e.listing_id for e in events if e.listing_id)) if subs else {}
@@ -158,7 +158,8 @@ def read_notice(
 _FIELDS = {
     "id": "名单编号", "version": "版本", "status": "状态", "kind": "被执行人类型",
     "name": "被执行人姓名或名称", "identifier": "证件号码", "credit_code": "统一社会信用代码",
-    "identifier_masked": "证件号码（部分隐去）", "sex": "性别", "age": "年龄", "birth_date": "出生日期",
+    "identifier_masked": "证件号码（部分隐去）", "sex": "性别", "age_at_publication": "公布时年龄",
+    "id_type": "证件类型", "birth_date": "出生日期",
     "legal_representative": "法定代表人或者负责人", "court_code": "执行法院代码", "court_name": "执行法院",
     "province_code": "省份代码", "province": "省份", "case_number": "案号",
     "basis_document_number": "执行依据文号", "basis_issuer": "做出执行依据单位",

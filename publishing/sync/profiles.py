@@ -23,6 +23,7 @@ import msgspec
 from sqlalchemy import Connection, Select
 
 from registry.identity.crypto import DataKeyring
+from registry.identity.types import identity_of
 from registry.listings.details import PublicPerformance, listing_details
 from registry.listings.disclosure import PublicEntry, public_columns, public_entry
 from registry.listings.models import Listing
@@ -42,7 +43,10 @@ class CreditReferenceRecord(msgspec.Struct, frozen=True, kw_only=True):
     status: str
     kind: str
     name: str
-    identifier: str  # full ID number or unified social credit code
+    # The full number of `id_type` (registry.identity.types.ID_TYPES); a passport's and a
+    # foreign registration's as COUNTRY:NUMBER.
+    identifier: str
+    id_type: str
     sex: str | None
     birth_date: date | None
     legal_representative: str | None
@@ -70,7 +74,10 @@ class HousingConstructionRecord(msgspec.Struct, frozen=True, kw_only=True):
     version: int
     status: str
     name: str
+    # The full code; `id_type` says which: credit_code, organization_code, or registration
+    # (COUNTRY:NUMBER).
     credit_code: str
+    id_type: str
     legal_representative: str | None
     court_code: str
     court_name: str
@@ -92,7 +99,10 @@ class EnterpriseSupervisionRecord(msgspec.Struct, frozen=True, kw_only=True):
     version: int
     status: str
     name: str
+    # The full code; `id_type` says which: credit_code, organization_code, or registration
+    # (COUNTRY:NUMBER).
     credit_code: str
+    id_type: str
     legal_representative: str | None
     court_code: str
     court_name: str
@@ -158,7 +168,10 @@ def render(profile: Profile, row: Any, keyring: DataKeyring, today: date) -> Pro
         return None
     if profile.name == "public":
         return public_entry(row, today) if row.status == "active" else None
-    identifier = keyring.decrypt(bytes(row.debtor_id_cipher), PURPOSE_DEBTOR_ID).decode()
+    identity = identity_of(
+        row.debtor_id_type, keyring.decrypt(bytes(row.debtor_id_cipher), PURPOSE_DEBTOR_ID).decode()
+    )
+    identifier = identity.number
     details = listing_details(row.details)
     if profile.name == "credit_reference":
         person = row.debtor_kind == "person"
@@ -169,8 +182,9 @@ def render(profile: Profile, row: Any, keyring: DataKeyring, today: date) -> Pro
             kind=row.debtor_kind,
             name=row.debtor_name,
             identifier=identifier,
+            id_type=identity.id_type,
             sex=row.debtor_sex if person else None,
-            birth_date=row.debtor_birth_date if person else None,
+            birth_date=identity.birth_date if person else None,
             legal_representative=None if person else row.legal_representative,
             court_code=row.court_code,
             court_name=row.court_name,
@@ -194,6 +208,7 @@ def render(profile: Profile, row: Any, keyring: DataKeyring, today: date) -> Pro
             status=row.status,
             name=row.debtor_name,
             credit_code=identifier,
+            id_type=identity.id_type,
             legal_representative=row.legal_representative,
             court_code=row.court_code,
             court_name=row.court_name,
@@ -213,6 +228,7 @@ def render(profile: Profile, row: Any, keyring: DataKeyring, today: date) -> Pro
         status=row.status,
         name=row.debtor_name,
         credit_code=identifier,
+        id_type=identity.id_type,
         legal_representative=row.legal_representative,
         court_code=row.court_code,
         court_name=row.court_name,

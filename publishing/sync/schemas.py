@@ -26,8 +26,9 @@ class SubscriptionRead(msgspec.Struct, kw_only=True):
     profile: str
     mode: str  # push or pull
     endpoint_url: str | None
-    state: str  # active or paused
+    state: str  # active, paused, failing (until an admin acts) or ended (its client was revoked)
     cursor: int
+    start_seq: int  # nothing at or before it is ever delivered (lowered only by a replay)
     head: int
     backlog: int
     last_delivered_seq: int | None
@@ -37,6 +38,10 @@ class SubscriptionRead(msgspec.Struct, kw_only=True):
     attempts: int
     next_attempt_at: str | None
     last_error: str | None
+    # A worker found its lease taken over mid-delivery (a request outlived it): it stopped.
+    lease_lost_total: int
+    last_lease_lost_at: str | None
+    ended_at: str | None
     created_at: str
 
 

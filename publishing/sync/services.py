@@ -23,7 +23,7 @@ from publishing.sync.profiles import (
     render,
 )
 from registry.clients.models import ApiClient
-from registry.endpoints import validate_push_endpoint
+from registry.endpoints import PushPolicy
 from registry.eventlog.readers import LogEvent, read_events
 from registry.eventlog.services import EventDraft, append_events, head
 from registry.eventlog.types import LISTING_EVENTS, REMOVAL_EVENTS, EventType
@@ -34,6 +34,8 @@ from registry.timeutil import as_utc, iso
 
 MODES = ("push", "pull")
 SUBSCRIPTIONS = cast(Table, Subscription.__table__)
+# Clients whose key still works: a revoked client's subscriptions receive nothing more.
+ACTIVE_CLIENTS = select(ApiClient.id).where(ApiClient.revoked_at.is_(None))
 
 
 class RemovalInfo(msgspec.Struct, frozen=True):
@@ -65,8 +67,18 @@ class SyncEvent(EventHead, frozen=True, kw_only=True):
 # ---- administration ----
 
 
-def validate_endpoint(url: str) -> str:
-    return validate_push_endpoint(url, pointer="/endpoint_url", code="invalid_endpoint_url")
+ENDPOINT = {"pointer": "/endpoint_url", "code": "invalid_endpoint_url"}
+
+
+def validate_endpoint(url: str, policy: PushPolicy) -> str:
+    """The endpoint's form and, when it is an address, the address (`vet_endpoint` resolves
+    a name: run it first, outside the transaction)."""
+    return policy.check_url(url, **ENDPOINT)
+
+
+async def vet_endpoint(url: str | None, policy: PushPolicy) -> None:
+    if url is not None:
+        await policy.vet(url, **ENDPOINT)
 
 
 def profile_of(name: str) -> Profile:
@@ -91,6 +103,7 @@ def create_subscription(
     from_seq: int,
     actor: str,
     now: datetime,
+    policy: PushPolicy,
 ) -> dict[str, Any]:
     profile_of(profile)
     if mode not in MODES:
@@ -100,7 +113,7 @@ def create_subscription(
             raise Problem(
                 422, "endpoint_required", "a push subscription needs an endpoint_url", pointer="/endpoint_url"
             )
-        endpoint_url = validate_endpoint(endpoint_url)
+        endpoint_url = validate_endpoint(endpoint_url, policy)
     elif endpoint_url is not None:
         raise Problem(
             422, "endpoint_not_allowed", "a pull subscription has no endpoint_url", pointer="/endpoint_url"
@@ -129,6 +142,7 @@ def create_subscription(
             endpoint_url=endpoint_url,
             state="active",
             cursor=from_seq,
+            start_seq=from_seq,
             delivered_head=from_seq,
             attempts=0,
             failures_total=0,
@@ -161,9 +175,14 @@ def load_subscription(conn: Connection, sub_id: str) -> Any:
     return row
 
 
+def _not_ended(sub: Any) -> None:
+    if sub.state == "ended":
+        raise Problem(409, "subscription_ended", "this subscription ended when its client was revoked")
+
+
 def set_state(conn: Connection, sub_id: str, state: str, *, actor: str, now: datetime) -> dict[str, Any]:
     """Pause, or resume (which also clears a `failing` flag and its retry count)."""
-    load_subscription(conn, sub_id)
+    _not_ended(load_subscription(conn, sub_id))
     values: dict[str, Any] = {"state": state, "updated_at": now}
     if state == "active":
         values |= {"attempts": 0, "next_attempt_at": None}
@@ -176,8 +195,10 @@ def set_state(conn: Connection, sub_id: str, state: str, *, actor: str, now: dat
 
 
 def replay(conn: Connection, sub_id: str, from_seq: int, *, actor: str, now: datetime) -> dict[str, Any]:
-    """Deliver again everything after `from_seq` (receivers deduplicate by idempotency key)."""
-    load_subscription(conn, sub_id)
+    """Deliver again everything after `from_seq` (receivers deduplicate by idempotency key).
+    A replay from before the subscription's start moves the start back: the admin's decision."""
+    sub = load_subscription(conn, sub_id)
+    _not_ended(sub)
     last_seq, _ = head(conn)
     if from_seq < 0 or from_seq > last_seq:
         raise Problem(
@@ -188,6 +209,7 @@ def replay(conn: Connection, sub_id: str, from_seq: int, *, actor: str, now: dat
         .where(Subscription.id == sub_id)
         .values(
             cursor=from_seq,
+            start_seq=min(int(sub.start_seq), from_seq),
             delivered_head=from_seq,
             state="active",
             attempts=0,
@@ -210,6 +232,7 @@ def inspect_subscription(conn: Connection, sub_id: str) -> dict[str, Any]:
         "endpoint_url": sub.endpoint_url,
         "state": sub.state,
         "cursor": sub.cursor,
+        "start_seq": sub.start_seq,
         "head": last_seq,
         "backlog": max(0, last_seq - sub.cursor),
         "last_delivered_seq": sub.last_delivered_seq,
@@ -219,6 +242,9 @@ def inspect_subscription(conn: Connection, sub_id: str) -> dict[str, Any]:
         "attempts": sub.attempts,
         "next_attempt_at": iso(sub.next_attempt_at) if sub.next_attempt_at else None,
         "last_error": sub.last_error,
+        "lease_lost_total": sub.lease_lost_total,
+        "last_lease_lost_at": iso(sub.last_lease_lost_at) if sub.last_lease_lost_at else None,
+        "ended_at": iso(sub.ended_at) if sub.ended_at else None,
         "created_at": iso(sub.created_at),
     }
 
@@ -340,6 +366,7 @@ def pull_events(
     today: date,
 ) -> dict[str, Any]:
     sub = owned_subscription(conn, sub_id, client_id, "pull")
+    _not_ended(sub)
     if sub.state == "paused":
         raise Problem(409, "subscription_paused", "this subscription is paused")
     start = sub.cursor if after is None else after
@@ -347,6 +374,16 @@ def pull_events(
     if start > last_seq:
         raise Problem(
             422, "cursor_beyond_head", f"after must be at most the log head {last_seq}", pointer="after"
+        )
+    if start < sub.start_seq:
+        # What the log held before the subscription began was never this agency's to read
+        # (removed and expired listings among it); only an admin's replay moves the start.
+        raise Problem(
+            422,
+            "cursor_before_start",
+            f"this subscription starts after log position {sub.start_seq}",
+            pointer="after",
+            extra={"start_seq": int(sub.start_seq)},
         )
     events, scanned = collect_events(conn, sub_id, profile_of(sub.profile), start, limit, keyring, today)
     if scanned > sub.delivered_head:
@@ -362,6 +399,7 @@ def pull_events(
 def acknowledge(conn: Connection, sub_id: str, client_id: str, cursor: int, now: datetime) -> dict[str, Any]:
     """The agency has applied everything up to `cursor`, which must have been handed out."""
     sub = owned_subscription(conn, sub_id, client_id, "pull")
+    _not_ended(sub)
     if cursor > sub.delivered_head:
         raise Problem(
             409,

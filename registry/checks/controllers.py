@@ -15,6 +15,7 @@ from litestar.response import Stream
 from sqlalchemy import Connection
 
 from registry.checks.querylog import csv_lines, export_page
+from registry.checks.receipts import covered_index
 from registry.checks.schemas import (
     PURPOSES,
     CheckAnswer,
@@ -35,6 +36,7 @@ from registry.checks.services import (
     record,
     run_check,
     validate_request,
+    verify_subject,
 )
 from registry.checks.stores import CheckStore, CoreStore
 from registry.checks.watchlist import (
@@ -48,6 +50,7 @@ from registry.checks.watchlist import (
 )
 from registry.clients.services import Principal
 from registry.db import Database
+from registry.endpoints import PushPolicy
 from registry.http.auth import roles
 from registry.http.dependencies import Injected
 from registry.http.openapi import BEARER_KEY, BODY, GUARDED, PARAMETER, media_types, problems
@@ -124,8 +127,19 @@ class CheckController(Controller):
     @post("/verify", status_code=200, responses=problems(BODY))
     async def verify(self, data: RequestBody[VerifyRequest], services: Injected[Services]) -> VerifyAnswer:
         """Public: is this receipt genuine? `reason` is `genuine`, `malformed`,
-        `unsupported_algorithm`, `unknown_kid`, `bad_signature`, `altered` or `not_a_receipt`."""
-        return msgspec.convert(services.checks.receipts.verify(data.receipt).to_dict(), VerifyAnswer)
+        `unsupported_algorithm`, `unknown_kid`, `bad_signature`, `altered` or `not_a_receipt`.
+        With `subject` and `nonce` (from the check's answer), also whether the receipt
+        covers that borrower (`subject_covered`, `subject_index`)."""
+        subject = verify_subject(data, services.secrets.blind_index)
+        verdict = services.checks.receipts.verify(data.receipt).to_dict()
+        if subject is not None:
+            kind, identifier, name, nonce = subject
+            claims = verdict.get("claims")
+            index = None if claims is None else covered_index(claims, kind, identifier, name, nonce)
+            verdict["subject_covered"] = index is not None
+            if index is not None:
+                verdict["subject_index"] = index
+        return msgspec.convert(verdict, VerifyAnswer)
 
     @get("/purposes", sync_to_thread=False)
     def purposes(self) -> dict[str, str]:
@@ -141,8 +155,8 @@ class WatchlistController(Controller):
 
     @get("/", responses=problems(GUARDED))
     async def show(self, db: Injected[Database], principal: Injected[Principal]) -> WatchlistSummary:
-        """How many subjects this bank watches, and its push endpoint."""
-        return WatchlistSummary(**await db.read(summary, principal.client_id))
+        """How many subjects this bank watches, its push endpoint and how pushes to it fare."""
+        return msgspec.convert(await db.read(summary, principal.client_id), WatchlistSummary)
 
     @post("/subjects", status_code=200, responses=problems(GUARDED, BODY, {413: "batch_too_large"}))
     async def add(
@@ -176,11 +190,12 @@ class WatchlistController(Controller):
 
     @put("/endpoint", status_code=200, responses=problems(GUARDED, BODY, {422: "invalid_endpoint"}))
     async def endpoint(
-        self, data: RequestBody[EndpointRequest], db: Injected[Database], principal: Injected[Principal]
+        self, data: RequestBody[EndpointRequest], services: Injected[Services], principal: Injected[Principal]
     ) -> EndpointAnswer:
-        """Where changes may be pushed (https; null removes it). Delivery is the push service's."""
-        endpoint = check_endpoint(data.endpoint)
-        await db.write(set_endpoint, principal.client_id, endpoint, utcnow())
+        """Where changes may be pushed (https to a public address; null removes it). Delivery
+        is the push service's."""
+        endpoint = await check_endpoint(data.endpoint, PushPolicy.from_settings(services.settings))
+        await services.db.write(set_endpoint, principal.client_id, endpoint, utcnow())
         return EndpointAnswer(endpoint)
 
     @get("/changes", responses=problems(GUARDED, PARAMETER))

@@ -57,13 +57,22 @@ class CheckUsage(Base):
 
 
 class WatchRegistration(Base):
-    """A bank's watchlist settings: where a delivery job may push its changes."""
+    """A bank's watchlist settings: where a delivery job may push its changes, and how its
+    pushes fare (failures in a row back off exponentially; a worker holds the bank through
+    the lease while it pushes)."""
 
     __tablename__ = "watch_registrations"
 
     client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     endpoint: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    failures_total: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    last_delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class WatchSubject(Base):

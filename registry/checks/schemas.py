@@ -25,11 +25,24 @@ PURPOSES: dict[str, str] = {
 Text = Annotated[str, msgspec.Meta(max_length=256)]
 
 
+class RegistrationIn(RequestStruct):
+    """A foreign entity's home registration: ISO 3166-1 alpha-3 country and number."""
+
+    country: Text
+    number: Text
+
+
 class CheckSubject(RequestStruct):
-    """A person (`id_number`, optionally `name`) or an organisation (`credit_code`)."""
+    """A person (`id_number` with its `id_type`, default `resident_id`; `nationality` with a
+    passport; optionally `name`) or an organisation (one of `credit_code`,
+    `organization_code`, `registration`)."""
 
     id_number: Text | None = None
+    id_type: Text | None = None
+    nationality: Text | None = None
     credit_code: Text | None = None
+    organization_code: Text | None = None
+    registration: RegistrationIn | None = None
     name: Text | None = None
 
 
@@ -80,6 +93,9 @@ class SubjectResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     name_mismatch: bool = False
     listings: list[BankListing] = []
     error: SubjectError | None = None
+    # base64url: the key of this subject's commitment in the receipt. Keep it beside the
+    # receipt; with the subject, it proves which borrower the receipt covers.
+    nonce: str | None = None
 
 
 class LogPosition(msgspec.Struct, frozen=True):
@@ -99,11 +115,20 @@ class CheckAnswer(msgspec.Struct, frozen=True, kw_only=True):
 
 class VerifyRequest(RequestStruct):
     receipt: Annotated[str, msgspec.Meta(max_length=4_000_000)]
+    # Optional: which borrower? The subject as it was checked, with the nonce its result carried.
+    subject: CheckSubject | None = None
+    nonce: Annotated[str, msgspec.Meta(max_length=64)] | None = None
 
 
 class WatchSubjectIn(RequestStruct):
+    """The identifier fields of `CheckSubject`."""
+
     id_number: Text | None = None
+    id_type: Text | None = None
+    nationality: Text | None = None
     credit_code: Text | None = None
+    organization_code: Text | None = None
+    registration: RegistrationIn | None = None
     # The bank's own key for the borrower (a customer number), echoed in changes.
     reference: Annotated[str, msgspec.Meta(max_length=128)] | None = None
 
@@ -124,6 +149,9 @@ class VerifyAnswer(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     # When genuine: the registry key that signed it, and the signed claims (README, "Receipts").
     key_id: str | None = None
     claims: dict[str, Any] | None = None
+    # With a subject (and nonce): whether the receipt covers it, and at which index.
+    subject_covered: bool | None = None
+    subject_index: int | None = None
 
 
 class WatchSubjectResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -138,9 +166,21 @@ class WatchResults(msgspec.Struct, frozen=True):
     results: list[WatchSubjectResult]
 
 
+class PushStatus(msgspec.Struct, frozen=True):
+    """How pushes to the bank's endpoint fare: failures in a row back off exponentially."""
+
+    attempts: int  # failed pushes in a row (0 after a success)
+    failures_total: int
+    last_error: str | None  # never the answer's body: `HTTP 500`, `deadline exceeded`, ...
+    next_attempt_at: str | None
+    last_delivered_at: str | None
+    pending_changes: int
+
+
 class WatchlistSummary(msgspec.Struct, frozen=True):
     endpoint: str | None
     subjects: int
+    push: PushStatus | None = None  # with an endpoint
 
 
 class EndpointAnswer(msgspec.Struct, frozen=True):

@@ -12,13 +12,24 @@ check lacks its log rows (see `registry/checks/controllers.py`).
 
 from __future__ import annotations
 
-import os
+import binascii
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
+
+import msgspec
 
 from registry.calendar import china_date, seconds_to_next_china_day
-from registry.checks.receipts import RECEIPT_TYPE, SALT_BYTES, ReceiptSigner, b64url, subject_digest
+from registry.checks.receipts import (
+    NONCE_BYTES,
+    RECEIPT_TYPE,
+    RECEIPT_VERSION,
+    ReceiptSigner,
+    b64url,
+    b64url_decode,
+    new_nonce,
+    subject_commitment,
+)
 from registry.checks.schemas import (
     PURPOSES,
     BankListing,
@@ -29,18 +40,13 @@ from registry.checks.schemas import (
     LogPosition,
     SubjectError,
     SubjectResult,
+    VerifyRequest,
 )
 from registry.checks.stores import CheckStore, ListedRow
+from registry.checks.subjects import subject_identity
 from registry.clients.services import hash_key
 from registry.identity.crypto import BlindIndex
-from registry.identity.identifiers import (
-    IdentifierError,
-    mask_identifier,
-    normalise_identifier,
-    normalise_text,
-    parse_credit_code,
-    parse_id_number,
-)
+from registry.identity.identifiers import IdentifierError, normalise_identifier, normalise_text
 from registry.ids import new_id
 from registry.problems import Problem
 from registry.timeutil import iso
@@ -62,6 +68,7 @@ class ParsedSubject:
     name: str | None
     blind: bytes
     error: SubjectError | None
+    masked: str = ""
 
 
 def _name_key(name: str) -> str:
@@ -71,24 +78,48 @@ def _name_key(name: str) -> str:
 
 def parse_subject(index: int, subject: CheckSubject, blind_index: BlindIndex) -> ParsedSubject:
     name = normalise_text(subject.name) if subject.name else None
-    raw = subject.id_number if subject.id_number is not None else subject.credit_code
-    if (subject.id_number is None) == (subject.credit_code is None):
-        code, detail = "subject_identifier", "give exactly one of id_number and credit_code"
-    else:
-        try:
-            if subject.id_number is not None:
-                return _parsed(index, "person", parse_id_number(subject.id_number).number, name, blind_index)
-            return _parsed(index, "organization", parse_credit_code(cast(str, raw)), name, blind_index)
-        except IdentifierError as exc:
-            code, detail = exc.code, exc.message
-    identifier = normalise_identifier(raw or "")
+    try:
+        identity = subject_identity(subject)
+    except IdentifierError as exc:
+        raw = subject.id_number or subject.credit_code or subject.organization_code or ""
+        identifier = normalise_identifier(raw)
+        return ParsedSubject(
+            index,
+            "unknown",
+            identifier,
+            name,
+            blind_index(identifier),
+            SubjectError(exc.code, exc.message),
+        )
     return ParsedSubject(
-        index, "unknown", identifier, name, blind_index(identifier), SubjectError(code, detail)
+        index, identity.kind, identity.number, name, blind_index(identity.index_input), None, identity.masked
     )
 
 
-def _parsed(index: int, kind: str, identifier: str, name: str | None, blind: BlindIndex) -> ParsedSubject:
-    return ParsedSubject(index, kind, identifier, name, blind(identifier), None)
+def verify_subject(
+    request: VerifyRequest, blind_index: BlindIndex
+) -> tuple[str, str, str | None, bytes | None] | None:
+    """The subject of `POST /v1/checks/verify`, normalised as the check normalised it:
+    (kind, identifier, name, nonce), or None when none is asked about. The nonce is
+    required (only version-1 receipts match a subject without one)."""
+    if request.subject is None:
+        if request.nonce is not None:
+            raise Problem(422, "invalid_field", "a nonce goes with a subject", pointer="/subject")
+        return None
+    parsed = parse_subject(0, request.subject, blind_index)
+    if parsed.error is not None:
+        raise Problem(422, parsed.error.code, parsed.error.detail, pointer="/subject")
+    nonce = None
+    if request.nonce is not None:
+        try:
+            nonce = b64url_decode(request.nonce)
+        except (ValueError, binascii.Error):
+            nonce = b""
+        if len(nonce) != NONCE_BYTES:
+            raise Problem(
+                422, "invalid_field", f"the nonce is {NONCE_BYTES} bytes in base64url", pointer="/nonce"
+            )
+    return parsed.kind, parsed.identifier, parsed.name, nonce
 
 
 def authenticate_bank(store: CheckStore, authorization: str) -> str:
@@ -215,7 +246,7 @@ def run_check(
                 SubjectResult(
                     index=subject.index,
                     kind=subject.kind,
-                    identifier_masked=mask_identifier(subject.identifier),
+                    identifier_masked=subject.masked,
                     listed=bool(rows),
                     name_mismatch=mismatch,
                     listings=[_bank_listing(row) for row in rows],
@@ -260,16 +291,16 @@ def record(store: CheckStore, outcome: CheckOutcome, quota: int | None) -> None:
     store.append_log(outcome.log_rows)
 
 
-def receipt_claims(outcome: CheckOutcome) -> dict[str, Any]:
+def receipt_claims(outcome: CheckOutcome, nonces: list[bytes]) -> dict[str, Any]:
     """What the receipt signs. `checkpoint` names the newest signed transparency-log
     checkpoint when the check ran (`GET /v1/log/checkpoint?size=N`), so a bank can later
-    prove the log it was answered from was never rewritten; null before the first one."""
-    salt = os.urandom(SALT_BYTES)
+    prove the log it was answered from was never rewritten; null before the first one.
+    Each subject is a commitment under its own nonce, which is not in the receipt."""
     subjects = []
-    for subject, result in zip(outcome.subjects, outcome.results, strict=True):
+    for subject, result, nonce in zip(outcome.subjects, outcome.results, nonces, strict=True):
         entry: dict[str, Any] = {
             "i": subject.index,
-            "sha256": subject_digest(salt, subject.kind, subject.identifier, subject.name),
+            "commitment": subject_commitment(nonce, subject.kind, subject.identifier, subject.name),
         }
         if result.error is not None:
             entry["error"] = result.error.code
@@ -281,7 +312,7 @@ def receipt_claims(outcome: CheckOutcome) -> dict[str, Any]:
         subjects.append(entry)
     return {
         "typ": RECEIPT_TYPE,
-        "v": 1,
+        "v": RECEIPT_VERSION,
         "jti": outcome.check_id,
         "iat": int(outcome.checked_at.timestamp()),
         "checked_at": iso(outcome.checked_at),
@@ -292,18 +323,22 @@ def receipt_claims(outcome: CheckOutcome) -> dict[str, Any]:
         "checkpoint": None
         if outcome.checkpoint is None
         else {"tree_size": outcome.checkpoint[0], "root_hash": b64(outcome.checkpoint[1])},
-        "salt": b64url(salt),
         "subjects": subjects,
     }
 
 
 def answer(outcome: CheckOutcome, signer: ReceiptSigner) -> CheckAnswer:
+    """The answer: each result carries its subject's nonce beside the receipt, never in it."""
+    nonces = [new_nonce() for _ in outcome.subjects]
     return CheckAnswer(
         check_id=outcome.check_id,
         checked_at=iso(outcome.checked_at),
         purpose=outcome.purpose,
         reference=outcome.reference,
         log_position=LogPosition(outcome.log_seq, outcome.log_hash.hex()),
-        results=outcome.results,
-        receipt=signer.sign(receipt_claims(outcome)),
+        results=[
+            msgspec.structs.replace(result, nonce=b64url(nonce))
+            for result, nonce in zip(outcome.results, nonces, strict=True)
+        ],
+        receipt=signer.sign(receipt_claims(outcome, nonces)),
     )

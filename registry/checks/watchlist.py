@@ -20,11 +20,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from registry.bulk import bulk_insert
 from registry.checks.models import WatchChange, WatchRegistration, WatchSubject
 from registry.checks.schemas import WatchSubjectIn
-from registry.endpoints import validate_push_endpoint
+from registry.checks.subjects import subject_identity
+from registry.clients.models import ApiClient
+from registry.endpoints import PushPolicy
 from registry.eventlog.readers import LogEvent, LogReader
 from registry.eventlog.types import LISTING_EVENTS, REMOVAL_EVENTS, EventType
 from registry.identity.crypto import BlindIndex
-from registry.identity.identifiers import IdentifierError, mask_identifier, parse_credit_code, parse_id_number
+from registry.identity.identifiers import IdentifierError
 from registry.listings.models import Listing
 from registry.timeutil import iso
 
@@ -50,25 +52,13 @@ class WatchedSubject:
 def parse_watch_subjects(subjects: list[WatchSubjectIn], blind_index: BlindIndex) -> list[WatchedSubject]:
     out = []
     for index, subject in enumerate(subjects):
-        if (subject.id_number is None) == (subject.credit_code is None):
-            out.append(
-                WatchedSubject(
-                    index, None, None, None, ("subject_identifier", "give one of id_number and credit_code")
-                )
-            )
-            continue
         try:
-            if subject.id_number is not None:
-                identifier = parse_id_number(subject.id_number).number
-            else:
-                identifier = parse_credit_code(cast(str, subject.credit_code))
+            identity = subject_identity(subject)
         except IdentifierError as exc:
             out.append(WatchedSubject(index, None, None, None, (exc.code, exc.message)))
             continue
         out.append(
-            WatchedSubject(
-                index, blind_index(identifier), mask_identifier(identifier), subject.reference, None
-            )
+            WatchedSubject(index, blind_index(identity.index_input), identity.masked, subject.reference, None)
         )
     return out
 
@@ -123,10 +113,11 @@ def _watched(conn: Connection, client_id: str, blinds: list[bytes]) -> set[bytes
     return found
 
 
-def check_endpoint(endpoint: str | None) -> str | None:
+async def check_endpoint(endpoint: str | None, policy: PushPolicy) -> str | None:
+    """Where pushes may go: the shared rule (`registry.endpoints`), its name resolved."""
     if endpoint is None:
         return None
-    return validate_push_endpoint(endpoint, pointer="/endpoint", code="invalid_endpoint")
+    return await policy.vet(endpoint, pointer="/endpoint", code="invalid_endpoint")
 
 
 def set_endpoint(conn: Connection, client_id: str, endpoint: str | None, now: datetime) -> None:
@@ -139,13 +130,36 @@ def set_endpoint(conn: Connection, client_id: str, endpoint: str | None, now: da
 
 
 def summary(conn: Connection, client_id: str) -> dict[str, Any]:
-    endpoint = conn.execute(
-        select(WatchRegistration.endpoint).where(WatchRegistration.client_id == client_id)
-    ).scalar()
+    registration = conn.execute(
+        select(
+            WatchRegistration.endpoint,
+            WatchRegistration.attempts,
+            WatchRegistration.failures_total,
+            WatchRegistration.last_error,
+            WatchRegistration.next_attempt_at,
+            WatchRegistration.last_delivered_at,
+        ).where(WatchRegistration.client_id == client_id)
+    ).first()
     count = conn.execute(
         select(func.count()).select_from(WatchSubject).where(WatchSubject.client_id == client_id)
     ).scalar_one()
-    return {"endpoint": endpoint, "subjects": int(count)}
+    endpoint = registration.endpoint if registration is not None else None
+    if registration is None or endpoint is None:
+        return {"endpoint": endpoint, "subjects": int(count)}
+    pending = conn.execute(
+        select(func.count())
+        .select_from(WatchChange)
+        .where(WatchChange.client_id == client_id, WatchChange.delivered_at.is_(None))
+    ).scalar_one()
+    push = {
+        "attempts": registration.attempts,
+        "failures_total": registration.failures_total,
+        "last_error": registration.last_error,
+        "next_attempt_at": iso(registration.next_attempt_at) if registration.next_attempt_at else None,
+        "last_delivered_at": iso(registration.last_delivered_at) if registration.last_delivered_at else None,
+        "pending_changes": int(pending),
+    }
+    return {"endpoint": endpoint, "subjects": int(count), "push": push}
 
 
 def record_changes(conn: Connection, events: Sequence[LogEvent], now: datetime) -> None:
@@ -194,7 +208,9 @@ def _watchers(conn: Connection, blinds: list[bytes]) -> dict[bytes, list[tuple[s
     for start in range(0, len(blinds), 1000):
         for watch in conn.execute(
             select(WatchSubject.subject_blind, WatchSubject.client_id, WatchSubject.reference).where(
-                WatchSubject.subject_blind.in_(blinds[start : start + 1000])
+                WatchSubject.subject_blind.in_(blinds[start : start + 1000]),
+                # A revoked bank learns nothing more.
+                WatchSubject.client_id.in_(select(ApiClient.id).where(ApiClient.revoked_at.is_(None))),
             )
         ):
             watchers.setdefault(bytes(watch.subject_blind), []).append((watch.client_id, watch.reference))

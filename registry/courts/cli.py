@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from registry.clirun import CLI_ACTOR, in_read_transaction, in_write_transaction
-from registry.courts.services import add_court, add_key, list_courts, revoke_key
+from registry.courts.services import add_court, add_key, list_courts, revoke_key, set_superior
 from registry.timeutil import utcnow
 
 
@@ -25,11 +25,27 @@ def court() -> None:
 @click.argument("code")
 @click.argument("name")
 @click.option("--province", default=None, help="Two-digit province code; derived from CODE by default.")
-def court_add(code: str, name: str, province: str | None) -> None:
-    """Register a court, e.g. `registry court add 京0105 北京市朝阳区人民法院`."""
+@click.option(
+    "--superior",
+    default=None,
+    help="The registered court one level up (reconsiderations go there), e.g. 京03 for 京0105.",
+)
+def court_add(code: str, name: str, province: str | None, superior: str | None) -> None:
+    """Register a court, e.g. `registry court add 京0105 北京市朝阳区人民法院 --superior 京03`."""
     click.echo(
-        in_write_transaction(lambda c: add_court(c, code, name, province, actor=CLI_ACTOR, now=utcnow()))
+        in_write_transaction(
+            lambda c: add_court(c, code, name, province, actor=CLI_ACTOR, now=utcnow(), superior=superior)
+        )
     )
+
+
+@court.command("superior")
+@click.argument("code")
+@click.argument("superior")
+def court_superior(code: str, superior: str) -> None:
+    """Set the court one level up of a registered court: `registry court superior 京0105 京03`."""
+    in_write_transaction(lambda c: set_superior(c, code, superior, actor=CLI_ACTOR, now=utcnow()))
+    click.echo(f"{code} -> {superior}")
 
 
 @court.command("list")

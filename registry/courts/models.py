@@ -16,6 +16,9 @@ class Court(Base):
     name: Mapped[str] = mapped_column(Text)
     province_code: Mapped[str | None] = mapped_column(String(2))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # The court one level up (basic -> intermediate -> high -> SPC): where a dismissed
+    # correction goes for reconsideration (SPC Provisions Art. 12). None for the SPC, or unknown.
+    superior_code: Mapped[str | None] = mapped_column(ForeignKey("courts.code"))
 
 
 class CourtKey(Base):

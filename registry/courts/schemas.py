@@ -19,6 +19,8 @@ class CourtRead(msgspec.Struct, kw_only=True):
     name: str
     province_code: str | None
     keys: list[CourtKeyRead]
+    # The court one level up, where reconsiderations go (SPC Provisions Art. 12).
+    superior_code: str | None = None
 
 
 class CourtList(msgspec.Struct):

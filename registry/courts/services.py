@@ -28,26 +28,90 @@ def key_id_for(public_key: bytes) -> str:
     return "ck_" + hashlib.sha256(public_key).hexdigest()[:16]
 
 
+SUPREME_COURT = "最高法"
+
+
+def court_level(code: str) -> int:
+    """0 the SPC, 1 a high court (province abbreviation), 2 an intermediate court (two digits),
+    3 a basic court (four digits): the shapes of court codes in case numbers."""
+    if code == SUPREME_COURT:
+        return 0
+    return {0: 1, 2: 2, 4: 3}.get(len(code) - 1, 3)
+
+
+def check_superior(code: str, superior: str) -> None:
+    """A superior court is one level up and, below the SPC, in the same province."""
+    if court_level(superior) != court_level(code) - 1 or (
+        superior != SUPREME_COURT and superior[0] != code[0]
+    ):
+        raise Problem(
+            422,
+            "superior_court_invalid",
+            f"the superior court of {code} is the court one level up in its province "
+            "(basic -> intermediate -> high -> 最高法)",
+            pointer="/superior_code",
+        )
+
+
 def add_court(
-    conn: Connection, code: str, name: str, province_code: str | None, *, actor: str, now: datetime
+    conn: Connection,
+    code: str,
+    name: str,
+    province_code: str | None,
+    *,
+    actor: str,
+    now: datetime,
+    superior: str | None = None,
 ) -> str:
     try:
         code = normalise_court_code(code)
+        superior = normalise_court_code(superior) if superior is not None else None
     except IdentifierError as exc:
         raise Problem(422, exc.code, exc.message) from exc
     if conn.execute(select(Court.code).where(Court.code == code)).first() is not None:
         raise Problem(409, "court_exists", f"court {code} is already registered")
+    if superior is not None:
+        check_superior(code, superior)
+        if conn.execute(select(Court.code).where(Court.code == superior)).first() is None:
+            raise Problem(404, "court_not_found", f"superior court {superior} is not registered")
     province = province_code or province_of_court(code)
     conn.execute(
         insert(Court),
-        [{"code": code, "name": normalise_text(name), "province_code": province, "created_at": now}],
+        [
+            {
+                "code": code,
+                "name": normalise_text(name),
+                "province_code": province,
+                "created_at": now,
+                "superior_code": superior,
+            }
+        ],
     )
+    data: dict[str, Any] = {"name": normalise_text(name)}
+    if superior is not None:
+        data["superior_code"] = superior
+    append_events(conn, [EventDraft(EventType.COURT_ADDED, actor, court_code=code, data=data)], now)
+    return code
+
+
+def set_superior(conn: Connection, code: str, superior: str, *, actor: str, now: datetime) -> None:
+    """Name (or change) the court one level up of a registered court."""
+    try:
+        code = normalise_court_code(code)
+        superior = normalise_court_code(superior)
+    except IdentifierError as exc:
+        raise Problem(422, exc.code, exc.message) from exc
+    check_superior(code, superior)
+    found = set(conn.execute(select(Court.code).where(Court.code.in_([code, superior]))).scalars())
+    for needed in (code, superior):
+        if needed not in found:
+            raise Problem(404, "court_not_found", f"court {needed} is not registered")
+    conn.execute(update(Court).where(Court.code == code).values(superior_code=superior))
     append_events(
         conn,
-        [EventDraft(EventType.COURT_ADDED, actor, court_code=code, data={"name": normalise_text(name)})],
+        [EventDraft(EventType.COURT_SUPERIOR_SET, actor, court_code=code, data={"superior_code": superior})],
         now,
     )
-    return code
 
 
 def add_key(
@@ -142,6 +206,12 @@ def list_courts(conn: Connection) -> list[dict[str, Any]]:
             }
         )
     return [
-        {"code": c.code, "name": c.name, "province_code": c.province_code, "keys": keys.get(c.code, [])}
+        {
+            "code": c.code,
+            "name": c.name,
+            "province_code": c.province_code,
+            "superior_code": c.superior_code,
+            "keys": keys.get(c.code, []),
+        }
         for c in conn.execute(select(Court).order_by(Court.code))
     ]

@@ -24,8 +24,18 @@ class EventType(StrEnum):
     SUBSCRIPTION_PAUSED = "sync.subscription_paused"
     SUBSCRIPTION_RESUMED = "sync.subscription_resumed"
     SUBSCRIPTION_REPLAYED = "sync.subscription_replayed"
+    SUBSCRIPTION_ENDED = "sync.subscription_ended"
     NOTICE_ACKNOWLEDGED = "notice.acknowledged"
     NOTICE_OBJECTED = "notice.objected"
+    COURT_SUPERIOR_SET = "court.superior_set"
+    # Correction and review (SPC Provisions Art. 9, 11, 12): ids and codes only, never the
+    # applicant's statement, contact or attachments.
+    CORRECTION_FILED = "correction.filed"
+    CORRECTION_DECIDED = "correction.decided"
+    CORRECTION_RECONSIDERATION_REQUESTED = "correction.reconsideration_requested"
+    CORRECTION_FOUND_BY_COURT = "correction.found_by_court"
+    CORRECTION_CARRIED_OUT = "correction.carried_out"
+    CERTIFICATE_ISSUED = "certificate.issued"
 
 
 # A listing's life: what search, feeds, watchlists, notices, agencies and the transparency log follow.

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 # msgspec names a place as `$.subjects[0].id_number`; a JSON pointer says `/subjects/0/id_number`.
-_PATH_STEP = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
+_PATH_STEP = re.compile(r"\.([^.\[]+)|\[([0-9]+)\]")
 # The field an "unknown field" or "missing required field" message names sits below the path.
 _NAMED_FIELD = re.compile(r"(?:unknown|missing required) field `([^`]*)`")
 

@@ -44,6 +44,7 @@ from litestar.middleware.rate_limit import (
 from litestar.stores.memory import MemoryStore
 from litestar.types import ControllerRouterHandler, Receive, Scope, Send
 
+from registry.limits import DOWN_SECONDS, SharedLimits
 from registry.problems import Problem, problem_response
 
 STORE = "public_rate_limit"
@@ -151,3 +152,57 @@ def public_router(rate_limit: str, route_handlers: Sequence[ControllerRouterHand
         middleware=middleware,
         exception_handlers={TooManyRequestsException: rate_limited_problem},
     )
+
+
+class NumberLookupBudget:
+    """Exact-number lookups per client address (REGISTRY_PUBLIC_NUMBER_LOOKUP_LIMIT): a budget
+    of their own, within the public one. A number lookup confirms or refutes a guess, so this
+    budget is what bounds walking through the candidates a public mask leaves (docs/privacy.md).
+
+    Shared across processes through the limit store when there is one; while it does not
+    answer, lookups are refused (an overshoot here costs more than an outage). Without a
+    store, each process counts its own fixed windows.
+    """
+
+    def __init__(self, rate: str, limits: SharedLimits) -> None:
+        parsed = parse_rate(rate)
+        self.limit = None if parsed is None else parsed[1]
+        self.seconds = 0 if parsed is None else DURATION_VALUES[parsed[0]]
+        self.limits = limits
+        self._windows: dict[str, tuple[float, int]] = {}
+
+    async def charge(self, request: Request[Any, Any, Any]) -> None:
+        """Count one lookup; TooManyRequestsException (with the reset) when over the budget."""
+        if self.limit is None:
+            return
+        key = client_key(request)
+        if self.limits.shared:
+            counted = await self.limits.window("numbers:" + key, self.limit, self.seconds)
+            if counted is None:
+                raise TooManyRequestsException(headers={RESET_HEADER: str(int(DOWN_SECONDS) + 1)})
+            count, reset = counted
+        else:
+            now = time.monotonic()
+            if len(self._windows) > 100_000:
+                self._windows = {k: v for k, v in self._windows.items() if v[0] > now}
+            ends, count = self._windows.get(key, (0.0, 0))
+            if ends <= now:
+                ends, count = now + self.seconds, 0
+            count += 1
+            self._windows[key] = (ends, count)
+            reset = max(1, int(ends - now + 0.999))
+        if count > self.limit:
+            raise TooManyRequestsException(
+                detail="too many exact-number lookups from this address",
+                headers={RESET_HEADER: str(reset), "RateLimit-Remaining": "0"},
+            )
+
+
+async def charge_number_lookup(request: Request[Any, Any, Any]) -> None:
+    """Charge the app's number-lookup budget (made on first use, one per process)."""
+    services = request.app.state.services
+    budget = services.extensions.get("number_lookup_budget")
+    if budget is None:
+        budget = NumberLookupBudget(services.settings.server.public_number_lookup_limit, services.limits)
+        services.extensions["number_lookup_budget"] = budget
+    await budget.charge(request)

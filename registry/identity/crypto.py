@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from registry.identity.errors import KeyConfigError, KeysUnavailable
+from registry.identity.registry_key import generate_signing_key_file
 from registry.settings import Settings
+
+_log = logging.getLogger(__name__)
 
 _FORMAT = 1
 _NONCE_BYTES = 12
@@ -80,6 +87,21 @@ class Secrets:
     keyring: DataKeyring
     blind_index: BlindIndex
     blind_index_key: bytes
+    # During a blind-index key rotation: the key being retired, whose indexes lookups
+    # still accept until every stored index is recomputed (`registry keys rotate --blind-index`).
+    previous_blind_index_key: bytes | None = None
+
+    def blind_index_keys(self) -> list[bytes]:
+        """The active key, then the retiring one if a rotation is under way."""
+        keys = [self.blind_index_key]
+        if self.previous_blind_index_key is not None:
+            keys.append(self.previous_blind_index_key)
+        return keys
+
+    def blind_indexes(self) -> list[BlindIndex]:
+        return [self.blind_index] + (
+            [BlindIndex(self.previous_blind_index_key)] if self.previous_blind_index_key is not None else []
+        )
 
 
 def _b64(data: bytes) -> str:
@@ -91,8 +113,10 @@ def new_key_id() -> str:
 
 
 class SecretsSource:
-    """The current secrets. A generated secrets file is re-read when it changes on disk, so
-    that a running service follows `registry keys rotate` without a restart."""
+    """The current secrets. A secrets file is re-read when it changes on disk, so that a
+    running service follows `registry keys rotate` without a restart. A file that
+    disappears or cannot be read meanwhile leaves the keys already loaded in use (they
+    are still the right ones) and is reported in the log: never replaced by new keys."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
@@ -105,35 +129,92 @@ class SecretsSource:
             return None
         try:
             return self._settings.keys.secrets_file.stat().st_mtime
-        except FileNotFoundError:
+        except OSError:
             return None
 
     def current(self) -> Secrets:
         stamp = self._file_stamp()
         if stamp != self._stamp:
-            self._secrets = load_secrets(self._settings)
+            try:
+                self._secrets = load_secrets(self._settings)
+            except (KeyConfigError, KeysUnavailable, DataKeyError) as exc:
+                _log.error("secrets file unusable, keeping the keys already loaded: %s", exc)
             self._stamp = stamp
         return self._secrets
 
 
-def load_secrets(settings: Settings) -> Secrets:
-    """Keys from the environment when given; otherwise from (or newly into) the secrets file.
+def _decode(value: str, what: str) -> bytes:
+    try:
+        return base64.b64decode(value, validate=True)
+    except (ValueError, binascii.Error) as exc:
+        raise KeyConfigError(f"{what} is not valid base64") from exc
 
-    The file exists so that the embedded demo works from a fresh clone; production passes
-    REGISTRY_DATA_KEYS, REGISTRY_DATA_KEY_ID and REGISTRY_BLIND_INDEX_KEY.
-    """
+
+def _env_secrets(settings: Settings) -> Secrets:
+    keys = {}
+    for part in (settings.keys.data_keys or "").split(","):
+        kid, _, value = part.strip().partition(":")
+        if not kid or not value:
+            raise KeyConfigError("REGISTRY_DATA_KEYS is 'kid:base64,kid2:base64'")
+        keys[kid] = _decode(value, f"REGISTRY_DATA_KEYS key {kid!r}")
+    active = settings.keys.data_key_id or next(iter(keys))
+    if not settings.keys.blind_index_key:
+        detail = "REGISTRY_BLIND_INDEX_KEY must be set along with REGISTRY_DATA_KEYS"
+        raise KeysUnavailable([], ["blind_index"], detail)
+    blind = [_decode(v.strip(), "REGISTRY_BLIND_INDEX_KEY") for v in settings.keys.blind_index_key.split(",")]
+    if len(blind) > 2:
+        raise KeyConfigError("REGISTRY_BLIND_INDEX_KEY holds the active key and at most one retiring key")
+    previous = blind[1] if len(blind) > 1 else None
+    try:
+        keyring = DataKeyring(keys, active)
+    except DataKeyError as exc:
+        raise KeyConfigError(f"REGISTRY_DATA_KEY_ID: {exc}") from exc
+    return Secrets(keyring, BlindIndex(blind[0]), blind[0], previous)
+
+
+def load_secrets_if_present(settings: Settings) -> Secrets | None:
+    """Keys from the environment when given; otherwise from the secrets file, or None when
+    that file does not exist. Never creates keys (see registry/identity/keystore.py)."""
     if settings.keys.data_keys:
-        keys = {}
-        for part in settings.keys.data_keys.split(","):
-            kid, _, value = part.strip().partition(":")
-            keys[kid] = base64.b64decode(value)
-        active = settings.keys.data_key_id or next(iter(keys))
-        if not settings.keys.blind_index_key:
-            raise DataKeyError("REGISTRY_BLIND_INDEX_KEY must be set along with REGISTRY_DATA_KEYS")
-        blind_key = base64.b64decode(settings.keys.blind_index_key)
-    else:
-        keys, active, blind_key = SecretsFile(settings.keys.secrets_file).load()
-    return Secrets(DataKeyring(keys, active), BlindIndex(blind_key), blind_key)
+        return _env_secrets(settings)
+    stored = SecretsFile(settings.keys.secrets_file).read()
+    if stored is None:
+        return None
+    keys, active, blind, previous = stored
+    try:
+        keyring = DataKeyring(keys, active)
+    except DataKeyError as exc:
+        raise KeyConfigError(f"{settings.keys.secrets_file}: {exc}") from exc
+    return Secrets(keyring, BlindIndex(blind), blind, previous)
+
+
+def load_secrets(settings: Settings) -> Secrets:
+    """The data and blind-index keys, or KeysUnavailable when none are configured.
+
+    The file exists so that the embedded demo works from a fresh clone (generated for an
+    empty database only); production passes REGISTRY_DATA_KEYS, REGISTRY_DATA_KEY_ID and
+    REGISTRY_BLIND_INDEX_KEY.
+    """
+    loaded = load_secrets_if_present(settings)
+    if loaded is None:
+        raise KeysUnavailable(
+            [], ["data", "blind_index"], f"the secrets file {settings.keys.secrets_file} does not exist"
+        )
+    return loaded
+
+
+def generate_missing_key_files(settings: Settings) -> bool:
+    """For an empty database only (the caller checks): create the key files of the embedded
+    set-up that do not exist yet. Returns whether anything was created."""
+    created = False
+    if not settings.keys.data_keys and not settings.keys.secrets_file.exists():
+        kid = new_key_id()
+        created |= SecretsFile(settings.keys.secrets_file).create(
+            {kid: AESGCM.generate_key(bit_length=256)}, kid, secrets.token_bytes(32)
+        )
+    if not settings.keys.signing_keys:
+        created |= generate_signing_key_file(settings.keys.signing_key_file)
+    return created
 
 
 class SecretsFile:
@@ -142,23 +223,74 @@ class SecretsFile:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def load(self) -> tuple[dict[str, bytes], str, bytes]:
-        if not self.path.exists():
-            kid = new_key_id()
-            self.save({kid: AESGCM.generate_key(bit_length=256)}, kid, secrets.token_bytes(32))
-        stored = json.loads(self.path.read_text())
-        keys = {kid: base64.b64decode(value) for kid, value in stored["data_keys"].items()}
-        return keys, str(stored["active_data_key_id"]), base64.b64decode(stored["blind_index_key"])
+    def read(self) -> tuple[dict[str, bytes], str, bytes, bytes | None] | None:
+        """(data keys, active id, blind-index key, retiring blind-index key), or None when
+        the file does not exist; KeyConfigError when it cannot be read or parsed."""
+        try:
+            raw = self.path.read_text()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise KeyConfigError(f"cannot read the secrets file {self.path}: {exc.strerror}") from exc
+        try:
+            stored = json.loads(raw)
+            keys = {str(kid): _decode(value, f"data key {kid}") for kid, value in stored["data_keys"].items()}
+            previous = stored.get("previous_blind_index_key")
+            return (
+                keys,
+                str(stored["active_data_key_id"]),
+                _decode(stored["blind_index_key"], "blind_index_key"),
+                None if previous is None else _decode(previous, "previous_blind_index_key"),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise KeyConfigError(f"the secrets file {self.path} is not a secrets file: {exc!r}") from exc
 
-    def save(self, keys: dict[str, bytes], active_key_id: str, blind_index_key: bytes) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        body = {
+    def load(self) -> tuple[dict[str, bytes], str, bytes]:
+        stored = self.read()
+        if stored is None:
+            raise KeysUnavailable([], ["data", "blind_index"], f"the secrets file {self.path} does not exist")
+        return stored[0], stored[1], stored[2]
+
+    def _body(
+        self, keys: dict[str, bytes], active_key_id: str, blind_index_key: bytes, previous: bytes | None
+    ) -> str:
+        body: dict[str, Any] = {
             "data_keys": {kid: _b64(key) for kid, key in keys.items()},
             "active_data_key_id": active_key_id,
             "blind_index_key": _b64(blind_index_key),
         }
-        tmp = self.path.with_suffix(".tmp")
+        if previous is not None:
+            body["previous_blind_index_key"] = _b64(previous)
+        return json.dumps(body, indent=2)
+
+    def _write_tmp(self, text: str) -> Path:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
-            json.dump(body, handle, indent=2)
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        return tmp
+
+    def save(
+        self,
+        keys: dict[str, bytes],
+        active_key_id: str,
+        blind_index_key: bytes,
+        previous_blind_index_key: bytes | None = None,
+    ) -> None:
+        tmp = self._write_tmp(self._body(keys, active_key_id, blind_index_key, previous_blind_index_key))
         os.replace(tmp, self.path)
+
+    def create(self, keys: dict[str, bytes], active_key_id: str, blind_index_key: bytes) -> bool:
+        """Only if no file is there yet (two processes starting at once: one wins, the
+        other reads the winner's). Returns whether this call created it."""
+        tmp = self._write_tmp(self._body(keys, active_key_id, blind_index_key, None))
+        try:
+            os.link(tmp, self.path)
+        except FileExistsError:
+            return False
+        finally:
+            tmp.unlink()
+        return True

@@ -1,7 +1,10 @@
 """Chinese identifiers and court references: normalise first, then validate.
 
-Checksums come from python-stdnum (`stdnum.cn.ric` checks GB 11643 length, checksum,
-birth date and the GB/T 2260 division code; `stdnum.cn.uscc` checks GB 32100).
+Checksums and the GB/T 2260 table come from python-stdnum (`stdnum.cn.ric`, `stdnum.cn.uscc`).
+A resident ID number's division code is checked against the whole history of the table, never
+against the birth year (stdnum's `ric.validate` ties them, and refuses most older debtors).
+Identifier-like text is ASCII after NFKC: digits of other scripts are refused everywhere.
+The other identity types are in `registry.identity.types`.
 """
 
 from __future__ import annotations
@@ -9,9 +12,10 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from stdnum import exceptions as stdnum_exceptions
 from stdnum import numdb
@@ -95,11 +99,21 @@ COURT_ABBREVIATIONS: dict[str, str | None] = {
 ENFORCEMENT_TYPES = ("执恢", "执保", "执异", "执复", "执监", "执协", "执他", "执")
 
 _ABBREVIATION_CLASS = "".join(COURT_ABBREVIATIONS)
-_COURT_CODE = rf"(?:最高法|[{_ABBREVIATION_CLASS}](?:\d{{4}}|\d{{2}})?)"
-COURT_CODE_RE = re.compile(rf"^{_COURT_CODE}$")
+# ASCII digits only ([0-9], never `\d`): NFKC folds full-width digits but not Arabic-Indic,
+# Ethiopic or other scripts' digits, which would make a second spelling of the same case.
+# Matched with fullmatch, so that no trailing line feed slips through `$`.
+_COURT_CODE = rf"(?:最高法|[{_ABBREVIATION_CLASS}](?:[0-9]{{4}}|[0-9]{{2}})?)"
+COURT_CODE_RE = re.compile(_COURT_CODE)
 CASE_NUMBER_RE = re.compile(
-    rf"^（(?P<year>\d{{4}})）(?P<court>{_COURT_CODE})(?P<type>{'|'.join(ENFORCEMENT_TYPES)})(?P<seq>\d{{1,7}})号$"
+    rf"（(?P<year>[0-9]{{4}})）(?P<court>{_COURT_CODE})(?P<type>{'|'.join(ENFORCEMENT_TYPES)})(?P<seq>[0-9]{{1,7}})号"
 )
+
+
+_CHINA_TIME = ZoneInfo("Asia/Shanghai")
+
+
+def china_today() -> date:
+    return datetime.now(_CHINA_TIME).date()
 
 
 class IdentifierError(ValueError):
@@ -135,10 +149,6 @@ class PersonId:
     birth_date: date
     sex: str  # "M" or "F": GB 11643 sequence digit, odd for men
 
-    @property
-    def masked(self) -> str:
-        return mask_identifier(self.number)
-
 
 @lru_cache(maxsize=16384)
 def _division_periods(code: str) -> tuple[tuple[int | None, int | None], ...]:
@@ -154,17 +164,14 @@ def _division_periods(code: str) -> tuple[tuple[int | None, int | None], ...]:
     return tuple(periods)
 
 
-def warm_division_cache() -> int:
-    """Look up every county code once, so that later checks never miss the cache.
-
-    Worker processes call this at start: a cold lookup costs ~150 µs, and real ingest
-    touches thousands of distinct counties. Returns how many codes were cached.
-    """
+@lru_cache(maxsize=1)
+def division_codes() -> tuple[str, ...]:
+    """Every six-digit code stdnum's GB/T 2260 table has had at any time, sorted."""
     codes: list[str] = []
 
     def walk(prefix: str, entries: list[Any]) -> None:
         for length, low, high, _props, children in entries:
-            if len(prefix) + length > 6 or not (low.isdigit() and high.isdigit()):
+            if len(prefix) + length > 6 or not (ascii_digits(low) and ascii_digits(high)):
                 continue
             for value in range(int(low), int(high) + 1):
                 code = prefix + f"{value:0{length}d}"
@@ -174,32 +181,84 @@ def warm_division_cache() -> int:
                     walk(code, children)
 
     walk("", numdb.get("cn/loc").prefixes)
+    return tuple(sorted(set(codes)))
+
+
+def current_division_codes() -> tuple[str, ...]:
+    """The county-level codes in use today (no end year), without province and city rows."""
+    return tuple(
+        code
+        for code in division_codes()
+        if code[4:] != "00" and any(end is None for _start, end in _division_periods(code))
+    )
+
+
+def warm_division_cache() -> int:
+    """Look up every county code once, so that later checks never miss the cache.
+
+    Worker processes call this at start: a cold lookup costs ~150 µs, and real ingest
+    touches thousands of distinct counties. Returns how many codes were cached.
+    """
+    codes = division_codes()
     for code in codes:
         _division_periods(code)
     return len(codes)
 
 
-def _known_division(code: str, year: int) -> bool:
-    return any(
-        (start is None or year >= start) and (end is None or year <= end)
-        for start, end in _division_periods(code)
-    )
+# Residence permits of Hong Kong, Macao and Taiwan residents (港澳台居民居住证, 2018) use the
+# GB 11643 format with these codes. stdnum's table has 810000 from 1997, 820000 from 1999 and no
+# 830000; the permits are held by people of any age.
+RESIDENCE_PERMIT_DIVISIONS = frozenset({"810000", "820000", "830000"})
+
+_ASCII_DIGITS = re.compile(r"[0-9]+", re.ASCII)
+
+
+def ascii_digits(text: str) -> bool:
+    """True when `text` is one or more ASCII digits (never other scripts' digits, which
+    `str.isdigit()`, `\\d` and `int()` all accept)."""
+    return _ASCII_DIGITS.fullmatch(text) is not None
+
+
+def known_division(code: str) -> bool:
+    """A division code that GB/T 2260 has had at ANY time, or a residence-permit code.
+
+    An ID number's division code is the county of household registration when the number was
+    assigned (first cards 1984, 15-digit numbers extended later, counties renamed and recoded
+    since), so it is never checked against the birth year: Pudong 310115 (from 1993) is held by
+    people born in 1980.
+    """
+    return code in RESIDENCE_PERMIT_DIVISIONS or bool(_division_periods(code))
+
+
+def id_check_character(body17: str) -> str:
+    """GB 11643 check character of 17 ASCII digits (stdnum's takes the number with a check)."""
+    return str(ric.calc_check_digit(body17 + "0"))
+
+
+def upgrade_15_digit(number: str) -> str:
+    """An old 15-digit number (YYMMDD, no check character) in its 18-digit form: `19` inserted
+    before the year and the check character computed, as the extension to 18 digits did."""
+    body = number[:6] + "19" + number[6:15]
+    return body + id_check_character(body)
 
 
 def parse_id_number(raw: str) -> PersonId:
+    """A resident ID number (GB 11643, 18 characters; an old 15-digit number is converted to its
+    18-digit form first, so both find the same person): ASCII digits, the check character, a
+    real birth date not in the future, and a division code known at any time in GB/T 2260."""
     number = normalise_identifier(raw)
+    if len(number) == 15 and ascii_digits(number):
+        number = upgrade_15_digit(number)
     try:
-        # ric.validate's steps, with its division lookup cached (see _division_periods).
-        if len(number) != 18 or not number[:17].isdigit():
+        if len(number) != 18 or not ascii_digits(number[:17]) or number[17] not in "0123456789X":
             raise stdnum_exceptions.InvalidFormat()
         if number[-1] != ric.calc_check_digit(number):
             raise stdnum_exceptions.InvalidChecksum()
-        # ric.get_birth_date, without its second pass through stdnum's slow compact().
         try:
             birth = date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
         except ValueError as exc:
             raise stdnum_exceptions.InvalidComponent() from exc
-        if not _known_division(number[:6], birth.year):
+        if birth > china_today() or not known_division(number[:6]):
             raise stdnum_exceptions.InvalidComponent()
     except stdnum_exceptions.InvalidChecksum as exc:
         raise IdentifierError("invalid_id_number", "the ID number's check character is wrong") from exc
@@ -208,7 +267,9 @@ def parse_id_number(raw: str) -> PersonId:
             "invalid_id_number", "the ID number has an impossible birth date or an unknown division code"
         ) from exc
     except stdnum_exceptions.ValidationError as exc:
-        raise IdentifierError("invalid_id_number", "an ID number is 17 digits and a check character") from exc
+        raise IdentifierError(
+            "invalid_id_number", "an ID number is 17 digits and a check character (or an old 15-digit number)"
+        ) from exc
     return PersonId(number=number, birth_date=birth, sex="M" if int(number[16]) % 2 else "F")
 
 
@@ -222,11 +283,6 @@ def parse_credit_code(raw: str) -> str:
         raise IdentifierError(
             "invalid_credit_code", "a unified social credit code is 18 characters of GB 32100"
         ) from exc
-
-
-def mask_identifier(number: str) -> str:
-    """The public form (SPC practice): characters 11-14 hidden, `3423011964****3224`."""
-    return number[:10] + "****" + number[14:]
 
 
 def age_on(birth: date, day: date) -> int:
@@ -250,7 +306,7 @@ class CaseNumber:
 
 def parse_case_number(raw: str) -> CaseNumber:
     text = normalise_case_number(raw)
-    match = CASE_NUMBER_RE.match(text)
+    match = CASE_NUMBER_RE.fullmatch(text)
     if match is None:
         raise IdentifierError(
             "invalid_case_number",
@@ -261,15 +317,15 @@ def parse_case_number(raw: str) -> CaseNumber:
 
 # Before 2016: （2015）朝执字第01234号, the court named by its abbreviation (Chinese characters).
 LEGACY_CASE_NUMBER_RE = re.compile(
-    rf"^（(?P<year>[0-9]{{4}})）(?P<court>[\u4e00-\u9fff]{{1,8}}?)(?P<type>{'|'.join(ENFORCEMENT_TYPES)})"
-    r"字第(?P<seq>[0-9]{1,7})号$"
+    rf"（(?P<year>[0-9]{{4}})）(?P<court>[\u4e00-\u9fff]{{1,8}}?)(?P<type>{'|'.join(ENFORCEMENT_TYPES)})"
+    r"字第(?P<seq>[0-9]{1,7})号"
 )
 
 
 def parse_legacy_case_number(raw: str) -> CaseNumber | None:
     """A case number of the form used before 2016, or None; `court_code` is the abbreviation."""
     text = normalise_case_number(raw)
-    match = LEGACY_CASE_NUMBER_RE.match(text)
+    match = LEGACY_CASE_NUMBER_RE.fullmatch(text)
     return None if match is None else _case_number(text, match)
 
 
@@ -285,7 +341,7 @@ def _case_number(text: str, match: re.Match[str]) -> CaseNumber:
 
 def normalise_court_code(raw: str) -> str:
     code = "".join(unicodedata.normalize("NFKC", raw).split())
-    if not COURT_CODE_RE.match(code):
+    if not COURT_CODE_RE.fullmatch(code):
         raise IdentifierError(
             "invalid_court_code", "a court code is 最高法, or a province abbreviation and 2 or 4 digits"
         )

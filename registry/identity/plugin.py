@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from registry.identity import models as _models  # noqa: F401 - registers registry_keys
 from registry.identity.cli import keys
 from registry.identity.controllers import jwks
 from registry.wiring import Plugin

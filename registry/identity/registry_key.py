@@ -3,23 +3,124 @@ export manifests, log checkpoints) is verified against these, published as a JWK
 
 Several keys may be known; one is active. Retired keys stay in the JWK Set so that a
 receipt or export signed years ago still verifies.
+
+Domain separation: every signature is made for one `Domain`, and the bytes signed for one
+domain can never be the bytes of another, so a signature made as one thing never verifies
+as another (a manifest signature is no checkpoint, no receipt, no push):
+
+- the registry's own formats (export manifests) are signed over a context prefix,
+  `registry-signature:<domain>:v1` and a newline, then the message;
+- standard formats, which off-the-shelf verifiers check over their own bytes, carry their
+  context inside the signed bytes and are signed only when they have that shape:
+  a checkpoint is a C2SP note body (origin, size, root, time: five lines), a receipt a JWS
+  signing input whose protected header has `typ` = `registry-check-receipt+jws`, a push or
+  pull answer an RFC 9421 signature base whose `@signature-params` carry the domain's `tag`.
+  None of these begins with the prefix; their shapes exclude each other (a JWS input has
+  no newline and no quote, a signature base begins with a quote, a note body does not).
+
+`sign` refuses a message that does not have its domain's shape; `verify` answers False.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from registry.identity.errors import KeyConfigError, KeysUnavailable
 from registry.identity.signing import b64url
 from registry.settings import Settings
+
+CONTEXT_PREFIX = b"registry-signature:"
+RECEIPT_HEADER_TYPE = "registry-check-receipt+jws"
+
+
+class Domain(StrEnum):
+    EXPORT_MANIFEST = "export-manifest"
+    CHECKPOINT = "checkpoint"
+    RECEIPT = "check-receipt"
+    HTTP_PUSH = "http-push"  # RFC 9421 requests: agency and watchlist pushes
+    HTTP_RESPONSE = "http-response"  # RFC 9421 responses: signed pulls
+
+
+# Raw formats: signed over this prefix and the message.
+RAW_CONTEXTS: dict[Domain, bytes] = {Domain.EXPORT_MANIFEST: CONTEXT_PREFIX + b"export-manifest:v1\n"}
+# RFC 9421 `tag` parameter per HTTP domain (RFC 9421 section 2.3: an application's context).
+HTTP_TAGS: dict[Domain, str] = {
+    Domain.HTTP_PUSH: "defaulter-registry-push",
+    Domain.HTTP_RESPONSE: "defaulter-registry-response",
+}
+
+_B64URL = re.compile(rb"[A-Za-z0-9_-]+")
+_CHECKPOINT_LINE = re.compile(r"[^\x00-\x1f\x7f]*")
+
+
+class WrongDomain(ValueError):
+    """The message does not have the shape of the domain it is signed or verified for."""
+
+
+def _is_checkpoint(message: bytes) -> bool:
+    try:
+        text = message.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    lines = text.split("\n")
+    if len(lines) != 5 or lines[4] != "" or not all(_CHECKPOINT_LINE.fullmatch(line) for line in lines):
+        return False
+    origin, size, root, time = lines[:4]
+    if not origin or origin.startswith('"') or not size.isascii() or not size.isdigit():
+        return False
+    try:
+        raw_root = base64.b64decode(root, validate=True)
+    except (ValueError, binascii.Error):
+        return False
+    return len(raw_root) == 32 and time.startswith("time ")
+
+
+def _is_receipt_input(message: bytes) -> bool:
+    header, dot, payload = message.partition(b".")
+    if not dot or not _B64URL.fullmatch(header) or not _B64URL.fullmatch(payload):
+        return False
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(header + b"=" * (-len(header) % 4)))
+    except (ValueError, binascii.Error, RecursionError):
+        return False
+    return isinstance(decoded, dict) and decoded.get("typ") == RECEIPT_HEADER_TYPE
+
+
+def _is_http_base(message: bytes, tag: str) -> bool:
+    if not message.startswith(b'"'):
+        return False
+    last = message.rsplit(b"\n", 1)[-1]
+    return last.startswith(b'"@signature-params": ') and f';tag="{tag}"'.encode() in last
+
+
+def signed_bytes(domain: Domain, message: bytes) -> bytes:
+    """What is signed for `message` in `domain`; WrongDomain if it lacks the domain's shape."""
+    context = RAW_CONTEXTS.get(domain)
+    if context is not None:
+        return context + message
+    if message.startswith(CONTEXT_PREFIX):
+        raise WrongDomain("only the registry's raw formats begin with the context prefix")
+    if domain is Domain.CHECKPOINT:
+        shaped = _is_checkpoint(message)
+    elif domain is Domain.RECEIPT:
+        shaped = _is_receipt_input(message)
+    else:
+        shaped = _is_http_base(message, HTTP_TAGS[domain])
+    if not shaped:
+        raise WrongDomain(f"not a {domain.value} message")
+    return message
 
 
 def registry_key_id(public_key: bytes) -> str:
@@ -36,20 +137,21 @@ class RegistrySigner:
     def key_id(self) -> str:
         return self.active_key_id
 
-    def sign(self, message: bytes) -> bytes:
-        return self.keys[self.active_key_id].sign(message)
+    def sign(self, domain: Domain, message: bytes) -> bytes:
+        """Ed25519 over `signed_bytes(domain, message)`; WrongDomain for a misshapen message."""
+        return self.keys[self.active_key_id].sign(signed_bytes(domain, message))
 
     def public_key(self, key_id: str) -> Ed25519PublicKey | None:
         private = self.keys.get(key_id)
         return None if private is None else private.public_key()
 
-    def verify(self, key_id: str, signature: bytes, message: bytes) -> bool:
+    def verify(self, domain: Domain, key_id: str, signature: bytes, message: bytes) -> bool:
         public = self.public_key(key_id)
         if public is None:
             return False
         try:
-            public.verify(signature, message)
-        except InvalidSignature:
+            public.verify(signature, signed_bytes(domain, message))
+        except (InvalidSignature, WrongDomain):
             return False
         return True
 
@@ -83,36 +185,90 @@ def _signer(raw_keys: list[bytes], active: bytes) -> RegistrySigner:
     return RegistrySigner(keys, active_id)
 
 
-def load_registry_signer(settings: Settings) -> RegistrySigner:
+def _decode(value: str, what: str) -> bytes:
+    try:
+        raw = base64.b64decode(value.strip(), validate=True)
+    except (ValueError, binascii.Error) as exc:
+        raise KeyConfigError(f"{what} is not valid base64") from exc
+    if len(raw) != 32:
+        raise KeyConfigError(f"{what} is not a raw 32-byte Ed25519 private key")
+    return raw
+
+
+def _read_signing_file(path: Path) -> list[bytes] | None:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise KeyConfigError(f"cannot read the signing key file {path}: {exc.strerror}") from exc
+    try:
+        values = json.loads(text)["keys"]
+        raws = [_decode(value, f"a key of {path}") for value in values]
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise KeyConfigError(f"the signing key file {path} is not a signing key file: {exc!r}") from exc
+    if not raws:
+        raise KeyConfigError(f"the signing key file {path} holds no key")
+    return raws
+
+
+def load_signer_if_present(settings: Settings) -> RegistrySigner | None:
     """From REGISTRY_SIGNING_KEYS (comma-separated base64 raw private keys, the first one
-    active) when set; otherwise from (or newly into) the signing key file of the embedded set-up.
-    """
+    active) when set; otherwise from the signing key file, or None when it does not exist.
+    Never creates a key (registry/identity/keystore.py does, for an empty database only)."""
     if settings.keys.signing_keys:
-        raws = [
-            base64.b64decode(part.strip()) for part in settings.keys.signing_keys.split(",") if part.strip()
-        ]
+        parts = [part for part in settings.keys.signing_keys.split(",") if part.strip()]
+        raws = [_decode(part, "REGISTRY_SIGNING_KEYS") for part in parts]
+        if not raws:
+            raise KeyConfigError("REGISTRY_SIGNING_KEYS holds no key")
         return _signer(raws, raws[0])
-    path = settings.keys.signing_key_file
-    if not path.exists():
-        save_signing_keys(path, [Ed25519PrivateKey.generate().private_bytes_raw()])
-    stored = json.loads(path.read_text())
-    raws = [base64.b64decode(value) for value in stored["keys"]]
-    return _signer(raws, raws[0])
+    raws_or_none = _read_signing_file(settings.keys.signing_key_file)
+    return None if raws_or_none is None else _signer(raws_or_none, raws_or_none[0])
 
 
-def save_signing_keys(path: Path, raw_keys: list[bytes]) -> None:
-    """The first key is the active one. Written 0600 and atomically."""
+def load_registry_signer(settings: Settings) -> RegistrySigner:
+    signer = load_signer_if_present(settings)
+    if signer is None:
+        raise KeysUnavailable(
+            [], ["signing"], f"the signing key file {settings.keys.signing_key_file} does not exist"
+        )
+    return signer
+
+
+def generate_signing_key_file(path: Path) -> bool:
+    """A first signing key, only if the file does not exist yet; returns whether it was made."""
+    if path.exists():
+        return False
+    return save_signing_keys(path, [Ed25519PrivateKey.generate().private_bytes_raw()], exclusive=True)
+
+
+def save_signing_keys(path: Path, raw_keys: list[bytes], *, exclusive: bool = False) -> bool:
+    """The first key is the active one. Written 0600 and atomically; with `exclusive`, only
+    when no file is there yet (returns False then)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         json.dump({"keys": [base64.b64encode(raw).decode() for raw in raw_keys]}, handle, indent=2)
-    os.replace(tmp, path)
+        handle.flush()
+        os.fsync(handle.fileno())
+    if not exclusive:
+        os.replace(tmp, path)
+        return True
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        return False
+    finally:
+        tmp.unlink()
+    return True
 
 
 def rotate_signing_key(path: Path) -> str:
     """A new active key; the old ones stay for verification. Returns the new key id."""
-    stored = json.loads(path.read_text()) if path.exists() else {"keys": []}
+    stored = _read_signing_file(path)
+    if stored is None:
+        raise KeysUnavailable([], ["signing"], f"the signing key file {path} does not exist")
     fresh = Ed25519PrivateKey.generate().private_bytes_raw()
-    save_signing_keys(path, [fresh, *(base64.b64decode(v) for v in stored["keys"])])
+    save_signing_keys(path, [fresh, *stored])
     return registry_key_id(Ed25519PrivateKey.from_private_bytes(fresh).public_key().public_bytes_raw())

@@ -25,8 +25,15 @@ class PublicEntry(msgspec.Struct, frozen=True, kw_only=True):
     kind: str  # "person" or "organization"
     name: str
     sex: str | None  # "M"/"F", persons only
-    age: int | None  # on the day the entry is shown, persons only
-    identifier_masked: str  # 3423011964****3224, or the masked credit code
+    # Persons only: the age reached in the year of publication (publication year minus birth
+    # year). Fixed for the entry's life and never finer than the birth year, so that no
+    # public field, however often read, narrows the birth date below one year.
+    age_at_publication: int | None
+    # registry.identity.types.ID_TYPES: the document the identifier is
+    id_type: str
+    # Persons: masked (`11****1984********`: province and birth year, registry.identity.types.
+    # mask_person); organisations: the code in full (public registration data).
+    identifier_masked: str
     legal_representative: str | None  # organisations only
     court_code: str
     court_name: str
@@ -51,7 +58,8 @@ def public_columns() -> Select[*tuple[Any, ...]]:
         Listing.debtor_kind,
         Listing.debtor_name,
         Listing.debtor_sex,
-        Listing.debtor_birth_date,
+        Listing.debtor_birth_year,
+        Listing.debtor_id_type,
         Listing.debtor_id_masked,
         Listing.legal_representative,
         Listing.court_code,
@@ -65,21 +73,27 @@ def public_columns() -> Select[*tuple[Any, ...]]:
     ).join(Court, Court.code == Listing.court_code)
 
 
-def age_on(birth: date, day: date) -> int:
-    return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+def age_at_publication(birth_year: int, published_on: date) -> int:
+    """The age reached in the year of publication: never finer than the birth year."""
+    return published_on.year - birth_year
 
 
-def public_entry(row: Any, today: date) -> PublicEntry:
-    """`row` carries the columns of `public_columns()` (a Row, or anything with those attributes)."""
+def public_entry(row: Any, today: date | None = None) -> PublicEntry:
+    """`row` carries the columns of `public_columns()` (a Row, or anything with those attributes).
+    `today` is not used: nothing public depends on the day an entry is read."""
     details = listing_details(row.details)
     person = row.debtor_kind == "person"
-    birth = row.debtor_birth_date
+    birth_year = row.debtor_birth_year
+    published_on = china_date(row.published_at)
     return PublicEntry(
         id=row.id,
         kind=row.debtor_kind,
         name=row.debtor_name,
         sex=row.debtor_sex if person else None,
-        age=age_on(birth, today) if person and birth is not None else None,
+        age_at_publication=age_at_publication(birth_year, published_on)
+        if person and birth_year is not None
+        else None,
+        id_type=row.debtor_id_type,
         identifier_masked=row.debtor_id_masked,
         legal_representative=None if person else row.legal_representative,
         court_code=row.court_code,
@@ -94,5 +108,5 @@ def public_entry(row: Any, today: date) -> PublicEntry:
         performance=details.performance,
         grounds=list(row.grounds),
         filed_on=row.filed_on,
-        published_on=china_date(row.published_at),
+        published_on=published_on,
     )

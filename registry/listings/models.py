@@ -27,8 +27,9 @@ class Listing(Base):
     """The current state of one listing. Its certified versions live in `listing_versions`.
 
     The debtor's identifier is stored three ways, each for one purpose: AES-GCM ciphertext
-    (the registry and the listing court may read it), an HMAC blind index (exact lookup
-    without decrypting), and the public mask (SPC practice: birth month and day hidden).
+    (the registry and the listing court may read it), an HMAC blind index over the type and
+    the number (exact lookup without decrypting), and the public form (persons: province and
+    birth year only; organisations: the code in full).
     """
 
     __tablename__ = "listings"
@@ -41,11 +42,16 @@ class Listing(Base):
     version: Mapped[int] = mapped_column(Integer)
     debtor_kind: Mapped[str] = mapped_column(String(16))
     debtor_name: Mapped[str] = mapped_column(Text)
+    # registry.identity.types.ID_TYPES: which document the identifier is (bound into the index).
+    debtor_id_type: Mapped[str] = mapped_column(String(32), server_default=text("'resident_id'"))
     debtor_id_blind: Mapped[bytes] = mapped_column(LargeBinary(32))
     debtor_id_cipher: Mapped[bytes] = mapped_column(LargeBinary)
     debtor_id_masked: Mapped[str] = mapped_column(String(32))
     debtor_sex: Mapped[str | None] = mapped_column(String(1))
-    debtor_birth_date: Mapped[date | None] = mapped_column(Date)
+    # Persons: the birth year only (the public age at publication needs no more); the full
+    # birth date is in the encrypted identifier. No clear column, alone or with another,
+    # rebuilds an identifier (issue 15): the mask shows the province and birth year only.
+    debtor_birth_year: Mapped[int | None] = mapped_column(Integer)
     legal_representative: Mapped[str | None] = mapped_column(Text)
     grounds: Mapped[list[str]] = mapped_column(JSON)
     term_years: Mapped[int | None] = mapped_column(Integer)

@@ -26,7 +26,6 @@ from registry.identity.crypto import BlindIndex, DataKeyring
 from registry.identity.identifiers import (
     CaseNumber,
     IdentifierError,
-    mask_identifier,
     normalise_case_number,
     normalise_court_code,
     normalise_text,
@@ -35,6 +34,7 @@ from registry.identity.identifiers import (
     parse_id_number,
     parse_legacy_case_number,
 )
+from registry.identity.types import Identity, parse_organization, parse_person
 from registry.listings.schemas import (
     GROUNDS,
     LISTABLE_CASE_TYPES,
@@ -99,11 +99,12 @@ class PreparedListing:
     signed_cipher: bytes
     debtor_kind: str
     debtor_name: str
+    debtor_id_type: str
     debtor_id_blind: bytes
     debtor_id_cipher: bytes
     debtor_id_masked: str
     debtor_sex: str | None
-    debtor_birth_date: date | None
+    debtor_birth_year: int | None
     legal_representative: str | None
     grounds: list[str]
     term_years: int | None
@@ -247,12 +248,12 @@ class Preparer:
         debtor = listing.debtor
         name = _text(debtor.name, "/listing/debtor/name")
         if isinstance(debtor, OrganizationDebtor):
-            identifier = _identifier(parse_credit_code, debtor.credit_code, "/listing/debtor/credit_code")
+            identity = _organization_identity(debtor)
             kind, sex, birth = "organization", None, None
             legal_rep: str | None = _text(debtor.legal_representative, "/listing/debtor/legal_representative")
         else:
-            person = _identifier(parse_id_number, debtor.id_number, "/listing/debtor/id_number")
-            if person.birth_date > listing.listed_on:
+            identity = _person_identity(debtor.id_type, debtor.id_number, debtor.nationality)
+            if identity.birth_date is not None and identity.birth_date > listing.listed_on:
                 raise Problem(
                     422,
                     "invalid_id_number",
@@ -260,20 +261,16 @@ class Preparer:
                     pointer="/listing/debtor/id_number",
                 )
             # Civil Code Art. 201: of age from the day after the 18th birthday.
-            if listing.listed_on <= add_months(person.birth_date, 12 * ADULT_AGE):
+            if identity.birth_date is not None and listing.listed_on <= add_months(
+                identity.birth_date, 12 * ADULT_AGE
+            ):
                 raise Problem(
                     422,
                     "debtor_minor",
                     "a minor is never listed (SPC Provisions Art. 4)",
                     pointer="/listing/debtor/id_number",
                 )
-            identifier, kind, sex, birth, legal_rep = (
-                person.number,
-                "person",
-                person.sex,
-                person.birth_date,
-                None,
-            )
+            kind, sex, birth, legal_rep = "person", identity.sex, identity.birth_date, None
 
         details: dict[str, Any] = {
             "basis": {
@@ -305,11 +302,12 @@ class Preparer:
             signed_cipher=b"",
             debtor_kind=kind,
             debtor_name=name,
-            debtor_id_blind=self.blind_index(identifier),
-            debtor_id_cipher=self.keyring.encrypt(identifier.encode(), PURPOSE_DEBTOR_ID),
-            debtor_id_masked=mask_identifier(identifier),
+            debtor_id_type=identity.id_type,
+            debtor_id_blind=self.blind_index(identity.index_input),
+            debtor_id_cipher=self.keyring.encrypt(identity.number.encode(), PURPOSE_DEBTOR_ID),
+            debtor_id_masked=identity.masked,
             debtor_sex=sex,
-            debtor_birth_date=birth,
+            debtor_birth_year=None if birth is None else birth.year,
             legal_representative=legal_rep,
             grounds=grounds,
             term_years=term,
@@ -593,3 +591,38 @@ def add_months(day: date, months: int) -> date:
     year, month = divmod(day.year * 12 + day.month - 1 + months, 12)
     first_of_next = date(year + (month + 1) // 12, (month + 1) % 12 + 1, 1)
     return date(year, month + 1, min(day.day, (first_of_next - date.resolution).day))
+
+
+# Where each identifier error points in a listing's debtor.
+_PERSON_POINTERS = {
+    "unknown_id_type": "/listing/debtor/id_type",
+    "invalid_nationality": "/listing/debtor/nationality",
+}
+_ORGANIZATION_POINTERS = {
+    "invalid_credit_code": "/listing/debtor/credit_code",
+    "invalid_organization_code": "/listing/debtor/organization_code",
+    "invalid_registration_country": "/listing/debtor/registration/country",
+    "invalid_registration_number": "/listing/debtor/registration/number",
+    "organization_identifier": "/listing/debtor",
+}
+
+
+def _person_identity(id_type: str | None, raw: str, nationality: str | None) -> Identity:
+    try:
+        return parse_person(id_type, raw, nationality)
+    except IdentifierError as exc:
+        pointer = _PERSON_POINTERS.get(exc.code, "/listing/debtor/id_number")
+        raise Problem(422, exc.code, exc.message, pointer=pointer) from exc
+
+
+def _organization_identity(debtor: OrganizationDebtor) -> Identity:
+    registration = debtor.registration
+    try:
+        return parse_organization(
+            debtor.credit_code,
+            debtor.organization_code,
+            None if registration is None else (registration.country, registration.number),
+        )
+    except IdentifierError as exc:
+        pointer = _ORGANIZATION_POINTERS.get(exc.code, "/listing/debtor")
+        raise Problem(422, exc.code, exc.message, pointer=pointer) from exc

@@ -67,15 +67,36 @@ class Extension(msgspec.Struct):
     reason: Literal["violence_or_threats", "multiple_dishonest_acts"]
 
 
+Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
+# resident_id (default), hk_macao_travel_permit, taiwan_travel_permit,
+# foreign_permanent_residence, passport (registry.identity.types.PERSON_ID_TYPES)
+IdType = Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
+Country = Annotated[str, msgspec.Meta(min_length=1, max_length=8)]
+
+
 class PersonDebtor(msgspec.Struct, tag="person", tag_field="kind"):
     name: Text
-    id_number: Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
+    id_number: Identifier
+    id_type: IdType | None = None
+    # ISO 3166-1 alpha-3, with a passport only.
+    nationality: Country | None = None
+
+
+class Registration(msgspec.Struct):
+    """A foreign entity's home registration."""
+
+    country: Country  # ISO 3166-1 alpha-3
+    number: Identifier
 
 
 class OrganizationDebtor(msgspec.Struct, tag="organization", tag_field="kind"):
+    """Exactly one of `credit_code` (GB 32100), `organization_code` (GB 11714) and `registration`."""
+
     name: Text
-    credit_code: Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
     legal_representative: Text
+    credit_code: Identifier | None = None
+    organization_code: Identifier | None = None
+    registration: Registration | None = None
 
 
 class Performance(msgspec.Struct):

@@ -25,6 +25,7 @@ from registry.eventlog.services import EventDraft, append_events, lock_head
 from registry.eventlog.types import EventType
 from registry.identity.crypto import DataKeyring, Secrets
 from registry.identity.signing import b64url
+from registry.identity.types import identity_of
 from registry.ids import new_id
 from registry.listings.details import listing_details
 from registry.listings.models import Listing, ListingVersion, Removal
@@ -329,11 +330,12 @@ def _listing_row(item: PreparedListing, listing_id: str, seq: int, now: datetime
         "version": 1,
         "debtor_kind": item.debtor_kind,
         "debtor_name": item.debtor_name,
+        "debtor_id_type": item.debtor_id_type,
         "debtor_id_blind": item.debtor_id_blind,
         "debtor_id_cipher": item.debtor_id_cipher,
         "debtor_id_masked": item.debtor_id_masked,
         "debtor_sex": item.debtor_sex,
-        "debtor_birth_date": item.debtor_birth_date,
+        "debtor_birth_year": item.debtor_birth_year,
         "legal_representative": item.legal_representative,
         "grounds": item.grounds,
         "term_years": item.term_years,
@@ -684,12 +686,14 @@ def read_listing(
     if row is None or (viewer_court is not None and row.court_code != viewer_court):
         # A court does not learn whether another court's listing exists.
         raise Problem(404, "listing_not_found", "no listing has this id")
-    identifier = keyring.decrypt(bytes(row.debtor_id_cipher), PURPOSE_DEBTOR_ID).decode()
-    debtor: dict[str, Any] = {"kind": row.debtor_kind, "name": row.debtor_name}
+    identity = identity_of(
+        row.debtor_id_type, keyring.decrypt(bytes(row.debtor_id_cipher), PURPOSE_DEBTOR_ID).decode()
+    )
+    debtor: dict[str, Any] = {"kind": row.debtor_kind, "name": row.debtor_name} | identity.fields()
     if row.debtor_kind == "person":
-        debtor |= {"id_number": identifier, "sex": row.debtor_sex, "birth_date": row.debtor_birth_date}
+        debtor |= {"sex": identity.sex, "birth_date": identity.birth_date}
     else:
-        debtor |= {"credit_code": identifier, "legal_representative": row.legal_representative}
+        debtor |= {"legal_representative": row.legal_representative}
     versions = conn.execute(
         select(ListingVersion).where(ListingVersion.listing_id == listing_id).order_by(ListingVersion.version)
     )

@@ -54,6 +54,6 @@ def parse_body(body: str) -> CheckpointBody:
     if len(lines) != 5 or lines[4] != "" or not lines[3].startswith("time "):
         raise ValueError("not a checkpoint body")
     root = base64.b64decode(lines[2], validate=True)
-    if len(root) != 32 or not lines[1].isdigit():
+    if len(root) != 32 or not (lines[1].isascii() and lines[1].isdigit()):
         raise ValueError("bad tree size or root hash")
     return CheckpointBody(lines[0], int(lines[1]), root, lines[3].removeprefix("time "))

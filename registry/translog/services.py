@@ -25,7 +25,7 @@ from registry.eventlog.models import Event
 from registry.eventlog.readers import EVENT_COLUMNS, LogEvent, LogReader, claim_cursor
 from registry.eventlog.types import LISTING_EVENTS
 from registry.identity.canonical import canonical_json
-from registry.identity.registry_key import RegistrySigner
+from registry.identity.registry_key import Domain, RegistrySigner
 from registry.problems import Problem
 from registry.timeutil import iso
 from registry.translog.merkle import (
@@ -187,7 +187,7 @@ def make_checkpoint(conn: Connection, signer: RegistrySigner, origin: str, now: 
             root_hash=root,
             created_at=now,
             key_id=signer.key_id,
-            signature=signer.sign(body.encode()),
+            signature=signer.sign(Domain.CHECKPOINT, body.encode()),
             body=body,
         )
     )

@@ -21,7 +21,12 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from registry.http.dependencies import Injected
-from registry.http.ratelimit import rate_limit_headers, rate_limited_problem, retry_after_seconds
+from registry.http.ratelimit import (
+    charge_number_lookup,
+    rate_limit_headers,
+    rate_limited_problem,
+    retry_after_seconds,
+)
 from registry.identity.crypto import Secrets
 from registry.ids import is_id
 from search.interface import SearchIndex, SearchUnavailable
@@ -97,9 +102,9 @@ class PublicPages(Controller):
 
     @get("/")
     async def search(
-        self, secrets: Injected[Secrets], search_index: Injected[SearchIndex],
-        q: FromQuery[str | None] = None, province: FromQuery[str | None] = None,
-        page: FromQuery[str | None] = None,
+        self, request: Request[Any, Any, Any], secrets: Injected[Secrets],
+        search_index: Injected[SearchIndex], q: FromQuery[str | None] = None,
+        province: FromQuery[str | None] = None, page: FromQuery[str | None] = None,
     ) -> Template:  # fmt: skip
         if q is None and province is None and page is None:
             return _page("search.html", form=None, values={}, error=None, result=None)
@@ -109,6 +114,8 @@ class PublicPages(Controller):
             form = parse_search(q, province, page, secrets.blind_index)
         except FormError as exc:
             return _page("search.html", status=400, form=None, values=values, error=exc, result=None)
+        if form.query.identifier_blind is not None:
+            await charge_number_lookup(request)  # a budget of its own (REGISTRY_PUBLIC_NUMBER_LOOKUP_LIMIT)
         result = await search_index.search(form.query)
         last_page = min(MAX_PAGE, max(1, -(-result.total // PER_PAGE)))
         if form.page > last_page:

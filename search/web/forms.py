@@ -16,10 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from registry.identity.crypto import BlindIndex
-from registry.identity.identifiers import mask_identifier, normalise_identifier
+from registry.identity.identifiers import normalise_identifier, parse_id_number
+from registry.identity.types import public_identifier
 from registry.problems import Problem
 from search.interface import SearchQuery
-from search.query import DEFAULT_PER_PAGE, MAX_QUERY_CHARS, MAX_WINDOW, parse_query
+from search.query import DEFAULT_PER_PAGE, MAX_QUERY_CHARS, MAX_WINDOW, parse_query, recognise_number
 
 PER_PAGE = DEFAULT_PER_PAGE
 MAX_PAGE = MAX_WINDOW // PER_PAGE
@@ -84,4 +85,9 @@ def parse_search(
     if query.text is not None:
         return SearchForm(query.text, query.text, query.province, query.page, query)
     number = normalise_identifier(q or "")
-    return SearchForm(number, mask_identifier(number), query.province, query.page, query)
+    recognised = recognise_number(q or "")
+    if recognised is not None and recognised[0] == "credit_code":
+        title = public_identifier("credit_code", number)  # public registration data
+    else:
+        title = public_identifier("resident_id", parse_id_number(number).number)
+    return SearchForm(number, title, query.province, query.page, query)

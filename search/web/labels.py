@@ -4,6 +4,7 @@ codes (`registry.listings.wording`, shared with the feeds, notices and exports).
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -36,6 +37,8 @@ def environment() -> Environment:
         performance=_label(PERFORMANCE),
         sex=_label(SEX),
         kind=_label(KIND),
+        # A date as a certificate's claims hold it (ISO text), in Chinese.
+        cn_iso=lambda text: cn_date(date.fromisoformat(text)),
     )
     env.globals["provinces"] = PROVINCES
     return env

@@ -13,6 +13,8 @@ from stdnum import numdb
 from stdnum.cn import ric, uscc
 
 from demo.data import GROUNDS, DemoCourt, DemoGenerator, demo_courts
+from registry.identity.identifiers import current_division_codes, parse_id_number
+from registry.identity.types import ID_TYPES, parse_organization, parse_person
 from registry.listings.prepare import add_months
 
 TODAY = date(2025, 6, 1)
@@ -39,6 +41,7 @@ ABBREVIATIONS = {
     "云": "53", "藏": "54", "陕": "61", "甘": "62", "青": "63", "宁": "64", "新": "65",
 }  # fmt: skip
 CJK = re.compile(r"^[\u4e00-\u9fff]+$")
+CURRENT_CODES = frozenset(current_division_codes())
 
 
 def _generate(seed: int, count: int) -> list[tuple[DemoCourt, dict[str, object]]]:
@@ -73,6 +76,9 @@ def _current_county(code: str) -> str | None:
 def test_listings_are_valid_and_follow_the_rules() -> None:
     listings = _generate(seed=7, count=2_000)
     kinds: Counter[str] = Counter()
+    types: Counter[str] = Counter()
+    births: Counter[int] = Counter()
+    old_numbers = 0
     solo_ground = 0
     for court, listing in listings:
         assert set(listing) - {"creditor"} == LISTING_KEYS
@@ -102,17 +108,32 @@ def test_listings_are_valid_and_follow_the_rules() -> None:
         assert isinstance(debtor, dict)
         kinds[debtor["kind"]] += 1
         if debtor["kind"] == "person":
-            assert set(debtor) == {"kind", "name", "id_number"}
-            number = ric.validate(debtor["id_number"])
-            assert ric.get_birth_place(number)["county"]
-            age = _age_on(ric.get_birth_date(number), listed_on)
-            assert 22 <= age <= 75
+            identity = parse_person(debtor.get("id_type"), debtor["id_number"], debtor.get("nationality"))
+            types[identity.id_type] += 1
+            if identity.id_type == "resident_id":
+                assert set(debtor) == {"kind", "name", "id_number"}
+                number = identity.number
+                # Any code in use today, whatever the birth year: never tied to it.
+                assert number[:6] in CURRENT_CODES
+                births[int(number[6:10])] += 1
+                old_numbers += len(debtor["id_number"]) == 15
+            if identity.birth_date is not None:
+                age = _age_on(identity.birth_date, listed_on)
+                assert age >= 18 and 1950 <= identity.birth_date.year <= 2007
         else:
             assert debtor["kind"] == "organization"
-            assert set(debtor) == {"kind", "name", "credit_code", "legal_representative"}
-            code = uscc.validate(debtor["credit_code"])
-            assert code[:2] == "91"
-            assert code[16] == _gb11714_check(code[8:16])
+            registration = debtor.get("registration")
+            identity = parse_organization(
+                debtor.get("credit_code"),
+                debtor.get("organization_code"),
+                None if registration is None else (registration["country"], registration["number"]),
+            )
+            types[identity.id_type] += 1
+            if identity.id_type == "credit_code":
+                assert set(debtor) == {"kind", "name", "credit_code", "legal_representative"}
+                code = uscc.validate(debtor["credit_code"])
+                assert code[:2] == "91"
+                assert code[16] == _gb11714_check(code[8:16])
             assert debtor["name"].endswith("有限公司")
             assert 2 <= len(debtor["legal_representative"]) <= 4
         assert len(debtor["name"]) >= 2
@@ -157,6 +178,11 @@ def test_listings_are_valid_and_follow_the_rules() -> None:
         assert applied or decision["initiated_by"] == "court_initiative"
         assert ("creditor" in listing) == applied
 
+    # Every identity type appears (issue 14), old numbers too, and birth years span 1950-2007
+    # with codes of every era: the class of bug that refused older debtors cannot hide.
+    assert set(types) == set(ID_TYPES), types
+    assert old_numbers > 0
+    assert min(births) <= 1955 and max(births) >= 2000
     # The shares the brief asks for, with room for sampling noise.
     assert 0.70 <= kinds["person"] / len(listings) <= 0.80
     assert 0.45 <= solo_ground / len(listings) <= 0.55
@@ -188,14 +214,17 @@ def test_person_names_look_chinese() -> None:
 def test_id_numbers_match_the_requested_birth_range_and_sex() -> None:
     generator = DemoGenerator(3)
     low, high = date(1930, 1, 1), date(2010, 12, 31)
+    refused_by_a_birth_year_rule = 0
     for i in range(3_000):
         sex = ("M", "F", None)[i % 3]
-        number = ric.validate(generator.id_number(low, high, sex))
-        assert ric.get_birth_place(number)
-        assert low <= ric.get_birth_date(number) <= high
+        number = parse_id_number(generator.id_number(low, high, sex)).number
+        refused_by_a_birth_year_rule += not ric.is_valid(number)  # stdnum ties code and birth year
+        assert low <= parse_id_number(number).birth_date <= high
         if sex is not None:
             assert (int(number[16]) % 2 == 1) == (sex == "M")
         assert number[14:17] != "000"
+    # Most numbers of older people carry codes created after their birth (DOMAIN.md).
+    assert refused_by_a_birth_year_rule > 300
     exact = generator.id_number(date(1984, 2, 29), date(1984, 2, 29), "F")
     assert exact[6:14] == "19840229"
     with pytest.raises(ValueError, match="after"):

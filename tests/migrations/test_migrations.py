@@ -7,6 +7,7 @@ did, and upgrades.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,9 @@ from alembic import command
 
 from bench.common import drop_postgres_databases, fresh_postgres_database
 from registry.db import create_sync_engine
+from registry.identity.crypto import BlindIndex, DataKeyError, DataKeyring, SecretsFile
+from registry.identity.types import index_input
+from registry.listings.prepare import PURPOSE_DEBTOR_ID
 from registry.settings import DatabaseSettings
 from search.embedded import FACET_KEY, facet_key, fts_match, province_term, ts_terms
 from search.text import name_terms, text_match
@@ -158,9 +162,166 @@ def test_0010_marks_every_persons_document_for_the_reconcile_to_rewrite(scratch_
     engine = create_sync_engine(scratch_url)
     try:
         _write_documents_as_0006_did(engine)
-        command.upgrade(config, "head")
+        command.upgrade(config, "0010")
         with engine.connect() as conn:
             versions = dict(conn.execute(sa.text("SELECT listing_id, version FROM search_docs")).all())
         assert versions == {"L3": 0, "L7": 1, "L8": 0}
+    finally:
+        engine.dispose()
+
+
+# ---- 0011: identity types, type-bound indexes, masks, no birth dates in clear ----
+
+PERSON_NUMBER = "11010519491231002X"
+ORG_CODE = "91110000600037341L"
+UNLISTED_PERSON_BLIND_INPUT = "110101198001010019"
+
+
+def _old_mask(number: str) -> str:
+    return number[:10] + "****" + number[14:]
+
+
+def _write_listings_as_0010_did(engine: sa.Engine, keyring: DataKeyring, blind: BlindIndex) -> None:
+    now = "2026-11-20 08:00:00"
+    listings = [
+        ("LP", "person", "张伟", PERSON_NUMBER, "F", "1949-12-31", None),
+        ("LO", "organization", "恒信达科技有限公司", ORG_CODE, None, None, "王建国"),
+    ]
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO courts (code, name, created_at) VALUES ('京0105', '北京市朝阳区人民法院', :t)"
+            ),
+            {"t": now},
+        )
+        for listing_id, kind, name, number, sex, birth, legal in listings:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO listings (id, court_code, province_code, case_number, status, version, "
+                    "debtor_kind, debtor_name, debtor_id_blind, debtor_id_cipher, debtor_id_masked, "
+                    "debtor_sex, debtor_birth_date, legal_representative, grounds, filed_on, listed_on, "
+                    "details, published_seq, published_at, updated_at) VALUES (:id, '京0105', '11', "
+                    "'（2026）京0105执1号', 'active', 1, :kind, :name, :blind, :cipher, :masked, :sex, "
+                    ":birth, :legal, '[\"evades_enforcement\"]', '2026-01-05', '2026-11-20', '{}', 1, :t, :t)"
+                ),
+                {
+                    "id": listing_id, "kind": kind, "name": name, "blind": blind(number),
+                    "cipher": keyring.encrypt(number.encode(), PURPOSE_DEBTOR_ID),
+                    "masked": _old_mask(number),
+                    "sex": sex, "birth": birth, "legal": legal, "t": now,
+                },
+            )  # fmt: skip
+            entry = {
+                "id": listing_id, "kind": kind, "name": name, "sex": sex, "age": 76 if sex else None,
+                "identifier_masked": _old_mask(number), "legal_representative": legal,
+                "court_code": "京0105", "published_on": "2026-11-20",
+            }  # fmt: skip
+            conn.execute(
+                sa.text(
+                    "INSERT INTO search_docs (id, listing_id, version, kind, province_code, court_code, "
+                    "ground_mask, published_on, birth_date, terms, pinyin, entry) VALUES (:id, :listing, 1, "
+                    ":kind, '11', '京0105', 4, '2026-11-20', :birth, '', '', :entry)"
+                    if engine.dialect.name == "sqlite"
+                    else "INSERT INTO search_docs (id, listing_id, version, kind, province_code, court_code, "
+                    "ground_mask, published_on, birth_date, terms, pinyin, entry) VALUES (:id, :listing, 1, "
+                    ":kind, '11', '京0105', 4, '2026-11-20', :birth, ''::tsvector, ''::tsvector, :entry)"
+                ),
+                {"id": 1 if kind == "person" else 2, "listing": listing_id, "kind": kind, "birth": birth,
+                 "entry": json.dumps(entry, ensure_ascii=False).encode()},
+            )  # fmt: skip
+        for subject in (blind(PERSON_NUMBER), blind(ORG_CODE), blind(UNLISTED_PERSON_BLIND_INPUT)):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO watch_subjects (client_id, subject_blind, created_at) "
+                    "VALUES ('bank', :b, :t)"
+                ),
+                {"b": subject, "t": now},
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO check_log (check_id, client_id, checked_at, purpose, reference, "
+                    "subject_index, subject_blind, result, listings, name_mismatch) VALUES "
+                    "('ck', 'bank', :t, 'loan_application', 'r', 0, :b, 'listed', 1, :f)"
+                ),
+                {"b": subject, "t": now, "f": False},
+            )
+
+
+def test_0011_types_every_identifier_binds_it_into_organisations_indexes_and_keeps_no_birth_date(
+    scratch_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secrets_file = tmp_path / "secrets.json"
+    data_key, blind_key = os.urandom(32), os.urandom(32)
+    SecretsFile(secrets_file).save({"dk-1": data_key}, "dk-1", blind_key)
+    monkeypatch.setenv("REGISTRY_SECRETS_FILE", str(secrets_file))
+    monkeypatch.delenv("REGISTRY_DATA_KEYS", raising=False)
+    keyring, blind = DataKeyring({"dk-1": data_key}, "dk-1"), BlindIndex(blind_key)
+    config = alembic_config(scratch_url)
+    command.upgrade(config, "0010")
+    engine = create_sync_engine(scratch_url)
+    try:
+        _write_listings_as_0010_did(engine, keyring, blind)
+        command.upgrade(config, "head")
+        inspector = sa.inspect(engine)
+        assert "debtor_birth_date" not in {c["name"] for c in inspector.get_columns("listings")}
+        assert "birth_date" not in {c["name"] for c in inspector.get_columns("search_docs")}
+        with engine.connect() as conn:
+            rows = {
+                row.id: row
+                for row in conn.execute(
+                    sa.text(
+                        "SELECT id, debtor_id_type, debtor_id_blind, debtor_id_masked, debtor_birth_year "
+                        "FROM listings"
+                    )
+                )
+            }
+            watched = {
+                bytes(b) for b in conn.execute(sa.text("SELECT subject_blind FROM watch_subjects")).scalars()
+            }
+            logged = {
+                bytes(b) for b in conn.execute(sa.text("SELECT subject_blind FROM check_log")).scalars()
+            }
+            entries = {
+                row.listing_id: json.loads(bytes(row.entry))
+                for row in conn.execute(sa.text("SELECT listing_id, entry FROM search_docs"))
+            }
+        person, org = rows["LP"], rows["LO"]
+        assert (person.debtor_id_type, org.debtor_id_type) == ("resident_id", "credit_code")
+        # Persons' indexes are unchanged (bare number); organisations' bind their type.
+        assert bytes(person.debtor_id_blind) == blind(index_input("resident_id", PERSON_NUMBER))
+        assert bytes(org.debtor_id_blind) == blind(index_input("credit_code", ORG_CODE)) != blind(ORG_CODE)
+        assert person.debtor_id_masked == "11****1949********" and person.debtor_birth_year == 1949
+        assert org.debtor_id_masked == ORG_CODE and org.debtor_birth_year is None
+        # The check log and watchlist follow the listed organisation; persons' stay.
+        expected = {
+            blind(PERSON_NUMBER),
+            blind(index_input("credit_code", ORG_CODE)),
+            blind(UNLISTED_PERSON_BLIND_INPUT),
+        }
+        assert watched == logged == expected
+        assert entries["LP"]["identifier_masked"] == "11****1949********"
+        assert entries["LP"]["age_at_publication"] == 2026 - 1949 and "age" not in entries["LP"]
+        assert entries["LP"]["id_type"] == "resident_id"
+        assert entries["LO"]["identifier_masked"] == ORG_CODE and entries["LO"]["id_type"] == "credit_code"
+        assert entries["LO"]["age_at_publication"] is None
+    finally:
+        engine.dispose()
+
+
+def test_0011_refuses_to_run_without_the_keys_rather_than_invent_them(
+    scratch_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data_key, blind_key = os.urandom(32), os.urandom(32)
+    missing = tmp_path / "nowhere" / "secrets.json"
+    monkeypatch.setenv("REGISTRY_SECRETS_FILE", str(missing))
+    monkeypatch.delenv("REGISTRY_DATA_KEYS", raising=False)
+    config = alembic_config(scratch_url)
+    command.upgrade(config, "0010")
+    engine = create_sync_engine(scratch_url)
+    try:
+        _write_listings_as_0010_did(engine, DataKeyring({"dk-1": data_key}, "dk-1"), BlindIndex(blind_key))
+        with pytest.raises(DataKeyError):
+            command.upgrade(config, "head")
+        assert not missing.exists()
     finally:
         engine.dispose()

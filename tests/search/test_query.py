@@ -107,7 +107,32 @@ def test_a_full_number_is_searched_through_the_blind_index_only() -> None:
     query = parse(id_number=" 11010519491231002x ")
     assert query.identifier_blind == BLIND(ID_NUMBER)
     assert query.text is None
-    assert parse(credit_code=CREDIT_CODE.lower()).identifier_blind == BLIND(CREDIT_CODE)
+    assert parse(credit_code=CREDIT_CODE.lower()).identifier_blind == BLIND("credit_code:" + CREDIT_CODE)
+    # An old 15-digit number is the same person as its 18-digit form.
+    assert parse(id_number=ID_NUMBER[:6] + ID_NUMBER[8:17]).identifier_blind == BLIND(ID_NUMBER)
+    assert parse(q=ID_NUMBER[:6] + ID_NUMBER[8:17]).identifier_blind == BLIND(ID_NUMBER)
+
+
+def test_every_identity_type_is_looked_up_by_its_exact_number() -> None:
+    assert parse(id_type="passport", id_number="e1234567", nationality="can").identifier_blind == BLIND(
+        "passport:CAN:E1234567"
+    )
+    assert parse(id_type="taiwan_travel_permit", id_number="12345678").identifier_blind == BLIND(
+        "taiwan_travel_permit:12345678"
+    )
+    assert parse(organization_code="60003734-1").identifier_blind == BLIND("organization_code:600037341")
+    assert parse(registration_country="gbr", registration_number="SC123456").identifier_blind == BLIND(
+        "registration:GBR:SC123456"
+    )
+    for params, code, pointer in (
+        ({"id_type": "passport", "id_number": "E1234567"}, "invalid_nationality", "/query/nationality"),
+        ({"id_type": "visa", "id_number": "E1234567"}, "unknown_id_type", "/query/id_type"),
+        ({"organization_code": "60003734-2"}, "invalid_organization_code", "/query/organization_code"),
+        ({"registration_country": "XX", "registration_number": "1"}, "invalid_registration_country",
+         "/query/registration_country"),
+    ):  # fmt: skip
+        problem = refusal(**params)
+        assert (problem.code, problem.pointer) == (code, pointer), params
 
 
 @pytest.mark.parametrize(

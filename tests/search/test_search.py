@@ -160,7 +160,8 @@ def test_organisations_are_found_by_part_of_their_name(registry: Registry, peopl
     assert _names(answer) == ["北京恒信达科技有限公司"]
     hit = answer["hits"][0]
     assert hit["kind"] == "organization" and hit["legal_representative"]
-    assert hit["sex"] is None and hit["age"] is None
+    assert hit["sex"] is None and hit["age_at_publication"] is None
+    assert hit["id_type"] == "credit_code" and len(hit["identifier_masked"]) == 18  # shown in full
     assert _names(_search(registry, q="abc")) == ["ABC国际贸易(上海)有限公司"]
 
 
@@ -177,18 +178,19 @@ def test_a_hit_carries_the_art6_fields_and_nothing_else(
     hit = listed.json()["hits"][0]
     assert hit == single.json()
     assert set(hit) == {
-        "id", "kind", "name", "sex", "age", "identifier_masked", "legal_representative", "court_code",
+        "id", "kind", "name", "sex", "age_at_publication", "id_type", "identifier_masked",
+        "legal_representative", "court_code",
         "court_name", "province_code", "province", "case_number", "basis_document_number", "basis_issuer",
         "obligations", "amount_cents", "performance", "grounds", "filed_on", "published_on",
     }  # fmt: skip
     number = body["debtor"]["id_number"]
-    birth = date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
-    today = registry.today
-    assert hit["age"] == today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
-    assert hit["identifier_masked"] == number[:10] + "****" + number[14:]
+    # Age reached in the publication year: nothing narrows the birth date below its year.
+    assert hit["age_at_publication"] == date.fromisoformat(hit["published_on"]).year - int(number[6:10])
+    assert hit["identifier_masked"] == number[:2] + "****" + number[6:10] + "********"
     for text in (listed.text, single.text):
         assert number not in text
-        assert number[10:14] + number[14:] not in text  # not the birth month/day either
+        assert number[2:6] not in text.replace(number[:2] + "****", "")  # not the county
+        assert number[10:14] not in text and number[14:] not in text  # not the day, nor the sequence
         assert "某某银行" not in text
         assert court.key_id not in text
         assert "signature" not in text
@@ -236,7 +238,7 @@ def test_a_number_typed_into_q_is_looked_up_exactly_or_refused(
     with registry.http() as http:
         for q, expected in (
             (number[:10], "incomplete_identifier"),
-            (number[:10] + "****" + number[14:], "incomplete_identifier"),
+            (number[:2] + "****" + number[6:10] + "********", "incomplete_identifier"),
             (f"孙丽 {number[:8]}", "incomplete_identifier"),
             (number[:17] + ("0" if number[17] != "0" else "1"), "invalid_id_number"),
         ):

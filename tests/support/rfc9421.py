@@ -58,6 +58,7 @@ def verify(
     method: str | None = None,
     target_uri: str | None = None,
     status: int | None = None,
+    tag: str | None = None,
 ) -> Verified:
     """`headers` with lower-case names. Raises VerificationError; returns what was covered."""
     headers = {k.lower(): v for k, v in headers.items()}
@@ -73,6 +74,8 @@ def verify(
         params[name] = raw[1:-1] if raw.startswith('"') else int(raw)
     if params.get("alg") != "ed25519":
         raise VerificationError("alg is not ed25519")
+    if tag is not None and params.get("tag") != tag:
+        raise VerificationError(f"the signature's tag is not {tag}")
     lines = []
     for component in components:
         # RFC 9421 section 2.2: derived components; section 2.1: fields, values trimmed.

@@ -8,4 +8,4 @@ NO_RESULT = "未在本名单中查询到与检索条件相符的失信被执行�
 
 def masked(number: str) -> str:
     """The public mask, written here independently of the registry's own."""
-    return number[:10] + "****" + number[14:]
+    return number[:2] + "****" + number[6:10] + "********"

@@ -78,8 +78,15 @@ def test_export_round_trips_and_its_signature_verifies_with_pynacl(
         manifest_bytes = _download(http, day, "manifest.json")
         signature = _download(http, day, "manifest.json.sig")
         manifest = json.loads(manifest_bytes)
-        # The detached signature covers the exact manifest bytes, under a key in the JWK Set.
-        assert _verify_key(http, manifest["key_id"]).verify(manifest_bytes, signature) == manifest_bytes
+        # The detached signature covers the context prefix then the exact manifest bytes,
+        # under a key in the JWK Set; the manifest names its context.
+        signed = manifest["signature_context"].encode() + manifest_bytes
+        assert manifest["signature_context"] == "registry-signature:export-manifest:v1\n"
+        assert _verify_key(http, manifest["key_id"]).verify(signed, signature) == signed
+        # Domain separation: the manifest bytes alone (what a checkpoint or receipt
+        # verifier would be handed) do not verify.
+        with pytest.raises(nacl.exceptions.BadSignatureError):
+            _verify_key(http, manifest["key_id"]).verify(manifest_bytes, signature)
         files = {f["name"]: f for f in manifest["files"]}
         contents = {name: _download(http, day, name) for name in files}
     for name, data in contents.items():
@@ -96,7 +103,7 @@ def test_export_round_trips_and_its_signature_verifies_with_pynacl(
         "listings"
     ]
     assert all(
-        "identifier_masked" in row and "****" in row["identifier_masked"]
+        "identifier_masked" in row and row["identifier_masked"].endswith("*" * 8)
         for row in rows
         if row["kind"] == "person"
     )
@@ -135,12 +142,13 @@ def test_an_altered_export_fails_verification(
         key = _verify_key(http, json.loads((folder / "manifest.json").read_bytes())["key_id"])
         signature = _download(http, day, "manifest.json.sig")
         manifest_bytes = _download(http, day, "manifest.json")
-    key.verify(manifest_bytes, signature)
+    context = json.loads(manifest_bytes)["signature_context"].encode()
+    key.verify(context + manifest_bytes, signature)
     # One row fewer claimed: the signature no longer holds.
     altered = manifest_bytes.replace(b'"listings": 3', b'"listings": 2')
     assert altered != manifest_bytes
     with pytest.raises(nacl.exceptions.BadSignatureError):
-        key.verify(altered, signature)
+        key.verify(context + altered, signature)
     # A data file changed after signing no longer matches the signed hash.
     path = folder / "listings.jsonl.gz"
     rows = gzip.decompress(path.read_bytes()).splitlines()

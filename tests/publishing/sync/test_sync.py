@@ -36,21 +36,25 @@ from tests.support.listings import amended_body, post_amendment, post_removal, p
 from tests.support.sync_receiver import Receiver, running_receiver
 
 CREDIT_REFERENCE_FIELDS = {
-    "id", "version", "status", "kind", "name", "identifier", "sex", "birth_date", "legal_representative",
+    "id", "version", "status", "kind", "name", "identifier", "id_type", "sex", "birth_date",
+    "legal_representative",
     "court_code", "court_name", "case_number", "basis_document_number", "basis_issuer", "obligations",
     "amount_cents", "performance", "grounds", "filed_on", "listed_on", "term_years", "expires_on", "removal",
 }  # fmt: skip
 HOUSING_FIELDS = {
-    "id", "version", "status", "name", "credit_code", "legal_representative", "court_code", "court_name",
+    "id", "version", "status", "name", "credit_code", "id_type", "legal_representative", "court_code",
+    "court_name",
     "case_number", "basis_document_number", "basis_issuer", "obligations", "amount_cents", "performance",
     "grounds", "listed_on", "removal",
 }  # fmt: skip
 ENTERPRISE_FIELDS = {
-    "id", "version", "status", "name", "credit_code", "legal_representative", "court_code", "court_name",
+    "id", "version", "status", "name", "credit_code", "id_type", "legal_representative", "court_code",
+    "court_name",
     "case_number", "grounds", "listed_on", "removal",
 }  # fmt: skip
 PUBLIC_FIELDS = {
-    "id", "kind", "name", "sex", "age", "identifier_masked", "legal_representative", "court_code",
+    "id", "kind", "name", "sex", "age_at_publication", "id_type", "identifier_masked",
+    "legal_representative", "court_code",
     "court_name", "province_code", "province", "case_number", "basis_document_number", "basis_issuer",
     "obligations", "amount_cents", "performance", "grounds", "filed_on", "published_on",
 }  # fmt: skip
@@ -372,8 +376,9 @@ def _verify_all(receiver: Receiver, jwks: dict[str, Any], key_id: str) -> None:
     assert receiver.deliveries
     for delivery in receiver.deliveries:
         verified = rfc9421.verify(
-            delivery.headers, delivery.body, jwks, method="POST", target_uri=receiver.url
-        )
+            delivery.headers, delivery.body, jwks, method="POST", target_uri=receiver.url,
+            tag="defaulter-registry-push",
+        )  # fmt: skip
         assert verified.params["keyid"] == key_id
         assert verified.params["alg"] == "ed25519"
         assert isinstance(verified.params["created"], int) and verified.params["nonce"]
@@ -640,7 +645,9 @@ def _snapshot(
         assert response.status_code == 200, response.text
         assert response.headers["content-type"] == "application/x-ndjson"
         headers = dict(response.headers.items())
-        verified = rfc9421.verify(headers, response.content, jwks, status=200)
+        verified = rfc9421.verify(
+            headers, response.content, jwks, status=200, tag="defaulter-registry-response"
+        )
         assert {"@status", "content-type", "content-digest"} <= set(verified.components)
         header, *lines = [json.loads(line) for line in response.content.splitlines()]
         assert header["kind"] == "snapshot" and header["count"] == len(lines)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import hmac
 import json
 import subprocess
 import unicodedata
@@ -21,8 +22,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from registry.calendar import today_in_china
 from registry.checks.jobs import purge_query_log
+from registry.checks.receipts import covered_index
 from registry.identity.crypto import load_secrets
-from registry.identity.identifiers import mask_identifier, normalise_text
+from registry.identity.identifiers import normalise_text
+from registry.identity.types import public_identifier
 from registry.runtime import Services
 from registry.settings import Settings
 from registry.timeutil import utcnow
@@ -48,6 +51,10 @@ def check(http: httpx.Client, subjects: list[dict[str, Any]], **extra: Any) -> h
 def jwks(registry: Registry) -> dict[str, Any]:
     with registry.http() as http:
         return dict(http.get("/.well-known/jwks.json").json())
+
+
+def commitment(nonce: bytes, material: str) -> str:
+    return b64url(hmac.new(nonce, material.encode(), hashlib.sha256).digest())
 
 
 def verify_independently(receipt: str, keys: dict[str, Any]) -> dict[str, Any]:
@@ -81,7 +88,7 @@ def test_listed_not_listed_and_removed(registry: Registry, court: CourtHandle) -
     results = response.json()["results"]
     hit, gone, clean = results
     assert hit["listed"] is True and "name_mismatch" not in hit
-    assert hit["identifier_masked"] == mask_identifier(listed["debtor"]["id_number"])
+    assert hit["identifier_masked"] == public_identifier("resident_id", listed["debtor"]["id_number"])
     [entry] = hit["listings"]
     assert entry["listing_id"] == listed_id
     assert entry["court_code"] == court.code and entry["court_name"] == court.name
@@ -149,7 +156,8 @@ def test_bad_subjects_are_reported_and_the_rest_answered(registry: Registry, cou
         "invalid_id_number", None, None,
     ]  # fmt: skip
     assert results[5]["listed"] is True
-    assert results[6] == {"index": 6, "kind": "organization", "identifier_masked": "9111000060****341L",
+    assert len(results[6].pop("nonce")) == 43  # 32 bytes, base64url
+    assert results[6] == {"index": 6, "kind": "organization", "identifier_masked": "91110000600037341L",
                           "listed": False}  # fmt: skip
     assert wrong_check not in response.text
 
@@ -210,11 +218,12 @@ def test_receipt_verifies_independently_and_names_what_was_checked(
     assert claims["jti"] == answer["check_id"] and claims["checked_at"] == answer["checked_at"]
     assert claims["log"]["seq"] == head == answer["log_position"]["seq"]
     assert "checkpoint" in claims and claims["checkpoint"] is None  # no checkpoint signed yet
-    salt = b64url_decode(claims["salt"])
     first, second, third = claims["subjects"]
-    # A bank proves which borrower a receipt covers by recomputing the digest.
-    assert first["sha256"] == b64url(hashlib.sha256(salt + f"person\x1f{number}\x1f{name}".encode()).digest())
-    assert second["sha256"] == b64url(hashlib.sha256(salt + f"person\x1f{stranger}\x1f".encode()).digest())
+    nonces = [b64url_decode(result["nonce"]) for result in answer["results"]]
+    assert all(len(nonce) == 32 for nonce in nonces) and len(set(nonces)) == 3
+    # A bank proves which borrower a receipt covers with the subject and its nonce.
+    assert first["commitment"] == commitment(nonces[0], f"person\x1f{number}\x1f{name}")
+    assert second["commitment"] == commitment(nonces[1], f"person\x1f{stranger}\x1f")
     assert first["listed"] is True and first["listings"] == [f"{listed_id}/1"]
     assert second["listed"] is False and second["listings"] == []
     assert third["error"] == "invalid_id_number"
@@ -225,6 +234,75 @@ def test_receipt_verifies_independently_and_names_what_was_checked(
         verdict = public.post("/v1/checks/verify", json={"receipt": answer["receipt"]}).json()
     assert verdict["genuine"] is True and verdict["reason"] == "genuine"
     assert verdict["claims"] == claims and verdict["key_id"] == header["kid"]
+
+
+def test_the_receipt_alone_does_not_give_the_number_back(registry: Registry, court: CourtHandle) -> None:
+    """Issue 15 #3: the commitment's key (the per-subject nonce) is beside the receipt, not
+    in it: an attacker who holds the receipt and even the right number cannot confirm it
+    from anything the receipt carries, while the bank proves coverage with subject + nonce."""
+    _, listed = publish_person(registry, court)
+    number, name = listed["debtor"]["id_number"], listed["debtor"]["name"]
+    stranger = unlisted_id(registry)
+    _, http = bank(registry)
+    with http:
+        answer = check(http, [{"id_number": stranger}, {"id_number": number, "name": name}]).json()
+    receipt = answer["receipt"]
+    payload = b64url_decode(receipt.split(".")[1])
+    claims = json.loads(payload)
+    assert claims["v"] == 2 and "salt" not in claims
+    nonce = answer["results"][1]["nonce"]
+    assert nonce not in receipt and b64url_decode(nonce) not in payload
+
+    # Everything the receipt carries, tried as a salt or key with the true number: no match.
+    def strings(value: Any) -> Iterator[str]:
+        if isinstance(value, dict):
+            for item in value.values():
+                yield from strings(item)
+        elif isinstance(value, list):
+            for item in value:
+                yield from strings(item)
+        elif isinstance(value, str):
+            yield value
+
+    digests = {str(entry.get("commitment") or entry.get("sha256")) for entry in claims["subjects"]}
+    for text in strings(claims):
+        for key in {text.encode(), *([b64url_decode(text)] if len(text) % 4 != 1 else [])}:
+            for material in (f"person\x1f{number}\x1f{name}", f"person\x1f{number}\x1f"):
+                assert commitment(key, material) not in digests
+                assert b64url(hashlib.sha256(key + material.encode()).digest()) not in digests
+
+    with registry.http() as public:
+
+        def verify(subject: dict[str, Any], nonce: str | None) -> dict[str, Any]:
+            body = {"receipt": receipt, "subject": subject} | ({"nonce": nonce} if nonce else {})
+            response = public.post("/v1/checks/verify", json=body)
+            assert response.status_code == 200, response.text
+            return dict(response.json())
+
+        covered = verify({"id_number": number, "name": name}, nonce)
+        assert covered["genuine"] is True
+        assert covered["subject_covered"] is True and covered["subject_index"] == 1
+        assert verify({"id_number": stranger}, answer["results"][0]["nonce"])["subject_index"] == 0
+        # Without the nonce, or with another subject's, the receipt proves nothing.
+        assert verify({"id_number": number, "name": name}, None)["subject_covered"] is False
+        assert (
+            verify({"id_number": number, "name": name}, answer["results"][0]["nonce"])["subject_covered"]
+            is False
+        )
+        assert verify({"id_number": stranger}, nonce)["subject_covered"] is False
+        assert verify({"id_number": number}, nonce)["subject_covered"] is False  # the name was part of it
+        for body, code, pointer in [
+            (
+                {"receipt": receipt, "subject": {"id_number": "123"}, "nonce": nonce},
+                "invalid_id_number",
+                "/subject",
+            ),
+            ({"receipt": receipt, "subject": {"id_number": number}, "nonce": "x"}, "invalid_field", "/nonce"),
+            ({"receipt": receipt, "nonce": nonce}, "invalid_field", "/subject"),
+        ]:
+            refused = public.post("/v1/checks/verify", json=body)
+            assert refused.status_code == 422, refused.text
+            assert (refused.json()["code"], refused.json()["pointer"]) == (code, pointer)
 
 
 def test_receipt_names_the_newest_signed_checkpoint(
@@ -464,3 +542,16 @@ def test_concurrent_checks_are_each_logged_and_quota_is_exact(
         ).scalar_one()
     assert logged == {near_id: 5, free_id: 12}
     assert used == settings.checks.daily_quota
+
+
+def test_version_1_receipts_still_match_a_subject_without_a_nonce() -> None:
+    salt = b"\x07" * 16
+    digest = b64url(hashlib.sha256(salt + b"person\x1f11010519491231002X\x1f").digest())
+    claims = {"v": 1, "salt": b64url(salt), "subjects": [{"i": 0, "sha256": digest}]}
+    assert covered_index(claims, "person", "11010519491231002X", None, None) == 0
+    assert covered_index(claims, "person", "11010519491231002X", "张三", None) is None
+    # Version 2 never matches without the nonce.
+    assert (
+        covered_index({"v": 2, "subjects": [{"i": 0, "commitment": digest}]}, "person", "x", None, None)
+        is None
+    )

@@ -4,6 +4,7 @@ through a cursor that never skips or repeats."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from datetime import date, timedelta
 
@@ -15,7 +16,7 @@ from publishing.sync.watchpush import push_watch_changes
 from registry.checks.watchlist import READER
 from registry.eventlog import readers
 from registry.identity.crypto import load_secrets
-from registry.identity.identifiers import mask_identifier
+from registry.identity.types import public_identifier
 from registry.runtime import Services
 from registry.settings import Settings
 from tests.support import rfc9421
@@ -56,12 +57,16 @@ def test_watchlist_follows_listing_and_removal(
         )  # fmt: skip
         assert added.status_code == 200, added.text
         results = added.json()["results"]
-        assert results[0] == {"index": 0, "status": "added", "identifier_masked": mask_identifier(number)}
+        assert results[0] == {
+            "index": 0,
+            "status": "added",
+            "identifier_masked": public_identifier("resident_id", number),
+        }
         assert results[1]["error"]["code"] == "invalid_id_number"
         assert results[2]["status"] == "added"
         again = http.post("/v1/watchlist/subjects", json={"subjects": [{"id_number": number}]}).json()
         assert again["results"][0]["status"] == "already_watched"
-        assert http.get("/v1/watchlist").json() == {"endpoint": None, "subjects": 2}
+        assert http.get("/v1/watchlist").json() == {"endpoint": None, "subjects": 2, "push": None}
 
         assert follow(settings) > 0  # the unwatched listing and setup events: no change for anyone
         assert changes(http, 0) == {"changes": [], "next_after": 0}
@@ -75,7 +80,7 @@ def test_watchlist_follows_listing_and_removal(
         [listed] = first["changes"]  # type: ignore[misc]
         assert listed["change"] == "listed" and listed["listing_id"] == listed_id
         assert listed["reference"] == "cust-42"
-        assert listed["identifier_masked"] == mask_identifier(number)
+        assert listed["identifier_masked"] == public_identifier("resident_id", number)
         assert listed["case_number"] == watched_body["case_number"]
         second = changes(http, int(first["next_after"]))  # type: ignore[call-overload]
         [removed] = second["changes"]  # type: ignore[misc]
@@ -105,7 +110,7 @@ def test_watchlist_follows_listing_and_removal(
         stored = [tuple(r) for r in conn.execute(sa.text("SELECT * FROM watch_subjects"))]
         dump = repr(stored) + repr([tuple(r) for r in conn.execute(sa.text("SELECT * FROM watch_changes"))])
     assert number not in dump and "91110000600037341L" not in dump
-    assert [bytes(row[1]) for row in stored] == [blind("91110000600037341L")]
+    assert [bytes(row[1]) for row in stored] == [blind("credit_code:91110000600037341L")]  # type bound in
     assert unwatched_id not in dump
 
 
@@ -150,7 +155,10 @@ def test_expiry_is_a_watchlist_change(registry: Registry, court: CourtHandle, se
 
 
 def push(settings: Settings) -> int:
-    services = Services.create(settings)
+    # A failed push backs off (exponentially, from backoff_base_seconds): keep it short here.
+    services = Services.create(
+        settings.override(sync={"backoff_base_seconds": 0.01, "backoff_max_seconds": 0.01})
+    )
     try:
         return asyncio.run(push_watch_changes(services))
     finally:
@@ -175,6 +183,7 @@ def test_watchlist_changes_are_pushed_signed_in_order_and_retried(
         follow(settings)
 
         assert push(settings) == 0  # the receiver answered 500: nothing is marked delivered
+        time.sleep(0.05)  # past the back-off
         assert push(settings) == 2
         assert push(settings) == 0  # delivered once acknowledged, not again
 

@@ -169,3 +169,32 @@ def test_clients_are_counted_by_address_and_ipv6_by_its_64(peer: str, key: str) 
 def test_a_malformed_setting_is_refused_at_start(value: str) -> None:
     with pytest.raises(ValueError, match="public_rate_limit"):
         ServerSettings(public_rate_limit=value)
+
+
+# ---- exact-number lookups: a budget of their own (issue 15 #1) ----
+
+
+def test_exact_number_lookups_have_their_own_tighter_budget_on_the_api_and_the_page(
+    settings: Settings, engine: sa.Engine
+) -> None:
+    app = create_app(
+        settings.override(server={"public_rate_limit": "100/minute", "public_number_lookup_limit": "3/hour"}),
+        run_scheduler=False,
+    )
+    number, other = "11010519491231002X", "110105194912310038"
+    with serve(settings, "100/minute", app) as url, visitor(url, accept="application/json") as client:
+        assert client.get("/v1/public/defaulters", params={"id_number": number}).status_code == 200
+        assert client.get("/v1/public/defaulters", params={"q": number}).status_code == 200
+        assert client.get("/", params={"q": other}).status_code == 200  # the web page counts too
+        refused = client.get("/v1/public/defaulters", params={"id_number": other})
+        assert refused.status_code == 429
+        assert _problem(refused)["code"] == "rate_limited"
+        assert 1 <= int(refused.headers["Retry-After"]) <= 3600
+        page = client.get("/", params={"q": number}, headers={"accept": "text/html"})
+        assert page.status_code == 429
+        # Names are still searched: only confirmations of a number are rationed.
+        assert client.get("/v1/public/defaulters", params={"q": "张伟"}).status_code == 200
+        # An invalid number costs nothing (nothing is confirmed) and answers its own 400.
+        assert client.get("/v1/public/defaulters", params={"id_number": "123"}).status_code == 400
+        with visitor(url) as neighbour:
+            assert neighbour.get("/v1/public/defaulters", params={"id_number": number}).status_code == 200

@@ -14,12 +14,12 @@ from registry.identity.identifiers import (
     COURT_ABBREVIATIONS,
     ENFORCEMENT_TYPES,
     IdentifierError,
-    mask_identifier,
     normalise_court_code,
     parse_case_number,
     parse_credit_code,
     parse_id_number,
 )
+from registry.identity.types import public_identifier
 
 ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 ID_CHECK = "10X98765432"
@@ -158,18 +158,16 @@ def test_letters_outside_the_gb32100_alphabet_are_refused_whatever_the_check(let
 
 
 @given(id_numbers())
-def test_the_mask_hides_the_birth_month_and_day_and_keeps_the_rest(drawn: tuple[str, date, int]) -> None:
+def test_the_mask_keeps_the_province_and_birth_year_and_nothing_else(drawn: tuple[str, date, int]) -> None:
     number = drawn[0]
-    masked = mask_identifier(number)
+    masked = public_identifier("resident_id", number)
     assert len(masked) == 18
-    assert masked[:10] == number[:10]  # division code and birth year
-    assert masked[10:14] == "****"
-    assert masked[14:] == number[14:]  # sequence and check character
+    assert masked == number[:2] + "****" + number[6:10] + "********"  # province, birth year
 
 
 @given(credit_codes())
-def test_credit_codes_are_masked_in_the_same_positions(code: str) -> None:
-    assert mask_identifier(code) == code[:10] + "****" + code[14:]
+def test_credit_codes_are_public_registration_data_shown_in_full(code: str) -> None:
+    assert public_identifier("credit_code", code) == code
 
 
 # ---- case numbers and court codes ----
@@ -228,25 +226,62 @@ def test_malformed_court_codes_are_refused(raw: str) -> None:
     assert refused.value.code == "invalid_court_code"
 
 
-# ---- known gaps against shared/legal/DOMAIN.md (fail loudly once fixed: drop the marker) ----
+# ---- division codes are never tied to the birth year (DOMAIN.md) ----
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DOMAIN.md: a division code is the county when the number was assigned; never tie it "
-    "to the birth year (Pudong 310115 exists from 1993, people born in 1980 hold it). "
-    "parse_id_number requires the code to exist in the birth year.",
-)
 def test_a_division_code_created_after_the_birth_year_is_accepted() -> None:
     body = "31011519800101001"
     assert parse_id_number(body + id_check(body)).birth_date == date(1980, 1, 1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DOMAIN.md: Hong Kong, Macao and Taiwan residence permits use division codes 810000, "
-    "820000, 830000; stdnum's table starts 810000 in 1997, so holders born earlier are refused.",
-)
 def test_a_hong_kong_residence_permit_of_someone_born_before_1997_is_accepted() -> None:
     body = "81000019800101001"
     assert parse_id_number(body + id_check(body)).number.startswith("810000")
+
+
+@pytest.mark.parametrize(
+    ("division", "year"),
+    [
+        ("310115", 1980),
+        ("330106", 1965),
+        ("440303", 1975),
+        ("820000", 1950),
+        ("830000", 1962),
+        ("110105", 2007),
+    ],
+)
+def test_codes_of_every_era_and_the_residence_permit_codes_pass_for_any_birth_year(
+    division: str, year: int
+) -> None:
+    body = f"{division}{year}0615123"
+    assert parse_id_number(body + id_check(body)).birth_date == date(year, 6, 15)
+
+
+@pytest.mark.parametrize("division", ["000000", "999999", "110199", "840000"])
+def test_a_division_code_that_never_existed_is_refused(division: str) -> None:
+    body = f"{division}19800101001"
+    with pytest.raises(IdentifierError) as refused:
+        parse_id_number(body + id_check(body))
+    assert refused.value.code == "invalid_id_number"
+
+
+def test_a_birth_date_in_the_future_is_refused() -> None:
+    body = "11010521000101001"
+    with pytest.raises(IdentifierError):
+        parse_id_number(body + id_check(body))
+
+
+@given(id_numbers())
+def test_an_old_15_digit_number_is_the_same_person_as_its_18_digit_form(drawn: tuple[str, date, int]) -> None:
+    number, birth, _sequence = drawn
+    if birth.year // 100 != 19:
+        return  # 15-digit numbers were issued to people born in the 1900s
+    old = number[:6] + number[8:17]
+    assert len(old) == 15
+    assert parse_id_number(old).number == number
+    assert parse_id_number(old).birth_date == birth
+
+
+def test_a_15_digit_number_with_an_impossible_date_is_refused() -> None:
+    with pytest.raises(IdentifierError):
+        parse_id_number("110105491331002")

@@ -17,13 +17,13 @@ from registry.identity.crypto import BlindIndex, DataKeyError, DataKeyring
 from registry.identity.identifiers import (
     IdentifierError,
     age_on,
-    mask_identifier,
     normalise_case_number,
     parse_case_number,
     parse_credit_code,
     parse_id_number,
     province_of_court,
 )
+from registry.identity.types import public_identifier
 from registry.ids import new_id
 
 # ---- canonical JSON: our fast path must give rfc8785's bytes, or defer to it ----
@@ -109,11 +109,11 @@ def test_unknown_division_code_is_refused_even_with_a_valid_checksum() -> None:
         parse_id_number(_with_check("99990019800101001"))
 
 
-def test_division_code_must_have_existed_in_the_birth_year() -> None:
-    # 110115 (Daxing district) exists in stdnum's table from 2001 on, 110224 (Daxing county) before.
+def test_division_code_is_never_tied_to_the_birth_year() -> None:
+    # 110115 (Daxing district) exists in stdnum's table from 2001 on, 110224 (Daxing county) before;
+    # a Daxing resident born in 1980 whose number was assigned after 2001 holds 110115.
     assert parse_id_number(_with_check("11011520050101001")).birth_date.year == 2005
-    with pytest.raises(IdentifierError):
-        parse_id_number(_with_check("11011519800101001"))
+    assert parse_id_number(_with_check("11011519800101001")).birth_date.year == 1980
 
 
 def test_credit_codes_are_checked_and_normalised() -> None:
@@ -123,8 +123,9 @@ def test_credit_codes_are_checked_and_normalised() -> None:
     assert caught.value.code == "invalid_credit_code"
 
 
-def test_public_mask_hides_birth_month_and_day() -> None:
-    assert mask_identifier("342301196405123224") == "3423011964****3224"
+def test_public_mask_keeps_only_the_province_and_birth_year() -> None:
+    # The national site shows 3423011964****3224 (sequence and check kept: ~33 candidates).
+    assert public_identifier("resident_id", "342301196405123224") == "34****1964********"
 
 
 def test_age_counts_whole_years() -> None:

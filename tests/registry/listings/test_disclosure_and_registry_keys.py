@@ -13,8 +13,8 @@ import msgspec
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from registry.identity.registry_key import load_registry_signer
-from registry.listings.disclosure import age_on, public_columns, public_entry
+from registry.identity.registry_key import Domain, generate_signing_key_file, load_registry_signer
+from registry.listings.disclosure import age_at_publication, public_columns, public_entry
 from registry.listings.models import Listing
 from registry.settings import Settings
 from tests.support.harness import CourtHandle, Registry, cli_env, registry_bin
@@ -34,16 +34,19 @@ def test_jwks_publishes_the_key_the_registry_signs_with(registry: Registry, sett
     assert keys[0]["kid"] == signer.key_id
     assert (keys[0]["kty"], keys[0]["crv"], keys[0]["alg"]) == ("OKP", "Ed25519", "EdDSA")
     assert "d" not in keys[0]  # never the private part
-    message = b"checkpoint 42"
-    Ed25519PublicKey.from_public_bytes(_b64url_decode(keys[0]["x"])).verify(signer.sign(message), message)
+    message = b"{}"
+    signature = signer.sign(Domain.EXPORT_MANIFEST, message)
+    public = Ed25519PublicKey.from_public_bytes(_b64url_decode(keys[0]["x"]))
+    public.verify(signature, b"registry-signature:export-manifest:v1\n" + message)
 
 
 @pytest.mark.slow
 def test_rotate_signing_keeps_old_key_published(tmp_path: Path, settings: Settings) -> None:
     key_file = tmp_path / "signing.json"
     scoped = settings.override(keys={"signing_key_file": key_file})
+    assert generate_signing_key_file(key_file)
     before = load_registry_signer(scoped)
-    old_signature = before.sign(b"receipt")
+    old_signature = before.sign(Domain.EXPORT_MANIFEST, b"manifest")
     env = cli_env(settings) | {"REGISTRY_SIGNING_KEY_FILE": str(key_file)}
     done = subprocess.run(
         [registry_bin(), "keys", "rotate-signing"], env=env, capture_output=True, text=True, check=True
@@ -52,8 +55,8 @@ def test_rotate_signing_keeps_old_key_published(tmp_path: Path, settings: Settin
     after = load_registry_signer(scoped)
     assert after.key_id == new_id != before.key_id
     assert [k["kid"] for k in after.jwks()["keys"]] == [new_id, before.key_id]
-    assert after.verify(before.key_id, old_signature, b"receipt")
-    assert not after.verify(new_id, old_signature, b"receipt")
+    assert after.verify(Domain.EXPORT_MANIFEST, before.key_id, old_signature, b"manifest")
+    assert not after.verify(Domain.EXPORT_MANIFEST, new_id, old_signature, b"manifest")
     assert key_file.stat().st_mode & 0o077 == 0
 
 
@@ -68,14 +71,15 @@ def test_public_entry_shows_art6_fields_and_nothing_else(registry: Registry, cou
     encoded = msgspec.json.encode(entry).decode()
     debtor = body["debtor"]
     assert entry.name == debtor["name"] and entry.kind == "person"
-    assert entry.identifier_masked == debtor["id_number"][:10] + "****" + debtor["id_number"][14:]
+    number = debtor["id_number"]
+    assert entry.identifier_masked == number[:2] + "****" + number[6:10] + "********"
+    assert entry.id_type == "resident_id"
     assert debtor["id_number"] not in encoded
     assert "北京某某投资有限公司" not in encoded and "creditor" not in encoded
     assert "signature" not in encoded and "key_id" not in encoded
-    birth = date(
-        int(debtor["id_number"][6:10]), int(debtor["id_number"][10:12]), int(debtor["id_number"][12:14])
-    )
-    assert entry.age == age_on(birth, today)
+    # The age reached in the year of publication, whatever day the entry is read.
+    assert entry.age_at_publication == entry.published_on.year - int(number[6:10])
+    assert public_entry(row, date(2040, 6, 1)) == entry
     assert entry.sex == ("M" if int(debtor["id_number"][16]) % 2 else "F")
     assert entry.court_name == court.name and entry.province == "北京"
     assert entry.case_number == body["case_number"]
@@ -83,13 +87,14 @@ def test_public_entry_shows_art6_fields_and_nothing_else(registry: Registry, cou
     assert entry.obligations == unicodedata.normalize("NFKC", body["obligations"])
     assert entry.grounds == body["grounds"]
     assert set(json.loads(encoded)) == {
-        "id", "kind", "name", "sex", "age", "identifier_masked", "legal_representative",
+        "id", "kind", "name", "sex", "age_at_publication", "id_type", "identifier_masked",
+        "legal_representative",
         "court_code", "court_name", "province_code", "province", "case_number",
         "basis_document_number", "basis_issuer", "obligations", "amount_cents", "performance",
         "grounds", "filed_on", "published_on",
     }  # fmt: skip
 
 
-def test_age_counts_birthdays() -> None:
-    assert age_on(date(1990, 6, 15), date(2020, 6, 14)) == 29
-    assert age_on(date(1990, 6, 15), date(2020, 6, 15)) == 30
+def test_the_age_at_publication_is_never_finer_than_the_birth_year() -> None:
+    # Read on any day, from any listing of the same person: one value per publication year.
+    assert age_at_publication(1990, date(2020, 1, 1)) == age_at_publication(1990, date(2020, 12, 31)) == 30

@@ -139,8 +139,9 @@ def test_an_accepted_listing_keeps_the_signed_bytes_encrypted_and_the_identifier
     assert prepared.content_sha256 == hashlib.sha256(signed).digest()
     assert keyring.decrypt(prepared.debtor_id_cipher, PURPOSE_DEBTOR_ID) == b"11010519491231002X"
     assert prepared.debtor_id_blind == BlindIndex(BLIND_KEY)("11010519491231002X")
-    assert prepared.debtor_id_masked == "1101051949****002X"
-    assert (prepared.debtor_sex, prepared.debtor_birth_date) == ("F", date(1949, 12, 31))
+    assert prepared.debtor_id_masked == "11****1949********"  # province and birth year only
+    assert (prepared.debtor_sex, prepared.debtor_birth_year) == ("F", 1949)
+    assert prepared.debtor_id_type == "resident_id"
     assert (prepared.court_code, prepared.province_code, prepared.key_id) == ("京0105", "11", "ck_chaoyang")
     assert (prepared.term_years, prepared.expires_on) == (None, None)
 
@@ -175,9 +176,11 @@ def test_extra_fields_are_kept_in_the_signed_bytes() -> None:
 def test_an_organisation_is_listed_with_its_credit_code_and_representative() -> None:
     prepared = preparer().listing(CHAOYANG.sign("listing", organization(credit_code="91110000600037341l")))
     assert prepared.debtor_kind == "organization"
-    assert prepared.debtor_id_blind == BlindIndex(BLIND_KEY)("91110000600037341L")
+    # The type is bound into the index; the code is public registration data, shown in full.
+    assert prepared.debtor_id_blind == BlindIndex(BLIND_KEY)("credit_code:91110000600037341L")
+    assert prepared.debtor_id_masked == "91110000600037341L"
     assert prepared.legal_representative == "王建国"
-    assert (prepared.debtor_sex, prepared.debtor_birth_date) == (None, None)
+    assert (prepared.debtor_sex, prepared.debtor_birth_year) == (None, None)
 
 
 # ---- the envelope and the field types ----
@@ -351,7 +354,7 @@ def test_a_debtor_a_day_short_of_eighteen_is_a_minor_and_never_listed() -> None:
 
 def test_a_debtor_the_day_after_the_eighteenth_birthday_is_listed() -> None:
     body = person(date(2006, 5, 31), listed_on=date(2024, 6, 1))
-    assert preparer().listing(CHAOYANG.sign("listing", body)).debtor_birth_date == date(2006, 5, 31)
+    assert preparer().listing(CHAOYANG.sign("listing", body)).debtor_birth_year == 2006
 
 
 def test_a_debtor_born_after_the_listing_date_is_refused() -> None:

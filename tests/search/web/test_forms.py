@@ -32,13 +32,13 @@ def test_an_id_number_however_typed_is_searched_exactly_and_masked_in_the_title(
     assert form.query.identifier_blind == BLIND(ID_NUMBER)
     assert form.query.text is None
     assert form.q == ID_NUMBER
-    assert form.title == "1101051949****002X"
+    assert form.title == "11****1949********"
 
 
 def test_a_credit_code_is_searched_exactly() -> None:
     form = parse_search(CREDIT_CODE.lower(), None, None, BLIND)
-    assert form.query.identifier_blind == BLIND(CREDIT_CODE)
-    assert form.q == CREDIT_CODE
+    assert form.query.identifier_blind == BLIND("credit_code:" + CREDIT_CODE)
+    assert form.q == form.title == CREDIT_CODE  # public registration data
 
 
 @pytest.mark.parametrize("text", ["张伟", "zhangwei", "恒信达", "ABC国际贸易"])
@@ -57,7 +57,8 @@ def test_province_and_page_are_carried() -> None:
 @pytest.mark.parametrize(
     "typed",
     [
-        "1101051949****002X",  # the mask the list itself shows
+        "1101051949****002X",  # the national site's mask
+        "11****1949********",  # the mask the list itself shows
         "110105194912",  # the first twelve digits
         "张三 11010519491231002X",  # a name and a number together
         "91110000600037",  # a partial credit code

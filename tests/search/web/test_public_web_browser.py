@@ -245,7 +245,7 @@ def test_labels_language_and_announced_errors(page: Page, registry: Registry) ->
     expect(page.get_by_label("省份")).to_have_attribute("id", "province")
     expect(page.get_by_role("search")).to_be_visible()
 
-    search_for(page, "1101051949****002X")
+    search_for(page, "11****1949********")
     alert = page.get_by_role("alert")
     expect(alert).to_contain_text("不支持以部分号码或打码号码查询")
     field = page.get_by_label("被执行人姓名 / 名称，或证件号码")

@@ -1,0 +1,189 @@
+"""Removal certificates: proof, for the person, that a listing left the list (removed by its
+court or expired), which any bank or employer can check.
+
+A certificate is a JWT (RFC 7519) in compact JWS form signed EdDSA/Ed25519 with the
+registry's own key, the one `/.well-known/jwks.json` publishes, so it verifies offline with
+any JOSE library, or at `POST /v1/public/certificates/verify`. It names only the removal
+(court, case number, listed and removed dates, reason) and the person it was issued to: the
+name, and the identifier as a salted SHA-256 (a verifier holding the person's number can
+confirm it is theirs; anyone else learns nothing of it). Verifying one looks nothing up.
+
+Issued to whoever names the listing with the full identifier (the blind index, as for an
+application); a wrong identifier is refused as an unknown listing.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hmac
+import json
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from jwcrypto import jwk, jws
+from jwcrypto.common import JWException
+from sqlalchemy import Connection, select
+
+from registry.checks.receipts import ALGORITHM, b64url, b64url_decode, subject_commitment
+from registry.checks.schemas import CheckSubject
+from registry.checks.services import parse_subject
+from registry.corrections.services import _find_listing
+from registry.courts.models import Court
+from registry.eventlog.services import EventDraft, append_events
+from registry.eventlog.types import EventType
+from registry.identity.crypto import Secrets
+from registry.identity.registry_key import RegistrySigner
+from registry.ids import new_id
+from registry.listings.models import Removal
+from registry.listings.wording import REMOVAL_REASONS
+from registry.problems import Problem
+from registry.runtime import Services
+
+CERTIFICATE_TYPE = "removal-certificate"
+ISSUER = "defaulter-registry"
+SALT_BYTES = 16
+
+
+def certificate_claims(
+    conn: Connection, listing_ref: Any, applicant: Any, secrets_: Secrets, *, now: datetime
+) -> dict[str, Any]:
+    """The claims of a certificate for the listing the person names with their identifier."""
+    listing = _find_listing(conn, listing_ref, applicant, secrets_, base="")
+    if listing.status == "active":
+        raise Problem(
+            409,
+            "listing_still_published",
+            "this listing is still published: a certificate is issued once it is removed or expires",
+        )
+    removal = conn.execute(select(Removal).where(Removal.listing_id == listing.id)).one()
+    court_name = conn.execute(select(Court.name).where(Court.code == listing.court_code)).scalar_one()
+    parsed = parse_subject(
+        0,
+        CheckSubject(id_number=applicant.id_number, credit_code=applicant.credit_code),
+        secrets_.blind_index,
+    )
+    salt = os.urandom(SALT_BYTES)
+    jti = new_id()
+    claims = {
+        "iss": ISSUER,
+        "typ": CERTIFICATE_TYPE,
+        "jti": jti,
+        "iat": int(now.timestamp()),
+        "listing_id": listing.id,
+        "court_code": listing.court_code,
+        "court_name": court_name,
+        "case_number": listing.case_number,
+        "name": listing.debtor_name,
+        "subject_kind": listing.debtor_kind,
+        "subject_salt": b64url(salt),
+        "subject_digest": subject_commitment(salt, listing.debtor_kind, parsed.identifier, None),
+        "listed_on": listing.listed_on.isoformat(),
+        "removed_on": removal.effective_on.isoformat(),
+        "reason": removal.reason,
+        "reason_text": REMOVAL_REASONS.get(removal.reason, removal.reason),
+    }
+    append_events(
+        conn,
+        [
+            EventDraft(
+                EventType.CERTIFICATE_ISSUED,
+                "public",
+                court_code=listing.court_code,
+                listing_id=listing.id,
+                data={"certificate_id": jti},
+            )
+        ],
+        now,
+    )
+    return claims
+
+
+def identifier_digest(claims: dict[str, Any], identifier: str) -> bool:
+    """Whether the certificate was issued to the holder of `identifier` (normalised)."""
+    salt = b64url_decode(str(claims.get("subject_salt", "")))
+    expected = subject_commitment(salt, str(claims.get("subject_kind")), identifier, None)
+    return hmac.compare_digest(expected, str(claims.get("subject_digest", "")))
+
+
+class CertificateSigner:
+    """Signs with the registry's active key; verifies against every key it holds."""
+
+    def __init__(self, signer: RegistrySigner) -> None:
+        self._signer = signer
+        self._keys: dict[str, jwk.JWK] = {}
+
+    def _key(self, kid: str, *, private: bool) -> jwk.JWK | None:
+        cache = kid if private else "pub:" + kid
+        key = self._keys.get(cache)
+        if key is None:
+            secret = self._signer.keys.get(kid)
+            if secret is None:
+                return None
+            key = jwk.JWK.from_pyca(secret if private else secret.public_key())
+            self._keys[cache] = key
+        return key
+
+    def sign(self, claims: dict[str, Any]) -> str:
+        kid = self._signer.key_id
+        key = self._key(kid, private=True)
+        assert key is not None  # the active key is always held
+        header = json.dumps({"alg": ALGORITHM, "kid": kid, "typ": "JWT"})
+        signed = jws.JWSCore(ALGORITHM, key, header, msgspec.json.encode(claims)).sign()
+        return f"{signed['protected']}.{signed['payload'].decode()}.{signed['signature']}"
+
+    def verify(self, token: str) -> dict[str, Any]:
+        """A verdict: `genuine` and the claims, or why not. Never raises on bad input."""
+        token = token.strip()
+        parts = token.split(".")
+        if len(parts) != 3 or not all(parts):
+            return _verdict(False, "malformed", "a certificate is three base64url parts joined by dots")
+        try:
+            header = json.loads(b64url_decode(parts[0]))
+            b64url_decode(parts[1])
+            signature = b64url_decode(parts[2])
+        except (ValueError, binascii.Error, RecursionError):
+            return _verdict(False, "malformed", "a part is not base64url, or the header is not JSON")
+        if not isinstance(header, dict) or header.get("alg") != ALGORITHM:
+            return _verdict(False, "unsupported_algorithm", f"certificates are signed {ALGORITHM}")
+        kid = header.get("kid")
+        key = self._key(kid, private=False) if isinstance(kid, str) else None
+        if key is None:
+            return _verdict(False, "unknown_kid", "no registry key has this id (see /.well-known/jwks.json)")
+        if len(signature) != 64:
+            return _verdict(False, "altered", "an Ed25519 signature is 64 bytes")
+        parsed = jws.JWS()
+        try:
+            parsed.deserialize(token)
+            parsed.verify(key, alg=ALGORITHM)
+        except JWException:
+            return _verdict(False, "altered", "the signature does not match: altered or forged")
+        try:
+            claims = json.loads(parsed.payload)
+        except ValueError:
+            claims = None
+        if not isinstance(claims, dict) or claims.get("typ") != CERTIFICATE_TYPE:
+            return _verdict(
+                False, "not_a_certificate", "signed by the registry, but not a removal certificate"
+            )
+        return _verdict(True, "genuine", "issued by the registry and unaltered", claims)
+
+
+def _verdict(genuine: bool, reason: str, detail: str, claims: dict[str, Any] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"genuine": genuine, "reason": reason, "detail": detail}
+    if claims is not None:
+        body["claims"] = claims
+    return body
+
+
+SIGNER = "certificate_signer"
+
+
+@asynccontextmanager
+async def signer_resource(services: Services) -> AsyncIterator[None]:
+    """One signer a process, keeping its jwcrypto key objects."""
+    services.extensions[SIGNER] = CertificateSigner(services.signer)
+    yield

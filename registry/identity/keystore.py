@@ -1,0 +1,184 @@
+"""Fail closed on keys: a service never invents keys for data that already exists.
+
+At start (every `Services.create`: the server, the worker, every CLI command) the key ids
+the database needs (`registry_keys`, not retired) are compared with the keys this process
+holds (REGISTRY_DATA_KEYS / REGISTRY_BLIND_INDEX_KEY / REGISTRY_SIGNING_KEYS, or the key
+files of the embedded set-up). Keys are generated only for an empty database; otherwise a
+missing, unreadable or incomplete key source stops the process with `KeysUnavailable`,
+which names the key ids it lacks. `registry keys check` runs the same comparison.
+
+Without this, a server pointed at the wrong secrets file generated new keys, then answered
+a listed person's bank check with `listed: false` (the blind index no longer matched) and
+signed the answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Engine, insert, inspect, literal, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from registry.checks.models import CheckLogEntry, WatchSubject
+from registry.db import create_sync_engine
+from registry.identity.crypto import generate_missing_key_files, load_secrets, load_secrets_if_present
+from registry.identity.errors import KeyConfigError, KeysUnavailable
+from registry.identity.models import RegistryKey
+from registry.identity.registry_key import load_signer_if_present
+from registry.identity.rotation import debtor_blind_candidates, sample_listing
+from registry.listings.models import Listing
+from registry.settings import Settings
+from registry.timeutil import utcnow
+from registry.translog.models import LogCheckpoint
+
+__all__ = ["KeyConfigError", "KeyReport", "KeysUnavailable", "check_keys", "ensure_keys"]
+
+KIND_DATA = "data"
+KIND_BLIND = "blind_index"
+KIND_SIGNING = "signing"
+KINDS = (KIND_DATA, KIND_BLIND, KIND_SIGNING)
+
+# What only exists once keys have been used: any row here means "not an empty database".
+_DATA_TABLES = (Listing, LogCheckpoint, CheckLogEntry, WatchSubject)
+
+
+def blind_index_key_id(key: bytes) -> str:
+    """An id for the blind-index key that reveals nothing about it (an HMAC under it)."""
+    return "bk-" + hmac.new(key, b"registry blind-index key id", hashlib.sha256).hexdigest()[:16]
+
+
+@dataclass
+class HeldKeys:
+    """The key ids this process can use, by kind (empty when a source is absent)."""
+
+    data: set[str] = field(default_factory=set)
+    blind_index: set[str] = field(default_factory=set)
+    signing: set[str] = field(default_factory=set)
+
+    def by_id(self) -> dict[str, str]:
+        ids = dict.fromkeys(self.data, KIND_DATA)
+        ids.update(dict.fromkeys(self.blind_index, KIND_BLIND))
+        ids.update(dict.fromkeys(self.signing, KIND_SIGNING))
+        return ids
+
+    def absent_kinds(self) -> list[str]:
+        return [kind for kind in KINDS if not getattr(self, kind)]
+
+
+def held_keys(settings: Settings) -> HeldKeys:
+    """What the configuration provides, without generating anything. Raises KeyConfigError
+    when a source is there but unusable."""
+    held = HeldKeys()
+    secrets = load_secrets_if_present(settings)
+    if secrets is not None:
+        held.data = set(secrets.keyring.raw_keys())
+        held.blind_index = {blind_index_key_id(key) for key in secrets.blind_index_keys()}
+    signer = load_signer_if_present(settings)
+    if signer is not None:
+        held.signing = set(signer.keys)
+    return held
+
+
+def recorded_keys(conn: Connection) -> dict[str, str]:
+    """Key id -> kind, for every key the stored data still needs."""
+    rows = conn.execute(select(RegistryKey.key_id, RegistryKey.kind).where(RegistryKey.retired_at.is_(None)))
+    return {row.key_id: row.kind for row in rows}
+
+
+def database_is_empty(conn: Connection) -> bool:
+    if conn.execute(select(RegistryKey.key_id).limit(1)).first() is not None:
+        return False
+    return all(
+        conn.execute(select(literal(1)).select_from(table).limit(1)).first() is None for table in _DATA_TABLES
+    )
+
+
+def record_keys(conn: Connection, ids: dict[str, str]) -> None:
+    """Add the ids not yet known (a concurrent starter may add the same: both are fine)."""
+    known = set(conn.execute(select(RegistryKey.key_id).where(RegistryKey.key_id.in_(list(ids)))).scalars())
+    fresh = [
+        {"key_id": kid, "kind": kind, "created_at": utcnow(), "retired_at": None}
+        for kid, kind in sorted(ids.items())
+        if kid not in known
+    ]
+    if fresh:
+        conn.execute(_insert_ignoring_duplicates(conn), fresh)
+
+
+def _insert_ignoring_duplicates(conn: Connection) -> Any:
+    if conn.dialect.name == "postgresql":
+        return pg_insert(RegistryKey).on_conflict_do_nothing()
+    if conn.dialect.name == "sqlite":
+        return sqlite_insert(RegistryKey).on_conflict_do_nothing()
+    return insert(RegistryKey)
+
+
+@dataclass(frozen=True)
+class KeyReport:
+    held: dict[str, str]
+    needed: dict[str, str]
+    generated: bool
+
+
+def check_keys(conn: Connection, settings: Settings, *, generate: bool) -> KeyReport:
+    """Compare, in the caller's transaction. With `generate` (a start), create the key files
+    for an empty database and record the ids of the keys in use; without (`registry keys
+    check`), write nothing. Raises KeysUnavailable or KeyConfigError."""
+    needed = recorded_keys(conn)
+    generated = False
+    if not needed and database_is_empty(conn):
+        if generate:
+            generated = generate_missing_key_files(settings)
+        held = held_keys(settings)
+        if held.absent_kinds() and not generate:
+            # `registry keys check` on an empty database: the first start generates them.
+            return KeyReport(held.by_id(), {}, False)
+        if held.absent_kinds():
+            raise KeysUnavailable([], held.absent_kinds())
+        if generate:
+            record_keys(conn, held.by_id())
+        return KeyReport(held.by_id(), held.by_id(), generated)
+    held = held_keys(settings)
+    have = held.by_id()
+    missing = sorted(f"{kid} ({kind.replace('_', '-')})" for kid, kind in needed.items() if kid not in have)
+    absent = [kind for kind in held.absent_kinds() if kind not in needed.values()]
+    if missing or absent:
+        raise KeysUnavailable(missing, absent)
+    if KIND_BLIND not in needed.values():
+        # A database from before the key record: check the blind-index key against a stored index.
+        _check_blind_index_against_data(conn, settings)
+    if generate:
+        record_keys(conn, have)
+    return KeyReport(have, needed or have, generated)
+
+
+def _check_blind_index_against_data(conn: Connection, settings: Settings) -> None:
+    row = sample_listing(conn)
+    if row is None:
+        return
+    secrets = load_secrets(settings)
+    if bytes(row.debtor_id_blind) not in debtor_blind_candidates(secrets, row):
+        raise KeysUnavailable(
+            [],
+            [],
+            "the configured blind-index key does not compute the indexes stored in this database "
+            "(the key the data was indexed under is missing)",
+        )
+
+
+def ensure_keys(settings: Settings, engine: Engine | None = None) -> KeyReport:
+    """The start-up check (see the module docstring)."""
+    own = engine is None
+    engine = engine or create_sync_engine(settings.database.url)
+    try:
+        with engine.begin() as conn:
+            if not inspect(conn).has_table(RegistryKey.__tablename__):
+                raise KeyConfigError("the database is not migrated: run `registry db upgrade` first")
+            return check_keys(conn, settings, generate=True)
+    finally:
+        if own:
+            engine.dispose()

@@ -1,0 +1,214 @@
+"""Fail closed on keys (issue 15 #8): keys are generated for an empty database only; a
+service that lacks a key the stored data needs refuses to start and names it, and
+`registry keys check` says the same."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from registry.db import create_sync_engine
+from registry.identity.crypto import load_secrets
+from registry.identity.errors import KeyConfigError, KeysUnavailable
+from registry.identity.keystore import blind_index_key_id, ensure_keys
+from registry.identity.registry_key import load_registry_signer
+from registry.runtime import Services
+from registry.settings import Settings
+from tests.support.checks import publish_person
+from tests.support.harness import CourtHandle, Registry, cli_env, registry_bin
+
+
+def _ids(settings: Settings) -> tuple[str, str, str]:
+    secrets = load_secrets(settings)
+    return (
+        secrets.keyring.active_key_id,
+        blind_index_key_id(secrets.blind_index_key),
+        load_registry_signer(settings).key_id,
+    )
+
+
+def _registry(settings: Settings, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [registry_bin(), *args],
+        env=cli_env(settings) | env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_a_missing_secrets_file_stops_the_service_naming_the_keys_it_lacks(
+    registry: Registry, court: CourtHandle, settings: Settings, engine: sa.Engine, tmp_path: Path
+) -> None:
+    publish_person(registry, court)
+    ensure_keys(settings, engine)  # records the ids of the keys the data is under
+    data_id, blind_id, signing_id = _ids(settings)
+    with engine.connect() as conn:
+        recorded = dict(conn.execute(sa.text("SELECT key_id, kind FROM registry_keys")).all())
+    assert recorded == {data_id: "data", blind_id: "blind_index", signing_id: "signing"}
+
+    wrong = settings.override(
+        keys={"secrets_file": tmp_path / "typo.json", "signing_key_file": tmp_path / "typo-signing.json"}
+    )
+    with pytest.raises(KeysUnavailable) as refused:
+        Services.create(wrong)
+    message = str(refused.value)
+    assert data_id in message and blind_id in message and signing_id in message
+    # Nothing was invented at the wrong path.
+    assert not (tmp_path / "typo.json").exists() and not (tmp_path / "typo-signing.json").exists()
+
+    # Only the signing key missing: that one is named, the others are not.
+    half = settings.override(keys={"signing_key_file": tmp_path / "typo-signing.json"})
+    with pytest.raises(KeysUnavailable) as refused:
+        ensure_keys(half, engine)
+    assert refused.value.missing == [f"{signing_id} (signing)"]
+
+    env = {"REGISTRY_SECRETS_FILE": str(tmp_path / "typo.json")}
+    check = _registry(settings, "keys", "check", **env)
+    assert check.returncode != 0
+    assert data_id in check.stderr and blind_id in check.stderr
+    serve = _registry(settings, "serve", "--port", "1", **env)
+    assert serve.returncode != 0 and data_id in serve.stderr
+    assert "listening" not in serve.stdout
+    assert not (tmp_path / "typo.json").exists()
+
+    ok = _registry(settings, "keys", "check")
+    assert ok.returncode == 0, ok.stderr
+    assert "keys ok" in ok.stdout and data_id in ok.stdout
+
+
+def test_a_different_blind_index_key_on_a_database_from_before_the_record_is_refused(
+    registry: Registry, court: CourtHandle, settings: Settings, engine: sa.Engine, tmp_path: Path
+) -> None:
+    """A database migrated from before registry_keys has no blind-index id on record: the
+    key is checked against a stored index before it is adopted."""
+    publish_person(registry, court)
+    stored = json.loads(Path(settings.keys.secrets_file).read_text())
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(stored | {"blind_index_key": "A" * 43 + "="}))
+    with pytest.raises(KeysUnavailable, match="blind-index key does not compute"):
+        ensure_keys(settings.override(keys={"secrets_file": other}), engine)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM registry_keys")).scalar_one() == 0
+    ensure_keys(settings, engine)  # the right key is adopted
+    with engine.connect() as conn:
+        kinds = sorted(conn.execute(sa.text("SELECT kind FROM registry_keys")).scalars())
+    assert kinds == ["blind_index", "data", "signing"]
+
+
+def test_unreadable_or_malformed_key_files_are_refused(
+    registry: Registry, settings: Settings, engine: sa.Engine, tmp_path: Path
+) -> None:
+    folder = tmp_path / "a-directory.json"
+    folder.mkdir()
+    garbage = tmp_path / "garbage.json"
+    garbage.write_text("{not json")
+    for path in (folder, garbage):
+        with pytest.raises(KeyConfigError):
+            ensure_keys(settings.override(keys={"secrets_file": path}), engine)
+        with pytest.raises(KeyConfigError):
+            ensure_keys(settings.override(keys={"signing_key_file": path}), engine)
+    with pytest.raises(KeyConfigError):
+        ensure_keys(
+            settings.override(keys={"data_keys": "dk-1:not base64!", "blind_index_key": "AA=="}), engine
+        )
+    key = base64.b64encode(os.urandom(32)).decode()
+    with pytest.raises(KeyConfigError, match="REGISTRY_DATA_KEY_ID"):
+        ensure_keys(
+            settings.override(
+                keys={"data_keys": f"dk-1:{key}", "data_key_id": "dk-2", "blind_index_key": key}
+            ),
+            engine,
+        )
+
+
+def test_an_unmigrated_database_is_named(settings: Settings, tmp_path: Path) -> None:
+    bare = settings.override(
+        database={"url": f"sqlite:///{tmp_path / 'bare.db'}"},
+        keys={"secrets_file": tmp_path / "s.json", "signing_key_file": tmp_path / "g.json"},
+    )
+    with pytest.raises(KeyConfigError, match="registry db upgrade"):
+        ensure_keys(bare)
+    assert not (tmp_path / "s.json").exists() and not (tmp_path / "g.json").exists()
+
+
+def test_keys_are_generated_for_an_empty_database_only(tmp_path: Path) -> None:
+    from alembic import command
+
+    from service.cli import alembic_config
+
+    fresh = Settings().override(
+        database={"url": f"sqlite:///{tmp_path / 'fresh.db'}"},
+        keys={"secrets_file": tmp_path / "s.json", "signing_key_file": tmp_path / "g.json"},
+    )
+    command.upgrade(alembic_config(fresh.database.url), "head")
+    engine = create_sync_engine(fresh.database.url)
+    try:
+        report = ensure_keys(fresh, engine)
+        assert report.generated
+        assert (tmp_path / "s.json").stat().st_mode & 0o077 == 0
+        assert (tmp_path / "g.json").stat().st_mode & 0o077 == 0
+        # Recorded: a later start with the files gone refuses instead of generating again.
+        (tmp_path / "s.json").rename(tmp_path / "s.saved")
+        with pytest.raises(KeysUnavailable):
+            ensure_keys(fresh, engine)
+        assert not (tmp_path / "s.json").exists()
+        (tmp_path / "s.saved").rename(tmp_path / "s.json")
+        assert not ensure_keys(fresh, engine).generated
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def saved_secrets(settings: Settings, registry: Registry) -> Iterator[Path]:
+    """Rotation rewrites the secrets file; put it back so later tests see the server's keys."""
+    path = Path(settings.keys.secrets_file)
+    saved = path.read_bytes()
+    try:
+        yield path
+    finally:
+        path.write_bytes(saved)
+
+
+def test_a_data_key_is_retired_only_once_nothing_is_encrypted_under_it(
+    registry: Registry, court: CourtHandle, settings: Settings, engine: sa.Engine, saved_secrets: Path
+) -> None:
+    publish_person(registry, court)
+    old = json.loads(saved_secrets.read_text())["active_data_key_id"]
+
+    refused = _registry(settings, "keys", "retire", old)
+    assert refused.returncode != 0 and "active data key" in refused.stderr
+
+    # A new active key, as an operator sets one before re-encrypting: the old one still holds data.
+    stored = json.loads(saved_secrets.read_text())
+    stored["data_keys"]["dk-next"] = base64.b64encode(os.urandom(32)).decode()
+    stored["active_data_key_id"] = "dk-next"
+    saved_secrets.write_text(json.dumps(stored))
+    refused = _registry(settings, "keys", "retire", old)
+    assert refused.returncode != 0
+    assert "still encrypted under" in refused.stderr and "listings.debtor_id_cipher: 1" in refused.stderr
+    assert old in json.loads(saved_secrets.read_text())["data_keys"]
+
+    rotated = _registry(settings, "keys", "rotate")
+    assert rotated.returncode == 0, rotated.stderr
+    retired = _registry(settings, "keys", "retire", old)
+    assert retired.returncode == 0, retired.stderr
+    assert old not in json.loads(saved_secrets.read_text())["data_keys"]
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.text("SELECT retired_at FROM registry_keys WHERE key_id = :k"), {"k": old}
+        ).one()
+    assert row.retired_at is not None
+    # The service starts without it, and still reads every listing.
+    checked = _registry(settings, "keys", "check")
+    assert checked.returncode == 0, checked.stderr
+    assert old not in checked.stdout
+    assert "audit ok" in _registry(settings, "audit", "verify").stdout

@@ -1,0 +1,113 @@
+"""The correction procedure's steps over HTTP: the applicant's and the courts'."""
+
+from __future__ import annotations
+
+import base64
+from datetime import date
+from typing import Any
+
+import httpx
+
+from tests.support.harness import CourtHandle, Registry
+from tests.support.listings import amended_body
+
+# The smallest files of each type the registry accepts (it checks the first bytes).
+PDF = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n"
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(32)
+STATEMENT = "本人已于判决生效后全部履行付款义务。\n请求撤销失信名单。"
+CONTACT = "13800000000"
+
+
+def application(
+    listing_id: str, body: dict[str, Any], ground: str = "should_be_deleted", **overrides: Any
+) -> dict[str, Any]:
+    """An application by the listed person of `body` (the listing as the court signed it)."""
+    debtor = body["debtor"]
+    applicant: dict[str, Any] = {"name": debtor["name"]}
+    if debtor["kind"] == "person":
+        applicant["id_number"] = debtor["id_number"]
+    else:
+        applicant |= {"credit_code": debtor["credit_code"], "role": "representative"}
+    return {
+        "listing": {"id": listing_id},
+        "applicant": applicant,
+        "ground": ground,
+        "statement": STATEMENT,
+        "contact": CONTACT,
+        "attachments": [
+            {"filename": "付款凭证.pdf", "media_type": "application/pdf", "content_base64": b64(PDF)}
+        ],
+    } | overrides
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def apply(registry: Registry, body: dict[str, Any]) -> httpx.Response:
+    with registry.http() as http:
+        return http.post("/v1/public/corrections", json=body)
+
+
+def status(registry: Registry, number: str, code: str) -> httpx.Response:
+    with registry.http() as http:
+        return http.post(
+            "/v1/public/corrections/status", json={"application_number": number, "tracking_code": code}
+        )
+
+
+def decision(
+    number: str,
+    listing_id: str,
+    *,
+    stage: str = "review",
+    outcome: str = "upheld",
+    action: str = "removal",
+    decided_on: date,
+) -> dict[str, Any]:
+    return {
+        "application_number": number,
+        "listing_id": listing_id,
+        "stage": stage,
+        "outcome": outcome,
+        "action": action,
+        "document_number": "（2026）京0105执异88号",
+        "decided_on": decided_on.isoformat(),
+        "reasons": "经审查，被执行人已全部履行。\n申请理由成立。",
+    }
+
+
+def wrongful_removal(listing_id: str, today: date) -> dict[str, Any]:
+    return {
+        "listing_id": listing_id,
+        "reason": "wrongly_listed",
+        "effective_on": today.isoformat(),
+        "triggered_on": today.isoformat(),
+        "basis_document": "（2026）京0105执异88号",
+    }
+
+
+def post_decision(
+    registry: Registry,
+    court: CourtHandle,
+    number: str,
+    body: dict[str, Any],
+    *,
+    removal: dict[str, Any] | None = None,
+    amendment: dict[str, Any] | None = None,
+    listing_court: CourtHandle | None = None,
+    signer: CourtHandle | None = None,
+) -> httpx.Response:
+    """`body` signed by `signer` (the court), with the listing court's signed removal or
+    amendment when given, posted by `court`'s client."""
+    envelope = registry.envelope(signer or court, body, "decision")
+    signing = listing_court or court
+    if removal is not None:
+        envelope["removal"] = registry.envelope(signing, removal, "removal")
+    if amendment is not None:
+        envelope["amendment"] = registry.envelope(signing, amendment, "listing")
+    with registry.http(court.api_key) as http:
+        return http.post(f"/v1/corrections/{number}/decision", json=envelope)
+
+
+__all__ = ["amended_body"]
