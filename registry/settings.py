@@ -270,6 +270,16 @@ class SharedStoreSettings(BaseSettings):
     )
 
 
+class StatisticsSettings(BaseSettings):
+    """Statistics and the oversight dashboard (docs/statistics.md)."""
+
+    model_config = _config("REGISTRY_STATISTICS_")
+
+    interval_seconds: float = Field(
+        default=5.0, gt=0, description="How often the statistics reader follows the event log."
+    )
+
+
 class Settings(BaseModel):
     """Every concern's settings; each reads its own `REGISTRY_*` variables when built."""
 
@@ -285,6 +295,7 @@ class Settings(BaseModel):
     search: SearchSettings = Field(default_factory=SearchSettings)
     meilisearch: MeilisearchSettings = Field(default_factory=MeilisearchSettings)
     shared_store: SharedStoreSettings = Field(default_factory=SharedStoreSettings)
+    statistics: StatisticsSettings = Field(default_factory=StatisticsSettings)
 
     def override(self, **concerns: dict[str, Any]) -> Self:
         """A copy with some fields of some concerns changed (validated), e.g.

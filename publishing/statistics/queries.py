@@ -1,0 +1,261 @@
+"""Statistics read from the maintained counts (`statistics_counts`), never from the list.
+
+A period [start, end] is split into whole months, read at a month grain, and the days
+before and after them, read at a day grain, so that a year's national figures sum a few
+hundred rows. Court figures (a court filter, or a breakdown by court) read the court grains,
+everything else the province grains. The active count at a day is everything listed up to
+that day less everything removed up to it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, Connection, func, select
+
+from publishing.statistics.models import (
+    COUNT_COLUMNS,
+    GROUND_COLUMNS,
+    REASON_COLUMNS,
+    STATISTICS_COUNTS,
+)
+from publishing.statistics.reader import month_start
+
+T = STATISTICS_COUNTS.c
+EPOCH = date(1990, 1, 1)  # no listing is dated earlier (registry.listings.prepare.EARLIEST_DATE)
+Interval = Literal["day", "week", "month"]
+BREAKDOWNS = ("province", "court", "kind", "special_subject", "ground", "reason")
+ANY_SPECIAL = "any"
+Vector = list[int]
+
+
+@dataclass(frozen=True)
+class Filters:
+    province: str | None = None
+    court: str | None = None
+    kind: str | None = None
+    # A category, or "any": every special subject.
+    special_subject: str | None = None
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {
+            "province": self.province,
+            "court": self.court,
+            "kind": self.kind,
+            "special_subject": self.special_subject,
+        }
+
+
+@dataclass(frozen=True)
+class Period:
+    start: date
+    end: date
+    interval: Interval = "month"
+
+
+@dataclass
+class Figures:
+    """One cell's counts: listed and removed in the period, how the removals met the three
+    working days, the grounds of the listings and the reasons of the removals, and the active
+    count at the period's end."""
+
+    listed: int = 0
+    removed: int = 0
+    removed_on_time: int = 0
+    removed_late: int = 0
+    active_end: int = 0
+    grounds: dict[str, int] = field(default_factory=dict)
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+def _figures(vector: Sequence[int], active_end: int) -> Figures:
+    named = dict(zip(COUNT_COLUMNS, vector, strict=True))
+    return Figures(
+        listed=named["listed"],
+        removed=named["removed"],
+        removed_on_time=named["removed_on_time"],
+        removed_late=named["removed_late"],
+        active_end=active_end,
+        grounds={c.removeprefix("ground_"): named[c] for c in GROUND_COLUMNS},
+        reasons={c.removeprefix("reason_"): named[c] for c in REASON_COLUMNS},
+    )
+
+
+def _zero() -> Vector:
+    return [0] * len(COUNT_COLUMNS)
+
+
+def _segments(start: date, end: date, months: bool) -> list[tuple[str, date, date]]:
+    """(grain suffix, first, last period_start) covering [start, end] exactly."""
+    if start > end:
+        return []
+    if not months:
+        return [("d", start, end)]
+    first_whole = start if start.day == 1 else _next_month(start)
+    after_last_whole = month_start(end + timedelta(days=1))  # the month after the last whole one
+    if first_whole >= after_last_whole:
+        return [("d", start, end)]
+    segments = [("m", first_whole, after_last_whole - timedelta(days=1))]
+    if start < first_whole:
+        segments.insert(0, ("d", start, first_whole - timedelta(days=1)))
+    if after_last_whole <= end:
+        segments.append(("d", after_last_whole, end))
+    return segments
+
+
+def _next_month(day: date) -> date:
+    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+def _family(filters: Filters, by: str | None = None) -> str:
+    return "c" if filters.court is not None or by == "court" else "p"
+
+
+def _where(family: str, filters: Filters) -> list[ColumnElement[bool]]:
+    clauses: list[ColumnElement[bool]] = []
+    if filters.court is not None:
+        clauses.append(T.area == filters.court)
+    if filters.province is not None:
+        clauses.append((T.area if family == "p" else T.province_code) == filters.province)
+    if filters.kind is not None:
+        clauses.append(T.debtor_kind == filters.kind)
+    if filters.special_subject == ANY_SPECIAL:
+        clauses.append(T.special_subject != "")
+    elif filters.special_subject is not None:
+        clauses.append(T.special_subject == filters.special_subject)
+    return clauses
+
+
+def _sums(
+    conn: Connection,
+    family: str,
+    segments: Iterable[tuple[str, date, date]],
+    filters: Filters,
+    group: Any = None,
+) -> dict[Any, Vector]:
+    """Summed count vectors over the segments, by `group` (a column; None: one total)."""
+    totals: dict[Any, Vector] = defaultdict(_zero)
+    sums = [func.coalesce(func.sum(T[name]), 0) for name in COUNT_COLUMNS]
+    for suffix, first, last in segments:
+        query = select(*([group] if group is not None else []), *sums).where(
+            T.grain == family + suffix,
+            T.period_start >= first,
+            T.period_start <= last,
+            *_where(family, filters),
+        )
+        if group is not None:
+            query = query.group_by(group)
+        for row in conn.execute(query):
+            key = row[0] if group is not None else None
+            values = row[1:] if group is not None else row
+            if group is None and not any(values):
+                continue
+            target = totals[key]
+            for index, value in enumerate(values):
+                target[index] += int(value)
+    return totals
+
+
+def _net(vector: Vector) -> int:
+    return vector[0] - vector[1]  # listed - removed
+
+
+def _bucket(day: date, period: Period) -> date:
+    if period.interval == "day":
+        return day
+    start = day - timedelta(days=day.weekday()) if period.interval == "week" else day.replace(day=1)
+    return max(start, period.start)
+
+
+def _bucket_end(start: date, period: Period) -> date:
+    if period.interval == "day":
+        end = start
+    elif period.interval == "week":
+        end = start - timedelta(days=start.weekday()) + timedelta(days=6)
+    else:
+        end = _next_month(start) - timedelta(days=1)
+    return min(end, period.end)
+
+
+def active_before(conn: Connection, day: date, filters: Filters, family: str) -> int:
+    """Listings active at the end of the day before `day`."""
+    total = _sums(conn, family, _segments(EPOCH, day - timedelta(days=1), True), filters)
+    return _net(total[None]) if None in total else 0
+
+
+@dataclass
+class SeriesPoint:
+    start: date
+    end: date
+    figures: Figures
+
+
+@dataclass
+class Series:
+    period: Period
+    filters: Filters
+    points: list[SeriesPoint]
+    totals: Figures
+
+
+def series(conn: Connection, period: Period, filters: Filters) -> Series:
+    """One point per day, week (Monday to Sunday) or month of the period, each cut to the
+    period; the totals; the active count at the end of each point."""
+    family = _family(filters)
+    months = period.interval == "month"
+    by_start = _sums(conn, family, _segments(period.start, period.end, months), filters, T.period_start)
+    buckets: dict[date, Vector] = {}
+    cursor = period.start
+    while cursor <= period.end:
+        buckets[cursor] = _zero()
+        cursor = _bucket_end(cursor, period) + timedelta(days=1)
+    for start, vector in by_start.items():
+        target = buckets[_bucket(start, period)]
+        for index, value in enumerate(vector):
+            target[index] += value
+    active = active_before(conn, period.start, filters, family)
+    total = _zero()
+    points = []
+    for start, vector in buckets.items():
+        active += _net(vector)
+        for index, value in enumerate(vector):
+            total[index] += value
+        points.append(SeriesPoint(start, _bucket_end(start, period), _figures(vector, active)))
+    return Series(period, filters, points, _figures(total, active))
+
+
+@dataclass
+class BreakdownRow:
+    key: str
+    figures: Figures
+
+
+def breakdown(conn: Connection, period: Period, filters: Filters, by: str) -> list[BreakdownRow]:
+    """Figures per province, court, debtor kind or special subject (and the active count at the
+    period's end); per ground (listed with it) or removal reason (removed for it)."""
+    family = _family(filters, by)
+    segments = _segments(period.start, period.end, True)
+    if by in ("ground", "reason"):
+        vector = _sums(conn, family, segments, filters).get(None, _zero())
+        figures = _figures(vector, 0)
+        counts = figures.grounds if by == "ground" else figures.reasons
+        return [
+            BreakdownRow(key, Figures(listed=n) if by == "ground" else Figures(removed=n))
+            for key, n in counts.items()
+        ]
+    group = {"province": T.area if family == "p" else T.province_code, "court": T.area}.get(
+        by, T.debtor_kind if by == "kind" else T.special_subject
+    )
+    in_period = _sums(conn, family, segments, filters, group)
+    before_end = _sums(conn, family, _segments(EPOCH, period.end, True), filters, group)
+    rows = []
+    for key in sorted(set(in_period) | set(before_end)):
+        figures = _figures(in_period.get(key, _zero()), _net(before_end.get(key, _zero())))
+        # A key whose counts went back to zero (an amendment moved its listing) is left out.
+        if figures.listed or figures.removed or figures.active_end:
+            rows.append(BreakdownRow(key, figures))
+    return rows
