@@ -11,6 +11,7 @@ from publishing.statistics.controllers import (
     PublicStatisticsController,
     StatisticsMetricsController,
 )
+from publishing.statistics.pages import OversightPages, StatisticsPages, static_router
 from publishing.statistics.reader import READER
 from registry.settings import Settings
 from registry.wiring import Job, Plugin, follow_job
@@ -22,8 +23,8 @@ def _jobs(settings: Settings) -> Sequence[Job]:
 
 plugin = Plugin(
     name="statistics",
-    routes=[OversightController, StatisticsMetricsController],
-    public_routes=[PublicStatisticsController],
+    routes=[OversightController, StatisticsMetricsController, OversightPages, static_router()],
+    public_routes=[PublicStatisticsController, StatisticsPages],
     jobs=_jobs,
     cli=[statistics],
 )
