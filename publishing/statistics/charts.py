@@ -33,6 +33,8 @@ STYLE = Style(
     major_label_font_size=13,
     legend_font_size=14,
     title_font_size=16,
+    opacity="1",
+    opacity_hover="1",
 )
 _SCRIPT = re.compile(rb"<script\b.*?</script>", re.DOTALL)
 
@@ -64,7 +66,7 @@ def _config(title: str, **extra: object) -> dict[str, object]:
 
 
 def bars_over_time(title: str, labels: Sequence[str], series: dict[str, Sequence[Cell]]) -> bytes:
-    chart = pygal.Bar(**_config(title, x_label_rotation=30 if len(labels) > 12 else 0))
+    chart = pygal.Bar(**_config(title, x_label_rotation=30 if len(labels) > 8 else 0))
     chart.x_labels = list(labels)
     if len(labels) > 16:
         step = max(1, len(labels) // 12)
@@ -76,7 +78,7 @@ def bars_over_time(title: str, labels: Sequence[str], series: dict[str, Sequence
 
 
 def line_over_time(title: str, labels: Sequence[str], series: dict[str, Sequence[Cell]]) -> bytes:
-    chart = pygal.Line(**_config(title, x_label_rotation=30 if len(labels) > 12 else 0, fill=False))
+    chart = pygal.Line(**_config(title, x_label_rotation=30 if len(labels) > 8 else 0, fill=False))
     chart.x_labels = list(labels)
     if len(labels) > 16:
         step = max(1, len(labels) // 12)

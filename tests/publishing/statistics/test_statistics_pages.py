@@ -21,11 +21,16 @@ CSP = (
 )
 
 
-def listed_today(registry: Registry, court: CourtHandle, count: int) -> list[str]:
+def listed_today(registry: Registry, court: CourtHandle, count: int, special: int = 0) -> list[str]:
+    """`count` listings dated today, the first `special` of them persons marked civil servants."""
     today = registry.today.isoformat()
     bodies = []
-    for _ in range(count):
-        body = registry.listing(court, listed_on=today, filed_on=today)
+    for index in range(count):
+        if index < special:
+            body = registry.person_listing(court, listed_on=today, filed_on=today)
+            body["special_subject"] = {"category": "civil_servant"}
+        else:
+            body = registry.listing(court, listed_on=today, filed_on=today)
         body["case_number"] = registry.generator.case_number(court.code, registry.today.year)
         body["term_years"] = None
         body["grounds"] = ["able_but_refuses"]
