@@ -151,7 +151,7 @@ def demo(count: int, seed: int) -> None:
 @main.command()
 @click.argument(
     "what",
-    type=click.Choice(["ingest", "sync", "checks", "search", "feeds", "export", "checkpoint"]),
+    type=click.Choice(["ingest", "sync", "checks", "search", "feeds", "export", "checkpoint", "statistics"]),
     default="ingest",
 )
 @click.option("--listings", "count", type=int, default=100_000, show_default=True)
@@ -182,7 +182,7 @@ def bench(
     import`); agency sync (`sync`: fan-out to three push receivers, removal-to-acknowledgement
     latency); the bank check (`checks`: batch-1000 latency, single checks against a bare
     Litestar endpoint); public search (`search`); feeds (request latency), export (time, peak
-    memory), checkpoint (time, proof latency)."""
+    memory), checkpoint (time, proof latency); statistics (request latency, docs/statistics.md)."""
     from bench.checks import run_checks_bench
     from bench.common import run_ingest_bench
 
@@ -196,6 +196,10 @@ def bench(
         from bench.search import run_search_bench
 
         result = run_search_bench(count=count, database_url=database_url, dataset=dataset)
+    elif what == "statistics":
+        from bench.statistics import run_statistics_bench
+
+        result = run_statistics_bench(count=count, database_url=database_url)
     elif what in ("feeds", "export", "checkpoint"):
         from bench.publishing import run_publishing_bench
 

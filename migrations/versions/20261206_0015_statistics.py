@@ -78,14 +78,14 @@ def upgrade() -> None:
     op.create_table(
         "statistics_counts",
         sa.Column("grain", sa.String(length=2), nullable=False),
-        sa.Column("period_start", sa.Date(), nullable=False),
         sa.Column("area", sa.String(length=16), nullable=False),
+        sa.Column("period_start", sa.Date(), nullable=False),
         sa.Column("debtor_kind", sa.String(length=16), nullable=False),
         sa.Column("special_subject", sa.String(length=32), nullable=False),
         sa.Column("province_code", sa.String(length=2), nullable=False),
         *(sa.Column(name, sa.BigInteger(), server_default=sa.text("0"), nullable=False) for name in COUNT_COLUMNS),
         sa.PrimaryKeyConstraint(
-            "grain", "period_start", "area", "debtor_kind", "special_subject", name=op.f("pk_statistics_counts")
+            "grain", "area", "period_start", "debtor_kind", "special_subject", name=op.f("pk_statistics_counts")
         ),
     )
     op.create_index(

@@ -5,10 +5,14 @@ subject, listing day, grounds, removal day, reason, timeliness): when a listing 
 reader takes its old contribution out of the counts and puts the new one in, so the counts
 always equal a count over the listings as they stand, whatever order events arrive in.
 
-`statistics_counts` holds the counts at four grains, so that a request reads a few thousand
-rows, never the list: per province and day (`pd`) or month (`pm`), per court and day (`cd`)
-or month (`cm`). `area` is the province code (`pd`, `pm`) or the court code (`cd`, `cm`);
-`province_code` is '' where a court has none.
+`statistics_counts` holds the counts at several grains, so that a request reads a few
+thousand rows, never the list: per province and day (`pd`), month (`pm`) or all time (`pt`),
+per court and day (`cd`), month (`cm`) or all time (`ct`, `period_start` TOTAL_START), each
+with `special_subject` ''. Special subjects are counted again at their own grains (`q…` by
+province, `s…` by court) under their category, so the common figures do not multiply their
+rows by the categories. `area` is the province code (`p…`, `q…`) or the court code (`c…`,
+`s…`); `province_code` is '' where a court has none. The all-time rows give the active count
+at a day from the few rows after it.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ GROUND_COLUMNS = tuple(f"ground_{ground}" for ground in GROUNDS)
 REASON_COLUMNS = tuple(f"reason_{reason}" for reason in REASONS)
 # Every count column, in one order: the reader's deltas and the queries' sums use it.
 COUNT_COLUMNS = ("listed", "removed", "removed_on_time", "removed_late", *GROUND_COLUMNS, *REASON_COLUMNS)
-GRAINS = ("pd", "pm", "cd", "cm")
+GRAINS = tuple(family + size for family in "pcqs" for size in "dmt")
+TOTAL_START = date(1990, 1, 1)  # the all-time rows' period_start; no listing is dated earlier
 
 
 class StatisticsFact(Base):
@@ -47,9 +52,10 @@ class StatisticsFact(Base):
 STATISTICS_COUNTS = Table(
     "statistics_counts",
     Base.metadata,
+    # Area before day: one court's or province's rows are one range of the key.
     Column("grain", String(2), primary_key=True),
-    Column("period_start", Date, primary_key=True),
     Column("area", String(16), primary_key=True),
+    Column("period_start", Date, primary_key=True),
     Column("debtor_kind", String(16), primary_key=True),
     Column("special_subject", String(32), primary_key=True),
     Column("province_code", String(2), nullable=False),

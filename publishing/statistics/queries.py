@@ -22,11 +22,14 @@ from publishing.statistics.models import (
     GROUND_COLUMNS,
     REASON_COLUMNS,
     STATISTICS_COUNTS,
+    TOTAL_START,
 )
 from publishing.statistics.reader import month_start
+from registry.calendar import today_in_china
 
 T = STATISTICS_COUNTS.c
-EPOCH = date(1990, 1, 1)  # no listing is dated earlier (registry.listings.prepare.EARLIEST_DATE)
+EPOCH = TOTAL_START  # no listing is dated earlier (registry.listings.prepare.EARLIEST_DATE)
+FAR_FUTURE = date(2199, 12, 31)
 Interval = Literal["day", "week", "month"]
 BREAKDOWNS = ("province", "court", "kind", "special_subject", "ground", "reason")
 ANY_SPECIAL = "any"
@@ -89,22 +92,53 @@ def _zero() -> Vector:
     return [0] * len(COUNT_COLUMNS)
 
 
-def _segments(start: date, end: date, months: bool) -> list[tuple[str, date, date]]:
-    """(grain suffix, first, last period_start) covering [start, end] exactly."""
+Segment = tuple[str, date, date, int]  # grain suffix, first and last period_start, sign
+
+
+def _segments(start: date, end: date, months: bool, today: date | None = None) -> list[Segment]:
+    """Segments whose signed sums are exactly the counts of [start, end]: whole months at the
+    month grain, the days of a partial month at the day grain, or, when that reads fewer
+    rows, the month less its days outside the period (the current month: its month row, less
+    the days after the period, of which only those up to today hold rows)."""
     if start > end:
         return []
     if not months:
-        return [("d", start, end)]
-    first_whole = start if start.day == 1 else _next_month(start)
-    after_last_whole = month_start(end + timedelta(days=1))  # the month after the last whole one
-    if first_whole >= after_last_whole:
-        return [("d", start, end)]
-    segments = [("m", first_whole, after_last_whole - timedelta(days=1))]
-    if start < first_whole:
-        segments.insert(0, ("d", start, first_whole - timedelta(days=1)))
-    if after_last_whole <= end:
-        segments.append(("d", after_last_whole, end))
+        return [("d", start, end, 1)]
+    today = today or today_in_china()
+    segments: list[Segment] = []
+    whole_from: date | None = None
+    month = month_start(start)
+    while month <= end:
+        last_day = _next_month(month) - timedelta(days=1)
+        first, last = max(start, month), min(end, last_day)
+        if first == month and last == last_day:
+            whole_from = whole_from or month
+        else:
+            if whole_from is not None:
+                segments.append(("m", whole_from, month - timedelta(days=1), 1))
+                whole_from = None
+            segments.extend(_partial(month, last_day, first, last, today))
+        month = _next_month(month)
+    if whole_from is not None:
+        segments.append(("m", whole_from, month - timedelta(days=1), 1))
     return segments
+
+
+def _partial(month: date, last_day: date, first: date, last: date, today: date) -> list[Segment]:
+    def populated(a: date, b: date) -> int:  # days that can hold rows: none after today
+        b = min(b, today)
+        return max(0, (b - a).days + 1)
+
+    inside = populated(first, last)
+    outside = populated(month, first - timedelta(days=1)) + populated(last + timedelta(days=1), last_day)
+    if inside <= outside + 1:
+        return [("d", first, last, 1)]
+    complement: list[Segment] = [("m", month, month, 1)]
+    if first > month:
+        complement.append(("d", month, first - timedelta(days=1), -1))
+    if last < last_day:
+        complement.append(("d", last + timedelta(days=1), last_day, -1))
+    return complement
 
 
 def _next_month(day: date) -> date:
@@ -112,7 +146,12 @@ def _next_month(day: date) -> date:
 
 
 def _family(filters: Filters, by: str | None = None) -> str:
-    return "c" if filters.court is not None or by == "court" else "p"
+    """Which grains answer: by court (a court filter, or figures per court) or by province;
+    the special-subject grains when a special subject is asked for."""
+    court = filters.court is not None or by == "court"
+    if filters.special_subject is not None or by == "special_subject":
+        return "s" if court else "q"
+    return "c" if court else "p"
 
 
 def _where(family: str, filters: Filters) -> list[ColumnElement[bool]]:
@@ -120,12 +159,11 @@ def _where(family: str, filters: Filters) -> list[ColumnElement[bool]]:
     if filters.court is not None:
         clauses.append(T.area == filters.court)
     if filters.province is not None:
-        clauses.append((T.area if family == "p" else T.province_code) == filters.province)
+        clauses.append((T.area if family in ("p", "q") else T.province_code) == filters.province)
     if filters.kind is not None:
         clauses.append(T.debtor_kind == filters.kind)
-    if filters.special_subject == ANY_SPECIAL:
-        clauses.append(T.special_subject != "")
-    elif filters.special_subject is not None:
+    # At the special grains every row is a special subject's: "any" needs no condition.
+    if filters.special_subject not in (None, ANY_SPECIAL):
         clauses.append(T.special_subject == filters.special_subject)
     return clauses
 
@@ -133,14 +171,14 @@ def _where(family: str, filters: Filters) -> list[ColumnElement[bool]]:
 def _sums(
     conn: Connection,
     family: str,
-    segments: Iterable[tuple[str, date, date]],
+    segments: Iterable[Segment],
     filters: Filters,
     group: Any = None,
 ) -> dict[Any, Vector]:
     """Summed count vectors over the segments, by `group` (a column; None: one total)."""
     totals: dict[Any, Vector] = defaultdict(_zero)
     sums = [func.coalesce(func.sum(T[name]), 0) for name in COUNT_COLUMNS]
-    for suffix, first, last in segments:
+    for suffix, first, last, sign in segments:
         query = select(*([group] if group is not None else []), *sums).where(
             T.grain == family + suffix,
             T.period_start >= first,
@@ -156,7 +194,7 @@ def _sums(
                 continue
             target = totals[key]
             for index, value in enumerate(values):
-                target[index] += int(value)
+                target[index] += sign * int(value)
     return totals
 
 
@@ -181,10 +219,17 @@ def _bucket_end(start: date, period: Period) -> date:
     return min(end, period.end)
 
 
-def active_before(conn: Connection, day: date, filters: Filters, family: str) -> int:
-    """Listings active at the end of the day before `day`."""
-    total = _sums(conn, family, _segments(EPOCH, day - timedelta(days=1), True), filters)
-    return _net(total[None]) if None in total else 0
+def active_at_end(
+    conn: Connection, day: date, filters: Filters, family: str, group: Any = None
+) -> dict[Any, int]:
+    """Listings active at the end of `day`, by `group`: everything listed less everything
+    removed (the all-time rows), less what was listed and removed after that day (the rows
+    after it, few for a recent day)."""
+    total = _sums(conn, family, [("t", TOTAL_START, TOTAL_START, 1)], filters, group)
+    after = _sums(conn, family, _segments(day + timedelta(days=1), FAR_FUTURE, True), filters, group)
+    return {
+        key: _net(total.get(key, _zero())) - _net(after.get(key, _zero())) for key in set(total) | set(after)
+    }
 
 
 @dataclass
@@ -217,7 +262,7 @@ def series(conn: Connection, period: Period, filters: Filters) -> Series:
         target = buckets[_bucket(start, period)]
         for index, value in enumerate(vector):
             target[index] += value
-    active = active_before(conn, period.start, filters, family)
+    active = active_at_end(conn, period.start - timedelta(days=1), filters, family).get(None, 0)
     total = _zero()
     points = []
     for start, vector in buckets.items():
@@ -247,14 +292,22 @@ def breakdown(conn: Connection, period: Period, filters: Filters, by: str) -> li
             BreakdownRow(key, Figures(listed=n) if by == "ground" else Figures(removed=n))
             for key, n in counts.items()
         ]
-    group = {"province": T.area if family == "p" else T.province_code, "court": T.area}.get(
+    group = {"province": T.area if family in ("p", "q") else T.province_code, "court": T.area}.get(
         by, T.debtor_kind if by == "kind" else T.special_subject
     )
     in_period = _sums(conn, family, segments, filters, group)
-    before_end = _sums(conn, family, _segments(EPOCH, period.end, True), filters, group)
+    active = active_at_end(conn, period.end, filters, family, group)
+    if by == "special_subject" and filters.special_subject is None:
+        # Not a special subject ('' ): every listing less the special subjects.
+        common = "c" if filters.court is not None else "p"
+        everything = _sums(conn, common, segments, filters).get(None, _zero())
+        rest = [total - sum(v[i] for v in in_period.values()) for i, total in enumerate(everything)]
+        if any(rest):
+            in_period[""] = rest
+        active[""] = active_at_end(conn, period.end, filters, common).get(None, 0) - sum(active.values())
     rows = []
-    for key in sorted(set(in_period) | set(before_end)):
-        figures = _figures(in_period.get(key, _zero()), _net(before_end.get(key, _zero())))
+    for key in sorted(set(in_period) | set(active)):
+        figures = _figures(in_period.get(key, _zero()), active.get(key, 0))
         # A key whose counts went back to zero (an amendment moved its listing) is left out.
         if figures.listed or figures.removed or figures.active_end:
             rows.append(BreakdownRow(key, figures))

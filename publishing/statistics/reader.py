@@ -23,7 +23,7 @@ from typing import Any, NamedTuple, cast
 from sqlalchemy import Connection, Table, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from publishing.statistics.models import COUNT_COLUMNS, STATISTICS_COUNTS, StatisticsFact
+from publishing.statistics.models import COUNT_COLUMNS, STATISTICS_COUNTS, TOTAL_START, StatisticsFact
 from registry.eventlog.readers import LogEvent, LogReader, advance, claim_cursor
 from registry.eventlog.types import LISTING_EVENTS
 from registry.listings.models import Listing, Removal
@@ -55,24 +55,35 @@ Key = tuple[str, date, str, str, str, str]
 
 
 def _add(deltas: dict[Key, list[int]], fact: Fact, sign: int) -> None:
+    """Add (sign +1) or take out (-1) one listing's counts: at the province and court grains,
+    and, for a special subject, at the special grains as well (`q…` by province, `s…` by
+    court), so that the common figures never carry the special-subject dimension."""
+    families = [("p", "c", "")]
+    if fact.special_subject:
+        families.append(("q", "s", fact.special_subject))
+
     def bump(day: date, columns: Iterable[str]) -> None:
         month = month_start(day)
-        for grain, start, area in (
-            ("pd", day, fact.province_code),
-            ("pm", month, fact.province_code),
-            ("cd", day, fact.court_code),
-            ("cm", month, fact.court_code),
-        ):
-            row = deltas[(grain, start, area, fact.debtor_kind, fact.special_subject, fact.province_code)]
-            for column in columns:
-                row[_INDEX[column]] += sign
+        indexes = [_INDEX[column] for column in columns if column in _INDEX]
+        for by_province, by_court, special in families:
+            for grain, start, area in (
+                (by_province + "d", day, fact.province_code),
+                (by_province + "m", month, fact.province_code),
+                (by_province + "t", TOTAL_START, fact.province_code),
+                (by_court + "d", day, fact.court_code),
+                (by_court + "m", month, fact.court_code),
+                (by_court + "t", TOTAL_START, fact.court_code),
+            ):
+                row = deltas[(grain, start, area, fact.debtor_kind, special, fact.province_code)]
+                for index in indexes:
+                    row[index] += sign
 
     bump(fact.listed_on, ["listed", *(f"ground_{g}" for g in fact.grounds.split(",") if g)])
     if fact.removed_on is not None and fact.removal_reason is not None:
         columns = ["removed", f"reason_{fact.removal_reason}"]
         if fact.on_time is not None:
             columns.append("removed_on_time" if fact.on_time else "removed_late")
-        bump(fact.removed_on, [c for c in columns if c in _INDEX])
+        bump(fact.removed_on, columns)
 
 
 def _current(conn: Connection, ids: Sequence[str]) -> dict[str, Fact]:
@@ -172,7 +183,7 @@ def apply_listings(conn: Connection, ids: Sequence[str]) -> int:
         insert = _insert(conn)(STATISTICS_COUNTS)
         conn.execute(
             insert.on_conflict_do_update(
-                index_elements=["grain", "period_start", "area", "debtor_kind", "special_subject"],
+                index_elements=["grain", "area", "period_start", "debtor_kind", "special_subject"],
                 set_={name: STATISTICS_COUNTS.c[name] + insert.excluded[name] for name in COUNT_COLUMNS},
             ),
             counts,
