@@ -42,7 +42,7 @@ from registry.clients.services import Principal
 from registry.db import Database
 from registry.http.auth import roles
 from registry.http.dependencies import Injected
-from registry.http.openapi import BEARER_KEY, GUARDED, PUBLIC, problems
+from registry.http.openapi import BEARER_KEY, GUARDED, PARAMETER, PUBLIC, problems
 from registry.problems import Problem
 from registry.timeutil import utcnow
 
@@ -58,7 +58,6 @@ QUERY_CODES = {
         "unknown_kind",
         "unknown_special_subject",
         "unknown_breakdown",
-        "invalid_text",
     )
 }
 
@@ -112,13 +111,13 @@ class PublicStatisticsController(Controller):
     tags = ("statistics",)
     dependencies = QUERY
 
-    @get("/listings", responses=problems(QUERY_CODES, PUBLIC))
+    @get("/listings", responses=problems(PARAMETER, QUERY_CODES, PUBLIC))
     async def listings(self, db: Injected[Database], stats_query: Injected[StatisticsQuery]) -> SeriesOut:
         """Listings and removals per day, week or month of the period, and the active count
         at the end of each, with the period's totals by ground and removal reason."""
         return await db.read(read_series, stats_query, True)
 
-    @get("/listings.csv", media_type=CSV, responses=problems(QUERY_CODES, PUBLIC))
+    @get("/listings.csv", media_type=CSV, responses=problems(PARAMETER, QUERY_CODES, PUBLIC))
     async def listings_csv(
         self, db: Injected[Database], stats_query: Injected[StatisticsQuery]
     ) -> Response[bytes]:
@@ -126,13 +125,13 @@ class PublicStatisticsController(Controller):
         answer = await db.read(read_series, stats_query, True)
         return _download(series_csv(answer), "listings", stats_query)
 
-    @get("/breakdown", responses=problems(QUERY_CODES, PUBLIC))
+    @get("/breakdown", responses=problems(PARAMETER, QUERY_CODES, PUBLIC))
     async def breakdown(self, db: Injected[Database], stats_query: Injected[StatisticsQuery]) -> BreakdownOut:
         """The period's figures by province (default), court, debtor kind, special subject,
         ground (listed with it) or removal reason (removed for it)."""
         return await db.read(read_breakdown, stats_query, True)
 
-    @get("/breakdown.csv", media_type=CSV, responses=problems(QUERY_CODES, PUBLIC))
+    @get("/breakdown.csv", media_type=CSV, responses=problems(PARAMETER, QUERY_CODES, PUBLIC))
     async def breakdown_csv(
         self, db: Injected[Database], stats_query: Injected[StatisticsQuery]
     ) -> Response[bytes]:
@@ -206,28 +205,36 @@ class OversightController(Controller):
     security = BEARER_KEY
     dependencies = QUERY
 
-    @get("/listings", responses=problems(GUARDED, QUERY_CODES, {403: "not_your_court"}))
+    @get("/listings", responses=problems(GUARDED, PARAMETER, QUERY_CODES, {403: "not_your_court"}))
     async def listings(
         self, db: Injected[Database], principal: Injected[Principal], stats_query: Injected[StatisticsQuery]
     ) -> SeriesOut:
         """As `GET /v1/statistics/listings`, with exact counts."""
         return await db.read(read_series, scoped(stats_query, principal), False)
 
-    @get("/listings.csv", media_type=CSV, responses=problems(GUARDED, QUERY_CODES, {403: "not_your_court"}))
+    @get(
+        "/listings.csv",
+        media_type=CSV,
+        responses=problems(GUARDED, PARAMETER, QUERY_CODES, {403: "not_your_court"}),
+    )
     async def listings_csv(
         self, db: Injected[Database], principal: Injected[Principal], stats_query: Injected[StatisticsQuery]
     ) -> Response[bytes]:
         query = scoped(stats_query, principal)
         return _download(series_csv(await db.read(read_series, query, False)), "listings", query)
 
-    @get("/breakdown", responses=problems(GUARDED, QUERY_CODES, {403: "not_your_court"}))
+    @get("/breakdown", responses=problems(GUARDED, PARAMETER, QUERY_CODES, {403: "not_your_court"}))
     async def breakdown(
         self, db: Injected[Database], principal: Injected[Principal], stats_query: Injected[StatisticsQuery]
     ) -> BreakdownOut:
         """As `GET /v1/statistics/breakdown`, with exact counts."""
         return await db.read(read_breakdown, scoped(stats_query, principal), False)
 
-    @get("/breakdown.csv", media_type=CSV, responses=problems(GUARDED, QUERY_CODES, {403: "not_your_court"}))
+    @get(
+        "/breakdown.csv",
+        media_type=CSV,
+        responses=problems(GUARDED, PARAMETER, QUERY_CODES, {403: "not_your_court"}),
+    )
     async def breakdown_csv(
         self, db: Injected[Database], principal: Injected[Principal], stats_query: Injected[StatisticsQuery]
     ) -> Response[bytes]:
@@ -235,7 +242,7 @@ class OversightController(Controller):
         answer = await db.read(read_breakdown, query, False)
         return _download(breakdown_csv(answer), f"by_{answer.by}", query)
 
-    @get("/summary", responses=problems(GUARDED, QUERY_CODES, {403: "not_your_court"}))
+    @get("/summary", responses=problems(GUARDED, PARAMETER, QUERY_CODES, {403: "not_your_court"}))
     async def summary(
         self, db: Injected[Database], principal: Injected[Principal], stats_query: Injected[StatisticsQuery]
     ) -> OversightOut:
@@ -245,9 +252,11 @@ class OversightController(Controller):
         return await db.read(read_oversight, query, query.filters.court)
 
     @get(
-        "/summary/{section:str}.csv",
+        "/summary/{section:str}/csv",
         media_type=CSV,
-        responses=problems(GUARDED, QUERY_CODES, {403: "not_your_court", 404: "section_not_found"}),
+        responses=problems(
+            GUARDED, PARAMETER, QUERY_CODES, {403: "not_your_court", 404: "section_not_found"}
+        ),
     )
     async def summary_csv(
         self,

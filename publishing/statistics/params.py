@@ -16,7 +16,7 @@ from registry.http.openapi import query
 from registry.identity.identifiers import PROVINCES, IdentifierError, normalise_court_code
 from registry.listings.schemas import SPECIAL_SUBJECTS
 from registry.problems import Problem
-from registry.text import check_text
+from registry.text import forbidden_character
 
 INTERVALS = ("day", "week", "month")
 KINDS = ("person", "organization")
@@ -101,7 +101,8 @@ def parse_query(
         )
     court_code = None
     if court:
-        check_text(court, "/query/court")
+        if forbidden_character(court) is not None:
+            raise _invalid("court", "invalid_court_code", "a court code holds no control or bidi character")
         try:
             court_code = normalise_court_code(court)
         except IdentifierError as exc:
