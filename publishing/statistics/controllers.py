@@ -8,7 +8,7 @@ from datetime import date
 from typing import Any
 
 import msgspec
-from litestar import Controller, Response, get
+from litestar import Controller, Request, Response, get
 from litestar.di import Provide
 from litestar.params import FromPath
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -63,6 +63,7 @@ QUERY_CODES = {
 
 
 def provide_query(
+    request: Request[Any, Any, Any],
     start: From = None,
     to: To = None,
     interval: IntervalParam = None,
@@ -81,6 +82,7 @@ def provide_query(
         kind=kind,
         special_subject=special_subject,
         by=by,
+        series=request.url.path.endswith(("/listings", "/listings.csv")),
     )
 
 

@@ -78,8 +78,10 @@ def parse_query(
     special_subject: str | None,
     by: str | None = None,
     today: date | None = None,
+    series: bool = True,
 ) -> StatisticsQuery:
-    """Defaults: the twelve months up to today (China), by month."""
+    """Defaults: the twelve months up to today (China), by month. `series`: the answer has a
+    point per interval, so their number is bounded (a breakdown's period is not)."""
     today = today or today_in_china()
     chosen = cast(Interval, _choice(interval, "interval", INTERVALS, "unknown_interval") or "month")
     last = _date(end, "to") or today
@@ -93,7 +95,7 @@ def parse_query(
     if last < first:
         raise _invalid("to", "period_invalid", "to is before from")
     points = _points(first, last, chosen)
-    if points > MAX_POINTS[chosen]:
+    if series and points > MAX_POINTS[chosen]:
         raise _invalid(
             "interval",
             "period_too_long",

@@ -178,6 +178,11 @@ def _sums(
     """Summed count vectors over the segments, by `group` (a column; None: one total)."""
     totals: dict[Any, Vector] = defaultdict(_zero)
     sums = [func.coalesce(func.sum(T[name]), 0) for name in COUNT_COLUMNS]
+    if group is not None and group is not T.period_start:
+        # An expression, not the column: SQLite's planner (no statistics) would otherwise walk
+        # the whole key, ordered by area, to save the GROUP BY's sort, instead of the range
+        # of days it needs on (grain, period_start).
+        group = func.coalesce(group, "")
     for suffix, first, last, sign in segments:
         query = select(*([group] if group is not None else []), *sums).where(
             T.grain == family + suffix,

@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import random
+import subprocess
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +22,8 @@ import sqlalchemy as sa
 from publishing.statistics.reader import READER, reset
 from registry.eventlog.readers import follow_sync
 from registry.listings.schemas import GROUNDS, REMOVAL_REASONS, TERM_EXPIRED
-from tests.support.harness import CourtHandle, Registry
+from registry.settings import Settings
+from tests.support.harness import CourtHandle, Registry, cli_env, registry_bin
 from tests.support.listings import (
     amended_body,
     ending_tomorrow,
@@ -379,7 +381,8 @@ def test_bad_queries_answer_their_code(
     registry: Registry, params: dict[str, str], code: str, pointer: str
 ) -> None:
     with registry.http() as anyone:
-        response = anyone.get("/v1/statistics/breakdown", params=params)
+        path = "/v1/statistics/breakdown" if "by" in params else "/v1/statistics/listings"
+        response = anyone.get(path, params=params)
     assert response.status_code == 400, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
     assert response.json()["code"] == code and response.json()["pointer"] == pointer
@@ -402,3 +405,23 @@ def test_counter_helpers_agree() -> None:
     assert Counter(b for a, b in buckets(date(2026, 1, 30), date(2026, 3, 2), "month")) == Counter(
         [date(2026, 1, 31), date(2026, 2, 28), date(2026, 3, 2)]
     )
+
+
+def test_the_cli_follows_and_rebuilds(
+    registry: Registry, admin: httpx.Client, court: CourtHandle, settings: Settings
+) -> None:
+    publish_one(registry, court, registry.listing(court))
+    env = cli_env(settings)
+    followed = subprocess.run(
+        [registry_bin(), "statistics", "follow"], env=env, capture_output=True, text=True, check=True
+    )
+    assert followed.stdout.startswith("read ")
+    rows = _exact(admin, "breakdown", {"by": "court", "from": "2000-01-01", "interval": "month"})["rows"]
+    assert [(r["key"], r["figures"]["active_end"]) for r in rows] == [(court.code, 1)]
+    with registry.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM statistics_counts"))
+    subprocess.run(
+        [registry_bin(), "statistics", "rebuild"], env=env, capture_output=True, text=True, check=True
+    )
+    again = _exact(admin, "breakdown", {"by": "court", "from": "2000-01-01", "interval": "month"})["rows"]
+    assert again == rows
