@@ -18,7 +18,9 @@ from sqlalchemy import Connection, and_, case, func, select
 from publishing.statistics.params import StatisticsQuery
 from publishing.statistics.queries import Figures, Filters, breakdown
 from publishing.sync.models import AssistanceNotice, Subscription
+from publishing.sync.services import list_subscriptions, subscription_status
 from registry.calendar import china_midnight, end_of_china_day
+from registry.checks.models import CheckLogEntry
 from registry.clients.models import ApiClient
 from registry.courts.models import Court
 from registry.listings.wording import SPECIAL_SUBJECTS
@@ -188,18 +190,88 @@ def special_subjects(conn: Connection, scope: Scope) -> Section:
     return section
 
 
+def delivery_lag(conn: Connection, scope: Scope) -> Section | None:
+    """Opinion Art. 18: how fast each subscription's agency takes up what the courts enter:
+    the backlog now and the commit-to-acknowledgement time over its latest acknowledgements.
+    Admins only (a subscription is no court's)."""
+    if scope.court is not None:
+        return None
+    section = Section(
+        "delivery_lag",
+        "协助单位接收时效（按订阅）",
+        [
+            Column("agency", "协助单位"),
+            Column("profile", "字段配置"),
+            Column("mode", "方式"),
+            Column("state", "状态"),
+            Column("backlog", "待接收事件"),
+            Column("p50_seconds", "接收用时中位数（秒）"),
+            Column("p90_seconds", "接收用时90%分位（秒）"),
+        ],
+        note="按最近1000次回执计算，与所选期间无关。",
+    )
+    names = {row.id: row.name for row in conn.execute(select(ApiClient.id, ApiClient.name))}
+    for status in (subscription_status(conn, item["id"]) for item in list_subscriptions(conn)):
+        latency = status["latency_seconds"]
+        section.rows.append(
+            {
+                "agency": names.get(status["client_id"], status["client_id"]),
+                "profile": status["profile"],
+                "mode": status["mode"],
+                "state": status["state"],
+                "backlog": status["backlog"],
+                "p50_seconds": latency["p50"],
+                "p90_seconds": latency["p90"],
+            }
+        )
+    return section
+
+
+def bank_checks(conn: Connection, scope: Scope) -> Section | None:
+    """Opinion Art. 14: banks query before lending. Subjects checked in the period by purpose,
+    and how many were found listed; no bank is named. Admins only."""
+    if scope.court is not None:
+        return None
+    period = scope.query.period
+    log = CheckLogEntry
+    rows = conn.execute(
+        select(
+            log.purpose,
+            func.count().label("subjects"),
+            func.sum(case((log.result == "listed", 1), else_=0)).label("listed"),
+        )
+        .where(log.checked_at >= china_midnight(period.start), log.checked_at < end_of_china_day(period.end))
+        .group_by(log.purpose)
+        .order_by(log.purpose)
+    )
+    section = Section(
+        "bank_checks",
+        "金融机构查询量（按用途）",
+        [Column("purpose", "查询用途"), Column("subjects", "查询主体数"), Column("listed", "其中在名单中")],
+        note="按查询时间统计，不列出金融机构名称。",
+    )
+    for row in rows:
+        section.rows.append(
+            {"purpose": row.purpose, "subjects": int(row.subjects), "listed": int(row.listed or 0)}
+        )
+    return section
+
+
 def _filters(scope: Scope) -> Filters:
     filters = scope.query.filters
     return replace(filters, court=scope.court) if scope.court is not None else filters
 
 
 # The dashboard's sections, in order. Corrections (SPC Art. 11-12) add theirs here.
-SECTIONS: list[Callable[[Connection, Scope], Section]] = [
+# A section may answer None where it does not apply (a court's own dashboard).
+SECTIONS: list[Callable[[Connection, Scope], Section | None]] = [
     removal_timeliness,
     notices_by_agency,
     special_subjects,
+    delivery_lag,
+    bank_checks,
 ]
 
 
 def oversight(conn: Connection, scope: Scope) -> list[Section]:
-    return [make(conn, scope) for make in SECTIONS]
+    return [section for make in SECTIONS if (section := make(conn, scope)) is not None]

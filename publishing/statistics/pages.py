@@ -69,10 +69,10 @@ MESSAGES = {
 }
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, key: str = "") -> str:
     if value is None:
         return "—"
-    if isinstance(value, float):
+    if key.endswith("_rate") and isinstance(value, float):
         return f"{value * 100:.1f}%"
     return str(value)
 

@@ -23,6 +23,7 @@ from publishing.statistics.reader import READER, reset
 from registry.eventlog.readers import follow_sync
 from registry.listings.schemas import GROUNDS, REMOVAL_REASONS, TERM_EXPIRED
 from registry.settings import Settings
+from tests.support.checks import bank
 from tests.support.harness import CourtHandle, Registry, cli_env, registry_bin
 from tests.support.listings import (
     amended_body,
@@ -425,3 +426,25 @@ def test_the_cli_follows_and_rebuilds(
     )
     again = _exact(admin, "breakdown", {"by": "court", "from": "2000-01-01", "interval": "month"})["rows"]
     assert again == rows
+
+
+def test_the_summary_counts_bank_checks_by_purpose_without_naming_a_bank(
+    registry: Registry, admin: httpx.Client, court: CourtHandle
+) -> None:
+    body = registry.person_listing(court)
+    publish_one(registry, court, body)
+    _, http = bank(registry, "某某银行股份有限公司")
+    with http:
+        subjects = [{"id_number": body["debtor"]["id_number"]}, {"id_number": "11010519491231002X"}]
+        answer = http.post(
+            "/v1/checks", json={"purpose": "loan_application", "reference": "r1", "subjects": subjects}
+        )
+        assert answer.status_code == 200, answer.text
+    sections = {s["key"]: s for s in _exact(admin, "summary", {})["sections"]}
+    assert sections["bank_checks"]["rows"] == [{"purpose": "loan_application", "subjects": 2, "listed": 1}]
+    assert "某某银行" not in json.dumps(sections, ensure_ascii=False)
+    csv_text = admin.get("/v1/oversight/summary/bank_checks/csv").text
+    assert "查询用途" in csv_text and "loan_application,2,1" in csv_text
+    with registry.http(court.api_key) as own:
+        keys = [s["key"] for s in own.get("/v1/oversight/summary").json()["sections"]]
+    assert keys == ["removal_timeliness", "notices_by_agency", "special_subjects"]

@@ -90,7 +90,13 @@ def test_the_dashboard_is_guarded_and_a_court_sees_its_own(
         assert anyone.get("/oversight/charts/removal_timeliness.svg").status_code == 401
     page = admin.get("/oversight", params={"from": (registry.today - timedelta(days=30)).isoformat()})
     assert page.status_code == 200 and page.headers["content-security-policy"] == CSP
-    for title in ("删除失信信息及时率", "协助执行通知办理情况", "特殊主体失信被执行人履行情况"):
+    for title in (
+        "删除失信信息及时率",
+        "协助执行通知办理情况",
+        "特殊主体失信被执行人履行情况",
+        "协助单位接收时效",
+        "金融机构查询量",
+    ):
         assert title in page.text
     assert 'name="court"' in page.text  # an admin may choose a court
     for key in ("removal_timeliness", "notices_by_agency", "special_subjects"):
@@ -100,4 +106,6 @@ def test_the_dashboard_is_guarded_and_a_court_sees_its_own(
         mine = own.get("/oversight")
         assert mine.status_code == 200 and f"本院（{court.code}）" in mine.text
         assert 'name="court"' not in mine.text
+        # A subscription or a bank's checks are no court's business.
+        assert "协助单位接收时效" not in mine.text and "金融机构查询量" not in mine.text
         assert own.get("/oversight", params={"court": "沪0115"}).status_code == 403
