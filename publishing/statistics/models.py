@@ -52,14 +52,17 @@ class StatisticsFact(Base):
 STATISTICS_COUNTS = Table(
     "statistics_counts",
     Base.metadata,
-    # Area before day: one court's or province's rows are one range of the key.
+    # Day before area: a period is one range of the key, which SQLite keeps in key order
+    # (WITHOUT ROWID), so a year of every court's months is read in one sweep; one court's
+    # or one province's rows come through the (grain, area, period_start) index.
     Column("grain", String(2), primary_key=True),
-    Column("area", String(16), primary_key=True),
     Column("period_start", Date, primary_key=True),
+    Column("area", String(16), primary_key=True),
     Column("debtor_kind", String(16), primary_key=True),
     Column("special_subject", String(32), primary_key=True),
     Column("province_code", String(2), nullable=False),
     *(Column(name, BigInteger, nullable=False, server_default=text("0")) for name in COUNT_COLUMNS),
-    Index("ix_statistics_counts_grain_period_start", "grain", "period_start"),
+    Index("ix_statistics_counts_grain_area", "grain", "area", "period_start"),
     Index("ix_statistics_counts_grain_province_code", "grain", "province_code", "period_start"),
+    sqlite_with_rowid=False,
 )

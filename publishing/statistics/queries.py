@@ -180,8 +180,8 @@ def _sums(
     sums = [func.coalesce(func.sum(T[name]), 0) for name in COUNT_COLUMNS]
     if group is not None and group is not T.period_start:
         # An expression, not the column: SQLite's planner (no statistics) would otherwise walk
-        # the whole key, ordered by area, to save the GROUP BY's sort, instead of the range
-        # of days it needs on (grain, period_start).
+        # a whole grain through the (grain, area) index to save the GROUP BY's sort, instead
+        # of the range of days it needs in the key.
         group = func.coalesce(group, "")
     for suffix, first, last, sign in segments:
         query = select(*([group] if group is not None else []), *sums).where(

@@ -183,7 +183,7 @@ def apply_listings(conn: Connection, ids: Sequence[str]) -> int:
         insert = _insert(conn)(STATISTICS_COUNTS)
         conn.execute(
             insert.on_conflict_do_update(
-                index_elements=["grain", "area", "period_start", "debtor_kind", "special_subject"],
+                index_elements=["grain", "period_start", "area", "debtor_kind", "special_subject"],
                 set_={name: STATISTICS_COUNTS.c[name] + insert.excluded[name] for name in COUNT_COLUMNS},
             ),
             counts,
