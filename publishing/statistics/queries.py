@@ -105,22 +105,25 @@ def _segments(start: date, end: date, months: bool, today: date | None = None) -
     if not months:
         return [("d", start, end, 1)]
     today = today or today_in_china()
+    first_month, last_month = month_start(start), month_start(end)
+    # Only the first and the last month can be partial; those between are whole.
+    pieces: list[tuple[date, date, date, date]] = []  # month, its last day, first, last
+    for month in sorted({first_month, last_month}):
+        month_end = _next_month(month) - timedelta(days=1)
+        pieces.append((month, month_end, max(start, month), min(end, month_end)))
     segments: list[Segment] = []
-    whole_from: date | None = None
-    month = month_start(start)
-    while month <= end:
-        last_day = _next_month(month) - timedelta(days=1)
-        first, last = max(start, month), min(end, last_day)
-        if first == month and last == last_day:
-            whole_from = whole_from or month
+    whole: set[date] = set()  # months read whole at the month grain
+    for month, month_end, first, last in pieces:
+        if first == month and last == month_end:
+            whole.add(month)
         else:
-            if whole_from is not None:
-                segments.append(("m", whole_from, month - timedelta(days=1), 1))
-                whole_from = None
-            segments.extend(_partial(month, last_day, first, last, today))
-        month = _next_month(month)
-    if whole_from is not None:
-        segments.append(("m", whole_from, month - timedelta(days=1), 1))
+            segments.extend(_partial(month, month_end, first, last, today))
+    # One range of month rows: the whole months, from the first (or the one after it) to the
+    # last (or the one before it).
+    range_from = first_month if first_month in whole else _next_month(first_month)
+    range_to = last_month if last_month in whole else last_month - timedelta(days=1)
+    if range_from <= range_to:
+        segments.append(("m", range_from, range_to, 1))
     return segments
 
 
