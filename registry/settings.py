@@ -376,13 +376,18 @@ class CorrectionSettings(BaseSettings):
         ge=1,
         description="Applications and certificate requests per client address per day (IPv6 per /64).",
     )
-    public_base_url: str = Field(
-        default="http://127.0.0.1:8000",
-        pattern=r"^https?://[^\s/?#]+$",
-        description="The public site's origin, written into certificates' QR codes (no trailing slash).",
-    )
     follow_interval_seconds: float = Field(
         default=5.0, gt=0, description="How often upheld corrections are matched to later amendments."
+    )
+
+
+class StatisticsSettings(BaseSettings):
+    """Statistics and the oversight dashboard (docs/statistics.md)."""
+
+    model_config = _config("REGISTRY_STATISTICS_")
+
+    interval_seconds: float = Field(
+        default=5.0, gt=0, description="How often the statistics reader follows the event log."
     )
 
 
@@ -403,6 +408,7 @@ class Settings(BaseModel):
     meilisearch: MeilisearchSettings = Field(default_factory=MeilisearchSettings)
     shared_store: SharedStoreSettings = Field(default_factory=SharedStoreSettings)
     corrections: CorrectionSettings = Field(default_factory=CorrectionSettings)
+    statistics: StatisticsSettings = Field(default_factory=StatisticsSettings)
 
     def override(self, **concerns: dict[str, Any]) -> Self:
         """A copy with some fields of some concerns changed (validated), e.g.

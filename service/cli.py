@@ -159,7 +159,9 @@ def demo(count: int, seed: int) -> None:
 @main.command()
 @click.argument(
     "what",
-    type=click.Choice(["ingest", "sync", "checks", "search", "feeds", "export", "checkpoint", "sizes"]),
+    type=click.Choice(
+        ["ingest", "sync", "checks", "search", "feeds", "export", "checkpoint", "sizes", "statistics"]
+    ),
     default="ingest",
 )
 @click.option("--listings", "count", type=int, default=100_000, show_default=True)
@@ -196,7 +198,7 @@ def bench(
     import`); agency sync (`sync`: fan-out to three push receivers, removal-to-acknowledgement
     latency); the bank check (`checks`: batch-1000 latency, single checks against a bare
     Litestar endpoint); public search (`search`); feeds (request latency), export (time, peak
-    memory), checkpoint (time, proof latency)."""
+    memory), checkpoint (time, proof latency); statistics (request latency, docs/statistics.md)."""
     from bench.checks import run_checks_bench
     from bench.common import MachineRun, run_ingest_bench
 
@@ -221,6 +223,10 @@ def bench(
         from bench.sizes import run_sizes_bench
 
         result = run_sizes_bench(count=count, database_url=database_url)
+    elif what == "statistics":
+        from bench.statistics import run_statistics_bench
+
+        result = run_statistics_bench(count=count, database_url=database_url)
     elif what in ("feeds", "export", "checkpoint"):
         from bench.publishing import run_publishing_bench
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from publishing.exports.plugin import plugin as exports
 from publishing.feeds.plugin import plugin as feeds
+from publishing.statistics.plugin import plugin as statistics
 from publishing.sync.plugin import plugin as sync
 from registry.checks.plugin import plugin as checks
 from registry.clients.plugin import plugin as clients
@@ -29,4 +30,5 @@ PLUGINS: tuple[Plugin, ...] = (
     sync,
     feeds,
     exports,
+    statistics,
 )

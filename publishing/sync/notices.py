@@ -19,7 +19,7 @@ import msgspec
 from sqlalchemy import Connection, Table, func, insert, select, update
 
 from publishing.sync.models import AssistanceNotice, Subscription
-from publishing.sync.profiles import load_listings, render
+from publishing.sync.profiles import admits, load_listings, render
 from publishing.sync.services import ACTIVE_CLIENTS, profile_of
 from registry.calendar import add_working_days, china_date, end_of_china_day, first_uncovered_day
 from registry.eventlog.readers import LogEvent, LogReader
@@ -32,6 +32,7 @@ from registry.listings.wording import (
     PERFORMANCE,
     REMOVAL_REASONS,
     SEX,
+    SPECIAL_SUBJECTS,
     china_time,
     cn_date,
     grounds_text,
@@ -53,7 +54,14 @@ MEASURES: dict[str, list[str]] = {
         "将被执行人记入住房和城乡建设领域信用档案（第十二条）",
         "限制被执行人办理房地产交易、产权转移等手续（第十二条）",
     ],
-    "enterprise_supervision": ["将被执行人纳入企业信用分类监管系统（第十七条）"],
+    "enterprise_supervision": [
+        "将被执行人纳入企业信用分类监管系统（第十七条）",
+        "被执行人为自然人的，依法限制其担任公司的董事、监事、高级管理人员（《中华人民共和国公司法》第一百七十八条）",
+    ],
+    "personnel_oversight": [
+        "了解掌握该特殊主体拒不履行生效法律文书的情况，通过诫勉谈话、函询等形式督促其及时改正，并依照有关规定处理（第二条）",
+        "将特殊主体履行债务情况纳入考核范围（第四条）",
+    ],
     "public": ["公布失信被执行人名单信息（第三条）"],
 }
 LIFT_MEASURE = "解除依前次协助执行通知采取的上述措施（第二十一条）"
@@ -76,7 +84,7 @@ def issue_notices(conn: Connection, events: Sequence[LogEvent], now: datetime, *
         if listing is None:
             continue
         for sub in subs:
-            if listing.debtor_kind not in profile_of(sub.profile).kinds:
+            if not admits(profile_of(sub.profile), listing):
                 continue
             notices.append(
                 {
@@ -166,9 +174,15 @@ _FIELDS = {
     "obligations": "生效法律文书确定的义务", "amount_cents": "执行标的", "performance": "履行情况",
     "grounds": "失信被执行人行为具体情形", "filed_on": "立案时间", "listed_on": "纳入名单日期",
     "published_on": "发布时间", "term_years": "纳入期限（年）", "expires_on": "期满日期", "removal": "移出",
+    "id_number": "身份证号码", "special_subject": "特殊主体类别", "employer": "工作单位或上级主管部门",
 }  # fmt: skip
 _STATUS = {"active": "在名单中", "removed": "已移出", "expired": "期满移出"}
-_CODES: dict[str, dict[str, str]] = {"sex": SEX, "kind": KIND, "status": _STATUS}
+_CODES: dict[str, dict[str, str]] = {
+    "sex": SEX,
+    "kind": KIND,
+    "status": _STATUS,
+    "special_subject": SPECIAL_SUBJECTS,
+}
 _DATES = frozenset({"birth_date", "filed_on", "listed_on", "published_on", "expires_on"})
 
 

@@ -8,7 +8,8 @@ whatever the listing row holds. `public` is the registry's one public allow-list
 | --- | --- | --- | --- |
 | `credit_reference` | Art. 13, credit reference database | persons and organisations | full |
 | `housing_construction` | Art. 12, housing and construction credit files | organisations | full credit code |
-| `enterprise_supervision` | Art. 17, enterprise credit supervision | organisations | full credit code |
+| `enterprise_supervision` | Art. 17 (persons: Company Law 2023 Art. 178) | both | full |
+| `personnel_oversight` | Art. 2, 4, personnel and discipline bodies | special subjects only | full |
 | `public` | SPC Provisions Art. 6 | persons and organisations | masked |
 """
 
@@ -20,7 +21,7 @@ from datetime import date
 from typing import Any
 
 import msgspec
-from sqlalchemy import Connection, Select
+from sqlalchemy import ColumnElement, Connection, Select, and_
 
 from registry.identity.crypto import DataKeyring
 from registry.identity.types import identity_of
@@ -98,6 +99,7 @@ class EnterpriseSupervisionRecord(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     version: int
     status: str
+    kind: str  # "organization"
     name: str
     # The full code; `id_type` says which: credit_code, organization_code, or registration
     # (COUNTRY:NUMBER).
@@ -112,7 +114,58 @@ class EnterpriseSupervisionRecord(msgspec.Struct, frozen=True, kw_only=True):
     removal: RemovalRecord | None
 
 
-ProfileRecord = CreditReferenceRecord | HousingConstructionRecord | EnterpriseSupervisionRecord | PublicEntry
+class EnterpriseSupervisionPersonRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """Company Law 2023 Art. 178: a listed person may not serve as a company's director,
+    supervisor or senior manager. Who, on which case, and whether still listed: nothing more."""
+
+    id: str
+    version: int
+    status: str
+    kind: str  # "person"
+    name: str
+    id_number: str
+    court_code: str
+    court_name: str
+    case_number: str
+    listed_on: date
+    removal: RemovalRecord | None
+
+
+class PersonnelOversightRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """Opinion Art. 2, 4: the personnel and discipline bodies (组织人事部门) learn which party
+    member, civil servant, deputy or state body has not performed, for whom they answer (the
+    employer or superior body the court named), and what is unperformed. Special subjects only."""
+
+    id: str
+    version: int
+    status: str
+    kind: str
+    name: str
+    identifier: str  # full ID number or unified social credit code
+    legal_representative: str | None
+    special_subject: str
+    employer: str | None
+    court_code: str
+    court_name: str
+    case_number: str
+    basis_document_number: str
+    basis_issuer: str
+    obligations: str
+    amount_cents: int | None
+    performance: PublicPerformance
+    grounds: list[str]
+    listed_on: date
+    removal: RemovalRecord | None
+
+
+ProfileRecord = (
+    CreditReferenceRecord
+    | HousingConstructionRecord
+    | EnterpriseSupervisionRecord
+    | EnterpriseSupervisionPersonRecord
+    | PersonnelOversightRecord
+    | PublicEntry
+)
 
 
 @dataclass(frozen=True)
@@ -120,13 +173,24 @@ class Profile:
     name: str
     kinds: frozenset[str]  # debtor kinds admitted
     full_identifier: bool
+    # Only listings whose court named the debtor a special subject (Opinion Art. 2, 4).
+    special_only: bool = False
+
+    def admits_clause(self) -> ColumnElement[bool]:
+        """`admits` as a condition on `listings`, for the snapshot and the drift report."""
+        clause: ColumnElement[bool] = Listing.debtor_kind.in_(sorted(self.kinds))
+        if self.special_only:
+            clause = and_(clause, Listing.special_subject.is_not(None))
+        return clause
 
 
+BOTH = frozenset({"person", "organization"})
 PROFILES: dict[str, Profile] = {
-    "credit_reference": Profile("credit_reference", frozenset({"person", "organization"}), True),
+    "credit_reference": Profile("credit_reference", BOTH, True),
     "housing_construction": Profile("housing_construction", frozenset({"organization"}), True),
-    "enterprise_supervision": Profile("enterprise_supervision", frozenset({"organization"}), True),
-    "public": Profile("public", frozenset({"person", "organization"}), False),
+    "enterprise_supervision": Profile("enterprise_supervision", BOTH, True),
+    "personnel_oversight": Profile("personnel_oversight", BOTH, True, special_only=True),
+    "public": Profile("public", BOTH, False),
 }
 
 
@@ -140,6 +204,7 @@ def listing_columns() -> Select[Any]:
         Listing.expires_on,
         Listing.removed_on,
         Listing.removal_reason,
+        Listing.special_subject,
     )
 
 
@@ -158,7 +223,7 @@ def _removal(row: Any) -> RemovalRecord | None:
 
 
 def admits(profile: Profile, row: Any) -> bool:
-    return row.debtor_kind in profile.kinds
+    return row.debtor_kind in profile.kinds and (not profile.special_only or row.special_subject is not None)
 
 
 def render(profile: Profile, row: Any, keyring: DataKeyring, today: date) -> ProfileRecord | None:
@@ -222,10 +287,49 @@ def render(profile: Profile, row: Any, keyring: DataKeyring, today: date) -> Pro
             listed_on=row.listed_on,
             removal=_removal(row),
         )
+    if profile.name == "personnel_oversight":
+        special = details.special_subject
+        return PersonnelOversightRecord(
+            id=row.id,
+            version=row.version,
+            status=row.status,
+            kind=row.debtor_kind,
+            name=row.debtor_name,
+            identifier=identifier,
+            legal_representative=None if row.debtor_kind == "person" else row.legal_representative,
+            special_subject=row.special_subject,
+            employer=None if special is None else special.employer,
+            court_code=row.court_code,
+            court_name=row.court_name,
+            case_number=row.case_number,
+            basis_document_number=details.basis.document_number,
+            basis_issuer=details.basis.issuer,
+            obligations=details.obligations,
+            amount_cents=details.amount_cents,
+            performance=details.performance,
+            grounds=list(row.grounds),
+            listed_on=row.listed_on,
+            removal=_removal(row),
+        )
+    if row.debtor_kind == "person":
+        return EnterpriseSupervisionPersonRecord(
+            id=row.id,
+            version=row.version,
+            status=row.status,
+            kind="person",
+            name=row.debtor_name,
+            id_number=identifier,
+            court_code=row.court_code,
+            court_name=row.court_name,
+            case_number=row.case_number,
+            listed_on=row.listed_on,
+            removal=_removal(row),
+        )
     return EnterpriseSupervisionRecord(
         id=row.id,
         version=row.version,
         status=row.status,
+        kind="organization",
         name=row.debtor_name,
         credit_code=identifier,
         id_type=identity.id_type,

@@ -49,7 +49,7 @@ def snapshot_page(
     position, _ = head(conn)
     rows = conn.execute(
         listing_columns()
-        .where(Listing.status == "active", Listing.debtor_kind.in_(sorted(profile.kinds)), Listing.id > after)
+        .where(Listing.status == "active", profile.admits_clause(), Listing.id > after)
         .order_by(Listing.id)
         .limit(limit)
     ).all()
@@ -110,7 +110,7 @@ def drift_report(conn: Connection, sub_id: str, client_id: str | None) -> dict[s
     registry_rows = iter(
         conn.execute(
             select(Listing.id, Listing.status, Listing.version)
-            .where(Listing.debtor_kind.in_(sorted(profile.kinds)))
+            .where(profile.admits_clause())
             .order_by(Listing.id)
         )
     )

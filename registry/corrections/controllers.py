@@ -173,7 +173,7 @@ async def issue_certificate(
     token = certificate_signer(services).sign(claims)
     return CertificateOut(
         certificate=token,
-        verification_url=verification_url(services.settings.corrections.public_base_url, token),
+        verification_url=verification_url(services.settings.server.base_url(), token),
         claims=msgspec.convert(claims, CertificateClaims),
     )
 

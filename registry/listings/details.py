@@ -36,6 +36,11 @@ class TermExtension(msgspec.Struct, frozen=True):
     reason: str  # an aggravating circumstance of SPC Art. 2
 
 
+class SpecialSubjectDetails(msgspec.Struct, frozen=True):
+    category: str  # one of registry.listings.schemas.SPECIAL_SUBJECTS
+    employer: str | None = None  # 工作单位或上级主管部门, when the court knows it
+
+
 class ListingDetails(msgspec.Struct, frozen=True):
     basis: EnforcementBasis
     obligations: str
@@ -47,6 +52,7 @@ class ListingDetails(msgspec.Struct, frozen=True):
     # None on listings submitted before the decision was part of the contract.
     decision: ListingDecision | None = None
     extension: TermExtension | None = None
+    special_subject: SpecialSubjectDetails | None = None
 
 
 _decoder = msgspec.json.Decoder(ListingDetails)

@@ -65,6 +65,9 @@ class Listing(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
     removed_on: Mapped[date | None] = mapped_column(Date)
     removal_reason: Mapped[str | None] = mapped_column(String(32))
+    # Opinion Art. 2, 4: the special-subject category the court asserted (its employer is in
+    # `details`); the personnel-oversight agency profile selects by it.
+    special_subject: Mapped[str | None] = mapped_column(String(32))
 
     __table_args__ = (
         Index("ix_listings_debtor_id_blind", "debtor_id_blind"),
@@ -74,6 +77,14 @@ class Listing(Base):
             "expires_on",
             sqlite_where=text("status = 'active' AND expires_on IS NOT NULL"),
             postgresql_where=text("status = 'active' AND expires_on IS NOT NULL"),
+        ),
+        # Only the special subjects: the personnel-oversight profile's snapshot and drift.
+        Index(
+            "ix_listings_special_subject",
+            "special_subject",
+            "id",
+            sqlite_where=text("special_subject IS NOT NULL"),
+            postgresql_where=text("special_subject IS NOT NULL"),
         ),
     )
 

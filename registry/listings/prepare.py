@@ -38,7 +38,10 @@ from registry.identity.types import Identity, parse_organization, parse_person
 from registry.listings.schemas import (
     GROUNDS,
     LISTABLE_CASE_TYPES,
+    ORGANIZATION_SPECIAL_SUBJECTS,
+    PERSON_SPECIAL_SUBJECTS,
     REMOVAL_REASONS,
+    SPECIAL_SUBJECTS,
     ListingIn,
     OrganizationDebtor,
     RemovalIn,
@@ -117,6 +120,8 @@ class PreparedListing:
     creditor_key: str | None = None
     extension: dict[str, Any] | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    # One of SPECIAL_SUBJECTS, or None (its employer is in `details`).
+    special_subject: str | None = None
 
 
 @dataclass
@@ -291,6 +296,9 @@ class Preparer:
         creditor, creditor_key = self._creditor(listing)
         if extension is not None:
             details["extension"] = extension
+        special = _special_subject(listing, kind)
+        if special is not None:
+            details["special_subject"] = special
         return PreparedListing(
             court_code=court_code,
             province_code=ctx.courts[court_code],
@@ -319,6 +327,7 @@ class Preparer:
             creditor_key=creditor_key,
             extension=extension,
             details=details,
+            special_subject=None if special is None else special["category"],
         )
 
     def _case_number(self, listing: ListingIn, court_code: str) -> CaseNumber:
@@ -521,6 +530,34 @@ def _date_between(value: date, earliest: date, latest: date, pointer: str) -> No
         raise Problem(
             422, "date_out_of_range", f"date must be between {earliest} and {latest}", pointer=pointer
         )
+
+
+def _special_subject(listing: ListingIn, kind: str) -> dict[str, Any] | None:
+    """Opinion Art. 2, 4: the category the court asserts, which must fit the debtor's kind (a
+    civil servant is a person, a state organ an organisation), and the employer if given."""
+    special = listing.special_subject
+    if special is None:
+        return None
+    if special.category not in SPECIAL_SUBJECTS:
+        raise Problem(
+            422,
+            "unknown_special_subject",
+            f"special_subject.category must be one of {', '.join(SPECIAL_SUBJECTS)}",
+            pointer="/listing/special_subject/category",
+        )
+    fits = PERSON_SPECIAL_SUBJECTS if kind == "person" else ORGANIZATION_SPECIAL_SUBJECTS
+    if special.category not in fits:
+        raise Problem(
+            422,
+            "special_subject_mismatch",
+            f"a {kind} debtor's special_subject.category is one of {', '.join(fits)}",
+            pointer="/listing/special_subject/category",
+        )
+    employer = special.employer
+    return {
+        "category": special.category,
+        "employer": None if employer is None else _text(employer, "/listing/special_subject/employer"),
+    }
 
 
 def _grounds(raw: list[str]) -> list[str]:

@@ -26,6 +26,11 @@ REMOVAL_REASONS = (
     "wrongly_listed",
 )
 TERM_EXPIRED = "term_expired"
+# Opinion Art. 2, 4 and SPC Art. 8: debtors whose non-performance their personnel or
+# discipline body is told of. The first four are persons, the last three organisations.
+PERSON_SPECIAL_SUBJECTS = ("party_member", "civil_servant", "npc_deputy", "cppcc_member")
+ORGANIZATION_SPECIAL_SUBJECTS = ("state_organ", "state_owned_enterprise", "public_institution")
+SPECIAL_SUBJECTS = PERSON_SPECIAL_SUBJECTS + ORGANIZATION_SPECIAL_SUBJECTS
 # SPC Art. 5: a listing is decided on the creditor's application or on the court's own initiative.
 INITIATIONS = ("creditor_application", "court_initiative")
 # SPC Art. 2: the aggravating circumstances that extend a term by one to three years.
@@ -72,6 +77,14 @@ Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
 # foreign_permanent_residence, passport (registry.identity.types.PERSON_ID_TYPES)
 IdType = Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
 Country = Annotated[str, msgspec.Meta(min_length=1, max_length=8)]
+
+
+class SpecialSubject(msgspec.Struct):
+    """The court asserts that the debtor is a special subject (Opinion Art. 2, 4): one of
+    SPECIAL_SUBJECTS, and the employer or superior body (工作单位或上级主管部门) when known."""
+
+    category: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+    employer: Text | None = None
 
 
 class PersonDebtor(msgspec.Struct, tag="person", tag_field="kind"):
@@ -126,6 +139,7 @@ class ListingIn(msgspec.Struct):
     creditor: Text | Creditor | None = None
     # Required by an amendment that changes listed_on or the term.
     extension: Extension | None = None
+    special_subject: SpecialSubject | None = None
 
 
 class RemovalIn(msgspec.Struct):

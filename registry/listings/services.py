@@ -348,6 +348,7 @@ def _listing_row(item: PreparedListing, listing_id: str, seq: int, now: datetime
         "updated_at": now,
         "removed_on": None,
         "removal_reason": None,
+        "special_subject": item.special_subject,
     }
 
 

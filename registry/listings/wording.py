@@ -33,6 +33,16 @@ REMOVAL_REASONS: dict[str, str] = {
 }
 PERFORMANCE: dict[str, str] = {"none": "全部未履行", "partial": "部分未履行"}
 SEX: dict[str, str] = {"M": "男", "F": "女"}
+# Opinion Art. 2, 4: the special subjects a court may name (registry.listings.schemas).
+SPECIAL_SUBJECTS: dict[str, str] = {
+    "party_member": "中共党员",
+    "civil_servant": "公务员",
+    "npc_deputy": "人大代表",
+    "cppcc_member": "政协委员",
+    "state_organ": "国家机关",
+    "state_owned_enterprise": "国有企业",
+    "public_institution": "事业单位",
+}
 KIND: dict[str, str] = {"person": "自然人", "organization": "法人或其他组织"}
 
 

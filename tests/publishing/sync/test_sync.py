@@ -48,9 +48,8 @@ HOUSING_FIELDS = {
     "grounds", "listed_on", "removal",
 }  # fmt: skip
 ENTERPRISE_FIELDS = {
-    "id", "version", "status", "name", "credit_code", "id_type", "legal_representative", "court_code",
-    "court_name",
-    "case_number", "grounds", "listed_on", "removal",
+    "id", "version", "status", "kind", "name", "credit_code", "id_type", "legal_representative", "court_code",
+    "court_name", "case_number", "grounds", "listed_on", "removal",
 }  # fmt: skip
 PUBLIC_FIELDS = {
     "id", "kind", "name", "sex", "age_at_publication", "id_type", "identifier_masked",
@@ -220,12 +219,13 @@ def test_every_profile_sends_exactly_its_fields(
     assert record["obligations"] == unicodedata.normalize("NFKC", org["obligations"])
     assert person["debtor"]["id_number"] not in text and person["debtor"]["name"] not in text
 
-    # enterprise supervision (Art. 17): organisations only, no obligations or amounts.
+    # enterprise supervision (Art. 17; Company Law Art. 178 for persons): no obligations or
+    # amounts (tests/publishing/sync/test_special_profiles.py checks the persons' fields).
     events, _, text = pulled["enterprise_supervision"]
-    assert [e["listing_id"] for e in events] == [org_id, org_id]
-    assert set(events[0]["listing"]) == ENTERPRISE_FIELDS
+    assert [e["listing_id"] for e in events] == [person_id, org_id, org_id]
+    assert set(events[1]["listing"]) == ENTERPRISE_FIELDS
     assert unicodedata.normalize("NFKC", org["obligations"]) not in text
-    assert person["debtor"]["id_number"] not in text and person["debtor"]["name"] not in text
+    assert unicodedata.normalize("NFKC", person["obligations"]) not in text
 
     # public: exactly the public allow-list; a removed listing's data no longer leaves.
     events, _, text = pulled["public"]
@@ -481,9 +481,9 @@ def test_paused_subscriptions_wait_and_profiles_skip_what_they_do_not_admit(
 ) -> None:
     persons = [publish_one(registry, court, registry.person_listing(court)) for _ in range(3)]
     org = publish_one(registry, court, org_listing(registry, court))
-    client_id, _ = agency(registry, "市场监督管理总局")
+    client_id, _ = agency(registry, "住房和城乡建设部")
     with running_receiver() as receiver:
-        sub = subscribe(admin, client_id, "enterprise_supervision", "push", receiver.url)
+        sub = subscribe(admin, client_id, "housing_construction", "push", receiver.url)
         assert admin.post(f"/v1/sync/subscriptions/{sub}/pause").json()["state"] == "paused"
         asyncio.run(_one_pass(fast(settings)))
         assert receiver.deliveries == []

@@ -1,0 +1,38 @@
+"""`registry statistics follow` and `registry statistics rebuild`."""
+
+from __future__ import annotations
+
+import click
+
+from registry.clirun import run_with_services
+
+
+@click.group("statistics")
+def statistics() -> None:
+    """Statistics kept from the event log (docs/statistics.md)."""
+
+
+@statistics.command("follow")
+def statistics_follow() -> None:
+    """Read the log up to its head now (the scheduler does it every few seconds)."""
+    from publishing.statistics.reader import READER
+    from registry.eventlog.readers import follow
+
+    read = run_with_services(lambda services: follow(services.db, READER))
+    click.echo(f"read {read} events")
+
+
+@statistics.command("rebuild")
+def statistics_rebuild() -> None:
+    """Empty the counts and read the whole log again, e.g. after a change of how they count."""
+    from publishing.statistics.reader import READER, reset
+    from registry.eventlog.readers import follow
+
+    async def work(services: object) -> int:
+        from registry.runtime import Services
+
+        assert isinstance(services, Services)
+        await services.db.write(reset)
+        return await follow(services.db, READER)
+
+    click.echo(f"read {run_with_services(work)} events")

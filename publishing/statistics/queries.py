@@ -1,0 +1,322 @@
+"""Statistics read from the maintained counts (`statistics_counts`), never from the list.
+
+A period [start, end] is split into whole months, read at a month grain, and the days
+before and after them, read at a day grain, so that a year's national figures sum a few
+hundred rows. Court figures (a court filter, or a breakdown by court) read the court grains,
+everything else the province grains. The active count at a day is everything listed up to
+that day less everything removed up to it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, Connection, func, select
+
+from publishing.statistics.models import (
+    COUNT_COLUMNS,
+    GROUND_COLUMNS,
+    REASON_COLUMNS,
+    STATISTICS_COUNTS,
+    TOTAL_START,
+)
+from publishing.statistics.reader import month_start
+from registry.calendar import today_in_china
+
+T = STATISTICS_COUNTS.c
+EPOCH = TOTAL_START  # no listing is dated earlier (registry.listings.prepare.EARLIEST_DATE)
+FAR_FUTURE = date(2199, 12, 31)
+Interval = Literal["day", "week", "month"]
+BREAKDOWNS = ("province", "court", "kind", "special_subject", "ground", "reason")
+ANY_SPECIAL = "any"
+Vector = list[int]
+
+
+@dataclass(frozen=True)
+class Filters:
+    province: str | None = None
+    court: str | None = None
+    kind: str | None = None
+    # A category, or "any": every special subject.
+    special_subject: str | None = None
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {
+            "province": self.province,
+            "court": self.court,
+            "kind": self.kind,
+            "special_subject": self.special_subject,
+        }
+
+
+@dataclass(frozen=True)
+class Period:
+    start: date
+    end: date
+    interval: Interval = "month"
+
+
+@dataclass
+class Figures:
+    """One cell's counts: listed and removed in the period, how the removals met the three
+    working days, the grounds of the listings and the reasons of the removals, and the active
+    count at the period's end."""
+
+    listed: int = 0
+    removed: int = 0
+    removed_on_time: int = 0
+    removed_late: int = 0
+    active_end: int = 0
+    grounds: dict[str, int] = field(default_factory=dict)
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+def _figures(vector: Sequence[int], active_end: int) -> Figures:
+    named = dict(zip(COUNT_COLUMNS, vector, strict=True))
+    return Figures(
+        listed=named["listed"],
+        removed=named["removed"],
+        removed_on_time=named["removed_on_time"],
+        removed_late=named["removed_late"],
+        active_end=active_end,
+        grounds={c.removeprefix("ground_"): named[c] for c in GROUND_COLUMNS},
+        reasons={c.removeprefix("reason_"): named[c] for c in REASON_COLUMNS},
+    )
+
+
+def _zero() -> Vector:
+    return [0] * len(COUNT_COLUMNS)
+
+
+Segment = tuple[str, date, date, int]  # grain suffix, first and last period_start, sign
+
+
+def _segments(start: date, end: date, months: bool, today: date | None = None) -> list[Segment]:
+    """Segments whose signed sums are exactly the counts of [start, end]: whole months at the
+    month grain, the days of a partial month at the day grain, or, when that reads fewer
+    rows, the month less its days outside the period (the current month: its month row, less
+    the days after the period, of which only those up to today hold rows)."""
+    if start > end:
+        return []
+    if not months:
+        return [("d", start, end, 1)]
+    today = today or today_in_china()
+    first_month, last_month = month_start(start), month_start(end)
+    # Only the first and the last month can be partial; those between are whole.
+    pieces: list[tuple[date, date, date, date]] = []  # month, its last day, first, last
+    for month in sorted({first_month, last_month}):
+        month_end = _next_month(month) - timedelta(days=1)
+        pieces.append((month, month_end, max(start, month), min(end, month_end)))
+    segments: list[Segment] = []
+    whole: set[date] = set()  # months read whole at the month grain
+    for month, month_end, first, last in pieces:
+        if first == month and last == month_end:
+            whole.add(month)
+        else:
+            segments.extend(_partial(month, month_end, first, last, today))
+    # One range of month rows: the whole months, from the first (or the one after it) to the
+    # last (or the one before it).
+    range_from = first_month if first_month in whole else _next_month(first_month)
+    range_to = last_month if last_month in whole else last_month - timedelta(days=1)
+    if range_from <= range_to:
+        segments.append(("m", range_from, range_to, 1))
+    return segments
+
+
+def _partial(month: date, last_day: date, first: date, last: date, today: date) -> list[Segment]:
+    def populated(a: date, b: date) -> int:  # days that can hold rows: none after today
+        b = min(b, today)
+        return max(0, (b - a).days + 1)
+
+    inside = populated(first, last)
+    outside = populated(month, first - timedelta(days=1)) + populated(last + timedelta(days=1), last_day)
+    if inside <= outside + 1:
+        return [("d", first, last, 1)]
+    complement: list[Segment] = [("m", month, month, 1)]
+    if first > month:
+        complement.append(("d", month, first - timedelta(days=1), -1))
+    if last < last_day:
+        complement.append(("d", last + timedelta(days=1), last_day, -1))
+    return complement
+
+
+def _next_month(day: date) -> date:
+    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+def _family(filters: Filters, by: str | None = None) -> str:
+    """Which grains answer: by court (a court filter, or figures per court) or by province;
+    the special-subject grains when a special subject is asked for."""
+    court = filters.court is not None or by == "court"
+    if filters.special_subject is not None or by == "special_subject":
+        return "s" if court else "q"
+    return "c" if court else "p"
+
+
+def _where(family: str, filters: Filters) -> list[ColumnElement[bool]]:
+    clauses: list[ColumnElement[bool]] = []
+    if filters.court is not None:
+        clauses.append(T.area == filters.court)
+    if filters.province is not None:
+        clauses.append((T.area if family in ("p", "q") else T.province_code) == filters.province)
+    if filters.kind is not None:
+        clauses.append(T.debtor_kind == filters.kind)
+    # At the special grains every row is a special subject's: "any" needs no condition.
+    if filters.special_subject not in (None, ANY_SPECIAL):
+        clauses.append(T.special_subject == filters.special_subject)
+    return clauses
+
+
+def _sums(
+    conn: Connection,
+    family: str,
+    segments: Iterable[Segment],
+    filters: Filters,
+    group: Any = None,
+) -> dict[Any, Vector]:
+    """Summed count vectors over the segments, by `group` (a column; None: one total)."""
+    totals: dict[Any, Vector] = defaultdict(_zero)
+    sums = [func.coalesce(func.sum(T[name]), 0) for name in COUNT_COLUMNS]
+    if group is not None and group is not T.period_start:
+        # An expression, not the column: SQLite's planner (no statistics) would otherwise walk
+        # a whole grain through the (grain, area) index to save the GROUP BY's sort, instead
+        # of the range of days it needs in the key.
+        group = func.coalesce(group, "")
+    for suffix, first, last, sign in segments:
+        query = select(*([group] if group is not None else []), *sums).where(
+            T.grain == family + suffix,
+            T.period_start >= first,
+            T.period_start <= last,
+            *_where(family, filters),
+        )
+        if group is not None:
+            query = query.group_by(group)
+        for row in conn.execute(query):
+            key = row[0] if group is not None else None
+            values = row[1:] if group is not None else row
+            if group is None and not any(values):
+                continue
+            target = totals[key]
+            for index, value in enumerate(values):
+                target[index] += sign * int(value)
+    return totals
+
+
+def _net(vector: Vector) -> int:
+    return vector[0] - vector[1]  # listed - removed
+
+
+def _bucket(day: date, period: Period) -> date:
+    if period.interval == "day":
+        return day
+    start = day - timedelta(days=day.weekday()) if period.interval == "week" else day.replace(day=1)
+    return max(start, period.start)
+
+
+def _bucket_end(start: date, period: Period) -> date:
+    if period.interval == "day":
+        end = start
+    elif period.interval == "week":
+        end = start - timedelta(days=start.weekday()) + timedelta(days=6)
+    else:
+        end = _next_month(start) - timedelta(days=1)
+    return min(end, period.end)
+
+
+def active_at_end(
+    conn: Connection, day: date, filters: Filters, family: str, group: Any = None
+) -> dict[Any, int]:
+    """Listings active at the end of `day`, by `group`: everything listed less everything
+    removed (the all-time rows), less what was listed and removed after that day (the rows
+    after it, few for a recent day)."""
+    total = _sums(conn, family, [("t", TOTAL_START, TOTAL_START, 1)], filters, group)
+    after = _sums(conn, family, _segments(day + timedelta(days=1), FAR_FUTURE, True), filters, group)
+    return {
+        key: _net(total.get(key, _zero())) - _net(after.get(key, _zero())) for key in set(total) | set(after)
+    }
+
+
+@dataclass
+class SeriesPoint:
+    start: date
+    end: date
+    figures: Figures
+
+
+@dataclass
+class Series:
+    period: Period
+    filters: Filters
+    points: list[SeriesPoint]
+    totals: Figures
+
+
+def series(conn: Connection, period: Period, filters: Filters) -> Series:
+    """One point per day, week (Monday to Sunday) or month of the period, each cut to the
+    period; the totals; the active count at the end of each point."""
+    family = _family(filters)
+    months = period.interval == "month"
+    by_start = _sums(conn, family, _segments(period.start, period.end, months), filters, T.period_start)
+    buckets: dict[date, Vector] = {}
+    cursor = period.start
+    while cursor <= period.end:
+        buckets[cursor] = _zero()
+        cursor = _bucket_end(cursor, period) + timedelta(days=1)
+    for start, vector in by_start.items():
+        target = buckets[_bucket(start, period)]
+        for index, value in enumerate(vector):
+            target[index] += value
+    active = active_at_end(conn, period.start - timedelta(days=1), filters, family).get(None, 0)
+    total = _zero()
+    points = []
+    for start, vector in buckets.items():
+        active += _net(vector)
+        for index, value in enumerate(vector):
+            total[index] += value
+        points.append(SeriesPoint(start, _bucket_end(start, period), _figures(vector, active)))
+    return Series(period, filters, points, _figures(total, active))
+
+
+@dataclass
+class BreakdownRow:
+    key: str
+    figures: Figures
+
+
+def breakdown(conn: Connection, period: Period, filters: Filters, by: str) -> list[BreakdownRow]:
+    """Figures per province, court, debtor kind or special subject (and the active count at the
+    period's end); per ground (listed with it) or removal reason (removed for it)."""
+    family = _family(filters, by)
+    segments = _segments(period.start, period.end, True)
+    if by in ("ground", "reason"):
+        vector = _sums(conn, family, segments, filters).get(None, _zero())
+        figures = _figures(vector, 0)
+        counts = figures.grounds if by == "ground" else figures.reasons
+        return [
+            BreakdownRow(key, Figures(listed=n) if by == "ground" else Figures(removed=n))
+            for key, n in counts.items()
+        ]
+    group = {"province": T.area if family in ("p", "q") else T.province_code, "court": T.area}.get(
+        by, T.debtor_kind if by == "kind" else T.special_subject
+    )
+    in_period = _sums(conn, family, segments, filters, group)
+    active = active_at_end(conn, period.end, filters, family, group)
+    if by == "special_subject" and filters.special_subject is None:
+        # Not a special subject ('' ): every listing less the special subjects.
+        common = "c" if filters.court is not None else "p"
+        everything = _sums(conn, common, segments, filters).get(None, _zero())
+        rest = [total - sum(v[i] for v in in_period.values()) for i, total in enumerate(everything)]
+        if any(rest):
+            in_period[""] = rest
+        active[""] = active_at_end(conn, period.end, filters, common).get(None, 0) - sum(active.values())
+    rows = []
+    for key in sorted(set(in_period) | set(active)):
+        figures = _figures(in_period.get(key, _zero()), active.get(key, 0))
+        # A key whose counts went back to zero (an amendment moved its listing) is left out.
+        if figures.listed or figures.removed or figures.active_end:
+            rows.append(BreakdownRow(key, figures))
+    return rows

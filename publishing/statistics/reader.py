@@ -1,0 +1,207 @@
+"""The reader of the event log that keeps the statistics (`registry.eventlog.readers`).
+
+For each listing an event touches, the reader reads the listing as it stands, takes what it
+had counted of it (`statistics_facts`) out of the counts and puts the listing's present
+contribution in: the counts are always the count over the listings as they stand (an
+amendment that moves the listing day or changes the grounds moves its counts), and a batch
+read twice, or events read late, give the same counts. The counts move in the same
+transaction as the cursor.
+
+A listing counts as listed on its `listed_on` (the court's date, not the day it reached the
+registry, so that an import of old listings lands in the months they were decided), and as
+removed on the removal's `effective_on` (the listing's `removed_on`; a term expiry: the
+term's last day).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from typing import Any, NamedTuple, cast
+
+from sqlalchemy import Connection, Table, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from publishing.statistics.models import COUNT_COLUMNS, STATISTICS_COUNTS, TOTAL_START, StatisticsFact
+from registry.eventlog.readers import LogEvent, LogReader, advance, claim_cursor
+from registry.eventlog.types import LISTING_EVENTS
+from registry.listings.models import Listing, Removal
+
+CURSOR = "statistics"
+FACTS = cast(Table, StatisticsFact.__table__)
+_INDEX = {name: index for index, name in enumerate(COUNT_COLUMNS)}
+_CHUNK = 500
+
+
+class Fact(NamedTuple):
+    court_code: str
+    province_code: str
+    debtor_kind: str
+    special_subject: str
+    listed_on: date
+    grounds: str
+    removed_on: date | None
+    removal_reason: str | None
+    on_time: bool | None
+
+
+def month_start(day: date) -> date:
+    return day.replace(day=1)
+
+
+# (grain, period_start, area, debtor_kind, special_subject, province_code) -> count deltas
+Key = tuple[str, date, str, str, str, str]
+
+
+def _add(deltas: dict[Key, list[int]], fact: Fact, sign: int) -> None:
+    """Add (sign +1) or take out (-1) one listing's counts: at the province and court grains,
+    and, for a special subject, at the special grains as well (`q…` by province, `s…` by
+    court), so that the common figures never carry the special-subject dimension."""
+    families = [("p", "c", "")]
+    if fact.special_subject:
+        families.append(("q", "s", fact.special_subject))
+
+    def bump(day: date, columns: Iterable[str]) -> None:
+        month = month_start(day)
+        indexes = [_INDEX[column] for column in columns if column in _INDEX]
+        for by_province, by_court, special in families:
+            for grain, start, area in (
+                (by_province + "d", day, fact.province_code),
+                (by_province + "m", month, fact.province_code),
+                (by_province + "t", TOTAL_START, fact.province_code),
+                (by_court + "d", day, fact.court_code),
+                (by_court + "m", month, fact.court_code),
+                (by_court + "t", TOTAL_START, fact.court_code),
+            ):
+                row = deltas[(grain, start, area, fact.debtor_kind, special, fact.province_code)]
+                for index in indexes:
+                    row[index] += sign
+
+    bump(fact.listed_on, ["listed", *(f"ground_{g}" for g in fact.grounds.split(",") if g)])
+    if fact.removed_on is not None and fact.removal_reason is not None:
+        columns = ["removed", f"reason_{fact.removal_reason}"]
+        if fact.on_time is not None:
+            columns.append("removed_on_time" if fact.on_time else "removed_late")
+        bump(fact.removed_on, columns)
+
+
+def _current(conn: Connection, ids: Sequence[str]) -> dict[str, Fact]:
+    found: dict[str, Fact] = {}
+    for start in range(0, len(ids), _CHUNK):
+        rows = conn.execute(
+            select(
+                Listing.id,
+                Listing.court_code,
+                Listing.province_code,
+                Listing.debtor_kind,
+                Listing.special_subject,
+                Listing.listed_on,
+                Listing.grounds,
+                Listing.status,
+                Listing.removed_on,
+                Listing.removal_reason,
+                Removal.on_time,
+            )
+            .outerjoin(Removal, Removal.listing_id == Listing.id)
+            .where(Listing.id.in_(ids[start : start + _CHUNK]))
+        )
+        for row in rows:
+            removed = row.status != "active"
+            found[row.id] = Fact(
+                court_code=row.court_code,
+                province_code=row.province_code or "",
+                debtor_kind=row.debtor_kind,
+                special_subject=row.special_subject or "",
+                listed_on=row.listed_on,
+                grounds=",".join(row.grounds),
+                removed_on=row.removed_on if removed else None,
+                removal_reason=row.removal_reason if removed else None,
+                on_time=row.on_time if removed else None,
+            )
+    return found
+
+
+def _counted(conn: Connection, ids: Sequence[str]) -> dict[str, Fact]:
+    found: dict[str, Fact] = {}
+    for start in range(0, len(ids), _CHUNK):
+        rows = conn.execute(select(FACTS).where(FACTS.c.listing_id.in_(ids[start : start + _CHUNK])))
+        for row in rows:
+            found[row.listing_id] = Fact(*(getattr(row, name) for name in Fact._fields))
+    return found
+
+
+def _insert(conn: Connection) -> Any:
+    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+
+
+def apply_listings(conn: Connection, ids: Sequence[str]) -> int:
+    """Bring the counts of these listings up to date; returns how many changed."""
+    ids = sorted(set(ids))
+    now_facts = _current(conn, ids)
+    old_facts = _counted(conn, ids)
+    deltas: dict[Key, list[int]] = defaultdict(lambda: [0] * len(COUNT_COLUMNS))
+    changed: list[str] = []
+    for listing_id in ids:
+        old, new = old_facts.get(listing_id), now_facts.get(listing_id)
+        if old == new:
+            continue
+        changed.append(listing_id)
+        if old is not None:
+            _add(deltas, old, -1)
+        if new is not None:
+            _add(deltas, new, +1)
+    if not changed:
+        return 0
+    gone = [i for i in changed if i not in now_facts]
+    if gone:
+        conn.execute(delete(FACTS).where(FACTS.c.listing_id.in_(gone)))
+    rows = [{"listing_id": i, **now_facts[i]._asdict()} for i in changed if i in now_facts]
+    if rows:
+        insert = _insert(conn)(FACTS)
+        conn.execute(
+            insert.on_conflict_do_update(
+                index_elements=["listing_id"],
+                set_={name: insert.excluded[name] for name in Fact._fields},
+            ),
+            rows,
+        )
+    counts = [
+        {
+            "grain": key[0],
+            "period_start": key[1],
+            "area": key[2],
+            "debtor_kind": key[3],
+            "special_subject": key[4],
+            "province_code": key[5],
+            **dict(zip(COUNT_COLUMNS, values, strict=True)),
+        }
+        for key, values in deltas.items()
+        if any(values)
+    ]
+    if counts:
+        insert = _insert(conn)(STATISTICS_COUNTS)
+        conn.execute(
+            insert.on_conflict_do_update(
+                index_elements=["grain", "period_start", "area", "debtor_kind", "special_subject"],
+                set_={name: STATISTICS_COUNTS.c[name] + insert.excluded[name] for name in COUNT_COLUMNS},
+            ),
+            counts,
+        )
+    return len(changed)
+
+
+def process(conn: Connection, events: Sequence[LogEvent], _now: datetime) -> None:
+    apply_listings(conn, [e.listing_id for e in events if e.listing_id is not None])
+
+
+READER = LogReader(CURSOR, process, LISTING_EVENTS)
+
+
+def reset(conn: Connection) -> None:
+    """Empty the counts and move the cursor back to the log's start, in the caller's write
+    transaction (claiming the cursor keeps a running reader out until it commits)."""
+    claim_cursor(conn, CURSOR)
+    conn.execute(delete(STATISTICS_COUNTS))
+    conn.execute(delete(FACTS))
+    advance(conn, CURSOR, 0)

@@ -1,0 +1,450 @@
+"""Statistics equal a brute-force count over the listings as they stand, for several periods,
+intervals, filters and breakdowns; small cells are hidden on the public figures only; CSV
+cells cannot run as formulas; bad queries answer 400 with their code and parameter."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+import subprocess
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from publishing.statistics.reader import READER, reset
+from registry.eventlog.readers import follow_sync
+from registry.listings.schemas import GROUNDS, REMOVAL_REASONS, TERM_EXPIRED
+from registry.settings import Settings
+from tests.support.checks import bank
+from tests.support.harness import CourtHandle, Registry, cli_env, registry_bin
+from tests.support.listings import (
+    amended_body,
+    ending_tomorrow,
+    expire_tomorrow,
+    post_amendment,
+    post_removal,
+    publish_many,
+    publish_one,
+    removal_body,
+)
+
+REASONS = (*REMOVAL_REASONS, TERM_EXPIRED)
+PERSON_SPECIAL = ("party_member", "civil_servant", "npc_deputy", "cppcc_member")
+ORG_SPECIAL = ("state_organ", "state_owned_enterprise", "public_institution")
+
+
+@dataclass(frozen=True)
+class Row:
+    """A listing as the brute force sees it (straight from the tables)."""
+
+    court: str
+    province: str
+    kind: str
+    special: str
+    listed_on: date
+    grounds: tuple[str, ...]
+    removed_on: date | None
+    reason: str | None
+    on_time: bool | None
+
+
+def load_rows(engine: sa.Engine) -> list[Row]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT l.court_code, l.province_code, l.debtor_kind, l.special_subject, l.listed_on,"
+                " l.grounds, l.status, l.removed_on, l.removal_reason, r.on_time"
+                " FROM listings l LEFT JOIN removals r ON r.listing_id = l.id"
+            )
+        ).all()
+    out = []
+    for r in rows:
+        grounds = r.grounds if isinstance(r.grounds, list) else json.loads(r.grounds)
+        removed = r.status != "active"
+        out.append(
+            Row(
+                r.court_code,
+                r.province_code or "",
+                r.debtor_kind,
+                r.special_subject or "",
+                _day(r.listed_on),
+                tuple(grounds),
+                _day(r.removed_on) if removed else None,
+                r.removal_reason if removed else None,
+                None if not removed or r.on_time is None else bool(r.on_time),
+            )
+        )
+    return out
+
+
+def _day(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+def matches(row: Row, filters: dict[str, str]) -> bool:
+    special = filters.get("special_subject")
+    return (
+        filters.get("province", row.province) == row.province
+        and filters.get("court", row.court) == row.court
+        and filters.get("kind", row.kind) == row.kind
+        and (special is None or (row.special != "" if special == "any" else row.special == special))
+    )
+
+
+def brute(rows: list[Row], start: date, end: date) -> dict[str, Any]:
+    removed = [r for r in rows if r.removed_on is not None and start <= r.removed_on <= end]
+    listed = [r for r in rows if start <= r.listed_on <= end]
+    return {
+        "listed": len(listed),
+        "removed": len(removed),
+        "removed_on_time": sum(r.on_time is True for r in removed),
+        "removed_late": sum(r.on_time is False for r in removed),
+        "active_end": sum(r.listed_on <= end and (r.removed_on is None or r.removed_on > end) for r in rows),
+        "grounds": {g: sum(g in r.grounds for r in listed) for g in GROUNDS},
+        "reasons": {reason: sum(r.reason == reason for r in removed) for reason in REASONS},
+    }
+
+
+def buckets(start: date, end: date, interval: str) -> list[tuple[date, date]]:
+    out = []
+    day = start
+    while day <= end:
+        if interval == "day":
+            last = day
+        elif interval == "week":
+            last = day + timedelta(days=6 - day.weekday())
+        else:
+            last = (day.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+        last = min(last, end)
+        out.append((day, last))
+        day = last + timedelta(days=1)
+    return out
+
+
+@pytest.fixture
+def population(registry: Registry) -> tuple[list[CourtHandle], Callable[[], list[Row]]]:
+    """About 120 listings over three years in three courts of two provinces, persons and
+    organisations, special subjects, amendments, removals on time and late, one expiry."""
+    rng = random.Random(7)
+    courts = [
+        registry.court(),
+        registry.court("京0108", "北京市海淀区人民法院", "11"),
+        registry.court("沪0115", "上海市浦东新区人民法院", "31"),
+    ]
+    today = registry.today
+    ids: list[tuple[CourtHandle, str, dict[str, Any]]] = []
+    for court in courts:
+        bodies = []
+        for _ in range(40):
+            body = registry.listing(court)
+            roll = rng.random()
+            if roll < 0.35:
+                choices = PERSON_SPECIAL if body["debtor"]["kind"] == "person" else ORG_SPECIAL
+                body["special_subject"] = {"category": rng.choice(choices), "employer": "某某市某某局"}
+            bodies.append(body)
+        for listing_id, body in zip(publish_many(registry, court, bodies), bodies, strict=True):
+            ids.append((court, listing_id, body))
+    rng.shuffle(ids)
+    # Amend some: new grounds where the term allows, a special subject added.
+    for court, listing_id, body in ids[:6]:
+        new = amended_body(body)
+        if body["debtor"]["kind"] == "person":
+            new["special_subject"] = {"category": "civil_servant"}
+        response = post_amendment(registry, court, listing_id, new)
+        assert response.status_code == 200, response.text
+    # Remove a third: some on time, some late, several reasons and effective days.
+    for index, (court, listing_id, body) in enumerate(ids[10:50]):
+        listed_on = date.fromisoformat(body["listed_on"])
+        effective = listed_on + timedelta(days=rng.randint(0, max(0, (today - listed_on).days)))
+        triggered = today if index % 3 else max(listed_on, today - timedelta(days=40))
+        removal = removal_body(
+            listing_id,
+            today,
+            REMOVAL_REASONS[index % len(REMOVAL_REASONS)],
+            {"effective_on": effective.isoformat(), "triggered_on": triggered.isoformat()},
+        )
+        response = post_removal(registry, court, listing_id, removal)
+        assert response.status_code == 200, response.text
+    publish_one(registry, courts[0], ending_tomorrow(registry, courts[0]))
+    assert expire_tomorrow(registry) == 1
+    return courts, lambda: load_rows(registry.engine)
+
+
+def _exact(admin: httpx.Client, path: str, params: dict[str, str]) -> dict[str, Any]:
+    response = admin.get(f"/v1/oversight/{path}", params=params)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def _figures(answer: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: answer[k]
+        for k in ("listed", "removed", "removed_on_time", "removed_late", "active_end", "grounds", "reasons")
+    }
+
+
+FILTERS: list[dict[str, str]] = [
+    {},
+    {"province": "11"},
+    {"court": "沪0115"},
+    {"kind": "person"},
+    {"special_subject": "any"},
+    {"province": "11", "kind": "organization"},
+    {"court": "京0105", "special_subject": "civil_servant"},
+]
+
+
+def test_the_series_equal_a_brute_force_count(
+    registry: Registry, admin: httpx.Client, population: tuple[list[CourtHandle], Callable[[], list[Row]]]
+) -> None:
+    _, rows_now = population
+    assert follow_sync(registry.engine, READER) > 0
+    rows = rows_now()
+    today = registry.today
+    periods = [
+        (today - timedelta(days=3 * 365), today, "month"),
+        (date(today.year - 1, 3, 17), date(today.year, 1, 9), "month"),  # partial months at both ends
+        (today - timedelta(days=200), today - timedelta(days=20), "week"),
+        (today - timedelta(days=60), today, "day"),
+    ]
+    for start, end, interval in periods:
+        for filters in FILTERS:
+            params = {"from": start.isoformat(), "to": end.isoformat(), "interval": interval, **filters}
+            answer = _exact(admin, "listings", params)
+            chosen = [r for r in rows if matches(r, filters)]
+            expected = [brute(chosen, a, b) for a, b in buckets(start, end, interval)]
+            got = [_figures(p["figures"]) for p in answer["points"]]
+            assert got == expected, (params, got, expected)
+            assert [(p["from"], p["to"]) for p in answer["points"]] == [
+                (a.isoformat(), b.isoformat()) for a, b in buckets(start, end, interval)
+            ]
+            assert _figures(answer["totals"]) == brute(chosen, start, end), params
+
+
+def test_the_breakdowns_equal_a_brute_force_count(
+    registry: Registry, admin: httpx.Client, population: tuple[list[CourtHandle], Callable[[], list[Row]]]
+) -> None:
+    follow_sync(registry.engine, READER)
+    rows = load_rows(registry.engine)
+    today = registry.today
+    keys: dict[str, Callable[[Row], str]] = {
+        "province": lambda r: r.province,
+        "court": lambda r: r.court,
+        "kind": lambda r: r.kind,
+        "special_subject": lambda r: r.special,
+    }
+    for start, end in (
+        (today - timedelta(days=2 * 365), today),
+        (date(today.year - 1, 2, 10), date(today.year - 1, 11, 20)),
+    ):
+        for filters in FILTERS[:4]:
+            for by, key in keys.items():
+                params = {"from": start.isoformat(), "to": end.isoformat(), "by": by, **filters}
+                answer = _exact(admin, "breakdown", params)
+                chosen = [r for r in rows if matches(r, filters)]
+                expected = {}
+                for value in sorted({key(r) for r in chosen}):
+                    figures = brute([r for r in chosen if key(r) == value], start, end)
+                    if figures["listed"] or figures["removed"] or figures["active_end"]:
+                        expected[value] = figures
+                got = {row["key"]: _figures(row["figures"]) for row in answer["rows"]}
+                assert got == expected, params
+            whole = brute([r for r in rows if matches(r, filters)], start, end)
+            grounds = _exact(
+                admin,
+                "breakdown",
+                {"from": start.isoformat(), "to": end.isoformat(), "by": "ground", **filters},
+            )
+            assert {r["key"]: r["figures"]["listed"] for r in grounds["rows"]} == whole["grounds"]
+            reasons = _exact(
+                admin,
+                "breakdown",
+                {"from": start.isoformat(), "to": end.isoformat(), "by": "reason", **filters},
+            )
+            assert {r["key"]: r["figures"]["removed"] for r in reasons["rows"]} == whole["reasons"]
+
+
+def test_counts_follow_changes_and_a_rebuild_gives_the_same(
+    registry: Registry, admin: httpx.Client, court: CourtHandle
+) -> None:
+    body = registry.person_listing(
+        court, special_subject={"category": "party_member", "employer": "某某县委"}
+    )
+    listing_id = publish_one(registry, court, body)
+    follow_sync(registry.engine, READER)
+    params = {"from": body["listed_on"], "to": registry.today.isoformat(), "by": "special_subject"}
+    rows = {r["key"]: r["figures"] for r in _exact(admin, "breakdown", params)["rows"]}
+    assert rows["party_member"]["listed"] == 1 and rows["party_member"]["active_end"] == 1
+    # The court learns the debtor is a civil servant, not a party member: the count moves.
+    amended = amended_body(body) | {"special_subject": {"category": "civil_servant"}}
+    assert post_amendment(registry, court, listing_id, amended).status_code == 200
+    # Read twice over (a batch read again after a crash): nothing counts twice.
+    follow_sync(registry.engine, READER)
+    with registry.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE reader_cursors SET position = 0 WHERE name = 'statistics'"))
+    follow_sync(registry.engine, READER)
+    rows = {r["key"]: r["figures"] for r in _exact(admin, "breakdown", params)["rows"]}
+    assert "party_member" not in rows
+    assert rows["civil_servant"]["listed"] == 1
+    before = _exact(admin, "listings", {"from": body["listed_on"], "interval": "month"})
+    with registry.engine.begin() as conn:
+        reset(conn)
+    follow_sync(registry.engine, READER)
+    assert _exact(admin, "listings", {"from": body["listed_on"], "interval": "month"}) == before
+
+
+def test_public_figures_hide_small_cells_and_the_oversight_ones_do_not(
+    registry: Registry, admin: httpx.Client, court: CourtHandle
+) -> None:
+    today = registry.today.isoformat()
+    bodies = [registry.listing(court, listed_on=today, filed_on=today) for _ in range(3)]
+    for body in bodies:
+        body["case_number"] = registry.generator.case_number(court.code, registry.today.year)
+        body["term_years"] = None
+        body["grounds"] = ["able_but_refuses"]
+    publish_many(registry, court, bodies)
+    follow_sync(registry.engine, READER)
+    params = {"from": today, "to": today, "interval": "day", "court": court.code}
+    with registry.http() as anyone:
+        public = anyone.get("/v1/statistics/listings", params=params).json()
+        assert public["small_cells_hidden"] is True
+        assert public["totals"]["listed"] == "<5"
+        assert public["totals"]["removed"] == 0  # zero points at nobody
+        assert public["totals"]["grounds"]["able_but_refuses"] == "<5"
+        text = anyone.get("/v1/statistics/breakdown.csv", params=params | {"by": "court"}).text
+        assert "<5" in text and ",3," not in text
+    exact = _exact(admin, "listings", params)
+    assert exact["small_cells_hidden"] is False and exact["totals"]["listed"] == 3
+    # Five or more are shown as they are.
+    more = [registry.listing(court, listed_on=today, filed_on=today) for _ in range(2)]
+    for body in more:
+        body["case_number"] = registry.generator.case_number(court.code, registry.today.year)
+        body["term_years"] = None
+        body["grounds"] = ["able_but_refuses"]
+    publish_many(registry, court, more)
+    follow_sync(registry.engine, READER)
+    with registry.http() as anyone:
+        assert anyone.get("/v1/statistics/listings", params=params).json()["totals"]["listed"] == 5
+
+
+def test_a_court_reads_its_own_oversight_figures_only(registry: Registry, court: CourtHandle) -> None:
+    other = registry.court("京0108", "北京市海淀区人民法院", "11")
+    publish_one(registry, other, registry.listing(other))
+    follow_sync(registry.engine, READER)
+    with registry.http(court.api_key) as http:
+        own = http.get("/v1/oversight/breakdown", params={"by": "court"})
+        assert own.status_code == 200 and own.json()["rows"] == []
+        assert own.json()["filters"]["court"] == court.code
+        refused = http.get("/v1/oversight/listings", params={"court": other.code})
+        assert refused.status_code == 403 and refused.json()["code"] == "not_your_court"
+    with registry.http() as anyone:
+        assert anyone.get("/v1/oversight/listings").status_code == 401
+
+
+def test_csv_cells_cannot_run_as_formulas(registry: Registry, admin: httpx.Client) -> None:
+    registry.court("京0101", '=HYPERLINK("http://x")法院', "11")
+    other = registry.court("京0102", "+cmd|' /C calc'!A0", "11")
+    publish_one(registry, other, registry.listing(other))
+    follow_sync(registry.engine, READER)
+    response = admin.get("/v1/oversight/breakdown.csv", params={"by": "court"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    assert "attachment" in response.headers["content-disposition"]
+    cells = [c for row in csv.reader(io.StringIO(response.text.lstrip("\ufeff"))) for c in row]
+    assert "'+cmd|' /C calc'!A0" in cells
+    assert not any(c.startswith(("=", "+", "-", "@", "\t", "\r")) for c in cells)
+
+
+@pytest.mark.parametrize(
+    ("params", "code", "pointer"),
+    [
+        ({"from": "2026-13-01"}, "invalid_date", "/query/from"),
+        ({"to": "２０２６-01-01"}, "invalid_date", "/query/to"),
+        ({"from": "2026-02-01", "to": "2026-01-01"}, "period_invalid", "/query/to"),
+        ({"from": "2020-01-01", "to": "2026-01-01", "interval": "day"}, "period_too_long", "/query/interval"),
+        ({"interval": "year"}, "unknown_interval", "/query/interval"),
+        ({"province": "99"}, "unknown_province", "/query/province"),
+        ({"court": "XX12"}, "invalid_court_code", "/query/court"),
+        ({"kind": "robot"}, "unknown_kind", "/query/kind"),
+        ({"special_subject": "king"}, "unknown_special_subject", "/query/special_subject"),
+        ({"by": "name"}, "unknown_breakdown", "/query/by"),
+    ],
+)
+def test_bad_queries_answer_their_code(
+    registry: Registry, params: dict[str, str], code: str, pointer: str
+) -> None:
+    with registry.http() as anyone:
+        path = "/v1/statistics/breakdown" if "by" in params else "/v1/statistics/listings"
+        response = anyone.get(path, params=params)
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["code"] == code and response.json()["pointer"] == pointer
+
+
+def test_prometheus_gauges(registry: Registry, admin: httpx.Client, court: CourtHandle) -> None:
+    publish_one(registry, court, registry.listing(court))
+    before = admin.get("/metrics/statistics").text
+    lag = [line for line in before.splitlines() if line.startswith("registry_statistics_reader_lag_events ")]
+    assert float(lag[0].split()[1]) >= 1
+    follow_sync(registry.engine, READER)
+    text = admin.get("/metrics/statistics").text
+    assert 'registry_statistics_active_listings{province="11"} 1.0' in text
+    assert "registry_statistics_reader_lag_events 0.0" in text
+    with registry.http(court.api_key) as http:
+        assert http.get("/metrics/statistics").status_code == 403
+
+
+def test_counter_helpers_agree() -> None:
+    assert Counter(b for a, b in buckets(date(2026, 1, 30), date(2026, 3, 2), "month")) == Counter(
+        [date(2026, 1, 31), date(2026, 2, 28), date(2026, 3, 2)]
+    )
+
+
+def test_the_cli_follows_and_rebuilds(
+    registry: Registry, admin: httpx.Client, court: CourtHandle, settings: Settings
+) -> None:
+    publish_one(registry, court, registry.listing(court))
+    env = cli_env(settings)
+    followed = subprocess.run(
+        [registry_bin(), "statistics", "follow"], env=env, capture_output=True, text=True, check=True
+    )
+    assert followed.stdout.startswith("read ")
+    rows = _exact(admin, "breakdown", {"by": "court", "from": "2000-01-01", "interval": "month"})["rows"]
+    assert [(r["key"], r["figures"]["active_end"]) for r in rows] == [(court.code, 1)]
+    with registry.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM statistics_counts"))
+    subprocess.run(
+        [registry_bin(), "statistics", "rebuild"], env=env, capture_output=True, text=True, check=True
+    )
+    again = _exact(admin, "breakdown", {"by": "court", "from": "2000-01-01", "interval": "month"})["rows"]
+    assert again == rows
+
+
+def test_the_summary_counts_bank_checks_by_purpose_without_naming_a_bank(
+    registry: Registry, admin: httpx.Client, court: CourtHandle
+) -> None:
+    body = registry.person_listing(court)
+    publish_one(registry, court, body)
+    _, http = bank(registry, "某某银行股份有限公司")
+    with http:
+        subjects = [{"id_number": body["debtor"]["id_number"]}, {"id_number": "11010519491231002X"}]
+        answer = http.post(
+            "/v1/checks", json={"purpose": "loan_application", "reference": "r1", "subjects": subjects}
+        )
+        assert answer.status_code == 200, answer.text
+    sections = {s["key"]: s for s in _exact(admin, "summary", {})["sections"]}
+    assert sections["bank_checks"]["rows"] == [{"purpose": "loan_application", "subjects": 2, "listed": 1}]
+    assert "某某银行" not in json.dumps(sections, ensure_ascii=False)
+    csv_text = admin.get("/v1/oversight/summary/bank_checks/csv").text
+    assert "查询用途" in csv_text and "loan_application,2,1" in csv_text
+    with registry.http(court.api_key) as own:
+        keys = [s["key"] for s in own.get("/v1/oversight/summary").json()["sections"]]
+    assert keys == ["removal_timeliness", "notices_by_agency", "special_subjects"]
