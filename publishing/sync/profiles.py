@@ -124,6 +124,7 @@ class EnterpriseSupervisionPersonRecord(msgspec.Struct, frozen=True, kw_only=Tru
     kind: str  # "person"
     name: str
     id_number: str
+    id_type: str  # which document `id_number` is (registry.identity.types.PERSON_ID_TYPES)
     court_code: str
     court_name: str
     case_number: str
@@ -141,7 +142,10 @@ class PersonnelOversightRecord(msgspec.Struct, frozen=True, kw_only=True):
     status: str
     kind: str
     name: str
-    identifier: str  # full ID number or unified social credit code
+    # The full identifier of `id_type` (registry.identity.types.ID_TYPES): a person's number,
+    # an organisation's code.
+    identifier: str
+    id_type: str
     legal_representative: str | None
     special_subject: str
     employer: str | None
@@ -296,6 +300,7 @@ def render(profile: Profile, row: Any, keyring: DataKeyring, today: date) -> Pro
             kind=row.debtor_kind,
             name=row.debtor_name,
             identifier=identifier,
+            id_type=identity.id_type,
             legal_representative=None if row.debtor_kind == "person" else row.legal_representative,
             special_subject=row.special_subject,
             employer=None if special is None else special.employer,
@@ -319,6 +324,7 @@ def render(profile: Profile, row: Any, keyring: DataKeyring, today: date) -> Pro
             kind="person",
             name=row.debtor_name,
             id_number=identifier,
+            id_type=identity.id_type,
             court_code=row.court_code,
             court_name=row.court_name,
             case_number=row.case_number,

@@ -38,13 +38,13 @@ from tests.support.listings import (
 from tests.support.sync_receiver import running_receiver
 
 PERSONNEL_FIELDS = {
-    "id", "version", "status", "kind", "name", "identifier", "legal_representative", "special_subject",
-    "employer", "court_code", "court_name", "case_number", "basis_document_number", "basis_issuer",
-    "obligations", "amount_cents", "performance", "grounds", "listed_on", "removal",
+    "id", "version", "status", "kind", "name", "identifier", "id_type", "legal_representative",
+    "special_subject", "employer", "court_code", "court_name", "case_number", "basis_document_number",
+    "basis_issuer", "obligations", "amount_cents", "performance", "grounds", "listed_on", "removal",
 }  # fmt: skip
 ENTERPRISE_PERSON_FIELDS = {
-    "id", "version", "status", "kind", "name", "id_number", "court_code", "court_name", "case_number",
-    "listed_on", "removal",
+    "id", "version", "status", "kind", "name", "id_number", "id_type", "court_code", "court_name",
+    "case_number", "listed_on", "removal",
 }  # fmt: skip
 PERSONNEL = "中共中央组织部"
 

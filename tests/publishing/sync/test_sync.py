@@ -535,10 +535,10 @@ def test_a_range_is_read_and_rendered_once_per_profile_not_once_per_subscription
             running_receiver() as a,
             running_receiver() as b,
             running_receiver() as c,
-            running_receiver() as org_only,
+            running_receiver() as enterprise,
         ):
             subs = [subscribe(admin, client_id, "credit_reference", "push", r.url) for r in (a, b, c)]
-            subs.append(subscribe(admin, client_id, "enterprise_supervision", "push", org_only.url))
+            subs.append(subscribe(admin, client_id, "enterprise_supervision", "push", enterprise.url))
             pump(fast(settings, batch_size=3), lambda: all(caught_up(registry.engine, s)() for s in subs))
     finally:
         sa.event.remove(sa.Engine, "before_cursor_execute", count)
@@ -551,8 +551,14 @@ def test_a_range_is_read_and_rendered_once_per_profile_not_once_per_subscription
         unique = receiver.unique()
         assert [e["seq"] for e in unique] == expected
         assert {e["idempotency_key"] for e in unique} == {f"{sub}:{seq}" for seq in expected}
-    assert [e["listing"]["credit_code"] for e in org_only.unique()] != []
-    assert all("identifier" not in e["listing"] for e in org_only.unique())
+    # The other profile's subscription got its own rendering of the same ranges: every event,
+    # organisations with their codes, and only the enterprise profile's fields.
+    assert [e["seq"] for e in enterprise.unique()] == expected
+    assert [
+        e["listing"]["credit_code"] for e in enterprise.unique() if e["listing"]["kind"] == "organization"
+    ]
+    organisations = [e for e in enterprise.unique() if e["listing"]["kind"] == "organization"]
+    assert all(set(e["listing"]) == ENTERPRISE_FIELDS for e in organisations)
 
 
 def test_status_json_and_prometheus_metrics(
