@@ -33,7 +33,7 @@ from registry.courts.models import Court
 from registry.db import Database
 from registry.http.dependencies import Injected
 from registry.http.openapi import PARAMETER, PUBLIC, problems, query
-from registry.identity.identifiers import PROVINCES, normalise_text
+from registry.identity.identifiers import PROVINCES, ascii_digits, normalise_text
 from registry.problems import Problem
 from registry.settings import Settings
 from registry.timeutil import utcnow
@@ -150,9 +150,8 @@ def provide_feed_query(
         raise Problem(400, "unknown_court", "court must be a court code", pointer="/court")
     cursor: int | None = None
     if before is not None:
-        # ASCII digits only: int() also reads other scripts' digits, and str.isdigit() admits
-        # superscripts that int() refuses.
-        if not (before.isascii() and before.isdigit()) or not 1 <= int(before) <= MAX_SEQ:
+        # ASCII digits only: int() also reads other scripts' digits.
+        if not ascii_digits(before) or not 1 <= int(before) <= MAX_SEQ:
             raise Problem(400, "invalid_cursor", "before must be a positive event number", pointer="/before")
         cursor = int(before)
     return FeedQuery(FeedFilters(province, court, kind), cursor)

@@ -99,7 +99,7 @@ COURT_ABBREVIATIONS: dict[str, str | None] = {
 ENFORCEMENT_TYPES = ("执恢", "执保", "执异", "执复", "执监", "执协", "执他", "执")
 
 _ABBREVIATION_CLASS = "".join(COURT_ABBREVIATIONS)
-# ASCII digits only ([0-9], never `\d`): NFKC folds full-width digits but not Arabic-Indic,
+# ASCII digits only ([0-9], never the Unicode digit class): NFKC folds full-width digits but not Arabic-Indic,
 # Ethiopic or other scripts' digits, which would make a second spelling of the same case.
 # Matched with fullmatch, so that no trailing line feed slips through `$`.
 _COURT_CODE = rf"(?:最高法|[{_ABBREVIATION_CLASS}](?:[0-9]{{4}}|[0-9]{{2}})?)"
@@ -215,7 +215,7 @@ _ASCII_DIGITS = re.compile(r"[0-9]+", re.ASCII)
 
 def ascii_digits(text: str) -> bool:
     """True when `text` is one or more ASCII digits (never other scripts' digits, which
-    `str.isdigit()`, `\\d` and `int()` all accept)."""
+    Python's digit tests, the regex digit class and `int()` all accept)."""
     return _ASCII_DIGITS.fullmatch(text) is not None
 
 
