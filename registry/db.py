@@ -21,7 +21,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 
 import msgspec
 from sqlalchemy import Connection, Engine, MetaData, event
@@ -127,14 +127,18 @@ def sync_url(url: str) -> str:
     return url.replace("sqlite+aiosqlite:", "sqlite:").replace("postgresql+asyncpg:", "postgresql+psycopg:")
 
 
-def create_sync_engine(url: str, *, writer: bool = True, batch: bool = False) -> Engine:
+def create_sync_engine(
+    url: str, *, writer: bool = True, batch: bool = False, priority: bool = False
+) -> Engine:
     """For worker processes that prepare and store ingest chunks, and for tests. A `batch`
-    writer gives way to other writers waiting for SQLite's write lock (see above)."""
+    writer gives way to `priority` writers waiting for SQLite's write lock (see above); the
+    service's followers (plain sync writers) do not make batches wait for them."""
     url = sync_url(url)
     if url.startswith("sqlite"):
         private_sqlite_file(url)
         engine = sa_create_engine(url, connect_args={"timeout": 30}, hide_parameters=True, **_JSON_OPTIONS)
-        _configure_sqlite(engine, immediate=writer, batch=batch)
+        role: Literal["batch", "priority"] | None = "batch" if batch else "priority" if priority else None
+        _configure_sqlite(engine, immediate=writer, role=role if writer else None)
         return engine
     # Pre-ping: a worker's pooled connection may have been cut since its last chunk.
     return sa_create_engine(url, pool_size=2, pool_pre_ping=True, hide_parameters=True, **_JSON_OPTIONS)
@@ -144,7 +148,7 @@ def create_engine(url: str, *, writer: bool) -> AsyncEngine:
     if url.startswith("sqlite"):
         private_sqlite_file(url)
         engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True, **_JSON_OPTIONS)
-        _configure_sqlite(engine, immediate=writer)
+        _configure_sqlite(engine, immediate=writer, role="priority" if writer else None)
         return engine
     # search-style queries get custom plans; prepared generic plans are slow for short patterns.
     return create_async_engine(
@@ -158,9 +162,11 @@ def create_engine(url: str, *, writer: bool) -> AsyncEngine:
     )
 
 
-def _configure_sqlite(engine: AsyncEngine | Engine, *, immediate: bool, batch: bool = False) -> None:
+def _configure_sqlite(
+    engine: AsyncEngine | Engine, *, immediate: bool, role: Literal["batch", "priority"] | None
+) -> None:
     sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
-    turnstile = turnstile_path(sync_engine.url.database) if immediate else None
+    turnstile = turnstile_path(sync_engine.url.database) if role else None
 
     @event.listens_for(sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -179,7 +185,7 @@ def _configure_sqlite(engine: AsyncEngine | Engine, *, immediate: bool, batch: b
     def _on_begin(connection: Any) -> None:
         if turnstile is None:
             connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-        elif batch:
+        elif role == "batch":
             give_way(turnstile)
             connection.exec_driver_sql("BEGIN IMMEDIATE")
         else:

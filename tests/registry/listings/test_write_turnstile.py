@@ -37,7 +37,7 @@ def test_a_waiting_single_writer_goes_before_the_next_chunks(tmp_path: Path) -> 
     url = f"sqlite:///{tmp_path / 'registry.db'}"
     chunks, single, reader = (
         create_sync_engine(url, batch=True),
-        create_sync_engine(url),
+        create_sync_engine(url, priority=True),
         create_sync_engine(url, writer=False),
     )
     try:
@@ -125,7 +125,7 @@ def test_the_servers_async_writers_go_before_the_next_chunks_and_never_block_the
 
 def test_the_turnstile_file_is_private_and_only_for_database_files(tmp_path: Path) -> None:
     path = tmp_path / "registry.db"
-    engine = create_sync_engine(f"sqlite:///{path}")
+    engine = create_sync_engine(f"sqlite:///{path}", priority=True)
     try:
         with engine.begin() as conn:
             conn.exec_driver_sql("CREATE TABLE t (x)")
@@ -137,10 +137,14 @@ def test_the_turnstile_file_is_private_and_only_for_database_files(tmp_path: Pat
     assert turnstile_path(":memory:") is None and turnstile_path(None) is None
 
 
-@pytest.mark.parametrize("writer", [True, False])
-def test_readers_do_not_touch_the_turnstile(tmp_path: Path, writer: bool) -> None:
+@pytest.mark.parametrize(("writer", "priority"), [(True, True), (True, False), (False, True)])
+def test_only_priority_and_batch_writers_touch_the_turnstile(
+    tmp_path: Path, writer: bool, priority: bool
+) -> None:
+    """Readers, and the service's followers (plain sync writers), neither wait there nor
+    make batches wait for them: that cost ingest a third of its speed (measured)."""
     path = tmp_path / "registry.db"
-    engine = create_sync_engine(f"sqlite:///{path}", writer=writer)
+    engine = create_sync_engine(f"sqlite:///{path}", writer=writer, priority=priority)
     try:
         with engine.connect() as conn:
             conn.exec_driver_sql("SELECT 1")
@@ -148,4 +152,4 @@ def test_readers_do_not_touch_the_turnstile(tmp_path: Path, writer: bool) -> Non
             conn.exec_driver_sql("SELECT 1")
     finally:
         engine.dispose()
-    assert Path(f"{path}-writers").exists() is writer
+    assert Path(f"{path}-writers").exists() is (writer and priority)
