@@ -2,26 +2,14 @@
 
 Writers on SQLite start with BEGIN IMMEDIATE: a deferred transaction that reads and then
 writes can fail with SQLITE_BUSY when another writer got there first, without waiting.
-
-Batch writers (ingest chunks) give way to writers already waiting for SQLite's write lock.
-SQLite's busy handler polls in growing sleeps (up to 100 ms); chunks, written one after
-another by worker processes, re-took the lock microseconds after each commit, so a single
-removal polling for it starved for the whole batch (seconds; issue 18 #11). Now a waiting
-writer holds a shared `flock` on a file beside the database (`<database>-writers`) until
-its BEGIN IMMEDIATE succeeds, and a batch writer begins only once it can take that lock
-exclusively (polling every millisecond, for a second at most): the next chunk waits for
-the removal instead of overtaking it. Taking the shared lock never blocks (it runs in the
-event loop's thread for the async engines); the exclusive one is only tried, never held.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import msgspec
 from sqlalchemy import Connection, Engine, MetaData, event
@@ -75,70 +63,18 @@ def private_sqlite_file(url: str) -> None:
     os.close(fd)
 
 
-# How long a batch writer gives way to waiting writers before it queues with them.
-YIELD_SECONDS = 1.0
-_YIELD_POLL_SECONDS = 0.001
-
-
-def turnstile_path(database: str | None) -> Path | None:
-    """The writers' turnstile beside a SQLite database file (none for an in-memory one)."""
-    if not database or database == ":memory:" or database.startswith("file:"):
-        return None
-    return Path(f"{database}-writers")
-
-
-def _open_turnstile(path: Path) -> int:
-    # Opened afresh each time: flock locks belong to the open file, so two connections of
-    # one process see each other as two processes do.
-    return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-
-
-def mark_waiting(path: Path) -> int | None:
-    """Say "a writer is waiting" (a shared lock, never blocking); close the fd when through.
-    None if a batch writer holds the lock this very moment (it is about to begin anyway)."""
-    fd = _open_turnstile(path)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    return fd
-
-
-def give_way(path: Path, limit: float = YIELD_SECONDS) -> None:
-    """A batch writer waits while other writers wait for the write lock (at most `limit`)."""
-    fd = _open_turnstile(path)
-    try:
-        deadline = time.monotonic() + limit
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    return
-                time.sleep(_YIELD_POLL_SECONDS)
-    finally:
-        os.close(fd)  # releases the lock at once
-
-
 def sync_url(url: str) -> str:
     """The same database through a synchronous driver (sqlite3, psycopg)."""
     return url.replace("sqlite+aiosqlite:", "sqlite:").replace("postgresql+asyncpg:", "postgresql+psycopg:")
 
 
-def create_sync_engine(
-    url: str, *, writer: bool = True, batch: bool = False, priority: bool = False
-) -> Engine:
-    """For worker processes that prepare and store ingest chunks, and for tests. A `batch`
-    writer gives way to `priority` writers waiting for SQLite's write lock (see above); the
-    service's followers (plain sync writers) do not make batches wait for them."""
+def create_sync_engine(url: str, *, writer: bool = True) -> Engine:
+    """For worker processes that prepare and store ingest chunks, and for tests."""
     url = sync_url(url)
     if url.startswith("sqlite"):
         private_sqlite_file(url)
         engine = sa_create_engine(url, connect_args={"timeout": 30}, hide_parameters=True, **_JSON_OPTIONS)
-        role: Literal["batch", "priority"] | None = "batch" if batch else "priority" if priority else None
-        _configure_sqlite(engine, immediate=writer, role=role if writer else None)
+        _configure_sqlite(engine, immediate=writer)
         return engine
     # Pre-ping: a worker's pooled connection may have been cut since its last chunk.
     return sa_create_engine(url, pool_size=2, pool_pre_ping=True, hide_parameters=True, **_JSON_OPTIONS)
@@ -148,7 +84,7 @@ def create_engine(url: str, *, writer: bool) -> AsyncEngine:
     if url.startswith("sqlite"):
         private_sqlite_file(url)
         engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True, **_JSON_OPTIONS)
-        _configure_sqlite(engine, immediate=writer, role="priority" if writer else None)
+        _configure_sqlite(engine, immediate=writer)
         return engine
     # search-style queries get custom plans; prepared generic plans are slow for short patterns.
     return create_async_engine(
@@ -162,11 +98,8 @@ def create_engine(url: str, *, writer: bool) -> AsyncEngine:
     )
 
 
-def _configure_sqlite(
-    engine: AsyncEngine | Engine, *, immediate: bool, role: Literal["batch", "priority"] | None
-) -> None:
+def _configure_sqlite(engine: AsyncEngine | Engine, *, immediate: bool) -> None:
     sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
-    turnstile = turnstile_path(sync_engine.url.database) if role else None
 
     @event.listens_for(sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -183,18 +116,7 @@ def _configure_sqlite(
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        if turnstile is None:
-            connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-        elif role == "batch":
-            give_way(turnstile)
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
-            waiting = mark_waiting(turnstile)
-            try:
-                connection.exec_driver_sql("BEGIN IMMEDIATE")
-            finally:
-                if waiting is not None:
-                    os.close(waiting)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 P = ParamSpec("P")

@@ -99,7 +99,7 @@ def _init_worker(
     # One engine, the shared turns and (for imports) one context per worker, set once at start.
     global _worker_engine, _worker_reader, _worker_context, _worker_turns  # noqa: PLW0603
     threading.Thread(target=_exit_when_gone, args=(server_pid,), name="server-watch", daemon=True).start()
-    _worker_engine = create_sync_engine(database_url, batch=True)
+    _worker_engine = create_sync_engine(database_url)
     # Reads must not take SQLite's write lock (the writer engine begins IMMEDIATE).
     _worker_reader = create_sync_engine(database_url, writer=False)
     _worker_context = context
