@@ -460,7 +460,9 @@ def run_search_bench(
 
         settings = Settings(
             database=DatabaseSettings(url=url),
-            keys=KeySettings(secrets_file=secrets_file),
+            keys=KeySettings(
+                secrets_file=secrets_file, signing_key_file=secrets_file.with_name("signing-keys.json")
+            ),
             server=ServerSettings(scheduler=False),
         )
         reindexed = reindex_now(settings)
