@@ -74,7 +74,8 @@ def removal_timeliness(conn: Connection, scope: Scope) -> Section:
         note="按删除生效日期统计；期限自删除条件成就之日起算三个工作日。",
     )
     names = court_names(conn)
-    for row in breakdown(conn, scope.query.period, _filters(scope), "court"):
+    # Removals only: the active counts (every court's all-time rows) are not needed.
+    for row in breakdown(conn, scope.query.period, _filters(scope), "court", active_end=False):
         figures = row.figures
         if not figures.removed:
             continue

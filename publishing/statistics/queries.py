@@ -95,16 +95,67 @@ def _zero() -> Vector:
 Segment = tuple[str, date, date, int]  # grain suffix, first and last period_start, sign
 
 
-def _segments(start: date, end: date, months: bool, today: date | None = None) -> list[Segment]:
-    """Segments whose signed sums are exactly the counts of [start, end]: whole months at the
-    month grain, the days of a partial month at the day grain, or, when that reads fewer
-    rows, the month less its days outside the period (the current month: its month row, less
-    the days after the period, of which only those up to today hold rows)."""
+def _segments(
+    start: date, end: date, months: bool, today: date | None = None, years: bool = True
+) -> list[Segment]:
+    """Segments whose signed sums are exactly the counts of [start, end]: whole years at the
+    year grain, whole months at the month grain, the days of a partial month at the day
+    grain; a partial year or month is read whole less what lies outside the period when that
+    reads fewer periods (the current year or month: only its periods up to today hold rows).
+    By court, a day's rows are about as many as a month's or a year's, so the number of
+    periods read is the cost."""
     if start > end:
         return []
     if not months:
         return [("d", start, end, 1)]
     today = today or today_in_china()
+    if not years:  # a series by month: every row must fall in its month's bucket
+        return _month_segments(start, end, today)
+    first_year, last_year = start.year, end.year
+    segments: list[Segment] = []
+    whole: set[int] = set()
+    for year in sorted({first_year, last_year}):
+        year_first, year_last = date(year, 1, 1), date(year, 12, 31)
+        first, last = max(start, year_first), min(end, year_last)
+        if first == year_first and last == year_last:
+            whole.add(year)
+            continue
+        inside = _month_segments(first, last, today)
+        outside = [
+            (grain, a, b, -sign)
+            for grain, a, b, sign in _month_segments(year_first, first - timedelta(days=1), today)
+            + _month_segments(last + timedelta(days=1), year_last, today)
+        ]
+        complement = [("y", year_first, year_first, 1), *outside]
+        segments.extend(inside if _cost(inside, today) <= _cost(complement, today) else complement)
+    range_from = first_year if first_year in whole else first_year + 1
+    range_to = last_year if last_year in whole else last_year - 1
+    if range_from <= range_to:
+        segments.append(("y", date(range_from, 1, 1), date(range_to, 1, 1), 1))
+    return segments
+
+
+def _cost(segments: Iterable[Segment], today: date) -> int:
+    """How many populated periods (none after today) the segments read."""
+    total = 0
+    for grain, first, final, _sign in segments:
+        last = min(final, today)
+        if first > last:
+            continue
+        if grain == "d":
+            total += (last - first).days + 1
+        elif grain == "m":
+            total += (last.year - first.year) * 12 + last.month - first.month + 1
+        else:
+            total += last.year - first.year + 1
+    return total
+
+
+def _month_segments(start: date, end: date, today: date) -> list[Segment]:
+    """[start, end]: whole months at the month grain, a partial month at the
+    day grain or as its month less its days outside the period, whichever reads fewer."""
+    if start > end:
+        return []
     first_month, last_month = month_start(start), month_start(end)
     # Only the first and the last month can be partial; those between are whole.
     pieces: list[tuple[date, date, date, date]] = []  # month, its last day, first, last
@@ -128,20 +179,13 @@ def _segments(start: date, end: date, months: bool, today: date | None = None) -
 
 
 def _partial(month: date, last_day: date, first: date, last: date, today: date) -> list[Segment]:
-    def populated(a: date, b: date) -> int:  # days that can hold rows: none after today
-        b = min(b, today)
-        return max(0, (b - a).days + 1)
-
-    inside = populated(first, last)
-    outside = populated(month, first - timedelta(days=1)) + populated(last + timedelta(days=1), last_day)
-    if inside <= outside + 1:
-        return [("d", first, last, 1)]
+    inside: list[Segment] = [("d", first, last, 1)]
     complement: list[Segment] = [("m", month, month, 1)]
     if first > month:
         complement.append(("d", month, first - timedelta(days=1), -1))
     if last < last_day:
         complement.append(("d", last + timedelta(days=1), last_day, -1))
-    return complement
+    return inside if _cost(inside, today) <= _cost(complement, today) else complement
 
 
 def _next_month(day: date) -> date:
@@ -165,8 +209,11 @@ def _where(family: str, filters: Filters) -> list[ColumnElement[bool]]:
         clauses.append((T.area if family in ("p", "q") else T.province_code) == filters.province)
     if filters.kind is not None:
         clauses.append(T.debtor_kind == filters.kind)
-    # At the special grains every row is a special subject's: "any" needs no condition.
-    if filters.special_subject not in (None, ANY_SPECIAL):
+    # At the special grains a special subject's rows have its category; those under '' (at
+    # the province's, `q…`) count the listings that are no special subject.
+    if filters.special_subject == ANY_SPECIAL:
+        clauses.append(T.special_subject != "")
+    elif filters.special_subject is not None:
         clauses.append(T.special_subject == filters.special_subject)
     return clauses
 
@@ -260,7 +307,8 @@ def series(conn: Connection, period: Period, filters: Filters) -> Series:
     period; the totals; the active count at the end of each point."""
     family = _family(filters)
     months = period.interval == "month"
-    by_start = _sums(conn, family, _segments(period.start, period.end, months), filters, T.period_start)
+    segments = _segments(period.start, period.end, months, years=False)
+    by_start = _sums(conn, family, segments, filters, T.period_start)
     buckets: dict[date, Vector] = {}
     cursor = period.start
     while cursor <= period.end:
@@ -287,9 +335,12 @@ class BreakdownRow:
     figures: Figures
 
 
-def breakdown(conn: Connection, period: Period, filters: Filters, by: str) -> list[BreakdownRow]:
+def breakdown(
+    conn: Connection, period: Period, filters: Filters, by: str, active_end: bool = True
+) -> list[BreakdownRow]:
     """Figures per province, court, debtor kind or special subject (and the active count at the
-    period's end); per ground (listed with it) or removal reason (removed for it)."""
+    period's end, unless `active_end` is False: then it reads 0); per ground (listed with it)
+    or removal reason (removed for it)."""
     family = _family(filters, by)
     segments = _segments(period.start, period.end, True)
     if by in ("ground", "reason"):
@@ -304,15 +355,17 @@ def breakdown(conn: Connection, period: Period, filters: Filters, by: str) -> li
         by, T.debtor_kind if by == "kind" else T.special_subject
     )
     in_period = _sums(conn, family, segments, filters, group)
-    active = active_at_end(conn, period.end, filters, family, group)
-    if by == "special_subject" and filters.special_subject is None:
-        # Not a special subject ('' ): every listing less the special subjects.
+    active = active_at_end(conn, period.end, filters, family, group) if active_end else {}
+    if by == "special_subject" and filters.special_subject is None and family == "s":
+        # By court, not a special subject ('' ): every listing less the special subjects (the
+        # province's special grains keep that row themselves).
         common = "c" if filters.court is not None else "p"
         everything = _sums(conn, common, segments, filters).get(None, _zero())
         rest = [total - sum(v[i] for v in in_period.values()) for i, total in enumerate(everything)]
         if any(rest):
             in_period[""] = rest
-        active[""] = active_at_end(conn, period.end, filters, common).get(None, 0) - sum(active.values())
+        if active_end:
+            active[""] = active_at_end(conn, period.end, filters, common).get(None, 0) - sum(active.values())
     rows = []
     for key in sorted(set(in_period) | set(active)):
         figures = _figures(in_period.get(key, _zero()), active.get(key, 0))
