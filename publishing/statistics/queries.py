@@ -9,13 +9,12 @@ that day less everything removed up to it.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Connection, func, select
+from sqlalchemy import ColumnElement, Connection, func, select, union_all
 
 from publishing.statistics.models import (
     COUNT_COLUMNS,
@@ -75,16 +74,20 @@ class Figures:
     reasons: dict[str, int] = field(default_factory=dict)
 
 
+_GROUNDS = [(c.removeprefix("ground_"), COUNT_COLUMNS.index(c)) for c in GROUND_COLUMNS]
+_REASONS = [(c.removeprefix("reason_"), COUNT_COLUMNS.index(c)) for c in REASON_COLUMNS]
+
+
 def _figures(vector: Sequence[int], active_end: int) -> Figures:
-    named = dict(zip(COUNT_COLUMNS, vector, strict=True))
+    # COUNT_COLUMNS begins listed, removed, removed_on_time, removed_late.
     return Figures(
-        listed=named["listed"],
-        removed=named["removed"],
-        removed_on_time=named["removed_on_time"],
-        removed_late=named["removed_late"],
+        listed=vector[0],
+        removed=vector[1],
+        removed_on_time=vector[2],
+        removed_late=vector[3],
         active_end=active_end,
-        grounds={c.removeprefix("ground_"): named[c] for c in GROUND_COLUMNS},
-        reasons={c.removeprefix("reason_"): named[c] for c in REASON_COLUMNS},
+        grounds={key: vector[index] for key, index in _GROUNDS},
+        reasons={key: vector[index] for key, index in _REASONS},
     )
 
 
@@ -224,33 +227,55 @@ def _sums(
     segments: Iterable[Segment],
     filters: Filters,
     group: Any = None,
+    columns: Sequence[str] | None = None,
 ) -> dict[Any, Vector]:
-    """Summed count vectors over the segments, by `group` (a column; None: one total)."""
-    totals: dict[Any, Vector] = defaultdict(_zero)
-    sums = [func.coalesce(func.sum(T[name]), 0) for name in COUNT_COLUMNS]
+    """Summed count vectors over the segments, by `group` (a column; None: one total), in one
+    statement: each segment is a range of the key read with its sign, and the database adds
+    them up (`columns`: the sums of these expressions of the count columns instead)."""
     if group is not None and group is not T.period_start:
         # An expression, not the column: SQLite's planner (no statistics) would otherwise walk
         # a whole grain through the (grain, area) index to save the GROUP BY's sort, instead
         # of the range of days it needs in the key.
         group = func.coalesce(group, "")
+    wanted = list(COUNT_COLUMNS) if columns is None else list(columns)
+    arms = []
     for suffix, first, last, sign in segments:
-        query = select(*([group] if group is not None else []), *sums).where(
-            T.grain == family + suffix,
-            T.period_start >= first,
-            T.period_start <= last,
-            *_where(family, filters),
+        values = _VALUES if columns is None else [_value(expression) for expression in wanted]
+        arms.append(
+            select(
+                *([group.label("k")] if group is not None else []),
+                *((value if sign > 0 else -value).label(f"v{i}") for i, value in enumerate(values)),
+            ).where(
+                T.grain == family + suffix,
+                T.period_start >= first,
+                T.period_start <= last,
+                *_where(family, filters),
+            )
         )
-        if group is not None:
-            query = query.group_by(group)
-        for row in conn.execute(query):
-            key = row[0] if group is not None else None
-            values = row[1:] if group is not None else row
-            if group is None and not any(values):
-                continue
-            target = totals[key]
-            for index, value in enumerate(values):
-                target[index] += sign * int(value)
+    totals: dict[Any, Vector] = {}
+    if not arms:
+        return totals
+    both = (arms[0] if len(arms) == 1 else union_all(*arms)).subquery()
+    sums = [func.coalesce(func.sum(both.c[f"v{i}"]), 0) for i in range(len(wanted))]
+    query = select(*([both.c.k] if group is not None else []), *sums)
+    if group is not None:
+        query = query.group_by(both.c.k)
+    for row in conn.execute(query):
+        key = row[0] if group is not None else None
+        vector = [int(value) for value in (row[1:] if group is not None else row)]
+        if group is None and not any(vector):
+            continue
+        totals[key] = vector
     return totals
+
+
+def _value(expression: str) -> ColumnElement[Any]:
+    """A count column, or the difference of two ("listed-removed")."""
+    left, _, right = expression.partition("-")
+    return T[left] - T[right] if right else T[left]
+
+
+_VALUES = [_value(name) for name in COUNT_COLUMNS]
 
 
 def _net(vector: Vector) -> int:
@@ -280,11 +305,10 @@ def active_at_end(
     """Listings active at the end of `day`, by `group`: everything listed less everything
     removed (the all-time rows), less what was listed and removed after that day (the rows
     after it, few for a recent day)."""
-    total = _sums(conn, family, [("t", TOTAL_START, TOTAL_START, 1)], filters, group)
-    after = _sums(conn, family, _segments(day + timedelta(days=1), FAR_FUTURE, True), filters, group)
-    return {
-        key: _net(total.get(key, _zero())) - _net(after.get(key, _zero())) for key in set(total) | set(after)
-    }
+    later = _segments(day + timedelta(days=1), FAR_FUTURE, True)
+    segments = [("t", TOTAL_START, TOTAL_START, 1), *((g, a, b, -sign) for g, a, b, sign in later)]
+    net = _sums(conn, family, segments, filters, group, ["listed-removed"])
+    return {key: vector[0] for key, vector in net.items()}
 
 
 @dataclass
