@@ -359,12 +359,9 @@ class BreakdownRow:
     figures: Figures
 
 
-def breakdown(
-    conn: Connection, period: Period, filters: Filters, by: str, active_end: bool = True
-) -> list[BreakdownRow]:
+def breakdown(conn: Connection, period: Period, filters: Filters, by: str) -> list[BreakdownRow]:
     """Figures per province, court, debtor kind or special subject (and the active count at the
-    period's end, unless `active_end` is False: then it reads 0); per ground (listed with it)
-    or removal reason (removed for it)."""
+    period's end); per ground (listed with it) or removal reason (removed for it)."""
     family = _family(filters, by)
     segments = _segments(period.start, period.end, True)
     if by in ("ground", "reason"):
@@ -379,7 +376,7 @@ def breakdown(
         by, T.debtor_kind if by == "kind" else T.special_subject
     )
     in_period = _sums(conn, family, segments, filters, group)
-    active = active_at_end(conn, period.end, filters, family, group) if active_end else {}
+    active = active_at_end(conn, period.end, filters, family, group)
     if by == "special_subject" and filters.special_subject is None and family == "s":
         # By court, not a special subject ('' ): every listing less the special subjects (the
         # province's special grains keep that row themselves).
@@ -388,8 +385,7 @@ def breakdown(
         rest = [total - sum(v[i] for v in in_period.values()) for i, total in enumerate(everything)]
         if any(rest):
             in_period[""] = rest
-        if active_end:
-            active[""] = active_at_end(conn, period.end, filters, common).get(None, 0) - sum(active.values())
+        active[""] = active_at_end(conn, period.end, filters, common).get(None, 0) - sum(active.values())
     rows = []
     for key in sorted(set(in_period) | set(active)):
         figures = _figures(in_period.get(key, _zero()), active.get(key, 0))
