@@ -6,11 +6,15 @@ reader takes its old contribution out of the counts and puts the new one in, so 
 always equal a count over the listings as they stand, whatever order events arrive in.
 
 `statistics_counts` holds the counts at several grains, so that a request reads a few
-thousand rows, never the list: per province and day (`pd`), month (`pm`) or all time (`pt`),
-per court and day (`cd`), month (`cm`) or all time (`ct`, `period_start` TOTAL_START), each
-with `special_subject` ''. Special subjects are counted again at their own grains (`q…` by
+thousand rows, never the list: per province and day (`pd`), month (`pm`), year (`py`,
+`period_start` the 1st of January) or all time (`pt`), per court and day (`cd`), month
+(`cm`), year (`cy`) or all time (`ct`, `period_start` TOTAL_START), each with
+`special_subject` ''. Special subjects are counted again at their own grains (`q…` by
 province, `s…` by court) under their category, so the common figures do not multiply their
-rows by the categories. `area` is the province code (`p…`, `q…`) or the court code (`c…`,
+rows by the categories; the province ones (`q…`) also count the listings that are not a
+special subject, under `special_subject` '', so that a breakdown by special subject reads
+its "not special" row directly (at the `q…` grains "any special subject" is therefore
+`special_subject <> ''`). `area` is the province code (`p…`, `q…`) or the court code (`c…`,
 `s…`); `province_code` is '' where a court has none. The all-time rows give the active count
 at a day from the few rows after it.
 """
@@ -30,7 +34,7 @@ GROUND_COLUMNS = tuple(f"ground_{ground}" for ground in GROUNDS)
 REASON_COLUMNS = tuple(f"reason_{reason}" for reason in REASONS)
 # Every count column, in one order: the reader's deltas and the queries' sums use it.
 COUNT_COLUMNS = ("listed", "removed", "removed_on_time", "removed_late", *GROUND_COLUMNS, *REASON_COLUMNS)
-GRAINS = tuple(family + size for family in "pcqs" for size in "dmt")
+GRAINS = tuple(family + size for family in "pcqs" for size in "dmyt")
 TOTAL_START = date(1990, 1, 1)  # the all-time rows' period_start; no listing is dated earlier
 
 

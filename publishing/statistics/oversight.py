@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, case, func, select
 
 from publishing.statistics.params import StatisticsQuery
-from publishing.statistics.queries import Figures, Filters, breakdown
+from publishing.statistics.queries import Figures, Filters, breakdown, removals_by_court
 from publishing.sync.models import AssistanceNotice, Subscription
 from publishing.sync.services import list_subscriptions, subscription_status
 from registry.calendar import china_midnight, end_of_china_day
@@ -74,19 +74,17 @@ def removal_timeliness(conn: Connection, scope: Scope) -> Section:
         note="按删除生效日期统计；期限自删除条件成就之日起算三个工作日。",
     )
     names = court_names(conn)
-    for row in breakdown(conn, scope.query.period, _filters(scope), "court"):
-        figures = row.figures
-        if not figures.removed:
-            continue
-        known = figures.removed_on_time + figures.removed_late
+    for court, (removed, on_time, late) in removals_by_court(
+        conn, scope.query.period, _filters(scope)
+    ).items():
         section.rows.append(
             {
-                "court": row.key,
-                "court_name": names.get(row.key, row.key),
-                "removed": figures.removed,
-                "removed_on_time": figures.removed_on_time,
-                "removed_late": figures.removed_late,
-                "on_time_rate": _rate(figures.removed_on_time, known),
+                "court": court,
+                "court_name": names.get(court, court),
+                "removed": removed,
+                "removed_on_time": on_time,
+                "removed_late": late,
+                "on_time_rate": _rate(on_time, on_time + late),
             }
         )
     return section

@@ -9,13 +9,12 @@ that day less everything removed up to it.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Connection, func, select
+from sqlalchemy import ColumnElement, Connection, func, select, union_all
 
 from publishing.statistics.models import (
     COUNT_COLUMNS,
@@ -75,16 +74,20 @@ class Figures:
     reasons: dict[str, int] = field(default_factory=dict)
 
 
+_GROUNDS = [(c.removeprefix("ground_"), COUNT_COLUMNS.index(c)) for c in GROUND_COLUMNS]
+_REASONS = [(c.removeprefix("reason_"), COUNT_COLUMNS.index(c)) for c in REASON_COLUMNS]
+
+
 def _figures(vector: Sequence[int], active_end: int) -> Figures:
-    named = dict(zip(COUNT_COLUMNS, vector, strict=True))
+    # COUNT_COLUMNS begins listed, removed, removed_on_time, removed_late.
     return Figures(
-        listed=named["listed"],
-        removed=named["removed"],
-        removed_on_time=named["removed_on_time"],
-        removed_late=named["removed_late"],
+        listed=vector[0],
+        removed=vector[1],
+        removed_on_time=vector[2],
+        removed_late=vector[3],
         active_end=active_end,
-        grounds={c.removeprefix("ground_"): named[c] for c in GROUND_COLUMNS},
-        reasons={c.removeprefix("reason_"): named[c] for c in REASON_COLUMNS},
+        grounds={key: vector[index] for key, index in _GROUNDS},
+        reasons={key: vector[index] for key, index in _REASONS},
     )
 
 
@@ -95,16 +98,67 @@ def _zero() -> Vector:
 Segment = tuple[str, date, date, int]  # grain suffix, first and last period_start, sign
 
 
-def _segments(start: date, end: date, months: bool, today: date | None = None) -> list[Segment]:
-    """Segments whose signed sums are exactly the counts of [start, end]: whole months at the
-    month grain, the days of a partial month at the day grain, or, when that reads fewer
-    rows, the month less its days outside the period (the current month: its month row, less
-    the days after the period, of which only those up to today hold rows)."""
+def _segments(
+    start: date, end: date, months: bool, today: date | None = None, years: bool = True
+) -> list[Segment]:
+    """Segments whose signed sums are exactly the counts of [start, end]: whole years at the
+    year grain, whole months at the month grain, the days of a partial month at the day
+    grain; a partial year or month is read whole less what lies outside the period when that
+    reads fewer periods (the current year or month: only its periods up to today hold rows).
+    By court, a day's rows are about as many as a month's or a year's, so the number of
+    periods read is the cost."""
     if start > end:
         return []
     if not months:
         return [("d", start, end, 1)]
     today = today or today_in_china()
+    if not years:  # a series by month: every row must fall in its month's bucket
+        return _month_segments(start, end, today)
+    first_year, last_year = start.year, end.year
+    segments: list[Segment] = []
+    whole: set[int] = set()
+    for year in sorted({first_year, last_year}):
+        year_first, year_last = date(year, 1, 1), date(year, 12, 31)
+        first, last = max(start, year_first), min(end, year_last)
+        if first == year_first and last == year_last:
+            whole.add(year)
+            continue
+        inside = _month_segments(first, last, today)
+        outside = [
+            (grain, a, b, -sign)
+            for grain, a, b, sign in _month_segments(year_first, first - timedelta(days=1), today)
+            + _month_segments(last + timedelta(days=1), year_last, today)
+        ]
+        complement = [("y", year_first, year_first, 1), *outside]
+        segments.extend(inside if _cost(inside, today) <= _cost(complement, today) else complement)
+    range_from = first_year if first_year in whole else first_year + 1
+    range_to = last_year if last_year in whole else last_year - 1
+    if range_from <= range_to:
+        segments.append(("y", date(range_from, 1, 1), date(range_to, 1, 1), 1))
+    return segments
+
+
+def _cost(segments: Iterable[Segment], today: date) -> int:
+    """How many populated periods (none after today) the segments read."""
+    total = 0
+    for grain, first, final, _sign in segments:
+        last = min(final, today)
+        if first > last:
+            continue
+        if grain == "d":
+            total += (last - first).days + 1
+        elif grain == "m":
+            total += (last.year - first.year) * 12 + last.month - first.month + 1
+        else:
+            total += last.year - first.year + 1
+    return total
+
+
+def _month_segments(start: date, end: date, today: date) -> list[Segment]:
+    """[start, end]: whole months at the month grain, a partial month at the
+    day grain or as its month less its days outside the period, whichever reads fewer."""
+    if start > end:
+        return []
     first_month, last_month = month_start(start), month_start(end)
     # Only the first and the last month can be partial; those between are whole.
     pieces: list[tuple[date, date, date, date]] = []  # month, its last day, first, last
@@ -128,20 +182,13 @@ def _segments(start: date, end: date, months: bool, today: date | None = None) -
 
 
 def _partial(month: date, last_day: date, first: date, last: date, today: date) -> list[Segment]:
-    def populated(a: date, b: date) -> int:  # days that can hold rows: none after today
-        b = min(b, today)
-        return max(0, (b - a).days + 1)
-
-    inside = populated(first, last)
-    outside = populated(month, first - timedelta(days=1)) + populated(last + timedelta(days=1), last_day)
-    if inside <= outside + 1:
-        return [("d", first, last, 1)]
+    inside: list[Segment] = [("d", first, last, 1)]
     complement: list[Segment] = [("m", month, month, 1)]
     if first > month:
         complement.append(("d", month, first - timedelta(days=1), -1))
     if last < last_day:
         complement.append(("d", last + timedelta(days=1), last_day, -1))
-    return complement
+    return inside if _cost(inside, today) <= _cost(complement, today) else complement
 
 
 def _next_month(day: date) -> date:
@@ -165,8 +212,11 @@ def _where(family: str, filters: Filters) -> list[ColumnElement[bool]]:
         clauses.append((T.area if family in ("p", "q") else T.province_code) == filters.province)
     if filters.kind is not None:
         clauses.append(T.debtor_kind == filters.kind)
-    # At the special grains every row is a special subject's: "any" needs no condition.
-    if filters.special_subject not in (None, ANY_SPECIAL):
+    # At the special grains a special subject's rows have its category; those under '' (at
+    # the province's, `q…`) count the listings that are no special subject.
+    if filters.special_subject == ANY_SPECIAL:
+        clauses.append(T.special_subject != "")
+    elif filters.special_subject is not None:
         clauses.append(T.special_subject == filters.special_subject)
     return clauses
 
@@ -177,33 +227,55 @@ def _sums(
     segments: Iterable[Segment],
     filters: Filters,
     group: Any = None,
+    columns: Sequence[str] | None = None,
 ) -> dict[Any, Vector]:
-    """Summed count vectors over the segments, by `group` (a column; None: one total)."""
-    totals: dict[Any, Vector] = defaultdict(_zero)
-    sums = [func.coalesce(func.sum(T[name]), 0) for name in COUNT_COLUMNS]
+    """Summed count vectors over the segments, by `group` (a column; None: one total), in one
+    statement: each segment is a range of the key read with its sign, and the database adds
+    them up (`columns`: the sums of these expressions of the count columns instead)."""
     if group is not None and group is not T.period_start:
         # An expression, not the column: SQLite's planner (no statistics) would otherwise walk
         # a whole grain through the (grain, area) index to save the GROUP BY's sort, instead
         # of the range of days it needs in the key.
         group = func.coalesce(group, "")
+    wanted = list(COUNT_COLUMNS) if columns is None else list(columns)
+    arms = []
     for suffix, first, last, sign in segments:
-        query = select(*([group] if group is not None else []), *sums).where(
-            T.grain == family + suffix,
-            T.period_start >= first,
-            T.period_start <= last,
-            *_where(family, filters),
+        values = _VALUES if columns is None else [_value(expression) for expression in wanted]
+        arms.append(
+            select(
+                *([group.label("k")] if group is not None else []),
+                *((value if sign > 0 else -value).label(f"v{i}") for i, value in enumerate(values)),
+            ).where(
+                T.grain == family + suffix,
+                T.period_start >= first,
+                T.period_start <= last,
+                *_where(family, filters),
+            )
         )
-        if group is not None:
-            query = query.group_by(group)
-        for row in conn.execute(query):
-            key = row[0] if group is not None else None
-            values = row[1:] if group is not None else row
-            if group is None and not any(values):
-                continue
-            target = totals[key]
-            for index, value in enumerate(values):
-                target[index] += sign * int(value)
+    totals: dict[Any, Vector] = {}
+    if not arms:
+        return totals
+    both = (arms[0] if len(arms) == 1 else union_all(*arms)).subquery()
+    sums = [func.coalesce(func.sum(both.c[f"v{i}"]), 0) for i in range(len(wanted))]
+    query = select(*([both.c.k] if group is not None else []), *sums)
+    if group is not None:
+        query = query.group_by(both.c.k)
+    for row in conn.execute(query):
+        key = row[0] if group is not None else None
+        vector = [int(value) for value in (row[1:] if group is not None else row)]
+        if group is None and not any(vector):
+            continue
+        totals[key] = vector
     return totals
+
+
+def _value(expression: str) -> ColumnElement[Any]:
+    """A count column, or the difference of two ("listed-removed")."""
+    left, _, right = expression.partition("-")
+    return T[left] - T[right] if right else T[left]
+
+
+_VALUES = [_value(name) for name in COUNT_COLUMNS]
 
 
 def _net(vector: Vector) -> int:
@@ -233,11 +305,10 @@ def active_at_end(
     """Listings active at the end of `day`, by `group`: everything listed less everything
     removed (the all-time rows), less what was listed and removed after that day (the rows
     after it, few for a recent day)."""
-    total = _sums(conn, family, [("t", TOTAL_START, TOTAL_START, 1)], filters, group)
-    after = _sums(conn, family, _segments(day + timedelta(days=1), FAR_FUTURE, True), filters, group)
-    return {
-        key: _net(total.get(key, _zero())) - _net(after.get(key, _zero())) for key in set(total) | set(after)
-    }
+    later = _segments(day + timedelta(days=1), FAR_FUTURE, True)
+    segments = [("t", TOTAL_START, TOTAL_START, 1), *((g, a, b, -sign) for g, a, b, sign in later)]
+    net = _sums(conn, family, segments, filters, group, ["listed-removed"])
+    return {key: vector[0] for key, vector in net.items()}
 
 
 @dataclass
@@ -260,7 +331,8 @@ def series(conn: Connection, period: Period, filters: Filters) -> Series:
     period; the totals; the active count at the end of each point."""
     family = _family(filters)
     months = period.interval == "month"
-    by_start = _sums(conn, family, _segments(period.start, period.end, months), filters, T.period_start)
+    segments = _segments(period.start, period.end, months, years=False)
+    by_start = _sums(conn, family, segments, filters, T.period_start)
     buckets: dict[date, Vector] = {}
     cursor = period.start
     while cursor <= period.end:
@@ -305,8 +377,9 @@ def breakdown(conn: Connection, period: Period, filters: Filters, by: str) -> li
     )
     in_period = _sums(conn, family, segments, filters, group)
     active = active_at_end(conn, period.end, filters, family, group)
-    if by == "special_subject" and filters.special_subject is None:
-        # Not a special subject ('' ): every listing less the special subjects.
+    if by == "special_subject" and filters.special_subject is None and family == "s":
+        # By court, not a special subject ('' ): every listing less the special subjects (the
+        # province's special grains keep that row themselves).
         common = "c" if filters.court is not None else "p"
         everything = _sums(conn, common, segments, filters).get(None, _zero())
         rest = [total - sum(v[i] for v in in_period.values()) for i, total in enumerate(everything)]
@@ -320,3 +393,12 @@ def breakdown(conn: Connection, period: Period, filters: Filters, by: str) -> li
         if figures.listed or figures.removed or figures.active_end:
             rows.append(BreakdownRow(key, figures))
     return rows
+
+
+def removals_by_court(conn: Connection, period: Period, filters: Filters) -> dict[str, tuple[int, int, int]]:
+    """Per court, the removals in the period: removed, on time, late (the oversight's
+    timeliness table), reading three sums instead of a breakdown's every count."""
+    segments = _segments(period.start, period.end, True)
+    columns = ["removed", "removed_on_time", "removed_late"]
+    sums = _sums(conn, _family(filters, "court"), segments, filters, T.area, columns)
+    return {key: (v[0], v[1], v[2]) for key, v in sorted(sums.items()) if v[0]}

@@ -50,30 +50,44 @@ def month_start(day: date) -> date:
     return day.replace(day=1)
 
 
+def year_start(day: date) -> date:
+    return day.replace(month=1, day=1)
+
+
 # (grain, period_start, area, debtor_kind, special_subject, province_code) -> count deltas
 Key = tuple[str, date, str, str, str, str]
 
 
 def _add(deltas: dict[Key, list[int]], fact: Fact, sign: int) -> None:
     """Add (sign +1) or take out (-1) one listing's counts: at the province and court grains,
-    and, for a special subject, at the special grains as well (`q…` by province, `s…` by
-    court), so that the common figures never carry the special-subject dimension."""
-    families = [("p", "c", "")]
-    if fact.special_subject:
-        families.append(("q", "s", fact.special_subject))
+    and at the special grains as well (`q…` by province, `s…` by court, a listing that is no
+    special subject at `q…` only, under ''), so that the common figures never carry the
+    special-subject dimension."""
+    # (province family, court family or None, special subject)
+    families: list[tuple[str, str | None, str]] = [("p", "c", "")]
+    # At the province's special grains a listing that is no special subject counts under
+    # '' (the breakdown's "not special" row); the court's special grains hold only specials.
+    families.append(("q", "s", fact.special_subject) if fact.special_subject else ("q", None, ""))
 
     def bump(day: date, columns: Iterable[str]) -> None:
         month = month_start(day)
+        year = year_start(day)
         indexes = [_INDEX[column] for column in columns if column in _INDEX]
         for by_province, by_court, special in families:
-            for grain, start, area in (
+            cells = [
                 (by_province + "d", day, fact.province_code),
                 (by_province + "m", month, fact.province_code),
+                (by_province + "y", year, fact.province_code),
                 (by_province + "t", TOTAL_START, fact.province_code),
-                (by_court + "d", day, fact.court_code),
-                (by_court + "m", month, fact.court_code),
-                (by_court + "t", TOTAL_START, fact.court_code),
-            ):
+            ]
+            if by_court is not None:
+                cells += [
+                    (by_court + "d", day, fact.court_code),
+                    (by_court + "m", month, fact.court_code),
+                    (by_court + "y", year, fact.court_code),
+                    (by_court + "t", TOTAL_START, fact.court_code),
+                ]
+            for grain, start, area in cells:
                 row = deltas[(grain, start, area, fact.debtor_kind, special, fact.province_code)]
                 for index in indexes:
                     row[index] += sign

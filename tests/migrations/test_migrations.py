@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import random
+from collections import defaultdict
 from collections.abc import Iterator
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,10 +20,13 @@ import sqlalchemy as sa
 from alembic import command
 
 from bench.common import drop_postgres_databases, fresh_postgres_database
+from publishing.statistics.models import COUNT_COLUMNS, STATISTICS_COUNTS
+from publishing.statistics.reader import Fact, Key, _add
 from registry.db import create_sync_engine
 from registry.identity.crypto import BlindIndex, DataKeyError, DataKeyring, SecretsFile
 from registry.identity.types import index_input
 from registry.listings.prepare import PURPOSE_DEBTOR_ID
+from registry.listings.schemas import GROUNDS, REMOVAL_REASONS
 from registry.settings import DatabaseSettings
 from search.embedded import FACET_KEY, facet_key, fts_match, province_term, ts_terms
 from search.text import name_terms, text_match
@@ -323,5 +329,66 @@ def test_0011_refuses_to_run_without_the_keys_rather_than_invent_them(
         with pytest.raises(DataKeyError):
             command.upgrade(config, "head")
         assert not missing.exists()
+    finally:
+        engine.dispose()
+
+
+def test_0016_derives_the_year_and_not_special_rows_from_the_counts_kept(scratch_url: str) -> None:
+    """After 0016 the counts are what the reader of the day keeps for the same listings: the
+    year rows and the "not special" rows at the province's special grains derived in SQL."""
+    rng = random.Random(16)
+    courts = [("京0105", "11"), ("京0108", "11"), ("沪0115", "31")]
+    deltas: dict[Key, list[int]] = defaultdict(lambda: [0] * len(COUNT_COLUMNS))
+    for _ in range(300):
+        court, province = rng.choice(courts)
+        listed = date(2024, 1, 1) + timedelta(days=rng.randint(0, 900))
+        removed = listed + timedelta(days=rng.randint(0, 400)) if rng.random() < 0.5 else None
+        fact = Fact(
+            court,
+            province,
+            rng.choice(["person", "organization"]),
+            rng.choice(["", "", "", "civil_servant", "state_organ"]),
+            listed,
+            rng.choice(GROUNDS),
+            removed,
+            None if removed is None else rng.choice(REMOVAL_REASONS),
+            None if removed is None else rng.random() < 0.8,
+        )
+        _add(deltas, fact, +1)
+    now = {key: values for key, values in deltas.items() if any(values)}
+    # What 0015's reader kept: no year rows, no "not special" rows at the special grains.
+    before = {
+        key: values
+        for key, values in now.items()
+        if key[0][1] != "y" and not (key[0][0] == "q" and key[4] == "")
+    }
+    assert len(before) < len(now)
+    config = alembic_config(scratch_url)
+    command.upgrade(config, "0015")
+    engine = create_sync_engine(scratch_url)
+    names = ("grain", "period_start", "area", "debtor_kind", "special_subject", "province_code")
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.insert(STATISTICS_COUNTS),
+                [
+                    {**dict(zip(names, key, strict=True)), **dict(zip(COUNT_COLUMNS, v, strict=True))}
+                    for key, v in before.items()
+                ],
+            )
+
+        command.upgrade(config, "head")
+
+        with engine.connect() as conn:
+            got = {
+                tuple(getattr(row, name) for name in names): [getattr(row, c) for c in COUNT_COLUMNS]
+                for row in conn.execute(sa.select(STATISTICS_COUNTS))
+            }
+        assert got == now
+
+        command.downgrade(config, "0015")
+        with engine.connect() as conn:
+            left = conn.execute(sa.select(sa.func.count()).select_from(STATISTICS_COUNTS)).scalar()
+        assert left == len(before)
     finally:
         engine.dispose()

@@ -19,6 +19,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from publishing.statistics.queries import _segments
 from publishing.statistics.reader import READER, reset
 from registry.eventlog.readers import follow_sync
 from registry.listings.schemas import GROUNDS, REMOVAL_REASONS, TERM_EXPIRED
@@ -244,8 +245,10 @@ def test_the_breakdowns_equal_a_brute_force_count(
     for start, end in (
         (today - timedelta(days=2 * 365), today),
         (date(today.year - 1, 2, 10), date(today.year - 1, 11, 20)),
+        (today - timedelta(days=364), today),  # a rolling year: a year row less its outside
+        (date(today.year - 1, 1, 1), date(today.year - 1, 12, 31)),  # one whole year
     ):
-        for filters in FILTERS[:4]:
+        for filters in FILTERS[:5]:
             for by, key in keys.items():
                 params = {"from": start.isoformat(), "to": end.isoformat(), "by": by, **filters}
                 answer = _exact(admin, "breakdown", params)
@@ -270,6 +273,29 @@ def test_the_breakdowns_equal_a_brute_force_count(
                 {"from": start.isoformat(), "to": end.isoformat(), "by": "reason", **filters},
             )
             assert {r["key"]: r["figures"]["removed"] for r in reasons["rows"]} == whole["reasons"]
+        # The summary's tables read their own sums: they agree with the brute-force count.
+        summary = _exact(admin, "summary", {"from": start.isoformat(), "to": end.isoformat()})
+        sections = {section["key"]: section for section in summary["sections"]}
+        timeliness = {}
+        for court_code in sorted({r.court for r in rows}):
+            figures = brute([r for r in rows if r.court == court_code], start, end)
+            if figures["removed"]:
+                timeliness[court_code] = (
+                    figures["removed"],
+                    figures["removed_on_time"],
+                    figures["removed_late"],
+                )
+        assert {
+            row["court"]: (row["removed"], row["removed_on_time"], row["removed_late"])
+            for row in sections["removal_timeliness"]["rows"]
+        } == timeliness, (start, end)
+        for row in sections["special_subjects"]["rows"]:
+            figures = brute([r for r in rows if r.special == row["category"]], start, end)
+            assert (row["listed"], row["removed"], row["active_end"]) == (
+                figures["listed"],
+                figures["removed"],
+                figures["active_end"],
+            ), (start, end, row["category"])
 
 
 def test_counts_follow_changes_and_a_rebuild_gives_the_same(
@@ -448,3 +474,35 @@ def test_the_summary_counts_bank_checks_by_purpose_without_naming_a_bank(
     with registry.http(court.api_key) as own:
         keys = [s["key"] for s in own.get("/v1/oversight/summary").json()["sections"]]
     assert keys == ["removal_timeliness", "notices_by_agency", "special_subjects"]
+
+
+def test_the_segments_count_every_day_of_the_period_once() -> None:
+    """Whatever the period and today, the signed year, month and day rows that a query reads
+    add up to each day of the period once and to no day outside it."""
+    rng = random.Random(17)
+
+    def days(grain: str, first: date, last: date) -> list[date]:
+        out: list[date] = []
+        for start in (first + timedelta(days=n) for n in range((last - first).days + 1)):
+            if grain == "d":
+                out.append(start)
+            elif grain == "m" and start.day == 1:
+                end = (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+                out += [start + timedelta(days=n) for n in range((end - start).days)]
+            elif grain == "y" and start.month == 1 and start.day == 1:
+                out += [start + timedelta(days=n) for n in range((date(start.year + 1, 1, 1) - start).days)]
+        return out
+
+    base = date(2026, 12, 6)
+    for _ in range(300):
+        start = base - timedelta(days=rng.randint(0, 1500))
+        end = start + timedelta(days=rng.randint(0, 1200))
+        today = base - timedelta(days=rng.randint(0, 900))
+        for years in (True, False):
+            seen: Counter[date] = Counter()
+            for grain, first, last, sign in _segments(start, end, True, today, years=years):
+                assert years or grain != "y"
+                for day in days(grain, first, last):
+                    seen[day] += sign
+            wanted = Counter(start + timedelta(days=n) for n in range((end - start).days + 1))
+            assert +seen == wanted and not -seen, (start, end, today, years)
