@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect
 
@@ -22,21 +21,14 @@ from registry.clients.services import create_client
 from registry.eventlog.readers import follow_sync, step
 from registry.timeutil import utcnow
 from tests.publishing.statistics.test_statistics_pages import listed_today
-from tests.search.web.test_public_web_browser import PHONE, browser, no_horizontal_scroll
+from tests.support.browser import DESKTOP, PHONE, browser, no_horizontal_scroll, serious_violations
 from tests.support.harness import CourtHandle, Registry
 from tests.support.listings import post_removal, removal_body
 
 pytestmark = pytest.mark.slow
-__all__ = ["browser"]  # the module's Chromium, shared with the search page's tests
+__all__ = ["browser"]  # the module's Chromium (tests/support/browser.py)
 
-DESKTOP = {"width": 1280, "height": 900}
 BAR = (0x8B, 0x1C, 0x1C)  # the first series' colour (publishing/statistics/charts.py)
-
-
-def serious_violations(page: Page) -> list[dict[str, Any]]:
-    results = Axe().run(page)
-    violations: list[dict[str, Any]] = results.response["violations"]
-    return [v for v in violations if v.get("impact") in ("serious", "critical")]
 
 
 def bar_pixels(png: bytes) -> int:

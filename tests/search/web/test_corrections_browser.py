@@ -8,38 +8,25 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
 import sqlalchemy as sa
-from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from registry.corrections.services import READER
 from registry.courts.services import set_superior
 from registry.eventlog.readers import follow_sync
 from registry.timeutil import utcnow
+from tests.support.browser import PHONE, browser, serious_violations
 from tests.support.corrections import PDF, decision, post_decision, wrongful_removal
 from tests.support.harness import CourtHandle, Registry, run_search_indexer
 from tests.support.listings import person_named, publish_one
 from tests.support.publishing import remove
 
 pytestmark = pytest.mark.slow
-
-CHROMIUM = Path("/usr/bin/chromium")
-PHONE = {"width": 360, "height": 740}
-
-
-@pytest.fixture(scope="module")
-def browser(engine: sa.Engine, server_url: str) -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.skip("/usr/bin/chromium is missing (tests/search/web/test_public_web_browser.py installs it)")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM))
-        yield chromium
-        chromium.close()
+__all__ = ["browser"]  # the module's Chromium (tests/support/browser.py)
 
 
 @pytest.fixture
@@ -56,13 +43,7 @@ def index(engine: sa.Engine) -> Callable[[], int]:
 
 def accessible(page: Page) -> None:
     """No serious or critical axe-core violation on the page as it stands."""
-    results = Axe().run(page)
-    bad = [
-        (v["id"], v["impact"], [n["target"] for n in v["nodes"]])
-        for v in results.response["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
-    assert bad == [], bad
+    assert serious_violations(page) == []
 
 
 def apply_on_the_web(page: Page, listing_id: str, body: dict[str, Any], ground: str) -> tuple[str, str]:

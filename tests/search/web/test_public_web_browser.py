@@ -8,17 +8,14 @@ they are skipped, saying why, only when that installation is impossible.
 from __future__ import annotations
 
 import functools
-import os
-import shutil
-import subprocess
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
+from tests.support.browser import DESKTOP, PHONE, browser, no_horizontal_scroll, serious_violations
 from tests.support.harness import CourtHandle, Registry, run_search_indexer
 from tests.support.listings import person_named, publish_one
 from tests.support.publishing import remove
@@ -26,41 +23,7 @@ from tests.support.web import NO_RESULT, masked
 
 # Each module starts Chromium.
 pytestmark = pytest.mark.slow
-
-CHROMIUM = Path("/usr/bin/chromium")
-PHONE = {"width": 360, "height": 740}
-
-
-def _install_chromium() -> str | None:
-    """Installs Debian's chromium if it is missing; returns why it cannot be had, or None."""
-    if CHROMIUM.exists():
-        return None
-    if shutil.which("apt-get") is None or os.geteuid() != 0:
-        return "/usr/bin/chromium is missing and apt-get cannot install it here (needs Debian and root)"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    steps = (
-        ["apt-get", "update", "-qq"],
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"],
-    )
-    for step in steps:
-        done = subprocess.run(step, env=env, capture_output=True, text=True, timeout=900, check=False)
-        if done.returncode != 0:
-            return f"{' '.join(step)} failed: {done.stderr.strip()[-500:]}"
-    return None if CHROMIUM.exists() else "apt-get installed chromium but /usr/bin/chromium is absent"
-
-
-@pytest.fixture(scope="module")
-def browser(engine: sa.Engine, server_url: str) -> Iterator[Browser]:
-    """One Chromium per module. Playwright's sync API keeps an event loop running in this
-    thread while it lives, so the fixtures that call asyncio.run (the migrations) come first,
-    and the loop is gone before other modules' tests run."""
-    reason = _install_chromium()
-    if reason is not None:
-        pytest.skip(reason)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM))
-        yield chromium
-        chromium.close()
+__all__ = ["browser"]  # the module's Chromium (tests/support/browser.py)
 
 
 @pytest.fixture
@@ -83,10 +46,6 @@ def search_for(page: Page, text: str) -> None:
 
 def hits(page: Page) -> list[str]:
     return page.locator("ol.hits h3 a").all_inner_texts()
-
-
-def no_horizontal_scroll(page: Page) -> bool:
-    return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
 
 
 def test_a_visitor_finds_a_two_character_name_and_opens_the_entry(
@@ -228,6 +187,39 @@ def test_on_a_phone_nothing_scrolls_sideways(
         page.get_by_role("link", name=long_name).click()
         expect(page.get_by_role("heading", level=1)).to_have_text(long_name)
         assert no_horizontal_scroll(page)
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
+def test_axe_finds_nothing_serious_on_the_search_pages(
+    browser: Browser,
+    registry: Registry,
+    court: CourtHandle,
+    index: Callable[[], int],
+    viewport: dict[str, int],
+) -> None:
+    """The start page, a result list, no result, a refused number and an entry: no serious or
+    critical axe-core violation at either width."""
+    publish_one(registry, court, person_named(registry, court, "张伟"))
+    index()
+    context = browser.new_context(base_url=registry.url, locale="zh-CN", viewport=viewport)
+    try:
+        page = context.new_page()
+        page.goto("/")
+        assert serious_violations(page) == []
+        search_for(page, "张伟")
+        assert hits(page) == ["张伟"]
+        assert serious_violations(page) == []
+        search_for(page, "欧阳无此人")
+        expect(page.get_by_role("status")).to_contain_text(NO_RESULT)
+        assert serious_violations(page) == []
+        search_for(page, "110105194912310021")
+        assert serious_violations(page) == []
+        search_for(page, "张伟")
+        page.get_by_role("link", name="张伟", exact=True).click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("张伟")
+        assert serious_violations(page) == []
     finally:
         context.close()
 
