@@ -19,7 +19,7 @@ import msgspec
 from sqlalchemy import Connection, Table, func, insert, select, update
 
 from publishing.sync.models import AssistanceNotice, Subscription
-from publishing.sync.profiles import admits, load_listings, render
+from publishing.sync.profiles import admits, leaves_scope, load_listings, render
 from publishing.sync.services import ACTIVE_CLIENTS, profile_of
 from registry.calendar import add_working_days, china_date, end_of_china_day, first_uncovered_day
 from registry.eventlog.readers import LogEvent, LogReader
@@ -43,7 +43,6 @@ from registry.problems import Problem
 from registry.timeutil import as_utc, iso
 
 CURSOR = "sync.notices"
-NOTICE_EVENTS = LISTING_EVENTS - {EventType.LISTING_AMENDED}
 NOTICES = cast(Table, AssistanceNotice.__table__)
 MAX_OBJECTION_CHARS = 4000
 
@@ -68,8 +67,9 @@ LIFT_MEASURE = "解除依前次协助执行通知采取的上述措施（第二�
 
 
 def issue_notices(conn: Connection, events: Sequence[LogEvent], now: datetime, *, deadline_days: int) -> None:
-    """One notice per listing or removal and per subscription whose profile covers the debtor;
-    an amendment asks no agency to act anew (it is not among NOTICE_EVENTS)."""
+    """One notice per listing or removal and per subscription whose profile covers the debtor.
+    An amendment asks no agency to act anew, except the one that drops a special-subject mark:
+    the personnel-oversight agencies lift what they did (Art. 21), as for a removal."""
     subs = conn.execute(
         select(Subscription.id, Subscription.client_id, Subscription.profile).where(
             Subscription.state.in_(("active", "failing")), Subscription.client_id.in_(ACTIVE_CLIENTS)
@@ -84,7 +84,11 @@ def issue_notices(conn: Connection, events: Sequence[LogEvent], now: datetime, *
         if listing is None:
             continue
         for sub in subs:
-            if not admits(profile_of(sub.profile), listing):
+            profile = profile_of(sub.profile)
+            left = leaves_scope(profile, event.type, event.listing_version, listing)
+            if event.type == EventType.LISTING_AMENDED and not left:
+                continue
+            if not (left or admits(profile, listing)):
                 continue
             notices.append(
                 {
@@ -94,7 +98,7 @@ def issue_notices(conn: Connection, events: Sequence[LogEvent], now: datetime, *
                     "listing_id": listing.id,
                     "listing_version": event.listing_version,
                     "court_code": listing.court_code,
-                    "kind": "lift" if event.type in REMOVAL_EVENTS else "impose",
+                    "kind": "lift" if left or event.type in REMOVAL_EVENTS else "impose",
                     "seq": event.seq,
                     "issued_at": now,
                     "due_at": due_at,
@@ -105,7 +109,7 @@ def issue_notices(conn: Connection, events: Sequence[LogEvent], now: datetime, *
 
 
 def notice_reader(deadline_days: int) -> LogReader:
-    return LogReader(CURSOR, partial(issue_notices, deadline_days=deadline_days), NOTICE_EVENTS)
+    return LogReader(CURSOR, partial(issue_notices, deadline_days=deadline_days), LISTING_EVENTS)
 
 
 def _notice(conn: Connection, notice_id: str) -> Any:

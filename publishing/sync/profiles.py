@@ -23,6 +23,7 @@ from typing import Any
 import msgspec
 from sqlalchemy import ColumnElement, Connection, Select, and_
 
+from registry.eventlog.types import EventType
 from registry.identity.crypto import DataKeyring
 from registry.identity.types import identity_of
 from registry.listings.details import PublicPerformance, listing_details
@@ -209,6 +210,7 @@ def listing_columns() -> Select[Any]:
         Listing.removed_on,
         Listing.removal_reason,
         Listing.special_subject,
+        Listing.special_subject_dropped_in,
     )
 
 
@@ -228,6 +230,20 @@ def _removal(row: Any) -> RemovalRecord | None:
 
 def admits(profile: Profile, row: Any) -> bool:
     return row.debtor_kind in profile.kinds and (not profile.special_only or row.special_subject is not None)
+
+
+def leaves_scope(profile: Profile, event_type: str, version: int | None, row: Any) -> bool:
+    """The amendment that dropped the special-subject mark, seen by a special-only profile:
+    its agencies held the listing and must now let it go (sent with no record, as a listing
+    that left the public list is to the public profile)."""
+    return (
+        profile.special_only
+        and event_type == EventType.LISTING_AMENDED
+        and row.debtor_kind in profile.kinds
+        and row.special_subject is None
+        and version is not None
+        and row.special_subject_dropped_in == version
+    )
 
 
 def render(profile: Profile, row: Any, keyring: DataKeyring, today: date) -> ProfileRecord | None:

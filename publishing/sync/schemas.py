@@ -84,7 +84,8 @@ class SyncEventRead(EventHead, frozen=True, kw_only=True):
     # struct in publishing/sync/profiles.py (CreditReferenceRecord, HousingConstructionRecord,
     # EnterpriseSupervisionRecord) or the public entry. Four shapes in one field, told apart
     # by the subscription rather than a tag, which a schema cannot say: documented as an
-    # object. Null only for the public profile once a listing has left the public list.
+    # object. Null once the listing has left the profile: for the public profile, the public
+    # list; for personnel_oversight, the amendment that dropped the special-subject mark.
     listing: dict[str, Any] | None
     removal: RemovalInfo | None = None
 

@@ -19,6 +19,7 @@ from publishing.sync.profiles import (
     Profile,
     ProfileRecord,
     admits,
+    leaves_scope,
     load_listings,
     render,
 )
@@ -285,7 +286,7 @@ def render_range(
     if not raw:
         return [], after
     out: list[RenderedEvent] = []
-    for event, version, row in _admitted(conn, profile, raw):
+    for event, version, row, left in _admitted(conn, profile, raw):
         removal = None
         if event.type in REMOVAL_EVENTS:
             removal = RemovalInfo(event.data["reason"], event.data["effective_on"])
@@ -296,7 +297,7 @@ def render_range(
                 occurred_at=iso(event.occurred_at),
                 listing_id=row.id,
                 listing_version=version,
-                listing=render(profile, row, keyring, today),
+                listing=None if left else render(profile, row, keyring, today),
                 removal=removal,
             )
         )
@@ -334,15 +335,22 @@ def collect_events(
     return for_subscription(sub_id, rendered), scanned
 
 
-def _admitted(conn: Connection, profile: Profile, events: list[LogEvent]) -> list[tuple[LogEvent, int, Any]]:
-    """(event, its listing version, the listing row) of each listing event the profile admits."""
+def _admitted(
+    conn: Connection, profile: Profile, events: list[LogEvent]
+) -> list[tuple[LogEvent, int, Any, bool]]:
+    """(event, its listing version, the listing row, whether the listing leaves the profile's
+    scope with it) of each listing event the profile admits."""
     listed = [e for e in events if e.type in LISTING_EVENTS]
     rows = load_listings(conn, (e.listing_id for e in listed if e.listing_id is not None))
     admitted = []
     for event in listed:
         row = rows.get(event.listing_id) if event.listing_id is not None else None
-        if row is not None and event.listing_version is not None and admits(profile, row):
-            admitted.append((event, event.listing_version, row))
+        if row is None or event.listing_version is None:
+            continue
+        if admits(profile, row):
+            admitted.append((event, event.listing_version, row, False))
+        elif leaves_scope(profile, event.type, event.listing_version, row):
+            admitted.append((event, event.listing_version, row, True))
     return admitted
 
 
@@ -428,9 +436,11 @@ def acked_states(
         raw = read_events(conn, position, min(1000, new - position))
         if not raw:
             break
-        for event, version, row in _admitted(conn, profile, raw):
+        for event, version, row, left in _admitted(conn, profile, raw):
             admitted += 1
-            states[row.id] = state_row(sub_id, row.id, version, event.type, event.seq, event.occurred_at, now)
+            # A listing that left the profile's scope is, to its agency, a removed one.
+            event_type = EventType.LISTING_REMOVED if left else event.type
+            states[row.id] = state_row(sub_id, row.id, version, event_type, event.seq, event.occurred_at, now)
         position = raw[-1].seq
     return list(states.values()), admitted
 

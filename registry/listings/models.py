@@ -68,6 +68,9 @@ class Listing(Base):
     # Opinion Art. 2, 4: the special-subject category the court asserted (its employer is in
     # `details`); the personnel-oversight agency profile selects by it.
     special_subject: Mapped[str | None] = mapped_column(String(32))
+    # The version whose amendment dropped that mark: the personnel-oversight profile tells its
+    # agencies the listing has left their scope, which the unmarked row alone no longer says.
+    special_subject_dropped_in: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (
         Index("ix_listings_debtor_id_blind", "debtor_id_blind"),

@@ -437,6 +437,10 @@ def amend_listing(
         "removal_reason",
     ):
         row.pop(unchanged)
+    if item.special_subject is not None:
+        row["special_subject_dropped_in"] = None
+    elif current.special_subject is not None:
+        row["special_subject_dropped_in"] = version
     conn.execute(update(Listing).where(Listing.id == listing_id).values(row | {"version": version}))
     conn.execute(insert(ListingVersion), [_version_row(item, listing_id, version, actor, now)])
     return IngestResult(status=200, listing_id=listing_id, version=version, outcome="amended")

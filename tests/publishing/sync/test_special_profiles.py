@@ -212,3 +212,56 @@ def test_enterprise_supervision_carries_persons_with_an_explicit_allow_list(
         detail = http.get(f"/v1/notices/{person_notice['id']}").json()
         assert set(detail["debtor"]) == ENTERPRISE_PERSON_FIELDS
         assert any("第一百七十八条" in m for m in detail["measures"])
+
+
+def test_dropping_the_special_subject_mark_tells_personnel_agencies_to_let_the_listing_go(
+    registry: Registry, court: CourtHandle, admin: httpx.Client, settings: Settings
+) -> None:
+    body = special_person(registry, court, "party_member")
+    listing_id = publish_one(registry, court, body)
+    client_id, key = agency(registry, PERSONNEL)
+    pull = subscribe(admin, client_id, "personnel_oversight", "pull")
+    with registry.http(key) as http:
+        _, cursor, _ = pull_all(http, pull)
+        assert http.post(f"/v1/sync/{pull}/ack", json={"cursor": cursor}).status_code == 200
+        assert http.get(f"/v1/sync/{pull}/drift").json()["active_in_agreement"] == 1
+    with running_receiver() as receiver:
+        push = subscribe(admin, client_id, "personnel_oversight", "push", receiver.url)
+        pump(fast(settings), caught_up(registry.engine, push))
+        with registry.engine.begin() as conn:
+            step(conn, notice_reader(3), utcnow())
+        # The court finds the debtor is no party member: the mark goes, the listing stays.
+        unmarked = amended_body(body)
+        unmarked.pop("special_subject")
+        assert post_amendment(registry, court, listing_id, unmarked).status_code == 200
+        pump(fast(settings), caught_up(registry.engine, push))
+        # A further amendment of a listing no longer in scope is not sent.
+        again = amended_body(unmarked)
+        assert post_amendment(registry, court, listing_id, again).status_code == 200
+        pump(fast(settings), caught_up(registry.engine, push))
+    pushed = receiver.unique()
+    assert [(e["type"], e["listing_version"]) for e in pushed] == [
+        ("listing.published", 1),
+        ("listing.amended", 2),
+    ]
+    assert pushed[-1]["listing"] is None and pushed[-1]["removal"] is None
+    with registry.http(key) as http:
+        events, cursor, text = pull_all(http, pull, cursor)
+        assert [(e["type"], e["listing_version"], e["listing"]) for e in events] == [
+            ("listing.amended", 2, None)
+        ]
+        assert body["debtor"]["id_number"] not in text
+        assert http.post(f"/v1/sync/{pull}/ack", json={"cursor": cursor}).status_code == 200
+        drift = http.get(f"/v1/sync/{pull}/drift").json()
+        assert drift["in_drift"] == 0 and drift["active_in_agreement"] == 0
+
+    with registry.engine.begin() as conn:
+        step(conn, notice_reader(3), utcnow())
+    with registry.http(key) as http:
+        notices = http.get("/v1/notices").json()
+        kinds = sorted((n["subscription_id"], n["kind"]) for n in notices if n["listing_id"] == listing_id)
+        assert kinds == sorted([(pull, "impose"), (pull, "lift"), (push, "impose"), (push, "lift")])
+        lift = next(n for n in notices if n["kind"] == "lift")
+        shown = http.get(f"/v1/notices/{lift['id']}").json()
+        assert shown["title"] == "解除协助执行通知书" and shown["debtor"] is None
+        assert "解除协助执行通知书" in http.get(f"/v1/notices/{lift['id']}/print").text
