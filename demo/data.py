@@ -22,6 +22,8 @@ from itertools import accumulate
 
 from stdnum import numdb
 
+from registry.identity.identifiers import COURT_ABBREVIATIONS
+
 __all__ = ["GROUNDS", "DemoCourt", "DemoGenerator", "demo_courts"]
 
 GROUNDS: tuple[str, ...] = (
@@ -40,42 +42,6 @@ class DemoCourt:
     name: str
     province_code: str
 
-
-# Court-code abbreviations as the SPC case-number rules use them: 内 (not 蒙), 黔 (not 贵),
-# 云, 川, 陕, 甘 (licence plates differ for some of these).
-_ABBREVIATION_PROVINCE: dict[str, str] = {
-    "京": "11",
-    "津": "12",
-    "冀": "13",
-    "晋": "14",
-    "内": "15",
-    "辽": "21",
-    "吉": "22",
-    "黑": "23",
-    "沪": "31",
-    "苏": "32",
-    "浙": "33",
-    "皖": "34",
-    "闽": "35",
-    "赣": "36",
-    "鲁": "37",
-    "豫": "41",
-    "鄂": "42",
-    "湘": "43",
-    "粤": "44",
-    "桂": "45",
-    "琼": "46",
-    "渝": "50",
-    "川": "51",
-    "黔": "52",
-    "云": "53",
-    "藏": "54",
-    "陕": "61",
-    "甘": "62",
-    "青": "63",
-    "宁": "64",
-    "新": "65",
-}
 
 # Short province names as they appear at the front of company names ("广东XX有限公司").
 _PROVINCE_SHORT: dict[str, str] = {
@@ -190,7 +156,7 @@ _AWARD_WORD: dict[str, str] = {"北京": "京仲裁字", "上海": "沪仲案字
 
 def demo_courts() -> list[DemoCourt]:
     """Real courts: 42 basic courts in all 31 provinces, 7 intermediate, 1 high court."""
-    return [DemoCourt(code, name, _ABBREVIATION_PROVINCE[code[0]]) for code, name, _city in _COURTS]
+    return [DemoCourt(code, name, _province_of(code)) for code, name, _city in _COURTS]
 
 
 def _weighted(pairs: str) -> tuple[tuple[str, ...], tuple[float, ...]]:
@@ -811,3 +777,10 @@ class DemoGenerator:
                 self.person_name() if rnd() < 0.4 else {"name": self.company_name(court.province_code)}
             )
         return body
+
+
+def _province_of(court_code: str) -> str:
+    """The demo courts are provincial courts: each abbreviation names one province."""
+    province = COURT_ABBREVIATIONS[court_code[0]]
+    assert province is not None, court_code
+    return province
