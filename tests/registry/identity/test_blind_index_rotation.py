@@ -31,6 +31,7 @@ from registry.settings import Settings
 from registry.timeutil import utcnow
 from tests.support.checks import bank, publish_person, unlisted_id
 from tests.support.harness import CourtHandle, Registry, cli_env, registry_bin, run_search_indexer
+from tests.support.listings import new_submission, post_removal, publish_one, removal_body
 
 
 def _registry(settings: Settings, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -72,7 +73,7 @@ def _check(http: httpx.Client, number: str) -> list[str]:
     body = {"subjects": [{"id_number": number}], "purpose": "loan_application", "reference": "LA-1"}
     response = http.post("/v1/checks", json=body)
     assert response.status_code == 200, response.text
-    return sorted(listing["listing_id"] for listing in response.json()["results"][0]["listings"])
+    return sorted(listing["listing_id"] for listing in response.json()["results"][0].get("listings", []))
 
 
 def _search(registry: Registry, number: str) -> list[str]:
@@ -113,7 +114,8 @@ def test_blind_index_key_rotation_keeps_every_lookup_matching(
 
     # Under the old key: a listing, a bank watching its debtor, and a watched subject from
     # before the identifier was kept (as revision 0017 found it: the index only).
-    first, body = publish_person(registry, court)
+    creditor = {"name": "北京恒信达科技有限公司", "credit_code": "91110000600037341L"}
+    first, body = publish_person(registry, court, creditor=creditor)
     number = body["debtor"]["id_number"]
     legacy = unlisted_id(registry)
     bank_id, http = bank(registry)
@@ -204,6 +206,9 @@ def test_blind_index_key_rotation_keeps_every_lookup_matching(
         listings = conn.execute(
             sa.text("SELECT debtor_id_type, debtor_id_cipher, debtor_id_blind FROM listings")
         ).all()
+        details = conn.execute(
+            sa.text("SELECT details FROM listings WHERE id = :id"), {"id": first}
+        ).scalar_one()
         watched = {bytes(b) for (b,) in conn.execute(sa.text("SELECT subject_blind FROM watch_subjects"))}
         retired_at = conn.execute(
             sa.text("SELECT retired_at FROM registry_keys WHERE key_id = :k"), {"k": old_id}
@@ -213,3 +218,45 @@ def test_blind_index_key_rotation_keeps_every_lookup_matching(
         assert bytes(blind) == _hmac(new, index_input(id_type, identifier))
     assert watched == {_hmac(new, index_input("resident_id", n)) for n in (number, legacy)}
     assert retired_at is not None
+    # The creditor's index too (recomputed from the signed listing): the six-month bar holds.
+    creditor_key = (json.loads(details) if isinstance(details, str) else details)["creditor_key"]
+    assert creditor_key == _hmac(new, "creditor:91110000600037341L").hex()
+
+
+def test_the_six_month_bar_holds_through_a_blind_index_key_rotation(
+    registry: Registry, court: CourtHandle, settings: Settings, engine: sa.Engine, secrets_file: Path
+) -> None:
+    """A creditor-requested removal under the old key still bars that creditor's new
+    application against the debtor, matched by the creditor's code, with both keys held and
+    after the rotation with the new key alone."""
+    old = base64.b64decode(json.loads(secrets_file.read_text())["blind_index_key"])
+    new = os.urandom(32)
+    creditor = {"name": "北京恒信达科技有限公司", "credit_code": "91110000600037341L"}
+    body = registry.person_listing(court, creditor=creditor)
+    body["decision"] |= {"initiated_by": "creditor_application"}
+    listing_id = publish_one(registry, court, body)
+    removal = removal_body(listing_id, registry.today, reason="creditor_request")
+    assert post_removal(registry, court, listing_id, removal).status_code == 200
+    ensure_keys(settings, engine)
+
+    def apply_again() -> httpx.Response:
+        # A new case, the creditor named by its code under another name.
+        again = registry.person_listing(court, creditor=creditor | {"name": "恒信达"})
+        again["debtor"] = body["debtor"]
+        again["decision"] |= {"initiated_by": "creditor_application"}
+        with registry.http(court.api_key) as http:
+            return http.post("/v1/listings", json=registry.envelope(court, again))
+
+    _write_keys(secrets_file, new, old)
+    barred = apply_again()
+    assert barred.status_code == 409 and barred.json()["code"] == "relisting_barred", barred.text
+
+    assert _registry(settings, "keys", "rotate", "--blind-index").returncode == 0
+    retired = _registry(settings, "keys", "retire", blind_index_key_id(old))
+    assert retired.returncode == 0, retired.stderr
+    assert "previous_blind_index_key" not in json.loads(secrets_file.read_text())
+    still = apply_again()
+    assert still.status_code == 409 and still.json()["code"] == "relisting_barred", still.text
+    # Not a bar on anyone else: another debtor is listed.
+    other = registry.person_listing(court, submission_id=new_submission())
+    assert publish_one(registry, court, other)
