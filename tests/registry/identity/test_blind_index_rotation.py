@@ -218,6 +218,12 @@ def test_blind_index_key_rotation_keeps_every_lookup_matching(
         assert bytes(blind) == _hmac(new, index_input(id_type, identifier))
     assert watched == {_hmac(new, index_input("resident_id", n)) for n in (number, legacy)}
     assert retired_at is not None
+    # A watched subject's identifier is data-key ciphertext: a data-key rotation moves it too.
+    assert _registry(settings, "keys", "rotate").returncode == 0
+    active = json.loads(secrets_file.read_text())["active_data_key_id"]
+    with engine.connect() as conn:
+        ciphers = [bytes(c) for (c,) in conn.execute(sa.text("SELECT subject_cipher FROM watch_subjects"))]
+    assert len(ciphers) == 2 and {DataKeyring.key_id_of(c) for c in ciphers} == {active}
     # The creditor's index too (recomputed from the signed listing): the six-month bar holds.
     creditor_key = (json.loads(details) if isinstance(details, str) else details)["creditor_key"]
     assert creditor_key == _hmac(new, "creditor:91110000600037341L").hex()
