@@ -150,8 +150,8 @@ def meili_filter(query: SearchQuery) -> list[str]:
     if query.identifier_blind is not None:
         blinds = [query.identifier_blind, query.identifier_blind_retiring]
         # During a blind-index key rotation a document may not be re-indexed yet.
-        values = ", ".join(quote_filter(blind.hex()) for blind in blinds if blind is not None)
-        parts.append(f"id_blind IN [{values}]")
+        either = " OR ".join(f"id_blind = {quote_filter(b.hex())}" for b in blinds if b is not None)
+        parts.append(f"({either})" if query.identifier_blind_retiring is not None else either)
     for field, value in (
         ("kind", query.kind),
         ("province_code", query.province),
