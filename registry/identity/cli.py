@@ -28,12 +28,14 @@ def keys_check() -> None:
     nothing, not even for an empty database."""
     from registry.db import create_sync_engine
     from registry.identity.keystore import KeyConfigError, KeysUnavailable, check_keys
+    from registry.identity.rotation import unrecoverable_watch_subjects
 
     settings = Settings()
     engine = create_sync_engine(settings.database.url)
     try:
         with engine.begin() as conn:
             report = check_keys(conn, settings, generate=False)
+            legacy = unrecoverable_watch_subjects(conn)
     except (KeysUnavailable, KeyConfigError) as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
@@ -47,6 +49,11 @@ def keys_check() -> None:
     for kid, state in states.items():
         if kid not in report.needed:
             click.echo(f"{'blind_index':12} {kid}  held{state}")
+    if legacy:
+        click.echo(
+            f"{legacy} watched subjects were added before their identifier was kept: a blind-index "
+            "key rotation cannot recompute them (their banks can add them again)"
+        )
     click.echo("keys ok: every key the database needs is held")
 
 

@@ -210,6 +210,12 @@ class BlindRotation:
         self.unrecoverable.update(other.unrecoverable)
 
 
+def unrecoverable_watch_subjects(conn: Connection) -> int:
+    """Watched subjects without their identifier (added before revision 0017)."""
+    query = select(func.count()).select_from(WatchSubject).where(WatchSubject.subject_cipher.is_(None))
+    return int(conn.execute(query).scalar_one())
+
+
 def blind_row_count(conn: Connection) -> int:
     """The rows a blind-index pass walks: the progress bar's total."""
     return sum(

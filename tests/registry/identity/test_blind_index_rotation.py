@@ -148,6 +148,7 @@ def test_blind_index_key_rotation_keeps_every_lookup_matching(
         checked = _registry(settings, "keys", "check")
         assert checked.returncode == 0, checked.stderr
         assert f"{new_id}  held (active)" in checked.stdout and f"{old_id}  held (retiring" in checked.stdout
+        assert "1 watched subjects were added before their identifier was kept" in checked.stdout
 
         assert _check(http, number) == [first]
         run_search_indexer(engine)
