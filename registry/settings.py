@@ -63,7 +63,11 @@ class KeySettings(BaseSettings):
     )
     data_key_id: str | None = Field(default=None, description="Key id new ciphertexts are written under.")
     blind_index_key: str | None = Field(
-        default=None, description="Base64 HMAC-SHA256 key for the identifier blind index."
+        default=None,
+        description=(
+            "Base64 HMAC-SHA256 key for the identifier blind index; 'new,old' while rotating it "
+            "(written under the first, looked up under both: docs/operations.md#keys)."
+        ),
     )
     signing_key_file: Path = Field(
         default=Path("var/signing-keys.json"),

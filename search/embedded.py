@@ -240,9 +240,12 @@ class EmbeddedIndex:
         params: dict[str, Any] = {}
         if query.identifier_blind is not None:
             clauses.append(
-                "listing_id IN (SELECT id FROM listings WHERE debtor_id_blind = :blind AND status = 'active')"
+                "listing_id IN (SELECT id FROM listings WHERE debtor_id_blind IN (:blind, :blind_retiring)"
+                " AND status = 'active')"
             )
             params["blind"] = query.identifier_blind
+            # During a blind-index key rotation a listing may not be recomputed yet.
+            params["blind_retiring"] = query.identifier_blind_retiring or query.identifier_blind
         if query.court is not None:
             clauses.append("court_code = :court")
             params["court"] = query.court

@@ -34,6 +34,8 @@ class SearchQuery(msgspec.Struct, frozen=True, kw_only=True):
 
     text: str | None = None  # name or part of it, Chinese or pinyin
     identifier_blind: bytes | None = None  # HMAC blind index of a full ID number / credit code
+    # The same under the retiring blind-index key, while a key rotation is under way.
+    identifier_blind_retiring: bytes | None = None
     province: str | None = None  # two-digit province code
     court: str | None = None  # court code, e.g. 京0105
     kind: str | None = None  # one of KINDS

@@ -148,7 +148,10 @@ def meili_document(doc: Document, id_blind: bytes, rank: int) -> dict[str, Any]:
 def meili_filter(query: SearchQuery) -> list[str]:
     parts: list[str] = []
     if query.identifier_blind is not None:
-        parts.append(f"id_blind = {quote_filter(query.identifier_blind.hex())}")
+        blinds = [query.identifier_blind, query.identifier_blind_retiring]
+        # During a blind-index key rotation a document may not be re-indexed yet.
+        either = " OR ".join(f"id_blind = {quote_filter(b.hex())}" for b in blinds if b is not None)
+        parts.append(f"({either})" if query.identifier_blind_retiring is not None else either)
     for field, value in (
         ("kind", query.kind),
         ("province_code", query.province),

@@ -146,15 +146,16 @@ _IDENTIFIER_POINTERS = {
 }
 
 
-def _identity_blind(params: Mapping[str, str | None], blind_index: BlindIndex) -> bytes | None:
-    """The blind index of the number asked for, as ingest computed it (listings.prepare): a
+def _identity_blind(params: Mapping[str, str | None], blind_index: BlindIndex) -> tuple[bytes, ...]:
+    """The blind index of the number asked for, as ingest computed it (listings.prepare), and
+    the same under the retiring key during a key rotation: a
     person's `id_number` of `id_type` (with `nationality` for a passport), or an
     organisation's `credit_code`, `organization_code` or `registration_country` and
-    `registration_number`. None when no number is asked for."""
+    `registration_number`. Empty when no number is asked for."""
     values = {name: _clean(params, name) for name in _IDENTIFIER_PARAMS}
     country, number = values["registration_country"], values["registration_number"]
     if all(v is None for v in values.values()):
-        return None
+        return ()
     default = str(params.get("_number_in") or "id_number")
     try:
         identity = parse_subject(
@@ -170,7 +171,7 @@ def _identity_blind(params: Mapping[str, str | None], blind_index: BlindIndex) -
             raise _bad("conflicting_identifiers", exc.message, "credit_code") from exc
         pointer = default if default == "q" else _IDENTIFIER_POINTERS.get(exc.code, "id_number")
         raise _bad(exc.code, exc.message, pointer) from exc
-    return blind_index(identity.index_input)
+    return blind_index.candidates(identity.index_input)
 
 
 def recognise_number(q: str) -> tuple[str, str] | None:
@@ -214,7 +215,8 @@ def parse_query(params: Mapping[str, str | None], blind_index: BlindIndex) -> Se
             raise _bad("query_too_long", f"q is longer than {MAX_QUERY_CHARS} characters", "q")
         if text_match(text) is None:
             raise _bad("invalid_query", "q must contain at least one letter or digit", "q")
-    identifier_blind = _identity_blind(params, blind_index)
+    blinds = _identity_blind(params, blind_index)
+    identifier_blind = blinds[0] if blinds else None
     if text is None and identifier_blind is None:
         raise _bad(
             "query_required",
@@ -253,6 +255,7 @@ def parse_query(params: Mapping[str, str | None], blind_index: BlindIndex) -> Se
     return SearchQuery(
         text=text,
         identifier_blind=identifier_blind,
+        identifier_blind_retiring=blinds[1] if len(blinds) > 1 else None,
         province=province,
         court=court,
         kind=_choice(params, "kind", KINDS),

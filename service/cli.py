@@ -160,7 +160,7 @@ def demo(count: int, seed: int) -> None:
 @click.argument(
     "what",
     type=click.Choice(
-        ["ingest", "sync", "checks", "search", "feeds", "export", "checkpoint", "sizes", "statistics"]
+        ["ingest", "sync", "checks", "search", "feeds", "export", "checkpoint", "sizes", "statistics", "keys"]
     ),
     default="ingest",
 )
@@ -198,7 +198,8 @@ def bench(
     import`); agency sync (`sync`: fan-out to three push receivers, removal-to-acknowledgement
     latency); the bank check (`checks`: batch-1000 latency, single checks against a bare
     Litestar endpoint); public search (`search`); feeds (request latency), export (time, peak
-    memory), checkpoint (time, proof latency); statistics (request latency, docs/statistics.md)."""
+    memory), checkpoint (time, proof latency); statistics (request latency, docs/statistics.md);
+    a blind-index key rotation (`keys`: lookups under two keys, recomputation, retirement)."""
     from bench.checks import run_checks_bench
     from bench.common import MachineRun, run_ingest_bench
 
@@ -227,6 +228,10 @@ def bench(
         from bench.statistics import run_statistics_bench
 
         result = run_statistics_bench(count=count, database_url=database_url)
+    elif what == "keys":
+        from bench.keys import run_keys_bench
+
+        result = run_keys_bench(count=count, database_url=database_url)
     elif what in ("feeds", "export", "checkpoint"):
         from bench.publishing import run_publishing_bench
 

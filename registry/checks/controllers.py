@@ -227,7 +227,8 @@ class WatchlistController(Controller):
             raise Problem(
                 413, "batch_too_large", f"at most {limit} subjects a request", extra={"limit": limit}
             )
-        subjects = parse_watch_subjects(body.subjects, services.secrets.blind_index)
+        secrets = services.secrets
+        subjects = parse_watch_subjects(body.subjects, secrets.blind_index, secrets.keyring)
         if add:
             results = await services.db.write(add_subjects, principal.client_id, subjects, utcnow())
         else:

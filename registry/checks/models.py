@@ -2,7 +2,9 @@
 
 No table here holds a plain identifier: subjects are kept as the registry's HMAC blind
 index (`registry.identity.crypto.BlindIndex`), the same value `listings.debtor_id_blind`
-holds, so an admin can find who checked a person without anyone storing the number.
+holds, so an admin can find who checked a person without anyone storing the number. A
+watched subject also keeps its identifier encrypted under the data keys, so that its
+index can be recomputed under a new blind-index key (`registry keys rotate --blind-index`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from registry.db import Base
 from registry.timeutil import UtcDateTime
+
+# What `watch_subjects.subject_cipher` is bound to (AES-GCM associated data).
+PURPOSE_WATCH_SUBJECT = b"watch_subject.index_input"
 
 # INTEGER on SQLite makes the key the rowid (one B-tree less per append).
 _ROW_ID = BigInteger().with_variant(Integer, "sqlite")
@@ -76,7 +81,10 @@ class WatchRegistration(Base):
 
 
 class WatchSubject(Base):
-    """One watched borrower of one bank: the blind index only, and the bank's own reference."""
+    """One watched borrower of one bank: the blind index, the bank's own reference, and the
+    index's input (`index_input`) encrypted under the data keys, so that the index can be
+    recomputed under a new blind-index key. Rows added before revision 0017 have no
+    ciphertext: they are matched, but a rotation cannot recompute them (it reports them)."""
 
     __tablename__ = "watch_subjects"
 
@@ -84,6 +92,7 @@ class WatchSubject(Base):
     subject_blind: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
     reference: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    subject_cipher: Mapped[bytes | None] = mapped_column(LargeBinary())
 
     # The log reader asks "which banks watch these subjects?".
     __table_args__ = (Index("ix_watch_subjects_subject_blind", "subject_blind"),)

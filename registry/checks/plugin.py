@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from registry.checks.cli import check_command
 from registry.checks.controllers import (
@@ -12,14 +13,24 @@ from registry.checks.controllers import (
     WatchlistController,
 )
 from registry.checks.jobs import purge_query_log
-from registry.checks.watchlist import READER
+from registry.checks.watchlist import reader_for
+from registry.eventlog.readers import follow
 from registry.settings import Settings
-from registry.wiring import Job, Plugin, follow_job
+from registry.wiring import Job, Plugin
+
+if TYPE_CHECKING:
+    from registry.runtime import Services
+
+
+async def _follow_watchlists(services: Services) -> int:
+    # As `follow_job`, with the keys of the moment: during a blind-index key rotation the
+    # reader matches listings and watched subjects under either key.
+    return await follow(services.db, reader_for(services.secrets))
 
 
 def _jobs(settings: Settings) -> Sequence[Job]:
     return [
-        follow_job("follow_watchlists", READER, every=settings.checks.watchlist_interval_seconds),
+        Job("follow_watchlists", _follow_watchlists, every=settings.checks.watchlist_interval_seconds),
         Job(
             "purge_query_log",
             purge_query_log,

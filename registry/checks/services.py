@@ -69,6 +69,8 @@ class ParsedSubject:
     blind: bytes
     error: SubjectError | None
     masked: str = ""
+    # The index under the retiring key too, while a blind-index key rotation is under way.
+    candidates: tuple[bytes, ...] = ()
 
 
 def _name_key(name: str) -> str:
@@ -89,14 +91,9 @@ def parse_subject(index: int, subject: CheckSubject, blind_index: BlindIndex) ->
         code = "invalid_id_number" if subject.id_number is not None else "invalid_credit_code"
         error = SubjectError(code, "an identifier is written in ASCII letters and digits")
     else:
+        candidates = blind_index.candidates(identity.index_input)
         return ParsedSubject(
-            index,
-            identity.kind,
-            identity.number,
-            name,
-            blind_index(identity.index_input),
-            None,
-            identity.masked,
+            index, identity.kind, identity.number, name, candidates[0], None, identity.masked, candidates
         )
     identifier = normalise_identifier(raw)
     return ParsedSubject(index, "unknown", identifier, name, blind_index(identifier), error)
@@ -230,7 +227,7 @@ def run_check(
     """Answer one check from one read snapshot (listings and log head agree). Writes
     nothing: `record` (or the SQLite group commit) logs it before it is answered."""
     parsed = [parse_subject(i, subject, blind_index) for i, subject in enumerate(request.subjects)]
-    wanted = list({p.blind for p in parsed if p.error is None})
+    wanted = list({blind for p in parsed if p.error is None for blind in p.candidates})
     found: dict[bytes, list[ListedRow]] = {}
     if wanted:
         for row in store.active_listings(wanted, china_date(now)):
@@ -245,7 +242,7 @@ def run_check(
             results.append(SubjectResult(index=subject.index, error=subject.error))
             outcome, count, mismatch = "invalid", 0, False
         else:
-            rows = found.get(subject.blind, [])
+            rows = [row for blind in subject.candidates for row in found.get(blind, [])]
             name = _name_key(subject.name) if subject.name else None
             mismatch = name is not None and any(_name_key(row.debtor_name) != name for row in rows)
             results.append(

@@ -1,5 +1,6 @@
-"""Watchlists: a bank names its borrowers (kept as blind-index values only) and learns
-when one of them is listed, amended, removed or expires.
+"""Watchlists: a bank names its borrowers (kept as blind-index values, their identifiers
+encrypted only so that a blind-index key can be rotated) and learns when one of them is
+listed, amended, removed or expires.
 
 A single log reader (`READER`, cursor `watchlist`) turns events into per-bank
 change records in log order. Each change is keyed by (bank, event seq), so a bank's cursor
@@ -10,24 +11,27 @@ is the event seq: the reader's batches commit one at a time, in seq order, with 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import partial
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, delete, func, select
+from sqlalchemy import Connection, Table, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from registry.bulk import bulk_insert
-from registry.checks.models import WatchChange, WatchRegistration, WatchSubject
+from registry.checks.models import PURPOSE_WATCH_SUBJECT, WatchChange, WatchRegistration, WatchSubject
 from registry.checks.schemas import WatchSubjectIn
 from registry.checks.subjects import subject_identity
 from registry.clients.models import ApiClient
 from registry.endpoints import PushPolicy
 from registry.eventlog.readers import LogEvent, LogReader
 from registry.eventlog.types import LISTING_EVENTS, REMOVAL_EVENTS, EventType
-from registry.identity.crypto import BlindIndex
+from registry.identity.crypto import BlindIndex, DataKeyring, Secrets
 from registry.identity.identifiers import IdentifierError
+from registry.identity.types import index_input
 from registry.listings.models import Listing
+from registry.listings.prepare import PURPOSE_DEBTOR_ID
 from registry.timeutil import iso
 
 CURSOR_NAME = "watchlist"
@@ -43,13 +47,19 @@ _CHANGES_TABLE = cast(Table, WatchChange.__table__)
 @dataclass(frozen=True)
 class WatchedSubject:
     index: int
-    blind: bytes | None
+    blind: bytes | None  # under the active blind-index key: what is stored
     masked: str | None
     reference: str | None
     error: tuple[str, str] | None
+    # The index under every held key (a rotation may be under way), and what is stored to
+    # recompute it: the index's input, encrypted.
+    candidates: tuple[bytes, ...] = ()
+    cipher: bytes | None = None
 
 
-def parse_watch_subjects(subjects: list[WatchSubjectIn], blind_index: BlindIndex) -> list[WatchedSubject]:
+def parse_watch_subjects(
+    subjects: list[WatchSubjectIn], blind_index: BlindIndex, keyring: DataKeyring
+) -> list[WatchedSubject]:
     out = []
     for index, subject in enumerate(subjects):
         try:
@@ -64,8 +74,10 @@ def parse_watch_subjects(subjects: list[WatchSubjectIn], blind_index: BlindIndex
                 WatchedSubject(index, None, None, None, (code, "an identifier is ASCII letters and digits"))
             )
             continue
+        candidates = blind_index.candidates(identity.index_input)
+        cipher = keyring.encrypt(identity.index_input.encode(), PURPOSE_WATCH_SUBJECT)
         out.append(
-            WatchedSubject(index, blind_index(identity.index_input), identity.masked, subject.reference, None)
+            WatchedSubject(index, candidates[0], identity.masked, subject.reference, None, candidates, cipher)
         )
     return out
 
@@ -80,43 +92,60 @@ def add_subjects(
     conn: Connection, client_id: str, subjects: list[WatchedSubject], now: datetime
 ) -> list[dict[str, Any]]:
     valid = {s.blind: s for s in subjects if s.blind is not None}
-    existing = _watched(conn, client_id, list(valid))
-    fresh = [
-        {"client_id": client_id, "subject_blind": blind, "reference": s.reference, "created_at": now}
-        for blind, s in valid.items()
-        if blind not in existing
-    ]
+    existing = _watched(conn, client_id, [c for s in valid.values() for c in s.candidates])
+    fresh = []
+    for blind, s in valid.items():
+        stored = next((c for c in s.candidates if c in existing), None)
+        if stored is None:
+            row = {
+                "client_id": client_id,
+                "subject_blind": blind,
+                "reference": s.reference,
+                "created_at": now,
+            }
+            fresh.append(row | {"subject_cipher": s.cipher})
+        elif stored != blind or not existing[stored]:
+            # Watched already, under the retiring key or without its identifier (added before
+            # revision 0017): brought up to date, so that a rotation can recompute it.
+            conn.execute(
+                update(WatchSubject)
+                .where(WatchSubject.client_id == client_id, WatchSubject.subject_blind == stored)
+                .values(subject_blind=blind, subject_cipher=s.cipher)
+            )
     if fresh:
         dialect_insert = sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
         # A concurrent request of the same bank may have added one meanwhile: that is fine.
         conn.execute(dialect_insert(WatchSubject).on_conflict_do_nothing(), fresh)
-    return [_result(s, "already_watched" if s.blind in existing else "added") for s in subjects]
+    return [
+        _result(s, "already_watched" if any(c in existing for c in s.candidates) else "added")
+        for s in subjects
+    ]
 
 
 def remove_subjects(conn: Connection, client_id: str, subjects: list[WatchedSubject]) -> list[dict[str, Any]]:
-    blinds = [s.blind for s in subjects if s.blind is not None]
-    existing = _watched(conn, client_id, blinds)
+    existing = _watched(conn, client_id, [c for s in subjects for c in s.candidates])
     if existing:
         conn.execute(
             delete(WatchSubject).where(
                 WatchSubject.client_id == client_id, WatchSubject.subject_blind.in_(list(existing))
             )
         )
-    return [_result(s, "removed" if s.blind in existing else "not_watched") for s in subjects]
+    return [
+        _result(s, "removed" if any(c in existing for c in s.candidates) else "not_watched") for s in subjects
+    ]
 
 
-def _watched(conn: Connection, client_id: str, blinds: list[bytes]) -> set[bytes]:
-    found: set[bytes] = set()
+def _watched(conn: Connection, client_id: str, blinds: list[bytes]) -> dict[bytes, bool]:
+    """Which of these indexes the bank watches, and whether each row keeps its identifier."""
+    found: dict[bytes, bool] = {}
     for start in range(0, len(blinds), 1000):
         chunk = blinds[start : start + 1000]
-        found.update(
-            bytes(value)
-            for value in conn.execute(
-                select(WatchSubject.subject_blind).where(
-                    WatchSubject.client_id == client_id, WatchSubject.subject_blind.in_(chunk)
-                )
-            ).scalars()
+        rows = conn.execute(
+            select(WatchSubject.subject_blind, WatchSubject.subject_cipher.is_not(None)).where(
+                WatchSubject.client_id == client_id, WatchSubject.subject_blind.in_(chunk)
+            )
         )
+        found.update((bytes(blind), bool(kept)) for blind, kept in rows)
     return found
 
 
@@ -169,16 +198,22 @@ def summary(conn: Connection, client_id: str) -> dict[str, Any]:
     return {"endpoint": endpoint, "subjects": int(count), "push": push}
 
 
-def record_changes(conn: Connection, events: Sequence[LogEvent], now: datetime) -> None:
-    """A change per event and per bank that watches the listing's debtor."""
+def record_changes(
+    conn: Connection, events: Sequence[LogEvent], now: datetime, secrets: Secrets | None = None
+) -> None:
+    """A change per event and per bank that watches the listing's debtor. With `secrets`
+    during a blind-index key rotation, a listing and a watched subject match under either
+    key (one of them may not be recomputed yet)."""
     listings = _listings(conn, list({event.listing_id for event in events if event.listing_id}))
-    watchers = _watchers(conn, list({bytes(row.debtor_id_blind) for row in listings.values()}))
+    indexes = {listing_id: _indexes(row, secrets) for listing_id, row in listings.items()}
+    watchers = _watchers(conn, list({blind for blinds in indexes.values() for blind in blinds}))
     rows: list[dict[str, Any]] = []
     for event in events:
         listing = listings.get(event.listing_id) if event.listing_id is not None else None
         if listing is None:
             continue
-        for client_id, reference in watchers.get(bytes(listing.debtor_id_blind), []):
+        banks = {bank: ref for blind in indexes[listing.id] for bank, ref in watchers.get(blind, [])}
+        for client_id, reference in banks.items():
             rows.append(
                 {
                     "client_id": client_id,
@@ -191,7 +226,20 @@ def record_changes(conn: Connection, events: Sequence[LogEvent], now: datetime) 
     bulk_insert(conn, _CHANGES_TABLE, rows)
 
 
+def _indexes(listing: Any, secrets: Secrets | None) -> tuple[bytes, ...]:
+    stored = bytes(listing.debtor_id_blind)
+    if secrets is None or not secrets.blind_index.rotating:
+        return (stored,)
+    number = secrets.keyring.decrypt(bytes(listing.debtor_id_cipher), PURPOSE_DEBTOR_ID).decode()
+    return tuple({stored, *secrets.blind_index.candidates(index_input(listing.debtor_id_type, number))})
+
+
 READER = LogReader(CURSOR_NAME, record_changes, LISTING_EVENTS, batch=1000)
+
+
+def reader_for(secrets: Secrets) -> LogReader:
+    """The reader with the keys of the moment (a rotation may begin or end while it runs)."""
+    return replace(READER, process=partial(record_changes, secrets=secrets))
 
 
 def _listings(conn: Connection, ids: list[str]) -> dict[str, Any]:
@@ -201,6 +249,8 @@ def _listings(conn: Connection, ids: list[str]) -> dict[str, Any]:
             select(
                 Listing.id,
                 Listing.debtor_id_blind,
+                Listing.debtor_id_type,
+                Listing.debtor_id_cipher,
                 Listing.debtor_id_masked,
                 Listing.court_code,
                 Listing.case_number,

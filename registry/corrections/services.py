@@ -127,7 +127,7 @@ def _find_listing(
     if subject.error is not None:
         field = "id_number" if applicant.id_number is not None else "credit_code"
         raise Problem(422, subject.error.code, subject.error.detail, pointer=f"{base}/{field}")
-    query = select(Listing).where(Listing.debtor_id_blind == subject.blind)
+    query = select(Listing).where(Listing.debtor_id_blind.in_(subject.candidates))
     if ref.id is not None:
         if not is_id(ref.id):
             raise NO_MATCH

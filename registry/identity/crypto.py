@@ -73,13 +73,29 @@ class DataKeyring:
 
 
 class BlindIndex:
-    """HMAC-SHA256 of a normalised identifier: equality lookups without the plaintext."""
+    """HMAC-SHA256 of a normalised identifier: equality lookups without the plaintext.
 
-    def __init__(self, key: bytes) -> None:
+    During a blind-index key rotation it also holds the retiring key: what is written is
+    computed under the active key (`__call__`), what is looked up is matched under both
+    (`candidates`), so rows not yet recomputed are still found."""
+
+    def __init__(self, key: bytes, previous: bytes | None = None) -> None:
         self._key = key
+        self._previous = previous
 
     def __call__(self, normalised_identifier: str) -> bytes:
         return hmac.new(self._key, normalised_identifier.encode(), hashlib.sha256).digest()
+
+    def candidates(self, normalised_identifier: str) -> tuple[bytes, ...]:
+        """The index under the active key, then under the retiring one if there is one."""
+        active = self(normalised_identifier)
+        if self._previous is None:
+            return (active,)
+        return active, hmac.new(self._previous, normalised_identifier.encode(), hashlib.sha256).digest()
+
+    @property
+    def rotating(self) -> bool:
+        return self._previous is not None
 
 
 @dataclass(frozen=True)
@@ -99,9 +115,8 @@ class Secrets:
         return keys
 
     def blind_indexes(self) -> list[BlindIndex]:
-        return [self.blind_index] + (
-            [BlindIndex(self.previous_blind_index_key)] if self.previous_blind_index_key is not None else []
-        )
+        """One index per held key (active first), each computing under that key alone."""
+        return [BlindIndex(key) for key in self.blind_index_keys()]
 
 
 def _b64(data: bytes) -> str:
@@ -169,7 +184,7 @@ def _env_secrets(settings: Settings) -> Secrets:
         keyring = DataKeyring(keys, active)
     except DataKeyError as exc:
         raise KeyConfigError(f"REGISTRY_DATA_KEY_ID: {exc}") from exc
-    return Secrets(keyring, BlindIndex(blind[0]), blind[0], previous)
+    return Secrets(keyring, BlindIndex(blind[0], previous), blind[0], previous)
 
 
 def load_secrets_if_present(settings: Settings) -> Secrets | None:
@@ -185,7 +200,7 @@ def load_secrets_if_present(settings: Settings) -> Secrets | None:
         keyring = DataKeyring(keys, active)
     except DataKeyError as exc:
         raise KeyConfigError(f"{settings.keys.secrets_file}: {exc}") from exc
-    return Secrets(keyring, BlindIndex(blind), blind, previous)
+    return Secrets(keyring, BlindIndex(blind, previous), blind, previous)
 
 
 def load_secrets(settings: Settings) -> Secrets:

@@ -83,6 +83,9 @@ class PrepareContext:
     now: datetime
     # court code -> registered name: a pre-2016 case number names its court by abbreviation.
     court_names: dict[str, str] = field(default_factory=dict)
+    # During a blind-index key rotation: the retiring key, under which prior listings may
+    # still be indexed (the duplicate and re-listing rules look under both).
+    previous_blind_index_key: bytes | None = None
 
     @property
     def today(self) -> date:
@@ -118,6 +121,9 @@ class PreparedListing:
     initiated_by: str = "court_initiative"
     # HMAC of the creditor's credit code or ID number, hex: matches a creditor without keeping it.
     creditor_key: str | None = None
+    # The debtor's and the creditor's indexes under the retiring key, during a key rotation.
+    debtor_id_blind_retiring: bytes | None = None
+    creditor_key_retiring: str | None = None
     extension: dict[str, Any] | None = None
     details: dict[str, Any] = field(default_factory=dict)
     # One of SPECIAL_SUBJECTS, or None (its employer is in `details`).
@@ -151,7 +157,7 @@ class Preparer:
         self.context = context
         self._find_key = find_key
         self.keyring = DataKeyring(context.data_keys, context.active_data_key_id)
-        self.blind_index = BlindIndex(context.blind_index_key)
+        self.blind_index = BlindIndex(context.blind_index_key, context.previous_blind_index_key)
         self._public_keys: dict[str, Ed25519PublicKey] = {}
 
     # ---- envelopes ----
@@ -293,7 +299,8 @@ class Preparer:
                 "unperformed_cents": listing.performance.unperformed_cents,
             },
         }
-        creditor, creditor_key = self._creditor(listing)
+        creditor, creditor_keys = self._creditor(listing)
+        blinds = self.blind_index.candidates(identity.index_input)
         if extension is not None:
             details["extension"] = extension
         special = _special_subject(listing, kind)
@@ -311,7 +318,8 @@ class Preparer:
             debtor_kind=kind,
             debtor_name=name,
             debtor_id_type=identity.id_type,
-            debtor_id_blind=self.blind_index(identity.index_input),
+            debtor_id_blind=blinds[0],
+            debtor_id_blind_retiring=blinds[1] if len(blinds) > 1 else None,
             debtor_id_cipher=self.keyring.encrypt(identity.number.encode(), PURPOSE_DEBTOR_ID),
             debtor_id_masked=identity.masked,
             debtor_sex=sex,
@@ -324,7 +332,8 @@ class Preparer:
             expires_on=expires_on,
             creditor=creditor,
             initiated_by=decision["initiated_by"],
-            creditor_key=creditor_key,
+            creditor_key=creditor_keys[0] if creditor_keys else None,
+            creditor_key_retiring=creditor_keys[1] if len(creditor_keys) > 1 else None,
             extension=extension,
             details=details,
             special_subject=None if special is None else special["category"],
@@ -367,13 +376,14 @@ class Preparer:
             )
         return case
 
-    def _creditor(self, listing: ListingIn) -> tuple[str | None, str | None]:
-        """The creditor's name, and the blind index of its code when the court gave one."""
+    def _creditor(self, listing: ListingIn) -> tuple[str | None, tuple[str, ...]]:
+        """The creditor's name, and the blind index of its code when the court gave one
+        (under the retiring key too during a key rotation)."""
         raw = listing.creditor
         if raw is None:
-            return None, None
+            return None, ()
         if isinstance(raw, str):
-            return _text(raw, "/listing/creditor"), None
+            return _text(raw, "/listing/creditor"), ()
         name = _text(raw.name, "/listing/creditor/name")
         if raw.credit_code is not None and raw.id_number is not None:
             raise Problem(
@@ -382,13 +392,10 @@ class Preparer:
                 "a creditor has a credit_code or an id_number, not both",
                 pointer="/listing/creditor",
             )
-        if raw.credit_code is not None:
-            code = _identifier(parse_credit_code, raw.credit_code, "/listing/creditor/credit_code")
-            return name, self.blind_index("creditor:" + code).hex()
-        if raw.id_number is not None:
-            person = _identifier(parse_id_number, raw.id_number, "/listing/creditor/id_number")
-            return name, self.blind_index("creditor:" + person.number).hex()
-        return name, None
+        index = creditor_index_input(listing)
+        if index is None:
+            return name, ()
+        return name, tuple(blind.hex() for blind in self.blind_index.candidates(index))
 
     def _verify(self, signature: SignatureIn, signed: bytes, court_code: str) -> tuple[str, bytes]:
         key = self.context.keys.get(signature.key_id)
@@ -455,6 +462,21 @@ def _convert(value: Any, kind: type[T], base: str) -> T:
         message, pointer = field_error(exc, base)
         code = "invalid_date" if "date" in message else "invalid_field"
         raise Problem(422, code, message, pointer=pointer) from exc
+
+
+def creditor_index_input(listing: ListingIn) -> str | None:
+    """What the creditor's blind index hashes, when the court named its code or number (the
+    listing is valid: `Preparer` checked it, or it is stored signed). A blind-index key
+    rotation recomputes it from the stored signed listing."""
+    raw = listing.creditor
+    if raw is None or isinstance(raw, str):
+        return None
+    if raw.credit_code is not None:
+        return "creditor:" + _identifier(parse_credit_code, raw.credit_code, "/listing/creditor/credit_code")
+    if raw.id_number is not None:
+        person = _identifier(parse_id_number, raw.id_number, "/listing/creditor/id_number")
+        return "creditor:" + person.number
+    return None
 
 
 def _identifier(parse: Callable[[str], T], raw: str, pointer: str) -> T:

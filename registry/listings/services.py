@@ -93,6 +93,7 @@ def load_context(
         data_keys=secrets.keyring.raw_keys(),
         active_data_key_id=secrets.keyring.active_key_id,
         blind_index_key=secrets.blind_index_key,
+        previous_blind_index_key=secrets.previous_blind_index_key,
         now=now,
     )
 
@@ -156,6 +157,13 @@ def _prior_listings(conn: Connection, blinds: list[bytes]) -> dict[bytes, list[A
     return found
 
 
+def _debtor_blinds(item: PreparedListing) -> tuple[bytes, ...]:
+    """The debtor's index, and under the retiring key during a blind-index key rotation."""
+    if item.debtor_id_blind_retiring is None:
+        return (item.debtor_id_blind,)
+    return item.debtor_id_blind, item.debtor_id_blind_retiring
+
+
 def _same_creditor(item: PreparedListing, prior: Any) -> bool:
     """By code when both listings name one, else by name (whitespace and case aside). A prior
     listing that named no creditor was removed at its creditor's request: the same case's."""
@@ -163,7 +171,8 @@ def _same_creditor(item: PreparedListing, prior: Any) -> bool:
     if details.creditor is None:
         return bool(prior.case_number == item.case_number)
     if item.creditor_key is not None and details.creditor_key is not None:
-        return item.creditor_key == details.creditor_key
+        # Either key: during a blind-index key rotation the prior may not be recomputed yet.
+        return details.creditor_key in (item.creditor_key, item.creditor_key_retiring)
     return item.creditor is not None and _name_key(item.creditor) == _name_key(details.creditor)
 
 
@@ -242,7 +251,7 @@ def publish_listings(
     if candidates:
         lock_head(conn)
     known = _known_submissions(conn, sorted({(i.court_code, i.submission_id) for _, i in candidates}))
-    priors = _prior_listings(conn, sorted({i.debtor_id_blind for _, i in candidates}))
+    priors = _prior_listings(conn, sorted({blind for _, i in candidates for blind in _debtor_blinds(i)}))
     fresh: list[tuple[int, PreparedListing, str]] = []
     for index, item in candidates:
         key = (item.court_code, item.submission_id)
@@ -262,7 +271,8 @@ def publish_listings(
                     )
                 )
             continue
-        problem = _relisting_problem(item, priors.get(item.debtor_id_blind, []), china_date(now))
+        prior = [row for blind in _debtor_blinds(item) for row in priors.get(blind, [])]
+        problem = _relisting_problem(item, prior, china_date(now))
         if problem is not None:
             results[index] = rejected(problem)
             continue
@@ -403,7 +413,7 @@ def amend_listing(
         ("debtor/kind", current.debtor_kind, item.debtor_kind),
         ("debtor identifier", bytes(current.debtor_id_blind), item.debtor_id_blind),
     ):
-        if old != new:
+        if old != new and not (field == "debtor identifier" and old == item.debtor_id_blind_retiring):
             raise Problem(
                 422,
                 "immutable_field",

@@ -39,6 +39,10 @@ def test_filter_values_are_quoted_so_they_cannot_extend_the_filter() -> None:
         'grounds = "a\\\\\\" OR 1"',
     ]
     assert quote_filter('x"y') == '"x\\"y"'
+    # During a blind-index key rotation a number matches under either key.
+    assert meili_filter(SearchQuery(identifier_blind=b"\x01")) == ['id_blind = "01"']
+    rotating = SearchQuery(identifier_blind=b"\x01", identifier_blind_retiring=b"\x02")
+    assert meili_filter(rotating) == ['(id_blind = "01" OR id_blind = "02")']
 
 
 @pytest.fixture
