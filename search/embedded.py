@@ -148,6 +148,27 @@ def province_term(province_code: str) -> str:
     return f"~p{province_code}"
 
 
+# PostgreSQL, for this transaction: a page by walking the primary key newest first, testing
+# each row, until the page is full. The planner cannot tell when that is cheaper than reading
+# every match and sorting: it guesses a phrase's matches from its terms' frequencies (28 for
+# `建筑工程`, which has 25,659 at 1,000,000 listings), so it always reads every match.
+_WALK_THE_PRIMARY_KEY = (
+    "SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_seqscan', 'off', true), "
+    "set_config('enable_sort', 'off', true)"
+)
+
+
+def _walk_newest_first(conn: Connection, ids: list[int], wanted: int) -> bool:
+    """Whether walking the primary key to the `wanted`-th newest match reads fewer rows than
+    reading every match would. `ids`: some matches, in the heap order the GIN scan gave them,
+    which is mostly the order rows were written in, so their spread of serial numbers tells
+    the matches' density (a guess: a wrong one costs time, never a wrong answer)."""
+    serials = [id_ >> FACET_BITS for id_ in ids]
+    density = len(ids) / (max(serials) - min(serials) + 1)
+    newest = int(conn.exec_driver_sql("SELECT max(id) FROM search_docs").scalar() or 0) >> FACET_BITS
+    return wanted / density < density * newest
+
+
 # A page of documents by id, newest first (ids of matches, `EmbeddedIndex._by_ids`).
 _BY_IDS_SQLITE = "SELECT entry FROM search_docs WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id DESC"
 _BY_IDS_PG = "SELECT entry FROM search_docs WHERE id = ANY(CAST(%(ids)s AS bigint[])) ORDER BY id DESC"
@@ -168,14 +189,17 @@ def reader_engine(database_url: str) -> Engine:
     if database_url.startswith("sqlite"):
         return create_sync_engine(database_url, writer=False)
     # Custom plans: a generic plan for a short-pattern search is several times slower
-    # (shared/DESIGN.md); psycopg would otherwise prepare after five runs.
+    # (shared/DESIGN.md); psycopg would otherwise prepare after five runs. No JIT and no
+    # parallel workers: a walk of the primary key (`_WALK_THE_PRIMARY_KEY`) is costed past
+    # both thresholds, and compiling (50 ms) or starting workers costs more than the walk.
+    options = "-c plan_cache_mode=force_custom_plan -c jit=off -c max_parallel_workers_per_gather=0"
     return sa_create_engine(
         sync_url(database_url),
         pool_size=8,
         max_overflow=4,
         pool_pre_ping=True,
         hide_parameters=True,
-        connect_args={"options": "-c plan_cache_mode=force_custom_plan", "prepare_threshold": None},
+        connect_args={"options": options, "prepare_threshold": None},
     )
 
 
@@ -322,8 +346,10 @@ class EmbeddedIndex:
         with self.engine.connect() as conn:
             ids = [id_ for (id_,) in conn.exec_driver_sql(matches, params)]
             if len(ids) > self.exact_count_limit:
-                # Too many to count (on PostgreSQL a heap row each): the page alone, from the
-                # index in id order, and the total as a lower bound.
+                # Too many to count (on PostgreSQL a heap row each): the page alone, and the
+                # total as a lower bound.
+                if not self.sqlite and _walk_newest_first(conn, ids, offset + query.per_page):
+                    conn.exec_driver_sql(_WALK_THE_PRIMARY_KEY)
                 hits = [hit(entry) for (entry,) in conn.exec_driver_sql(page, params)]
                 empty: dict[str, dict[str, int]] = {"province": {}, "ground": {}}
                 return SearchResult(hits=hits, total=self.exact_count_limit, facets=empty, total_exact=False)
