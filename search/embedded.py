@@ -2,10 +2,11 @@
 
 Reads are hand-written SQL on a synchronous engine's driver (sqlite3 / psycopg), run in a
 worker thread: on SQLite a sub-millisecond query is cheaper there than through aiosqlite.
-Two statements answer a query: one counts the matches per facet key (kind, province,
-grounds), which gives the total and both facets at once; one fetches the page. A query must
-name a text or an identifier (see `search.query`), so a match set is bounded by the most
-common name.
+A query reads the ids of up to `exact_count_limit` + 1 matches: when that is all of them,
+the total and both facets (kind, province, grounds) are read off those ids and the page is
+fetched by id; past it, the total is given as a lower bound with no facets, and a second
+statement fetches the page in id order (on PostgreSQL, counting reads a table row per match,
+`_walk_newest_first`). A query must name a text or an identifier (see `search.query`).
 
 A document's id is a serial number (newest highest) above FACET_BITS bits that hold its
 facet key. On SQLite, a text query is then answered from FTS5's rowids alone: the kind,
