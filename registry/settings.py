@@ -326,6 +326,15 @@ class SearchSettings(BaseSettings):
     reconcile_interval_seconds: int = Field(
         default=3600, ge=60, description="How often the index is compared with the registry and repaired."
     )
+    exact_count_limit: int = Field(
+        default=1000,
+        ge=1,
+        le=1_000_000,
+        description=(
+            "Embedded engine: matches counted exactly; past it a search answers `total_exact: false`, "
+            "the total as a lower bound and no facets (counting reads a row per match)."
+        ),
+    )
 
 
 class MeilisearchSettings(BaseSettings):

@@ -154,7 +154,9 @@ class PublicSearchController(Controller):
         """Search the list by name (Chinese, part of it, or pinyin), or by a full ID number or
         credit code; filter by province, court, kind, ground and publication dates.
 
-        Answers `{"hits": [...], "total": N, "facets": {"province": {...}, "ground": {...}}}`.
+        Answers `{"hits": [...], "total": N, "facets": {"province": {...}, "ground": {...}},
+        "total_exact": true}`. With `total_exact` false there are more than `total` matches
+        (too many to count) and the facets are empty; the page is exact all the same.
         """
         return await search_index.search(search_query)
 

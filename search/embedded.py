@@ -2,10 +2,11 @@
 
 Reads are hand-written SQL on a synchronous engine's driver (sqlite3 / psycopg), run in a
 worker thread: on SQLite a sub-millisecond query is cheaper there than through aiosqlite.
-Two statements answer a query: one counts the matches per facet key (kind, province,
-grounds), which gives the total and both facets at once; one fetches the page. A query must
-name a text or an identifier (see `search.query`), so a match set is bounded by the most
-common name.
+A query reads the ids of up to `exact_count_limit` + 1 matches: when that is all of them,
+the total and both facets (kind, province, grounds) are read off those ids and the page is
+fetched by id; past it, the total is given as a lower bound with no facets, and a second
+statement fetches the page in id order (on PostgreSQL, counting reads a table row per match,
+`_walk_newest_first`). A query must name a text or an identifier (see `search.query`).
 
 A document's id is a serial number (newest highest) above FACET_BITS bits that hold its
 facet key. On SQLite, a text query is then answered from FTS5's rowids alone: the kind,
@@ -21,6 +22,7 @@ the write lock only for the swap, and the deep comparison of PostgreSQL's render
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterable, Sequence
@@ -147,6 +149,32 @@ def province_term(province_code: str) -> str:
     return f"~p{province_code}"
 
 
+# PostgreSQL, for this transaction: a page by walking the primary key newest first, testing
+# each row, until the page is full. The planner cannot tell when that is cheaper than reading
+# every match and sorting: it guesses a phrase's matches from its terms' frequencies (28 for
+# `建筑工程`, which has 25,659 at 1,000,000 listings), so it always reads every match.
+_WALK_THE_PRIMARY_KEY = (
+    "SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_seqscan', 'off', true), "
+    "set_config('enable_sort', 'off', true)"
+)
+
+
+def _walk_newest_first(conn: Connection, ids: list[int], wanted: int) -> bool:
+    """Whether walking the primary key to the `wanted`-th newest match reads fewer rows than
+    reading every match would. `ids`: some matches, in the heap order the GIN scan gave them,
+    which is mostly the order rows were written in, so their spread of serial numbers tells
+    the matches' density (a guess: a wrong one costs time, never a wrong answer)."""
+    serials = [id_ >> FACET_BITS for id_ in ids]
+    density = len(ids) / (max(serials) - min(serials) + 1)
+    newest = int(conn.exec_driver_sql("SELECT max(id) FROM search_docs").scalar() or 0) >> FACET_BITS
+    return wanted / density < density * newest
+
+
+# A page of documents by id, newest first (ids of matches, `EmbeddedIndex._by_ids`).
+_BY_IDS_SQLITE = "SELECT entry FROM search_docs WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id DESC"
+_BY_IDS_PG = "SELECT entry FROM search_docs WHERE id = ANY(CAST(%(ids)s AS bigint[])) ORDER BY id DESC"
+
+
 @lru_cache(maxsize=256)
 def _pyformat(sql: str) -> str:
     """`:name` parameters to psycopg's `%(name)s` (the fragments use no `::` casts)."""
@@ -162,14 +190,17 @@ def reader_engine(database_url: str) -> Engine:
     if database_url.startswith("sqlite"):
         return create_sync_engine(database_url, writer=False)
     # Custom plans: a generic plan for a short-pattern search is several times slower
-    # (shared/DESIGN.md); psycopg would otherwise prepare after five runs.
+    # (shared/DESIGN.md); psycopg would otherwise prepare after five runs. No JIT and no
+    # parallel workers: a walk of the primary key (`_WALK_THE_PRIMARY_KEY`) is costed past
+    # both thresholds, and compiling (50 ms) or starting workers costs more than the walk.
+    options = "-c plan_cache_mode=force_custom_plan -c jit=off -c max_parallel_workers_per_gather=0"
     return sa_create_engine(
         sync_url(database_url),
         pool_size=8,
         max_overflow=4,
         pool_pre_ping=True,
         hide_parameters=True,
-        connect_args={"options": "-c plan_cache_mode=force_custom_plan", "prepare_threshold": None},
+        connect_args={"options": options, "prepare_threshold": None},
     )
 
 
@@ -179,14 +210,15 @@ class EmbeddedIndex:
 
     cursor = CURSOR
 
-    def __init__(self, engine: Engine, *, threads: int = 8) -> None:
+    def __init__(self, engine: Engine, *, threads: int = 8, exact_count_limit: int = 1000) -> None:
         self.engine = engine
         self.sqlite = engine.dialect.name == "sqlite"
+        self.exact_count_limit = exact_count_limit
         self._limiter = CapacityLimiter(threads)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EmbeddedIndex:
-        return cls(reader_engine(settings.database.url))
+        return cls(reader_engine(settings.database.url), exact_count_limit=settings.search.exact_count_limit)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -276,49 +308,65 @@ class EmbeddedIndex:
         return "FROM search_fts WHERE " + " AND ".join(clauses), params | row_params
 
     def _statements(self, query: SearchQuery) -> tuple[str, str, dict[str, Any]]:
-        """(the counts per facet key, the page's entries, their parameters); the SQL is made
-        of the fixed fragments above only."""
+        """(the ids of up to :counted matches in no particular order, the page's entries in
+        order, their parameters); the SQL is made of the fixed fragments above only."""
         match = text_match(query.text) if query.text is not None else None
         if self.sqlite and match is not None:
             source, params = self.fts_source(query, match)
-            counts = f"SELECT rowid & {FACET_KEY}, count(*) {source} GROUP BY 1"
+            matches = f"SELECT rowid {source} LIMIT :counted"
             page = (
                 "SELECT entry FROM search_docs WHERE id IN "  # noqa: S608
                 f"(SELECT rowid {source} ORDER BY rowid DESC LIMIT :limit OFFSET :offset) ORDER BY id DESC"
             )
-            return counts, page, params
+            return matches, page, params
         where, params = self.where(query)
-        counts = f"SELECT id & {FACET_KEY}, count(*) FROM search_docs WHERE {where} GROUP BY 1"  # noqa: S608
+        matches = f"SELECT id FROM search_docs WHERE {where} LIMIT :counted"  # noqa: S608
         page = (
             f"SELECT entry FROM search_docs WHERE {where} "  # noqa: S608
             "ORDER BY id DESC LIMIT :limit OFFSET :offset"
         )
-        return self._driver_sql(counts), self._driver_sql(page), params
+        return self._driver_sql(matches), self._driver_sql(page), params
 
     def _driver_sql(self, sql: str) -> str:
         return sql if self.sqlite else _pyformat(sql)
 
+    def _by_ids(self, conn: Connection, ids: list[int]) -> list[PublicEntry]:
+        """The entries of these documents, newest first."""
+        if not ids:
+            return []
+        if self.sqlite:
+            rows = conn.exec_driver_sql(_BY_IDS_SQLITE, (json.dumps(ids),))
+        else:
+            rows = conn.exec_driver_sql(_BY_IDS_PG, {"ids": ids})
+        return [hit(entry) for (entry,) in rows]
+
     def search_sync(self, query: SearchQuery) -> SearchResult:
         # Hand-written SQL on the driver: building SQLAlchemy statements cost three times the
         # query itself here (~0.6 ms of ~0.8 ms for a selective name).
-        counts, page, params = self._statements(query)
+        matches, page, params = self._statements(query)
         offset = (query.page - 1) * query.per_page
-        params |= {"limit": query.per_page, "offset": offset}
-        total = 0
-        # A broad text has a thousand or more facet keys: add up per province and per grounds
-        # mask first, decode those few after.
+        # One more than the limit tells "exactly the limit" from "more".
+        params |= {"limit": query.per_page, "offset": offset, "counted": self.exact_count_limit + 1}
+        with self.engine.connect() as conn:
+            ids = [id_ for (id_,) in conn.exec_driver_sql(matches, params)]
+            if len(ids) > self.exact_count_limit:
+                # Too many to count (on PostgreSQL a heap row each): the page alone, and the
+                # total as a lower bound.
+                if not self.sqlite and _walk_newest_first(conn, ids, offset + query.per_page):
+                    conn.exec_driver_sql(_WALK_THE_PRIMARY_KEY)
+                hits = [hit(entry) for (entry,) in conn.exec_driver_sql(page, params)]
+                empty: dict[str, dict[str, int]] = {"province": {}, "ground": {}}
+                return SearchResult(hits=hits, total=self.exact_count_limit, facets=empty, total_exact=False)
+            ids.sort(reverse=True)
+            hits = self._by_ids(conn, ids[offset : offset + query.per_page])
+        # Add up per province and per grounds mask first, decode those few after.
         by_province: dict[int, int] = {}
         by_mask: dict[int, int] = {}
-        hits: list[PublicEntry] = []
-        with self.engine.connect() as conn:
-            for key, count in conn.exec_driver_sql(counts, params):
-                total += count
-                province = key & _PROVINCE_KEY
-                by_province[province] = by_province.get(province, 0) + count
-                mask = key & _GROUND_BITS
-                by_mask[mask] = by_mask.get(mask, 0) + count
-            if offset < total:
-                hits = [hit(entry) for (entry,) in conn.exec_driver_sql(page, params)]
+        for id_ in ids:
+            province = id_ & _PROVINCE_KEY
+            by_province[province] = by_province.get(province, 0) + 1
+            mask = id_ & _GROUND_BITS
+            by_mask[mask] = by_mask.get(mask, 0) + 1
         provinces = {
             code: count
             for key, count in sorted(by_province.items())
@@ -332,7 +380,7 @@ class EmbeddedIndex:
             "province": provinces,
             "ground": {ground: count for ground, count in grounds.items() if count},
         }
-        return SearchResult(hits=hits, total=total, facets=facets)
+        return SearchResult(hits=hits, total=len(ids), facets=facets)
 
     def get_sync(self, listing_id: str) -> PublicEntry | None:
         sql = self._driver_sql("SELECT entry FROM search_docs WHERE listing_id = :id")

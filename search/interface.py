@@ -48,9 +48,12 @@ class SearchQuery(msgspec.Struct, frozen=True, kw_only=True):
 
 class SearchResult(msgspec.Struct, frozen=True):
     hits: list[PublicEntry]
+    # With `total_exact` false, a lower bound: there are more matches than this many, and
+    # the facets (which would need every match counted) are empty.
     total: int
     # {"province": {"11": 12, ...}, "ground": {"able_but_refuses": 40, ...}}
     facets: dict[str, dict[str, int]]
+    total_exact: bool = True
 
 
 # Seconds a client is told to wait when the engine is down: long enough for a restart.

@@ -117,9 +117,14 @@ class PublicPages(Controller):
         if form.query.identifier_blind is not None:
             await charge_number_lookup(request)  # a budget of its own (REGISTRY_PUBLIC_NUMBER_LOOKUP_LIMIT)
         result = await search_index.search(form.query)
-        last_page = min(MAX_PAGE, max(1, -(-result.total // PER_PAGE)))
+        if result.total_exact:
+            last_page = min(MAX_PAGE, max(1, -(-result.total // PER_PAGE)))
+        else:
+            # Not counted to the end: the last page is unknown, a page past it is empty.
+            last_page = MAX_PAGE if result.hits else form.page - 1
         if form.page > last_page:
-            error = FormError("page_out_of_range", f"该页不存在：检索结果共 {last_page} 页。", field="page")
+            pages = f"共 {last_page} 页" if result.total_exact else f"不足 {form.page} 页"
+            error = FormError("page_out_of_range", f"该页不存在：检索结果{pages}。", field="page")
             return _page("search.html", status=404, form=form, values=values, error=error, result=None)
         return _page(
             "search.html",
@@ -129,6 +134,7 @@ class PublicPages(Controller):
             result=result,
             last_page=last_page,
             cap=MAX_PAGE * PER_PAGE,
+            page_size=PER_PAGE,
             page_url=lambda n: "/?" + _search_params(form, n),
             province_url=lambda code: "/?" + urlencode({"q": form.q, "province": code}),
             # Detail links carry the search for their back link; not a full number, which

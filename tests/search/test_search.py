@@ -21,7 +21,15 @@ from registry.settings import Settings
 from search.embedded import EmbeddedIndex, doc_row
 from search.indexer import reconcile
 from search.parallel import document_rows
-from tests.support.harness import CourtHandle, Registry, cli_env, registry_bin, run_search_indexer
+from service.app import create_app
+from tests.support.harness import (
+    CourtHandle,
+    Registry,
+    cli_env,
+    registry_bin,
+    run_search_indexer,
+    serve_app,
+)
 from tests.support.listings import (
     ending_tomorrow,
     expire_tomorrow,
@@ -315,6 +323,39 @@ def test_paging_walks_every_hit_once_newest_first(
     assert seen == list(reversed(ids))
     past_the_end = _search(registry, q="刘洋", per_page=3, page=4)
     assert past_the_end["hits"] == [] and past_the_end["total"] == 7
+
+
+def test_past_the_exact_count_limit_the_total_is_a_lower_bound_and_the_pages_stay_exact(
+    registry: Registry, court: CourtHandle, engine: sa.Engine, settings: Settings
+) -> None:
+    """Counting reads a row per match on PostgreSQL, so a search counts up to
+    REGISTRY_SEARCH_EXACT_COUNT_LIMIT matches: past it, the answer says so (`total_exact`
+    false, the total as a lower bound, no facets, which would need every match counted),
+    and its pages are still every match once, newest first."""
+    ids = publish_many(registry, court, [person_named(registry, court, f"孟凡{c}") for c in "一二三四五六七"])
+    run_search_indexer(engine)
+    limited = settings.override(search={"exact_count_limit": 5})
+    with serve_app(create_app(limited, run_scheduler=False)) as url, httpx.Client(base_url=url) as http:
+
+        def search(**params: Any) -> dict[str, Any]:
+            response = http.get(API, params=params)
+            assert response.status_code == 200, response.text
+            body: dict[str, Any] = response.json()
+            return body
+
+        pages = [search(q="孟凡", per_page=3, page=page) for page in (1, 2, 3)]
+        assert [(p["total"], p["total_exact"]) for p in pages] == [(5, False)] * 3
+        assert all(p["facets"] == {"province": {}, "ground": {}} for p in pages)
+        assert [hit["id"] for page in pages for hit in page["hits"]] == list(reversed(ids))
+        assert search(q="孟凡", per_page=3, page=4)["hits"] == []
+        # At the limit or under it, counted exactly, with facets.
+        narrowed = search(q="孟凡一")
+        assert (narrowed["total"], narrowed["total_exact"]) == (1, True)
+        assert narrowed["facets"]["province"] == {"11": 1}
+        assert [hit["id"] for hit in narrowed["hits"]] == [ids[0]]
+    # The default limit counts these seven exactly.
+    exact = _search(registry, q="孟凡")
+    assert (exact["total"], exact["total_exact"], exact["facets"]["province"]) == (7, True, {"11": 7})
 
 
 def test_a_removed_listing_is_gone_once_the_indexer_runs(

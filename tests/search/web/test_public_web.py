@@ -12,7 +12,9 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from tests.support.harness import CourtHandle, Registry, run_search_indexer
+from registry.settings import Settings
+from service.app import create_app
+from tests.support.harness import CourtHandle, Registry, run_search_indexer, serve_app
 from tests.support.listings import person_named, publish_one
 from tests.support.publishing import remove
 from tests.support.web import NO_RESULT, masked
@@ -200,6 +202,32 @@ def test_results_are_paged_twenty_at_a_time(
     beyond = page(registry.url, q="孙", province=court.province_code, page="3")
     assert beyond.status_code == 404
     assert "检索结果共 2 页" in beyond.text
+
+
+def test_past_the_exact_count_limit_the_page_says_more_than_and_pages_on(
+    registry: Registry, court: CourtHandle, index: Callable[[], int], settings: Settings
+) -> None:
+    """REGISTRY_SEARCH_EXACT_COUNT_LIMIT: past it, the page claims no count it did not make
+    (no "共 N 条", no last page) and offers the next page while a page is full."""
+    names = [f"祁{'一二三四五六七八九十'[i % 10]}光" for i in range(23)]
+    envelopes = [registry.envelope(court, person_named(registry, court, name)) for name in names]
+    with registry.http(court.api_key) as http:
+        response = http.post("/v1/listings/batch", json={"envelopes": envelopes})
+    assert response.status_code == 200, response.text
+    index()
+    limited = settings.override(search={"exact_count_limit": 21})
+    with serve_app(create_app(limited, run_scheduler=False)) as url:
+        first = page(url, q="祁", province=court.province_code)
+        assert len(hit_names(first.text)) == 20
+        assert "找到超过 21 条" in first.text and "共找到" not in first.text and "共 " not in first.text
+        assert 'href="/?q=%E7%A5%81&amp;page=2&amp;province=11" rel="next"' in first.text
+        second = page(url, q="祁", province=court.province_code, page="2")
+        assert len(hit_names(second.text)) == 3
+        assert 'rel="prev"' in second.text and 'rel="next"' not in second.text
+        beyond = page(url, q="祁", province=court.province_code, page="3")
+        assert beyond.status_code == 404
+        assert "该页不存在" in beyond.text
+    assert "共找到 23 条" in page(registry.url, q="祁", province=court.province_code).text
 
 
 @pytest.mark.parametrize(
