@@ -10,7 +10,7 @@ that day less everything removed up to it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from functools import lru_cache
 from typing import Any, Literal, NamedTuple
@@ -482,3 +482,22 @@ def removals_by_court(conn: Connection, period: Period, filters: Filters) -> dic
     columns = ["removed", "removed_on_time", "removed_late"]
     sums = _read(conn, [Part(_family(filters, "court"), segments, columns)], filters, "area")
     return {key: (v[0], v[1], v[2]) for key, v in sorted(sums.items()) if v[0]}
+
+
+PERFORMED_REASONS = ("performed", "settlement_performed")
+
+
+def special_performance(
+    conn: Connection, period: Period, filters: Filters
+) -> dict[str, tuple[int, int, int, int]]:
+    """Per special-subject category: listed and removed in the period, removed because the
+    debtor performed, and active at the period's end (the oversight's special-subjects
+    table), reading these five sums and no "not special" row instead of a breakdown."""
+    family = _family(filters, "special_subject")
+    if filters.special_subject is None:
+        filters = replace(filters, special_subject=ANY_SPECIAL)
+    columns = ["listed", "removed", *(f"reason_{reason}" for reason in PERFORMED_REASONS)]
+    segments = _segments(period.start, period.end, True)
+    parts = [Part(family, segments, columns), _active(family, period.end)]
+    sums = _read(conn, parts, filters, "special_subject")
+    return {key: (v[0], v[1], v[2] + v[3], v[4]) for key, v in sums.items()}
