@@ -55,7 +55,7 @@ def _rate(part: int, whole: int) -> float | None:
 
 
 def court_names(conn: Connection) -> dict[str, str]:
-    return dict(conn.execute(select(Court.code, Court.name)).tuples().all())
+    return {code: name for code, name in conn.execute(select(Court.code, Court.name))}
 
 
 def removal_timeliness(conn: Connection, scope: Scope) -> Section:
