@@ -16,11 +16,13 @@ from functools import lru_cache
 from typing import Any, Literal, NamedTuple
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Connection,
     Date,
     Select,
     bindparam,
+    cast,
     func,
     literal_column,
     null,
@@ -300,7 +302,9 @@ def _statement(shape: Shape, where: tuple[str, ...], group: str | None) -> Selec
             )
         offset += len(columns)
     both = (arms[0] if len(arms) == 1 else union_all(*arms)).subquery()
-    sums = [func.coalesce(func.sum(both.c[f"v{i}"]), 0) for i in range(width)]
+    # As BIGINT: PostgreSQL's sum of a bigint is a numeric, which its driver decodes into a
+    # Decimal per cell (8,000 of them by court).
+    sums = [cast(func.coalesce(func.sum(both.c[f"v{i}"]), 0), BigInteger) for i in range(width)]
     query = select(*([both.c.k] if key is not None else []), *sums)
     return query.group_by(both.c.k) if key is not None else query
 
