@@ -79,14 +79,24 @@ class BreakdownOut(msgspec.Struct, kw_only=True):
 
 
 def figures_out(figures: Figures, public: bool) -> FiguresOut:
+    if not public:  # exact: the counts as they are (a breakdown by court has 400 rows of 19)
+        return FiguresOut(
+            listed=figures.listed,
+            removed=figures.removed,
+            removed_on_time=figures.removed_on_time,
+            removed_late=figures.removed_late,
+            active_end=figures.active_end,
+            grounds=dict(figures.grounds),
+            reasons=dict(figures.reasons),
+        )
     return FiguresOut(
         listed=cell(figures.listed, public),
         removed=cell(figures.removed, public),
         removed_on_time=cell(figures.removed_on_time, public),
         removed_late=cell(figures.removed_late, public),
         active_end=cell(figures.active_end, public),
-        grounds={k: cell(v, public) for k, v in figures.grounds.items()},
-        reasons={k: cell(v, public) for k, v in figures.reasons.items()},
+        grounds={k: SMALL if 0 < v < SMALL_BELOW else v for k, v in figures.grounds.items()},
+        reasons={k: SMALL if 0 < v < SMALL_BELOW else v for k, v in figures.reasons.items()},
     )
 
 

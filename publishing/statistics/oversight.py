@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, case, func, select
 
 from publishing.statistics.params import StatisticsQuery
-from publishing.statistics.queries import Figures, Filters, breakdown, removals_by_court
+from publishing.statistics.queries import Filters, removals_by_court, special_performance
 from publishing.sync.models import AssistanceNotice, Subscription
 from publishing.sync.services import list_subscriptions, subscription_status
 from registry.calendar import china_midnight, end_of_china_day
@@ -55,7 +55,7 @@ def _rate(part: int, whole: int) -> float | None:
 
 
 def court_names(conn: Connection) -> dict[str, str]:
-    return {row.code: row.name for row in conn.execute(select(Court.code, Court.name))}
+    return {code: name for code, name in conn.execute(select(Court.code, Court.name))}
 
 
 def removal_timeliness(conn: Connection, scope: Scope) -> Section:
@@ -147,9 +147,6 @@ def notices_by_agency(conn: Connection, scope: Scope) -> Section:
     return section
 
 
-PERFORMED_REASONS = ("performed", "settlement_performed")
-
-
 def special_subjects(conn: Connection, scope: Scope) -> Section:
     """Opinion Art. 4: how special debtors perform: listed and removed in the period, removed
     because they performed, and active at the period's end, by category."""
@@ -167,22 +164,18 @@ def special_subjects(conn: Connection, scope: Scope) -> Section:
         ],
         note="类别由作出纳入决定的法院认定。",
     )
-    rows = {
-        row.key: row.figures
-        for row in breakdown(conn, scope.query.period, _filters(scope), "special_subject")
-    }
+    counts = special_performance(conn, scope.query.period, _filters(scope))
     for category, label in SPECIAL_SUBJECTS.items():
-        figures = rows.get(category, Figures())
-        performed = sum(figures.reasons.get(reason, 0) for reason in PERFORMED_REASONS)
+        listed, removed, performed, active_end = counts.get(category, (0, 0, 0, 0))
         section.rows.append(
             {
                 "category": category,
                 "label": label,
-                "listed": figures.listed,
-                "removed": figures.removed,
+                "listed": listed,
+                "removed": removed,
                 "performed": performed,
-                "performed_rate": _rate(performed, figures.removed),
-                "active_end": figures.active_end,
+                "performed_rate": _rate(performed, removed),
+                "active_end": active_end,
             }
         )
     return section

@@ -10,11 +10,25 @@ that day less everything removed up to it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
-from typing import Any, Literal
+from functools import lru_cache
+from typing import Any, Literal, NamedTuple
 
-from sqlalchemy import ColumnElement, Connection, func, select, union_all
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Connection,
+    Date,
+    Select,
+    bindparam,
+    cast,
+    func,
+    literal_column,
+    null,
+    select,
+    union_all,
+)
 
 from publishing.statistics.models import (
     COUNT_COLUMNS,
@@ -204,63 +218,124 @@ def _family(filters: Filters, by: str | None = None) -> str:
     return "c" if court else "p"
 
 
-def _where(family: str, filters: Filters) -> list[ColumnElement[bool]]:
-    clauses: list[ColumnElement[bool]] = []
+def _where(filters: Filters) -> tuple[tuple[str, str | None], ...]:
+    """The filters as (name, value): the statement's shape has their names, its execution
+    their values."""
+    pairs: list[tuple[str, str | None]] = []
     if filters.court is not None:
-        clauses.append(T.area == filters.court)
+        pairs.append(("court", filters.court))
     if filters.province is not None:
-        clauses.append((T.area if family in ("p", "q") else T.province_code) == filters.province)
+        pairs.append(("province", filters.province))
     if filters.kind is not None:
-        clauses.append(T.debtor_kind == filters.kind)
+        pairs.append(("kind", filters.kind))
     # At the special grains a special subject's rows have its category; those under '' (at
     # the province's, `q…`) count the listings that are no special subject.
     if filters.special_subject == ANY_SPECIAL:
-        clauses.append(T.special_subject != "")
+        pairs.append(("any_special", None))
     elif filters.special_subject is not None:
-        clauses.append(T.special_subject == filters.special_subject)
-    return clauses
+        pairs.append(("special", filters.special_subject))
+    return tuple(pairs)
 
 
-def _sums(
-    conn: Connection,
-    family: str,
-    segments: Iterable[Segment],
-    filters: Filters,
-    group: Any = None,
-    columns: Sequence[str] | None = None,
-) -> dict[Any, Vector]:
-    """Summed count vectors over the segments, by `group` (a column; None: one total), in one
-    statement: each segment is a range of the key read with its sign, and the database adds
-    them up (`columns`: the sums of these expressions of the count columns instead)."""
-    if group is not None and group is not T.period_start:
+def _clause(family: str, name: str) -> ColumnElement[bool]:
+    if name == "court":
+        return T.area == bindparam("court")
+    if name == "province":
+        return (T.area if family in ("p", "q") else T.province_code) == bindparam("province")
+    if name == "kind":
+        return T.debtor_kind == bindparam("kind")
+    if name == "any_special":
+        return T.special_subject != ""
+    return T.special_subject == bindparam("special")
+
+
+class Part(NamedTuple):
+    """Segments read at one grain family, summing `columns` (count columns, or
+    "listed-removed"); a part not `grouped` comes under the key None whatever the group."""
+
+    family: str
+    segments: Sequence[Segment]
+    columns: Sequence[str] = COUNT_COLUMNS
+    grouped: bool = True
+
+
+Shape = tuple[tuple[str, tuple[tuple[str, int], ...], tuple[str, ...], bool], ...]
+
+
+@lru_cache(maxsize=256)
+def _statement(shape: Shape, where: tuple[str, ...], group: str | None) -> Select[Any]:
+    """The statement for a shape of query (its parts' grains and signs, the filters it has,
+    the group), built once: the dates and filter values are parameters (`a0`, `b0`…,
+    `court`…). Building the SQL of a dozen arms of 19 sums cost more than running it."""
+    key: ColumnElement[Any] | None = None
+    if group == "period_start":
+        key = T.period_start
+    elif group is not None:
         # An expression, not the column: SQLite's planner (no statistics) would otherwise walk
         # a whole grain through the (grain, area) index to save the GROUP BY's sort, instead
         # of the range of days it needs in the key.
-        group = func.coalesce(group, "")
-    wanted = list(COUNT_COLUMNS) if columns is None else list(columns)
-    arms = []
-    for suffix, first, last, sign in segments:
-        values = _VALUES if columns is None else [_value(expression) for expression in wanted]
-        arms.append(
-            select(
-                *([group.label("k")] if group is not None else []),
-                *((value if sign > 0 else -value).label(f"v{i}") for i, value in enumerate(values)),
-            ).where(
-                T.grain == family + suffix,
-                T.period_start >= first,
-                T.period_start <= last,
-                *_where(family, filters),
+        key = func.coalesce(T[group], "")
+    width = sum(len(columns) for _family, _signs, columns, _grouped in shape)
+    zero: ColumnElement[Any] = literal_column("0")
+    arms: list[Select[Any]] = []
+    offset = 0
+    for family, signs, columns, grouped in shape:
+        values = [_value(expression) for expression in columns]
+        clauses = [_clause(family, name) for name in where]
+        if all(column.startswith(("removed", "reason_")) for column in columns):
+            # A row's removal counts are parts of its `removed`: rows that only list add
+            # nothing (at 1M listings, a third of a year's rows by court).
+            clauses.append(T.removed != 0)
+        for suffix, sign in signs:
+            cells: list[ColumnElement[Any]] = [zero] * width
+            for i, value in enumerate(values):
+                cells[offset + i] = value if sign > 0 else -value
+            keyed = [] if key is None else [(key if grouped else null()).label("k")]
+            arm = len(arms)
+            arms.append(
+                select(*keyed, *(cell.label(f"v{i}") for i, cell in enumerate(cells))).where(
+                    T.grain == family + suffix,
+                    T.period_start >= bindparam(f"a{arm}", type_=Date()),
+                    T.period_start <= bindparam(f"b{arm}", type_=Date()),
+                    *clauses,
+                )
             )
-        )
-    totals: dict[Any, Vector] = {}
-    if not arms:
-        return totals
+        offset += len(columns)
     both = (arms[0] if len(arms) == 1 else union_all(*arms)).subquery()
-    sums = [func.coalesce(func.sum(both.c[f"v{i}"]), 0) for i in range(len(wanted))]
-    query = select(*([both.c.k] if group is not None else []), *sums)
-    if group is not None:
-        query = query.group_by(both.c.k)
-    for row in conn.execute(query):
+    # As BIGINT: PostgreSQL's sum of a bigint is a numeric, which its driver decodes into a
+    # Decimal per cell (8,000 of them by court).
+    sums = [cast(func.coalesce(func.sum(both.c[f"v{i}"]), 0), BigInteger) for i in range(width)]
+    query = select(*([both.c.k] if key is not None else []), *sums)
+    return query.group_by(both.c.k) if key is not None else query
+
+
+def _read(
+    conn: Connection, parts: Sequence[Part], filters: Filters, group: str | None = None
+) -> dict[Any, Vector]:
+    """Summed vectors by `group` (a column's name; None: one total), in one statement: each
+    segment is a range of the key read with its sign, and the database adds them up. A
+    vector is every part's sums, one part after the other."""
+    parts = [part for part in parts if part.segments]
+    if not parts:
+        return {}
+    where = _where(filters)
+    shape = tuple(
+        (
+            part.family,
+            tuple((segment[0], segment[3]) for segment in part.segments),
+            tuple(part.columns),
+            part.grouped,
+        )
+        for part in parts
+    )
+    params: dict[str, Any] = {name: value for name, value in where if value is not None}
+    arm = 0
+    for part in parts:
+        for _suffix, first, last, _sign in part.segments:
+            params[f"a{arm}"], params[f"b{arm}"] = first, last
+            arm += 1
+    totals: dict[Any, Vector] = {}
+    for row in conn.execute(_statement(shape, tuple(name for name, _ in where), group), params):
         key = row[0] if group is not None else None
         vector = [int(value) for value in (row[1:] if group is not None else row)]
         if group is None and not any(vector):
@@ -273,9 +348,6 @@ def _value(expression: str) -> ColumnElement[Any]:
     """A count column, or the difference of two ("listed-removed")."""
     left, _, right = expression.partition("-")
     return T[left] - T[right] if right else T[left]
-
-
-_VALUES = [_value(name) for name in COUNT_COLUMNS]
 
 
 def _net(vector: Vector) -> int:
@@ -299,16 +371,16 @@ def _bucket_end(start: date, period: Period) -> date:
     return min(end, period.end)
 
 
-def active_at_end(
-    conn: Connection, day: date, filters: Filters, family: str, group: Any = None
-) -> dict[Any, int]:
-    """Listings active at the end of `day`, by `group`: everything listed less everything
+NET = ("listed-removed",)
+
+
+def _active(family: str, day: date, grouped: bool = True) -> Part:
+    """Listings active at the end of `day`, as the net of: everything listed less everything
     removed (the all-time rows), less what was listed and removed after that day (the rows
     after it, few for a recent day)."""
     later = _segments(day + timedelta(days=1), FAR_FUTURE, True)
     segments = [("t", TOTAL_START, TOTAL_START, 1), *((g, a, b, -sign) for g, a, b, sign in later)]
-    net = _sums(conn, family, segments, filters, group, ["listed-removed"])
-    return {key: vector[0] for key, vector in net.items()}
+    return Part(family, segments, NET, grouped)
 
 
 @dataclass
@@ -332,17 +404,28 @@ def series(conn: Connection, period: Period, filters: Filters) -> Series:
     family = _family(filters)
     months = period.interval == "month"
     segments = _segments(period.start, period.end, months, years=False)
-    by_start = _sums(conn, family, segments, filters, T.period_start)
+    # One statement: the period's rows by day or month, and the active count before it
+    # (under the key None).
+    sums = _read(
+        conn,
+        [Part(family, segments), _active(family, period.start - timedelta(days=1), grouped=False)],
+        filters,
+        "period_start",
+    )
+    width = len(COUNT_COLUMNS)
     buckets: dict[date, Vector] = {}
     cursor = period.start
     while cursor <= period.end:
         buckets[cursor] = _zero()
         cursor = _bucket_end(cursor, period) + timedelta(days=1)
-    for start, vector in by_start.items():
+    active = 0
+    for start, vector in sums.items():
+        if start is None:
+            active = vector[width]
+            continue
         target = buckets[_bucket(start, period)]
-        for index, value in enumerate(vector):
+        for index, value in enumerate(vector[:width]):
             target[index] += value
-    active = active_at_end(conn, period.start - timedelta(days=1), filters, family).get(None, 0)
     total = _zero()
     points = []
     for start, vector in buckets.items():
@@ -365,27 +448,32 @@ def breakdown(conn: Connection, period: Period, filters: Filters, by: str) -> li
     family = _family(filters, by)
     segments = _segments(period.start, period.end, True)
     if by in ("ground", "reason"):
-        vector = _sums(conn, family, segments, filters).get(None, _zero())
+        vector = _read(conn, [Part(family, segments)], filters).get(None, _zero())
         figures = _figures(vector, 0)
         counts = figures.grounds if by == "ground" else figures.reasons
         return [
             BreakdownRow(key, Figures(listed=n) if by == "ground" else Figures(removed=n))
             for key, n in counts.items()
         ]
-    group = {"province": T.area if family in ("p", "q") else T.province_code, "court": T.area}.get(
-        by, T.debtor_kind if by == "kind" else T.special_subject
+    group = {"province": "area" if family in ("p", "q") else "province_code", "court": "area"}.get(
+        by, "debtor_kind" if by == "kind" else "special_subject"
     )
-    in_period = _sums(conn, family, segments, filters, group)
-    active = active_at_end(conn, period.end, filters, family, group)
+    width = len(COUNT_COLUMNS)
+    # The period's counts and the active count at its end, in one statement.
+    both = _read(conn, [Part(family, segments), _active(family, period.end)], filters, group)
+    in_period = {key: vector[:width] for key, vector in both.items()}
+    active = {key: vector[width] for key, vector in both.items()}
     if by == "special_subject" and filters.special_subject is None and family == "s":
         # By court, not a special subject ('' ): every listing less the special subjects (the
         # province's special grains keep that row themselves).
         common = "c" if filters.court is not None else "p"
-        everything = _sums(conn, common, segments, filters).get(None, _zero())
-        rest = [total - sum(v[i] for v in in_period.values()) for i, total in enumerate(everything)]
+        whole = _read(conn, [Part(common, segments), _active(common, period.end)], filters).get(
+            None, [*_zero(), 0]
+        )
+        rest = [total - sum(v[i] for v in in_period.values()) for i, total in enumerate(whole[:width])]
         if any(rest):
             in_period[""] = rest
-        active[""] = active_at_end(conn, period.end, filters, common).get(None, 0) - sum(active.values())
+        active[""] = whole[width] - sum(active.values())
     rows = []
     for key in sorted(set(in_period) | set(active)):
         figures = _figures(in_period.get(key, _zero()), active.get(key, 0))
@@ -400,5 +488,24 @@ def removals_by_court(conn: Connection, period: Period, filters: Filters) -> dic
     timeliness table), reading three sums instead of a breakdown's every count."""
     segments = _segments(period.start, period.end, True)
     columns = ["removed", "removed_on_time", "removed_late"]
-    sums = _sums(conn, _family(filters, "court"), segments, filters, T.area, columns)
+    sums = _read(conn, [Part(_family(filters, "court"), segments, columns)], filters, "area")
     return {key: (v[0], v[1], v[2]) for key, v in sorted(sums.items()) if v[0]}
+
+
+PERFORMED_REASONS = ("performed", "settlement_performed")
+
+
+def special_performance(
+    conn: Connection, period: Period, filters: Filters
+) -> dict[str, tuple[int, int, int, int]]:
+    """Per special-subject category: listed and removed in the period, removed because the
+    debtor performed, and active at the period's end (the oversight's special-subjects
+    table), reading these five sums and no "not special" row instead of a breakdown."""
+    family = _family(filters, "special_subject")
+    if filters.special_subject is None:
+        filters = replace(filters, special_subject=ANY_SPECIAL)
+    columns = ["listed", "removed", *(f"reason_{reason}" for reason in PERFORMED_REASONS)]
+    segments = _segments(period.start, period.end, True)
+    parts = [Part(family, segments, columns), _active(family, period.end)]
+    sums = _read(conn, parts, filters, "special_subject")
+    return {key: (v[0], v[1], v[2] + v[3], v[4]) for key, v in sums.items()}
