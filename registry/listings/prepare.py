@@ -1,6 +1,6 @@
 """Turning a signed envelope into rows: validate, verify, encrypt. No database, no I/O.
 
-This is the CPU-bound half of ingest (an Ed25519 verification alone is ~80 µs), so it is
+This is the CPU-bound half of ingest (an Ed25519 verification alone is ~60 µs), so it is
 written as plain functions over picklable values that a process pool can run; the
 database half (`services.py`) stays in the process that owns the connection.
 """
