@@ -6,7 +6,6 @@ import hashlib
 from datetime import datetime
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import Connection, insert, select, update
 
 from registry.courts.models import Court, CourtKey
@@ -18,7 +17,7 @@ from registry.identity.identifiers import (
     normalise_text,
     province_of_court,
 )
-from registry.identity.signing import b64url
+from registry.identity.signing import b64url, weak_public_key
 from registry.problems import Problem
 from registry.timeutil import iso
 
@@ -124,10 +123,9 @@ def add_key(
     actor: str,
     now: datetime,
 ) -> str:
-    try:
-        Ed25519PublicKey.from_public_bytes(public_key)
-    except ValueError as exc:
-        raise Problem(422, "invalid_public_key", "an Ed25519 public key is 32 bytes") from exc
+    weak = weak_public_key(public_key)
+    if weak is not None:
+        raise Problem(422, "invalid_public_key", weak)
     if conn.execute(select(Court.code).where(Court.code == court_code)).first() is None:
         raise Problem(404, "court_not_found", f"court {court_code} is not registered")
     key_id = key_id_for(public_key)

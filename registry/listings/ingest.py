@@ -1,7 +1,7 @@
 """Signed ingest: worker processes prepare *and store* chunks of envelopes.
 
 Preparing a listing (canonical JSON, identifier checks, Ed25519 verification, encryption)
-costs ~250 µs of CPU, most of it holding the GIL, and storing it ~100 µs more. Each worker
+costs ~170 µs of CPU, most of it holding the GIL, and storing it ~100 µs more. Each worker
 process does both for its chunk, over its own connection: shipping prepared rows back to
 one writer cost more in pickling than the write itself (measured ~140 µs an item).
 

@@ -4,16 +4,20 @@ any one-character slip is refused. Pure functions, no server."""
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import date
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from stdnum import exceptions as stdnum_exceptions
+from stdnum.cn import uscc
 
 from registry.identity.identifiers import (
     COURT_ABBREVIATIONS,
     ENFORCEMENT_TYPES,
     IdentifierError,
+    normalise_case_number,
     normalise_court_code,
     parse_case_number,
     parse_credit_code,
@@ -285,3 +289,42 @@ def test_an_old_15_digit_number_is_the_same_person_as_its_18_digit_form(drawn: t
 def test_a_15_digit_number_with_an_impossible_date_is_refused() -> None:
     with pytest.raises(IdentifierError):
         parse_id_number("110105491331002")
+
+
+# ---- fast paths agree with the reference (stdnum, NFKC) ----
+
+USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+
+
+def _stdnum_credit_code(code: str) -> str:
+    try:
+        return str(uscc.validate(code))
+    except stdnum_exceptions.InvalidChecksum:
+        return "checksum"
+    except stdnum_exceptions.ValidationError:
+        return "form"
+
+
+@given(
+    st.text(alphabet="0123456789", min_size=8, max_size=8),
+    st.text(alphabet=USCC_ALPHABET + "IOSVZ- ", min_size=9, max_size=11),
+    st.booleans(),
+)
+def test_credit_code_check_agrees_with_stdnum(head: str, tail: str, fix_check: bool) -> None:
+    code = head + tail
+    if fix_check and len(code) == 18 and all(char in USCC_ALPHABET for char in code):
+        code = code[:17] + uscc.calc_check_digit(code)
+    expected = _stdnum_credit_code(code)
+    try:
+        got = parse_credit_code(code)
+    except IdentifierError as exc:
+        assert exc.code == "invalid_credit_code"
+        assert expected == ("checksum" if "check character" in exc.message else "form"), code
+    else:
+        assert got == expected
+
+
+@given(st.text(alphabet="（）() 0123456789０１京执恢号字第⑵\u3000", max_size=24))
+def test_case_number_normalisation_equals_nfkc_then_display_brackets(text: str) -> None:
+    reference = "".join(unicodedata.normalize("NFKC", text).split()).replace("(", "（").replace(")", "）")
+    assert normalise_case_number(text) == reference
