@@ -32,6 +32,7 @@ class GroupCommit:
         self._db = db
         self._queue: list[tuple[Work, asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self.writes = 0
         self.transactions = 0
 
     async def write(
@@ -48,6 +49,7 @@ class GroupCommit:
             return work(conn, *args, **kwargs)
 
         self._queue.append((bound, done))
+        self.writes += 1
         if self._flusher is None or self._flusher.done():
             self._flusher = loop.create_task(self._flush())
         return await asyncio.shield(done)
