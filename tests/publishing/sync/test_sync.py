@@ -579,7 +579,7 @@ def test_a_failing_write_in_a_group_commit_fails_alone(settings: Settings) -> No
                 lambda c: [str(r[0]) for r in c.execute(sa.text("SELECT name FROM ts_probe ORDER BY name"))]
             )
             await services.db.write(lambda c: c.execute(sa.text("DROP TABLE ts_probe")))
-            return results, names, writes.transactions
+            return list(results), names, writes.transactions
         finally:
             await services.close()
 
