@@ -28,9 +28,10 @@ import httpx
 import msgspec
 from sqlalchemy import Connection, or_, select, update
 
+from publishing.sync.groupcommit import GroupCommit
 from publishing.sync.models import Subscription
-from publishing.sync.outbound import endpoint_client, post
-from publishing.sync.pool import AGENCY_POOL, SHARED_RANGES, send_pool
+from publishing.sync.outbound import EndpointClients, post
+from publishing.sync.pool import AGENCY_POOL, ENDPOINT_CLIENTS, SHARED_RANGES, group_commit, send_pool
 from publishing.sync.profiles import Profile
 from publishing.sync.services import (
     ACTIVE_CLIENTS,
@@ -60,6 +61,7 @@ class Claim:
     endpoint_url: str
     cursor: int
     attempts: int
+    lease_until: datetime
 
 
 def worker_id() -> str:
@@ -67,6 +69,9 @@ def worker_id() -> str:
 
 
 def claim_due(conn: Connection, owner: str, now: datetime, lease: timedelta, limit: int) -> list[Claim]:
+    """Lease up to `limit` due subscriptions to `owner`, in one statement: the candidates
+    (read `FOR UPDATE SKIP LOCKED` on PostgreSQL, so that racing workers pass over each
+    other's) are updated where they are still due, and the rows taken come back."""
     last_seq, _ = head(conn)
     due = (
         Subscription.mode == "push",
@@ -76,31 +81,31 @@ def claim_due(conn: Connection, owner: str, now: datetime, lease: timedelta, lim
         or_(Subscription.next_attempt_at.is_(None), Subscription.next_attempt_at <= now),
         or_(Subscription.lease_until.is_(None), Subscription.lease_until < now),
     )
+    candidates = (
+        select(Subscription.id)
+        .where(*due)
+        .order_by(Subscription.next_attempt_at.is_not(None), Subscription.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    until = now + lease
     rows = conn.execute(
-        select(
+        update(Subscription)
+        .where(Subscription.id.in_(candidates.scalar_subquery()), *due)
+        .values(lease_owner=owner, lease_until=until)
+        .returning(
             Subscription.id,
             Subscription.profile,
             Subscription.endpoint_url,
             Subscription.cursor,
             Subscription.attempts,
+            Subscription.next_attempt_at,
         )
-        .where(*due)
-        .order_by(Subscription.next_attempt_at.is_not(None), Subscription.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
     ).all()
-    claims = []
-    for row in rows:
-        taken = conn.execute(
-            update(Subscription)
-            .where(Subscription.id == row.id, *due)
-            .values(lease_owner=owner, lease_until=now + lease)
-        ).rowcount
-        if taken == 1:
-            claims.append(
-                Claim(row.id, row.profile, str(row.endpoint_url), int(row.cursor), int(row.attempts))
-            )
-    return claims
+    return [
+        Claim(row.id, row.profile, str(row.endpoint_url), int(row.cursor), int(row.attempts), until)
+        for row in sorted(rows, key=lambda row: (row.next_attempt_at is not None, row.id))
+    ]
 
 
 def backoff_seconds(attempt: int, base: float, cap: float) -> float:
@@ -160,6 +165,20 @@ def renew(conn: Connection, sub_id: str, owner: str, until: datetime) -> bool:
         .values(lease_until=until)
     )
     return bool(renewed.rowcount == 1)
+
+
+def may_send(conn: Connection, sub_id: str, owner: str) -> bool:
+    """`renew` without the write, for a lease this worker set long enough ago to outlast the
+    request: still ours, active, its client not revoked."""
+    row = conn.execute(
+        select(Subscription.id).where(
+            Subscription.id == sub_id,
+            Subscription.lease_owner == owner,
+            Subscription.state == "active",
+            Subscription.client_id.in_(ACTIVE_CLIENTS),
+        )
+    ).first()
+    return row is not None
 
 
 def note_lease_lost(conn: Connection, sub_id: str, owner: str, now: datetime) -> bool:
@@ -305,37 +324,72 @@ def shared_ranges(services: Services) -> SharedRanges:
     return ranges
 
 
-async def deliver_subscription(services: Services, claim: Claim, owner: str, ranges: SharedRanges) -> int:
+def endpoint_clients(services: Services) -> EndpointClients:
+    """This process's endpoint clients (made on first use; `send_pools` closes them)."""
+    clients = services.extensions.get(ENDPOINT_CLIENTS)
+    if clients is None:
+        clients = services.extensions[ENDPOINT_CLIENTS] = EndpointClients(
+            PushPolicy.from_settings(services.settings),
+            request_deadline(services),
+            2 * services.settings.sync.max_parallel,
+        )
+    assert isinstance(clients, EndpointClients)
+    return clients
+
+
+@dataclass(frozen=True)
+class Pass:
+    """What the deliveries running side by side share: the log ranges, each endpoint's
+    client, and the group commit of their writes."""
+
+    ranges: SharedRanges
+    clients: EndpointClients
+    writes: GroupCommit
+
+
+def process_pass(services: Services) -> Pass:
+    return Pass(shared_ranges(services), endpoint_clients(services), group_commit(services))
+
+
+async def deliver_subscription(services: Services, claim: Claim, owner: str, shared: Pass) -> int:
     """Send the backlog of one claimed subscription until drained, failed, or half the lease
-    used, over a client of its own (no connection shared with another endpoint)."""
-    async with endpoint_client(
-        PushPolicy.from_settings(services.settings), request_deadline(services)
-    ) as http:
-        return await _deliver(services, http, claim, owner, ranges)
+    used, over its endpoint's own client (no connection shared with another endpoint)."""
+    async with shared.clients.client(claim.endpoint_url) as http:
+        return await _deliver(services, http, claim, owner, shared)
 
 
 async def _deliver(
-    services: Services, http: httpx.AsyncClient, claim: Claim, owner: str, ranges: SharedRanges
+    services: Services, http: httpx.AsyncClient, claim: Claim, owner: str, shared: Pass
 ) -> int:
     settings = services.settings
     profile = profile_of(claim.profile)
     lease = timedelta(seconds=settings.sync.lease_seconds)
+    # A lease with this much left outlasts the next request (deadline at most half the lease)
+    # with a margin: checked by a read, not renewed by a write.
+    lease_margin = timedelta(seconds=request_deadline(services) + settings.sync.lease_seconds / 4)
     deadline = time.monotonic() + settings.sync.lease_seconds / 2
-    cursor, sent = claim.cursor, 0
+    write = shared.writes.write
+    cursor, sent, held_until = claim.cursor, 0, claim.lease_until
     try:
         while time.monotonic() < deadline:
-            rendered, scanned = await ranges.get(profile, cursor)
+            rendered, scanned = await shared.ranges.get(profile, cursor)
             if scanned == cursor:
                 break
-            ranges.prefetch(profile, scanned)
+            shared.ranges.prefetch(profile, scanned)
             events = for_subscription(claim.id, rendered)
             if events:
-                if not await services.db.write(renew, claim.id, owner, utcnow() + lease):
-                    await services.db.write(note_lease_lost, claim.id, owner, utcnow())
+                now = utcnow()
+                if held_until - now >= lease_margin:
+                    ours = await services.db.read(may_send, claim.id, owner)
+                else:
+                    held_until = now + lease
+                    ours = await write(renew, claim.id, owner, held_until)
+                if not ours:
+                    await write(note_lease_lost, claim.id, owner, utcnow())
                     return sent
                 error = await _post(services, http, claim, events)
                 if error is not None:
-                    await services.db.write(record_failure, claim.id, owner, error, utcnow(), services)
+                    await write(record_failure, claim.id, owner, error, utcnow(), services)
                     return sent
             now = utcnow()
             states = [
@@ -350,7 +404,7 @@ async def _deliver(
                 )
                 for e in events
             ]
-            moved = await services.db.write(
+            moved = await write(
                 advance,
                 claim.id,
                 cursor,
@@ -362,11 +416,11 @@ async def _deliver(
                 lease_until=now + lease,
             )
             if not moved:
-                await services.db.write(note_lease_lost, claim.id, owner, utcnow())
+                await write(note_lease_lost, claim.id, owner, utcnow())
                 return sent
-            cursor, sent = scanned, sent + len(events)
+            cursor, sent, held_until = scanned, sent + len(events), now + lease
     finally:
-        await services.db.write(release, claim.id, owner)
+        await write(release, claim.id, owner)
     return sent
 
 
@@ -395,15 +449,15 @@ async def dispatch_due(services: Services) -> int:
     pool = send_pool(services, AGENCY_POOL)
     if pool.free == 0:
         return 0
-    ranges = shared_ranges(services)
+    shared = process_pass(services)
     owner = worker_id()
     lease = timedelta(seconds=services.settings.sync.lease_seconds)
-    claims = await services.db.write(claim_due, owner, utcnow(), lease, pool.free)
+    claims = await shared.writes.write(claim_due, owner, utcnow(), lease, pool.free)
     for claim in claims:
         if pool.running(claim.id):  # still running here from a lease that ran out: leave it
-            await services.db.write(release, claim.id, owner)
+            await shared.writes.write(release, claim.id, owner)
             continue
-        pool.start(claim.id, deliver_subscription(services, claim, owner, ranges))
+        pool.start(claim.id, deliver_subscription(services, claim, owner, shared))
     return len(claims)
 
 
@@ -423,17 +477,24 @@ async def deliver_due(services: Services, owner: str | None = None) -> int:
     )
     if not claims:
         return 0
-    # The pass is short-lived: its ranges hold for the pass (what it found is what it sends).
-    ranges = SharedRanges(
-        services, settings.sync.batch_size, RANGES_PER_DELIVERY * len(claims) + 2, expiring=False
+    # The pass is short-lived: its ranges hold for the pass (what it found is what it sends);
+    # it runs outside the process's resources (a command, tests), so it has its own clients.
+    shared = Pass(
+        SharedRanges(
+            services, settings.sync.batch_size, RANGES_PER_DELIVERY * len(claims) + 2, expiring=False
+        ),
+        EndpointClients(PushPolicy.from_settings(settings), request_deadline(services), len(claims)),
+        GroupCommit(services.db),
     )
     try:
         results: list[Any] = await asyncio.gather(
-            *(deliver_subscription(services, claim, owner, ranges) for claim in claims),
+            *(deliver_subscription(services, claim, owner, shared) for claim in claims),
             return_exceptions=True,
         )
     finally:
-        ranges.close()
+        shared.ranges.close()
+        await shared.writes.aclose()
+        await shared.clients.aclose()
     delivered = 0
     for claim, result in zip(claims, results, strict=True):
         if isinstance(result, BaseException):

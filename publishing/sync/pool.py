@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
+from publishing.sync.groupcommit import GroupCommit
+from publishing.sync.outbound import EndpointClients
 from registry.runtime import Services
 
 logger = logging.getLogger("publishing.sync.pool")
@@ -23,6 +25,10 @@ AGENCY_POOL = "sync.agency_pushes"
 WATCH_POOL = "sync.watchlist_pushes"
 # The log ranges the agency deliveries share (`publishing.sync.delivery.SharedRanges`).
 SHARED_RANGES = "sync.shared_ranges"
+# Each endpoint's client, kept across passes (`publishing.sync.outbound.EndpointClients`).
+ENDPOINT_CLIENTS = "sync.endpoint_clients"
+# The deliveries' cursor moves and leases, committed together (`publishing.sync.groupcommit`).
+GROUP_COMMIT = "sync.group_commit"
 
 
 class SendPool:
@@ -60,6 +66,15 @@ class SendPool:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+def group_commit(services: Services) -> GroupCommit:
+    """This process's group commit for delivery writes (made on first use)."""
+    writes = services.extensions.get(GROUP_COMMIT)
+    if writes is None:
+        writes = services.extensions[GROUP_COMMIT] = GroupCommit(services.db)
+    assert isinstance(writes, GroupCommit)
+    return writes
+
+
 def send_pool(services: Services, name: str) -> SendPool:
     """This process's pool `name` (made on first use; `send_pools` closes them)."""
     pool = services.extensions.get(name)
@@ -83,3 +98,10 @@ async def send_pools(services: Services) -> AsyncIterator[None]:
         ranges = services.extensions.pop(SHARED_RANGES, None)
         if ranges is not None:
             ranges.close()
+        # After the pools: the releases of the deliveries just cancelled commit first.
+        writes = services.extensions.pop(GROUP_COMMIT, None)
+        if isinstance(writes, GroupCommit):
+            await writes.aclose()
+        clients = services.extensions.pop(ENDPOINT_CLIENTS, None)
+        if isinstance(clients, EndpointClients):
+            await clients.aclose()
