@@ -151,21 +151,28 @@ def step(conn: Connection, reader: LogReader, now: datetime, limit: int | None =
     return reached - position
 
 
-# A follower's write transaction lasts about this long at most (while it can: never fewer
-# than MIN_WINDOW events): on SQLite every other writer, a removal included, waits for it.
-# Whole-chunk transactions (500 listings) held the lock 0.4-0.9 s under load.
-TRANSACTION_TARGET_S = 0.1
-FIRST_WINDOW = 200
-MIN_WINDOW = 50
+# A follower's write transaction lasts about this long (never fewer than MIN_WINDOW
+# events): on SQLite every other writer, a removal included, waits for it. Whole-batch
+# transactions (5,000 events) held the lock 0.4-0.9 s under load; much shorter ones let the
+# search follower fall behind a 10,000-listing batch (each transaction also waits its turn).
+TRANSACTION_TARGET_S = 0.25
+FIRST_WINDOW = 500
+MIN_WINDOW = 100
 
 
 def next_window(window: int, seconds: float, batch: int) -> int:
-    """The next step's events: sized from the last step's pace to last TRANSACTION_TARGET_S
-    (growing at most fourfold a step), between MIN_WINDOW and the reader's `batch`. So a
-    follower takes small bites while the machine is busy and the log is moving, and whole
-    batches when catching up fast."""
+    """The next step's events: sized from the last step's pace inside its transaction
+    (`seconds`, its waits for the lock left out) to last TRANSACTION_TARGET_S, growing at
+    most fourfold a step, between MIN_WINDOW and the reader's `batch`. So a follower takes
+    bites of a few hundred events while the machine is busy, whole batches when it is not."""
     paced = int(window * TRANSACTION_TARGET_S / max(seconds, 1e-4))
     return max(min(MIN_WINDOW, batch), min(batch, 4 * window, paced))
+
+
+def timed_step(conn: Connection, reader: LogReader, now: datetime, limit: int) -> tuple[int, float]:
+    """`step`, and the seconds it took (inside the transaction)."""
+    started = time.perf_counter()
+    return step(conn, reader, now, limit), time.perf_counter() - started
 
 
 async def follow(db: Database, reader: LogReader) -> int:
@@ -175,12 +182,11 @@ async def follow(db: Database, reader: LogReader) -> int:
     total = 0
     window = min(FIRST_WINDOW, reader.batch)
     while True:
-        started = time.perf_counter()
-        processed = await db.write_behind(step, reader, utcnow(), window)
+        processed, seconds = await db.write_behind(timed_step, reader, utcnow(), window)
         total += processed
         if processed < window:
             return total
-        window = next_window(window, time.perf_counter() - started, reader.batch)
+        window = next_window(window, seconds, reader.batch)
 
 
 def follow_sync(engine: Engine, reader: LogReader) -> int:
@@ -189,10 +195,9 @@ def follow_sync(engine: Engine, reader: LogReader) -> int:
     total = 0
     window = min(FIRST_WINDOW, reader.batch)
     while True:
-        started = time.perf_counter()
         with engine.begin() as conn:
-            processed = step(conn, reader, utcnow(), window)
+            processed, seconds = timed_step(conn, reader, utcnow(), window)
         total += processed
         if processed < window:
             return total
-        window = next_window(window, time.perf_counter() - started, reader.batch)
+        window = next_window(window, seconds, reader.batch)
