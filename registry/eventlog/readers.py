@@ -25,7 +25,6 @@ Adding a reader: a module in its own package with its `process` function and its
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -132,16 +131,15 @@ class LogReader:
     batch: int = 1000
 
 
-def step(conn: Connection, reader: LogReader, now: datetime, limit: int | None = None) -> int:
-    """One batch of `reader` (of `limit` events if given, else `reader.batch`) in the caller's
-    write transaction; returns how many log events it read past (fewer than the batch: the
-    reader has caught up with the log)."""
+def step(conn: Connection, reader: LogReader, now: datetime) -> int:
+    """One batch of `reader` in the caller's write transaction; returns how many log events
+    it read past (fewer than `reader.batch`: the reader has caught up with the log)."""
     position = claim_cursor(conn, reader.name)
     last_seq, _ = head(conn)
     # Sequence numbers have no gaps, so the next `batch` events are a range of seq: bounded
     # by it (not by a LIMIT after the type filter), every read is an index range scan,
     # whatever the planner guesses of the types.
-    reached = min(position + (limit or reader.batch), last_seq)
+    reached = min(position + reader.batch, last_seq)
     if reached <= position:
         return 0
     events = read_events(conn, position, None, reader.types, upto=reached)
@@ -151,53 +149,24 @@ def step(conn: Connection, reader: LogReader, now: datetime, limit: int | None =
     return reached - position
 
 
-# A follower's write transaction lasts about this long (never fewer than MIN_WINDOW
-# events): on SQLite every other writer, a removal included, waits for it. Whole-batch
-# transactions (5,000 events) held the lock 0.4-0.9 s under load; much shorter ones let the
-# search follower fall behind a 10,000-listing batch (each transaction also waits its turn).
-TRANSACTION_TARGET_S = 0.25
-FIRST_WINDOW = 500
-MIN_WINDOW = 100
-
-
-def next_window(window: int, seconds: float, batch: int) -> int:
-    """The next step's events: sized from the last step's pace inside its transaction
-    (`seconds`, its waits for the lock left out) to last TRANSACTION_TARGET_S, growing at
-    most fourfold a step, between MIN_WINDOW and the reader's `batch`. So a follower takes
-    bites of a few hundred events while the machine is busy, whole batches when it is not."""
-    paced = int(window * TRANSACTION_TARGET_S / max(seconds, 1e-4))
-    return max(min(MIN_WINDOW, batch), min(batch, 4 * window, paced))
-
-
-def timed_step(conn: Connection, reader: LogReader, now: datetime, limit: int) -> tuple[int, float]:
-    """`step`, and the seconds it took (inside the transaction)."""
-    started = time.perf_counter()
-    return step(conn, reader, now, limit), time.perf_counter() - started
-
-
 async def follow(db: Database, reader: LogReader) -> int:
     """The scheduler job of a reader: catch it up with the log, one write transaction per
-    window of events (`next_window`) on the service's writer engine, as a background writer
-    (`Database.write_behind`); returns how many log events it read past."""
+    batch on the service's writer engine; returns how many log events it read past."""
     total = 0
-    window = min(FIRST_WINDOW, reader.batch)
     while True:
-        processed, seconds = await db.write_behind(timed_step, reader, utcnow(), window)
+        processed = await db.write_behind(step, reader, utcnow())
         total += processed
-        if processed < window:
+        if processed < reader.batch:
             return total
-        window = next_window(window, seconds, reader.batch)
 
 
 def follow_sync(engine: Engine, reader: LogReader) -> int:
     """`follow` on a synchronous writer engine (BEGIN IMMEDIATE on SQLite): for a reader
     whose work blocks (a network client), run in a worker thread, and for commands."""
     total = 0
-    window = min(FIRST_WINDOW, reader.batch)
     while True:
         with engine.begin() as conn:
-            processed, seconds = timed_step(conn, reader, utcnow(), window)
+            processed = step(conn, reader, utcnow())
         total += processed
-        if processed < window:
+        if processed < reader.batch:
             return total
-        window = next_window(window, seconds, reader.batch)
