@@ -89,9 +89,7 @@ def test_a_follower_is_not_starved_by_back_to_back_interactive_writes(sqlite_db:
     interactive = create_sync_engine(sqlite_db.url)
     commits: list[tuple[int, float]] = []
     stop = threading.Event()
-    writers = [
-        threading.Thread(target=_back_to_back, args=(interactive, commits, stop)) for _ in range(2)
-    ]
+    writers = [threading.Thread(target=_back_to_back, args=(interactive, commits, stop)) for _ in range(2)]
     for writer in writers:
         writer.start()
     try:
