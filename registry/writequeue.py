@@ -73,11 +73,6 @@ class WriteQueue:
         self._background: deque[_Waiter] = deque()
         self._urgent_in_a_row = 0
 
-    @property
-    def waiting(self) -> int:
-        """Writers waiting for a turn now."""
-        return len(self._urgent) + len(self._background)
-
     def _enter(self, waiter: _Waiter) -> bool:
         """Under the lock: take the turn if it is free and no one waits, else join the queue."""
         if not self._held and not self._urgent and not self._background:
