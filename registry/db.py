@@ -1,13 +1,16 @@
 """Database engines and the declarative base.
 
 Writers on SQLite start with BEGIN IMMEDIATE: a deferred transaction that reads and then
-writes can fail with SQLITE_BUSY when another writer got there first, without waiting.
+writes can fail with SQLITE_BUSY when another writer got there first, without waiting. And
+each first takes its turn in the process's write queue (`registry.writequeue`), so that the
+process's writers go one after another instead of racing at SQLite's busy handler.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager, nullcontext
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -16,6 +19,8 @@ from sqlalchemy import Connection, Engine, MetaData, event
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
+
+from registry.writequeue import WriteQueue, on_event_loop_thread, queue_for
 
 # Stable constraint names, so that migrations can name what they drop.
 NAMING_CONVENTION = {
@@ -68,13 +73,23 @@ def sync_url(url: str) -> str:
     return url.replace("sqlite+aiosqlite:", "sqlite:").replace("postgresql+asyncpg:", "postgresql+psycopg:")
 
 
-def create_sync_engine(url: str, *, writer: bool = True) -> Engine:
-    """For worker processes that prepare and store ingest chunks, and for tests."""
+def write_queue(url: str) -> WriteQueue | None:
+    """The process's write queue for this database: None unless it is a SQLite file."""
+    path = _sqlite_path(url)
+    return queue_for(path) if path is not None else None
+
+
+def create_sync_engine(url: str, *, writer: bool = True, background: bool = False) -> Engine:
+    """For worker processes that prepare and store ingest chunks, and for tests.
+    `background`: its writes give way to interactive ones in the write queue."""
     url = sync_url(url)
     if url.startswith("sqlite"):
         private_sqlite_file(url)
         engine = sa_create_engine(url, connect_args={"timeout": 30}, hide_parameters=True, **_JSON_OPTIONS)
-        _configure_sqlite(engine, immediate=writer)
+        queue = write_queue(url) if writer else None
+        _configure_sqlite(engine, immediate=writer, queue=queue, background=background)
+        if queue is not None:
+            _give_turns_back(engine, queue)
         return engine
     # Pre-ping: a worker's pooled connection may have been cut since its last chunk.
     return sa_create_engine(url, pool_size=2, pool_pre_ping=True, hide_parameters=True, **_JSON_OPTIONS)
@@ -98,7 +113,13 @@ def create_engine(url: str, *, writer: bool) -> AsyncEngine:
     )
 
 
-def _configure_sqlite(engine: AsyncEngine | Engine, *, immediate: bool) -> None:
+def _configure_sqlite(
+    engine: AsyncEngine | Engine,
+    *,
+    immediate: bool,
+    queue: WriteQueue | None = None,
+    background: bool = False,
+) -> None:
     sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
 
     @event.listens_for(sync_engine, "connect")
@@ -116,7 +137,56 @@ def _configure_sqlite(engine: AsyncEngine | Engine, *, immediate: bool) -> None:
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        if queue is not None:
+            _take_turn(connection, queue, background=background)
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        except BaseException:
+            if queue is not None and connection.info.pop(_TURN, False):
+                queue.release()
+            raise
+
+
+_TURN = "registry.write_turn"
+
+
+def _take_turn(connection: Any, queue: WriteQueue, *, background: bool) -> None:
+    """Before BEGIN IMMEDIATE: wait for this transaction's turn in `queue`, noted on the
+    connection so that its end gives the turn back (`_give_turns_back`)."""
+    # On an event loop's thread, waiting would stop the loop that the holder may need:
+    # take a free turn or go on without one.
+    if on_event_loop_thread():
+        if queue.try_acquire():
+            connection.info[_TURN] = True
+    elif queue.acquire(background=background):
+        connection.info[_TURN] = True
+
+
+def _give_turns_back(engine: Engine, queue: WriteQueue) -> None:
+    """A write transaction of `engine` holds its turn until just after its COMMIT or
+    ROLLBACK. (The async engine's turns are taken in `Database.write`, which can await.)"""
+
+    def end(connection: Any, finish: str) -> None:
+        if not connection.info.pop(_TURN, False):
+            return
+        try:
+            # The commit (or rollback) happens here, before the turn is passed on: SQLAlchemy
+            # emits its own right after these hooks, then a no-op (no transaction is open).
+            getattr(connection.connection.dbapi_connection, finish)()
+        finally:
+            queue.release()
+
+    event.listen(engine, "commit", lambda connection: end(connection, "commit"))
+    event.listen(engine, "rollback", lambda connection: end(connection, "rollback"))
+
+    def lost(_dbapi_connection: Any, record: Any, *_args: Any) -> None:
+        # A connection checked in or invalidated still holding a turn (cut mid-transaction):
+        # the turn must not be lost with it.
+        if record.info.pop(_TURN, False):
+            queue.release()
+
+    event.listen(engine, "checkin", lost)
+    event.listen(engine, "invalidate", lost)
 
 
 P = ParamSpec("P")
@@ -137,13 +207,16 @@ class Database:
         self.writer = create_engine(url, writer=True)
         self.reader = create_engine(url, writer=False) if self.is_sqlite else self.writer
         self._sync_writer: Engine | None = None
+        # SQLite: the process's writers take turns (registry.writequeue); None on PostgreSQL.
+        self.write_queue = write_queue(url)
 
     @property
     def sync_writer(self) -> Engine:
         """A synchronous writer engine, made on first use, for work that runs in a worker
-        thread (the search engine's follower and reconciler)."""
+        thread (the search engine's follower and reconciler): background writes, which give
+        way to interactive ones in the write queue."""
         if self._sync_writer is None:
-            self._sync_writer = create_sync_engine(self.url)
+            self._sync_writer = create_sync_engine(self.url, background=True)
         return self._sync_writer
 
     async def read(
@@ -156,8 +229,21 @@ class Database:
         self, work: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
         """In one transaction, committed when `work` returns, rolled back when it raises."""
-        async with self.writer.begin() as conn:
+        async with self._turn(background=False), self.writer.begin() as conn:
             return await conn.run_sync(work, *args, **kwargs)
+
+    async def write_behind(
+        self, work: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """`write` for background work (the log's followers): on SQLite it gives way to
+        interactive writes waiting for their turn, within the queue's bound."""
+        async with self._turn(background=True), self.writer.begin() as conn:
+            return await conn.run_sync(work, *args, **kwargs)
+
+    def _turn(self, *, background: bool) -> AbstractAsyncContextManager[None]:
+        if self.write_queue is None:
+            return nullcontext()
+        return self.write_queue.turn_async(background=background)
 
     async def dispose(self) -> None:
         await self.writer.dispose()

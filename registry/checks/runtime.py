@@ -21,10 +21,11 @@ from sqlalchemy import Engine
 from registry.checks.receipts import ReceiptSigner
 from registry.checks.services import CheckOutcome, RateLimited, record
 from registry.checks.stores import CheckStore, SqliteStore
-from registry.db import create_sync_engine
+from registry.db import create_sync_engine, write_queue
 from registry.identity.registry_key import RegistrySigner
 from registry.limits import SharedLimits
 from registry.settings import Settings
+from registry.writequeue import WriteQueue
 
 T = TypeVar("T")
 
@@ -99,8 +100,9 @@ class GroupCommit:
     timeout, under concurrent checks with the background jobs on.
     """
 
-    def __init__(self, connection: HeldConnection) -> None:
+    def __init__(self, connection: HeldConnection, queue: WriteQueue | None = None) -> None:
         self._connection = connection
+        self._queue = queue
         self._pending: list[tuple[CheckOutcome, int | None, asyncio.Future[None]]] = []
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="check-log")
         self._draining: asyncio.Task[None] | None = None
@@ -122,7 +124,7 @@ class GroupCommit:
                 group, self._pending = self._pending, []
                 try:
                     settled = await loop.run_in_executor(
-                        self._thread, self._connection.run, functools.partial(self._write, group=group)
+                        self._thread, self._connection.run, functools.partial(self._in_turn, group=group)
                     )
                 except Exception as exc:  # every check of the group fails with the commit
                     for _, _, done in group:
@@ -143,6 +145,15 @@ class GroupCommit:
         """After the server stopped: run the connection's close on the commit thread."""
         self._thread.submit(self._connection.close).result()
         self._thread.shutdown(wait=True)
+
+    def _in_turn(
+        self, connection: Any, *, group: list[tuple[CheckOutcome, int | None, asyncio.Future[None]]]
+    ) -> list[RateLimited | None]:
+        # An interactive write: the checks' answers wait for it (registry.writequeue).
+        if self._queue is None:
+            return self._write(connection, group=group)
+        with self._queue.turn():
+            return self._write(connection, group=group)
 
     @staticmethod
     def _write(
@@ -193,7 +204,7 @@ class CheckRuntime:
             shared,
             HeldConnection(engine),
             writer,
-            GroupCommit(writer),
+            GroupCommit(writer, write_queue(settings.database.url)),
         )
 
     def throttle(self, client_id: str) -> None:

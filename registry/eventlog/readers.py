@@ -151,10 +151,12 @@ def step(conn: Connection, reader: LogReader, now: datetime) -> int:
 
 async def follow(db: Database, reader: LogReader) -> int:
     """The scheduler job of a reader: catch it up with the log, one write transaction per
-    batch on the service's writer engine; returns how many log events it read past."""
+    batch on the service's writer engine, as a background writer (on SQLite, interactive
+    writes waiting for their turn go first: `Database.write_behind`); returns how many log
+    events it read past."""
     total = 0
     while True:
-        processed = await db.write(step, reader, utcnow())
+        processed = await db.write_behind(step, reader, utcnow())
         total += processed
         if processed < reader.batch:
             return total

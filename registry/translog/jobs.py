@@ -22,7 +22,7 @@ async def advance_log(services: Services) -> int | None:
     """Append every pending listing event (one transaction per batch), then sign the tree
     if it grew. Returns the new checkpoint's size, or None when nothing changed."""
     await follow(services.db, replace(READER, batch=EVENTS_PER_TRANSACTION))
-    size = await services.db.write(
+    size = await services.db.write_behind(
         make_checkpoint, services.signer, services.settings.translog.origin, utcnow()
     )
     if size is not None:
