@@ -12,6 +12,7 @@ A scratch SQLite database (or PostgreSQL) gets N signed demo listings through
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 import shutil
@@ -103,7 +104,18 @@ def _wait(url: str) -> None:
     raise RuntimeError(f"bench server at {url} did not start")
 
 
-def _wrk(port: int, script: Path, seconds: int, connections: int) -> dict[str, Any]:
+def _process_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process, all its threads, from /proc (Linux)."""
+    with open(f"/proc/{pid}/stat") as handle:
+        # Fields after the command name, which is in parentheses and may hold spaces.
+        fields = handle.read().rpartition(")")[2].split()
+    return (float(fields[11]) + float(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _wrk(port: int, script: Path, seconds: int, connections: int, server_pid: int) -> dict[str, Any]:
+    """One `wrk` run, with the server's CPU per request: on a shared machine the requests
+    per second follow the load, the CPU a request costs the server much less."""
+    cpu_before = _process_cpu_seconds(server_pid)
     out = subprocess.run(  # noqa: S603 - wrk from the OS, arguments are ours
         [
             shutil.which("wrk") or "wrk",
@@ -119,11 +131,14 @@ def _wrk(port: int, script: Path, seconds: int, connections: int) -> dict[str, A
         text=True,
         check=True,
     ).stdout
+    cpu = _process_cpu_seconds(server_pid) - cpu_before
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     p99 = re.search(r"99%\s+([\d.]+\w+)", out)
     return {
         "requests_per_s": round(rate),
+        "server_cpu_us_per_request": round(cpu / max(requests, 1) * 1e6),
         "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
         "latency_p99": p99.group(1) if p99 else None,
     }
@@ -228,15 +243,15 @@ def run_checks_bench(
             )
             # Warm-up of the single-check path (connections, caches), timed apart.
             warm_started = time.perf_counter()
-            _wrk(port, script, 1, connections)
+            _wrk(port, script, 1, connections, server.pid)
             single_warm_up_s = round(time.perf_counter() - warm_started, 2)
             # Alternate the two servers round by round: the machine's load drifts, and
             # each ratio then compares runs seconds apart.
             rounds = []
             for _ in range(rounds_count):
                 round_load = load_average()
-                ceiling = _wrk(bare_port, script, seconds, connections)
-                checks = _wrk(port, script, seconds, connections)
+                ceiling = _wrk(bare_port, script, seconds, connections, bare.pid)
+                checks = _wrk(port, script, seconds, connections, server.pid)
                 rounds.append(timed_figure({"bare": ceiling, "checks": checks}, round_load))
         finally:
             for process in (server, bare):
@@ -246,6 +261,10 @@ def run_checks_bench(
     if scratch_databases and database_url is not None:
         drop_postgres_databases(database_url, scratch_databases)
     ratios = sorted(r["checks"]["requests_per_s"] / r["bare"]["requests_per_s"] for r in rounds)
+    cpu_ratios = [
+        r["bare"]["server_cpu_us_per_request"] / max(r["checks"]["server_cpu_us_per_request"], 1)
+        for r in rounds
+    ]
     return {
         "benchmark": "checks",
         "database": "sqlite (embedded default)" if database_url is None else "postgresql",
@@ -260,6 +279,14 @@ def run_checks_bench(
         "bare_litestar_json_requests_per_s": statistics.median(r["bare"]["requests_per_s"] for r in rounds),
         "single_vs_bare_ratio_median": round(statistics.median(ratios), 3),
         "single_vs_bare_ratio_best": round(ratios[-1], 3),
+        # The same comparison by the server's CPU per request (bare's over the check's).
+        "server_cpu_us_per_request_checks": statistics.median(
+            r["checks"]["server_cpu_us_per_request"] for r in rounds
+        ),
+        "server_cpu_us_per_request_bare": statistics.median(
+            r["bare"]["server_cpu_us_per_request"] for r in rounds
+        ),
+        "single_vs_bare_cpu_ratio_median": round(statistics.median(cpu_ratios), 3),
         "rounds": rounds,
     }
 

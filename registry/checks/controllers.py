@@ -7,8 +7,9 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Controller, Request, get, post, put
+from litestar import Controller, HttpMethod, Request, get, post, put
 from litestar.connection import ASGIConnection
+from litestar.handlers import HTTPRouteHandler
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi.spec import Schema
 from litestar.openapi.spec.enums import OpenAPIType
@@ -84,11 +85,21 @@ async def bank_key(connection: ASGIConnection[Any, Any, Any, Any], _handler: Bas
     services = provide_services(connection.app.state)
     authorization = connection.headers.get("authorization", "")
     if services.checks.group_commit is not None:
-        client_id = services.checks.read_on_sqlite(lambda store: authenticate_bank(store, authorization))
+        client_id = services.checks.statement_on_sqlite(lambda store: authenticate_bank(store, authorization))
     else:
         client_id = await services.db.read(lambda conn: authenticate_bank(CoreStore(conn), authorization))
     services.checks.throttle(client_id)
     connection.state.bank = client_id
+
+
+class GuardedRoute(HTTPRouteHandler):
+    """A route whose guards get the handler itself: Litestar hands each guard a shallow copy
+    of the handler, ~3% of a single check's time on the server, and `bank_key` does not
+    look at it."""
+
+    async def authorize_connection(self, connection: ASGIConnection[Any, Any, Any, Any]) -> None:
+        for guard in self.resolve_guards():
+            await guard(connection, self)  # type: ignore[misc]  # resolve_guards made each one async
 
 
 def _read_and_record(
@@ -104,8 +115,9 @@ class CheckController(Controller):
     path = "/v1/checks"
     tags = ("bank checks",)
 
-    @post(
+    @GuardedRoute(
         "/",
+        http_method=HttpMethod.POST,
         status_code=200,
         guards=[bank_key],
         request_max_body_size=CHECK_BODY_BYTES,

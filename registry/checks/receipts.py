@@ -108,6 +108,8 @@ class ReceiptSigner:
 
     signer: RegistrySigner
     _keys: dict[str, jwk.JWK] = field(default_factory=dict)
+    # The encoded JOSE header, per key id: the same bytes for every receipt a key signs.
+    _headers: dict[str, str] = field(default_factory=dict)
 
     def _key(self, kid: str, *, private: bool) -> jwk.JWK | None:
         cache_key = kid if private else "pub:" + kid
@@ -123,7 +125,10 @@ class ReceiptSigner:
     def sign(self, claims: dict[str, Any]) -> str:
         """A compact JWS (RFC 7515 section 7.1), signed for the receipt domain."""
         kid = self.signer.key_id
-        header = b64url(json.dumps({"alg": ALGORITHM, "kid": kid, "typ": HEADER_TYPE}).encode())
+        header = self._headers.get(kid)
+        if header is None:
+            header = b64url(json.dumps({"alg": ALGORITHM, "kid": kid, "typ": HEADER_TYPE}).encode())
+            self._headers[kid] = header
         signing_input = f"{header}.{b64url(msgspec.json.encode(claims))}"
         return f"{signing_input}.{b64url(self.signer.sign(Domain.RECEIPT, signing_input.encode()))}"
 

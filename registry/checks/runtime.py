@@ -220,6 +220,13 @@ class CheckRuntime:
                 max(1, math.ceil(wait)),
             )
 
+    def statement_on_sqlite(self, work: Callable[[CheckStore], T]) -> T:
+        """Run `work`, a single statement, on the held sqlite3 connection: outside a
+        transaction a statement is its own snapshot, so BEGIN and COMMIT around it would only
+        add two driver calls to every check (the bank key's lookup)."""
+        assert self.reader is not None
+        return self.reader.run(lambda connection: work(SqliteStore(connection)))
+
     def read_on_sqlite(self, work: Callable[[CheckStore], T]) -> T:
         """Run `work` in one read transaction (one snapshot) on the held sqlite3 connection."""
         assert self.reader is not None

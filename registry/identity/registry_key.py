@@ -31,6 +31,7 @@ import os
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,13 @@ def _is_receipt_input(message: bytes) -> bool:
     header, dot, payload = message.partition(b".")
     if not dot or not _B64URL.fullmatch(header) or not _B64URL.fullmatch(payload):
         return False
+    return _is_receipt_header(header)
+
+
+# Every receipt a key signs has the same header: decoded once, not once per bank check
+# (a few entries: one per signing key; only the registry's own signer asks).
+@lru_cache(maxsize=8)
+def _is_receipt_header(header: bytes) -> bool:
     try:
         decoded = json.loads(base64.urlsafe_b64decode(header + b"=" * (-len(header) % 4)))
     except (ValueError, binascii.Error, RecursionError):
