@@ -1,4 +1,4 @@
-"""`registry statistics follow` and `registry statistics rebuild`."""
+"""`registry statistics follow`, `rebuild` and `compact`."""
 
 from __future__ import annotations
 
@@ -36,3 +36,17 @@ def statistics_rebuild() -> None:
         return await follow(services.db, READER)
 
     click.echo(f"read {run_with_services(work)} events")
+
+
+@statistics.command("compact")
+def statistics_compact() -> None:
+    """Rewrite the counts in key order (PostgreSQL `CLUSTER`; the table is locked meanwhile,
+    so run it in quiet hours), so that a period's rows are read from a few pages."""
+    from publishing.statistics.reader import compact
+    from registry.clirun import in_write_transaction
+
+    done = in_write_transaction(compact)
+    if done is None:
+        click.echo("nothing to do: SQLite keeps the counts in key order")
+    else:
+        click.echo(f"{done.rows} rows: {done.pages_before} pages before, {done.pages_after} after")

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Connection, Table, delete, select
+from sqlalchemy import Connection, Table, delete, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from publishing.statistics.models import COUNT_COLUMNS, STATISTICS_COUNTS, TOTAL_START, StatisticsFact
@@ -219,3 +219,30 @@ def reset(conn: Connection) -> None:
     conn.execute(delete(STATISTICS_COUNTS))
     conn.execute(delete(FACTS))
     advance(conn, CURSOR, 0)
+
+
+class Compacted(NamedTuple):
+    rows: int
+    pages_before: int
+    pages_after: int
+
+
+def compact(conn: Connection) -> Compacted | None:
+    """Rewrite `statistics_counts` in key order on PostgreSQL (`CLUSTER`), in the caller's write
+    transaction, so that a period's rows lie together again; None on SQLite, whose table is
+    kept in key order already (WITHOUT ROWID).
+
+    The fillfactor (migration 0018) keeps updated rows on their page, but a row first written
+    when its page was full, or a bulk load in another order, lands elsewhere; a year's figures
+    then read one page per row. `CLUSTER` locks the table (statistics requests wait) for the
+    rewrite: a quiet-hours job (docs/operations.md)."""
+    if conn.dialect.name != "postgresql":
+        return None
+    # The reader's batch finishes first, and none starts, so the lock is not queued behind it.
+    claim_cursor(conn, CURSOR)
+    pages = text("SELECT pg_relation_size('statistics_counts') / current_setting('block_size')::int")
+    before = conn.execute(pages).scalar_one()
+    conn.execute(text("CLUSTER statistics_counts USING pk_statistics_counts"))
+    conn.execute(text("ANALYZE statistics_counts"))
+    rows = conn.execute(select(func.count()).select_from(STATISTICS_COUNTS)).scalar_one()
+    return Compacted(rows, before, conn.execute(pages).scalar_one())

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from alembic import command
+from alembic.script import ScriptDirectory
 
 from bench.common import drop_postgres_databases, fresh_postgres_database
 from publishing.statistics.models import COUNT_COLUMNS, STATISTICS_COUNTS
@@ -390,5 +391,41 @@ def test_0016_derives_the_year_and_not_special_rows_from_the_counts_kept(scratch
         with engine.connect() as conn:
             left = conn.execute(sa.select(sa.func.count()).select_from(STATISTICS_COUNTS)).scalar()
         assert left == len(before)
+    finally:
+        engine.dispose()
+
+
+def test_0018_leaves_room_on_the_counts_pages_on_postgresql_and_keeps_every_count(scratch_url: str) -> None:
+    config = alembic_config(scratch_url)
+    before = ScriptDirectory.from_config(config).get_revision("0018").down_revision
+    assert isinstance(before, str)
+    command.upgrade(config, before)
+    engine = create_sync_engine(scratch_url)
+    key = {
+        "grain": "cm",
+        "area": "京0105",
+        "debtor_kind": "person",
+        "special_subject": "",
+        "province_code": "11",
+    }
+    rows = [{**key, "period_start": date(2025, month, 1), "listed": month} for month in range(1, 13)]
+    fillfactor = sa.text("SELECT reloptions FROM pg_class WHERE relname = 'statistics_counts'")
+    counts = sa.select(STATISTICS_COUNTS.c.period_start, STATISTICS_COUNTS.c.listed).order_by("period_start")
+    expected = [(row["period_start"], row["listed"]) for row in rows]
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.insert(STATISTICS_COUNTS), rows)
+
+        command.upgrade(config, "0018")
+        with engine.connect() as conn:
+            assert [tuple(r) for r in conn.execute(counts)] == expected
+            if engine.dialect.name == "postgresql":
+                assert conn.execute(fillfactor).scalar_one() == ["fillfactor=70"]
+
+        command.downgrade(config, before)
+        with engine.connect() as conn:
+            assert [tuple(r) for r in conn.execute(counts)] == expected
+            if engine.dialect.name == "postgresql":
+                assert conn.execute(fillfactor).scalar_one() is None
     finally:
         engine.dispose()

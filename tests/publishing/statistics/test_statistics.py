@@ -19,6 +19,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from publishing.statistics.models import STATISTICS_COUNTS
 from publishing.statistics.queries import _segments
 from publishing.statistics.reader import READER, reset
 from registry.eventlog.readers import follow_sync
@@ -452,6 +453,39 @@ def test_the_cli_follows_and_rebuilds(
     )
     again = _exact(admin, "breakdown", {"by": "court", "from": "2000-01-01", "interval": "month"})["rows"]
     assert again == rows
+
+
+def test_compact_puts_the_counts_in_key_order_and_changes_no_figure(
+    registry: Registry, admin: httpx.Client, court: CourtHandle, settings: Settings
+) -> None:
+    for _ in range(3):
+        publish_one(registry, court, registry.listing(court))
+    follow_sync(registry.engine, READER)
+    params = {"by": "court", "from": "2000-01-01", "interval": "month"}
+    figures = _exact(admin, "breakdown", params)
+    key = "grain, period_start, area, debtor_kind, special_subject"
+    with registry.engine.begin() as conn:
+        # Rewritten in reverse key order: the scattered layout a compaction is for.
+        primary_key = [column.desc() for column in STATISTICS_COUNTS.primary_key.columns]
+        rows = conn.execute(sa.select(STATISTICS_COUNTS).order_by(*primary_key)).mappings().all()
+        conn.execute(sa.text("DELETE FROM statistics_counts"))
+        conn.execute(sa.insert(STATISTICS_COUNTS), [dict(row) for row in rows])
+    compacted = subprocess.run(
+        [registry_bin(), "statistics", "compact"],
+        env=cli_env(settings),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert _exact(admin, "breakdown", params) == figures
+    if registry.engine.dialect.name != "postgresql":
+        assert compacted.stdout.startswith("nothing to do")
+        return
+    assert compacted.stdout.startswith(f"{len(rows)} rows: ")
+    with registry.engine.connect() as conn:
+        stored = conn.execute(sa.text(f"SELECT {key} FROM statistics_counts ORDER BY ctid")).all()
+        ordered = conn.execute(sa.text(f"SELECT {key} FROM statistics_counts ORDER BY {key}")).all()
+    assert stored == ordered
 
 
 def test_the_summary_counts_bank_checks_by_purpose_without_naming_a_bank(
