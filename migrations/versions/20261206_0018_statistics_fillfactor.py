@@ -1,7 +1,7 @@
 """Statistics counts keep free room on their pages (PostgreSQL): fillfactor 70
 
 Revision ID: 0018
-Revises: 0016
+Revises: 0017
 Create Date: 2026-12-06 00:00:00
 
 The statistics reader updates `statistics_counts` rows in place, changing counts only, never
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0018"
-down_revision: str | None = "0016"
+down_revision: str | None = "0017"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """Listings remember the version whose amendment dropped the special-subject mark
 
 Revision ID: 0022
-Revises: 0017
+Revises: 0018
 Create Date: 2026-12-06 00:00:00
 
 `listings.special_subject_dropped_in`: when a court's amendment removes a debtor's
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0022"
-down_revision: str | None = "0017"
+down_revision: str | None = "0018"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
