@@ -184,9 +184,14 @@ def retire_data_key(conn: Connection, key_id: str, active_key_id: str, now: date
             f"{sum(counts.values())} values are still encrypted under {key_id} ({detail}): "
             "run `registry keys rotate` first"
         )
+    mark_retired(conn, key_id, "data", now)
+
+
+def mark_retired(conn: Connection, key_id: str, kind: str, now: datetime) -> None:
+    """Record the key as retired (a key the registry never recorded is recorded so)."""
     row = conn.execute(select(RegistryKey).where(RegistryKey.key_id == key_id)).first()
     if row is None:
-        values = {"key_id": key_id, "kind": "data", "created_at": now, "retired_at": now}
+        values = {"key_id": key_id, "kind": kind, "created_at": now, "retired_at": now}
         conn.execute(insert(RegistryKey).values(values))
     else:
         conn.execute(update(RegistryKey).where(RegistryKey.key_id == key_id).values(retired_at=now))
@@ -357,9 +362,4 @@ def retire_blind_index_key(conn: Connection, key_id: str, active_key_id: str, no
             f"{key_id} is the active blind-index key: put a new key first in "
             "REGISTRY_BLIND_INDEX_KEY and run `registry keys rotate --blind-index`"
         )
-    row = conn.execute(select(RegistryKey).where(RegistryKey.key_id == key_id)).first()
-    if row is None:
-        values = {"key_id": key_id, "kind": "blind_index", "created_at": now, "retired_at": now}
-        conn.execute(insert(RegistryKey).values(values))
-    else:
-        conn.execute(update(RegistryKey).where(RegistryKey.key_id == key_id).values(retired_at=now))
+    mark_retired(conn, key_id, "blind_index", now)
