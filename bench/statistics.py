@@ -37,7 +37,7 @@ from bench.common import (
     wait_until_healthy,
 )
 from publishing.statistics.models import COUNT_COLUMNS, STATISTICS_COUNTS
-from publishing.statistics.reader import Fact, Key, _add, compact
+from publishing.statistics.reader import Fact, Key, _add, compact, count_row
 from registry.calendar import today_in_china
 from registry.courts.models import Court
 from registry.courts.services import add_court
@@ -99,15 +99,7 @@ def _counts(courts: list[tuple[str, str]], count: int, today: date, seed: int = 
 
 def _load_counts(engine: Engine, deltas: dict[Key, list[int]]) -> int:
     rows = [
-        {
-            "grain": key[0],
-            "period_start": key[1],
-            "area": key[2],
-            "debtor_kind": key[3],
-            "special_subject": key[4],
-            "province_code": key[5],
-            **dict(zip(COUNT_COLUMNS, values, strict=True)),
-        }
+        count_row(key, values)
         # In period order, as a reader following the log (which runs in time) first writes
         # them: a period's rows together, the layout the fillfactor keeps (migration 0018)
         # and `registry statistics compact` restores; a random order would put one to a page.

@@ -30,21 +30,13 @@ from registry.clients.services import Principal
 from registry.db import Database
 from registry.http.auth import roles
 from registry.http.dependencies import Injected
+from registry.http.pages import PUBLIC_PAGE_HEADERS
 from registry.identity.identifiers import PROVINCES
 from registry.listings.wording import GROUNDS, KIND, REMOVAL_REASONS, cn_date
 from registry.problems import Problem
 
 HERE = Path(__file__).resolve().parent
 STATIC_PATH = "/static/statistics"
-PAGE_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-        "base-uri 'none'; frame-ancestors 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
 # An image: its own styles only, never a script, never framed.
 SVG_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
@@ -108,7 +100,7 @@ def _html(name: str, status: int = 200, **context: Any) -> Response[str]:
         _ENV.get_template(name).render(**context),
         status_code=status,
         media_type=MediaType.HTML,
-        headers=PAGE_HEADERS,
+        headers=PUBLIC_PAGE_HEADERS,
     )
 
 

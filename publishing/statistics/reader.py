@@ -58,6 +58,20 @@ def year_start(day: date) -> date:
 Key = tuple[str, date, str, str, str, str]
 
 
+def count_row(key: Key, values: list[int]) -> dict[str, Any]:
+    """One `statistics_counts` row: its key's columns and its counts."""
+    grain, period_start, area, debtor_kind, special_subject, province_code = key
+    return {
+        "grain": grain,
+        "period_start": period_start,
+        "area": area,
+        "debtor_kind": debtor_kind,
+        "special_subject": special_subject,
+        "province_code": province_code,
+        **dict(zip(COUNT_COLUMNS, values, strict=True)),
+    }
+
+
 def _add(deltas: dict[Key, list[int]], fact: Fact, sign: int) -> None:
     """Add (sign +1) or take out (-1) one listing's counts: at the province and court grains,
     and at the special grains as well (`q…` by province, `s…` by court, a listing that is no
@@ -180,19 +194,7 @@ def apply_listings(conn: Connection, ids: Sequence[str]) -> int:
             ),
             rows,
         )
-    counts = [
-        {
-            "grain": key[0],
-            "period_start": key[1],
-            "area": key[2],
-            "debtor_kind": key[3],
-            "special_subject": key[4],
-            "province_code": key[5],
-            **dict(zip(COUNT_COLUMNS, values, strict=True)),
-        }
-        for key, values in deltas.items()
-        if any(values)
-    ]
+    counts = [count_row(key, values) for key, values in deltas.items() if any(values)]
     if counts:
         insert = _insert(conn)(STATISTICS_COUNTS)
         conn.execute(

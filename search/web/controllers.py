@@ -21,6 +21,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from registry.http.dependencies import Injected
+from registry.http.pages import PUBLIC_PAGE_HEADERS
 from registry.http.ratelimit import (
     charge_number_lookup,
     rate_limit_headers,
@@ -37,19 +38,6 @@ from search.web.labels import environment
 STATIC = Path(__file__).resolve().parents[1] / "static"
 STATIC_PATH = "/static/public"
 
-# No script, no frames, nothing from elsewhere; forms only to this site. `no-referrer`
-# because a search URL can carry a full ID number. `no-store`: a removed listing must not
-# linger in a shared cache.
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-        "base-uri 'none'; frame-ancestors 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
-
 
 def template_config() -> TemplateConfig[JinjaTemplateEngine]:
     return TemplateConfig(instance=JinjaTemplateEngine.from_environment(environment()))
@@ -65,7 +53,7 @@ def _page(name: str, status: int = 200, headers: dict[str, str] | None = None, *
         context={"static": STATIC_PATH, **context},
         status_code=status,
         media_type=MediaType.HTML,
-        headers={**SECURITY_HEADERS, **(headers or {})},
+        headers={**PUBLIC_PAGE_HEADERS, **(headers or {})},
     )
 
 
