@@ -189,6 +189,19 @@ def revoke_key(conn: Connection, key_id: str, reason: str, *, actor: str, now: d
     )
 
 
+def unusable_court_keys(conn: Connection) -> list[tuple[str, str, str]]:
+    """Unrevoked court keys no signature can verify under (key id, court, why): registered
+    before registration refused such keys. Their courts need a new key."""
+    rows = conn.execute(
+        select(CourtKey.key_id, CourtKey.court_code, CourtKey.public_key).where(CourtKey.revoked_at.is_(None))
+    )
+    return [
+        (key_id, court_code, why)
+        for key_id, court_code, public_key in rows
+        if (why := weak_public_key(bytes(public_key))) is not None
+    ]
+
+
 def list_courts(conn: Connection) -> list[dict[str, Any]]:
     """Courts with their public keys: public information, so anyone can re-verify a signature."""
     keys: dict[str, list[dict[str, Any]]] = {}

@@ -26,6 +26,7 @@ def keys_check() -> None:
     """Compare the keys this configuration holds with the key ids the database needs; exit
     non-zero, naming the missing ids, when the service would refuse to start. Generates
     nothing, not even for an empty database."""
+    from registry.courts.services import unusable_court_keys
     from registry.db import create_sync_engine
     from registry.identity.keystore import KeyConfigError, KeysUnavailable, check_keys
     from registry.identity.rotation import unrecoverable_watch_subjects
@@ -36,6 +37,7 @@ def keys_check() -> None:
         with engine.begin() as conn:
             report = check_keys(conn, settings, generate=False)
             legacy = unrecoverable_watch_subjects(conn)
+            unusable = unusable_court_keys(conn)
     except (KeysUnavailable, KeyConfigError) as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
@@ -53,6 +55,11 @@ def keys_check() -> None:
         click.echo(
             f"{legacy} watched subjects were added before their identifier was kept: a blind-index "
             "key rotation cannot recompute them (their banks can add them again)"
+        )
+    for key_id, court_code, why in unusable:
+        click.echo(
+            f"court key {key_id} of {court_code} verifies no signature ({why}): register a new key "
+            f"for the court, then `registry court key revoke {key_id}`"
         )
     click.echo("keys ok: every key the database needs is held")
 

@@ -32,7 +32,7 @@ from registry.identity.identifiers import (
     parse_id_number,
     parse_legacy_case_number,
 )
-from registry.identity.signing import verify_signature
+from registry.identity.signing import verify_signature, weak_public_key
 from registry.identity.types import Identity, parse_organization, parse_person
 from registry.listings.schemas import (
     GROUNDS,
@@ -421,12 +421,15 @@ class Preparer:
                 422, "signature_invalid", "signature value is not base64url", pointer="/signature/value"
             ) from exc
         if not verify_signature(key.public_key, sig, signed):
-            raise Problem(
-                422,
-                "signature_invalid",
-                "the signature does not verify over the RFC 8785 canonical form of the body",
-                pointer="/signature/value",
+            # A key registered before registration checked keys can never verify: tell the
+            # court to replace it rather than to re-sign.
+            weak = weak_public_key(key.public_key)
+            detail = (
+                "the signature does not verify over the RFC 8785 canonical form of the body"
+                if weak is None
+                else f"no signature verifies under this key ({weak}): register a new key and revoke this one"
             )
+            raise Problem(422, "signature_invalid", detail, pointer="/signature/value")
         return signature.key_id, sig
 
 

@@ -5,6 +5,7 @@ and the registration check that keeps a key libsodium would refuse out of the re
 from __future__ import annotations
 
 import base64
+import subprocess
 from datetime import timedelta
 
 import httpx
@@ -13,12 +14,13 @@ import sqlalchemy as sa
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from registry.courts.services import add_key, key_id_for
+from registry.courts.services import add_key, key_id_for, revoke_key
 from registry.identity.canonical import canonical_json
 from registry.identity.signing import b64url, sign_envelope, verify_signature, weak_public_key
 from registry.problems import Problem
+from registry.settings import Settings
 from registry.timeutil import utcnow
-from tests.support.harness import CourtHandle, Registry
+from tests.support.harness import CourtHandle, Registry, cli_env, registry_bin
 
 ORDER = 2**252 + 27742317777372353535851937790883648493  # L, the prime subgroup's order
 FIELD_PRIME = 2**255 - 19
@@ -113,8 +115,8 @@ def test_a_generated_key_passes_the_registration_check() -> None:
         assert weak_public_key(Ed25519PrivateKey.generate().public_key().public_bytes_raw()) is None
 
 
-def test_a_listing_forged_under_a_small_order_key_registered_before_the_check_is_refused(
-    registry: Registry, court: CourtHandle, admin: httpx.Client
+def test_a_small_order_key_registered_before_the_check_verifies_nothing_and_is_reported(
+    registry: Registry, court: CourtHandle, admin: httpx.Client, settings: Settings
 ) -> None:
     """A key stored before registration checked keys (here written straight into the table)
     verified any forged listing under OpenSSL's rule; now the signature is refused."""
@@ -139,5 +141,32 @@ def test_a_listing_forged_under_a_small_order_key_registered_before_the_check_is
             assert response.status_code == 422, response.text
             assert response.json()["code"] == "signature_invalid"
             assert response.json()["pointer"] == "/signature/value"
+        # The court that holds the weak key learns to replace it; an honest key's bad
+        # signature is only a bad signature.
+        assert "register a new key" in http.post("/v1/listings", json=envelope).json()["detail"]
+        assert "register a new key" not in http.post("/v1/listings", json=honest).json()["detail"]
     with registry.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM listings")).scalar_one() == 0
+
+    checked = subprocess.run(
+        [registry_bin(), "keys", "check"],
+        env=cli_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert f"court key {key_id} of {court.code} verifies no signature" in checked.stdout
+    assert court.key_id not in checked.stdout
+    with registry.engine.begin() as conn:
+        revoke_key(conn, key_id, "weak", actor="test", now=utcnow())
+    checked = subprocess.run(
+        [registry_bin(), "keys", "check"],
+        env=cli_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert key_id not in checked.stdout
