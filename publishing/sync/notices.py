@@ -19,7 +19,7 @@ import msgspec
 from sqlalchemy import Connection, Table, func, insert, select, update
 
 from publishing.sync.models import AssistanceNotice, Subscription
-from publishing.sync.profiles import admits, leaves_scope, load_listings, render
+from publishing.sync.profiles import admitted_at, enters_scope, leaves_scope, load_listings, render
 from publishing.sync.services import ACTIVE_CLIENTS, profile_of
 from registry.calendar import add_working_days, china_date, end_of_china_day, first_uncovered_day
 from registry.eventlog.readers import LogEvent, LogReader
@@ -68,8 +68,9 @@ LIFT_MEASURE = "解除依前次协助执行通知采取的上述措施（第二�
 
 def issue_notices(conn: Connection, events: Sequence[LogEvent], now: datetime, *, deadline_days: int) -> None:
     """One notice per listing or removal and per subscription whose profile covers the debtor.
-    An amendment asks no agency to act anew, except the one that drops a special-subject mark:
-    the personnel-oversight agencies lift what they did (Art. 21), as for a removal."""
+    An amendment asks no agency to act anew, except the ones that add or drop a special-subject
+    mark: the personnel-oversight agencies act from the first (Art. 2, 4) and lift what they did
+    at the second (Art. 21), as for a removal."""
     subs = conn.execute(
         select(Subscription.id, Subscription.client_id, Subscription.profile).where(
             Subscription.state.in_(("active", "failing")), Subscription.client_id.in_(ACTIVE_CLIENTS)
@@ -85,10 +86,15 @@ def issue_notices(conn: Connection, events: Sequence[LogEvent], now: datetime, *
             continue
         for sub in subs:
             profile = profile_of(sub.profile)
-            left = leaves_scope(profile, event.type, event.listing_version, listing)
-            if event.type == EventType.LISTING_AMENDED and not left:
+            version = event.listing_version
+            left = leaves_scope(profile, event.type, version, listing)
+            if event.type == EventType.LISTING_AMENDED and not (
+                left or enters_scope(profile, event.type, version, listing)
+            ):
                 continue
-            if not (left or admits(profile, listing)):
+            # The listing as it was at the event: a reader running late must neither lift
+            # what it never imposed nor impose twice for a mark added later.
+            if not (left or admitted_at(profile, version, listing)):
                 continue
             notices.append(
                 {

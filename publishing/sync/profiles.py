@@ -211,6 +211,7 @@ def listing_columns() -> Select[Any]:
         Listing.removal_reason,
         Listing.special_subject,
         Listing.special_subject_dropped_in,
+        Listing.special_subject_marked_in,
     )
 
 
@@ -244,6 +245,39 @@ def leaves_scope(profile: Profile, event_type: str, version: int | None, row: An
         and version is not None
         and row.special_subject_dropped_in == version
     )
+
+
+def marked_at(row: Any, version: int | None) -> bool:
+    """Whether the listing bore the special-subject mark at `version` (its latest marking:
+    a mark added, dropped and added again is known by the last addition only)."""
+    if version is None:
+        return row.special_subject is not None
+    marked_from = row.special_subject_marked_in or 1
+    if row.special_subject is not None:
+        return version >= marked_from
+    dropped_in = row.special_subject_dropped_in
+    return dropped_in is not None and marked_from <= version < dropped_in
+
+
+def enters_scope(profile: Profile, event_type: str, version: int | None, row: Any) -> bool:
+    """The amendment that added the special-subject mark, seen by a special-only profile: its
+    agencies act from there, as on a listing published with the mark."""
+    return (
+        profile.special_only
+        and event_type == EventType.LISTING_AMENDED
+        and row.debtor_kind in profile.kinds
+        and version is not None
+        and row.special_subject_marked_in == version
+        and marked_at(row, version)
+    )
+
+
+def admitted_at(profile: Profile, version: int | None, row: Any) -> bool:
+    """`admits` for the listing as it was at `version`: a special-only profile covers the
+    versions that bore the mark, whatever the row says now."""
+    if not profile.special_only:
+        return admits(profile, row)
+    return row.debtor_kind in profile.kinds and marked_at(row, version)
 
 
 def render(profile: Profile, row: Any, keyring: DataKeyring, today: date) -> ProfileRecord | None:

@@ -71,6 +71,9 @@ class Listing(Base):
     # The version whose amendment dropped that mark: the personnel-oversight profile tells its
     # agencies the listing has left their scope, which the unmarked row alone no longer says.
     special_subject_dropped_in: Mapped[int | None] = mapped_column(Integer)
+    # The version whose amendment added the mark (None: marked since publication, or never):
+    # the personnel-oversight agencies are told to act from that version, not from the first.
+    special_subject_marked_in: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (
         Index("ix_listings_debtor_id_blind", "debtor_id_blind"),

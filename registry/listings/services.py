@@ -449,6 +449,8 @@ def amend_listing(
         row.pop(unchanged)
     if item.special_subject is not None:
         row["special_subject_dropped_in"] = None
+        if current.special_subject is None:
+            row["special_subject_marked_in"] = version
     elif current.special_subject is not None:
         row["special_subject_dropped_in"] = version
     conn.execute(update(Listing).where(Listing.id == listing_id).values(row | {"version": version}))

@@ -265,3 +265,56 @@ def test_dropping_the_special_subject_mark_tells_personnel_agencies_to_let_the_l
         shown = http.get(f"/v1/notices/{lift['id']}").json()
         assert shown["title"] == "解除协助执行通知书" and shown["debtor"] is None
         assert "解除协助执行通知书" in http.get(f"/v1/notices/{lift['id']}/print").text
+
+
+def _notice_kinds(registry: Registry, key: str, listing_id: str) -> list[tuple[str, int]]:
+    with registry.engine.begin() as conn:
+        step(conn, notice_reader(3), utcnow())
+    with registry.http(key) as http:
+        notices = http.get("/v1/notices").json()
+    return sorted((n["kind"], n["listing_version"]) for n in notices if n["listing_id"] == listing_id)
+
+
+def test_a_mark_added_by_amendment_asks_personnel_agencies_to_act_from_that_version(
+    registry: Registry, court: CourtHandle, admin: httpx.Client
+) -> None:
+    client_id, key = agency(registry, PERSONNEL)
+    subscribe(admin, client_id, "personnel_oversight", "pull")
+    body = registry.person_listing(court)
+    listing_id = publish_one(registry, court, body)
+    # Read in time: the unmarked listing asks nothing of them.
+    assert _notice_kinds(registry, key, listing_id) == []
+    marked = amended_body(body) | {
+        "special_subject": {"category": "civil_servant", "employer": "某某县人社局"}
+    }
+    assert post_amendment(registry, court, listing_id, marked).status_code == 200
+    assert _notice_kinds(registry, key, listing_id) == [("impose", 2)]
+    # A further amendment that keeps the mark asks nothing new; the removal lifts.
+    assert post_amendment(registry, court, listing_id, amended_body(marked)).status_code == 200
+    assert (
+        post_removal(registry, court, listing_id, removal_body(listing_id, registry.today)).status_code == 200
+    )
+    assert _notice_kinds(registry, key, listing_id) == [("impose", 2), ("lift", 3)]
+
+
+def test_a_late_notice_reader_issues_what_each_version_asked_for(
+    registry: Registry, court: CourtHandle, admin: httpx.Client
+) -> None:
+    client_id, key = agency(registry, PERSONNEL)
+    subscribe(admin, client_id, "personnel_oversight", "pull")
+    # Marked at publication, unmarked by amendment, before the notice reader ran.
+    dropped = special_person(registry, court, "party_member")
+    dropped_id = publish_one(registry, court, dropped)
+    unmarked = amended_body(dropped)
+    unmarked.pop("special_subject")
+    assert post_amendment(registry, court, dropped_id, unmarked).status_code == 200
+    # Unmarked at publication, marked by amendment, before the notice reader ran.
+    added = registry.person_listing(court)
+    added_id = publish_one(registry, court, added)
+    marked = amended_body(added) | {
+        "special_subject": {"category": "civil_servant", "employer": "某某县人社局"}
+    }
+    assert post_amendment(registry, court, added_id, marked).status_code == 200
+
+    assert _notice_kinds(registry, key, dropped_id) == [("impose", 1), ("lift", 2)]
+    assert _notice_kinds(registry, key, added_id) == [("impose", 2)]
