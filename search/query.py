@@ -11,10 +11,11 @@ Rules (the same for the JSON API, the web page and both engines):
   and must hold a letter or digit; an identifier must be a valid full number (checksum and
   all) and is matched through the blind index, so a partial number finds nothing by design;
 - a number typed into `q` is recognised as one (`recognise_number`, the web page's one
-  field goes the same way): eighteen characters shaped like a resident ID number or a
-  credit code are checked and looked up exactly, as `id_number` / `credit_code`; six digits
-  or more in anything else are refused (`incomplete_identifier`), never answered with an
-  empty list that would read as "not listed";
+  field goes the same way): a resident ID number, a credit code, a foreign permanent
+  residence ID or a Hong Kong or Macao permit is checked and looked up exactly, as
+  `id_number` (with its `id_type`) / `credit_code`; six digits or more in anything else are
+  refused (`incomplete_identifier`), never answered with an empty list that would read as
+  "not listed";
 - codes are checked against their closed lists (province, kind, ground) or their format
   (court); dates are ISO `YYYY-MM-DD`;
 - `page` >= 1, `per_page` 1..MAX_PER_PAGE, and the page must end within the first
@@ -26,8 +27,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date
+from typing import NamedTuple
 
 from registry.identity.crypto import BlindIndex
 from registry.identity.identifiers import (
@@ -35,8 +37,10 @@ from registry.identity.identifiers import (
     IdentifierError,
     normalise_court_code,
     normalise_identifier,
+    parse_credit_code,
+    parse_id_number,
 )
-from registry.identity.types import parse_subject
+from registry.identity.types import parse_person, parse_subject
 from registry.listings.schemas import GROUNDS
 from registry.problems import Problem
 from search.interface import KINDS, SearchQuery
@@ -48,6 +52,8 @@ _OLD_ID_NUMBER = re.compile(r"[0-9]{15}")  # converted to 18 digits by parse_id_
 # Registration authority and entity type (2), division code (6 digits), the rest (10): a
 # pinyin name never has six digits in the middle.
 _CREDIT_CODE = re.compile(r"[0-9A-Z]{2}[0-9]{6}[0-9A-Z]{10}")
+_HK_MACAO_PERMIT = re.compile(r"[HM][0-9]{8}(?:[0-9]{2})?")
+_OLD_RESIDENCE_ID = re.compile(r"[A-Z]{3}[0-9]{12}")  # 2004 form: nationality, place, birth, sequence
 # Names hardly hold six digits; a query that does is a number, and numbers must be whole.
 # Digits of any script count here (a number in Arabic-Indic digits is refused, not searched
 # as a name); only ASCII ones (NFKC folds full-width digits) make a number to look up.
@@ -174,19 +180,62 @@ def _identity_blind(params: Mapping[str, str | None], blind_index: BlindIndex) -
     return blind_index.candidates(identity.index_input)
 
 
-def recognise_number(q: str) -> tuple[str, str] | None:
-    """(`id_number` or `credit_code`, the number) when `q` is shaped like a full number; None
-    for a name. Six digits or more in anything else: refused, as an incomplete number."""
+class TypedNumber(NamedTuple):
+    """A full number recognised in `q`: the parameter it stands for (`id_number` or
+    `credit_code`), its `id_type` for a person, and the number as typed (compact)."""
+
+    param: str
+    id_type: str | None
+    number: str
+
+
+def _valid(parse: Callable[[], object]) -> bool:
+    try:
+        parse()
+    except IdentifierError:
+        return False
+    return True
+
+
+def _eighteen(compact: str) -> TypedNumber:
+    """Eighteen characters: a resident ID, a credit code (some are all digits) or a 2023
+    foreign permanent residence ID (9 and a GB 11643 check). The first shape whose checks
+    pass; when none does, the one its first two characters suggest, whose error is shown."""
+    resident = TypedNumber("id_number", "resident_id", compact)
+    credit = TypedNumber("credit_code", None, compact)
+    residence = TypedNumber("id_number", "foreign_permanent_residence", compact)
+    if _ID_NUMBER.fullmatch(compact) and _valid(lambda: parse_id_number(compact)):
+        return resident
+    if _CREDIT_CODE.fullmatch(compact) and _valid(lambda: parse_credit_code(compact)):
+        return credit
+    if compact.startswith("9") and _valid(lambda: parse_person("foreign_permanent_residence", compact)):
+        return residence
+    if _ID_NUMBER.fullmatch(compact) and compact[:2] in PROVINCES:
+        return resident
+    return credit if _CREDIT_CODE.fullmatch(compact) else resident
+
+
+def recognise_number(q: str) -> TypedNumber | None:
+    """The full number `q` is shaped like, or None for a name: a resident ID number (18
+    characters, or 15 digits), a credit code, a foreign permanent residence ID (2023 or
+    2004 form), a Hong Kong or Macao permit (H or M and 8 or 10 digits). Six digits or more
+    in anything else are refused, as an incomplete number (a Taiwan permit's 8 digits or a
+    passport need `id_number` with `id_type`: alone they cannot be told from a fragment)."""
     compact = normalise_identifier(q)
-    if _ID_NUMBER.fullmatch(compact) or _OLD_ID_NUMBER.fullmatch(compact):
-        return "id_number", compact
-    if _CREDIT_CODE.fullmatch(compact):
-        return "credit_code", compact
+    unhyphenated = compact.replace("-", "")
+    if len(compact) == 18 and (_ID_NUMBER.fullmatch(compact) or _CREDIT_CODE.fullmatch(compact)):
+        return _eighteen(compact)
+    if _OLD_ID_NUMBER.fullmatch(compact):
+        return TypedNumber("id_number", "resident_id", compact)
+    if _HK_MACAO_PERMIT.fullmatch(unhyphenated):
+        return TypedNumber("id_number", "hk_macao_travel_permit", unhyphenated)
+    if _OLD_RESIDENCE_ID.fullmatch(compact):
+        return TypedNumber("id_number", "foreign_permanent_residence", compact)
     if sum(1 for ch in compact if unicodedata.category(ch) == "Nd") >= NUMBER_LIKE_DIGITS:
         raise _bad(
             "incomplete_identifier",
-            "q holds a number that is not a full 18-character ID number or credit code: "
-            "numbers are looked up whole, never in part or masked",
+            "q holds a number that is not a full ID number, credit code, residence ID or Hong Kong "
+            "or Macao permit: numbers are looked up whole, never in part or masked",
             "q",
         )
     return None
@@ -201,10 +250,9 @@ def _number_in_q(params: Mapping[str, str | None]) -> Mapping[str, str | None]:
     number = recognise_number(text)
     if number is None:
         return params
-    name, value = number
     if any(params.get(name) is not None for name in _IDENTIFIER_PARAMS):
         raise _bad("conflicting_identifiers", "give one number: in q, id_number or credit_code", "q")
-    return {**params, "q": None, name: value, "_number_in": "q"}
+    return {**params, "q": None, number.param: number.number, "id_type": number.id_type, "_number_in": "q"}
 
 
 def parse_query(params: Mapping[str, str | None], blind_index: BlindIndex) -> SearchQuery:

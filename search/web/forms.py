@@ -1,10 +1,10 @@
 """The web page's search form: one field for a name or a full number, a province, a page.
 
-A visitor types what they have, and it goes to the JSON API's `q` as typed: eighteen
-characters shaped like a resident ID number or a unified social credit code are recognised
-there (`search.query.recognise_number`), validated (GB 11643 / GB 32100 checksums) and
-searched exactly through the blind index; anything else is a name (Chinese or pinyin, in
-part). The rest of the validation is the JSON API's own
+A visitor types what they have, and it goes to the JSON API's `q` as typed: a resident ID
+number, a unified social credit code, a foreign permanent residence ID or a Hong Kong or
+Macao permit is recognised there (`search.query.recognise_number`), validated (GB 11643 /
+GB 32100 checksums) and searched exactly through the blind index; anything else is a name
+(Chinese or pinyin, in part). The rest of the validation is the JSON API's own
 (`search.query.parse_query`), so the page and the API accept and refuse the same things; its
 problem codes are put into words for the visitor here. Partial or masked numbers are
 refused: the list is never searched by fragments of a number, and a silent empty result
@@ -16,8 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from registry.identity.crypto import BlindIndex
-from registry.identity.identifiers import normalise_identifier, parse_id_number
-from registry.identity.types import public_identifier
+from registry.identity.types import parse_person, public_identifier
 from registry.problems import Problem
 from search.interface import SearchQuery
 from search.query import DEFAULT_PER_PAGE, MAX_QUERY_CHARS, MAX_WINDOW, parse_query, recognise_number
@@ -43,8 +42,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "invalid_credit_code": ("该统一社会信用代码无效（校验位不符），请核对后重新输入。", "q"),
     "unknown_province": ("请从列表中选择省份。", "province"),
     "incomplete_identifier": (
-        "请输入完整的 18 位身份证号码或统一社会信用代码（不要与姓名一并输入）；"
-        "不支持以部分号码或打码号码查询。",
+        "请输入完整的 18 位身份证号码或统一社会信用代码（也可输入外国人永久居留身份证号码、"
+        "港澳居民来往内地通行证号码；不要与姓名一并输入）；不支持以部分号码或打码号码查询。",
         "q",
     ),
     "invalid_page": (_INVALID_PAGE, "page"),
@@ -84,10 +83,13 @@ def parse_search(
         raise FormError(exc.code, message, field) from exc
     if query.text is not None:
         return SearchForm(query.text, query.text, query.province, query.page, query)
-    number = normalise_identifier(q or "")
     recognised = recognise_number(q or "")
-    if recognised is not None and recognised[0] == "credit_code":
+    if recognised is None:  # parse_query found no text, so q held a number: never here
+        raise FormError("query_required", *MESSAGES["query_required"])
+    number = recognised.number
+    if recognised.id_type is None:
         title = public_identifier("credit_code", number)  # public registration data
     else:
-        title = public_identifier("resident_id", parse_id_number(number).number)
+        # Masked as the list shows it (an old 15-digit resident ID in its 18-digit form).
+        title = public_identifier(recognised.id_type, parse_person(recognised.id_type, number).number)
     return SearchForm(number, title, query.province, query.page, query)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from stdnum.cn import uscc
 
 from registry.identity.identifiers import id_check_character
 from registry.identity.types import organization_code_check
@@ -169,3 +170,51 @@ def test_a_bad_identity_is_refused_with_its_code_and_pointer(
         response = http.post("/v1/listings", json=registry.envelope(court, body))
     assert response.status_code == 422, response.text
     assert (response.json()["code"], response.json()["pointer"]) == (code, pointer)
+
+
+def _all_digit_credit_code() -> str:
+    """A valid credit code made of digits only, as many are: shaped like an ID number too."""
+    for serial in range(100, 1000):
+        body = f"91110000600037{serial}"
+        check = uscc.calc_check_digit(body)
+        if check in "0123456789":
+            return body + check
+    raise AssertionError("no all-digit credit code in the range")
+
+
+@pytest.mark.parametrize(
+    ("debtor", "typed", "public", "kind"),
+    [
+        ({"id_type": "hk_macao_travel_permit", "id_number": "M1234567890"}, "m1234-567890", "M**********",
+         "person"),
+        ({"id_type": "foreign_permanent_residence", "id_number": FPR_NEW}, FPR_NEW, "9**156" + "*" * 12,
+         "person"),
+        ({"id_type": "foreign_permanent_residence", "id_number": "USA116506011234"}, "usa116506011234",
+         "USA" + "*" * 12, "person"),
+        ({"credit_code": _all_digit_credit_code()}, _all_digit_credit_code(), _all_digit_credit_code(),
+         "organization"),
+    ],
+)  # fmt: skip
+def test_a_number_of_any_recognisable_type_typed_into_q_finds_its_holder(
+    registry: Registry,
+    court: CourtHandle,
+    engine: sa.Engine,
+    debtor: dict[str, Any],
+    typed: str,
+    public: str,
+    kind: str,
+) -> None:
+    """The public search's one field (the JSON API's `q`, the web page's box) recognises a
+    Hong Kong or Macao permit, both forms of a foreign permanent residence ID and a credit
+    code of digits only, each looked up exactly under its own type."""
+    listing_id = _listed(registry, court, debtor, kind)
+    run_search_indexer(engine)
+    with registry.http() as http:
+        found = http.get("/v1/public/defaulters", params={"q": typed})
+        assert found.status_code == 200, found.text
+        assert [(h["id"], h["identifier_masked"]) for h in found.json()["hits"]] == [(listing_id, public)]
+        web = http.get("/", params={"q": typed})
+        assert web.status_code == 200 and f"/defaulters/{listing_id}" in web.text
+        # A permit of another holder is looked up, not searched as a name: nothing found.
+        other = http.get("/v1/public/defaulters", params={"q": "H87654321"})
+        assert other.status_code == 200 and other.json()["hits"] == []
