@@ -49,8 +49,9 @@ async def check_answer(services: Services, client_id: str, request: CheckRequest
     quota = settings.checks.daily_quota
     checks = services.checks
     if checks.group_commit is not None:
-        # SQLite: read inline on the driver, then log with the checks of this moment.
-        outcome = checks.read_on_sqlite(work)
+        # SQLite: read inline on the driver (one statement, its own snapshot), then log with
+        # the checks of this moment.
+        outcome = checks.statement_on_sqlite(work)
         await checks.group_commit.record(outcome, quota)
     else:
         outcome = await services.db.write(_read_and_record, work, quota)

@@ -223,22 +223,9 @@ class CheckRuntime:
     def statement_on_sqlite(self, work: Callable[[CheckStore], T]) -> T:
         """Run `work`, a single statement, on the held sqlite3 connection: outside a
         transaction a statement is its own snapshot, so BEGIN and COMMIT around it would only
-        add two driver calls to every check (the bank key's lookup)."""
+        add two driver calls to every check (the bank key's lookup, the check's read)."""
         assert self.reader is not None
         return self.reader.run(lambda connection: work(SqliteStore(connection)))
-
-    def read_on_sqlite(self, work: Callable[[CheckStore], T]) -> T:
-        """Run `work` in one read transaction (one snapshot) on the held sqlite3 connection."""
-        assert self.reader is not None
-
-        def in_snapshot(connection: Any) -> T:
-            connection.execute("BEGIN")
-            try:
-                return work(SqliteStore(connection))
-            finally:
-                connection.execute("COMMIT")
-
-        return self.reader.run(in_snapshot)
 
     def close(self) -> None:
         if self.reader is not None:

@@ -228,12 +228,10 @@ def run_check(
     nothing: `record` (or the SQLite group commit) logs it before it is answered."""
     parsed = [parse_subject(i, subject, blind_index) for i, subject in enumerate(request.subjects)]
     wanted = list({blind for p in parsed if p.error is None for blind in p.candidates})
+    listings, (seq, last_hash), checkpoint = store.snapshot(wanted, china_date(now))
     found: dict[bytes, list[ListedRow]] = {}
-    if wanted:
-        for row in store.active_listings(wanted, china_date(now)):
-            found.setdefault(bytes(row.debtor_id_blind), []).append(row)
-    seq, last_hash = store.log_head()
-    checkpoint = store.latest_checkpoint()
+    for row in listings:
+        found.setdefault(bytes(row.debtor_id_blind), []).append(row)
     check_id = "ck_" + new_id().lower()
     results: list[SubjectResult] = []
     log_rows: list[tuple[Any, ...]] = []
