@@ -168,6 +168,7 @@ _SQLITE_CHARGE = (
     "INSERT INTO check_usage (client_id, day, subjects) VALUES (?, ?, ?) "
     "ON CONFLICT (client_id, day) DO UPDATE SET subjects = subjects + excluded.subjects RETURNING subjects"
 )
+_SQLITE_USAGE = "SELECT subjects FROM check_usage WHERE client_id = ? AND day = ?"
 # The check's whole read in one statement, its own snapshot without BEGIN and COMMIT: first
 # a row with the log head and the newest checkpoint (NULL before the first), then each
 # active listing under the blind-index values. Measured: a third cheaper than a LEFT JOIN of
@@ -213,6 +214,11 @@ class SqliteStore:
 
     def charge(self, client_id: str, day: date, subjects: int) -> int:
         return int(self.db.execute(_SQLITE_CHARGE, (client_id, day.isoformat(), subjects)).fetchone()[0])
+
+    def usage(self, client_id: str, day: date) -> int:
+        """The subjects counted so far that day."""
+        row = self.db.execute(_SQLITE_USAGE, (client_id, day.isoformat())).fetchone()
+        return 0 if row is None else int(row[0])
 
     def snapshot(self, blinds: Sequence[bytes], today: date) -> Snapshot:
         sql = _SQLITE_SNAPSHOT.format(marks=",".join("?" * len(blinds)))
