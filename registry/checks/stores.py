@@ -146,8 +146,8 @@ class CoreStore:
         return int(self.conn.execute(statement).scalar_one())
 
     def snapshot(self, blinds: Sequence[bytes], today: date) -> Snapshot:
-        """Three statements in the caller's transaction (one snapshot on PostgreSQL's
-        repeatable read, and on SQLite's)."""
+        """Three statements in the caller's transaction, which also charges the quota and
+        writes the log (`registry.checks.handling`)."""
         listings: list[ListedRow] = []
         if blinds:
             rows = self.conn.execute(_LOOKUP, {"blinds": list(blinds), "today": today})
