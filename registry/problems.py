@@ -77,14 +77,22 @@ class Problem(Exception):
         return body
 
 
-def problem_response(problem: Problem) -> Response[dict[str, Any]]:
+def problem_headers(problem: Problem) -> dict[str, str]:
+    """What a problem's answer carries beside its content type."""
     headers: dict[str, str] = {}
     if problem.status == 401:
         headers["WWW-Authenticate"] = "Bearer"
     if "retry_after" in problem.extra:
         headers["Retry-After"] = str(problem.extra["retry_after"])
+    return headers
+
+
+def problem_response(problem: Problem) -> Response[dict[str, Any]]:
     return Response(
-        problem.to_dict(), status_code=problem.status, media_type=PROBLEM_MEDIA_TYPE, headers=headers
+        problem.to_dict(),
+        status_code=problem.status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers=problem_headers(problem),
     )
 
 

@@ -18,8 +18,9 @@ from registry.eventlog.readers import LogReader, follow
 if TYPE_CHECKING:
     import click
     from litestar.config.app import AppConfig
+    from litestar.datastructures import State
     from litestar.di import Provide
-    from litestar.types import ControllerRouterHandler
+    from litestar.types import ASGIApp, ControllerRouterHandler
 
     from registry.runtime import Services
     from registry.settings import Settings
@@ -91,3 +92,7 @@ class Plugin:
     readiness: Sequence[Readiness] = ()
     # App-level settings a package needs (template engine, exception handlers).
     configure_app: Callable[[AppConfig, Settings], None] | None = None
+    # A raw ASGI route ahead of Litestar's routing, for a path whose per-request framework
+    # cost matters (the bank check): given the app, its state and the settings, it returns
+    # an ASGI app that answers what it takes and passes every other request on.
+    front: Callable[[ASGIApp, State, Settings], ASGIApp] | None = None

@@ -250,11 +250,16 @@ def create_app(
         if plugin.configure_app is not None:
             plugin.configure_app(config, settings)
     app = Litestar.from_config(config)
+    handler = app.asgi_handler
+    for plugin in plugins:
+        if plugin.front is not None:
+            handler = plugin.front(handler, app.state, settings)
     # Around the whole app, not each route (Litestar's `middleware`), so that a request that
     # matches no route (404, 405) is logged with its id too. Outermost the proxy's client
     # (what the limits count); then the request id: the access line and every other carry it.
+    # Innermost the plugins' fronts (the bank check's raw route), so they get all of these too.
     app.asgi_handler = forwarded_headers(settings.server.trusted_proxies())(
-        request_ids(access_logging(head_as_get(no_store_when_authenticated(app.asgi_handler))))
+        request_ids(access_logging(head_as_get(no_store_when_authenticated(handler))))
     )
     return app
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -15,8 +15,8 @@ from litestar.openapi.spec import Schema
 from litestar.openapi.spec.enums import OpenAPIType
 from litestar.params import PathParameter, QueryParameter, RequestBody
 from litestar.response import Stream
-from sqlalchemy import Connection
 
+from registry.checks.handling import admit_bank, check_answer
 from registry.checks.querylog import csv_lines, export_page
 from registry.checks.receipts import covered_index
 from registry.checks.schemas import (
@@ -33,15 +33,8 @@ from registry.checks.schemas import (
     WatchResults,
 )
 from registry.checks.services import (
-    CheckOutcome,
-    answer,
-    authenticate_bank,
-    record,
-    run_check,
-    validate_request,
     verify_subject,
 )
-from registry.checks.stores import CheckStore, CoreStore
 from registry.checks.watchlist import (
     add_subjects,
     check_endpoint,
@@ -80,16 +73,9 @@ VERIFY_BODY_BYTES = 1024 * KIB  # the receipt of a full check, with room for sev
 async def bank_key(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
     """The bank, from its key, and its rate, before a byte of the body is read: a request
     without a valid bank key is refused 401/403 (a throttled one 429) and its body is never
-    taken in. On SQLite the key is read inline on the check's held connection (the hot path
-    cannot afford a thread hop); on PostgreSQL it is one short read."""
+    taken in (`registry.checks.handling.admit_bank`)."""
     services = provide_services(connection.app.state)
-    authorization = connection.headers.get("authorization", "")
-    if services.checks.group_commit is not None:
-        client_id = services.checks.statement_on_sqlite(lambda store: authenticate_bank(store, authorization))
-    else:
-        client_id = await services.db.read(lambda conn: authenticate_bank(CoreStore(conn), authorization))
-    services.checks.throttle(client_id)
-    connection.state.bank = client_id
+    connection.state.bank = await admit_bank(services, connection.headers.get("authorization", ""))
 
 
 class GuardedRoute(HTTPRouteHandler):
@@ -100,15 +86,6 @@ class GuardedRoute(HTTPRouteHandler):
     async def authorize_connection(self, connection: ASGIConnection[Any, Any, Any, Any]) -> None:
         for guard in self.resolve_guards():
             await guard(connection, self)  # type: ignore[misc]  # resolve_guards made each one async
-
-
-def _read_and_record(
-    conn: Connection, work: Callable[[CheckStore], CheckOutcome], quota: int
-) -> CheckOutcome:
-    store = CoreStore(conn)
-    outcome = work(store)
-    record(store, outcome, quota)
-    return outcome
 
 
 class CheckController(Controller):
@@ -137,28 +114,9 @@ class CheckController(Controller):
     ) -> CheckAnswer:
         """Check up to 1,000 subjects before lending (Art. 14). Role `bank`. Each answer
         carries a signed receipt; every subject is logged (hashed) before the answer leaves."""
-        settings = services.settings
-        client_id: str = request.state.bank
-
-        def work(store: CheckStore) -> CheckOutcome:
-            check = validate_request(data, settings.checks.batch_max_subjects)
-            return run_check(
-                store,
-                client_id=client_id,
-                request=check,
-                blind_index=services.secrets.blind_index,
-                now=utcnow(),
-            )
-
-        quota = settings.checks.daily_quota
-        group_commit = services.checks.group_commit
-        if group_commit is not None:
-            # SQLite: read inline on the driver, then log with the checks of this moment.
-            outcome = services.checks.read_on_sqlite(work)
-            await group_commit.record(outcome, quota)
-        else:
-            outcome = await services.db.write(_read_and_record, work, quota)
-        return answer(outcome, services.checks.receipts)
+        # The raw ASGI front (registry.checks.front) answers most checks before Litestar
+        # routes them; this route takes the rest, with the same code.
+        return await check_answer(services, request.state.bank, data)
 
     @get("/purposes", sync_to_thread=False)
     def purposes(self) -> dict[str, str]:

@@ -12,6 +12,7 @@ from registry.checks.controllers import (
     ReceiptController,
     WatchlistController,
 )
+from registry.checks.front import check_front
 from registry.checks.jobs import purge_query_log
 from registry.checks.watchlist import reader_for
 from registry.eventlog.readers import follow
@@ -48,4 +49,5 @@ plugin = Plugin(
     public_routes=[ReceiptController],
     jobs=_jobs,
     cli=[check_command],
+    front=check_front,
 )

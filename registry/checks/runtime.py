@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine
 
 from registry.checks.receipts import ReceiptSigner
-from registry.checks.services import CheckOutcome, RateLimited, record
+from registry.checks.services import CheckOutcome, RateLimited, record_group
 from registry.checks.stores import CheckStore, SqliteStore
 from registry.db import create_sync_engine, write_queue
 from registry.identity.registry_key import RegistrySigner
@@ -89,8 +89,9 @@ class GroupCommit:
     being committed in one SQLite transaction, and only then lets their answers leave.
 
     Measured under load on this machine: a write transaction per single check cost more
-    than the check's reads and its signature together. Each check keeps its own savepoint,
-    so one bank's refused quota does not undo another's log rows. An answer is sent only
+    than the check's reads and its signature together. Each check is admitted or refused
+    on its own quota (`record_group`), so one bank's refused quota does not undo another's
+    log rows. An answer is sent only
     after the commit that holds its rows; if the commit fails, every check in the group
     fails and none is answered.
 
@@ -159,20 +160,9 @@ class GroupCommit:
     def _write(
         connection: Any, *, group: list[tuple[CheckOutcome, int | None, asyncio.Future[None]]]
     ) -> list[RateLimited | None]:
-        store = SqliteStore(connection)
-        settled: list[RateLimited | None] = []
         connection.execute("BEGIN IMMEDIATE")
         try:
-            for outcome, quota, _ in group:
-                connection.execute("SAVEPOINT check_log")
-                try:
-                    record(store, outcome, quota)
-                except RateLimited as refusal:
-                    connection.execute("ROLLBACK TO check_log")
-                    settled.append(refusal)
-                else:
-                    settled.append(None)
-                connection.execute("RELEASE check_log")
+            settled = record_group(SqliteStore(connection), [(outcome, quota) for outcome, quota, _ in group])
             connection.execute("COMMIT")
         except BaseException:
             connection.execute("ROLLBACK")
@@ -223,22 +213,9 @@ class CheckRuntime:
     def statement_on_sqlite(self, work: Callable[[CheckStore], T]) -> T:
         """Run `work`, a single statement, on the held sqlite3 connection: outside a
         transaction a statement is its own snapshot, so BEGIN and COMMIT around it would only
-        add two driver calls to every check (the bank key's lookup)."""
+        add two driver calls to every check (the bank key's lookup, the check's read)."""
         assert self.reader is not None
         return self.reader.run(lambda connection: work(SqliteStore(connection)))
-
-    def read_on_sqlite(self, work: Callable[[CheckStore], T]) -> T:
-        """Run `work` in one read transaction (one snapshot) on the held sqlite3 connection."""
-        assert self.reader is not None
-
-        def in_snapshot(connection: Any) -> T:
-            connection.execute("BEGIN")
-            try:
-                return work(SqliteStore(connection))
-            finally:
-                connection.execute("COMMIT")
-
-        return self.reader.run(in_snapshot)
 
     def close(self) -> None:
         if self.reader is not None:

@@ -13,8 +13,9 @@ check lacks its log rows (see `registry/checks/controllers.py`).
 from __future__ import annotations
 
 import binascii
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import msgspec
@@ -42,7 +43,7 @@ from registry.checks.schemas import (
     SubjectResult,
     VerifyRequest,
 )
-from registry.checks.stores import CheckStore, ListedRow
+from registry.checks.stores import CheckStore, ListedRow, SqliteStore
 from registry.checks.subjects import subject_identity
 from registry.clients.services import hash_key
 from registry.identity.crypto import BlindIndex
@@ -162,17 +163,20 @@ def validate_request(request: CheckRequest, max_subjects: int) -> CheckRequest:
     return request
 
 
+def _quota_spent(quota: int, used_before: int, now: datetime) -> RateLimited:
+    return RateLimited(
+        "daily_quota_exceeded",
+        f"this bank may check {quota} subjects a day (China time); {max(0, quota - used_before)} left today",
+        seconds_to_next_china_day(now),
+    )
+
+
 def charge_quota(store: CheckStore, client_id: str, now: datetime, subjects: int, quota: int) -> None:
     """Counts the subjects against today's quota in the check's transaction; a refusal
     rolls the count back with everything else."""
     used = store.charge(client_id, china_date(now), subjects)
     if used > quota:
-        raise RateLimited(
-            "daily_quota_exceeded",
-            f"this bank may check {quota} subjects a day (China time); "
-            f"{max(0, quota - (used - subjects))} left today",
-            seconds_to_next_china_day(now),
-        )
+        raise _quota_spent(quota, used - subjects, now)
 
 
 def _bank_listing(row: ListedRow) -> BankListing:
@@ -228,12 +232,10 @@ def run_check(
     nothing: `record` (or the SQLite group commit) logs it before it is answered."""
     parsed = [parse_subject(i, subject, blind_index) for i, subject in enumerate(request.subjects)]
     wanted = list({blind for p in parsed if p.error is None for blind in p.candidates})
+    listings, (seq, last_hash), checkpoint = store.snapshot(wanted, china_date(now))
     found: dict[bytes, list[ListedRow]] = {}
-    if wanted:
-        for row in store.active_listings(wanted, china_date(now)):
-            found.setdefault(bytes(row.debtor_id_blind), []).append(row)
-    seq, last_hash = store.log_head()
-    checkpoint = store.latest_checkpoint()
+    for row in listings:
+        found.setdefault(bytes(row.debtor_id_blind), []).append(row)
     check_id = "ck_" + new_id().lower()
     results: list[SubjectResult] = []
     log_rows: list[tuple[Any, ...]] = []
@@ -292,6 +294,40 @@ def record(store: CheckStore, outcome: CheckOutcome, quota: int | None) -> None:
     if quota is not None:
         charge_quota(store, outcome.client_id, outcome.checked_at, len(outcome.subjects), quota)
     store.append_log(outcome.log_rows)
+
+
+def record_group(
+    store: SqliteStore, checks: Sequence[tuple[CheckOutcome, int | None]]
+) -> list[RateLimited | None]:
+    """`record` for each check in turn, in the caller's (write) transaction, each check
+    admitted or refused on its own (the refusal, or None): a refused check charges nothing
+    and logs nothing, and does not undo another's rows. One read and one write of each
+    bank's count for the day, and one insert of all the log rows, however many checks: the
+    SQLite group commit's share of a check (`registry.checks.runtime.GroupCommit`). Exact
+    because the caller holds SQLite's write lock (BEGIN IMMEDIATE) from the read to the
+    write; PostgreSQL charges each check with one atomic upsert (`record`)."""
+    used: dict[tuple[str, date], int] = {}
+    charged: dict[tuple[str, date], int] = {}
+    settled: list[RateLimited | None] = []
+    rows: list[tuple[Any, ...]] = []
+    for outcome, quota in checks:
+        if quota is not None:
+            day_of = (outcome.client_id, china_date(outcome.checked_at))
+            before = used[day_of] if day_of in used else store.usage(*day_of)
+            subjects = len(outcome.subjects)
+            if before + subjects > quota:
+                used[day_of] = before
+                settled.append(_quota_spent(quota, before, outcome.checked_at))
+                continue
+            used[day_of] = before + subjects
+            charged[day_of] = charged.get(day_of, 0) + subjects
+        settled.append(None)
+        rows.extend(outcome.log_rows)
+    for (client_id, day), subjects in charged.items():
+        store.charge(client_id, day, subjects)
+    if rows:
+        store.append_log(rows)
+    return settled
 
 
 def receipt_claims(outcome: CheckOutcome, nonces: list[bytes]) -> dict[str, Any]:

@@ -61,10 +61,16 @@ def handle_http_exception(_request: Request[Any, Any, Any], exc: HTTPException) 
     return problem_response(Problem(status, _HTTP_CODES.get(status, "http_error"), str(exc.detail)))
 
 
-def handle_unexpected(_request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+def unexpected_problem(exc: Exception) -> Problem:
+    """The answer to an exception nothing else handled, logged: 503 when the database is
+    unavailable, else 500."""
     if database_unavailable(exc):
         logger.warning("database unavailable: %s", type(exc).__name__)
-        return problem_response(DATABASE_UNAVAILABLE)
+        return DATABASE_UNAVAILABLE
     # Type and frames only: the message of an arbitrary exception may quote personal data.
     logger.error("unhandled %s\n%s", type(exc).__name__, "".join(traceback.format_tb(exc.__traceback__)))
-    return problem_response(Problem(HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "unexpected error"))
+    return Problem(HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "unexpected error")
+
+
+def handle_unexpected(_request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    return problem_response(unexpected_problem(exc))

@@ -105,3 +105,23 @@ def test_the_signer_refuses_a_message_outside_its_domain() -> None:
         assert signer.verify(domain, signer.key_id, signature, message)
         others = [other for other in Domain if other is not domain]
         assert not any(signer.verify(other, signer.key_id, signature, message) for other in others)
+
+
+def test_the_signer_gives_the_signature_openssl_gives() -> None:
+    """The registry signs with libsodium; Ed25519 is deterministic, so each signature is the
+    one `cryptography` (OpenSSL) makes with the same key over the same bytes, and verifies
+    under the published key. Also after a key rotation: each key signs with itself."""
+    signer = _signer()
+    header = _b64url(json.dumps({"alg": "EdDSA", "typ": HEADER_TYPE}).encode())
+    for payload in (b"{}", b'{"a":1}', bytes(range(32, 127)) * 20):
+        message = f"{header}.{_b64url(payload)}".encode()
+        signature = signer.sign(Domain.RECEIPT, message)
+        assert signature == signer.keys[signer.key_id].sign(message)
+        signer.keys[signer.key_id].public_key().verify(signature, message)
+    rotated = Ed25519PrivateKey.generate()
+    new_kid = registry_key_id(rotated.public_key().public_bytes_raw())
+    both = RegistrySigner({**signer.keys, new_kid: rotated}, new_kid)
+    both.sign(Domain.CHECKPOINT, BODY.encode())
+    old = RegistrySigner(both.keys, signer.key_id)
+    assert old.sign(Domain.CHECKPOINT, BODY.encode()) == signer.keys[signer.key_id].sign(BODY.encode())
+    assert both.sign(Domain.CHECKPOINT, BODY.encode()) == rotated.sign(BODY.encode())
