@@ -4,8 +4,10 @@ latency, with `registry worker` and `registry serve` as real processes.
 1. A scratch database gets N signed demo listings (the real ingest path).
 2. Three receivers (standard library HTTP servers in this process) get a `credit_reference`
    push subscription each from the start of the log; the workers, as deployed (one
-   `registry worker --jobs deliveries`, one with every other job), deliver the whole backlog: sustained events/s is 3 x listing events / time until all three hold them all.
-3. With the worker still running, removals are posted one by one to `registry serve` as
+   `registry worker --jobs deliveries`, one with every other job), deliver the whole
+   backlog: log events/s is listing events / time until all three hold them all (deliveries/s
+   three times that).
+3. With the workers still running, removals are posted one by one to `registry serve` as
    the listing court would sign them; the latency of each is from just before the POST to
    when the last of the three receivers has it (the receiver answers 200 right after).
 """
@@ -175,10 +177,12 @@ def run_sync_bench(*, count: int, removals: int, database_url: str | None = None
             loaded = time.perf_counter() - started
             # As deployed (deploy/): the deliveries in a process of their own, every other job in another.
             workers = {
-                name: subprocess.Popen(
-                    [sys.executable, "-m", "service", "worker", option, "deliveries"], env=env,
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                )  # fmt: skip
+                name: subprocess.Popen(  # noqa: S603 - our own CLI
+                    [sys.executable, "-m", "service", "worker", option, "deliveries"],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
                 for name, option in WORKERS.items()
             }
             server: subprocess.Popen[bytes] | None = None
