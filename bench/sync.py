@@ -3,9 +3,10 @@ latency, with `registry worker` and `registry serve` as real processes.
 
 1. A scratch database gets N signed demo listings (the real ingest path).
 2. Three receivers (standard library HTTP servers in this process) get a `credit_reference`
-   push subscription each from the start of the log; the workers, as deployed (one
-   `registry worker --jobs deliveries`, one with every other job), deliver the whole
-   backlog: log events/s is listing events / time until all three hold them all (deliveries/s
+   push subscription each from the start of the log; the workers deliver the whole backlog
+   as deployed: on PostgreSQL one `registry worker --jobs deliveries` and one with every
+   other job (deploy/), on SQLite one `registry worker` with every job (`--workers-split`
+   chooses): log events/s is listing events / time until all three hold them all (deliveries/s
    three times that).
 3. With the workers still running, removals are posted one by one to `registry serve` as
    the listing court would sign them; the latency of each is from just before the POST to
@@ -147,7 +148,13 @@ def _subscribe(conn: Connection, agency: str, url: str, now: datetime) -> dict[s
     )  # fmt: skip
 
 
-def run_sync_bench(*, count: int, removals: int, database_url: str | None = None) -> dict[str, Any]:
+def run_sync_bench(
+    *, count: int, removals: int, database_url: str | None = None, split: bool | None = None
+) -> dict[str, Any]:
+    """`split`: the deliveries in a worker of their own (default: on PostgreSQL only; SQLite's
+    one writer gains nothing from a second writing process, docs/benchmarks.md)."""
+    split = database_url is not None if split is None else split
+    shape = SPLIT_WORKERS if split else ONE_WORKER
     logging.getLogger("httpx").setLevel(logging.WARNING)
     scratch_databases: list[str] = []
     with tempfile.TemporaryDirectory(prefix="registry-sync-bench-") as scratch:
@@ -175,15 +182,14 @@ def run_sync_bench(*, count: int, removals: int, database_url: str | None = None
             started = time.perf_counter()
             events, admin_key = asyncio.run(_setup(settings, count, [s.url for s in sinks]))
             loaded = time.perf_counter() - started
-            # As deployed (deploy/): the deliveries in a process of their own, every other job in another.
             workers = {
                 name: subprocess.Popen(  # noqa: S603 - our own CLI
-                    [sys.executable, "-m", "service", "worker", option, "deliveries"],
+                    [sys.executable, "-m", "service", "worker", *options],
                     env=env,
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                 )
-                for name, option in WORKERS.items()
+                for name, options in shape.items()
             }
             server: subprocess.Popen[bytes] | None = None
             try:
@@ -221,8 +227,8 @@ def run_sync_bench(*, count: int, removals: int, database_url: str | None = None
         "receivers": len(sinks),
         "profile": "credit_reference",
         "load_seconds": round(loaded, 2),
-        "deployment": "registry worker --jobs deliveries + registry worker --skip-jobs deliveries"
-        " + registry serve --no-scheduler (web), one database",
+        "deployment": " + ".join(f"registry worker {' '.join(options)}".strip() for options in shape.values())
+        + " + registry serve --no-scheduler (web), one database",
         "fan_out": timed_figure(
             {
                 "log_events": events,
@@ -243,8 +249,9 @@ def run_sync_bench(*, count: int, removals: int, database_url: str | None = None
     }
 
 
-# The worker processes the bench starts, each with its `registry worker` option.
-WORKERS = {"deliveries": "--jobs", "other_jobs": "--skip-jobs"}
+# The worker processes the bench starts, each with its `registry worker` options.
+SPLIT_WORKERS = {"deliveries": ["--jobs", "deliveries"], "other_jobs": ["--skip-jobs", "deliveries"]}
+ONE_WORKER: dict[str, list[str]] = {"worker": []}
 
 
 def _removals(

@@ -202,6 +202,12 @@ def demo(count: int, seed: int) -> None:
     help="sync, search: removals timed (search: this many idle, as many during batches).",
 )
 @click.option(
+    "--workers-split/--one-worker",
+    "split",
+    default=None,
+    help="sync: the deliveries in a worker of their own (default: on PostgreSQL only).",
+)
+@click.option(
     "--dataset",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
@@ -216,6 +222,7 @@ def bench(
     database_url: str | None,
     removals: int,
     dataset: Path | None,
+    split: bool | None,
 ) -> None:
     """Measure on a scratch database, JSON out: signed ingest (batch endpoint and `registry
     import`); agency sync (`sync`: fan-out to three push receivers, removal-to-acknowledgement
@@ -230,7 +237,7 @@ def bench(
     if what == "sync":
         from bench.sync import run_sync_bench
 
-        result = run_sync_bench(count=count, removals=removals, database_url=database_url)
+        result = run_sync_bench(count=count, removals=removals, database_url=database_url, split=split)
     elif what == "checks":
         result = run_checks_bench(count=count, workers=workers, database_url=database_url)
     elif what == "search":
