@@ -3,9 +3,12 @@ latency, with `registry worker` and `registry serve` as real processes.
 
 1. A scratch database gets N signed demo listings (the real ingest path).
 2. Three receivers (standard library HTTP servers in this process) get a `credit_reference`
-   push subscription each from the start of the log; a `registry worker` delivers the whole
-   backlog: sustained events/s is 3 x listing events / time until all three hold them all.
-3. With the worker still running, removals are posted one by one to `registry serve` as
+   push subscription each from the start of the log; the workers deliver the whole backlog
+   as deployed: on PostgreSQL one `registry worker --jobs deliveries` and one with every
+   other job (deploy/), on SQLite one `registry worker` with every job (`--workers-split`
+   chooses): log events/s is listing events / time until all three hold them all (deliveries/s
+   three times that).
+3. With the workers still running, removals are posted one by one to `registry serve` as
    the listing court would sign them; the latency of each is from just before the POST to
    when the last of the three receivers has it (the receiver answers 200 right after).
 """
@@ -145,7 +148,13 @@ def _subscribe(conn: Connection, agency: str, url: str, now: datetime) -> dict[s
     )  # fmt: skip
 
 
-def run_sync_bench(*, count: int, removals: int, database_url: str | None = None) -> dict[str, Any]:
+def run_sync_bench(
+    *, count: int, removals: int, database_url: str | None = None, split: bool | None = None
+) -> dict[str, Any]:
+    """`split`: the deliveries in a worker of their own (default: on PostgreSQL only; SQLite's
+    one writer gains nothing from a second writing process, docs/benchmarks.md)."""
+    split = database_url is not None if split is None else split
+    shape = SPLIT_WORKERS if split else ONE_WORKER
     logging.getLogger("httpx").setLevel(logging.WARNING)
     scratch_databases: list[str] = []
     with tempfile.TemporaryDirectory(prefix="registry-sync-bench-") as scratch:
@@ -173,17 +182,22 @@ def run_sync_bench(*, count: int, removals: int, database_url: str | None = None
             started = time.perf_counter()
             events, admin_key = asyncio.run(_setup(settings, count, [s.url for s in sinks]))
             loaded = time.perf_counter() - started
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "service", "worker"], env=env,
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )  # fmt: skip
+            workers = {
+                name: subprocess.Popen(  # noqa: S603 - our own CLI
+                    [sys.executable, "-m", "service", "worker", *options],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+                for name, options in shape.items()
+            }
             server: subprocess.Popen[bytes] | None = None
             try:
                 fan_out_load = load_average()
                 _wait(lambda: all(len(s.keys) >= events for s in sinks), 3600, "the fan-out")
                 # From the first push received, so that the worker's start-up is not counted.
                 fan_out_seconds = time.perf_counter() - min(s.first_at or 0.0 for s in sinks)
-                worker_cpu = _process_cpu_seconds(worker.pid)
+                worker_cpu = {name: _process_cpu_seconds(process.pid) for name, process in workers.items()}
                 port = _free_port()
                 server = subprocess.Popen(  # noqa: S603 - our own CLI
                     [sys.executable, "-m", "service", "serve", "--port", str(port), "--no-scheduler"],
@@ -200,7 +214,7 @@ def run_sync_bench(*, count: int, removals: int, database_url: str | None = None
                 engine.dispose()
                 latencies = _removals(port, admin_key, active, removals, sinks, secrets_file)
             finally:
-                for process in (server, worker):
+                for process in (server, *workers.values()):
                     if process is not None:
                         process.terminate()
                         process.wait(timeout=30)
@@ -213,7 +227,8 @@ def run_sync_bench(*, count: int, removals: int, database_url: str | None = None
         "receivers": len(sinks),
         "profile": "credit_reference",
         "load_seconds": round(loaded, 2),
-        "deployment": "registry worker (jobs) + registry serve --no-scheduler (web), one database",
+        "deployment": " + ".join(f"registry worker {' '.join(options)}".strip() for options in shape.values())
+        + " + registry serve --no-scheduler (web), one database",
         "fan_out": timed_figure(
             {
                 "log_events": events,
@@ -223,13 +238,20 @@ def run_sync_bench(*, count: int, removals: int, database_url: str | None = None
                 "log_events_per_s": round(events / fan_out_seconds),
                 # Each receiver's copy of an event counted apart (three per log event).
                 "deliveries_per_s": round(len(sinks) * events / fan_out_seconds),
-                "worker_cpu_seconds": worker_cpu,
+                # Start-up included; each worker process apart, then their sum.
+                "worker_cpu_seconds": worker_cpu
+                | {"total": round(sum(cpu or 0.0 for cpu in worker_cpu.values()), 2)},
             },
             fan_out_load,
         ),
         "removal_to_ack_seconds": latency_summary(latencies, unit="s")
         | {"mean_s": round(statistics.fmean(latencies), 3)},
     }
+
+
+# The worker processes the bench starts, each with its `registry worker` options.
+SPLIT_WORKERS = {"deliveries": ["--jobs", "deliveries"], "other_jobs": ["--skip-jobs", "deliveries"]}
+ONE_WORKER: dict[str, list[str]] = {"worker": []}
 
 
 def _removals(

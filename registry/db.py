@@ -45,7 +45,7 @@ def json_text(value: Any) -> str:
 _JSON_OPTIONS: dict[str, Any] = {"json_serializer": json_text, "json_deserializer": msgspec.json.decode}
 
 
-def _sqlite_path(url: str) -> Path | None:
+def sqlite_path(url: str) -> Path | None:
     marker = ":///"
     if not url.startswith("sqlite") or marker not in url:
         return None
@@ -57,7 +57,7 @@ def private_sqlite_file(url: str) -> None:
     """Create a SQLite database file readable by its owner only (0600) before SQLite does
     (which would use the umask, typically 0644). SQLite gives its -wal, -shm and journal
     files the database file's permissions, so they follow. An existing file is left as it is."""
-    path = _sqlite_path(url)
+    path = sqlite_path(url)
     if path is None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,7 +75,7 @@ def sync_url(url: str) -> str:
 
 def write_queue(url: str) -> WriteQueue | None:
     """The process's write queue for this database: None unless it is a SQLite file."""
-    path = _sqlite_path(url)
+    path = sqlite_path(url)
     return queue_for(path) if path is not None else None
 
 

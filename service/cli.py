@@ -115,9 +115,21 @@ def serve(host: str | None, port: int | None, scheduler: bool | None) -> None:
     help="Exit 0 if a worker's heartbeat (REGISTRY_WORKER_HEARTBEAT_FILE) is recent, 1 if not.",
 )
 @click.option("--max-age", type=float, default=60.0, show_default=True, help="With --check: seconds.")
-def worker(check: bool, max_age: float) -> None:
-    """Run the background jobs alone (start the web with --no-scheduler)."""
+@click.option(
+    "--jobs",
+    "only",
+    default="",
+    metavar="NAMES",
+    help="Run only these jobs: comma-separated job ids or groups (`deliveries`: the agency and bank pushes).",
+)
+@click.option(
+    "--skip-jobs", "skip", default="", metavar="NAMES", help="Run every job but these (ids or groups)."
+)
+def worker(check: bool, max_age: float, only: str, skip: str) -> None:
+    """Run the background jobs alone (start the web with --no-scheduler); split them across
+    processes with --jobs / --skip-jobs (docs/operations.md)."""
     from service.heartbeat import beat, heartbeat_age, notify
+    from service.scheduler import UnknownJob, select_jobs
 
     settings = _settings()
     heartbeat = settings.server.worker_heartbeat_file
@@ -128,21 +140,32 @@ def worker(check: bool, max_age: float) -> None:
         click.echo(f"worker alive (heartbeat {age:.0f} s old)")
         return
 
+    try:
+        jobs = select_jobs(settings, PLUGINS, _names(only), _names(skip))
+    except UnknownJob as exc:
+        raise click.BadParameter(str(exc), param_hint="--jobs/--skip-jobs") from exc
+    if not jobs:
+        raise click.BadParameter("no job left to run", param_hint="--jobs/--skip-jobs")
+
     from service.app import process_resources
     from service.scheduler import build_scheduler
 
     async def work(services: Services) -> None:
         async with process_resources(services, PLUGINS):
-            scheduler = build_scheduler(services, PLUGINS)
+            scheduler = build_scheduler(services, PLUGINS, jobs)
             scheduler.start()
             notify("READY=1")
-            click.echo("worker running background jobs; Ctrl-C stops it")
+            click.echo(f"worker running background jobs: {', '.join(sorted(jobs))}; Ctrl-C stops it")
             try:
                 await beat(heartbeat)
             finally:
                 scheduler.shutdown(wait=False)
 
     run_with_services(work)
+
+
+def _names(option: str) -> list[str]:
+    return [name.strip() for name in option.split(",") if name.strip()]
 
 
 @main.command()
@@ -179,6 +202,12 @@ def demo(count: int, seed: int) -> None:
     help="sync, search: removals timed (search: this many idle, as many during batches).",
 )
 @click.option(
+    "--workers-split/--one-worker",
+    "split",
+    default=None,
+    help="sync: the deliveries in a worker of their own (default: on PostgreSQL only).",
+)
+@click.option(
     "--dataset",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
@@ -193,6 +222,7 @@ def bench(
     database_url: str | None,
     removals: int,
     dataset: Path | None,
+    split: bool | None,
 ) -> None:
     """Measure on a scratch database, JSON out: signed ingest (batch endpoint and `registry
     import`); agency sync (`sync`: fan-out to three push receivers, removal-to-acknowledgement
@@ -207,7 +237,7 @@ def bench(
     if what == "sync":
         from bench.sync import run_sync_bench
 
-        result = run_sync_bench(count=count, removals=removals, database_url=database_url)
+        result = run_sync_bench(count=count, removals=removals, database_url=database_url, split=split)
     elif what == "checks":
         result = run_checks_bench(count=count, workers=workers, database_url=database_url)
     elif what == "search":

@@ -1,20 +1,22 @@
 """Background jobs (APScheduler 3): inside `registry serve` by default, or in `registry worker`.
 
-Every plugin's jobs, on one scheduler per process. Several workers may run on one PostgreSQL
-database: the log readers take turns on their cursors, push delivery leases subscriptions,
-and a job marked `singleton` runs in one process at a time, elected for each run by a
-PostgreSQL advisory lock (`pg_try_advisory_lock`, held on a connection of its own while the
-run lasts and released with it, or with the session if the worker dies): the others skip
-that run.
+Every plugin's jobs (or those chosen with `registry worker --jobs/--skip-jobs`), on one
+scheduler per process. Several workers may run on one database: the log readers take turns
+on their cursors, push delivery leases subscriptions, and a job marked `singleton` runs in
+one process at a time, elected for each run by a PostgreSQL advisory lock
+(`pg_try_advisory_lock`, held on a connection of its own while the run lasts and released
+with it, or with the session if the worker dies), on SQLite by a `flock` on a file beside
+the database: the others skip that run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -25,20 +27,58 @@ from apscheduler.schedulers.base import STATE_STOPPED
 from sqlalchemy import text
 
 from registry.calendar import CHINA_TIME
+from registry.db import sqlite_path
 from registry.eventlog.wake import on_log_appended
 from registry.runtime import Services
+from registry.settings import Settings
 from registry.timeutil import utcnow
 from registry.wiring import Job, Plugin
 
 
-def build_scheduler(services: Services, plugins: Sequence[Plugin]) -> AsyncIOScheduler:
+def build_scheduler(
+    services: Services, plugins: Sequence[Plugin], only: Collection[str] | None = None
+) -> AsyncIOScheduler:
+    """Every plugin's jobs, or with `only` the jobs of those ids (`select_jobs`)."""
     scheduler = AsyncIOScheduler(timezone="UTC")
-    for plugin in plugins:
-        if plugin.jobs is None:
-            continue
-        for job in plugin.jobs(services.settings):
+    for job in plugin_jobs(services.settings, plugins):
+        if only is None or job.id in only:
             _add(scheduler, services, job)
     return scheduler
+
+
+def plugin_jobs(settings: Settings, plugins: Sequence[Plugin]) -> list[Job]:
+    return [job for plugin in plugins if plugin.jobs is not None for job in plugin.jobs(settings)]
+
+
+# Named sets of jobs for `registry worker --jobs/--skip-jobs`. The deliveries (agency and bank
+# pushes: rendering, signing, sending) get a process of their own, so that they and the log
+# readers (search, notices, statistics, feeds, ...) each have a core.
+JOB_GROUPS: dict[str, tuple[str, ...]] = {"deliveries": ("sync_push_delivery", "watchlist_push")}
+
+
+class UnknownJob(ValueError):
+    pass
+
+
+def select_jobs(
+    settings: Settings, plugins: Sequence[Plugin], only: Sequence[str] = (), skip: Sequence[str] = ()
+) -> frozenset[str]:
+    """The ids of the jobs a process runs: those named in `only` (all when empty), less those
+    in `skip`; a name is a job id or a group of `JOB_GROUPS`. Raises `UnknownJob`."""
+    known = {job.id for job in plugin_jobs(settings, plugins)}
+
+    def expand(names: Sequence[str]) -> set[str]:
+        ids: set[str] = set()
+        for name in names:
+            members = JOB_GROUPS.get(name, (name,))
+            unknown = [member for member in members if member not in known]
+            if unknown:
+                choices = ", ".join(sorted(known | JOB_GROUPS.keys()))
+                raise UnknownJob(f"no job or group named {name!r} (one of: {choices})")
+            ids.update(members)
+        return ids
+
+    return frozenset((expand(only) if only else known) - expand(skip))
 
 
 logger = logging.getLogger("service.scheduler")
@@ -56,7 +96,11 @@ def run_alone(
 
     async def elected(services: Services) -> object:
         if services.db.is_sqlite:
-            return await run(services)
+            with _file_lock(services.db.url, job_id) as held_here:
+                if not held_here:
+                    logger.debug("%s runs in another process: skipped here", job_id)
+                    return None
+                return await run(services)
         async with services.db.writer.connect() as conn:
             held = await conn.execution_options(isolation_level="AUTOCOMMIT")
             if not await held.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": lock_key(job_id)}):
@@ -68,6 +112,27 @@ def run_alone(
                 await held.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": lock_key(job_id)})
 
     return elected
+
+
+@contextlib.contextmanager
+def _file_lock(url: str, job_id: str) -> Iterator[bool]:
+    """SQLite's election: an exclusive `flock` on a file beside the database, taken without
+    waiting and released with the run (or with the process): several `registry worker`
+    processes may share one SQLite file once split by job (`--jobs`)."""
+    path = sqlite_path(url)
+    if path is None:  # an in-memory database lives in one process
+        yield True
+        return
+    with open(path.with_name(f"{path.name}.job-{job_id}.lock"), "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _wakeable(

@@ -62,6 +62,8 @@ class Claim:
     cursor: int
     attempts: int
     lease_until: datetime
+    # The log head the claim saw: the log holds events after `cursor` up to it.
+    head: int = 0
 
 
 def worker_id() -> str:
@@ -103,7 +105,7 @@ def claim_due(conn: Connection, owner: str, now: datetime, lease: timedelta, lim
         )
     ).all()
     return [
-        Claim(row.id, row.profile, str(row.endpoint_url), int(row.cursor), int(row.attempts), until)
+        Claim(row.id, row.profile, str(row.endpoint_url), int(row.cursor), int(row.attempts), until, last_seq)
         for row in sorted(rows, key=lambda row: (row.next_attempt_at is not None, row.id))
     ]
 
@@ -253,20 +255,22 @@ class SharedRanges:
         self._ranges: OrderedDict[tuple[str, int], tuple[asyncio.Task[Rendered], float]] = OrderedDict()
         self.reads = 0
 
-    def _reusable(self, task: asyncio.Task[Rendered], started: float, after: int) -> bool:
+    def _reusable(self, task: asyncio.Task[Rendered], started: float, after: int, head: int) -> bool:
         if not task.done():
             return True
         if task.cancelled() or task.exception() is not None:
             return False
+        found_nothing = task.result()[1] == after
+        if found_nothing and head > after:
+            return False  # read before the log grew to the head the asker saw
         if not self._expiring:
             return True
-        found_nothing = task.result()[1] == after
         return time.monotonic() - started < (NOTHING_FRESH_SECONDS if found_nothing else FRESH_SECONDS)
 
-    def _task(self, profile: Profile, after: int) -> asyncio.Task[Rendered]:
+    def _task(self, profile: Profile, after: int, head: int = 0) -> asyncio.Task[Rendered]:
         key = (profile.name, after)
         held = self._ranges.get(key)
-        if held is not None and self._reusable(held[0], held[1], after):
+        if held is not None and self._reusable(held[0], held[1], after, head):
             self._ranges.move_to_end(key)
             return held[0]
         task = asyncio.get_running_loop().create_task(self._read(profile, after))
@@ -291,9 +295,15 @@ class SharedRanges:
             china_date(utcnow()),
         )
 
-    async def get(self, profile: Profile, after: int) -> Rendered:
+    async def get(self, profile: Profile, after: int, head: int = 0) -> Rendered:
+        """The range after `after`. `head`: a log position the asker knows is committed (its
+        claim's): "nothing after `after`" read before the log reached it is read again, so a
+        delivery claimed for new events never releases its claim without sending them."""
         # shield: one waiter cancelled (its lease lost) must not cancel the others' read.
-        return await asyncio.shield(self._task(profile, after))
+        found = await asyncio.shield(self._task(profile, after, head))
+        if found[1] == after and head > after:  # a read that was under way before the head moved
+            found = await asyncio.shield(self._task(profile, after, head))
+        return found
 
     def prefetch(self, profile: Profile, after: int) -> None:
         self._task(profile, after)
@@ -372,7 +382,7 @@ async def _deliver(
     cursor, sent, held_until = claim.cursor, 0, claim.lease_until
     try:
         while time.monotonic() < deadline:
-            rendered, scanned = await shared.ranges.get(profile, cursor)
+            rendered, scanned = await shared.ranges.get(profile, cursor, claim.head)
             if scanned == cursor:
                 break
             shared.ranges.prefetch(profile, scanned)

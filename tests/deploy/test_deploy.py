@@ -18,11 +18,15 @@ def test_the_compose_file_runs_every_process_with_a_health_check() -> None:
     services = {
         name: spec for name, spec in compose["services"].items() if "setup" not in spec.get("profiles", [])
     }
-    assert set(services) == {"web-1", "web-2", "worker", "postgres", "meilisearch", "redis"}
+    assert set(services) == {"web-1", "web-2", "worker", "deliveries", "postgres", "meilisearch", "redis"}
     for name, spec in services.items():
         assert spec.get("healthcheck", {}).get("test"), f"{name} has no health check"
     assert "/readyz" in " ".join(services["web-1"]["healthcheck"]["test"])
-    assert services["worker"]["healthcheck"]["test"][1:4] == ["registry", "worker", "--check"]
+    for worker in ("worker", "deliveries"):
+        assert services[worker]["healthcheck"]["test"][1:4] == ["registry", "worker", "--check"]
+    # Every job runs in one of the two workers: the deliveries in one, the others in the other.
+    assert services["deliveries"]["command"] == ["worker", "--jobs", "deliveries"]
+    assert services["worker"]["command"] == ["worker", "--skip-jobs", "deliveries"]
     assert "--no-scheduler" in services["web-2"]["command"]
 
 
@@ -41,5 +45,10 @@ def test_the_systemd_units_verify(tmp_path: Path) -> None:
     # The programs themselves are not installed on a build machine; anything else is a fault.
     faults = [line for line in result.stderr.splitlines() if line and "is not executable" not in line]
     assert faults == [], result.stderr
-    worker = (DEPLOY / "systemd" / "registry-worker.service").read_text()
-    assert "Type=notify" in worker and "WatchdogSec=" in worker
+    for name, jobs in (
+        ("registry-worker", "--skip-jobs deliveries"),
+        ("registry-deliveries", "--jobs deliveries"),
+    ):
+        worker = (DEPLOY / "systemd" / f"{name}.service").read_text()
+        assert "Type=notify" in worker and "WatchdogSec=" in worker
+        assert f"registry worker {jobs}\n" in worker
