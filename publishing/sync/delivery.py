@@ -9,6 +9,10 @@ lease cannot move a cursor another worker has taken over. A worker killed at any
 loses nothing: the cursor has not moved past what was not acknowledged, and its lease
 runs out. What was sent but not yet recorded is sent again: receivers deduplicate by the
 `idempotency_key` of each event (`<subscription>:<seq>`).
+
+The removal lane: before each batch of a backlog longer than one batch, the removals beyond
+it of listings the agency already holds whole (`services.lane_removals`) go first, in their
+own request; the main lane passes over them when it gets there (docs/sync.md).
 """
 
 from __future__ import annotations
