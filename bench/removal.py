@@ -8,7 +8,8 @@ Surfaces (each timed from just before the removal's POST to the first poll that 
 - `detail_page`: the web page `/defaulters/<id>` no longer answers 200;
 - `delta_api`: `/v1/publications` carries the removal;
 - `feed`: the JSON feed's page ending at the removal (`/feeds/feed.json?before=<seq+1>`)
-  carries it (the Atom and RSS feeds are rendered from the same publications);
+  carries it (the Atom and RSS feeds are rendered from the same publications), checked as
+  soon as the delta API has given the removal's seq;
 - `bank_check`: a bank's check of the debtor's ID number no longer returns the listing;
 - `agency_push`: a `credit_reference` push receiver has acknowledged (answered 200 to) the
   removal event.
@@ -172,6 +173,15 @@ class RemovalRun:
             if listing_id in self.delta_seen:
                 item.seq, at = self.delta_seen[listing_id]
                 item.seen.setdefault("delta_api", at)
+        # The feed, as soon as the delta API has given the removal's seq: checked last in
+        # the cycle, after every pending removal's other requests, it was timed up to a
+        # cycle later than the surfaces checked before it.
+        for item in pending:
+            if "feed" not in item.seen and item.seq is not None:
+                feed = http.get("/feeds/feed.json", params={"before": item.seq + 1})
+                feed.raise_for_status()
+                if any(entry["_registry"]["seq"] == item.seq for entry in feed.json()["items"]):
+                    seen(item, "feed")
         # The bank check: every pending subject in one request.
         asking = [p for p in pending if "bank_check" not in p.seen]
         if asking:
@@ -201,11 +211,6 @@ class RemovalRun:
                 found.raise_for_status()
                 if all(hit["id"] != target.listing_id for hit in found.json()["hits"]):
                     seen(item, "search_entry")
-            if "feed" not in item.seen and item.seq is not None:
-                feed = http.get("/feeds/feed.json", params={"before": item.seq + 1})
-                feed.raise_for_status()
-                if any(entry["_registry"]["seq"] == item.seq for entry in feed.json()["items"]):
-                    seen(item, "feed")
             if "agency_push" not in item.seen:
                 acknowledged = self.pushed_at(target.listing_id)
                 if acknowledged is not None:

@@ -42,6 +42,10 @@ KINDS = ("person", "organization")
 FEED_PARAMETERS = frozenset({"province", "court", "kind", "before"})
 MAX_SEQ = 2**63 - 1
 MAX_DELTA_LIMIT = 1000
+# What a shared cache (a CDN, a newsroom's proxy) may add to a removal's time to leave the
+# feed: a second, the feeds reader's own interval. A removal cannot shorten the life of a
+# page already cached, so the bound is on every page; a revalidation is a cheap 304.
+FEED_CACHE_CONTROL = "public, max-age=1"
 
 
 @dataclass(frozen=True)
@@ -242,7 +246,7 @@ class FeedController(Controller):
             headers = {
                 "ETag": etag,
                 "Last-Modified": format_datetime(last_modified, usegmt=True),
-                "Cache-Control": "public, max-age=30",
+                "Cache-Control": FEED_CACHE_CONTROL,
             }
             if _matches(request, etag, last_modified):
                 return Response(b"", status_code=304, headers=headers)

@@ -6,15 +6,18 @@ from collections.abc import Sequence
 
 from publishing.feeds.cli import feeds
 from publishing.feeds.controllers import FeedController, PublicationController
-from publishing.feeds.reader import READER
+from publishing.feeds.reader import follow_publications
 from registry.settings import Settings
-from registry.wiring import Job, Plugin, follow_job
+from registry.wiring import Job, Plugin
 
 
 def _jobs(settings: Settings) -> Sequence[Job]:
     return [
-        follow_job(
-            "publications", READER, every=settings.feeds.publications_interval_seconds, wake_on_log=True
+        Job(
+            "publications",
+            follow_publications,
+            every=settings.feeds.publications_interval_seconds,
+            wake_on_log=True,
         )
     ]
 

@@ -9,6 +9,10 @@ lease cannot move a cursor another worker has taken over. A worker killed at any
 loses nothing: the cursor has not moved past what was not acknowledged, and its lease
 runs out. What was sent but not yet recorded is sent again: receivers deduplicate by the
 `idempotency_key` of each event (`<subscription>:<seq>`).
+
+The removal lane: before each batch of a backlog longer than one batch, the removals beyond
+it of listings the agency already holds whole (`services.lane_removals`) go first, in their
+own request; the main lane passes over them when it gets there (docs/sync.md).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import secrets
 import socket
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,7 +44,10 @@ from publishing.sync.services import (
     SyncEvent,
     advance,
     for_subscription,
+    lane_removals,
+    lane_sent,
     profile_of,
+    record_lane,
     render_range,
     state_row,
 )
@@ -380,22 +388,42 @@ async def _deliver(
     deadline = time.monotonic() + settings.sync.lease_seconds / 2
     write = shared.writes.write
     cursor, sent, held_until = claim.cursor, 0, claim.lease_until
+
+    async def may_post() -> bool:
+        """Right before each request, main lane or removal lane: the lease still ours, the
+        subscription active, its client not revoked (renewed when it runs short)."""
+        nonlocal held_until
+        now = utcnow()
+        if held_until - now >= lease_margin:
+            ours = await services.db.read(may_send, claim.id, owner)
+        else:
+            held_until = now + lease
+            ours = await write(renew, claim.id, owner, held_until)
+        if not ours:
+            await write(note_lease_lost, claim.id, owner, utcnow())
+        return bool(ours)
+
+    # The removal lane: the events it had acknowledged above the cursor (the main lane passes
+    # over them) and how far it has looked for removals.
+    lane = await services.db.read(lane_sent, claim.id)
+    looked_to = cursor
     try:
         while time.monotonic() < deadline:
             rendered, scanned = await shared.ranges.get(profile, cursor, claim.head)
             if scanned == cursor:
                 break
             shared.ranges.prefetch(profile, scanned)
-            events = for_subscription(claim.id, rendered)
+            # A full range: more of the log may wait behind it, removals among it.
+            if scanned - cursor >= settings.sync.batch_size:
+                removals, looked_to = await _removal_lane(
+                    services, http, claim, owner, shared, (cursor, max(scanned, looked_to)), lane, may_post
+                )
+                if removals is None:
+                    return sent
+                sent += removals
+            events = for_subscription(claim.id, rendered, lane)
             if events:
-                now = utcnow()
-                if held_until - now >= lease_margin:
-                    ours = await services.db.read(may_send, claim.id, owner)
-                else:
-                    held_until = now + lease
-                    ours = await write(renew, claim.id, owner, held_until)
-                if not ours:
-                    await write(note_lease_lost, claim.id, owner, utcnow())
+                if not await may_post():
                     return sent
                 error = await _post(services, http, claim, events)
                 if error is not None:
@@ -414,6 +442,7 @@ async def _deliver(
                 )
                 for e in events
             ]
+            passed = {seq for seq in lane if seq <= scanned}
             moved = await write(
                 advance,
                 claim.id,
@@ -424,23 +453,77 @@ async def _deliver(
                 len(events),
                 lease_owner=owner,
                 lease_until=now + lease,
+                lane_passed=bool(passed),
             )
             if not moved:
                 await write(note_lease_lost, claim.id, owner, utcnow())
                 return sent
+            lane -= passed
             cursor, sent, held_until = scanned, sent + len(events), now + lease
     finally:
         await write(release, claim.id, owner)
     return sent
 
 
+async def _removal_lane(
+    services: Services,
+    http: httpx.AsyncClient,
+    claim: Claim,
+    owner: str,
+    shared: Pass,
+    position: tuple[int, int],
+    lane: set[int],
+    may_post: Callable[[], Awaitable[bool]],
+) -> tuple[int | None, int]:
+    """Send, ahead of the backlog, the removals above `position[1]` whose listings the
+    agency already holds whole (every earlier event at or below the cursor, `position[0]`),
+    in one small request. Returns how many were acknowledged (None: stop delivering, the
+    failure or the lost lease recorded) and the position looked up to."""
+    cursor, after = position
+    look = await services.db.read(
+        lane_removals,
+        profile_of(claim.profile),
+        cursor,
+        after,
+        lane,
+        services.secrets.keyring,
+        china_date(utcnow()),
+    )
+    if not look.events:
+        return 0, look.looked_to
+    events = for_subscription(claim.id, look.events)
+    if not await may_post():
+        return None, look.looked_to
+    error = await _post(services, http, claim, events, lane="removal")
+    if error is not None:
+        await shared.writes.write(record_failure, claim.id, owner, error, utcnow(), services)
+        return None, look.looked_to
+    now = utcnow()
+    lease_until = now + timedelta(seconds=services.settings.sync.lease_seconds)
+    if not await shared.writes.write(record_lane, claim.id, owner, events, now, lease_until):
+        await shared.writes.write(note_lease_lost, claim.id, owner, utcnow())
+        return None, look.looked_to
+    lane.update(e.seq for e in events)
+    return len(events), look.looked_to
+
+
 async def _post(
-    services: Services, http: httpx.AsyncClient, claim: Claim, events: list[SyncEvent]
+    services: Services,
+    http: httpx.AsyncClient,
+    claim: Claim,
+    events: list[SyncEvent],
+    *,
+    lane: str | None = None,
 ) -> str | None:
-    """POST one ordered batch; None on a 2xx, else what went wrong (never the answer's body:
+    """POST one ordered batch (`lane="removal"`: the removal lane's, marked so in the body
+    and its idempotency key); None on a 2xx, else what went wrong (never the answer's body:
     an agency's error page is not ours to store)."""
-    body = msgspec.json.encode({"subscription": claim.id, "events": events})
-    key = f"{claim.id}:{events[0].seq}-{events[-1].seq}"
+    if lane is None:
+        body = msgspec.json.encode({"subscription": claim.id, "events": events})
+        key = f"{claim.id}:{events[0].seq}-{events[-1].seq}"
+    else:
+        body = msgspec.json.encode({"subscription": claim.id, "lane": lane, "events": events})
+        key = f"{claim.id}:{lane}:{events[0].seq}-{events[-1].seq}"
     headers = signed_request_headers(services.signer, claim.endpoint_url, body, key)
     return await post(
         http,

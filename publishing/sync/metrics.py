@@ -39,6 +39,16 @@ class _Snapshot(Collector):
             "Times a worker found its lease on the subscription taken over mid-delivery",
             labels=labels,
         )
+        lane_delivered = GaugeMetricFamily(
+            "registry_sync_lane_delivered_events",
+            "Removals acknowledged through the removal lane, ahead of the backlog, since creation",
+            labels=labels,
+        )
+        lane_ahead = GaugeMetricFamily(
+            "registry_sync_lane_ahead_events",
+            "Removals acknowledged through the removal lane that the cursor has not yet passed",
+            labels=labels,
+        )
         latency = GaugeMetricFamily(
             "registry_sync_latency_seconds",
             "Commit-to-acknowledgement time over the latest acknowledgements",
@@ -52,11 +62,23 @@ class _Snapshot(Collector):
             failures.add_metric(values, status["failures_total"])
             failing.add_metric(values, 1 if status["state"] == "failing" else 0)
             lease_lost.add_metric(values, status["lease_lost_total"])
+            lane_delivered.add_metric(values, status["removal_lane"]["delivered_total"])
+            lane_ahead.add_metric(values, status["removal_lane"]["ahead_of_cursor"])
             for name, quantile in (("p50", "0.5"), ("p90", "0.9"), ("p99", "0.99")):
                 value = status["latency_seconds"][name]
                 if value is not None:
                     latency.add_metric([*values, quantile], value)
-        return [backlog, cursor, delivered, failures, failing, lease_lost, latency]
+        return [
+            backlog,
+            cursor,
+            delivered,
+            failures,
+            failing,
+            lease_lost,
+            lane_delivered,
+            lane_ahead,
+            latency,
+        ]
 
 
 class _Calendar(Collector):

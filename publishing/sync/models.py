@@ -48,6 +48,26 @@ class Subscription(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # Removals acknowledged through the removal lane, ahead of the cursor (`LaneEvent`).
+    lane_delivered_total: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    lane_last_delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class LaneEvent(Base):
+    """A removal (or a lift) that a push subscription's agency acknowledged through the
+    removal lane, ahead of the subscription's cursor (docs/sync.md, "The removal lane").
+
+    Only events above the cursor have a row: the main lane passes over them when it reaches
+    them, and the cursor move that passes them deletes their rows (a replay deletes them
+    all, so that everything after the replayed position is sent again, in order).
+    """
+
+    __tablename__ = "sync_lane_events"
+
+    subscription_id: Mapped[str] = mapped_column(ForeignKey("sync_subscriptions.id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    listing_id: Mapped[str] = mapped_column(String(32))
+    acked_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class SyncState(Base):

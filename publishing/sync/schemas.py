@@ -20,6 +20,14 @@ class LatencySeconds(msgspec.Struct, kw_only=True):
     samples: int
 
 
+class RemovalLane(msgspec.Struct, kw_only=True):
+    """Removals sent ahead of the backlog (push only; docs/sync.md, "The removal lane")."""
+
+    delivered_total: int
+    last_delivered_at: str | None
+    ahead_of_cursor: int  # acknowledged through the lane, the cursor not yet past them
+
+
 class SubscriptionRead(msgspec.Struct, kw_only=True):
     id: str
     client_id: str
@@ -41,6 +49,7 @@ class SubscriptionRead(msgspec.Struct, kw_only=True):
     # A worker found its lease taken over mid-delivery (a request outlived it): it stopped.
     lease_lost_total: int
     last_lease_lost_at: str | None
+    removal_lane: RemovalLane
     ended_at: str | None
     created_at: str
 

@@ -6,14 +6,16 @@ All functions take a synchronous `Connection` in the caller's transaction (run t
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, cast
 
 import msgspec
-from sqlalchemy import Connection, Table, func, insert, select, update
+from sqlalchemy import Connection, Table, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from publishing.sync.models import Subscription, SyncState
+from publishing.sync.models import LaneEvent, Subscription, SyncState
 from publishing.sync.profiles import (
     PROFILES,
     Profile,
@@ -25,7 +27,8 @@ from publishing.sync.profiles import (
 )
 from registry.clients.models import ApiClient
 from registry.endpoints import PushPolicy
-from registry.eventlog.readers import LogEvent, read_events
+from registry.eventlog.models import Event
+from registry.eventlog.readers import EVENT_COLUMNS, LogEvent, read_events
 from registry.eventlog.services import EventDraft, append_events, head
 from registry.eventlog.types import LISTING_EVENTS, REMOVAL_EVENTS, EventType
 from registry.identity.crypto import DataKeyring
@@ -218,6 +221,8 @@ def replay(conn: Connection, sub_id: str, from_seq: int, *, actor: str, now: dat
             updated_at=now,
         )
     )
+    # Everything after `from_seq` goes again, in order: the lane's removals too.
+    conn.execute(delete(LaneEvent).where(LaneEvent.subscription_id == sub_id))
     _audit(conn, EventType.SUBSCRIPTION_REPLAYED, actor, now, sub_id, from_seq=from_seq)
     return inspect_subscription(conn, sub_id)
 
@@ -245,6 +250,13 @@ def inspect_subscription(conn: Connection, sub_id: str) -> dict[str, Any]:
         "last_error": sub.last_error,
         "lease_lost_total": sub.lease_lost_total,
         "last_lease_lost_at": iso(sub.last_lease_lost_at) if sub.last_lease_lost_at else None,
+        "removal_lane": {
+            "delivered_total": sub.lane_delivered_total,
+            "last_delivered_at": iso(sub.lane_last_delivered_at) if sub.lane_last_delivered_at else None,
+            "ahead_of_cursor": conn.execute(
+                select(func.count()).select_from(LaneEvent).where(LaneEvent.subscription_id == sub_id)
+            ).scalar_one(),
+        },
         "ended_at": iso(sub.ended_at) if sub.ended_at else None,
         "created_at": iso(sub.created_at),
     }
@@ -285,27 +297,158 @@ def render_range(
     raw = read_events(conn, after, limit)
     if not raw:
         return [], after
-    out: list[RenderedEvent] = []
+    return [rendered for rendered, _ in _render(conn, profile, raw, keyring, today)], raw[-1].seq
+
+
+def _render(
+    conn: Connection, profile: Profile, raw: list[LogEvent], keyring: DataKeyring, today: date
+) -> list[tuple[RenderedEvent, bool]]:
+    """The admitted events of `raw`, rendered, each with whether its listing leaves the
+    profile's scope with it."""
+    out: list[tuple[RenderedEvent, bool]] = []
     for event, version, row, left in _admitted(conn, profile, raw):
         removal = None
         if event.type in REMOVAL_EVENTS:
             removal = RemovalInfo(event.data["reason"], event.data["effective_on"])
-        out.append(
-            RenderedEvent(
-                seq=event.seq,
-                type=event.type,
-                occurred_at=iso(event.occurred_at),
-                listing_id=row.id,
-                listing_version=version,
-                listing=None if left else render(profile, row, keyring, today),
-                removal=removal,
-            )
+        rendered = RenderedEvent(
+            seq=event.seq,
+            type=event.type,
+            occurred_at=iso(event.occurred_at),
+            listing_id=row.id,
+            listing_version=version,
+            listing=None if left else render(profile, row, keyring, today),
+            removal=removal,
         )
-    return out, raw[-1].seq
+        out.append((rendered, left))
+    return out
 
 
-def for_subscription(sub_id: str, rendered: list[RenderedEvent]) -> list[SyncEvent]:
-    """The rendered events as one subscription receives them (its idempotency keys)."""
+# ---- the removal lane (push only; docs/sync.md, "The removal lane") ----
+
+# Removals one lane request carries at most, and log events one look for them reads past.
+LANE_BATCH = 100
+
+
+@dataclass(frozen=True)
+class LaneLook:
+    """What one look for removals found: the removals to send ahead (rendered) and the log
+    position looked up to (the next look starts there)."""
+
+    events: list[RenderedEvent]
+    looked_to: int
+
+
+def lane_removals(
+    conn: Connection,
+    profile: Profile,
+    cursor: int,
+    after: int,
+    sent: Collection[int],
+    keyring: DataKeyring,
+    today: date,
+) -> LaneLook:
+    """Removals (and lifts: amendments by which a listing leaves the profile's scope) above
+    `after` whose listing's every earlier event is at or below the acknowledged `cursor`, not
+    already sent through the lane (`sent`), rendered as the main lane renders them.
+
+    A removal of a listing that still has an event in (cursor, its seq) is left to the main
+    lane: never a removal before its own listing's earlier events.
+    """
+    last_seq, _ = head(conn)
+    kinds = set(REMOVAL_EVENTS) | ({EventType.LISTING_AMENDED} if profile.special_only else set())
+    found = conn.execute(
+        select(Event.seq, Event.listing_id)
+        .where(Event.seq > after, Event.seq <= last_seq, Event.type.in_(sorted(kinds)))
+        .order_by(Event.seq)
+        .limit(LANE_BATCH)
+    ).all()
+    looked_to = found[-1].seq if len(found) == LANE_BATCH else last_seq
+    wanted = {row.listing_id: row.seq for row in found if row.seq not in sent and row.listing_id is not None}
+    if not wanted:
+        return LaneLook([], looked_to)
+    # The first event of each listing above the cursor: the candidate itself, or it waits.
+    first_above = conn.execute(
+        select(Event.listing_id, func.min(Event.seq))
+        .where(Event.listing_id.in_(sorted(wanted)), Event.seq > cursor)
+        .group_by(Event.listing_id)
+    ).all()
+    ready = sorted(wanted[listing_id] for listing_id, first in first_above if wanted[listing_id] == first)
+    if not ready:
+        return LaneLook([], looked_to)
+    raw = [LogEvent(*row) for row in conn.execute(select(*EVENT_COLUMNS).where(Event.seq.in_(ready)))]
+    raw.sort(key=lambda event: event.seq)
+    events = [
+        rendered
+        for rendered, left in _render(conn, profile, raw, keyring, today)
+        if rendered.type in REMOVAL_EVENTS or left
+    ]
+    return LaneLook(events, looked_to)
+
+
+def lane_sent(conn: Connection, sub_id: str) -> set[int]:
+    """The events the lane has had acknowledged above the subscription's cursor."""
+    return set(conn.execute(select(LaneEvent.seq).where(LaneEvent.subscription_id == sub_id)).scalars())
+
+
+def record_lane(
+    conn: Connection,
+    sub_id: str,
+    owner: str,
+    events: list[SyncEvent],
+    now: datetime,
+    lease_until: datetime,
+) -> bool:
+    """The agency acknowledged `events` through the lane: note them ahead of the cursor (the
+    main lane passes over them), record what the agency now holds, renew the lease. Only
+    while `owner` holds the lease; returns whether it did."""
+    renewed = conn.execute(
+        update(Subscription)
+        .where(Subscription.id == sub_id, Subscription.lease_owner == owner)
+        .values(
+            lease_until=lease_until,
+            attempts=0,
+            next_attempt_at=None,
+            last_error=None,
+            delivered_total=Subscription.delivered_total + len(events),
+            lane_delivered_total=Subscription.lane_delivered_total + len(events),
+            lane_last_delivered_at=now,
+            updated_at=now,
+        )
+    )
+    if renewed.rowcount != 1:
+        return False
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    conn.execute(
+        dialect_insert(LaneEvent).on_conflict_do_nothing(),
+        [
+            {"subscription_id": sub_id, "seq": e.seq, "listing_id": e.listing_id, "acked_at": now}
+            for e in events
+        ],
+    )
+    upsert_states(
+        conn,
+        [
+            state_row(
+                sub_id,
+                e.listing_id,
+                e.listing_version,
+                # A listing that left the profile's scope is, to its agency, a removed one.
+                EventType.LISTING_REMOVED if e.listing is None else e.type,
+                e.seq,
+                datetime.fromisoformat(e.occurred_at),
+                now,
+            )
+            for e in events
+        ],
+    )
+    return True
+
+
+def for_subscription(
+    sub_id: str, rendered: list[RenderedEvent], skip: Collection[int] = ()
+) -> list[SyncEvent]:
+    """The rendered events as one subscription receives them (its idempotency keys), but
+    those in `skip` (already acknowledged through the removal lane)."""
     return [
         SyncEvent(
             seq=e.seq,
@@ -318,6 +461,7 @@ def for_subscription(sub_id: str, rendered: list[RenderedEvent]) -> list[SyncEve
             removal=e.removal,
         )
         for e in rendered
+        if e.seq not in skip
     ]
 
 
@@ -476,8 +620,11 @@ def advance(
     *,
     lease_owner: str | None = None,
     lease_until: datetime | None = None,
+    lane_passed: bool = False,
 ) -> bool:
     """Move the cursor from `old` to `new` and record what the agency now holds.
+
+    `lane_passed`: the move passes events the removal lane sent, whose rows go with it.
 
     With `lease_owner`, only while that worker still holds the lease (and the lease is
     renewed to `lease_until`): a worker whose lease ran out must not move a cursor another
@@ -502,6 +649,8 @@ def advance(
         values["lease_until"] = lease_until
     if conn.execute(query.values(**values)).rowcount != 1:
         return False
+    if lane_passed:
+        conn.execute(delete(LaneEvent).where(LaneEvent.subscription_id == sub_id, LaneEvent.seq <= new))
     # Several events of one listing in one range: the last one is what the agency holds.
     latest = {row["listing_id"]: row for row in states}
     upsert_states(conn, list(latest.values()))

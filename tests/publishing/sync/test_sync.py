@@ -403,8 +403,9 @@ def test_push_survives_500s_timeouts_and_dropped_connections_exactly_once_in_ord
         pump(fast(settings), caught_up(registry.engine, sub))
     expected = [e["seq"] for e in log_events(admin)]
     unique = receiver.unique()
-    # Every event exactly once after deduplication, none missing, in log order.
-    assert [e["seq"] for e in unique] == expected
+    # Every event exactly once after deduplication, none missing, in log order per listing
+    # (a removal of a listing already acknowledged may come ahead: test_removal_lane.py).
+    assert sorted(e["seq"] for e in unique) == expected
     assert_in_order_per_listing(unique)
     assert len(receiver.received) > len(unique), "the slow answer should have caused a re-send"
     assert {e["listing_id"] for e in unique} == set(ids)
@@ -603,7 +604,9 @@ def test_a_range_is_read_and_rendered_once_per_profile_not_once_per_subscription
     reads: list[str] = []
 
     def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if "FROM events" in statement and "events.seq >" in statement:
+        # A range read loads whole events; the removal lane's look for removals ahead
+        # (their seq and listing id only) is not one.
+        if "FROM events" in statement and "events.seq >" in statement and "events.data" in statement:
             reads.append(statement)
 
     sa.event.listen(sa.Engine, "before_cursor_execute", count)
