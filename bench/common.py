@@ -31,6 +31,7 @@ from typing import Any
 import asyncpg
 import httpx
 
+from bench.bulk import bulk_load
 from demo.runner import load_demo
 from demo.seed import load_signers, write_envelope_file
 from registry.calendar import today_in_china
@@ -223,7 +224,35 @@ def import_signed_listings(root: Path, url: str, count: int) -> tuple[dict[str, 
     return env, imported
 
 
-_DATASET_FILES = ("bench.db", "secrets.json", "signing-keys.json", "demo-keys.json", "build.json")
+def bulk_listings(root: Path, url: str, count: int, on_top: int) -> tuple[dict[str, str], dict[str, Any]]:
+    """For the search and sizes benches only: a scratch database at `url` with the demo
+    courts and `count` listings, `count - on_top` of them by the bulk path (`bench.bulk`,
+    not an ingest figure) and the last `on_top` signed and stored by `registry import` on
+    top of those: the ingest figure at this size, from the real path."""
+    workers = worker_count(0)
+    env = _prepare_database(url, root / "secrets.json", workers)
+    bulk = bulk_load(url, root, count - on_top, seed=7, workers=workers)
+    figures: dict[str, Any] = {"bulk": bulk, "import_seconds": None}
+    if on_top:
+        envelopes = root / "envelopes.jsonl"
+        write_envelope_file(
+            envelopes,
+            load_signers(root / "demo-keys.json"),
+            on_top,
+            seed=8,
+            today=today_in_china(),
+            workers=workers,
+        )
+        load = load_average()
+        imported = _bench_import(env, envelopes, on_top)
+        envelopes.unlink()
+        figures["import_on_top"] = timed_figure(imported | {"listings_before": count - on_top}, load)
+        figures["import_seconds"] = imported["seconds"]
+    return env, figures
+
+
+_KEY_FILES = ("secrets.json", "signing-keys.json", "demo-keys.json")
+_DATASET_FILES = ("bench.db", *_KEY_FILES, "build.json")
 
 
 def build_or_reuse(
@@ -234,13 +263,17 @@ def build_or_reuse(
     kind: str,
     build: Callable[[Path, str, int], tuple[dict[str, str], dict[str, Any]]],
 ) -> tuple[dict[str, str], dict[str, Any]]:
-    """`build(root, url, count)` a scratch database, or, with `dataset` (SQLite, `url` the
-    file `root/bench.db`), keep what it built in `dataset/{kind}-{count}` and copy that on
-    later runs: building a million signed listings costs minutes, the benches measure what
-    follows. The copy is of a database nothing has run on since it was built, so every run
-    starts from the same state."""
+    """`build(root, url, count)` a scratch database, or, with `dataset`, keep what it built in
+    `dataset/{kind}-{count}` and copy that on later runs: building a million signed listings
+    costs minutes, the benches measure what follows. The copy is of a database nothing has
+    run on since it was built, so every run starts from the same state. SQLite: the file
+    `root/bench.db` is kept there. PostgreSQL: the database is kept on the server (named in
+    `build.json`) and `url` is made from it as a template, then brought to the current
+    schema (`registry db upgrade`)."""
     if dataset is None:
         return build(root, url, count)
+    if not url.startswith("sqlite"):
+        return _build_or_reuse_postgres(root, url, count, dataset / f"{kind}-{count}", build)
     kept = dataset / f"{kind}-{count}"
     if not (kept / "build.json").exists():
         env, built = build(root, url, count)
@@ -255,6 +288,56 @@ def build_or_reuse(
         shutil.copy2(kept / name, root / name)
     env = _env(url, root / "secrets.json", worker_count(0))
     return env, {**json.loads((root / "build.json").read_text()), "reused_from": str(kept)}
+
+
+def _build_or_reuse_postgres(
+    root: Path,
+    url: str,
+    count: int,
+    kept: Path,
+    build: Callable[[Path, str, int], tuple[dict[str, str], dict[str, Any]]],
+) -> tuple[dict[str, str], dict[str, Any]]:
+    base, _, scratch = url.rpartition("/")
+    record = kept / "build.json"
+    built_now = not record.exists()
+    if built_now:
+        kept_name = f"{scratch}_kept"
+        _postgres_admin(url, f"DROP DATABASE IF EXISTS {kept_name} WITH (FORCE)")
+        _postgres_admin(
+            url, f"CREATE DATABASE {kept_name} TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C.UTF-8'"
+        )
+        _, built = build(root, f"{base}/{kept_name}", count)
+        kept.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps(built | {"kept_database": kept_name}))
+        for name in _KEY_FILES:
+            shutil.copy2(root / name, kept / name)
+    built = json.loads(record.read_text())
+    for name in _KEY_FILES:
+        shutil.copy2(kept / name, root / name)
+    started = time.perf_counter()
+    _postgres_admin(url, f"DROP DATABASE IF EXISTS {scratch}")
+    # FILE_COPY: the default (WAL_LOG) writes every block of a multi-gigabyte copy to the WAL.
+    _postgres_admin(url, f"CREATE DATABASE {scratch} TEMPLATE {built['kept_database']} STRATEGY FILE_COPY")
+    env = _env(url, root / "secrets.json", worker_count(0))
+    _registry("db", "upgrade", env=env)
+    return env, built | {
+        "reused_from": str(kept),
+        "copy_and_upgrade_seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def _postgres_admin(url: str, statement: str) -> None:
+    """One statement outside a transaction (CREATE/DROP DATABASE), on the server's `postgres` database."""
+    base, _, _ = url.rpartition("/")
+
+    async def run() -> None:
+        conn = await asyncpg.connect(f"{base}/postgres".replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
 
 
 def _free_port() -> int:

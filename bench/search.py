@@ -1,7 +1,10 @@
 """`registry bench search`: public search on a scratch database of N signed listings. JSON out.
 
 The database is built as `registry bench ingest` builds it (demo courts, signed envelopes,
-`registry import`; with `--dataset DIR`, on SQLite, kept there and copied on later runs), then:
+`registry import`), or with `--bulk N` by the bulk path (`bench.bulk`: the same generator,
+stored without the envelope round trip) with its last N listings through `registry import`;
+with `--dataset DIR` it is kept (SQLite: the file in DIR; PostgreSQL: a database on the
+server, named in DIR) and copied on later runs, then:
 - full reindex, timed (the embedded index, one transaction);
 - name queries in-process through `SearchIndex.search` (the thread hop included), per kind
   of query, on names drawn from the data: 2- and 3-character personal names, pinyin,
@@ -42,6 +45,7 @@ from bench.common import (
     _free_port,
     _registry,
     build_or_reuse,
+    bulk_listings,
     drop_postgres_databases,
     fresh_postgres_database,
     import_signed_listings,
@@ -443,6 +447,15 @@ def _build(root: Path, url: str, count: int) -> tuple[dict[str, str], dict[str, 
     return env, {"import_seconds": imported["seconds"]}
 
 
+def _bulk_build(on_top: int) -> Callable[[Path, str, int], tuple[dict[str, str], dict[str, Any]]]:
+    """The demo courts and `count` listings, all but `on_top` by the bulk path, not indexed."""
+
+    def build(root: Path, url: str, count: int) -> tuple[dict[str, str], dict[str, Any]]:
+        return bulk_listings(root, url, count, on_top)
+
+    return build
+
+
 def run_search_bench(
     *,
     count: int,
@@ -450,7 +463,10 @@ def run_search_bench(
     dataset: Path | None = None,
     removals: int = REMOVALS,
     batch_size: int = 10_000,
+    bulk_on_top: int | None = None,
 ) -> dict[str, Any]:
+    """`bulk_on_top`: build the list by the bulk path (`bench.bulk`), this many of its
+    listings through `registry import` on top (the import figure at this size)."""
     rng = random.Random(11)  # noqa: S311 - sampling queries, not secrets
     scratch_databases: list[str] = []
     with tempfile.TemporaryDirectory(prefix="registry-search-bench-") as scratch:
@@ -464,7 +480,12 @@ def run_search_bench(
             )
             scratch_databases.append(url.rsplit("/", 1)[1])
         env, built = build_or_reuse(
-            root, url, count, dataset if database_url is None else None, "search", _build
+            root,
+            url,
+            count,
+            dataset,
+            "search" if bulk_on_top is None else "search-bulk",
+            _build if bulk_on_top is None else _bulk_build(bulk_on_top),
         )
 
         settings = Settings(

@@ -18,6 +18,7 @@ from sqlalchemy import text
 
 from bench.common import (
     _registry,
+    bulk_listings,
     drop_postgres_databases,
     fresh_postgres_database,
     import_signed_listings,
@@ -69,7 +70,11 @@ def _pg_sizes(url: str) -> dict[str, dict[str, int]]:
         engine.dispose()
 
 
-def run_sizes_bench(*, count: int, database_url: str | None = None) -> dict[str, Any]:
+def run_sizes_bench(
+    *, count: int, database_url: str | None = None, bulk_on_top: int | None = None
+) -> dict[str, Any]:
+    """`bulk_on_top`: build the list by the bulk path (`bench.bulk`), this many of its
+    listings through `registry import` on top (the import figure at this size)."""
     scratch: list[str] = []
     with tempfile.TemporaryDirectory(prefix="registry-sizes-bench-") as folder:
         root = Path(folder)
@@ -78,7 +83,10 @@ def run_sizes_bench(*, count: int, database_url: str | None = None) -> dict[str,
         else:
             url = fresh_postgres_database(database_url, "sizes", prefix=database_url.rpartition("/")[2])
             scratch.append(url.rsplit("/", 1)[1])
-        env, imported = import_signed_listings(root, url, count)
+        if bulk_on_top is None:
+            env, imported = import_signed_listings(root, url, count)
+        else:
+            env, imported = bulk_listings(root, url, count, bulk_on_top)
         settings = Settings(
             database=DatabaseSettings(url=url),
             keys=KeySettings(secrets_file=root / "secrets.json"),

@@ -131,12 +131,16 @@ def ts_phrase(match: TextMatch) -> str:
 
 def ts_terms(terms: Sequence[str], province_code: str | None = None) -> str:
     """tsvector text: bigrams at positions 1..n-1 (phrase queries), single characters
-    unpositioned, and the province's term (`province_term`)."""
+    unpositioned, and the province's term (`province_term`) with, for each single character,
+    that character in that province (`province_character_term`)."""
     parts = [
         f"{_quote_ts(term)}:{i + 1}" if len(term) > 1 else _quote_ts(term) for i, term in enumerate(terms)
     ]
     if province_code is not None:
         parts.append(_quote_ts(province_term(province_code)))
+        parts.extend(
+            _quote_ts(province_character_term(province_code, term)) for term in terms if len(term) == 1
+        )
     return " ".join(parts)
 
 
@@ -147,6 +151,15 @@ def province_term(province_code: str) -> str:
     1,000,000 listings: 75,000 heap rows for 7,600 matches). Name terms are letters and digits
     only (search.text), so `~` keeps it apart from them."""
     return f"~p{province_code}"
+
+
+def province_character_term(province_code: str, character: str) -> str:
+    """PostgreSQL: one character of a name in the document's province (`~p11王`), the term
+    of a single-character query with a province (a surname: refused without one). Its
+    posting list is that character's matches in that province alone, where intersecting
+    `王` with `~p11` decoded both whole lists (52,000 and 120,000 entries at 1,000,000
+    listings for 9,075 matches: 25 ms under load), a cost that grew with the list."""
+    return f"{province_term(province_code)}{character}"
 
 
 # PostgreSQL, for this transaction: a page by walking the primary key newest first, testing
@@ -253,7 +266,10 @@ class EmbeddedIndex:
                 params["phrase"] = ts_phrase(match)
                 if query.province is not None:
                     params["province_term"] = _quote_ts(province_term(query.province))
-                    params["phrase"] = f"({params['phrase']}) & {params['province_term']}"
+                    if len(match.phrase) == 1 and len(match.phrase[0]) == 1:
+                        params["phrase"] = _quote_ts(province_character_term(query.province, match.phrase[0]))
+                    else:
+                        params["phrase"] = f"({params['phrase']}) & {params['province_term']}"
                 if match.pinyin is None:
                     clauses.append("terms @@ CAST(:phrase AS tsquery)")
                 else:

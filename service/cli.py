@@ -211,7 +211,16 @@ def demo(count: int, seed: int) -> None:
     "--dataset",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="search/feeds/export/checkpoint on SQLite: keep the built database here and reuse it next time.",
+    help="search (SQLite or PostgreSQL), feeds/export/checkpoint (SQLite): keep the built database "
+    "(PostgreSQL: its name, on the server) here and reuse a copy of it next time.",
+)
+@click.option(
+    "--bulk",
+    "bulk_on_top",
+    type=int,
+    default=None,
+    help="search, sizes: build the list by the bulk path (bench.bulk, not an ingest figure), "
+    "the last BULK listings through `registry import` on top of it (the ingest figure at that size).",
 )
 def bench(
     what: str,
@@ -223,6 +232,7 @@ def bench(
     removals: int,
     dataset: Path | None,
     split: bool | None,
+    bulk_on_top: int | None,
 ) -> None:
     """Measure on a scratch database, JSON out: signed ingest (batch endpoint and `registry
     import`); agency sync (`sync`: fan-out to three push receivers, removal-to-acknowledgement
@@ -249,11 +259,12 @@ def bench(
             dataset=dataset,
             removals=removals,
             batch_size=batch_size,
+            bulk_on_top=bulk_on_top,
         )
     elif what == "sizes":
         from bench.sizes import run_sizes_bench
 
-        result = run_sizes_bench(count=count, database_url=database_url)
+        result = run_sizes_bench(count=count, database_url=database_url, bulk_on_top=bulk_on_top)
     elif what == "statistics":
         from bench.statistics import run_statistics_bench
 

@@ -29,7 +29,7 @@ from registry.identity.types import index_input
 from registry.listings.prepare import PURPOSE_DEBTOR_ID
 from registry.listings.schemas import GROUNDS, REMOVAL_REASONS
 from registry.settings import DatabaseSettings
-from search.embedded import FACET_KEY, facet_key, fts_match, province_term, ts_terms
+from search.embedded import FACET_KEY, facet_key, fts_match, province_character_term, province_term, ts_terms
 from search.text import name_terms, text_match
 from service.cli import alembic_config
 
@@ -427,5 +427,79 @@ def test_0018_leaves_room_on_the_counts_pages_on_postgresql_and_keeps_every_coun
             assert [tuple(r) for r in conn.execute(counts)] == expected
             if engine.dialect.name == "postgresql":
                 assert conn.execute(fillfactor).scalar_one() is None
+    finally:
+        engine.dispose()
+
+
+def test_0026_gives_existing_documents_their_characters_in_their_province_on_postgresql(
+    scratch_url: str,
+) -> None:
+    config = alembic_config(scratch_url)
+    command.upgrade(config, "0022")
+    engine = create_sync_engine(scratch_url)
+    try:
+        if engine.dialect.name != "postgresql":
+            pytest.skip("the qualified characters are PostgreSQL's; SQLite reads the province off the rowid")
+        names = {"L1": ("张伟", "11"), "L2": ("王芳", "31"), "L3": ("张明", None)}
+        # As 0022's code wrote them: the name terms and the province's term, nothing more.
+        as_0022 = {
+            listing: ts_terms(name_terms(name)) + (f" '{province_term(province)}'" if province else "")
+            for listing, (name, province) in names.items()
+        }
+        with engine.begin() as conn:
+            for serial, (listing, (_name, province)) in enumerate(names.items(), start=1):
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO search_docs (id, listing_id, version, kind, province_code, court_code, "
+                        "ground_mask, published_on, terms, pinyin, entry) VALUES (:id, :listing, 1, "
+                        "'person', :province, '京0105', 1, '2026-11-01', CAST(:terms AS tsvector), '', "
+                        ":entry)"
+                    ),
+                    {
+                        "id": serial << 14 | facet_key("person", province, 1),
+                        "listing": listing,
+                        "province": province,
+                        "terms": as_0022[listing],
+                        "entry": b"{}",
+                    },
+                )
+        command.upgrade(config, "head")
+
+        def found(term: str) -> list[str]:
+            with engine.connect() as conn:
+                return list(
+                    conn.execute(
+                        sa.text(
+                            "SELECT listing_id FROM search_docs WHERE terms @@ CAST(:q AS tsquery) ORDER BY 1"
+                        ),
+                        {"q": f"'{term}'"},
+                    ).scalars()
+                )
+
+        def stored_and_rendered(listing: str, terms: str) -> tuple[str, str]:
+            with engine.connect() as conn:
+                stored = conn.execute(
+                    sa.text("SELECT terms FROM search_docs WHERE listing_id = :id"), {"id": listing}
+                ).scalar_one()
+                rendered = conn.execute(
+                    sa.text("SELECT CAST(:terms AS tsvector)"), {"terms": terms}
+                ).scalar_one()
+            return stored, rendered
+
+        assert found(province_character_term("11", "张")) == ["L1"]
+        assert found(province_character_term("11", "伟")) == ["L1"]
+        assert found(province_character_term("31", "王")) == ["L2"]
+        assert found(province_character_term("11", "王")) == []
+        assert found("张") == ["L1", "L3"]
+        # Exactly the terms a document written now carries (the deep reconcile compares them).
+        for listing, (name, province) in names.items():
+            stored, rendered = stored_and_rendered(listing, ts_terms(name_terms(name), province))
+            assert stored == rendered
+
+        command.downgrade(config, "0022")
+        assert found(province_character_term("11", "张")) == []
+        for listing in names:
+            stored, rendered = stored_and_rendered(listing, as_0022[listing])
+            assert stored == rendered
     finally:
         engine.dispose()
