@@ -42,7 +42,6 @@ from registry.listings import services
 from registry.listings.prepare import PrepareContext, PreparedListing, Preparer
 from registry.listings.schemas import IngestResult
 from registry.problems import Problem, database_unavailable
-from registry.text import forbidden_character
 from registry.timeutil import utcnow
 
 # Below this many items a batch is handled inline: a pool round-trip costs more.
@@ -50,7 +49,6 @@ INLINE_LIMIT = 64
 # Tries of a chunk whose worker or connection failed before its items are reported not stored.
 CHUNK_ATTEMPTS = 3
 CHUNK_SIZE = 500
-MAX_KEY_ID_LENGTH = 64  # SignatureIn.key_id
 TURN_TIMEOUT_SECONDS = 600
 logger = logging.getLogger("registry.ingest")
 
@@ -213,9 +211,11 @@ def store_envelopes(
             raise RuntimeError("ingest worker has no prepare context")
         envelopes = [_decode(raw) for raw in raws]
         with reader.connect() as lookup:
-            # The chunk's keys in one query (the batch endpoint sends none); a key not found
-            # is asked for again when its envelope is prepared, as without this.
-            missing = {key_id for key_id in plausible_key_ids(envelopes) if key_id not in ctx.keys}
+            # The chunk's keys in one query (the batch endpoint sends none). Decoding has
+            # refused every envelope holding a control character, so no key id here holds
+            # U+0000 (which PostgreSQL refuses); a key not found is asked for again when its
+            # envelope is prepared, as before.
+            missing = referenced_key_ids(envelopes) - ctx.keys.keys()
             if missing:
                 ctx.keys.update(services.find_keys(lookup, missing))
             preparer = Preparer(ctx, find_key=lambda key_id: services.find_key(lookup, key_id))
@@ -251,16 +251,6 @@ def referenced_key_ids(envelopes: Sequence[Any]) -> set[str]:
         if isinstance(signature, dict) and isinstance(signature.get("key_id"), str):
             ids.add(signature["key_id"])
     return ids
-
-
-def plausible_key_ids(envelopes: Sequence[Any]) -> set[str]:
-    """The key ids named that could be one (SignatureIn's length, no forbidden character):
-    the others are refused before any lookup, and never reach the database."""
-    return {
-        key_id
-        for key_id in referenced_key_ids(envelopes)
-        if len(key_id) <= MAX_KEY_ID_LENGTH and forbidden_character(key_id) is None
-    }
 
 
 class IngestService:
