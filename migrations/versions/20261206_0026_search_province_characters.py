@@ -1,7 +1,7 @@
 """PostgreSQL: each single character of a search document's name, in its province
 
 Revision ID: 0026
-Revises: 0022
+Revises: 0024
 Create Date: 2026-12-06 00:00:00
 
 A single-character query (a surname such as 王) must name a province; on PostgreSQL it was
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0026"
-down_revision: str | None = "0022"
+down_revision: str | None = "0024"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """Listings remember the version whose amendment added the special-subject mark
 
 Revision ID: 0028
-Revises: 0022
+Revises: 0026
 Create Date: 2026-12-06 00:00:00
 
 `listings.special_subject_marked_in`: a court may mark a listed debtor as a special subject
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0028"
-down_revision: str | None = "0022"
+down_revision: str | None = "0026"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
