@@ -1,8 +1,9 @@
 """`POST /v1/checks` as a raw ASGI route, ahead of Litestar's routing (issue 20).
 
 Measured on this machine: Litestar's per-request machinery (routing, the guard's
-connection, the signature model, kwargs, the response object) cost a single check about as
-much CPU as the check's own reads, log and signature. This front answers the common
+connection, the signature model, kwargs, the response object) cost a single check ~23% of
+its server's event-loop time, two thirds of what the check's own reads, log and signature
+cost (docs/benchmarks.md, "A raw route for the check"). This front answers the common
 request, a JSON body of announced length, with the route's own code
 (`registry.checks.handling`: the bank key and rate before the body is read, the body
 decoded by `registry.http.body.decode_body`, the same problems) and hands everything else

@@ -91,9 +91,8 @@ class GroupCommit:
     Measured under load on this machine: a write transaction per single check cost more
     than the check's reads and its signature together. Each check is admitted or refused
     on its own quota (`record_group`), so one bank's refused quota does not undo another's
-    log rows. An answer is sent only
-    after the commit that holds its rows; if the commit fails, every check in the group
-    fails and none is answered.
+    log rows. An answer is sent only after the commit that holds its rows; if the commit
+    fails, every check in the group fails and none is answered.
 
     The commit runs on its own thread, never on the event loop: BEGIN IMMEDIATE may wait
     for the write lock, and the transaction holding it (a log reader's, over aiosqlite)

@@ -188,8 +188,6 @@ _SQLITE_SNAPSHOT = (
     # The head's row first, then the listings by listed_on and id.
     " ORDER BY 1, 17, 6"
 )
-# One parameter a blind-index value: SQLite allows 32,766, a check has at most 2,000 (1,000
-# subjects, REGISTRY_CHECK_BATCH_MAX_SUBJECTS, two values each during a key rotation).
 _SQLITE_LOG = (
     f"INSERT INTO check_log ({', '.join(LOG_COLUMNS)}) VALUES ({', '.join('?' for _ in LOG_COLUMNS)})"  # noqa: S608 - constants
 )
@@ -221,6 +219,8 @@ class SqliteStore:
         return 0 if row is None else int(row[0])
 
     def snapshot(self, blinds: Sequence[bytes], today: date) -> Snapshot:
+        # One parameter a blind-index value: SQLite allows 32,766, a check has at most 2,000
+        # (1,000 subjects, REGISTRY_CHECK_BATCH_MAX_SUBJECTS, two each during a key rotation).
         sql = _SQLITE_SNAPSHOT.format(marks=",".join("?" * len(blinds)))
         head, *rows = self.db.execute(sql, (*blinds, today.isoformat())).fetchall()
         listings = [

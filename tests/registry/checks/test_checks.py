@@ -25,6 +25,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from registry.calendar import today_in_china
 from registry.checks.jobs import purge_query_log
 from registry.checks.receipts import covered_index
+from registry.checks.services import CheckOutcome, ParsedSubject, record_group
+from registry.checks.stores import SqliteStore
 from registry.identity.crypto import load_secrets
 from registry.identity.identifiers import normalise_text
 from registry.identity.types import public_identifier
@@ -570,3 +572,58 @@ def test_the_query_log_csv_neutralises_what_a_spreadsheet_would_run(
     assert as_csv.status_code == 200, as_csv.text
     rows = list(csv.DictReader(io.StringIO(as_csv.text)))
     assert [row["reference"] for row in rows] == ["'" + formula]
+
+
+def test_one_group_commit_admits_and_refuses_each_check_on_its_own_quota(
+    registry: Registry, engine: sa.Engine, settings: Settings
+) -> None:
+    """`record_group` (the SQLite group commit): in one group, a bank's checks are admitted
+    in turn until its quota is spent, a refused one charges and logs nothing, and another
+    bank's checks in the same group are untouched."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("the group commit is SQLite's; PostgreSQL charges each check with one upsert")
+    near_id, near = bank(registry, "Nearly spent")
+    free_id, free = bank(registry, "Plenty left")
+    near.close()
+    free.close()
+    quota = 10
+    now = utcnow()
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("INSERT INTO check_usage (client_id, day, subjects) VALUES (:c, :d, :n)"),
+            {"c": near_id, "d": today_in_china(), "n": quota - 3},
+        )
+
+    def outcome(client_id: str, subjects: int) -> CheckOutcome:
+        check_id = f"ck_{client_id}_{subjects}_{len(checks)}"
+        parsed = [ParsedSubject(i, "person", "x", None, bytes(32), None) for i in range(subjects)]
+        rows = [
+            (check_id, client_id, now, "loan_application", "r", i, bytes(32), "not_listed", 0, False, None)
+            for i in range(subjects)
+        ]
+        return CheckOutcome(
+            check_id, client_id, now, "loan_application", "r", 0, bytes(32), None, parsed, [], rows
+        )
+
+    checks: list[tuple[CheckOutcome, int | None]] = []
+    for client_id, subjects in [(near_id, 2), (free_id, 5), (near_id, 2), (near_id, 1), (free_id, 1)]:
+        checks.append((outcome(client_id, subjects), quota))
+    raw = engine.raw_connection()
+    try:
+        connection = raw.driver_connection
+        connection.execute("BEGIN IMMEDIATE")
+        settled = record_group(SqliteStore(connection), checks)
+        connection.execute("COMMIT")
+    finally:
+        raw.close()
+    assert [refusal is None for refusal in settled] == [True, True, False, True, True]
+    refusal = settled[2]
+    assert refusal is not None and refusal.code == "daily_quota_exceeded"
+    assert refusal.detail.endswith("; 1 left today")
+    with engine.connect() as conn:
+        used = dict(conn.execute(sa.text("SELECT client_id, subjects FROM check_usage")).all())
+        logged = dict(
+            conn.execute(sa.text("SELECT client_id, count(*) FROM check_log GROUP BY client_id")).all()
+        )
+    assert used == {near_id: quota, free_id: 6}
+    assert logged == {near_id: 3, free_id: 6}
