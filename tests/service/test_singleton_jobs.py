@@ -26,7 +26,7 @@ def test_a_singleton_run_is_skipped_while_another_process_holds_it(
     settings: Settings, engine: sa.Engine
 ) -> None:
     if engine.dialect.name != "postgresql":
-        pytest.skip("SQLite runs one process: nothing to elect")
+        pytest.skip("SQLite's election (a file lock): tests/service/test_worker_jobs.py")
     ran: list[str] = []
 
     async def job(_services: Services) -> str:
