@@ -176,9 +176,14 @@ def _walk_newest_first(conn: Connection, ids: list[int], wanted: int) -> bool:
     """Whether walking the primary key to the `wanted`-th newest match reads fewer rows than
     reading every match would. `ids`: some matches, in the heap order the GIN scan gave them,
     which is mostly the order rows were written in, so their spread of serial numbers tells
-    the matches' density (a guess: a wrong one costs time, never a wrong answer)."""
-    serials = [id_ >> FACET_BITS for id_ in ids]
-    density = len(ids) / (max(serials) - min(serials) + 1)
+    the matches' density (a guess: a wrong one costs time, never a wrong answer). Rows that
+    updates and vacuums moved elsewhere in the heap do not count: the spread is taken
+    between the serials at 5% and 95%, where one moved row among 1,001 made it the whole
+    list (`李` in Beijing, 8,931 matches at 1,000,000 listings after migration 0026 rewrote
+    every row: all of them read and sorted, 8,700 blocks, for a page a walk finds in 400)."""
+    serials = sorted(id_ >> FACET_BITS for id_ in ids)
+    low, high = serials[len(serials) // 20], serials[len(serials) - 1 - len(serials) // 20]
+    density = (len(serials) - 2 * (len(serials) // 20)) / (high - low + 1)
     newest = int(conn.exec_driver_sql("SELECT max(id) FROM search_docs").scalar() or 0) >> FACET_BITS
     return wanted / density < density * newest
 
