@@ -107,8 +107,8 @@ def _init_worker(
     _worker_turns = turns
     warm_division_cache()
     # What is alive now (modules, the division cache) lives as long as the worker: out of the
-    # collector's sight, full collections no longer walk it every few chunks (measured: 15-30
-    # µs a listing less, in decoding and storing, which allocate most).
+    # collector's sight, full collections no longer walk it every few chunks (measured under
+    # load: 10-60 µs a listing less, in decoding and storing; docs/benchmarks.md).
     gc.freeze()
 
 
