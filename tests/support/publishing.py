@@ -10,8 +10,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from publishing.feeds.reader import READER as FEEDS
+from publishing.sync.delivery import deliver_due
 from registry.eventlog.readers import follow_sync, step
 from registry.identity.registry_key import RegistrySigner, load_registry_signer
+from registry.runtime import Services
 from registry.settings import Settings
 from registry.timeutil import utcnow
 from registry.translog.services import READER as TRANSLOG
@@ -67,3 +69,12 @@ def grow(engine: sa.Engine, settings: Settings, events: int) -> int | None:
         step(conn, replace(TRANSLOG, batch=events), utcnow())
     with engine.begin() as conn:
         return make_checkpoint(conn, signer(settings), settings.translog.origin, utcnow())
+
+
+async def deliver_once(settings: Settings, worker: str = "test-worker") -> int:
+    """One delivery pass, as a worker's scheduled job runs it."""
+    services = Services.create(settings)
+    try:
+        return await deliver_due(services, worker)
+    finally:
+        await services.close()

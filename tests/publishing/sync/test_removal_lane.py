@@ -21,7 +21,7 @@ from registry.runtime import Services
 from registry.settings import Settings
 from registry.timeutil import utcnow
 from tests.support.harness import CourtHandle, Registry
-from tests.support.publishing import publish, remove
+from tests.support.publishing import deliver_once, publish, remove
 from tests.support.sync_receiver import Receiver, running_receiver
 
 BACKLOG = 12  # listings published behind the removal's listing, three log events a request
@@ -234,7 +234,7 @@ def _stopped_mid_delivery(
     publish(registry, court, BACKLOG)
     before = len(receiver.deliveries)
     receiver.script.append("sleep:1.5")
-    passing = threading.Thread(target=lambda: asyncio.run(_one_pass(fast(settings))), daemon=True)
+    passing = threading.Thread(target=lambda: asyncio.run(deliver_once(fast(settings))), daemon=True)
     passing.start()
     deadline = time.monotonic() + 10
     while len(receiver.deliveries) == before:
@@ -243,16 +243,8 @@ def _stopped_mid_delivery(
     remove(registry, court, held)
     stop(sub, client_id)
     passing.join(timeout=30)
-    asyncio.run(_one_pass(fast(settings)))  # a pass after the stop: nothing either
+    asyncio.run(deliver_once(fast(settings)))  # a pass after the stop: nothing either
     return sub, held, before
-
-
-async def _one_pass(settings: Settings) -> int:
-    services = Services.create(settings)
-    try:
-        return await deliver_due(services, "test-worker")
-    finally:
-        await services.close()
 
 
 def test_a_paused_subscription_gets_nothing_through_the_lane_until_resumed(

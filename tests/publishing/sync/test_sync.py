@@ -35,6 +35,7 @@ from registry.timeutil import utcnow
 from tests.support import rfc9421
 from tests.support.harness import CourtHandle, Registry, cli_env, registry_bin
 from tests.support.listings import amended_body, post_amendment, post_removal, publish_one, removal_body
+from tests.support.publishing import deliver_once
 from tests.support.sync_receiver import Receiver, running_receiver
 
 CREDIT_REFERENCE_FIELDS = {
@@ -460,7 +461,7 @@ def test_a_receiver_that_keeps_failing_flags_the_subscription_and_replay_recover
         assert f"registry_sync_failing{{{labels}}} 1.0" in metrics.text
         # A failing subscription is left alone until an admin acts.
         requests_so_far = len(receiver.deliveries)
-        asyncio.run(_one_pass(fast(settings)))
+        asyncio.run(deliver_once(fast(settings)))
         assert len(receiver.deliveries) == requests_so_far
 
         receiver.default = "ok"
@@ -469,14 +470,6 @@ def test_a_receiver_that_keeps_failing_flags_the_subscription_and_replay_recover
         pump(fast(settings), caught_up(registry.engine, sub))
     assert [e["seq"] for e in receiver.unique()] == [e["seq"] for e in log_events(admin)]
     assert admin.post(f"/v1/sync/subscriptions/{sub}/replay", json={"from_seq": -1}).status_code == 422
-
-
-async def _one_pass(settings: Settings) -> int:
-    services = Services.create(settings)
-    try:
-        return await deliver_due(services, "one-pass")
-    finally:
-        await services.close()
 
 
 def test_paused_subscriptions_wait_and_profiles_skip_what_they_do_not_admit(
@@ -488,7 +481,7 @@ def test_paused_subscriptions_wait_and_profiles_skip_what_they_do_not_admit(
     with running_receiver() as receiver:
         sub = subscribe(admin, client_id, "housing_construction", "push", receiver.url)
         assert admin.post(f"/v1/sync/subscriptions/{sub}/pause").json()["state"] == "paused"
-        asyncio.run(_one_pass(fast(settings)))
+        asyncio.run(deliver_once(fast(settings)))
         assert receiver.deliveries == []
         assert admin.post(f"/v1/sync/subscriptions/{sub}/resume").json()["state"] == "active"
         pump(fast(settings), caught_up(registry.engine, sub))

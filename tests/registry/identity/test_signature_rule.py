@@ -115,6 +115,17 @@ def test_a_generated_key_passes_the_registration_check() -> None:
         assert weak_public_key(Ed25519PrivateKey.generate().public_key().public_bytes_raw()) is None
 
 
+def _keys_check(settings: Settings) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [registry_bin(), "keys", "check"],
+        env=cli_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 def test_a_small_order_key_registered_before_the_check_verifies_nothing_and_is_reported(
     registry: Registry, court: CourtHandle, admin: httpx.Client, settings: Settings
 ) -> None:
@@ -148,25 +159,11 @@ def test_a_small_order_key_registered_before_the_check_verifies_nothing_and_is_r
     with registry.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM listings")).scalar_one() == 0
 
-    checked = subprocess.run(
-        [registry_bin(), "keys", "check"],
-        env=cli_env(settings),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    checked = _keys_check(settings)
     assert checked.returncode == 0, checked.stderr
     assert f"court key {key_id} of {court.code} verifies no signature" in checked.stdout
     assert court.key_id not in checked.stdout
     with registry.engine.begin() as conn:
         revoke_key(conn, key_id, "weak", actor="test", now=utcnow())
-    checked = subprocess.run(
-        [registry_bin(), "keys", "check"],
-        env=cli_env(settings),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    checked = _keys_check(settings)
     assert key_id not in checked.stdout
