@@ -44,12 +44,12 @@ from publishing.sync.services import (
     SyncEvent,
     advance,
     for_subscription,
+    held_state,
     lane_removals,
     lane_sent,
     profile_of,
     record_lane,
     render_range,
-    state_row,
 )
 from publishing.sync.signing import signed_request_headers
 from registry.calendar import china_date
@@ -430,18 +430,7 @@ async def _deliver(
                     await write(record_failure, claim.id, owner, error, utcnow(), services)
                     return sent
             now = utcnow()
-            states = [
-                state_row(
-                    claim.id,
-                    e.listing_id,
-                    e.listing_version,
-                    e.type,
-                    e.seq,
-                    datetime.fromisoformat(e.occurred_at),
-                    now,
-                )
-                for e in events
-            ]
+            states = [held_state(claim.id, e, now) for e in events]
             passed = {seq for seq in lane if seq <= scanned}
             moved = await write(
                 advance,

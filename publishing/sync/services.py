@@ -425,22 +425,7 @@ def record_lane(
             for e in events
         ],
     )
-    upsert_states(
-        conn,
-        [
-            state_row(
-                sub_id,
-                e.listing_id,
-                e.listing_version,
-                # A listing that left the profile's scope is, to its agency, a removed one.
-                EventType.LISTING_REMOVED if e.listing is None else e.type,
-                e.seq,
-                datetime.fromisoformat(e.occurred_at),
-                now,
-            )
-            for e in events
-        ],
-    )
+    upsert_states(conn, [held_state(sub_id, e, now) for e in events])
     return True
 
 
@@ -607,6 +592,21 @@ def state_row(
         "occurred_at": occurred_at,
         "acked_at": now,
     }
+
+
+def held_state(sub_id: str, event: SyncEvent, now: datetime) -> dict[str, Any]:
+    """What the agency holds of the event's listing once it acknowledged a pushed `event`:
+    sent with no record, the listing has left its profile (removed, expired, or out of its
+    scope), which to the agency is a removed one."""
+    return state_row(
+        sub_id,
+        event.listing_id,
+        event.listing_version,
+        EventType.LISTING_REMOVED if event.listing is None else event.type,
+        event.seq,
+        datetime.fromisoformat(event.occurred_at),
+        now,
+    )
 
 
 def advance(

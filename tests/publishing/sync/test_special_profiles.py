@@ -240,6 +240,9 @@ def test_dropping_the_special_subject_mark_tells_personnel_agencies_to_let_the_l
         assert post_amendment(registry, court, listing_id, again).status_code == 200
         pump(fast(settings), caught_up(registry.engine, push))
     pushed = receiver.unique()
+    # The push's agency, too, holds the listing as let go: no drift.
+    push_drift = admin.get(f"/v1/sync/subscriptions/{push}/drift").json()
+    assert push_drift["in_drift"] == 0 and push_drift["active_in_agreement"] == 0, push_drift
     assert [(e["type"], e["listing_version"]) for e in pushed] == [
         ("listing.published", 1),
         ("listing.amended", 2),
