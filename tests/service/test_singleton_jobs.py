@@ -1,13 +1,17 @@
-"""A job marked `singleton` runs in one process at a time across workers on one PostgreSQL
-database (an advisory lock elects each run); every other job may run in every worker."""
+"""A job marked `singleton` runs in one process at a time across workers on one database
+(PostgreSQL: an advisory lock elects each run; SQLite: a file lock beside the database);
+every other job may run in every worker."""
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-import pytest
 import sqlalchemy as sa
 
+from registry.db import sqlite_path
 from registry.runtime import Services
 from registry.settings import Settings
 from service.plugins import PLUGINS
@@ -22,11 +26,28 @@ def test_the_jobs_that_must_run_once_are_marked(settings: Settings) -> None:
     assert marked == SINGLETONS
 
 
+@contextmanager
+def held_elsewhere(settings: Settings, engine: sa.Engine, job_id: str) -> Iterator[None]:
+    """`job_id`'s election held by another worker, mid-run: PostgreSQL's advisory lock, or
+    SQLite's file lock beside the database."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as other:
+            assert other.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": lock_key(job_id)}).scalar()
+            yield
+            other.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": lock_key(job_id)})
+            other.commit()
+        return
+    path = sqlite_path(settings.database.url)
+    assert path is not None
+    with open(path.with_name(f"{path.name}.job-{job_id}.lock"), "a") as other:
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        yield
+        fcntl.flock(other, fcntl.LOCK_UN)
+
+
 def test_a_singleton_run_is_skipped_while_another_process_holds_it(
     settings: Settings, engine: sa.Engine
 ) -> None:
-    if engine.dialect.name != "postgresql":
-        pytest.skip("SQLite's election (a file lock): tests/service/test_worker_jobs.py")
     ran: list[str] = []
 
     async def job(_services: Services) -> str:
@@ -40,12 +61,7 @@ def test_a_singleton_run_is_skipped_while_another_process_holds_it(
         finally:
             await services.close()
 
-    with engine.connect() as other:  # another worker, mid-run
-        assert other.execute(
-            sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": lock_key("purge_query_log")}
-        ).scalar()
+    with held_elsewhere(settings, engine, "purge_query_log"):
         assert asyncio.run(attempt()) is None and ran == []
-        other.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": lock_key("purge_query_log")})
-        other.commit()
     assert asyncio.run(attempt()) == "done" and ran == ["run"]
     assert asyncio.run(attempt()) == "done" and ran == ["run", "run"], "released after each run"

@@ -6,7 +6,6 @@ a singleton is elected on SQLite as on PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import subprocess
 import time
 from collections.abc import Callable
@@ -18,13 +17,12 @@ import pytest
 import sqlalchemy as sa
 
 from registry.clients.services import create_client
-from registry.db import sqlite_path
 from registry.eventlog.types import LISTING_EVENTS
 from registry.runtime import Services
 from registry.settings import Settings
 from registry.timeutil import utcnow
 from service.plugins import PLUGINS
-from service.scheduler import JOB_GROUPS, UnknownJob, build_scheduler, plugin_jobs, run_alone, select_jobs
+from service.scheduler import JOB_GROUPS, UnknownJob, build_scheduler, plugin_jobs, select_jobs
 from tests.support.harness import CourtHandle, Registry, cli_env, registry_bin
 from tests.support.listings import publish_one
 from tests.support.processes import registry_process
@@ -159,31 +157,3 @@ def test_each_job_runs_only_in_its_process_and_two_delivery_processes_never_send
         keys = [d.headers["idempotency-key"] for d in receiver.deliveries]
         assert len(keys) == len(set(keys)), "a batch was sent twice"
         assert len(receiver.received) == len(receiver.unique())
-
-
-def test_a_singleton_is_elected_on_sqlite_too(settings: Settings, engine: sa.Engine) -> None:
-    if engine.dialect.name != "sqlite":
-        pytest.skip("PostgreSQL's election: tests/service/test_singleton_jobs.py")
-    path = sqlite_path(settings.database.url)
-    assert path is not None
-    ran: list[str] = []
-
-    async def job(_services: Services) -> str:
-        ran.append("run")
-        return "done"
-
-    async def attempt() -> object:
-        services = Services.create(settings)
-        try:
-            return await run_alone("purge_query_log", job)(services)
-        finally:
-            await services.close()
-
-    with open(
-        path.with_name(f"{path.name}.job-purge_query_log.lock"), "a"
-    ) as other:  # another worker, mid-run
-        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        assert asyncio.run(attempt()) is None and ran == []
-        fcntl.flock(other, fcntl.LOCK_UN)
-    assert asyncio.run(attempt()) == "done" and ran == ["run"]
-    assert asyncio.run(attempt()) == "done" and ran == ["run", "run"], "released after each run"
