@@ -58,6 +58,7 @@ from search.documents import Document, ground_mask, grounds_of, hit
 from search.interface import SearchQuery, SearchResult
 from search.models import SearchDoc
 from search.parallel import document_rows
+from search.published import still_published
 from search.text import TextMatch, text_match
 
 DOCS = cast(Table, SearchDoc.__table__)
@@ -375,11 +376,11 @@ class EmbeddedIndex:
                 # total as a lower bound.
                 if not self.sqlite and _walk_newest_first(conn, ids, offset + query.per_page):
                     conn.exec_driver_sql(_WALK_THE_PRIMARY_KEY)
-                hits = [hit(entry) for (entry,) in conn.exec_driver_sql(page, params)]
+                hits = still_published(conn, [hit(entry) for (entry,) in conn.exec_driver_sql(page, params)])
                 empty: dict[str, dict[str, int]] = {"province": {}, "ground": {}}
                 return SearchResult(hits=hits, total=self.exact_count_limit, facets=empty, total_exact=False)
             ids.sort(reverse=True)
-            hits = self._by_ids(conn, ids[offset : offset + query.per_page])
+            hits = still_published(conn, self._by_ids(conn, ids[offset : offset + query.per_page]))
         # Add up per province and per grounds mask first, decode those few after.
         by_province: dict[int, int] = {}
         by_mask: dict[int, int] = {}
@@ -407,7 +408,8 @@ class EmbeddedIndex:
         sql = self._driver_sql("SELECT entry FROM search_docs WHERE listing_id = :id")
         with self.engine.connect() as conn:
             row = conn.exec_driver_sql(sql, {"id": listing_id}).first()
-        return None if row is None else hit(row.entry)
+            found = [] if row is None else still_published(conn, [hit(row.entry)])
+        return found[0] if found else None
 
     # ---- the SearchEngine writes ----
 

@@ -57,6 +57,7 @@ from registry.listings.schemas import GROUNDS
 from registry.settings import Settings
 from search.documents import Document, all_active_documents, hit
 from search.interface import SearchQuery, SearchResult, SearchUnavailable
+from search.published import still_published
 from search.query import MAX_WINDOW
 from search.text import TextMatch, search_form, text_match
 
@@ -314,7 +315,8 @@ class MeiliIndex:
             kept = [item for item in found if _true_match(item, match)]
             total -= len(found) - len(kept)
             found = kept
-        hits = [hit(msgspec.json.encode(item["entry"])) for item in found]
+        with self.engine.connect() as conn:
+            hits = still_published(conn, [hit(msgspec.json.encode(item["entry"])) for item in found])
         facets = {
             "province": dict(sorted(provinces.items())),
             "ground": {g: grounds[g] for g in GROUNDS if grounds.get(g)},
@@ -368,7 +370,9 @@ class MeiliIndex:
             if exc.code == "document_not_found":
                 return None
             raise
-        return hit(msgspec.json.encode(dict(item)["entry"]))
+        with self.engine.connect() as conn:
+            current = still_published(conn, [hit(msgspec.json.encode(dict(item)["entry"]))])
+        return current[0] if current else None
 
     # ---- the SearchEngine writes ----
 

@@ -24,7 +24,7 @@ from publishing.feeds.entries import (
     PublicationItem,
     delta_page,
     feed_page,
-    feed_state,
+    feed_view,
 )
 from publishing.feeds.render import FeedLinks, JsonFeed, atom, json_feed, rss
 from publishing.feeds.schemas import DeltaPage
@@ -238,7 +238,8 @@ class FeedController(Controller):
         def build(conn: Connection) -> Response[bytes]:
             if filters.court is not None and not _court_exists(conn, filters.court):
                 raise Problem(400, "unknown_court", "no court has this code", pointer="/court")
-            state = feed_state(conn)
+            view = feed_view(conn)
+            state = view.state
             key = (
                 f"{base}|{fmt.name}|{size}|{sorted(params.items())}|{before}"  # links in a page are absolute
             )
@@ -254,7 +255,7 @@ class FeedController(Controller):
             if cached is not None:
                 return Response(cached, media_type=fmt.media_type, headers=headers)
             today = china_date(utcnow())
-            items, next_before = feed_page(conn, filters, before, size, today)
+            items, next_before = feed_page(conn, view, filters, before, size, today)
             links = FeedLinks(
                 self_url=_url(base, request.url.path, params | {"before": before}),
                 first_url=_url(base, request.url.path, params),

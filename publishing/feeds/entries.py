@@ -9,6 +9,7 @@ listing is active; once the listing leaves the list, only its removal notice rem
 
 from __future__ import annotations
 
+import threading
 from collections import namedtuple
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,11 +17,14 @@ from datetime import date, datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import Connection, Row, Select, select
 
 from publishing.feeds.models import Publication
-from publishing.feeds.reader import CURSOR_NAME
+from publishing.feeds.reader import CURSOR_NAME, publication_row
 from registry.eventlog.models import Event, ReaderCursor
+from registry.eventlog.readers import read_events
+from registry.eventlog.services import head
+from registry.eventlog.types import LISTING_EVENTS
 from registry.listings.disclosure import PublicEntry, public_columns, public_entry
 from registry.listings.models import Listing
 
@@ -124,6 +128,7 @@ class FeedState:
 
 
 def feed_state(conn: Connection) -> FeedState:
+    """Where the feeds' reader is (the `publications` table's own position)."""
     row = conn.execute(
         select(ReaderCursor.position, ReaderCursor.updated_at, Event.hash)
         .join(Event, Event.seq == ReaderCursor.position, isouter=True)
@@ -134,11 +139,128 @@ def feed_state(conn: Connection) -> FeedState:
     return FeedState(int(row.position), bytes(row.hash or b""), row.updated_at)
 
 
+# How far past the feeds' reader a request reads the log itself. The reader writes the
+# `publications` rows, so on SQLite it waits for the write lock, behind a batch's chunks and
+# the search follower: seconds during a large batch. The events it has yet to write are
+# committed already; a request projects them as it will (each listing's latest event), so a
+# removal leaves the feeds and the delta API when it commits (issue 18 #11). Bounded: past
+# this many log events the answers stop at the reader's position plus the bound.
+TAIL_EVENTS = 5000
+
+TailRow = namedtuple(
+    "TailRow",
+    [
+        "seq",
+        "listing_id",
+        "event",
+        "occurred_at",
+        "province_code",
+        "court_code",
+        "debtor_kind",
+        "reason",
+        "effective_on",
+    ],
+)
+
+
+@dataclass(frozen=True)
+class FeedView:
+    """What a page answers from: the table up to the reader's position and the log's tail
+    projected past it. `state.position` is the end of the tail, the position the answers are at."""
+
+    state: FeedState
+    reader_position: int
+    tail: tuple[Any, ...]  # TailRow, each listing's latest event in the tail, oldest first
+    superseded: frozenset[int]  # seq of the table rows whose listing has a tail row
+
+
+class _TailCache:
+    """The last tail projected: every request between two moves of the reader or the head
+    (many, while a batch is written) shares it. Keyed by positions and chain hashes, so a
+    log emptied and refilled to the same positions is told apart."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._key: tuple[int, bytes, int, bytes] | None = None
+        self._view: FeedView | None = None
+
+    def get(self, key: tuple[int, bytes, int, bytes]) -> FeedView | None:
+        with self._lock:
+            return self._view if self._key == key else None
+
+    def put(self, key: tuple[int, bytes, int, bytes], view: FeedView) -> None:
+        with self._lock:
+            self._key, self._view = key, view
+
+
+_TAILS = _TailCache()
+
+
+def feed_view(conn: Connection) -> FeedView:
+    reader = feed_state(conn)
+    last_seq, last_hash = head(conn)
+    upto = min(last_seq, reader.position + TAIL_EVENTS)
+    if upto <= reader.position:
+        return FeedView(reader, reader.position, (), frozenset())
+    upto_hash = (
+        last_hash
+        if upto == last_seq
+        else bytes(conn.execute(select(Event.hash).where(Event.seq == upto)).scalar_one())
+    )
+    key = (reader.position, reader.event_hash, upto, upto_hash)
+    cached = _TAILS.get(key)
+    if cached is not None:
+        return cached
+    events = read_events(conn, reader.position, None, LISTING_EVENTS, upto=upto)
+    latest = {event.listing_id: event for event in events if event.listing_id is not None}
+    ids = list(latest)
+    rows: list[Any] = []
+    superseded: set[int] = set()
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        listings = conn.execute(
+            select(Listing.id, Listing.province_code, Listing.court_code, Listing.debtor_kind).where(
+                Listing.id.in_(chunk)
+            )
+        ).all()
+        rows.extend(TailRow(**publication_row(latest[listing.id], listing)) for listing in listings)
+        superseded.update(
+            conn.execute(select(Publication.seq).where(Publication.listing_id.in_(chunk))).scalars()
+        )
+    rows.sort(key=lambda row: row.seq)
+    # Last-Modified moves with the newest event the answers now show.
+    times = [at for at in (reader.updated_at, events[-1].occurred_at if events else None) if at is not None]
+    state = FeedState(upto, upto_hash, max(times, default=None))
+    view = FeedView(state, reader.position, tuple(rows), frozenset(superseded))
+    _TAILS.put(key, view)
+    return view
+
+
+def _table_rows(view: FeedView) -> Select[*tuple[Any, ...]]:
+    """The table's side of a page: up to the reader's position read with the tail, without the
+    rows the tail replaces."""
+    query = select(*_PAGE_COLUMNS).where(Publication.seq <= view.reader_position)
+    if view.superseded:
+        query = query.where(Publication.seq.not_in(sorted(view.superseded)))
+    return query
+
+
+def _wanted(row: Any, filters: FeedFilters) -> bool:
+    return (
+        (filters.province is None or row.province_code == filters.province)
+        and (filters.court is None or row.court_code == filters.court)
+        and (filters.kind is None or row.debtor_kind == filters.kind)
+    )
+
+
 def feed_page(
-    conn: Connection, filters: FeedFilters, before: int | None, size: int, today: date
+    conn: Connection, view: FeedView, filters: FeedFilters, before: int | None, size: int, today: date
 ) -> tuple[list[PublicationItem], int | None]:
     """Newest first; returns the items and the `before` of the next (older) page, if any."""
-    query = select(*_PAGE_COLUMNS).order_by(Publication.seq.desc()).limit(size + 1)
+    newest = [
+        row for row in reversed(view.tail) if (before is None or row.seq < before) and _wanted(row, filters)
+    ][: size + 1]
+    query = _table_rows(view).order_by(Publication.seq.desc()).limit(size + 1 - len(newest))
     if filters.province is not None:
         query = query.where(Publication.province_code == filters.province)
     if filters.court is not None:
@@ -147,7 +269,8 @@ def feed_page(
         query = query.where(Publication.debtor_kind == filters.kind)
     if before is not None:
         query = query.where(Publication.seq < before)
-    rows = conn.execute(query).all()
+    # Every tail row is newer than every table row: the tail comes first.
+    rows = newest + (list(conn.execute(query).all()) if len(newest) <= size else [])
     more = len(rows) > size
     rows = rows[:size]
     return build_items(conn, rows, today), (rows[-1].seq if more else None)
@@ -158,15 +281,16 @@ def delta_page(
 ) -> tuple[list[PublicationItem], int, int]:
     """Items with seq in (after, position], oldest first; returns (items, next_after, position).
 
-    Bounded by the reader's position read first: everything at or below it has been
-    processed, so a page that is not full can move the cursor to the position itself.
+    `position` is the end of the tail read with the table (`feed_view`): everything at or
+    below it has been projected, so a page that is not full can move the cursor to it.
     """
-    position = feed_state(conn).position
-    rows = conn.execute(
-        select(*_PAGE_COLUMNS)
-        .where(Publication.seq > after, Publication.seq <= position)
-        .order_by(Publication.seq)
-        .limit(limit)
-    ).all()
+    view = feed_view(conn)
+    position = view.state.position
+    rows: list[Any] = list(
+        conn.execute(
+            _table_rows(view).where(Publication.seq > after).order_by(Publication.seq).limit(limit)
+        ).all()
+    )
+    rows += [row for row in view.tail if row.seq > after][: limit - len(rows)]
     next_after = rows[-1].seq if len(rows) == limit else max(after, position)
     return build_items(conn, rows, today), next_after, position

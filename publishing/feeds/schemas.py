@@ -10,4 +10,4 @@ from publishing.feeds.entries import PublicationItem
 class DeltaPage(msgspec.Struct, kw_only=True):
     items: list[PublicationItem]  # oldest first
     next_after: int  # pass back as `after`
-    position: int  # how far the feeds' reader of the event log has got
+    position: int  # how far into the event log this page's answer reaches

@@ -26,8 +26,9 @@ from registry.settings import Settings
 from search.interface import SearchQuery, SearchUnavailable
 from search.meili import BASE_SETTINGS, SETTINGS_FROM_1_12, MeiliIndex, spell
 from service.app import create_app
-from tests.support.harness import free_port, serve_app
+from tests.support.harness import CourtHandle, Registry, free_port, serve_app
 from tests.support.meili_server import Pair, Recorded, done, error, recorded, task
+from tests.support.publishing import publish, remove
 
 INDEX = "defaulters"
 VERSION_PAGE = "https://www.meilisearch.com/docs/reference/api/version/get-version"
@@ -197,12 +198,12 @@ def _hit(listing_id: str, name: str, rank: int) -> dict[str, Any]:
 
 
 def test_a_page_asks_for_that_page_only_with_the_public_key(
-    script: tuple[str, Recorded], settings: Settings
+    script: tuple[str, Recorded], settings: Settings, registry: Registry, court: CourtHandle
 ) -> None:
     """Page 3 of 20 asks Meilisearch for page 3 of 20 (not 60 hits), most recently changed
     first (`rank`), with the search-only key."""
     url, recording = script
-    ids = [new_id() for _ in range(2)]
+    ids = publish(registry, court, 2)
     body = {
         "q": '"' + " ".join(spell(t) for t in ("张伟",)) + '"',
         "filter": ['province_code = "11"'],
@@ -234,12 +235,12 @@ def test_a_page_asks_for_that_page_only_with_the_public_key(
 
 
 def test_a_long_phrase_hit_that_is_not_a_true_substring_is_dropped(
-    script: tuple[str, Recorded], settings: Settings
+    script: tuple[str, Recorded], settings: Settings, registry: Registry, court: CourtHandle
 ) -> None:
     """From five characters on, Meilisearch's phrase (word pairs near each other) can match a
     name holding the pairs apart: such a hit is checked against the name, and dropped."""
     url, recording = script
-    ids = [new_id() for _ in range(2)]
+    ids = publish(registry, court, 2)
     answer = {
         "hits": [_hit(ids[0], "北京恒信达科技有限公司", 2), _hit(ids[1], "恒信科技达信达科技", 1)],
         "totalHits": 2,
@@ -257,9 +258,11 @@ def test_a_long_phrase_hit_that_is_not_a_true_substring_is_dropped(
     assert [h.name for h in result.hits] == ["北京恒信达科技有限公司"] and result.total == 1
 
 
-def test_an_entry_is_read_by_a_valid_id_only(script: tuple[str, Recorded], settings: Settings) -> None:
+def test_an_entry_is_read_by_a_valid_id_only(
+    script: tuple[str, Recorded], settings: Settings, registry: Registry, court: CourtHandle
+) -> None:
     url, recording = script
-    found, missing = new_id(), new_id()
+    (found,), missing = publish(registry, court, 1), new_id()
     recording.expect(
         Pair("GET", f"/indexes/{INDEX}/documents/{found}", None, 200, _hit(found, "王芳", 1), DOCUMENT_PAGE),
         Pair(
@@ -278,6 +281,35 @@ def test_an_entry_is_read_by_a_valid_id_only(script: tuple[str, Recorded], setti
     # Never put into a URL: no request is made for these (the script has none left).
     for hostile in ("a?b=1", "x#y", "../keys", found.lower(), found + "0"):
         assert index.get_sync(hostile) is None
+    index.close()
+
+
+def test_a_hit_or_entry_whose_listing_has_left_the_list_is_not_shown(
+    script: tuple[str, Recorded], settings: Settings, registry: Registry, court: CourtHandle
+) -> None:
+    """Meilisearch trails the log by the follower's step: a removal committed since is taken
+    out of what it answers, by the registry's own listings table."""
+    url, recording = script
+    kept, removed = publish(registry, court, 2)
+    remove(registry, court, removed)
+    answer = {
+        "hits": [_hit(removed, "张伟", 2), _hit(kept, "张伟", 1)],
+        "totalHits": 2,
+        "page": 1,
+        "hitsPerPage": 20,
+        "totalPages": 1,
+        "facetDistribution": {"province_code": {"11": 2}},
+    }
+    recording.expect(
+        Pair("POST", f"/indexes/{INDEX}/search", lambda body: body["page"] == 1, 200, answer, SEARCH_PAGE),
+        Pair(
+            "GET", f"/indexes/{INDEX}/documents/{removed}", None, 200, _hit(removed, "张伟", 2), DOCUMENT_PAGE
+        ),
+    )
+    index = _index(url, settings)
+    result = index.search_sync(SearchQuery(text="张伟"))
+    assert [h.id for h in result.hits] == [kept]
+    assert index.get_sync(removed) is None
     index.close()
 
 

@@ -378,6 +378,35 @@ def test_a_removed_listing_is_gone_once_the_indexer_runs(
     assert _search(registry, q="黄磊")["total"] == 1
 
 
+def test_a_removed_or_expired_listing_leaves_search_and_its_pages_when_it_commits_before_the_index(
+    registry: Registry, court: CourtHandle, engine: sa.Engine
+) -> None:
+    ending = ending_tomorrow(registry, court)
+    ending["debtor"] = {**ending["debtor"], "name": "黄蓉"}
+    bodies = [person_named(registry, court, "黄蓉"), person_named(registry, court, "黄蓉"), ending]
+    kept, removed, expired = publish_many(registry, court, bodies)
+    run_search_indexer(engine)
+    assert _search(registry, q="黄蓉")["total"] == 3
+    remove(registry, court, removed)
+    assert expire_tomorrow(registry) == 1
+    # The index has not run since: it still holds both documents.
+    with engine.connect() as conn:
+        stale = conn.execute(
+            sa.text("SELECT count(*) FROM search_docs WHERE listing_id IN (:a, :b)"),
+            {"a": removed, "b": expired},
+        ).scalar_one()
+    assert stale == 2
+    assert [h["id"] for h in _search(registry, q="黄蓉")["hits"]] == [kept]
+    with registry.http() as http:
+        for gone in (removed, expired):
+            assert http.get(f"{API}/{gone}").json()["code"] == "entry_not_found"
+            assert http.get(f"/defaulters/{gone}").status_code == 404
+        assert http.get(f"{API}/{kept}").status_code == 200
+    # The index catches up on its next step, and the total with it.
+    assert run_search_indexer(engine) >= 2
+    assert _search(registry, q="黄蓉")["total"] == 1
+
+
 def test_a_listing_row_that_cannot_make_a_document_does_not_stop_the_indexer(
     registry: Registry, court: CourtHandle, engine: sa.Engine
 ) -> None:

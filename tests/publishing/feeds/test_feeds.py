@@ -220,19 +220,59 @@ def test_delta_api_never_skips_or_repeats(registry: Registry, court: CourtHandle
         seqs = [item["seq"] for item in got]
         assert seqs == sorted(seqs) and len(set(seqs)) == 5
 
-        # Changes after the reader's position are not visible until it has processed them.
+        # Changes after the reader's position show at once, read from the log itself; the
+        # reader's later run changes nothing a client sees.
         remove(registry, court, ids[2])
         more = publish(registry, court, 1)
-        assert http.get("/v1/publications", params={"after": after}).json()["items"] == []
-        sync_feeds(engine)
         page = http.get("/v1/publications", params={"after": after}).json()
         assert [(i["event"], (i["entry"] or i["removal"])["id"]) for i in page["items"]] == [
             ("removed", ids[2]),
             ("published", more[0]),
         ]
         assert page["items"][0]["entry"] is None and set(page["items"][0]["removal"]) == REMOVAL_FIELDS
+        # From the start, the removed listing's publication (still in the reader's table) is
+        # replaced by its removal, in log order.
+        from_start = http.get("/v1/publications", params={"after": 0}).json()
+        sync_feeds(engine)
+        assert http.get("/v1/publications", params={"after": after}).json() == page
+        assert http.get("/v1/publications", params={"after": 0}).json() == from_start
+        assert [(i["event"], (i["entry"] or i["removal"])["id"]) for i in from_start["items"]] == [
+            *[("published", listing_id) for listing_id in ids if listing_id != ids[2]],
+            ("removed", ids[2]),
+            ("published", more[0]),
+        ]
         again = http.get("/v1/publications", params={"after": page["next_after"]}).json()
         assert again["items"] == [] and again["next_after"] == page["next_after"]
+
+
+def test_a_removal_leaves_the_feeds_when_it_commits_before_the_reader_runs(
+    registry: Registry, court: CourtHandle, engine: sa.Engine
+) -> None:
+    ids = publish(registry, court, 3)
+    sync_feeds(engine)
+    with registry.http() as http:
+        before = http.get("/feeds/feed.json")
+        remove(registry, court, ids[1])
+        with engine.connect() as conn:
+            behind = conn.execute(
+                sa.text("SELECT count(*) FROM publications WHERE listing_id = :id AND event = 'published'"),
+                {"id": ids[1]},
+            ).scalar_one()
+        assert behind == 1  # the reader has not run
+        feed = http.get("/feeds/feed.json")
+        # A new page (not the cached one), whose validators moved with the log.
+        assert feed.headers["etag"] != before.headers["etag"]
+        stale_copy = {"If-None-Match": before.headers["etag"]}
+        assert http.get("/feeds/feed.json", headers=stale_copy).status_code == 200
+        items = feed.json()["items"]
+        newest = items[0]["_registry"]
+        assert newest["event"] == "removed" and newest["removal"]["id"] == ids[1]
+        shown = [item["_registry"]["entry"]["id"] for item in items[1:]]
+        assert shown == [ids[2], ids[0]]
+        atom = http.get("/feeds/atom.xml").text
+        assert atom.count("<entry>") == 3 and atom.count('<category term="removed"') == 1
+        sync_feeds(engine)
+        assert http.get("/feeds/feed.json").json()["items"] == items
 
 
 @pytest.mark.parametrize(
