@@ -130,7 +130,9 @@ def service_logging() -> Iterator[None]:
 
 
 @pytest.mark.parametrize("fmt", ["text", "json"])
-def test_outbound_urls_are_logged_without_their_query(registry: Registry, service_logging: None, fmt: str) -> None:
+def test_outbound_urls_are_logged_without_their_query(
+    registry: Registry, service_logging: None, fmt: str
+) -> None:
     configure_logging("INFO", fmt)  # type: ignore[arg-type]
     # The service's own handler, read through a buffer of its own: the server thread also writes
     # to stderr, and a capture of the process's descriptors once lost the head of this line.
