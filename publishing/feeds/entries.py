@@ -14,17 +14,17 @@ from collections import namedtuple
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 from sqlalchemy import Connection, Row, Select, select
 
 from publishing.feeds.models import Publication
-from publishing.feeds.reader import CURSOR_NAME, publication_row
+from publishing.feeds.reader import CURSOR_NAME, publication_event
 from registry.eventlog.models import Event, ReaderCursor
-from registry.eventlog.readers import read_events
 from registry.eventlog.services import head
 from registry.eventlog.types import LISTING_EVENTS
+from registry.eventlog.types import REMOVAL_EVENTS as REMOVAL_EVENT_TYPES
 from registry.listings.disclosure import PublicEntry, public_columns, public_entry
 from registry.listings.models import Listing
 
@@ -147,20 +147,19 @@ def feed_state(conn: Connection) -> FeedState:
 # this many log events the answers stop at the reader's position plus the bound.
 TAIL_EVENTS = 5000
 
-TailRow = namedtuple(
-    "TailRow",
-    [
-        "seq",
-        "listing_id",
-        "event",
-        "occurred_at",
-        "province_code",
-        "court_code",
-        "debtor_kind",
-        "reason",
-        "effective_on",
-    ],
-)
+
+class TailRow(NamedTuple):
+    """A `publications` row projected from the log's tail (the same fields)."""
+
+    seq: int
+    listing_id: str
+    event: str
+    occurred_at: datetime
+    province_code: str | None
+    court_code: str
+    debtor_kind: str
+    reason: str | None
+    effective_on: date | None
 
 
 @dataclass(frozen=True)
@@ -174,26 +173,43 @@ class FeedView:
     superseded: frozenset[int]  # seq of the table rows whose listing has a tail row
 
 
+@dataclass(frozen=True)
+class _Tail:
+    """A tail projected from a reader position up to `upto`: each listing's row, by listing id."""
+
+    upto: int
+    upto_hash: bytes
+    rows: dict[str, TailRow]
+    view: FeedView
+
+
 class _TailCache:
-    """The last tail projected: every request between two moves of the reader or the head
-    (many, while a batch is written) shares it. Keyed by positions and chain hashes, so a
-    log emptied and refilled to the same positions is told apart."""
+    """The tail last projected from the reader's position: requests share it until the log
+    moves, and when it moves only the new events are read (while a batch is written the head
+    moves several times a second, the reader seldom). Keyed by the reader's position and chain
+    hash, and extended only while the event at its end still has its hash, so a log emptied
+    and refilled to the same positions is told apart."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._key: tuple[int, bytes, int, bytes] | None = None
-        self._view: FeedView | None = None
+        self._key: tuple[int, bytes] | None = None
+        self._tail: _Tail | None = None
 
-    def get(self, key: tuple[int, bytes, int, bytes]) -> FeedView | None:
+    def get(self, key: tuple[int, bytes]) -> _Tail | None:
         with self._lock:
-            return self._view if self._key == key else None
+            return self._tail if self._key == key else None
 
-    def put(self, key: tuple[int, bytes, int, bytes], view: FeedView) -> None:
+    def put(self, key: tuple[int, bytes], tail: _Tail) -> None:
         with self._lock:
-            self._key, self._view = key, view
+            self._key, self._tail = key, tail
 
 
 _TAILS = _TailCache()
+
+
+def _hash_at(conn: Connection, seq: int) -> bytes | None:
+    found = conn.execute(select(Event.hash).where(Event.seq == seq)).scalar()
+    return None if found is None else bytes(found)
 
 
 def feed_view(conn: Connection) -> FeedView:
@@ -202,37 +218,69 @@ def feed_view(conn: Connection) -> FeedView:
     upto = min(last_seq, reader.position + TAIL_EVENTS)
     if upto <= reader.position:
         return FeedView(reader, reader.position, (), frozenset())
-    upto_hash = (
-        last_hash
-        if upto == last_seq
-        else bytes(conn.execute(select(Event.hash).where(Event.seq == upto)).scalar_one())
-    )
-    key = (reader.position, reader.event_hash, upto, upto_hash)
-    cached = _TAILS.get(key)
-    if cached is not None:
-        return cached
-    events = read_events(conn, reader.position, None, LISTING_EVENTS, upto=upto)
+    upto_hash = last_hash if upto == last_seq else _hash_at(conn, upto) or b""
+    key = (reader.position, reader.event_hash)
+    base = _TAILS.get(key)
+    if base is not None and (base.upto, base.upto_hash) == (upto, upto_hash):
+        return base.view
+    if base is not None and base.upto < upto and _hash_at(conn, base.upto) == base.upto_hash:
+        after, rows = base.upto, dict(base.rows)
+        superseded, newest = set(base.view.superseded), base.view.state.updated_at
+    else:
+        after, rows, superseded, newest = reader.position, {}, set(), reader.updated_at
+    events = conn.execute(
+        select(Event.seq, Event.type, Event.listing_id, Event.occurred_at)
+        .where(Event.seq > after, Event.seq <= upto, Event.type.in_(sorted(LISTING_EVENTS)))
+        .order_by(Event.seq)
+    ).all()
     latest = {event.listing_id: event for event in events if event.listing_id is not None}
-    ids = list(latest)
-    rows: list[Any] = []
-    superseded: set[int] = set()
-    for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start : start + _CHUNK]
+    # Only a removal's row needs the event's data (its reason and date).
+    removals = [event.seq for event in latest.values() if event.type in REMOVAL_EVENT_TYPES]
+    data: dict[int, dict[str, Any]] = {}
+    for start in range(0, len(removals), _CHUNK):
+        chunk = removals[start : start + _CHUNK]
+        found = conn.execute(select(Event.seq, Event.data).where(Event.seq.in_(chunk)))
+        data.update((int(seq), value) for seq, value in found)
+    places = {row.listing_id: (row.province_code, row.court_code, row.debtor_kind) for row in rows.values()}
+    new_ids = [listing_id for listing_id in latest if listing_id not in rows]
+    for start in range(0, len(new_ids), _CHUNK):
+        chunk = new_ids[start : start + _CHUNK]
         listings = conn.execute(
             select(Listing.id, Listing.province_code, Listing.court_code, Listing.debtor_kind).where(
                 Listing.id.in_(chunk)
             )
-        ).all()
-        rows.extend(TailRow(**publication_row(latest[listing.id], listing)) for listing in listings)
+        )
+        for listing in listings:
+            places[listing.id] = (listing.province_code, listing.court_code, listing.debtor_kind)
         superseded.update(
             conn.execute(select(Publication.seq).where(Publication.listing_id.in_(chunk))).scalars()
         )
-    rows.sort(key=lambda row: row.seq)
-    # Last-Modified moves with the newest event the answers now show.
-    times = [at for at in (reader.updated_at, events[-1].occurred_at if events else None) if at is not None]
-    state = FeedState(upto, upto_hash, max(times, default=None))
-    view = FeedView(state, reader.position, tuple(rows), frozenset(superseded))
-    _TAILS.put(key, view)
+    for listing_id, event in latest.items():
+        if (place := places.get(listing_id)) is None:
+            continue
+        removal = data.get(event.seq)
+        province_code, court_code, debtor_kind = place
+        rows[listing_id] = TailRow(
+            seq=event.seq,
+            listing_id=listing_id,
+            event=publication_event(event.type),
+            occurred_at=event.occurred_at,
+            province_code=province_code,
+            court_code=court_code,
+            debtor_kind=debtor_kind,
+            reason=removal.get("reason") if removal else None,
+            effective_on=date.fromisoformat(removal["effective_on"]) if removal else None,
+        )
+    if events:
+        # Last-Modified moves with the newest event the answers now show.
+        newest = max(newest, events[-1].occurred_at) if newest is not None else events[-1].occurred_at
+    view = FeedView(
+        FeedState(upto, upto_hash, newest),
+        reader.position,
+        tuple(sorted(rows.values(), key=lambda row: row.seq)),
+        frozenset(superseded),
+    )
+    _TAILS.put(key, _Tail(upto, upto_hash, rows, view))
     return view
 
 

@@ -271,6 +271,15 @@ def test_a_removal_leaves_the_feeds_when_it_commits_before_the_reader_runs(
         assert shown == [ids[2], ids[0]]
         atom = http.get("/feeds/atom.xml").text
         assert atom.count("<entry>") == 3 and atom.count('<category term="removed"') == 1
+        # The log moves on before the reader: the page extends the same tail with the new
+        # events, the later removal replacing the listing's publication there too.
+        (later,) = publish(registry, court, 1)
+        remove(registry, court, ids[0])
+        items = http.get("/feeds/feed.json").json()["items"]
+        entries = [item["_registry"] for item in items]
+        shown = [(entry["event"], (entry.get("entry") or entry["removal"])["id"]) for entry in entries]
+        expected = [("removed", ids[0]), ("published", later), ("removed", ids[1]), ("published", ids[2])]
+        assert shown == expected
         sync_feeds(engine)
         assert http.get("/feeds/feed.json").json()["items"] == items
 
