@@ -144,8 +144,9 @@ def feed_state(conn: Connection) -> FeedState:
 # the search follower: seconds during a large batch. The events it has yet to write are
 # committed already; a request projects them as it will (each listing's latest event), so a
 # removal leaves the feeds and the delta API when it commits (issue 18 #11). Bounded: past
-# this many log events the answers stop at the reader's position plus the bound.
-TAIL_EVENTS = 5000
+# this many log events (ten of the reader's steps) the answers stop at the reader's position
+# plus the bound.
+TAIL_EVENTS = 50_000
 
 
 class TailRow(NamedTuple):
@@ -175,8 +176,9 @@ class FeedView:
 
 @dataclass(frozen=True)
 class _Tail:
-    """A tail projected from a reader position up to `upto`: each listing's row, by listing id."""
+    """A tail projected from `reader` (position, chain hash) up to `upto`: each listing's row."""
 
+    reader: tuple[int, bytes]
     upto: int
     upto_hash: bytes
     rows: dict[str, TailRow]
@@ -184,24 +186,23 @@ class _Tail:
 
 
 class _TailCache:
-    """The tail last projected from the reader's position: requests share it until the log
-    moves, and when it moves only the new events are read (while a batch is written the head
-    moves several times a second, the reader seldom). Keyed by the reader's position and chain
-    hash, and extended only while the event at its end still has its hash, so a log emptied
-    and refilled to the same positions is told apart."""
+    """The tail last projected: requests share it until the log moves. When the head moves
+    (several times a second while a batch is written) only the new events are read; when the
+    reader moves, the rows it has now written leave the tail and the rest is kept. Extended
+    only while the event at its end still has its chain hash, so a log emptied and refilled
+    to the same positions starts anew."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._key: tuple[int, bytes] | None = None
         self._tail: _Tail | None = None
 
-    def get(self, key: tuple[int, bytes]) -> _Tail | None:
+    def get(self) -> _Tail | None:
         with self._lock:
-            return self._tail if self._key == key else None
+            return self._tail
 
-    def put(self, key: tuple[int, bytes], tail: _Tail) -> None:
+    def put(self, tail: _Tail) -> None:
         with self._lock:
-            self._key, self._tail = key, tail
+            self._tail = tail
 
 
 _TAILS = _TailCache()
@@ -212,6 +213,15 @@ def _hash_at(conn: Connection, seq: int) -> bytes | None:
     return None if found is None else bytes(found)
 
 
+def _superseded(conn: Connection, listing_ids: Sequence[str]) -> set[int]:
+    """The table rows (all at or below the reader's position) of these listings."""
+    found: set[int] = set()
+    for start in range(0, len(listing_ids), _CHUNK):
+        chunk = listing_ids[start : start + _CHUNK]
+        found.update(conn.execute(select(Publication.seq).where(Publication.listing_id.in_(chunk))).scalars())
+    return found
+
+
 def feed_view(conn: Connection) -> FeedView:
     reader = feed_state(conn)
     last_seq, last_hash = head(conn)
@@ -219,15 +229,28 @@ def feed_view(conn: Connection) -> FeedView:
     if upto <= reader.position:
         return FeedView(reader, reader.position, (), frozenset())
     upto_hash = last_hash if upto == last_seq else _hash_at(conn, upto) or b""
-    key = (reader.position, reader.event_hash)
-    base = _TAILS.get(key)
-    if base is not None and (base.upto, base.upto_hash) == (upto, upto_hash):
+    here = (reader.position, reader.event_hash)
+    base = _TAILS.get()
+    if base is not None and base.reader == here and (base.upto, base.upto_hash) == (upto, upto_hash):
         return base.view
-    if base is not None and base.upto < upto and _hash_at(conn, base.upto) == base.upto_hash:
-        after, rows = base.upto, dict(base.rows)
-        superseded, newest = set(base.view.superseded), base.view.state.updated_at
+    newest = reader.updated_at
+    if (
+        base is not None
+        and base.reader[0] <= reader.position
+        and base.upto <= upto
+        and _hash_at(conn, base.upto) == base.upto_hash
+    ):
+        after = max(base.upto, reader.position)
+        if base.reader == here:
+            rows, superseded = dict(base.rows), set(base.view.superseded)
+        else:
+            # The reader has written the rows of the events up to its position since.
+            rows = {listing_id: row for listing_id, row in base.rows.items() if row.seq > reader.position}
+            superseded = _superseded(conn, list(rows))
+        if base.view.state.updated_at is not None:
+            newest = max(newest, base.view.state.updated_at) if newest else base.view.state.updated_at
     else:
-        after, rows, superseded, newest = reader.position, {}, set(), reader.updated_at
+        after, rows, superseded = reader.position, {}, set()
     events = conn.execute(
         select(Event.seq, Event.type, Event.listing_id, Event.occurred_at)
         .where(Event.seq > after, Event.seq <= upto, Event.type.in_(sorted(LISTING_EVENTS)))
@@ -252,9 +275,7 @@ def feed_view(conn: Connection) -> FeedView:
         )
         for listing in listings:
             places[listing.id] = (listing.province_code, listing.court_code, listing.debtor_kind)
-        superseded.update(
-            conn.execute(select(Publication.seq).where(Publication.listing_id.in_(chunk))).scalars()
-        )
+    superseded |= _superseded(conn, new_ids)
     for listing_id, event in latest.items():
         if (place := places.get(listing_id)) is None:
             continue
@@ -280,17 +301,37 @@ def feed_view(conn: Connection) -> FeedView:
         tuple(sorted(rows.values(), key=lambda row: row.seq)),
         frozenset(superseded),
     )
-    _TAILS.put(key, _Tail(upto, upto_hash, rows, view))
+    _TAILS.put(_Tail(here, upto, upto_hash, rows, view))
     return view
 
 
-def _table_rows(view: FeedView) -> Select[*tuple[Any, ...]]:
-    """The table's side of a page: up to the reader's position read with the tail, without the
-    rows the tail replaces."""
-    query = select(*_PAGE_COLUMNS).where(Publication.seq <= view.reader_position)
-    if view.superseded:
-        query = query.where(Publication.seq.not_in(sorted(view.superseded)))
-    return query
+# Up to this many replaced rows are left out by the statement itself (bound parameters:
+# SQLite allows 32,766 a statement); more are skipped as the rows are read.
+_EXCLUDED_IN_SQL = 500
+
+
+def _table_rows(
+    conn: Connection, view: FeedView, query: Select[*tuple[Any, ...]], want: int, newest_first: bool
+) -> list[Any]:
+    """The table's side of a page: `want` rows of `query` (its filters), up to the reader's
+    position read with the tail, in seq order, without the rows the tail replaces."""
+    query = query.where(Publication.seq <= view.reader_position).order_by(
+        Publication.seq.desc() if newest_first else Publication.seq
+    )
+    if len(view.superseded) <= _EXCLUDED_IN_SQL:
+        if view.superseded:
+            query = query.where(Publication.seq.not_in(sorted(view.superseded)))
+        return list(conn.execute(query.limit(want)).all()) if want > 0 else []
+    rows: list[Any] = []
+    while len(rows) < want:
+        asked = want - len(rows) + _CHUNK
+        page = conn.execute(query.limit(asked)).all()
+        rows += [row for row in page if row.seq not in view.superseded]
+        if len(page) < asked:
+            break
+        last = page[-1].seq
+        query = query.where(Publication.seq < last if newest_first else Publication.seq > last)
+    return rows[:want]
 
 
 def _wanted(row: Any, filters: FeedFilters) -> bool:
@@ -308,7 +349,7 @@ def feed_page(
     newest = [
         row for row in reversed(view.tail) if (before is None or row.seq < before) and _wanted(row, filters)
     ][: size + 1]
-    query = _table_rows(view).order_by(Publication.seq.desc()).limit(size + 1 - len(newest))
+    query = select(*_PAGE_COLUMNS)
     if filters.province is not None:
         query = query.where(Publication.province_code == filters.province)
     if filters.court is not None:
@@ -318,7 +359,7 @@ def feed_page(
     if before is not None:
         query = query.where(Publication.seq < before)
     # Every tail row is newer than every table row: the tail comes first.
-    rows = newest + (list(conn.execute(query).all()) if len(newest) <= size else [])
+    rows = newest + _table_rows(conn, view, query, size + 1 - len(newest), newest_first=True)
     more = len(rows) > size
     rows = rows[:size]
     return build_items(conn, rows, today), (rows[-1].seq if more else None)
@@ -334,11 +375,8 @@ def delta_page(
     """
     view = feed_view(conn)
     position = view.state.position
-    rows: list[Any] = list(
-        conn.execute(
-            _table_rows(view).where(Publication.seq > after).order_by(Publication.seq).limit(limit)
-        ).all()
-    )
+    query = select(*_PAGE_COLUMNS).where(Publication.seq > after)
+    rows = _table_rows(conn, view, query, limit, newest_first=False)
     rows += [row for row in view.tail if row.seq > after][: limit - len(rows)]
     next_after = rows[-1].seq if len(rows) == limit else max(after, position)
     return build_items(conn, rows, today), next_after, position
