@@ -90,9 +90,13 @@ class WriteQueue:
         return False
 
     def try_acquire(self) -> bool:
-        """The turn if it is free now, without waiting (for code on the event loop's thread)."""
+        """The turn if it is free now, without waiting (for code on the event loop's thread).
+        Never joins the queue: a waiter nobody can wake would be handed the next turn."""
         with self._lock:
-            return self._enter(_Waiter(background=False))
+            if self._held or self._urgent or self._background:
+                return False
+            self._held = True
+            return True
 
     def acquire(self, *, background: bool = False, timeout: float = TURN_TIMEOUT_SECONDS) -> bool:
         """Wait for the turn (blocking: threads only); False if it did not come in time."""

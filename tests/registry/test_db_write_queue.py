@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from registry.db import Database, create_sync_engine
 from registry.eventlog.readers import advance, claim_cursor
 from registry.settings import Settings
+from registry.writequeue import WriteQueue
 
 HOLD_S = 0.05  # each competing transaction holds the write lock this long
 ROUNDS = 30
@@ -143,6 +144,20 @@ def test_waiting_for_a_turn_does_not_stop_the_event_loop(sqlite_db: Database) ->
         holder.join()
     assert place == 1
     assert ticks >= 20  # the loop ran all along the 0.5 s wait
+
+
+def test_a_write_that_finds_the_turn_taken_on_the_loop_does_not_lose_the_next_turn() -> None:
+    """On the event loop's thread a writer only tries for a free turn; one that found it
+    taken used to join the queue as a waiter nobody could wake, so the holder's release
+    failed and every later writer waited out the turn timeout."""
+    queue = WriteQueue()
+    assert queue.acquire()
+    assert not queue.try_acquire()
+    queue.release()
+    started = time.monotonic()
+    assert queue.acquire(timeout=5)
+    assert time.monotonic() - started < 1
+    queue.release()
 
 
 def test_postgresql_writes_take_no_turn(db: Database) -> None:
