@@ -170,7 +170,7 @@ class FeedView:
 
     state: FeedState
     reader_position: int
-    tail: tuple[Any, ...]  # TailRow, each listing's latest event in the tail, oldest first
+    tail: tuple[TailRow, ...]  # each listing's latest event in the tail, oldest first
     superseded: frozenset[int]  # seq of the table rows whose listing has a tail row
 
 

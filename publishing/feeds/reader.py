@@ -36,7 +36,7 @@ def record_publications(conn: Connection, events: Sequence[LogEvent], now: datet
             )
         ).all()
         conn.execute(delete(Publication).where(Publication.listing_id.in_(chunk)))
-        rows = [publication_row(latest[listing.id], listing) for listing in listings]
+        rows = [_publication(latest[listing.id], listing) for listing in listings]
         rows.sort(key=lambda row: row["seq"])
         bulk_insert(conn, PUBLICATIONS, rows)
 
@@ -58,8 +58,7 @@ def publication_event(event_type: str) -> str:
     return event_type.removeprefix("listing.")
 
 
-def publication_row(event: LogEvent, listing: Any) -> dict[str, Any]:
-    """The `publications` row of `event`; `listing` carries id, province, court and kind."""
+def _publication(event: LogEvent, listing: Any) -> dict[str, Any]:
     removal = event.type in REMOVAL_EVENTS
     return {
         "seq": event.seq,

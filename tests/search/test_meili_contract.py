@@ -234,6 +234,19 @@ def test_a_page_asks_for_that_page_only_with_the_public_key(
     assert recording.keys == ["Bearer search-key"]
 
 
+def _first_page(hits: list[dict[str, Any]]) -> Pair:
+    """The search call for page 1, answered with `hits` (all in province 11), in page form."""
+    answer = {
+        "hits": hits,
+        "totalHits": len(hits),
+        "page": 1,
+        "hitsPerPage": 20,
+        "totalPages": 1,
+        "facetDistribution": {"province_code": {"11": len(hits)}},
+    }
+    return Pair("POST", f"/indexes/{INDEX}/search", lambda body: body["page"] == 1, 200, answer, SEARCH_PAGE)
+
+
 def test_a_long_phrase_hit_that_is_not_a_true_substring_is_dropped(
     script: tuple[str, Recorded], settings: Settings, registry: Registry, court: CourtHandle
 ) -> None:
@@ -241,16 +254,8 @@ def test_a_long_phrase_hit_that_is_not_a_true_substring_is_dropped(
     name holding the pairs apart: such a hit is checked against the name, and dropped."""
     url, recording = script
     ids = publish(registry, court, 2)
-    answer = {
-        "hits": [_hit(ids[0], "北京恒信达科技有限公司", 2), _hit(ids[1], "恒信科技达信达科技", 1)],
-        "totalHits": 2,
-        "page": 1,
-        "hitsPerPage": 20,
-        "totalPages": 1,
-        "facetDistribution": {"province_code": {"11": 2}},
-    }
     recording.expect(
-        Pair("POST", f"/indexes/{INDEX}/search", lambda body: body["page"] == 1, 200, answer, SEARCH_PAGE)
+        _first_page([_hit(ids[0], "北京恒信达科技有限公司", 2), _hit(ids[1], "恒信科技达信达科技", 1)])
     )
     index = _index(url, settings)
     result = index.search_sync(SearchQuery(text="恒信达科技"))
@@ -292,16 +297,8 @@ def test_a_hit_or_entry_whose_listing_has_left_the_list_is_not_shown(
     url, recording = script
     kept, removed = publish(registry, court, 2)
     remove(registry, court, removed)
-    answer = {
-        "hits": [_hit(removed, "张伟", 2), _hit(kept, "张伟", 1)],
-        "totalHits": 2,
-        "page": 1,
-        "hitsPerPage": 20,
-        "totalPages": 1,
-        "facetDistribution": {"province_code": {"11": 2}},
-    }
     recording.expect(
-        Pair("POST", f"/indexes/{INDEX}/search", lambda body: body["page"] == 1, 200, answer, SEARCH_PAGE),
+        _first_page([_hit(removed, "张伟", 2), _hit(kept, "张伟", 1)]),
         Pair(
             "GET", f"/indexes/{INDEX}/documents/{removed}", None, 200, _hit(removed, "张伟", 2), DOCUMENT_PAGE
         ),
