@@ -18,7 +18,9 @@ Removals are sent by one thread at random intervals without waiting for the prev
 be gone (as courts send them), while one poller checks every pending removal on every
 surface it has not yet left, every `POLL_S`: a poll's resolution is the poll cycle, reported.
 With `batch_envelopes`, 10,000-listing batches are ingested over the batch endpoint back to
-back and removals are sent only while a batch is in flight.
+back and removals are sent only while a batch is in flight; the figures are taken over the
+removals sent while one was (a removal sent once the batches have run out is left out and
+counted).
 """
 
 from __future__ import annotations
@@ -216,8 +218,10 @@ class RemovalRun:
                 if acknowledged is not None:
                     item.seen["agency_push"] = acknowledged
 
-    def figures(self) -> dict[str, Any]:
-        done = self.done
+    def figures(self, *, during_batches: bool) -> dict[str, Any]:
+        """With `during_batches`, over the removals sent while a batch was in flight only: one
+        sent after the last batch ended would be an idle figure."""
+        done = [p for p in self.done if p.during_batch] if during_batches else self.done
         per_surface = {
             surface: latency_summary([p.seen[surface] - p.sent_at for p in done], unit="s")
             for surface in SURFACES
@@ -225,7 +229,8 @@ class RemovalRun:
         everywhere = latency_summary([max(p.seen.values()) - p.sent_at for p in done], unit="s")
         return {
             "removals": len(done),
-            "sent_while_a_batch_was_in_flight": sum(p.during_batch for p in done),
+            "sent_while_a_batch_was_in_flight": sum(p.during_batch for p in self.done),
+            "sent_after_the_batches_ended_left_out": len(self.done) - len(done),
             "poll_cycle": latency_summary(self.cycles, unit="s"),
             # The removal's POST until its answer: the commit, before any follower ran.
             "removal_request_s": latency_summary([p.answered_s for p in done], unit="s"),
@@ -268,6 +273,8 @@ def run_phase(
     stop.set()
     if batcher is not None:
         batcher.join()
-    figures = run.figures() | ({"concurrent_batches": batches} if batches else {})
+    figures = run.figures(during_batches=batch is not None)
+    if batches:
+        figures["concurrent_batches"] = batches
     run.done, run.cycles = [], []
     return timed_figure(figures, started_load)
