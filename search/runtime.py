@@ -16,7 +16,7 @@ from typing import TypeVar
 
 import anyio
 
-from registry.eventlog.readers import follow_sync
+from registry.eventlog.readers import follow
 from registry.runtime import Services
 from registry.settings import Settings
 from search.embedded import EmbeddedIndex
@@ -101,7 +101,7 @@ async def follow_index(services: Services) -> int:
     reader = index_follower(engine_of(services))
 
     async def work() -> int:
-        return await anyio.to_thread.run_sync(follow_sync, services.db.sync_writer, reader)
+        return await follow(services.db, reader)
 
     return await backoff_of(services, "search_follow_log").run(work) or 0
 

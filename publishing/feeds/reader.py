@@ -9,12 +9,11 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any, cast
 
-import anyio
 from sqlalchemy import Connection, Table, delete, select
 
 from publishing.feeds.models import Publication
 from registry.bulk import bulk_insert
-from registry.eventlog.readers import LogEvent, LogReader, follow_sync
+from registry.eventlog.readers import LogEvent, LogReader, follow
 from registry.eventlog.types import LISTING_EVENTS, REMOVAL_EVENTS
 from registry.listings.models import Listing
 from registry.runtime import Services
@@ -45,12 +44,9 @@ READER = LogReader(CURSOR_NAME, record_publications, LISTING_EVENTS, batch=5000)
 
 
 async def follow_publications(services: Services) -> int:
-    """The scheduler job: catch the publications up with the log in a worker thread, on the
-    synchronous writer, as the search follower does. On the async engine every statement
-    of a step waited for the event loop, which a batch being ingested keeps busy, and the
-    rows were built on the loop itself: the feeds and the delta API trailed search by a
-    poll cycle during batches (docs/benchmarks.md)."""
-    return await anyio.to_thread.run_sync(follow_sync, services.db.sync_writer, READER)
+    """The scheduler job: catch the publications up with the log (in a worker thread, as
+    every reader: `registry.eventlog.readers.follow`)."""
+    return await follow(services.db, READER)
 
 
 def publication_event(event_type: str) -> str:

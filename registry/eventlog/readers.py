@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import anyio
 import msgspec
 from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -151,15 +152,15 @@ def step(conn: Connection, reader: LogReader, now: datetime) -> int:
 
 async def follow(db: Database, reader: LogReader) -> int:
     """The scheduler job of a reader: catch it up with the log, one write transaction per
-    batch on the service's writer engine, as a background writer (on SQLite, interactive
-    writes waiting for their turn go first: `Database.write_behind`); returns how many log
-    events it read past."""
-    total = 0
-    while True:
-        processed = await db.write_behind(step, reader, utcnow())
-        total += processed
-        if processed < reader.batch:
-            return total
+    batch on the service's synchronous writer, in a worker thread, as a background writer
+    (on SQLite, interactive writes waiting for their turn go first: `registry.writequeue`);
+    returns how many log events it read past.
+
+    Not on the event loop: a reader's `process` is Python work of tens to hundreds of
+    milliseconds a batch while a batch of listings is ingested (the statistics, the notices,
+    the transparency log), and on the loop every request waited for all of it. In a thread
+    the loop runs between the interpreter's switches."""
+    return await anyio.to_thread.run_sync(follow_sync, db.sync_writer, reader)
 
 
 def follow_sync(engine: Engine, reader: LogReader) -> int:
