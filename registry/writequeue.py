@@ -25,16 +25,22 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 # Background writers passed over at most this many times in a row by interactive ones.
 URGENT_IN_A_ROW = 2
 # SQLite's own busy timeout (registry.db): after that long a writer would fail anyway.
 TURN_TIMEOUT_SECONDS = 30.0
+# How long an ingest worker lets earlier interactive writers go first, at most, and how often
+# it looks (`InteractiveSignal`): an interactive transaction takes milliseconds.
+YIELD_TIMEOUT_SECONDS = 1.0
+YIELD_POLL_SECONDS = 0.002
 
 
 @dataclass(eq=False)
@@ -63,20 +69,57 @@ def _resolve(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
+class InteractiveSignal:
+    """What a process's interactive writers tell the ingest workers it started (other
+    processes, outside its queue): two counters in shared memory, the interactive turns
+    asked for and those ended. A worker about to begin a chunk's transaction first lets the
+    interactive writers that have asked by then have the database (`let_earlier_pass`).
+
+    Without it a removal sent during a batch waited at SQLite's busy handler, which sleeps
+    up to 100 ms between tries, while the workers, handing their chunk turns straight on,
+    took the lock again and again: the removal's request p99 was 0.7 s (docs/benchmarks.md).
+    Later arrivals do not extend a worker's wait, and the wait is bounded, so a stream of
+    checks cannot stop a batch."""
+
+    def __init__(self, mp_context: Any) -> None:
+        self._asked = mp_context.Value("q", 0)
+        self._ended = mp_context.Value("q", 0)
+
+    def asked(self) -> None:
+        with self._asked.get_lock():
+            self._asked.value += 1
+
+    def ended(self) -> None:
+        with self._ended.get_lock():
+            self._ended.value += 1
+
+    def let_earlier_pass(self, timeout: float = YIELD_TIMEOUT_SECONDS) -> None:
+        """Return once every interactive turn asked for before this call has ended (or after
+        `timeout`)."""
+        target = self._asked.value
+        deadline = time.monotonic() + timeout
+        while self._ended.value < target and time.monotonic() < deadline:
+            time.sleep(YIELD_POLL_SECONDS)
+
+
 class WriteQueue:
     """A fair lock with hand-off: `release` gives the turn to the next waiter itself."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._held = False
+        self._held_interactive = False
         self._urgent: deque[_Waiter] = deque()
         self._background: deque[_Waiter] = deque()
         self._urgent_in_a_row = 0
+        # Set once this process starts ingest workers (`registry.listings.ingest`).
+        self.signal: InteractiveSignal | None = None
 
     def _enter(self, waiter: _Waiter) -> bool:
         """Under the lock: take the turn if it is free and no one waits, else join the queue."""
         if not self._held and not self._urgent and not self._background:
             self._held = True
+            self._held_interactive = not waiter.background
             waiter.granted = True
             return True
         (self._background if waiter.background else self._urgent).append(waiter)
@@ -101,6 +144,7 @@ class WriteQueue:
     def acquire(self, *, background: bool = False, timeout: float = TURN_TIMEOUT_SECONDS) -> bool:
         """Wait for the turn (blocking: threads only); False if it did not come in time."""
         waiter = _Waiter(background, event=threading.Event())
+        self._asked(waiter)
         with self._lock:
             if self._enter(waiter):
                 return True
@@ -108,12 +152,16 @@ class WriteQueue:
         if waiter.event.wait(timeout):
             return True
         with self._lock:
-            return self._withdraw(waiter)
+            granted = self._withdraw(waiter)
+        if not granted:
+            self._ended(waiter)
+        return granted
 
     async def acquire_async(self, *, background: bool = False, timeout: float = TURN_TIMEOUT_SECONDS) -> bool:
         """`acquire` for the event loop: awaits, never blocks the loop's thread."""
         loop = asyncio.get_running_loop()
         waiter = _Waiter(background, future=loop.create_future(), loop=loop)
+        self._asked(waiter)
         with self._lock:
             if self._enter(waiter):
                 return True
@@ -122,17 +170,34 @@ class WriteQueue:
             await asyncio.wait_for(asyncio.shield(waiter.future), timeout)
         except TimeoutError:
             with self._lock:
-                return self._withdraw(waiter)  # True: handed over just as the wait ended
+                granted = self._withdraw(waiter)  # True: handed over just as the wait ended
+            if not granted:
+                self._ended(waiter)
+            return granted
         except BaseException:  # cancelled: a turn handed over meanwhile goes to the next
             with self._lock:
                 granted = self._withdraw(waiter)
             if granted:
                 self.release()
+            else:
+                self._ended(waiter)
             raise
         return True
 
+    def _asked(self, waiter: _Waiter) -> None:
+        if not waiter.background and self.signal is not None:
+            self.signal.asked()
+
+    def _ended(self, waiter: _Waiter) -> None:
+        if not waiter.background and self.signal is not None:
+            self.signal.ended()
+
     def release(self) -> None:
         """End this turn: hand it to the next waiter, or leave it free."""
+        with self._lock:
+            ended_interactive, self._held_interactive = self._held_interactive, False
+        if ended_interactive and self.signal is not None:
+            self.signal.ended()
         while True:
             with self._lock:
                 nxt = self._next()
@@ -140,8 +205,10 @@ class WriteQueue:
                     self._held = False
                     return
                 nxt.granted = True
+                self._held_interactive = not nxt.background
             if nxt.wake():
                 return
+            self._ended(nxt)  # its loop has closed: it will never end its turn
 
     def _next(self) -> _Waiter | None:
         if self._urgent and (not self._background or self._urgent_in_a_row < URGENT_IN_A_ROW):

@@ -34,7 +34,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 
 from registry.clients.services import Principal
-from registry.db import Database, create_sync_engine
+from registry.db import Database, create_sync_engine, write_queue
 from registry.http.body import decode_signed_json
 from registry.identity.crypto import SecretsSource
 from registry.identity.identifiers import warm_division_cache
@@ -43,6 +43,7 @@ from registry.listings.prepare import PrepareContext, PreparedListing, Preparer
 from registry.listings.schemas import IngestResult
 from registry.problems import Problem, database_unavailable
 from registry.timeutil import utcnow
+from registry.writequeue import InteractiveSignal
 
 # Below this many items a batch is handled inline: a pool round-trip costs more.
 INLINE_LIMIT = 64
@@ -79,6 +80,7 @@ _worker_engine: Engine | None = None
 _worker_reader: Engine | None = None
 _worker_context: PrepareContext | None = None
 _worker_turns: WriteTurns | None = None
+_worker_signal: InteractiveSignal | None = None
 
 
 def _exit_when_gone(server_pid: int) -> None:
@@ -95,16 +97,21 @@ def _exit_when_gone(server_pid: int) -> None:
 
 
 def _init_worker(
-    database_url: str, context: PrepareContext | None, turns: WriteTurns, server_pid: int
+    database_url: str,
+    context: PrepareContext | None,
+    turns: WriteTurns,
+    server_pid: int,
+    signal: InteractiveSignal | None,
 ) -> None:
     # One engine, the shared turns and (for imports) one context per worker, set once at start.
-    global _worker_engine, _worker_reader, _worker_context, _worker_turns  # noqa: PLW0603
+    global _worker_engine, _worker_reader, _worker_context, _worker_turns, _worker_signal  # noqa: PLW0603
     threading.Thread(target=_exit_when_gone, args=(server_pid,), name="server-watch", daemon=True).start()
     _worker_engine = create_sync_engine(database_url)
     # Reads must not take SQLite's write lock (the writer engine begins IMMEDIATE).
     _worker_reader = create_sync_engine(database_url, writer=False)
     _worker_context = context
     _worker_turns = turns
+    _worker_signal = signal
     warm_division_cache()
     # What is alive now (modules, the division cache) lives as long as the worker: out of the
     # collector's sight, full collections no longer walk it every few chunks (measured under
@@ -225,8 +232,12 @@ def store_envelopes(
             raise
     # Turns also keep SQLite's busy handler out of the way: it sleeps up to 100 ms per
     # retry, and left the cores idle half the time when workers contended (measured).
-    with _worker_turns.turn(ticket), engine.begin() as conn:
-        return store_prepared(conn, prepared, actor=actor, client_court=client_court)
+    with _worker_turns.turn(ticket):
+        if _worker_signal is not None:
+            # The server's removals, amendments and check logs first (registry.writequeue).
+            _worker_signal.let_earlier_pass()
+        with engine.begin() as conn:
+            return store_prepared(conn, prepared, actor=actor, client_court=client_court)
 
 
 def worker_count(configured: int) -> int:
@@ -236,11 +247,18 @@ def worker_count(configured: int) -> int:
 def new_pool(workers: int, database_url: str, context: PrepareContext | None = None) -> ProcessPoolExecutor:
     # forkserver: forking a process that runs an event loop and driver threads is unsafe.
     mp_context = multiprocessing.get_context("forkserver")
+    queue = write_queue(database_url)
+    signal = None
+    if queue is not None:
+        if queue.signal is None:
+            # One per process and database: a pool started again after a worker died keeps it.
+            queue.signal = InteractiveSignal(mp_context)
+        signal = queue.signal
     return ProcessPoolExecutor(
         max_workers=workers,
         mp_context=mp_context,
         initializer=_init_worker,
-        initargs=(database_url, context, WriteTurns(mp_context), os.getpid()),
+        initargs=(database_url, context, WriteTurns(mp_context), os.getpid(), signal),
     )
 
 
