@@ -6,17 +6,20 @@ there is no queue: writes go straight to the database, which locks rows."""
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from registry.db import Database, create_sync_engine
 from registry.eventlog.readers import advance, claim_cursor
+from registry.listings.ingest import new_pool
 from registry.settings import Settings
-from registry.writequeue import WriteQueue
+from registry.writequeue import InteractiveSignal, WriteQueue
 
 HOLD_S = 0.05  # each competing transaction holds the write lock this long
 ROUNDS = 30
@@ -84,6 +87,93 @@ def test_a_removal_goes_within_a_turn_of_a_followers_back_to_back_transactions(s
     # about 1.4 s): SQLite's busy handler sleeps while the follower re-takes the lock.
     assert _passed_over(commits, asked_at, place) <= 1
     assert waited < 5 * HOLD_S
+
+
+def _chunks_in_another_process(
+    url: str, signal: InteractiveSignal | None, started: Any, commits: Any
+) -> None:
+    """An ingest worker's shape: another process, one chunk transaction after another,
+    each letting the server's earlier interactive writers pass first when it is told of them."""
+    engine = create_sync_engine(url)
+    for _ in range(ROUNDS):
+        if signal is not None:
+            signal.let_earlier_pass()
+        with engine.begin() as conn:
+            place = _next_turn(conn, HOLD_S)
+        commits.put((place, time.time()))
+        started.set()
+    commits.put(None)
+    engine.dispose()
+
+
+@pytest.mark.parametrize("told", [True, False], ids=["told", "not_told"])
+def test_a_removal_goes_within_a_turn_of_another_processs_back_to_back_chunks(
+    sqlite_db: Database, told: bool
+) -> None:
+    context = multiprocessing.get_context("forkserver")
+    signal = InteractiveSignal(context) if told else None
+    sqlite_db.write_queue.signal = signal  # type: ignore[union-attr]  # SQLite: a queue
+    started, commits = context.Event(), context.Queue()
+    worker = context.Process(
+        target=_chunks_in_another_process, args=(sqlite_db.url, signal, started, commits)
+    )
+    worker.start()
+    try:
+        assert started.wait(30)
+        time.sleep(2 * HOLD_S)
+
+        async def removal() -> tuple[float, int]:
+            asked_at = time.time()
+            return asked_at, await sqlite_db.write(_next_turn)
+
+        asked_at, place = asyncio.run(removal())
+        done = list(iter(commits.get, None))
+    finally:
+        worker.join(60)
+        sqlite_db.write_queue.signal = None  # type: ignore[union-attr]
+    passed_over = _passed_over(done, asked_at, place)
+    if told:
+        # The chunk in progress, and the one that had begun its wait before being told.
+        assert passed_over <= 2
+    else:
+        # SQLite's busy handler sleeps while the other process re-takes the lock at once:
+        # the removal waited for most of the remaining chunks (what the signal is for).
+        assert passed_over > 2
+
+
+def test_the_signal_counts_interactive_turns_only_and_balances_a_wait_that_gave_up() -> None:
+    signal = InteractiveSignal(multiprocessing.get_context("forkserver"))
+    queue = WriteQueue()
+    queue.signal = signal
+    assert queue.acquire(background=True)
+    started = time.monotonic()
+    signal.let_earlier_pass(timeout=5)  # a background turn is not waited for
+    assert time.monotonic() - started < 1
+    waiting = threading.Thread(target=queue.acquire, kwargs={"timeout": 0.2})
+    waiting.start()
+    waiting.join()  # an interactive writer that gave up waiting: asked, and ended
+    queue.release()
+    assert queue.acquire()
+    started = time.monotonic()
+    signal.let_earlier_pass(timeout=0.3)  # an interactive turn is held: the worker waits
+    assert time.monotonic() - started >= 0.3
+    queue.release()
+    started = time.monotonic()
+    signal.let_earlier_pass(timeout=5)
+    assert time.monotonic() - started < 1
+
+
+def test_the_ingest_pool_is_told_of_the_servers_interactive_writers(sqlite_db: Database) -> None:
+    pool = new_pool(1, sqlite_db.url)
+    try:
+        assert sqlite_db.write_queue is not None
+        signal = sqlite_db.write_queue.signal
+        assert signal is not None
+        new_pool(1, sqlite_db.url).shutdown()
+        assert sqlite_db.write_queue.signal is signal  # one per process, kept across pools
+    finally:
+        pool.shutdown()
+        sqlite_db.write_queue.signal = None
 
 
 def test_a_follower_is_not_starved_by_back_to_back_interactive_writes(sqlite_db: Database) -> None:
