@@ -14,6 +14,7 @@ from contextlib import AbstractAsyncContextManager, nullcontext
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+import anyio
 import msgspec
 from sqlalchemy import Connection, Engine, MetaData, event
 from sqlalchemy import create_engine as sa_create_engine
@@ -80,7 +81,7 @@ def write_queue(url: str) -> WriteQueue | None:
 
 
 def create_sync_engine(url: str, *, writer: bool = True, background: bool = False) -> Engine:
-    """For worker processes that prepare and store ingest chunks, and for tests.
+    """For worker processes that prepare and store ingest chunks, worker threads, and tests.
     `background`: its writes give way to interactive ones in the write queue."""
     url = sync_url(url)
     if url.startswith("sqlite"):
@@ -207,6 +208,7 @@ class Database:
         self.writer = create_engine(url, writer=True)
         self.reader = create_engine(url, writer=False) if self.is_sqlite else self.writer
         self._sync_writer: Engine | None = None
+        self._sync_reader: Engine | None = None
         # SQLite: the process's writers take turns (registry.writequeue); None on PostgreSQL.
         self.write_queue = write_queue(url)
 
@@ -224,6 +226,21 @@ class Database:
     ) -> T:
         async with self.reader.connect() as conn:
             return await conn.run_sync(work, *args, **kwargs)
+
+    async def read_in_thread(
+        self, work: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """`read` in a worker thread on a synchronous reader, for reads that are mostly Python
+        work (the agency push renders thousands of events a range): on the async engine that
+        work runs on the event loop, and every request waits for it."""
+
+        def run() -> T:
+            if self._sync_reader is None:
+                self._sync_reader = create_sync_engine(self.url, writer=False)
+            with self._sync_reader.connect() as conn:
+                return work(conn, *args, **kwargs)
+
+        return await anyio.to_thread.run_sync(run)
 
     async def write(
         self, work: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
@@ -251,3 +268,5 @@ class Database:
             await self.reader.dispose()
         if self._sync_writer is not None:
             self._sync_writer.dispose()
+        if self._sync_reader is not None:
+            self._sync_reader.dispose()

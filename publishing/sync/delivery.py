@@ -294,7 +294,7 @@ class SharedRanges:
 
     async def _read(self, profile: Profile, after: int) -> Rendered:
         self.reads += 1
-        return await self._services.db.read(
+        return await self._services.db.read_in_thread(
             render_range,
             profile,
             after,
