@@ -17,6 +17,7 @@ from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import JSON, Connection, Date, Table, insert
+from sqlalchemy.dialects import postgresql, sqlite
 
 from registry.db import json_text
 from registry.timeutil import UtcDateTime, as_utc
@@ -44,13 +45,24 @@ def _converter(column_type: Any, dialect: str) -> Callable[[Any], Any] | None:
     return None
 
 
-def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+def bulk_insert(
+    conn: Connection,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    *,
+    on_conflict: Sequence[str] = (),
+    update: Sequence[str] = (),
+    add: bool = False,
+) -> None:
+    """Insert `rows` (dicts with the same keys). With `on_conflict` (the columns of a unique
+    key), a row whose key is taken updates the stored row's `update` columns instead: set
+    to the new values, or with `add` increased by them (counters)."""
     if not rows:
         return
     dialect = conn.dialect.name
     driver = conn.dialect.driver
     if not (dialect == "sqlite" or driver == "psycopg"):
-        conn.execute(insert(table), list(rows))
+        conn.execute(_sqlalchemy_insert(conn, table, on_conflict, update, add), list(rows))
         return
     columns = list(rows[0])
     converters = [_converter(table.c[name].type, dialect) for name in columns]
@@ -61,11 +73,33 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
             "%s::json" if isinstance(table.c[name].type, JSON) else "%s" for name in columns
         )
     statement = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({placeholders})"  # noqa: S608 - our names
+    if on_conflict:
+        # The same text on SQLite and PostgreSQL.
+        assignments = ", ".join(
+            f"{name} = {table.name}.{name} + excluded.{name}" if add else f"{name} = excluded.{name}"
+            for name in update
+        )
+        statement += f" ON CONFLICT ({', '.join(on_conflict)}) DO UPDATE SET {assignments}"
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.executemany(statement, _driver_rows(rows, columns, converters))
     finally:
         cursor.close()
+
+
+def _sqlalchemy_insert(
+    conn: Connection, table: Table, on_conflict: Sequence[str], update: Sequence[str], add: bool
+) -> Any:
+    if not on_conflict:
+        return insert(table)
+    statement = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+    return statement.on_conflict_do_update(
+        index_elements=list(on_conflict),
+        set_={
+            name: table.c[name] + statement.excluded[name] if add else statement.excluded[name]
+            for name in update
+        },
+    )
 
 
 def _driver_rows(

@@ -16,11 +16,12 @@ from functools import partial
 from typing import Any, cast
 
 import msgspec
-from sqlalchemy import Connection, Table, func, insert, select, update
+from sqlalchemy import Connection, Table, func, select, update
 
 from publishing.sync.models import AssistanceNotice, Subscription
 from publishing.sync.profiles import admitted_at, enters_scope, leaves_scope, load_listings, render
 from publishing.sync.services import ACTIVE_CLIENTS, profile_of
+from registry.bulk import bulk_insert
 from registry.calendar import add_working_days, china_date, end_of_china_day, first_uncovered_day
 from registry.eventlog.readers import LogEvent, LogReader
 from registry.eventlog.services import EventDraft, append_events
@@ -110,8 +111,9 @@ def issue_notices(conn: Connection, events: Sequence[LogEvent], now: datetime, *
                     "due_at": due_at,
                 }
             )
-    if notices:
-        conn.execute(insert(AssistanceNotice), notices)
+    # Through the driver (registry.bulk): one notice per event and subscription, and
+    # SQLAlchemy's per-row parameter building was half of this reader's time.
+    bulk_insert(conn, NOTICES, notices)
 
 
 def notice_reader(deadline_days: int) -> LogReader:
