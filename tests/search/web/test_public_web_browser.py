@@ -42,6 +42,9 @@ def search_for(page: Page, text: str) -> None:
     page.goto("/")
     page.get_by_label("被执行人姓名 / 名称，或证件号码").fill(text)
     page.get_by_role("button", name="查询").click()
+    # The click returns once the form's navigation has started: read the page once loaded
+    # (a loaded machine once read the old page's empty list).
+    page.wait_for_url("**/?q=*")
 
 
 def hits(page: Page) -> list[str]:
