@@ -30,14 +30,21 @@ from typing import Any
 
 import asyncpg
 import httpx
+from sqlalchemy import text
 
 from bench.bulk import bulk_load
 from demo.runner import load_demo
 from demo.seed import load_signers, write_envelope_file
+from publishing.feeds.reader import CURSOR_NAME as FEEDS_CURSOR
+from publishing.statistics.reader import CURSOR as STATISTICS_CURSOR
+from publishing.sync.notices import CURSOR as NOTICES_CURSOR
 from registry.calendar import today_in_china
+from registry.checks.watchlist import CURSOR_NAME as WATCHLIST_CURSOR
 from registry.listings.ingest import worker_count
 from registry.runtime import Services
 from registry.settings import DatabaseSettings, KeySettings, ServerSettings, Settings
+from registry.translog.services import CURSOR_NAME as TRANSLOG_CURSOR
+from search.embedded import CURSOR as SEARCH_CURSOR
 
 # ---- what every bench reports beside its figures ----
 
@@ -519,3 +526,37 @@ def drop_postgres_databases(admin_url: str, names: list[str]) -> None:
             await conn.close()
 
     asyncio.run(drop())
+
+
+CAUGHT_UP = (
+    "SELECT (SELECT last_seq FROM log_head) - coalesce("
+    "(SELECT position FROM reader_cursors WHERE name = :cursor), 0)"
+)
+# The server's readers that work through every event (the watchlist reader too, even with no
+# watchlist): until they are at the head (the steady state), their catch-up transactions
+# would queue a removal behind them.
+STEADY_STATE_READERS = (
+    SEARCH_CURSOR,
+    FEEDS_CURSOR,
+    TRANSLOG_CURSOR,
+    WATCHLIST_CURSOR,
+    STATISTICS_CURSOR,
+    NOTICES_CURSOR,
+)
+
+
+def wait_for_readers(engine: Any, settle_s: float) -> float:
+    """Wait for the steady state: the server's expiry job runs 5 s after start (a burst of
+    expiry events at this scale), and the server's log readers must have caught up with the
+    log (from zero, on a freshly imported list). Returns the seconds that took."""
+    started = time.monotonic()
+    time.sleep(settle_s)
+    while time.monotonic() < started + 1200:
+        with engine.connect() as conn:
+            behind = [
+                conn.execute(text(CAUGHT_UP), {"cursor": name}).scalar() for name in STEADY_STATE_READERS
+            ]
+        if not any(behind):
+            return round(time.monotonic() - started, 1)
+        time.sleep(0.5)
+    raise RuntimeError("the server's log readers did not catch up in 20 minutes")

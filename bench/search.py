@@ -53,15 +53,14 @@ from bench.common import (
     latency_summary,
     load_average,
     timed_figure,
+    wait_for_readers,
     wait_until_healthy,
 )
 from bench.removal import RemovalRun, Target, run_phase
 from bench.sync import _sink
 from demo.seed import load_signers, write_envelope_file
-from publishing.feeds.reader import CURSOR_NAME as FEEDS_CURSOR
 from publishing.sync.services import create_subscription
 from registry.calendar import today_in_china
-from registry.checks.watchlist import CURSOR_NAME as WATCHLIST_CURSOR
 from registry.clients.services import create_client
 from registry.endpoints import PushPolicy
 from registry.eventlog.services import head
@@ -71,8 +70,7 @@ from registry.listings.prepare import PURPOSE_DEBTOR_ID
 from registry.runtime import Services
 from registry.settings import DatabaseSettings, KeySettings, ServerSettings, Settings
 from registry.timeutil import utcnow
-from registry.translog.services import CURSOR_NAME as TRANSLOG_CURSOR
-from search.embedded import CURSOR, EmbeddedIndex, reader_engine
+from search.embedded import EmbeddedIndex, reader_engine
 from search.interface import SearchQuery
 from search.maintenance import reindex_now
 from search.text import names_no_one, too_broad
@@ -194,34 +192,6 @@ def _measure_queries(index: EmbeddedIndex, sets: dict[str, list[SearchQuery]]) -
         return out
 
     return asyncio.run(run())
-
-
-CAUGHT_UP = (
-    "SELECT (SELECT last_seq FROM log_head) - coalesce("
-    "(SELECT position FROM reader_cursors WHERE name = :cursor), 0)"
-)
-# The server's readers that work through every event (the watchlist reader too, even with no
-# watchlist): until they are at the head (the steady state), their catch-up transactions
-# would queue a removal behind them.
-STEADY_STATE_READERS = (CURSOR, FEEDS_CURSOR, TRANSLOG_CURSOR, WATCHLIST_CURSOR)
-
-
-def _wait_for_steady_state(engine: Any, settle_s: float) -> float:
-    """Steady state first: the server's expiry job runs 5 s after start (a burst of expiry
-    events at this scale), and the indexer, the feeds and the transparency log must have
-    caught up with the log (from zero, on a freshly imported list). Returns the seconds
-    that took."""
-    started = time.monotonic()
-    time.sleep(settle_s)
-    while time.monotonic() < started + 1200:
-        with engine.connect() as conn:
-            behind = [
-                conn.execute(text(CAUGHT_UP), {"cursor": name}).scalar() for name in STEADY_STATE_READERS
-            ]
-        if not any(behind):
-            return round(time.monotonic() - started, 1)
-        time.sleep(0.5)
-    raise RuntimeError("the server's log readers did not catch up in 20 minutes")
 
 
 def _targets(engine: Any, settings: Settings, count: int) -> list[Target]:
@@ -399,7 +369,7 @@ def _served(
         try:
             with httpx.Client(base_url=base, timeout=60) as http:
                 wait_until_healthy(http)
-                caught_up_s = _wait_for_steady_state(engine, settle_s=7)
+                caught_up_s = wait_for_readers(engine, settle_s=7)
                 over_http = _measure_http(http, sets)
                 position = http.get("/v1/publications", params={"after": 0, "limit": 1}).json()["position"]
             run = RemovalRun(
