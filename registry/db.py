@@ -227,17 +227,28 @@ class Database:
         async with self.reader.connect() as conn:
             return await conn.run_sync(work, *args, **kwargs)
 
+    @property
+    def sync_reader(self) -> Engine:
+        """A synchronous reader engine, made on first use: on PostgreSQL the synchronous
+        writer's pool (as `reader` is `writer` there), on SQLite connections that never take
+        the write lock."""
+        if not self.is_sqlite:
+            return self.sync_writer
+        if self._sync_reader is None:
+            self._sync_reader = create_sync_engine(self.url, writer=False)
+        return self._sync_reader
+
     async def read_in_thread(
         self, work: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
-        """`read` in a worker thread on a synchronous reader, for reads that are mostly Python
-        work (the agency push renders thousands of events a range): on the async engine that
-        work runs on the event loop, and every request waits for it."""
+        """`read` in a worker thread on the synchronous reader, for reads that are mostly
+        Python work (the agency push renders thousands of events a range): on the async
+        engine that work runs on the event loop, and every request waits for it."""
+        # Made here, on the loop's thread: threads asking at once would each make one.
+        engine = self.sync_reader
 
         def run() -> T:
-            if self._sync_reader is None:
-                self._sync_reader = create_sync_engine(self.url, writer=False)
-            with self._sync_reader.connect() as conn:
+            with engine.connect() as conn:
                 return work(conn, *args, **kwargs)
 
         return await anyio.to_thread.run_sync(run)

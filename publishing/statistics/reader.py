@@ -159,7 +159,7 @@ def _counted(conn: Connection, ids: Sequence[str]) -> dict[str, Fact]:
     return found
 
 
-_KEY_COLUMNS = ("grain", "period_start", "area", "debtor_kind", "special_subject")
+_KEY_COLUMNS = tuple(column.name for column in STATISTICS_COUNTS.primary_key.columns)
 
 
 def apply_listings(conn: Connection, ids: Sequence[str]) -> int:

@@ -106,12 +106,9 @@ def _chunks_in_another_process(
     engine.dispose()
 
 
-@pytest.mark.parametrize("told", [True, False], ids=["told", "not_told"])
-def test_a_removal_goes_within_a_turn_of_another_processs_back_to_back_chunks(
-    sqlite_db: Database, told: bool
-) -> None:
+def test_a_removal_goes_within_a_turn_of_another_processs_back_to_back_chunks(sqlite_db: Database) -> None:
     context = multiprocessing.get_context("forkserver")
-    signal = InteractiveSignal(context) if told else None
+    signal = InteractiveSignal(context)
     sqlite_db.write_queue.signal = signal  # type: ignore[union-attr]  # SQLite: a queue
     started, commits = context.Event(), context.Queue()
     worker = context.Process(
@@ -131,14 +128,10 @@ def test_a_removal_goes_within_a_turn_of_another_processs_back_to_back_chunks(
     finally:
         worker.join(60)
         sqlite_db.write_queue.signal = None  # type: ignore[union-attr]
-    passed_over = _passed_over(done, asked_at, place)
-    if told:
-        # The chunk in progress, and the one that had begun its wait before being told.
-        assert passed_over <= 2
-    else:
-        # SQLite's busy handler sleeps while the other process re-takes the lock at once:
-        # the removal waited for most of the remaining chunks (what the signal is for).
-        assert passed_over > 2
+    # The chunk in progress, and the one that had begun its wait before being told. Untold,
+    # the removal usually waited for most of the remaining chunks at SQLite's busy handler
+    # (not asserted: now and then a retry lands between two chunks).
+    assert _passed_over(done, asked_at, place) <= 2
 
 
 def test_the_signal_counts_interactive_turns_only_and_balances_a_wait_that_gave_up() -> None:
