@@ -31,12 +31,15 @@ import httpx
 import msgspec
 import uvicorn
 from litestar import Litestar, Request, post
+from sqlalchemy import text
 
 from bench.common import (
+    BULK_DATASET,
     _bench_import,
     _free_port,
     _prepare_database,
     _registry,
+    build_or_reuse,
     drop_postgres_databases,
     fresh_postgres_database,
     latency_summary,
@@ -44,11 +47,15 @@ from bench.common import (
     timed_figure,
     wait_for_readers,
 )
+from bench.search import _bulk_build, catch_up
 from demo.data import DemoGenerator
 from demo.seed import load_signers, write_envelope_file
 from registry.calendar import today_in_china
 from registry.db import create_sync_engine
+from registry.identity.crypto import load_secrets
 from registry.listings.ingest import worker_count
+from registry.listings.prepare import PURPOSE_SIGNED
+from registry.settings import DatabaseSettings, KeySettings, Settings
 
 BATCH = 1000
 WRK_SCRIPT = """
@@ -89,6 +96,34 @@ def _subjects(envelopes: Path, want: int, seed: int) -> list[dict[str, str]]:
                 break
     random.Random(seed).shuffle(found)  # noqa: S311 - a reproducible sample, not a secret
     return found
+
+
+def _listed_in_database(url: str, secrets_file: Path, want: int, seed: int) -> list[dict[str, str]]:
+    """ID numbers of listed persons, read back from a list the bulk path built (no file of
+    envelopes): the certified versions' signed bodies, decrypted with the dataset's keys."""
+    keyring = load_secrets(
+        Settings(database=DatabaseSettings(url=url), keys=KeySettings(secrets_file=secrets_file))
+    ).keyring
+    engine = create_sync_engine(url, writer=False)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text(LISTED_PERSONS), {"limit": want}).scalars().all()
+    finally:
+        engine.dispose()
+    found = []
+    for cipher in rows:
+        debtor = json.loads(keyring.decrypt(bytes(cipher), PURPOSE_SIGNED))["debtor"]
+        subject = {k: debtor[k] for k in ("id_type", "id_number", "nationality") if k in debtor}
+        found.append(subject | {"name": debtor["name"]})
+    random.Random(seed).shuffle(found)  # noqa: S311 - a reproducible sample, not a secret
+    return found
+
+
+LISTED_PERSONS = (
+    "SELECT v.signed_cipher FROM listings l JOIN listing_versions v"
+    " ON v.listing_id = l.id AND v.version = l.version"
+    " WHERE l.status = 'active' AND l.debtor_kind = 'person' ORDER BY l.id LIMIT :limit"
+)
 
 
 def _unlisted(count: int, seed: int) -> list[dict[str, str]]:
@@ -187,7 +222,12 @@ def run_checks_bench(
     connections: int = 64,
     workers: int = 0,
     database_url: str | None = None,
+    dataset: Path | None = None,
+    bulk_on_top: int | None = None,
 ) -> dict[str, Any]:
+    """`bulk_on_top`: build the list by the bulk path (`bench.bulk`), this many listings
+    through `registry import` on top, prepared as the search bench prepares it; with
+    `dataset`, the list the search bench keeps there for the same size is reused."""
     if shutil.which("wrk") is None:
         raise RuntimeError("the single-check load needs wrk (Debian: apt-get install wrk)")
     workers = worker_count(workers)
@@ -196,11 +236,24 @@ def run_checks_bench(
         root = Path(scratch)
         secrets_file = root / "secrets.json"
         if database_url is None:
-            url = f"sqlite:///{root / 'checks.db'}"
+            url = f"sqlite:///{root / 'bench.db'}"  # the name build_or_reuse keeps
         else:
             url = fresh_postgres_database(database_url, "checks")
             scratch_databases.append(url.rsplit("/", 1)[1])
-        env = _prepare_database(url, secrets_file, workers)
+        if bulk_on_top is None:
+            env = _prepare_database(url, secrets_file, workers)
+            envelopes = root / "envelopes.jsonl"
+            signers = load_signers(secrets_file.parent / "demo-keys.json")
+            write_envelope_file(envelopes, signers, count, seed=7, today=today_in_china(), workers=workers)
+            loaded = _bench_import(env, envelopes, count)
+            listed = _subjects(envelopes, 5000, seed=3)
+            envelopes.unlink()
+        else:
+            env, loaded = build_or_reuse(
+                root, url, count, dataset, BULK_DATASET, _bulk_build(bulk_on_top), catch_up
+            )
+            listed = _listed_in_database(url, secrets_file, 5000, seed=3)
+        unlisted = _unlisted(5000, seed=11)
         env.update(
             {
                 "REGISTRY_SIGNING_KEY_FILE": str(root / "signing-keys.json"),
@@ -208,14 +261,6 @@ def run_checks_bench(
                 "REGISTRY_CHECK_DAILY_QUOTA": str(10**15),
             }
         )
-        envelopes = root / "envelopes.jsonl"
-        signers = load_signers(secrets_file.parent / "demo-keys.json")
-        today = today_in_china()
-        write_envelope_file(envelopes, signers, count, seed=7, today=today, workers=workers)
-        loaded = _bench_import(env, envelopes, count)
-        listed = _subjects(envelopes, 5000, seed=3)
-        unlisted = _unlisted(5000, seed=11)
-        envelopes.unlink()
         api_key = (
             _registry("client", "create", "bench", "--role", "bank", env=env).stdout.strip().splitlines()[-1]
         )
@@ -282,6 +327,7 @@ def run_checks_bench(
         r["bare"]["server_cpu_us_per_request"] / max(r["checks"]["server_cpu_us_per_request"], 1)
         for r in rounds
     ]
+    loaded.pop("prepared", None)
     return {
         "benchmark": "checks",
         "database": "sqlite (embedded default)" if database_url is None else "postgresql",

@@ -40,6 +40,7 @@ from publishing.statistics.reader import CURSOR as STATISTICS_CURSOR
 from publishing.sync.notices import CURSOR as NOTICES_CURSOR
 from registry.calendar import today_in_china
 from registry.checks.watchlist import CURSOR_NAME as WATCHLIST_CURSOR
+from registry.db import create_sync_engine
 from registry.listings.ingest import worker_count
 from registry.runtime import Services
 from registry.settings import DatabaseSettings, KeySettings, ServerSettings, Settings
@@ -258,6 +259,13 @@ def bulk_listings(root: Path, url: str, count: int, on_top: int) -> tuple[dict[s
     return env, figures
 
 
+# A bulk-built list's folder under --dataset, shared by the search and checks benches (the
+# name is the one datasets were kept under before the checks bench reused them).
+BULK_DATASET = "search-bulk"
+
+Build = Callable[[Path, str, int], tuple[dict[str, str], dict[str, Any]]]
+Prepare = Callable[[Path, str, dict[str, str]], dict[str, Any]]
+
 _KEY_FILES = ("secrets.json", "signing-keys.json", "demo-keys.json")
 _DATASET_FILES = ("bench.db", *_KEY_FILES, "build.json")
 
@@ -268,7 +276,8 @@ def build_or_reuse(
     count: int,
     dataset: Path | None,
     kind: str,
-    build: Callable[[Path, str, int], tuple[dict[str, str], dict[str, Any]]],
+    build: Build,
+    prepare: Prepare | None = None,
 ) -> tuple[dict[str, str], dict[str, Any]]:
     """`build(root, url, count)` a scratch database, or, with `dataset`, keep what it built in
     `dataset/{kind}-{count}` and copy that on later runs: building a million signed listings
@@ -276,14 +285,22 @@ def build_or_reuse(
     run on since it was built, so every run starts from the same state. SQLite: the file
     `root/bench.db` is kept there. PostgreSQL: the database is kept on the server (named in
     `build.json`) and `url` is made from it as a template, then brought to the current
-    schema (`registry db upgrade`)."""
+    schema (`registry db upgrade`).
+
+    `prepare(root, url, env)`, when given, runs what a deployment runs on a loaded list
+    before serving it (a reindex, the readers brought to the log's head); with `dataset` it
+    runs once, on what is kept, and its figures are kept in `build.json` under "prepared":
+    at millions of listings it takes longer than the bench that follows."""
     if dataset is None:
-        return build(root, url, count)
+        env, built = build(root, url, count)
+        return env, built | ({"prepared": prepare(root, url, env)} if prepare else {})
     if not url.startswith("sqlite"):
-        return _build_or_reuse_postgres(root, url, count, dataset / f"{kind}-{count}", build)
+        return _build_or_reuse_postgres(root, url, count, dataset / f"{kind}-{count}", build, prepare)
     kept = dataset / f"{kind}-{count}"
     if not (kept / "build.json").exists():
         env, built = build(root, url, count)
+        if prepare is not None:
+            built["prepared"] = prepare(root, url, env)
         kept.mkdir(parents=True, exist_ok=True)
         with closing(sqlite3.connect(root / "bench.db")) as db:
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the copy must hold everything
@@ -294,7 +311,11 @@ def build_or_reuse(
     for name in _DATASET_FILES:
         shutil.copy2(kept / name, root / name)
     env = _env(url, root / "secrets.json", worker_count(0))
-    return env, {**json.loads((root / "build.json").read_text()), "reused_from": str(kept)}
+    built = json.loads((root / "build.json").read_text())
+    if prepare is not None and "prepared" not in built:
+        # A dataset kept before its preparation was: prepared on this copy, every run.
+        built["prepared"] = prepare(root, url, env)
+    return env, built | {"reused_from": str(kept)}
 
 
 def _build_or_reuse_postgres(
@@ -302,7 +323,8 @@ def _build_or_reuse_postgres(
     url: str,
     count: int,
     kept: Path,
-    build: Callable[[Path, str, int], tuple[dict[str, str], dict[str, Any]]],
+    build: Build,
+    prepare: Prepare | None,
 ) -> tuple[dict[str, str], dict[str, Any]]:
     base, _, scratch = url.rpartition("/")
     record = kept / "build.json"
@@ -321,6 +343,12 @@ def _build_or_reuse_postgres(
     built = json.loads(record.read_text())
     for name in _KEY_FILES:
         shutil.copy2(kept / name, root / name)
+    if prepare is not None and "prepared" not in built:
+        kept_url = f"{base}/{built['kept_database']}"
+        kept_env = _env(kept_url, root / "secrets.json", worker_count(0))
+        _registry("db", "upgrade", env=kept_env)
+        built["prepared"] = prepare(root, kept_url, kept_env)
+        record.write_text(json.dumps(built))
     started = time.perf_counter()
     _postgres_admin(url, f"DROP DATABASE IF EXISTS {scratch}")
     # FILE_COPY: the default (WAL_LOG) writes every block of a multi-gigabyte copy to the WAL.
@@ -545,13 +573,13 @@ STEADY_STATE_READERS = (
 )
 
 
-def wait_for_readers(engine: Any, settle_s: float) -> float:
+def wait_for_readers(engine: Any, settle_s: float, limit_s: float = 1200) -> float:
     """Wait for the steady state: the server's expiry job runs 5 s after start (a burst of
     expiry events at this scale), and the server's log readers must have caught up with the
     log (from zero, on a freshly imported list). Returns the seconds that took."""
     started = time.monotonic()
     time.sleep(settle_s)
-    while time.monotonic() < started + 1200:
+    while time.monotonic() < started + limit_s:
         with engine.connect() as conn:
             behind = [
                 conn.execute(text(CAUGHT_UP), {"cursor": name}).scalar() for name in STEADY_STATE_READERS
@@ -559,4 +587,18 @@ def wait_for_readers(engine: Any, settle_s: float) -> float:
         if not any(behind):
             return round(time.monotonic() - started, 1)
         time.sleep(0.5)
-    raise RuntimeError("the server's log readers did not catch up in 20 minutes")
+    raise RuntimeError(f"the server's log readers did not catch up in {limit_s:.0f} s")
+
+
+def run_background_readers(env: dict[str, str], url: str) -> float:
+    """`registry worker` (the background jobs alone) until every log reader is at the head,
+    then stopped: what a deployment's workers do with a loaded list before it is served.
+    Returns the seconds it took."""
+    worker = subprocess.Popen([sys.executable, "-m", "service", "worker"], env=env, stdout=subprocess.DEVNULL)
+    engine = create_sync_engine(url, writer=False)
+    try:
+        return wait_for_readers(engine, settle_s=7, limit_s=3 * 3600)
+    finally:
+        engine.dispose()
+        worker.terminate()
+        worker.wait(timeout=120)

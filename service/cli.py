@@ -212,14 +212,15 @@ def demo(count: int, seed: int) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
     help="search (SQLite or PostgreSQL), feeds/export/checkpoint (SQLite): keep the built database "
-    "(PostgreSQL: its name, on the server) here and reuse a copy of it next time.",
+    "(PostgreSQL: its name, on the server) here and reuse a copy of it next time; checks (with "
+    "--bulk): reuse the list the search bench keeps there.",
 )
 @click.option(
     "--bulk",
     "bulk_on_top",
     type=int,
     default=None,
-    help="search, sizes: build the list by the bulk path (bench.bulk, not an ingest figure), "
+    help="search, sizes, checks: build the list by the bulk path (bench.bulk, not an ingest figure), "
     "the last BULK listings through `registry import` on top of it (the ingest figure at that size).",
 )
 def bench(
@@ -249,7 +250,9 @@ def bench(
 
         result = run_sync_bench(count=count, removals=removals, database_url=database_url, split=split)
     elif what == "checks":
-        result = run_checks_bench(count=count, workers=workers, database_url=database_url)
+        result = run_checks_bench(
+            count=count, workers=workers, database_url=database_url, dataset=dataset, bulk_on_top=bulk_on_top
+        )
     elif what == "search":
         from bench.search import run_search_bench
 
