@@ -25,6 +25,7 @@ import httpx
 from sqlalchemy import select, update
 
 from bench.common import (
+    BULK_DATASET,
     P99_MIN_SAMPLES,
     PeakMemory,
     _free_port,
@@ -37,6 +38,7 @@ from bench.common import (
     timed_figure,
     wait_until_healthy,
 )
+from bench.search import _bulk_build, catch_up
 from registry.calendar import today_in_china
 from registry.courts.models import Court
 from registry.db import create_sync_engine
@@ -245,7 +247,11 @@ def run_publishing_bench(
     database_url: str | None = None,
     requests: int = 1000,
     dataset: Path | None = None,
+    bulk_on_top: int | None = None,
 ) -> dict[str, Any]:
+    """`bulk_on_top`: the list the bulk path builds and the search bench keeps (SQLite or
+    PostgreSQL, `dataset` shared with it), prepared as that bench prepares it; otherwise N
+    listings through `registry import` with 2% expired (`dataset`: SQLite only)."""
     scratch: list[str] = []
     with tempfile.TemporaryDirectory(prefix="registry-bench-") as folder:
         root = Path(folder)
@@ -257,9 +263,14 @@ def run_publishing_bench(
             scratch.append(url.rsplit("/", 1)[1])
 
         try:
-            env, built = build_or_reuse(
-                root, url, count, dataset if database_url is None else None, "publishing", _build
-            )
+            if bulk_on_top is None:
+                env, built = build_or_reuse(
+                    root, url, count, dataset if database_url is None else None, "publishing", _build
+                )
+            else:
+                env, built = build_or_reuse(
+                    root, url, count, dataset, BULK_DATASET, _bulk_build(bulk_on_top), catch_up
+                )
             env.update(_bench_settings(root))
             runners: dict[str, Callable[[], dict[str, Any]]] = {
                 "feeds": lambda: _feeds(env, url, requests),

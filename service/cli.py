@@ -212,16 +212,16 @@ def demo(count: int, seed: int) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
     help="search (SQLite or PostgreSQL), feeds/export/checkpoint (SQLite): keep the built database "
-    "(PostgreSQL: its name, on the server) here and reuse a copy of it next time; checks (with "
-    "--bulk): reuse the list the search bench keeps there.",
+    "(PostgreSQL: its name, on the server) here and reuse a copy of it next time; with --bulk, "
+    "search, checks and feeds/export/checkpoint share one kept list (SQLite or PostgreSQL).",
 )
 @click.option(
     "--bulk",
     "bulk_on_top",
     type=int,
     default=None,
-    help="search, sizes, checks: build the list by the bulk path (bench.bulk, not an ingest figure), "
-    "the last BULK listings through `registry import` on top of it (the ingest figure at that size).",
+    help="search, sizes, checks, feeds/export/checkpoint: build the list by the bulk path (bench.bulk, "
+    "not an ingest figure), the last BULK listings through `registry import` on top of it (the ingest figure at that size).",
 )
 def bench(
     what: str,
@@ -279,7 +279,9 @@ def bench(
     elif what in ("feeds", "export", "checkpoint"):
         from bench.publishing import run_publishing_bench
 
-        result = run_publishing_bench(what, count=count, database_url=database_url, dataset=dataset)
+        result = run_publishing_bench(
+            what, count=count, database_url=database_url, dataset=dataset, bulk_on_top=bulk_on_top
+        )
     else:
         result = run_ingest_bench(
             count=count, batch_size=batch_size, workers=workers, database_url=database_url
