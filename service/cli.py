@@ -221,7 +221,8 @@ def demo(count: int, seed: int) -> None:
     type=int,
     default=None,
     help="search, sizes, checks, feeds/export/checkpoint: build the list by the bulk path (bench.bulk, "
-    "not an ingest figure), the last BULK listings through `registry import` on top of it (the ingest figure at that size).",
+    "not an ingest figure), the last BULK listings through `registry import` on top of it (the ingest "
+    "figure at that size).",
 )
 def bench(
     what: str,
