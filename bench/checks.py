@@ -44,6 +44,9 @@ from bench.common import (
     fresh_postgres_database,
     latency_summary,
     load_average,
+    serve_as_deployed,
+    server_description,
+    stop,
     timed_figure,
     wait_for_readers,
 )
@@ -274,7 +277,8 @@ def run_checks_bench(
         script.write_text(WRK_SCRIPT % {"bodies": singles, "key": api_key})
 
         port, bare_port = _free_port(), _free_port()
-        server = _serve(["-m", "service", "serve", "--port", str(port), "--scheduler"], env)
+        servers = serve_as_deployed(port, env)
+        server = servers[0]
         bare = _serve(["-m", "bench.checks", str(bare_port)], env)
         try:
             base = f"http://127.0.0.1:{port}"
@@ -316,9 +320,7 @@ def run_checks_bench(
                 latency_summary(steady) | {"readers_caught_up_after_s": caught_up_s}, steady_load
             )
         finally:
-            for process in (server, bare):
-                process.terminate()
-                process.wait(timeout=30)
+            stop([*servers, bare])
 
     if scratch_databases and database_url is not None:
         drop_postgres_databases(database_url, scratch_databases)
@@ -333,7 +335,7 @@ def run_checks_bench(
         "database": "sqlite (embedded default)" if database_url is None else "postgresql",
         "listings": count,
         "import": loaded,
-        "server": "registry serve --scheduler (background jobs on, as deployed)",
+        "server": server_description(),
         # Right after start, while the server's readers work through the import.
         "batch_1000": batch_figure,
         # Once they have caught up (the steady state).

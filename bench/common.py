@@ -573,17 +573,78 @@ STEADY_STATE_READERS = (
 )
 
 
+# Each steady-state reader's scheduler job (`registry worker --skip-jobs` takes job ids).
+_JOB_OF_READER = {
+    SEARCH_CURSOR: "search_follow_log",
+    FEEDS_CURSOR: "publications",
+    TRANSLOG_CURSOR: "translog",
+    WATCHLIST_CURSOR: "follow_watchlists",
+    STATISTICS_CURSOR: "statistics",
+    NOTICES_CURSOR: "assistance_notices",
+}
+
+
+def skipped_jobs() -> tuple[str, ...]:
+    """`REGISTRY_BENCH_SKIP_JOBS` (job ids, comma-separated): background jobs the benches'
+    servers and catch-up do not run. For a reader that cannot catch up with a loaded list
+    in the time a bench has (the statistics reader at 5,000,000 on PostgreSQL: about 1,000
+    events/s), which would otherwise run through every measurement. Reported in the JSON."""
+    raw = os.environ.get("REGISTRY_BENCH_SKIP_JOBS", "")
+    return tuple(sorted({name.strip() for name in raw.split(",") if name.strip()}))
+
+
+def serve_as_deployed(
+    port: int, env: dict[str, str], stderr: Any = subprocess.DEVNULL
+) -> list[subprocess.Popen[bytes]]:
+    """`registry serve --scheduler` (background jobs on), or with `skipped_jobs()`, `registry
+    serve --no-scheduler` beside `registry worker --skip-jobs …` (the multi-process shape)."""
+    serve = [sys.executable, "-m", "service", "serve", "--port", str(port)]
+    skip = skipped_jobs()
+    if not skip:
+        return [subprocess.Popen([*serve, "--scheduler"], env=env, stdout=subprocess.DEVNULL, stderr=stderr)]  # noqa: S603
+    return [
+        subprocess.Popen([*serve, "--no-scheduler"], env=env, stdout=subprocess.DEVNULL, stderr=stderr),  # noqa: S603
+        subprocess.Popen(  # noqa: S603 - our own CLI
+            [sys.executable, "-m", "service", "worker", "--skip-jobs", ",".join(skip)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        ),
+    ]
+
+
+def server_description() -> str:
+    skip = skipped_jobs()
+    if not skip:
+        return "registry serve --scheduler (background jobs on, as deployed)"
+    skipped = ",".join(skip)
+    return f"registry serve --no-scheduler + registry worker --skip-jobs {skipped} (REGISTRY_BENCH_SKIP_JOBS)"
+
+
+def stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            # The figures are taken: a server slow to stop on a loaded machine (a batch's
+            # workers winding down) must not lose them.
+            process.kill()
+            process.wait(timeout=30)
+
+
 def wait_for_readers(engine: Any, settle_s: float, limit_s: float = 1200) -> float:
     """Wait for the steady state: the server's expiry job runs 5 s after start (a burst of
     expiry events at this scale), and the server's log readers must have caught up with the
-    log (from zero, on a freshly imported list). Returns the seconds that took."""
+    log (from zero, on a freshly imported list); those of skipped jobs are not waited for.
+    Returns the seconds that took."""
+    readers = [name for name in STEADY_STATE_READERS if _JOB_OF_READER[name] not in skipped_jobs()]
     started = time.monotonic()
     time.sleep(settle_s)
     while time.monotonic() < started + limit_s:
         with engine.connect() as conn:
-            behind = [
-                conn.execute(text(CAUGHT_UP), {"cursor": name}).scalar() for name in STEADY_STATE_READERS
-            ]
+            behind = [conn.execute(text(CAUGHT_UP), {"cursor": name}).scalar() for name in readers]
         if not any(behind):
             return round(time.monotonic() - started, 1)
         time.sleep(0.5)
@@ -594,7 +655,10 @@ def run_background_readers(env: dict[str, str], url: str) -> float:
     """`registry worker` (the background jobs alone) until every log reader is at the head,
     then stopped: what a deployment's workers do with a loaded list before it is served.
     Returns the seconds it took."""
-    worker = subprocess.Popen([sys.executable, "-m", "service", "worker"], env=env, stdout=subprocess.DEVNULL)
+    skip = ["--skip-jobs", ",".join(skipped_jobs())] if skipped_jobs() else []
+    worker = subprocess.Popen(  # noqa: S603 - our own CLI
+        [sys.executable, "-m", "service", "worker", *skip], env=env, stdout=subprocess.DEVNULL
+    )
     engine = create_sync_engine(url, writer=False)
     try:
         return wait_for_readers(engine, settle_s=7, limit_s=3 * 3600)

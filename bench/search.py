@@ -26,8 +26,6 @@ import math
 import os
 import random
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -54,6 +52,9 @@ from bench.common import (
     latency_summary,
     load_average,
     run_background_readers,
+    serve_as_deployed,
+    server_description,
+    stop,
     timed_figure,
     wait_for_readers,
     wait_until_healthy,
@@ -361,12 +362,7 @@ def _served(
     log_path = Path(os.environ.get("REGISTRY_BENCH_SERVER_LOG", root / "server.log"))
     with _sink() as receiver, log_path.open("ab") as server_log:
         _subscribe_receiver(settings, receiver.url)
-        server = subprocess.Popen(  # noqa: S603 - our own CLI
-            [sys.executable, "-m", "service", "serve", "--port", str(port), "--scheduler"],
-            env=server_env,
-            stdout=subprocess.DEVNULL,
-            stderr=server_log,
-        )
+        servers = serve_as_deployed(port, server_env, stderr=server_log)
         base = f"http://127.0.0.1:{port}"
         try:
             with httpx.Client(base_url=base, timeout=60) as http:
@@ -395,16 +391,9 @@ def _served(
                 else None
             )
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                # The figures are taken: a server slow to stop on a loaded machine (a batch's
-                # workers winding down) must not lose them.
-                server.kill()
-                server.wait(timeout=30)
+            stop(servers)
     return {
-        "server": "registry serve --scheduler (background jobs on, as deployed)",
+        "server": server_description(),
         "server_readers_caught_up_after_s": caught_up_s,
         "queries_over_http": over_http,
         "removal_to_gone_everywhere": {
