@@ -5,8 +5,9 @@ the listings they name (events carry no personal data), and has the engine upser
 ones and delete the others, its cursor moving in the same transaction
 (`registry.eventlog.readers`): at-least-once, and idempotent because a document is the
 listing as it stands now. The reconciler compares what the engine stores with the active
-listings and repairs the difference; it claims the same cursor, so it never interleaves with
-the follower, nor with a rebuild's swap.
+listings without claiming the cursor (the follower goes on; what it has yet to apply is left
+to it), then repairs what differs under the claim, in a short transaction, so its repair
+never interleaves with the follower, nor with a rebuild's swap.
 """
 
 from __future__ import annotations
@@ -24,7 +25,13 @@ from typing import Any
 from sqlalchemy import Connection, Engine, select
 
 from registry import progress
-from registry.eventlog.readers import LogEvent, LogReader, claim_cursor
+from registry.eventlog.readers import (
+    LogEvent,
+    LogReader,
+    claim_cursor,
+    cursor_position,
+    listings_changed_since,
+)
 from registry.eventlog.types import LISTING_EVENTS
 from registry.listings.models import Listing
 from search.documents import Document, all_active_documents, load_documents
@@ -105,21 +112,30 @@ def _paired(
         yield listing_id, ours, theirs
 
 
-def reconcile(conn: Connection, engine: SearchEngine, *, deep: bool = False) -> Reconciliation:
-    """Find and repair drift between the active listings and the engine's documents, in the
-    caller's write transaction.
+@dataclass
+class _Drift:
+    """What a comparison found: the listings whose document is missing or stale (or, deep,
+    differs whole), and the documents whose listing is not active; none of them named by an
+    event the follower had yet to apply."""
 
-    The default check compares ids and versions (seconds at a million listings: the periodic
-    job); `deep` builds every document and has the engine compare it whole, which costs about
-    a reindex.
-    """
-    claim_cursor(conn, engine.cursor)
+    result: Reconciliation
+    missing: list[str]
+    stale: list[str]
+    extra: list[str]
+
+
+def _compare(conn: Connection, engine: SearchEngine, deep: bool) -> _Drift:
+    """Compare the engine's documents with the active listings without claiming the cursor.
+
+    The follower goes on meanwhile, so a listing it is bringing up to date may differ for a
+    moment without any drift: every listing named by an event above the cursor's position
+    (read before the two streams; the events read after them) is left to it."""
+    position = cursor_position(conn, engine.cursor)
     result = Reconciliation()
-    missing: list[Expected] = []
-    stale: list[Expected] = []
+    missing: list[str] = []
+    stale: list[str] = []
     extra: list[str] = []
     same: list[Document] = []  # deep: stored at their version, compared whole in chunks
-    compared: list[Document] = []
     for listing_id, ours, stored in _paired(_expected(conn, deep), engine.stored_versions(conn)):
         if ours is not None and result.checked % PROGRESS_STEP == PROGRESS_STEP - 1:
             progress.advance(PROGRESS_STEP)
@@ -128,43 +144,84 @@ def reconcile(conn: Connection, engine: SearchEngine, *, deep: bool = False) -> 
             continue
         result.checked += 1
         if stored is None:
-            missing.append(ours)
+            missing.append(listing_id)
         elif stored != ours[1]:
-            stale.append(ours)
+            stale.append(listing_id)
         elif ours[2] is not None:
             same.append(ours[2])
             if len(same) == _COMPARE_CHUNK:
-                compared.extend(_differing(conn, engine, same))
+                stale.extend(_differing(conn, engine, same))
                 same = []
-    compared.extend(_differing(conn, engine, same))
+    stale.extend(_differing(conn, engine, same))
     progress.advance(result.checked % PROGRESS_STEP)
-    docs, vanished = _documents(conn, missing + stale)
+    in_flight = listings_changed_since(conn, position)
+    return _Drift(
+        result,
+        [listing_id for listing_id in missing if listing_id not in in_flight],
+        [listing_id for listing_id in stale if listing_id not in in_flight],
+        [listing_id for listing_id in extra if listing_id not in in_flight],
+    )
+
+
+def reconcile(conn: Connection, engine: SearchEngine, *, deep: bool = False) -> Reconciliation:
+    """Find and repair drift between the active listings and the engine's documents, all in
+    the caller's write transaction (the job and the command use `reconcile_with`).
+
+    The default check compares ids and versions (seconds at a million listings: the periodic
+    job); `deep` builds every document and has the engine compare it whole, which costs about
+    a reindex.
+    """
+    drift = _compare(conn, engine, deep)
+    claim_cursor(conn, engine.cursor)
+    return _repair(conn, engine, drift)
+
+
+def _repair(conn: Connection, engine: SearchEngine, drift: _Drift) -> Reconciliation:
+    """Under the cursor's claim: the drifted listings' documents as they stand now (loaded
+    again: a listing may have changed since the comparison), and the extra documents of
+    listings that are still not active."""
+    result = drift.result
+    docs, vanished = load_documents(conn, drift.missing + drift.stale)
     found = {doc.listing_id for doc in docs}
-    result.missing = sum(1 for item in missing if item[0] in found)
-    result.stale = sum(1 for item in stale if item[0] in found) + len(compared)
+    active = _active(conn, drift.extra)
+    extra = [listing_id for listing_id in drift.extra if listing_id not in active]
+    result.missing = sum(1 for listing_id in drift.missing if listing_id in found)
+    result.stale = sum(1 for listing_id in drift.stale if listing_id in found)
     result.extra = len(extra) + len(vanished)
-    if docs or compared or extra or vanished:
-        engine.repair(conn, docs + compared, extra + vanished)
+    if docs or extra or vanished:
+        engine.repair(conn, docs, extra + vanished)
         logger.warning("search reconcile repaired drift: %s", result.as_dict())
     return result
 
 
-def _differing(conn: Connection, engine: SearchEngine, documents: list[Document]) -> list[Document]:
+def _active(conn: Connection, listing_ids: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(listing_ids), 500):
+        chunk = listing_ids[start : start + 500]
+        query = select(Listing.id).where(Listing.id.in_(chunk), Listing.status == "active")
+        found.update(conn.execute(query).scalars())
+    return found
+
+
+def _differing(conn: Connection, engine: SearchEngine, documents: list[Document]) -> list[str]:
     if not documents:
         return []
-    ids = set(engine.differing(conn, documents))
-    return [doc for doc in documents if doc.listing_id in ids]
+    return list(engine.differing(conn, documents))
 
 
-def _documents(conn: Connection, items: list[Expected]) -> tuple[list[Document], list[str]]:
-    """The documents of `items`, built by the deep check or loaded now; and the ids of those
-    that no longer make one (gone or broken since)."""
-    built = [doc for _, _, doc in items if doc is not None]
-    loaded, vanished = load_documents(conn, [listing_id for listing_id, _, doc in items if doc is None])
-    return built + loaded, vanished
+def reconcile_with(
+    writer: Engine, engine: SearchEngine, *, deep: bool = False, reader: Engine | None = None
+) -> dict[str, int]:
+    """`reconcile`, the comparison on `reader` and the repair in a short transaction of
+    `writer` (a synchronous writer engine) that claims the cursor.
 
-
-def reconcile_with(writer: Engine, engine: SearchEngine, *, deep: bool = False) -> dict[str, int]:
-    """`reconcile` in one transaction of `writer` (a synchronous writer engine)."""
+    The comparison reads every active listing and every document (minutes at 5,000,000 on
+    PostgreSQL); under the claim the follower, and with it every removal's way out of public
+    search, would wait for all of it (on SQLite, with a writer engine, every write would).
+    `reader` defaults to `writer` (tests)."""
+    with (reader or writer).connect() as conn:
+        drift = _compare(conn, engine, deep)
+        conn.rollback()
     with writer.begin() as conn:
-        return reconcile(conn, engine, deep=deep).as_dict()
+        claim_cursor(conn, engine.cursor)
+        return _repair(conn, engine, drift).as_dict()

@@ -45,9 +45,11 @@ def reindex_now(settings: Settings) -> dict[str, Any]:
 def reconcile_now(settings: Settings, *, deep: bool = False) -> dict[str, Any]:
     engine = open_engine(settings)
     writer = create_sync_engine(settings.database.url)
+    reader = create_sync_engine(settings.database.url, writer=False)
     try:
-        counts = reconcile_with(writer, engine, deep=deep)
+        counts = reconcile_with(writer, engine, deep=deep, reader=reader)
     finally:
         engine.close()
         writer.dispose()
+        reader.dispose()
     return {"backend": settings.search.backend, **counts}

@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import TypeVar
 
 import anyio
@@ -111,7 +112,11 @@ async def reconcile_index(services: Services) -> dict[str, int]:
     the engine is down)."""
 
     async def work() -> dict[str, int]:
-        return await anyio.to_thread.run_sync(reconcile_with, services.db.sync_writer, engine_of(services))
+        return await anyio.to_thread.run_sync(
+            partial(
+                reconcile_with, services.db.sync_writer, engine_of(services), reader=services.db.sync_reader
+            )
+        )
 
     return await backoff_of(services, "search_reconcile").run(work) or {}
 

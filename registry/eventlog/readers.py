@@ -107,6 +107,18 @@ def claim_cursor(conn: Connection, name: str) -> int:
     return int(position)
 
 
+def cursor_position(conn: Connection, name: str) -> int:
+    """Where cursor `name` stands (0 when it does not exist yet), without claiming it."""
+    return int(conn.execute(select(ReaderCursor.position).where(ReaderCursor.name == name)).scalar() or 0)
+
+
+def listings_changed_since(conn: Connection, position: int) -> set[str]:
+    """The listings named by events above `position`: what a reader at that position has yet
+    to take (a range of the primary key: a reader a few seconds behind reads a few rows)."""
+    query = select(Event.listing_id).where(Event.seq > position, Event.listing_id.is_not(None)).distinct()
+    return {listing_id for listing_id in conn.execute(query).scalars() if listing_id is not None}
+
+
 def advance(conn: Connection, name: str, position: int, now: datetime | None = None) -> None:
     """Move the claimed cursor `name` to `position` (backwards too: a rebuild replays)."""
     conn.execute(

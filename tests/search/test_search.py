@@ -10,6 +10,7 @@ import copy
 import json
 import subprocess
 from collections import Counter
+from collections.abc import Iterable
 from datetime import date, timedelta
 from typing import Any
 
@@ -17,9 +18,11 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from registry.db import create_sync_engine
+from registry.eventlog.readers import claim_cursor
 from registry.settings import Settings
-from search.embedded import EmbeddedIndex, doc_row
-from search.indexer import reconcile
+from search.embedded import CURSOR, EmbeddedIndex, doc_row
+from search.indexer import reconcile, reconcile_with
 from search.parallel import document_rows
 from service.app import create_app
 from tests.support.harness import (
@@ -482,6 +485,53 @@ def test_reconcile_repairs_missing_stale_and_extra_documents(
     with engine.begin() as conn:
         again = reconcile(conn, EmbeddedIndex(engine))
     assert (again.missing, again.stale, again.extra) == (0, 0, 0)
+
+
+def test_a_reconcile_compares_without_the_cursor_and_leaves_the_followers_work_to_it(
+    registry: Registry, engine: sa.Engine, settings: Settings, people: dict[str, str]
+) -> None:
+    """The comparison reads the whole list (minutes at millions of listings): the follower,
+    and with it every removal's way out of public search, must not wait for it. So it runs
+    without the cursor; a listing the follower has yet to take is not drift."""
+    with engine.begin() as conn:
+        # Real drift: a document lost behind the index's back.
+        conn.execute(sa.text("DELETE FROM search_docs WHERE listing_id = :id"), {"id": people["张伟"]})
+        # The follower one event behind: the newest listing event's listing is not indexed yet.
+        seq, behind = conn.execute(
+            sa.text(
+                "SELECT seq, listing_id FROM events WHERE listing_id IS NOT NULL ORDER BY seq DESC LIMIT 1"
+            )
+        ).one()
+        conn.execute(sa.text("DELETE FROM search_docs WHERE listing_id = :id"), {"id": behind})
+        conn.execute(
+            sa.text("UPDATE reader_cursors SET position = :position WHERE name = :name"),
+            {"position": seq - 1, "name": CURSOR},
+        )
+    writer = create_sync_engine(settings.database.url)
+    reader = create_sync_engine(settings.database.url, writer=False)
+    claimed_meanwhile: list[int] = []
+
+    class Watched(EmbeddedIndex):
+        def stored_versions(self, conn: sa.Connection) -> Iterable[tuple[str, int]]:
+            # In the middle of the comparison, a follower's step claims the cursor; were the
+            # reconcile holding it, this would wait (and fail after the lock timeout).
+            with writer.begin() as other:
+                if other.dialect.name == "postgresql":
+                    other.execute(sa.text("SET LOCAL lock_timeout = '5s'"))
+                claimed_meanwhile.append(claim_cursor(other, CURSOR))
+            return super().stored_versions(conn)
+
+    try:
+        counts = reconcile_with(writer, Watched(engine), reader=reader)
+    finally:
+        writer.dispose()
+        reader.dispose()
+    assert claimed_meanwhile == [seq - 1]
+    assert (counts["missing"], counts["stale"], counts["extra"]) == (1, 0, 0)
+    with engine.connect() as conn:
+        indexed = set(conn.execute(sa.text("SELECT listing_id FROM search_docs")).scalars())
+    assert people["张伟"] in indexed
+    assert behind not in indexed  # the follower's, when it takes its event
 
 
 def test_deep_reconcile_repairs_an_altered_entry(
