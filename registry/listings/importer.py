@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from sqlalchemy import Connection
+
 from registry.listings.ingest import new_pool, store_envelopes
 from registry.listings.schemas import IngestResult
 from registry.listings.services import load_context
@@ -98,4 +100,28 @@ async def import_file(
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
+    if not services.db.is_sqlite and report.outcomes["created"]:
+        await services.db.write(analyze_if_grown, report.outcomes["created"])
     return report
+
+
+# The tables an import grows, and by how much (a share of their rows) it must have grown
+# them to analyze them itself: autovacuum's default threshold for analyzing.
+_GROWN_TABLES = ("listings", "listing_versions", "events")
+ANALYZE_SHARE = 0.1
+
+
+def analyze_if_grown(conn: Connection, created: int) -> bool:
+    """PostgreSQL: `ANALYZE` the tables an import grew when it added a tenth of the list or
+    more. Autovacuum analyzes new rows only after its throttled vacuum of them (tens of
+    minutes for millions), and until then the planner has no statistics: on a bulk-loaded
+    list of 5,000,000 each ingest chunk's lookup of known submissions read
+    `listing_versions` whole (docs/benchmarks.md). A daily import of thousands into
+    millions does not ask for it. Returns whether it analyzed."""
+    # reltuples: -1 when the table was never analyzed, the estimate otherwise.
+    known = conn.exec_driver_sql("SELECT reltuples FROM pg_class WHERE relname = 'listings'").scalar()
+    if known is not None and known >= 0 and created < ANALYZE_SHARE * known:
+        return False
+    for table in _GROWN_TABLES:
+        conn.exec_driver_sql(f"ANALYZE {table}")
+    return True
