@@ -436,12 +436,7 @@ def _bench_batch(
         _registry("client", "create", "bench", "--role", "admin", env=env).stdout.strip().splitlines()[-1]
     )
     port = _free_port()
-    server = subprocess.Popen(  # noqa: S603 - our own CLI
-        [sys.executable, "-m", "service", "serve", "--port", str(port), "--scheduler"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    servers = serve_as_deployed(port, env)
     base = f"http://127.0.0.1:{port}"
     try:
         with httpx.Client(base_url=base, timeout=600, headers={"Authorization": f"Bearer {api_key}"}) as http:
@@ -462,20 +457,19 @@ def _bench_batch(
                     created += int(response.json()["summary"]["created"])
 
             # Two senders keep the server busy preparing one batch while it writes another.
-            with PeakMemory(server.pid) as memory:
+            with PeakMemory(servers[0].pid) as memory:
                 started = time.perf_counter()
                 with ThreadPoolExecutor(max_workers=senders) as pool:
                     list(pool.map(send, _batches(path, batch_size)))
                 seconds = time.perf_counter() - started
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop(servers)
     return {
         "seconds": round(seconds, 2),
         "listings_per_s": round(count / seconds),
         "batch_size": batch_size,
         "concurrent_senders": senders,
-        "server": "registry serve --scheduler (background jobs on, as deployed)",
+        "server": server_description(),
         "batch_latency_s": latency_summary(latencies, unit="s"),
         "server_peak_rss_mb": round(memory.peak / 2**20),
         "created": created,

@@ -35,6 +35,9 @@ from bench.common import (
     import_signed_listings,
     latency_summary,
     load_average,
+    serve_as_deployed,
+    server_description,
+    stop,
     timed_figure,
     wait_until_healthy,
 )
@@ -119,13 +122,8 @@ def _feeds(env: dict[str, str], url: str, requests: int) -> dict[str, Any]:
     finally:
         engine.dispose()
     port = _free_port()
-    server = subprocess.Popen(  # noqa: S603 - our own CLI
-        [sys.executable, "-m", "service", "serve", "--port", str(port), "--scheduler"],
-        # One client sends thousands of requests: the public rate limit would measure itself.
-        env=dict(env, REGISTRY_PUBLIC_RATE_LIMIT="off"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    # One client sends thousands of requests: the public rate limit would measure itself.
+    servers = serve_as_deployed(port, dict(env, REGISTRY_PUBLIC_RATE_LIMIT="off"))
     rng = random.Random(5)  # noqa: S311 - a benchmark's mix, not a secret
     paths = ["/feeds/atom.xml", "/feeds/rss.xml", "/feeds/feed.json"]
     latencies: dict[str, list[float]] = {
@@ -172,12 +170,11 @@ def _feeds(env: dict[str, str], url: str, requests: int) -> dict[str, Any]:
                     timed("random_older_page", path, {"before": rng.randrange(2, newest + 1)})
                 timed("not_modified", path, {}, {"If-None-Match": first.headers["etag"]})
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop(servers)
     every = [sample for samples in latencies.values() for sample in samples]
     return {
         "reader_catch_up_seconds": round(sync_seconds, 2),
-        "server": "registry serve --scheduler (background jobs on, as deployed)",
+        "server": server_description(),
         "warm_up_50_requests_s": round(warm_up_s, 3),
         "all_requests": timed_figure(_percentiles(every), measured_load),
         **{kind: _percentiles(samples) for kind, samples in latencies.items() if len(samples) > 1},

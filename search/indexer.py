@@ -221,7 +221,6 @@ def reconcile_with(
     `reader` defaults to `writer` (tests)."""
     with (reader or writer).connect() as conn:
         drift = _compare(conn, engine, deep)
-        conn.rollback()
     with writer.begin() as conn:
         claim_cursor(conn, engine.cursor)
         return _repair(conn, engine, drift).as_dict()
