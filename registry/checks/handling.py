@@ -4,16 +4,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from sqlalchemy import Connection
-
 from registry.checks.schemas import CheckAnswer, CheckRequest
 from registry.checks.services import (
     CheckOutcome,
     answer,
     authenticate_bank,
-    record,
     run_check,
     validate_request,
 )
@@ -28,10 +23,12 @@ async def admit_bank(services: Services, authorization: str) -> str:
     the key is read inline on the check's held connection (the hot path cannot afford a
     thread hop); on PostgreSQL it is one short read."""
     checks = services.checks
-    if checks.group_commit is not None:
+    if checks.reader is not None:
         client_id = checks.statement_on_sqlite(lambda store: authenticate_bank(store, authorization))
     else:
-        client_id = await services.db.read(lambda conn: authenticate_bank(CoreStore(conn), authorization))
+        client_id = await services.db.read_statement(
+            lambda conn: authenticate_bank(CoreStore(conn), authorization)
+        )
     checks.throttle(client_id)
     return client_id
 
@@ -48,20 +45,11 @@ async def check_answer(services: Services, client_id: str, request: CheckRequest
 
     quota = settings.checks.daily_quota
     checks = services.checks
-    if checks.group_commit is not None:
-        # SQLite: read inline on the driver (one statement, its own snapshot), then log with
-        # the checks of this moment.
+    if checks.reader is not None:
+        # One statement, its own snapshot: on SQLite inline on the driver.
         outcome = checks.statement_on_sqlite(work)
-        await checks.group_commit.record(outcome, quota)
     else:
-        outcome = await services.db.write(_read_and_record, work, quota)
+        outcome = await services.db.read_statement(lambda conn: work(CoreStore(conn)))
+    # Then log with the checks of this moment; the answer waits for that commit.
+    await checks.group_commit.record(outcome, quota)
     return answer(outcome, checks.receipts)
-
-
-def _read_and_record(
-    conn: Connection, work: Callable[[CheckStore], CheckOutcome], quota: int
-) -> CheckOutcome:
-    store = CoreStore(conn)
-    outcome = work(store)
-    record(store, outcome, quota)
-    return outcome

@@ -4,10 +4,10 @@ in one query, log every subject, and prepare the signed receipt.
 A check reads through a `CheckStore` (`registry/checks/stores.py`) in one snapshot, so
 the listings it returns and the log position it names agree: on SQLite inline on the
 sqlite3 driver (a thread hop costs more than the queries), on PostgreSQL with Core over
-asyncpg. `record` then charges the quota and writes the query log: on PostgreSQL in the
-same transaction, on SQLite in a group commit with the checks of the same moment
-(`registry/checks/runtime.py`). The answer leaves only after that commit, so no answered
-check lacks its log rows (see `registry/checks/controllers.py`).
+asyncpg. The quota is then charged and the query log written in a group commit with the
+checks of the same moment (`record_group`, `registry/checks/runtime.py`). The answer
+leaves only after that commit, so no answered check lacks its log rows (see
+`registry/checks/controllers.py`).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from registry.checks.schemas import (
     SubjectResult,
     VerifyRequest,
 )
-from registry.checks.stores import CheckStore, ListedRow, SqliteStore
+from registry.checks.stores import CheckStore, ListedRow
 from registry.checks.subjects import subject_identity
 from registry.clients.services import hash_key
 from registry.identity.crypto import BlindIndex
@@ -297,26 +297,34 @@ def record(store: CheckStore, outcome: CheckOutcome, quota: int | None) -> None:
 
 
 def record_group(
-    store: SqliteStore, checks: Sequence[tuple[CheckOutcome, int | None]]
+    store: CheckStore, checks: Sequence[tuple[CheckOutcome, int | None]]
 ) -> list[RateLimited | None]:
-    """`record` for each check in turn, in the caller's (write) transaction, each check
+    """`record` for each check in turn, in the caller's write transaction, each check
     admitted or refused on its own (the refusal, or None): a refused check charges nothing
     and logs nothing, and does not undo another's rows. One read and one write of each
-    bank's count for the day, and one insert of all the log rows, however many checks: the
-    SQLite group commit's share of a check (`registry.checks.runtime.GroupCommit`). Exact
-    because the caller holds SQLite's write lock (BEGIN IMMEDIATE) from the read to the
-    write; PostgreSQL charges each check with one atomic upsert (`record`)."""
-    used: dict[tuple[str, date], int] = {}
+    bank's count for the day, and one insert of all the log rows, however many checks: a
+    check's share of the group commit (`registry.checks.runtime.GroupCommit`).
+
+    Exact because each count is held from its read to the commit (`CheckStore.usage`:
+    SQLite's write lock, PostgreSQL's row lock). The counts are read in one order, by
+    bank and day, so two processes' groups that share banks cannot deadlock."""
+    days = sorted(
+        {
+            (outcome.client_id, china_date(outcome.checked_at))
+            for outcome, quota in checks
+            if quota is not None
+        }
+    )
+    used = {day_of: store.usage(*day_of) for day_of in days}
     charged: dict[tuple[str, date], int] = {}
     settled: list[RateLimited | None] = []
     rows: list[tuple[Any, ...]] = []
     for outcome, quota in checks:
         if quota is not None:
             day_of = (outcome.client_id, china_date(outcome.checked_at))
-            before = used[day_of] if day_of in used else store.usage(*day_of)
+            before = used[day_of]
             subjects = len(outcome.subjects)
             if before + subjects > quota:
-                used[day_of] = before
                 settled.append(_quota_spent(quota, before, outcome.checked_at))
                 continue
             used[day_of] = before + subjects

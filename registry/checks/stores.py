@@ -16,14 +16,15 @@ from functools import lru_cache
 from typing import Any, NamedTuple, Protocol, cast
 
 import msgspec
-from sqlalchemy import Connection, Table, bindparam, or_, select
+from sqlalchemy import Connection, Table, bindparam, or_, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 
 from registry.bulk import bulk_insert
 from registry.checks.models import CheckLogEntry, CheckUsage
 from registry.clients.models import ApiClient
 from registry.courts.models import Court
-from registry.eventlog.services import HEAD_ID, head
+from registry.eventlog.models import LogHead
+from registry.eventlog.services import HEAD_ID
 from registry.listings.details import ListingDetails, listing_details
 from registry.listings.models import Listing
 from registry.timeutil import as_utc
@@ -83,6 +84,10 @@ class CheckStore(Protocol):
     def client(self, key_hash: bytes) -> tuple[str, str] | None:
         """(client id, role) of an unrevoked API key."""
 
+    def usage(self, client_id: str, day: date) -> int:
+        """The subjects counted so far that day, held unchanged by others until the caller's
+        write transaction ends."""
+
     def charge(self, client_id: str, day: date, subjects: int) -> int:
         """Adds to today's count; returns the new total."""
 
@@ -123,6 +128,42 @@ _LOOKUP = (
 _CLIENT = select(ApiClient.id, ApiClient.role).where(
     ApiClient.key_hash == bindparam("key_hash"), ApiClient.revoked_at.is_(None)
 )
+# The check's whole read in one statement, which is its own snapshot: the log head's row,
+# the newest checkpoint (NULL before the first), and each active listing under the
+# blind-index values, joined to the head's row (LEFT: the head comes back when nothing is
+# listed). One round trip, and no transaction to begin and end around three.
+_MATCHES = _LOOKUP.subquery("matches")
+_NEWEST_CHECKPOINT = _LATEST_CHECKPOINT.subquery("newest")
+_SNAPSHOT = (
+    select(
+        LogHead.last_seq,
+        LogHead.last_hash,
+        _NEWEST_CHECKPOINT.c.tree_size,
+        _NEWEST_CHECKPOINT.c.root_hash,
+        *_MATCHES.c,
+    )
+    .select_from(LogHead)
+    .outerjoin(_NEWEST_CHECKPOINT, true())
+    .outerjoin(_MATCHES, true())
+    .where(LogHead.id == HEAD_ID)
+    .order_by(_MATCHES.c.listed_on, _MATCHES.c.id)
+)
+
+
+def _add_usage(insert: Any) -> Any:
+    return (
+        insert(CheckUsage)
+        .values(client_id=bindparam("client_id"), day=bindparam("day"), subjects=bindparam("subjects"))
+        .on_conflict_do_update(
+            index_elements=["client_id", "day"],
+            set_={"subjects": CheckUsage.subjects + bindparam("subjects")},
+        )
+        .returning(CheckUsage.subjects)
+    )
+
+
+# Built once: a statement built per call spent more in SQLAlchemy than the upsert did.
+_ADD_USAGE = {"postgresql": _add_usage(postgresql.insert), "sqlite": _add_usage(sqlite.insert)}
 
 
 class CoreStore:
@@ -134,30 +175,24 @@ class CoreStore:
         return None if row is None else (row.id, row.role)
 
     def charge(self, client_id: str, day: date, subjects: int) -> int:
-        dialect_insert = sqlite.insert if self.conn.dialect.name == "sqlite" else postgresql.insert
-        statement = (
-            dialect_insert(CheckUsage)
-            .values(client_id=client_id, day=day, subjects=subjects)
-            .on_conflict_do_update(
-                index_elements=["client_id", "day"], set_={"subjects": CheckUsage.subjects + subjects}
-            )
-            .returning(CheckUsage.subjects)
-        )
-        return int(self.conn.execute(statement).scalar_one())
+        parameters = {"client_id": client_id, "day": day, "subjects": subjects}
+        return int(self.conn.execute(_ADD_USAGE[self.conn.dialect.name], parameters).scalar_one())
+
+    def usage(self, client_id: str, day: date) -> int:
+        # The row is made (at 0) or its lock taken: a bare SELECT … FOR UPDATE locks nothing
+        # before the day's first check, and two groups would both start from 0.
+        return self.charge(client_id, day, 0)
 
     def snapshot(self, blinds: Sequence[bytes], today: date) -> Snapshot:
-        """Three statements in the caller's transaction, which also charges the quota and
-        writes the log (`registry.checks.handling`)."""
-        listings: list[ListedRow] = []
-        if blinds:
-            rows = self.conn.execute(_LOOKUP, {"blinds": list(blinds), "today": today})
-            listings = [ListedRow._make((*row[:8], listing_details(row[8]), *row[9:])) for row in rows]
-        checkpoint = self.conn.execute(_LATEST_CHECKPOINT).first()
-        return Snapshot(
-            listings,
-            head(self.conn),
-            None if checkpoint is None else (int(checkpoint[0]), bytes(checkpoint[1])),
-        )
+        rows = self.conn.execute(_SNAPSHOT, {"blinds": list(blinds), "today": today}).all()
+        first = rows[0]
+        listings = [
+            ListedRow._make((*row[4:12], listing_details(row[12]), *row[13:]))
+            for row in rows
+            if row[4] is not None
+        ]
+        checkpoint = None if first[2] is None else (int(first[2]), bytes(first[3]))
+        return Snapshot(listings, (int(first[0]), bytes(first[1])), checkpoint)
 
     def append_log(self, rows: Sequence[tuple[Any, ...]]) -> None:
         bulk_insert(self.conn, _CHECK_LOG, [dict(zip(LOG_COLUMNS, row, strict=True)) for row in rows])
@@ -214,7 +249,7 @@ class SqliteStore:
         return int(self.db.execute(_SQLITE_CHARGE, (client_id, day.isoformat(), subjects)).fetchone()[0])
 
     def usage(self, client_id: str, day: date) -> int:
-        """The subjects counted so far that day."""
+        # Held by the caller's BEGIN IMMEDIATE: no other writer until its commit.
         row = self.db.execute(_SQLITE_USAGE, (client_id, day.isoformat())).fetchone()
         return 0 if row is None else int(row[0])
 
