@@ -22,11 +22,19 @@ from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Connection, Table, delete, func, select, text
 
-from publishing.statistics.models import COUNT_COLUMNS, STATISTICS_COUNTS, TOTAL_START, StatisticsFact
+from publishing.statistics.models import (
+    COUNT_COLUMNS,
+    GRAINS,
+    STATISTICS_COUNTS,
+    TOTAL_START,
+    StatisticsFact,
+)
 from registry.bulk import bulk_insert
 from registry.eventlog.readers import LogEvent, LogReader, advance, claim_cursor
+from registry.eventlog.services import head
 from registry.eventlog.types import LISTING_EVENTS
 from registry.listings.models import Listing, Removal
+from registry.listings.schemas import GROUNDS
 
 CURSOR = "statistics"
 FACTS = cast(Table, StatisticsFact.__table__)
@@ -207,6 +215,103 @@ def reset(conn: Connection) -> None:
     conn.execute(delete(STATISTICS_COUNTS))
     conn.execute(delete(FACTS))
     advance(conn, CURSOR, 0)
+
+
+# `recount`'s statements, for each database. Only constants are formatted in (column names,
+# grounds and reasons from the code); nothing a request carries.
+_FACT_COLUMNS = ("listing_id", *Fact._fields)
+_GROUNDS_TEXT = {
+    "postgresql": "(SELECT string_agg(g.value, ',' ORDER BY g.n)"
+    " FROM json_array_elements_text(l.grounds) WITH ORDINALITY AS g(value, n))",
+    "sqlite": "(SELECT group_concat(value, ',') FROM (SELECT value FROM json_each(l.grounds) ORDER BY key))",
+}
+_PERIOD_START = {
+    "postgresql": {
+        "d": "e.day",
+        "m": "CAST(date_trunc('month', e.day) AS date)",
+        "y": "CAST(date_trunc('year', e.day) AS date)",
+        "t": f"DATE '{TOTAL_START.isoformat()}'",
+    },
+    "sqlite": {
+        "d": "e.day",
+        "m": "date(e.day, 'start of month')",
+        "y": "date(e.day, 'start of year')",
+        "t": f"'{TOTAL_START.isoformat()}'",
+    },
+}
+_CONTAINS = {"postgresql": "strpos({haystack}, {needle}) > 0", "sqlite": "instr({haystack}, {needle}) > 0"}
+
+
+def _facts_statement(dialect: str) -> str:
+    removed = "l.status <> 'active'"
+    return (
+        f"INSERT INTO statistics_facts ({', '.join(_FACT_COLUMNS)})"  # noqa: S608 - constants
+        " SELECT l.id, l.court_code, coalesce(l.province_code, ''), l.debtor_kind,"
+        f" coalesce(l.special_subject, ''), l.listed_on, coalesce({_GROUNDS_TEXT[dialect]}, ''),"
+        f" CASE WHEN {removed} THEN l.removed_on END, CASE WHEN {removed} THEN l.removal_reason END,"
+        f" CASE WHEN {removed} THEN r.on_time END"
+        " FROM listings AS l LEFT JOIN removals AS r ON r.listing_id = l.id"
+    )
+
+
+def _counts_statement(dialect: str) -> str:
+    """Every fact's listing day, and its removal day if it has one, at each of its grains
+    (`_add`'s rule: `p…`, `c…` and `q…` for every listing, `q…` under '' for one that is no
+    special subject, `s…` for special subjects only), summed per row of the counts."""
+    grains = ", ".join(f"('{grain}')" for grain in GRAINS)
+    listing, removal = "e.is_listing = 1", "e.is_listing = 0"
+    sums = {
+        "listed": listing,
+        "removed": removal,
+        "removed_on_time": f"{removal} AND e.on_time IS TRUE",
+        "removed_late": f"{removal} AND e.on_time IS FALSE",
+    }
+    for ground in GROUNDS:
+        contains = _CONTAINS[dialect].format(haystack="(',' || e.grounds || ',')", needle=f"',{ground},'")
+        sums[f"ground_{ground}"] = f"{listing} AND {contains}"
+    for column in COUNT_COLUMNS:
+        if column.startswith("reason_"):
+            sums[column] = f"{removal} AND e.removal_reason = '{column.removeprefix('reason_')}'"
+    assert tuple(sums) == COUNT_COLUMNS
+    period = " ".join(f"WHEN '{size}' THEN {start}" for size, start in _PERIOD_START[dialect].items())
+    return (
+        "WITH e AS ("  # noqa: S608 - constants
+        " SELECT f.*, 1 AS is_listing, f.listed_on AS day FROM statistics_facts AS f"
+        " UNION ALL SELECT f.*, 0 AS is_listing, f.removed_on AS day FROM statistics_facts AS f"
+        " WHERE f.removed_on IS NOT NULL AND f.removal_reason IS NOT NULL"
+        f"), g (grain) AS (VALUES {grains})"
+        f" INSERT INTO statistics_counts (grain, period_start, area, debtor_kind, special_subject,"
+        f" province_code, {', '.join(COUNT_COLUMNS)})"
+        f" SELECT g.grain, CASE substr(g.grain, 2, 1) {period} END,"
+        " CASE WHEN substr(g.grain, 1, 1) IN ('p', 'q') THEN e.province_code ELSE e.court_code END,"
+        " e.debtor_kind,"
+        " CASE WHEN substr(g.grain, 1, 1) IN ('p', 'c') THEN '' ELSE e.special_subject END,"
+        " e.province_code, "
+        + ", ".join(f"sum(CASE WHEN {condition} THEN 1 ELSE 0 END)" for condition in sums.values())
+        + " FROM e JOIN g ON substr(g.grain, 1, 1) <> 's' OR e.special_subject <> ''"
+        " GROUP BY 1, 2, 3, 4, 5, 6"
+    )
+
+
+def recount(conn: Connection) -> int:
+    """Count the list again, in SQL, in the caller's write transaction: the facts from the
+    listings as they stand, the counts from the facts, and the cursor at the log's head;
+    returns how many listings it counted. What `reset` and reading the whole log again give,
+    in minutes instead of hours on a list of millions (the reader upserts about five count
+    rows a listing; measured on PostgreSQL, 600-1,100 events/s).
+
+    The head is read before the listings: an event after it may be counted already, and
+    the reader reading it again changes nothing (a fact that equals the listing is
+    skipped), whereas an event counted by neither would be lost."""
+    dialect = conn.dialect.name
+    claim_cursor(conn, CURSOR)
+    position, _ = head(conn)
+    conn.execute(delete(STATISTICS_COUNTS))
+    conn.execute(delete(FACTS))
+    counted = conn.execute(text(_facts_statement(dialect))).rowcount
+    conn.execute(text(_counts_statement(dialect)))
+    advance(conn, CURSOR, position)
+    return int(counted)
 
 
 class Compacted(NamedTuple):

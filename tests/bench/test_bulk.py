@@ -113,10 +113,16 @@ def test_a_kept_bulk_list_is_prepared_once_and_every_copy_starts_at_the_head(tmp
                     persons = conn.execute(
                         sa.text("SELECT count(*) FROM listings WHERE debtor_kind = 'person'")
                     ).scalar()
+                    # Counted in SQL by `registry statistics rebuild`, not by replaying the log.
+                    counted = conn.execute(
+                        sa.text("SELECT sum(listed) FROM statistics_counts WHERE grain = 'pt'")
+                    ).scalar()
             finally:
                 engine.dispose()
             assert behind == dict.fromkeys(STEADY_STATE_READERS, 0)
             assert documents == 60
+            assert counted == 60
+            assert "statistics rebuild" in built["prepared"]["catch_up_seconds"]
             listed = _listed_in_database(url, root / "secrets.json", 100, seed=3)
             assert len(listed) == persons
             assert all(len(subject["id_number"]) == 18 and subject["name"] for subject in listed)
