@@ -14,7 +14,7 @@ from datetime import date
 from typing import Any
 
 import msgspec
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
 from registry.listings.disclosure import PublicEntry, public_columns, public_entry
 from registry.listings.models import Listing
@@ -106,6 +106,17 @@ def load_documents(conn: Connection, listing_ids: Sequence[str]) -> tuple[list[D
     # In the order asked (the log's): the index's newest-first order follows publication.
     active = [found[listing_id] for listing_id in listing_ids if listing_id in found]
     return active, [listing_id for listing_id in listing_ids if listing_id not in found]
+
+
+def listing_states(conn: Connection, listing_ids: Sequence[str]) -> dict[str, tuple[int, str]]:
+    """(version, status) of each of these listings that exists: whether a document built
+    earlier is still the listing's."""
+    states: dict[str, tuple[int, str]] = {}
+    for start in range(0, len(listing_ids), LOAD_CHUNK):
+        chunk = listing_ids[start : start + LOAD_CHUNK]
+        rows = conn.execute(select(Listing.id, Listing.version, Listing.status).where(Listing.id.in_(chunk)))
+        states.update((row.id, (row.version, row.status)) for row in rows)
+    return states
 
 
 def documents_of(rows: Iterable[Any]) -> list[Document]:

@@ -28,13 +28,14 @@ from registry import progress
 from registry.eventlog.readers import (
     LogEvent,
     LogReader,
+    Process,
     claim_cursor,
     cursor_position,
     listings_changed_since,
 )
 from registry.eventlog.types import LISTING_EVENTS
 from registry.listings.models import Listing
-from search.documents import Document, all_active_documents, load_documents
+from search.documents import Document, all_active_documents, listing_states, load_documents
 from search.interface import SearchEngine
 
 logger = logging.getLogger("search.indexer")
@@ -56,9 +57,47 @@ def apply_events(engine: SearchEngine, conn: Connection, events: Sequence[LogEve
     engine.apply(conn, active, gone)
 
 
+def prepare_events(engine: SearchEngine, conn: Connection, events: Sequence[LogEvent]) -> Process:
+    """The documents of the listings the events name, built on a read connection before the
+    cursor is claimed (pinyin and the public entry are most of the follower's time, and on
+    SQLite the chunks of a batch being ingested wait for the write lock while it is held);
+    under the claim, each listing's version and status are read again, and a listing changed
+    meanwhile (a removal above all) has its document built from what it is then."""
+    listing_ids = changed_listings(events)
+    built_active, _ = load_documents(conn, listing_ids)
+    built = {doc.listing_id: doc for doc in built_active}
+
+    def apply(conn: Connection, _events: Sequence[LogEvent], _now: datetime) -> None:
+        states = listing_states(conn, listing_ids)
+        changed = [
+            listing_id
+            for listing_id in listing_ids
+            if (
+                states.get(listing_id) != (built[listing_id].version, "active")
+                if listing_id in built
+                else states.get(listing_id, (0, ""))[1] == "active"
+            )
+        ]
+        documents = {listing_id: doc for listing_id, doc in built.items() if listing_id not in changed}
+        if changed:
+            rebuilt, _ = load_documents(conn, changed)
+            documents.update((doc.listing_id, doc) for doc in rebuilt)
+        # In the log's order, as `load_documents` gives them: the index's newest-first order.
+        active = [documents[listing_id] for listing_id in listing_ids if listing_id in documents]
+        engine.apply(conn, active, [listing_id for listing_id in listing_ids if listing_id not in documents])
+
+    return apply
+
+
 def index_follower(engine: SearchEngine) -> LogReader:
     """The log reader that keeps `engine` up to date, on the engine's cursor."""
-    return LogReader(engine.cursor, partial(apply_events, engine), LISTING_EVENTS, batch=EVENTS_PER_STEP)
+    return LogReader(
+        engine.cursor,
+        partial(apply_events, engine),
+        LISTING_EVENTS,
+        batch=EVENTS_PER_STEP,
+        prepare=partial(prepare_events, engine),
+    )
 
 
 @dataclass

@@ -130,18 +130,25 @@ def advance(conn: Connection, name: str, position: int, now: datetime | None = N
 
 # A reader's work for a batch of events (in log order), in the caller's transaction.
 Process = Callable[[Connection, Sequence[LogEvent], datetime], None]
+# Work a reader does on a read connection before it claims its cursor, with no lock held:
+# given the batch's events, the `Process` to run under the claim. That `Process` must check
+# what it was given against the rows as they stand then (they may have changed meanwhile).
+Prepare = Callable[[Connection, Sequence[LogEvent]], Process]
 
 
 @dataclass(frozen=True)
 class LogReader:
     """`name`: its cursor in `reader_cursors`; `types`: the event types it reads (None: every
     type; the others are passed over in the database); `batch`: log events per transaction
-    at most (those passed over count too), what one `step` holds the writer for."""
+    at most (those passed over count too), what one `step` holds the writer for.
+    `prepare`: when set, the scheduler's job (`follow`) does most of the batch's work before
+    the write transaction (`step_prepared`), and `process` serves commands and tests."""
 
     name: str
     process: Process
     types: Collection[str] | None = None
     batch: int = 1000
+    prepare: Prepare | None = None
 
 
 def step(conn: Connection, reader: LogReader, now: datetime) -> int:
@@ -172,6 +179,8 @@ async def follow(db: Database, reader: LogReader) -> int:
     milliseconds a batch while a batch of listings is ingested (the statistics, the notices,
     the transparency log), and on the loop every request waited for all of it. In a thread
     the loop runs between the interpreter's switches."""
+    if reader.prepare is not None:
+        return await anyio.to_thread.run_sync(follow_prepared_sync, db.sync_writer, db.sync_reader, reader)
     return await anyio.to_thread.run_sync(follow_sync, db.sync_writer, reader)
 
 
@@ -182,6 +191,43 @@ def follow_sync(engine: Engine, reader: LogReader) -> int:
     while True:
         with engine.begin() as conn:
             processed = step(conn, reader, utcnow())
+        total += processed
+        if processed < reader.batch:
+            return total
+
+
+def step_prepared(writer: Engine, reader_engine: Engine, reader: LogReader, now: datetime) -> int | None:
+    """`step` in two transactions, for a reader with `prepare`: the events above the cursor
+    are read and prepared on `reader_engine` without the claim (on SQLite without the write
+    lock, so the writers of listings go on meanwhile), then applied under the claim in a
+    short write transaction. Returns how many log events it read past, or None when the
+    cursor moved in between (another process's step, a rebuild): nothing was applied, and
+    the next step reads from where the cursor stands."""
+    assert reader.prepare is not None
+    with reader_engine.connect() as conn:
+        position = cursor_position(conn, reader.name)
+        last_seq, _ = head(conn)
+        reached = min(position + reader.batch, last_seq)
+        if reached <= position:
+            return 0
+        events = read_events(conn, position, None, reader.types, upto=reached)
+        process = reader.prepare(conn, events) if events else None
+    with writer.begin() as conn:
+        if claim_cursor(conn, reader.name) != position:
+            return None
+        if process is not None:
+            process(conn, events, now)
+        advance(conn, reader.name, reached, now)
+    return reached - position
+
+
+def follow_prepared_sync(writer: Engine, reader_engine: Engine, reader: LogReader) -> int:
+    """`follow_sync` for a reader with `prepare`, by `step_prepared`."""
+    total = 0
+    while True:
+        processed = step_prepared(writer, reader_engine, reader, utcnow())
+        if processed is None:
+            continue
         total += processed
         if processed < reader.batch:
             return total

@@ -7,10 +7,11 @@ the scheduler would run it (`run_search_indexer`); queries go to the public endp
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import subprocess
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import date, timedelta
 from typing import Any
 
@@ -19,10 +20,18 @@ import pytest
 import sqlalchemy as sa
 
 from registry.db import create_sync_engine
-from registry.eventlog.readers import claim_cursor
+from registry.eventlog.readers import (
+    LogEvent,
+    Process,
+    advance,
+    claim_cursor,
+    follow_prepared_sync,
+    step_prepared,
+)
 from registry.settings import Settings
+from registry.timeutil import utcnow
 from search.embedded import CURSOR, EmbeddedIndex, doc_row
-from search.indexer import reconcile, reconcile_with
+from search.indexer import index_follower, prepare_events, reconcile, reconcile_with
 from search.parallel import document_rows
 from service.app import create_app
 from tests.support.harness import (
@@ -532,6 +541,103 @@ def test_a_reconcile_compares_without_the_cursor_and_leaves_the_followers_work_t
         indexed = set(conn.execute(sa.text("SELECT listing_id FROM search_docs")).scalars())
     assert people["张伟"] in indexed
     assert behind not in indexed  # the follower's, when it takes its event
+
+
+def _behind_by_two(engine: sa.Engine) -> tuple[str, str, int]:
+    """The index two listing events behind: the last two listings' documents dropped, the
+    cursor put back before their events. Returns (older, newer, the older event's seq)."""
+    with engine.begin() as conn:
+        (_, newer), (older_seq, older) = conn.execute(
+            sa.text(
+                "SELECT seq, listing_id FROM events WHERE listing_id IS NOT NULL ORDER BY seq DESC LIMIT 2"
+            )
+        ).all()
+        conn.execute(
+            sa.text("DELETE FROM search_docs WHERE listing_id IN (:a, :b)"), {"a": older, "b": newer}
+        )
+        if conn.dialect.name == "sqlite":
+            conn.execute(sa.text("INSERT INTO search_fts(search_fts) VALUES ('rebuild')"))
+        conn.execute(
+            sa.text("UPDATE reader_cursors SET position = :position WHERE name = :name"),
+            {"position": older_seq - 1, "name": CURSOR},
+        )
+    return older, newer, older_seq
+
+
+def test_the_follower_builds_documents_before_its_write_and_indexes_no_listing_removed_meanwhile(
+    registry: Registry, engine: sa.Engine, settings: Settings, people: dict[str, str]
+) -> None:
+    """The scheduler's follower builds its documents (pinyin, public entries: most of its
+    time) on a read connection, holding neither the cursor nor, on SQLite, the write lock,
+    so the chunks of a batch being ingested go on meanwhile. A listing removed in between is
+    seen under the claim and not indexed."""
+    removed, kept, _ = _behind_by_two(engine)
+    writer = create_sync_engine(settings.database.url)
+    reader = create_sync_engine(settings.database.url, writer=False)
+    follower = index_follower(EmbeddedIndex(engine))
+    meanwhile: list[int] = []
+
+    def prepare(conn: sa.Connection, events: Sequence[LogEvent]) -> Process:
+        apply = prepare_events(EmbeddedIndex(engine), conn, events)
+        with writer.begin() as other:
+            if other.dialect.name == "postgresql":
+                other.execute(sa.text("SET LOCAL lock_timeout = '5s'"))
+            # Were the documents built under the claim, this would wait for it.
+            meanwhile.append(claim_cursor(other, CURSOR))
+            other.execute(
+                sa.text("UPDATE listings SET status = 'removed', version = version + 1 WHERE id = :id"),
+                {"id": removed},
+            )
+        return apply
+
+    try:
+        read = follow_prepared_sync(writer, reader, dataclasses.replace(follower, prepare=prepare))
+        with engine.connect() as conn:
+            head = conn.execute(sa.text("SELECT last_seq FROM log_head")).scalar_one()
+            position = conn.execute(
+                sa.text("SELECT position FROM reader_cursors WHERE name = :name"), {"name": CURSOR}
+            ).scalar_one()
+            indexed = set(conn.execute(sa.text("SELECT listing_id FROM search_docs")).scalars())
+    finally:
+        writer.dispose()
+        reader.dispose()
+    assert len(meanwhile) == 1 and read >= 2
+    assert position == head
+    assert kept in indexed
+    assert removed not in indexed
+    assert people["张伟"] in indexed
+
+
+def test_a_prepared_step_whose_cursor_moved_meanwhile_applies_nothing(
+    registry: Registry, engine: sa.Engine, settings: Settings, people: dict[str, str]
+) -> None:
+    """Two processes' followers (or a rebuild) may prepare the same batch: the one that finds
+    the cursor moved when it claims it applies nothing and reads again from there."""
+    _, newer, older_seq = _behind_by_two(engine)
+    writer = create_sync_engine(settings.database.url)
+    reader = create_sync_engine(settings.database.url, writer=False)
+    follower = index_follower(EmbeddedIndex(engine))
+
+    def prepare(conn: sa.Connection, events: Sequence[LogEvent]) -> Process:
+        apply = prepare_events(EmbeddedIndex(engine), conn, events)
+        with writer.begin() as other:
+            claim_cursor(other, CURSOR)
+            advance(other, CURSOR, older_seq)
+        return apply
+
+    try:
+        step = step_prepared(writer, reader, dataclasses.replace(follower, prepare=prepare), utcnow())
+        with engine.connect() as conn:
+            indexed = set(conn.execute(sa.text("SELECT listing_id FROM search_docs")).scalars())
+        assert step is None
+        assert newer not in indexed  # nothing applied: the other's step owns the batch
+        assert (step_prepared(writer, reader, follower, utcnow()) or 0) >= 1
+        with engine.connect() as conn:
+            indexed = set(conn.execute(sa.text("SELECT listing_id FROM search_docs")).scalars())
+        assert newer in indexed
+    finally:
+        writer.dispose()
+        reader.dispose()
 
 
 def test_deep_reconcile_repairs_an_altered_entry(
