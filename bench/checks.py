@@ -335,7 +335,7 @@ def run_checks_bench(
         "database": "sqlite (embedded default)" if database_url is None else "postgresql",
         "listings": count,
         "import": loaded,
-        "server": server_description(),
+        "server": server_description(env),
         # Right after start, while the server's readers work through the import.
         "batch_1000": batch_figure,
         # Once they have caught up (the steady state).

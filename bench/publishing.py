@@ -174,7 +174,7 @@ def _feeds(env: dict[str, str], url: str, requests: int) -> dict[str, Any]:
     every = [sample for samples in latencies.values() for sample in samples]
     return {
         "reader_catch_up_seconds": round(sync_seconds, 2),
-        "server": server_description(),
+        "server": server_description(env),
         "warm_up_50_requests_s": round(warm_up_s, 3),
         "all_requests": timed_figure(_percentiles(every), measured_load),
         **{kind: _percentiles(samples) for kind, samples in latencies.items() if len(samples) > 1},

@@ -393,7 +393,7 @@ def _served(
         finally:
             stop(servers)
     return {
-        "server": server_description(),
+        "server": server_description(server_env),
         "server_readers_caught_up_after_s": caught_up_s,
         "queries_over_http": over_http,
         "removal_to_gone_everywhere": {
