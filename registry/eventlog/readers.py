@@ -17,7 +17,10 @@ events above it, let the reader process them, advance the cursor. What that guar
   FOR UPDATE on PostgreSQL; on SQLite a writer holds the whole database from BEGIN
   IMMEDIATE, see `registry.db`). A second process running the same reader waits, then
   starts where the first stopped: no event is processed by two at once. Work that must not
-  interleave with a reader (the search reindex) claims the same cursor.
+  interleave with a reader (the search reindex) claims the same cursor. A reader with
+  `prepare` (the search follower) does its batch's heavy work before the claim
+  (`step_prepared`): two processes may prepare the same batch, and only the one that finds
+  the cursor where it read it applies it.
 
 Adding a reader: a module in its own package with its `process` function and its
 `LogReader`, and a `follow_job` line in that package's plugin.
@@ -151,18 +154,25 @@ class LogReader:
     prepare: Prepare | None = None
 
 
+def _next_batch(conn: Connection, reader: LogReader, position: int) -> tuple[int, list[LogEvent]]:
+    """Where the reader's next batch from `position` ends, and its events (of the reader's
+    types). Sequence numbers have no gaps, so the next `batch` events are a range of seq:
+    bounded by it (not by a LIMIT after the type filter), every read is an index range
+    scan, whatever the planner guesses of the types."""
+    last_seq, _ = head(conn)
+    reached = min(position + reader.batch, last_seq)
+    if reached <= position:
+        return position, []
+    return reached, read_events(conn, position, None, reader.types, upto=reached)
+
+
 def step(conn: Connection, reader: LogReader, now: datetime) -> int:
     """One batch of `reader` in the caller's write transaction; returns how many log events
     it read past (fewer than `reader.batch`: the reader has caught up with the log)."""
     position = claim_cursor(conn, reader.name)
-    last_seq, _ = head(conn)
-    # Sequence numbers have no gaps, so the next `batch` events are a range of seq: bounded
-    # by it (not by a LIMIT after the type filter), every read is an index range scan,
-    # whatever the planner guesses of the types.
-    reached = min(position + reader.batch, last_seq)
+    reached, events = _next_batch(conn, reader, position)
     if reached <= position:
         return 0
-    events = read_events(conn, position, None, reader.types, upto=reached)
     if events:
         reader.process(conn, events, now)
     advance(conn, reader.name, reached, now)
@@ -206,11 +216,9 @@ def step_prepared(writer: Engine, reader_engine: Engine, reader: LogReader, now:
     assert reader.prepare is not None
     with reader_engine.connect() as conn:
         position = cursor_position(conn, reader.name)
-        last_seq, _ = head(conn)
-        reached = min(position + reader.batch, last_seq)
+        reached, events = _next_batch(conn, reader, position)
         if reached <= position:
             return 0
-        events = read_events(conn, position, None, reader.types, upto=reached)
         process = reader.prepare(conn, events) if events else None
     with writer.begin() as conn:
         if claim_cursor(conn, reader.name) != position:
