@@ -18,7 +18,7 @@ events above it, let the reader process them, advance the cursor. What that guar
   IMMEDIATE, see `registry.db`). A second process running the same reader waits, then
   starts where the first stopped: no event is processed by two at once. Work that must not
   interleave with a reader (the search reindex) claims the same cursor. A reader with
-  `prepare` (the search follower) does its batch's heavy work before the claim
+  `prepare` (the search follower, the statistics) does its batch's heavy work before the claim
   (`step_prepared`): two processes may prepare the same batch, and only the one that finds
   the cursor where it read it applies it.
 

@@ -5,12 +5,13 @@ cells cannot run as formulas; bad queries answer 400 with their code and paramet
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import random
 import subprocess
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -21,10 +22,22 @@ import sqlalchemy as sa
 
 from publishing.statistics.models import COUNT_COLUMNS, STATISTICS_COUNTS
 from publishing.statistics.queries import _segments
-from publishing.statistics.reader import FACTS, READER, recount, reset
-from registry.eventlog.readers import follow_sync
+from publishing.statistics.reader import CURSOR, FACTS, READER, recount, reset
+from registry.db import create_sync_engine
+from registry.eventlog.readers import (
+    LogEvent,
+    LogReader,
+    Process,
+    advance,
+    claim_cursor,
+    follow_prepared_sync,
+    follow_sync,
+    step,
+    step_prepared,
+)
 from registry.listings.schemas import GROUNDS, REMOVAL_REASONS, TERM_EXPIRED
 from registry.settings import Settings
+from registry.timeutil import utcnow
 from tests.support.checks import bank
 from tests.support.harness import CourtHandle, Registry, cli_env, registry_bin
 from tests.support.listings import (
@@ -247,6 +260,65 @@ def test_a_recount_in_sql_equals_reading_the_whole_log(
         reset(conn)
     follow_sync(registry.engine, READER)
     assert _kept(registry.engine) == after
+
+
+def test_the_scheduler_counts_from_what_it_read_before_its_claim_as_the_replay_does(
+    registry: Registry,
+    court: CourtHandle,
+    settings: Settings,
+    population: tuple[list[CourtHandle], Callable[[], list[Row]]],
+) -> None:
+    """The scheduler's step reads the listings and works out the counts before it claims the
+    cursor (on SQLite without the write lock). Its counts equal the replay's; a listing
+    removed between its reading and its writing is counted as removed by the next step; a
+    batch whose facts were counted meanwhile, the cursor left where it was, counts once."""
+    writer = create_sync_engine(settings.database.url)
+    reader = create_sync_engine(settings.database.url, writer=False)
+
+    def replayed() -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        with registry.engine.begin() as conn:
+            reset(conn)
+        follow_sync(registry.engine, READER)
+        return _kept(registry.engine)
+
+    def meanwhile(then: Callable[[], object]) -> LogReader:
+        def prepare(conn: sa.Connection, events: Sequence[LogEvent]) -> Process:
+            assert READER.prepare is not None
+            apply = READER.prepare(conn, events)
+            then()
+            return apply
+
+        return dataclasses.replace(READER, prepare=prepare)
+
+    try:
+        assert follow_prepared_sync(writer, reader, READER) > 100
+        prepared = _kept(registry.engine)
+        assert prepared == replayed()
+
+        listing_id = publish_one(registry, court, registry.listing(court))
+        removal = removal_body(listing_id, registry.today)
+        removed = meanwhile(lambda: post_removal(registry, court, listing_id, removal))
+        assert step_prepared(writer, reader, removed, utcnow()) == 1
+        with registry.engine.connect() as conn:
+            status = conn.execute(FACTS.select().where(FACTS.c.listing_id == listing_id)).one()
+        assert status.removed_on is None  # counted as it was read: active
+        follow_prepared_sync(writer, reader, READER)
+        after_removal = _kept(registry.engine)
+        assert after_removal == replayed()
+
+        publish_one(registry, court, registry.listing(court))
+
+        def counted_by_another() -> None:
+            with writer.begin() as other:
+                position = claim_cursor(other, CURSOR)
+                step(other, READER, utcnow())
+                advance(other, CURSOR, position)
+
+        assert step_prepared(writer, reader, meanwhile(counted_by_another), utcnow()) == 1
+        assert _kept(registry.engine) == replayed() != after_removal
+    finally:
+        writer.dispose()
+        reader.dispose()
 
 
 def test_the_series_equal_a_brute_force_count(
