@@ -33,7 +33,12 @@ class Services:
         ensure_keys(settings)
         db = Database(settings.database.url)
         source = SecretsSource(settings)
-        ingest = IngestService(db, source, worker_count(settings.listings.ingest_workers))
+        ingest = IngestService(
+            db,
+            source,
+            worker_count(settings.listings.ingest_workers),
+            niceness=settings.listings.ingest_niceness,
+        )
         signer = load_registry_signer(settings)
         limits = SharedLimits.from_settings(settings)
         checks = CheckRuntime.create(settings, signer, limits)

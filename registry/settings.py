@@ -163,6 +163,15 @@ class ListingSettings(BaseSettings):
     ingest_workers: int = Field(
         default=0, ge=0, description="Processes that verify and prepare listings; 0 = one per core."
     )
+    ingest_niceness: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description=(
+            "How much lower the ingest processes' CPU priority is (nice): removals, searches and"
+            " checks on the same cores go first; 0 = the same priority."
+        ),
+    )
     batch_max_items: int = Field(default=10_000, ge=1, description="Envelopes per POST /v1/listings/batch.")
 
 

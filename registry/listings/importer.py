@@ -76,7 +76,7 @@ async def import_file(
     context = await services.db.read(load_context, services.secrets, utcnow())
     report = ImportReport()
     loop = asyncio.get_running_loop()
-    pool = new_pool(workers, services.db.url, context)
+    pool = new_pool(workers, services.db.url, context, niceness=services.settings.listings.ingest_niceness)
     in_flight: deque[tuple[list[int], asyncio.Future[list[IngestResult]]]] = deque()
 
     async def settle_oldest() -> None:

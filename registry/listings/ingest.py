@@ -102,6 +102,7 @@ def _init_worker(
     turns: WriteTurns,
     server_pid: int,
     signal: InteractiveSignal | None,
+    niceness: int,
 ) -> None:
     # One engine, the shared turns and (for imports) one context per worker, set once at start.
     global _worker_engine, _worker_reader, _worker_context, _worker_turns, _worker_signal  # noqa: PLW0603
@@ -112,6 +113,12 @@ def _init_worker(
     _worker_context = context
     _worker_turns = turns
     _worker_signal = signal
+    # A batch is seconds of CPU (its signature checks above all) that no one waits for
+    # interactively: a removal, a search or a bank check on the same cores goes first. On
+    # PostgreSQL at the same priority, removals sent during batches of 10,000 took p50 2 s,
+    # up to 6 s, to leave every surface; at nice 10 p50 0.7 s (docs/benchmarks.md).
+    if niceness:
+        os.nice(niceness)
     warm_division_cache()
     # What is alive now (modules, the division cache) lives as long as the worker: out of the
     # collector's sight, full collections no longer walk it every few chunks (measured under
@@ -244,7 +251,9 @@ def worker_count(configured: int) -> int:
     return configured or max(1, os.cpu_count() or 1)
 
 
-def new_pool(workers: int, database_url: str, context: PrepareContext | None = None) -> ProcessPoolExecutor:
+def new_pool(
+    workers: int, database_url: str, context: PrepareContext | None = None, *, niceness: int = 0
+) -> ProcessPoolExecutor:
     # forkserver: forking a process that runs an event loop and driver threads is unsafe.
     mp_context = multiprocessing.get_context("forkserver")
     queue = write_queue(database_url)
@@ -258,7 +267,7 @@ def new_pool(workers: int, database_url: str, context: PrepareContext | None = N
         max_workers=workers,
         mp_context=mp_context,
         initializer=_init_worker,
-        initargs=(database_url, context, WriteTurns(mp_context), os.getpid(), signal),
+        initargs=(database_url, context, WriteTurns(mp_context), os.getpid(), signal, niceness),
     )
 
 
@@ -274,10 +283,11 @@ def referenced_key_ids(envelopes: Sequence[Any]) -> set[str]:
 class IngestService:
     """What the HTTP layer calls. Owns the worker pool, started on the first large batch."""
 
-    def __init__(self, db: Database, secrets: SecretsSource, workers: int) -> None:
+    def __init__(self, db: Database, secrets: SecretsSource, workers: int, *, niceness: int = 0) -> None:
         self.db = db
         self.secrets = secrets
         self.workers = workers
+        self.niceness = niceness
         self._pool: ProcessPoolExecutor | None = None
         self._tickets = itertools.count()
 
@@ -328,7 +338,7 @@ class IngestService:
         self, context: PrepareContext, chunks: Sequence[Sequence[bytes]], actor: str, court: str | None
     ) -> list[list[IngestResult] | BaseException]:
         if self._pool is None:
-            self._pool = new_pool(self.workers, self.db.url)
+            self._pool = new_pool(self.workers, self.db.url, niceness=self.niceness)
             self._tickets = itertools.count()
         pool = self._pool
         loop = asyncio.get_running_loop()

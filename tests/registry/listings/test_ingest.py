@@ -7,14 +7,17 @@ head is where it was before the request.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
+import os
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,8 +27,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from registry.courts.services import add_key, revoke_key
 from registry.identity.signing import public_bytes, sign_envelope
+from registry.listings.ingest import INLINE_LIMIT
+from registry.settings import Settings
 from registry.timeutil import utcnow
 from tests.support.harness import CourtHandle, Registry
+from tests.support.listings import publish_many
 
 SHANGHAI = {"code": "沪0115", "name": "上海市浦东新区人民法院", "province": "31"}
 ID_CHECK_CHARACTERS = "0123456789X"
@@ -701,6 +707,44 @@ def test_an_admin_may_publish_for_any_court(
 
 
 # ---- 5. batches ----
+
+
+def _descendants(pid: int) -> list[int]:
+    """The processes below `pid` (Linux /proc)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:  # gone meanwhile
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found: list[int] = []
+    frontier = [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [child for child, of in parents.items() if of == parent]
+        found += children
+        frontier += children
+    return found
+
+
+def test_a_large_batch_is_prepared_below_the_servers_cpu_priority(
+    registry: Registry, court: CourtHandle, settings: Settings
+) -> None:
+    """A large batch is prepared (its signatures checked: seconds of CPU) in processes niced
+    `REGISTRY_INGEST_NICENESS` below the server, so that a removal, a search or a bank check
+    on the same cores goes first; the batch is stored all the same."""
+    bodies = [registry.person_listing(court) for _ in range(INLINE_LIMIT + 16)]
+    assert len(publish_many(registry, court, bodies)) == len(bodies)
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    lowered = min(19, ours + settings.listings.ingest_niceness)
+    assert settings.listings.ingest_niceness == 10 and lowered > ours
+    niced = []
+    for pid in _descendants(os.getpid()):
+        with contextlib.suppress(ProcessLookupError):
+            if os.getpriority(os.PRIO_PROCESS, pid) == lowered:
+                niced.append(pid)
+    assert niced  # the pool starts its processes as chunks come: one, for this batch's one chunk
 
 
 def test_a_mixed_batch_answers_one_result_per_envelope_in_order(
