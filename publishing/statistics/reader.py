@@ -234,8 +234,8 @@ def prepare(conn: Connection, events: Sequence[LogEvent]) -> Process:
 
     A listing changed after it was read here has an event above this batch, which counts it
     again from what it is then. The facts change only under the cursor, whose position the
-    step checks; they are read again under the claim all the same, and a rebuild that left
-    the cursor where it was (`recount`) makes this batch counted afresh there."""
+    step checks; they are read again under the claim all the same, and a batch whose facts
+    were written meanwhile without the cursor moving is counted afresh there."""
     ids = _listing_ids(events)
     counted = _counted(conn, ids)
     plan = _plan(ids, _current(conn, ids), counted)
