@@ -734,9 +734,11 @@ def test_a_large_batch_is_prepared_below_the_servers_cpu_priority(
     """A large batch is prepared (its signatures checked: seconds of CPU) in processes niced
     `REGISTRY_INGEST_NICENESS` below the server, so that a removal, a search or a bank check
     on the same cores goes first; the batch is stored all the same."""
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    if ours >= 19:
+        pytest.skip("this process already runs at the lowest CPU priority: nothing to go below")
     bodies = [registry.person_listing(court) for _ in range(INLINE_LIMIT + 16)]
     assert len(publish_many(registry, court, bodies)) == len(bodies)
-    ours = os.getpriority(os.PRIO_PROCESS, 0)
     lowered = min(19, ours + settings.listings.ingest_niceness)
     assert settings.listings.ingest_niceness == 10 and lowered > ours
     niced = []
