@@ -297,7 +297,11 @@ def test_the_scheduler_counts_from_what_it_read_before_its_claim_as_the_replay_d
 
         listing_id = publish_one(registry, court, registry.listing(court))
         removal = removal_body(listing_id, registry.today)
-        removed = meanwhile(lambda: post_removal(registry, court, listing_id, removal))
+
+        def remove() -> None:
+            assert post_removal(registry, court, listing_id, removal).status_code == 200
+
+        removed = meanwhile(remove)
         assert step_prepared(writer, reader, removed, utcnow()) == 1
         with registry.engine.connect() as conn:
             status = conn.execute(FACTS.select().where(FACTS.c.listing_id == listing_id)).one()
