@@ -199,7 +199,7 @@ def _plan(ids: Sequence[str], now_facts: dict[str, Fact], old_facts: dict[str, F
     )
 
 
-def _write(conn: Connection, plan: _Plan) -> int:
+def _write(conn: Connection, plan: _Plan) -> None:
     if plan.gone:
         conn.execute(delete(FACTS).where(FACTS.c.listing_id.in_(plan.gone)))
     # Through the driver (registry.bulk): a batch of 1,000 listings upserts about 6,000
@@ -209,17 +209,16 @@ def _write(conn: Connection, plan: _Plan) -> int:
     bulk_insert(
         conn, STATISTICS_COUNTS, plan.counts, on_conflict=_KEY_COLUMNS, update=COUNT_COLUMNS, add=True
     )
-    return len(plan.gone) + len(plan.facts)
 
 
 def _listing_ids(events: Sequence[LogEvent]) -> list[str]:
     return sorted({e.listing_id for e in events if e.listing_id is not None})
 
 
-def apply_listings(conn: Connection, ids: Sequence[str]) -> int:
-    """Bring the counts of these listings up to date; returns how many changed."""
+def apply_listings(conn: Connection, ids: Sequence[str]) -> None:
+    """Bring the counts of these listings up to date."""
     ids = sorted(set(ids))
-    return _write(conn, _plan(ids, _current(conn, ids), _counted(conn, ids)))
+    _write(conn, _plan(ids, _current(conn, ids), _counted(conn, ids)))
 
 
 def process(conn: Connection, events: Sequence[LogEvent], _now: datetime) -> None:

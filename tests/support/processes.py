@@ -1,9 +1,10 @@
 """`registry` commands run as processes of their own, as an operator starts them: web
 processes (`registry serve --no-scheduler`) and workers, for the tests of the production
-shape, the shared limits and the logs."""
+shape, the shared limits and the logs; and the pool processes this one started."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -63,3 +64,31 @@ def web_process(settings: Settings, env: dict[str, str], log: Path) -> Iterator[
         url = f"http://127.0.0.1:{port}"
         wait_until_up(url, started)
         yield url
+
+
+def pool_workers() -> set[int]:
+    """Processes below this one whose command line is a multiprocessing child (the ingest
+    pool's workers and its forkserver), from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    found: set[int] = set()
+    stack = [os.getpid()]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.add(child)
+            stack.append(child)
+    return {pid for pid in found if b"multiprocessing" in _cmdline(pid)}
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""

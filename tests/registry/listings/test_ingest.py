@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -32,6 +31,7 @@ from registry.settings import Settings
 from registry.timeutil import utcnow
 from tests.support.harness import CourtHandle, Registry
 from tests.support.listings import publish_many
+from tests.support.processes import pool_workers
 
 SHANGHAI = {"code": "沪0115", "name": "上海市浦东新区人民法院", "province": "31"}
 ID_CHECK_CHARACTERS = "0123456789X"
@@ -709,25 +709,6 @@ def test_an_admin_may_publish_for_any_court(
 # ---- 5. batches ----
 
 
-def _descendants(pid: int) -> list[int]:
-    """The processes below `pid` (Linux /proc)."""
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rpartition(")")[2].split()
-        except OSError:  # gone meanwhile
-            continue
-        parents[int(stat.parent.name)] = int(fields[1])
-    found: list[int] = []
-    frontier = [pid]
-    while frontier:
-        parent = frontier.pop()
-        children = [child for child, of in parents.items() if of == parent]
-        found += children
-        frontier += children
-    return found
-
-
 def test_a_large_batch_is_prepared_below_the_servers_cpu_priority(
     registry: Registry, court: CourtHandle, settings: Settings
 ) -> None:
@@ -742,7 +723,7 @@ def test_a_large_batch_is_prepared_below_the_servers_cpu_priority(
     lowered = min(19, ours + settings.listings.ingest_niceness)
     assert settings.listings.ingest_niceness == 10 and lowered > ours
     niced = []
-    for pid in _descendants(os.getpid()):
+    for pid in pool_workers():
         with contextlib.suppress(ProcessLookupError):
             if os.getpriority(os.PRIO_PROCESS, pid) == lowered:
                 niced.append(pid)

@@ -23,6 +23,7 @@ from registry.listings.services import load_context
 from registry.settings import Settings
 from registry.timeutil import utcnow
 from tests.support.harness import CourtHandle, Registry, cli_env, free_port, registry_bin
+from tests.support.processes import pool_workers
 
 
 def _envelopes(registry: Registry, court: CourtHandle, count: int) -> list[dict[str, Any]]:
@@ -52,33 +53,6 @@ def test_an_item_that_fails_unexpectedly_is_refused_alone(
     assert _listing_count(engine) == 2
 
 
-def _pool_workers() -> set[int]:
-    """Processes below this one whose command line is a multiprocessing child."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(entry.name))
-    found: set[int] = set()
-    stack = [os.getpid()]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            found.add(child)
-            stack.append(child)
-    return {pid for pid in found if b"multiprocessing" in _cmdline(pid)}
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
-
-
 def test_a_worker_killed_mid_batch_is_replaced_and_every_item_answered(
     registry: Registry, court: CourtHandle, engine: sa.Engine
 ) -> None:
@@ -95,7 +69,7 @@ def test_a_worker_killed_mid_batch_is_replaced_and_every_item_answered(
     while _listing_count(engine) == 0:
         assert time.monotonic() < deadline and sender.is_alive(), "the batch never started storing"
         time.sleep(0.01)
-    workers = sorted(_pool_workers())
+    workers = sorted(pool_workers())
     assert workers, "no ingest worker process found"
     os.kill(workers[-1], signal.SIGKILL)
     sender.join(timeout=300)
