@@ -46,6 +46,7 @@ from registry.runtime import Services
 from registry.settings import DatabaseSettings, KeySettings, ServerSettings, Settings
 from registry.translog.services import CURSOR_NAME as TRANSLOG_CURSOR
 from search.embedded import CURSOR as SEARCH_CURSOR
+from service.scheduler import JOB_GROUPS
 
 # ---- what every bench reports beside its figures ----
 
@@ -598,33 +599,43 @@ def serve_as_deployed(
 ) -> list[subprocess.Popen[bytes]]:
     """The service as each database is deployed, background jobs on: on SQLite (the
     embedded default, one process) `registry serve --scheduler`; on PostgreSQL `registry
-    serve --no-scheduler` beside `registry worker`, which runs the jobs, as in `deploy/` (in
-    the web process a job's Python work stalls requests: at 5,000,000 listings the
-    statistics reader counting a batch of 10,000 held them up to 26 s, docs/benchmarks.md).
-    `skipped_jobs()` are left out of the worker (and give SQLite the same shape)."""
+    serve --no-scheduler` beside `registry worker --jobs deliveries` and `registry worker
+    --skip-jobs deliveries`, as in `deploy/` (in the web process a job's Python work stalls
+    requests: at 5,000,000 listings the statistics reader counting a batch of 10,000 held
+    them up to 26 s, docs/benchmarks.md; in one worker the readers' Python held the pushes'
+    event loop the same way). `skipped_jobs()` are left out of the workers (and give SQLite
+    the same shape)."""
     serve = [sys.executable, "-m", "service", "serve", "--port", str(port)]
     if not _web_and_worker(env):
         return [subprocess.Popen([*serve, "--scheduler"], env=env, stdout=subprocess.DEVNULL, stderr=stderr)]  # noqa: S603
-    skip = skipped_jobs()
-    worker = [sys.executable, "-m", "service", "worker"]
-    if skip:
-        worker += ["--skip-jobs", ",".join(skip)]
     return [
-        subprocess.Popen([*serve, "--no-scheduler"], env=env, stdout=subprocess.DEVNULL, stderr=stderr),  # noqa: S603
-        subprocess.Popen(worker, env=env, stdout=subprocess.DEVNULL, stderr=stderr),  # noqa: S603 - our own CLI
+        subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr)  # noqa: S603 - our own CLI
+        for command in [[*serve, "--no-scheduler"], *worker_commands()]
     ]
+
+
+def worker_commands() -> list[list[str]]:
+    """The `registry worker` command lines: the deliveries in one, every other job in the
+    other (`deploy/`), less `skipped_jobs()`; a worker left with no job is not started."""
+    worker = [sys.executable, "-m", "service", "worker"]
+    skipped = set(skipped_jobs())
+    deliveries = set(JOB_GROUPS["deliveries"])
+    if "deliveries" in skipped:
+        skipped |= deliveries
+    others_skip = sorted((skipped - deliveries - {"deliveries"}) | {"deliveries"})
+    lines = [[*worker, "--skip-jobs", ",".join(others_skip)]]
+    if deliveries - skipped:
+        jobs = ",".join(sorted(deliveries - skipped)) if skipped & deliveries else "deliveries"
+        lines.append([*worker, "--jobs", jobs])
+    return lines
 
 
 def server_description(env: dict[str, str]) -> str:
     if not _web_and_worker(env):
         return "registry serve --scheduler (background jobs on, as deployed)"
-    skip = skipped_jobs()
-    if not skip:
-        return (
-            "registry serve --no-scheduler + registry worker (background jobs on, as deployed on PostgreSQL)"
-        )
-    skipped = ",".join(skip)
-    return f"registry serve --no-scheduler + registry worker --skip-jobs {skipped} (REGISTRY_BENCH_SKIP_JOBS)"
+    workers = " + ".join(" ".join(["registry", *line[3:]]) for line in worker_commands())
+    why = "REGISTRY_BENCH_SKIP_JOBS" if skipped_jobs() else "background jobs on, as deployed on PostgreSQL"
+    return f"registry serve --no-scheduler + {workers} ({why})"
 
 
 def stop(processes: list[subprocess.Popen[bytes]]) -> None:

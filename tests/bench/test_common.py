@@ -1,11 +1,18 @@
-"""What every bench reports: p99 only over enough samples, and the machine it ran on."""
+"""What every bench reports: p99 only over enough samples, and the machine it ran on; its
+servers run as deployed."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
-from bench.common import MachineRun, latency_summary
+import pytest
+import yaml
+
+from bench.common import MachineRun, latency_summary, server_description, worker_commands
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_p99_only_over_a_hundred_samples_otherwise_the_max_labelled_max() -> None:
@@ -25,3 +32,25 @@ def test_machine_run_reports_load_and_cpu_time_of_waited_children() -> None:
     assert len(report["load_average_after"]) == 3
     assert report["cpu_seconds"]["child_processes"] > 0
     assert report["wall_seconds"] > 0 and report["cpu_seconds_per_wall_second"] is not None
+
+
+def test_the_benches_start_on_postgresql_the_workers_deploy_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bench's server on PostgreSQL is the production shape: the deliveries in a worker
+    of their own, as `deploy/` runs them (in one worker, the readers' Python held the
+    pushes' event loop and the agency push doubled its removal latency)."""
+    compose = yaml.safe_load((ROOT / "deploy" / "compose.yaml").read_text())["services"]
+    deployed = sorted(compose[name]["command"][1:] for name in ("worker", "deliveries"))
+    monkeypatch.delenv("REGISTRY_BENCH_SKIP_JOBS", raising=False)
+    assert sorted(line[4:] for line in worker_commands()) == deployed
+    description = server_description({"REGISTRY_DATABASE_URL": "postgresql://postgres@127.0.0.1/x"})
+    assert "--jobs deliveries" in description and "--skip-jobs deliveries" in description
+
+    monkeypatch.setenv("REGISTRY_BENCH_SKIP_JOBS", "statistics")
+    assert sorted(line[4:] for line in worker_commands()) == [
+        ["--jobs", "deliveries"],
+        ["--skip-jobs", "deliveries,statistics"],
+    ]
+    monkeypatch.setenv("REGISTRY_BENCH_SKIP_JOBS", "watchlist_push")
+    assert ["--jobs", "sync_push_delivery"] in [line[4:] for line in worker_commands()]
+    monkeypatch.setenv("REGISTRY_BENCH_SKIP_JOBS", "deliveries")
+    assert [line[4:] for line in worker_commands()] == [["--skip-jobs", "deliveries"]]
