@@ -17,9 +17,8 @@ from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import JSON, Connection, Date, Table, insert
-from sqlalchemy.dialects import postgresql, sqlite
 
-from registry.db import json_text
+from registry.db import dialect_insert, json_text
 from registry.timeutil import UtcDateTime, as_utc
 
 
@@ -103,7 +102,7 @@ def _sqlalchemy_insert(
 ) -> Any:
     if not on_conflict:
         return insert(table)
-    statement = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+    statement = dialect_insert(conn, table)
     return statement.on_conflict_do_update(
         index_elements=list(on_conflict),
         set_={

@@ -18,6 +18,7 @@ import anyio
 import msgspec
 from sqlalchemy import Connection, Engine, MetaData, event
 from sqlalchemy import create_engine as sa_create_engine
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 
@@ -44,6 +45,12 @@ def json_text(value: Any) -> str:
 
 # Reading back, msgspec too: json.loads took a third of an export's time (measured).
 _JSON_OPTIONS: dict[str, Any] = {"json_serializer": json_text, "json_deserializer": msgspec.json.decode}
+
+
+def dialect_insert(conn: Connection, table: Any) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that can say ON CONFLICT, in the dialect of `conn`: PostgreSQL's or SQLite's,
+    the two databases the registry runs on (their upserts are spelled alike)."""
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
 
 
 def sqlite_path(url: str) -> Path | None:

@@ -13,7 +13,6 @@ from typing import Any, cast
 
 import msgspec
 from sqlalchemy import Connection, Table, delete, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from publishing.sync.models import LaneEvent, Subscription, SyncState
 from publishing.sync.profiles import (
@@ -26,6 +25,7 @@ from publishing.sync.profiles import (
     render,
 )
 from registry.clients.models import ApiClient
+from registry.db import dialect_insert
 from registry.endpoints import PushPolicy
 from registry.eventlog.models import Event
 from registry.eventlog.readers import EVENT_COLUMNS, LogEvent, read_events
@@ -417,9 +417,8 @@ def record_lane(
     )
     if renewed.rowcount != 1:
         return False
-    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     conn.execute(
-        dialect_insert(LaneEvent).on_conflict_do_nothing(),
+        dialect_insert(conn, LaneEvent).on_conflict_do_nothing(),
         [
             {"subscription_id": sub_id, "seq": e.seq, "listing_id": e.listing_id, "acked_at": now}
             for e in events
@@ -661,8 +660,7 @@ def upsert_states(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """One row per (subscription, listing): the last event the agency acknowledged."""
     if not rows:
         return
-    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = dialect_insert(SyncState)
+    stmt = dialect_insert(conn, SyncState)
     stmt = stmt.on_conflict_do_update(
         index_elements=[SyncState.subscription_id, SyncState.listing_id],
         set_={

@@ -17,13 +17,13 @@ from functools import partial
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from registry.bulk import bulk_insert
 from registry.checks.models import PURPOSE_WATCH_SUBJECT, WatchChange, WatchRegistration, WatchSubject
 from registry.checks.schemas import WatchSubjectIn
 from registry.checks.subjects import subject_identity
 from registry.clients.models import ApiClient
+from registry.db import dialect_insert
 from registry.endpoints import PushPolicy
 from registry.eventlog.readers import LogEvent, LogReader
 from registry.eventlog.types import LISTING_EVENTS, REMOVAL_EVENTS, EventType
@@ -113,9 +113,8 @@ def add_subjects(
                 .values(subject_blind=blind, subject_cipher=s.cipher)
             )
     if fresh:
-        dialect_insert = sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
         # A concurrent request of the same bank may have added one meanwhile: that is fine.
-        conn.execute(dialect_insert(WatchSubject).on_conflict_do_nothing(), fresh)
+        conn.execute(dialect_insert(conn, WatchSubject).on_conflict_do_nothing(), fresh)
     return [
         _result(s, "already_watched" if any(c in existing for c in s.candidates) else "added")
         for s in subjects
@@ -157,9 +156,8 @@ async def check_endpoint(endpoint: str | None, policy: PushPolicy) -> str | None
 
 
 def set_endpoint(conn: Connection, client_id: str, endpoint: str | None, now: datetime) -> None:
-    dialect_insert = sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
     conn.execute(
-        dialect_insert(WatchRegistration)
+        dialect_insert(conn, WatchRegistration)
         .values(client_id=client_id, endpoint=endpoint, updated_at=now)
         .on_conflict_do_update(index_elements=["client_id"], set_={"endpoint": endpoint, "updated_at": now})
     )

@@ -36,9 +36,8 @@ from typing import Any
 import anyio
 import msgspec
 from sqlalchemy import Connection, Engine, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
-from registry.db import Database
+from registry.db import Database, dialect_insert
 from registry.eventlog.models import Event, ReaderCursor
 from registry.eventlog.services import head
 from registry.timeutil import utcnow
@@ -100,9 +99,8 @@ def claim_cursor(conn: Connection, name: str) -> int:
     if position is None:
         # Two processes may create it at once: the loser's insert waits for the winner's
         # commit and does nothing; both then lock the one row.
-        dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
         conn.execute(
-            dialect_insert(ReaderCursor)
+            dialect_insert(conn, ReaderCursor)
             .values(name=name, position=0, updated_at=utcnow())
             .on_conflict_do_nothing(index_elements=["name"])
         )

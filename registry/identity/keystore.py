@@ -19,12 +19,10 @@ import hmac
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, inspect, literal, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection, Engine, inspect, literal, select
 
 from registry.checks.models import CheckLogEntry, WatchSubject
-from registry.db import create_sync_engine
+from registry.db import create_sync_engine, dialect_insert
 from registry.identity.crypto import generate_missing_key_files, load_secrets, load_secrets_if_present
 from registry.identity.errors import KeyConfigError, KeysUnavailable
 from registry.identity.models import RegistryKey
@@ -110,11 +108,7 @@ def record_keys(conn: Connection, ids: dict[str, str]) -> None:
 
 
 def _insert_ignoring_duplicates(conn: Connection) -> Any:
-    if conn.dialect.name == "postgresql":
-        return pg_insert(RegistryKey).on_conflict_do_nothing()
-    if conn.dialect.name == "sqlite":
-        return sqlite_insert(RegistryKey).on_conflict_do_nothing()
-    return insert(RegistryKey)
+    return dialect_insert(conn, RegistryKey).on_conflict_do_nothing()
 
 
 @dataclass(frozen=True)
