@@ -6,7 +6,7 @@ A query reads the ids of up to `exact_count_limit` + 1 matches: when that is all
 the total and both facets (kind, province, grounds) are read off those ids and the page is
 fetched by id; past it, the total is given as a lower bound with no facets, and a second
 statement fetches the page in id order (on PostgreSQL, counting reads a table row per match,
-`_walk_newest_first`). A query must name a text or an identifier (see `search.query`).
+`_walk_newest_first`, `_page_above_cuts`). A query must name a text or an identifier (see `search.query`).
 
 A document's id is a serial number (newest highest) above FACET_BITS bits that hold its
 facet key. On SQLite, a text query is then answered from FTS5's rowids alone: the kind,
@@ -173,20 +173,57 @@ _WALK_THE_PRIMARY_KEY = (
 )
 
 
-def _walk_newest_first(conn: Connection, ids: list[int], wanted: int) -> bool:
-    """Whether walking the primary key to the `wanted`-th newest match reads fewer rows than
-    reading every match would. `ids`: some matches, in the heap order the GIN scan gave them,
-    which is mostly the order rows were written in, so their spread of serial numbers tells
-    the matches' density (a guess: a wrong one costs time, never a wrong answer). Rows that
-    updates and vacuums moved elsewhere in the heap do not count: the spread is taken
-    between the serials at 5% and 95%, where one moved row among 1,001 made it the whole
-    list (`李` in Beijing, 8,931 matches at 1,000,000 listings after migration 0026 rewrote
-    every row: all of them read and sorted, 8,700 blocks, for a page a walk finds in 400)."""
+def _spread(conn: Connection, ids: list[int]) -> tuple[float, int]:
+    """(matches per serial number, the newest serial): the density of a query's matches,
+    guessed from `ids`, some matches in the heap order the GIN scan gave them, which is
+    mostly the order rows were written in (a guess: a wrong one costs time, never a wrong
+    answer). Rows that updates and vacuums moved elsewhere in the heap do not count: the
+    spread is taken between the serials at 5% and 95%, where one moved row among 1,001 made
+    it the whole list (`李` in Beijing, 8,931 matches at 1,000,000 listings after migration
+    0026 rewrote every row: all of them read and sorted, 8,700 blocks, for a page a walk
+    finds in 400)."""
     serials = sorted(id_ >> FACET_BITS for id_ in ids)
     low, high = serials[len(serials) // 20], serials[len(serials) - 1 - len(serials) // 20]
     density = (len(serials) - 2 * (len(serials) // 20)) / (high - low + 1)
     newest = int(conn.exec_driver_sql("SELECT max(id) FROM search_docs").scalar() or 0) >> FACET_BITS
+    return density, newest
+
+
+def _walk_newest_first(density: float, newest: int, wanted: int) -> bool:
+    """Whether walking the primary key to the `wanted`-th newest match reads fewer rows than
+    reading every match would."""
     return wanted / density < density * newest
+
+
+# PostgreSQL, for this transaction: a page from the matches at or above a serial number (a
+# "cut"), their row addresses intersected in memory, GIN's with the primary key's range, so
+# that only the matches above the cut are read, not every match (a name with 5,000 matches
+# among 5,000,000 listings read 5,000 rows for a page of 20).
+_INTERSECT_WITH_THE_KEY_RANGE = (
+    "SELECT set_config('enable_indexscan', 'off', true), set_config('enable_seqscan', 'off', true)"
+)
+# How many times the guessed span of the wanted matches a first cut leaves above it, and by
+# how much a cut that left too few moves down.
+_CUT_MARGIN = 4
+
+
+def _page_above_cuts(
+    conn: Connection, sql: tuple[str, str], params: dict[str, Any], spread: tuple[float, int], full: int
+) -> list[bytes]:
+    """The page (`sql`: with the cut, without), from the matches at or above a cut that
+    leaves `_CUT_MARGIN` times the span the wanted ones are guessed to need, moved down
+    while the page comes back short. Exact: a full page above a cut holds the newest matches
+    of all (`full`: the page's length when full)."""
+    with_cut, without = sql
+    density, newest = spread
+    span = _CUT_MARGIN * (params["offset"] + full) / density
+    conn.exec_driver_sql(_INTERSECT_WITH_THE_KEY_RANGE)
+    while span < newest:
+        rows = conn.exec_driver_sql(with_cut, params | {"cut": int(newest - span) << FACET_BITS}).all()
+        if len(rows) == full:
+            return [entry for (entry,) in rows]
+        span *= _CUT_MARGIN
+    return [entry for (entry,) in conn.exec_driver_sql(without, params)]
 
 
 # A page of documents by id, newest first (ids of matches, `EmbeddedIndex._by_ids`).
@@ -329,9 +366,10 @@ class EmbeddedIndex:
             )
         return "FROM search_fts WHERE " + " AND ".join(clauses), params | row_params
 
-    def _statements(self, query: SearchQuery) -> tuple[str, str, dict[str, Any]]:
+    def _statements(self, query: SearchQuery) -> tuple[str, tuple[str, str], dict[str, Any]]:
         """(the ids of up to :counted matches in no particular order, the page's entries in
-        order, their parameters); the SQL is made of the fixed fragments above only."""
+        order: from the matches at or above :cut and from all of them (PostgreSQL; SQLite's
+        two are one), their parameters); the SQL is made of the fixed fragments above only."""
         match = text_match(query.text) if query.text is not None else None
         if self.sqlite and match is not None:
             source, params = self.fts_source(query, match)
@@ -340,14 +378,25 @@ class EmbeddedIndex:
                 "SELECT entry FROM search_docs WHERE id IN "  # noqa: S608
                 f"(SELECT rowid {source} ORDER BY rowid DESC LIMIT :limit OFFSET :offset) ORDER BY id DESC"
             )
-            return matches, page, params
+            return matches, (page, page), params
         where, params = self.where(query)
         matches = f"SELECT id FROM search_docs WHERE {where} LIMIT :counted"  # noqa: S608
-        page = (
-            f"SELECT entry FROM search_docs WHERE {where} "  # noqa: S608
-            "ORDER BY id DESC LIMIT :limit OFFSET :offset"
-        )
-        return self._driver_sql(matches), self._driver_sql(page), params
+        ordered = "ORDER BY id DESC LIMIT :limit OFFSET :offset"
+        page = f"SELECT entry FROM search_docs WHERE {where} {ordered}"  # noqa: S608
+        above_cut = f"SELECT entry FROM search_docs WHERE {where} AND id >= :cut {ordered}"  # noqa: S608
+        return self._driver_sql(matches), (self._driver_sql(above_cut), self._driver_sql(page)), params
+
+    @staticmethod
+    def _page_past_the_limit(
+        conn: Connection, sql: tuple[str, str], params: dict[str, Any], ids: list[int], full: int
+    ) -> list[bytes]:
+        """PostgreSQL: the page of a query with more matches than are counted, by walking the
+        primary key newest first where the matches are dense, else from above a cut."""
+        density, newest = _spread(conn, ids)
+        if _walk_newest_first(density, newest, params["offset"] + full):
+            conn.exec_driver_sql(_WALK_THE_PRIMARY_KEY)
+            return [entry for (entry,) in conn.exec_driver_sql(sql[1], params)]
+        return _page_above_cuts(conn, sql, params, (density, newest), full)
 
     def _driver_sql(self, sql: str) -> str:
         return sql if self.sqlite else _pyformat(sql)
@@ -365,7 +414,7 @@ class EmbeddedIndex:
     def search_sync(self, query: SearchQuery) -> SearchResult:
         # Hand-written SQL on the driver: building SQLAlchemy statements cost three times the
         # query itself here (~0.6 ms of ~0.8 ms for a selective name).
-        matches, page, params = self._statements(query)
+        matches, (above_cut, page), params = self._statements(query)
         offset = (query.page - 1) * query.per_page
         # One more than the limit tells "exactly the limit" from "more".
         params |= {"limit": query.per_page, "offset": offset, "counted": self.exact_count_limit + 1}
@@ -374,9 +423,11 @@ class EmbeddedIndex:
             if len(ids) > self.exact_count_limit:
                 # Too many to count (on PostgreSQL a heap row each): the page alone, and the
                 # total as a lower bound.
-                if not self.sqlite and _walk_newest_first(conn, ids, offset + query.per_page):
-                    conn.exec_driver_sql(_WALK_THE_PRIMARY_KEY)
-                hits = still_published(conn, [hit(entry) for (entry,) in conn.exec_driver_sql(page, params)])
+                if self.sqlite:
+                    entries = [entry for (entry,) in conn.exec_driver_sql(page, params)]
+                else:
+                    entries = self._page_past_the_limit(conn, (above_cut, page), params, ids, query.per_page)
+                hits = still_published(conn, [hit(entry) for entry in entries])
                 empty: dict[str, dict[str, int]] = {"province": {}, "ground": {}}
                 return SearchResult(hits=hits, total=self.exact_count_limit, facets=empty, total_exact=False)
             ids.sort(reverse=True)

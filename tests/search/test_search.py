@@ -30,8 +30,10 @@ from registry.eventlog.readers import (
 )
 from registry.settings import Settings
 from registry.timeutil import utcnow
-from search.embedded import CURSOR, EmbeddedIndex, doc_row
+from search.documents import hit
+from search.embedded import CURSOR, FACET_BITS, EmbeddedIndex, _page_above_cuts, doc_row
 from search.indexer import index_follower, prepare_events, reconcile, reconcile_with
+from search.interface import SearchQuery
 from search.parallel import document_rows
 from service.app import create_app
 from tests.support.harness import (
@@ -368,6 +370,36 @@ def test_past_the_exact_count_limit_the_total_is_a_lower_bound_and_the_pages_sta
     # The default limit counts these seven exactly.
     exact = _search(registry, q="孟凡")
     assert (exact["total"], exact["total_exact"], exact["facets"]["province"]) == (7, True, {"11": 7})
+
+
+def test_a_page_read_from_above_a_cut_is_the_page_whatever_density_was_guessed(
+    registry: Registry, court: CourtHandle, engine: sa.Engine
+) -> None:
+    """PostgreSQL, past the count limit with sparse matches: the page is read from the
+    matches above a cut in the primary key, placed by the density the counted ids suggest
+    and moved down while the page comes back short. A guess too dense (a cut too high, the
+    page short), too sparse (no cut) or right gives the page of the whole query."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the cut is PostgreSQL's way to a page past the count limit (SQLite reads FTS5's rowids)")
+    given = "甲乙丙丁戊己庚辛壬癸子丑"
+    bodies = [
+        person_named(registry, court, ("孟凡" if n % 3 == 0 else "赵") + given[n // 3]) for n in range(36)
+    ]
+    publish_many(registry, court, bodies)
+    run_search_indexer(engine)
+    index = EmbeddedIndex(engine)
+    for page_number in (1, 2, 4, 5):
+        query = SearchQuery(text="孟凡", per_page=3, page=page_number)
+        _, (above_cut, page), params = index._statements(query)
+        params |= {"limit": 3, "offset": (page_number - 1) * 3}
+        with engine.connect() as conn:
+            whole = [entry for (entry,) in conn.exec_driver_sql(page, params)]
+            newest = int(conn.exec_driver_sql("SELECT max(id) FROM search_docs").scalar_one()) >> FACET_BITS
+        assert len(whole) == (3 if page_number <= 4 else 0)
+        for density in (4.0, 1.0, 1 / 3, 0.01):
+            with engine.connect() as conn:
+                got = _page_above_cuts(conn, (above_cut, page), params, (density, newest), 3)
+            assert [hit(e).id for e in got] == [hit(e).id for e in whole], (page_number, density)
 
 
 def test_a_removed_listing_is_gone_once_the_indexer_runs(
