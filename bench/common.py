@@ -588,10 +588,14 @@ def skipped_jobs() -> tuple[str, ...]:
     return tuple(sorted({name.strip() for name in raw.split(",") if name.strip()}))
 
 
+def _postgresql(env: dict[str, str]) -> bool:
+    return env.get("REGISTRY_DATABASE_URL", "").startswith("postgresql")
+
+
 def _web_and_worker(env: dict[str, str]) -> bool:
     """Whether the server runs as web process and worker: PostgreSQL's production shape
     (`deploy/`), or any database when jobs are left out (`skipped_jobs()`)."""
-    return bool(skipped_jobs()) or env.get("REGISTRY_DATABASE_URL", "").startswith("postgresql")
+    return bool(skipped_jobs()) or _postgresql(env)
 
 
 def serve_as_deployed(
@@ -603,21 +607,24 @@ def serve_as_deployed(
     --skip-jobs deliveries`, as in `deploy/` (in the web process a job's Python work stalls
     requests: at 5,000,000 listings the statistics reader counting a batch of 10,000 held
     them up to 26 s, docs/benchmarks.md; in one worker the readers' Python held the pushes'
-    event loop the same way). `skipped_jobs()` are left out of the workers (and give SQLite
-    the same shape)."""
+    event loop the same way). `skipped_jobs()` are left out of the workers, and give SQLite
+    its web process beside one worker (its advice: one worker, docs/operations.md)."""
     serve = [sys.executable, "-m", "service", "serve", "--port", str(port)]
     if not _web_and_worker(env):
         return [subprocess.Popen([*serve, "--scheduler"], env=env, stdout=subprocess.DEVNULL, stderr=stderr)]  # noqa: S603
     return [
         subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr)  # noqa: S603 - our own CLI
-        for command in [[*serve, "--no-scheduler"], *worker_commands()]
+        for command in [[*serve, "--no-scheduler"], *worker_commands(split=_postgresql(env))]
     ]
 
 
-def worker_commands() -> list[list[str]]:
-    """The `registry worker` command lines: the deliveries in one, every other job in the
-    other (`deploy/`), less `skipped_jobs()`; a worker left with no job is not started."""
+def worker_commands(*, split: bool = True) -> list[list[str]]:
+    """The `registry worker` command lines, less `skipped_jobs()`: with `split`
+    (PostgreSQL) the deliveries in one, every other job in the other, as `deploy/` runs them,
+    a worker left with no job not started; else one worker."""
     worker = [sys.executable, "-m", "service", "worker"]
+    if not split:
+        return [[*worker, "--skip-jobs", ",".join(skipped_jobs())] if skipped_jobs() else worker]
     skipped = set(skipped_jobs())
     deliveries = set(JOB_GROUPS["deliveries"])
     if "deliveries" in skipped:
@@ -633,7 +640,8 @@ def worker_commands() -> list[list[str]]:
 def server_description(env: dict[str, str]) -> str:
     if not _web_and_worker(env):
         return "registry serve --scheduler (background jobs on, as deployed)"
-    workers = " + ".join(" ".join(["registry", *line[3:]]) for line in worker_commands())
+    lines = worker_commands(split=_postgresql(env))
+    workers = " + ".join(" ".join(["registry", *line[3:]]) for line in lines)
     why = "REGISTRY_BENCH_SKIP_JOBS" if skipped_jobs() else "background jobs on, as deployed on PostgreSQL"
     return f"registry serve --no-scheduler + {workers} ({why})"
 
