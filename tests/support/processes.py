@@ -66,9 +66,8 @@ def web_process(settings: Settings, env: dict[str, str], log: Path) -> Iterator[
         yield url
 
 
-def pool_workers() -> set[int]:
-    """Processes below this one whose command line is a multiprocessing child (the ingest
-    pool's workers and its forkserver), from /proc."""
+def descendants(root: int) -> set[int]:
+    """Every process below `root` (children, theirs, ...), from /proc."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -79,12 +78,18 @@ def pool_workers() -> set[int]:
             continue
         children.setdefault(ppid, []).append(int(entry.name))
     found: set[int] = set()
-    stack = [os.getpid()]
+    stack = [root]
     while stack:
         for child in children.get(stack.pop(), []):
             found.add(child)
             stack.append(child)
-    return {pid for pid in found if b"multiprocessing" in _cmdline(pid)}
+    return found
+
+
+def pool_workers() -> set[int]:
+    """Processes below this one whose command line is a multiprocessing child (the ingest
+    pool's workers and its forkserver)."""
+    return {pid for pid in descendants(os.getpid()) if b"multiprocessing" in _cmdline(pid)}
 
 
 def _cmdline(pid: int) -> bytes:

@@ -23,7 +23,7 @@ from registry.listings.services import load_context
 from registry.settings import Settings
 from registry.timeutil import utcnow
 from tests.support.harness import CourtHandle, Registry, cli_env, free_port, registry_bin
-from tests.support.processes import pool_workers
+from tests.support.processes import descendants, pool_workers
 
 
 def _envelopes(registry: Registry, court: CourtHandle, count: int) -> list[dict[str, Any]]:
@@ -104,24 +104,6 @@ def test_ingest_survives_cut_database_connections(
     assert {r["outcome"] for r in second.json()["results"]} == {"created"}
 
 
-def _descendants(root: int) -> set[int]:
-    found: set[int] = set()
-    frontier = [root]
-    while frontier:
-        parent = frontier.pop()
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            if ppid == parent and int(entry.name) not in found:
-                found.add(int(entry.name))
-                frontier.append(int(entry.name))
-    return found
-
-
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -155,7 +137,7 @@ def test_killing_the_server_takes_its_ingest_workers_with_it(
             timeout=120,
         )
         assert answer.status_code == 200
-        helpers = _descendants(server.pid)
+        helpers = descendants(server.pid)
         assert helpers, "the batch started no worker processes"
     finally:
         server.send_signal(signal.SIGKILL)
