@@ -7,6 +7,10 @@ find a committed event below N. A plain sequence would not give that guarantee.
 
 Lock order: every writer that changes listings takes the log head first (`lock_head`), then
 the rows it changes. One order everywhere, or two writers can deadlock on PostgreSQL.
+
+Every writer that changes a listing appends an event naming it, in the same transaction: so
+the listings changed since a reader saw the head at seq N are those that events after N name
+(`listings_named_after`), which lets a writer check before it takes the lock and verify after.
 """
 
 from __future__ import annotations
@@ -119,6 +123,18 @@ def append_events(conn: Connection, drafts: Sequence[EventDraft], now: datetime)
     bulk_insert(conn, cast(Table, Event.__table__), rows)
     conn.execute(update(LogHead).where(LogHead.id == HEAD_ID).values(last_seq=seq, last_hash=prev))
     return [row["seq"] for row in rows]
+
+
+def listings_named_after(conn: Connection, seq: int, limit: int) -> list[str] | None:
+    """The listings that events after `seq` name, or None when there are more than `limit`."""
+    named = conn.execute(
+        select(Event.listing_id)
+        .where(Event.seq > seq, Event.listing_id.is_not(None))
+        .distinct()
+        .limit(limit + 1)
+    ).scalars()
+    listing_ids = [listing_id for listing_id in named if listing_id is not None]
+    return None if len(listing_ids) > limit else listing_ids
 
 
 def head(conn: Connection) -> tuple[int, bytes]:

@@ -30,7 +30,7 @@ from registry.listings.ingest import INLINE_LIMIT
 from registry.settings import Settings
 from registry.timeutil import utcnow
 from tests.support.harness import CourtHandle, Registry
-from tests.support.listings import publish_many
+from tests.support.listings import new_submission, post_removal, publish_many, publish_one, removal_body
 from tests.support.processes import pool_workers
 
 SHANGHAI = {"code": "沪0115", "name": "上海市浦东新区人民法院", "province": "31"}
@@ -1122,6 +1122,46 @@ def test_concurrent_identical_submissions_create_one_listing(registry: Registry,
     answers = post_together(registry, court.api_key, [copy.deepcopy(envelope) for _ in range(6)])
     assert sorted(a.status_code for a in answers) == [200] * 5 + [201], [a.text for a in answers]
     assert len({a.json()["listing_id"] for a in answers}) == 1
+    assert listing_count(registry) == 1
+
+
+def test_a_removal_committed_while_a_listing_waits_for_the_log_head_is_seen_by_its_checks(
+    registry: Registry, court: CourtHandle
+) -> None:
+    """A listing checks its debtor's earlier listings before it takes the log head. The
+    creditor's removal of the debtor's listing commits after those reads, and before the
+    listing gets the head. The listing must still meet the six-month bar (SPC Art. 10) that
+    the removal started: its checks are read again, or a barred listing is published."""
+    if registry.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite writers take the database lock at BEGIN: no read can come before it")
+    applied = {"initiated_by": "creditor_application"}
+    body = registry.person_listing(court, creditor="北京某某建设有限公司")
+    body["decision"] |= applied
+    listing_id = publish_one(registry, court, body)
+    other_case = registry.generator.case_number(court.code, int(body["filed_on"][:4]))
+    again = dict(body, submission_id=new_submission(), case_number=other_case)
+    removal = removal_body(listing_id, registry.today, reason="creditor_request")
+
+    def list_again() -> httpx.Response:
+        with registry.http(court.api_key) as http:
+            return http.post("/v1/listings", json=registry.envelope(court, again))
+
+    with registry.engine.connect() as holder, ThreadPoolExecutor(max_workers=2) as pool:
+        holder.execute(sa.text("SELECT last_seq FROM log_head WHERE id = 1 FOR UPDATE"))
+        removed = pool.submit(post_removal, registry, court, listing_id, removal)
+        # Not timing assertions: bounds on how long to wait for each to queue at the head.
+        deadline = time.monotonic() + 20
+        while lock_waiters(registry) < 1 and time.monotonic() < deadline:
+            pass
+        listed = pool.submit(list_again)
+        while lock_waiters(registry) < 2 and time.monotonic() < deadline:
+            pass
+        assert lock_waiters(registry) == 2, "the removal and the listing should both wait for the head"
+        holder.rollback()
+        assert removed.result().status_code == 200, removed.result().text
+        answer = listed.result()
+    assert answer.status_code == 409, answer.text
+    assert answer.json()["code"] == "relisting_barred"
     assert listing_count(registry) == 1
 
 
