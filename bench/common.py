@@ -36,16 +36,22 @@ from bench.bulk import bulk_load
 from demo.runner import load_demo
 from demo.seed import load_signers, write_envelope_file
 from publishing.feeds.reader import CURSOR_NAME as FEEDS_CURSOR
+from publishing.feeds.reader import JOB as FEEDS_JOB
 from publishing.statistics.reader import CURSOR as STATISTICS_CURSOR
+from publishing.statistics.reader import JOB as STATISTICS_JOB
 from publishing.sync.notices import CURSOR as NOTICES_CURSOR
+from publishing.sync.notices import JOB as NOTICES_JOB
 from registry.calendar import today_in_china
 from registry.checks.watchlist import CURSOR_NAME as WATCHLIST_CURSOR
+from registry.checks.watchlist import JOB as WATCHLIST_JOB
 from registry.db import create_sync_engine
 from registry.listings.ingest import worker_count
 from registry.runtime import Services
 from registry.settings import DatabaseSettings, KeySettings, ServerSettings, Settings
 from registry.translog.services import CURSOR_NAME as TRANSLOG_CURSOR
+from registry.translog.services import JOB as TRANSLOG_JOB
 from search.embedded import CURSOR as SEARCH_CURSOR
+from search.runtime import FOLLOW_JOB as SEARCH_JOB
 from service.scheduler import JOB_GROUPS
 
 # ---- what every bench reports beside its figures ----
@@ -570,12 +576,12 @@ STEADY_STATE_READERS = (
 
 # Each steady-state reader's scheduler job (`registry worker --skip-jobs` takes job ids).
 _JOB_OF_READER = {
-    SEARCH_CURSOR: "search_follow_log",
-    FEEDS_CURSOR: "publications",
-    TRANSLOG_CURSOR: "translog",
-    WATCHLIST_CURSOR: "follow_watchlists",
-    STATISTICS_CURSOR: "statistics",
-    NOTICES_CURSOR: "assistance_notices",
+    SEARCH_CURSOR: SEARCH_JOB,
+    FEEDS_CURSOR: FEEDS_JOB,
+    TRANSLOG_CURSOR: TRANSLOG_JOB,
+    WATCHLIST_CURSOR: WATCHLIST_JOB,
+    STATISTICS_CURSOR: STATISTICS_JOB,
+    NOTICES_CURSOR: NOTICES_JOB,
 }
 
 

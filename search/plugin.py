@@ -15,7 +15,7 @@ from registry.wiring import Job, Plugin, Readiness
 from search.api import PublicSearchController
 from search.cli import search
 from search.interface import SearchIndex
-from search.runtime import engine_answers, engine_of, follow_index, reconcile_index, search_engine
+from search.runtime import FOLLOW_JOB, engine_answers, engine_of, follow_index, reconcile_index, search_engine
 from search.web.controllers import PublicPages, static_files_router, template_config
 from search.web.corrections import CorrectionPages
 
@@ -25,7 +25,7 @@ def _jobs(settings: Settings) -> Sequence[Job]:
     logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
     return [
         Job(
-            "search_follow_log",
+            FOLLOW_JOB,
             follow_index,
             every=settings.search.index_interval_seconds,
             wake_on_log=True,

@@ -30,6 +30,8 @@ T = TypeVar("T")
 # Waits between attempts while the engine is down: 1 s doubling up to a minute.
 FIRST_RETRY_SECONDS = 1.0
 MAX_RETRY_SECONDS = 60.0
+# The scheduler job that follows the log into the engine (`search.plugin`).
+FOLLOW_JOB = "search_follow_log"
 
 ENGINES: dict[str, Callable[[Settings], SearchEngine]] = {
     "embedded": EmbeddedIndex.from_settings,
@@ -104,7 +106,7 @@ async def follow_index(services: Services) -> int:
     async def work() -> int:
         return await follow(services.db, reader)
 
-    return await backoff_of(services, "search_follow_log").run(work) or 0
+    return await backoff_of(services, FOLLOW_JOB).run(work) or 0
 
 
 async def reconcile_index(services: Services) -> dict[str, int]:

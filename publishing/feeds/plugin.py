@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from publishing.feeds.cli import feeds
 from publishing.feeds.controllers import FeedController, PublicationController
-from publishing.feeds.reader import follow_publications
+from publishing.feeds.reader import JOB, follow_publications
 from registry.settings import Settings
 from registry.wiring import Job, Plugin
 
@@ -14,7 +14,7 @@ from registry.wiring import Job, Plugin
 def _jobs(settings: Settings) -> Sequence[Job]:
     return [
         Job(
-            "publications",
+            JOB,
             follow_publications,
             every=settings.feeds.publications_interval_seconds,
             wake_on_log=True,

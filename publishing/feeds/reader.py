@@ -19,6 +19,8 @@ from registry.listings.models import Listing
 from registry.runtime import Services
 
 CURSOR_NAME = "publishing.feeds"
+# The scheduler job that runs this reader (`publishing.feeds.plugin`).
+JOB = "publications"
 PUBLICATIONS = cast(Table, Publication.__table__)
 _CHUNK = 500
 

@@ -12,13 +12,13 @@ from publishing.statistics.controllers import (
     StatisticsMetricsController,
 )
 from publishing.statistics.pages import OversightPages, StatisticsPages, static_router
-from publishing.statistics.reader import READER
+from publishing.statistics.reader import JOB, READER
 from registry.settings import Settings
 from registry.wiring import Job, Plugin, follow_job
 
 
 def _jobs(settings: Settings) -> Sequence[Job]:
-    return [follow_job("statistics", READER, every=settings.statistics.interval_seconds)]
+    return [follow_job(JOB, READER, every=settings.statistics.interval_seconds)]
 
 
 plugin = Plugin(

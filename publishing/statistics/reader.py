@@ -37,6 +37,8 @@ from registry.listings.models import Listing, Removal
 from registry.listings.schemas import GROUNDS
 
 CURSOR = "statistics"
+# The scheduler job that runs this reader (`publishing.statistics.plugin`).
+JOB = "statistics"
 FACTS = cast(Table, StatisticsFact.__table__)
 _INDEX = {name: index for index, name in enumerate(COUNT_COLUMNS)}
 _CHUNK = 500

@@ -44,6 +44,8 @@ from registry.problems import Problem
 from registry.timeutil import as_utc, iso
 
 CURSOR = "sync.notices"
+# The scheduler job that runs this reader (`publishing.sync.plugin`).
+JOB = "assistance_notices"
 NOTICES = cast(Table, AssistanceNotice.__table__)
 MAX_OBJECTION_CHARS = 4000
 

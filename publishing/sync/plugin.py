@@ -12,6 +12,7 @@ from publishing.sync.controllers import (
     SyncStatusController,
 )
 from publishing.sync.delivery import dispatch_due
+from publishing.sync.notices import JOB as NOTICES_JOB
 from publishing.sync.notices import notice_reader
 from publishing.sync.pool import send_pools
 from publishing.sync.revocations import READER as REVOCATIONS
@@ -28,7 +29,7 @@ def _jobs(settings: Settings) -> Sequence[Job]:
         # to the log wakes it at once.
         Job("sync_push_delivery", dispatch_due, every=every, first_after=0, wake_on_log=True),
         follow_job(
-            "assistance_notices",
+            NOTICES_JOB,
             notice_reader(settings.sync.notice_deadline_days),
             every=every,
             first_after=0,

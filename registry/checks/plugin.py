@@ -14,6 +14,7 @@ from registry.checks.controllers import (
 )
 from registry.checks.front import check_front
 from registry.checks.jobs import purge_query_log
+from registry.checks.watchlist import JOB as WATCHLIST_JOB
 from registry.checks.watchlist import reader_for
 from registry.eventlog.readers import follow
 from registry.settings import Settings
@@ -31,7 +32,7 @@ async def _follow_watchlists(services: Services) -> int:
 
 def _jobs(settings: Settings) -> Sequence[Job]:
     return [
-        Job("follow_watchlists", _follow_watchlists, every=settings.checks.watchlist_interval_seconds),
+        Job(WATCHLIST_JOB, _follow_watchlists, every=settings.checks.watchlist_interval_seconds),
         Job(
             "purge_query_log",
             purge_query_log,

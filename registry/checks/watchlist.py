@@ -35,6 +35,8 @@ from registry.listings.prepare import PURPOSE_DEBTOR_ID
 from registry.timeutil import iso
 
 CURSOR_NAME = "watchlist"
+# The scheduler job that runs this reader (`registry.checks.plugin`).
+JOB = "follow_watchlists"
 CHANGES: dict[str, str] = {
     EventType.LISTING_PUBLISHED: "listed",
     EventType.LISTING_AMENDED: "amended",

@@ -40,6 +40,8 @@ from registry.translog.models import LogCheckpoint, LogLeaf, LogNode, LogSalt
 from registry.translog.note import b64, checkpoint_body, signed_note, verifier_key
 
 CURSOR_NAME = "translog"
+# The scheduler job that runs this reader (`registry.translog.plugin`).
+JOB = "translog"
 NODE_STRIDE = 4
 SALT_BYTES = 32
 
