@@ -171,7 +171,8 @@ def _changed_since(conn: Connection, seq: int, keys: list[tuple[str, str]], blin
     """Lock the log head; then whether a listing that holds one of these submissions or
     debtors was written after `seq` (the head when the checks read), which would make the
     checks stale. Every such write appended an event naming its listing, under this lock,
-    so no other can come until this transaction ends. A blind-index rotation rewrites blinds
+    so no other can come until this transaction ends; at READ COMMITTED (the writers' level)
+    a read after the lock sees them all. A blind-index rotation rewrites blinds
     without an event, but a debtor's is looked for under both keys while one runs."""
     locked_at, _ = lock_head(conn)
     if locked_at == seq:
