@@ -1080,15 +1080,6 @@ def test_bad_requests_leave_the_server_serving_and_no_id_number_in_the_logs(
 # ---- 7. concurrent submissions ----
 
 
-def lock_waiters(registry: Registry) -> int:
-    with registry.engine.connect() as probe:
-        query = (
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        )
-        return int(probe.execute(sa.text(query)).scalar_one())
-
-
 def head_waiters(registry: Registry) -> int:
     """Sessions waiting for the event-log head's row lock (not for any other lock)."""
     with registry.engine.connect() as probe:
@@ -1097,6 +1088,15 @@ def head_waiters(registry: Registry) -> int:
             " AND wait_event_type = 'Lock' AND query LIKE '%FROM log_head%FOR UPDATE%'"
         )
         return int(probe.execute(sa.text(query)).scalar_one())
+
+
+def wait_for_head_waiters(registry: Registry, count: int) -> int:
+    """Until `count` sessions wait for the head (at most 20 s, not a timing assertion: a
+    bound on how long to wait for the queue to form); returns how many do."""
+    deadline = time.monotonic() + 20
+    while (waiting := head_waiters(registry)) < count and time.monotonic() < deadline:
+        pass
+    return waiting
 
 
 def post_together(registry: Registry, api_key: str, envelopes: list[dict[str, Any]]) -> list[httpx.Response]:
@@ -1118,10 +1118,7 @@ def post_together(registry: Registry, api_key: str, envelopes: list[dict[str, An
             holder.execute(sa.text("SELECT last_seq FROM log_head WHERE id = 1 FOR UPDATE"))
         futures = [pool.submit(post, envelope) for envelope in envelopes]
         if postgres:
-            # Not a timing assertion: a bound on how long to wait for the queue to form.
-            deadline = time.monotonic() + 20
-            while lock_waiters(registry) < len(envelopes) and time.monotonic() < deadline:
-                pass
+            wait_for_head_waiters(registry, len(envelopes))
             holder.rollback()
         return [future.result() for future in futures]
 
@@ -1159,14 +1156,10 @@ def test_a_removal_committed_while_a_listing_waits_for_the_log_head_is_seen_by_i
     with registry.engine.connect() as holder, ThreadPoolExecutor(max_workers=2) as pool:
         holder.execute(sa.text("SELECT last_seq FROM log_head WHERE id = 1 FOR UPDATE"))
         removed = pool.submit(post_removal, registry, court, listing_id, removal)
-        # Not timing assertions: bounds on how long to wait for each to queue at the head.
-        deadline = time.monotonic() + 20
-        while head_waiters(registry) < 1 and time.monotonic() < deadline:
-            pass
+        wait_for_head_waiters(registry, 1)
         listed = pool.submit(list_again)
-        while head_waiters(registry) < 2 and time.monotonic() < deadline:
-            pass
-        assert head_waiters(registry) == 2, "the removal and the listing should both wait for the head"
+        waiting = wait_for_head_waiters(registry, 2)
+        assert waiting == 2, "the removal and the listing should both wait for the head"
         holder.rollback()
         assert removed.result().status_code == 200, removed.result().text
         answer = listed.result()
