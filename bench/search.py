@@ -482,6 +482,10 @@ def run_search_bench(
             catch_up,
         )
         prepared = built.pop("prepared")
+        # What a deployed worker does 30 s after it starts (search.recent), before any query.
+        started = time.perf_counter()
+        recent_index = json.loads(_registry("search", "recent-index", env=env).stdout)
+        recent_index["seconds"] = round(time.perf_counter() - started, 1)
         settings = _settings(root, url)
         engine = reader_engine(settings.database.url)
         try:
@@ -503,6 +507,7 @@ def run_search_bench(
             "reindex_write_lock_seconds": prepared["reindex"].get("write_lock_seconds"),
             "catch_up_seconds": prepared["catch_up_seconds"],
             "index_size_mb": size,
+            "recent_index": recent_index,
             "queries_in_process": queries,
             **served,
         }

@@ -349,6 +349,14 @@ class SearchSettings(BaseSettings):
             "the total as a lower bound and no facets (counting reads a row per match)."
         ),
     )
+    recent_segment: int = Field(
+        default=1_000_000,
+        ge=1,
+        description=(
+            "Embedded engine on PostgreSQL: about how many of the newest documents get text indexes of "
+            "their own, counted first (built once the list holds twice as many; docs/search.md)."
+        ),
+    )
 
 
 class MeilisearchSettings(BaseSettings):

@@ -41,3 +41,12 @@ def search_reconcile(deep: bool) -> None:
     with progress_bar("reconciling", active_listings(settings)):
         counts = reconcile_now(settings, deep=deep)
     click.echo(json.dumps(counts))
+
+
+@search.command("recent-index")
+def search_recent_index() -> None:
+    """Build or move the newest documents' own text indexes if due (embedded engine on
+    PostgreSQL; the worker does it hourly), print what was done (JSON)."""
+    from search.maintenance import maintain_recent_now
+
+    click.echo(json.dumps(maintain_recent_now(Settings())))

@@ -23,6 +23,7 @@ the write lock only for the swap, and the deep comparison of PostgreSQL's render
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from collections.abc import Iterable, Sequence
@@ -59,6 +60,7 @@ from search.interface import SearchQuery, SearchResult
 from search.models import SearchDoc
 from search.parallel import document_rows
 from search.published import still_published
+from search.recent import maintain_recent, recent_floor
 from search.text import TextMatch, text_match
 
 DOCS = cast(Table, SearchDoc.__table__)
@@ -202,6 +204,9 @@ def _walk_newest_first(density: float, newest: int, wanted: int) -> bool:
 _INTERSECT_WITH_THE_KEY_RANGE = (
     "SELECT set_config('enable_indexscan', 'off', true), set_config('enable_seqscan', 'off', true)"
 )
+# How long a process trusts the floor of the newest documents' indexes it read (search.recent).
+_RECENT_FLOOR_SECONDS = 30.0
+
 # How many times the guessed span of the wanted matches a first cut leaves above it, and by
 # how much a cut that left too few moves down.
 _CUT_MARGIN = 4
@@ -266,15 +271,29 @@ class EmbeddedIndex:
 
     cursor = CURSOR
 
-    def __init__(self, engine: Engine, *, threads: int = 8, exact_count_limit: int = 1000) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        threads: int = 8,
+        exact_count_limit: int = 1000,
+        recent_segment: int = 1_000_000,
+    ) -> None:
         self.engine = engine
         self.sqlite = engine.dialect.name == "sqlite"
         self.exact_count_limit = exact_count_limit
+        self.recent_segment = recent_segment
         self._limiter = CapacityLimiter(threads)
+        # (floor, when it was read): read on the first query.
+        self._recent: tuple[int | None, float] = (None, -math.inf)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EmbeddedIndex:
-        return cls(reader_engine(settings.database.url), exact_count_limit=settings.search.exact_count_limit)
+        return cls(
+            reader_engine(settings.database.url),
+            exact_count_limit=settings.search.exact_count_limit,
+            recent_segment=settings.search.recent_segment,
+        )
 
     def close(self) -> None:
         self.engine.dispose()
@@ -366,10 +385,13 @@ class EmbeddedIndex:
             )
         return "FROM search_fts WHERE " + " AND ".join(clauses), params | row_params
 
-    def _statements(self, query: SearchQuery) -> tuple[str, tuple[str, str], dict[str, Any]]:
+    def _statements(
+        self, query: SearchQuery, recent: int | None = None
+    ) -> tuple[str, tuple[str, str], dict[str, Any]]:
         """(the ids of up to :counted matches in no particular order, the page's entries in
         order: from the matches at or above :cut and from all of them (PostgreSQL; SQLite's
-        two are one), their parameters); the SQL is made of the fixed fragments above only."""
+        two are one), their parameters); the SQL is made of the fixed fragments above only.
+        `recent`: PostgreSQL, the floor serial of the newest documents' own indexes."""
         match = text_match(query.text) if query.text is not None else None
         if self.sqlite and match is not None:
             source, params = self.fts_source(query, match)
@@ -381,6 +403,14 @@ class EmbeddedIndex:
             return matches, (page, page), params
         where, params = self.where(query)
         matches = f"SELECT id FROM search_docs WHERE {where} LIMIT :counted"  # noqa: S608
+        if recent is not None and match is not None:
+            # The newest documents first, on their own indexes (search.recent): the older half
+            # is started only if they held fewer than :counted matches.
+            matches = (
+                f"SELECT id FROM (SELECT id FROM search_docs WHERE {where} AND id >= :recent "  # noqa: S608
+                f"UNION ALL SELECT id FROM search_docs WHERE {where} AND id < :recent) AS m LIMIT :counted"
+            )
+            params["recent"] = recent << FACET_BITS
         ordered = "ORDER BY id DESC LIMIT :limit OFFSET :offset"
         page = f"SELECT entry FROM search_docs WHERE {where} {ordered}"  # noqa: S608
         above_cut = f"SELECT entry FROM search_docs WHERE {where} AND id >= :cut {ordered}"  # noqa: S608
@@ -414,11 +444,11 @@ class EmbeddedIndex:
     def search_sync(self, query: SearchQuery) -> SearchResult:
         # Hand-written SQL on the driver: building SQLAlchemy statements cost three times the
         # query itself here (~0.6 ms of ~0.8 ms for a selective name).
-        matches, (above_cut, page), params = self._statements(query)
         offset = (query.page - 1) * query.per_page
-        # One more than the limit tells "exactly the limit" from "more".
-        params |= {"limit": query.per_page, "offset": offset, "counted": self.exact_count_limit + 1}
         with self.engine.connect() as conn:
+            matches, (above_cut, page), params = self._statements(query, self._recent_floor(conn))
+            # One more than the limit tells "exactly the limit" from "more".
+            params |= {"limit": query.per_page, "offset": offset, "counted": self.exact_count_limit + 1}
             ids = [id_ for (id_,) in conn.exec_driver_sql(matches, params)]
             if len(ids) > self.exact_count_limit:
                 # Too many to count (on PostgreSQL a heap row each): the page alone, and the
@@ -454,6 +484,29 @@ class EmbeddedIndex:
             "ground": {ground: count for ground, count in grounds.items() if count},
         }
         return SearchResult(hits=hits, total=len(ids), facets=facets)
+
+    def _recent_floor(self, conn: Connection) -> int | None:
+        """PostgreSQL: the floor of the newest documents' own indexes, read from the catalog
+        at most every `_RECENT_FLOOR_SECONDS` (another process moves it; a stale floor costs
+        time, never a wrong answer: search.recent)."""
+        if self.sqlite:
+            return None
+        floor, read_at = self._recent
+        if time.monotonic() - read_at > _RECENT_FLOOR_SECONDS:
+            floor = recent_floor(conn)
+            self._recent = (floor, time.monotonic())
+        return floor
+
+    def maintain_recent(self) -> dict[str, Any]:
+        """Build or move the newest documents' own indexes when due (search.recent); a no-op
+        on SQLite."""
+        if self.sqlite:
+            return {"floor": None, "created": False, "dropped": 0}
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            newest = int(conn.exec_driver_sql("SELECT max(id) FROM search_docs").scalar() or 0) >> FACET_BITS
+            done = maintain_recent(conn, newest, self.recent_segment, FACET_BITS)
+        self._recent = (done["floor"], time.monotonic())
+        return done
 
     def get_sync(self, listing_id: str) -> PublicEntry | None:
         sql = self._driver_sql("SELECT entry FROM search_docs WHERE listing_id = :id")
@@ -528,7 +581,8 @@ class EmbeddedIndex:
         # transaction), or queries recheck twice the rows until autovacuum comes.
         with writer.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("VACUUM (ANALYZE) search_docs"))
-        return {"documents": serial - 1}
+        # Serials were given again from 1: the newest documents' indexes may need moving.
+        return {"documents": serial - 1, "recent_index": self.maintain_recent()}
 
 
 # ---- writing (in the caller's transaction) ----

@@ -1,4 +1,4 @@
-"""`registry search reindex | reconcile`: the operator's commands, on synchronous engines."""
+"""`registry search reindex | reconcile | recent-index`: the operator's commands, on synchronous engines."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from registry.db import create_sync_engine
 from registry.listings.ingest import worker_count
 from registry.listings.models import Listing
 from registry.settings import Settings
+from search.embedded import EmbeddedIndex
 from search.indexer import reconcile_with
 from search.runtime import open_engine
 
@@ -53,3 +54,11 @@ def reconcile_now(settings: Settings, *, deep: bool = False) -> dict[str, Any]:
         writer.dispose()
         reader.dispose()
     return {"backend": settings.search.backend, **counts}
+
+
+def maintain_recent_now(settings: Settings) -> dict[str, Any]:
+    engine = open_engine(settings)
+    try:
+        return engine.maintain_recent() if isinstance(engine, EmbeddedIndex) else {}
+    finally:
+        engine.close()

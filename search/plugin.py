@@ -15,7 +15,16 @@ from registry.wiring import Job, Plugin, Readiness
 from search.api import PublicSearchController
 from search.cli import search
 from search.interface import SearchIndex
-from search.runtime import FOLLOW_JOB, engine_answers, engine_of, follow_index, reconcile_index, search_engine
+from search.recent import JOB as RECENT_INDEX_JOB
+from search.runtime import (
+    FOLLOW_JOB,
+    engine_answers,
+    engine_of,
+    follow_index,
+    maintain_recent_index,
+    reconcile_index,
+    search_engine,
+)
 from search.web.controllers import PublicPages, static_files_router, template_config
 from search.web.corrections import CorrectionPages
 
@@ -37,6 +46,8 @@ def _jobs(settings: Settings) -> Sequence[Job]:
             first_after=60,
             singleton=True,
         ),
+        # Building a pair takes about a minute at 5,000,000 listings, and is due every few weeks.
+        Job(RECENT_INDEX_JOB, maintain_recent_index, every=3600, first_after=30, singleton=True),
     ]
 
 

@@ -123,6 +123,15 @@ async def reconcile_index(services: Services) -> dict[str, int]:
     return await backoff_of(services, "search_reconcile").run(work) or {}
 
 
+async def maintain_recent_index(services: Services) -> dict[str, object]:
+    """Build or move the newest documents' own indexes when due (embedded engine on
+    PostgreSQL, search.recent); {} for another engine."""
+    engine = engine_of(services)
+    if not isinstance(engine, EmbeddedIndex):
+        return {}
+    return await anyio.to_thread.run_sync(engine.maintain_recent)
+
+
 async def engine_answers(services: Services) -> None:
     """Readiness: the engine in use can answer searches; raises `SearchUnavailable` (with
     the reason, for the log) when it cannot."""

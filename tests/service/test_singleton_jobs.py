@@ -18,7 +18,7 @@ from service.plugins import PLUGINS
 from service.scheduler import lock_key, run_alone
 
 # The jobs that must not run twice at once: each does work the others would repeat.
-SINGLETONS = {"purge_query_log", "daily_export", "search_reconcile"}
+SINGLETONS = {"purge_query_log", "daily_export", "search_reconcile", "search_recent_index"}
 
 
 def test_the_jobs_that_must_run_once_are_marked(settings: Settings) -> None:
