@@ -41,6 +41,12 @@ _INDEXES = (
 )
 
 
+# One maintenance at a time, whoever runs it (the singleton job, `registry search
+# recent-index`): a key of its own, as the job's election holds the job's key.
+_TRY_LOCK = "SELECT pg_try_advisory_lock(hashtext('search.recent'))"
+_UNLOCK = "SELECT pg_advisory_unlock(hashtext('search.recent'))"
+
+
 def _recent_indexes(conn: Connection) -> tuple[dict[int, set[str]], list[str]]:
     """(floor serial -> the columns with a valid index at that floor, names of invalid
     indexes: a CONCURRENTLY build that failed leaves one, which no query uses)."""
@@ -75,7 +81,17 @@ def maintain_recent(conn: Connection, newest: int, segment: int, facet_bits: int
     or when the current pair covers more than twice the segment; then drop every other pair
     and any invalid leftover (every pair, when the list holds no more than twice the segment).
     `conn`: PostgreSQL, autocommit (CREATE and DROP INDEX CONCURRENTLY cannot run in a
-    transaction). Returns what it found and did."""
+    transaction). Returns what it found and did ("busy": another session is at it, and an
+    index it is building would look invalid here, so nothing is done)."""
+    if not conn.exec_driver_sql(_TRY_LOCK).scalar():
+        return {"floor": recent_floor(conn), "created": False, "dropped": 0, "busy": True}
+    try:
+        return _maintain(conn, newest, segment, facet_bits)
+    finally:
+        conn.exec_driver_sql(_UNLOCK)
+
+
+def _maintain(conn: Connection, newest: int, segment: int, facet_bits: int) -> dict[str, Any]:
     valid, invalid = _recent_indexes(conn)
     for name in invalid:
         conn.exec_driver_sql(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"')

@@ -467,6 +467,13 @@ def test_the_newest_documents_own_indexes_are_counted_first_and_change_no_answer
         plan = "\n".join(conn.exec_driver_sql("EXPLAIN " + matches, params).scalars())
     assert f"search_fts_recent_terms_{floor}" in plan, plan
 
+    # Another session at it (the job, or the command elsewhere): this one does nothing.
+    with engine.connect() as other:
+        other.exec_driver_sql("SELECT pg_advisory_lock(hashtext('search.recent'))")
+        assert index.maintain_recent() == {"floor": floor, "created": False, "dropped": 0, "busy": True}
+        other.exec_driver_sql("SELECT pg_advisory_unlock(hashtext('search.recent'))")
+        other.commit()
+
     # Twice the segment more: a new pair from the newest serial less the segment, the old dropped.
     publish_many(registry, court, [person_named(registry, court, "孟凡" + given[n]) for n in range(9)])
     run_search_indexer(engine)
