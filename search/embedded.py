@@ -6,7 +6,8 @@ A query reads the ids of up to `exact_count_limit` + 1 matches: when that is all
 the total and both facets (kind, province, grounds) are read off those ids and the page is
 fetched by id; past it, the total is given as a lower bound with no facets, and a second
 statement fetches the page in id order (on PostgreSQL, counting reads a table row per match,
-`_walk_newest_first`, `_page_above_cuts`). A query must name a text or an identifier (see `search.query`).
+`_walk_newest_first`, `_page_above_cuts`; a text is counted on the newest documents' own GIN
+indexes first, `search.recent`). A query must name a text or an identifier (see `search.query`).
 
 A document's id is a serial number (newest highest) above FACET_BITS bits that hold its
 facet key. On SQLite, a text query is then answered from FTS5's rowids alone: the kind,
@@ -206,6 +207,10 @@ _INTERSECT_WITH_THE_KEY_RANGE = (
 )
 # How long a process trusts the floor of the newest documents' indexes it read (search.recent).
 _RECENT_FLOOR_SECONDS = 30.0
+
+# Rows a walk may read before a cut above the newest documents' floor is cheaper (at 5,000,000
+# on PostgreSQL a walk of 4,000 to 8,000 rows took as long as such a cut: docs/benchmarks.md).
+_SHORT_WALK_ROWS = 6000
 
 # How many times the guessed span of the wanted matches a first cut leaves above it, and by
 # how much a cut that left too few moves down.
@@ -418,12 +423,24 @@ class EmbeddedIndex:
 
     @staticmethod
     def _page_past_the_limit(
-        conn: Connection, sql: tuple[str, str], params: dict[str, Any], ids: list[int], full: int
+        conn: Connection,
+        sql: tuple[str, str],
+        params: dict[str, Any],
+        ids: list[int],
+        full: int,
+        recent: int | None = None,
     ) -> list[bytes]:
         """PostgreSQL: the page of a query with more matches than are counted, by walking the
-        primary key newest first where the matches are dense, else from above a cut."""
+        primary key newest first where the matches are dense, else from above a cut
+        (`recent`: the floor of the newest documents' own indexes, search.recent)."""
         density, newest = _spread(conn, ids)
-        if _walk_newest_first(density, newest, params["offset"] + full):
+        wanted = params["offset"] + full
+        walk = _walk_newest_first(density, newest, wanted)
+        if walk and recent is not None and newest - _CUT_MARGIN * wanted / density >= recent:
+            # A first cut above the floor decodes only the newest documents' short posting
+            # lists, so the walk pays only while it is short.
+            walk = wanted / density < _SHORT_WALK_ROWS
+        if walk:
             conn.exec_driver_sql(_WALK_THE_PRIMARY_KEY)
             return [entry for (entry,) in conn.exec_driver_sql(sql[1], params)]
         return _page_above_cuts(conn, sql, params, (density, newest), full)
@@ -446,7 +463,8 @@ class EmbeddedIndex:
         # query itself here (~0.6 ms of ~0.8 ms for a selective name).
         offset = (query.page - 1) * query.per_page
         with self.engine.connect() as conn:
-            matches, (above_cut, page), params = self._statements(query, self._recent_floor(conn))
+            floor = self._recent_floor(conn)
+            matches, (above_cut, page), params = self._statements(query, floor)
             # One more than the limit tells "exactly the limit" from "more".
             params |= {"limit": query.per_page, "offset": offset, "counted": self.exact_count_limit + 1}
             ids = [id_ for (id_,) in conn.exec_driver_sql(matches, params)]
@@ -456,7 +474,14 @@ class EmbeddedIndex:
                 if self.sqlite:
                     entries = [entry for (entry,) in conn.exec_driver_sql(page, params)]
                 else:
-                    entries = self._page_past_the_limit(conn, (above_cut, page), params, ids, query.per_page)
+                    entries = self._page_past_the_limit(
+                        conn,
+                        (above_cut, page),
+                        params,
+                        ids,
+                        query.per_page,
+                        floor if "recent" in params else None,
+                    )
                 hits = still_published(conn, [hit(entry) for entry in entries])
                 empty: dict[str, dict[str, int]] = {"province": {}, "ground": {}}
                 return SearchResult(hits=hits, total=self.exact_count_limit, facets=empty, total_exact=False)
