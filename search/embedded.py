@@ -217,6 +217,12 @@ _SHORT_WALK_ROWS = 6000
 _CUT_MARGIN = 4
 
 
+def _first_span(wanted: int, density: float) -> float:
+    """The serials above the first cut: `_CUT_MARGIN` times those the wanted matches are
+    guessed to span."""
+    return _CUT_MARGIN * wanted / density
+
+
 def _page_above_cuts(
     conn: Connection, sql: tuple[str, str], params: dict[str, Any], spread: tuple[float, int], full: int
 ) -> list[bytes]:
@@ -226,7 +232,7 @@ def _page_above_cuts(
     of all (`full`: the page's length when full)."""
     with_cut, without = sql
     density, newest = spread
-    span = _CUT_MARGIN * (params["offset"] + full) / density
+    span = _first_span(params["offset"] + full, density)
     conn.exec_driver_sql(_INTERSECT_WITH_THE_KEY_RANGE)
     while span < newest:
         rows = conn.exec_driver_sql(with_cut, params | {"cut": int(newest - span) << FACET_BITS}).all()
@@ -436,7 +442,7 @@ class EmbeddedIndex:
         density, newest = _spread(conn, ids)
         wanted = params["offset"] + full
         walk = _walk_newest_first(density, newest, wanted)
-        if walk and recent is not None and newest - _CUT_MARGIN * wanted / density >= recent:
+        if walk and recent is not None and newest - _first_span(wanted, density) >= recent:
             # A first cut above the floor decodes only the newest documents' short posting
             # lists, so the walk pays only while it is short.
             walk = wanted / density < _SHORT_WALK_ROWS
@@ -528,8 +534,7 @@ class EmbeddedIndex:
         if self.sqlite:
             return {"floor": None, "created": False, "dropped": 0}
         with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            newest = int(conn.exec_driver_sql("SELECT max(id) FROM search_docs").scalar() or 0) >> FACET_BITS
-            done = maintain_recent(conn, newest, self.recent_segment, FACET_BITS)
+            done = maintain_recent(conn, next_serial(conn) - 1, self.recent_segment, FACET_BITS)
         self._recent = (done["floor"], time.monotonic())
         return done
 

@@ -67,8 +67,11 @@ def recent_floor(conn: Connection) -> int | None:
     """The highest floor serial with both of its indexes valid, or None (no such pair:
     then every query counts on the whole indexes, as before there were any)."""
     valid, _ = _recent_indexes(conn)
-    complete = [floor for floor, columns in valid.items() if columns == set(_COLUMNS)]
-    return max(complete, default=None)
+    return _complete_floor(valid)
+
+
+def _complete_floor(valid: dict[int, set[str]]) -> int | None:
+    return max((floor for floor, columns in valid.items() if columns == set(_COLUMNS)), default=None)
 
 
 def _index_name(column: str, floor: int) -> str:
@@ -95,7 +98,7 @@ def _maintain(conn: Connection, newest: int, segment: int, facet_bits: int) -> d
     valid, invalid = _recent_indexes(conn)
     for name in invalid:
         conn.exec_driver_sql(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"')
-    floor = recent_floor(conn)
+    floor = _complete_floor(valid)
     created = False
     if newest <= 2 * segment:
         # The whole indexes are short enough (or the segment was set larger): no pair.
