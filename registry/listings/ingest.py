@@ -51,29 +51,40 @@ INLINE_LIMIT = 64
 CHUNK_ATTEMPTS = 3
 CHUNK_SIZE = 500
 TURN_TIMEOUT_SECONDS = 600
+# How often a worker waiting for its turn looks: from 0.1 ms, doubling, up to 1 ms.
+TURN_POLL_MIN_SECONDS = 0.0001
+TURN_POLL_MAX_SECONDS = 0.001
 logger = logging.getLogger("registry.ingest")
 
 
 class WriteTurns:
-    """Tickets shared by the pool's processes: chunk N is written after chunk N-1."""
+    """Tickets shared by the pool's processes: chunk N is written after chunk N-1.
+
+    One shared counter, polled, with no lock: only the turn's holder writes it, so a worker
+    killed anywhere leaves the others nothing to wait on but the counter. A
+    `multiprocessing.Condition` did: its `notify_all` waits for every sleeper to wake, and a
+    worker killed while waiting for its turn hung the next notifier, and with it the batch
+    (tests/registry/listings/test_ingest_turns.py). A chunk's write takes tens of
+    milliseconds; the poll adds at most `TURN_POLL_MAX_SECONDS` to a hand-over."""
 
     def __init__(self, mp_context: Any) -> None:
         self._next = mp_context.Value("q", 0, lock=False)
-        self._changed = mp_context.Condition()
 
     @contextmanager
     def turn(self, ticket: int) -> Iterator[None]:
-        with self._changed:
+        deadline = time.monotonic() + TURN_TIMEOUT_SECONDS
+        pause = TURN_POLL_MIN_SECONDS
+        while self._next.value < ticket:
             # A turn that never comes means an earlier chunk was lost: fail, do not hang.
-            if not self._changed.wait_for(lambda: self._next.value >= ticket, timeout=TURN_TIMEOUT_SECONDS):
+            if time.monotonic() >= deadline:
                 raise TimeoutError(f"ingest chunk {ticket} waited too long for its turn to write")
+            time.sleep(pause)
+            pause = min(pause * 2, TURN_POLL_MAX_SECONDS)
         try:
             yield
         finally:
             # Pass the turn on even if this chunk failed, or every later chunk would wait forever.
-            with self._changed:
-                self._next.value = max(self._next.value, ticket + 1)
-                self._changed.notify_all()
+            self._next.value = max(self._next.value, ticket + 1)
 
 
 _worker_engine: Engine | None = None

@@ -1,0 +1,84 @@
+"""The ingest workers' write turns (`WriteTurns`), across real processes: chunks are written
+in ticket order whatever order their workers get there, and a worker killed while waiting
+for its turn does not stop the turn from passing on."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from typing import Any
+
+from registry.listings.ingest import WriteTurns
+
+# A worker that cannot take its turn in this long is hung (a turn here takes microseconds).
+HANG_SECONDS = 10.0
+
+
+def _write_in_turn(turns: WriteTurns, ticket: int, written: Any) -> None:
+    with turns.turn(ticket), written.get_lock():
+        written[ticket] = written[ticket - 1] + 1 if ticket else 1
+        time.sleep(0.05)
+
+
+def _take_turn(turns: WriteTurns, ticket: int) -> None:
+    with turns.turn(ticket):
+        pass
+
+
+def _announce_then_take_turn(turns: WriteTurns, ticket: int, started: Any) -> None:
+    started.set()
+    _take_turn(turns, ticket)
+
+
+def _passes_on(turns: WriteTurns, ticket: int) -> bool:
+    """Whether this process takes and passes on `ticket` within HANG_SECONDS."""
+    done = threading.Event()
+
+    def take() -> None:
+        _take_turn(turns, ticket)
+        done.set()
+
+    threading.Thread(target=take, daemon=True).start()
+    return done.wait(HANG_SECONDS)
+
+
+def test_chunks_are_written_in_ticket_order_whatever_order_their_workers_arrive() -> None:
+    ctx = multiprocessing.get_context("forkserver")
+    turns = WriteTurns(ctx)
+    # written[n] is how many chunks had been written when chunk n was: n + 1 in order.
+    written = ctx.Array("q", 4)
+    workers = [ctx.Process(target=_write_in_turn, args=(turns, ticket, written)) for ticket in (3, 2, 1, 0)]
+    for worker in workers:
+        worker.start()
+        time.sleep(0.05)  # the later tickets are waiting before the first one arrives
+    for worker in workers:
+        worker.join(HANG_SECONDS)
+    assert [worker.exitcode for worker in workers] == [0, 0, 0, 0]
+    assert list(written) == [1, 2, 3, 4]
+
+
+def test_a_worker_killed_while_waiting_for_its_turn_does_not_hang_the_others() -> None:
+    ctx = multiprocessing.get_context("forkserver")
+    turns = WriteTurns(ctx)
+    started = ctx.Event()
+    waiting = ctx.Process(target=_announce_then_take_turn, args=(turns, 1, started))
+    waiting.start()
+    assert started.wait(HANG_SECONDS)
+    time.sleep(0.3)  # asleep in its wait for ticket 1
+    assert waiting.is_alive()
+    assert waiting.pid is not None
+    os.kill(waiting.pid, signal.SIGKILL)
+    waiting.join()
+
+    # The holder of ticket 0 passes the turn on although its sleeper died (with a
+    # Condition, notify_all waited for the dead sleeper to wake, forever) ...
+    assert _passes_on(turns, 0)
+    # ... and the ticket's retry, in a fresh worker, gets its turn, and so does the next.
+    retry = ctx.Process(target=_take_turn, args=(turns, 1))
+    retry.start()
+    retry.join(HANG_SECONDS)
+    assert retry.exitcode == 0
+    assert _passes_on(turns, 2)
