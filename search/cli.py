@@ -47,6 +47,10 @@ def search_reconcile(deep: bool) -> None:
 def search_recent_index() -> None:
     """Build or move the newest documents' own text indexes if due (embedded engine on
     PostgreSQL; the worker does it hourly), print what was done (JSON)."""
+    from registry.progress import display
     from search.maintenance import maintain_recent_now
 
-    click.echo(json.dumps(maintain_recent_now(Settings())))
+    # A bar appears if a build is due (its total is the table's blocks, known then).
+    with display():
+        done = maintain_recent_now(Settings())
+    click.echo(json.dumps(done))

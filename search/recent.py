@@ -20,11 +20,17 @@ indexes, slower and just as exact.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
+
+from registry import progress
 
 logger = logging.getLogger("search.recent")
 
@@ -45,6 +51,17 @@ _INDEXES = (
 # recent-index`): a key of its own, as the job's election holds the job's key.
 _TRY_LOCK = "SELECT pg_try_advisory_lock(hashtext('search.recent'))"
 _UNLOCK = "SELECT pg_advisory_unlock(hashtext('search.recent'))"
+
+
+# What a CONCURRENTLY build reports (pg_stat_progress_create_index): it scans the table
+# twice, to build ("building index", with a subphase for access methods that name theirs,
+# as btree; GIN names none), then to validate; the bar counts the blocks of both scans.
+_BUILD_SCAN = "building index"
+_VALIDATION_SCAN = "index validation: scanning table"
+_SCANS = 2
+_TABLE_BLOCKS = "SELECT pg_relation_size('search_docs') / current_setting('block_size')::bigint"
+_SAMPLE = text("SELECT phase, blocks_done, blocks_total FROM pg_stat_progress_create_index WHERE pid = :pid")
+_PROGRESS_SECONDS = 0.5
 
 
 def _recent_indexes(conn: Connection) -> tuple[dict[int, set[str]], list[str]]:
@@ -105,12 +122,13 @@ def _maintain(conn: Connection, newest: int, segment: int, facet_bits: int) -> d
         floor = None
     elif floor is None or newest - floor > 2 * segment:
         floor = newest - segment
-        for column in _COLUMNS:
-            # Our own names and integers: the only text spliced into this statement.
-            conn.exec_driver_sql(
-                f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "{_index_name(column, floor)}" '
-                f"ON search_docs USING gin ({column}) WHERE id >= {floor << facet_bits}"
-            )
+        with _builds_reported(conn, len(_COLUMNS)):
+            for column in _COLUMNS:
+                # Our own names and integers: the only text spliced into this statement.
+                conn.exec_driver_sql(
+                    f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "{_index_name(column, floor)}" '
+                    f"ON search_docs USING gin ({column}) WHERE id >= {floor << facet_bits}"
+                )
         created = True
         logger.info("search: the newest documents' own indexes built from serial %d", floor)
     dropped = len(invalid)
@@ -120,3 +138,60 @@ def _maintain(conn: Connection, newest: int, segment: int, facet_bits: int) -> d
                 conn.exec_driver_sql(f'DROP INDEX CONCURRENTLY IF EXISTS "{_index_name(column, other)}"')
                 dropped += 1
     return {"floor": floor, "created": created, "dropped": dropped}
+
+
+class ScanTally:
+    """Table blocks scanned so far by a run of CONCURRENTLY builds, from samples of their
+    progress (phase, blocks done, blocks of this scan): a scan is over when the phase moves
+    on or its count starts again (the next build's)."""
+
+    def __init__(self) -> None:
+        self.finished = 0
+        self._phase: str | None = None
+        self._done = 0
+        self._total = 0
+
+    def observe(self, phase: str | None, done: int, total: int) -> int:
+        if self._phase is not None and (phase != self._phase or done < self._done):
+            self.finished += self._total
+            self._phase, self._done = None, 0
+        if phase is not None and (phase.startswith(_BUILD_SCAN) or phase == _VALIDATION_SCAN):
+            self._phase, self._done, self._total = phase, done, total
+        return self.finished + self._done
+
+
+@contextmanager
+def _builds_reported(conn: Connection, builds: int) -> Iterator[None]:
+    """While the block runs `builds` CONCURRENTLY builds on `conn`, advance the command's
+    progress bar by the blocks they scan (read every half second on a connection of its
+    own, in autocommit: a transaction held open would make the builds wait for it). The
+    scheduler's job has no bar and starts nothing."""
+    if not progress.shown():
+        yield
+        return
+    total = builds * _SCANS * int(conn.exec_driver_sql(_TABLE_BLOCKS).scalar_one())
+    pid = int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
+    stop = threading.Event()
+    reported = 0
+
+    def watch() -> None:
+        nonlocal reported
+        tally = ScanTally()
+        with conn.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watcher:
+            while not stop.wait(_PROGRESS_SECONDS):
+                row = watcher.execute(_SAMPLE, {"pid": pid}).first()
+                scanned = min(total, tally.observe(*row) if row is not None else tally.observe(None, 0, 0))
+                if scanned > reported:
+                    progress.advance(scanned - reported)
+                    reported = scanned
+
+    with progress.task("building the newest documents' indexes", total):
+        # The bar lives in this context: the thread runs in a copy of it.
+        thread = threading.Thread(target=contextvars.copy_context().run, args=(watch,), daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+        progress.advance(total - reported)

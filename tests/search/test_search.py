@@ -35,6 +35,7 @@ from search.embedded import CURSOR, FACET_BITS, EmbeddedIndex, _page_above_cuts,
 from search.indexer import index_follower, prepare_events, reconcile, reconcile_with
 from search.interface import SearchQuery
 from search.parallel import document_rows
+from search.recent import ScanTally
 from service.app import create_app
 from tests.support.harness import (
     CourtHandle,
@@ -843,11 +844,14 @@ def test_the_recent_index_command_builds_the_pair_when_due_and_only_on_postgresq
     publish_many(registry, court, [person_named(registry, court, name) for name in ("马超", "马云", "马东")])
     run_search_indexer(engine)
 
+    bars: list[str] = []
+
     def command(segment: int) -> dict[str, Any]:
         env = cli_env(settings) | {"REGISTRY_SEARCH_RECENT_SEGMENT": str(segment)}
         done = subprocess.run(
             [registry_bin(), "search", "recent-index"], env=env, capture_output=True, text=True, check=True
         )
+        bars.append(done.stderr)
         answer: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
         return answer
 
@@ -857,11 +861,41 @@ def test_the_recent_index_command_builds_the_pair_when_due_and_only_on_postgresq
         return
     with engine.connect() as conn:
         newest = int(conn.exec_driver_sql("SELECT max(id) FROM search_docs").scalar_one()) >> FACET_BITS
-    assert command(1) == {"floor": newest - 1, "created": True, "dropped": 0}
+    built = command(1)
+    assert built == {"floor": newest - 1, "created": True, "dropped": 0}
     assert _recent_indexes(engine) == _pair(newest - 1)
+    # The bar counts the table's blocks, scanned twice by each of the two builds, to the end.
+    with engine.connect() as conn:
+        blocks = int(
+            conn.exec_driver_sql(
+                "SELECT pg_relation_size('search_docs') / current_setting('block_size')::bigint"
+            ).scalar_one()
+        )
+    assert "building the newest documents' indexes" in bars[-1]
+    assert f"{4 * blocks}/{4 * blocks}" in bars[-1], bars[-1]
     assert _names(_search(registry, q="马超")) == ["马超"]
     assert command(newest) == {"floor": None, "created": False, "dropped": 2}
     assert _recent_indexes(engine) == []
+
+
+def test_the_recent_index_bar_counts_both_scans_of_each_build_in_order() -> None:
+    """What pg_stat_progress_create_index shows of two CONCURRENTLY builds of a 100-block
+    table, sampled: the bar reaches 400 blocks and never goes back."""
+    scan, validate = "building index", "index validation: scanning table"
+    samples = [
+        ("initializing", 0, 0),
+        (scan, 10, 100),
+        (scan, 100, 100),
+        ("waiting for writers before validation", 0, 0),
+        (validate, 40, 100),
+        (None, 0, 0),  # between the builds: no row
+        (scan, 30, 100),
+        (validate, 5, 100),  # the first scan's end was not sampled
+        (validate, 100, 100),
+        (None, 0, 0),
+    ]
+    tally = ScanTally()
+    assert [tally.observe(*sample) for sample in samples] == [0, 10, 100, 100, 140, 200, 230, 305, 400, 400]
 
 
 @pytest.mark.slow
