@@ -38,6 +38,7 @@ class Services:
             source,
             worker_count(settings.listings.ingest_workers),
             niceness=settings.listings.ingest_niceness,
+            stall_seconds=settings.listings.ingest_stall_seconds,
         )
         signer = load_registry_signer(settings)
         limits = SharedLimits.from_settings(settings)

@@ -172,6 +172,14 @@ class ListingSettings(BaseSettings):
             " checks on the same cores go first; 0 = the same priority."
         ),
     )
+    ingest_stall_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description=(
+            "How long the ingest processes may finish no chunk while chunks wait before they are"
+            " killed and replaced, and the chunks tried again (a stopped or hung worker)."
+        ),
+    )
     batch_max_items: int = Field(default=10_000, ge=1, description="Envelopes per POST /v1/listings/batch.")
 
 

@@ -17,6 +17,7 @@ Small requests (a single listing, an amendment, a removal) are handled inline.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import itertools
 import logging
@@ -51,6 +52,11 @@ INLINE_LIMIT = 64
 CHUNK_ATTEMPTS = 3
 CHUNK_SIZE = 500
 TURN_TIMEOUT_SECONDS = 600
+# A pool that finishes no chunk for this long while chunks wait is stuck (a stopped or hung
+# worker): a chunk takes well under a second, a 10,000-envelope batch under load about 60 s.
+STALL_SECONDS = 120.0
+# How often a request waiting for its chunks looks whether the pool is stuck.
+STALL_CHECK_SECONDS = 1.0
 # How often a worker waiting for its turn looks: from 0.1 ms, doubling, up to 1 ms.
 TURN_POLL_MIN_SECONDS = 0.0001
 TURN_POLL_MAX_SECONDS = 0.001
@@ -282,6 +288,14 @@ def new_pool(
     )
 
 
+def _kill_workers(pool: ProcessPoolExecutor) -> None:
+    """SIGKILL the pool's workers (a stopped one too): the executor then fails every chunk
+    it holds with BrokenProcessPool. `_processes` is the executor's own table of them."""
+    for process in list((pool._processes or {}).values()):
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+
+
 def referenced_key_ids(envelopes: Sequence[Any]) -> set[str]:
     ids: set[str] = set()
     for envelope in envelopes:
@@ -294,13 +308,26 @@ def referenced_key_ids(envelopes: Sequence[Any]) -> set[str]:
 class IngestService:
     """What the HTTP layer calls. Owns the worker pool, started on the first large batch."""
 
-    def __init__(self, db: Database, secrets: SecretsSource, workers: int, *, niceness: int = 0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        secrets: SecretsSource,
+        workers: int,
+        *,
+        niceness: int = 0,
+        stall_seconds: float = STALL_SECONDS,
+    ) -> None:
         self.db = db
         self.secrets = secrets
         self.workers = workers
         self.niceness = niceness
+        self.stall_seconds = stall_seconds
         self._pool: ProcessPoolExecutor | None = None
         self._tickets = itertools.count()
+        # Chunks sent to the pool and not finished, and when one last finished (or, for an
+        # idle pool, was sent): a pool that finishes nothing for `stall_seconds` is stuck.
+        self._outstanding = 0
+        self._progress_at = time.monotonic()
 
     def close(self) -> None:
         if self._pool is not None:
@@ -358,14 +385,38 @@ class IngestService:
             loop.run_in_executor(pool, store_envelopes, next(self._tickets), context, chunk, actor, court)
             for chunk in chunks
         ]
-        # Shielded: a cancelled request must not cancel a queued chunk, whose turn later
-        # chunks (of any request) wait for.
-        outcomes = await asyncio.shield(asyncio.gather(*futures, return_exceptions=True))
+        if self._outstanding == 0:
+            self._progress_at = time.monotonic()
+        self._outstanding += len(futures)
+        for future in futures:
+            future.add_done_callback(self._finished)
+        # Never cancelled: a cancelled request must not cancel a queued chunk, whose turn
+        # later chunks (of any request) wait for (`asyncio.wait` leaves what it waits for be).
+        gathered = asyncio.gather(*futures, return_exceptions=True)
+        while not gathered.done():
+            await asyncio.wait([gathered], timeout=min(STALL_CHECK_SECONDS, self.stall_seconds))
+            if not gathered.done() and self._pool is pool and self._stalled():
+                # A worker stopped or hung (not dead: the executor sees only deaths). Killed,
+                # the pool breaks, and its chunks are tried again on a fresh one below.
+                logger.error(
+                    "ingest workers finished no chunk for %.0f s: killing and replacing them",
+                    time.monotonic() - self._progress_at,
+                )
+                self._progress_at = time.monotonic()
+                _kill_workers(pool)
+        outcomes = gathered.result()
         if any(isinstance(outcome, BrokenProcessPool) for outcome in outcomes) and self._pool is pool:
             # A worker died (killed, out of memory): the next attempt starts a fresh pool.
             self._pool = None
             pool.shutdown(wait=False, cancel_futures=True)
         return list(outcomes)
+
+    def _finished(self, _future: asyncio.Future[Any]) -> None:
+        self._outstanding -= 1
+        self._progress_at = time.monotonic()
+
+    def _stalled(self) -> bool:
+        return self._outstanding > 0 and time.monotonic() - self._progress_at > self.stall_seconds
 
     async def amend(self, listing_id: str, raw: bytes, principal: Principal) -> IngestResult:
         envelope = decode_signed_json(raw)

@@ -3,6 +3,7 @@ a killed server never leaves a bare 500 over committed work, duplicates, or orph
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import signal
@@ -22,7 +23,8 @@ from registry.listings.prepare import Preparer
 from registry.listings.services import load_context
 from registry.settings import Settings
 from registry.timeutil import utcnow
-from tests.support.harness import CourtHandle, Registry, cli_env, free_port, registry_bin
+from service.app import create_app
+from tests.support.harness import CourtHandle, Registry, cli_env, free_port, registry_bin, serve_app
 from tests.support.processes import descendants, pool_workers
 
 
@@ -81,6 +83,47 @@ def test_a_worker_killed_mid_batch_is_replaced_and_every_item_answered(
     # Each item stored exactly once, whether its first attempt committed or not.
     assert _listing_count(engine) == 5000
     assert len({r["listing_id"] for r in results}) == 5000
+
+
+def test_a_stopped_worker_is_replaced_and_every_item_answered(
+    registry: Registry, court: CourtHandle, engine: sa.Engine, settings: Settings
+) -> None:
+    """A worker that stops without dying (SIGSTOP: what a hung one looks like from outside)
+    is not seen by the executor, which watches for deaths only; the service notices that no
+    chunk finished for `ingest_stall_seconds`, replaces the pool and tries the chunks again."""
+    stalling = settings.override(listings={"ingest_stall_seconds": 3, "ingest_workers": 2})
+    envelopes = _envelopes(registry, court, 3000)
+    answer: list[httpx.Response] = []
+    before = pool_workers()
+    with serve_app(create_app(stalling, run_scheduler=False), free_port()) as url:
+
+        def post() -> None:
+            with Registry(engine, url).http(court.api_key) as http:
+                answer.append(http.post("/v1/listings/batch", json={"envelopes": envelopes}, timeout=300))
+
+        sender = threading.Thread(target=post)
+        sender.start()
+        deadline = time.monotonic() + 120
+        while _listing_count(engine) == 0:
+            assert time.monotonic() < deadline and sender.is_alive(), "the batch never started storing"
+            time.sleep(0.01)
+        workers = sorted(pool_workers() - before)
+        assert workers, "no ingest worker process of this server found"
+        os.kill(workers[-1], signal.SIGSTOP)
+        try:
+            sender.join(timeout=60)
+            hung = sender.is_alive()
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(workers[-1], signal.SIGKILL)
+        assert not hung, "the batch hung behind the stopped worker"
+    [response] = answer
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert len(results) == 3000
+    assert {r["outcome"] for r in results} <= {"created", "unchanged"}
+    assert _listing_count(engine) == 3000
+    assert len({r["listing_id"] for r in results}) == 3000
 
 
 def test_ingest_survives_cut_database_connections(
