@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
 import click
 
 from registry.clirun import run_with_services
-from registry.listings.ingest import worker_count
+from registry.listings.ingest import IngestStalled, worker_count
 from registry.runtime import Services
 
 
@@ -36,7 +37,11 @@ def import_command(path: Path, workers: int, chunk_size: int) -> None:
             )
         return report.as_dict()
 
-    result = run_with_services(work)
+    try:
+        result = run_with_services(work)
+    except (IngestStalled, BrokenProcessPool) as exc:
+        # A worker lost or stuck: no traceback for an operator, and the import is safe to rerun.
+        raise click.ClickException(str(exc) or "an ingest worker died; run the import again") from exc
     click.echo(json.dumps(result, ensure_ascii=False))
     if result["rejected"]:
         sys.exit(1)

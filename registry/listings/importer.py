@@ -8,6 +8,7 @@ file order (see `ingest.py`); this process only reads the file and tallies resul
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -16,7 +17,14 @@ from typing import Any, BinaryIO
 
 from sqlalchemy import Connection
 
-from registry.listings.ingest import new_pool, store_envelopes
+from registry.listings.ingest import (
+    STALL_CHECK_SECONDS,
+    IngestStalled,
+    kill_workers,
+    new_pool,
+    shutdown_within,
+    store_envelopes,
+)
 from registry.listings.schemas import IngestResult
 from registry.listings.services import load_context
 from registry.runtime import Services
@@ -79,9 +87,20 @@ async def import_file(
     pool = new_pool(workers, services.db.url, context, niceness=services.settings.listings.ingest_niceness)
     in_flight: deque[tuple[list[int], asyncio.Future[list[IngestResult]]]] = deque()
 
+    stall_seconds = services.settings.listings.ingest_stall_seconds
+    settled_at = [time.monotonic()]
+
     async def settle_oldest() -> None:
-        line_numbers, future = in_flight.popleft()
-        results = await future
+        line_numbers, future = in_flight[0]
+        # The oldest chunk holds the turn to write: if it does not finish, nothing will.
+        while not future.done():
+            await asyncio.wait([future], timeout=min(STALL_CHECK_SECONDS, stall_seconds))
+            if not future.done() and time.monotonic() - settled_at[0] > stall_seconds:
+                kill_workers(pool)
+                raise IngestStalled(stall_seconds)
+        in_flight.popleft()
+        settled_at[0] = time.monotonic()
+        results = future.result()
         report.add(line_numbers, results)
         if on_progress is not None:
             on_progress(len(results))
@@ -99,7 +118,7 @@ async def import_file(
         # Interrupted: drop what has not started; what has, finishes on its own.
         pool.shutdown(wait=False, cancel_futures=True)
         raise
-    pool.shutdown(wait=True)
+    shutdown_within(pool, stall_seconds)
     if not services.db.is_sqlite and report.outcomes["created"]:
         await services.db.write(analyze_if_grown, report.outcomes["created"])
     return report

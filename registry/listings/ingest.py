@@ -288,7 +288,32 @@ def new_pool(
     )
 
 
-def _kill_workers(pool: ProcessPoolExecutor) -> None:
+def shutdown_within(pool: ProcessPoolExecutor, seconds: float) -> None:
+    """Shut the pool down, its workers finishing what they hold, for at most `seconds`; then
+    kill them: a stopped or hung worker never takes its turn to exit, and a plain
+    `shutdown(wait=True)` waited for it forever."""
+    closing = threading.Thread(
+        target=pool.shutdown, kwargs={"wait": True}, name="ingest-shutdown", daemon=True
+    )
+    closing.start()
+    closing.join(seconds)
+    if closing.is_alive():
+        logger.error("ingest workers did not exit within %.0f s: killing them", seconds)
+        kill_workers(pool)
+        closing.join()
+
+
+class IngestStalled(Exception):
+    """`registry import`: the workers finished no chunk for the stall time (stopped or hung)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            f"the ingest workers finished no chunk for {seconds:.0f} s and were stopped; what was"
+            " stored is kept: run the import again (stored envelopes come back unchanged)"
+        )
+
+
+def kill_workers(pool: ProcessPoolExecutor) -> None:
     """SIGKILL the pool's workers (a stopped one too): the executor then fails every chunk
     it holds with BrokenProcessPool. `_processes` is the executor's own table of them."""
     for process in list((pool._processes or {}).values()):
@@ -332,7 +357,7 @@ class IngestService:
     def close(self) -> None:
         if self._pool is not None:
             # Accepted chunks are finished, not cancelled: later turns depend on them.
-            self._pool.shutdown(wait=True)
+            shutdown_within(self._pool, self.stall_seconds)
             self._pool = None
 
     async def context(self, key_ids: set[str] | None = None) -> PrepareContext:
@@ -403,7 +428,7 @@ class IngestService:
                     time.monotonic() - self._progress_at,
                 )
                 self._progress_at = time.monotonic()
-                _kill_workers(pool)
+                kill_workers(pool)
         outcomes = gathered.result()
         if any(isinstance(outcome, BrokenProcessPool) for outcome in outcomes) and self._pool is pool:
             # A worker died (killed, out of memory): the next attempt starts a fresh pool.

@@ -86,10 +86,11 @@ def descendants(root: int) -> set[int]:
     return found
 
 
-def pool_workers() -> set[int]:
-    """Processes below this one whose command line is a multiprocessing child (the ingest
-    pool's workers and its forkserver)."""
-    return {pid for pid in descendants(os.getpid()) if b"multiprocessing" in _cmdline(pid)}
+def pool_workers(root: int | None = None) -> set[int]:
+    """Processes below `root` (this one by default) whose command line is a multiprocessing
+    child (the ingest pool's workers and its forkserver)."""
+    below = descendants(os.getpid() if root is None else root)
+    return {pid for pid in below if b"multiprocessing" in _cmdline(pid)}
 
 
 def _cmdline(pid: int) -> bytes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -124,6 +125,54 @@ def test_a_stopped_worker_is_replaced_and_every_item_answered(
     assert {r["outcome"] for r in results} <= {"created", "unchanged"}
     assert _listing_count(engine) == 3000
     assert len({r["listing_id"] for r in results}) == 3000
+
+
+def test_an_import_whose_worker_stops_ends_in_bounded_time_and_runs_again(
+    registry: Registry, court: CourtHandle, engine: sa.Engine, settings: Settings, tmp_path: Path
+) -> None:
+    """`registry import` with a stopped worker ends, neither hanging nor with a traceback:
+    if the worker held a chunk, once no chunk finished for the stall time (a message, exit
+    1), else once the others are done (its shutdown waits for it that long only). Run again,
+    every envelope is stored, once."""
+    count = 10_000
+    path = tmp_path / "listings.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps(envelope, ensure_ascii=False) + "\n" for envelope in _envelopes(registry, court, count)
+        ),
+        encoding="utf-8",
+    )
+    command = [registry_bin(), "import", str(path), "--workers", "2", "--chunk-size", "100"]
+    env = cli_env(settings) | {"REGISTRY_INGEST_STALL_SECONDS": "3"}
+    started = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stopped: list[int] = []
+    try:
+        deadline = time.monotonic() + 120
+        while _listing_count(engine) == 0:
+            assert time.monotonic() < deadline and started.poll() is None, "the import never started storing"
+            time.sleep(0.01)
+        workers = sorted(pool_workers(started.pid))
+        assert workers, "no worker process of the import found"
+        os.kill(workers[-1], signal.SIGSTOP)
+        stopped.append(workers[-1])
+        _, stderr = started.communicate(timeout=60)
+    finally:
+        for pid in stopped:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if started.poll() is None:
+            started.kill()
+    assert "Traceback" not in stderr, stderr
+    if started.returncode == 1:
+        assert "finished no chunk for 3 s" in stderr, stderr
+    else:
+        assert started.returncode == 0, stderr
+
+    again = subprocess.run(command, check=False, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    summary = json.loads(again.stdout.strip().splitlines()[-1])
+    assert summary["created"] + summary["unchanged"] == count and summary["rejected"] == 0
+    assert _listing_count(engine) == count
 
 
 def test_ingest_survives_cut_database_connections(

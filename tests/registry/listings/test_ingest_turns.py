@@ -1,17 +1,20 @@
-"""The ingest workers' write turns (`WriteTurns`), across real processes: chunks are written
-in ticket order whatever order their workers get there, and a worker killed while waiting
-for its turn does not stop the turn from passing on."""
+"""The ingest workers across real processes: their write turns (`WriteTurns`) pass in
+ticket order whatever order the workers get there, and on past a worker killed while waiting
+for its turn; the pool's shutdown does not wait forever for a stopped worker."""
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
-from registry.listings.ingest import WriteTurns
+from registry.listings.ingest import WriteTurns, shutdown_within
 
 # A worker that cannot take its turn in this long is hung (a turn here takes microseconds).
 HANG_SECONDS = 10.0
@@ -82,3 +85,35 @@ def test_a_worker_killed_while_waiting_for_its_turn_does_not_hang_the_others() -
     retry.join(HANG_SECONDS)
     assert retry.exitcode == 0
     assert _passes_on(turns, 2)
+
+
+def _pid() -> int:
+    time.sleep(0.2)  # long enough for each worker to take one
+    return os.getpid()
+
+
+def test_the_pools_shutdown_kills_a_stopped_worker_after_the_time_given() -> None:
+    ctx = multiprocessing.get_context("forkserver")
+    pool = ProcessPoolExecutor(max_workers=2, mp_context=ctx)
+    workers = {future.result() for future in [pool.submit(_pid), pool.submit(_pid)]}
+    assert len(workers) == 2
+    stopped = max(workers)
+    os.kill(stopped, signal.SIGSTOP)
+    closing = threading.Thread(target=shutdown_within, args=(pool, 1.0), daemon=True)
+    try:
+        closing.start()
+        closing.join(HANG_SECONDS)
+        hung = closing.is_alive()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(stopped, signal.SIGKILL)
+    assert not hung, "the shutdown waited for the stopped worker"
+    assert not _alive(stopped)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
