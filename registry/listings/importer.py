@@ -20,13 +20,12 @@ from sqlalchemy import Connection
 from registry.listings.ingest import (
     STALL_CHECK_SECONDS,
     IngestStalled,
-    kill_workers,
     new_pool,
-    shutdown_within,
     store_envelopes,
 )
 from registry.listings.schemas import IngestResult
 from registry.listings.services import load_context
+from registry.readerpool import kill_workers, shutdown_within
 from registry.runtime import Services
 from registry.timeutil import utcnow
 

@@ -17,7 +17,6 @@ Small requests (a single listing, an amendment, a removal) are handled inline.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import itertools
 import logging
@@ -43,6 +42,7 @@ from registry.listings import services
 from registry.listings.prepare import PrepareContext, PreparedListing, Preparer
 from registry.listings.schemas import IngestResult
 from registry.problems import Problem, database_unavailable
+from registry.readerpool import kill_workers, shutdown_within
 from registry.timeutil import utcnow
 from registry.writequeue import InteractiveSignal
 
@@ -288,21 +288,6 @@ def new_pool(
     )
 
 
-def shutdown_within(pool: ProcessPoolExecutor, seconds: float) -> None:
-    """Shut the pool down, its workers finishing what they hold, for at most `seconds`; then
-    kill them: a stopped or hung worker never takes its turn to exit, and a plain
-    `shutdown(wait=True)` waited for it forever."""
-    closing = threading.Thread(
-        target=pool.shutdown, kwargs={"wait": True}, name="ingest-shutdown", daemon=True
-    )
-    closing.start()
-    closing.join(seconds)
-    if closing.is_alive():
-        logger.error("ingest workers did not exit within %.0f s: killing them", seconds)
-        kill_workers(pool)
-        closing.join()
-
-
 class IngestStalled(Exception):
     """`registry import`: the workers finished no chunk for the stall time (stopped or hung)."""
 
@@ -311,14 +296,6 @@ class IngestStalled(Exception):
             f"the ingest workers finished no chunk for {seconds:.0f} s and were stopped; what was"
             " stored is kept: run the import again (stored envelopes come back unchanged)"
         )
-
-
-def kill_workers(pool: ProcessPoolExecutor) -> None:
-    """SIGKILL the pool's workers (a stopped one too): the executor then fails every chunk
-    it holds with BrokenProcessPool. `_processes` is the executor's own table of them."""
-    for process in list((pool._processes or {}).values()):
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
 
 
 def referenced_key_ids(envelopes: Sequence[Any]) -> set[str]:

@@ -1,6 +1,7 @@
-"""The ingest workers across real processes: their write turns (`WriteTurns`) pass in
-ticket order whatever order the workers get there, and on past a worker killed while waiting
-for its turn; the pool's shutdown does not wait forever for a stopped worker."""
+"""Worker pools across real processes: the ingest workers' write turns (`WriteTurns`) pass
+in ticket order whatever order the workers get there, and on past a worker killed while
+waiting for its turn; a pool's shutdown does not wait forever for a stopped worker, nor an
+ordered run of tasks (`in_order`) for a hung one."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from registry.listings.ingest import WriteTurns, shutdown_within
+from registry.listings.ingest import WriteTurns
+from registry.readerpool import in_order, shutdown_within
 
 # A worker that cannot take its turn in this long is hung (a turn here takes microseconds).
 HANG_SECONDS = 10.0
@@ -117,3 +119,28 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def _hang_on(task: int) -> int:
+    if task == 1:
+        time.sleep(3600)
+    return task
+
+
+def test_an_ordered_run_fails_rather_than_waits_for_a_hung_worker(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    results: list[int] = []
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            results.extend(in_order(_hang_on, [(0,), (1,), (2,)], url, 2, stall_seconds=1.0))
+        except TimeoutError as exc:
+            failed.append(exc)
+
+    running = threading.Thread(target=run, daemon=True)
+    running.start()
+    running.join(HANG_SECONDS)
+    assert not running.is_alive(), "the run waited for the hung worker"
+    assert results == [0]
+    assert failed and "finished no task for 1 s" in str(failed[0])
