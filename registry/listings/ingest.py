@@ -70,7 +70,7 @@ class WriteTurns:
     killed anywhere leaves the others nothing to wait on but the counter. A
     `multiprocessing.Condition` did: its `notify_all` waits for every sleeper to wake, and a
     worker killed while waiting for its turn hung the next notifier, and with it the batch
-    (tests/registry/listings/test_ingest_turns.py). A chunk's write takes tens of
+    (tests/registry/test_pool_workers.py). A chunk's write takes tens of
     milliseconds; the poll adds at most `TURN_POLL_MAX_SECONDS` to a hand-over."""
 
     def __init__(self, mp_context: Any) -> None:
