@@ -12,6 +12,7 @@ import gzip
 import hashlib
 import io
 import json
+import logging
 import multiprocessing
 import os
 import queue
@@ -41,6 +42,7 @@ from registry.identity.registry_key import RAW_CONTEXTS, Domain, RegistrySigner
 from registry.listings.disclosure import PublicEntry, public_columns, public_entry
 from registry.listings.models import Listing
 from registry.listings.wording import KIND, PERFORMANCE, SEX, grounds_text, label
+from registry.readerpool import kill_workers, shutdown_within
 from registry.timeutil import iso
 
 LISTINGS_JSONL = "listings.jsonl.gz"
@@ -50,6 +52,11 @@ MANIFEST = "manifest.json"
 SIGNATURE = "manifest.json.sig"
 WITHDRAWN = "withdrawn.json"
 DATA_FILES = (LISTINGS_JSONL, LISTINGS_CSV, CHANGES_JSONL)
+# How long the change file's process has once the list is written; then it is killed and
+# the file written here: it only saves time, and a stuck one must not stop the day's export
+# (a singleton job, which would not run again).
+HELPER_GRACE_SECONDS = 600.0
+logger = logging.getLogger("publishing.exports")
 FILE_NAMES = (*DATA_FILES, MANIFEST, SIGNATURE)
 STREAM_ROWS = 1000
 # The CSV is read by people: Chinese headers in the Provisions' words (Art. 6), sex, grounds
@@ -246,19 +253,42 @@ def _changes_in_other_process(
         engine.dispose()
 
 
+def _helper_changes(
+    helper: Future[dict[str, Any] | None], pool: ProcessPoolExecutor, seconds: float
+) -> dict[str, Any] | None:
+    """The change file the other process wrote, or None (write it here) if it failed or did
+    not finish within `seconds`; then it is killed and gone before this returns, so that
+    nothing of it writes to the file any more."""
+    try:
+        return helper.result(timeout=seconds)
+    except TimeoutError:
+        logger.error("export: the change file's process did not finish in %.0f s: written here", seconds)
+    except Exception as exc:
+        logger.error("export: the change file's process failed (%s): written here", type(exc).__name__)
+    kill_workers(pool)
+    shutdown_within(pool, seconds)
+    return None
+
+
 def _snapshot(
-    conn: Connection, folder: Path, day: date, today: date, database_url: str, parallel_changes: int
+    conn: Connection,
+    folder: Path,
+    day: date,
+    today: date,
+    database_url: str,
+    parallel_changes: int,
+    helper_grace_seconds: float,
 ) -> tuple[int, list[dict[str, Any]]]:
     position, _ = head(conn)
     encoder = msgspec.json.Encoder()
     with ExitStack() as stack:
         helper: Future[dict[str, Any] | None] | None = None
+        pool: ProcessPoolExecutor | None = None
         if _count_changes(conn, day, position) >= parallel_changes:
             # A day on which much of the list changed (the first export of a loaded registry):
             # its change file is written by a second process while this one writes the list.
-            pool = stack.enter_context(
-                ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver"))
-            )
+            pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver"))
+            stack.callback(shutdown_within, pool, helper_grace_seconds)
             helper = pool.submit(_changes_in_other_process, database_url, str(folder), day, position, today)
         outputs = [_Output(folder, name) for name in (LISTINGS_JSONL, LISTINGS_CSV)]
         jsonl, csv_out = outputs
@@ -277,9 +307,12 @@ def _snapshot(
                 progress.advance(len(entries))
         finally:
             files = [output.close() for output in outputs]
-        changes = helper.result() if helper is not None else None
+        changes = None
+        if helper is not None and pool is not None:
+            changes = _helper_changes(helper, pool, helper_grace_seconds)
         if changes is None:
-            # Small, or the other process's snapshot moved on: written here, from this snapshot.
+            # Small, or the other process's snapshot moved on (or it failed): written here,
+            # from this snapshot.
             output = _Output(folder, CHANGES_JSONL)
             try:
                 _write_changes(conn, output, day, position, today)
@@ -296,10 +329,12 @@ def run_export(
     now: datetime,
     *,
     parallel_changes: int = 50_000,
+    helper_grace_seconds: float = HELPER_GRACE_SECONDS,
 ) -> dict[str, Any]:
     """Write the export of `day` (China date) into export_dir/DAY/; returns the manifest.
     From `parallel_changes` changes in the day, the change file is written by a second
-    process while this one writes the list."""
+    process while this one writes the list (here instead if that one has not finished
+    `helper_grace_seconds` after the list)."""
     export_dir.mkdir(parents=True, exist_ok=True)
     folder = export_dir / f".{day.isoformat()}.{os.getpid()}.tmp"
     shutil.rmtree(folder, ignore_errors=True)
@@ -308,7 +343,7 @@ def run_export(
     try:
         with _reading(engine) as conn:
             url = engine.url.render_as_string(hide_password=False)
-            position, files = _snapshot(conn, folder, day, today, url, parallel_changes)
+            position, files = _snapshot(conn, folder, day, today, url, parallel_changes, helper_grace_seconds)
         manifest = {
             "format": "defaulter-registry-export/1",
             "date": day.isoformat(),

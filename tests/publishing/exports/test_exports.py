@@ -4,15 +4,22 @@ PyNaCl against the registry's published JWK Set (not with the library that signe
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import gzip
 import hashlib
 import io
 import json
+import os
 import shutil
+import signal
 import subprocess
+import threading
+import time
 from collections.abc import Iterator
 from datetime import date, timedelta
+from multiprocessing import forkserver
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,9 +28,12 @@ import nacl.signing
 import pytest
 import sqlalchemy as sa
 
-from publishing.exports.writer import CSV_COLUMNS, _changes_in_other_process
+from publishing.exports.writer import CSV_COLUMNS, _changes_in_other_process, run_export
+from registry.identity.registry_key import load_registry_signer
 from registry.settings import Settings
+from registry.timeutil import utcnow
 from tests.support.harness import CourtHandle, Registry, cli_env, registry_bin
+from tests.support.processes import pool_workers
 from tests.support.publishing import publish, remove
 
 # Every test runs `registry export run`, a process of its own.
@@ -217,6 +227,65 @@ def test_a_change_file_written_by_a_second_process_is_the_same_file(
     day = date.fromisoformat(split["date"])
     assert _changes_in_other_process(settings.database.url, str(folder), day, position - 1, day) is None
     assert not any(folder.iterdir())
+
+
+def test_a_stuck_change_file_process_does_not_stop_the_export(
+    registry: Registry, court: CourtHandle, engine: sa.Engine, settings: Settings, tmp_path: Path
+) -> None:
+    """The second process writing the change file stops (SIGSTOP, as a hung one looks):
+    once the list is written it has the grace time, then it is killed and the change file
+    written in process: the same files as an export in one process."""
+    ids = publish(registry, court, 12)
+    for listing_id in ids[:2]:
+        remove(registry, court, listing_id)
+    alone = _export(settings)
+    forkserver.ensure_running()  # so that the only new multiprocessing child is the helper
+    before = pool_workers()
+    stopped: list[int] = []
+    done = threading.Event()
+
+    def stop_the_helper() -> None:
+        while not done.is_set() and not stopped:
+            for pid in pool_workers() - before:
+                os.kill(pid, signal.SIGSTOP)
+                stopped.append(pid)
+            time.sleep(0.002)
+
+    exported: list[dict[str, Any]] = []
+
+    def export() -> None:
+        day = date.fromisoformat(alone["date"])
+        signer = load_registry_signer(settings)
+        exported.append(
+            run_export(
+                engine,
+                signer,
+                tmp_path / "exports",
+                day,
+                utcnow(),
+                parallel_changes=1,
+                helper_grace_seconds=2,
+            )
+        )
+
+    watcher = threading.Thread(target=stop_the_helper, daemon=True)
+    exporter = threading.Thread(target=export, daemon=True)
+    watcher.start()
+    exporter.start()
+    try:
+        exporter.join(60)
+        hung = exporter.is_alive()
+    finally:
+        done.set()
+        watcher.join()
+        for pid in stopped:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert stopped, "the change file's process was never seen"
+    assert not hung, "the export waited for the stopped process"
+    [split] = exported
+    assert split["files"] == alone["files"]
+    assert split["log_position"] == alone["log_position"]
 
 
 def test_an_export_holding_a_listing_removed_since_is_withdrawn_at_the_next_run(
