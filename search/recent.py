@@ -180,7 +180,8 @@ def _builds_reported(conn: Connection, builds: int) -> Iterator[None]:
         with conn.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watcher:
             while not stop.wait(_PROGRESS_SECONDS):
                 row = watcher.execute(_SAMPLE, {"pid": pid}).first()
-                scanned = min(total, tally.observe(*row) if row is not None else tally.observe(None, 0, 0))
+                # No row: between the builds.
+                scanned = min(total, tally.observe(*(row or (None, 0, 0))))
                 if scanned > reported:
                     progress.advance(scanned - reported)
                     reported = scanned

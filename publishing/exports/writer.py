@@ -52,13 +52,13 @@ MANIFEST = "manifest.json"
 SIGNATURE = "manifest.json.sig"
 WITHDRAWN = "withdrawn.json"
 DATA_FILES = (LISTINGS_JSONL, LISTINGS_CSV, CHANGES_JSONL)
+FILE_NAMES = (*DATA_FILES, MANIFEST, SIGNATURE)
+STREAM_ROWS = 1000
 # How long the change file's process has once the list is written; then it is killed and
 # the file written here: it only saves time, and a stuck one must not stop the day's export
 # (a singleton job, which would not run again).
 HELPER_GRACE_SECONDS = 600.0
 logger = logging.getLogger("publishing.exports")
-FILE_NAMES = (*DATA_FILES, MANIFEST, SIGNATURE)
-STREAM_ROWS = 1000
 # The CSV is read by people: Chinese headers in the Provisions' words (Art. 6), sex, grounds
 # and performance in words, amounts in 元, dates in China. The JSON Lines file keeps the codes.
 CSV_COLUMNS = (

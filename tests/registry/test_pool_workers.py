@@ -17,6 +17,7 @@ from typing import Any
 
 from registry.listings.ingest import WriteTurns
 from registry.readerpool import in_order, shutdown_within
+from tests.support.processes import alive
 
 # A worker that cannot take its turn in this long is hung (a turn here takes microseconds).
 HANG_SECONDS = 10.0
@@ -110,15 +111,7 @@ def test_the_pools_shutdown_kills_a_stopped_worker_after_the_time_given() -> Non
         with contextlib.suppress(ProcessLookupError):
             os.kill(stopped, signal.SIGKILL)
     assert not hung, "the shutdown waited for the stopped worker"
-    assert not _alive(stopped)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+    assert not alive(stopped)
 
 
 def _hang_on(task: int) -> int:

@@ -93,6 +93,15 @@ def pool_workers(root: int | None = None) -> set[int]:
     return {pid for pid in below if b"multiprocessing" in _cmdline(pid)}
 
 
+def alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie, killed and not yet reaped, does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 def _cmdline(pid: int) -> bytes:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes()

@@ -26,7 +26,7 @@ from registry.settings import Settings
 from registry.timeutil import utcnow
 from service.app import create_app
 from tests.support.harness import CourtHandle, Registry, cli_env, free_port, registry_bin, serve_app
-from tests.support.processes import descendants, pool_workers
+from tests.support.processes import alive, descendants, pool_workers
 
 
 def _envelopes(registry: Registry, court: CourtHandle, count: int) -> list[dict[str, Any]]:
@@ -56,34 +56,54 @@ def test_an_item_that_fails_unexpectedly_is_refused_alone(
     assert _listing_count(engine) == 2
 
 
-def test_a_worker_killed_mid_batch_is_replaced_and_every_item_answered(
-    registry: Registry, court: CourtHandle, engine: sa.Engine
-) -> None:
-    envelopes = _envelopes(registry, court, 5000)
+def _batch_with_a_worker_signalled(
+    server: Registry, envelopes: list[dict[str, Any]], court: CourtHandle, signum: int, *, before: set[int]
+) -> httpx.Response:
+    """POST `envelopes` as one batch to `server`; once it stores, send `signum` to the newest
+    of its ingest workers (those not in `before`). Its answer, which must come within two
+    minutes; the worker is SIGKILLed at the end whatever `signum` was."""
     answer: list[httpx.Response] = []
 
     def post() -> None:
-        with registry.http(court.api_key) as http:
+        with server.http(court.api_key) as http:
             answer.append(http.post("/v1/listings/batch", json={"envelopes": envelopes}, timeout=300))
 
     sender = threading.Thread(target=post)
     sender.start()
     deadline = time.monotonic() + 120
-    while _listing_count(engine) == 0:
+    while _listing_count(server.engine) == 0:
         assert time.monotonic() < deadline and sender.is_alive(), "the batch never started storing"
         time.sleep(0.01)
-    workers = sorted(pool_workers())
-    assert workers, "no ingest worker process found"
-    os.kill(workers[-1], signal.SIGKILL)
-    sender.join(timeout=300)
+    workers = sorted(pool_workers() - before)
+    assert workers, "no ingest worker process of this server found"
+    os.kill(workers[-1], signum)
+    try:
+        sender.join(timeout=120)
+        hung = sender.is_alive()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(workers[-1], signal.SIGKILL)
+    assert not hung, "the batch hung behind the signalled worker"
     [response] = answer
+    return response
+
+
+def _assert_each_stored_once(response: httpx.Response, engine: sa.Engine, count: int) -> None:
     assert response.status_code == 200, response.text
     results = response.json()["results"]
-    assert len(results) == 5000
+    assert len(results) == count
     assert {r["outcome"] for r in results} <= {"created", "unchanged"}
     # Each item stored exactly once, whether its first attempt committed or not.
-    assert _listing_count(engine) == 5000
-    assert len({r["listing_id"] for r in results}) == 5000
+    assert _listing_count(engine) == count
+    assert len({r["listing_id"] for r in results}) == count
+
+
+def test_a_worker_killed_mid_batch_is_replaced_and_every_item_answered(
+    registry: Registry, court: CourtHandle, engine: sa.Engine
+) -> None:
+    envelopes = _envelopes(registry, court, 5000)
+    response = _batch_with_a_worker_signalled(registry, envelopes, court, signal.SIGKILL, before=set())
+    _assert_each_stored_once(response, engine, 5000)
 
 
 def test_a_stopped_worker_is_replaced_and_every_item_answered(
@@ -94,37 +114,12 @@ def test_a_stopped_worker_is_replaced_and_every_item_answered(
     chunk finished for `ingest_stall_seconds`, replaces the pool and tries the chunks again."""
     stalling = settings.override(listings={"ingest_stall_seconds": 3, "ingest_workers": 2})
     envelopes = _envelopes(registry, court, 3000)
-    answer: list[httpx.Response] = []
     before = pool_workers()
     with serve_app(create_app(stalling, run_scheduler=False), free_port()) as url:
-
-        def post() -> None:
-            with Registry(engine, url).http(court.api_key) as http:
-                answer.append(http.post("/v1/listings/batch", json={"envelopes": envelopes}, timeout=300))
-
-        sender = threading.Thread(target=post)
-        sender.start()
-        deadline = time.monotonic() + 120
-        while _listing_count(engine) == 0:
-            assert time.monotonic() < deadline and sender.is_alive(), "the batch never started storing"
-            time.sleep(0.01)
-        workers = sorted(pool_workers() - before)
-        assert workers, "no ingest worker process of this server found"
-        os.kill(workers[-1], signal.SIGSTOP)
-        try:
-            sender.join(timeout=60)
-            hung = sender.is_alive()
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(workers[-1], signal.SIGKILL)
-        assert not hung, "the batch hung behind the stopped worker"
-    [response] = answer
-    assert response.status_code == 200, response.text
-    results = response.json()["results"]
-    assert len(results) == 3000
-    assert {r["outcome"] for r in results} <= {"created", "unchanged"}
-    assert _listing_count(engine) == 3000
-    assert len({r["listing_id"] for r in results}) == 3000
+        response = _batch_with_a_worker_signalled(
+            Registry(engine, url), envelopes, court, signal.SIGSTOP, before=before
+        )
+    _assert_each_stored_once(response, engine, 3000)
 
 
 def test_an_import_whose_worker_stops_ends_in_bounded_time_and_runs_again(
@@ -196,14 +191,6 @@ def test_ingest_survives_cut_database_connections(
     assert {r["outcome"] for r in second.json()["results"]} == {"created"}
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 @pytest.mark.slow
 def test_killing_the_server_takes_its_ingest_workers_with_it(
     registry: Registry, court: CourtHandle, settings: Settings
@@ -235,6 +222,6 @@ def test_killing_the_server_takes_its_ingest_workers_with_it(
         server.send_signal(signal.SIGKILL)
         server.wait()
     deadline = time.monotonic() + 10
-    while any(_alive(pid) for pid in helpers):
+    while any(alive(pid) for pid in helpers):
         assert time.monotonic() < deadline, "ingest workers outlived their server"
         time.sleep(0.2)
