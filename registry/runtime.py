@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from registry.checks.runtime import CheckRuntime
 from registry.db import Database
 from registry.identity.crypto import Secrets, SecretsSource
-from registry.identity.keystore import ensure_keys
+from registry.identity.keystore import check_reloaded, ensure_keys
 from registry.identity.registry_key import RegistrySigner, load_registry_signer
 from registry.limits import SharedLimits
 from registry.listings.ingest import IngestService, worker_count
@@ -32,7 +33,7 @@ class Services:
         # Fail closed: refuse to run without a key the stored data needs (never invent one).
         ensure_keys(settings)
         db = Database(settings.database.url)
-        source = SecretsSource(settings)
+        source = SecretsSource(settings, fits=partial(check_reloaded, db.sync_reader))
         ingest = IngestService(
             db,
             source,

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,10 +132,16 @@ class SecretsSource:
     """The current secrets. A secrets file is re-read when it changes on disk, so that a
     running service follows `registry keys rotate` without a restart. A file that
     disappears or cannot be read meanwhile leaves the keys already loaded in use (they
-    are still the right ones) and is reported in the log: never replaced by new keys."""
+    are still the right ones) and is reported in the log: never replaced by new keys.
 
-    def __init__(self, settings: Settings) -> None:
+    A file that reads well is taken only if `fits` accepts it: the start-up check's rule
+    (`registry.identity.keystore`), that it holds every key the stored data needs. Another
+    environment's file copied over this one was taken as it was, and a listed person's bank
+    check answered `listed: false` under its blind-index key, signed."""
+
+    def __init__(self, settings: Settings, fits: Callable[[Secrets], None] | None = None) -> None:
         self._settings = settings
+        self._fits = fits
         self._stamp: float | None = None
         self._secrets = load_secrets(settings)
         self._stamp = self._file_stamp()
@@ -151,9 +158,19 @@ class SecretsSource:
         stamp = self._file_stamp()
         if stamp != self._stamp:
             try:
-                self._secrets = load_secrets(self._settings)
-            except (KeyConfigError, KeysUnavailable, DataKeyError) as exc:
+                loaded = load_secrets(self._settings)
+                if self._fits is not None:
+                    self._fits(loaded)
+            except KeysUnavailable as exc:
+                _log.error(
+                    "secrets file changed but lacks keys the stored data needs, keeping the keys "
+                    "already loaded: %s",
+                    "; ".join([*exc.missing, *exc.absent]) or exc.detail,
+                )
+            except (KeyConfigError, DataKeyError) as exc:
                 _log.error("secrets file unusable, keeping the keys already loaded: %s", exc)
+            else:
+                self._secrets = loaded
             self._stamp = stamp
         return self._secrets
 

@@ -13,6 +13,7 @@ class KeysUnavailable(RuntimeError):
     def __init__(self, missing: list[str], absent: list[str], detail: str = "") -> None:
         self.missing = missing
         self.absent = absent
+        self.detail = detail
         parts = []
         if missing:
             parts.append("the database needs keys this registry does not hold: " + ", ".join(missing))

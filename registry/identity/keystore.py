@@ -23,7 +23,12 @@ from sqlalchemy import Connection, Engine, inspect, literal, select
 
 from registry.checks.models import CheckLogEntry, WatchSubject
 from registry.db import create_sync_engine, dialect_insert
-from registry.identity.crypto import generate_missing_key_files, load_secrets, load_secrets_if_present
+from registry.identity.crypto import (
+    Secrets,
+    generate_missing_key_files,
+    load_secrets,
+    load_secrets_if_present,
+)
 from registry.identity.errors import KeyConfigError, KeysUnavailable
 from registry.identity.models import RegistryKey
 from registry.identity.registry_key import load_signer_if_present
@@ -33,7 +38,7 @@ from registry.settings import Settings
 from registry.timeutil import utcnow
 from registry.translog.models import LogCheckpoint
 
-__all__ = ["KeyConfigError", "KeyReport", "KeysUnavailable", "check_keys", "ensure_keys"]
+__all__ = ["KeyConfigError", "KeyReport", "KeysUnavailable", "check_keys", "check_reloaded", "ensure_keys"]
 
 KIND_DATA = "data"
 KIND_BLIND = "blind_index"
@@ -111,6 +116,11 @@ def _insert_ignoring_duplicates(conn: Connection) -> Any:
     return dialect_insert(conn, RegistryKey).on_conflict_do_nothing()
 
 
+def _lacking(needed: dict[str, str], held: dict[str, str]) -> list[str]:
+    """The needed key ids not held, each with its kind, as KeysUnavailable names them."""
+    return sorted(f"{kid} ({kind.replace('_', '-')})" for kid, kind in needed.items() if kid not in held)
+
+
 @dataclass(frozen=True)
 class KeyReport:
     held: dict[str, str]
@@ -138,23 +148,22 @@ def check_keys(conn: Connection, settings: Settings, *, generate: bool) -> KeyRe
         return KeyReport(held.by_id(), held.by_id(), generated)
     held = held_keys(settings)
     have = held.by_id()
-    missing = sorted(f"{kid} ({kind.replace('_', '-')})" for kid, kind in needed.items() if kid not in have)
+    missing = _lacking(needed, have)
     absent = [kind for kind in held.absent_kinds() if kind not in needed.values()]
     if missing or absent:
         raise KeysUnavailable(missing, absent)
     if KIND_BLIND not in needed.values():
         # A database from before the key record: check the blind-index key against a stored index.
-        _check_blind_index_against_data(conn, settings)
+        _check_blind_index_against_data(conn, load_secrets(settings))
     if generate:
         record_keys(conn, have)
     return KeyReport(have, needed or have, generated)
 
 
-def _check_blind_index_against_data(conn: Connection, settings: Settings) -> None:
+def _check_blind_index_against_data(conn: Connection, secrets: Secrets) -> None:
     row = sample_listing(conn)
     if row is None:
         return
-    secrets = load_secrets(settings)
     if bytes(row.debtor_id_blind) not in debtor_blind_candidates(secrets, row):
         raise KeysUnavailable(
             [],
@@ -162,6 +171,21 @@ def _check_blind_index_against_data(conn: Connection, settings: Settings) -> Non
             "the configured blind-index key does not compute the indexes stored in this database "
             "(the key the data was indexed under is missing)",
         )
+
+
+def check_reloaded(engine: Engine, secrets: Secrets) -> None:
+    """For a running process's secrets file, re-read when it changed (`SecretsSource`): raises
+    KeysUnavailable unless it holds every data and blind-index key the stored data needs,
+    the start-up check's rule. A database error propagates: the file is tried again."""
+    held = dict.fromkeys(secrets.keyring.raw_keys(), KIND_DATA)
+    held.update(dict.fromkeys(map(blind_index_key_id, secrets.blind_index_keys()), KIND_BLIND))
+    with engine.connect() as conn:
+        needed = {kid: kind for kid, kind in recorded_keys(conn).items() if kind != KIND_SIGNING}
+        missing = _lacking(needed, held)
+        if missing:
+            raise KeysUnavailable(missing, [])
+        if KIND_BLIND not in needed.values():
+            _check_blind_index_against_data(conn, secrets)
 
 
 def ensure_keys(settings: Settings, engine: Engine | None = None) -> KeyReport:

@@ -15,13 +15,13 @@ import pytest
 import sqlalchemy as sa
 
 from registry.db import create_sync_engine
-from registry.identity.crypto import load_secrets
+from registry.identity.crypto import generate_missing_key_files, load_secrets
 from registry.identity.errors import KeyConfigError, KeysUnavailable
 from registry.identity.keystore import blind_index_key_id, ensure_keys
 from registry.identity.registry_key import load_registry_signer
 from registry.runtime import Services
 from registry.settings import Settings
-from tests.support.checks import publish_person
+from tests.support.checks import bank, publish_person
 from tests.support.harness import CourtHandle, Registry, cli_env, registry_bin
 
 
@@ -212,3 +212,42 @@ def test_a_data_key_is_retired_only_once_nothing_is_encrypted_under_it(
     assert checked.returncode == 0, checked.stderr
     assert old not in checked.stdout
     assert "audit ok" in _registry(settings, "audit", "verify").stdout
+
+
+def test_a_running_service_keeps_its_keys_when_another_environments_file_replaces_them(
+    registry: Registry, court: CourtHandle, settings: Settings, engine: sa.Engine, tmp_path: Path
+) -> None:
+    """The file is re-read when it changes (a rotation is followed without a restart), but a
+    valid file without the keys the stored data needs is not taken: the bank check must not
+    answer `listed: false`, signed, for a listed person."""
+    _, body = publish_person(registry, court)
+    ensure_keys(settings, engine)
+    path = Path(settings.keys.secrets_file)
+    saved = path.read_bytes()
+    other = settings.override(keys={"secrets_file": tmp_path / "other-environment.json"})
+    generate_missing_key_files(other)
+    _, http = bank(registry)
+    request = {
+        "purpose": "loan_application",
+        "reference": "LA-1",
+        "subjects": [{"id_number": body["debtor"]["id_number"]}],
+    }
+
+    def listed() -> bool:
+        response = http.post("/v1/checks", json=request)
+        assert response.status_code == 200, response.text
+        return bool(response.json()["results"][0]["listed"])
+
+    try:
+        assert listed()
+        path.write_bytes((tmp_path / "other-environment.json").read_bytes())
+        later = path.stat().st_mtime + 5
+        os.utime(path, (later, later))
+        assert listed()
+        # The service did not adopt the foreign keys for what it writes either.
+        _, second = publish_person(registry, court)
+        request["subjects"] = [{"id_number": second["debtor"]["id_number"]}]
+        assert listed()
+    finally:
+        path.write_bytes(saved)
+        http.close()
