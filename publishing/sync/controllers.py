@@ -29,6 +29,7 @@ from publishing.sync.schemas import (
 from publishing.sync.signing import signed_response_headers
 from registry.calendar import china_date
 from registry.clients.services import Principal
+from registry.corrections.services import provisional_correction_deadlines
 from registry.db import Database
 from registry.endpoints import PushPolicy
 from registry.http.auth import roles
@@ -64,6 +65,8 @@ SUBSCRIPTION: Codes = {404: "subscription_not_found"}
 ENDED: Codes = {409: "subscription_ended"}
 OWN_SUBSCRIPTION: Codes = {404: "subscription_not_found", 409: "wrong_mode"}
 NOTICE: Codes = {404: "notice_not_found"}
+# Every read of a profile's data while its subscription is paused or ended.
+UNREADABLE: Codes = {409: ("subscription_paused", "subscription_ended")}
 
 
 class SubscriptionAdminController(Controller):
@@ -195,7 +198,11 @@ class SyncStatusController(Controller):
 
 
 def _metrics(conn: Connection) -> tuple[list[dict[str, Any]], list[date]]:
-    provisional = provisional_removal_deadlines(conn) + notices.provisional_notice_deadlines(conn)
+    provisional = (
+        provisional_removal_deadlines(conn)
+        + notices.provisional_notice_deadlines(conn)
+        + provisional_correction_deadlines(conn)
+    )
     return _statuses(conn), provisional
 
 
@@ -225,7 +232,7 @@ class AgencyFeedController(Controller):
             PARAMETER,
             OWN_SUBSCRIPTION,
             {
-                409: ("subscription_paused", "subscription_ended"),
+                **UNREADABLE,
                 422: ("cursor_beyond_head", "cursor_before_start"),
             },
         ),
@@ -271,7 +278,7 @@ class AgencyFeedController(Controller):
         acked = await db.write(sync.acknowledge, subscription_id, principal.client_id, data.cursor, utcnow())
         return msgspec.convert(acked, AckAnswer)
 
-    @get("/snapshot", media_type=NDJSON, responses=problems(GUARDED, PARAMETER, OWN_SUBSCRIPTION))
+    @get("/snapshot", media_type=NDJSON, responses=problems(GUARDED, PARAMETER, OWN_SUBSCRIPTION, UNREADABLE))
     async def snapshot(
         self,
         services: Injected[Services],
@@ -303,7 +310,7 @@ class AgencyFeedController(Controller):
         headers.pop("Content-Type")  # set, identically, by media_type
         return Response(body, media_type=NDJSON, headers=headers)
 
-    @get("/drift", responses=problems(GUARDED, PARAMETER, OWN_SUBSCRIPTION))
+    @get("/drift", responses=problems(GUARDED, PARAMETER, OWN_SUBSCRIPTION, UNREADABLE))
     async def drift(
         self, db: Injected[Database], principal: Injected[Principal], subscription_id: Id
     ) -> DriftReport:
@@ -339,7 +346,11 @@ class NoticeController(Controller):
         """Notices unacknowledged past their deadline, for escalation (Art. 24)."""
         return msgspec.convert(await db.read(notices.overdue_notices, utcnow()), list[AgencyNotice])
 
-    @get("/{notice_id:str}", guards=[roles("agency")], responses=problems(GUARDED, PARAMETER, NOTICE))
+    @get(
+        "/{notice_id:str}",
+        guards=[roles("agency")],
+        responses=problems(GUARDED, PARAMETER, NOTICE, UNREADABLE),
+    )
     async def read(
         self,
         db: Injected[Database],
@@ -353,7 +364,7 @@ class NoticeController(Controller):
         "/{notice_id:str}/print",
         guards=[roles("agency")],
         media_type=MediaType.HTML,
-        responses=problems(GUARDED, PARAMETER, NOTICE),
+        responses=problems(GUARDED, PARAMETER, NOTICE, UNREADABLE),
     )
     async def printable(
         self,

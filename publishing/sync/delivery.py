@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 import msgspec
-from sqlalchemy import Connection, or_, select, update
+from sqlalchemy import Connection, case, or_, select, update
 
 from publishing.sync.groupcommit import GroupCommit
 from publishing.sync.models import Subscription
@@ -136,28 +136,33 @@ def record_failure(
         return
     attempts = int(row.attempts) + 1
     failing = attempts >= settings.sync.max_attempts
-    conn.execute(
+    values: dict[str, Any] = {
+        "attempts": attempts,
+        "next_attempt_at": None
+        if failing
+        else now
+        + timedelta(
+            seconds=backoff_seconds(
+                attempts, settings.sync.backoff_base_seconds, settings.sync.backoff_max_seconds
+            )
+        ),
+        "failures_total": Subscription.failures_total + 1,
+        "last_error": error,
+        "lease_owner": None,
+        "lease_until": None,
+        "updated_at": now,
+    }
+    if failing:
+        # Only an active subscription is flagged: a pause committed while the request was in
+        # flight (the lease is kept through it) stands until an admin resumes.
+        values["state"] = case((Subscription.state == "active", "failing"), else_=Subscription.state)
+    state = conn.execute(
         update(Subscription)
         .where(Subscription.id == sub_id, Subscription.lease_owner == owner)
-        .values(
-            attempts=attempts,
-            state="failing" if failing else "active",
-            next_attempt_at=None
-            if failing
-            else now
-            + timedelta(
-                seconds=backoff_seconds(
-                    attempts, settings.sync.backoff_base_seconds, settings.sync.backoff_max_seconds
-                )
-            ),
-            failures_total=Subscription.failures_total + 1,
-            last_error=error,
-            lease_owner=None,
-            lease_until=None,
-            updated_at=now,
-        )
-    )
-    if failing:
+        .values(**values)
+        .returning(Subscription.state)
+    ).scalar()
+    if state == "failing":
         logger.warning("subscription %s flagged failing after %d attempts: %s", sub_id, attempts, error)
 
 

@@ -95,7 +95,8 @@ class _Calendar(Collector):
         covered.add_metric([], last_covered_year())
         provisional = GaugeMetricFamily(
             "registry_calendar_provisional_deadlines",
-            "Stored deadlines (removals, notices) on a year the working-day calendar does not cover",
+            "Stored deadlines (removals, notices, corrections) on a year the working-day calendar "
+            "does not cover",
             labels=["year"],
         )
         for year, count in sorted(Counter(day.year for day in self._provisional).items()):

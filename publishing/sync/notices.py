@@ -20,13 +20,14 @@ from sqlalchemy import Connection, Table, func, select, update
 
 from publishing.sync.models import AssistanceNotice, Subscription
 from publishing.sync.profiles import admitted_at, enters_scope, leaves_scope, load_listings, render
-from publishing.sync.services import ACTIVE_CLIENTS, profile_of
+from publishing.sync.services import ACTIVE_CLIENTS, profile_of, readable
 from registry.bulk import bulk_insert
 from registry.calendar import add_working_days, china_date, end_of_china_day, first_uncovered_day
 from registry.eventlog.readers import LogEvent, LogReader
 from registry.eventlog.services import EventDraft, append_events
 from registry.eventlog.types import LISTING_EVENTS, REMOVAL_EVENTS, EventType
 from registry.identity.crypto import DataKeyring
+from registry.identity.types import ID_TYPE_NAMES
 from registry.ids import new_id
 from registry.listings.wording import (
     KIND,
@@ -157,11 +158,14 @@ def _summary(row: Any, now: datetime) -> dict[str, Any]:
 def read_notice(
     conn: Connection, notice_id: str, client_id: str, keyring: DataKeyring, today: date, now: datetime
 ) -> dict[str, Any]:
-    """The full notice: court, case, the debtor through the subscription's profile, measures."""
+    """The full notice: court, case, the debtor through the subscription's profile, measures.
+    Refused while the subscription is paused or ended, like every read of the profile's data."""
     row = _owned(conn, notice_id, client_id)
-    profile_name = conn.execute(
-        select(Subscription.profile).where(Subscription.id == row.subscription_id)
-    ).scalar_one()
+    sub = conn.execute(
+        select(Subscription.profile, Subscription.state).where(Subscription.id == row.subscription_id)
+    ).one()
+    readable(sub)
+    profile_name = sub.profile
     listing = load_listings(conn, [row.listing_id])[row.listing_id]
     record = render(profile_of(profile_name), listing, keyring, today)
     measures = MEASURES[profile_name] if row.kind == "impose" else [LIFT_MEASURE]
@@ -196,6 +200,7 @@ _CODES: dict[str, dict[str, str]] = {
     "kind": KIND,
     "status": _STATUS,
     "special_subject": SPECIAL_SUBJECTS,
+    "id_type": ID_TYPE_NAMES,
 }
 _DATES = frozenset({"birth_date", "filed_on", "listed_on", "published_on", "expires_on"})
 

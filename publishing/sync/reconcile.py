@@ -21,7 +21,7 @@ from sqlalchemy import Connection, select
 
 from publishing.sync.models import SyncState
 from publishing.sync.profiles import listing_columns, render
-from publishing.sync.services import load_subscription, owned_subscription, profile_of
+from publishing.sync.services import load_subscription, owned_subscription, profile_of, readable
 from registry.eventlog.models import Event
 from registry.eventlog.services import head
 from registry.eventlog.types import LISTING_EVENTS
@@ -69,9 +69,12 @@ def snapshot_page(
 
 
 def _subscription(conn: Connection, sub_id: str, client_id: str | None) -> Any:
-    """The agency's own subscription; any subscription for an admin (client_id None)."""
+    """The agency's own subscription, unless paused or ended; any subscription for an admin
+    (client_id None), whose drift report is the operator's view (listing ids only)."""
     if client_id is not None:
-        return owned_subscription(conn, sub_id, client_id)
+        sub = owned_subscription(conn, sub_id, client_id)
+        readable(sub)
+        return sub
     return load_subscription(conn, sub_id)
 
 

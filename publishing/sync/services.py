@@ -12,7 +12,7 @@ from datetime import date, datetime
 from typing import Any, cast
 
 import msgspec
-from sqlalchemy import Connection, Table, delete, func, insert, select, update
+from sqlalchemy import Connection, Table, case, delete, func, insert, select, update
 
 from publishing.sync.models import LaneEvent, Subscription, SyncState
 from publishing.sync.profiles import (
@@ -184,6 +184,14 @@ def _not_ended(sub: Any) -> None:
         raise Problem(409, "subscription_ended", "this subscription ended when its client was revoked")
 
 
+def readable(sub: Any) -> None:
+    """Refuse the agency every read of its profile's data (events, snapshot, drift, notices)
+    while the subscription is paused or ended, as for pushes."""
+    _not_ended(sub)
+    if sub.state == "paused":
+        raise Problem(409, "subscription_paused", "this subscription is paused")
+
+
 def set_state(conn: Connection, sub_id: str, state: str, *, actor: str, now: datetime) -> dict[str, Any]:
     """Pause, or resume (which also clears a `failing` flag and its retry count)."""
     _not_ended(load_subscription(conn, sub_id))
@@ -200,7 +208,8 @@ def set_state(conn: Connection, sub_id: str, state: str, *, actor: str, now: dat
 
 def replay(conn: Connection, sub_id: str, from_seq: int, *, actor: str, now: datetime) -> dict[str, Any]:
     """Deliver again everything after `from_seq` (receivers deduplicate by idempotency key).
-    A replay from before the subscription's start moves the start back: the admin's decision."""
+    A replay from before the subscription's start moves the start back: the admin's decision.
+    It clears a `failing` flag but leaves a paused subscription paused: it applies on resume."""
     sub = load_subscription(conn, sub_id)
     _not_ended(sub)
     last_seq, _ = head(conn)
@@ -215,7 +224,7 @@ def replay(conn: Connection, sub_id: str, from_seq: int, *, actor: str, now: dat
             cursor=from_seq,
             start_seq=min(int(sub.start_seq), from_seq),
             delivered_head=from_seq,
-            state="active",
+            state=case((Subscription.state == "failing", "active"), else_=Subscription.state),
             attempts=0,
             next_attempt_at=None,
             updated_at=now,
@@ -502,9 +511,7 @@ def pull_events(
     today: date,
 ) -> dict[str, Any]:
     sub = owned_subscription(conn, sub_id, client_id, "pull")
-    _not_ended(sub)
-    if sub.state == "paused":
-        raise Problem(409, "subscription_paused", "this subscription is paused")
+    readable(sub)
     start = sub.cursor if after is None else after
     last_seq, _ = head(conn)
     if start > last_seq:

@@ -892,6 +892,26 @@ def test_assistance_notices_acknowledged_objected_routed_and_overdue(
         assert http.get("/v1/notices/overdue").status_code == 403
 
 
+def test_the_printed_notice_names_the_identifier_s_type_in_words(
+    registry: Registry, court: CourtHandle, admin: httpx.Client
+) -> None:
+    credit_id, credit_key = agency(registry)
+    subscribe(admin, credit_id, "credit_reference", "pull")
+    publish_one(registry, court, registry.person_listing(court))
+    publish_one(registry, court, org_listing(registry, court))
+    with registry.engine.begin() as conn:
+        assert step(conn, notice_reader(3), utcnow()) > 0
+    with registry.http(credit_key) as http:
+        printed = {}
+        for summary in http.get("/v1/notices").json():
+            debtor = http.get(f"/v1/notices/{summary['id']}").json()["debtor"]
+            printed[debtor["id_type"]] = http.get(f"/v1/notices/{summary['id']}/print").text
+    assert set(printed) == {"resident_id", "credit_code"}  # the JSON keeps the codes
+    for code, words in (("resident_id", "居民身份证"), ("credit_code", "统一社会信用代码")):
+        assert f"<th>证件类型</th><td>{words}</td>" in printed[code]
+        assert f"<td>{code}</td>" not in printed[code]
+
+
 def test_a_notice_is_due_at_the_end_of_its_third_working_day_on_china_s_calendar(
     registry: Registry, court: CourtHandle, admin: httpx.Client
 ) -> None:
