@@ -8,14 +8,15 @@ Periods of days follow the Civil Code: the starting day does not count (Art. 201
 period whose last day is a statutory rest day ends on the first working day after it
 (Art. 203; the Civil Procedure Law Art. 85 says the same), weekends made working days (调休)
 being working days. A day in a year the calendar data does not cover is counted Monday to
-Friday and marks the deadline provisional, as every other deadline of the registry.
+Friday, marks the deadline provisional and is logged (`add_working_days`), as every other
+deadline of the registry.
 """
 
 from __future__ import annotations
 
 from datetime import date, timedelta
 
-from registry.calendar import Deadline, add_working_days, covers, is_working_day
+from registry.calendar import Deadline, add_working_days
 
 REVIEW_DAYS = 15
 RECONSIDERATION_WINDOW_DAYS = 10
@@ -25,12 +26,9 @@ CORRECTION_WORKING_DAYS = 3
 
 def period_end(start: date, days: int) -> Deadline:
     """The last day of a period of `days` days that starts after `start`, moved past rest days."""
-    due = start + timedelta(days=days)
-    provisional = not covers(due)
-    while not is_working_day(due):
-        due += timedelta(days=1)
-        provisional = provisional or not covers(due)
-    return Deadline(due=due, provisional=provisional)
+    # The first working day from the period's last day on is the working day after the day
+    # before it: counted by `add_working_days`, which also logs a provisional deadline.
+    return add_working_days(start + timedelta(days=days - 1), 1)
 
 
 def review_deadline(filed_on: date) -> Deadline:

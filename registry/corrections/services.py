@@ -26,7 +26,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, insert, or_, select, update
 
-from registry.calendar import china_date, working_days_between
+from registry.calendar import china_date, first_uncovered_day, working_days_between
 from registry.checks.schemas import CheckSubject
 from registry.checks.services import parse_subject
 from registry.corrections.deadlines import (
@@ -692,6 +692,7 @@ def decide(
         if stage == "review":
             window = reconsideration_window(today)
             values["reconsideration_until"] = window.due
+            values["deadline_provisional"] = row.deadline_provisional or window.provisional
     else:
         values["status"] = "upheld" if stage == "review" else "upheld_on_reconsideration"
         deadline = correction_deadline(decision.decided_on)
@@ -1008,6 +1009,24 @@ def overdue_counts(conn: Connection, today: date) -> tuple[dict[str, int], dict[
             key = (deciding, awaiting)
             overdue[key] = overdue.get(key, 0) + 1
     return open_counts, overdue
+
+
+def provisional_correction_deadlines(conn: Connection) -> list[date]:
+    """Correction deadlines counted Monday to Friday on a year the calendar still does not cover."""
+    start = first_uncovered_day()
+    columns = (
+        Correction.review_due_on,
+        Correction.reconsideration_until,
+        Correction.reconsideration_due_on,
+        Correction.correction_due_on,
+    )
+    rows = conn.execute(
+        select(*columns).where(
+            Correction.deadline_provisional.is_(True), or_(*(column >= start for column in columns))
+        )
+    )
+    # One flag per correction: of its deadlines, those on an uncovered year are the provisional ones.
+    return [day for row in rows for day in row if day is not None and day >= start]
 
 
 # ---- carrying out: a reader of the log ----

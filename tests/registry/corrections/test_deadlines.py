@@ -4,10 +4,12 @@ worked; 2026-10-01 to 10-07 off, Sunday 09-20 and Saturday 10-10 worked)."""
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 
 import pytest
 
+from registry.calendar import last_covered_year
 from registry.corrections.deadlines import (
     correction_deadline,
     period_end,
@@ -64,8 +66,22 @@ def test_the_reconsideration_window_is_ten_days() -> None:
 
 
 def test_a_year_the_calendar_does_not_cover_is_provisional() -> None:
-    from registry.calendar import last_covered_year
-
     beyond = date(last_covered_year() + 1, 6, 1)
     assert period_end(beyond, 15).provisional
     assert not period_end(date(2026, 3, 3), 15).provisional
+
+
+def test_a_period_ending_beyond_the_calendar_is_logged_once_as_removals_are(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    last = last_covered_year()
+    # Fifteen days from 20 December end in the next year, whose holidays are not known yet.
+    with caplog.at_level(logging.WARNING, logger="registry.calendar"):
+        deadline = review_deadline(date(last, 12, 20))
+    assert deadline.provisional and deadline.due.year == last + 1
+    [line] = caplog.records
+    assert deadline.due.isoformat() in line.getMessage() and "upgrade" in line.getMessage()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="registry.calendar"):
+        assert not review_deadline(date(last, 12, 1)).provisional
+    assert caplog.records == []

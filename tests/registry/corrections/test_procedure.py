@@ -3,16 +3,21 @@ review, reconsideration at the superior court, the correction carried out, deadl
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 import sqlalchemy as sa
 
-from registry.corrections.services import READER
+from registry.calendar import china_midnight, last_covered_year
+from registry.corrections.schemas import ApplicationIn
+from registry.corrections.services import READER, decide, file_application
 from registry.courts.services import set_superior
 from registry.eventlog.readers import follow_sync
+from registry.identity.crypto import load_secrets
+from registry.limits import DOWN_SECONDS
 from registry.settings import Settings
 from registry.timeutil import utcnow
 from service.app import create_app
@@ -29,7 +34,7 @@ from tests.support.corrections import (
     status,
     wrongful_removal,
 )
-from tests.support.harness import CourtHandle, Registry, run_search_indexer, serve_app
+from tests.support.harness import CourtHandle, Registry, free_port, run_search_indexer, serve_app
 from tests.support.listings import amended_body, person_named, publish_one
 
 
@@ -379,6 +384,64 @@ def test_applications_fall_under_a_budget_per_address(
         over = http.post("/v1/public/corrections", json=application(listing_id, body))
         assert over.status_code == 429 and over.json()["code"] == "correction_budget_exhausted"
         assert int(over.headers["retry-after"]) > 0
+
+
+def test_the_budget_refuses_while_the_shared_store_does_not_answer(
+    registry: Registry, court: CourtHandle, settings: Settings
+) -> None:
+    """Counting per process would give each web process a budget of its own: refused, as
+    exact-number lookups are (the embedded default, no store, counts in the process above)."""
+    listing_id, body = _listed(registry, court)
+    down = settings.override(shared_store={"url": f"redis://127.0.0.1:{free_port()}/0"})
+    with serve_app(create_app(down, run_scheduler=False)) as url, httpx.Client(base_url=url) as http:
+        answers = [
+            http.post("/v1/public/corrections", json=application(listing_id, body)),
+            http.post(
+                "/v1/public/certificates",
+                json={"listing": {"id": listing_id}, "id_number": body["debtor"]["id_number"]},
+            ),
+        ]
+    for answer in answers:
+        assert (answer.status_code, answer.json()["code"]) == (429, "correction_budget_exhausted")
+        assert answer.headers["retry-after"] == str(int(DOWN_SECONDS) + 1)
+
+
+def test_a_reconsideration_window_beyond_the_calendar_is_flagged_and_on_metrics(
+    registry: Registry, court: CourtHandle, admin: httpx.Client, settings: Settings
+) -> None:
+    listing_id, body = _listed(registry, court)
+    last = last_covered_year()
+    secrets = load_secrets(settings)
+    # Filed on 10 December of the last year the data covers (reviewed within it), dismissed
+    # on the 28th: the ten days to ask for reconsideration end in the next, not yet covered.
+    dismissed_on = date(last, 12, 28)
+    with registry.engine.begin() as conn:
+        receipt = file_application(
+            conn,
+            msgspec.convert(application(listing_id, body), ApplicationIn),
+            secrets,
+            max_attachments=settings.corrections.max_attachments,
+            max_attachment_bytes=settings.corrections.max_attachment_bytes,
+            now=china_midnight(date(last, 12, 10)) + timedelta(hours=10),
+        )
+    number = receipt.application_number
+    assert receipt.review_due_on.year == last
+    dismissal = decision(number, listing_id, outcome="dismissed", action="none", decided_on=dismissed_on)
+    with registry.engine.begin() as conn:
+        decide(
+            conn,
+            number,
+            registry.envelope(court, dismissal, "decision"),
+            secrets,
+            client_court=court.code,
+            actor="test",
+            now=china_midnight(dismissed_on) + timedelta(hours=10),
+        )
+    until = status(registry, number, receipt.tracking_code).json()["reconsideration_until"]
+    assert until.startswith(str(last + 1))
+    with registry.http(court.api_key) as http:
+        assert http.get(f"/v1/corrections/{number}").json()["deadline_provisional"] is True
+    assert f'registry_calendar_provisional_deadlines{{year="{last + 1}"}} 1.0' in admin.get("/metrics").text
 
 
 def test_upheld_with_its_amendment_the_listing_is_corrected(registry: Registry, court: CourtHandle) -> None:
