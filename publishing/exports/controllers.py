@@ -81,7 +81,8 @@ class ExportController(Controller):
     def download(self, settings: Injected[Settings], day: FromPath[str], name: FromPath[str]) -> File:
         """One file of an export: listings (.jsonl.gz, .csv.gz), changes.jsonl.gz (gzip),
         manifest.json (JSON), manifest.json.sig (the detached signature). The data files of an
-        export that holds a listing removed since are gone (410 `export_withdrawn`)."""
+        export that holds a listing amended, removed or expired since are gone (410
+        `export_withdrawn`)."""
         if name not in FILE_NAMES:
             raise Problem(404, "export_file_not_found", f"an export holds {', '.join(FILE_NAMES)}")
         folder = _folder(settings.exports.dir, day)
@@ -89,8 +90,8 @@ class ExportController(Controller):
             raise Problem(
                 410,
                 "export_withdrawn",
-                "this export held a listing removed since: its data is no longer published "
-                "(SPC Art. 10); its manifest and signature stay",
+                "this export held a listing amended, removed or expired since: its data is no "
+                "longer published (SPC Art. 9, 10); its manifest and signature stay",
             )
         path = folder / name
         return File(path, filename=name, media_type=_MEDIA_TYPES.get(name, "application/gzip"))

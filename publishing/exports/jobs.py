@@ -35,7 +35,7 @@ def export_now(services: Services, day: date) -> dict[str, Any]:
         engine.dispose()
     removed = prune(settings.exports.dir, settings.exports.retention_days, china_date(now))
     logger.info(
-        "export %s: %d listings; withdrew %d exports holding removed listings; pruned %d old exports",
+        "export %s: %d listings; withdrew %d exports holding listings changed since; pruned %d old exports",
         day,
         manifest["listings"],
         len(withdrawn),

@@ -28,6 +28,7 @@ from typing import IO, Any
 
 import msgspec
 from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy.orm import aliased
 
 from publishing.feeds.entries import PublicationItem, build_items, plain_rows
 from publishing.feeds.reader import publication_event
@@ -37,7 +38,7 @@ from registry.csvsafe import Writer
 from registry.db import create_sync_engine
 from registry.eventlog.models import Event
 from registry.eventlog.services import head
-from registry.eventlog.types import LISTING_EVENTS, REMOVAL_EVENTS
+from registry.eventlog.types import LISTING_EVENTS, EventType
 from registry.identity.registry_key import RAW_CONTEXTS, Domain, RegistrySigner
 from registry.listings.disclosure import PublicEntry, public_columns, public_entry
 from registry.listings.models import Listing
@@ -54,6 +55,9 @@ WITHDRAWN = "withdrawn.json"
 DATA_FILES = (LISTINGS_JSONL, LISTINGS_CSV, CHANGES_JSONL)
 FILE_NAMES = (*DATA_FILES, MANIFEST, SIGNATURE)
 STREAM_ROWS = 1000
+# What makes an export's content out of date: a listing it holds corrected (Art. 9) or
+# leaving the list (Art. 10). A publication since does not: an export is the list as it stood.
+CHANGING_EVENTS = LISTING_EVENTS - {EventType.LISTING_PUBLISHED}
 # How long the change file's process has once the list is written; then it is killed and
 # the file written here: it only saves time, and a stuck one must not stop the day's export
 # (a singleton job, which would not run again).
@@ -383,32 +387,50 @@ def withdrawn(folder: Path) -> bool:
     return (folder / WITHDRAWN).is_file()
 
 
-def withdraw_stale(engine: Engine, export_dir: Path, now: datetime) -> list[date]:
-    """Withdraw the data files of every export that holds a listing removed or expired since.
+def _changed_since(conn: Connection, position: int) -> bool:
+    """Whether a listing the export at `position` holds (published by then) was amended,
+    removed or expired after it. A listing published after it is not in it: its changes
+    leave the export as it was."""
+    published = aliased(Event)
+    found = conn.execute(
+        select(Event.seq)
+        .join(published, published.listing_id == Event.listing_id)
+        .where(
+            Event.seq > position,
+            Event.type.in_(sorted(CHANGING_EVENTS)),
+            published.type == EventType.LISTING_PUBLISHED,
+            published.seq <= position,
+        )
+        .limit(1)
+    ).first()
+    return found is not None
 
-    SPC Art. 10: a deleted entry is no longer published. An export whose log position lies
-    before the latest removal holds that listing as published (a listing is removed once,
-    and only while active), so its list and change files stop being served; its manifest
-    and signature stay, for audit. Run after each export: well within the three working
-    days the law allows. Returns the days withdrawn now."""
-    with engine.connect() as conn:
-        last_removal = conn.execute(
-            select(func.max(Event.seq)).where(Event.type.in_(sorted(REMOVAL_EVENTS)))
-        ).scalar()
-    if last_removal is None:
-        return []
+
+def withdraw_stale(engine: Engine, export_dir: Path, now: datetime) -> list[date]:
+    """Withdraw the data files of every export holding a listing amended, removed or expired since.
+
+    SPC Art. 10: a deleted entry is no longer published; Art. 9: a corrected entry is
+    published as corrected. An export whose listing changed after its log position serves
+    what the registry no longer publishes (the removed person, the name a court corrected),
+    so its list and change files stop being served; its manifest and signature stay, for
+    audit. Run after each export: well within the three working days the law allows.
+    Returns the days withdrawn now."""
     done = []
-    for day in export_days(export_dir):
-        folder = export_dir / day.isoformat()
-        if withdrawn(folder):
-            continue
-        position = json.loads((folder / MANIFEST).read_bytes())["log_position"]
-        if position < last_removal:
-            record = {"withdrawn_at": iso(now), "reason": "a listing it holds has since been removed"}
-            (folder / WITHDRAWN).write_text(json.dumps(record) + "\n")
-            for name in DATA_FILES:
-                (folder / name).unlink(missing_ok=True)
-            done.append(day)
+    with engine.connect() as conn:
+        for day in export_days(export_dir):
+            folder = export_dir / day.isoformat()
+            if withdrawn(folder):
+                continue
+            position = json.loads((folder / MANIFEST).read_bytes())["log_position"]
+            if _changed_since(conn, position):
+                record = {
+                    "withdrawn_at": iso(now),
+                    "reason": "a listing it holds has since been amended, removed or expired",
+                }
+                (folder / WITHDRAWN).write_text(json.dumps(record) + "\n")
+                for name in DATA_FILES:
+                    (folder / name).unlink(missing_ok=True)
+                done.append(day)
     return done
 
 

@@ -7,7 +7,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -88,7 +88,28 @@ class RenderedPages:
                 self._pages.popitem(last=False)
 
 
+class FirstSeen:
+    """When this process first read each feed state, taken after the read: by then the state
+    was committed. Last-Modified is judged by it, not by event times: an event is stamped
+    before it commits (maybe before a reader run that went without it), and the feed can
+    change several times within one second, the resolution of HTTP dates."""
+
+    def __init__(self, capacity: int = 64) -> None:
+        self._seen: OrderedDict[str, datetime] = OrderedDict()
+        self._capacity = capacity
+        self._lock = threading.Lock()
+
+    def first(self, state: str, now: datetime) -> datetime:
+        with self._lock:
+            seen = self._seen.setdefault(state, now)
+            if len(self._seen) > self._capacity:
+                # The oldest states are long replaced: one read again is only seen anew.
+                self._seen.popitem(last=False)
+            return seen
+
+
 _PAGES = RenderedPages()
+_FIRST_SEEN = FirstSeen()
 # Courts are never deleted: a court once found need not be looked up again.
 _KNOWN_COURTS: set[str] = set()
 
@@ -161,8 +182,9 @@ def provide_feed_query(
     return FeedQuery(FeedFilters(province, court, kind), cursor)
 
 
-def _matches(request: Request[Any, Any, Any], etag: str, last_modified: datetime) -> bool:
-    """RFC 9110 13.1: If-None-Match (weak comparison) wins over If-Modified-Since."""
+def _matches(request: Request[Any, Any, Any], etag: str, current_since: datetime) -> bool:
+    """RFC 9110 13.1: If-None-Match (weak comparison) wins over If-Modified-Since, which is
+    answered 304 only when the page was already as it is at that date (`current_since`)."""
     if_none_match = request.headers.get("if-none-match")
     if if_none_match is not None:
         tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
@@ -176,17 +198,32 @@ def _matches(request: Request[Any, Any, Any], etag: str, last_modified: datetime
         return False  # an unreadable date is ignored, as the RFC says
     if since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
-    return last_modified.replace(microsecond=0) <= since
+    return current_since <= since
 
 
-def _validators(state: FeedState, key: str) -> tuple[str, datetime]:
-    """The page changes when the reader moves, and at midnight China time (ages are shown)."""
-    now = utcnow()
-    midnight = china_midnight(china_date(now))
-    last_modified = max(state.updated_at or midnight, midnight)
-    tag = f"{state.position}|{state.event_hash.hex()}|{midnight.isoformat()}|{key}"
-    digest = hashlib.sha256(tag.encode()).hexdigest()[:32]
-    return f'W/"{digest}"', last_modified
+@dataclass(frozen=True)
+class _Validators:
+    etag: str
+    last_modified: datetime
+    current_since: datetime  # by when the page was as it is now (`FirstSeen`)
+
+
+def _validators(state: FeedState, key: str, started: datetime) -> _Validators:
+    """The page changes when the log moves, and at midnight China time (ages are shown).
+
+    `started` is taken before the state is read. Last-Modified is the whole second after this
+    process first read the state, once that second has come: sent back, it is answered 304
+    until the page changes. Until then it is the second `started` falls in: every later state
+    commits after this read began, so a copy sent back with it is never answered 304 after a
+    change, even one within the same second."""
+    seen = utcnow()
+    midnight = china_midnight(china_date(seen))
+    state_tag = f"{state.position}|{state.event_hash.hex()}|{midnight.isoformat()}"
+    current_since = _FIRST_SEEN.first(state_tag, seen)
+    settled = current_since.replace(microsecond=0) + timedelta(seconds=1)
+    last_modified = settled if settled <= started else started.replace(microsecond=0)
+    digest = hashlib.sha256(f"{state_tag}|{key}".encode()).hexdigest()[:32]
+    return _Validators(f'W/"{digest}"', last_modified, current_since)
 
 
 def _url(base: str, path: str, params: dict[str, Any]) -> str:
@@ -236,20 +273,21 @@ class FeedController(Controller):
         params: dict[str, Any] = {"province": filters.province, "court": filters.court, "kind": filters.kind}
 
         def build(conn: Connection) -> Response[bytes]:
+            started = utcnow()  # before any statement: no snapshot of this request precedes it
             if filters.court is not None and not _court_exists(conn, filters.court):
                 raise Problem(400, "unknown_court", "no court has this code", pointer="/court")
             view = feed_view(conn)
-            state = view.state
             key = (
                 f"{base}|{fmt.name}|{size}|{sorted(params.items())}|{before}"  # links in a page are absolute
             )
-            etag, last_modified = _validators(state, key)
+            validators = _validators(view.state, key, started)
+            etag, last_modified = validators.etag, validators.last_modified
             headers = {
                 "ETag": etag,
                 "Last-Modified": format_datetime(last_modified, usegmt=True),
                 "Cache-Control": FEED_CACHE_CONTROL,
             }
-            if _matches(request, etag, last_modified):
+            if _matches(request, etag, validators.current_since):
                 return Response(b"", status_code=304, headers=headers)
             cached = _PAGES.get(etag)
             if cached is not None:

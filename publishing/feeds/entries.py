@@ -119,24 +119,23 @@ class FeedFilters:
 
 @dataclass(frozen=True)
 class FeedState:
-    """Where the feeds' reader is: its position, the chain hash of the event there (so that
-    a log emptied and refilled to the same position is told apart), and when it moved."""
+    """Where the feeds' reader is: its position and the chain hash of the event there (so
+    that a log emptied and refilled to the same position is told apart)."""
 
     position: int
     event_hash: bytes
-    updated_at: datetime | None
 
 
 def feed_state(conn: Connection) -> FeedState:
     """Where the feeds' reader is (the `publications` table's own position)."""
     row = conn.execute(
-        select(ReaderCursor.position, ReaderCursor.updated_at, Event.hash)
+        select(ReaderCursor.position, Event.hash)
         .join(Event, Event.seq == ReaderCursor.position, isouter=True)
         .where(ReaderCursor.name == CURSOR_NAME)
     ).first()
     if row is None:
-        return FeedState(0, b"", None)
-    return FeedState(int(row.position), bytes(row.hash or b""), row.updated_at)
+        return FeedState(0, b"")
+    return FeedState(int(row.position), bytes(row.hash or b""))
 
 
 # How far past the feeds' reader a request reads the log itself. The reader writes the
@@ -233,7 +232,6 @@ def feed_view(conn: Connection) -> FeedView:
     base = _TAILS.get()
     if base is not None and base.reader == here and (base.upto, base.upto_hash) == (upto, upto_hash):
         return base.view
-    newest = reader.updated_at
     if (
         base is not None
         and base.reader[0] <= reader.position
@@ -247,8 +245,6 @@ def feed_view(conn: Connection) -> FeedView:
             # The reader has written the rows of the events up to its position since.
             rows = {listing_id: row for listing_id, row in base.rows.items() if row.seq > reader.position}
             superseded = _superseded(conn, list(rows))
-        if base.view.state.updated_at is not None:
-            newest = max(newest, base.view.state.updated_at) if newest else base.view.state.updated_at
     else:
         after, rows, superseded = reader.position, {}, set()
     events = conn.execute(
@@ -292,11 +288,8 @@ def feed_view(conn: Connection) -> FeedView:
             reason=removal.get("reason") if removal else None,
             effective_on=date.fromisoformat(removal["effective_on"]) if removal else None,
         )
-    if events:
-        # Last-Modified moves with the newest event the answers now show.
-        newest = max(newest, events[-1].occurred_at) if newest is not None else events[-1].occurred_at
     view = FeedView(
-        FeedState(upto, upto_hash, newest),
+        FeedState(upto, upto_hash),
         reader.position,
         tuple(sorted(rows.values(), key=lambda row: row.seq)),
         frozenset(superseded),

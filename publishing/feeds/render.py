@@ -211,7 +211,7 @@ def json_feed(items: list[PublicationItem], links: FeedLinks) -> bytes:
                 title=item_title(item),
                 content_text=item_text(item),
                 date_published=item.occurred_at,
-                tags=[item.event],
+                tags=[_EVENT_LABEL[item.event]],  # in words, as the Atom category's label
                 registry=item,
             )
             for item in items

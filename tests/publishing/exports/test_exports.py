@@ -33,6 +33,7 @@ from registry.identity.registry_key import load_registry_signer
 from registry.settings import Settings
 from registry.timeutil import utcnow
 from tests.support.harness import CourtHandle, Registry, cli_env, registry_bin
+from tests.support.listings import amended_body, new_submission, post_amendment, publish_one
 from tests.support.processes import pool_workers
 from tests.support.publishing import publish, remove
 
@@ -306,6 +307,37 @@ def test_an_export_holding_a_listing_removed_since_is_withdrawn_at_the_next_run(
         assert _download(http, first, "manifest.json") and _download(http, first, "manifest.json.sig")
         rows = gzip.decompress(_download(http, second, "listings.jsonl.gz")).splitlines()
     assert {json.loads(row)["id"] for row in rows} == set(ids[1:])
+
+
+def test_an_export_holding_a_listing_amended_since_is_withdrawn_at_the_next_run(
+    registry: Registry, court: CourtHandle, settings: Settings
+) -> None:
+    body = registry.person_listing(court)
+    corrected = publish_one(registry, court, body)
+    first = _export(settings, "--date", (registry.today - timedelta(days=2)).isoformat())["date"]
+    # Listings published after an export are not in it: their changes leave it served.
+    later_body = registry.person_listing(court)
+    later = publish_one(registry, court, later_body)
+    assert post_amendment(registry, court, later, amended_body(later_body)).status_code == 200
+    remove(registry, court, later)
+    second = _export(settings, "--date", (registry.today - timedelta(days=1)).isoformat())["date"]
+    with registry.http() as http:
+        listed = {e["date"]: e["withdrawn"] for e in http.get("/v1/exports").json()["exports"]}
+        assert listed == {first: False, second: False}
+    # The court corrects the debtor's name (SPC Art. 9): no export serves the old one.
+    fixed = dict(body, submission_id=new_submission(), debtor=dict(body["debtor"], name="李正确"))
+    assert post_amendment(registry, court, corrected, fixed).status_code == 200
+    third = _export(settings)["date"]
+    with registry.http() as http:
+        listed = {e["date"]: e["withdrawn"] for e in http.get("/v1/exports").json()["exports"]}
+        assert listed == {first: True, second: True, third: False}
+        for day in (first, second):
+            for name in ("listings.jsonl.gz", "listings.csv.gz", "changes.jsonl.gz"):
+                gone = http.get(f"/v1/exports/{day}/{name}")
+                assert gone.status_code == 410 and gone.json()["code"] == "export_withdrawn"
+            assert _download(http, day, "manifest.json") and _download(http, day, "manifest.json.sig")
+        rows = gzip.decompress(_download(http, third, "listings.jsonl.gz")).splitlines()
+    assert [json.loads(row)["name"] for row in rows] == ["李正确"]
 
 
 def test_the_listing_csv_neutralises_court_text_a_spreadsheet_would_run(

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 import uuid
+from datetime import timedelta
+from email.utils import parsedate_to_datetime
 from html.parser import HTMLParser
 from typing import Any
 from xml.etree import ElementTree
@@ -15,9 +18,11 @@ import pytest
 import sqlalchemy as sa
 
 from publishing.feeds import entries
+from registry.listings.services import expire_due
 from registry.settings import Settings
+from registry.timeutil import utcnow
 from tests.support.harness import CourtHandle, Registry, cli_env, registry_bin
-from tests.support.listings import ending_tomorrow, expire_tomorrow
+from tests.support.listings import ending_today, expire_tomorrow, publish_one
 from tests.support.publishing import publish, remove, sync_feeds
 
 FEEDS = ("/feeds/atom.xml", "/feeds/rss.xml", "/feeds/feed.json")
@@ -74,6 +79,8 @@ def test_feeds_carry_publications_and_removals_newest_first(
     assert feed["version"] == "https://jsonfeed.org/version/1.1"
     items = feed["items"]
     assert [item["_registry"]["event"] for item in items] == ["removed", "published", "published"]
+    # Tags in words, as the Atom categories' labels; `_registry` keeps the codes.
+    assert [item["tags"] for item in items] == [["移出"], ["发布"], ["发布"]]
     seqs = [item["_registry"]["seq"] for item in items]
     assert seqs == sorted(seqs, reverse=True)
     removal = items[0]["_registry"]["removal"]
@@ -101,6 +108,10 @@ def test_conditional_get_answers_304_until_something_changes(
     )
     assert synced.returncode == 0, synced.stderr
     with registry.http() as http:
+        http.get(FEEDS[0])
+        # HTTP dates have whole seconds: a Last-Modified is one to send back once the page
+        # has been as it is for a whole second (before, If-Modified-Since is answered 200).
+        time.sleep(1.1)
         for path in FEEDS:
             first = http.get(path)
             assert first.status_code == 200
@@ -114,6 +125,7 @@ def test_conditional_get_answers_304_until_something_changes(
         sync_feeds(engine)
         changed = http.get("/feeds/atom.xml", headers={"If-None-Match": etag})
         assert changed.status_code == 200
+        assert http.get(FEEDS[-1], headers={"If-Modified-Since": modified}).status_code == 200
         assert changed.headers["etag"] != etag
         assert len(feedparser.parse(changed.content).entries) == 3
         # A different filter is a different document with its own validator.
@@ -318,7 +330,7 @@ def test_bad_delta_requests_are_4xx(registry: Registry, params: dict[str, str]) 
 def test_amendments_replace_and_expiries_remove_entries(
     registry: Registry, court: CourtHandle, engine: sa.Engine, settings: Settings
 ) -> None:
-    fixed = ending_tomorrow(registry, court)
+    fixed = ending_today(registry, court)
     body = registry.person_listing(court)
     with registry.http(court.api_key) as http:
         fixed_id = http.post("/v1/listings", json=registry.envelope(court, fixed)).json()["listing_id"]
@@ -341,6 +353,7 @@ def test_amendments_replace_and_expiries_remove_entries(
     assert items[0]["_registry"]["removal"]["reason"] == "term_expired"
     assert parsed.bozo == 0
     assert [entry.title.split("：")[0] for entry in parsed.entries] == ["期满移出", "更正"]
+    assert [item["tags"] for item in items] == [["期满移出"], ["更正"]]
 
 
 def test_one_entry_that_xml_cannot_hold_is_left_out_not_the_whole_feed(
@@ -411,3 +424,52 @@ def test_court_supplied_markup_is_text_in_every_feed(
     [content] = atom.findall("a:entry/a:content", ns)
     assert content.get("type") == "text"
     assert list(content) == [] and MARKUP in (content.text or "")
+
+
+def _second(header: str) -> int:
+    return int(parsedate_to_datetime(header).timestamp())
+
+
+def test_if_modified_since_never_keeps_a_removal_made_in_the_same_second(
+    registry: Registry, court: CourtHandle, engine: sa.Engine
+) -> None:
+    ids = publish(registry, court, 5)
+    same_second = 0
+    with registry.http() as http:
+        for listing_id in ids:
+            # Just past a second's start, so that the reader's run, the page and the removal
+            # share one second: what a one-second date cannot tell apart.
+            while time.time() % 1 > 0.05:
+                time.sleep(0.005)
+            sync_feeds(engine)
+            copy = http.get("/feeds/feed.json")
+            assert listing_id in copy.text
+            remove(registry, court, listing_id)
+            same_second += int(time.time()) == _second(copy.headers["last-modified"])
+            again = http.get("/feeds/feed.json", headers={"If-Modified-Since": copy.headers["last-modified"]})
+            assert again.status_code == 200
+            assert again.json()["items"][0]["_registry"]["removal"]["id"] == listing_id
+            assert _second(again.headers["last-modified"]) >= _second(copy.headers["last-modified"])
+    assert same_second, "no removal fell in the second of the copy's Last-Modified"
+
+
+def test_if_modified_since_never_keeps_a_change_stamped_before_the_reader_ran(
+    registry: Registry, court: CourtHandle, engine: sa.Engine
+) -> None:
+    listing_id = publish_one(registry, court, ending_today(registry, court))
+    sync_feeds(engine)
+    with registry.http() as http:
+        http.get("/feeds/feed.json")
+        time.sleep(1.1)
+        copy = http.get("/feeds/feed.json")
+        modified = copy.headers["last-modified"]
+        assert http.get("/feeds/feed.json", headers={"If-Modified-Since": modified}).status_code == 304
+        # An event is stamped when written, before it commits: here seconds before the
+        # reader's run above, which went without it.
+        stamped = utcnow() - timedelta(seconds=5)
+        with engine.begin() as conn:
+            assert expire_due(conn, today=registry.today + timedelta(days=1), now=stamped) == 1
+        again = http.get("/feeds/feed.json", headers={"If-Modified-Since": modified})
+        assert again.status_code == 200
+        assert again.json()["items"][0]["_registry"]["removal"]["id"] == listing_id
+        assert _second(again.headers["last-modified"]) >= _second(modified)
