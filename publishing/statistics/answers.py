@@ -19,6 +19,7 @@ from publishing.statistics.queries import BreakdownRow, Figures, Series
 from registry import csvsafe
 from registry.identity.identifiers import PROVINCES
 from registry.listings.wording import GROUNDS, KIND, REMOVAL_REASONS, SPECIAL_SUBJECTS
+from registry.listings.wording import label as wording
 
 SMALL = "<5"
 SMALL_BELOW = 5
@@ -150,6 +151,19 @@ def breakdown_out(
 
 
 # ---- CSV ----
+# For spreadsheets, read by people: Chinese headers and words, never a code (the JSON keeps
+# the codes, for programs).
+
+# A breakdown's leading columns: what its row is. A court keeps its code, which people read
+# (case numbers, the filter form); the other keys are the registry's own codes.
+BREAKDOWN_HEADER = {
+    "province": ["省份"],
+    "court": ["法院代码", "法院"],
+    "kind": ["被执行人类型"],
+    "special_subject": ["特殊主体类别"],
+    "ground": ["失信情形"],
+    "reason": ["删除原因"],
+}
 
 
 def _figure_columns(figures: FiguresOut) -> list[Cell]:
@@ -166,13 +180,13 @@ def _figure_columns(figures: FiguresOut) -> list[Cell]:
 
 def _figure_header(figures: FiguresOut) -> list[str]:
     return [
-        "listed",
-        "removed",
-        "removed_on_time",
-        "removed_late",
-        "active_end",
-        *(f"ground_{k}" for k in figures.grounds),
-        *(f"reason_{k}" for k in figures.reasons),
+        "新纳入",
+        "删除",
+        "按期删除",
+        "逾期删除",
+        "期末在册",
+        *(f"失信情形：{wording(GROUNDS, code)}" for code in figures.grounds),
+        *(f"删除原因：{wording(REMOVAL_REASONS, code)}" for code in figures.reasons),
     ]
 
 
@@ -185,13 +199,16 @@ def csv_bytes(rows: Iterable[Sequence[Any]]) -> bytes:
 
 
 def series_csv(answer: SeriesOut) -> bytes:
-    header = ["from", "to", *_figure_header(answer.totals)]
+    header = ["开始日期", "截止日期", *_figure_header(answer.totals)]
     lines = [[p.start.isoformat(), p.end.isoformat(), *_figure_columns(p.figures)] for p in answer.points]
     return csv_bytes([header, *lines])
 
 
 def breakdown_csv(answer: BreakdownOut) -> bytes:
+    leading = BREAKDOWN_HEADER[answer.by]
     if not answer.rows:
-        return csv_bytes([["key", "label"]])
-    header = ["key", "label", *_figure_header(answer.rows[0].figures)]
-    return csv_bytes([header, *([r.key, r.label, *_figure_columns(r.figures)] for r in answer.rows)])
+        return csv_bytes([leading])
+    header = [*leading, *_figure_header(answer.rows[0].figures)]
+    court = answer.by == "court"
+    lines = ([*([r.key] if court else []), r.label, *_figure_columns(r.figures)] for r in answer.rows)
+    return csv_bytes([header, *lines])

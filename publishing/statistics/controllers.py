@@ -24,7 +24,7 @@ from publishing.statistics.answers import (
     series_out,
 )
 from publishing.statistics.metrics import prometheus_text
-from publishing.statistics.oversight import Scope, Section, court_names, oversight
+from publishing.statistics.oversight import Scope, Section, court_names, oversight, shown
 from publishing.statistics.params import (
     By,
     Court,
@@ -123,7 +123,8 @@ class PublicStatisticsController(Controller):
     async def listings_csv(
         self, db: Injected[Database], stats_query: Injected[StatisticsQuery]
     ) -> Response[bytes]:
-        """The same as CSV (UTF-8 with a byte-order mark)."""
+        """The same figures as CSV for spreadsheets: Chinese headers and words, no code (UTF-8
+        with a byte-order mark)."""
         answer = await db.read(read_series, stats_query, True)
         return _download(series_csv(answer), "listings", stats_query)
 
@@ -195,7 +196,8 @@ def read_oversight(conn: Connection, query: StatisticsQuery, court: str | None) 
 
 def section_csv(section: SectionOut) -> bytes:
     header = [c.label for c in section.columns]
-    return csv_bytes([header, *([row.get(c.key) for c in section.columns] for row in section.rows)])
+    lines = ([shown(c.key, row.get(c.key)) for c in section.columns] for row in section.rows)
+    return csv_bytes([header, *lines])
 
 
 class OversightController(Controller):

@@ -2,13 +2,14 @@
 agencies act on assistance notices, how special debtors perform.
 
 Each figure is a `Section`: a titled table that the JSON answer, the CSV and the dashboard
-show alike. Adding a figure (the correction deadlines, once corrections exist) means one
-function returning a `Section` and one entry in `SECTIONS`; nothing else changes.
+show alike, the JSON with its codes, the CSV and the dashboard in words (`shown`). Adding a
+figure (the correction deadlines, once corrections exist) means one function returning a
+`Section` and one entry in `SECTIONS`; nothing else changes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -24,6 +25,40 @@ from registry.checks.models import CheckLogEntry
 from registry.clients.models import ApiClient
 from registry.courts.models import Court
 from registry.listings.wording import SPECIAL_SUBJECTS
+
+# The Chinese a person reads (the dashboard, the CSV) for the codes in a column with this key;
+# the JSON keeps the codes, for programs. The sync and checks modules name these in English
+# only, so their words are kept here, beside the one place that shows them to people.
+PROFILE_NAMES = {
+    "credit_reference": "征信系统",
+    "housing_construction": "住房城乡建设信用档案",
+    "enterprise_supervision": "企业信用分类监管",
+    "personnel_oversight": "组织人事部门（特殊主体）",
+    "public": "社会公开",
+}
+MODE_NAMES = {"push": "推送", "pull": "拉取"}
+STATE_NAMES = {"active": "正常", "paused": "已暂停", "failing": "推送失败，待处理", "ended": "已终止"}
+PURPOSE_NAMES = {
+    "loan_application": "新增贷款或授信审批",
+    "credit_review": "存量授信复审（续贷、提额）",
+    "account_opening": "开立账户",
+    "guarantee_review": "担保人或担保审查",
+    "post_loan_monitoring": "贷后管理",
+    "outbound_payment": "大额对外支付",
+}
+WORDS: dict[str, Mapping[str, str]] = {
+    "profile": PROFILE_NAMES,
+    "mode": MODE_NAMES,
+    "state": STATE_NAMES,
+    "purpose": PURPOSE_NAMES,
+}
+
+
+def shown(key: str, value: Any) -> Any:
+    """`value` of column `key` as a person reads it: a code in Chinese (an unknown code as
+    itself rather than hidden), anything else unchanged."""
+    words = WORDS.get(key)
+    return words.get(value, value) if words is not None and isinstance(value, str) else value
 
 
 @dataclass(frozen=True)
@@ -154,7 +189,6 @@ def special_subjects(conn: Connection, scope: Scope) -> Section:
         "special_subjects",
         "特殊主体失信被执行人履行情况",
         [
-            Column("category", "类别代码"),
             Column("label", "类别"),
             Column("listed", "新纳入"),
             Column("removed", "删除"),
@@ -164,6 +198,7 @@ def special_subjects(conn: Connection, scope: Scope) -> Section:
         ],
         note="类别由作出纳入决定的法院认定。",
     )
+    # Each row keeps its category's code for the JSON; people read the label.
     counts = special_performance(conn, scope.query.period, _filters(scope))
     for category, label in SPECIAL_SUBJECTS.items():
         listed, removed, performed, active_end = counts.get(category, (0, 0, 0, 0))

@@ -25,6 +25,7 @@ from publishing.statistics.controllers import (
     read_series,
     scoped,
 )
+from publishing.statistics.oversight import shown
 from publishing.statistics.params import StatisticsQuery, parse_query
 from registry.clients.services import Principal
 from registry.db import Database
@@ -66,7 +67,7 @@ def _cell(value: Any, key: str = "") -> str:
         return "—"
     if key.endswith("_rate") and isinstance(value, float):
         return f"{value * 100:.1f}%"
-    return str(value)
+    return str(shown(key, value))
 
 
 def environment() -> Environment:
@@ -275,7 +276,7 @@ def _oversight_chart(section: Any) -> bytes:
         rows = [(r["court_name"], _percent(r["on_time_rate"])) for r in section.rows]
         return charts.horizontal_bars(OVERSIGHT_CHARTS[section.key], rows, "按期率", percent=True)
     if section.key == "notices_by_agency":
-        rows = [(f"{r['agency']}（{r['profile']}）", r["overdue"]) for r in section.rows]
+        rows = [(f"{r['agency']}（{shown('profile', r['profile'])}）", r["overdue"]) for r in section.rows]
         return charts.horizontal_bars(OVERSIGHT_CHARTS[section.key], rows, "逾期未办理")
     rows = [(r["label"], _percent(r["performed_rate"])) for r in section.rows]
     return charts.horizontal_bars(OVERSIGHT_CHARTS[section.key], rows, "因履行删除占比", percent=True)

@@ -1,6 +1,7 @@
 """Statistics equal a brute-force count over the listings as they stand, for several periods,
 intervals, filters and breakdowns; small cells are hidden on the public figures only; CSV
-cells cannot run as formulas; bad queries answer 400 with their code and parameter."""
+is in Chinese (the JSON keeps its codes) and its cells cannot run as formulas; bad queries
+answer 400 with their code and parameter."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import dataclasses
 import io
 import json
 import random
+import re
 import subprocess
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -35,14 +37,16 @@ from registry.eventlog.readers import (
     step,
     step_prepared,
 )
+from registry.listings import wording
 from registry.listings.schemas import GROUNDS, REMOVAL_REASONS, TERM_EXPIRED
 from registry.settings import Settings
 from registry.timeutil import utcnow
+from tests.publishing.statistics.test_statistics_pages import listed_today
 from tests.support.checks import bank
 from tests.support.harness import CourtHandle, Registry, cli_env, registry_bin
 from tests.support.listings import (
     amended_body,
-    ending_tomorrow,
+    ending_today,
     expire_tomorrow,
     post_amendment,
     post_removal,
@@ -188,7 +192,7 @@ def population(registry: Registry) -> tuple[list[CourtHandle], Callable[[], list
         )
         response = post_removal(registry, court, listing_id, removal)
         assert response.status_code == 200, response.text
-    publish_one(registry, courts[0], ending_tomorrow(registry, courts[0]))
+    publish_one(registry, courts[0], ending_today(registry, courts[0]))
     assert expire_tomorrow(registry) == 1
     return courts, lambda: load_rows(registry.engine)
 
@@ -518,6 +522,73 @@ def test_csv_cells_cannot_run_as_formulas(registry: Registry, admin: httpx.Clien
     assert not any(c.startswith(("=", "+", "-", "@", "\t", "\r")) for c in cells)
 
 
+def _csv(response: httpx.Response) -> list[list[str]]:
+    """The rows of a CSV answer, checked as a spreadsheet reads it: UTF-8 with a byte-order
+    mark, and no letter in any cell (every header and word in Chinese, never a code)."""
+    assert response.status_code == 200, response.text
+    assert response.content.startswith(b"\xef\xbb\xbf")
+    text = response.content.decode("utf-8-sig")
+    assert not re.search(r"[A-Za-z]", text), text
+    return list(csv.reader(io.StringIO(text)))
+
+
+FIGURE_HEADER = [
+    "新纳入",
+    "删除",
+    "按期删除",
+    "逾期删除",
+    "期末在册",
+    *(f"失信情形：{wording.GROUNDS[code]}" for code in GROUNDS),
+    *(f"删除原因：{wording.REMOVAL_REASONS[code]}" for code in REASONS),
+]
+
+
+def test_the_csvs_read_in_chinese_and_the_json_keeps_its_codes(
+    registry: Registry, admin: httpx.Client, court: CourtHandle
+) -> None:
+    ids = listed_today(registry, court, 8, special=6)
+    for listing_id in ids[:5]:
+        removed = post_removal(registry, court, listing_id, removal_body(listing_id, registry.today))
+        assert removed.status_code == 200, removed.text
+    follow_sync(registry.engine, READER)
+    today = registry.today.isoformat()
+    params = {"from": today, "to": today, "interval": "day"}
+    counts = FIGURE_HEADER[:5]
+    expected = {  # by: (header, the first column of each row)
+        "province": (["省份", *FIGURE_HEADER], {"北京"}),
+        "court": (["法院代码", "法院", *FIGURE_HEADER], {court.code}),
+        "kind": (["被执行人类型", *FIGURE_HEADER], set(wording.KIND.values())),
+        "special_subject": (["特殊主体类别", *FIGURE_HEADER], {"公务员", "非特殊主体"}),
+        # A row per ground or reason, with its own count only.
+        "ground": (["失信情形", *counts], {wording.GROUNDS[code] for code in GROUNDS}),
+        "reason": (["删除原因", *counts], {wording.REMOVAL_REASONS[code] for code in REASONS}),
+    }
+    with registry.http() as anyone:
+        rows = _csv(anyone.get("/v1/statistics/listings.csv", params=params))
+        assert rows == [
+            ["开始日期", "截止日期", *FIGURE_HEADER],
+            [today, today, "8", "5", "5", "0", "<5", "8", *["0"] * 5, "5", *["0"] * 8],
+        ]
+        for by, (header, firsts) in expected.items():
+            got, *lines = _csv(anyone.get("/v1/statistics/breakdown.csv", params=params | {"by": by}))
+            assert got == header, by
+            assert lines and {line[0] for line in lines} <= firsts, by
+        court_line = _csv(anyone.get("/v1/statistics/breakdown.csv", params=params | {"by": "court"}))[1]
+        assert court_line[:3] == [court.code, court.name, "8"]
+        # The JSON is for programs: its codes stay.
+        totals = anyone.get("/v1/statistics/listings", params=params).json()["totals"]
+        assert totals["grounds"]["able_but_refuses"] == 8 and totals["reasons"]["performed"] == 5
+        kinds = anyone.get("/v1/statistics/breakdown", params=params | {"by": "kind"}).json()["rows"]
+        assert "person" in {row["key"] for row in kinds}
+    # The exact figures' CSV reads alike, with a small count as it is.
+    exact = _csv(admin.get("/v1/oversight/breakdown.csv", params=params | {"by": "special_subject"}))
+    assert exact[0] == ["特殊主体类别", *FIGURE_HEADER]
+    assert sorted(line[:2] for line in exact[1:]) == [["公务员", "6"], ["非特殊主体", "2"]]
+    # Nothing in the period: the header alone.
+    nothing = {"by": "province", "from": "1990-01-01", "to": "1990-01-31"}
+    assert _csv(admin.get("/v1/oversight/breakdown.csv", params=nothing)) == [["省份"]]
+
+
 @pytest.mark.parametrize(
     ("params", "code", "pointer"),
     [
@@ -631,8 +702,10 @@ def test_the_summary_counts_bank_checks_by_purpose_without_naming_a_bank(
     sections = {s["key"]: s for s in _exact(admin, "summary", {})["sections"]}
     assert sections["bank_checks"]["rows"] == [{"purpose": "loan_application", "subjects": 2, "listed": 1}]
     assert "某某银行" not in json.dumps(sections, ensure_ascii=False)
+    # People read the purpose in words; the JSON above keeps its code.
     csv_text = admin.get("/v1/oversight/summary/bank_checks/csv").text
-    assert "查询用途" in csv_text and "loan_application,2,1" in csv_text
+    assert "查询用途" in csv_text and "新增贷款或授信审批,2,1" in csv_text
+    assert "loan_application" not in csv_text
     with registry.http(court.api_key) as own:
         keys = [s["key"] for s in own.get("/v1/oversight/summary").json()["sections"]]
     assert keys == ["removal_timeliness", "notices_by_agency", "special_subjects"]

@@ -1,17 +1,28 @@
 """The public statistics page and the oversight dashboard over HTTP: Chinese, the public
 page's CSP, charts as SVG images without script, small cells hidden in page and chart,
-bad input answered with the form and a 400, the dashboard guarded and scoped to a court."""
+bad input answered with the form and a 400, the dashboard guarded and scoped to a court, its
+codes shown in Chinese."""
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 import xml.etree.ElementTree as ET
 from datetime import timedelta
 
 import httpx
 
+from publishing.statistics.oversight import MODE_NAMES, PROFILE_NAMES, PURPOSE_NAMES
 from publishing.statistics.reader import READER
-from registry.eventlog.readers import follow_sync
+from publishing.sync.notices import notice_reader
+from publishing.sync.profiles import PROFILES
+from publishing.sync.services import MODES
+from registry.checks.schemas import PURPOSES
+from registry.clients.services import create_client
+from registry.eventlog.readers import follow_sync, step
+from registry.timeutil import utcnow
+from tests.support.checks import bank
 from tests.support.harness import CourtHandle, Registry
 from tests.support.listings import publish_many
 
@@ -109,3 +120,63 @@ def test_the_dashboard_is_guarded_and_a_court_sees_its_own(
         # A subscription or a bank's checks are no court's business.
         assert "协助单位接收时效" not in mine.text and "金融机构查询量" not in mine.text
         assert own.get("/oversight", params={"court": "沪0115"}).status_code == 403
+
+
+def test_the_dashboard_and_its_csvs_show_words_where_the_json_keeps_codes(
+    registry: Registry, court: CourtHandle, admin: httpx.Client
+) -> None:
+    """Agency profiles, delivery modes, subscription states, check purposes and special
+    subjects: a person reads them in Chinese (page, chart, CSV), a program as codes (JSON)."""
+    with registry.engine.begin() as conn:
+        client_id, _ = create_client(conn, "中国人民银行征信中心", "agency", None, actor="test", now=utcnow())
+    subscription = {"client_id": client_id, "profile": "credit_reference", "mode": "pull"}
+    assert admin.post("/v1/sync/subscriptions", json=subscription).status_code == 201
+    listed_today(registry, court, 3, special=2)
+    follow_sync(registry.engine, READER)
+    with registry.engine.begin() as conn:
+        step(conn, notice_reader(3), utcnow() - timedelta(days=30))
+    _, checks = bank(registry, "某某银行股份有限公司")
+    with checks:
+        asked = {
+            "purpose": "loan_application",
+            "reference": "r1",
+            "subjects": [{"id_number": "11010519491231002X"}],
+        }
+        assert checks.post("/v1/checks", json=asked).status_code == 200
+    params = {"from": (registry.today - timedelta(days=30)).isoformat()}
+
+    page = admin.get("/oversight", params=params).text
+    for words in ("征信系统", "拉取", "正常", "新增贷款或授信审批", "公务员"):
+        assert f">{words}<" in page, words
+    tables = re.findall(r"<table.*?</table>", page, re.S)
+    assert len(tables) == 5
+    for table in tables:
+        text = re.sub(r"<[^>]+>", "", table)
+        assert not re.search(r"[A-Za-z]", text), text
+    chart = admin.get("/oversight/charts/notices_by_agency.svg", params=params).text
+    assert "中国人民银行征信中心（征信系统）" in chart and "credit_reference" not in chart
+
+    sections = {s["key"]: s for s in admin.get("/v1/oversight/summary", params=params).json()["sections"]}
+    for key in sections:
+        response = admin.get(f"/v1/oversight/summary/{key}/csv", params=params)
+        assert response.status_code == 200 and response.content.startswith(b"\xef\xbb\xbf")
+        text = response.content.decode("utf-8-sig")
+        assert not re.search(r"[A-Za-z]", text), text
+        rows = list(csv.reader(io.StringIO(text)))
+        assert rows[0] == [c["label"] for c in sections[key]["columns"]]
+    lag = admin.get("/v1/oversight/summary/delivery_lag/csv", params=params).content.decode("utf-8-sig")
+    assert "中国人民银行征信中心,征信系统,拉取,正常," in lag
+
+    # The JSON keeps the codes.
+    assert sections["notices_by_agency"]["rows"][0]["profile"] == "credit_reference"
+    lag_row = sections["delivery_lag"]["rows"][0]
+    assert (lag_row["profile"], lag_row["mode"], lag_row["state"]) == ("credit_reference", "pull", "active")
+    assert sections["bank_checks"]["rows"][0]["purpose"] == "loan_application"
+    assert {r["category"] for r in sections["special_subjects"]["rows"]} >= {"civil_servant", "party_member"}
+
+
+def test_every_profile_mode_and_purpose_has_its_words() -> None:
+    """A code added to sync or checks without its Chinese would reach the dashboard as itself."""
+    assert PROFILE_NAMES.keys() == PROFILES.keys()
+    assert set(MODE_NAMES) == set(MODES)
+    assert PURPOSE_NAMES.keys() == PURPOSES.keys()
