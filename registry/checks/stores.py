@@ -134,7 +134,7 @@ def _lookup(blinds: ColumnElement[bool]) -> Select[Any]:
         .where(
             blinds,
             Listing.status == "active",
-            or_(Listing.expires_on.is_(None), Listing.expires_on > bindparam("today")),
+            or_(Listing.expires_on.is_(None), Listing.expires_on >= bindparam("today")),
         )
         .order_by(Listing.listed_on, Listing.id)
     )
@@ -247,7 +247,7 @@ _SQLITE_SNAPSHOT = (
     " l.case_number, l.details, l.grounds, l.filed_on, l.listed_on, l.term_years, l.expires_on"
     " FROM listings AS l JOIN courts AS c ON c.code = l.court_code"
     " WHERE l.debtor_id_blind IN ({marks}) AND l.status = 'active'"
-    " AND (l.expires_on IS NULL OR l.expires_on > ?)"
+    " AND (l.expires_on IS NULL OR l.expires_on >= ?)"
     # The head's row first, then the listings by listed_on and id.
     " ORDER BY 1, 17, 6"
 )

@@ -19,8 +19,8 @@ def _jobs(settings: Settings) -> Sequence[Job]:
             every=settings.listings.expiry_interval_seconds,
             first_after=5,
         ),
-        # A term ends on its last day: the listing leaves the public list as that China day
-        # starts, not up to an interval later. Run late rather than skipped after a pause.
+        # A term ends with its last day: the listing leaves the public list as the next China
+        # day starts, not up to an interval later. Run late rather than skipped after a pause.
         Job(
             "expire_fixed_terms_at_midnight",
             expire_fixed_terms,

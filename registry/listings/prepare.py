@@ -241,10 +241,11 @@ class Preparer:
         grounds = _grounds(listing.grounds)
         term = _term(grounds, listing.term_years)
         expires_on = add_months(listing.listed_on, 12 * term) if term else None
-        if expires_on is not None and expires_on <= ctx.today:
-            # Art. 2: the term ends on expires_on, its last day (Civil Code Art. 201-202: the
-            # listing day does not count), when the listing leaves the public list; one that
-            # arrives by then would be published past its term, so it is never published.
+        if expires_on is not None and expires_on < ctx.today:
+            # Art. 2: expires_on is the term's last day (Civil Code Art. 201-202: the listing
+            # day does not count) and runs to its end (Art. 203: 24:00); the listing leaves the
+            # public list as the next day starts. One that arrives after its last day would be
+            # published past its term, so it is never published.
             raise Problem(
                 422,
                 "term_already_ended",

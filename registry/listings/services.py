@@ -626,14 +626,15 @@ def expire_due(conn: Connection, *, today: date, now: datetime, limit: int = 100
     """Remove fixed-term listings whose term has ended (SPC Art. 10: the registry's own act).
 
     `expires_on` is the term's last day (Civil Code Art. 201-202: the listing day does not
-    count, the term ends on the corresponding day), and the listing leaves the public list as
-    that China day starts, so that it is never shown past its term."""
+    count, the term ends on the corresponding day), which runs to its end (Art. 203: 24:00):
+    the listing is shown through that China day and leaves the public list as the next one
+    starts, so that it is never shown past its term nor taken off before it ends."""
     # The log head first, then listing rows: the one lock order of every writer (see
     # registry/eventlog/services.py); rows first here deadlocked against removals.
     lock_head(conn)
     due = conn.execute(
         select(Listing.id, Listing.court_code, Listing.version, Listing.expires_on)
-        .where(Listing.status == "active", Listing.expires_on <= today)
+        .where(Listing.status == "active", Listing.expires_on < today)
         .order_by(Listing.expires_on, Listing.id)
         .limit(limit)
         .with_for_update()

@@ -9,6 +9,7 @@ import stat
 import subprocess
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from registry.eventlog.models import Event
 from registry.listings.models import ListingVersion
 from registry.settings import Settings
 from tests.support.harness import CourtHandle, Registry, cli_env, registry_bin
-from tests.support.listings import ending_tomorrow, removal_body
+from tests.support.listings import ending_today, removal_body
 
 # Every test runs the `registry` command as a subprocess.
 pytestmark = pytest.mark.slow
@@ -435,14 +436,14 @@ def test_demo_loads_signed_listings_that_pass_audit(registry: Registry, settings
 def test_expire_command_expires_ended_terms(
     registry: Registry, court: CourtHandle, settings: Settings
 ) -> None:
-    response = _publish(registry, court, ending_tomorrow(registry, court))
+    response = _publish(registry, court, ending_today(registry, court))
     assert response.status_code == 201, response.text
-    # The day of the term's end comes: an ended term is refused at the door, so the clock is
-    # moved on by moving the stored last day back to today.
+    # The day after the term's last day comes: an ended term is refused at the door, so the
+    # clock is moved on by moving the stored last day back to yesterday.
     with registry.engine.begin() as conn:
         conn.execute(
-            sa.text("UPDATE listings SET expires_on = :today WHERE id = :id"),
-            {"today": registry.today, "id": response.json()["listing_id"]},
+            sa.text("UPDATE listings SET expires_on = :yesterday WHERE id = :id"),
+            {"yesterday": registry.today - timedelta(days=1), "id": response.json()["listing_id"]},
         )
 
     result = _ok(settings, "expire")

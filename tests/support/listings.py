@@ -54,10 +54,11 @@ def organization_named(registry: Registry, court: CourtHandle, name: str) -> dic
             return body
 
 
-def ending_tomorrow(registry: Registry, court: CourtHandle, **overrides: Any) -> dict[str, Any]:
-    """A person listed for two years whose last day is tomorrow (a term that has ended is
-    refused, so an expiry is tested by moving the registry's day on: `expire_tomorrow`)."""
-    listed = add_months(registry.today + timedelta(days=1), -24)
+def ending_today(registry: Registry, court: CourtHandle, **overrides: Any) -> dict[str, Any]:
+    """A person listed for two years whose last day is today: the term runs to today's end
+    (Civil Code Art. 203) and the listing leaves the list as tomorrow starts. A term that has
+    ended is refused, so an expiry is tested by moving the registry's day on: `expire_tomorrow`."""
+    listed = add_months(registry.today, -24)
     filed = listed - timedelta(days=10)
     fields: dict[str, Any] = {
         "grounds": ["evades_enforcement"],

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from datetime import date, timedelta
+from datetime import date
 
 import httpx
 import pytest
@@ -22,7 +22,7 @@ from registry.settings import Settings
 from tests.support import rfc9421
 from tests.support.checks import bank, publish_person
 from tests.support.harness import CourtHandle, Registry
-from tests.support.listings import ending_tomorrow, expire_tomorrow, publish_one
+from tests.support.listings import ending_today, expire_tomorrow, publish_one
 from tests.support.publishing import remove
 from tests.support.sync_receiver import running_receiver
 
@@ -140,7 +140,7 @@ def test_watchlist_endpoint_and_refusals(registry: Registry) -> None:
 
 
 def test_expiry_is_a_watchlist_change(registry: Registry, court: CourtHandle, settings: Settings) -> None:
-    body = ending_tomorrow(registry, court)
+    body = ending_today(registry, court)
     listing_id = publish_one(registry, court, body)
     follow(settings)  # the listing predates the watch: not a change for this bank
     _, http = bank(registry)
@@ -151,7 +151,8 @@ def test_expiry_is_a_watchlist_change(registry: Registry, court: CourtHandle, se
         [expired] = changes(http, 0)["changes"]  # type: ignore[misc]
     assert expired["change"] == "expired" and expired["listing_id"] == listing_id
     assert expired["reason"] == "term_expired"
-    assert date.fromisoformat(expired["effective_on"]) == registry.today + timedelta(days=1)
+    # A term expiry is effective on the term's last day, today (it leaves the list tomorrow).
+    assert date.fromisoformat(expired["effective_on"]) == registry.today
 
 
 def push(settings: Settings) -> int:

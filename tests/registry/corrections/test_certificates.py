@@ -14,7 +14,7 @@ import jwt
 import pytest
 
 from tests.support.harness import CourtHandle, Registry
-from tests.support.listings import ending_tomorrow, expire_tomorrow, person_named, publish_one
+from tests.support.listings import ending_today, expire_tomorrow, person_named, publish_one
 from tests.support.publishing import remove
 
 
@@ -99,7 +99,7 @@ def test_a_removed_listing_gets_a_certificate_any_jose_library_verifies(
 def test_an_expired_listing_gets_one_and_a_wrong_identifier_nothing(
     registry: Registry, court: CourtHandle
 ) -> None:
-    body = ending_tomorrow(registry, court)
+    body = ending_today(registry, court)
     listing_id = publish_one(registry, court, body)
     other = person_named(registry, court, "蒋勤")
     publish_one(registry, court, other)

@@ -17,9 +17,10 @@ import sqlalchemy as sa
 from registry.calendar import add_working_days, china_midnight
 from registry.identity.signing import sign_envelope
 from registry.listings.prepare import add_months
+from tests.support.checks import bank
 from tests.support.harness import CourtHandle, Registry
 from tests.support.listings import (
-    ending_tomorrow,
+    ending_today,
     expire_tomorrow,
     new_submission,
     post_amendment,
@@ -99,16 +100,27 @@ def test_art2_ground_1_alone_has_no_fixed_term(registry: Registry, court: CourtH
 def test_art2_a_term_that_has_ended_on_arrival_is_never_published(
     registry: Registry, court: CourtHandle
 ) -> None:
-    # Listed two years ago today: today is the term's last day, on which it leaves the list.
-    listed = add_months(registry.today, -24)
-    body = ending_tomorrow(registry, court, listed_on=listed.isoformat())
+    # Listed two years ago yesterday: yesterday was the term's last day.
+    listed = add_months(registry.today - timedelta(days=1), -24)
+    body = ending_today(registry, court, listed_on=listed.isoformat())
     assert_listing_refused(registry, court, body, "term_already_ended", "/listing/term_years")
-    # A day later, it is published (until tomorrow's start).
-    assert post_listing(registry, court, ending_tomorrow(registry, court)).status_code == 201
+    # Listed two years ago today: today is its last day, which runs to its end (Civil Code
+    # Art. 203), so it is published, until tomorrow's start.
+    assert post_listing(registry, court, ending_today(registry, court)).status_code == 201
 
 
 def test_art2_a_term_ends_on_its_last_day(registry: Registry, court: CourtHandle) -> None:
-    listing_id = publish_one(registry, court, ending_tomorrow(registry, court))
+    body = ending_today(registry, court)
+    listing_id = publish_one(registry, court, body)
+    # Its last day runs to its end (Civil Code Art. 203): a bank checking today finds it.
+    _, bank_http = bank(registry)
+    with bank_http:
+        check = {
+            "purpose": "loan_application",
+            "reference": "LA-1",
+            "subjects": [{"id_number": body["debtor"]["id_number"]}],
+        }
+        assert bank_http.post("/v1/checks", json=check).json()["results"][0]["listed"] is True
     assert expire_tomorrow(registry) == 1
     with registry.http(court.api_key) as http:
         listing = http.get(f"/v1/listings/{listing_id}").json()

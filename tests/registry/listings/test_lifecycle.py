@@ -19,7 +19,7 @@ from registry.settings import Settings
 from tests.support.harness import CourtHandle, Registry
 from tests.support.listings import (
     amended_body,
-    ending_tomorrow,
+    ending_today,
     expire_tomorrow,
     new_submission,
     post_amendment,
@@ -345,17 +345,17 @@ def test_debtor_who_performed_can_be_listed_again(registry: Registry, court: Cou
 def test_expiry_job_expires_ended_fixed_terms_only(
     registry: Registry, court: CourtHandle, admin: httpx.Client, settings: Settings
 ) -> None:
-    fixed_id = publish_one(registry, court, ending_tomorrow(registry, court))
+    fixed_id = publish_one(registry, court, ending_today(registry, court))
     open_ended = registry.person_listing(court, grounds=["able_but_refuses"], term_years=None)
     open_id = publish_one(registry, court, open_ended)
 
     services = Services.create(settings)
     try:
-        # Public until its last day ...
+        # Public through its last day, today ...
         assert asyncio.run(expire_fixed_terms(services)) == 0
     finally:
         asyncio.run(services.close())
-    # ... which it leaves as that China day starts.
+    # ... and gone as the next China day starts.
     assert expire_tomorrow(registry) == 1
 
     with registry.http(court.api_key) as http:
