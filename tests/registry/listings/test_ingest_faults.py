@@ -28,6 +28,10 @@ from service.app import create_app
 from tests.support.harness import CourtHandle, Registry, cli_env, free_port, registry_bin, serve_app
 from tests.support.processes import alive, descendants, pool_workers
 
+# Short, for the tests' time, but longer than starting a pool on a busy machine: the stall
+# clock runs from the first chunk's submission, so workers still starting count as stalled.
+TEST_STALL_SECONDS = 8
+
 
 def _envelopes(registry: Registry, court: CourtHandle, count: int) -> list[dict[str, Any]]:
     return [registry.envelope(court, registry.listing(court)) for _ in range(count)]
@@ -112,7 +116,7 @@ def test_a_stopped_worker_is_replaced_and_every_item_answered(
     """A worker that stops without dying (SIGSTOP: what a hung one looks like from outside)
     is not seen by the executor, which watches for deaths only; the service notices that no
     chunk finished for `ingest_stall_seconds`, replaces the pool and tries the chunks again."""
-    stalling = settings.override(listings={"ingest_stall_seconds": 3, "ingest_workers": 2})
+    stalling = settings.override(listings={"ingest_stall_seconds": TEST_STALL_SECONDS, "ingest_workers": 2})
     envelopes = _envelopes(registry, court, 3000)
     before = pool_workers()
     with serve_app(create_app(stalling, run_scheduler=False), free_port()) as url:
@@ -138,7 +142,7 @@ def test_an_import_whose_worker_stops_ends_in_bounded_time_and_runs_again(
         encoding="utf-8",
     )
     command = [registry_bin(), "import", str(path), "--workers", "2", "--chunk-size", "100"]
-    env = cli_env(settings) | {"REGISTRY_INGEST_STALL_SECONDS": "3"}
+    env = cli_env(settings) | {"REGISTRY_INGEST_STALL_SECONDS": str(TEST_STALL_SECONDS)}
     started = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     stopped: list[int] = []
     try:
@@ -159,7 +163,7 @@ def test_an_import_whose_worker_stops_ends_in_bounded_time_and_runs_again(
             started.kill()
     assert "Traceback" not in stderr, stderr
     if started.returncode == 1:
-        assert "finished no chunk for 3 s" in stderr, stderr
+        assert f"finished no chunk for {TEST_STALL_SECONDS} s" in stderr, stderr
     else:
         assert started.returncode == 0, stderr
 
