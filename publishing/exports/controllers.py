@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from pathlib import Path
 
@@ -18,10 +19,14 @@ from registry.http.openapi import PARAMETER, PUBLIC, media_types, problems
 from registry.problems import Problem
 from registry.settings import Settings
 
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _MEDIA_TYPES = {MANIFEST: "application/json", SIGNATURE: "application/octet-stream"}
 
 
 def _folder(export_dir: Path, day: str) -> Path:
+    # Only the one spelling: fromisoformat also takes 20240101 and 2024W011 for the same day.
+    if _DAY.fullmatch(day) is None:
+        raise Problem(400, "invalid_date", "the export date is YYYY-MM-DD")
     try:
         parsed = date.fromisoformat(day)
     except ValueError as exc:

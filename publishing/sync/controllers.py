@@ -40,6 +40,7 @@ from registry.http.params import Id
 from registry.identity.crypto import Secrets
 from registry.listings.services import provisional_removal_deadlines
 from registry.runtime import Services
+from registry.text import FORBIDDEN_CLASS
 from registry.timeutil import utcnow
 
 MAX_SEQ = 2**63 - 1
@@ -287,7 +288,9 @@ class AgencyFeedController(Controller):
         after: Annotated[
             str,
             Parameter(
-                max_length=32, pattern=r"^[^\x00]*$", description="The last listing id of the previous page"
+                max_length=32,
+                pattern=rf"^[^{FORBIDDEN_CLASS}]*$",
+                description="The last listing id of the previous page",
             ),
         ] = "",
         limit: Annotated[int, Parameter(ge=1, le=5000)] = 1000,

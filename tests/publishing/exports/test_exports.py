@@ -189,6 +189,9 @@ def test_old_exports_are_pruned_after_the_retention(
 BAD_REQUESTS = [
     ("/v1/exports/2026-13-01/manifest.json", 400, "invalid_date"),
     ("/v1/exports/yesterday/manifest.json", 400, "invalid_date"),
+    # The day of an export that exists, in ISO 8601's other spellings: one spelling only.
+    ("/v1/exports/{compact}/manifest.json", 400, "invalid_date"),
+    ("/v1/exports/{today}T00:00/manifest.json", 400, "invalid_date"),
     ("/v1/exports/2001-01-01/manifest.json", 404, "export_not_found"),
     ("/v1/exports/{today}/secrets.json", 404, "export_file_not_found"),
     ("/v1/exports/{today}/..%2F..%2Fsecrets.json", 404, "not_found"),  # no such route once decoded
@@ -200,7 +203,7 @@ def test_bad_export_requests_are_4xx(registry: Registry, court: CourtHandle, set
     day = _export(settings)["date"]
     with registry.http() as http:
         for path, status, code in BAD_REQUESTS:
-            response = http.get(path.format(today=day))
+            response = http.get(path.format(today=day, compact=day.replace("-", "")))
             assert response.status_code == status, (path, response.text)
             assert response.headers["content-type"].startswith("application/problem+json")
             assert response.json()["code"] == code, path

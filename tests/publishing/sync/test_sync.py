@@ -760,6 +760,10 @@ def test_signed_snapshot_pages_hold_every_active_listing_of_the_profile(
         with pytest.raises(rfc9421.VerificationError):
             rfc9421.verify(dict(response.headers.items()), response.content + b" ", jwks, status=200)
         assert http.get(f"/v1/sync/{credit}/snapshot", params={"limit": 0}).status_code == 400
+        # A cursor is an id: control and format characters are refused as in every id.
+        for after in ("a\u202eb", "a\u0001b", "a\u200bb"):
+            refused = http.get(f"/v1/sync/{credit}/snapshot", params={"after": after})
+            assert refused.status_code == 400, after
     _, other_key = agency(registry, "住房和城乡建设部")
     with registry.http(other_key) as http:
         assert http.get(f"/v1/sync/{credit}/snapshot").status_code == 404
