@@ -143,6 +143,9 @@ class PushPolicy:
         if parts.scheme not in ("https", "http") or (parts.scheme == "http" and not self.allow_http):
             raise Problem(422, code, "endpoints must use https://", pointer=pointer)
         address = _address(host)
+        if address is None and not _HOST_NAME.match(host.removesuffix(".")):
+            # An empty or over-long label would fail only in the resolver's IDNA step.
+            raise Problem(422, code, "the endpoint's host is not a valid host name", pointer=pointer)
         if address is not None and not self.permits(address, parts.scheme):
             raise Problem(422, code, _refusal(parts.scheme), pointer=pointer)
         return url
@@ -160,7 +163,7 @@ class PushPolicy:
             addresses = await asyncio.wait_for(
                 resolve(host, parts.port or (443 if parts.scheme == "https" else 80)), RESOLVE_SECONDS
             )
-        except (OSError, TimeoutError):
+        except (OSError, TimeoutError, UnicodeError):
             addresses = []
         if not addresses and parts.scheme == "https":
             return url
@@ -178,7 +181,7 @@ class PushPolicy:
         literal = _address(host)
         try:
             addresses = [literal] if literal is not None else await resolve(host, port)
-        except OSError as exc:
+        except (OSError, UnicodeError) as exc:  # UnicodeError: IDNA refused a name stored earlier
             raise EndpointRefused("the endpoint's name does not resolve") from exc
         named = literal is None and self.host_named(host)
         permitted = [str(a) for a in addresses if named or self.permits(a, scheme)]

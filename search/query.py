@@ -43,6 +43,7 @@ from registry.identity.identifiers import (
 from registry.identity.types import parse_person, parse_subject
 from registry.listings.schemas import GROUNDS
 from registry.problems import Problem
+from registry.text import forbidden_character
 from search.interface import KINDS, SearchQuery
 from search.text import names_no_one, text_match, too_broad
 
@@ -94,9 +95,10 @@ def _clean(params: Mapping[str, str | None], name: str) -> str | None:
         return None
     if len(raw) > MAX_PARAM_CHARS:
         raise _bad("parameter_too_long", f"{name} is longer than {MAX_PARAM_CHARS} characters", name)
-    # Control, format (bidi overrides, zero-width) and lone surrogates. Private-use and not
-    # yet assigned code points pass: rare name characters live there in some systems.
-    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs") for ch in raw):
+    # The registry's own rule (`registry.text`), so that every name it accepted can be
+    # searched for. Private-use and not yet assigned code points pass: rare name characters
+    # live there in some systems.
+    if forbidden_character(raw) is not None:
         raise _bad("control_characters", f"{name} holds control or format characters", name)
     value = " ".join(unicodedata.normalize("NFKC", raw).split())
     return value or None

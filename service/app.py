@@ -23,6 +23,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from registry.http.body import BodyPlugin
 from registry.http.dependencies import DEPENDENCIES, provide_services
 from registry.http.errors import handle_http_exception, handle_problem, handle_unexpected
+from registry.http.params import strict_query_integers
 from registry.http.ratelimit import public_router
 from registry.identity.identifiers import warm_division_cache
 from registry.logs import printable, request_ids
@@ -243,6 +244,8 @@ def create_app(
         },
         openapi_config=openapi_config(),
         plugins=[BodyPlugin()],
+        # Integer query parameters in ASCII digits only (Litestar reads `1e3` and `١٠` too).
+        before_request=strict_query_integers,
         request_max_body_size=settings.server.request_max_body_bytes,
         debug=False,
     )

@@ -50,7 +50,7 @@ UNITS = {"month": "月", "week": "周", "day": "日"}
 # What the visitor reads for each refusal of `parse_query`.
 MESSAGES = {
     "invalid_date": "日期格式应为“年-月-日”，且须为有效日期。",
-    "period_invalid": "截止日期不能早于开始日期，且日期不能早于1990年1月1日。",
+    "period_invalid": "截止日期不能早于开始日期，日期须在1990年1月1日至今天之间。",
     "period_too_long": "所选期间过长：按日统计不超过366天，按周不超过530周，按月不超过240个月。",
     "unknown_interval": "统计周期无效。",
     "unknown_province": "省份无效。",

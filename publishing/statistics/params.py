@@ -86,12 +86,19 @@ def parse_query(
     chosen = cast(Interval, _choice(interval, "interval", INTERVALS, "unknown_interval") or "month")
     last = _date(end, "to") or today
     first = _date(start, "from")
+    # No listing or removal is dated before EPOCH or after today; the bounds also keep the
+    # month and week arithmetic below inside the calendar (years 1 to 9999).
+    for value, name in ((first, "from"), (last, "to")):
+        if value is not None and not EPOCH <= value <= today:
+            raise _invalid(
+                name,
+                "period_invalid",
+                f"{name} must lie between {EPOCH.isoformat()} and today in China ({today.isoformat()})",
+            )
     if first is None:
         # From the first day of the month eleven months back: twelve months, this one last.
         month = last.year * 12 + last.month - 1 - 11
-        first = date(month // 12, month % 12 + 1, 1)
-    if first < EPOCH or last < EPOCH:
-        raise _invalid("from", "period_invalid", f"no listing is dated before {EPOCH.isoformat()}")
+        first = max(EPOCH, date(month // 12, month % 12 + 1, 1))
     if last < first:
         raise _invalid("to", "period_invalid", "to is before from")
     points = _points(first, last, chosen)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -237,6 +237,38 @@ class WatchlistController(Controller):
 _TEXT = Schema(type=OpenAPIType.STRING)
 
 
+def _instant_parameter(name: str, description: str) -> Any:
+    return QueryParameter(
+        name=name,
+        description=f"{description}. RFC 3339 with its zone, e.g. 2026-01-01T00:00:00+08:00",
+        schema_extra={"one_of": None, "type": "string", "format": "date-time"},
+    )
+
+
+def _instant(raw: str | None, name: str) -> datetime | None:
+    """The time `raw` names, in UTC, or 400 `invalid_parameter` before the export streams
+    (a refusal after its first line would only cut the connection)."""
+    if raw is None:
+        return None
+    refused = Problem(
+        400,
+        "invalid_parameter",
+        f"{name} is a time with its zone (e.g. 2026-01-01T00:00:00Z)",
+        pointer=f"/query/{name}",
+    )
+    try:
+        # Strict: Litestar's lax conversion also took numbers as seconds since 1970.
+        value = msgspec.convert(raw, datetime)
+    except msgspec.ValidationError:
+        raise refused from None
+    if value.tzinfo is None:
+        raise refused
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+14:00 is before year 1 in UTC
+        raise refused from None
+
+
 class QueryLogController(Controller):
     path = "/v1/admin/banks"
     tags = ("bank checks",)
@@ -256,29 +288,23 @@ class QueryLogController(Controller):
             str, PathParameter(pattern=IDENTIFIER_PATTERN, description="The bank's client id")
         ],
         start: Annotated[
-            datetime | None, QueryParameter(name="from", description="Inclusive; default: retention start")
+            str | None, _instant_parameter("from", "Inclusive; default: retention start")
         ] = None,
-        end: Annotated[
-            datetime | None, QueryParameter(name="to", description="Exclusive; default: now")
-        ] = None,
+        end: Annotated[str | None, _instant_parameter("to", "Exclusive; default: now")] = None,
         format: Annotated[
             Literal["ndjson", "csv"], QueryParameter(description="NDJSON (one object a line) or CSV")
         ] = "ndjson",
     ) -> Stream:
         """A bank's query log, oldest first, as NDJSON (default) or CSV. Subjects are blind-index hashes."""
         now = utcnow()
-        start = start or now - timedelta(days=settings.checks.log_retention_days)
-        end = end or now + timedelta(seconds=1)
-        if start.tzinfo is None or end.tzinfo is None:
-            raise Problem(
-                400, "invalid_parameter", "from and to need a time zone (e.g. 2026-01-01T00:00:00Z)"
-            )
+        since = _instant(start, "from") or now - timedelta(days=settings.checks.log_retention_days)
+        until = _instant(end, "to") or now + timedelta(seconds=1)
 
         async def lines() -> AsyncIterator[bytes]:
             after = 0
             first = True
             while True:
-                page = await db.read(export_page, client_id, start, end, after, EXPORT_PAGE)
+                page = await db.read(export_page, client_id, since, until, after, EXPORT_PAGE)
                 if format == "csv":
                     text = csv_lines(page, header=first)
                     if text:

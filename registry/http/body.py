@@ -2,7 +2,7 @@
 
 - no body, or a body that is not JSON (malformed, not UTF-8, nested too deep): 400 `invalid_json`;
 - JSON of the wrong shape (a wrong type, a broken constraint, a missing or unknown field), or
-  text with a control character or a bidi override (`registry.text`): 422 `invalid_field`,
+  text with a control or format character (`registry.text`): 422 `invalid_field`,
   with an RFC 6901 `pointer` to the field wherever msgspec names it.
 
 Handlers take their body as `data: SomeRequest`, where `SomeRequest` subclasses
@@ -33,7 +33,7 @@ from litestar.plugins import SerializationPlugin
 from litestar.typing import FieldDefinition
 
 from registry.problems import Problem
-from registry.text import MULTILINE_MEMBERS, check_text
+from registry.text import FORBIDDEN_CLASS, MULTILINE_MEMBERS, check_text
 
 if TYPE_CHECKING:
     from litestar._openapi.schema_generation import SchemaCreator
@@ -88,11 +88,12 @@ def _escape(key: str) -> str:
     return key.replace("~", "~0").replace("/", "~1")
 
 
-# What may announce a forbidden character in JSON bytes: an escape (`\u0000`, `\n`, ...),
-# DEL, or the UTF-8 of a C1 control or a bidi override. Bodies without one skip the walk.
-_MAYBE_FORBIDDEN = re.compile(
-    rb"\\u00[0-9a-fA-F]{2}|\\u20[26][0-9a-fA-F]|\\[bfnrt]|\x7f|\xc2[\x80-\x9f]|\xe2\x80[\xaa-\xae]|\xe2\x81[\xa6-\xa9]"
-)
+# What may announce a forbidden character in a JSON text: the character itself, or an escape
+# that may stand for one (`\n`, `\u0000`, `\u200b`, a surrogate pair: every forbidden code
+# point's escape begins with one of these). Bodies without one skip the walk. Searched in the
+# decoded text: over a batch of 10,000 listings (4 MB) about 40 ms; a search of the bytes for
+# the characters' UTF-8 forms was slower (about 50-150 ms), sre trying each form.
+_MAYBE_FORBIDDEN = re.compile(rf"[{FORBIDDEN_CLASS}]|\\[bfnrt]|(?i:\\u(?:00|0[678]|18|20|f[ef]|d[89ab]))")
 
 
 def _find_forbidden(value: Any, pointer: str, multiline: bool = False) -> None:
@@ -108,10 +109,10 @@ def _find_forbidden(value: Any, pointer: str, multiline: bool = False) -> None:
 
 
 def _refuse_forbidden(body: bytes, decoded: Any) -> None:
-    """422 `invalid_field`, with the pointer, for a control character or a bidi override in any
+    """422 `invalid_field`, with the pointer, for a control or format character in any
     string or member name of the body (`registry.text`: one rule for every field and both
     databases), before a query sees it."""
-    if _MAYBE_FORBIDDEN.search(body):
+    if _MAYBE_FORBIDDEN.search(body.decode()):
         if not isinstance(decoded, dict | list):
             decoded = msgspec.to_builtins(decoded, enc_hook=_later)
         _find_forbidden(decoded, "")

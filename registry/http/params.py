@@ -1,16 +1,66 @@
-"""Path parameters that name a stored thing (a listing, a subscription, a notice, a client).
+"""Path and query parameters: the rules Litestar's own parsing does not apply.
 
-An id with a control character or a bidi override (`registry.text`; PostgreSQL text cannot
+An id with a control or format character (`registry.text`; PostgreSQL text cannot
 even hold U+0000) could only fail inside a query or mislead a reader: it is refused with 400
 `invalid_parameter` before one runs, on both databases alike, and the document says so.
+
+An integer query parameter is ASCII digits, with a leading `-` at most: Litestar converts
+query values leniently (msgspec's lax mode), so `after=1e3` or `limit=10.0` read as numbers.
+`strict_query_integers` refuses them with 400 `invalid_parameter` on every route, whatever
+its parameters are called: it runs as the app's `before_request` hook, after the guards (an
+unauthenticated request is still 401) and before Litestar parses the parameters.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import re
+from typing import Annotated, Any
 
-from litestar.params import PathParameter
+from litestar import Request
+from litestar.constants import RESERVED_KWARGS
+from litestar.enums import ParamType
+from litestar.handlers import HTTPRouteHandler
+from litestar.params import ParameterKwarg, PathParameter
 
+from registry.problems import Problem
 from registry.text import IDENTIFIER_PATTERN
 
 Id = Annotated[str, PathParameter(pattern=IDENTIFIER_PATTERN, description="An id, as the API gave it")]
+
+_INTEGER = re.compile(r"-?[0-9]+")
+
+
+def _integer_query_names(handler: HTTPRouteHandler, path_names: set[str]) -> list[str]:
+    """The query parameters `handler` declares as `int` (or `int | None`), by their names in
+    the URL."""
+    dependencies = handler.resolve_dependencies()
+    names = []
+    for name, field in handler.parsed_fn_signature.parameters.items():
+        kwarg = field.kwarg_definition
+        if isinstance(kwarg, ParameterKwarg):
+            if kwarg.param_type is not ParamType.QUERY:
+                continue
+            key = kwarg.name or name
+        elif kwarg is not None or name in dependencies or name in RESERVED_KWARGS:
+            continue
+        else:
+            key = name
+        types = [inner.annotation for inner in field.inner_types] if field.is_optional else [field.annotation]
+        if key not in path_names and int in types:
+            names.append(key)
+    return names
+
+
+async def strict_query_integers(request: Request[Any, Any, Any]) -> None:
+    """400 `invalid_parameter` for an integer query parameter that is not ASCII digits."""
+    if not request.query_params:
+        return
+    for key in _integer_query_names(request.route_handler, set(request.path_params)):
+        for value in request.query_params.getall(key, []):
+            if not _INTEGER.fullmatch(value):
+                raise Problem(
+                    400,
+                    "invalid_parameter",
+                    f"{key} is a whole number in ASCII digits",
+                    pointer=f"/query/{key}",
+                )

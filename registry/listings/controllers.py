@@ -7,7 +7,7 @@ from typing import Annotated
 import msgspec
 from litestar import Controller, Response, get, post
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import Body, FromPath, Parameter
+from litestar.params import Body, Parameter, PathParameter
 
 from registry.clients.services import Principal
 from registry.db import Database
@@ -17,6 +17,7 @@ from registry.http.dependencies import Injected
 from registry.http.openapi import BEARER_KEY, BODY, GUARDED, PARAMETER, Codes, problems
 from registry.http.params import Id
 from registry.identity.crypto import Secrets
+from registry.identity.identifiers import ascii_digits
 from registry.listings.examples import BATCH_EXAMPLE, LISTING_EXAMPLE, REMOVAL_EXAMPLE
 from registry.listings.schemas import (
     BatchAnswer,
@@ -35,6 +36,15 @@ from registry.runtime import Services
 from registry.text import IDENTIFIER_PATTERN
 
 MAX_VERSION = 2**31 - 1  # the column is a 32-bit integer
+# Taken as text: Litestar's `int` path converter is Python's int(), which also reads other
+# scripts' digits, a sign and white space (`/versions/١` served version 1).
+Version = Annotated[
+    str,
+    PathParameter(
+        description="The version number, in ASCII digits",
+        schema_extra={"type": "integer", "minimum": 1, "maximum": MAX_VERSION},
+    ),
+]
 
 # The exact bytes a court sent (its signature is checked over them), documented as the
 # envelope they must hold.
@@ -156,21 +166,24 @@ class ListingController(Controller):
         return await db.read(read_listing, listing_id, secrets.keyring, principal.bound_court)
 
     @get(
-        "/{listing_id:str}/versions/{version:int}",
+        "/{listing_id:str}/versions/{version:str}",
         responses=problems(GUARDED, PARAMETER, READ, {404: "version_not_found"}),
     )
     async def evidence(
         self,
         listing_id: Id,
-        version: FromPath[int],
+        version: Version,
         db: Injected[Database],
         secrets: Injected[Secrets],
         principal: Injected[Principal],
     ) -> EvidenceRead:
         """The exact bytes the court signed for this version, and its signature."""
-        if not 1 <= version <= MAX_VERSION:
+        if not ascii_digits(version):
+            raise Problem(400, "invalid_parameter", "a version is a number in ASCII digits")
+        # More than ten digits is past MAX_VERSION (and int() refuses thousands of them).
+        if len(version) > 10 or not 1 <= int(version) <= MAX_VERSION:
             raise Problem(404, "version_not_found", "no such listing version")
-        return await db.read(read_evidence, listing_id, version, secrets.keyring, principal.bound_court)
+        return await db.read(read_evidence, listing_id, int(version), secrets.keyring, principal.bound_court)
 
     @post(
         "/{listing_id:str}/amendments",

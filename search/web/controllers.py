@@ -29,7 +29,9 @@ from registry.http.ratelimit import (
     retry_after_seconds,
 )
 from registry.identity.crypto import Secrets
+from registry.identity.identifiers import PROVINCES
 from registry.ids import is_id
+from registry.text import without_forbidden
 from search.interface import SearchIndex, SearchUnavailable
 from search.query import MAX_PARAM_CHARS
 from search.web.forms import MAX_PAGE, PER_PAGE, FormError, SearchForm, parse_search
@@ -96,8 +98,13 @@ class PublicPages(Controller):
     ) -> Template:  # fmt: skip
         if q is None and province is None and page is None:
             return _page("search.html", form=None, values={}, error=None, result=None)
-        # Echoed into the field as typed (escaped), cut short if it is absurdly long.
-        values = {"q": (q or "")[:MAX_PARAM_CHARS], "province": province or ""}
+        # Echoed into the field as typed (escaped), less what the query may not hold (a bidi
+        # override would garble the page), cut short if it is absurdly long. The province
+        # only picks an option of the list.
+        values = {
+            "q": without_forbidden(q or "")[:MAX_PARAM_CHARS],
+            "province": province if province in PROVINCES else "",
+        }
         try:
             form = parse_search(q, province, page, secrets.blind_index)
         except FormError as exc:

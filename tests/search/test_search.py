@@ -46,7 +46,7 @@ from tests.support.harness import (
     serve_app,
 )
 from tests.support.listings import (
-    ending_tomorrow,
+    ending_today,
     expire_tomorrow,
     organization_named,
     person_named,
@@ -507,7 +507,7 @@ def test_a_removed_listing_is_gone_once_the_indexer_runs(
 def test_a_removed_or_expired_listing_leaves_search_and_its_pages_when_it_commits_before_the_index(
     registry: Registry, court: CourtHandle, engine: sa.Engine
 ) -> None:
-    ending = ending_tomorrow(registry, court)
+    ending = ending_today(registry, court)
     ending["debtor"] = {**ending["debtor"], "name": "黄蓉"}
     bodies = [person_named(registry, court, "黄蓉"), person_named(registry, court, "黄蓉"), ending]
     kept, removed, expired = publish_many(registry, court, bodies)
@@ -571,7 +571,7 @@ def test_an_amendment_replaces_the_entry(registry: Registry, court: CourtHandle,
 def test_an_expired_listing_is_gone_once_the_indexer_runs(
     registry: Registry, court: CourtHandle, engine: sa.Engine, settings: Settings
 ) -> None:
-    body = ending_tomorrow(registry, court)
+    body = ending_today(registry, court)
     body["debtor"] = {**body["debtor"], "name": "郭涛"}
     publish_many(registry, court, [body])
     run_search_indexer(engine)
