@@ -183,7 +183,19 @@ def demo(count: int, seed: int) -> None:
 @click.argument(
     "what",
     type=click.Choice(
-        ["ingest", "sync", "checks", "search", "feeds", "export", "checkpoint", "sizes", "statistics", "keys"]
+        [
+            "ingest",
+            "sync",
+            "checks",
+            "search",
+            "feeds",
+            "export",
+            "checkpoint",
+            "sizes",
+            "statistics",
+            "keys",
+            "readers",
+        ]
     ),
     default="ingest",
 )
@@ -241,7 +253,8 @@ def bench(
     latency); the bank check (`checks`: batch-1000 latency, single checks against a bare
     Litestar endpoint); public search (`search`); feeds (request latency), export (time, peak
     memory), checkpoint (time, proof latency); statistics (request latency, docs/statistics.md);
-    a blind-index key rotation (`keys`: lookups under two keys, recomputation, retirement)."""
+    a blind-index key rotation (`keys`: lookups under two keys, recomputation, retirement);
+    each log reader's cost a listing event, alone (`readers`: CPU and write-transaction time)."""
     from bench.checks import run_checks_bench
     from bench.common import MachineRun, run_ingest_bench
 
@@ -273,6 +286,10 @@ def bench(
         from bench.statistics import run_statistics_bench
 
         result = run_statistics_bench(count=count, database_url=database_url)
+    elif what == "readers":
+        from bench.readers import run_readers_bench
+
+        result = run_readers_bench(count=count, database_url=database_url)
     elif what == "keys":
         from bench.keys import run_keys_bench
 
