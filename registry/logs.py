@@ -28,6 +28,9 @@ REQUEST_ID_HEADER = "X-Request-ID"
 # A proxy's id is kept if it is a plain token; anything else (too long, spaces, non-ASCII,
 # control characters that would forge log lines) is replaced by an id of our own.
 _TOKEN = re.compile(r"[A-Za-z0-9._:-]{1,128}", re.ASCII)
+# Every person identifier the registry takes holds a run of at least 8 digits (an ID number's
+# 17, a passport's or a permit's 8-12). Any script's digits: this masks, it does not validate.
+_DIGIT_RUN = re.compile(r"\d{8,}")
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -83,6 +86,12 @@ _UNPRINTABLE = re.compile("[\\\\\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u206
 MAX_LOGGED = 1024
 
 
+def without_numbers(text: str) -> str:
+    """`text` with each run of 8 or more digits masked (`*`), for what a client chose and the
+    log keeps: a path such as `/v1/public/defaulters/<an ID number>`, a request id."""
+    return _DIGIT_RUN.sub(lambda found: "*" * len(found.group()), text)
+
+
 def printable(text: str) -> str:
     """`text` safe on one log line: every character above escaped (`\\n`, `\\x1b`, `\\u202e`,
     `\\\\`), and cut after MAX_LOGGED characters (marked `...`)."""
@@ -121,7 +130,9 @@ def request_ids(app: ASGIApp) -> ASGIApp:
         given = next(
             (value.decode("latin-1") for name, value in scope["headers"] if name == b"x-request-id"), ""
         )
-        current = given if _TOKEN.fullmatch(given) else new_id()
+        # A client's id is kept only if it is a token that names no number (it goes on every
+        # log line of the request).
+        current = given if _TOKEN.fullmatch(given) and _DIGIT_RUN.search(given) is None else new_id()
         token = request_id.set(current)
 
         async def send_with_id(message: Message) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get
@@ -142,6 +143,9 @@ SEARCH_PROBLEMS = problems(
 class PublicSearchController(Controller):
     path = "/v1/public/defaulters"
     tags = ("public",)
+    # As the search pages: a URL here can carry a full ID number (kept out of referrers and
+    # shared caches), and a removed entry must not linger in any cache.
+    response_headers = MappingProxyType({"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
 
     @get(
         "/",

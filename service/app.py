@@ -26,7 +26,7 @@ from registry.http.errors import handle_http_exception, handle_problem, handle_u
 from registry.http.params import strict_query_integers
 from registry.http.ratelimit import public_router
 from registry.identity.identifiers import warm_division_cache
-from registry.logs import printable, request_ids
+from registry.logs import printable, request_ids, without_numbers
 from registry.problems import Problem
 from registry.runtime import Services
 from registry.settings import Settings
@@ -88,7 +88,8 @@ def readiness_endpoint(plugins: Sequence[Plugin]) -> Any:
 
 def access_logging(app: ASGIApp) -> ASGIApp:
     """Method, path, status and time, for every request, those that match no route too. Never
-    the query string: it can carry an identifier. The path is the decoded one, escaped
+    the query string: it can carry an identifier; nor a number in the path (a client may put
+    an ID number there: `registry.logs.without_numbers`). The path is the decoded one, escaped
     (`registry.logs.printable`): a `%0a` in it cannot start a forged line."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
@@ -111,7 +112,7 @@ def access_logging(app: ASGIApp) -> ASGIApp:
             access_log.info(
                 "%s %s %d %.1fms",
                 printable(scope["method"]),
-                printable(scope["path"]),
+                printable(without_numbers(scope["path"])),
                 status,
                 (time.perf_counter() - started) * 1000,
             )

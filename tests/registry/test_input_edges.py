@@ -308,3 +308,15 @@ def test_the_search_page_echoes_a_refused_query_cleaned(registry: Registry) -> N
     assert page.status_code == 400 and page.headers["content-type"].startswith("text/html")
     assert "\u202e" not in page.text and "\x01" not in page.text
     assert 'value="张伟"' in page.text
+
+
+def test_a_refused_path_parameter_is_named_without_repeating_the_url(registry: Registry) -> None:
+    """Litestar's own detail repeats the request's URL, which can carry an ID number."""
+    number = "110105194912310021"
+    with registry.http() as http:
+        answer = http.get(f"/v1/public/defaulters/{number[:6]}%0A{number[6:]}")
+    assert answer.status_code == 400
+    problem = answer.json()
+    assert (problem["code"], problem["pointer"]) == ("invalid_parameter", "/path/listing_id")
+    assert problem["detail"].startswith("listing_id: ")
+    assert number[6:] not in answer.text and "defaulters" not in answer.text

@@ -242,6 +242,17 @@ def test_a_full_id_number_or_credit_code_finds_exactly_its_holder(
     # Name and number together narrow; a number and the wrong name find nothing.
     assert _search(registry, q="孙丽", id_number=number)["total"] == 1
     assert _search(registry, q="远航", id_number=number)["total"] == 0
+    # The URL held the full number: kept out of shared caches and other sites' referrers, as
+    # on the search page; the entry's own answer too (a removed entry must not linger).
+    with registry.http() as http:
+        for path, params in (
+            ("/v1/public/defaulters", {"id_number": number}),
+            (f"/v1/public/defaulters/{person_id}", {}),
+        ):
+            answer = http.get(path, params=params)
+            assert answer.status_code == 200, answer.text
+            assert answer.headers["cache-control"] == "no-store"
+            assert answer.headers["referrer-policy"] == "no-referrer"
 
 
 def test_a_number_typed_into_q_is_looked_up_exactly_or_refused(

@@ -24,7 +24,8 @@ def test_a_request_id_is_echoed_or_made(registry: Registry) -> None:
         made = http.get("/healthz")
         assert is_id(made.headers["x-request-id"])
         # Not a token: replaced, so a forged id cannot break or spoof a log line.
-        for bad in (b"a b", b"x" * 200, "id\u00e9".encode()):
+        # Nor one that names a number: it would be on every log line of the request.
+        for bad in (b"a b", b"x" * 200, "id\u00e9".encode(), b"11010519491231002X"):
             answer = http.get("/healthz", headers={"X-Request-ID": bad})
             assert is_id(answer.headers["x-request-id"]), bad
 
@@ -67,6 +68,9 @@ def test_access_lines_escape_control_characters_and_cover_unrouted_requests(
         assert http.get("/nope%0a" + forged.replace(" ", "%20")).status_code == 404
         assert http.get("/v1/public/defaulters/x%1b%5b31m%e2%80%aey").status_code in {400, 404}
         assert http.get("/unrouted", params={"id_number": "11010519491231002X"}).status_code == 404
+        # A number a client put in a path is masked on the line (any script's digits).
+        assert http.get("/v1/public/defaulters/11010519491231002X").status_code in {400, 404}
+        assert http.get("/defaulters/１１０１０５１９４９１２３１００２X").status_code in {400, 404}
         assert http.post("/healthz", headers={"X-Request-ID": "req-405"}).status_code == 405
     lines = log.read_text().splitlines()
     access = [line for line in lines if " registry.access: " in line]
@@ -78,4 +82,6 @@ def test_access_lines_escape_control_characters_and_cover_unrouted_requests(
     # Requests that match no route are logged, by path only: never the query.
     assert any(" GET /unrouted 404 " in line for line in access)
     assert any(" POST /healthz 405 " in line for line in access)
+    assert any(" GET /v1/public/defaulters/*****************X " in line for line in access)
     assert "11010519491231002X" not in log.read_text()
+    assert "１１０１０５１９４９１２３１００２" not in log.read_text()
