@@ -5,8 +5,16 @@ A certificate is a JWT (RFC 7519) in compact JWS form signed EdDSA/Ed25519 with 
 registry's own key, the one `/.well-known/jwks.json` publishes, so it verifies offline with
 any JOSE library, or at `POST /v1/public/certificates/verify`. It names only the removal
 (court, case number, listed and removed dates, reason) and the person it was issued to: the
-name, and the identifier as a salted SHA-256 (a verifier holding the person's number can
-confirm it is theirs; anyone else learns nothing of it). Verifying one looks nothing up.
+name, and the identifier as a commitment, HMAC-SHA256 keyed with a fresh 256-bit nonce (the
+bank receipts' commitment, registry/checks/receipts.py). The nonce goes to the applicant
+beside the certificate, never inside it: whoever holds the certificate alone (printed, its QR
+code, its verification URL) cannot test a guessed number against it, while a verifier given
+the number and the nonce by the holder confirms the certificate is theirs. Verifying one looks
+nothing up.
+
+Version 1 certificates (no `v` claim, before 2026-12) carried the HMAC's key (`subject_salt`)
+inside the token, which let anyone recover the number from its public mask by guessing; they
+still verify, and a number alone is matched against them.
 
 Issued to whoever names the listing with the full identifier (the blind index, as for an
 application); a wrong identifier is refused as an unknown listing.
@@ -17,7 +25,6 @@ from __future__ import annotations
 import binascii
 import hmac
 import json
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -28,14 +35,21 @@ from jwcrypto import jwk, jws
 from jwcrypto.common import JWException
 from sqlalchemy import Connection, select
 
-from registry.checks.receipts import ALGORITHM, b64url, b64url_decode, subject_commitment
+from registry.checks.receipts import (
+    ALGORITHM,
+    NONCE_BYTES,
+    b64url,
+    b64url_decode,
+    new_nonce,
+    subject_commitment,
+)
 from registry.checks.schemas import CheckSubject
 from registry.checks.services import parse_subject
 from registry.corrections.services import _find_listing
 from registry.courts.models import Court
 from registry.eventlog.services import EventDraft, append_events
 from registry.eventlog.types import EventType
-from registry.identity.crypto import Secrets
+from registry.identity.crypto import BlindIndex, Secrets
 from registry.identity.registry_key import RegistrySigner
 from registry.ids import new_id
 from registry.listings.models import Removal
@@ -45,13 +59,14 @@ from registry.runtime import Services
 
 CERTIFICATE_TYPE = "removal-certificate"
 ISSUER = "defaulter-registry"
-SALT_BYTES = 16
+CERTIFICATE_VERSION = 2
 
 
 def certificate_claims(
     conn: Connection, listing_ref: Any, applicant: Any, secrets_: Secrets, *, now: datetime
-) -> dict[str, Any]:
-    """The claims of a certificate for the listing the person names with their identifier."""
+) -> tuple[dict[str, Any], str]:
+    """The claims of a certificate for the listing the person names with their identifier, and
+    the base64url nonce of its subject commitment (for the applicant, never in the certificate)."""
     listing = _find_listing(conn, listing_ref, applicant, secrets_, base="")
     if listing.status == "active":
         raise Problem(
@@ -66,11 +81,12 @@ def certificate_claims(
         CheckSubject(id_number=applicant.id_number, credit_code=applicant.credit_code),
         secrets_.blind_index,
     )
-    salt = os.urandom(SALT_BYTES)
+    nonce = new_nonce()
     jti = new_id()
     claims = {
         "iss": ISSUER,
         "typ": CERTIFICATE_TYPE,
+        "v": CERTIFICATE_VERSION,
         "jti": jti,
         "iat": int(now.timestamp()),
         "listing_id": listing.id,
@@ -79,8 +95,7 @@ def certificate_claims(
         "case_number": listing.case_number,
         "name": listing.debtor_name,
         "subject_kind": listing.debtor_kind,
-        "subject_salt": b64url(salt),
-        "subject_digest": subject_commitment(salt, listing.debtor_kind, parsed.identifier, None),
+        "subject_commitment": subject_commitment(nonce, parsed.kind, parsed.identifier, None),
         "listed_on": listing.listed_on.isoformat(),
         "removed_on": removal.effective_on.isoformat(),
         "reason": removal.reason,
@@ -99,14 +114,54 @@ def certificate_claims(
         ],
         now,
     )
-    return claims
+    return claims, b64url(nonce)
 
 
-def identifier_digest(claims: dict[str, Any], identifier: str) -> bool:
+def holder_subject(
+    id_number: str | None, credit_code: str | None, nonce: str | None, blind_index: BlindIndex
+) -> tuple[str, str, bytes | None] | None:
+    """The number a verifier was given, normalised as at issue: (kind, identifier, nonce), or
+    None when none is asked about."""
+    if id_number is None and credit_code is None:
+        if nonce is not None:
+            raise Problem(
+                422, "invalid_field", "a nonce goes with an id_number or credit_code", pointer="/nonce"
+            )
+        return None
+    if id_number is not None and credit_code is not None:
+        raise Problem(422, "invalid_field", "give the id_number or the credit_code, not both")
+    parsed = parse_subject(0, CheckSubject(id_number=id_number, credit_code=credit_code), blind_index)
+    if parsed.error is not None:
+        field = "id_number" if id_number is not None else "credit_code"
+        raise Problem(422, parsed.error.code, parsed.error.detail, pointer=f"/{field}")
+    raw = None
+    if nonce is not None:
+        try:
+            raw = b64url_decode(nonce)
+        except (ValueError, binascii.Error):
+            raw = b""
+        if len(raw) != NONCE_BYTES:
+            raise Problem(
+                422, "invalid_field", f"the nonce is {NONCE_BYTES} bytes in base64url", pointer="/nonce"
+            )
+    return parsed.kind, parsed.identifier, raw
+
+
+def subject_matches(claims: dict[str, Any], kind: str, identifier: str, nonce: bytes | None) -> bool:
     """Whether the certificate was issued to the holder of `identifier` (normalised)."""
-    salt = b64url_decode(str(claims.get("subject_salt", "")))
-    expected = subject_commitment(salt, str(claims.get("subject_kind")), identifier, None)
-    return hmac.compare_digest(expected, str(claims.get("subject_digest", "")))
+    if claims.get("v") == CERTIFICATE_VERSION:
+        if nonce is None:
+            return False
+        key, field = nonce, "subject_commitment"
+    else:
+        # Version 1: the key travelled in the token (the weakness version 2 removes).
+        try:
+            key = b64url_decode(str(claims.get("subject_salt", "")))
+        except (ValueError, binascii.Error):
+            return False
+        field = "subject_digest"
+    expected = subject_commitment(key, kind, identifier, None)
+    return hmac.compare_digest(expected, str(claims.get(field, "")))
 
 
 class CertificateSigner:

@@ -7,13 +7,19 @@ from urllib.parse import urlencode
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.params import Body, FromPath, Parameter, QueryParameter, RequestBody
+from litestar.params import Body, Parameter, PathParameter, QueryParameter, RequestBody
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from registry.calendar import today_in_china
 from registry.clients.services import Principal
 from registry.corrections.budget import budget_of
-from registry.corrections.certificates import SIGNER, CertificateSigner, certificate_claims
+from registry.corrections.certificates import (
+    SIGNER,
+    CertificateSigner,
+    certificate_claims,
+    holder_subject,
+    subject_matches,
+)
 from registry.corrections.metrics import prometheus_text
 from registry.corrections.schemas import (
     ApplicationIn,
@@ -53,12 +59,25 @@ from registry.http.openapi import BEARER_KEY, BODY, GUARDED, PARAMETER, PUBLIC, 
 from registry.http.params import Id
 from registry.http.ratelimit import client_key
 from registry.identity.crypto import Secrets
+from registry.identity.identifiers import ascii_digits
+from registry.problems import Problem
 from registry.runtime import Services
 from registry.text import IDENTIFIER_PATTERN
 from registry.timeutil import utcnow
 
 # The exact bytes a court sent (its signature is checked over them).
 SignedDecision = Annotated[bytes, Body(title="DecisionEnvelope")]
+
+MAX_ATTACHMENT = 2**31 - 1  # the column is a 32-bit integer
+# Taken as text: Litestar's `int` path converter is Python's int(), which also reads other
+# scripts' digits, a sign and white space (`/attachments/١` served attachment 1).
+AttachmentNumber = Annotated[
+    str,
+    PathParameter(
+        description="The attachment's number, in ASCII digits",
+        schema_extra={"type": "integer", "minimum": 1, "maximum": MAX_ATTACHMENT},
+    ),
+]
 SignedFinding = Annotated[bytes, Body(title="FindingEnvelope")]
 
 APPLY: Codes = {
@@ -169,12 +188,15 @@ async def issue_certificate(
 ) -> CertificateOut:
     """Budget first, then the claims (in a transaction: the issue is logged), then the signature."""
     await budget_of(services).spend(client_key(request))
-    claims = await services.db.write(certificate_claims, data.listing, data, services.secrets, now=utcnow())
+    claims, nonce = await services.db.write(
+        certificate_claims, data.listing, data, services.secrets, now=utcnow()
+    )
     token = certificate_signer(services).sign(claims)
     return CertificateOut(
         certificate=token,
         verification_url=verification_url(services.settings.server.base_url(), token),
         claims=msgspec.convert(claims, CertificateClaims),
+        nonce=nonce,
     )
 
 
@@ -182,8 +204,20 @@ def verification_url(base: str, token: str) -> str:
     return f"{base}/certificates/verify?{urlencode({'token': token})}"
 
 
-def verify_certificate(services: Services, token: str) -> VerifyOut:
-    return msgspec.convert(certificate_signer(services).verify(token), VerifyOut)
+def verify_certificate(
+    services: Services,
+    token: str,
+    id_number: str | None = None,
+    credit_code: str | None = None,
+    nonce: str | None = None,
+) -> VerifyOut:
+    """The verdict and, given the holder's number (and nonce), whether it is theirs."""
+    holder = holder_subject(id_number, credit_code, nonce, services.secrets.blind_index)
+    verdict = certificate_signer(services).verify(token)
+    if holder is not None:
+        claims = verdict.get("claims")
+        verdict["subject_matches"] = claims is not None and subject_matches(claims, *holder)
+    return msgspec.convert(verdict, VerifyOut)
 
 
 class PublicCertificateController(Controller):
@@ -211,13 +245,21 @@ class PublicCertificateController(Controller):
         self, data: RequestBody[CertificateIn], request: Request[Any, Any, Any], services: Injected[Services]
     ) -> CertificateOut:
         """A removal certificate for a listing removed or expired: a JWT signed by the registry
-        (EdDSA, `/.well-known/jwks.json`), to print (the web page has a QR code) or to pass on."""
+        (EdDSA, `/.well-known/jwks.json`), to print (the web page has a QR code) or to pass on.
+        `nonce` comes beside it, not in it: kept apart, it is given with the number only to
+        whoever must confirm that the certificate is the holder's."""
         return await issue_certificate(services, request, data)
 
-    @post("/verify", status_code=200, responses=problems(PUBLIC, BODY))
+    @post(
+        "/verify",
+        status_code=200,
+        responses=problems(PUBLIC, BODY, {422: ("invalid_id_number", "invalid_credit_code")}),
+    )
     async def verify(self, data: RequestBody[VerifyIn], services: Injected[Services]) -> VerifyOut:
-        """Whether a certificate is genuine, and what it says (nothing else is looked up)."""
-        return verify_certificate(services, data.certificate)
+        """Whether a certificate is genuine, and what it says (nothing else is looked up). With
+        the holder's `id_number` or `credit_code` and the `nonce` issued with the certificate,
+        also whether it was issued to that number (`subject_matches`)."""
+        return verify_certificate(services, data.certificate, data.id_number, data.credit_code, data.nonce)
 
 
 class CorrectionController(Controller):
@@ -279,27 +321,32 @@ class CorrectionController(Controller):
         return await db.read(read_correction, correction_id, secrets.keyring, principal.bound_court)
 
     @get(
-        "/{correction_id:str}/attachments/{number:int}",
+        "/{correction_id:str}/attachments/{number:str}",
         media_type="application/octet-stream",
         responses=problems(GUARDED, PARAMETER, {404: ("correction_not_found", "attachment_not_found")}),
     )
     async def attachment(
         self,
         correction_id: Id,
-        number: FromPath[int],
+        number: AttachmentNumber,
         db: Injected[Database],
         secrets: Injected[Secrets],
         principal: Injected[Principal],
     ) -> Response[bytes]:
         """One attachment, decrypted, as a download (never served to the public)."""
+        if not ascii_digits(number):
+            raise Problem(400, "invalid_parameter", "an attachment's number is a number in ASCII digits")
+        # More than ten digits is past MAX_ATTACHMENT (and int() refuses thousands of them).
+        if len(number) > 10 or not 1 <= int(number) <= MAX_ATTACHMENT:
+            raise Problem(404, "attachment_not_found", "this correction has no such attachment")
         content, media_type = await db.read(
-            read_attachment, correction_id, number, secrets.keyring, principal.bound_court
+            read_attachment, correction_id, int(number), secrets.keyring, principal.bound_court
         )
         return Response(
             content,
             media_type=media_type,
             headers={
-                "Content-Disposition": f'attachment; filename="attachment-{number}"',
+                "Content-Disposition": f'attachment; filename="attachment-{int(number)}"',
                 "X-Content-Type-Options": "nosniff",
                 "Cache-Control": "no-store",
             },

@@ -32,6 +32,9 @@ class Correction(Base):
     status: Mapped[str] = mapped_column(String(32))
     # SHA-256 of the secret tracking code (256 bits of randomness: a fast hash is enough).
     tracking_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    # SHA-256 of the applicant's idempotency key with what the application says: a resend
+    # of it is answered with this application (and a new tracking code), not refused.
+    request_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32))
     # AES-GCM of {"name", "contact", "statement", "applicant_role"}.
     application_cipher: Mapped[bytes | None] = mapped_column(LargeBinary)
     filed_at: Mapped[datetime] = mapped_column(UtcDateTime())

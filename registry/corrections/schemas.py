@@ -59,6 +59,11 @@ class AttachmentIn(RequestStruct):
     content_base64: Content
 
 
+# Chosen by the applicant (a random UUID will do) and kept until the answer arrives: only its
+# sender knows it, so a resend with it is answered with the application, not refused.
+IdempotencyKey = Annotated[str, msgspec.Meta(min_length=16, max_length=64, pattern="^[A-Za-z0-9_-]+$")]
+
+
 class ApplicationIn(RequestStruct):
     listing: ListingRef
     applicant: Applicant
@@ -66,10 +71,12 @@ class ApplicationIn(RequestStruct):
     statement: LongText
     contact: Text
     attachments: list[AttachmentIn] = msgspec.field(default_factory=list)
+    idempotency_key: IdempotencyKey | None = None
 
 
 class ApplicationReceipt(msgspec.Struct):
-    """Keep both: with them the applicant follows the application. The code is shown once."""
+    """Keep both: with them the applicant follows the application. The code is shown once,
+    or again, newly issued, to a resend with the same idempotency key."""
 
     application_number: str
     tracking_code: str
@@ -262,11 +269,13 @@ class CertificateIn(RequestStruct):
     credit_code: Identifier | None = None
 
 
-class CertificateClaims(msgspec.Struct):
+class CertificateClaims(msgspec.Struct, kw_only=True, omit_defaults=True):
     """What a certificate says, and nothing more."""
 
     iss: str
     typ: str
+    # 2; absent from version 1 certificates.
+    v: int | None = None
     jti: str
     iat: int
     listing_id: str
@@ -275,10 +284,12 @@ class CertificateClaims(msgspec.Struct):
     case_number: str
     name: str
     subject_kind: str
-    # The identifier as base64url(SHA-256(salt || kind 0x1f identifier 0x1f)): a verifier who
-    # holds the number confirms it; no one else learns it.
-    subject_salt: str
-    subject_digest: str
+    # base64url(HMAC-SHA256(key = the nonce, kind 0x1f identifier 0x1f)); the nonce is not in
+    # the certificate, so only a verifier the holder gives it to can test a number.
+    subject_commitment: str | None = None
+    # Version 1 only: the same HMAC keyed with `subject_salt`, which the token carried.
+    subject_salt: str | None = None
+    subject_digest: str | None = None
     listed_on: str
     removed_on: str
     reason: str
@@ -290,10 +301,17 @@ class CertificateOut(msgspec.Struct):
     certificate: str
     verification_url: str
     claims: CertificateClaims
+    # base64url, the key of `subject_commitment`: kept apart from the certificate, and given
+    # with the number only to a verifier who must confirm the certificate is the holder's.
+    nonce: str
 
 
 class VerifyIn(RequestStruct):
     certificate: Annotated[str, msgspec.Meta(min_length=1, max_length=8192)]
+    # Optional: the holder's number, and the nonce they were given with the certificate.
+    id_number: Identifier | None = None
+    credit_code: Identifier | None = None
+    nonce: Annotated[str, msgspec.Meta(max_length=64)] | None = None
 
 
 class VerifyOut(msgspec.Struct, omit_defaults=True):
@@ -302,6 +320,8 @@ class VerifyOut(msgspec.Struct, omit_defaults=True):
     reason: str
     detail: str
     claims: CertificateClaims | None = None
+    # With a number: whether the certificate was issued to it.
+    subject_matches: bool | None = None
 
 
 class CorrectionEvent(msgspec.Struct):

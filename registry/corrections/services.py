@@ -78,6 +78,13 @@ PURPOSE_DECISION = b"correction.decision"
 TRACKING_CODE_BYTES = 24
 
 OPEN_REVIEW = ("under_review", "under_reconsideration")
+# The status a decision leaves, by its stage and outcome.
+DECIDED = {
+    ("review", "upheld"): "upheld",
+    ("review", "dismissed"): "dismissed",
+    ("reconsideration", "upheld"): "upheld_on_reconsideration",
+    ("reconsideration", "dismissed"): "dismissed_on_reconsideration",
+}
 # Decided for the applicant (or found by the court): the listing must be corrected.
 TO_CARRY_OUT = ("upheld", "upheld_on_reconsideration", "found_by_court")
 
@@ -226,6 +233,26 @@ def file_application(
     ]
     lock_head(conn)
     listing = _find_listing(conn, application.listing, application.applicant, secrets_)
+    words = {
+        "name": normalise_text(application.applicant.name),
+        "role": application.applicant.role,
+        "contact": normalise_text(application.contact),
+        "statement": application.statement,
+    }
+    request_hash = (
+        None
+        if application.idempotency_key is None
+        else _request_hash(application.idempotency_key, listing.id, application.ground, words, files)
+    )
+    if request_hash is not None:
+        # Before the listing's status: an upheld application has removed it since.
+        filed = conn.execute(
+            select(Correction).where(
+                Correction.listing_id == listing.id, Correction.request_hash == request_hash
+            )
+        ).one_or_none()
+        if filed is not None:
+            return _reissue(conn, filed, now)
     if listing.status != "active":
         raise Problem(
             409,
@@ -246,12 +273,6 @@ def file_application(
     correction_id = new_id()
     code = secrets.token_urlsafe(TRACKING_CODE_BYTES)
     keyring = secrets_.keyring
-    words = {
-        "name": normalise_text(application.applicant.name),
-        "role": application.applicant.role,
-        "contact": normalise_text(application.contact),
-        "statement": application.statement,
-    }
     conn.execute(
         insert(Correction),
         [
@@ -263,6 +284,7 @@ def file_application(
                 "ground": application.ground,
                 "status": "under_review",
                 "tracking_hash": _tracking_hash(code),
+                "request_hash": request_hash,
                 "application_cipher": keyring.encrypt(
                     json.dumps(words, ensure_ascii=False).encode(), PURPOSE_APPLICATION
                 ),
@@ -315,6 +337,43 @@ def file_application(
         status="under_review",
         filed_on=today,
         review_due_on=deadline.due,
+    )
+
+
+def _request_hash(
+    key: str, listing_id: str, ground: str, words: dict[str, str], files: list[tuple[bytes, str, str]]
+) -> bytes:
+    """What recognises a resent application: the applicant's own idempotency key (proof that
+    it is the same sender: the listing, the identifier and even the statement may be known to
+    others) with what the application says. Never the identifier: the listing stands for it."""
+    said = [
+        key,
+        listing_id,
+        ground,
+        words,
+        [
+            [media_type, filename, hashlib.sha256(content).hexdigest()]
+            for content, media_type, filename in files
+        ],
+    ]
+    return hashlib.sha256(json.dumps(said, ensure_ascii=False, sort_keys=True).encode()).digest()
+
+
+def _reissue(conn: Connection, row: Any, now: datetime) -> ApplicationReceipt:
+    """The receipt of an application filed before, with a new tracking code: the first one is
+    kept only as its hash, so it cannot be shown again, and it stops working."""
+    code = secrets.token_urlsafe(TRACKING_CODE_BYTES)
+    conn.execute(
+        update(Correction)
+        .where(Correction.id == row.id)
+        .values(tracking_hash=_tracking_hash(code), updated_at=now)
+    )
+    return ApplicationReceipt(
+        application_number=row.id,
+        tracking_code=code,
+        status=row.status,
+        filed_on=row.filed_on,
+        review_due_on=row.review_due_on,
     )
 
 
@@ -606,6 +665,40 @@ def _store_decision(
     )
 
 
+def _recorded(
+    conn: Connection, row: Any, envelope: dict[str, Any], client_court: str | None
+) -> DecisionResult | None:
+    """The result of this very signed decision (same bytes, key and signature) if it was
+    recorded already: a court resending it, its answer lost, is told what it did, as a resent
+    listing is `unchanged`. Whether it has been carried out is told as it is now."""
+    body, signature = _split_envelope(envelope, "decision")
+    stored = conn.execute(
+        select(CorrectionDecision).where(
+            CorrectionDecision.correction_id == row.id,
+            CorrectionDecision.content_sha256 == hashlib.sha256(_canonical(body)).digest(),
+        )
+    ).first()
+    if (
+        stored is None
+        or stored.key_id != signature.key_id
+        or signature.value != b64url(bytes(stored.signature))
+        or (client_court is not None and client_court != stored.court_code)
+    ):
+        return None
+    upheld = stored.outcome == "upheld"
+    version = None
+    if stored.action in ("removal", "amendment"):
+        # What the decision's own removal left (the version decided) or its amendment (the next).
+        version = row.decided_version + (stored.action == "amendment")
+    return DecisionResult(
+        id=row.id,
+        status=DECIDED[(stored.stage, stored.outcome)],
+        correction_due_on=row.correction_due_on if upheld else None,
+        carried_out=upheld and row.carried_out_at is not None,
+        listing_version=version,
+    )
+
+
 def decide(
     conn: Connection,
     correction_id: str,
@@ -636,6 +729,9 @@ def decide(
     elif row.status == "under_reconsideration" and stage == "reconsideration":
         court, due = row.reconsideration_court, row.reconsideration_due_on
     else:
+        recorded = _recorded(conn, row, envelope, client_court)
+        if recorded is not None:
+            return recorded
         raise Problem(
             409,
             "correction_not_open",
@@ -686,15 +782,17 @@ def decide(
         conn, row.id, stage, court, decision, signed, key_id, sig, secrets_.keyring,
         on_time=due is None or today <= due, actor=actor, now=now,
     )  # fmt: skip
-    values: dict[str, Any] = {"updated_at": now, "decided_version": listing.version}
+    values: dict[str, Any] = {
+        "updated_at": now,
+        "decided_version": listing.version,
+        "status": DECIDED[(stage, decision.outcome)],
+    }
     if decision.outcome == "dismissed":
-        values["status"] = "dismissed" if stage == "review" else "dismissed_on_reconsideration"
         if stage == "review":
             window = reconsideration_window(today)
             values["reconsideration_until"] = window.due
             values["deadline_provisional"] = row.deadline_provisional or window.provisional
     else:
-        values["status"] = "upheld" if stage == "review" else "upheld_on_reconsideration"
         deadline = correction_deadline(decision.decided_on)
         values["correction_due_on"] = deadline.due
         values["deadline_provisional"] = row.deadline_provisional or deadline.provisional

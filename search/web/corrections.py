@@ -73,6 +73,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "missing_listing": ("请填写失信信息编号或执行案号。", "listing"),
     "missing_name": ("请填写申请人姓名或名称。", "name"),
     "missing_number": ("请填写被执行人的完整证件号码。", "number"),
+    "missing_nonce": ("请填写证明持有人提供的身份核对码。", "nonce"),
     "missing_ground": ("请选择申请事由。", "ground"),
     "missing_statement": ("请填写申请理由。", "statement"),
     "missing_contact": ("请填写联系方式。", "contact"),
@@ -309,4 +310,41 @@ class CorrectionPages(Controller):
         if not token:
             return _page("certificate_verify.html", verdict=None)
         verdict = verify_certificate(services, token[:8192])
-        return _page("certificate_verify.html", status=200 if verdict.genuine else 400, verdict=verdict)
+        return _page(
+            "certificate_verify.html",
+            status=200 if verdict.genuine else 400,
+            verdict=verdict,
+            token=token[:8192],
+            values={},
+            error=None,
+        )
+
+    @post("/certificates/verify", status_code=200)
+    async def verify_holder(
+        self,
+        services: Injected[Services],
+        data: Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)],
+    ) -> Template:
+        """The verification page's second step: the holder's number and nonce, posted (never in
+        an address, where logs and browser histories would keep them)."""
+        token = _text(data, "token")[:8192]
+        number, nonce = _text(data, "number"), _text(data, "nonce")
+        verdict, error, status = None, None, 422
+        if not number:
+            error = PageError("missing_number")
+        elif not nonce:
+            error = PageError("missing_nonce")
+        else:
+            try:
+                verdict = verify_certificate(services, token, nonce=nonce[:64], **_identifier(data))
+                status = 200 if verdict.genuine else 400
+            except Problem as problem:
+                error, status = PageError(problem.code), _status_of(problem)
+        return _page(
+            "certificate_verify.html",
+            status=status,
+            verdict=verdict or verify_certificate(services, token),
+            token=token,
+            values={"id_kind": _text(data, "id_kind")},
+            error=error,
+        )
