@@ -10,6 +10,7 @@ to this site only (CSP `form-action 'self'`); no script; the QR code is inline S
 from __future__ import annotations
 
 import base64
+import secrets
 from typing import Annotated, Any
 
 import msgspec
@@ -144,9 +145,17 @@ def _values(form: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def _apply_page(status: int = 200, **context: Any) -> Template:
+def _apply_page(status: int = 200, key: str | None = None, **context: Any) -> Template:
+    # A key of its own for each form shown (kept when the form comes back with an error): a
+    # form sent again after its answer was lost is recognised, and its number given again
+    # (`submit_application`, docs/corrections.md).
     base = {"values": {}, "error": None, "grounds": GROUND_WORDS, "types": ATTACHMENT_TYPES}
-    return _page("correction_apply.html", status=status, **(base | context))
+    return _page(
+        "correction_apply.html",
+        status=status,
+        idempotency_key=key or secrets.token_urlsafe(24),
+        **(base | context),
+    )
 
 
 def _status_page(status_: Any, code: str, status: int = 200, error: PageError | None = None) -> Template:
@@ -190,6 +199,8 @@ class CorrectionPages(Controller):
     ) -> Template:
         values = _values(data)
         ground = _text(data, "ground")
+        # The form's own key (`_apply_page`); the schema checks its form.
+        key = _text(data, "idempotency_key") or None
         try:
             for field in ("listing", "name", "number", "statement", "contact"):
                 if not _text(data, field):
@@ -209,6 +220,7 @@ class CorrectionPages(Controller):
                         "statement": _text(data, "statement"),
                         "contact": _text(data, "contact"),
                         "attachments": [msgspec.to_builtins(f) for f in await _files(data)],
+                        **({"idempotency_key": key} if key else {}),
                     },
                     ApplicationIn,
                 )
@@ -216,9 +228,11 @@ class CorrectionPages(Controller):
                 raise PageError("too_long" if "length" in str(exc) else "invalid_field") from exc
             receipt = await submit_application(services, request, application)
         except PageError as exc:
-            return _apply_page(status=422, values=values, error=exc)
+            return _apply_page(status=422, key=key, values=values, error=exc)
         except Problem as problem:
-            return _apply_page(status=_status_of(problem), values=values, error=PageError(problem.code))
+            return _apply_page(
+                status=_status_of(problem), key=key, values=values, error=PageError(problem.code)
+            )
         return _page("correction_receipt.html", status=201, receipt=receipt)
 
     @get("/corrections/status")

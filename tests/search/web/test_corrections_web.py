@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 
 from registry.settings import Settings
@@ -73,3 +75,38 @@ def test_past_the_public_rate_limit_a_person_reads_why(registry: Registry, setti
         assert (
             answer.headers["content-type"].startswith("text/html") and int(answer.headers["retry-after"]) > 0
         )
+
+
+def _shown(page: str, element: str) -> str:
+    found = re.search(rf'id="{element}">([^<]+)<', page)
+    assert found is not None, element
+    return found.group(1)
+
+
+def test_a_form_sent_again_gets_its_application_number_again(registry: Registry, court: CourtHandle) -> None:
+    """The answer to the first sending lost (a dropped connection), the visitor sends the same
+    form again: the form's own key makes it the same application, with a new tracking code."""
+    body = person_named(registry, court, "马丽")
+    listing_id = publish_one(registry, court, body)
+    with registry.http() as http:
+        form_page = http.get("/corrections/apply", params={"listing": listing_id}).text
+        key = re.search(r'name="idempotency_key" value="([A-Za-z0-9_-]+)"', form_page)
+        assert key is not None
+        assert key.group(1) not in http.get("/corrections/apply").text  # each form its own
+        form = {
+            "idempotency_key": key.group(1),
+            "listing": listing_id,
+            "name": "马丽",
+            "id_kind": "id_number",
+            "number": body["debtor"]["id_number"],
+            "ground": "should_be_deleted",
+            "statement": "已经履行完毕",
+            "contact": "13800000000",
+        }
+        empty = {"attachments": ("", b"", "application/octet-stream")}
+        first = http.post("/corrections/apply", data=form, files=empty)
+        again = http.post("/corrections/apply", data=form, files=empty)
+    assert (first.status_code, again.status_code) == (201, 201), again.text
+    number = _shown(first.text, "application-number")
+    assert _shown(again.text, "application-number") == number
+    assert _shown(again.text, "tracking-code") != _shown(first.text, "tracking-code")
