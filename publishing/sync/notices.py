@@ -24,7 +24,7 @@ from publishing.sync.services import ACTIVE_CLIENTS, profile_of, readable
 from registry.bulk import bulk_insert
 from registry.calendar import add_working_days, china_date, end_of_china_day, first_uncovered_day
 from registry.eventlog.readers import LogEvent, LogReader
-from registry.eventlog.services import EventDraft, append_events
+from registry.eventlog.services import EventDraft, append_events, lock_head
 from registry.eventlog.types import LISTING_EVENTS, REMOVAL_EVENTS, EventType
 from registry.identity.crypto import DataKeyring
 from registry.identity.types import ID_TYPE_NAMES
@@ -123,15 +123,16 @@ def notice_reader(deadline_days: int) -> LogReader:
     return LogReader(CURSOR, partial(issue_notices, deadline_days=deadline_days), LISTING_EVENTS)
 
 
-def _notice(conn: Connection, notice_id: str) -> Any:
-    row = conn.execute(select(NOTICES).where(NOTICES.c.id == notice_id)).first()
+def _notice(conn: Connection, notice_id: str, *, lock: bool = False) -> Any:
+    query = select(NOTICES).where(NOTICES.c.id == notice_id)
+    row = conn.execute(query.with_for_update() if lock else query).first()
     if row is None:
         raise Problem(404, "notice_not_found", "no notice has this id")
     return row
 
 
-def _owned(conn: Connection, notice_id: str, client_id: str) -> Any:
-    row = _notice(conn, notice_id)
+def _owned(conn: Connection, notice_id: str, client_id: str, *, lock: bool = False) -> Any:
+    row = _notice(conn, notice_id, lock=lock)
     if row.client_id != client_id:
         # Someone else's notice: not confirmed to exist.
         raise Problem(404, "notice_not_found", "you have no notice with this id")
@@ -280,7 +281,8 @@ def list_notices(conn: Connection, client_id: str, now: datetime, limit: int = 1
 def acknowledge_notice(
     conn: Connection, notice_id: str, client_id: str, *, actor: str, now: datetime
 ) -> dict[str, Any]:
-    row = _owned(conn, notice_id, client_id)
+    """Idempotent: the first acknowledgement's time and event stand."""
+    row = _locked(conn, notice_id, client_id)
     if row.acknowledged_at is None:
         conn.execute(
             update(AssistanceNotice).where(AssistanceNotice.id == notice_id).values(acknowledged_at=now)
@@ -299,7 +301,7 @@ def object_to_notice(
             422, "invalid_objection", f"give the objection's reasons, 1 to {MAX_OBJECTION_CHARS} characters",
             pointer="/text",
         )  # fmt: skip
-    row = _owned(conn, notice_id, client_id)
+    row = _locked(conn, notice_id, client_id)
     if row.objection is not None:
         raise Problem(409, "already_objected", "an objection to this notice is already on record")
     conn.execute(
@@ -309,6 +311,14 @@ def object_to_notice(
     )
     append_events(conn, [_event(EventType.NOTICE_OBJECTED, actor, row)], now)
     return _summary(_notice(conn, notice_id), now)
+
+
+def _locked(conn: Connection, notice_id: str, client_id: str) -> Any:
+    """The notice, once no other answer to it can commit: a client retrying after a timeout
+    answers again at once, and each call must see the first one's answer. The log head first
+    (the one lock order: both answers append an event), then the notice's row."""
+    lock_head(conn)
+    return _owned(conn, notice_id, client_id, lock=True)
 
 
 def _event(kind: EventType, actor: str, row: Any) -> EventDraft:

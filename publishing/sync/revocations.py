@@ -18,17 +18,19 @@ from sqlalchemy import Connection, select, update
 
 from publishing.sync.models import Subscription
 from registry.eventlog.readers import LogEvent, LogReader
-from registry.eventlog.services import EventDraft, append_events
+from registry.eventlog.services import EventDraft, append_events, lock_head
 from registry.eventlog.types import EventType
 
 CURSOR = "sync.revocations"
 
 
 def end_subscriptions(conn: Connection, events: Sequence[LogEvent], now: datetime) -> None:
-    for event in events:
-        client_id = event.data.get("client_id")
-        if not isinstance(client_id, str):
-            continue
+    clients = [e.data["client_id"] for e in events if isinstance(e.data.get("client_id"), str)]
+    if clients:
+        # The log head before the subscription rows, the one lock order of every writer: a
+        # pause, resume or replay takes them in that order too, and the other would deadlock.
+        lock_head(conn)
+    for client_id in clients:
         ended = end_client_subscriptions(conn, client_id, now)
         if ended:
             append_events(

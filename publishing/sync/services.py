@@ -29,7 +29,7 @@ from registry.db import dialect_insert
 from registry.endpoints import PushPolicy
 from registry.eventlog.models import Event
 from registry.eventlog.readers import EVENT_COLUMNS, LogEvent, read_events
-from registry.eventlog.services import EventDraft, append_events, head
+from registry.eventlog.services import EventDraft, append_events, head, lock_head
 from registry.eventlog.types import LISTING_EVENTS, REMOVAL_EVENTS, EventType
 from registry.identity.crypto import DataKeyring
 from registry.ids import new_id
@@ -172,8 +172,9 @@ def _audit(conn: Connection, kind: EventType, actor: str, now: datetime, sub_id:
     append_events(conn, [EventDraft(kind, actor, data={"subscription_id": sub_id, **data})], now)
 
 
-def load_subscription(conn: Connection, sub_id: str) -> Any:
-    row = conn.execute(select(SUBSCRIPTIONS).where(SUBSCRIPTIONS.c.id == sub_id)).first()
+def load_subscription(conn: Connection, sub_id: str, *, lock: bool = False) -> Any:
+    query = select(SUBSCRIPTIONS).where(SUBSCRIPTIONS.c.id == sub_id)
+    row = conn.execute(query.with_for_update() if lock else query).first()
     if row is None:
         raise Problem(404, "subscription_not_found", "no subscription has this id")
     return row
@@ -193,8 +194,12 @@ def readable(sub: Any) -> None:
 
 
 def set_state(conn: Connection, sub_id: str, state: str, *, actor: str, now: datetime) -> dict[str, Any]:
-    """Pause, or resume (which also clears a `failing` flag and its retry count)."""
-    _not_ended(load_subscription(conn, sub_id))
+    """Pause, or resume (which also clears a `failing` flag and its retry count).
+
+    Never of an ended subscription, even when the revocation's reader ends it meanwhile: the
+    log head first (the one lock order; the change is logged), then the row, checked locked."""
+    lock_head(conn)
+    _not_ended(load_subscription(conn, sub_id, lock=True))
     values: dict[str, Any] = {"state": state, "updated_at": now}
     if state == "active":
         values |= {"attempts": 0, "next_attempt_at": None}
@@ -209,10 +214,11 @@ def set_state(conn: Connection, sub_id: str, state: str, *, actor: str, now: dat
 def replay(conn: Connection, sub_id: str, from_seq: int, *, actor: str, now: datetime) -> dict[str, Any]:
     """Deliver again everything after `from_seq` (receivers deduplicate by idempotency key).
     A replay from before the subscription's start moves the start back: the admin's decision.
-    It clears a `failing` flag but leaves a paused subscription paused: it applies on resume."""
-    sub = load_subscription(conn, sub_id)
+    It clears a `failing` flag but leaves a paused subscription paused: it applies on resume.
+    Locked as `set_state` is, lest it replay a subscription ended meanwhile."""
+    last_seq, _ = lock_head(conn)
+    sub = load_subscription(conn, sub_id, lock=True)
     _not_ended(sub)
-    last_seq, _ = head(conn)
     if from_seq < 0 or from_seq > last_seq:
         raise Problem(
             422, "cursor_beyond_head", f"from_seq must be between 0 and {last_seq}", pointer="/from_seq"

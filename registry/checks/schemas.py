@@ -156,7 +156,7 @@ class VerifyAnswer(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
 
 class WatchSubjectResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     index: int
-    # added, already_watched, removed or not_watched; absent with an `error`
+    # added, already_watched, reference_updated, removed or not_watched; absent with an `error`
     status: str | None = None
     identifier_masked: str | None = None
     error: SubjectError | None = None

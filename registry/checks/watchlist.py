@@ -84,7 +84,7 @@ def parse_watch_subjects(
     return out
 
 
-def _result(subject: WatchedSubject, status: str) -> dict[str, Any]:
+def _result(subject: WatchedSubject, status: str | None) -> dict[str, Any]:
     if subject.error is not None:
         return {"index": subject.index, "error": {"code": subject.error[0], "detail": subject.error[1]}}
     return {"index": subject.index, "status": status, "identifier_masked": subject.masked}
@@ -93,10 +93,24 @@ def _result(subject: WatchedSubject, status: str) -> dict[str, Any]:
 def add_subjects(
     conn: Connection, client_id: str, subjects: list[WatchedSubject], now: datetime
 ) -> list[dict[str, Any]]:
-    valid = {s.blind: s for s in subjects if s.blind is not None}
-    existing = _watched(conn, client_id, [c for s in valid.values() for c in s.candidates])
+    """Each subject once a request: a later one naming the same identifier is refused
+    (`duplicate_subject`), as its reference could not be the one kept. A new `reference` for
+    a subject watched already replaces the stored one (`reference_updated`); without one the
+    stored one stays."""
+    first: dict[bytes, WatchedSubject] = {}
+    named = []
+    for s in subjects:
+        if s.blind in first:
+            detail = f"the same subject as index {first[s.blind].index}: name each subject once a request"
+            named.append(replace(s, blind=None, error=("duplicate_subject", detail)))
+            continue
+        if s.blind is not None:
+            first[s.blind] = s
+        named.append(s)
+    existing = _watched(conn, client_id, [c for s in first.values() for c in s.candidates])
     fresh = []
-    for blind, s in valid.items():
+    statuses: dict[int, str] = {}
+    for blind, s in first.items():
         stored = next((c for c in s.candidates if c in existing), None)
         if stored is None:
             row = {
@@ -106,21 +120,28 @@ def add_subjects(
                 "created_at": now,
             }
             fresh.append(row | {"subject_cipher": s.cipher})
-        elif stored != blind or not existing[stored]:
+            statuses[s.index] = "added"
+            continue
+        kept, reference = existing[stored]
+        values: dict[str, Any] = {}
+        if stored != blind or not kept:
             # Watched already, under the retiring key or without its identifier (added before
             # revision 0017): brought up to date, so that a rotation can recompute it.
+            values |= {"subject_blind": blind, "subject_cipher": s.cipher}
+        renamed = s.reference is not None and s.reference != reference
+        if renamed:
+            values["reference"] = s.reference
+        if values:
             conn.execute(
                 update(WatchSubject)
                 .where(WatchSubject.client_id == client_id, WatchSubject.subject_blind == stored)
-                .values(subject_blind=blind, subject_cipher=s.cipher)
+                .values(**values)
             )
+        statuses[s.index] = "reference_updated" if renamed else "already_watched"
     if fresh:
         # A concurrent request of the same bank may have added one meanwhile: that is fine.
         conn.execute(dialect_insert(conn, WatchSubject).on_conflict_do_nothing(), fresh)
-    return [
-        _result(s, "already_watched" if any(c in existing for c in s.candidates) else "added")
-        for s in subjects
-    ]
+    return [_result(s, statuses.get(s.index)) for s in named]
 
 
 def remove_subjects(conn: Connection, client_id: str, subjects: list[WatchedSubject]) -> list[dict[str, Any]]:
@@ -136,17 +157,18 @@ def remove_subjects(conn: Connection, client_id: str, subjects: list[WatchedSubj
     ]
 
 
-def _watched(conn: Connection, client_id: str, blinds: list[bytes]) -> dict[bytes, bool]:
-    """Which of these indexes the bank watches, and whether each row keeps its identifier."""
-    found: dict[bytes, bool] = {}
+def _watched(conn: Connection, client_id: str, blinds: list[bytes]) -> dict[bytes, tuple[bool, str | None]]:
+    """Which of these indexes the bank watches: whether each row keeps its identifier, and
+    its reference."""
+    found: dict[bytes, tuple[bool, str | None]] = {}
     for start in range(0, len(blinds), 1000):
         chunk = blinds[start : start + 1000]
         rows = conn.execute(
-            select(WatchSubject.subject_blind, WatchSubject.subject_cipher.is_not(None)).where(
-                WatchSubject.client_id == client_id, WatchSubject.subject_blind.in_(chunk)
-            )
+            select(
+                WatchSubject.subject_blind, WatchSubject.subject_cipher.is_not(None), WatchSubject.reference
+            ).where(WatchSubject.client_id == client_id, WatchSubject.subject_blind.in_(chunk))
         )
-        found.update((bytes(blind), bool(kept)) for blind, kept in rows)
+        found.update((bytes(blind), (bool(kept), reference)) for blind, kept, reference in rows)
     return found
 
 

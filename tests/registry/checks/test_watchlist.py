@@ -7,6 +7,7 @@ import asyncio
 import time
 from collections import deque
 from datetime import date
+from typing import cast
 
 import httpx
 import pytest
@@ -112,6 +113,43 @@ def test_watchlist_follows_listing_and_removal(
     assert number not in dump and "91110000600037341L" not in dump
     assert [bytes(row[1]) for row in stored] == [blind("credit_code:91110000600037341L")]  # type bound in
     assert unwatched_id not in dump
+
+
+def test_a_subject_is_named_once_a_request_and_a_new_reference_replaces_the_stored_one(
+    registry: Registry, court: CourtHandle, settings: Settings
+) -> None:
+    body = registry.person_listing(court)
+    number = body["debtor"]["id_number"]
+    _, http = bank(registry)
+    with http:
+
+        def add(*subjects: dict[str, str]) -> list[str]:
+            response = http.post("/v1/watchlist/subjects", json={"subjects": list(subjects)})
+            assert response.status_code == 200, response.text
+            return [r.get("status") or r["error"]["code"] for r in response.json()["results"]]
+
+        # Each was answered `added`, and the second reference was kept without a word.
+        named_twice = http.post(
+            "/v1/watchlist/subjects",
+            json={"subjects": [{"id_number": number, "reference": "cust-1"},
+                               {"credit_code": "91110000600037341L"},
+                               {"id_number": number, "reference": "cust-2"}]},
+        ).json()["results"]  # fmt: skip
+        assert [r.get("status") for r in named_twice] == ["added", "added", None]
+        assert named_twice[2]["index"] == 2 and named_twice[2]["error"]["code"] == "duplicate_subject"
+        assert "index 0" in named_twice[2]["error"]["detail"]
+        # A new reference was ignored without a word.
+        assert add({"id_number": number}) == ["already_watched"]
+        assert add({"id_number": number, "reference": "cust-1"}) == ["already_watched"]
+        assert add({"id_number": number, "reference": "cust-3"}) == ["reference_updated"]
+        assert http.get("/v1/watchlist").json()["subjects"] == 2
+
+        listed_id, _ = publish_person(
+            registry, court, **{k: v for k, v in body.items() if k != "submission_id"}
+        )
+        follow(settings)
+        listed = cast(list[dict[str, object]], changes(http, 0)["changes"])
+    assert [(c["listing_id"], c["reference"]) for c in listed] == [(listed_id, "cust-3")]
 
 
 def test_watchlist_endpoint_and_refusals(registry: Registry) -> None:
