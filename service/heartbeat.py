@@ -27,8 +27,10 @@ def notify(message: str) -> None:
 
 async def beat(path: Path) -> None:
     """Forever: touch `path` and pet the watchdog, every HEARTBEAT_SECONDS."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     while True:
+        # Each time: the directory may have been removed under a running worker (systemd
+        # removes a unit's runtime directory when it stops), and a beat must not fail.
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.touch()
         notify("WATCHDOG=1")
         await asyncio.sleep(HEARTBEAT_SECONDS)

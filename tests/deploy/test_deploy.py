@@ -52,3 +52,19 @@ def test_the_systemd_units_verify(tmp_path: Path) -> None:
         worker = (DEPLOY / "systemd" / f"{name}.service").read_text()
         assert "Type=notify" in worker and "WatchdogSec=" in worker
         assert f"registry worker {jobs}\n" in worker
+
+
+def test_each_worker_unit_has_its_runtime_directory_and_heartbeat() -> None:
+    """systemd removes a unit's runtime directory when that unit stops: shared, stopping one
+    worker took the other's heartbeat directory away; one file could not tell them apart."""
+    seen: dict[str, tuple[str, str]] = {}
+    for name in ("registry-worker", "registry-deliveries"):
+        unit = (DEPLOY / "systemd" / f"{name}.service").read_text().splitlines()
+        [runtime] = [line.split("=", 1)[1] for line in unit if line.startswith("RuntimeDirectory=")]
+        [beat] = [line for line in unit if line.startswith("Environment=REGISTRY_WORKER_HEARTBEAT_FILE=")]
+        assert runtime == name and f"%t/{name}/" in beat
+        seen[name] = (runtime, beat)
+    assert len({value for pair in seen.values() for value in pair}) == 4
+    # The shared environment file must not set it: EnvironmentFile= wins over Environment=.
+    example = (DEPLOY / "registry.env.example").read_text().splitlines()
+    assert not [line for line in example if line.startswith("REGISTRY_WORKER_HEARTBEAT_FILE=")]

@@ -3,7 +3,9 @@ systemd's notify protocol (READY=1, then WATCHDOG=1) for `Type=notify` units."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -13,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from registry.settings import Settings
+from service import heartbeat as heartbeat_module
 from tests.support.harness import cli_env, registry_bin
 
 
@@ -58,3 +61,25 @@ def test_a_running_worker_beats_and_tells_systemd(
     os.utime(heartbeat, (old, old))
     stale = _check(env)
     assert stale.returncode == 1 and " s old" in stale.stderr
+
+
+def test_the_heartbeat_survives_its_directory_being_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """systemd removes a unit's runtime directory when the unit stops; a worker beating in a
+    directory removed under it had died of FileNotFoundError."""
+    monkeypatch.setattr(heartbeat_module, "HEARTBEAT_SECONDS", 0.05)
+    beats = tmp_path / "run" / "registry-worker" / "heartbeat"
+
+    async def removed_between_beats() -> None:
+        running = asyncio.create_task(heartbeat_module.beat(beats))
+        try:
+            await asyncio.sleep(0.2)
+            shutil.rmtree(beats.parent)
+            await asyncio.sleep(0.3)
+            assert not running.done(), "the beat stopped"
+            assert beats.exists()
+        finally:
+            running.cancel()
+
+    asyncio.run(removed_between_beats())
