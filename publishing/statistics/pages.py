@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from litestar import Controller, MediaType, Request, Response, get
+from litestar.exceptions import TooManyRequestsException
 from litestar.params import FromPath
 from litestar.router import Router
 from litestar.static_files import create_static_files_router
@@ -31,6 +32,7 @@ from registry.clients.services import Principal
 from registry.db import Database
 from registry.http.auth import roles
 from registry.http.dependencies import Injected
+from registry.http.errors import rate_limited_page
 from registry.http.pages import PUBLIC_PAGE_HEADERS
 from registry.identity.identifiers import PROVINCES
 from registry.listings.wording import GROUNDS, KIND, REMOVAL_REASONS, cn_date
@@ -174,6 +176,8 @@ class StatisticsPages(Controller):
 
     path = "/statistics"
     include_in_schema = False
+    # Past the public rate limit a person gets the reason in Chinese, as on the search page.
+    exception_handlers = {TooManyRequestsException: rate_limited_page}  # noqa: RUF012
 
     @get("/")
     async def page(self, request: Request[Any, Any, Any], db: Injected[Database]) -> Response[str]:

@@ -1,4 +1,5 @@
-"""How every exception a request can raise becomes an RFC 9457 problem (`registry.problems`)."""
+"""How every exception a request can raise becomes an RFC 9457 problem (`registry.problems`),
+or, for a browser asking for a page, the same status as a page in Chinese (`error_page`)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,21 @@ from litestar.exceptions import (
     HTTPException,
     MethodNotAllowedException,
     NotFoundException,
+    TooManyRequestsException,
     ValidationException,
 )
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from registry.http.body import body_problem
-from registry.problems import DATABASE_UNAVAILABLE, Problem, database_unavailable, problem_response
+from registry.http.pages import error_page, prefers_html
+from registry.http.ratelimit import rate_limit_headers, rate_limited_problem
+from registry.problems import (
+    DATABASE_UNAVAILABLE,
+    Problem,
+    database_unavailable,
+    problem_headers,
+    problem_response,
+)
 
 logger = logging.getLogger("registry.problems")
 
@@ -32,33 +42,56 @@ _HTTP_CODES = {
 }
 
 
-def handle_problem(_request: Request[Any, Any, Any], exc: Problem) -> Response[dict[str, Any]]:
-    return problem_response(exc)
+# Where the JSON API lives: its clients get problem+json whatever their Accept says.
+API_PREFIX = "/v1/"
 
 
-def handle_http_exception(_request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+def _answer(
+    request: Request[Any, Any, Any], problem: Problem, headers: dict[str, str] | None = None
+) -> Response[Any]:
+    """The problem; a page instead to a browser outside the API (a person who followed a broken
+    link or sent a form too big must not be shown English JSON)."""
+    if prefers_html(request) and not request.url.path.startswith(API_PREFIX):
+        return error_page(problem.status, {**problem_headers(problem), **(headers or {})})
+    response = problem_response(problem)
+    response.headers.update(headers or {})
+    return response
+
+
+def handle_problem(request: Request[Any, Any, Any], exc: Problem) -> Response[Any]:
+    return _answer(request, exc)
+
+
+def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     status = exc.status_code
     if isinstance(exc, ValidationException):
         # Litestar's own validation: the body (the one body policy, registry.http.body), or
         # the path and query parameters.
         body_errors = [e for e in exc.extra or [] if isinstance(e, dict) and e.get("source") == "body"]
         if body_errors:
-            return problem_response(body_problem(body_errors))
-        return problem_response(_parameter_problem(exc.extra))
+            return _answer(request, body_problem(body_errors))
+        return _answer(request, _parameter_problem(exc.extra))
     if isinstance(exc, NotFoundException):
-        return problem_response(Problem(404, "not_found", "no such resource"))
+        return _answer(request, Problem(404, "not_found", "no such resource"))
     if isinstance(exc, MethodNotAllowedException):
         # RFC 9110 §15.5.6: a 405 names the methods the resource has (HEAD wherever GET is:
         # `service.app.head_as_get`).
         methods = [m.strip() for m in (exc.headers or {}).get("allow", "").split(",") if m.strip()]
         if "GET" in methods and "HEAD" not in methods:
             methods.append("HEAD")
-        response = problem_response(
-            Problem(405, "method_not_allowed", "this resource does not take that method")
+        return _answer(
+            request,
+            Problem(405, "method_not_allowed", "this resource does not take that method"),
+            {"Allow": ", ".join(sorted(methods))},
         )
-        response.headers["Allow"] = ", ".join(sorted(methods))
-        return response
-    return problem_response(Problem(status, _HTTP_CODES.get(status, "http_error"), str(exc.detail)))
+    return _answer(request, Problem(status, _HTTP_CODES.get(status, "http_error"), str(exc.detail)))
+
+
+def rate_limited_page(request: Request[Any, Any, Any], exc: TooManyRequestsException) -> Response[Any]:
+    """Past the public rate limit (`rate_limited_problem`), a browser reads why on a page."""
+    if not prefers_html(request):
+        return rate_limited_problem(request, exc)
+    return error_page(429, rate_limit_headers(exc))
 
 
 def _what_is_wrong(message: str) -> str:
@@ -93,5 +126,5 @@ def unexpected_problem(exc: Exception) -> Problem:
     return Problem(HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "unexpected error")
 
 
-def handle_unexpected(_request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
-    return problem_response(unexpected_problem(exc))
+def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    return _answer(request, unexpected_problem(exc))

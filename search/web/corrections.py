@@ -64,7 +64,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "attachment_too_large": ("附件过大，请压缩后重新上传。", "attachments"),
     "attachment_type_refused": ("附件只接受 PDF、JPEG 或 PNG 文件。", "attachments"),
     "correction_budget_exhausted": ("今日从本网络地址提交的申请次数已达上限，请明日再试。", "listing"),
-    "correction_not_found": ("申请编号或查询码不正确。", "number"),
+    # Either may be the wrong one: both fields are marked.
+    "correction_not_found": ("申请编号或查询码不正确。", "form"),
     "reconsideration_too_late": ("已超过申请复议的期限（驳回决定作出之日起十日内）。", "statement"),
     "reconsideration_not_available": ("该申请当前不能申请复议。", "statement"),
     "no_superior_court": ("本系统未登记执行法院的上一级人民法院，请直接向其申请复议。", "statement"),
@@ -78,6 +79,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "missing_ground": ("请选择申请事由。", "ground"),
     "missing_statement": ("请填写申请理由。", "statement"),
     "missing_contact": ("请填写联系方式。", "contact"),
+    "missing_reconsideration_statement": ("请填写复议理由。", "statement"),
+    "missing_application": ("请填写申请编号和查询码。", "form"),
+    "missing_application_number": ("请填写申请编号。", "number"),
+    "missing_code": ("请填写查询码。", "code"),
+    "missing_token": ("请填写核验码。", "token"),
 }
 
 
@@ -174,8 +180,22 @@ def _status_page(status_: Any, code: str, status: int = 200, error: PageError | 
 
 
 def qr_svg(url: str) -> str:
-    """The QR code as inline SVG markup (no image request: the CSP allows none from elsewhere)."""
-    return str(segno.make(url, error="m").svg_inline(scale=3, title="删除证明核验二维码"))
+    """The QR code as inline SVG markup (no image request: the CSP allows none from elsewhere).
+    A viewBox and no width or height: the stylesheet fits it to a phone's screen."""
+    code = segno.make(url, error="m")
+    return str(code.svg_inline(scale=3, omitsize=True, title="删除证明核验二维码"))
+
+
+def _missing_tracking(number: str, code: str) -> str | None:
+    """The code of what the status form left empty, or None when both are filled (an empty
+    field asked for, not looked up and called wrong)."""
+    if not number and not code:
+        return "missing_application"
+    if not number:
+        return "missing_application_number"
+    if not code:
+        return "missing_code"
+    return None
 
 
 class CorrectionPages(Controller):
@@ -191,12 +211,15 @@ class CorrectionPages(Controller):
 
     # The attachments, as files (raw bytes): within the API's cap for their base64.
     @post("/corrections/apply", status_code=201, request_max_body_size=APPLICATION_BODY_BYTES)
-    async def apply(
-        self,
-        request: Request[Any, Any, Any],
-        services: Injected[Services],
-        data: Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_PART)],
-    ) -> Template:
+    async def apply(self, request: Request[Any, Any, Any], services: Injected[Services]) -> Template:
+        # Read here, not as a `data` parameter: a field that is not UTF-8, or declares a
+        # charset Python does not know, fails the decoding (Litestar lets it out as a 500).
+        try:
+            form = await request.form()
+        except (UnicodeDecodeError, LookupError):
+            return _apply_page(status=400, error=PageError("invalid_field"))
+        # One value a name, a list where a name is repeated (the attachments), as Litestar gives.
+        data = {name: items[0] if len(items) == 1 else items for name, items in form.dict().items()}
         values = _values(data)
         ground = _text(data, "ground")
         # The form's own key (`_apply_page`); the schema checks its form.
@@ -246,6 +269,11 @@ class CorrectionPages(Controller):
         data: Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)],
     ) -> Template:
         number, code = _text(data, "number"), _text(data, "code")
+        missing = _missing_tracking(number, code)
+        if missing is not None:
+            return _page(
+                "correction_track.html", status=422, values={"number": number[:32]}, error=PageError(missing)
+            )
         try:
             found = await services.db.read(
                 application_status, number[:32], code[:64], services.secrets.keyring, today_in_china()
@@ -273,7 +301,7 @@ class CorrectionPages(Controller):
         keyring = services.secrets.keyring
         try:
             if not statement:
-                raise Problem(422, "invalid_field", "statement is empty")
+                raise Problem(422, "missing_reconsideration_statement", "statement is empty")
             check_text(statement, "/statement", multiline=True)
             found = await services.db.write(
                 request_reconsideration, number, code, statement[:5000], keyring, now=utcnow()
@@ -300,6 +328,11 @@ class CorrectionPages(Controller):
         data: Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)],
     ) -> Template:
         values = {"listing": _text(data, "listing")[:64], "id_kind": _text(data, "id_kind")}
+        # What is missing first, as `apply` does: the service would call an empty listing
+        # unreadable and an empty number a wrong check digit.
+        missing = next((f"missing_{name}" for name in ("listing", "number") if not _text(data, name)), None)
+        if missing is not None:
+            return _page("certificate_request.html", status=422, values=values, error=PageError(missing))
         try:
             issued = await issue_certificate(
                 services, request, CertificateIn(listing=_listing_ref(data), **_identifier(data))
@@ -321,8 +354,12 @@ class CorrectionPages(Controller):
 
     @get("/certificates/verify")
     async def verify(self, services: Injected[Services], token: FromQuery[str | None] = None) -> Template:
-        if not token:
-            return _page("certificate_verify.html", verdict=None)
+        if token is None:
+            return _page("certificate_verify.html", verdict=None, error=None)
+        if not token.strip():
+            # The form sent empty: ask for the code rather than show the same blank form.
+            error = PageError("missing_token")
+            return _page("certificate_verify.html", status=400, verdict=None, error=error)
         verdict = verify_certificate(services, token[:8192])
         return _page(
             "certificate_verify.html",

@@ -10,6 +10,7 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from registry.identity.identifiers import PROVINCES
+from registry.identity.types import ID_TYPE_NAMES
 from registry.listings.wording import GROUNDS, KIND, PERFORMANCE, SEX, cn_date, yuan
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
@@ -37,6 +38,8 @@ def environment() -> Environment:
         performance=_label(PERFORMANCE),
         sex=_label(SEX),
         kind=_label(KIND),
+        # The document the entry's number is of (a passport, a travel permit, a credit code...).
+        id_type=_label(ID_TYPE_NAMES),
         # A date as a certificate's claims hold it (ISO text), in Chinese.
         cn_iso=lambda text: cn_date(date.fromisoformat(text)),
     )

@@ -1,7 +1,7 @@
 """The public statistics page and the oversight dashboard over HTTP: Chinese, the public
 page's CSP, charts as SVG images without script, small cells hidden in page and chart,
-bad input answered with the form and a 400, the dashboard guarded and scoped to a court, its
-codes shown in Chinese."""
+bad input answered with the form and a 400, past the public rate limit the reason in Chinese,
+the dashboard guarded and scoped to a court, its codes shown in Chinese."""
 
 from __future__ import annotations
 
@@ -21,9 +21,11 @@ from publishing.sync.services import MODES
 from registry.checks.schemas import PURPOSES
 from registry.clients.services import create_client
 from registry.eventlog.readers import follow_sync, step
+from registry.settings import Settings
 from registry.timeutil import utcnow
+from service.app import create_app
 from tests.support.checks import bank
-from tests.support.harness import CourtHandle, Registry
+from tests.support.harness import CourtHandle, Registry, serve_app
 from tests.support.listings import publish_many
 
 CSP = (
@@ -89,6 +91,23 @@ def test_bad_input_answers_the_form_with_the_reason(registry: Registry) -> None:
     assert 'role="alert"' in page.text and "有效日期" in page.text
     assert 'id="from" name="from" value="2026-02-30" aria-invalid="true"' in page.text
     assert "<title>错误：" in page.text
+
+
+def test_past_the_public_rate_limit_a_person_reads_why_and_a_program_gets_the_problem(
+    settings: Settings,
+) -> None:
+    limited = settings.override(server={"public_rate_limit": "2/minute"})
+    browser = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+    with serve_app(create_app(limited, run_scheduler=False)) as url, httpx.Client(base_url=url) as http:
+        codes = [http.get("/statistics", headers=browser).status_code for _ in range(3)]
+        assert codes == [200, 200, 429]
+        page = http.get("/statistics", headers=browser)
+        problem = http.get("/statistics", headers={"Accept": "application/json"})
+    assert page.status_code == 429 and page.headers["content-type"].startswith("text/html")
+    assert page.headers["content-security-policy"] == CSP
+    assert '<html lang="zh-CN">' in page.text
+    assert f"请在 {page.headers['retry-after']} 秒后再试" in page.text
+    assert problem.status_code == 429 and problem.json()["code"] == "rate_limited"
 
 
 def test_the_dashboard_is_guarded_and_a_court_sees_its_own(

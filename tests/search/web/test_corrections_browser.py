@@ -19,7 +19,7 @@ from registry.corrections.services import READER
 from registry.courts.services import set_superior
 from registry.eventlog.readers import follow_sync
 from registry.timeutil import utcnow
-from tests.support.browser import PHONE, browser, serious_violations
+from tests.support.browser import PHONE, browser, no_horizontal_scroll, serious_violations
 from tests.support.corrections import PDF, decision, post_decision, wrongful_removal
 from tests.support.harness import CourtHandle, Registry, run_search_indexer
 from tests.support.listings import person_named, publish_one
@@ -217,6 +217,32 @@ def test_a_refused_application_is_explained_and_works_on_a_phone(
         expect(page.get_by_label("申请理由")).to_have_value("理由")
         expect(page.get_by_label("被执行人的完整证件号码")).to_have_value("")
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        accessible(page)
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("width", [360, 390])
+def test_the_certificate_and_its_qr_code_fit_a_phone(
+    browser: Browser, registry: Registry, court: CourtHandle, width: int
+) -> None:
+    body = person_named(registry, court, "邓敏")
+    listing_id = publish_one(registry, court, body)
+    remove(registry, court, listing_id)
+    context = browser.new_context(
+        base_url=registry.url, viewport={"width": width, "height": 844}, is_mobile=True, has_touch=True
+    )
+    try:
+        page = context.new_page()
+        page.goto(f"/certificates?listing={listing_id}")
+        page.get_by_label("被执行人的完整证件号码").fill(body["debtor"]["id_number"])
+        page.get_by_role("button", name="出具证明").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("失信信息删除证明")
+        assert no_horizontal_scroll(page)
+        # The whole code on the screen, square, and big enough to scan.
+        box = page.locator(".qr svg").bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width
+        assert box["width"] >= 250 and abs(box["height"] - box["width"]) < 1
         accessible(page)
     finally:
         context.close()

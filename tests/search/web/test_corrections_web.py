@@ -1,13 +1,16 @@
-"""The correction pages over plain HTTP: headers, escaping, refusals in words, the rate limit."""
+"""The correction pages over plain HTTP: headers, escaping, refusals in words (an empty field
+asked for and marked), the rate limit."""
 
 from __future__ import annotations
 
 import re
 
 import httpx
+import pytest
 
 from registry.settings import Settings
 from service.app import create_app
+from tests.support.corrections import application, apply, decision, post_decision
 from tests.support.harness import CourtHandle, Registry, serve_app
 from tests.support.listings import person_named, publish_one
 
@@ -110,3 +113,111 @@ def test_a_form_sent_again_gets_its_application_number_again(registry: Registry,
     number = _shown(first.text, "application-number")
     assert _shown(again.text, "application-number") == number
     assert _shown(again.text, "tracking-code") != _shown(first.text, "tracking-code")
+
+
+def _invalid(page: str) -> list[str]:
+    """The ids of the fields the page marks invalid."""
+    return re.findall(r'id="([a-z_]+)"[^>]* aria-invalid="true"', page)
+
+
+def _part(name: str, value: bytes, content_type: str | None = None) -> bytes:
+    head = f'Content-Disposition: form-data; name="{name}"\r\n'
+    if content_type is not None:
+        head += f"Content-Type: {content_type}\r\n"
+    return b"--X\r\n" + head.encode() + b"\r\n" + value + b"\r\n"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [_part("name", b"\xff\xfe"), _part("name", "张伟".encode(), "text/plain; charset=x-no-such-charset")],
+    ids=["not utf-8", "unknown charset"],
+)
+def test_a_form_field_that_cannot_be_decoded_is_answered_with_the_form(
+    registry: Registry, bad: bytes
+) -> None:
+    body = (
+        _part("listing", b"01J0000000000000000000NONE")
+        + bad
+        + _part("statement", "理由".encode())
+        + b"--X--\r\n"
+    )
+    with registry.http() as http:
+        answer = http.post(
+            "/corrections/apply", content=body, headers={"Content-Type": "multipart/form-data; boundary=X"}
+        )
+    assert answer.status_code == 400 and answer.headers["content-type"].startswith("text/html")
+    assert "所填内容含有无法识别的字符或格式不正确" in answer.text
+    assert 'name="idempotency_key"' in answer.text  # the form, to send again
+
+
+def test_an_empty_reconsideration_statement_is_asked_for(registry: Registry, court: CourtHandle) -> None:
+    body = person_named(registry, court, "马丽")
+    listing_id = publish_one(registry, court, body)
+    filed = apply(registry, application(listing_id, body))
+    assert filed.status_code == 201, filed.text
+    number, code = filed.json()["application_number"], filed.json()["tracking_code"]
+    dismissed = post_decision(
+        registry, court, number,
+        decision(number, listing_id, outcome="dismissed", action="none", decided_on=registry.today),
+    )  # fmt: skip
+    assert dismissed.status_code == 200, dismissed.text
+    with registry.http() as http:
+        answer = http.post("/corrections/reconsider", data={"number": number, "code": code, "statement": " "})
+    assert answer.status_code == 422
+    assert "请填写复议理由。" in answer.text and "无法识别的字符" not in answer.text
+    assert _invalid(answer.text) == ["statement"]
+
+
+ASKED = {"listing": "请填写失信信息编号或执行案号。", "number": "请填写被执行人的完整证件号码。"}
+
+
+@pytest.mark.parametrize(
+    ("listing", "number", "field"),
+    [
+        ("", "", "listing"),
+        ("", "11010519491231002X", "listing"),
+        ("01J0000000000000000000NONE", "", "number"),
+        ("（2024）京0105执3408号", " ", "number"),
+    ],
+)
+def test_an_empty_certificate_request_asks_for_what_is_missing(
+    registry: Registry, listing: str, number: str, field: str
+) -> None:
+    with registry.http() as http:
+        answer = http.post(
+            "/certificates", data={"listing": listing, "id_kind": "id_number", "number": number}
+        )
+    assert answer.status_code == 422
+    assert ASKED[field] in answer.text
+    assert "无法识别的字符" not in answer.text and "校验位" not in answer.text
+    assert _invalid(answer.text) == [field]
+
+
+@pytest.mark.parametrize(
+    ("form", "message", "fields"),
+    [
+        ({"number": "", "code": ""}, "请填写申请编号和查询码。", ["number", "code"]),
+        ({"number": "", "code": "abc"}, "请填写申请编号。", ["number"]),
+        ({"number": "0" * 26, "code": " "}, "请填写查询码。", ["code"]),
+    ],
+)
+def test_an_empty_status_form_asks_for_what_is_missing(
+    registry: Registry, form: dict[str, str], message: str, fields: list[str]
+) -> None:
+    with registry.http() as http:
+        answer = http.post("/corrections/status", data=form)
+    assert answer.status_code == 422
+    assert 'role="alert"' in answer.text and message in answer.text
+    assert "申请编号或查询码不正确" not in answer.text
+    assert _invalid(answer.text) == fields
+
+
+def test_an_empty_verification_form_asks_for_the_code(registry: Registry) -> None:
+    with registry.http() as http:
+        asked = http.get("/certificates/verify", params={"token": " "})
+        blank = http.get("/certificates/verify")
+    assert asked.status_code == 400
+    assert 'role="alert"' in asked.text and "请填写核验码。" in asked.text
+    assert _invalid(asked.text) == ["token"]
+    # Opened without a code, the form is simply shown.
+    assert blank.status_code == 200 and 'role="alert"' not in blank.text and _invalid(blank.text) == []

@@ -114,6 +114,36 @@ def test_an_organisation_is_found_by_part_of_its_name_and_by_its_credit_code(
     assert "王建国" not in by_code.text  # the legal representative is on the detail page only
 
 
+def test_each_number_is_labelled_with_the_document_it_is_of(
+    registry: Registry, court: CourtHandle, index: Callable[[], int]
+) -> None:
+    """A passport's number is not a 身份证号码, nor a foreign registration a 统一社会信用代码."""
+    resident = person_named(registry, court, "欧阳明")
+    passport = person_named(registry, court, "欧阳明")
+    passport["debtor"] = {
+        "kind": "person",
+        "name": "欧阳明",
+        "id_type": "passport",
+        "id_number": "E1234567",
+        "nationality": "CAN",
+    }
+    registered = organization(registry, court, "欧阳明贸易有限公司")
+    del registered["debtor"]["credit_code"]
+    registered["debtor"]["registration"] = {"country": "GBR", "number": "SC123456"}
+    ids = {
+        "居民身份证": publish_one(registry, court, resident),
+        "护照": publish_one(registry, court, passport),
+        "境外注册号": publish_one(registry, court, registered),
+    }
+    index()
+    found = results(page(registry.url, q="欧阳明").text)
+    assert sorted(re.findall(r"<dt>([^<]*)</dt><dd class=\"num\">", found)) == sorted(ids)
+    with httpx.Client(base_url=registry.url) as client:
+        for label, listing_id in ids.items():
+            entry = client.get(f"/defaulters/{listing_id}").text
+            assert re.findall(r"<dt>([^<]*)</dt><dd class=\"num\">", entry) == [label]
+
+
 def test_a_full_id_number_finds_its_holder_only(
     registry: Registry, court: CourtHandle, index: Callable[[], int]
 ) -> None:

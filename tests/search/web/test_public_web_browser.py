@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, ViewportSize, expect
 
 from tests.support.browser import DESKTOP, PHONE, browser, no_horizontal_scroll, serious_violations
 from tests.support.harness import CourtHandle, Registry, run_search_indexer
@@ -257,3 +257,34 @@ def test_a_malformed_id_number_is_refused_not_searched(page: Page, registry: Reg
     expect(page.get_by_role("alert")).to_contain_text("该身份证号码无效")
     assert hits(page) == []
     assert page.locator("section.results").count() == 0
+
+
+# The sizes the public pages are held to: two phones and a desktop.
+SCREENS: list[ViewportSize] = [
+    {"width": 390, "height": 844},
+    {"width": 360, "height": 740},
+    {"width": 1280, "height": 800},
+]
+
+
+@pytest.mark.parametrize("viewport", SCREENS, ids=lambda v: f"{v['width']}x{v['height']}")
+def test_an_error_no_page_answers_is_an_accessible_page(
+    browser: Browser, registry: Registry, viewport: ViewportSize
+) -> None:
+    """An unknown address (and a wrong method: a form sent to a page that takes none) opens a
+    page in Chinese with the same status: no serious or critical axe-core violation, no
+    sideways scrolling, a way home."""
+    context = browser.new_context(base_url=registry.url, locale="zh-CN", viewport=viewport)
+    try:
+        page = context.new_page()
+        for path in ("/defaulters", "/nope/" + "x" * 80):
+            response = page.goto(path)
+            assert response is not None and response.status == 404
+            assert page.get_attribute("html", "lang") == "zh-CN"
+            expect(page.get_by_role("heading", level=1)).to_have_text("页面不存在")
+            assert serious_violations(page) == []
+            assert no_horizontal_scroll(page)
+        page.get_by_role("link", name="返回首页").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("失信被执行人查询")
+    finally:
+        context.close()
