@@ -1,5 +1,6 @@
 """How a CLI command reaches the service: build `Services` from the environment, run one
-piece of work, close everything; a Problem becomes a one-line error instead of a traceback.
+piece of work, close everything. What an operator can fix or wait out (a bad setting, a refused
+request, a missing key, the database out of reach) becomes one line instead of a traceback.
 
 Shared by `registry/cli.py` and the command groups other packages add to it.
 """
@@ -7,35 +8,86 @@ Shared by `registry/cli.py` and the command groups other packages add to it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import os
+import socket
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 import click
 from sqlalchemy import Connection
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from registry.identity.errors import KeyConfigError, KeysUnavailable
 from registry.problems import Problem
 from registry.runtime import Services
-from registry.settings import Settings
+from registry.settings import DatabaseSettings, Settings, SettingsError, load_settings
 
 T = TypeVar("T")
 CLI_ACTOR = "operator:cli"
 
+# How asyncpg (migrations, the async engine) fails to connect: unwrapped, not as a DBAPI error.
+# Not every OSError: a broken pipe is click's to handle, a missing file has its own line below.
+_UNREACHABLE = (
+    ConnectionRefusedError,
+    ConnectionResetError,
+    ConnectionAbortedError,
+    TimeoutError,
+    socket.gaierror,
+)
+
+
+def cli_settings() -> Settings:
+    """The settings of a command; each bad `REGISTRY_*` variable on a line of its own."""
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        raise click.ClickException("\nError: ".join(exc.lines)) from None
+
+
+@contextmanager
+def operator_errors() -> Iterator[None]:
+    """Around every command (the root group): its failures an operator can act on, one line each."""
+    try:
+        yield
+    except Problem as problem:
+        raise click.ClickException(f"{problem.code}: {problem.detail}") from problem
+    except (KeysUnavailable, KeyConfigError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    except (OperationalError, InterfaceError) as exc:
+        cause = str(exc.orig or exc).strip().split("\n", 1)[0] or type(exc.orig).__name__
+        raise click.ClickException(f"database error at {_database_address()}: {cause}") from exc
+    except _UNREACHABLE as exc:
+        # os.strerror: asyncio's own text names the address again ("Connect call failed (...)").
+        cause = os.strerror(exc.errno) if exc.errno and exc.errno > 0 else exc.strerror or "timed out"
+        raise click.ClickException(
+            f"database unreachable at {_database_address()} ({cause.lower()})"
+        ) from exc
+    except OSError as exc:
+        if exc.filename is None or isinstance(exc, BrokenPipeError):
+            raise
+        raise click.ClickException(f"{exc.filename}: {exc.strerror}") from exc
+
+
+def _database_address() -> str:
+    # Host and port, or the SQLite file: never the password the URL may carry. Read only once
+    # a command failed, after the root group checked every setting.
+    url = make_url(DatabaseSettings().url)
+    if url.get_backend_name() == "sqlite":
+        return url.database or "(no file)"
+    return f"{url.host or 'local socket'}:{url.port or 5432}"
+
 
 def run_with_services(work: Callable[[Services], Awaitable[T]]) -> T:
     async def main() -> T:
-        services = Services.create(Settings())
+        services = Services.create(cli_settings())
         try:
             return await work(services)
         finally:
             await services.close()
 
-    try:
-        return asyncio.run(main())
-    except Problem as problem:
-        raise click.ClickException(f"{problem.code}: {problem.detail}") from problem
-    except (KeysUnavailable, KeyConfigError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    return asyncio.run(main())
 
 
 def in_write_transaction(fn: Callable[[Connection], T]) -> T:

@@ -12,14 +12,29 @@ from pathlib import Path
 from typing import Any, Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from registry.endpoints import parse_allowed
 
+# The longest interval, timeout or lease a setting may hold: anything longer is a typo, and
+# inf or 1e300 seconds overflowed the scheduler and asyncio when the job or request began.
+A_DAY = 86_400
+
 
 def _config(prefix: str) -> SettingsConfigDict:
-    return SettingsConfigDict(env_prefix=prefix, extra="ignore", populate_by_name=True)
+    return SettingsConfigDict(env_prefix=prefix, extra="ignore", populate_by_name=True, allow_inf_nan=False)
+
+
+def _url_of(value: str, schemes: set[str], example: str) -> str:
+    """`value` if it is a URL of one of `schemes` naming a server or socket; the error never
+    repeats the value, which may carry a password."""
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or not (parts.hostname or parts.path.strip("/")):
+        *others, last = sorted(f"{scheme}://" for scheme in schemes)
+        raise ValueError(f"expected a URL starting {', '.join(others)} or {last}, e.g. {example}")
+    return value
 
 
 class DatabaseSettings(BaseSettings):
@@ -29,19 +44,22 @@ class DatabaseSettings(BaseSettings):
 
     url: str = Field(
         default="sqlite:///var/registry.db",
-        description="SQLAlchemy URL: sqlite:///path (embedded default) or postgresql://user@host/db.",
+        description="SQLAlchemy URL: sqlite:///path (embedded default) or postgresql://user@host/db "
+        "(postgres://, postgresql+psycopg:// and postgresql+asyncpg:// too).",
     )
 
     @field_validator("url")
     @classmethod
     def _async_driver(cls, value: str) -> str:
-        # Accept the plain URLs operators write and pick the async driver the service runs on.
-        if value.startswith("sqlite:///"):
-            return "sqlite+aiosqlite:///" + value.removeprefix("sqlite:///")
-        for prefix in ("postgresql://", "postgres://", "postgresql+psycopg://"):
+        # Accept the plain URLs operators write and pick the async driver the service runs on;
+        # refuse any other (another database, a driver not installed, sqlite:// with no path).
+        for prefix in ("sqlite:///", "sqlite+aiosqlite:///"):
+            if value.startswith(prefix) and value.removeprefix(prefix):
+                return "sqlite+aiosqlite:///" + value.removeprefix(prefix)
+        for prefix in ("postgresql://", "postgres://", "postgresql+psycopg://", "postgresql+asyncpg://"):
             if value.startswith(prefix):
                 return "postgresql+asyncpg://" + value.removeprefix(prefix)
-        return value
+        raise ValueError("expected sqlite:///path/to/file.db or postgresql://user@host:5432/database")
 
     @property
     def is_sqlite(self) -> bool:
@@ -87,7 +105,9 @@ class ServerSettings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Address `registry serve` listens on.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `registry serve` listens on.")
     scheduler: bool = Field(default=True, description="Run background jobs inside `registry serve`.")
-    log_level: str = Field(default="INFO", description="Python logging level name (DEBUG, INFO, WARNING).")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        default="INFO", description="Python logging level name: DEBUG, INFO, WARNING, ERROR or CRITICAL."
+    )
     worker_heartbeat_file: Path = Field(
         default=Path("var/worker.heartbeat"),
         description="Touched by `registry worker` every few seconds; `registry worker --check` reads it.",
@@ -159,7 +179,9 @@ class ListingSettings(BaseSettings):
 
     model_config = _config("REGISTRY_")
 
-    expiry_interval_seconds: int = Field(default=300, ge=1, description="How often fixed terms are expired.")
+    expiry_interval_seconds: int = Field(
+        default=300, ge=1, le=A_DAY, description="How often fixed terms are expired."
+    )
     ingest_workers: int = Field(
         default=0, ge=0, description="Processes that verify and prepare listings; 0 = one per core."
     )
@@ -175,6 +197,7 @@ class ListingSettings(BaseSettings):
     ingest_stall_seconds: float = Field(
         default=120.0,
         gt=0,
+        le=A_DAY,
         description=(
             "How long the ingest processes may finish no chunk while chunks wait before they are"
             " killed and replaced, and the chunks tried again (a stopped or hung worker)."
@@ -208,11 +231,12 @@ class CheckSettings(BaseSettings):
         default=183, ge=1, description="Days the query log is kept (183 = six months) before the purge job."
     )
     log_purge_interval_seconds: int = Field(
-        default=3600, ge=1, description="How often the query log is purged of rows past retention."
+        default=3600, ge=1, le=A_DAY, description="How often the query log is purged of rows past retention."
     )
     watchlist_interval_seconds: int = Field(
         default=10,
         ge=1,
+        le=A_DAY,
         validation_alias="REGISTRY_WATCHLIST_INTERVAL_SECONDS",
         description="How often the watchlist reader follows the event log.",
     )
@@ -230,7 +254,9 @@ class SyncSettings(BaseSettings):
 
     model_config = _config("REGISTRY_SYNC_")
 
-    interval_seconds: float = Field(default=1.0, gt=0, description="How often push workers look for work.")
+    interval_seconds: float = Field(
+        default=1.0, gt=0, le=A_DAY, description="How often push workers look for work."
+    )
     # 500: a backlog (a new agency, a replay) goes out in half the transactions and POSTs of
     # 200 for the same bytes; a removal alone is still a batch of one (docs/benchmarks.md).
     batch_size: int = Field(default=500, ge=1, le=1000, description="Log events read per push batch.")
@@ -242,6 +268,7 @@ class SyncSettings(BaseSettings):
     timeout_seconds: float = Field(
         default=10.0,
         gt=0,
+        le=A_DAY,
         description="Total deadline of one push request, connection to last byte read (at most half "
         "the lease is used).",
     )
@@ -249,11 +276,14 @@ class SyncSettings(BaseSettings):
         default=10, ge=1, description="Failed pushes in a row before a subscription is flagged failing."
     )
     backoff_base_seconds: float = Field(
-        default=1.0, gt=0, description="First retry delay; doubles each time."
+        default=1.0, gt=0, le=A_DAY, description="First retry delay; doubles each time."
     )
-    backoff_max_seconds: float = Field(default=300.0, gt=0, description="Longest retry delay.")
+    backoff_max_seconds: float = Field(default=300.0, gt=0, le=A_DAY, description="Longest retry delay.")
     lease_seconds: float = Field(
-        default=30.0, gt=0, description="How long a worker holds a subscription; a dead worker's runs out."
+        default=30.0,
+        gt=0,
+        le=A_DAY,
+        description="How long a worker holds a subscription; a dead worker's runs out.",
     )
     notice_deadline_days: int = Field(
         default=3,
@@ -297,7 +327,7 @@ class FeedSettings(BaseSettings):
 
     # Short: a removal must leave the feeds within seconds, like every other public surface.
     publications_interval_seconds: float = Field(
-        default=1.0, gt=0, description="How often the feeds' reader follows the event log."
+        default=1.0, gt=0, le=A_DAY, description="How often the feeds' reader follows the event log."
     )
     feed_page_size: int = Field(default=50, ge=1, le=500, description="Entries per feed page.")
 
@@ -330,7 +360,7 @@ class TranslogSettings(BaseSettings):
         description="The transparency log's origin line in checkpoints.",
     )
     interval_seconds: int = Field(
-        default=60, ge=1, description="How often events are logged and a checkpoint signed."
+        default=60, ge=1, le=A_DAY, description="How often events are logged and a checkpoint signed."
     )
 
 
@@ -346,7 +376,10 @@ class SearchSettings(BaseSettings):
         default=0.5, gt=0, le=60, description="How often the indexer applies new events to the search index."
     )
     reconcile_interval_seconds: int = Field(
-        default=3600, ge=60, description="How often the index is compared with the registry and repaired."
+        default=3600,
+        ge=60,
+        le=A_DAY,
+        description="How often the index is compared with the registry and repaired.",
     )
     exact_count_limit: int = Field(
         default=1000,
@@ -372,7 +405,11 @@ class MeilisearchSettings(BaseSettings):
 
     model_config = _config("REGISTRY_MEILISEARCH_")
 
-    url: str | None = Field(default=None, description="The server, e.g. http://127.0.0.1:7700.")
+    url: str | None = Field(
+        default=None,
+        description="The server, e.g. http://127.0.0.1:7700 (http:// or https://); required with "
+        "REGISTRY_SEARCH_BACKEND=meilisearch.",
+    )
     api_key: str | None = Field(
         default=None,
         description="A key with index rights (documents, settings, indexes, tasks): worker and CLI.",
@@ -381,10 +418,16 @@ class MeilisearchSettings(BaseSettings):
         default=None,
         description="A key with search rights only, for the public search (required with api_key).",
     )
-    timeout_seconds: int = Field(default=10, ge=1, description="Per request to Meilisearch.")
+    timeout_seconds: int = Field(default=10, ge=1, le=A_DAY, description="Per request to Meilisearch.")
     index: str = Field(
         default="defaulters", pattern=r"^[A-Za-z0-9_-]{1,200}$", description="Meilisearch index name (uid)."
     )
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str | None) -> str | None:
+        # Without a scheme the client took it for a path: search said "retry shortly" for ever.
+        return None if value is None else _url_of(value, {"http", "https"}, "http://127.0.0.1:7700")
 
 
 class SharedStoreSettings(BaseSettings):
@@ -394,8 +437,8 @@ class SharedStoreSettings(BaseSettings):
 
     url: str | None = Field(
         default=None,
-        description="redis://host:6379/0 to share the public and bank rate limits across processes; "
-        "unset: each process counts its own (the embedded default).",
+        description="redis://host:6379/0 (or rediss://, unix://) to share the public and bank rate limits "
+        "across processes; unset: each process counts its own (the embedded default).",
     )
     prefix: str = Field(
         default="registry:", pattern=r"^\S{1,64}$", description="Prefix of every key this service writes."
@@ -403,6 +446,12 @@ class SharedStoreSettings(BaseSettings):
     timeout_seconds: float = Field(
         default=0.25, gt=0, le=10, description="Per call to the store; past it, the process counts alone."
     )
+
+    @field_validator("url")
+    @classmethod
+    def _redis(cls, value: str | None) -> str | None:
+        # The schemes redis-py's from_url takes; anything else raised in every command.
+        return None if value is None else _url_of(value, {"redis", "rediss", "unix"}, "redis://host:6379/0")
 
 
 class CorrectionSettings(BaseSettings):
@@ -420,7 +469,10 @@ class CorrectionSettings(BaseSettings):
         description="Applications and certificate requests per client address per day (IPv6 per /64).",
     )
     follow_interval_seconds: float = Field(
-        default=5.0, gt=0, description="How often upheld corrections are matched to later amendments."
+        default=5.0,
+        gt=0,
+        le=A_DAY,
+        description="How often upheld corrections are matched to later amendments.",
     )
 
 
@@ -430,7 +482,7 @@ class StatisticsSettings(BaseSettings):
     model_config = _config("REGISTRY_STATISTICS_")
 
     interval_seconds: float = Field(
-        default=5.0, gt=0, description="How often the statistics reader follows the event log."
+        default=5.0, gt=0, le=A_DAY, description="How often the statistics reader follows the event log."
     )
 
 
@@ -463,6 +515,57 @@ class Settings(BaseModel):
         return self.model_copy(update=changed)
 
 
+class SettingsError(ValueError):
+    """`REGISTRY_*` variables that hold no valid setting, one line each, naming the variable
+    (never its value, which may be a secret)."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+def load_settings() -> Settings:
+    """`Settings()` from the environment, every bad variable named in one `SettingsError`:
+    built whole, the first bad concern hid the others, and errors named fields, not variables."""
+    concerns: dict[str, BaseSettings] = {}
+    lines: list[str] = []
+    for name, info in Settings.model_fields.items():
+        concern = _concern(info.annotation)
+        try:
+            concerns[name] = concern()
+        except ValidationError as exc:
+            lines += [f"{_variable(concern, error['loc'])}: {_reason(error)}" for error in exc.errors()]
+    if lines:
+        raise SettingsError(lines)
+    settings = Settings.model_validate(concerns)
+    # Across concerns. Refused by the search adapter too, but only once serving had begun, in a
+    # traceback: here before anything starts.
+    meili = settings.meilisearch
+    if settings.search.backend == "meilisearch" and meili.url is None:
+        lines.append("REGISTRY_MEILISEARCH_URL: required with REGISTRY_SEARCH_BACKEND=meilisearch")
+    if settings.search.backend == "meilisearch" and meili.api_key and not meili.search_key:
+        lines.append("REGISTRY_MEILISEARCH_SEARCH_KEY: required with REGISTRY_MEILISEARCH_API_KEY")
+    if lines:
+        raise SettingsError(lines)
+    return settings
+
+
+def _concern(annotation: Any) -> type[BaseSettings]:
+    assert isinstance(annotation, type) and issubclass(annotation, BaseSettings)
+    return annotation
+
+
+def _variable(concern: type[BaseSettings], loc: tuple[int | str, ...]) -> str:
+    field = str(loc[0])
+    # A field read under an alias is reported under the alias, already the variable's name.
+    return environment_name(concern, field) if field in concern.model_fields else field
+
+
+def _reason(error: ErrorDetails) -> str:
+    # A validator's own message, without pydantic's "Value error, " before it.
+    return str(error["ctx"]["error"]) if error["type"] == "value_error" else error["msg"]
+
+
 def environment_name(concern: type[BaseSettings], field: str) -> str:
     """The variable one field is read from."""
     info = concern.model_fields[field]
@@ -477,11 +580,11 @@ def reference_markdown() -> str:
         "# Settings",
         "",
         "Generated by `registry settings` from `registry/settings.py`; do not edit by hand.",
-        "Every setting is an environment variable; the service reads them when it starts.",
+        "Every setting is an environment variable; the service reads them when it starts, and a",
+        "command given a bad one stops at once, naming it. Durations in seconds are at most 86400 (a day).",
     ]
     for name, info in Settings.model_fields.items():
-        concern = info.annotation
-        assert isinstance(concern, type) and issubclass(concern, BaseSettings)
+        concern = _concern(info.annotation)
         lines += ["", f"## {name}: {concern.__doc__}", "", "| variable | default | meaning |"]
         lines.append("| --- | --- | --- |")
         for field, spec in concern.model_fields.items():

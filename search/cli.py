@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 
-from registry.settings import Settings
+from registry.clirun import cli_settings
+from search.interface import SearchUnavailable
 
 
 @click.group()
 def search() -> None:
     """The public search index (REGISTRY_SEARCH_BACKEND)."""
+
+
+@contextmanager
+def _engine_down() -> Iterator[None]:
+    # The operator's reason, not the public's "retry shortly" (the root group's line for it).
+    try:
+        yield
+    except SearchUnavailable as exc:
+        raise click.ClickException(f"search engine unavailable: {exc.reason}") from exc
 
 
 @search.command("reindex")
@@ -20,8 +32,8 @@ def search_reindex() -> None:
     from registry.progress import progress_bar
     from search.maintenance import active_listings, reindex_now
 
-    settings = Settings()
-    with progress_bar("reindexing", active_listings(settings)):
+    settings = cli_settings()
+    with _engine_down(), progress_bar("reindexing", active_listings(settings)):
         figures = reindex_now(settings)
     click.echo(json.dumps(figures))
 
@@ -37,8 +49,8 @@ def search_reconcile(deep: bool) -> None:
     from registry.progress import progress_bar
     from search.maintenance import active_listings, reconcile_now
 
-    settings = Settings()
-    with progress_bar("reconciling", active_listings(settings)):
+    settings = cli_settings()
+    with _engine_down(), progress_bar("reconciling", active_listings(settings)):
         counts = reconcile_now(settings, deep=deep)
     click.echo(json.dumps(counts))
 
@@ -51,6 +63,6 @@ def search_recent_index() -> None:
     from search.maintenance import maintain_recent_now
 
     # A bar appears if a build is due (its total is the table's blocks, known then).
-    with display():
-        done = maintain_recent_now(Settings())
+    with _engine_down(), display():
+        done = maintain_recent_now(cli_settings())
     click.echo(json.dumps(done))

@@ -4,12 +4,13 @@ the demo, the benches); each plugin adds its own groups. Prints no personal iden
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 from typing import Any
 
 import click
 
-from registry.clirun import run_with_services
+from registry.clirun import cli_settings, operator_errors, run_with_services
 from registry.logs import configure_logging
 from registry.runtime import Services
 from registry.settings import Settings
@@ -17,10 +18,18 @@ from service.plugins import PLUGINS
 
 
 def _settings() -> Settings:
-    return Settings()
+    return cli_settings()
 
 
-@click.group()
+class _Registry(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        # Here once, for every command, the plugins' too: an operator's mistake or an outage is
+        # one line, never a traceback.
+        with operator_errors():
+            return super().invoke(ctx)
+
+
+@click.group(cls=_Registry)
 def main() -> None:
     """The defaulter credit registry."""
     server = _settings().server
@@ -76,7 +85,7 @@ def settings_reference() -> None:
 
 @main.command()
 @click.option("--host", default=None, help="Default REGISTRY_HOST.")
-@click.option("--port", default=None, type=int, help="Default REGISTRY_PORT.")
+@click.option("--port", default=None, type=click.IntRange(1, 65535), help="Default REGISTRY_PORT.")
 @click.option(
     "--scheduler/--no-scheduler", default=None, help="Run background jobs here (default REGISTRY_SCHEDULER)."
 )
@@ -84,15 +93,13 @@ def serve(host: str | None, port: int | None, scheduler: bool | None) -> None:
     """Serve the HTTP API (and, by default, the background jobs) in this process."""
     import uvicorn
 
-    from registry.identity.keystore import KeyConfigError, KeysUnavailable, ensure_keys
+    from registry.identity.keystore import ensure_keys
     from service.app import create_app
 
     settings = _settings()
-    try:
-        ensure_keys(settings)  # before listening: refuse at once, naming the missing key ids
-    except (KeysUnavailable, KeyConfigError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    ensure_keys(settings)  # before listening: refuse at once, naming the missing key ids
     host, port = host or settings.server.host, port or settings.server.port
+    _refuse_unusable_address(host, port)
     click.echo(f"registry listening on http://{host}:{port}  (API schema: http://{host}:{port}/schema)")
     uvicorn.run(
         create_app(settings, run_scheduler=scheduler),
@@ -108,6 +115,23 @@ def serve(host: str | None, port: int | None, scheduler: bool | None) -> None:
     )
 
 
+def _refuse_unusable_address(host: str, port: int) -> None:
+    """Bind a first socket as uvicorn will: uvicorn would start the app, then log the failure
+    and stop, after "listening on" was printed."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}); "
+            "check --host and --port, or REGISTRY_HOST and REGISTRY_PORT"
+        ) from exc
+
+
 @main.command()
 @click.option(
     "--check",
@@ -118,14 +142,14 @@ def serve(host: str | None, port: int | None, scheduler: bool | None) -> None:
 @click.option(
     "--jobs",
     "only",
-    default="",
+    default=None,
     metavar="NAMES",
     help="Run only these jobs: comma-separated job ids or groups (`deliveries`: the agency and bank pushes).",
 )
 @click.option(
     "--skip-jobs", "skip", default="", metavar="NAMES", help="Run every job but these (ids or groups)."
 )
-def worker(check: bool, max_age: float, only: str, skip: str) -> None:
+def worker(check: bool, max_age: float, only: str | None, skip: str) -> None:
     """Run the background jobs alone (start the web with --no-scheduler); split them across
     processes with --jobs / --skip-jobs (docs/operations.md)."""
     from service.heartbeat import beat, heartbeat_age, notify
@@ -140,8 +164,11 @@ def worker(check: bool, max_age: float, only: str, skip: str) -> None:
         click.echo(f"worker alive (heartbeat {age:.0f} s old)")
         return
 
+    if only is not None and not _names(only):
+        # An empty list selected every job: the opposite of what was asked.
+        raise click.BadParameter("name at least one job or group", param_hint="--jobs")
     try:
-        jobs = select_jobs(settings, PLUGINS, _names(only), _names(skip))
+        jobs = select_jobs(settings, PLUGINS, _names(only or ""), _names(skip))
     except UnknownJob as exc:
         raise click.BadParameter(str(exc), param_hint="--jobs/--skip-jobs") from exc
     if not jobs:

@@ -31,7 +31,11 @@ def export_run(day: datetime | None) -> None:
     from registry.listings.models import Listing
     from registry.progress import progress_bar
 
-    chosen = day.date() if day is not None else today_in_china()
+    today = today_in_china()
+    chosen = day.date() if day is not None else today
+    if chosen > today:
+        # The list is today's whatever the date: a later one would be published signed, untrue.
+        raise click.BadParameter(f"{chosen} is after today in China ({today})", param_hint="--date")
 
     async def work(services: Services) -> dict[str, Any]:
         def active(conn: Any) -> int:

@@ -8,6 +8,7 @@ import click
 
 from registry.clients.services import ROLES, create_client, list_clients, revoke_client
 from registry.clirun import CLI_ACTOR, in_read_transaction, in_write_transaction
+from registry.identity.identifiers import normalise_text
 from registry.timeutil import utcnow
 
 
@@ -22,6 +23,9 @@ def client() -> None:
 @click.option("--court", "court_code", default=None, help="The court a `court` client is bound to.")
 def client_create(name: str, role: str, court_code: str | None) -> None:
     """Create a client. Prints its API key once, alone on the last line."""
+    name = normalise_text(name)
+    if not name:
+        raise click.BadParameter("a client needs a name (it was blank)", param_hint="NAME")
     client_id, api_key = in_write_transaction(
         lambda c: create_client(c, name, role, court_code, actor=CLI_ACTOR, now=utcnow())
     )
