@@ -14,6 +14,7 @@ import contextvars
 import json
 import logging
 import re
+import unicodedata
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -29,8 +30,9 @@ REQUEST_ID_HEADER = "X-Request-ID"
 # control characters that would forge log lines) is replaced by an id of our own.
 _TOKEN = re.compile(r"[A-Za-z0-9._:-]{1,128}", re.ASCII)
 # Every person identifier the registry takes holds a run of at least 8 digits (an ID number's
-# 17, a passport's or a permit's 8-12). Any script's digits: this masks, it does not validate.
-_DIGIT_RUN = re.compile(r"\d{8,}")
+# 17, a passport's or a permit's 8-12).
+_MASKED_RUN = 8
+_ASCII_DIGIT_RUN = re.compile(r"[0-9]{8,}", re.ASCII)
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -88,8 +90,20 @@ MAX_LOGGED = 1024
 
 def without_numbers(text: str) -> str:
     """`text` with each run of 8 or more digits masked (`*`), for what a client chose and the
-    log keeps: a path such as `/v1/public/defaulters/<an ID number>`, a request id."""
-    return _DIGIT_RUN.sub(lambda found: "*" * len(found.group()), text)
+    log keeps: a path such as `/v1/public/defaulters/<an ID number>`, a request id. Every
+    script's decimal digits (Unicode category Nd), full-width ones too: this masks, it does not
+    validate, so the wider the better."""
+    if text.isascii():
+        return _ASCII_DIGIT_RUN.sub(lambda found: "*" * len(found.group()), text)
+    chars = list(text)
+    start = 0
+    for end, char in enumerate([*text, ""]):
+        if char and unicodedata.category(char) == "Nd":
+            continue
+        if end - start >= _MASKED_RUN:
+            chars[start:end] = "*" * (end - start)
+        start = end + 1
+    return "".join(chars)
 
 
 def printable(text: str) -> str:
@@ -132,7 +146,7 @@ def request_ids(app: ASGIApp) -> ASGIApp:
         )
         # A client's id is kept only if it is a token that names no number (it goes on every
         # log line of the request).
-        current = given if _TOKEN.fullmatch(given) and _DIGIT_RUN.search(given) is None else new_id()
+        current = given if _TOKEN.fullmatch(given) and without_numbers(given) == given else new_id()
         token = request_id.set(current)
 
         async def send_with_id(message: Message) -> None:

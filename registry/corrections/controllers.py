@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.params import Body, Parameter, PathParameter, QueryParameter, RequestBody
+from litestar.params import Body, Parameter, QueryParameter, RequestBody
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from registry.calendar import today_in_china
@@ -56,10 +56,9 @@ from registry.http.auth import roles
 from registry.http.body import DOCUMENT_BODY_BYTES, KIB, SignedBody, decode_signed_json
 from registry.http.dependencies import Injected
 from registry.http.openapi import BEARER_KEY, BODY, GUARDED, PARAMETER, PUBLIC, Codes, problems
-from registry.http.params import Id
+from registry.http.params import Id, PathNumber, path_number
 from registry.http.ratelimit import client_key
 from registry.identity.crypto import Secrets
-from registry.identity.identifiers import ascii_digits
 from registry.problems import Problem
 from registry.runtime import Services
 from registry.text import IDENTIFIER_PATTERN
@@ -68,16 +67,6 @@ from registry.timeutil import utcnow
 # The exact bytes a court sent (its signature is checked over them).
 SignedDecision = Annotated[bytes, Body(title="DecisionEnvelope")]
 
-MAX_ATTACHMENT = 2**31 - 1  # the column is a 32-bit integer
-# Taken as text: Litestar's `int` path converter is Python's int(), which also reads other
-# scripts' digits, a sign and white space (`/attachments/١` served attachment 1).
-AttachmentNumber = Annotated[
-    str,
-    PathParameter(
-        description="The attachment's number, in ASCII digits",
-        schema_extra={"type": "integer", "minimum": 1, "maximum": MAX_ATTACHMENT},
-    ),
-]
 SignedFinding = Annotated[bytes, Body(title="FindingEnvelope")]
 
 APPLY: Codes = {
@@ -328,25 +317,23 @@ class CorrectionController(Controller):
     async def attachment(
         self,
         correction_id: Id,
-        number: AttachmentNumber,
+        number: PathNumber,
         db: Injected[Database],
         secrets: Injected[Secrets],
         principal: Injected[Principal],
     ) -> Response[bytes]:
         """One attachment, decrypted, as a download (never served to the public)."""
-        if not ascii_digits(number):
-            raise Problem(400, "invalid_parameter", "an attachment's number is a number in ASCII digits")
-        # More than ten digits is past MAX_ATTACHMENT (and int() refuses thousands of them).
-        if len(number) > 10 or not 1 <= int(number) <= MAX_ATTACHMENT:
-            raise Problem(404, "attachment_not_found", "this correction has no such attachment")
+        index = path_number(
+            number, Problem(404, "attachment_not_found", "this correction has no such attachment")
+        )
         content, media_type = await db.read(
-            read_attachment, correction_id, int(number), secrets.keyring, principal.bound_court
+            read_attachment, correction_id, index, secrets.keyring, principal.bound_court
         )
         return Response(
             content,
             media_type=media_type,
             headers={
-                "Content-Disposition": f'attachment; filename="attachment-{int(number)}"',
+                "Content-Disposition": f'attachment; filename="attachment-{index}"',
                 "X-Content-Type-Options": "nosniff",
                 "Cache-Control": "no-store",
             },

@@ -22,10 +22,36 @@ from litestar.enums import ParamType
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import ParameterKwarg, PathParameter
 
+from registry.identity.identifiers import ascii_digits
 from registry.problems import Problem
 from registry.text import IDENTIFIER_PATTERN
 
 Id = Annotated[str, PathParameter(pattern=IDENTIFIER_PATTERN, description="An id, as the API gave it")]
+
+# The largest number a path names (a listing's version, a correction's attachment): the
+# columns they are looked up in are 32-bit integers.
+MAX_PATH_NUMBER = 2**31 - 1
+# Taken as text: Litestar's `int` path converter is Python's int(), which also reads other
+# scripts' digits, a sign and white space (`/versions/١` served version 1).
+PathNumber = Annotated[
+    str,
+    PathParameter(
+        description="A number, in ASCII digits",
+        schema_extra={"type": "integer", "minimum": 1, "maximum": MAX_PATH_NUMBER},
+    ),
+]
+
+
+def path_number(text: str, not_found: Problem) -> int:
+    """A `PathNumber` as an int: 400 `invalid_parameter` unless ASCII digits; `not_found`
+    outside 1 to MAX_PATH_NUMBER (more than ten digits is past it, and int() refuses
+    thousands of them)."""
+    if not ascii_digits(text):
+        raise Problem(400, "invalid_parameter", "this number is written in ASCII digits")
+    if len(text) > 10 or not 1 <= int(text) <= MAX_PATH_NUMBER:
+        raise not_found
+    return int(text)
+
 
 _INTEGER = re.compile(r"-?[0-9]+")
 

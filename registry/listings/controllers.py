@@ -7,7 +7,7 @@ from typing import Annotated
 import msgspec
 from litestar import Controller, Response, get, post
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import Body, Parameter, PathParameter
+from litestar.params import Body, Parameter
 
 from registry.clients.services import Principal
 from registry.db import Database
@@ -15,9 +15,8 @@ from registry.http.auth import roles
 from registry.http.body import DOCUMENT_BODY_BYTES, SignedBody, decode_body
 from registry.http.dependencies import Injected
 from registry.http.openapi import BEARER_KEY, BODY, GUARDED, PARAMETER, Codes, problems
-from registry.http.params import Id
+from registry.http.params import Id, PathNumber, path_number
 from registry.identity.crypto import Secrets
-from registry.identity.identifiers import ascii_digits
 from registry.listings.examples import BATCH_EXAMPLE, LISTING_EXAMPLE, REMOVAL_EXAMPLE
 from registry.listings.schemas import (
     BatchAnswer,
@@ -34,17 +33,6 @@ from registry.listings.services import late_removals, read_evidence, read_listin
 from registry.problems import Problem
 from registry.runtime import Services
 from registry.text import IDENTIFIER_PATTERN
-
-MAX_VERSION = 2**31 - 1  # the column is a 32-bit integer
-# Taken as text: Litestar's `int` path converter is Python's int(), which also reads other
-# scripts' digits, a sign and white space (`/versions/١` served version 1).
-Version = Annotated[
-    str,
-    PathParameter(
-        description="The version number, in ASCII digits",
-        schema_extra={"type": "integer", "minimum": 1, "maximum": MAX_VERSION},
-    ),
-]
 
 # The exact bytes a court sent (its signature is checked over them), documented as the
 # envelope they must hold.
@@ -172,18 +160,14 @@ class ListingController(Controller):
     async def evidence(
         self,
         listing_id: Id,
-        version: Version,
+        version: PathNumber,
         db: Injected[Database],
         secrets: Injected[Secrets],
         principal: Injected[Principal],
     ) -> EvidenceRead:
         """The exact bytes the court signed for this version, and its signature."""
-        if not ascii_digits(version):
-            raise Problem(400, "invalid_parameter", "a version is a number in ASCII digits")
-        # More than ten digits is past MAX_VERSION (and int() refuses thousands of them).
-        if len(version) > 10 or not 1 <= int(version) <= MAX_VERSION:
-            raise Problem(404, "version_not_found", "no such listing version")
-        return await db.read(read_evidence, listing_id, int(version), secrets.keyring, principal.bound_court)
+        number = path_number(version, Problem(404, "version_not_found", "no such listing version"))
+        return await db.read(read_evidence, listing_id, number, secrets.keyring, principal.bound_court)
 
     @post(
         "/{listing_id:str}/amendments",

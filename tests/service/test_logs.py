@@ -71,6 +71,7 @@ def test_access_lines_escape_control_characters_and_cover_unrouted_requests(
         # A number a client put in a path is masked on the line (any script's digits).
         assert http.get("/v1/public/defaulters/11010519491231002X").status_code in {400, 404}
         assert http.get("/defaulters/１１０１０５１９４９１２３１００２X").status_code in {400, 404}
+        assert http.get("/defaulters/١١٠١٠٥١٩٤٩١٢٣١٠٠٢X").status_code in {400, 404}
         assert http.post("/healthz", headers={"X-Request-ID": "req-405"}).status_code == 405
     lines = log.read_text().splitlines()
     access = [line for line in lines if " registry.access: " in line]
@@ -83,5 +84,8 @@ def test_access_lines_escape_control_characters_and_cover_unrouted_requests(
     assert any(" GET /unrouted 404 " in line for line in access)
     assert any(" POST /healthz 405 " in line for line in access)
     assert any(" GET /v1/public/defaulters/*****************X " in line for line in access)
+    # Full-width and Arabic-Indic digits alike (the line shows them as they came, masked).
+    assert sum(" GET /defaulters/*****************X " in line for line in access) == 2
     assert "11010519491231002X" not in log.read_text()
     assert "１１０１０５１９４９１２３１００２" not in log.read_text()
+    assert "١١٠١٠٥١٩٤٩١٢٣١٠٠٢" not in log.read_text()
