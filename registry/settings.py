@@ -21,6 +21,9 @@ from registry.endpoints import parse_allowed
 # The longest interval, timeout or lease a setting may hold: anything longer is a typo, and
 # inf or 1e300 seconds overflowed the scheduler and asyncio when the job or request began.
 A_DAY = 86_400
+# The longest a retention in days may be: a billion days overflowed the date arithmetic of the
+# purge jobs and the query-log export when they ran.
+A_DECADE = 3_653
 
 
 def _config(prefix: str) -> SettingsConfigDict:
@@ -183,7 +186,7 @@ class ListingSettings(BaseSettings):
         default=300, ge=1, le=A_DAY, description="How often fixed terms are expired."
     )
     ingest_workers: int = Field(
-        default=0, ge=0, description="Processes that verify and prepare listings; 0 = one per core."
+        default=0, ge=0, le=256, description="Processes that verify and prepare listings; 0 = one per core."
     )
     ingest_niceness: int = Field(
         default=10,
@@ -228,7 +231,10 @@ class CheckSettings(BaseSettings):
         " less work a check); off: the framework's route answers every check.",
     )
     log_retention_days: int = Field(
-        default=183, ge=1, description="Days the query log is kept (183 = six months) before the purge job."
+        default=183,
+        ge=1,
+        le=A_DECADE,
+        description="Days the query log is kept (183 = six months) before the purge job.",
     )
     log_purge_interval_seconds: int = Field(
         default=3600, ge=1, le=A_DAY, description="How often the query log is purged of rows past retention."
@@ -288,6 +294,7 @@ class SyncSettings(BaseSettings):
     notice_deadline_days: int = Field(
         default=3,
         ge=1,
+        le=60,
         validation_alias="REGISTRY_NOTICE_DEADLINE_DAYS",
         description="Working days an agency has to acknowledge an assistance notice.",
     )
@@ -338,7 +345,9 @@ class ExportSettings(BaseSettings):
     model_config = _config("REGISTRY_EXPORT_")
 
     dir: Path = Field(default=Path("var/exports"), description="Where daily signed exports are written.")
-    retention_days: int = Field(default=30, ge=1, description="Exports older than this are pruned.")
+    retention_days: int = Field(
+        default=30, ge=1, le=A_DECADE, description="Exports older than this are pruned."
+    )
     parallel_changes: int = Field(
         default=50_000,
         ge=1,

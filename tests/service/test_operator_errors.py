@@ -82,6 +82,10 @@ def test_each_bad_setting_is_named_on_a_line_of_its_own(settings: Settings, engi
         ("REGISTRY_STATISTICS_INTERVAL_SECONDS", "nan"),
         ("REGISTRY_SYNC_BACKOFF_MAX_SECONDS", "1e300"),
         ("REGISTRY_CHECK_LOG_PURGE_INTERVAL_SECONDS", "999999999999"),
+        ("REGISTRY_CHECK_LOG_RETENTION_DAYS", "999999999"),
+        ("REGISTRY_EXPORT_RETENTION_DAYS", "1000000"),
+        ("REGISTRY_NOTICE_DEADLINE_DAYS", "100000"),
+        ("REGISTRY_INGEST_WORKERS", "100000"),
         ("REGISTRY_SEARCH_BACKEND", "meilisearch"),  # with no server
     ],
 )

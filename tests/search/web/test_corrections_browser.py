@@ -246,3 +246,21 @@ def test_the_certificate_and_its_qr_code_fit_a_phone(
         accessible(page)
     finally:
         context.close()
+
+
+def test_the_holders_code_is_never_printed_even_when_shown(
+    page: Page, registry: Registry, court: CourtHandle
+) -> None:
+    body = person_named(registry, court, "邓敏")
+    listing_id = publish_one(registry, court, body)
+    remove(registry, court, listing_id)
+    page.goto(f"/certificates?listing={listing_id}")
+    page.get_by_label("被执行人的完整证件号码").fill(body["debtor"]["id_number"])
+    page.get_by_role("button", name="出具证明").click()
+    page.get_by_text("身份核对码（另行保存，不随证明打印或转交）").click()
+    nonce = page.locator("#certificate-nonce")
+    expect(nonce).to_be_visible()
+    page.emulate_media(media="print")
+    # The certificate prints; the code that, with it, lets anyone try numbers does not.
+    expect(page.locator("#certificate-token")).to_be_visible()
+    expect(nonce).to_be_hidden()
