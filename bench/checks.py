@@ -294,10 +294,14 @@ def run_checks_bench(
                 },
                 batch_load,
             )
-            # Warm-up of the single-check path (connections, caches), timed apart.
+            # Warm-up of the single-check path (connections, caches), timed apart; the bare
+            # route's too, or its first round measures its own warm-up.
             warm_started = time.perf_counter()
             _wrk(port, script, 1, connections, server.pid)
             single_warm_up_s = round(time.perf_counter() - warm_started, 2)
+            warm_started = time.perf_counter()
+            _wrk(bare_port, script, 1, connections, bare.pid)
+            bare_warm_up_s = round(time.perf_counter() - warm_started, 2)
             # Alternate the two servers round by round: the machine's load drifts, and
             # each ratio then compares runs seconds apart.
             rounds = []
@@ -342,6 +346,7 @@ def run_checks_bench(
         "batch_1000_readers_caught_up": steady_figure,
         "single_check_load": f"wrk -t1 -c{connections} -d{seconds}s, bare then checks, {rounds_count} rounds",
         "single_check_warm_up_s": single_warm_up_s,
+        "bare_warm_up_s": bare_warm_up_s,
         "single_check_non_2xx": sum(r["checks"]["non_2xx"] for r in rounds),
         "single_check_requests_per_s": statistics.median(r["checks"]["requests_per_s"] for r in rounds),
         "bare_litestar_json_requests_per_s": statistics.median(r["bare"]["requests_per_s"] for r in rounds),

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,7 @@ from bench.common import (
     import_signed_listings,
     latency_summary,
     load_average,
+    nearest_rank,
     serve_as_deployed,
     server_description,
     stop,
@@ -106,7 +106,7 @@ def _percentiles(samples: list[float]) -> dict[str, Any]:
     """p50 and max always; p95 and p99 only over enough samples (bench.common.latency_summary)."""
     out = latency_summary(samples)
     if len(samples) >= P99_MIN_SAMPLES:
-        out["p95_ms"] = round(statistics.quantiles(sorted(samples), n=100)[94] * 1000, 3)
+        out["p95_ms"] = round(sorted(samples)[nearest_rank(len(samples), 95)] * 1000, 3)
     return out
 
 
