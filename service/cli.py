@@ -4,6 +4,7 @@ the demo, the benches); each plugin adds its own groups. Prints no personal iden
 from __future__ import annotations
 
 import json
+import logging
 import socket
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,15 @@ class _Registry(click.Group):
         # one line, never a traceback.
         with operator_errors():
             return super().invoke(ctx)
+
+
+def _announce(settings: Settings, message: str) -> None:
+    """A long-running process's start line: on stdout for a person, as a log line when the
+    logs are JSON (one object a line: a plain line in the same stream breaks their parsers)."""
+    if settings.server.log_format == "json":
+        logging.getLogger("registry").info(message)
+    else:
+        click.echo(message)
 
 
 @click.group(cls=_Registry)
@@ -100,7 +110,7 @@ def serve(host: str | None, port: int | None, scheduler: bool | None) -> None:
     ensure_keys(settings)  # before listening: refuse at once, naming the missing key ids
     host, port = host or settings.server.host, port or settings.server.port
     _refuse_unusable_address(host, port)
-    click.echo(f"registry listening on http://{host}:{port}  (API schema: http://{host}:{port}/schema)")
+    _announce(settings, f"registry listening on http://{host}:{port}  (API schema: http://{host}:{port}/schema)")
     uvicorn.run(
         create_app(settings, run_scheduler=scheduler),
         host=host,
@@ -182,7 +192,7 @@ def worker(check: bool, max_age: float, only: str | None, skip: str) -> None:
             scheduler = build_scheduler(services, PLUGINS, jobs)
             scheduler.start()
             notify("READY=1")
-            click.echo(f"worker running background jobs: {', '.join(sorted(jobs))}; Ctrl-C stops it")
+            _announce(settings, f"worker running background jobs: {', '.join(sorted(jobs))}; Ctrl-C stops it")
             try:
                 await beat(heartbeat)
             finally:

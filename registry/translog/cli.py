@@ -41,7 +41,8 @@ def log_checkpoint() -> None:
             advance(total - covered)
     finally:
         engine.dispose()
-    click.echo("no new events" if size is None else f"checkpoint at tree size {size}")
+    # JSON, as every long command's result (docs/operations.md): null when no event was new.
+    click.echo(json.dumps({"checkpoint_tree_size": size}))
 
 
 @log_group.command("verify")

@@ -68,3 +68,23 @@ def test_each_worker_unit_has_its_runtime_directory_and_heartbeat() -> None:
     # The shared environment file must not set it: EnvironmentFile= wins over Environment=.
     example = (DEPLOY / "registry.env.example").read_text().splitlines()
     assert not [line for line in example if line.startswith("REGISTRY_WORKER_HEARTBEAT_FILE=")]
+
+
+def test_every_volume_the_image_is_given_is_the_registry_users() -> None:
+    """A named volume takes the owner of the image's directory it is mounted on; a directory
+    the image lacks is made root's, and the registry (not root) could not write its exports."""
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    image = (DEPLOY / "Containerfile").read_text()
+    made = {
+        target
+        for line in image.splitlines()
+        if line.startswith("RUN install -d -o registry -g registry ")
+        for target in line.split()[6:]
+    }
+    mounts = {
+        volume.split(":")[1]
+        for spec in compose["services"].values()
+        if spec.get("build") or "registry" in str(spec.get("image", ""))
+        for volume in spec.get("volumes", [])
+    }
+    assert mounts and mounts <= made

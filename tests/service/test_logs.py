@@ -4,6 +4,7 @@ object a line when REGISTRY_LOG_FORMAT=json; never a personal identifier."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import httpx
@@ -14,7 +15,7 @@ from registry.ids import is_id
 from registry.settings import Settings
 from tests.support.harness import CourtHandle, Registry
 from tests.support.listings import person_named, publish_many
-from tests.support.processes import web_process
+from tests.support.processes import registry_process, web_process
 
 
 def test_a_request_id_is_echoed_or_made(registry: Registry) -> None:
@@ -53,7 +54,24 @@ def test_json_logs_are_one_object_a_line_with_request_ids_and_no_identifier(
     ]
     assert len(access) == 1 and access[0]["message"].startswith("GET /v1/public/defaulters 200")
     assert any(line["logger"].startswith("uvicorn") for line in lines), "the server's own lines too"
+    assert any(line["message"].startswith("registry listening on http://") for line in lines)
     assert number not in stderr and number[:10] not in stderr
+
+
+def test_a_worker_with_json_logs_writes_nothing_but_json(
+    settings: Settings, engine: sa.Engine, tmp_path: Path
+) -> None:
+    log = tmp_path / "worker.log"
+    env = {"REGISTRY_LOG_FORMAT": "json", "REGISTRY_LOG_LEVEL": "INFO"}
+    with registry_process(settings, ["worker", "--jobs", "expire_fixed_terms"], env, log):
+        deadline = time.monotonic() + 60
+        while "running background jobs" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+    # Its start line too: a plain line in the stream breaks the parser of every line after.
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    started = "worker running background jobs: expire_fixed_terms"
+    assert any(line["message"].startswith(started) for line in lines)
 
 
 def test_access_lines_escape_control_characters_and_cover_unrouted_requests(

@@ -21,14 +21,15 @@ from tests.support.harness import cli_env, free_port, registry_bin
 def registry_process(
     settings: Settings, args: list[str], env: dict[str, str], log: Path
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """`registry ARGS` with the test database and `env`, its stderr into `log` (a pipe that
-    nobody reads could fill and stall it); stopped (SIGTERM, then SIGKILL) at the end."""
-    with log.open("wb") as stderr:
+    """`registry ARGS` with the test database and `env`, its stdout and stderr into `log`, as
+    journald or compose collect them (a pipe that nobody reads could fill and stall it);
+    stopped (SIGTERM, then SIGKILL) at the end."""
+    with log.open("wb") as output:
         started = subprocess.Popen(
             [registry_bin(), *args],
             env={**cli_env(settings), **env},
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
+            stdout=output,
+            stderr=output,
         )
     try:
         yield started

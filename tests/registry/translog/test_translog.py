@@ -266,7 +266,8 @@ def test_a_rewritten_past_event_is_detected(
         text=True,
         check=False,
     )
-    assert signed.returncode == 0 and "checkpoint at tree size 6" in signed.stdout, signed.stderr
+    assert signed.returncode == 0, signed.stderr
+    assert json.loads(signed.stdout) == {"checkpoint_tree_size": 6}
     assert "logging events" in signed.stderr and "1/1" in signed.stderr, "a progress bar on stderr"
     clean = _verify_cli(settings)
     assert clean.returncode == 0, clean.stdout + clean.stderr
