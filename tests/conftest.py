@@ -14,6 +14,9 @@ tests/support/ (no test module imports another).
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -102,21 +105,52 @@ def _clean_database(request: pytest.FixtureRequest) -> Iterator[None]:
         )
 
 
-@pytest.fixture(scope="session")
-def redis_url() -> str:
-    """A Redis (or Valkey) server for the shared limits: REGISTRY_TEST_REDIS_URL, or the one
-    on 127.0.0.1:6379 (.ci/run starts one when none answers). Skipped, saying so, without."""
+def _answers(url: str) -> str | None:
+    """None if a Redis answers at `url`, else why not."""
     import redis
 
-    url = os.environ.get("REGISTRY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
     try:
         redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1).ping()
     except redis.exceptions.RedisError as exc:
+        return type(exc).__name__
+    return None
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Redis (or Valkey) server for the shared limits: REGISTRY_TEST_REDIS_URL, or the one
+    on 127.0.0.1:6379, or else one started here for the session (`redis-server` or
+    `valkey-server`, nothing kept on disk). Skipped, saying so, when none can be had."""
+    given = os.environ.get("REGISTRY_TEST_REDIS_URL")
+    url = given or "redis://127.0.0.1:6379/0"
+    failure = _answers(url)
+    if failure is None:
+        yield url
+        return
+    binary = None if given else shutil.which("redis-server") or shutil.which("valkey-server")
+    if binary is None:
         pytest.skip(
-            f"no Redis answers at {url} ({type(exc).__name__}): "
-            "start redis-server, or set REGISTRY_TEST_REDIS_URL"
+            f"no Redis answers at {url} ({failure}) and no redis-server to start: "
+            "install redis-server, or set REGISTRY_TEST_REDIS_URL"
         )
-    return url
+    port = free_port()
+    directory = tmp_path_factory.mktemp("redis")
+    server = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        cwd=directory,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        deadline = time.monotonic() + 10
+        while _answers(url) is not None:
+            assert server.poll() is None and time.monotonic() < deadline, f"{binary} did not start"
+            time.sleep(0.05)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")
