@@ -139,8 +139,32 @@ def add_subjects(
             )
         statuses[s.index] = "reference_updated" if renamed else "already_watched"
     if fresh:
-        # A concurrent request of the same bank may have added one meanwhile: that is fine.
-        conn.execute(dialect_insert(conn, WatchSubject).on_conflict_do_nothing(), fresh)
+        # A concurrent request of the same bank may have added one meanwhile: its row stands,
+        # and this request says so (both had answered `added`), its reference taking over.
+        inserted = set(
+            conn.execute(
+                dialect_insert(conn, WatchSubject)
+                .on_conflict_do_nothing()
+                .returning(WatchSubject.subject_blind),
+                fresh,
+            ).scalars()
+        )
+        for blind, s in first.items():
+            if statuses.get(s.index) != "added" or blind in inserted:
+                continue
+            changed = (
+                s.reference is not None
+                and conn.execute(
+                    update(WatchSubject)
+                    .where(
+                        WatchSubject.client_id == client_id,
+                        WatchSubject.subject_blind == blind,
+                        WatchSubject.reference.is_distinct_from(s.reference),
+                    )
+                    .values(reference=s.reference)
+                ).rowcount
+            )
+            statuses[s.index] = "reference_updated" if changed else "already_watched"
     return [_result(s, statuses.get(s.index)) for s in named]
 
 

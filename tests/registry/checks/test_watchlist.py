@@ -4,6 +4,7 @@ through a cursor that never skips or repeats."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections import deque
 from datetime import date
@@ -14,12 +15,15 @@ import pytest
 import sqlalchemy as sa
 
 from publishing.sync.watchpush import push_watch_changes
-from registry.checks.watchlist import READER
+from registry.checks.models import WatchSubject
+from registry.checks.schemas import WatchSubjectIn
+from registry.checks.watchlist import READER, WatchedSubject, add_subjects, parse_watch_subjects
 from registry.eventlog import readers
 from registry.identity.crypto import load_secrets
 from registry.identity.types import public_identifier
 from registry.runtime import Services
 from registry.settings import Settings
+from registry.timeutil import utcnow
 from tests.support import rfc9421
 from tests.support.checks import bank, publish_person
 from tests.support.harness import CourtHandle, Registry
@@ -244,3 +248,45 @@ def test_watchlist_changes_are_pushed_signed_in_order_and_retried(
             rfc9421.verify(
                 delivered.headers, delivered.body + b" ", jwks, method="POST", target_uri=receiver.url
             )
+
+
+def test_two_requests_adding_one_new_subject_at_once_add_it_once(
+    registry: Registry, court: CourtHandle, settings: Settings, engine: sa.Engine
+) -> None:
+    """The second of two concurrent requests finds the row the first added when it inserts:
+    it answers `already_watched` (or `reference_updated`, its reference kept), not `added`."""
+    number = registry.person_listing(court)["debtor"]["id_number"]
+    client_id, http = bank(registry)
+    http.close()
+    secrets = load_secrets(settings)
+
+    def subjects(reference: str) -> list[WatchedSubject]:
+        wanted = [WatchSubjectIn(id_number=number, reference=reference)]
+        return parse_watch_subjects(wanted, secrets.blind_index, secrets.keyring)
+
+    answers: dict[str, list[dict[str, object]]] = {}
+    with engine.connect() as first:
+        first.begin()
+        answers["first"] = add_subjects(first, client_id, subjects("cust-1"), utcnow())
+
+        def second() -> None:
+            with engine.begin() as conn:
+                answers["second"] = add_subjects(conn, client_id, subjects("cust-2"), utcnow())
+
+        racing = threading.Thread(target=second)
+        racing.start()
+        # The second has read no row yet and waits on the first's insert (PostgreSQL), or
+        # waits for the write lock (SQLite): either way the first commits under it.
+        time.sleep(1.0)
+        first.commit()
+    racing.join(timeout=30)
+    assert not racing.is_alive()
+    assert answers["first"][0]["status"] == "added"
+    assert answers["second"][0]["status"] == "reference_updated"
+    with engine.connect() as conn:
+        stored = (
+            conn.execute(sa.select(WatchSubject.reference).where(WatchSubject.client_id == client_id))
+            .scalars()
+            .all()
+        )
+    assert stored == ["cust-2"]
