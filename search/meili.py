@@ -78,7 +78,9 @@ FACETS = ["province_code", "grounds"]
 BASE_SETTINGS: dict[str, Any] = {
     "searchableAttributes": ["terms", "pinyin"],
     "displayedAttributes": ["id", "rank", "entry"],
-    # `id`: deletions are by filter (the id list form is deprecated).
+    # `id`: deletions are by filter (the id list form is deprecated), and one entry is read by a
+    # search (the public's key cannot read documents). `rank`: the merged paging of a Latin
+    # query counts the hits ranked above a probe.
     "filterableAttributes": [
         "id",
         "id_blind",
@@ -87,6 +89,7 @@ BASE_SETTINGS: dict[str, Any] = {
         "court_code",
         "grounds",
         "published_on",
+        "rank",
     ],
     "sortableAttributes": ["rank"],
     # Most recently changed first, like the embedded index; matching is all-or-nothing (phrases).
@@ -98,6 +101,17 @@ BASE_SETTINGS: dict[str, Any] = {
 }
 # Settings that older servers refuse as unknown fields (the whole update fails): from 1.12.
 SETTINGS_FROM_1_12: dict[str, Any] = {"prefixSearch": "disabled", "facetSearch": False}
+# Lists of attribute names whose order means nothing to Meilisearch (the server answers them in
+# its own order); the others (searchable attributes, ranking rules) are ordered.
+UNORDERED_SETTINGS = frozenset(
+    {
+        "displayedAttributes",
+        "filterableAttributes",
+        "sortableAttributes",
+        "disableOnWords",
+        "disableOnAttributes",
+    }
+)
 
 
 def parse_version(text: str) -> tuple[int, int, int]:
@@ -118,6 +132,23 @@ def settings_for(version: tuple[int, int, int]) -> dict[str, Any]:
     if version[:2] >= (1, 12):
         settings.update(SETTINGS_FROM_1_12)
     return settings
+
+
+def settings_in_place(current: Any, wanted: Any, name: str = "") -> bool:
+    """Whether the server's settings `current` hold `wanted`. The server answers every
+    setting, its defaults filled in, nested objects too: only the keys set are compared, and
+    the unordered lists as sets (of names: the granular object form is not what is set)."""
+    if isinstance(wanted, dict):
+        return isinstance(current, dict) and all(
+            key in current and settings_in_place(current[key], value, key) for key, value in wanted.items()
+        )
+    if isinstance(wanted, list) and name in UNORDERED_SETTINGS:
+        return (
+            isinstance(current, list)
+            and all(isinstance(item, str) for item in current)
+            and set(current) == set(wanted)
+        )
+    return bool(current == wanted)
 
 
 def spell(term: str) -> str:
@@ -363,15 +394,19 @@ class MeiliIndex:
     def get_sync(self, listing_id: str) -> PublicEntry | None:
         if not is_id(listing_id):
             return None
-        try:
-            with reaching("get"):
-                item = self.searcher.index(self.name).get_document(listing_id)
-        except MeilisearchApiError as exc:
-            if exc.code == "document_not_found":
-                return None
-            raise
+        # A search, not a document read: the public's key has the `search` action only, and
+        # `GET /indexes/{uid}/documents/{id}` needs `documents.get`.
+        params = {
+            "filter": [f"id = {quote_filter(listing_id)}"],
+            "limit": 1,
+            "attributesToRetrieve": ["entry"],
+        }
+        with reaching("get"):
+            found = self.searcher.index(self.name).search("", params)["hits"]
+        if not found:
+            return None
         with self.engine.connect() as conn:
-            current = still_published(conn, [hit(msgspec.json.encode(dict(item)["entry"]))])
+            current = still_published(conn, [hit(msgspec.json.encode(found[0]["entry"]))])
         return current[0] if current else None
 
     # ---- the SearchEngine writes ----
@@ -452,7 +487,7 @@ class MeiliIndex:
                 self.configure(self.name)
                 return
             current = self.admin.index(self.name).get_settings()
-            if any(current.get(key) != value for key, value in wanted.items()):
+            if not settings_in_place(current, wanted):
                 self._wait(self.admin.index(self.name).update_settings(wanted))
 
     def write(self, index_name: str, documents: Sequence[dict[str, Any]], deleted: Sequence[str]) -> None:

@@ -1,7 +1,9 @@
 """The Meilisearch adapter against recorded request/response pairs: for each call the adapter
 makes, the request it must send (method, path, JSON body) and the answer Meilisearch's API
 documentation gives for it (the page is cited beside each pair). A local HTTP server plays
-the script (tests/support/meili_server.py) and records every request that differs.
+the script (tests/support/meili_server.py) and records every request that differs. In front of
+it, `refusing` makes the checks Meilisearch makes before it answers, which a script cannot
+show: the rights of the request's key, and the index's filterable and sortable attributes.
 
 No server can be installed on the build machines; `test_search_meilisearch.py` runs the same
 adapter against a real one when MEILISEARCH_URL is set.
@@ -9,9 +11,11 @@ adapter against a real one when MEILISEARCH_URL is set.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from datetime import date
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import meilisearch
@@ -24,10 +28,10 @@ from registry.listings.details import PublicPerformance
 from registry.listings.disclosure import PublicEntry
 from registry.settings import Settings
 from search.interface import SearchQuery, SearchUnavailable
-from search.meili import BASE_SETTINGS, SETTINGS_FROM_1_12, MeiliIndex, spell
+from search.meili import BASE_SETTINGS, SETTINGS_FROM_1_12, MeiliIndex, parse_version, settings_for, spell
 from service.app import create_app
 from tests.support.harness import CourtHandle, Registry, free_port, serve_app
-from tests.support.meili_server import Pair, Recorded, done, error, recorded, task
+from tests.support.meili_server import Pair, Recorded, _serving, done, error, task
 from tests.support.publishing import publish, remove
 
 INDEX = "defaulters"
@@ -40,8 +44,66 @@ GET_SETTINGS_PAGE = "https://www.meilisearch.com/docs/reference/api/settings/lis
 ADD_PAGE = "https://www.meilisearch.com/docs/reference/api/documents/add-or-replace-documents"
 DELETE_PAGE = "https://www.meilisearch.com/docs/changelog/v1.2.md"  # delete by filter
 SEARCH_PAGE = "https://www.meilisearch.com/docs/reference/api/search/search-with-post"
-DOCUMENT_PAGE = "https://www.meilisearch.com/docs/reference/api/documents/get-document"
 ERRORS_PAGE = "https://www.meilisearch.com/docs/reference/errors/overview"
+KEYS_PAGE = "https://www.meilisearch.com/docs/capabilities/security/how_to/manage_api_keys"
+FILTER_PAGE = "https://www.meilisearch.com/docs/learn/advanced/filtering_and_faceted_search"
+
+Respond = Callable[[str, str, Any, dict[str, str]], tuple[int, Any]]
+# The keys of these tests: the admin key has every action; the public's is a search key
+# (actions ["search"]: KEYS_PAGE), which cannot read documents (`documents.get`).
+KEY_ACTIONS = {"Bearer admin-key": {"*"}, "Bearer search-key": {"search"}}
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
+# The attribute of each condition, in the filter forms the adapter writes (`a = v`, `a > n`,
+# `a IN [...]`).
+_CONDITION = re.compile(r"([A-Za-z_][A-Za-z0-9_.]*)\s*(?:!=|>=|<=|=|>|<|\sIN\s)")
+
+
+def _filtered_attributes(expression: Any) -> list[str]:
+    if expression is None:
+        return []
+    if isinstance(expression, list):
+        return [name for part in expression for name in _filtered_attributes(part)]
+    return _CONDITION.findall(_QUOTED.sub('""', str(expression)))
+
+
+def refusing(respond: Respond, settings: dict[str, Any]) -> Respond:
+    """`respond` behind Meilisearch's documented refusals: a request whose key lacks the
+    route's action is 403 `invalid_api_key` (KEYS_PAGE: reading a document needs
+    `documents.get`, searching `search`); a search filtering on an attribute missing from the
+    index's `filterableAttributes`, or sorting on one missing from `sortableAttributes`, is 400
+    (FILTER_PAGE). The index's settings: `settings`, then any the adapter sends."""
+    index_settings = dict(settings)
+
+    def action_of(method: str, route: str) -> str | None:
+        if method == "GET" and re.fullmatch(rf"/indexes/{INDEX}/documents/[^/]+", route):
+            return "documents.get"
+        return "search" if route == f"/indexes/{INDEX}/search" else None
+
+    def checked(method: str, path: str, body: Any, headers: dict[str, str]) -> tuple[int, Any]:
+        route = urlsplit(path).path
+        action = action_of(method, route)
+        allowed = KEY_ACTIONS.get(headers.get("Authorization") or "", set())
+        if action is not None and not allowed & {"*", action, action.partition(".")[0] + ".*"}:
+            return 403, {**error("invalid_api_key", "The provided API key is invalid."), "type": "auth"}
+        if action == "search":
+            filterable = index_settings["filterableAttributes"]
+            for name in _filtered_attributes(body.get("filter")):
+                if name not in filterable:
+                    message = (
+                        f"Attribute `{name}` is not filterable. Available filterable attributes are: "
+                        f"`{', '.join(sorted(filterable))}`."
+                    )
+                    return 400, error("invalid_search_filter", message)
+            for rule in body.get("sort") or []:
+                name = rule.partition(":")[0]
+                if name not in index_settings["sortableAttributes"]:
+                    return 400, error("invalid_search_sort", f"Attribute `{name}` is not sortable.")
+        status, answer = respond(method, path, body, headers)
+        if method == "PATCH" and route == f"/indexes/{INDEX}/settings" and status == 202:
+            index_settings.update(body)
+        return status, answer
+
+    return checked
 
 
 def version(pkg: str) -> Pair:
@@ -94,12 +156,54 @@ def creation(settings: dict[str, Any], first_task: int = 0) -> list[Pair]:
 
 @pytest.fixture
 def script() -> Iterator[tuple[str, Recorded]]:
-    with recorded() as running:
-        yield running
-        running[1].check()
+    """The script, behind `refusing` for an index with the adapter's settings."""
+    recording = Recorded()
+    with _serving(refusing(recording.respond, BASE_SETTINGS)) as url:
+        yield url, recording
+        recording.check()
 
 
-def _index(url: str, settings: Settings, *, search_key: str | None = None) -> MeiliIndex:
+def answered_settings(sent: dict[str, Any]) -> dict[str, Any]:
+    """What `GET /indexes/{uid}/settings` answers once `sent` is applied, in the shape of the
+    example of GET_SETTINGS_PAGE: every setting, the server's defaults filled in (nested
+    objects too), filterable and sortable attributes in its own (sorted) order."""
+    answer = {
+        "displayedAttributes": sent["displayedAttributes"],
+        "searchableAttributes": sent["searchableAttributes"],
+        "filterableAttributes": sorted(sent["filterableAttributes"]),
+        "sortableAttributes": sorted(sent["sortableAttributes"]),
+        "rankingRules": sent["rankingRules"],
+        "stopWords": [],
+        "nonSeparatorTokens": [],
+        "separatorTokens": [],
+        "dictionary": [],
+        "synonyms": {},
+        "distinctAttribute": None,
+        "typoTolerance": {
+            "enabled": True,
+            "minWordSizeForTypos": {"oneTypo": 5, "twoTypos": 9},
+            "disableOnWords": [],
+            "disableOnAttributes": [],
+            "disableOnNumbers": False,
+            **sent["typoTolerance"],
+        },
+        "faceting": {"maxValuesPerFacet": 100, "sortFacetValuesBy": {"*": "alpha"}, **sent["faceting"]},
+        "pagination": {"maxTotalHits": 1000, **sent["pagination"]},
+        "proximityPrecision": "byWord",
+        "searchCutoffMs": None,
+        "localizedAttributes": None,
+        "embedders": {},
+    }
+    if "prefixSearch" in sent:  # from 1.12
+        answer.update(prefixSearch=sent["prefixSearch"], facetSearch=sent["facetSearch"])
+    return answer
+
+
+def settings_read(answer: dict[str, Any]) -> Pair:
+    return Pair("GET", f"/indexes/{INDEX}/settings", None, 200, answer, GET_SETTINGS_PAGE)
+
+
+def _index(url: str, settings: Settings, *, search_key: str | None = "search-key") -> MeiliIndex:
     from registry.db import create_sync_engine
 
     return MeiliIndex(
@@ -152,20 +256,95 @@ def test_a_write_ensures_the_index_first_and_deletes_by_filter(
     recording.expect(
         version("1.12.0"),
         index_found(),
-        Pair("GET", f"/indexes/{INDEX}/settings", None, 200, wanted, GET_SETTINGS_PAGE),
-        Pair(
-            "POST",
-            f"/indexes/{INDEX}/documents/delete",
-            {"filter": f'id IN ["{gone[0]}", "{gone[1]}"]'},
-            202,
-            {**task(242, "documentDeletion", INDEX)},
-            DELETE_PAGE,
-        ),
-        waited(242, "documentDeletion"),
+        settings_read(answered_settings(wanted)),
+        *_deletion(gone),
     )
     index = _index(url, settings)
     with engine.connect() as conn:
         index.apply(conn, [], gone)
+    index.close()
+
+
+def _deletion(gone: list[str]) -> list[Pair]:
+    answer = task(242, "documentDeletion", INDEX)
+    body = {"filter": "id IN [" + ", ".join(f'"{listing_id}"' for listing_id in gone) + "]"}
+    deleted = Pair("POST", f"/indexes/{INDEX}/documents/delete", body, 202, answer, DELETE_PAGE)
+    return [deleted, waited(242, "documentDeletion")]
+
+
+@pytest.mark.parametrize("server_version", ["1.11.0", "1.12.0"])
+def test_settings_in_place_are_not_sent_again(
+    script: tuple[str, Recorded], settings: Settings, engine: sa.Engine, server_version: str
+) -> None:
+    """The server answers its settings whole (defaults filled in, nested objects too) and
+    lists such as the filterable attributes in its own order: the settings the adapter sent
+    at creation count as in place, so neither a second ensure nor a write sends them again
+    (each update would be a task awaited before every follower batch)."""
+    url, recording = script
+    sent = settings_for(parse_version(server_version))
+    on_server = answered_settings(sent)
+    assert on_server["filterableAttributes"] != sent["filterableAttributes"], "another order"
+    gone = [new_id()]
+    recording.expect(
+        version(server_version),
+        index_missing(),
+        *creation(sent),
+        version(server_version),
+        index_found(),
+        settings_read(on_server),
+        version(server_version),
+        index_found(),
+        settings_read(on_server),
+        *_deletion(gone),
+    )
+    index = _index(url, settings)
+    index.ensure()
+    index.ensure()
+    with engine.connect() as conn:
+        index.apply(conn, [], gone)
+    index.close()
+    assert recording.mismatches == [], "no settings update after the creation"
+
+
+def _reversed(name: str) -> Callable[[dict[str, Any]], None]:
+    return lambda answer: answer.update({name: answer[name][::-1]})
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(_reversed("searchableAttributes"), id="searchable-order"),
+        pytest.param(_reversed("rankingRules"), id="ranking-rules-order"),
+        pytest.param(lambda answer: answer["filterableAttributes"].remove("kind"), id="filterable-missing"),
+        pytest.param(lambda answer: answer["typoTolerance"].update(enabled=True), id="typo-tolerance"),
+        pytest.param(lambda answer: answer["pagination"].update(maxTotalHits=1000), id="pagination"),
+    ],
+)
+def test_settings_that_differ_where_it_matters_are_sent(
+    script: tuple[str, Recorded], settings: Settings, change: Callable[[dict[str, Any]], None]
+) -> None:
+    """Searchable attributes and ranking rules are ordered (the order is their meaning); a
+    missing attribute or a nested value that differs is a difference too."""
+    url, recording = script
+    wanted = {**BASE_SETTINGS, **SETTINGS_FROM_1_12}
+    on_server = answered_settings(wanted)
+    change(on_server)
+    recording.expect(
+        version("1.12.0"),
+        index_found(),
+        settings_read(on_server),
+        Pair(
+            "PATCH",
+            f"/indexes/{INDEX}/settings",
+            wanted,
+            202,
+            task(7, "settingsUpdate", INDEX),
+            SETTINGS_PAGE,
+        ),
+        waited(7, "settingsUpdate"),
+    )
+    index = _index(url, settings)
+    index.ensure()
     index.close()
 
 
@@ -263,26 +442,35 @@ def test_a_long_phrase_hit_that_is_not_a_true_substring_is_dropped(
     assert [h.name for h in result.hits] == ["北京恒信达科技有限公司"] and result.total == 1
 
 
+def _entry_search(listing_id: str, stored: dict[str, Any] | None) -> Pair:
+    """The search for one entry by its id, answered with `stored` (None: no hit), in the
+    offset/limit form of SEARCH_PAGE."""
+    body = {"q": "", "filter": [f'id = "{listing_id}"'], "limit": 1, "attributesToRetrieve": ["entry"]}
+    hits = [] if stored is None else [{"entry": stored["entry"]}]
+    answer = {
+        "hits": hits,
+        "query": "",
+        "processingTimeMs": 1,
+        "limit": 1,
+        "offset": 0,
+        "estimatedTotalHits": len(hits),
+    }
+    return Pair("POST", f"/indexes/{INDEX}/search", body, 200, answer, SEARCH_PAGE)
+
+
 def test_an_entry_is_read_by_a_valid_id_only(
     script: tuple[str, Recorded], settings: Settings, registry: Registry, court: CourtHandle
 ) -> None:
+    """With the public's search key, which cannot read a document (`documents.get`): one
+    entry is a search filtered on its (quoted) id, one hit at most."""
     url, recording = script
     (found,), missing = publish(registry, court, 1), new_id()
-    recording.expect(
-        Pair("GET", f"/indexes/{INDEX}/documents/{found}", None, 200, _hit(found, "王芳", 1), DOCUMENT_PAGE),
-        Pair(
-            "GET",
-            f"/indexes/{INDEX}/documents/{missing}",
-            None,
-            404,
-            error("document_not_found", f"Document `{missing}` not found."),
-            ERRORS_PAGE,
-        ),
-    )
+    recording.expect(_entry_search(found, _hit(found, "王芳", 1)), _entry_search(missing, None))
     index = _index(url, settings)
     entry = index.get_sync(found)
     assert entry is not None and entry.name == "王芳" and entry.age_at_publication is not None
     assert index.get_sync(missing) is None
+    assert recording.keys == ["Bearer search-key"] * 2
     # Never put into a URL: no request is made for these (the script has none left).
     for hostile in ("a?b=1", "x#y", "../keys", found.lower(), found + "0"):
         assert index.get_sync(hostile) is None
@@ -299,9 +487,7 @@ def test_a_hit_or_entry_whose_listing_has_left_the_list_is_not_shown(
     remove(registry, court, removed)
     recording.expect(
         _first_page([_hit(removed, "张伟", 2), _hit(kept, "张伟", 1)]),
-        Pair(
-            "GET", f"/indexes/{INDEX}/documents/{removed}", None, 200, _hit(removed, "张伟", 2), DOCUMENT_PAGE
-        ),
+        _entry_search(removed, _hit(removed, "张伟", 2)),
     )
     index = _index(url, settings)
     result = index.search_sync(SearchQuery(text="张伟"))
@@ -310,42 +496,42 @@ def test_a_hit_or_entry_whose_listing_has_left_the_list_is_not_shown(
     index.close()
 
 
-def _merge_server(a: list[int], b: list[int]) -> tuple[Any, list[dict[str, Any]]]:
+def _merge_server(a: list[int], b: list[int]) -> tuple[Respond, list[dict[str, Any]]]:
     """Two disjoint result lists by rank, answering the adapter's search calls as Meilisearch
     does (page form with totals, offset/limit form, a `rank > N` filter)."""
-    import re
-
     requests: list[dict[str, Any]] = []
 
-    class Index:
-        def search(self, q: str, params: dict[str, Any]) -> dict[str, Any]:
-            requests.append({"q": q, **params})
-            ranks = a if params["attributesToSearchOn"] == ["terms"] else b
-            ranks = sorted(ranks, reverse=True)
-            for clause in params["filter"]:
-                if found := re.fullmatch(r"rank > (\d+)", clause):
-                    ranks = [r for r in ranks if r > int(found[1])]
-            if "hitsPerPage" in params:
-                return {"hits": [], "totalHits": len(ranks), "facetDistribution": {}}
-            window = ranks[params["offset"] : params["offset"] + params["limit"]]
-            return {"hits": [{"rank": r} for r in window]}
+    def respond(method: str, path: str, params: Any, headers: dict[str, str]) -> tuple[int, Any]:
+        requests.append(params)
+        ranks = a if params["attributesToSearchOn"] == ["terms"] else b
+        ranks = sorted(ranks, reverse=True)
+        for clause in params["filter"]:
+            if found := re.fullmatch(r"rank > (\d+)", clause):
+                ranks = [r for r in ranks if r > int(found[1])]
+        if "hitsPerPage" in params:
+            return 200, {"hits": [], "totalHits": len(ranks), "facetDistribution": {}}
+        window = ranks[params["offset"] : params["offset"] + params["limit"]]
+        return 200, {"hits": [{"rank": r} for r in window]}
 
-    return Index(), requests
+    return respond, requests
 
 
 @pytest.mark.parametrize("offset", [0, 2, 5, 6, 9, 12])
 def test_two_disjoint_searches_are_merged_by_rank_a_page_at_a_time(offset: int, settings: Settings) -> None:
     """A Latin query is a pinyin search and a substring search; their union, most recent
-    first, is paged by asking each for one page after finding where the page starts."""
+    first, is paged by asking each for one page after finding where the page starts. The
+    server filters on `rank` only if the adapter's settings make it filterable."""
     a, b = [15, 12, 11, 7, 3, 2, 1], [14, 13, 10, 9, 8, 6]
-    index_like, requests = _merge_server(a, b)
-    meili = MeiliIndex(meilisearch.Client("http://127.0.0.1:9", None), INDEX, sa.create_engine("sqlite://"))
+    respond, requests = _merge_server(a, b)
     base = {"filter": [], "sort": ["rank:desc"]}
     searches = [
         ("x", {**base, "attributesToSearchOn": ["terms"]}),
         ("y", {**base, "attributesToSearchOn": ["pinyin"]}),
     ]
-    page = meili._merged_page(index_like, searches, [len(a), len(b)], offset, 3)
+    with _serving(refusing(respond, BASE_SETTINGS)) as url:
+        meili = _index(url, settings)
+        page = meili._merged_page(meili.searcher.index(INDEX), searches, [len(a), len(b)], offset, 3)
+        meili.close()
     assert [hit["rank"] for hit in page] == sorted(a + b, reverse=True)[offset : offset + 3]
     assert all(r.get("limit", 0) <= 3 for r in requests), "no request asks for more than a page"
 
