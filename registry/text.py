@@ -5,7 +5,9 @@ search's parameters (`search.query`).
 Refused everywhere: C0 and C1 control characters and DEL (a line feed only in the members
 named in `MULTILINE_MEMBERS`), every format character (Unicode category Cf: the bidi
 embeddings, overrides, isolates and marks, zero-width spaces and joiners, the soft hyphen,
-the byte-order mark, tags...) and the line and paragraph separators U+2028/U+2029. Each
+the byte-order mark, tags...), the line and paragraph separators U+2028/U+2029, and the
+characters that are blank by design (`BLANK_RANGES`: the Hangul fillers, the combining
+grapheme joiner, the Khmer inherent vowels, the blank Braille pattern). Each
 makes a name or a number read differently from what it is, most of them invisibly: a
 debtor listed as 张<U+200B>伟 looks like 张伟, yet a bank's check of 张伟 would say the name
 differs and a search for it would find nothing. PostgreSQL text cannot hold U+0000 at all,
@@ -27,22 +29,38 @@ from registry.problems import Problem
 # Unicode 15's Cf characters, U+2028-U+202E taking in the two separators (a test holds
 # the list to the running Python's unicodedata). Lone surrogates cannot arrive: JSON
 # decoding refuses them and URL decoding replaces them.
+# Characters of other categories that show nothing, and stand in no Chinese name or text: a
+# name holding one looks like the name without it (as a format character does).
+BLANK_RANGES = (
+    (0x34F, 0x34F),  # combining grapheme joiner (Mn)
+    (0x115F, 0x1160),  # Hangul choseong and jungseong fillers (Lo)
+    (0x17B4, 0x17B5),  # Khmer inherent vowels, "not to be used" (Mn)
+    (0x2800, 0x2800),  # Braille pattern blank (So)
+    (0x3164, 0x3164),  # Hangul filler (Lo)
+    (0xFFA0, 0xFFA0),  # halfwidth Hangul filler (Lo)
+)
 FORBIDDEN_RANGES = (
     (0x00, 0x1F),
     (0x7F, 0x9F),
     (0xAD, 0xAD),
+    (0x34F, 0x34F),
     (0x600, 0x605),
     (0x61C, 0x61C),
     (0x6DD, 0x6DD),
     (0x70F, 0x70F),
     (0x890, 0x891),
     (0x8E2, 0x8E2),
+    (0x115F, 0x1160),
+    (0x17B4, 0x17B5),
     (0x180E, 0x180E),
     (0x200B, 0x200F),
     (0x2028, 0x202E),
     (0x2060, 0x2064),
     (0x2066, 0x206F),
+    (0x2800, 0x2800),
+    (0x3164, 0x3164),
     (0xFEFF, 0xFEFF),
+    (0xFFA0, 0xFFA0),
     (0xFFF9, 0xFFFB),
     (0x110BD, 0x110BD),
     (0x110CD, 0x110CD),

@@ -78,6 +78,8 @@ PURPOSE_DECISION = b"correction.decision"
 TRACKING_CODE_BYTES = 24
 
 OPEN_REVIEW = ("under_review", "under_reconsideration")
+# The signed removal or amendment a decision may carry beside it, carrying it out at once.
+CARRIED_OUT_BY = ("removal", "amendment")
 # The status a decision leaves, by its stage and outcome.
 DECIDED = {
     ("review", "upheld"): "upheld",
@@ -525,12 +527,12 @@ def _verify_decision(
 ) -> tuple[Any, Preparer, bytes, str, bytes]:
     """The decision's body and its verified signature by a key of `court` (the rules of listings:
     known, not revoked, in validity, the court's own)."""
-    body, signature = _split_envelope(envelope, name)
+    body, signature = _split_envelope(envelope, name, also=CARRIED_OUT_BY)
     signed = _canonical(body)
     decision = _convert(body, kind, f"/{name}")
     check_text(decision.reasons, f"/{name}/reasons", multiline=True)
     key_ids = {signature.key_id}
-    for inner in ("removal", "amendment"):
+    for inner in CARRIED_OUT_BY:
         part = envelope.get(inner) if isinstance(envelope, dict) else None
         sig = part.get("signature") if isinstance(part, dict) else None
         if isinstance(sig, dict) and isinstance(sig.get("key_id"), str):
@@ -671,7 +673,7 @@ def _recorded(
     """The result of this very signed decision (same bytes, key and signature) if it was
     recorded already: a court resending it, its answer lost, is told what it did, as a resent
     listing is `unchanged`. Whether it has been carried out is told as it is now."""
-    body, signature = _split_envelope(envelope, "decision")
+    body, signature = _split_envelope(envelope, "decision", also=CARRIED_OUT_BY)
     stored = conn.execute(
         select(CorrectionDecision).where(
             CorrectionDecision.correction_id == row.id,

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from registry.calendar import china_date
-from registry.http.body import field_error, invalid_field
+from registry.http.body import field_error, invalid_field, pointer_token
 from registry.identity.canonical import CanonicalizationError, canonical_json
 from registry.identity.crypto import BlindIndex, DataKeyring
 from registry.identity.identifiers import (
@@ -434,12 +434,19 @@ class Preparer:
         return signature.key_id, sig
 
 
-def _split_envelope(envelope: Any, name: str) -> tuple[dict[str, Any], SignatureIn]:
+def _split_envelope(
+    envelope: Any, name: str, also: tuple[str, ...] = ()
+) -> tuple[dict[str, Any], SignatureIn]:
+    """The signed body and its signature; a member beside them (other than `also`) is refused,
+    as in every request body (it is not signed, and would be kept as if it were)."""
     expected = f'expected {{"{name}": {{...}}, "signature": {{...}}}}'
     if not isinstance(envelope, dict):
         raise invalid_field(expected, "")
     if not isinstance(envelope.get(name), dict):
         raise invalid_field(expected, f"/{name}")
+    unknown = [member for member in envelope if member not in (name, "signature", *also)]
+    if unknown:
+        raise invalid_field(f"unknown member: {expected}", "/" + pointer_token(unknown[0]))
     signature = _convert(envelope.get("signature"), SignatureIn, "/signature")
     return envelope[name], signature
 
