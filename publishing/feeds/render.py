@@ -59,16 +59,20 @@ def _performance_text(entry: PublicEntry) -> str:
     return text
 
 
+NOT_GIVEN = "—"
+
+
 def _entry_text(entry: PublicEntry) -> str:
     lines = [
         f"被执行人：{entry.name}（{label(KIND, entry.kind)}）",
         f"{ID_TYPE_NAMES.get(entry.id_type, '证件号码')}：{entry.identifier_masked}",
     ]
+    # A field the entry does not have reads "—", as on the entry's page, not an empty label.
     if entry.kind == "person":
-        age = f"{entry.age_at_publication}岁" if entry.age_at_publication is not None else ""
-        lines.append(f"性别：{label(SEX, entry.sex)}　公布时年龄：{age}")
+        age = f"{entry.age_at_publication}岁" if entry.age_at_publication is not None else NOT_GIVEN
+        lines.append(f"性别：{label(SEX, entry.sex) or NOT_GIVEN}　公布时年龄：{age}")
     else:
-        lines.append(f"法定代表人或负责人：{entry.legal_representative or ''}")
+        lines.append(f"法定代表人或负责人：{entry.legal_representative or NOT_GIVEN}")
     lines += [
         f"执行法院：{entry.court_name}" + (f"（{entry.province}）" if entry.province else ""),
         f"案号：{entry.case_number}",

@@ -46,7 +46,8 @@ from registry.http.openapi import BEARER_KEY, GUARDED, PARAMETER, PUBLIC, proble
 from registry.problems import Problem
 from registry.timeutil import utcnow
 
-CSV = "text/csv; charset=utf-8"
+# Litestar adds the charset to a text/* type: naming it here sent it twice.
+CSV = "text/csv"
 QUERY_CODES = {
     400: (
         "invalid_date",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import msgspec
@@ -111,6 +111,10 @@ async def submit_application(
 # An application carries its attachments in base64 (4/3 of their size): the default five
 # of 2 MiB (REGISTRY_CORRECTIONS_MAX_ATTACHMENTS, _MAX_ATTACHMENT_BYTES) are ~13.4 MiB.
 APPLICATION_BODY_BYTES = 16 * 1024 * KIB
+
+
+# The queue's `?state=`: what is awaited (default), what is late, or everything.
+QUEUE_STATES = ("open", "overdue", "all")
 
 
 class PublicCorrectionController(Controller):
@@ -265,9 +269,14 @@ class CorrectionController(Controller):
         self,
         db: Injected[Database],
         principal: Injected[Principal],
+        # `state` is Litestar's own name for a handler's argument, so the query's `state` is
+        # read under another name, and checked here: the framework's refusal would name it
+        # `which`, a parameter no client sends.
         which: Annotated[
-            Literal["open", "overdue", "all"],
-            QueryParameter(name="state", description="open (default), overdue, or all"),
+            str,
+            QueryParameter(
+                name="state", enum=list(QUEUE_STATES), description="open (default), overdue, or all"
+            ),
         ] = "open",
         court: Annotated[
             str | None,
@@ -279,6 +288,10 @@ class CorrectionController(Controller):
         """Applications and findings with what is awaited (review, reconsideration, correction)
         and by when: `open`, `overdue` (past the deadline), or `all`. A court sees its own
         listings' and the reconsiderations sent to it."""
+        if which not in QUEUE_STATES:
+            raise Problem(
+                400, "invalid_parameter", "state: one of open, overdue, all", pointer="/query/state"
+            )
         scope = principal.bound_court if principal.bound_court is not None else court
         return await db.read(
             list_corrections, scope, state=which, today=today_in_china(), limit=limit, offset=offset

@@ -701,6 +701,11 @@ def _recorded(
     )
 
 
+def _superior_of(conn: Connection, court_code: str) -> str | None:
+    superior: str | None = conn.execute(select(Court.superior_code).where(Court.code == court_code)).scalar()
+    return superior
+
+
 def decide(
     conn: Connection,
     correction_id: str,
@@ -720,7 +725,11 @@ def decide(
         else None
     )
     if row is None or (
-        client_court is not None and client_court not in (row.court_code, row.reconsideration_court)
+        client_court is not None
+        and client_court not in (row.court_code, row.reconsideration_court)
+        # The superior court before any reconsideration is asked of it: the application is
+        # its to know of (it will reconsider it), and a review is not its to decide (403).
+        and client_court != _superior_of(conn, row.court_code)
     ):
         raise Problem(404, "correction_not_found", "no correction has this id")
     if not isinstance(envelope, dict) or not isinstance(envelope.get("decision"), dict):

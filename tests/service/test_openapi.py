@@ -220,3 +220,9 @@ def test_the_signed_court_endpoints_document_their_envelopes_with_examples(
         assert schema["examples"], key
     listing = document["components"]["schemas"]["ListingEnvelope"]
     assert set(listing["required"]) == {"listing", "signature"}
+
+
+def test_the_correction_queue_documents_its_states(server_url: str) -> None:
+    document = httpx.get(f"{server_url}/schema/openapi.json").json()
+    [state] = [p for p in document["paths"]["/v1/corrections"]["get"]["parameters"] if p["name"] == "state"]
+    assert state["in"] == "query" and state["schema"]["enum"] == ["open", "overdue", "all"]

@@ -515,8 +515,18 @@ def test_csv_cells_cannot_run_as_formulas(registry: Registry, admin: httpx.Clien
     follow_sync(registry.engine, READER)
     response = admin.get("/v1/oversight/breakdown.csv", params={"by": "court"})
     assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/csv")
+    assert response.headers["content-type"] == "text/csv; charset=utf-8"
     assert "attachment" in response.headers["content-disposition"]
+    # Every CSV names its charset once (it was sent twice: `charset=utf-8; charset=utf-8`).
+    for path in (
+        "/v1/statistics/listings.csv",
+        "/v1/statistics/breakdown.csv?by=province",
+        "/v1/oversight/listings.csv",
+        "/v1/oversight/summary/bank_checks/csv",
+    ):
+        other_csv = admin.get(path)
+        assert other_csv.status_code == 200, (path, other_csv.text)
+        assert other_csv.headers["content-type"] == "text/csv; charset=utf-8", path
     cells = [c for row in csv.reader(io.StringIO(response.text.lstrip("\ufeff"))) for c in row]
     assert "'+cmd|' /C calc'!A0" in cells
     assert not any(c.startswith(("=", "+", "-", "@", "\t", "\r")) for c in cells)

@@ -189,12 +189,13 @@ def test_dismissal_goes_to_reconsideration_at_the_superior_court(
     listing_id, body = _listed(registry, court)
     receipt = _filed(registry, listing_id, body, ground="inaccurate_information")
     number, code = receipt["application_number"], receipt["tracking_code"]
-    # The superior court does not review: the listing court does.
+    # The superior court does not review: the listing court does (corrections.md: 403 to the
+    # superior on a review; it had been told the application did not exist).
     early = post_decision(
         registry, superior, number, decision(number, listing_id, outcome="dismissed", action="none",
                                              decided_on=registry.today)
     )  # fmt: skip
-    assert early.status_code == 404
+    assert (early.status_code, early.json()["code"]) == (403, "not_deciding_court")
     dismissed = post_decision(
         registry,
         court,
@@ -362,6 +363,10 @@ def test_a_finding_of_the_court_is_held_to_three_working_days(
         )
     _carry_out(registry)
     assert admin.get("/v1/corrections", params={"state": "overdue"}).json()["total"] == 0
+    # A state it does not know is refused naming the parameter as sent (it named `which`).
+    unknown = admin.get("/v1/corrections", params={"state": "bogus"})
+    assert unknown.status_code == 400 and unknown.json()["pointer"] == "/query/state"
+    assert unknown.json()["detail"].startswith("state: ")
     assert admin.get(f"/v1/corrections/{found['id']}").json()["carried_out_on_time"] is False
     # Another court cannot record a finding on this listing.
     other = registry.court("沪0101", "上海市黄浦区人民法院", "31")
