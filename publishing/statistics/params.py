@@ -4,6 +4,7 @@ each bad value answers its own code and points at its parameter (`/query/<name>`
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Annotated, Any, cast
@@ -48,9 +49,16 @@ def _invalid(name: str, code: str, detail: str) -> Problem:
     return Problem(400, code, detail, pointer=f"/query/{name}")
 
 
+def _folded(raw: str) -> str:
+    """NFKC, as the search's parameters and the court code are read: full-width digits and
+    letters are their ASCII selves (other scripts' digits stay, and are refused)."""
+    return raw if raw.isascii() else unicodedata.normalize("NFKC", raw)
+
+
 def _date(raw: str | None, name: str) -> date | None:
     if raw is None or raw == "":
         return None
+    raw = _folded(raw)
     if not _DATE.fullmatch(raw):
         raise _invalid(name, "invalid_date", f"{name} is a date YYYY-MM-DD")
     try:
@@ -62,6 +70,7 @@ def _date(raw: str | None, name: str) -> date | None:
 def _choice(raw: str | None, name: str, choices: tuple[str, ...], code: str) -> str | None:
     if raw is None or raw == "":
         return None
+    raw = _folded(raw)
     if raw not in choices:
         raise _invalid(name, code, f"{name} must be one of {', '.join(choices)}")
     return raw

@@ -603,7 +603,8 @@ def test_the_csvs_read_in_chinese_and_the_json_keeps_its_codes(
     ("params", "code", "pointer"),
     [
         ({"from": "2026-13-01"}, "invalid_date", "/query/from"),
-        ({"to": "２０２６-01-01"}, "invalid_date", "/query/to"),
+        ({"to": "٢٠٢٦-01-01"}, "invalid_date", "/query/to"),
+        ({"province": "١١"}, "unknown_province", "/query/province"),
         ({"from": "2026-02-01", "to": "2026-01-01"}, "period_invalid", "/query/to"),
         ({"from": "2020-01-01", "to": "2026-01-01", "interval": "day"}, "period_too_long", "/query/interval"),
         ({"interval": "year"}, "unknown_interval", "/query/interval"),
@@ -623,6 +624,19 @@ def test_bad_queries_answer_their_code(
     assert response.status_code == 400, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
     assert response.json()["code"] == code and response.json()["pointer"] == pointer
+
+
+def test_full_width_digits_read_as_their_ascii_selves(registry: Registry, court: CourtHandle) -> None:
+    """NFKC first, as the search and the court code: a date or province typed with a Chinese
+    input method's full-width digits asks for the same figures (they were refused)."""
+    publish_one(registry, court, registry.listing(court))
+    follow_sync(registry.engine, READER)
+    with registry.http() as anyone:
+        ascii_ = anyone.get("/v1/statistics/listings", params={"from": "2026-01-01", "province": "11"})
+        wide_params = {"from": "２０２６-０１-０１", "province": "１１"}
+        wide = anyone.get("/v1/statistics/listings", params=wide_params)
+    assert ascii_.status_code == wide.status_code == 200, wide.text
+    assert wide.json() == ascii_.json()
 
 
 def test_prometheus_gauges(registry: Registry, admin: httpx.Client, court: CourtHandle) -> None:
