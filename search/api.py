@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from types import MappingProxyType
 from typing import Annotated, Any
 
@@ -28,6 +29,16 @@ from search.query import (
     PARAMETERS,
     parse_query,
 )
+
+
+def refuse_repeated(request: Request[Any, Any, Any], names: Iterable[str] = PARAMETERS) -> None:
+    """400 `repeated_parameter` at the first of `names` the query string gives more than once:
+    which of two values was meant is a guess (the API's rule; the web page's too)."""
+    for name in names:
+        if len(request.query_params.getall(name, [])) > 1:
+            raise Problem(
+                400, "repeated_parameter", f"{name} is given more than once", pointer=f"/query/{name}"
+            )
 
 
 async def provide_search_query(
@@ -74,11 +85,7 @@ async def provide_search_query(
 ) -> SearchQuery:
     """The search, validated (search.query): a name, an ID number or a credit code, with filters.
     Each parameter may be given once: a repeated one is ambiguous, and refused."""
-    for name in PARAMETERS:
-        if len(request.query_params.getall(name, [])) > 1:
-            raise Problem(
-                400, "repeated_parameter", f"{name} is given more than once", pointer=f"/query/{name}"
-            )
+    refuse_repeated(request)
     params = {
         "q": q,
         "id_number": id_number,

@@ -143,6 +143,14 @@ _IDENTIFIER_PARAMS = (
     "registration_country",
     "registration_number",
 )
+# The numbers themselves (a registration is one number in two parameters).
+_NUMBER_PARAMS = (
+    "id_number",
+    "credit_code",
+    "organization_code",
+    "registration_country",
+    "registration_number",
+)
 # Where a refused identifier points, by its error code.
 _IDENTIFIER_POINTERS = {
     "unknown_id_type": "id_type",
@@ -152,6 +160,30 @@ _IDENTIFIER_POINTERS = {
     "invalid_registration_country": "registration_country",
     "invalid_registration_number": "registration_number",
 }
+
+
+def _subject_refused(values: Mapping[str, str | None]) -> Problem:
+    """Why the identifiers given name no one subject, at a parameter that was given: two
+    numbers (`conflicting_identifiers`, at the second), or an `id_type` or `nationality`
+    with no `id_number` for it to qualify (`invalid_parameter`, at it)."""
+    given = [name for name in _NUMBER_PARAMS if values[name] is not None]
+    # A registration's country and number are one number.
+    numbers = [name for name in given if name != "registration_number" or "registration_country" not in given]
+    if len(numbers) > 1:
+        return _bad(
+            "conflicting_identifiers",
+            "give one number: an id_number, a credit_code, an organization_code or a registration",
+            numbers[1],
+        )
+    for name in ("id_type", "nationality"):
+        if values[name] is not None:
+            return _bad(
+                "invalid_parameter",
+                f"{name} qualifies an id_number: give the full id_number of that document with it",
+                name,
+            )
+    first = next((name for name in _IDENTIFIER_PARAMS if values[name] is not None), "id_number")
+    return _bad("invalid_parameter", "these parameters name no one subject", first)
 
 
 def _identity_blind(params: Mapping[str, str | None], blind_index: BlindIndex) -> tuple[bytes, ...]:
@@ -176,7 +208,7 @@ def _identity_blind(params: Mapping[str, str | None], blind_index: BlindIndex) -
         )
     except IdentifierError as exc:
         if exc.code == "subject_identifier":
-            raise _bad("conflicting_identifiers", exc.message, "credit_code") from exc
+            raise _subject_refused(values) from exc
         pointer = default if default == "q" else _IDENTIFIER_POINTERS.get(exc.code, "id_number")
         raise _bad(exc.code, exc.message, pointer) from exc
     return blind_index.candidates(identity.index_input)

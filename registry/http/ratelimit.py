@@ -9,7 +9,9 @@ lacks for a public list:
   endpoint (feeds, exports) is limited by being registered there. All public handlers share
   one budget per client;
 - the answer: 429 as RFC 9457 problem+json with the stable code `rate_limited` and
-  `Retry-After` (Litestar sends only the draft `RateLimit-*` headers and a plain error);
+  `Retry-After` (Litestar sends only the draft `RateLimit-*` headers and a plain error); a
+  number lookup refused by its own, tighter budget (`NumberLookupBudget`) answers with that
+  budget's `RateLimit-*` headers and says so, the general budget's headers left off;
 - the client key: an IPv6 client is counted per /64, the block one subscriber usually holds,
   or a single host could rotate through addresses without limit;
 - memory: Litestar's `MemoryStore` drops an expired key only when that key is read again, so
@@ -34,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from litestar import Request, Response, Router
+from litestar.datastructures.headers import MutableScopeHeaders
 from litestar.exceptions import TooManyRequestsException
 from litestar.middleware.rate_limit import (
     DURATION_VALUES,
@@ -43,13 +46,25 @@ from litestar.middleware.rate_limit import (
     RateLimitMiddleware,
 )
 from litestar.stores.memory import MemoryStore
-from litestar.types import ControllerRouterHandler, Receive, Scope, Send
+from litestar.types import ControllerRouterHandler, Message, Receive, Scope, Send
 
 from registry.limits import DOWN_SECONDS, SharedLimits
 from registry.problems import Problem, problem_response
 
 STORE = "public_rate_limit"
 RESET_HEADER = "RateLimit-Reset"
+# The draft headers, as Litestar's RateLimitConfig names them by default.
+RATE_LIMIT_HEADERS = ("RateLimit-Policy", "RateLimit-Limit", "RateLimit-Remaining", RESET_HEADER)
+
+
+class NumberLookupRefused(TooManyRequestsException):
+    """A number lookup refused by its own budget: spent, or (`spent` false) not countable while
+    the shared store does not answer. Its headers and reason are that budget's, not the
+    general public one's (which the middleware then leaves alone)."""
+
+    def __init__(self, detail: str, headers: dict[str, str], *, spent: bool) -> None:
+        super().__init__(detail=detail, headers=headers)
+        self.spent = spent
 
 
 def parse_rate(value: str) -> tuple[DurationUnit, int] | None:
@@ -81,6 +96,22 @@ class PublicRateLimitConfig(RateLimitConfig):
 
 
 class SweepingRateLimitMiddleware(RateLimitMiddleware):
+    def create_send_wrapper(self, send: Send, cache_object: CacheObject) -> Send:
+        """The general budget's draft headers on every answer, except one that already
+        carries a budget's own (a number lookup refused by its tighter budget): a 429 must
+        not pair that budget's Retry-After with this one's limit, remaining and reset."""
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                headers = MutableScopeHeaders(message)
+                if not any(name in headers for name in RATE_LIMIT_HEADERS):
+                    for key, value in self.create_response_headers(cache_object=cache_object).items():
+                        headers[key] = value
+            await send(message)
+
+        return send_wrapper
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         app = scope["litestar_app"]
         services = getattr(app.state, "services", None)
@@ -123,13 +154,9 @@ def rate_limit_headers(exc: TooManyRequestsException) -> dict[str, str]:
 
 def rate_limited_problem(_request: Request[Any, Any, Any], exc: TooManyRequestsException) -> Response[Any]:
     seconds = retry_after_seconds(exc)
+    reason = exc.detail if isinstance(exc, NumberLookupRefused) else "too many requests from this address"
     response = problem_response(
-        Problem(
-            429,
-            "rate_limited",
-            f"too many requests from this address; retry in {seconds} s",
-            extra={"retry_after": seconds},
-        )
+        Problem(429, "rate_limited", f"{reason}; retry in {seconds} s", extra={"retry_after": seconds})
     )
     response.headers.update(rate_limit_headers(exc))
     return response
@@ -167,20 +194,41 @@ class NumberLookupBudget:
 
     def __init__(self, rate: str, limits: SharedLimits) -> None:
         parsed = parse_rate(rate)
+        self.rate = rate
         self.limit = None if parsed is None else parsed[1]
         self.seconds = 0 if parsed is None else DURATION_VALUES[parsed[0]]
         self.limits = limits
         self._windows: dict[str, tuple[float, int]] = {}
 
+    def _refused(self, detail: str, reset: int, *, spent: bool = True) -> NumberLookupRefused:
+        """The 429 of this budget: its own draft headers (its limit, none remaining, its reset)
+        and a reason that names it; never the number asked for."""
+        limit = cast(int, self.limit)
+        return NumberLookupRefused(
+            detail=detail,
+            headers={
+                "RateLimit-Policy": f"{limit}; w={self.seconds}",
+                "RateLimit-Limit": str(limit),
+                "RateLimit-Remaining": "0",
+                RESET_HEADER: str(reset),
+            },
+            spent=spent,
+        )
+
     async def charge(self, request: Request[Any, Any, Any]) -> None:
-        """Count one lookup; TooManyRequestsException (with the reset) when over the budget."""
+        """Count one lookup; NumberLookupRefused (with the reset) when over the budget."""
         if self.limit is None:
             return
         key = client_key(request)
         if self.limits.shared:
             counted = await self.limits.window("numbers:" + key, self.limit, self.seconds)
             if counted is None:
-                raise TooManyRequestsException(headers={RESET_HEADER: str(int(DOWN_SECONDS) + 1)})
+                raise self._refused(
+                    "exact-number lookups cannot be counted at the moment, so none is answered "
+                    "(searches by name go on)",
+                    int(DOWN_SECONDS) + 1,
+                    spent=False,
+                )
             count, reset = counted
         else:
             now = time.monotonic()
@@ -193,9 +241,10 @@ class NumberLookupBudget:
             self._windows[key] = (ends, count)
             reset = max(1, int(ends - now + 0.999))
         if count > self.limit:
-            raise TooManyRequestsException(
-                detail="too many exact-number lookups from this address",
-                headers={RESET_HEADER: str(reset), "RateLimit-Remaining": "0"},
+            raise self._refused(
+                f"this address has spent its exact-number lookup budget ({self.rate}, "
+                "REGISTRY_PUBLIC_NUMBER_LOOKUP_LIMIT); searches by name go on",
+                max(1, reset),
             )
 
 

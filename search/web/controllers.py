@@ -23,18 +23,21 @@ from litestar.template.config import TemplateConfig
 from registry.http.dependencies import Injected
 from registry.http.pages import PUBLIC_PAGE_HEADERS
 from registry.http.ratelimit import (
+    NumberLookupRefused,
     charge_number_lookup,
     rate_limit_headers,
     rate_limited_problem,
     retry_after_seconds,
 )
-from registry.identity.crypto import Secrets
+from registry.identity.crypto import BlindIndex, Secrets
 from registry.identity.identifiers import PROVINCES
 from registry.ids import is_id
+from registry.problems import Problem
 from registry.text import without_forbidden
+from search.api import refuse_repeated
 from search.interface import SearchIndex, SearchUnavailable
-from search.query import MAX_PARAM_CHARS
-from search.web.forms import MAX_PAGE, PER_PAGE, FormError, SearchForm, parse_search
+from search.query import MAX_PARAM_CHARS, parse_query
+from search.web.forms import MAX_PAGE, MESSAGES, PER_PAGE, FormError, SearchForm, parse_search
 from search.web.labels import environment
 
 STATIC = Path(__file__).resolve().parents[1] / "static"
@@ -59,6 +62,49 @@ def _page(name: str, status: int = 200, headers: dict[str, str] | None = None, *
     )
 
 
+# The parameters the page reads: its three fields, and the two of the API's that qualify a
+# number (refused here as there: the page's number goes in its one field, whose type is read
+# off its shape).
+PAGE_PARAMETERS = ("q", "province", "page", "id_type", "nationality")
+_LABELS = {"q": "检索内容", "province": "省份", "page": "页码", "id_type": "证件类型", "nationality": "国籍"}
+# The API's refusals the page meets beyond those of its fields (search.web.forms.MESSAGES).
+_MESSAGES: dict[str, tuple[str, str]] = {
+    "invalid_parameter": (
+        "证件类型和国籍须与完整的证件号码一并提供：请直接在检索框中输入完整的证件号码，"
+        "不要单独指定证件类型或国籍。",
+        "q",
+    ),
+    "conflicting_identifiers": ("请只输入一个证件号码：检索框中的号码不能与其他证件参数一并提供。", "q"),
+}
+
+
+def _refused(exc: Problem) -> FormError:
+    """One of the JSON API's refusals, in the visitor's words, at its field."""
+    name = (exc.pointer or "").removeprefix("/query/")
+    if exc.code == "repeated_parameter":
+        label = _LABELS.get(name, name)
+        message = f"“{label}”在查询地址中出现了不止一次：每项只能填写一个，请重新查询。"
+        return FormError(exc.code, message, field=name)
+    message, field = (
+        MESSAGES.get(exc.code) or _MESSAGES.get(exc.code) or ("检索条件有误，请检查后重新输入。", "q")
+    )
+    return FormError(exc.code, message, field)
+
+
+def _check_api_rules(
+    request: Request[Any, Any, Any], params: dict[str, str | None], blind_index: BlindIndex
+) -> None:
+    """The API's refusals of what the page's form leaves aside: a repeated parameter (which of
+    two was meant is a guess), and an id_type or nationality, which the API refuses without
+    an id_number or beside a number in q, and so does the page."""
+    refuse_repeated(request, PAGE_PARAMETERS)
+    if params["id_type"] is not None or params["nationality"] is not None:
+        parse_query(params, blind_index)  # always refuses: no id_number can come with them here
+
+
+_PER = {1: "每秒", 60: "每分钟", 3600: "每小时", 86400: "每天"}
+
+
 def _search_params(form: SearchForm, page: int | None = None) -> str:
     params = {"q": form.q, "page": str(page or form.page)}
     if form.province:
@@ -70,9 +116,15 @@ def rate_limited_page(request: Request[Any, Any, Any], exc: TooManyRequestsExcep
     """A person gets the reason in Chinese; a program asking for JSON gets the problem."""
     if request.accept.best_match([MediaType.HTML, "application/problem+json"]) != MediaType.HTML:
         return rate_limited_problem(request, exc)
-    return _page(
-        "rate_limited.html", status=429, headers=rate_limit_headers(exc), seconds=retry_after_seconds(exc)
-    )
+    headers, seconds = rate_limit_headers(exc), retry_after_seconds(exc)
+    if isinstance(exc, NumberLookupRefused):
+        # The number budget's own page: names are still searched, only numbers wait.
+        limit, _, window = headers["RateLimit-Policy"].partition("; w=")
+        per = _PER.get(int(window), f"每 {window} 秒")
+        return _page(
+            "numbers_spent.html", 429, headers, spent=exc.spent, limit=limit, seconds=seconds, per=per
+        )
+    return _page("rate_limited.html", status=429, headers=headers, seconds=seconds)
 
 
 def unavailable_page(_request: Request[Any, Any, Any], exc: SearchUnavailable) -> Response[Any]:
@@ -95,8 +147,10 @@ class PublicPages(Controller):
         self, request: Request[Any, Any, Any], secrets: Injected[Secrets],
         search_index: Injected[SearchIndex], q: FromQuery[str | None] = None,
         province: FromQuery[str | None] = None, page: FromQuery[str | None] = None,
+        id_type: FromQuery[str | None] = None, nationality: FromQuery[str | None] = None,
     ) -> Template:  # fmt: skip
-        if q is None and province is None and page is None:
+        given = {"q": q, "province": province, "page": page, "id_type": id_type, "nationality": nationality}
+        if all(value is None for value in given.values()):
             return _page("search.html", form=None, values={}, error=None, result=None)
         # Echoed into the field as typed (escaped), less what the query may not hold (a bidi
         # override would garble the page), cut short if it is absurdly long. The province
@@ -106,6 +160,10 @@ class PublicPages(Controller):
             "province": province if province in PROVINCES else "",
         }
         try:
+            try:
+                _check_api_rules(request, {k: v or None for k, v in given.items()}, secrets.blind_index)
+            except Problem as problem:
+                raise _refused(problem) from problem
             form = parse_search(q, province, page, secrets.blind_index)
         except FormError as exc:
             return _page("search.html", status=400, form=None, values=values, error=exc, result=None)

@@ -156,6 +156,42 @@ def test_partial_wrong_or_conflicting_numbers_are_refused_never_searched(
     assert (problem.code, problem.pointer) == (code, pointer)
 
 
+@pytest.mark.parametrize(
+    ("params", "pointer"),
+    [
+        ({"id_type": "resident_id"}, "/query/id_type"),
+        ({"nationality": "CAN"}, "/query/nationality"),
+        ({"q": "张伟", "id_type": "passport"}, "/query/id_type"),
+        ({"q": "张伟", "id_type": "passport", "nationality": "CAN"}, "/query/id_type"),
+        ({"id_type": "passport", "credit_code": CREDIT_CODE}, "/query/id_type"),
+        ({"nationality": "CAN", "organization_code": "60003734-1"}, "/query/nationality"),
+    ],
+)
+def test_an_id_type_or_nationality_without_an_id_number_is_refused_where_it_was_given(
+    params: dict[str, str], pointer: str
+) -> None:
+    """Not `conflicting_identifiers` at a credit_code never sent: one parameter that needs an
+    id_number, named, and the detail says so."""
+    problem = refusal(**params)
+    assert (problem.code, problem.pointer) == ("invalid_parameter", pointer)
+    assert "id_number" in problem.detail
+
+
+@pytest.mark.parametrize(
+    ("params", "pointer"),
+    [
+        ({"id_number": ID_NUMBER, "organization_code": "60003734-1"}, "/query/organization_code"),
+        ({"credit_code": CREDIT_CODE, "registration_country": "GBR", "registration_number": "SC1"},
+         "/query/registration_country"),
+        ({"id_number": ID_NUMBER, "id_type": "resident_id", "credit_code": CREDIT_CODE},
+         "/query/credit_code"),
+    ],
+)  # fmt: skip
+def test_two_numbers_conflict_at_a_number_that_was_given(params: dict[str, str], pointer: str) -> None:
+    problem = refusal(**params)
+    assert (problem.code, problem.pointer) == ("conflicting_identifiers", pointer)
+
+
 def test_a_number_makes_a_broad_text_a_lookup() -> None:
     assert parse(q="王", id_number=ID_NUMBER).text == "王"
 

@@ -981,6 +981,25 @@ def test_a_repeated_parameter_is_refused(registry: Registry, people: dict[str, s
     assert response.status_code == 400 and response.json()["code"] == "repeated_parameter"
 
 
+@pytest.mark.parametrize(
+    ("params", "pointer"),
+    [
+        ({"id_type": "resident_id"}, "/query/id_type"),
+        ({"nationality": "CAN"}, "/query/nationality"),
+        ({"q": "张伟", "id_type": "passport"}, "/query/id_type"),
+    ],
+)
+def test_an_id_type_or_nationality_without_an_id_number_names_itself(
+    registry: Registry, people: dict[str, str], params: dict[str, str], pointer: str
+) -> None:
+    with registry.http() as http:
+        response = http.get(API, params=params)
+    assert response.status_code == 400, response.text
+    problem = response.json()
+    assert (problem["code"], problem["pointer"]) == ("invalid_parameter", pointer)
+    assert "id_number" in problem["detail"]
+
+
 def test_fts_syntax_in_a_query_is_only_text(registry: Registry, people: dict[str, str]) -> None:
     for attack in ('张伟" OR "王', "张伟 NOT 王芳", "terms : 张*", "张伟'); DROP TABLE search_docs; --"):
         answer = _search(registry, q=attack)

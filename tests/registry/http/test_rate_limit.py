@@ -198,3 +198,44 @@ def test_exact_number_lookups_have_their_own_tighter_budget_on_the_api_and_the_p
         assert client.get("/v1/public/defaulters", params={"id_number": "123"}).status_code == 400
         with visitor(url) as neighbour:
             assert neighbour.get("/v1/public/defaulters", params={"id_number": number}).status_code == 200
+
+
+def test_a_refused_number_lookup_answers_with_the_number_budgets_own_headers_and_reason(
+    settings: Settings, engine: sa.Engine
+) -> None:
+    """Not the general budget's RateLimit-* beside the number budget's Retry-After, nor a
+    detail that says only "too many requests": the budget that refused, and its numbers."""
+    app = create_app(
+        settings.override(server={"public_rate_limit": "60/minute", "public_number_lookup_limit": "2/hour"}),
+        run_scheduler=False,
+    )
+    number = "11010519491231002X"
+    with serve(settings, "60/minute", app) as url, visitor(url, accept="application/json") as client:
+        for _ in range(2):
+            served = client.get("/v1/public/defaulters", params={"q": number})
+            assert served.status_code == 200
+            assert served.headers["RateLimit-Limit"] == "60"  # a served request: the general budget's
+        refused = client.get("/v1/public/defaulters", params={"q": number})
+        assert refused.status_code == 429
+        body = _problem(refused)
+        retry_after = refused.headers["Retry-After"]
+        assert 3500 <= int(retry_after) <= 3600
+        assert refused.headers["RateLimit-Limit"] == "2"
+        assert refused.headers["RateLimit-Remaining"] == "0"
+        assert refused.headers["RateLimit-Reset"] == retry_after
+        assert refused.headers["RateLimit-Policy"] == "2; w=3600"
+        assert body["code"] == "rate_limited"
+        assert body["retry_after"] == int(retry_after)
+        assert "number" in body["detail"] and "lookup" in body["detail"]
+        assert number not in refused.text and number not in str(refused.headers)
+
+        page = client.get("/", params={"q": number}, headers={"accept": "text/html"})
+        assert page.status_code == 429
+        assert page.headers["content-type"].startswith("text/html")
+        assert page.headers["RateLimit-Limit"] == "2"
+        assert page.headers["RateLimit-Remaining"] == "0"
+        assert page.headers["RateLimit-Reset"] == page.headers["Retry-After"]
+        assert "查询过于频繁" in page.text
+        assert "按证件号码查询" in page.text
+        assert f"{page.headers['Retry-After']} 秒后再试" in page.text
+        assert number not in page.text

@@ -297,6 +297,66 @@ def test_bad_input_is_answered_on_the_page_with_a_4xx(
     assert 'role="alert"' in answer.text
 
 
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("q=x&q=审计甲乙", "q"),
+        ("q=审计甲乙&q=x", "q"),
+        ("q=审计甲乙&province=11&province=12", "province"),
+        ("q=审计甲乙&page=1&page=2", "page"),
+    ],
+)
+def test_a_repeated_parameter_is_refused_on_the_page_as_by_the_api(
+    registry: Registry, index: Callable[[], int], query: str, field: str
+) -> None:
+    with httpx.Client(base_url=registry.url, timeout=30) as client:
+        answer = client.get(f"/?{query}")
+        api = client.get(f"/v1/public/defaulters?{query}")
+    assert (api.status_code, api.json()["code"]) == (400, "repeated_parameter")
+    assert answer.status_code == 400
+    assert answer.headers["content-type"].startswith("text/html")
+    assert 'role="alert"' in answer.text
+    assert "只能填写一个" in answer.text
+    assert "检索结果" not in answer.text
+    if field in ("q", "province"):
+        assert re.search(rf'id="{field}"[^>]*aria-invalid="true"', answer.text, re.S)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"q": "张伟", "id_type": "passport"},
+        {"id_type": "resident_id"},
+        {"nationality": "CAN"},
+        {"q": "张伟", "nationality": "CAN", "province": "11"},
+    ],
+)
+def test_an_id_type_or_nationality_without_a_number_is_refused_on_the_page_as_by_the_api(
+    registry: Registry, index: Callable[[], int], params: dict[str, str]
+) -> None:
+    with httpx.Client(base_url=registry.url, timeout=30) as client:
+        answer = client.get("/", params=params)
+        api = client.get("/v1/public/defaulters", params=params)
+    assert (api.status_code, api.json()["code"]) == (400, "invalid_parameter")
+    assert answer.status_code == 400
+    assert 'role="alert"' in answer.text
+    assert "须与完整的证件号码一并提供" in answer.text
+    assert "检索结果" not in answer.text
+
+
+def test_a_number_in_the_field_beside_an_id_type_is_refused_on_the_page_as_by_the_api(
+    registry: Registry, index: Callable[[], int]
+) -> None:
+    params = {"q": "11010519491231002X", "id_type": "passport"}
+    with httpx.Client(base_url=registry.url, timeout=30) as client:
+        answer = client.get("/", params=params)
+        api = client.get("/v1/public/defaulters", params=params)
+    assert (api.status_code, api.json()["code"]) == (400, "conflicting_identifiers")
+    assert answer.status_code == 400
+    assert "请只输入一个证件号码" in answer.text
+    assert "11010519491231002X" not in answer.text.split('id="q"')[0]  # not in the title
+
+
 def test_what_the_visitor_typed_is_escaped(registry: Registry, index: Callable[[], int]) -> None:
     answer = page(registry.url, q='"><script>alert(1)</script>')
     assert answer.status_code == 200
