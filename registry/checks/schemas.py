@@ -4,7 +4,7 @@ allow-list, so that a field added to listings later does not reach banks by acci
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import msgspec
 
@@ -23,13 +23,24 @@ PURPOSES: dict[str, str] = {
 }
 
 Text = Annotated[str, msgspec.Meta(max_length=256)]
+# A subject's identifier fields and name: at most `SUBJECT_TEXT_MAX` characters, none of them
+# one `registry.text` forbids, or the subject gets its own `error` and the rest of its batch
+# is answered (`registry.checks.subjects`). Only the body's cap bounds them in the struct.
+SUBJECT_TEXT_MAX = 256
+SubjectText = Annotated[
+    str,
+    msgspec.Meta(
+        description=f"At most {SUBJECT_TEXT_MAX} characters, with no control or format character; "
+        "otherwise this subject's `error`"
+    ),
+]
 
 
 class RegistrationIn(RequestStruct):
     """A foreign entity's home registration: ISO 3166-1 alpha-3 country and number."""
 
-    country: Text
-    number: Text
+    country: SubjectText
+    number: SubjectText
 
 
 class CheckSubject(RequestStruct):
@@ -37,13 +48,18 @@ class CheckSubject(RequestStruct):
     passport; optionally `name`) or an organisation (one of `credit_code`,
     `organization_code`, `registration`)."""
 
-    id_number: Text | None = None
-    id_type: Text | None = None
-    nationality: Text | None = None
-    credit_code: Text | None = None
-    organization_code: Text | None = None
+    # Each subject's text is checked on its own (`registry.checks.subjects`).
+    checked_by_handler: ClassVar[frozenset[str]] = frozenset(
+        {"id_number", "id_type", "nationality", "credit_code", "organization_code", "registration", "name"}
+    )
+
+    id_number: SubjectText | None = None
+    id_type: SubjectText | None = None
+    nationality: SubjectText | None = None
+    credit_code: SubjectText | None = None
+    organization_code: SubjectText | None = None
     registration: RegistrationIn | None = None
-    name: Text | None = None
+    name: SubjectText | None = None
 
 
 class CheckRequest(RequestStruct):
@@ -123,11 +139,16 @@ class VerifyRequest(RequestStruct):
 class WatchSubjectIn(RequestStruct):
     """The identifier fields of `CheckSubject`."""
 
-    id_number: Text | None = None
-    id_type: Text | None = None
-    nationality: Text | None = None
-    credit_code: Text | None = None
-    organization_code: Text | None = None
+    # Each subject's identifier is checked on its own; its `reference` with the body.
+    checked_by_handler: ClassVar[frozenset[str]] = frozenset(
+        {"id_number", "id_type", "nationality", "credit_code", "organization_code", "registration"}
+    )
+
+    id_number: SubjectText | None = None
+    id_type: SubjectText | None = None
+    nationality: SubjectText | None = None
+    credit_code: SubjectText | None = None
+    organization_code: SubjectText | None = None
     registration: RegistrationIn | None = None
     # The bank's own key for the borrower (a customer number), echoed in changes.
     reference: Annotated[str, msgspec.Meta(max_length=128)] | None = None

@@ -90,13 +90,10 @@ def _result(subject: WatchedSubject, status: str | None) -> dict[str, Any]:
     return {"index": subject.index, "status": status, "identifier_masked": subject.masked}
 
 
-def add_subjects(
-    conn: Connection, client_id: str, subjects: list[WatchedSubject], now: datetime
-) -> list[dict[str, Any]]:
-    """Each subject once a request: a later one naming the same identifier is refused
-    (`duplicate_subject`), as its reference could not be the one kept. A new `reference` for
-    a subject watched already replaces the stored one (`reference_updated`); without one the
-    stored one stays."""
+def _named_once(subjects: list[WatchedSubject]) -> tuple[dict[bytes, WatchedSubject], list[WatchedSubject]]:
+    """Each subject once a request: the first to name an identifier (by its index under the
+    active key, so an 18-digit number and its 15-digit form are one), and every subject, a
+    later one naming the same identifier as `duplicate_subject` naming the first's index."""
     first: dict[bytes, WatchedSubject] = {}
     named = []
     for s in subjects:
@@ -107,6 +104,17 @@ def add_subjects(
         if s.blind is not None:
             first[s.blind] = s
         named.append(s)
+    return first, named
+
+
+def add_subjects(
+    conn: Connection, client_id: str, subjects: list[WatchedSubject], now: datetime
+) -> list[dict[str, Any]]:
+    """Each subject once a request: a later one naming the same identifier is refused
+    (`duplicate_subject`), as its reference could not be the one kept. A new `reference` for
+    a subject watched already replaces the stored one (`reference_updated`); without one the
+    stored one stays."""
+    first, named = _named_once(subjects)
     existing = _watched(conn, client_id, [c for s in first.values() for c in s.candidates])
     fresh = []
     statuses: dict[int, str] = {}
@@ -169,7 +177,10 @@ def add_subjects(
 
 
 def remove_subjects(conn: Connection, client_id: str, subjects: list[WatchedSubject]) -> list[dict[str, Any]]:
-    existing = _watched(conn, client_id, [c for s in subjects for c in s.candidates])
+    """Each subject once a request, as in `add_subjects`: the first is `removed` or
+    `not_watched`, a later one naming the same identifier `duplicate_subject`."""
+    first, named = _named_once(subjects)
+    existing = _watched(conn, client_id, [c for s in first.values() for c in s.candidates])
     if existing:
         conn.execute(
             delete(WatchSubject).where(
@@ -177,7 +188,7 @@ def remove_subjects(conn: Connection, client_id: str, subjects: list[WatchedSubj
             )
         )
     return [
-        _result(s, "removed" if any(c in existing for c in s.candidates) else "not_watched") for s in subjects
+        _result(s, "removed" if any(c in existing for c in s.candidates) else "not_watched") for s in named
     ]
 
 

@@ -55,7 +55,14 @@ _NAMED_FIELD = re.compile(r"(?:unknown|missing required) field `([^`]*)`")
 
 
 class RequestStruct(msgspec.Struct, forbid_unknown_fields=True):
-    """A JSON request body. A field the API does not define is refused, not ignored."""
+    """A JSON request body. A field the API does not define is refused, not ignored.
+
+    `checked_by_handler` names the fields (by their Python names) whose text the body-wide
+    check (`registry.text`) leaves to the handler, which applies the same rule to each item
+    on its own: the identifier fields of a bank's subjects, so that one unreadable subject
+    gets its own error and the rest of its batch is answered (`registry.checks.subjects`)."""
+
+    checked_by_handler: ClassVar[frozenset[str]] = frozenset()
 
 
 def _pointer(path: str) -> str:
@@ -102,39 +109,45 @@ _MAYBE_FORBIDDEN = re.compile(
 def _find_forbidden(value: Any, pointer: str, multiline: bool = False) -> None:
     if isinstance(value, str):
         check_text(value, pointer, multiline=multiline)
+    elif isinstance(value, msgspec.Struct):
+        # A struct's members are the fields it defines (unknown ones were refused): their
+        # values, by their JSON names, less those its handler checks item by item.
+        skipped = value.checked_by_handler if isinstance(value, RequestStruct) else ()
+        for name, key in zip(value.__struct_fields__, value.__struct_encode_fields__, strict=True):
+            if name not in skipped:
+                member = f"{pointer}/{pointer_token(key)}"
+                _find_forbidden(getattr(value, name), member, key in MULTILINE_MEMBERS)
     elif isinstance(value, dict):
         for key, item in value.items():
             check_text(key, pointer)
             _find_forbidden(item, f"{pointer}/{pointer_token(key)}", key in MULTILINE_MEMBERS)
-    elif isinstance(value, list):
+    elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
             _find_forbidden(item, f"{pointer}/{index}")
+    # Anything else holds no client text, or (a Raw part: a batch's envelopes) is decoded,
+    # and checked, on its own later.
 
 
 def _refuse_forbidden(body: bytes, decoded: Any) -> None:
     """422 `invalid_field`, with the pointer, for a control or format character in any
     string or member name of the body (`registry.text`: one rule for every field and both
-    databases), before a query sees it."""
+    databases), before a query sees it; a struct's `checked_by_handler` fields excepted."""
     if _MAYBE_FORBIDDEN.search(body.decode()):
-        if not isinstance(decoded, dict | list):
-            decoded = msgspec.to_builtins(decoded, enc_hook=_later)
         _find_forbidden(decoded, "")
 
 
-def _later(value: Any) -> None:
-    # A Raw part (a batch's envelopes) is decoded, and checked, on its own later.
-    if not isinstance(value, msgspec.Raw):
-        raise TypeError(type(value).__name__)
+def _any_json(body: bytes) -> Any:
+    if not body:
+        raise empty_body()
+    try:
+        return msgspec.json.decode(body)
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise invalid_json() from exc
 
 
 def decode_json(body: bytes) -> Any:
     """Any JSON document, or 400 `invalid_json`."""
-    if not body:
-        raise empty_body()
-    try:
-        decoded = msgspec.json.decode(body)
-    except (msgspec.DecodeError, RecursionError) as exc:
-        raise invalid_json() from exc
+    decoded = _any_json(body)
     _refuse_forbidden(body, decoded)
     return decoded
 
@@ -211,8 +224,10 @@ def decode_body(body: bytes, kind: type[T]) -> T:
         decoded = msgspec.json.decode(body, type=kind)
     except msgspec.ValidationError as exc:
         # msgspec validates as it parses: `[` for an object is "expected object" before the
-        # truncation shows. Only a body that is JSON all through is of the wrong shape.
-        decode_json(body)
+        # truncation shows. Only a body that is JSON all through is of the wrong shape. (Its
+        # text is not checked here: without the struct, which text its handler checks item by
+        # item (`checked_by_handler`) is not known; the shape's fault is the one named.)
+        _any_json(body)
         raise invalid_field(*field_error(exc)) from exc
     except (msgspec.DecodeError, RecursionError) as exc:
         raise invalid_json() from exc

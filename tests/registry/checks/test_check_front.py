@@ -145,7 +145,7 @@ def test_the_front_answers_as_the_route_does(registry: Registry, court: CourtHan
         ("no subjects", _body([]), as_bank),
         ("too many subjects", _body([stranger] * 1001), as_bank),
         ("a control character", _body([stranger], reference="LA\u0007"), as_bank),
-        ("a bidi override in a name", _body([{**person, "name": "\u202eab"}]), as_bank),
+        ("a bidi override in a name: its subject's error", _body([{**person, "name": "\u202eab"}]), as_bank),
         ("no key", _body([stranger]), json_type),
         ("an empty bearer", _body([stranger]), {"authorization": "Bearer", **json_type}),
         ("another scheme", _body([stranger]), {"authorization": "Basic eDp5", **json_type}),
@@ -184,9 +184,9 @@ def test_the_front_answers_as_the_route_does(registry: Registry, court: CourtHan
     assert pair.reached_litestar == ["GET /v1/checks/purposes", "GET /v1/checks"]
     with registry.engine.connect() as conn:
         logged = conn.execute(sa.text("SELECT count(*) FROM check_log")).scalar_one()
-    # Each server logged its good checks, subject by subject (1 + 1 + 3 + 1), and the two
+    # Each server logged its good checks, subject by subject (1 + 1 + 3 + 1 + 1), and the two
     # handed-on good checks (1 + 1 each); no refused request logged anything.
-    assert logged == 2 * (6 + 2)
+    assert logged == 2 * (7 + 2)
 
 
 def _without_retry(response: httpx.Response) -> tuple[list[tuple[str, str]], dict[str, Any]]:
@@ -256,3 +256,110 @@ def test_the_front_counts_a_bank_in_the_shared_rate(
             assert admitted.status_code == 200
             assert refused.status_code == 429 and refused.json()["code"] == "rate_limited"
         assert pair.reached_litestar == []
+
+
+# A subject whose identifier fields (or name) hold a character `registry.text` forbids, or
+# run past 256 characters: that subject's error, with its field's code, the rest answered.
+PERSON_OK = "33032919690124847X"
+UNREADABLE_SUBJECTS: list[tuple[dict[str, Any], str, str]] = [
+    ({"id_number": "11010519491231002X\u200b"}, "invalid_id_number", "U+200B"),
+    ({"id_number": "1" * 257}, "invalid_id_number", "256"),
+    (
+        {"id_type": "passport\u202e", "id_number": "E1234567", "nationality": "CAN"},
+        "unknown_id_type",
+        "U+202E",
+    ),
+    ({"id_type": "p" * 300, "id_number": "E1234567", "nationality": "CAN"}, "unknown_id_type", "256"),
+    (
+        {"id_type": "passport", "id_number": "E1234567", "nationality": "CA\u0000N"},
+        "invalid_nationality",
+        "U+0000",
+    ),
+    ({"credit_code": "91110000600037341L\u00ad"}, "invalid_credit_code", "U+00AD"),
+    ({"credit_code": "9" * 1000}, "invalid_credit_code", "256"),
+    ({"organization_code": "\ufeff60003734-1"}, "invalid_organization_code", "U+FEFF"),
+    (
+        {"registration": {"country": "GBR\u2028", "number": "SC123456"}},
+        "invalid_registration_country",
+        "U+2028",
+    ),
+    (
+        {"registration": {"country": "GBR", "number": "SC\U000e0041123456"}},
+        "invalid_registration_number",
+        "U+E0041",
+    ),
+    ({"registration": {"country": "GBR", "number": "S" * 257}}, "invalid_registration_number", "256"),
+    ({"id_number": PERSON_OK, "name": "张\u200b三"}, "subject_identifier", "U+200B"),
+    ({"id_number": PERSON_OK, "name": "张" * 257}, "subject_identifier", "256"),
+]
+
+
+@pytest.mark.parametrize("ascii_only", [False, True], ids=["utf8", "escaped"])
+def test_an_unreadable_subject_is_its_own_error_both_ways_in(
+    registry: Registry, pair: Pair, ascii_only: bool
+) -> None:
+    _, http = bank(registry)
+    http.close()
+    as_bank = {"authorization": http.headers["authorization"], **JSON_TYPE}
+    good = {"id_number": PERSON_OK}
+
+    def body(subjects: list[Any], **extra: Any) -> bytes:
+        document = {"subjects": subjects, "purpose": "loan_application", "reference": "LA-1", **extra}
+        return json.dumps(document, ensure_ascii=ascii_only).encode()
+
+    for subject, code, shown in UNREADABLE_SUBJECTS:
+        front, route = pair.post(body([good, subject, good]), as_bank)
+        assert_same(front, route, subject)
+        assert front.status_code == 200, (subject, front.text)
+        results = front.json()["results"]
+        assert [r.get("error", {}).get("code") for r in results] == [None, code, None], subject
+        assert [r.get("listed") for r in results] == [False, None, False], subject
+        assert shown in results[1]["error"]["detail"], subject
+        # The refused text is never shown back.
+        for value in [*subject.values(), *subject.get("registration", {}).values()]:
+            if isinstance(value, str) and value not in (PERSON_OK, "E1234567", "CAN", "GBR", "SC123456"):
+                assert value not in front.text and value not in results[1]["error"]["detail"], subject
+        assert results[1]["index"] == 1 and set(results[1]) == {"index", "error", "nonce"}, subject
+    assert pair.reached_litestar == []
+
+    # What lies outside the subjects still refuses the whole request, whatever the subjects hold.
+    bad = {"id_number": "11010519491231002X\u200b"}
+    whole: list[tuple[str, bytes, int, str, str | None]] = [
+        (
+            "a control character in the reference",
+            body([good, bad], reference="LA\u0007"),
+            422,
+            "invalid_field",
+            "/reference",
+        ),
+        (
+            "a format character in the purpose",
+            body([bad], purpose="loan_application\u200b"),
+            422,
+            "invalid_field",
+            "/purpose",
+        ),
+        ("an unknown member in a subject", body([{**bad, "nick\u200b": "x"}]), 422, "invalid_field", None),
+        (
+            "a number for an id_number",
+            body([bad, {"id_number": 110105}]),
+            422,
+            "invalid_field",
+            "/subjects/1/id_number",
+        ),
+        ("too many subjects", body([bad] * 1001), 413, "batch_too_large", "/subjects"),
+        (
+            "no reference",
+            json.dumps({"subjects": [bad], "purpose": "credit_review"}).encode(),
+            422,
+            "invalid_field",
+            "/reference",
+        ),
+    ]
+    for name, content, status, code, pointer in whole:
+        front, route = pair.post(content, as_bank)
+        assert_same(front, route, name)
+        assert (front.status_code, front.json()["code"]) == (status, code), (name, front.text)
+        if pointer is not None:
+            assert front.json()["pointer"] == pointer, name
+    assert pair.reached_litestar == []

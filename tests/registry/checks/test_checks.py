@@ -301,6 +301,17 @@ def test_the_receipt_alone_does_not_give_the_number_back(registry: Registry, cou
                 "invalid_id_number",
                 "/subject",
             ),
+            # Text the rule forbids, or too long, in the subject: its code, as in a check.
+            (
+                {"receipt": receipt, "subject": {"id_number": number + "\u200b"}, "nonce": nonce},
+                "invalid_id_number",
+                "/subject",
+            ),
+            (
+                {"receipt": receipt, "subject": {"id_number": number, "name": "张" * 257}, "nonce": nonce},
+                "subject_identifier",
+                "/subject",
+            ),
             ({"receipt": receipt, "subject": {"id_number": number}, "nonce": "x"}, "invalid_field", "/nonce"),
             ({"receipt": receipt, "nonce": nonce}, "invalid_field", "/subject"),
         ]:

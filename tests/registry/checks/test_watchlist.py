@@ -4,6 +4,7 @@ through a cursor that never skips or repeats."""
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections import deque
@@ -290,3 +291,75 @@ def test_two_requests_adding_one_new_subject_at_once_add_it_once(
             .all()
         )
     assert stored == ["cust-2"]
+
+
+def test_an_unreadable_subject_is_its_own_error_in_a_watchlist_request(
+    registry: Registry, court: CourtHandle
+) -> None:
+    """A forbidden character (`registry.text`) or over 256 characters in a subject's
+    identifier fields: that subject's error, the rest watched (or unwatched); outside the
+    subjects, the whole request is refused as before."""
+    number = registry.person_listing(court)["debtor"]["id_number"]
+    unreadable = [
+        ({"id_number": "11010519491231002X\u200b"}, "invalid_id_number"),
+        ({"id_number": "1" * 300}, "invalid_id_number"),
+        ({"id_type": "resident_id\u0000", "id_number": number}, "unknown_id_type"),
+        ({"credit_code": "91110000600037341L\u202e"}, "invalid_credit_code"),
+        ({"organization_code": "6" * 257}, "invalid_organization_code"),
+        ({"registration": {"country": "GBR", "number": "SC1\u2060"}}, "invalid_registration_number"),
+    ]
+    _, http = bank(registry)
+    with http:
+        subjects = [{"id_number": number}] + [subject for subject, _ in unreadable]
+        for path, answers in (
+            ("/v1/watchlist/subjects", ("added", "already_watched")),
+            ("/v1/watchlist/subjects/remove", ("removed", "not_watched")),
+        ):
+            for status, ascii_only in zip(answers, (False, True), strict=True):
+                content = json.dumps({"subjects": subjects}, ensure_ascii=ascii_only).encode()
+                response = http.post(path, content=content, headers={"content-type": "application/json"})
+                assert response.status_code == 200, (path, response.text)
+                results = response.json()["results"]
+                assert [r["index"] for r in results] == list(range(len(subjects)))
+                assert [r.get("status") or r["error"]["code"] for r in results] == [
+                    status, *(code for _, code in unreadable)
+                ], path  # fmt: skip
+                assert "U+200B" in results[1]["error"]["detail"] and "256" in results[2]["error"]["detail"]
+                assert "1" * 300 not in response.text and "\u200b" not in response.text
+        refused = http.post(
+            "/v1/watchlist/subjects",
+            json={"subjects": [{"id_number": number, "reference": "cust\u200b"}, unreadable[0][0]]},
+        )
+        assert refused.status_code == 422 and refused.json()["code"] == "invalid_field"
+        assert refused.json()["pointer"] == "/subjects/0/reference"
+        assert http.get("/v1/watchlist").json()["subjects"] == 0
+
+
+def test_a_subject_named_twice_in_a_removal_is_removed_once(registry: Registry, court: CourtHandle) -> None:
+    """As in an addition: the first is answered, each later one naming the same subject (the
+    18-digit number again, or its 15-digit form) is `duplicate_subject` naming the first."""
+    _, http = bank(registry)
+    with http:
+        added = http.post(
+            "/v1/watchlist/subjects",
+            json={"subjects": [{"id_number": "11010519491231002X"}, {"credit_code": "91110000600037341L"}]},
+        )
+        assert [r["status"] for r in added.json()["results"]] == ["added", "added"]
+        removal = {"subjects": [{"credit_code": "91110000600037341L"}, {"id_number": "11010519491231002X"},
+                                {"id_number": "11010519491231002X"}, {"id_number": "110105491231002"},
+                                {"id_number": "abc"}, {"credit_code": "91110000600037341L"}]}  # fmt: skip
+        results = http.post("/v1/watchlist/subjects/remove", json=removal).json()["results"]
+        assert [r.get("status") or r["error"]["code"] for r in results] == [
+            "removed", "removed", "duplicate_subject", "duplicate_subject", "invalid_id_number",
+            "duplicate_subject",
+        ]  # fmt: skip
+        assert [r["index"] for r in results] == list(range(6))
+        assert "index 1" in results[2]["error"]["detail"] and "index 1" in results[3]["error"]["detail"]
+        assert "index 0" in results[5]["error"]["detail"]
+        assert http.get("/v1/watchlist").json()["subjects"] == 0
+        # Not watched: the first says so, the later ones are still duplicates.
+        again = http.post("/v1/watchlist/subjects/remove", json=removal).json()["results"]
+        assert [r.get("status") or r["error"]["code"] for r in again] == [
+            "not_watched", "not_watched", "duplicate_subject", "duplicate_subject", "invalid_id_number",
+            "duplicate_subject",
+        ]  # fmt: skip

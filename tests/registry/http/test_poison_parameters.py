@@ -180,19 +180,30 @@ def test_a_bank_check_subject_with_foreign_digits_fails_alone(
 
 
 @pytest.mark.parametrize("poison", ["nul", "soh", "bidi"])
-def test_a_bank_check_body_with_a_control_character_is_one_422(registry: Registry, poison: str) -> None:
+def test_a_bank_check_subject_with_a_control_character_fails_alone(registry: Registry, poison: str) -> None:
     _, http = bank(registry)
     with http:
         answer = http.post(
             "/v1/checks",
             json={
-                "subjects": [{"id_number": POISON[poison]}],
+                "subjects": [{"id_number": POISON[poison]}, {"id_number": unlisted_id(registry)}],
                 "purpose": "loan_application",
                 "reference": "r",
             },
         )
-    assert answer.status_code == 422 and answer.json()["code"] == "invalid_field"
-    assert answer.json()["pointer"] == "/subjects/0/id_number"
+        assert answer.status_code == 200, answer.text
+        refused, answered = answer.json()["results"]
+        assert refused["error"]["code"] == "invalid_id_number" and answered["listed"] is False
+        # Outside the subjects, the whole request is refused as before.
+        whole = http.post(
+            "/v1/checks",
+            json={
+                "subjects": [{"id_number": unlisted_id(registry)}],
+                "purpose": "loan_application",
+                "reference": POISON[poison],
+            },
+        )
+        assert whole.status_code == 422 and whole.json()["pointer"] == "/reference"
 
 
 def _bodies(registry: Registry, court: CourtHandle, listing_id: str) -> list[tuple[str, str, dict[str, Any]]]:
