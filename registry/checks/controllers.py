@@ -17,7 +17,7 @@ from litestar.params import PathParameter, QueryParameter, RequestBody
 from litestar.response import Stream
 
 from registry.checks.handling import admit_bank, check_answer
-from registry.checks.querylog import csv_lines, export_page
+from registry.checks.querylog import csv_lines, export_page, is_bank
 from registry.checks.receipts import covered_index
 from registry.checks.schemas import (
     PURPOSES,
@@ -60,7 +60,8 @@ from registry.timeutil import utcnow
 MAX_SEQ = 2**63 - 1
 EXPORT_PAGE = 5000
 NDJSON = "application/x-ndjson"
-CSV = "text/csv; charset=utf-8"
+# Litestar adds the charset to a text/* type: naming it here sent it twice.
+CSV = "text/csv"
 
 # Body caps (registry.http.body): what the largest legitimate request needs. A subject is
 # three short fields (~60 bytes; 1 KiB leaves room for long names and `\uXXXX` escapes),
@@ -278,7 +279,7 @@ class QueryLogController(Controller):
     @get(
         "/{client_id:str}/query-log",
         operation_class=media_types(200, {NDJSON: _TEXT, CSV: _TEXT}),
-        responses=problems(GUARDED, PARAMETER),
+        responses=problems(GUARDED, PARAMETER, {404: "client_not_found"}),
     )
     async def export(
         self,
@@ -299,6 +300,9 @@ class QueryLogController(Controller):
         now = utcnow()
         since = _instant(start, "from") or now - timedelta(days=settings.checks.log_retention_days)
         until = _instant(end, "to") or now + timedelta(seconds=1)
+        # Before the stream starts: an empty 200 read as "this bank checked no one".
+        if not await db.read(is_bank, client_id):
+            raise Problem(404, "client_not_found", "no bank has this client id", pointer="/path/client_id")
 
         async def lines() -> AsyncIterator[bytes]:
             after = 0

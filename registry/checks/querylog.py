@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, select
 
 from registry.checks.models import CheckLogEntry, CheckUsage
+from registry.clients.models import ApiClient
 from registry.csvsafe import DictWriter
 from registry.timeutil import iso
 
@@ -27,6 +28,12 @@ EXPORT_FIELDS = (
     "error",
 )
 PURGE_CHUNK = 10_000
+
+
+def is_bank(conn: Connection, client_id: str) -> bool:
+    """Whether a bank has (or had: a revoked bank's log stays open to oversight) this id."""
+    role = conn.execute(select(ApiClient.role).where(ApiClient.id == client_id)).scalar()
+    return role == "bank"
 
 
 def purge(conn: Connection, now: datetime, retention_days: int, today: date) -> int:

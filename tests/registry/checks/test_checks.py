@@ -27,6 +27,7 @@ from registry.checks.jobs import purge_query_log
 from registry.checks.receipts import covered_index
 from registry.checks.services import CheckOutcome, ParsedSubject, record_group
 from registry.checks.stores import CoreStore, SqliteStore
+from registry.clients.services import create_client
 from registry.identity.crypto import load_secrets
 from registry.identity.identifiers import normalise_text
 from registry.identity.types import public_identifier
@@ -415,7 +416,7 @@ def test_query_log_holds_hashes_only_and_admins_export_it(
     assert number not in exported.text and stranger not in exported.text
 
     as_csv = admin.get(f"/v1/admin/banks/{other_id}/query-log", params={"format": "csv"})
-    assert as_csv.headers["content-type"].startswith("text/csv")
+    assert as_csv.headers["content-type"] == "text/csv; charset=utf-8"  # once (it was twice)
     header, line = as_csv.text.strip().splitlines()
     assert header.startswith("checked_at,check_id,purpose")
     assert ",credit_review," in line and blind(number).hex() in line
@@ -427,6 +428,12 @@ def test_query_log_holds_hashes_only_and_admins_export_it(
     assert naive.status_code == 400
     with registry.http(registry.client("bank")) as nosy:
         assert nosy.get(f"/v1/admin/banks/{client_id}/query-log").status_code == 403
+    # No bank has the id (an agency's, or none): 404, not an empty log read as "checked no one".
+    with engine.begin() as conn:
+        agency, _ = create_client(conn, "an agency", "agency", None, actor="test", now=utcnow())
+    for unknown in ("cl_nope", agency):
+        missing = admin.get(f"/v1/admin/banks/{unknown}/query-log")
+        assert (missing.status_code, missing.json()["code"]) == (404, "client_not_found"), missing.text
 
 
 def test_retention_purge(registry: Registry, engine: sa.Engine, settings: Settings) -> None:
