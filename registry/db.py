@@ -9,19 +9,23 @@ process's writers go one after another instead of racing at SQLite's busy handle
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, nullcontext
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
+from urllib.parse import urlencode
 
 import anyio
 import msgspec
 from sqlalchemy import Connection, Engine, MetaData, event
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 
+from registry.settings import SSL_FILES, postgres_options
 from registry.writequeue import WriteQueue, on_event_loop_thread, queue_for
 
 # Stable constraint names, so that migrations can name what they drop.
@@ -103,22 +107,66 @@ def create_sync_engine(url: str, *, writer: bool = True, background: bool = Fals
     return sa_create_engine(url, pool_size=2, pool_pre_ping=True, hide_parameters=True, **_JSON_OPTIONS)
 
 
+def asyncpg_arguments(url: str) -> tuple[URL, dict[str, Any]]:
+    """A PostgreSQL URL for the asyncpg dialect, and the arguments of asyncpg's connect() that
+    say what the libpq options of its query say (`registry.settings.postgres_options`): the
+    query as operators write it, which psycopg hands to libpq, reached asyncpg's connect() as
+    keywords it does not take (TypeError: sslmode). `host` and `port` stay in the URL (the
+    dialect passes them on); search-style queries get custom plans (prepared generic plans
+    are slow for short patterns)."""
+    parsed = make_url(url)
+    options = postgres_options(parsed.render_as_string(hide_password=True).partition("?")[2])
+    server_settings = {"plan_cache_mode": "force_custom_plan"}
+    arguments: dict[str, Any] = {"server_settings": server_settings}
+    if "application_name" in options:
+        server_settings["application_name"] = options["application_name"]
+    if "sslmode" in options:
+        arguments["ssl"] = options["sslmode"]  # asyncpg takes libpq's mode names
+    # libpq's certificate and key files reach asyncpg in a DSN, which it reads as libpq does
+    # (its other connection parameters given as keywords, which win over the DSN's).
+    files = {name: options[name] for name in SSL_FILES if name in options}
+    if files:
+        arguments["dsn"] = "postgresql://?" + urlencode(files)
+    # libpq: 0 is no limit (psycopg: its default), less than 2 is 2. asyncpg: its default, 60 s.
+    timeout = int(options.get("connect_timeout", "0"))
+    if timeout > 0:
+        arguments["timeout"] = max(2, timeout)
+    kept = {name: value for name, value in parsed.query.items() if name in ("host", "port")}
+    return parsed.set(query=kept), arguments
+
+
 def create_engine(url: str, *, writer: bool) -> AsyncEngine:
     if url.startswith("sqlite"):
         private_sqlite_file(url)
         engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True, **_JSON_OPTIONS)
         _configure_sqlite(engine, immediate=writer)
         return engine
-    # search-style queries get custom plans; prepared generic plans are slow for short patterns.
-    return create_async_engine(
-        url,
+    asyncpg_url, connect_args = asyncpg_arguments(url)
+    engine = create_async_engine(
+        asyncpg_url,
         pool_size=10,
         max_overflow=10,
         pool_pre_ping=True,
         **_JSON_OPTIONS,
         hide_parameters=True,  # statement parameters hold personal data: keep them out of errors
-        connect_args={"server_settings": {"plan_cache_mode": "force_custom_plan"}},
+        connect_args=connect_args,
     )
+    event.listen(engine.sync_engine, "do_connect", _connect_asyncpg)
+    return engine
+
+
+def _connect_asyncpg(dialect: Dialect, _record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
+    """asyncpg's connect(), its TLS failures (the server refused TLS, a certificate did not
+    verify) raised as the driver's OperationalError: asyncpg raises them unwrapped, as a bare
+    ConnectionError or ssl.SSLError, which the service answered with a 500 or a traceback.
+    Wrapped, they are the database being unavailable (503; one line in the CLI), as the same
+    failure is from psycopg. Refused and timed-out connections stay as asyncpg raises them."""
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except (ConnectionError, ssl.SSLError) as exc:
+        if type(exc) is not ConnectionError and not isinstance(exc, ssl.SSLError):
+            raise
+        raise dialect.loaded_dbapi.OperationalError(str(exc) or type(exc).__name__, exc) from exc
 
 
 def _configure_sqlite(

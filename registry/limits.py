@@ -9,10 +9,11 @@ process asks; without a URL (the embedded default) each process counts in its ow
   here (ten lines of Lua) rather than taken from a library: `limits` would bring its own
   storage layer and a timer thread (see RateLimiter) for one script.
 
-When Redis does not answer, both return None and the caller decides: the public and the bank
-limits fall back to counting in the process (still limited, by the process count times the
-limit), which keeps public search and bank checks up through a Redis restart. A limit whose
-overshoot would cost more than an outage (a budget of exact-number lookups) refuses instead.
+When Redis does not answer, or answers with an error (a database index out of range, a wrong
+password, READONLY, OOM: any RedisError), both return None and the caller decides: the public
+and the bank limits fall back to counting in the process (still limited, by the process count
+times the limit), which keeps public search and bank checks up through a Redis restart. A limit
+whose overshoot would cost more than an outage (a budget of exact-number lookups) refuses instead.
 One log line when the store goes down and one when it is back; while it is down it is tried
 again after DOWN_SECONDS, so a dead server costs no timeout per request.
 """
@@ -58,7 +59,10 @@ redis.call('SET', KEYS[1], due, 'PX', math.ceil((due - now_us) / 1000) + 1)
 return 0
 """
 
-_OUTAGE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+# Not only ConnectionError and TimeoutError: a store that answers with an error (ResponseError:
+# ERR, NOAUTH, READONLY, OOM...) cannot count either, and let every public search and bank
+# check fail with a 500.
+_OUTAGE = redis.exceptions.RedisError
 
 
 class SharedLimits:
@@ -90,7 +94,8 @@ class SharedLimits:
         if not self._down:
             self._down = True
             logger.warning(
-                "shared limit store unreachable (%s): limits are counted per process until it answers",
+                "shared limit store unreachable or failing (%s): limits are counted per process "
+                "until it answers",
                 type(exc).__name__,
             )
 

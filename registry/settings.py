@@ -8,9 +8,11 @@ reference in `docs/settings.md` is generated from these classes (`registry setti
 from __future__ import annotations
 
 import ipaddress
+import os
+import re
 from pathlib import Path
 from typing import Any, Literal, Self
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_core import ErrorDetails
@@ -40,6 +42,42 @@ def _url_of(value: str, schemes: set[str], example: str) -> str:
     return value
 
 
+# The libpq options a PostgreSQL URL's query may carry: the ones both engines honour. The
+# synchronous engine (psycopg) hands the query to libpq as written; the async engine's driver
+# (asyncpg) takes other names, and `registry.db.asyncpg_arguments` translates. Any other option
+# is refused when the settings are read: asyncpg raised TypeError on every connection.
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+SSL_FILES = ("sslrootcert", "sslcert", "sslkey", "sslcrl")
+POSTGRES_OPTIONS = ("sslmode", *SSL_FILES, "connect_timeout", "application_name", "host", "port")
+
+
+def postgres_options(query: str) -> dict[str, str]:
+    """The options of a PostgreSQL URL's query string, each checked; ValueError (one line,
+    naming options, never a value: the URL may carry a password) for any the service cannot
+    honour on both engines."""
+    pairs = parse_qsl(query, keep_blank_values=True)
+    unknown = sorted({name for name, _ in pairs if name not in POSTGRES_OPTIONS})
+    if unknown:
+        # A name that is not a plain word may be a mistyped value: not repeated.
+        named = ", ".join(n if re.fullmatch(r"[A-Za-z_]{1,40}", n) else "(unnamed)" for n in unknown)
+        raise ValueError(
+            f"query option {named} is not supported; a PostgreSQL URL may carry {', '.join(POSTGRES_OPTIONS)}"
+        )
+    options = dict(pairs)
+    if len(options) < len(pairs):
+        twice = sorted({name for name, _ in pairs if [n for n, _ in pairs].count(name) > 1})
+        raise ValueError(f"query option {', '.join(twice)} given more than once")
+    if options.get("sslmode", "prefer") not in SSL_MODES:
+        raise ValueError(f"sslmode must be one of {', '.join(SSL_MODES)}")
+    timeout = options.get("connect_timeout", "0")
+    if not re.fullmatch(r"[0-9]{1,6}", timeout) or int(timeout) > A_DAY:
+        raise ValueError(f"connect_timeout must be whole seconds from 0 (no limit) to {A_DAY}")
+    for name in SSL_FILES:
+        if name in options and not (os.path.isfile(options[name]) and os.access(options[name], os.R_OK)):
+            raise ValueError(f"{name} names no readable file")
+    return options
+
+
 class DatabaseSettings(BaseSettings):
     """Where the registry keeps its data."""
 
@@ -48,7 +86,9 @@ class DatabaseSettings(BaseSettings):
     url: str = Field(
         default="sqlite:///var/registry.db",
         description="SQLAlchemy URL: sqlite:///path (embedded default) or postgresql://user@host/db "
-        "(postgres://, postgresql+psycopg:// and postgresql+asyncpg:// too).",
+        "(postgres://, postgresql+psycopg:// and postgresql+asyncpg:// too). A PostgreSQL URL's query "
+        "may set sslmode, sslrootcert, sslcert, sslkey, sslcrl, connect_timeout, application_name, "
+        "host and port, as for libpq; any other option is refused.",
     )
 
     @field_validator("url")
@@ -61,6 +101,8 @@ class DatabaseSettings(BaseSettings):
                 return "sqlite+aiosqlite:///" + value.removeprefix(prefix)
         for prefix in ("postgresql://", "postgres://", "postgresql+psycopg://", "postgresql+asyncpg://"):
             if value.startswith(prefix):
+                # Kept as written (libpq reads it); checked here, translated by registry.db.
+                postgres_options(urlsplit(value).query)
                 return "postgresql+asyncpg://" + value.removeprefix(prefix)
         raise ValueError("expected sqlite:///path/to/file.db or postgresql://user@host:5432/database")
 

@@ -28,6 +28,8 @@ import asyncpg
 from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy.pool import Pool
 
+from registry.db import asyncpg_arguments
+
 if TYPE_CHECKING:
     from registry.runtime import Services
 
@@ -103,10 +105,19 @@ async def log_notifications(services: Services) -> AsyncIterator[None]:
     if services.db.is_sqlite:
         yield
         return
-    url = services.settings.database.url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    # As the async engine connects: the URL's libpq options (sslmode, application_name, ...)
+    # in asyncpg's words (the URL as written was refused for connect_timeout).
+    url, arguments = asyncpg_arguments(services.settings.database.url)
     connection = None
     try:
-        connection = await asyncpg.connect(url)
+        connection = await asyncpg.connect(
+            host=url.query.get("host") or url.host,
+            port=url.query.get("port") or url.port,
+            user=url.username,
+            password=url.password,
+            database=url.database,
+            **arguments,
+        )
         await connection.add_listener(CHANNEL, lambda *_: _notify())
         connection.add_termination_listener(
             lambda *_: logger.warning("log notifications lost: followers run at their intervals")

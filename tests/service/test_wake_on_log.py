@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from registry.clients.services import create_client
 from registry.settings import Settings
@@ -36,6 +37,12 @@ def _within(seconds: float, condition: Callable[[], bool]) -> float:
         assert time.monotonic() - started < seconds, "not woken: waited for the interval"
         time.sleep(0.02)
     return time.monotonic() - started
+
+
+def _indexed(registry: Registry, listing_id: str) -> bool:
+    with registry.engine.connect() as conn:
+        query = sa.text("SELECT count(*) FROM search_docs WHERE listing_id = :id")
+        return bool(conn.execute(query, {"id": listing_id}).scalar_one())
 
 
 def test_a_removal_wakes_the_indexer_the_feeds_and_the_push_worker(
@@ -93,12 +100,14 @@ def _ready(heartbeat: Path, started: float) -> None:
     time.sleep(1.0)  # its first runs (each job starts with one) are over
 
 
+@pytest.mark.parametrize("options", ["", "?connect_timeout=5&application_name=registry-worker"])
 def test_on_postgresql_a_removal_committed_by_a_web_process_wakes_a_worker(
-    registry: Registry, court: CourtHandle, settings: Settings
+    registry: Registry, court: CourtHandle, settings: Settings, options: str
 ) -> None:
     """The production shape: the web process (this test's server, no jobs) commits the
     removal; a separate `registry worker` with 60 s intervals applies it to the search index
-    at once, woken by PostgreSQL's NOTIFY."""
+    at once, woken by PostgreSQL's NOTIFY; with libpq options in the URL too (its LISTEN
+    connection was refused `connect_timeout`, and the worker waited its intervals)."""
     if settings.database.is_sqlite:
         pytest.skip("SQLite runs one process: the in-process wake covers it")
     listing_id = publish_one(registry, court, registry.person_listing(court))
@@ -108,6 +117,7 @@ def test_on_postgresql_a_removal_committed_by_a_web_process_wakes_a_worker(
         "REGISTRY_PUBLICATIONS_INTERVAL_SECONDS": str(INTERVAL),
         "REGISTRY_SYNC_INTERVAL_SECONDS": str(INTERVAL),
         "REGISTRY_LOG_LEVEL": "WARNING",
+        "REGISTRY_DATABASE_URL": settings.database.url + options,
     }
     worker = subprocess.Popen([registry_bin(), "worker"], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
@@ -118,6 +128,9 @@ def test_on_postgresql_a_removal_committed_by_a_web_process_wakes_a_worker(
             response = post_removal(registry, court, listing_id, removal_body(listing_id, registry.today))
             assert response.status_code == 200, response.text
             _within(5, lambda: public.get(f"/v1/public/defaulters/{listing_id}").status_code == 404)
+        # The entry answers from the listing as committed; the index's own row leaves when
+        # the worker's follower is woken (its interval is a minute).
+        _within(5, lambda: not _indexed(registry, listing_id))
     finally:
         worker.terminate()
         worker.wait(timeout=10)

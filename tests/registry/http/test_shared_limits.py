@@ -12,13 +12,17 @@ import os
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
+import redis
 import sqlalchemy as sa
 
+from registry.clients.services import create_client
 from registry.limits import SharedLimits
 from registry.settings import Settings
+from registry.timeutil import utcnow
 from service.app import create_app
 from tests.support.harness import free_port, serve_app
 from tests.support.processes import web_process
@@ -79,6 +83,58 @@ def test_an_unreachable_store_is_logged_once_and_each_process_counts_alone(
     lines = [r for r in caplog.records if "unreachable" in r.getMessage()]
     assert len(lines) == 1
     store = SharedLimits(down)
+    assert store.gcra_wait("bank:c1", 3) is None and asyncio.run(store.window("k", 3, 60)) is None
+    asyncio.run(store.close())
+
+
+def test_a_store_that_answers_with_errors_is_an_outage_not_a_500(
+    settings: Settings, engine: sa.Engine, redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A Redis that answers every command with an error (here a database index out of range:
+    ERR; as well NOAUTH, READONLY, OOM) counts nothing, as one that does not answer: public
+    search and bank checks go on, limited per process; exact-number lookups are refused; one
+    log line. Each such request answered 500 (unhandled ResponseError)."""
+    failing = urlsplit(redis_url)._replace(path="/99").geturl()
+    with pytest.raises(redis.exceptions.ResponseError):
+        redis.Redis.from_url(failing, socket_timeout=1).ping()  # the server has no database 99
+    with engine.begin() as conn:
+        _, api_key = create_client(conn, "Bank of Test", "bank", None, actor="test", now=utcnow())
+    check = {
+        "subjects": [{"id_number": "110105194912310038"}],
+        "purpose": "loan_application",
+        "reference": "r",
+    }
+    app = create_app(
+        settings.override(
+            server={"public_rate_limit": "3/minute", "public_number_lookup_limit": "20/hour"},
+            shared_store={"url": failing, "prefix": _prefix()},
+        ),
+        run_scheduler=False,
+    )
+    with (
+        caplog.at_level(logging.WARNING, logger="registry.limits"),
+        serve_app(app) as url,
+        httpx.Client(base_url=url, timeout=30) as http,
+    ):
+        searches = [http.get("/v1/public/defaulters", params={"q": "张伟"}).status_code for _ in range(2)]
+        checks = [
+            http.post("/v1/checks", json=check, headers={"Authorization": f"Bearer {api_key}"}).status_code
+            for _ in range(2)
+        ]
+        number = http.get("/v1/public/defaulters", params={"id_number": "11010519491231002X"})
+        # The public budget is still counted, in the process: the third search is its last.
+        more = [http.get("/v1/public/defaulters", params={"q": "李娜"}).status_code for _ in range(2)]
+    assert searches == [200, 200]
+    assert checks == [200, 200]
+    assert number.status_code == 429 and number.json()["code"] == "rate_limited"
+    assert "cannot be counted" in number.json()["detail"]
+    assert more == [429, 429]
+    lines = [r.getMessage() for r in caplog.records if r.name == "registry.limits"]
+    assert lines == [
+        "shared limit store unreachable or failing (ResponseError): limits are counted per process "
+        "until it answers"
+    ]
+    store = SharedLimits(failing)
     assert store.gcra_wait("bank:c1", 3) is None and asyncio.run(store.window("k", 3, 60)) is None
     asyncio.run(store.close())
 
