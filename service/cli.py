@@ -110,7 +110,9 @@ def serve(host: str | None, port: int | None, scheduler: bool | None) -> None:
     ensure_keys(settings)  # before listening: refuse at once, naming the missing key ids
     host, port = host or settings.server.host, port or settings.server.port
     _refuse_unusable_address(host, port)
-    _announce(settings, f"registry listening on http://{host}:{port}  (API schema: http://{host}:{port}/schema)")
+    _announce(
+        settings, f"registry listening on http://{host}:{port}  (API schema: http://{host}:{port}/schema)"
+    )
     uvicorn.run(
         create_app(settings, run_scheduler=scheduler),
         host=host,
