@@ -22,8 +22,10 @@ index with default settings. Newest first means most recently *changed*, as on t
 engine: each write gives its documents a higher `rank` than any before.
 
 Two keys: the public search uses `search_key` (search rights only); the writes, the settings
-and the version use `api_key`. A server that cannot be reached, answers 5xx, or has no index
-yet raises `SearchUnavailable` (503 to the public; the follower backs off).
+and the version use `api_key`. A server that cannot be reached, answers 5xx, has no index
+yet, refuses a key (401/403), or is not a Meilisearch (another service's 404 page) raises
+`SearchUnavailable` (503 to the public; the follower backs off); only Meilisearch's refusal
+of the request itself (`invalid_request`) stays an error to see.
 
 Writes go to the server while the caller holds the index's cursor in a registry transaction
 (`search.interface.SearchEngine`): the follower, the reconciler and a rebuild's swap take
@@ -43,6 +45,7 @@ from typing import Any
 import anyio
 import meilisearch
 import msgspec
+import requests
 from meilisearch.errors import MeilisearchApiError, MeilisearchCommunicationError, MeilisearchTimeoutError
 from sqlalchemy import Connection, Engine, select
 
@@ -213,18 +216,50 @@ def _searches(match: TextMatch | None) -> list[tuple[str, list[str]]]:
     return searches
 
 
+def refused_request(exc: MeilisearchApiError) -> bool:
+    """Whether an error answer is Meilisearch refusing the adapter's own request (a bad
+    filter, a bad setting: `invalid_request`, a bug to see). Everything else makes the engine
+    unusable until its server or an operator acts: a 5xx, no index yet, a key refused
+    (`auth`: 401 `missing_authorization_header`, 403 `invalid_api_key`), and any answer that
+    is not a Meilisearch error at all (another service at the URL: a 404 page)."""
+    return (
+        exc.status_code < 500
+        and exc.code is not None
+        and exc.type == "invalid_request"
+        and exc.code != "index_not_found"
+    )
+
+
+def unavailable_reason(what: str, exc: MeilisearchApiError) -> str:
+    """The operator's reason: the status and Meilisearch's error code, never the message
+    (nor a key: neither is in either)."""
+    if exc.code is None:
+        return (
+            f"{what}: the server answered HTTP {exc.status_code} without a Meilisearch error "
+            "(is REGISTRY_MEILISEARCH_URL a Meilisearch server?)"
+        )
+    return f"{what}: Meilisearch answered {exc.status_code} {exc.code}"
+
+
 @contextmanager
 def reaching(what: str) -> Iterator[None]:
-    """Errors of a server that is down, overloaded or not set up become `SearchUnavailable`;
-    a 4xx about the request itself stays a bug to see."""
+    """Errors of a server that is down, overloaded, not set up, refusing the keys, or not a
+    Meilisearch at all become `SearchUnavailable`; a 4xx about the request itself stays a
+    bug to see (`refused_request`)."""
     try:
         yield
     except (MeilisearchCommunicationError, MeilisearchTimeoutError) as exc:
         raise SearchUnavailable(f"{what}: Meilisearch cannot be reached ({type(exc).__name__})") from exc
     except MeilisearchApiError as exc:
-        if exc.status_code >= 500 or exc.code in ("index_not_found", "invalid_api_key"):
-            raise SearchUnavailable(f"{what}: Meilisearch answered {exc.status_code} {exc.code}") from exc
-        raise
+        if refused_request(exc):
+            raise
+        raise SearchUnavailable(unavailable_reason(what, exc)) from exc
+    except requests.exceptions.JSONDecodeError as exc:
+        # A 2xx that is not JSON: another service at the URL (a web server's default page).
+        raise SearchUnavailable(
+            f"{what}: the server answered something other than JSON "
+            "(is REGISTRY_MEILISEARCH_URL a Meilisearch server?)"
+        ) from exc
 
 
 class MeiliIndex:
@@ -275,7 +310,7 @@ class MeiliIndex:
         try:
             self.ensure()
         except SearchUnavailable as exc:
-            logger.warning("search engine not ready at start: %s", exc.reason)
+            logger.warning("search engine unavailable at start: %s", exc.reason)
 
     def close(self) -> None:
         self.engine.dispose()

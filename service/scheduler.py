@@ -7,6 +7,10 @@ one process at a time, elected for each run by a PostgreSQL advisory lock
 (`pg_try_advisory_lock`, held on a connection of its own while the run lasts and released
 with it, or with the session if the worker dies), on SQLite by a `flock` on a file beside
 the database: the others skip that run.
+
+A run that fails because the database is out of reach (`registry.problems.database_unavailable`)
+is not a traceback per run: each job logs one line when it first fails so, and one when it
+runs again (`quiet_outages`); any other failure is APScheduler's to log, with its traceback.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from sqlalchemy import text
 from registry.calendar import CHINA_TIME
 from registry.db import sqlite_path
 from registry.eventlog.wake import on_log_appended
+from registry.problems import database_unavailable
 from registry.runtime import Services
 from registry.settings import Settings
 from registry.timeutil import utcnow
@@ -135,6 +140,43 @@ def _file_lock(url: str, job_id: str) -> Iterator[bool]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _database_down(exc: BaseException) -> bool:
+    """The database out of reach: the exception itself, or every one of a group's."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_database_down(inner) for inner in exc.exceptions)
+    return database_unavailable(exc)
+
+
+def quiet_outages(
+    job_id: str, run: Callable[[Services], Awaitable[object]]
+) -> Callable[[Services], Awaitable[object]]:
+    """`run`, whose failures while the database is out of reach are one warning line when
+    the job first fails so and one when it runs again (not a traceback per run: a follower
+    runs every second). Nothing is retried here: the job's next run is its next attempt."""
+    failed = [0]
+
+    async def guarded(services: Services) -> object:
+        try:
+            result = await run(services)
+        except Exception as exc:
+            if not _database_down(exc):
+                raise
+            if failed[0] == 0:
+                logger.warning(
+                    "%s: database unavailable (%s); the job runs again at its interval",
+                    job_id,
+                    type(exc).__name__,
+                )
+            failed[0] += 1
+            return None
+        if failed[0]:
+            logger.warning("%s: database back after %d failed runs", job_id, failed[0])
+            failed[0] = 0
+        return result
+
+    return guarded
+
+
 def _wakeable(
     scheduler: AsyncIOScheduler, job_id: str, run: Callable[[Services], Awaitable[object]]
 ) -> Callable[[Services], Awaitable[object]]:
@@ -182,6 +224,8 @@ def _add(scheduler: AsyncIOScheduler, services: Services, job: Job) -> None:
     options: dict[str, Any] = {
         "args": [services],
         "id": job.id,
+        # APScheduler's own lines name the job by this (else by the wrapper's function name).
+        "name": job.id,
         "coalesce": True,
         "max_instances": job.max_instances,
     }
@@ -192,6 +236,7 @@ def _add(scheduler: AsyncIOScheduler, services: Services, job: Job) -> None:
     run = run_alone(job.id, job.run) if job.singleton else job.run
     if job.wake_on_log:
         run = _wakeable(scheduler, job.id, run)
+    run = quiet_outages(job.id, run)
     if isinstance(job.every, int | float):
         scheduler.add_job(run, "interval", seconds=job.every, **options)
     else:

@@ -11,24 +11,35 @@ adapter against a real one when MEILISEARCH_URL is set.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
+import threading
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from datetime import date
+from functools import partial
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+import anyio
 import httpx
 import meilisearch
 import msgspec
 import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner
 
 from registry.ids import new_id
 from registry.listings.details import PublicPerformance
 from registry.listings.disclosure import PublicEntry
 from registry.settings import Settings
+from search.cli import search
 from search.interface import SearchQuery, SearchUnavailable
 from search.meili import BASE_SETTINGS, SETTINGS_FROM_1_12, MeiliIndex, parse_version, settings_for, spell
+from search.runtime import FOLLOW_JOB, Backoff, open_engine
 from service.app import create_app
 from tests.support.harness import CourtHandle, Registry, free_port, serve_app
 from tests.support.meili_server import Pair, Recorded, _serving, done, error, task
@@ -45,6 +56,8 @@ ADD_PAGE = "https://www.meilisearch.com/docs/reference/api/documents/add-or-repl
 DELETE_PAGE = "https://www.meilisearch.com/docs/changelog/v1.2.md"  # delete by filter
 SEARCH_PAGE = "https://www.meilisearch.com/docs/reference/api/search/search-with-post"
 ERRORS_PAGE = "https://www.meilisearch.com/docs/reference/errors/overview"
+ERROR_CODES_PAGE = "https://www.meilisearch.com/docs/reference/errors/error_codes"
+HEALTH_PAGE = "https://www.meilisearch.com/docs/reference/api/health"
 KEYS_PAGE = "https://www.meilisearch.com/docs/capabilities/security/how_to/manage_api_keys"
 FILTER_PAGE = "https://www.meilisearch.com/docs/learn/advanced/filtering_and_faceted_search"
 
@@ -568,3 +581,195 @@ def test_the_admin_key_without_a_search_key_is_refused_at_start(settings: Settin
     )
     with pytest.raises(ValueError, match="REGISTRY_MEILISEARCH_SEARCH_KEY"):
         MeiliIndex.from_settings(meili)
+
+
+# ---- a server that refuses this service's keys, or another service at the URL ----
+
+
+def auth_error(code: str, message: str) -> dict[str, str]:
+    """An error of type `auth`, in the error format of ERRORS_PAGE."""
+    return {**error(code, message), "type": "auth"}
+
+
+def protected() -> Respond:
+    """A Meilisearch started with a master key that knows none of this service's keys
+    (ERROR_CODES_PAGE, KEYS_PAGE): a request with a key it does not know is 403
+    `invalid_api_key`; `GET /health` needs no key (HEALTH_PAGE)."""
+
+    def respond(method: str, path: str, _body: Any, headers: dict[str, str]) -> tuple[int, Any]:
+        if method == "GET" and urlsplit(path).path == "/health":
+            return 200, {"status": "available"}
+        return 403, auth_error("invalid_api_key", "The provided API key is invalid.")
+
+    return respond
+
+
+def without_the_header(_method: str, _path: str, _body: Any, _headers: dict[str, str]) -> tuple[int, Any]:
+    """What Meilisearch answers a request that reaches it without an `Authorization` header
+    (ERROR_CODES_PAGE), here every request (a proxy in front that drops the header)."""
+    message = "The Authorization header is missing. It must use the bearer authorization method."
+    return 401, auth_error("missing_authorization_header", message)
+
+
+@contextmanager
+def protected_server() -> Iterator[str]:
+    with _serving(protected()) as url:
+        yield url
+
+
+@contextmanager
+def header_dropped() -> Iterator[str]:
+    with _serving(without_the_header) as url:
+        yield url
+
+
+class _NotMeilisearch(BaseHTTPRequestHandler):
+    """Another HTTP service: an HTML page with the server's `status` (404: a web server's
+    default site; 200: a site that answers every path), whatever the method."""
+
+    server: _OtherServer
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+    def _serve(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        page = b"<html><head><title>Not Found</title></head><body><h1>Not Found</h1></body></html>"
+        self.send_response(self.server.status)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(page)))
+        self.end_headers()
+        self.wfile.write(page)
+
+    do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
+
+
+class _OtherServer(ThreadingHTTPServer):
+    status: int
+
+
+@contextmanager
+def another_service(status: int = 404) -> Iterator[str]:
+    server = _OtherServer(("127.0.0.1", 0), _NotMeilisearch)
+    server.status = status
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@dataclass(frozen=True)
+class Refusal:
+    server: Callable[[], AbstractContextManager[str]]
+    api_key: str | None
+    search_key: str | None
+    named: tuple[str, ...]  # what the operator's reason names: the status, Meilisearch's code
+
+
+REFUSALS = [
+    pytest.param(
+        Refusal(header_dropped, "admin-key", "search-key", ("401", "missing_authorization_header")),
+        id="no-header-401",
+    ),
+    pytest.param(
+        Refusal(protected_server, "admin-key-unknown", "search-key-unknown", ("403", "invalid_api_key")),
+        id="unknown-key-403",
+    ),
+    pytest.param(Refusal(another_service, "admin-key", "search-key", ("404",)), id="not-meilisearch-404"),
+    pytest.param(
+        Refusal(partial(another_service, 200), "admin-key", "search-key", ("other than JSON",)),
+        id="not-meilisearch-200-html",
+    ),
+]
+
+
+def _at(settings: Settings, url: str, refusal: Refusal) -> Settings:
+    return settings.override(
+        search={"backend": "meilisearch"},
+        meilisearch={"url": url, "api_key": refusal.api_key, "search_key": refusal.search_key},
+    )
+
+
+def _says(text: str, refusal: Refusal) -> None:
+    for name in refusal.named:
+        assert name in text, text
+    for key in (refusal.api_key, refusal.search_key):
+        assert key is None or key not in text, "a key is never logged"
+
+
+@pytest.mark.parametrize("refusal", REFUSALS)
+def test_a_refused_key_or_another_service_is_the_engine_unavailable(
+    settings: Settings, engine: sa.Engine, caplog: pytest.LogCaptureFixture, refusal: Refusal
+) -> None:
+    """Not a 4xx about the adapter's own request (a bug to see), but the engine unusable until
+    an operator fixes its key or URL: the process starts (one line), readiness says why, a
+    search is 503, the follower backs off with one line, as for a server that is down."""
+    caplog.set_level(logging.WARNING)
+    with refusal.server() as url:
+        index = open_engine(_at(settings, url, refusal))  # what `registry serve` and `worker` open
+        assert isinstance(index, MeiliIndex)
+        try:
+            [started] = caplog.records
+            _says(started.getMessage(), refusal)
+            assert started.exc_info is None
+            caplog.clear()
+
+            reason = index.ready_sync()
+            assert reason is not None
+            _says(reason, refusal)
+            with pytest.raises(SearchUnavailable) as searched:
+                index.search_sync(SearchQuery(text="张伟"))
+            _says(searched.value.reason, refusal)
+            with pytest.raises(SearchUnavailable):
+                index.get_sync(new_id())
+
+            # The follower: its write ensures the index first; three attempts, one line.
+            backoff = Backoff(FOLLOW_JOB)
+            with engine.connect() as conn:
+
+                async def work() -> None:
+                    await anyio.to_thread.run_sync(index.apply, conn, [], [new_id()])
+
+                for _ in range(3):
+                    backoff.retry_at = 0.0
+                    assert asyncio.run(backoff.run(work)) is None
+            assert backoff.failures == 3
+            [followed] = caplog.records
+            _says(followed.getMessage(), refusal)
+        finally:
+            index.close()
+
+
+@pytest.mark.parametrize("refusal", REFUSALS)
+def test_serve_starts_and_answers_503_when_meilisearch_refuses_or_is_another_service(
+    settings: Settings, engine: sa.Engine, refusal: Refusal
+) -> None:
+    with refusal.server() as url:
+        app = create_app(_at(settings, url, refusal), run_scheduler=False)
+        with serve_app(app) as served:
+            assert httpx.get(f"{served}/healthz").status_code == 200
+            ready = httpx.get(f"{served}/readyz")
+            assert ready.status_code == 503 and ready.json()["checks"]["search"] != "ok"
+            api = httpx.get(f"{served}/v1/public/defaulters", params={"q": "张伟"})
+            assert api.status_code == 503 and api.headers["content-type"] == "application/problem+json"
+            assert api.json()["code"] == "search_unavailable" and int(api.headers["retry-after"]) > 0
+
+
+@pytest.mark.parametrize("refusal", REFUSALS)
+def test_reindex_says_the_engine_is_unavailable_in_one_line(
+    settings: Settings, engine: sa.Engine, refusal: Refusal
+) -> None:
+    with refusal.server() as url:
+        env = {"REGISTRY_SEARCH_BACKEND": "meilisearch", "REGISTRY_MEILISEARCH_URL": url}
+        env |= {
+            "REGISTRY_MEILISEARCH_API_KEY": refusal.api_key,
+            "REGISTRY_MEILISEARCH_SEARCH_KEY": refusal.search_key,
+        }
+        result = CliRunner().invoke(search, ["reindex"], env=env)
+    assert result.exit_code == 1 and not isinstance(result.exception, AssertionError), result.exception
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert line.startswith("Error: search engine unavailable: "), line
+    _says(line, refusal)
