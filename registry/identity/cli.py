@@ -293,11 +293,13 @@ def _retire_blind_index(settings: Settings, key_id: str) -> None:
 def keys_rotate_signing() -> None:
     """Make a new registry signing key active; older ones stay published for verification.
 
-    With REGISTRY_SIGNING_KEYS, put the new key first there instead.
+    A running service follows the signing key file: it publishes the new key at
+    /.well-known/jwks.json and signs with it from its next request, without a restart.
+    With REGISTRY_SIGNING_KEYS, put the new key first there instead (then restart).
     """
-    from registry.identity.registry_key import rotate_signing_key
+    from registry.identity.keystore import rotate_signing
 
     settings = Settings()
     if settings.keys.signing_keys:
         raise click.ClickException("REGISTRY_SIGNING_KEYS is set: put the new key first there")
-    click.echo(rotate_signing_key(settings.keys.signing_key_file))
+    click.echo(rotate_signing(settings))

@@ -25,27 +25,76 @@ _log = logging.getLogger(__name__)
 
 _FORMAT = 1
 _NONCE_BYTES = 12
+# A data key is an AES-256 key; its id is written into every ciphertext's header (one byte
+# of length, then the id), so it is short printable ASCII: one byte a character.
+DATA_KEY_BYTES = 32
+KEY_ID_MAX_CHARACTERS = 64
+# A blind-index key is an HMAC-SHA256 key: at least as long as the hash.
+BLIND_INDEX_KEY_MIN_BYTES = 32
 
 
 class DataKeyError(RuntimeError):
-    """A ciphertext names a key the registry does not hold, or fails authentication."""
+    """A ciphertext names a key the registry does not hold, or fails authentication; or a
+    data key or its id is not one the registry can use (see `check_data_key`)."""
+
+
+def key_id_problem(kid: str) -> str | None:
+    """Why `kid` cannot be a data key's id, or None: printable ASCII (space to tilde),
+    1 to KEY_ID_MAX_CHARACTERS characters, without `:` or `,` (REGISTRY_DATA_KEYS' separators)."""
+    if not kid:
+        return "is empty"
+    if len(kid) > KEY_ID_MAX_CHARACTERS:
+        return f"has {len(kid)} characters, more than {KEY_ID_MAX_CHARACTERS}"
+    if not all(" " <= char <= "~" for char in kid):
+        return "is not printable ASCII (letters, digits, punctuation, spaces)"
+    if ":" in kid or "," in kid:
+        return "contains ':' or ','"
+    return None
+
+
+def _shown(kid: str) -> str:
+    return repr(kid if len(kid) <= KEY_ID_MAX_CHARACTERS else kid[:20] + "…")
+
+
+def check_data_key(kid: str, key: bytes) -> None:
+    """DataKeyError unless `kid` can name a data key and `key` is an AES-256 key."""
+    problem = key_id_problem(kid)
+    if problem is not None:
+        raise DataKeyError(f"the data key id {_shown(kid)} {problem}")
+    if len(key) != DATA_KEY_BYTES:
+        raise DataKeyError(
+            f"the data key {kid!r} is {len(key)} bytes: a data key is an AES-256 key, exactly "
+            f"{DATA_KEY_BYTES} bytes (`openssl rand -base64 32`)"
+        )
+
+
+def check_blind_index_key(key: bytes, what: str) -> None:
+    """KeyConfigError unless `key` is long enough for an HMAC-SHA256 key."""
+    if len(key) < BLIND_INDEX_KEY_MIN_BYTES:
+        raise KeyConfigError(
+            f"{what} is {len(key)} bytes: a blind-index key is at least {BLIND_INDEX_KEY_MIN_BYTES} "
+            "bytes (`openssl rand -base64 32`)"
+        )
 
 
 class DataKeyring:
     """Encrypts under the active key; decrypts under whichever key a ciphertext names.
 
-    Ciphertext layout: format byte, key-id length, key id, 96-bit nonce, AES-GCM output.
-    The purpose (for example b"listing.debtor_id") is bound as associated data, so a
+    Ciphertext layout: format byte, key-id length, key id (ASCII), 96-bit nonce, AES-GCM
+    output. The purpose (for example b"listing.debtor_id") is bound as associated data, so a
     ciphertext cannot be moved to another column and still decrypt.
     """
 
     def __init__(self, keys: dict[str, bytes], active_key_id: str) -> None:
+        for kid, key in keys.items():
+            check_data_key(kid, key)
         if active_key_id not in keys:
             raise DataKeyError(f"active data key {active_key_id!r} is not among the configured keys")
         self._aead = {kid: AESGCM(key) for kid, key in keys.items()}
         self._raw = dict(keys)
         self.active_key_id = active_key_id
-        self._header = bytes([_FORMAT, len(active_key_id)]) + active_key_id.encode()
+        encoded = active_key_id.encode("ascii")
+        self._header = bytes([_FORMAT, len(encoded)]) + encoded
 
     def raw_keys(self) -> dict[str, bytes]:
         return dict(self._raw)
@@ -58,7 +107,13 @@ class DataKeyring:
     def key_id_of(blob: bytes) -> str:
         if len(blob) < 2 or blob[0] != _FORMAT:
             raise DataKeyError("unknown ciphertext format")
-        return blob[2 : 2 + blob[1]].decode()
+        end = 2 + blob[1]
+        if len(blob) < end + _NONCE_BYTES:
+            raise DataKeyError("truncated ciphertext")
+        try:
+            return blob[2:end].decode("ascii")
+        except UnicodeDecodeError as exc:
+            raise DataKeyError("the ciphertext's header names no valid data key id") from exc
 
     def decrypt(self, blob: bytes, purpose: bytes) -> bytes:
         kid = self.key_id_of(blob)
@@ -131,8 +186,9 @@ def new_key_id() -> str:
 class SecretsSource:
     """The current secrets. A secrets file is re-read when it changes on disk, so that a
     running service follows `registry keys rotate` without a restart. A file that
-    disappears or cannot be read meanwhile leaves the keys already loaded in use (they
-    are still the right ones) and is reported in the log: never replaced by new keys.
+    disappears, cannot be read, or holds a key the registry cannot use (`check_data_key`,
+    `check_blind_index_key`) meanwhile leaves the keys already loaded in use (they are
+    still the right ones) and is reported in the log once: never replaced by new keys.
 
     A file that reads well is taken only if `fits` accepts it: the start-up check's rule
     (`registry.identity.keystore`), that it holds every key the stored data needs. Another
@@ -188,7 +244,11 @@ def _env_secrets(settings: Settings) -> Secrets:
         kid, _, value = part.strip().partition(":")
         if not kid or not value:
             raise KeyConfigError("REGISTRY_DATA_KEYS is 'kid:base64,kid2:base64'")
-        keys[kid] = _decode(value, f"REGISTRY_DATA_KEYS key {kid!r}")
+        keys[kid] = _decode(value, f"REGISTRY_DATA_KEYS key {_shown(kid)}")
+        try:
+            check_data_key(kid, keys[kid])
+        except DataKeyError as exc:
+            raise KeyConfigError(f"REGISTRY_DATA_KEYS: {exc}") from exc
     active = settings.keys.data_key_id or next(iter(keys))
     if not settings.keys.blind_index_key:
         detail = "REGISTRY_BLIND_INDEX_KEY must be set along with REGISTRY_DATA_KEYS"
@@ -196,6 +256,8 @@ def _env_secrets(settings: Settings) -> Secrets:
     blind = [_decode(v.strip(), "REGISTRY_BLIND_INDEX_KEY") for v in settings.keys.blind_index_key.split(",")]
     if len(blind) > 2:
         raise KeyConfigError("REGISTRY_BLIND_INDEX_KEY holds the active key and at most one retiring key")
+    for position, key in zip(("the active key", "the retiring key"), blind, strict=False):
+        check_blind_index_key(key, f"REGISTRY_BLIND_INDEX_KEY: {position}")
     previous = blind[1] if len(blind) > 1 else None
     try:
         keyring = DataKeyring(keys, active)
@@ -206,17 +268,22 @@ def _env_secrets(settings: Settings) -> Secrets:
 
 def load_secrets_if_present(settings: Settings) -> Secrets | None:
     """Keys from the environment when given; otherwise from the secrets file, or None when
-    that file does not exist. Never creates keys (see registry/identity/keystore.py)."""
+    that file does not exist. Never creates keys (see registry/identity/keystore.py).
+    KeyConfigError for a key the registry cannot use (`check_data_key`, `check_blind_index_key`)."""
     if settings.keys.data_keys:
         return _env_secrets(settings)
-    stored = SecretsFile(settings.keys.secrets_file).read()
+    path = settings.keys.secrets_file
+    stored = SecretsFile(path).read()
     if stored is None:
         return None
     keys, active, blind, previous = stored
+    check_blind_index_key(blind, f"{path}: blind_index_key")
+    if previous is not None:
+        check_blind_index_key(previous, f"{path}: previous_blind_index_key")
     try:
         keyring = DataKeyring(keys, active)
     except DataKeyError as exc:
-        raise KeyConfigError(f"{settings.keys.secrets_file}: {exc}") from exc
+        raise KeyConfigError(f"{path}: {exc}") from exc
     return Secrets(keyring, BlindIndex(blind, previous), blind, previous)
 
 
@@ -259,13 +326,13 @@ class SecretsFile:
         """(data keys, active id, blind-index key, retiring blind-index key), or None when
         the file does not exist; KeyConfigError when it cannot be read or parsed."""
         try:
-            raw = self.path.read_text()
+            raw = self.path.read_bytes()
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise KeyConfigError(f"cannot read the secrets file {self.path}: {exc.strerror}") from exc
         try:
-            stored = json.loads(raw)
+            stored = json.loads(raw.decode())
             keys = {str(kid): _decode(value, f"data key {kid}") for kid, value in stored["data_keys"].items()}
             previous = stored.get("previous_blind_index_key")
             return (

@@ -31,14 +31,22 @@ from registry.identity.crypto import (
 )
 from registry.identity.errors import KeyConfigError, KeysUnavailable
 from registry.identity.models import RegistryKey
-from registry.identity.registry_key import load_signer_if_present
+from registry.identity.registry_key import load_signer_if_present, rotate_signing_key
 from registry.identity.rotation import debtor_blind_candidates, sample_listing
 from registry.listings.models import Listing
 from registry.settings import Settings
 from registry.timeutil import utcnow
 from registry.translog.models import LogCheckpoint
 
-__all__ = ["KeyConfigError", "KeyReport", "KeysUnavailable", "check_keys", "check_reloaded", "ensure_keys"]
+__all__ = [
+    "KeyConfigError",
+    "KeyReport",
+    "KeysUnavailable",
+    "check_keys",
+    "check_reloaded",
+    "ensure_keys",
+    "rotate_signing",
+]
 
 KIND_DATA = "data"
 KIND_BLIND = "blind_index"
@@ -200,3 +208,22 @@ def ensure_keys(settings: Settings, engine: Engine | None = None) -> KeyReport:
     finally:
         if own:
             engine.dispose()
+
+
+def rotate_signing(settings: Settings) -> str:
+    """`registry keys rotate-signing`: a new active key in the signing key file (the old ones
+    stay), recorded at once as a key the stored data needs, since a running service follows
+    the file and signs with it from its next use: a later start without it refuses. The
+    database is reached first, so that an unreachable one stops the command before the file
+    changes. On an empty database nothing is recorded (its first start records what it
+    holds). Returns the new key id."""
+    engine = create_sync_engine(settings.database.url)
+    try:
+        with engine.begin() as conn:
+            recording = inspect(conn).has_table(RegistryKey.__tablename__) and not database_is_empty(conn)
+            key_id = rotate_signing_key(settings.keys.signing_key_file)
+            if recording:
+                record_keys(conn, {key_id: KIND_SIGNING})
+        return key_id
+    finally:
+        engine.dispose()

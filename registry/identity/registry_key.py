@@ -27,8 +27,10 @@ import base64
 import binascii
 import hashlib
 import json
+import logging
 import os
 import re
+import threading
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
@@ -45,6 +47,8 @@ from registry.settings import Settings
 
 CONTEXT_PREFIX = b"registry-signature:"
 RECEIPT_HEADER_TYPE = "registry-check-receipt+jws"
+
+_log = logging.getLogger(__name__)
 
 
 class Domain(StrEnum):
@@ -138,11 +142,47 @@ def registry_key_id(public_key: bytes) -> str:
 
 
 @dataclass(frozen=True)
-class RegistrySigner:
+class _KeySet:
+    """One set of signing keys, never changed: a new file makes a new set."""
+
     keys: dict[str, Ed25519PrivateKey]
     active_key_id: str
     # The active key as libsodium holds it (seed and public key), made on first use.
-    _sodium_keys: dict[str, bytes] = field(default_factory=dict, repr=False, compare=False)
+    sodium: dict[str, bytes] = field(default_factory=dict, repr=False, compare=False)
+
+
+class RegistrySigner:
+    """The registry's signing keys: the active one signs, every one verifies and is published.
+
+    Callers read `key_id` and then sign (a receipt's header, a checkpoint's row, a push's
+    `keyid`, a manifest's `key_id`): `sign` signs with the key whose id this thread was
+    handed last (once; without one, the active key), so that a key set replaced in between
+    (`FileSigner`) never labels one key's signature with another key's id."""
+
+    def __init__(self, keys: dict[str, Ed25519PrivateKey], active_key_id: str) -> None:
+        self._set = _KeySet(dict(keys), active_key_id)
+        self._handed_out = threading.local()
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(active_key_id={self._set.active_key_id!r}, keys={sorted(self._set.keys)})"
+        )
+
+    def _current(self) -> _KeySet:
+        return self._set
+
+    def follow(self) -> None:
+        """Keys given once (REGISTRY_SIGNING_KEYS): nothing to follow; changing them takes a restart."""
+
+    @property
+    def keys(self) -> dict[str, Ed25519PrivateKey]:
+        return self._current().keys
+
+    @property
+    def active_key_id(self) -> str:
+        current = self._current()
+        self._handed_out.key_set = current
+        return current.active_key_id
 
     @property
     def key_id(self) -> str:
@@ -154,15 +194,19 @@ class RegistrySigner:
         Signed by libsodium: Ed25519 signatures are deterministic (RFC 8032), so these are
         the bytes OpenSSL would give (`tests/registry/identity/test_signature_domains.py`),
         for ~40% less CPU than `cryptography`'s call, measured here (every bank check signs)."""
-        kid = self.active_key_id
-        secret = self._sodium_keys.get(kid)
+        key_set: _KeySet | None = getattr(self._handed_out, "key_set", None)
+        self._handed_out.key_set = None
+        if key_set is None:
+            key_set = self._current()
+        kid = key_set.active_key_id
+        secret = key_set.sodium.get(kid)
         if secret is None:
-            secret = crypto_sign_seed_keypair(self.keys[kid].private_bytes_raw())[1]
-            self._sodium_keys[kid] = secret
+            secret = crypto_sign_seed_keypair(key_set.keys[kid].private_bytes_raw())[1]
+            key_set.sodium[kid] = secret
         return crypto_sign(signed_bytes(domain, message), secret)[:64]
 
     def public_key(self, key_id: str) -> Ed25519PublicKey | None:
-        private = self.keys.get(key_id)
+        private = self._current().keys.get(key_id)
         return None if private is None else private.public_key()
 
     def verify(self, domain: Domain, key_id: str, signature: bytes, message: bytes) -> bool:
@@ -177,13 +221,15 @@ class RegistrySigner:
 
     def jwks(self) -> dict[str, Any]:
         """RFC 8037 OKP keys, active key first."""
-        ordered = [self.active_key_id, *sorted(k for k in self.keys if k != self.active_key_id)]
+        current = self._current()
+        active = current.active_key_id
+        ordered = [active, *sorted(k for k in current.keys if k != active)]
         return {
             "keys": [
                 {
                     "kty": "OKP",
                     "crv": "Ed25519",
-                    "x": b64url(self.keys[kid].public_key().public_bytes_raw()),
+                    "x": b64url(current.keys[kid].public_key().public_bytes_raw()),
                     "kid": kid,
                     "alg": "EdDSA",
                     "use": "sig",
@@ -193,16 +239,86 @@ class RegistrySigner:
         }
 
 
-def _signer(raw_keys: list[bytes], active: bytes) -> RegistrySigner:
+def _file_stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_ino, stat.st_size
+
+
+class FileSigner(RegistrySigner):
+    """The signing key file's keys. Once `follow` is called (a running process, web or worker:
+    `registry/identity/plugin.py`) the file is re-read when it changes on disk, so that the
+    service publishes the key `registry keys rotate-signing` made, and signs with it, without
+    a restart (as `SecretsSource` follows the secrets file: checked at each use). Until then
+    (a command) the keys are those read at load.
+
+    A changed file is taken only if it still holds every key already loaded: a key once
+    published stays published, or what it signed would stop verifying against the JWK Set.
+    A file that vanishes, cannot be read or parsed, or lacks a loaded key (another
+    environment's file copied over this one) leaves the loaded keys in use and is reported
+    in the log once per change. Dropping a key takes a restart."""
+
+    def __init__(self, path: Path, raw_keys: list[bytes], stamp: tuple[int, int, int] | None) -> None:
+        loaded = _key_set(raw_keys)
+        super().__init__(loaded.keys, loaded.active_key_id)
+        self._path = path
+        self._stamp = stamp
+        self._lock = threading.Lock()
+        self._following = False
+
+    def follow(self) -> None:
+        """From now on, each use first looks for a change of the file since it was read."""
+        self._following = True
+
+    def _current(self) -> _KeySet:
+        if not self._following:
+            return self._set
+        stamp = _file_stamp(self._path)
+        if stamp != self._stamp:
+            with self._lock:
+                if stamp != self._stamp:
+                    self._reload(stamp)
+        return self._set
+
+    def _reload(self, stamp: tuple[int, int, int] | None) -> None:
+        loaded = self._set
+        try:
+            raws = _read_signing_file(self._path)
+            if raws is None:
+                raise KeyConfigError(f"the signing key file {self._path} is gone")
+            fresh = _key_set(raws)
+        except (KeyConfigError, ValueError) as exc:
+            _log.error("signing key file unusable, keeping the keys already loaded: %s", exc)
+        else:
+            dropped = sorted(set(loaded.keys) - set(fresh.keys))
+            if dropped:
+                _log.error(
+                    "the signing key file %s changed but lacks keys already published, keeping the keys "
+                    "already loaded (dropping a key takes a restart): %s",
+                    self._path,
+                    ", ".join(dropped),
+                )
+            elif fresh.keys.keys() != loaded.keys.keys() or fresh.active_key_id != loaded.active_key_id:
+                self._set = fresh
+                _log.info(
+                    "signing keys reloaded from %s: %s signs, %d published",
+                    self._path,
+                    fresh.active_key_id,
+                    len(fresh.keys),
+                )
+        self._stamp = stamp
+
+
+def _key_set(raw_keys: list[bytes]) -> _KeySet:
+    """The first key is the active one."""
     keys = {}
-    active_id = ""
     for raw in raw_keys:
         private = Ed25519PrivateKey.from_private_bytes(raw)
-        kid = registry_key_id(private.public_key().public_bytes_raw())
-        keys[kid] = private
-        if raw == active:
-            active_id = kid
-    return RegistrySigner(keys, active_id)
+        keys[registry_key_id(private.public_key().public_bytes_raw())] = private
+    active = Ed25519PrivateKey.from_private_bytes(raw_keys[0])
+    return _KeySet(keys, registry_key_id(active.public_key().public_bytes_raw()))
 
 
 def _decode(value: str, what: str) -> bytes:
@@ -217,13 +333,13 @@ def _decode(value: str, what: str) -> bytes:
 
 def _read_signing_file(path: Path) -> list[bytes] | None:
     try:
-        text = path.read_text()
+        text = path.read_bytes()
     except FileNotFoundError:
         return None
     except OSError as exc:
         raise KeyConfigError(f"cannot read the signing key file {path}: {exc.strerror}") from exc
     try:
-        values = json.loads(text)["keys"]
+        values = json.loads(text.decode())["keys"]
         raws = [_decode(value, f"a key of {path}") for value in values]
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise KeyConfigError(f"the signing key file {path} is not a signing key file: {exc!r}") from exc
@@ -234,16 +350,20 @@ def _read_signing_file(path: Path) -> list[bytes] | None:
 
 def load_signer_if_present(settings: Settings) -> RegistrySigner | None:
     """From REGISTRY_SIGNING_KEYS (comma-separated base64 raw private keys, the first one
-    active) when set; otherwise from the signing key file, or None when it does not exist.
-    Never creates a key (registry/identity/keystore.py does, for an empty database only)."""
+    active) when set; otherwise from the signing key file, or None when it does not exist,
+    which a running process follows as it changes (`FileSigner.follow`). Never creates a
+    key (registry/identity/keystore.py does, for an empty database only)."""
     if settings.keys.signing_keys:
         parts = [part for part in settings.keys.signing_keys.split(",") if part.strip()]
         raws = [_decode(part, "REGISTRY_SIGNING_KEYS") for part in parts]
         if not raws:
             raise KeyConfigError("REGISTRY_SIGNING_KEYS holds no key")
-        return _signer(raws, raws[0])
-    raws_or_none = _read_signing_file(settings.keys.signing_key_file)
-    return None if raws_or_none is None else _signer(raws_or_none, raws_or_none[0])
+        loaded = _key_set(raws)
+        return RegistrySigner(loaded.keys, loaded.active_key_id)
+    path = settings.keys.signing_key_file
+    stamp = _file_stamp(path)  # before reading: a change meanwhile is read again at first use
+    raws_or_none = _read_signing_file(path)
+    return None if raws_or_none is None else FileSigner(path, raws_or_none, stamp)
 
 
 def load_registry_signer(settings: Settings) -> RegistrySigner:

@@ -55,10 +55,13 @@ def log_checkpoint() -> None:
 )
 def log_verify(url: str | None, known: Path | None) -> None:
     """Check the checkpoint chain: signatures, consistency, and (from the database) every leaf."""
-    from registry.translog.verify import verify_database, verify_remote
+    from registry.translog.verify import KnownFileError, verify_database, verify_remote
 
     if url is not None:
-        report = verify_remote(url.rstrip("/"), known)
+        try:
+            report = verify_remote(url.rstrip("/"), known)
+        except KnownFileError as exc:
+            raise click.ClickException(str(exc)) from exc
     else:
 
         async def work(services: Services) -> Any:

@@ -166,7 +166,7 @@ def verify_remote(base_url: str, known: Path | None = None) -> VerifyReport:
     rebuilt from scratch cannot pass, however consistent it is with itself.
     """
     report = VerifyReport()
-    remembered = json.loads(known.read_text()) if known is not None and known.exists() else None
+    remembered = read_known(known) if known is not None and known.exists() else None
     with httpx.Client(base_url=base_url, timeout=60) as client:
         try:
             newest = _walk_remote(client, report)
@@ -178,6 +178,38 @@ def verify_remote(base_url: str, known: Path | None = None) -> VerifyReport:
     if known is not None and report.ok and newest is not None:
         known.write_text(json.dumps({"tree_size": newest["tree_size"], "root_hash": newest["root_hash"]}))
     return report
+
+
+class KnownFileError(ValueError):
+    """The `--known` file holds no checkpoint this command wrote (names the file and why)."""
+
+
+def read_known(path: Path) -> dict[str, Any]:
+    """The remembered checkpoint: `{"tree_size": n, "root_hash": base64 of 32 bytes}`, as
+    `verify_remote` writes it. KnownFileError for anything else: a corrupt memory must stop
+    the check, not be compared with (or replaced by) today's log."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise KnownFileError(f"cannot read the known checkpoint file {path}: {exc.strerror}") from exc
+    try:
+        remembered = json.loads(raw.decode())
+    except (ValueError, RecursionError) as exc:
+        raise KnownFileError(f"the known checkpoint file {path} is not JSON ({exc})") from exc
+    what = f"the known checkpoint file {path} is not a checkpoint this command wrote"
+    if not isinstance(remembered, dict):
+        raise KnownFileError(f"{what}: a JSON object with tree_size and root_hash expected")
+    size = remembered.get("tree_size")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise KnownFileError(f"{what}: tree_size must be a whole number, 0 or more")
+    root = remembered.get("root_hash")
+    try:
+        decoded = base64.b64decode(root, validate=True) if isinstance(root, str) else b""
+    except ValueError:
+        decoded = b""
+    if len(decoded) != 32:
+        raise KnownFileError(f"{what}: root_hash must be the base64 of a 32-byte hash")
+    return {"tree_size": size, "root_hash": root}
 
 
 def _consistent(client: httpx.Client, old: dict[str, Any], new: dict[str, Any]) -> bool:
