@@ -272,6 +272,21 @@ def load_secrets_if_present(settings: Settings) -> Secrets | None:
     KeyConfigError for a key the registry cannot use (`check_data_key`, `check_blind_index_key`)."""
     if settings.keys.data_keys:
         return _env_secrets(settings)
+    # Read with REGISTRY_DATA_KEYS only: set alone, the secrets file's keys were used instead,
+    # silently, whatever the operator meant the process to hold.
+    alone = [
+        name
+        for name, value in (
+            ("REGISTRY_DATA_KEY_ID", settings.keys.data_key_id),
+            ("REGISTRY_BLIND_INDEX_KEY", settings.keys.blind_index_key),
+        )
+        if value
+    ]
+    if alone:
+        raise KeyConfigError(
+            f"{' and '.join(alone)} set without REGISTRY_DATA_KEYS: set the data keys too, or unset "
+            f"{'them' if len(alone) > 1 else 'it'} to use the secrets file {settings.keys.secrets_file}"
+        )
     path = settings.keys.secrets_file
     stored = SecretsFile(path).read()
     if stored is None:

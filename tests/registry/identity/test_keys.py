@@ -130,6 +130,42 @@ def test_unreadable_or_malformed_key_files_are_refused(
         )
 
 
+@pytest.mark.parametrize(
+    "alone",
+    [
+        {"blind_index_key": "key"},
+        {"data_key_id": "dk-zzz"},
+        {"data_key_id": "dk-zzz", "blind_index_key": "key"},
+    ],
+)
+def test_a_key_setting_without_the_data_keys_is_refused_not_ignored(
+    settings: Settings, engine: sa.Engine, alone: dict[str, str]
+) -> None:
+    """The secrets file's keys were used in its place, and `keys check` said OK: a process
+    the operator meant to hold another blind-index key would answer from this one."""
+    keys = {
+        name: base64.b64encode(os.urandom(32)).decode() if value == "key" else value
+        for name, value in alone.items()
+    }
+    configured = settings.override(keys=keys)
+    with pytest.raises(KeyConfigError, match="without REGISTRY_DATA_KEYS"):
+        load_secrets(configured)
+    with pytest.raises(KeyConfigError, match="without REGISTRY_DATA_KEYS"):
+        ensure_keys(configured, engine)
+    checked = subprocess.run(
+        [registry_bin(), "keys", "check"],
+        env=cli_env(configured) | {f"REGISTRY_{name.upper()}": value for name, value in keys.items()},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checked.returncode != 0
+    assert [line for line in checked.stderr.splitlines() if line.startswith("Error:")] == [
+        line for line in checked.stderr.splitlines() if line.strip()
+    ], checked.stderr
+    assert "without REGISTRY_DATA_KEYS" in checked.stderr
+
+
 def test_an_unmigrated_database_is_named(settings: Settings, tmp_path: Path) -> None:
     bare = settings.override(
         database={"url": f"sqlite:///{tmp_path / 'bare.db'}"},
