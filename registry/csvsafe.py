@@ -15,6 +15,9 @@ import csv
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
+# The media type of every CSV answer. Litestar adds `charset=utf-8` to a text/* type: naming it
+# here too sent it twice.
+MEDIA_TYPE = "text/csv"
 TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "＝", "＋", "－", "＠")
 
 

@@ -39,6 +39,7 @@ from publishing.statistics.params import (
 )
 from publishing.statistics.queries import breakdown, series
 from registry.clients.services import Principal
+from registry.csvsafe import MEDIA_TYPE as CSV
 from registry.db import Database
 from registry.http.auth import roles
 from registry.http.dependencies import Injected
@@ -46,8 +47,6 @@ from registry.http.openapi import BEARER_KEY, GUARDED, PARAMETER, PUBLIC, proble
 from registry.problems import Problem
 from registry.timeutil import utcnow
 
-# Litestar adds the charset to a text/* type: naming it here sent it twice.
-CSV = "text/csv"
 QUERY_CODES = {
     400: (
         "invalid_date",

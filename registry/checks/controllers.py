@@ -45,6 +45,7 @@ from registry.checks.watchlist import (
     summary,
 )
 from registry.clients.services import Principal
+from registry.csvsafe import MEDIA_TYPE as CSV
 from registry.db import Database
 from registry.endpoints import PushPolicy
 from registry.http.auth import roles
@@ -60,8 +61,6 @@ from registry.timeutil import utcnow
 MAX_SEQ = 2**63 - 1
 EXPORT_PAGE = 5000
 NDJSON = "application/x-ndjson"
-# Litestar adds the charset to a text/* type: naming it here sent it twice.
-CSV = "text/csv"
 
 # Body caps (registry.http.body): what the largest legitimate request needs. A subject is
 # three short fields (~60 bytes; 1 KiB leaves room for long names and `\uXXXX` escapes),

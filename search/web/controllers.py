@@ -37,7 +37,7 @@ from registry.text import without_forbidden
 from search.api import refuse_repeated
 from search.interface import SearchIndex, SearchUnavailable
 from search.query import MAX_PARAM_CHARS, parse_query
-from search.web.forms import MAX_PAGE, MESSAGES, PER_PAGE, FormError, SearchForm, parse_search
+from search.web.forms import MAX_PAGE, PER_PAGE, FormError, SearchForm, form_error, parse_search
 from search.web.labels import environment
 
 STATIC = Path(__file__).resolve().parents[1] / "static"
@@ -67,15 +67,6 @@ def _page(name: str, status: int = 200, headers: dict[str, str] | None = None, *
 # off its shape).
 PAGE_PARAMETERS = ("q", "province", "page", "id_type", "nationality")
 _LABELS = {"q": "检索内容", "province": "省份", "page": "页码", "id_type": "证件类型", "nationality": "国籍"}
-# The API's refusals the page meets beyond those of its fields (search.web.forms.MESSAGES).
-_MESSAGES: dict[str, tuple[str, str]] = {
-    "invalid_parameter": (
-        "证件类型和国籍须与完整的证件号码一并提供：请直接在检索框中输入完整的证件号码，"
-        "不要单独指定证件类型或国籍。",
-        "q",
-    ),
-    "conflicting_identifiers": ("请只输入一个证件号码：检索框中的号码不能与其他证件参数一并提供。", "q"),
-}
 
 
 def _refused(exc: Problem) -> FormError:
@@ -85,10 +76,7 @@ def _refused(exc: Problem) -> FormError:
         label = _LABELS.get(name, name)
         message = f"“{label}”在查询地址中出现了不止一次：每项只能填写一个，请重新查询。"
         return FormError(exc.code, message, field=name)
-    message, field = (
-        MESSAGES.get(exc.code) or _MESSAGES.get(exc.code) or ("检索条件有误，请检查后重新输入。", "q")
-    )
-    return FormError(exc.code, message, field)
+    return form_error(exc)
 
 
 def _check_api_rules(

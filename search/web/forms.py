@@ -48,7 +48,15 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "invalid_page": (_INVALID_PAGE, "page"),
     "page_out_of_range": (_INVALID_PAGE, "page"),
+    # An id_type or nationality in the page's address (the API's parameters, refused there too).
+    "invalid_parameter": (
+        "证件类型和国籍须与完整的证件号码一并提供：请直接在检索框中输入完整的证件号码，"
+        "不要单独指定证件类型或国籍。",
+        "q",
+    ),
+    "conflicting_identifiers": ("请只输入一个证件号码：检索框中的号码不能与其他证件参数一并提供。", "q"),
 }
+_UNKNOWN = ("检索条件有误，请检查后重新输入。", "q")
 
 
 class FormError(Exception):
@@ -70,6 +78,12 @@ class SearchForm:
     query: SearchQuery
 
 
+def form_error(exc: Problem) -> FormError:
+    """A refusal of search.query in the visitor's words, at its field."""
+    message, field = MESSAGES.get(exc.code, _UNKNOWN)
+    return FormError(exc.code, message, field)
+
+
 def parse_search(
     q: str | None, province: str | None, page: str | None, blind_index: BlindIndex
 ) -> SearchForm:
@@ -79,8 +93,7 @@ def parse_search(
     try:
         query = parse_query(params, blind_index)
     except Problem as exc:
-        message, field = MESSAGES.get(exc.code, ("检索条件有误，请检查后重新输入。", "q"))
-        raise FormError(exc.code, message, field) from exc
+        raise form_error(exc) from exc
     if query.text is not None:
         return SearchForm(query.text, query.text, query.province, query.page, query)
     recognised = recognise_number(q or "")

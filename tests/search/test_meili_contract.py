@@ -14,13 +14,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import date
 from functools import partial
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -42,7 +40,7 @@ from search.meili import BASE_SETTINGS, SETTINGS_FROM_1_12, MeiliIndex, parse_ve
 from search.runtime import FOLLOW_JOB, Backoff, open_engine
 from service.app import create_app
 from tests.support.harness import CourtHandle, Registry, free_port, serve_app
-from tests.support.meili_server import Pair, Recorded, _serving, done, error, task
+from tests.support.meili_server import Pair, Recorded, done, error, serving, task
 from tests.support.publishing import publish, remove
 
 INDEX = "defaulters"
@@ -171,7 +169,7 @@ def creation(settings: dict[str, Any], first_task: int = 0) -> list[Pair]:
 def script() -> Iterator[tuple[str, Recorded]]:
     """The script, behind `refusing` for an index with the adapter's settings."""
     recording = Recorded()
-    with _serving(refusing(recording.respond, BASE_SETTINGS)) as url:
+    with serving(refusing(recording.respond, BASE_SETTINGS)) as url:
         yield url, recording
         recording.check()
 
@@ -541,7 +539,7 @@ def test_two_disjoint_searches_are_merged_by_rank_a_page_at_a_time(offset: int, 
         ("x", {**base, "attributesToSearchOn": ["terms"]}),
         ("y", {**base, "attributesToSearchOn": ["pinyin"]}),
     ]
-    with _serving(refusing(respond, BASE_SETTINGS)) as url:
+    with serving(refusing(respond, BASE_SETTINGS)) as url:
         meili = _index(url, settings)
         page = meili._merged_page(meili.searcher.index(INDEX), searches, [len(a), len(b)], offset, 3)
         meili.close()
@@ -613,52 +611,25 @@ def without_the_header(_method: str, _path: str, _body: Any, _headers: dict[str,
 
 @contextmanager
 def protected_server() -> Iterator[str]:
-    with _serving(protected()) as url:
+    with serving(protected()) as url:
         yield url
 
 
 @contextmanager
 def header_dropped() -> Iterator[str]:
-    with _serving(without_the_header) as url:
+    with serving(without_the_header) as url:
         yield url
 
 
-class _NotMeilisearch(BaseHTTPRequestHandler):
-    """Another HTTP service: an HTML page with the server's `status` (404: a web server's
-    default site; 200: a site that answers every path), whatever the method."""
-
-    server: _OtherServer
-
-    def log_message(self, *_: Any) -> None:
-        pass
-
-    def _serve(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        page = b"<html><head><title>Not Found</title></head><body><h1>Not Found</h1></body></html>"
-        self.send_response(self.server.status)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(page)))
-        self.end_headers()
-        self.wfile.write(page)
-
-    do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
-
-
-class _OtherServer(ThreadingHTTPServer):
-    status: int
+_NOT_FOUND_PAGE = b"<html><head><title>Not Found</title></head><body><h1>Not Found</h1></body></html>"
 
 
 @contextmanager
 def another_service(status: int = 404) -> Iterator[str]:
-    server = _OtherServer(("127.0.0.1", 0), _NotMeilisearch)
-    server.status = status
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    """Another HTTP service: an HTML page with `status` (404: a web server's default site;
+    200: a site that answers every path), whatever the request."""
+    with serving(lambda *_: (status, _NOT_FOUND_PAGE)) as url:
+        yield url
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -152,6 +153,21 @@ def cli_env(settings: Settings) -> dict[str, str]:
         "REGISTRY_SCHEDULER": "false",
     })  # fmt: skip
     return env
+
+
+def run_registry(
+    settings: Settings, *args: str, timeout: float = 120, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """`registry ARGS` as an operator runs it, on the test database with `env` on top: its
+    exit status and output, never raising for a non-zero one."""
+    return subprocess.run(
+        [registry_bin(), *args],
+        env=cli_env(settings) | env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def registry_bin() -> str:

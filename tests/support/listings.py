@@ -45,6 +45,20 @@ def person_named(registry: Registry, court: CourtHandle, name: str, **overrides:
     return body
 
 
+def passport_holder_named(registry: Registry, court: CourtHandle, name: str) -> dict[str, Any]:
+    """A valid listing of a foreign person called `name`, identified by a passport: no sex or
+    age is derived from that number."""
+    body = registry.person_listing(court)
+    body["debtor"] = {
+        "kind": "person",
+        "name": name,
+        "id_type": "passport",
+        "id_number": "E1234567",
+        "nationality": "CAN",
+    }
+    return body
+
+
 def organization_named(registry: Registry, court: CourtHandle, name: str) -> dict[str, Any]:
     """A valid listing of an organisation called `name`, with its own valid credit code."""
     while True:

@@ -87,9 +87,11 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         body = json.loads(raw) if raw.strip() else None
         status, answer = self.server.respond(self.command, self.path, body, dict(self.headers))
-        data = b"" if answer is None else json.dumps(answer).encode()
+        # Bytes are a page of another kind of server (HTML); anything else is JSON.
+        page = isinstance(answer, bytes)
+        data = answer if page else b"" if answer is None else json.dumps(answer).encode()
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", "text/html" if page else "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -102,7 +104,7 @@ class _Server(ThreadingHTTPServer):
 
 
 @contextmanager
-def _serving(
+def serving(
     respond: Callable[[str, str, Body, dict[str, str]], tuple[int, Body]], port: int = 0
 ) -> Iterator[str]:
     server = _Server(("127.0.0.1", port), _Handler)
@@ -148,7 +150,7 @@ class Recorded:
 @contextmanager
 def recorded() -> Iterator[tuple[str, Recorded]]:
     script = Recorded()
-    with _serving(script.respond) as url:
+    with serving(script.respond) as url:
         yield url, script
 
 
@@ -235,5 +237,5 @@ class StandIn:
 def stand_in(port: int = 0, **options: Any) -> Iterator[tuple[str, StandIn]]:
     """A `StandIn` on `port` (0: a free one); yields its URL and the stand-in."""
     server = StandIn(**options)
-    with _serving(server.respond, port) as url:
+    with serving(server.respond, port) as url:
         yield url, server

@@ -22,7 +22,12 @@ from registry.listings.services import expire_due
 from registry.settings import Settings
 from registry.timeutil import utcnow
 from tests.support.harness import CourtHandle, Registry, cli_env, registry_bin
-from tests.support.listings import ending_today, expire_tomorrow, person_named, publish_one
+from tests.support.listings import (
+    ending_today,
+    expire_tomorrow,
+    passport_holder_named,
+    publish_one,
+)
 from tests.support.publishing import publish, remove, sync_feeds
 
 FEEDS = ("/feeds/atom.xml", "/feeds/rss.xml", "/feeds/feed.json")
@@ -479,14 +484,7 @@ def test_a_field_the_entry_lacks_reads_a_dash_not_an_empty_label(
     registry: Registry, court: CourtHandle, engine: sa.Engine
 ) -> None:
     """A passport gives neither sex nor age: the feed's text says so as the entry page does."""
-    body = person_named(registry, court, "欧阳明")
-    body["debtor"] = {
-        "kind": "person",
-        "name": "欧阳明",
-        "id_type": "passport",
-        "id_number": "E1234567",
-        "nationality": "CAN",
-    }
+    body = passport_holder_named(registry, court, "欧阳明")
     publish_one(registry, court, body)
     sync_feeds(engine)
     with registry.http() as http:

@@ -30,19 +30,13 @@ from registry.runtime import Services
 from registry.settings import Settings
 from registry.timeutil import utcnow
 from tests.support.checks import bank, publish_person, unlisted_id
-from tests.support.harness import CourtHandle, Registry, cli_env, registry_bin, run_search_indexer
+from tests.support.harness import CourtHandle, Registry, run_registry, run_search_indexer
 from tests.support.listings import new_submission, post_removal, publish_one, removal_body
 
 
 def _registry(settings: Settings, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [registry_bin(), *args],
-        env=cli_env(settings) | env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    # A rotation recomputes every index: longer than a plain command.
+    return run_registry(settings, *args, timeout=300, **env)
 
 
 def _hmac(key: bytes, text: str) -> bytes:

@@ -12,7 +12,6 @@ import base64
 import json
 import logging
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from registry.identity.crypto import DataKeyError, DataKeyring, SecretsFile, Sec
 from registry.identity.errors import KeyConfigError
 from registry.settings import Settings
 from tests.support.checks import bank, publish_person
-from tests.support.harness import CourtHandle, Registry, cli_env, registry_bin
+from tests.support.harness import CourtHandle, Registry, run_registry
 
 
 def _b64(raw: bytes) -> str:
@@ -190,17 +189,6 @@ def test_a_running_source_keeps_its_keys_when_its_file_gets_a_bad_key(
 # ---- an operator's commands and a running service ----
 
 
-def _registry(settings: Settings, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [registry_bin(), *args],
-        env=cli_env(settings) | env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(("data_keys", "blind", "needle"), ENVIRONMENT_CASES[:5])
 def test_every_command_refuses_a_bad_key_in_one_line(
@@ -210,7 +198,7 @@ def test_every_command_refuses_a_bad_key_in_one_line(
     `keys check` said OK, then `audit verify` died; the other keys were tracebacks."""
     env = {"REGISTRY_DATA_KEYS": data_keys, "REGISTRY_BLIND_INDEX_KEY": blind or _b64(os.urandom(32))}
     for command in (("demo", "--listings", "1"), ("keys", "check"), ("audit", "verify")):
-        result = _registry(settings, *command, **env)
+        result = run_registry(settings, *command, **env)
         assert result.returncode != 0, (command, result.stdout, result.stderr)
         assert "Traceback" not in result.stderr, (command, result.stderr)
         errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]

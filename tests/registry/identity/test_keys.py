@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from registry.identity.registry_key import load_registry_signer
 from registry.runtime import Services
 from registry.settings import Settings
 from tests.support.checks import bank, publish_person
-from tests.support.harness import CourtHandle, Registry, cli_env, registry_bin
+from tests.support.harness import CourtHandle, Registry, run_registry
 
 
 def _ids(settings: Settings) -> tuple[str, str, str]:
@@ -31,17 +30,6 @@ def _ids(settings: Settings) -> tuple[str, str, str]:
         secrets.keyring.active_key_id,
         blind_index_key_id(secrets.blind_index_key),
         load_registry_signer(settings).key_id,
-    )
-
-
-def _registry(settings: Settings, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [registry_bin(), *args],
-        env=cli_env(settings) | env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
     )
 
 
@@ -72,15 +60,15 @@ def test_a_missing_secrets_file_stops_the_service_naming_the_keys_it_lacks(
     assert refused.value.missing == [f"{signing_id} (signing)"]
 
     env = {"REGISTRY_SECRETS_FILE": str(tmp_path / "typo.json")}
-    check = _registry(settings, "keys", "check", **env)
+    check = run_registry(settings, "keys", "check", **env)
     assert check.returncode != 0
     assert data_id in check.stderr and blind_id in check.stderr
-    serve = _registry(settings, "serve", "--port", "1", **env)
+    serve = run_registry(settings, "serve", "--port", "1", **env)
     assert serve.returncode != 0 and data_id in serve.stderr
     assert "listening" not in serve.stdout
     assert not (tmp_path / "typo.json").exists()
 
-    ok = _registry(settings, "keys", "check")
+    ok = run_registry(settings, "keys", "check")
     assert ok.returncode == 0, ok.stderr
     assert "keys ok" in ok.stdout and data_id in ok.stdout
 
@@ -152,13 +140,8 @@ def test_a_key_setting_without_the_data_keys_is_refused_not_ignored(
         load_secrets(configured)
     with pytest.raises(KeyConfigError, match="without REGISTRY_DATA_KEYS"):
         ensure_keys(configured, engine)
-    checked = subprocess.run(
-        [registry_bin(), "keys", "check"],
-        env=cli_env(configured) | {f"REGISTRY_{name.upper()}": value for name, value in keys.items()},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    env = {f"REGISTRY_{name.upper()}": value for name, value in keys.items()}
+    checked = run_registry(configured, "keys", "check", **env)
     assert checked.returncode != 0
     assert [line for line in checked.stderr.splitlines() if line.startswith("Error:")] == [
         line for line in checked.stderr.splitlines() if line.strip()
@@ -220,7 +203,7 @@ def test_a_data_key_is_retired_only_once_nothing_is_encrypted_under_it(
     publish_person(registry, court)
     old = json.loads(saved_secrets.read_text())["active_data_key_id"]
 
-    refused = _registry(settings, "keys", "retire", old)
+    refused = run_registry(settings, "keys", "retire", old)
     assert refused.returncode != 0 and "active data key" in refused.stderr
 
     # A new active key, as an operator sets one before re-encrypting: the old one still holds data.
@@ -228,14 +211,14 @@ def test_a_data_key_is_retired_only_once_nothing_is_encrypted_under_it(
     stored["data_keys"]["dk-next"] = base64.b64encode(os.urandom(32)).decode()
     stored["active_data_key_id"] = "dk-next"
     saved_secrets.write_text(json.dumps(stored))
-    refused = _registry(settings, "keys", "retire", old)
+    refused = run_registry(settings, "keys", "retire", old)
     assert refused.returncode != 0
     assert "still encrypted under" in refused.stderr and "listings.debtor_id_cipher: 1" in refused.stderr
     assert old in json.loads(saved_secrets.read_text())["data_keys"]
 
-    rotated = _registry(settings, "keys", "rotate")
+    rotated = run_registry(settings, "keys", "rotate")
     assert rotated.returncode == 0, rotated.stderr
-    retired = _registry(settings, "keys", "retire", old)
+    retired = run_registry(settings, "keys", "retire", old)
     assert retired.returncode == 0, retired.stderr
     assert old not in json.loads(saved_secrets.read_text())["data_keys"]
     with engine.connect() as conn:
@@ -244,10 +227,10 @@ def test_a_data_key_is_retired_only_once_nothing_is_encrypted_under_it(
         ).one()
     assert row.retired_at is not None
     # The service starts without it, and still reads every listing.
-    checked = _registry(settings, "keys", "check")
+    checked = run_registry(settings, "keys", "check")
     assert checked.returncode == 0, checked.stderr
     assert old not in checked.stdout
-    assert "audit ok" in _registry(settings, "audit", "verify").stdout
+    assert "audit ok" in run_registry(settings, "audit", "verify").stdout
 
 
 def test_a_running_service_keeps_its_keys_when_another_environments_file_replaces_them(

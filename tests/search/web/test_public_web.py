@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from registry.settings import Settings
 from service.app import create_app
 from tests.support.harness import CourtHandle, Registry, run_search_indexer, serve_app
-from tests.support.listings import person_named, publish_one
+from tests.support.listings import passport_holder_named, person_named, publish_one
 from tests.support.publishing import remove
 from tests.support.web import NO_RESULT, masked
 
@@ -119,14 +119,7 @@ def test_each_number_is_labelled_with_the_document_it_is_of(
 ) -> None:
     """A passport's number is not a 身份证号码, nor a foreign registration a 统一社会信用代码."""
     resident = person_named(registry, court, "欧阳明")
-    passport = person_named(registry, court, "欧阳明")
-    passport["debtor"] = {
-        "kind": "person",
-        "name": "欧阳明",
-        "id_type": "passport",
-        "id_number": "E1234567",
-        "nationality": "CAN",
-    }
+    passport = passport_holder_named(registry, court, "欧阳明")
     registered = organization(registry, court, "欧阳明贸易有限公司")
     del registered["debtor"]["credit_code"]
     registered["debtor"]["registration"] = {"country": "GBR", "number": "SC123456"}
