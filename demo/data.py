@@ -765,6 +765,13 @@ class DemoGenerator:
             "listed_on": date.fromordinal(listed_ord).isoformat(),
             "submission_id": _uuid4(rng.getrandbits(128)),
         }
+        if term_years is not None and term_years > 2:
+            # SPC Art. 2: the term beyond two years is decided with the listing.
+            body["extension"] = {
+                "document_number": case_number,
+                "decided_on": date.fromordinal(listed_ord).isoformat(),
+                "reason": "multiple_dishonest_acts",
+            }
         # SPC Art. 5: most listings are decided on the creditor's application.
         applied = rnd() < 0.6
         body["decision"] = {

@@ -131,6 +131,11 @@ class SharedLimits:
         self._answered()
         return int(wait) / 1_000_000
 
+    async def ping(self) -> None:
+        """Raises unless the store answers now (for `/readyz`; nothing to do without a URL)."""
+        if self._async is not None:
+            await self._async.ping()
+
     async def close(self) -> None:
         if self._async is not None:
             await self._async.aclose()

@@ -134,6 +134,12 @@ def configure_logging(level: str, fmt: Literal["text", "json"]) -> None:
     root.setLevel(level)
 
 
+def logging_json() -> bool:
+    """Whether the process logs JSON lines (`configure_logging`): then stderr is for a log
+    shipper, and nothing else may write a line of another form there."""
+    return any(isinstance(handler.formatter, JsonFormatter) for handler in logging.getLogger().handlers)
+
+
 def request_ids(app: ASGIApp) -> ASGIApp:
     """ASGI middleware: the request's id, for its log lines and in its answer's header."""
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TimeRemainingColumn
 
+from registry.logs import logging_json
+
 
 @dataclass(frozen=True)
 class _Bar:
@@ -43,13 +45,16 @@ def advance(done: int) -> None:
 
 @contextmanager
 def display() -> Iterator[None]:
-    """Bars drawn on stderr, with the time left, for the tasks opened inside the block."""
+    """Bars drawn on stderr, with the time left, for the tasks opened inside the block. None
+    when stderr is not a terminal and carries JSON log lines (a bar there is not JSON)."""
+    console = Console(stderr=True)
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
-        console=Console(stderr=True),
+        console=console,
+        disable=logging_json() and not console.is_terminal,
     ) as progress:
         token = _display.set(progress)
         try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from types import MappingProxyType
 from typing import Annotated, Any
 
@@ -11,7 +10,7 @@ from litestar.di import Provide
 
 from registry.http.dependencies import Injected
 from registry.http.openapi import PARAMETER, PUBLIC, problems, query
-from registry.http.params import Id
+from registry.http.params import Id, refuse_repeated
 from registry.http.ratelimit import charge_number_lookup
 from registry.identity.crypto import Secrets
 from registry.identity.identifiers import PROVINCES
@@ -29,16 +28,6 @@ from search.query import (
     PARAMETERS,
     parse_query,
 )
-
-
-def refuse_repeated(request: Request[Any, Any, Any], names: Iterable[str] = PARAMETERS) -> None:
-    """400 `repeated_parameter` at the first of `names` the query string gives more than once:
-    which of two values was meant is a guess (the API's rule; the web page's too)."""
-    for name in names:
-        if len(request.query_params.getall(name, [])) > 1:
-            raise Problem(
-                400, "repeated_parameter", f"{name} is given more than once", pointer=f"/query/{name}"
-            )
 
 
 async def provide_search_query(
@@ -85,7 +74,7 @@ async def provide_search_query(
 ) -> SearchQuery:
     """The search, validated (search.query): a name, an ID number or a credit code, with filters.
     Each parameter may be given once: a repeated one is ambiguous, and refused."""
-    refuse_repeated(request)
+    refuse_repeated(request, PARAMETERS)
     params = {
         "q": q,
         "id_number": id_number,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import threading
@@ -47,6 +48,11 @@ def healthz() -> Health:
     return Health("ok")
 
 
+# The shared limit store's readiness check: shown, never making the process unready.
+SHARED_LIMITS = "shared_limits"
+SHARED_LIMITS_PROBE_SECONDS = 0.5
+
+
 class Readiness(msgspec.Struct):
     status: str  # "ready", or "not_ready" (503)
     # Each check: "ok", or why it is not ready (the database, each plugin's, e.g. "search").
@@ -72,6 +78,15 @@ def readiness_endpoint(plugins: Sequence[Plugin]) -> Any:
             checks["database"] = "ok"
         except Exception as exc:  # any failure means not ready; the reason is its type only
             checks["database"] = f"unavailable ({type(exc).__name__})"
+        if services.limits.shared:
+            # Reported, not required: while the store is down each process counts its limits
+            # alone (docs/operations.md), and taking every web process out would be worse.
+            try:
+                # Bounded below any probe's timeout, whatever the store's own timeout.
+                await asyncio.wait_for(services.limits.ping(), SHARED_LIMITS_PROBE_SECONDS)
+                checks[SHARED_LIMITS] = "ok"
+            except Exception as exc:  # the operator's reason: the type only
+                checks[SHARED_LIMITS] = f"unavailable ({type(exc).__name__}): limits counted per process"
         for plugin in plugins:
             for check in plugin.readiness:
                 try:
@@ -79,7 +94,7 @@ def readiness_endpoint(plugins: Sequence[Plugin]) -> Any:
                     checks[check.name] = "ok"
                 except Exception as exc:  # not ready; the log and the answer name the type only
                     checks[check.name] = f"failed ({type(exc).__name__})"
-        ready = all(value == "ok" for value in checks.values())
+        ready = all(value == "ok" for name, value in checks.items() if name != SHARED_LIMITS)
         status = "ready" if ready else "not_ready"
         return Response(Readiness(status, checks), status_code=200 if ready else 503)
 

@@ -20,18 +20,19 @@ import contextlib
 import fcntl
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
-from datetime import timedelta
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.schedulers.base import STATE_STOPPED
-from sqlalchemy import text
+from sqlalchemy import Connection, insert, select, text, update
 
 from registry.calendar import CHINA_TIME
 from registry.db import sqlite_path
+from registry.eventlog.models import JobRun
 from registry.eventlog.wake import on_log_appended
 from registry.problems import database_unavailable
 from registry.runtime import Services
@@ -95,9 +96,16 @@ def lock_key(job_id: str) -> int:
 
 
 def run_alone(
-    job_id: str, run: Callable[[Services], Awaitable[object]]
+    job_id: str, run: Callable[[Services], Awaitable[object]], spacing: float = 0
 ) -> Callable[[Services], Awaitable[object]]:
-    """`run`, in this process only if no other process is running it now (PostgreSQL)."""
+    """`run`, in this process only if no other process is running it now, nor started it
+    less than `spacing` seconds ago (every worker schedules the job on its own clock)."""
+
+    async def claimed(services: Services) -> object:
+        if spacing > 0 and not await services.db.write(_claim_run, job_id, utcnow(), spacing):
+            logger.debug("%s ran in another process moments ago: skipped here", job_id)
+            return None
+        return await run(services)
 
     async def elected(services: Services) -> object:
         if services.db.is_sqlite:
@@ -105,18 +113,38 @@ def run_alone(
                 if not held_here:
                     logger.debug("%s runs in another process: skipped here", job_id)
                     return None
-                return await run(services)
+                return await claimed(services)
         async with services.db.writer.connect() as conn:
             held = await conn.execution_options(isolation_level="AUTOCOMMIT")
             if not await held.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": lock_key(job_id)}):
                 logger.debug("%s runs in another process: skipped here", job_id)
                 return None
             try:
-                return await run(services)
+                return await claimed(services)
             finally:
                 await held.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": lock_key(job_id)})
 
     return elected
+
+
+def _claim_run(conn: Connection, job_id: str, now: datetime, spacing: float) -> bool:
+    """Record this run's start, unless another started less than `spacing` seconds ago. Called
+    under the job's election lock, so no other process claims the job meanwhile."""
+    last = conn.execute(select(JobRun.started_at).where(JobRun.job_id == job_id)).scalar_one_or_none()
+    if last is None:
+        conn.execute(insert(JobRun).values(job_id=job_id, started_at=now))
+        return True
+    if timedelta(0) <= now - last < timedelta(seconds=spacing):
+        return False
+    conn.execute(update(JobRun).where(JobRun.job_id == job_id).values(started_at=now))
+    return True
+
+
+def run_spacing(every: float | Mapping[str, int]) -> float:
+    """How long after one worker's run another's is a repeat: half the interval (the
+    schedules of two workers started apart are at most that far out of step); a daily job's
+    is half a day."""
+    return every / 2 if isinstance(every, int | float) else 12 * 3600.0
 
 
 @contextlib.contextmanager
@@ -233,7 +261,7 @@ def _add(scheduler: AsyncIOScheduler, services: Services, job: Job) -> None:
         options["misfire_grace_time"] = job.misfire_grace_seconds
     if job.first_after is not None:
         options["next_run_time"] = utcnow() + timedelta(seconds=job.first_after)
-    run = run_alone(job.id, job.run) if job.singleton else job.run
+    run = run_alone(job.id, job.run, run_spacing(job.every)) if job.singleton else job.run
     if job.wake_on_log:
         run = _wakeable(scheduler, job.id, run)
     run = quiet_outages(job.id, run)

@@ -32,7 +32,8 @@ from registry.calendar import china_date, china_midnight
 from registry.courts.models import Court
 from registry.db import Database
 from registry.http.dependencies import Injected
-from registry.http.openapi import PARAMETER, PUBLIC, problems, query
+from registry.http.openapi import PARAMETER, PUBLIC, QUERY, problems, query
+from registry.http.params import refuse_repeated
 from registry.identity.identifiers import PROVINCES, ascii_digits, normalise_text
 from registry.problems import Problem
 from registry.settings import Settings
@@ -129,10 +130,21 @@ class FeedQuery:
     before: int | None
 
 
-def _value(request: Request[Any, Any, Any], name: str, value: str | None) -> str | None:
-    if len(request.query_params.getall(name, [])) > 1:
-        raise Problem(400, "repeated_parameter", f"give {name} at most once", pointer=f"/{name}")
+def _filter(value: str | None) -> str | None:
     return None if value is None else normalise_text(value).strip()
+
+
+def _cursor(before: str) -> int:
+    """`before` as the `next` links write it: ASCII digits and nothing else, 1 to MAX_SEQ.
+    Unlike the filters it is neither normalised nor stripped: `１`, ` 1` or `1` and a U+2028
+    are refused, not read as 1."""
+    # ASCII digits only: int() also reads other scripts' digits; past MAX_SEQ's 19 digits it
+    # is out of range (and int() refuses 4,300).
+    if not ascii_digits(before) or len(before) > len(str(MAX_SEQ)) or not 1 <= int(before) <= MAX_SEQ:
+        raise Problem(
+            400, "invalid_cursor", "before must be a positive event number", pointer="/query/before"
+        )
+    return int(before)
 
 
 def provide_feed_query(
@@ -160,26 +172,18 @@ def provide_feed_query(
             "unknown_filter",
             f"unknown parameter {unknown[0]}; feeds take {', '.join(sorted(FEED_PARAMETERS))}",
         )
-    province = _value(request, "province", province)
-    court = _value(request, "court", court)
-    kind = _value(request, "kind", kind)
-    before = _value(request, "before", before)
+    refuse_repeated(request, sorted(FEED_PARAMETERS))
+    province, court, kind = _filter(province), _filter(court), _filter(kind)
     if province is not None and province not in PROVINCES:
         raise Problem(
-            400, "unknown_province", "province must be a two-digit GB/T 2260 code", pointer="/province"
+            400, "unknown_province", "province must be a two-digit GB/T 2260 code", pointer="/query/province"
         )
     if kind is not None and kind not in KINDS:
-        raise Problem(400, "unknown_kind", "kind must be person or organization", pointer="/kind")
+        raise Problem(400, "unknown_kind", "kind must be person or organization", pointer="/query/kind")
     # A court is looked up: text PostgreSQL cannot hold (U+0000) names none, and is no query's.
     if court is not None and (not court or "\x00" in court):
-        raise Problem(400, "unknown_court", "court must be a court code", pointer="/court")
-    cursor: int | None = None
-    if before is not None:
-        # ASCII digits only: int() also reads other scripts' digits.
-        if not ascii_digits(before) or not 1 <= int(before) <= MAX_SEQ:
-            raise Problem(400, "invalid_cursor", "before must be a positive event number", pointer="/before")
-        cursor = int(before)
-    return FeedQuery(FeedFilters(province, court, kind), cursor)
+        raise Problem(400, "unknown_court", "court must be a court code", pointer="/query/court")
+    return FeedQuery(FeedFilters(province, court, kind), None if before is None else _cursor(before))
 
 
 def _matches(request: Request[Any, Any, Any], etag: str, current_since: datetime) -> bool:
@@ -275,7 +279,7 @@ class FeedController(Controller):
         def build(conn: Connection) -> Response[bytes]:
             started = utcnow()  # before any statement: no snapshot of this request precedes it
             if filters.court is not None and not _court_exists(conn, filters.court):
-                raise Problem(400, "unknown_court", "no court has this code", pointer="/court")
+                raise Problem(400, "unknown_court", "no court has this code", pointer="/query/court")
             view = feed_view(conn)
             key = (
                 f"{base}|{fmt.name}|{size}|{sorted(params.items())}|{before}"  # links in a page are absolute
@@ -355,7 +359,7 @@ class PublicationController(Controller):
     path = "/v1/publications"
     tags = ("public",)
 
-    @get("/", responses=problems(PUBLIC, PARAMETER, {400: "invalid_cursor"}))
+    @get("/", responses=problems(PUBLIC, QUERY, {400: "invalid_cursor"}))
     async def delta(
         self,
         db: Injected[Database],
@@ -375,5 +379,5 @@ class PublicationController(Controller):
 def _delta(conn: Connection, after: int, limit: int, today: date) -> DeltaPage:
     items, next_after, position = delta_page(conn, after, limit, today)
     if after > position:
-        raise Problem(400, "invalid_cursor", "after is beyond anything published", pointer="/after")
+        raise Problem(400, "invalid_cursor", "after is beyond anything published", pointer="/query/after")
     return DeltaPage(items=items, next_after=next_after, position=position)

@@ -44,11 +44,16 @@ from registry.db import Database
 from registry.http.auth import roles
 from registry.http.dependencies import Injected
 from registry.http.openapi import BEARER_KEY, GUARDED, PARAMETER, PUBLIC, problems
+from registry.http.params import refuse_repeated
 from registry.problems import Problem
 from registry.timeutil import utcnow
 
+# Each given once: of two `from` or two `court`, which was meant is a guess.
+STATISTICS_PARAMETERS = ("from", "to", "interval", "province", "court", "kind", "special_subject", "by")
+
 QUERY_CODES = {
     400: (
+        "repeated_parameter",
         "invalid_date",
         "period_invalid",
         "period_too_long",
@@ -73,6 +78,7 @@ def provide_query(
     special_subject: Special = None,
     by: By = None,
 ) -> StatisticsQuery:
+    refuse_repeated(request, STATISTICS_PARAMETERS)
     return parse_query(
         start=start,
         end=to,

@@ -6,7 +6,7 @@ from datetime import date
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, MediaType, Response, get, post
+from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.params import Parameter, RequestBody
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import Connection
@@ -35,12 +35,13 @@ from registry.endpoints import PushPolicy
 from registry.http.auth import roles
 from registry.http.body import DOCUMENT_BODY_BYTES, RequestStruct
 from registry.http.dependencies import Injected
-from registry.http.openapi import BEARER_KEY, BODY, GUARDED, PARAMETER, Codes, problems
-from registry.http.params import Id
+from registry.http.openapi import BEARER_KEY, BODY, GUARDED, PARAMETER, QUERY, Codes, problems
+from registry.http.params import Id, refuse_repeated
 from registry.identity.crypto import Secrets
+from registry.ids import ID_PATTERN, is_id
 from registry.listings.services import provisional_removal_deadlines
+from registry.problems import Problem
 from registry.runtime import Services
-from registry.text import FORBIDDEN_CLASS
 from registry.timeutil import utcnow
 
 MAX_SEQ = 2**63 - 1
@@ -211,6 +212,20 @@ def _statuses(conn: Connection) -> list[dict[str, Any]]:
     return [sync.subscription_status(conn, s["id"]) for s in sync.list_subscriptions(conn)]
 
 
+def _snapshot_cursor(request: Request[Any, Any, Any], after: str) -> None:
+    """A snapshot's `after` is given once, and is empty or what `next_after` can be: a listing
+    id. Anything else (`٣`, `1e400`, a typo) would read as a cursor past every listing and be
+    answered an empty last page, telling the agency its copy is complete."""
+    refuse_repeated(request, ("after",))
+    if after and not is_id(after):
+        raise Problem(
+            400,
+            "invalid_parameter",
+            "after is a listing id: the next_after of the previous page",
+            pointer="/query/after",
+        )
+
+
 def _snapshot(conn: Connection, *args: Any) -> bytes:
     """One page and the log position it reflects, read in one moment."""
     if conn.dialect.name != "sqlite":
@@ -230,7 +245,7 @@ class AgencyFeedController(Controller):
         "/events",
         responses=problems(
             GUARDED,
-            PARAMETER,
+            QUERY,
             OWN_SUBSCRIPTION,
             {
                 **UNREADABLE,
@@ -279,18 +294,18 @@ class AgencyFeedController(Controller):
         acked = await db.write(sync.acknowledge, subscription_id, principal.client_id, data.cursor, utcnow())
         return msgspec.convert(acked, AckAnswer)
 
-    @get("/snapshot", media_type=NDJSON, responses=problems(GUARDED, PARAMETER, OWN_SUBSCRIPTION, UNREADABLE))
+    @get("/snapshot", media_type=NDJSON, responses=problems(GUARDED, QUERY, OWN_SUBSCRIPTION, UNREADABLE))
     async def snapshot(
         self,
+        request: Request[Any, Any, Any],
         services: Injected[Services],
         principal: Injected[Principal],
         subscription_id: Id,
         after: Annotated[
             str,
             Parameter(
-                max_length=32,
-                pattern=rf"^[^{FORBIDDEN_CLASS}]*$",
-                description="The last listing id of the previous page",
+                description="The `next_after` of the previous page (a listing id); none for the first",
+                schema_extra={"pattern": f"^(?:{ID_PATTERN.pattern})?$"},
             ),
         ] = "",
         limit: Annotated[int, Parameter(ge=1, le=5000)] = 1000,
@@ -300,6 +315,7 @@ class AgencyFeedController(Controller):
         The first line gives the log `position` the page reflects and `next_after` (null on
         the last page). Verify each page's RFC 9421 signature with the registry's JWK Set.
         """
+        _snapshot_cursor(request, after)
         body = await services.db.read(
             _snapshot,
             subscription_id,

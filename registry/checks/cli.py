@@ -9,6 +9,9 @@ from registry.clirun import CLI_ACTOR, run_with_services
 from registry.runtime import Services
 from registry.timeutil import utcnow
 
+# The options whose text the body's decoder checks, by the pointer it names them with.
+_OPTIONS = {"/purpose": "--purpose", "/reference": "--reference"}
+
 
 @click.command("check")
 @click.argument("identifier")
@@ -25,16 +28,30 @@ def check_command(
     Logged in the query log as the operator, outside any bank's quota."""
     import msgspec
 
-    from registry.checks.schemas import CheckRequest, CheckSubject
+    from registry.checks.schemas import CheckRequest
     from registry.checks.services import CheckOutcome, answer, record, run_check, validate_request
     from registry.checks.stores import CoreStore
+    from registry.http.body import decode_body
+    from registry.problems import Problem
 
-    subject = (
-        CheckSubject(credit_code=identifier, name=name)
-        if organization
-        else CheckSubject(id_number=identifier, name=name)
-    )
-    request = validate_request(CheckRequest(subjects=[subject], purpose=purpose, reference=reference), 1)
+    subject = {"credit_code" if organization else "id_number": identifier}
+    if name is not None:
+        subject["name"] = name
+    try:
+        body = msgspec.json.encode({"subjects": [subject], "purpose": purpose, "reference": reference})
+    except UnicodeEncodeError:
+        # An argument that was not UTF-8 (the shell passed bytes Python could not decode).
+        raise Problem(422, "invalid_field", "the arguments are not UTF-8 text") from None
+    # The bank API's body, decoded as it decodes one: its lengths and the one text rule
+    # (`registry.text`), then what the struct cannot say.
+    try:
+        request = decode_body(body, CheckRequest)
+    except Problem as problem:
+        option = _OPTIONS.get(problem.pointer or "")
+        if option is None:
+            raise
+        raise Problem(problem.status, problem.code, f"{option}: {problem.detail}") from None
+    request = validate_request(request, 1)
 
     async def work(services: Services) -> bytes:
 

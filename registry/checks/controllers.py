@@ -51,7 +51,7 @@ from registry.endpoints import PushPolicy
 from registry.http.auth import roles
 from registry.http.body import DOCUMENT_BODY_BYTES, KIB
 from registry.http.dependencies import Injected, provide_services
-from registry.http.openapi import BEARER_KEY, BODY, GUARDED, PARAMETER, media_types, problems
+from registry.http.openapi import BEARER_KEY, BODY, GUARDED, PARAMETER, QUERY, media_types, problems
 from registry.problems import Problem
 from registry.runtime import Services
 from registry.settings import Settings
@@ -220,7 +220,7 @@ class WatchlistController(Controller):
         await services.db.write(set_endpoint, principal.client_id, endpoint, utcnow())
         return EndpointAnswer(endpoint)
 
-    @get("/changes", responses=problems(GUARDED, PARAMETER))
+    @get("/changes", responses=problems(GUARDED, QUERY))
     async def changes(
         self,
         db: Injected[Database],

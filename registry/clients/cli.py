@@ -23,8 +23,8 @@ def client() -> None:
 @click.option("--court", "court_code", default=None, help="The court a `court` client is bound to.")
 def client_create(name: str, role: str, court_code: str | None) -> None:
     """Create a client. Prints its API key once, alone on the last line."""
-    name = normalise_text(name)
-    if not name:
+    # The service checks the name as given (`create_client`); only a blank one is named here.
+    if not normalise_text(name):
         raise click.BadParameter("a client needs a name (it was blank)", param_hint="NAME")
     client_id, api_key = in_write_transaction(
         lambda c: create_client(c, name, role, court_code, actor=CLI_ACTOR, now=utcnow())

@@ -12,8 +12,10 @@ from sqlalchemy import Connection, insert, select, update
 
 from registry.clients.models import ApiClient
 from registry.courts.models import Court
+from registry.courts.services import checked_name
 from registry.eventlog.services import EventDraft, append_events
 from registry.eventlog.types import EventType
+from registry.identity.identifiers import IdentifierError, normalise_court_code
 from registry.ids import new_id
 from registry.problems import Problem
 from registry.timeutil import iso
@@ -46,13 +48,20 @@ def hash_key(api_key: str) -> bytes:
 def create_client(
     conn: Connection, name: str, role: str, court_code: str | None, *, actor: str, now: datetime
 ) -> tuple[str, str]:
-    """Returns (client id, API key). The key is shown once and never stored."""
+    """Returns (client id, API key). The key is shown once and never stored. The name is a
+    short text (`checked_name`); the court code is folded as `registry court add` folds it."""
     if role not in ROLES:
         raise Problem(422, "unknown_role", f"role must be one of {', '.join(ROLES)}")
     if (role == "court") != (court_code is not None):
         raise Problem(
             422, "court_binding", "a court client is bound to exactly one court; other roles to none"
         )
+    name = checked_name(name, "the client name", "/name")
+    if court_code is not None:
+        try:
+            court_code = normalise_court_code(court_code)
+        except IdentifierError as exc:
+            raise Problem(422, exc.code, exc.message, pointer="/court_code") from exc
     if (
         court_code is not None
         and conn.execute(select(Court.code).where(Court.code == court_code)).first() is None

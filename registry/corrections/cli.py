@@ -11,6 +11,8 @@ from registry.calendar import today_in_china
 from registry.clirun import in_read_transaction, in_write_transaction
 from registry.corrections.services import READER, list_corrections
 from registry.eventlog.readers import step
+from registry.identity.identifiers import IdentifierError, normalise_court_code
+from registry.problems import Problem
 from registry.timeutil import utcnow
 
 
@@ -25,6 +27,11 @@ def corrections() -> None:
 @click.option("--limit", type=click.IntRange(1, 100_000), default=1000, show_default=True)
 def corrections_list(state: str, court: str | None, limit: int) -> None:
     """What is awaited of each court and by when, as JSON (ids and codes only)."""
+    if court is not None:
+        try:
+            court = normalise_court_code(court)
+        except IdentifierError as exc:
+            raise Problem(422, exc.code, exc.message) from exc
     page = in_read_transaction(
         lambda c: list_corrections(c, court, state=state, today=today_in_china(), limit=limit, offset=0)
     )

@@ -55,7 +55,7 @@ from registry.db import Database
 from registry.http.auth import roles
 from registry.http.body import DOCUMENT_BODY_BYTES, KIB, SignedBody, decode_signed_json
 from registry.http.dependencies import Injected
-from registry.http.openapi import BEARER_KEY, BODY, GUARDED, PARAMETER, PUBLIC, Codes, problems
+from registry.http.openapi import BEARER_KEY, BODY, GUARDED, PARAMETER, PUBLIC, QUERY, Codes, problems
 from registry.http.params import Id, PathNumber, path_number
 from registry.http.ratelimit import client_key
 from registry.identity.crypto import Secrets
@@ -264,7 +264,7 @@ class CorrectionController(Controller):
     guards = [roles("court", "admin")]  # noqa: RUF012 - Litestar's declaration style
     security = BEARER_KEY
 
-    @get("/", responses=problems(GUARDED, PARAMETER))
+    @get("/", responses=problems(GUARDED, QUERY))
     async def queue(
         self,
         db: Injected[Database],
@@ -297,7 +297,7 @@ class CorrectionController(Controller):
             list_corrections, scope, state=which, today=today_in_china(), limit=limit, offset=offset
         )
 
-    @get("/events", responses=problems(GUARDED, PARAMETER))
+    @get("/events", responses=problems(GUARDED, QUERY))
     async def events(
         self,
         db: Injected[Database],

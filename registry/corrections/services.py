@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import unicodedata
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
@@ -65,7 +66,7 @@ from registry.identity.signing import b64url
 from registry.ids import is_id, new_id
 from registry.listings import services as listings
 from registry.listings.models import Listing
-from registry.listings.prepare import Preparer, _canonical, _convert, _split_envelope
+from registry.listings.prepare import Preparer, _canonical, _convert, _split_envelope, require_ascii_digits
 from registry.problems import Problem
 from registry.text import check_text
 from registry.timeutil import iso
@@ -531,6 +532,8 @@ def _verify_decision(
     signed = _canonical(body)
     decision = _convert(body, kind, f"/{name}")
     check_text(decision.reasons, f"/{name}/reasons", multiline=True)
+    # Shown as signed; its digits must read as the number they are (NFKC folds full-width ones).
+    require_ascii_digits(unicodedata.normalize("NFKC", decision.document_number), f"/{name}/document_number")
     key_ids = {signature.key_id}
     for inner in CARRIED_OUT_BY:
         part = envelope.get(inner) if isinstance(envelope, dict) else None

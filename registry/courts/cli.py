@@ -12,7 +12,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from registry.clirun import CLI_ACTOR, in_read_transaction, in_write_transaction
-from registry.courts.services import add_court, add_key, list_courts, revoke_key, set_superior
+from registry.courts.services import (
+    add_court,
+    add_key,
+    check_key_validity,
+    list_courts,
+    revoke_key,
+    set_superior,
+)
 from registry.timeutil import utcnow
 
 
@@ -90,6 +97,9 @@ def court_key_add(
     """Register a public key for COURT_CODE. Prints the new key id alone on its last line."""
     if (public_key_path is None) == (private_key_out is None):
         raise click.UsageError("give exactly one of --public-key FILE or --generate FILE")
+    now = utcnow()
+    until = valid_until.astimezone() if valid_until else None
+    check_key_validity(now, until)  # before a private key file is written
     if private_key_out is not None:
         private = Ed25519PrivateKey.generate()
         pem = private.private_bytes(
@@ -101,8 +111,6 @@ def court_key_add(
     else:
         assert public_key_path is not None
         public = _load_public_key(public_key_path)
-    now = utcnow()
-    until = valid_until.astimezone() if valid_until else None
     click.echo(
         in_write_transaction(
             lambda c: add_key(

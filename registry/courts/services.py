@@ -19,6 +19,7 @@ from registry.identity.identifiers import (
 )
 from registry.identity.signing import b64url, weak_public_key
 from registry.problems import Problem
+from registry.text import check_text
 from registry.timeutil import iso
 
 
@@ -28,6 +29,33 @@ def key_id_for(public_key: bytes) -> str:
 
 
 SUPREME_COURT = "最高法"
+# A court's or an API client's name: a short text, as a listing's short text fields.
+NAME_MAX = 200
+
+
+def checked_name(raw: str, what: str, pointer: str) -> str:
+    """`raw` as a name is kept: the one text rule (`registry.text`) on the text as given
+    (normalising would turn some controls into spaces), then NFKC with white space collapsed,
+    and 1 to `NAME_MAX` characters. Else 422 `invalid_field`, naming `what` (the command
+    line shows only the detail) and pointing at `pointer`."""
+    if not raw.isascii():
+        try:
+            raw.encode()
+        except UnicodeEncodeError:
+            # A lone surrogate: a command-line argument that was not UTF-8 (no database takes it).
+            raise Problem(422, "invalid_field", f"{what} is not UTF-8 text", pointer=pointer) from None
+    try:
+        check_text(raw, pointer)
+    except Problem as problem:
+        raise Problem(problem.status, problem.code, f"{what}: {problem.detail}", pointer=pointer) from None
+    name = normalise_text(raw)
+    if not name:
+        raise Problem(422, "invalid_field", f"{what} is blank", pointer=pointer)
+    if len(name) > NAME_MAX:
+        raise Problem(
+            422, "invalid_field", f"{what} holds {len(name)} characters, at most {NAME_MAX}", pointer=pointer
+        )
+    return name
 
 
 def court_level(code: str) -> int:
@@ -67,6 +95,7 @@ def add_court(
         superior = normalise_court_code(superior) if superior is not None else None
     except IdentifierError as exc:
         raise Problem(422, exc.code, exc.message) from exc
+    name = checked_name(name, "the court name", "/name")
     if conn.execute(select(Court.code).where(Court.code == code)).first() is not None:
         raise Problem(409, "court_exists", f"court {code} is already registered")
     if superior is not None:
@@ -79,14 +108,14 @@ def add_court(
         [
             {
                 "code": code,
-                "name": normalise_text(name),
+                "name": name,
                 "province_code": province,
                 "created_at": now,
                 "superior_code": superior,
             }
         ],
     )
-    data: dict[str, Any] = {"name": normalise_text(name)}
+    data: dict[str, Any] = {"name": name}
     if superior is not None:
         data["superior_code"] = superior
     append_events(conn, [EventDraft(EventType.COURT_ADDED, actor, court_code=code, data=data)], now)
@@ -113,6 +142,17 @@ def set_superior(conn: Connection, code: str, superior: str, *, actor: str, now:
     )
 
 
+def check_key_validity(valid_from: datetime, valid_until: datetime | None) -> None:
+    """A key whose validity ends before it starts could never sign: a typo, refused."""
+    if valid_until is not None and valid_until <= valid_from:
+        raise Problem(
+            422,
+            "invalid_field",
+            "valid_until must be later than now (when the key starts)",
+            pointer="/valid_until",
+        )
+
+
 def add_key(
     conn: Connection,
     court_code: str,
@@ -126,6 +166,11 @@ def add_key(
     weak = weak_public_key(public_key)
     if weak is not None:
         raise Problem(422, "invalid_public_key", weak)
+    check_key_validity(valid_from, valid_until)
+    try:
+        court_code = normalise_court_code(court_code)
+    except IdentifierError as exc:
+        raise Problem(422, exc.code, exc.message) from exc
     if conn.execute(select(Court.code).where(Court.code == court_code)).first() is None:
         raise Problem(404, "court_not_found", f"court {court_code} is not registered")
     key_id = key_id_for(public_key)
@@ -167,6 +212,7 @@ def add_key(
 
 
 def revoke_key(conn: Connection, key_id: str, reason: str, *, actor: str, now: datetime) -> None:
+    reason = checked_name(reason, "the revocation reason", "/reason")
     row = conn.execute(select(CourtKey).where(CourtKey.key_id == key_id)).one_or_none()
     if row is None:
         raise Problem(404, "key_not_found", "no court key has this id")

@@ -12,7 +12,7 @@ from registry.eventlog.schemas import EventPage, EventRead
 from registry.eventlog.services import head
 from registry.http.auth import roles
 from registry.http.dependencies import Injected
-from registry.http.openapi import BEARER_KEY, GUARDED, PARAMETER, problems
+from registry.http.openapi import BEARER_KEY, GUARDED, QUERY, problems
 from registry.timeutil import iso
 
 MAX_LIMIT = 1000
@@ -23,7 +23,7 @@ class EventController(Controller):
     path = "/v1/events"
     tags = ("events",)
 
-    @get("/", guards=[roles("admin")], security=BEARER_KEY, responses=problems(GUARDED, PARAMETER))
+    @get("/", guards=[roles("admin")], security=BEARER_KEY, responses=problems(GUARDED, QUERY))
     async def list_events(
         self,
         db: Injected[Database],

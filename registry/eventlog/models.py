@@ -52,3 +52,13 @@ class ReaderCursor(Base):
     name: Mapped[str] = mapped_column(String(128), primary_key=True)
     position: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class JobRun(Base):
+    """When a singleton job last started, in whichever process: the workers' schedules drift
+    apart, and the one elected a moment after another's run must skip it, not run it again."""
+
+    __tablename__ = "job_runs"
+
+    job_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime())

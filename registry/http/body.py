@@ -3,7 +3,10 @@
 - no body, or a body that is not JSON (malformed, not UTF-8, nested too deep): 400 `invalid_json`;
 - JSON of the wrong shape (a wrong type, a broken constraint, a missing or unknown field), or
   text with a control or format character (`registry.text`): 422 `invalid_field`,
-  with an RFC 6901 `pointer` to the field wherever msgspec names it.
+  with an RFC 6901 `pointer` to the field wherever msgspec names it;
+- an object that names a member twice (`{"cursor": 1, "cursor": 2}`): 422
+  `duplicate_member`, with the pointer to the name (`refuse_duplicate_members`), in every
+  body, signed or not.
 
 Handlers take their body as `data: SomeRequest`, where `SomeRequest` subclasses
 `RequestStruct`: `BodyPlugin` has Litestar decode it with `decode_body`, straight from the
@@ -191,33 +194,81 @@ def _find_duplicate(value: Any, pointer: str) -> str | None:
     return None
 
 
-def decode_signed_json(body: bytes) -> Any:
-    """A signed document: any JSON (as `decode_json`) whose objects name each member once.
+def _members(value: dict[str, Any] | list[Any]) -> int:
+    """How many members the objects of a decoded document hold, all told."""
+    count = 0
+    if type(value) is dict:
+        count = len(value)
+        value = list(value.values())
+    for item in value:
+        if type(item) is dict or type(item) is list:
+            count += _members(item)
+    return count
+
+
+def refuse_duplicate_members(body: bytes, decoded: Any = None) -> None:
+    """422 `duplicate_member`, with the pointer to the name, when an object of the JSON text
+    `body` (already known to be JSON) names a member twice.
 
     I-JSON (RFC 7493) forbids duplicate names: a parser keeps one of the values (msgspec the
-    last), so a court's signature could be checked over content that differs from what
-    another reader of the same bytes sees. 422 `duplicate_member`, with the pointer to the
-    name, before the signature is checked."""
-    decoded = decode_json(body)
-    # The standard library's parser shows every pair; msgspec's does not. Parsing twice costs
-    # a fraction of the Ed25519 verification that follows; only a document that has a
-    # duplicate is walked a third time, to point at it.
+    last), so what the registry acts on could differ from what another reader of the same
+    bytes sees (a court's signature checked over other content, an acknowledgement of
+    another cursor). `decoded` is the body as msgspec decodes it to builtins, if at hand.
+
+    Every member of a JSON text has its own `:` outside the strings, so a text with fewer than
+    two `:` has no two members, and one whose `:` are as many as the members msgspec kept
+    (which keeps one of a duplicated name) lost none: it has no duplicate. That costs about
+    1.5 µs on a bank check of one subject (130 bytes), where the standard library's parse,
+    which shows every pair, costs 4-5 µs. Only a text that fails the count (a `:` inside a
+    string, as in a URL, or a duplicate) is parsed so; only one with a duplicate a third
+    time, to point at it."""
+    colons = body.count(b":")
+    if colons < 2:
+        return
+    if decoded is None:
+        try:
+            decoded = msgspec.json.decode(body)
+        except (msgspec.DecodeError, RecursionError):
+            decoded = None  # not expected (the body's type took it): the parse below decides
+    if isinstance(decoded, dict | list) and _members(decoded) == colons:
+        return
+    # Numbers are kept as text: only the names matter, and int() refuses 4,300 digits.
     try:
-        json.loads(body, object_pairs_hook=_unique)
+        json.loads(body, object_pairs_hook=_unique, parse_int=str, parse_float=str, parse_constant=str)
     except _DuplicateFound:
-        found = _find_duplicate(json.loads(body, object_pairs_hook=_pairs), "")
+        try:
+            found = _find_duplicate(
+                json.loads(
+                    body, object_pairs_hook=_pairs, parse_int=str, parse_float=str, parse_constant=str
+                ),
+                "",
+            )
+        except RecursionError as exc:  # the walk to point at it nests as deep as the text
+            raise invalid_json() from exc
         raise Problem(
             422,
             "duplicate_member",
             "a member name appears twice in one object (I-JSON, RFC 7493)",
             pointer=found,
         ) from None
+    except (RecursionError, ValueError) as exc:
+        # JSON to msgspec, not to the standard library (nested deeper than its stack allows):
+        # whether a name repeats cannot be known, and the body is not taken.
+        raise invalid_json() from exc
+
+
+def decode_signed_json(body: bytes) -> Any:
+    """A signed document: any JSON (as `decode_json`) whose objects name each member once
+    (`refuse_duplicate_members`), checked before the signature is."""
+    decoded = decode_json(body)
+    refuse_duplicate_members(body, decoded)
     return decoded
 
 
 def decode_body(body: bytes, kind: type[T]) -> T:
     """The body as `kind`: 400 `invalid_json` when it is not JSON, 422 `invalid_field` when it
-    is JSON of another shape or holds a forbidden character (`registry.text`)."""
+    is JSON of another shape or holds a forbidden character (`registry.text`), 422
+    `duplicate_member` when an object names a member twice (`refuse_duplicate_members`)."""
     if not body:
         raise empty_body()
     try:
@@ -232,6 +283,7 @@ def decode_body(body: bytes, kind: type[T]) -> T:
     except (msgspec.DecodeError, RecursionError) as exc:
         raise invalid_json() from exc
     _refuse_forbidden(body, decoded)
+    refuse_duplicate_members(body)
     return decoded
 
 

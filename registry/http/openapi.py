@@ -44,9 +44,12 @@ Codes = Mapping[int, str | Sequence[str]]
 # What the roles guard answers.
 GUARDED: Codes = {401: "unauthorized", 403: "forbidden_role"}
 # What any request body can meet (registry.http.body; the size limit is the server's).
-BODY: Codes = {400: "invalid_json", 413: "payload_too_large", 422: "invalid_field"}
+BODY: Codes = {400: "invalid_json", 413: "payload_too_large", 422: ("invalid_field", "duplicate_member")}
 # What Litestar answers for a path or query parameter of the wrong type or range.
 PARAMETER: Codes = {400: "invalid_parameter"}
+# What a route with query parameters answers: PARAMETER, or one given more than once
+# (registry.http.params: every integer one, and each cursor its handler reads as text).
+QUERY: Codes = {400: ("invalid_parameter", "repeated_parameter")}
 # Every route under the public rate limit (registry.http.ratelimit).
 PUBLIC: Codes = {429: "rate_limited"}
 

@@ -6,14 +6,19 @@ even hold U+0000) could only fail inside a query or mislead a reader: it is refu
 
 An integer query parameter is ASCII digits, with a leading `-` at most: Litestar converts
 query values leniently (msgspec's lax mode), so `after=1e3` or `limit=10.0` read as numbers.
-`strict_query_integers` refuses them with 400 `invalid_parameter` on every route, whatever
-its parameters are called: it runs as the app's `before_request` hook, after the guards (an
-unauthenticated request is still 401) and before Litestar parses the parameters.
+And it is given once: Litestar takes the last of `after=1&after=300`, and which was meant is
+a guess (a cursor skipping events). `strict_query_integers` refuses a repeated one with 400
+`repeated_parameter` (`refuse_repeated`, as the search and the feeds refuse theirs) and one
+that is not ASCII digits with 400 `invalid_parameter`, on every route, whatever its
+parameters are called: it runs as the app's `before_request` hook, after the guards (an
+unauthenticated request is still 401) and before Litestar parses the parameters. A cursor
+taken as text (the snapshot's `after`, a feed's `before`) is refused by its handler.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Annotated, Any
 
 from litestar import Request
@@ -56,6 +61,16 @@ def path_number(text: str, not_found: Problem) -> int:
 _INTEGER = re.compile(r"-?[0-9]+")
 
 
+def refuse_repeated(request: Request[Any, Any, Any], names: Iterable[str]) -> None:
+    """400 `repeated_parameter` at the first of `names` the query string gives more than once:
+    which of two values was meant is a guess."""
+    for name in names:
+        if len(request.query_params.getall(name, [])) > 1:
+            raise Problem(
+                400, "repeated_parameter", f"{name} is given more than once", pointer=f"/query/{name}"
+            )
+
+
 def _integer_query_names(handler: HTTPRouteHandler, path_names: set[str]) -> list[str]:
     """The query parameters `handler` declares as `int` (or `int | None`), by their names in
     the URL."""
@@ -78,10 +93,13 @@ def _integer_query_names(handler: HTTPRouteHandler, path_names: set[str]) -> lis
 
 
 async def strict_query_integers(request: Request[Any, Any, Any]) -> None:
-    """400 `invalid_parameter` for an integer query parameter that is not ASCII digits."""
+    """400 `repeated_parameter` for an integer query parameter given more than once, 400
+    `invalid_parameter` for one that is not ASCII digits."""
     if not request.query_params:
         return
-    for key in _integer_query_names(request.route_handler, set(request.path_params)):
+    names = _integer_query_names(request.route_handler, set(request.path_params))
+    refuse_repeated(request, names)
+    for key in names:
         for value in request.query_params.getall(key, []):
             if not _INTEGER.fullmatch(value):
                 raise Problem(

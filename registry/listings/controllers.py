@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import msgspec
 from litestar import Controller, Response, get, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Body, Parameter
@@ -12,11 +11,12 @@ from litestar.params import Body, Parameter
 from registry.clients.services import Principal
 from registry.db import Database
 from registry.http.auth import roles
-from registry.http.body import DOCUMENT_BODY_BYTES, SignedBody, decode_body
+from registry.http.body import DOCUMENT_BODY_BYTES, SignedBody
 from registry.http.dependencies import Injected
-from registry.http.openapi import BEARER_KEY, BODY, GUARDED, PARAMETER, Codes, problems
+from registry.http.openapi import BEARER_KEY, BODY, GUARDED, PARAMETER, QUERY, Codes, problems
 from registry.http.params import Id, PathNumber, path_number
 from registry.identity.crypto import Secrets
+from registry.listings.batch import envelopes_of
 from registry.listings.examples import BATCH_EXAMPLE, LISTING_EXAMPLE, REMOVAL_EXAMPLE
 from registry.listings.schemas import (
     BatchAnswer,
@@ -39,11 +39,6 @@ from registry.text import IDENTIFIER_PATTERN
 SignedListing = Annotated[bytes, Body(title="ListingEnvelope", examples=[LISTING_EXAMPLE])]
 SignedRemoval = Annotated[bytes, Body(title="RemovalEnvelope", examples=[REMOVAL_EXAMPLE])]
 SignedBatch = Annotated[bytes, Body(title="ListingBatch", examples=[BATCH_EXAMPLE])]
-
-
-class _Batch(msgspec.Struct, forbid_unknown_fields=True):
-    # Raw: each envelope stays undecoded bytes until the worker that prepares it.
-    envelopes: list[msgspec.Raw]
 
 
 def _respond(result: IngestResult) -> Response[IngestResult]:
@@ -74,6 +69,7 @@ ENVELOPE: Codes = {
         "date_out_of_range",
         "unknown_ground",
         "term_invalid",
+        "extension_required",
         "term_already_ended",
         "case_not_enforcement",
         "creditor_required",
@@ -130,13 +126,13 @@ class ListingController(Controller):
     ) -> BatchAnswer:
         """Publish many signed listings; one result per envelope, in order. A refused envelope is
         a result with its `problem` (the codes of `POST /v1/listings`); the rest are stored."""
-        envelopes = decode_body(data, _Batch).envelopes
+        envelopes = envelopes_of(data)
         limit = services.settings.listings.batch_max_items
         if len(envelopes) > limit:
             raise Problem(
                 413, "batch_too_large", f"a batch holds at most {limit} envelopes", extra={"limit": limit}
             )
-        results = await services.ingest.publish([bytes(raw) for raw in envelopes], principal)
+        results = await services.ingest.publish(envelopes, principal)
         summary = {"created": 0, "unchanged": 0, "rejected": 0}
         for result in results:
             summary[result.outcome] += 1
@@ -238,7 +234,7 @@ class RemovalReportController(Controller):
     guards = [roles("court", "admin")]  # noqa: RUF012 - Litestar's declaration style
     security = BEARER_KEY
 
-    @get("/late", responses=problems(GUARDED, PARAMETER))
+    @get("/late", responses=problems(GUARDED, QUERY))
     async def late(
         self,
         db: Injected[Database],

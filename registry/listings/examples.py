@@ -34,10 +34,16 @@ LISTING: dict[str, Any] = {
             "initiated_by": "creditor_application",
         },
         "creditor": {"name": "北京某某建设有限公司", "credit_code": "91110105MA01C9XK31"},
+        # SPC Art. 2: a term over two years is an extension for an aggravating circumstance.
+        "extension": {
+            "document_number": "（2025）京0105执5141号",
+            "decided_on": "2025-03-28",
+            "reason": "multiple_dishonest_acts",
+        },
     },
     "signature": {
         "key_id": KEY_ID,
-        "value": "HYCApTXhfF_2vR7AHGvuh19gXzn7GlXMjZaCGgVwy7Wgcd_O6ZkgsChmi4Y7VQd7l-5t-j0nIkaGmUBGTSkXCA",
+        "value": "8JK4KeybVbIk0wssK_u1Mc3sdAzm6tZE4jwg6bSDFEQ4LWXJJzC_w3Cl1S_M-eF5TEG8kO5EQuUSxxkCW2hTCg",
     },
 }
 

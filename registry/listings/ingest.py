@@ -35,7 +35,7 @@ from sqlalchemy import Connection, Engine
 
 from registry.clients.services import Principal
 from registry.db import Database, create_sync_engine, write_queue
-from registry.http.body import decode_signed_json
+from registry.http.body import decode_signed_json, invalid_json
 from registry.identity.crypto import SecretsSource
 from registry.identity.identifiers import warm_division_cache
 from registry.listings import services
@@ -149,6 +149,8 @@ def _decode(raw: bytes) -> Any:
         return decode_signed_json(raw)
     except Problem as problem:
         return problem
+    except (RecursionError, ValueError):  # a parser's own limit: that item is not JSON to us
+        return invalid_json()
 
 
 _NOT_STORED = IngestResult(
@@ -383,10 +385,16 @@ class IngestService:
         pool = self._pool
         loop = asyncio.get_running_loop()
         # Tickets are taken in submission order, which is the order the pool starts tasks.
-        futures = [
-            loop.run_in_executor(pool, store_envelopes, next(self._tickets), context, chunk, actor, court)
-            for chunk in chunks
-        ]
+        try:
+            futures = [
+                loop.run_in_executor(pool, store_envelopes, next(self._tickets), context, chunk, actor, court)
+                for chunk in chunks
+            ]
+        except BrokenProcessPool as exc:
+            # A worker died while the pool was idle: the executor says so only at the next
+            # submit. Nothing of these chunks ran; the next attempt takes a fresh pool.
+            self._discard(pool)
+            return [exc] * len(chunks)
         if self._outstanding == 0:
             self._progress_at = time.monotonic()
         self._outstanding += len(futures)
@@ -407,11 +415,15 @@ class IngestService:
                 self._progress_at = time.monotonic()
                 kill_workers(pool)
         outcomes = gathered.result()
-        if any(isinstance(outcome, BrokenProcessPool) for outcome in outcomes) and self._pool is pool:
+        if any(isinstance(outcome, BrokenProcessPool) for outcome in outcomes):
             # A worker died (killed, out of memory): the next attempt starts a fresh pool.
+            self._discard(pool)
+        return list(outcomes)
+
+    def _discard(self, pool: ProcessPoolExecutor) -> None:
+        if self._pool is pool:
             self._pool = None
             pool.shutdown(wait=False, cancel_futures=True)
-        return list(outcomes)
 
     def _finished(self, _future: asyncio.Future[Any]) -> None:
         self._outstanding -= 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -201,7 +202,9 @@ class Preparer:
             reason=removal.reason,
             effective_on=removal.effective_on,
             triggered_on=removal.triggered_on,
-            basis_document=_text(removal.basis_document, "/removal/basis_document"),
+            basis_document=require_ascii_digits(
+                _text(removal.basis_document, "/removal/basis_document"), "/removal/basis_document"
+            ),
             key_id=key_id,
             signature=sig,
             content_sha256=hashlib.sha256(signed).digest(),
@@ -284,8 +287,8 @@ class Preparer:
 
         details: dict[str, Any] = {
             "basis": {
-                "document_number": normalise_case_number(
-                    _text(listing.basis.document_number, "/listing/basis/document_number")
+                "document_number": _document_number(
+                    listing.basis.document_number, "/listing/basis/document_number"
                 ),
                 "issuer": _text(listing.basis.issuer, "/listing/basis/issuer"),
             },
@@ -309,7 +312,7 @@ class Preparer:
             court_code=court_code,
             province_code=ctx.courts[court_code],
             case_number=case.text,
-            submission_id=listing.submission_id,
+            submission_id=_submission_id(listing.submission_id),
             key_id="",
             signature=b"",
             content_sha256=b"",
@@ -500,6 +503,34 @@ def _text(raw: str, pointer: str, *, multiline: bool = False) -> str:
     return text
 
 
+def require_ascii_digits(text: str, pointer: str) -> str:
+    """A document's number is read and compared by people and programs: its digits are ASCII
+    (NFKC folds full-width digits, never another script's: ٢٠٢٤ would pass for a year)."""
+    if any(unicodedata.category(char) == "Nd" and not "0" <= char <= "9" for char in text):
+        raise Problem(422, "invalid_field", "a document number is written with ASCII digits", pointer=pointer)
+    return text
+
+
+def _submission_id(raw: str) -> str:
+    """The court's idempotency key: compared byte for byte, so one spelling of it. Full-width
+    characters fold to ASCII (NFKC); what is left is printable ASCII without spaces."""
+    check_text(raw, "/listing/submission_id")
+    text = unicodedata.normalize("NFKC", raw)
+    if not text.isascii() or not text.isprintable() or " " in text or not 1 <= len(text) <= 128:
+        raise Problem(
+            422,
+            "invalid_field",
+            "submission_id is 1 to 128 printable ASCII characters without spaces",
+            pointer="/listing/submission_id",
+        )
+    return text
+
+
+def _document_number(raw: str, pointer: str) -> str:
+    """A court document's number (文书号), in the case numbers' display form."""
+    return require_ascii_digits(normalise_case_number(_text(raw, pointer)), pointer)
+
+
 def _abbreviates(abbreviation: str, court_name: str) -> bool:
     """朝 abbreviates 北京市朝阳区人民法院: every character, in order, in the name (a trailing 法,
     "court", excepted)."""
@@ -519,9 +550,7 @@ def _decision(listing: ListingIn) -> dict[str, Any]:
             pointer="/listing/creditor",
         )
     return {
-        "document_number": normalise_case_number(
-            _text(decision.document_number, "/listing/decision/document_number")
-        ),
+        "document_number": _document_number(decision.document_number, "/listing/decision/document_number"),
         "decided_on": decision.decided_on.isoformat(),
         "initiated_by": decision.initiated_by,
     }
@@ -532,6 +561,14 @@ def _extension(listing: ListingIn, term: int | None, today: date) -> dict[str, A
     circumstance; whether the listing's term may change is the amendment's question."""
     extension = listing.extension
     if extension is None:
+        if term is not None and term > BASE_TERM_YEARS:
+            raise Problem(
+                422,
+                "extension_required",
+                "a term over two years needs the extension decided for an aggravating circumstance "
+                "(SPC Art. 2)",
+                pointer="/listing/extension",
+            )
         return None
     if term is None or term <= BASE_TERM_YEARS:
         raise Problem(
@@ -542,9 +579,7 @@ def _extension(listing: ListingIn, term: int | None, today: date) -> dict[str, A
         )
     _date_between(extension.decided_on, listing.filed_on, today, "/listing/extension/decided_on")
     return {
-        "document_number": normalise_case_number(
-            _text(extension.document_number, "/listing/extension/document_number")
-        ),
+        "document_number": _document_number(extension.document_number, "/listing/extension/document_number"),
         "decided_on": extension.decided_on.isoformat(),
         "reason": extension.reason,
     }

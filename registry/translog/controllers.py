@@ -10,7 +10,7 @@ from litestar.params import Parameter
 
 from registry.db import Database
 from registry.http.dependencies import Injected
-from registry.http.openapi import PARAMETER, PUBLIC, problems
+from registry.http.openapi import PARAMETER, PUBLIC, QUERY, problems
 from registry.http.params import Id
 from registry.problems import Problem
 from registry.runtime import Services
@@ -39,7 +39,7 @@ class LogController(Controller):
     path = "/v1/log"
     tags = ("transparency log",)
 
-    @get("/checkpoint", responses=problems(PUBLIC, PARAMETER, {404: "checkpoint_not_found"}))
+    @get("/checkpoint", responses=problems(PUBLIC, QUERY, {404: "checkpoint_not_found"}))
     async def checkpoint(
         self,
         services: Injected[Services],
@@ -57,7 +57,7 @@ class LogController(Controller):
             row = latest
         return msgspec.convert(checkpoint_json(row, services.signer), CheckpointRead)
 
-    @get("/checkpoints", responses=problems(PUBLIC, PARAMETER))
+    @get("/checkpoints", responses=problems(PUBLIC, QUERY))
     async def checkpoints(
         self,
         services: Injected[Services],
@@ -74,7 +74,7 @@ class LogController(Controller):
         "/proof/inclusion",
         responses=problems(
             PUBLIC,
-            PARAMETER,
+            QUERY,
             {404: ("leaf_not_found", "checkpoint_not_found"), 422: "leaf_not_in_tree"},
         ),
     )
@@ -98,7 +98,7 @@ class LogController(Controller):
 
     @get(
         "/proof/consistency",
-        responses=problems(PUBLIC, PARAMETER, {400: "invalid_range", 404: "checkpoint_not_found"}),
+        responses=problems(PUBLIC, QUERY, {400: "invalid_range", 404: "checkpoint_not_found"}),
     )
     async def consistency_proof(
         self,

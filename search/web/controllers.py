@@ -22,6 +22,7 @@ from litestar.template.config import TemplateConfig
 
 from registry.http.dependencies import Injected
 from registry.http.pages import PUBLIC_PAGE_HEADERS
+from registry.http.params import refuse_repeated
 from registry.http.ratelimit import (
     NumberLookupRefused,
     charge_number_lookup,
@@ -34,7 +35,6 @@ from registry.identity.identifiers import PROVINCES
 from registry.ids import is_id
 from registry.problems import Problem
 from registry.text import without_forbidden
-from search.api import refuse_repeated
 from search.interface import SearchIndex, SearchUnavailable
 from search.query import MAX_PARAM_CHARS, parse_query
 from search.web.forms import MAX_PAGE, PER_PAGE, FormError, SearchForm, form_error, parse_search

@@ -81,7 +81,7 @@ def test_listings_are_valid_and_follow_the_rules() -> None:
     old_numbers = 0
     solo_ground = 0
     for court, listing in listings:
-        assert set(listing) - {"creditor"} == LISTING_KEYS
+        assert set(listing) - {"creditor", "extension"} == LISTING_KEYS
         json.dumps(listing, ensure_ascii=False)  # JSON-compatible, no date objects
         assert listing["court_code"] == court.code
 
@@ -166,6 +166,8 @@ def test_listings_are_valid_and_follow_the_rules() -> None:
         else:
             assert term in {2, 3, 4, 5}
             assert term == 2 or len(grounds) >= 2
+            # SPC Art. 2: a longer term is an extension the listing carries.
+            assert ("extension" in listing) == (term > 2)
             # A term that has already ended is never published (SPC Art. 2).
             assert add_months(listed_on, 12 * term) >= TODAY
 

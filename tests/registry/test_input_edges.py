@@ -188,6 +188,66 @@ def test_an_integer_query_parameter_as_a_float_is_400(
         assert clients[who].get(path.replace("{v}", "1")).status_code == 200, path
 
 
+# ---- a paging or cursor parameter is given once on every route ----
+
+# (who asks, path): the path takes `name=1&name=2` for `{rep}`. Every integer query parameter of
+# every route (the check is the app's hook, by the parameters' types), the snapshot's `after`
+# (text, its handler's), the feeds' `before`, the search's `page`.
+REPEATED_QUERIES = [
+    ("admin", "/v1/events?{rep}", "after"),
+    ("admin", "/v1/events?{rep}", "limit"),
+    ("public", "/v1/publications?{rep}", "after"),
+    ("public", "/v1/publications?{rep}", "limit"),
+    ("public", "/v1/log/checkpoints?{rep}", "after_size"),
+    ("public", "/v1/log/checkpoints?{rep}", "limit"),
+    ("public", "/v1/log/checkpoint?{rep}", "size"),
+    ("public", "/v1/log/proof/consistency?first=1&{rep}", "second"),
+    ("public", "/v1/log/proof/inclusion?{rep}", "seq"),
+    ("admin", "/v1/corrections/events?{rep}", "after"),
+    ("admin", "/v1/corrections/events?{rep}", "limit"),
+    ("admin", "/v1/corrections?{rep}", "limit"),
+    ("admin", "/v1/corrections?{rep}", "offset"),
+    ("admin", "/v1/removals/late?{rep}", "limit"),
+    ("admin", "/v1/removals/late?{rep}", "offset"),
+    ("bank", "/v1/watchlist/changes?{rep}", "after"),
+    ("bank", "/v1/watchlist/changes?{rep}", "limit"),
+    ("agency", "/v1/sync/{sub}/events?{rep}", "after"),
+    ("agency", "/v1/sync/{sub}/events?{rep}", "limit"),
+    ("agency", "/v1/sync/{sub}/snapshot?{rep}", "after"),
+    ("agency", "/v1/sync/{sub}/snapshot?{rep}", "limit"),
+    ("public", "/feeds/atom.xml?{rep}", "before"),
+    ("public", "/v1/public/defaulters?q=张&province=11&{rep}", "page"),
+]
+
+
+@pytest.mark.parametrize(("who", "route", "name"), REPEATED_QUERIES)
+def test_a_repeated_paging_or_cursor_parameter_is_400_repeated_parameter(
+    registry: Registry, court: CourtHandle, admin: httpx.Client, who: str, route: str, name: str
+) -> None:
+    """Litestar took the last of `after=1&after=300` (a pull or a delta read skipping events):
+    which one was meant is a guess, refused as the search refuses it. Given once, it is read."""
+    listing_id = publish_one(registry, court, registry.person_listing(court))
+    with registry.engine.begin() as conn:
+        agency_id, agency_key = create_client(conn, "征信中心", "agency", None, actor="test", now=utcnow())
+    sub = admin.post(
+        "/v1/sync/subscriptions", json={"client_id": agency_id, "profile": "credit_reference", "mode": "pull"}
+    ).json()["id"]
+    _, bank_http = bank(registry)
+    http = {
+        "admin": admin,
+        "public": registry.http(),
+        "bank": bank_http,
+        "agency": registry.http(agency_key),
+    }[who]
+    path = route.replace("{sub}", sub)
+    # A value each route takes once: a listing id for the snapshot's cursor, a number elsewhere.
+    value = listing_id if name == "after" and "snapshot" in path else "1"
+    answer = http.get(path.replace("{rep}", f"{name}={value}&{name}={value}"))
+    assert_problem(answer, 400, "repeated_parameter", f"/query/{name}")
+    once = http.get(path.replace("{rep}", f"{name}={value}"))
+    assert once.status_code in {200, 404}, (path, once.text)  # 404: no checkpoint yet
+
+
 def test_every_route_checks_its_integer_query_parameters(settings: Settings) -> None:
     """The check is the app's `before_request` hook; Litestar keeps a layer's own hook
     instead, so no route may set one."""

@@ -65,3 +65,30 @@ def test_a_singleton_run_is_skipped_while_another_process_holds_it(
         assert asyncio.run(attempt()) is None and ran == []
     assert asyncio.run(attempt()) == "done" and ran == ["run"]
     assert asyncio.run(attempt()) == "done" and ran == ["run", "run"], "released after each run"
+
+
+def test_a_singleton_started_moments_ago_in_another_process_is_not_run_again(
+    settings: Settings, engine: sa.Engine
+) -> None:
+    """Two workers schedule the job on their own clocks, a second apart: the second worker,
+    elected once the first has finished, skips that run; after the spacing it runs again."""
+    ran: list[str] = []
+
+    async def job(_services: Services) -> str:
+        ran.append("run")
+        return "done"
+
+    async def attempt(spacing: float) -> object:
+        services = Services.create(settings)  # a worker of its own, as another process has
+        try:
+            return await run_alone("search_reconcile", job, spacing)(services)
+        finally:
+            await services.close()
+
+    assert asyncio.run(attempt(60)) == "done"
+    assert asyncio.run(attempt(60)) is None and ran == ["run"]
+    assert asyncio.run(attempt(0.001)) == "done" and ran == ["run", "run"]
+    with engine.connect() as conn:
+        query = sa.text("SELECT count(*) FROM job_runs WHERE job_id = 'search_reconcile'")
+        runs = conn.execute(query).scalar()
+    assert runs == 1

@@ -141,6 +141,17 @@ def _overridden(body: dict[str, Any], overrides: dict[str, Any]) -> dict[str, An
     body.update(overrides)
     if "listed_on" in overrides and "decision" not in overrides:
         body["decision"] = body["decision"] | {"decided_on": overrides["listed_on"]}
+    if "extension" not in overrides:
+        # A term over two years carries its extension (SPC Art. 2), and only such a term does.
+        term = body.get("term_years")
+        if not isinstance(term, int) or term <= 2:
+            body.pop("extension", None)
+        else:
+            body["extension"] = {
+                "document_number": body["case_number"],
+                "decided_on": body["decision"]["decided_on"],
+                "reason": "multiple_dishonest_acts",
+            }
     return body
 
 

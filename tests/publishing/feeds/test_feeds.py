@@ -208,7 +208,17 @@ def test_pages_follow_rfc5005_next_links_without_gaps(
         ({"before": "abc"}, "invalid_cursor"),
         ({"before": "0"}, "invalid_cursor"),
         ({"before": str(2**70)}, "invalid_cursor"),
+        ({"before": "9" * 5000}, "invalid_cursor"),
+        # ASCII digits and nothing else: stripped, these read as 1 or 500 (200).
+        ({"before": "1\u2028"}, "invalid_cursor"),
+        ({"before": "\u2028500"}, "invalid_cursor"),
+        ({"before": "\u0085500"}, "invalid_cursor"),
+        ({"before": " 1"}, "invalid_cursor"),
+        ({"before": "1 "}, "invalid_cursor"),
+        ({"before": "１"}, "invalid_cursor"),
+        ({"before": "٣"}, "invalid_cursor"),
         ([("kind", "person"), ("kind", "organization")], "repeated_parameter"),
+        ([("before", "5"), ("before", "500")], "repeated_parameter"),
     ],
 )
 def test_bad_feed_requests_are_4xx_problems(
@@ -220,6 +230,9 @@ def test_bad_feed_requests_are_4xx_problems(
             assert response.status_code == 400, (path, response.text)
             assert response.headers["content-type"].startswith("application/problem+json")
             assert response.json()["code"] == code
+            if code != "unknown_filter":  # the parameter at fault, as every query parameter is named
+                [name] = {key for key, _ in (params.items() if isinstance(params, dict) else params)}
+                assert response.json()["pointer"] == f"/query/{name}"
 
 
 @pytest.mark.parametrize("excluded_in_sql", [500, 0], ids=["in-sql", "as-read"])

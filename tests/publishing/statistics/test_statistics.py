@@ -468,6 +468,7 @@ def test_public_figures_hide_small_cells_and_the_oversight_ones_do_not(
     for body in bodies:
         body["case_number"] = registry.generator.case_number(court.code, registry.today.year)
         body["term_years"] = None
+        body.pop("extension", None)  # no term, no extension
         body["grounds"] = ["able_but_refuses"]
     publish_many(registry, court, bodies)
     follow_sync(registry.engine, READER)
@@ -487,6 +488,7 @@ def test_public_figures_hide_small_cells_and_the_oversight_ones_do_not(
     for body in more:
         body["case_number"] = registry.generator.case_number(court.code, registry.today.year)
         body["term_years"] = None
+        body.pop("extension", None)  # no term, no extension
         body["grounds"] = ["able_but_refuses"]
     publish_many(registry, court, more)
     follow_sync(registry.engine, READER)
@@ -624,6 +626,15 @@ def test_bad_queries_answer_their_code(
     assert response.status_code == 400, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
     assert response.json()["code"] == code and response.json()["pointer"] == pointer
+
+
+def test_a_parameter_given_twice_is_refused_not_the_last_taken(registry: Registry) -> None:
+    with registry.http() as anyone:
+        response = anyone.get("/v1/statistics/listings?court=京0105&court=京0106")
+        breakdown = anyone.get("/v1/statistics/breakdown?by=province&from=2026-01-01&from=2025-01-01")
+    for answer, name in ((response, "court"), (breakdown, "from")):
+        assert answer.status_code == 400, answer.text
+        assert (answer.json()["code"], answer.json()["pointer"]) == ("repeated_parameter", f"/query/{name}")
 
 
 def test_full_width_digits_read_as_their_ascii_selves(registry: Registry, court: CourtHandle) -> None:

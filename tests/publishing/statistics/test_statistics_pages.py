@@ -46,6 +46,7 @@ def listed_today(registry: Registry, court: CourtHandle, count: int, special: in
             body = registry.listing(court, listed_on=today, filed_on=today)
         body["case_number"] = registry.generator.case_number(court.code, registry.today.year)
         body["term_years"] = None
+        body.pop("extension", None)  # no term, no extension
         body["grounds"] = ["able_but_refuses"]
         bodies.append(body)
     return publish_many(registry, court, bodies)

@@ -296,6 +296,33 @@ def test_pull_ack_moves_the_cursor_and_refuses_what_was_never_delivered(
     assert other_id != client_id
 
 
+def test_an_ack_that_names_its_cursor_twice_is_refused_and_moves_nothing(
+    registry: Registry, court: CourtHandle, admin: httpx.Client
+) -> None:
+    """`{"cursor": 1, "cursor": 2}` was taken as 2 (msgspec keeps the last): which cursor the
+    agency meant is ambiguous (I-JSON, RFC 7493), and the cursor holds it to what it applied."""
+    publish_one(registry, court, registry.listing(court))
+    publish_one(registry, court, registry.listing(court))
+    client_id, key = agency(registry)
+    sub = subscribe(admin, client_id, "credit_reference", "pull")
+    with registry.http(key) as http:
+        page = http.get(f"/v1/sync/{sub}/events", params={"limit": 1000}).json()
+        first, last = page["events"][0]["seq"], page["next_after"]
+        for body in (
+            f'{{"cursor": {first}, "cursor": {last}}}',
+            f'{{"cursor": {first}, "\\u0063ursor": {last}}}',
+        ):
+            refused = http.post(
+                f"/v1/sync/{sub}/ack", content=body.encode(), headers={"content-type": "application/json"}
+            )
+            assert refused.status_code == 422, refused.text
+            assert refused.headers["content-type"].startswith("application/problem+json")
+            assert (refused.json()["code"], refused.json()["pointer"]) == ("duplicate_member", "/cursor")
+        assert subscription_row(registry.engine, sub).cursor == 0
+        assert http.post(f"/v1/sync/{sub}/ack", json={"cursor": last}).status_code == 200
+    assert subscription_row(registry.engine, sub).cursor == last
+
+
 PUSH = {"profile": "credit_reference", "mode": "push"}
 PULL = {"profile": "credit_reference", "mode": "pull"}
 
@@ -768,6 +795,63 @@ def test_signed_snapshot_pages_hold_every_active_listing_of_the_profile(
     with registry.http(other_key) as http:
         assert http.get(f"/v1/sync/{credit}/snapshot").status_code == 404
         assert http.get(f"/v1/sync/{credit}/drift").status_code == 404
+
+
+# Cursors no snapshot page hands out, made from a real listing id.
+BAD_SNAPSHOT_CURSORS: dict[str, Callable[[str], str]] = {
+    "arabic-indic-digit": lambda _: "٣",
+    "float": lambda _: "1e400",
+    "huge-number": lambda _: "99999999999999999999999",
+    "number": lambda _: "3",
+    "word": lambda _: "abc",
+    "lowercase": str.lower,
+    "trailing-space": lambda id_: id_ + " ",
+    "leading-space": lambda id_: " " + id_,
+    "line-separator": lambda id_: id_ + "\u2028",
+    "too-long": lambda id_: id_ + "0",
+    "too-short": lambda id_: id_[:-1],
+    "past-128-bits": lambda id_: "8" + id_[1:],
+    "not-crockford": lambda id_: id_[:-1] + "U",
+}
+
+
+@pytest.mark.parametrize("bad", list(BAD_SNAPSHOT_CURSORS))
+def test_a_snapshot_cursor_that_no_page_hands_out_is_400_not_an_empty_last_page(
+    registry: Registry, court: CourtHandle, admin: httpx.Client, bad: str
+) -> None:
+    """`after` is a `next_after`: a listing id. Anything else read as a cursor past every
+    listing, answered 200 with no listing and `next_after: null`: the agency's copy complete."""
+    listing_id = publish_one(registry, court, registry.listing(court))
+    client_id, key = agency(registry)
+    sub = subscribe(admin, client_id, "credit_reference", "pull")
+    with registry.http(key) as http:
+        after = BAD_SNAPSHOT_CURSORS[bad](listing_id)
+        refused = http.get(f"/v1/sync/{sub}/snapshot", params={"after": after})
+        assert refused.status_code == 400, refused.text
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert (refused.json()["code"], refused.json()["pointer"]) == ("invalid_parameter", "/query/after")
+
+
+def test_a_snapshot_cursor_given_twice_is_400_repeated_parameter(
+    registry: Registry, court: CourtHandle, admin: httpx.Client
+) -> None:
+    first = publish_one(registry, court, registry.listing(court))
+    second = publish_one(registry, court, registry.listing(court))
+    client_id, key = agency(registry)
+    sub = subscribe(admin, client_id, "credit_reference", "pull")
+    with registry.http(key) as http:
+        for query in (f"after={first}&after={second}", f"after=&after={first}"):
+            refused = http.get(f"/v1/sync/{sub}/snapshot?{query}")
+            assert refused.status_code == 400, refused.text
+            assert (refused.json()["code"], refused.json()["pointer"]) == (
+                "repeated_parameter",
+                "/query/after",
+            )
+        # Given once: none (the first page), a listing id, any well-formed id (past the last here).
+        for after, count in (("", 2), (min(first, second), 1), ("7" + "Z" * 25, 0)):
+            answer = http.get(f"/v1/sync/{sub}/snapshot", params={"after": after})
+            assert answer.status_code == 200, answer.text
+            assert json.loads(answer.content.splitlines()[0])["count"] == count
 
 
 def test_drift_report_names_what_the_agency_lacks_and_clears_after_replay(

@@ -156,3 +156,22 @@ def test_a_window_counts_across_stores_and_resets(redis_url: str) -> None:
     time.sleep(1.1)
     assert [c[0] for c in asyncio.run(run()) if c] == [1, 2, 3], "a new window after the reset"
     assert os.environ.get("REGISTRY_REDIS_URL") is None, "the session server shares nothing"
+
+
+def test_readiness_shows_the_shared_store_without_going_unready_for_it(
+    settings: Settings, engine: sa.Engine, redis_url: str
+) -> None:
+    """A wrong REGISTRY_REDIS_URL (or a store gone) shows in /readyz, which stays 200: the
+    limits fall back to each process, and taking every web process out would be an outage."""
+    answers = {}
+    for name, url in (("up", redis_url), ("down", f"redis://127.0.0.1:{free_port()}/0")):
+        app = create_app(settings.override(shared_store={"url": url}), run_scheduler=False)
+        with serve_app(app) as served:
+            answers[name] = httpx.get(f"{served}/readyz")
+    assert answers["up"].status_code == 200 and answers["up"].json()["checks"]["shared_limits"] == "ok"
+    down = answers["down"]
+    assert down.status_code == 200 and down.json()["status"] == "ready"
+    assert down.json()["checks"]["shared_limits"].startswith("unavailable (")
+    without = create_app(settings, run_scheduler=False)
+    with serve_app(without) as served:
+        assert "shared_limits" not in httpx.get(f"{served}/readyz").json()["checks"]

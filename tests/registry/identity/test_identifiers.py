@@ -252,6 +252,8 @@ def test_a_hong_kong_residence_permit_of_someone_born_before_1997_is_accepted() 
         ("820000", 1950),
         ("830000", 1962),
         ("110105", 2007),
+        ("330113", 1990),  # 临平区, 2021: missing from stdnum's table
+        ("330114", 1960),  # 钱塘区, 2021
     ],
 )
 def test_codes_of_every_era_and_the_residence_permit_codes_pass_for_any_birth_year(

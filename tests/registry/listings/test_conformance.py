@@ -175,6 +175,23 @@ def test_art2_listed_on_and_term_change_only_by_an_extension_of_at_most_five_yea
     assert listing["details"]["extension"] == extension
 
 
+def test_art2_a_first_listing_over_two_years_carries_its_extension(
+    registry: Registry, court: CourtHandle
+) -> None:
+    body = registry.person_listing(court, grounds=["evades_enforcement"], term_years=3, extension=None)
+    del body["extension"]
+    assert_listing_refused(registry, court, body, "extension_required", "/listing/extension")
+    extension = {
+        "document_number": body["case_number"],
+        "decided_on": body["listed_on"],
+        "reason": "violence_or_threats",
+    }
+    listing_id = publish_one(registry, court, dict(body, extension=extension))
+    with registry.http(court.api_key) as http:
+        listing = http.get(f"/v1/listings/{listing_id}").json()
+    assert (listing["term_years"], listing["details"]["extension"]) == (3, extension)
+
+
 def test_art2_a_fixed_term_never_becomes_none_by_amendment(registry: Registry, court: CourtHandle) -> None:
     body = registry.person_listing(court, grounds=["evades_enforcement"], term_years=2)
     listing_id = publish_one(registry, court, body)

@@ -893,6 +893,42 @@ def test_a_batch_that_is_not_json_is_400(registry: Registry, court: CourtHandle,
     assert head(admin) == before
 
 
+def test_an_envelope_with_an_unpaired_surrogate_is_refused_alone(
+    registry: Registry, court: CourtHandle, admin: httpx.Client
+) -> None:
+    """`\\ud800` is JSON's grammar (I-JSON forbids it): its envelope is refused, the rest stored."""
+    good = [json.dumps(registry.envelope(court, registry.listing(court))) for _ in range(2)]
+    broken = json.dumps(registry.envelope(court, registry.listing(court))).replace(
+        '"obligations": "', '"obligations": "\\ud800', 1
+    )
+    body = '{"envelopes": [' + ", ".join([good[0], broken, good[1]]) + "]}"
+    with registry.http(court.api_key) as http:
+        response = http.post(
+            "/v1/listings/batch", content=body.encode(), headers={"content-type": "application/json"}
+        )
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [r["outcome"] for r in results] == ["created", "rejected", "created"]
+    assert results[1]["problem"]["status"] in (400, 422)
+
+
+def test_a_batch_naming_its_envelopes_twice_is_422_and_writes_nothing(
+    registry: Registry, court: CourtHandle, admin: httpx.Client
+) -> None:
+    """The first list would be dropped unseen (a parser keeps the last)."""
+    first, second = (json.dumps(registry.envelope(court, registry.listing(court))) for _ in range(2))
+    before = head(admin)
+    with registry.http(court.api_key) as http:
+        response = http.post(
+            "/v1/listings/batch",
+            content=f'{{"envelopes": [{first}], "envelopes": [{second}]}}'.encode(),
+            headers={"content-type": "application/json"},
+        )
+    assert_problem(response, 422, "duplicate_member")
+    assert response.json()["pointer"] == "/envelopes"
+    assert head(admin) == before
+
+
 def test_a_batch_larger_than_one_chunk_keeps_its_order_for_duplicates(
     registry: Registry, court: CourtHandle, admin: httpx.Client
 ) -> None:

@@ -229,3 +229,26 @@ def test_killing_the_server_takes_its_ingest_workers_with_it(
     while any(alive(pid) for pid in helpers):
         assert time.monotonic() < deadline, "ingest workers outlived their server"
         time.sleep(0.2)
+
+
+def test_a_worker_that_died_while_the_pool_was_idle_is_replaced_at_the_next_batch(
+    registry: Registry, court: CourtHandle, engine: sa.Engine
+) -> None:
+    """The executor learns of a death between batches only when the next batch is submitted:
+    that batch is stored by a fresh pool (it was a 500 until the service restarted)."""
+    with registry.http(court.api_key) as http:
+        first = http.post("/v1/listings/batch", json={"envelopes": _envelopes(registry, court, 65)})
+        assert first.status_code == 200, first.text
+        workers = sorted(pool_workers())  # this server's pool, started now or by an earlier test
+        assert workers, "no ingest worker process of this server found"
+        os.kill(workers[-1], signal.SIGKILL)  # the newest: a worker, not the forkserver
+        deadline = time.monotonic() + 30
+        while alive(workers[-1]):
+            assert time.monotonic() < deadline, "the killed worker never went"
+            time.sleep(0.05)
+        time.sleep(1)  # the executor's manager thread marks the pool broken
+        counted = _listing_count(engine)
+        second = http.post("/v1/listings/batch", json={"envelopes": _envelopes(registry, court, 65)})
+    assert second.status_code == 200, second.text
+    assert {r["outcome"] for r in second.json()["results"]} == {"created"}
+    assert _listing_count(engine) == counted + 65

@@ -335,6 +335,12 @@ def test_a_fixed_term_expires_on_the_same_calendar_day(listed_on: str, term: int
         listed_on=listed_on,
         filed_on="2024-01-10",
     )
+    if term > 2:
+        body["extension"] = {
+            "document_number": "（2024）京0105执1号",
+            "decided_on": listed_on,
+            "reason": "violence_or_threats",
+        }
     prepared = preparer().listing(CHAOYANG.sign("listing", body))
     assert (prepared.term_years, prepared.expires_on) == (term, expires_on)
 
@@ -531,8 +537,51 @@ def test_a_removal_signed_by_another_court_is_refused() -> None:
         ({"reason": "term_expired"}, "unknown_reason", "/removal/reason"),  # the registry's own reason
         ({"effective_on": "2025-01-16"}, "date_out_of_range", "/removal/effective_on"),
         ({"effective_on": "2025-13-01"}, "invalid_date", "/removal/effective_on"),
+        ({"basis_document": "（٢٠٢٤）京0105执恢12号之一"}, "invalid_field", "/removal/basis_document"),
     ],
 )
 def test_bad_removals_are_refused(changes: dict[str, Any], code: str, pointer: str) -> None:
     problem = refused(CHAOYANG.sign("removal", removal(**changes)), removal_of="京0105")
     assert (problem.code, problem.pointer) == (code, pointer)
+
+
+# ---- identifier-like text: ASCII after NFKC, or refused ----
+
+
+@pytest.mark.parametrize(
+    ("changes", "pointer"),
+    [
+        (
+            {"basis": {"document_number": "（٢٠٢٣）京0105民初5678号", "issuer": "北京市朝阳区人民法院"}},
+            "/listing/basis/document_number",
+        ),
+        (
+            {
+                "decision": {
+                    "document_number": "（२०२४）京0105执1234号",
+                    "decided_on": "2024-06-01",
+                    "initiated_by": "court_initiative",
+                }
+            },
+            "/listing/decision/document_number",
+        ),
+        ({"submission_id": "sub-٣"}, "/listing/submission_id"),
+        ({"submission_id": "提交-001"}, "/listing/submission_id"),
+        ({"submission_id": "sub 1"}, "/listing/submission_id"),
+        ({"submission_id": "\u3000"}, "/listing/submission_id"),
+    ],
+)
+def test_document_numbers_and_submission_ids_with_other_digits_or_letters_are_refused(
+    changes: dict[str, Any], pointer: str
+) -> None:
+    assert_refused(listing(**changes), "invalid_field", pointer)
+
+
+def test_full_width_document_numbers_and_submission_ids_fold_to_ascii() -> None:
+    body = listing(
+        basis={"document_number": "（２０２３）京0105民初5678号", "issuer": "北京市朝阳区人民法院"},
+        submission_id="ＳＵＢ－００１",
+    )
+    prepared = preparer().listing(CHAOYANG.sign("listing", body))
+    assert prepared.submission_id == "SUB-001"
+    assert prepared.details["basis"]["document_number"] == "（2023）京0105民初5678号"

@@ -447,3 +447,22 @@ def test_a_large_backlog_logged_in_parallel_is_the_log_one_process_would_write(
             assert root_from_path(_b64(proof["leaf_hash"]), index, 43, path) == root
     # Nothing was left for the ordinary appender.
     assert catch_up(engine, settings.database.url, 2, min_backlog=1) == 0
+
+
+def test_with_json_logs_a_command_off_a_terminal_writes_only_json_to_stderr(
+    registry: Registry, court: CourtHandle, engine: sa.Engine, settings: Settings
+) -> None:
+    """A log shipper reads stderr: the progress bar, not JSON, is left out there (on a
+    terminal it is drawn, as without JSON logs)."""
+    publish(registry, court, 2)
+    shipped = subprocess.run(
+        [registry_bin(), "log", "checkpoint"],
+        env=cli_env(settings) | {"REGISTRY_LOG_FORMAT": "json"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert shipped.returncode == 0, shipped.stderr
+    assert "checkpoint_tree_size" in json.loads(shipped.stdout)
+    lines = [line for line in shipped.stderr.splitlines() if line.strip()]
+    assert all(isinstance(json.loads(line), dict) for line in lines), shipped.stderr
