@@ -96,9 +96,13 @@ class InteractiveSignal:
     def let_earlier_pass(self, timeout: float = YIELD_TIMEOUT_SECONDS) -> None:
         """Return once every interactive turn asked for before this call has ended (or after
         `timeout`)."""
-        target = self._asked.value
+        # Read without the counters' locks (an aligned 64-bit read is whole): only the
+        # starting process writes them, under the lock, and a worker killed while holding it
+        # would have stopped every interactive write of that process, and every batch after.
+        asked, ended = self._asked.get_obj(), self._ended.get_obj()
+        target = asked.value
         deadline = time.monotonic() + timeout
-        while self._ended.value < target and time.monotonic() < deadline:
+        while ended.value < target and time.monotonic() < deadline:
             time.sleep(YIELD_POLL_SECONDS)
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from registry.listings.ingest import WriteTurns
 from registry.readerpool import in_order, shutdown_within
+from registry.writequeue import InteractiveSignal
 from tests.support.processes import alive
 
 # A worker that cannot take its turn in this long is hung (a turn here takes microseconds).
@@ -139,3 +140,25 @@ def test_an_ordered_run_fails_rather_than_waits_for_a_hung_worker(tmp_path: Path
     assert not running.is_alive(), "the run waited for the hung worker"
     assert results == [0]
     assert failed and "finished no task for 5 s" in str(failed[0])
+
+
+def test_a_worker_waiting_for_interactive_writers_never_takes_the_counters_lock() -> None:
+    """A worker killed while holding a lock shared with the server would stop every
+    interactive write of the server and every batch after (a SQLite batch hung when a worker
+    was killed mid-batch): the worker only reads. Here the server side holds the lock, as a
+    dead worker would have: the worker's wait still ends at its timeout."""
+    shared = InteractiveSignal(multiprocessing.get_context("forkserver"))
+    shared.asked()  # an interactive writer waiting: the worker polls the counters
+    waited: list[float] = []
+
+    def wait() -> None:
+        started = time.monotonic()
+        shared.let_earlier_pass(timeout=0.2)
+        waited.append(time.monotonic() - started)
+
+    with shared._ended.get_lock():
+        worker = threading.Thread(target=wait, daemon=True)
+        worker.start()
+        worker.join(timeout=5)
+    assert not worker.is_alive(), "the worker blocked on the counters' lock"
+    assert waited and waited[0] < 2
