@@ -15,10 +15,12 @@ from __future__ import annotations
 import math
 import random
 from bisect import bisect
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
 from itertools import accumulate
+from typing import Any
 
 from stdnum import numdb
 
@@ -765,13 +767,6 @@ class DemoGenerator:
             "listed_on": date.fromordinal(listed_ord).isoformat(),
             "submission_id": _uuid4(rng.getrandbits(128)),
         }
-        if term_years is not None and term_years > 2:
-            # SPC Art. 2: the term beyond two years is decided with the listing.
-            body["extension"] = {
-                "document_number": case_number,
-                "decided_on": date.fromordinal(listed_ord).isoformat(),
-                "reason": "multiple_dishonest_acts",
-            }
         # SPC Art. 5: most listings are decided on the creditor's application.
         applied = rnd() < 0.6
         body["decision"] = {
@@ -779,11 +774,27 @@ class DemoGenerator:
             "decided_on": date.fromordinal(listed_ord).isoformat(),
             "initiated_by": "creditor_application" if applied else "court_initiative",
         }
+        extension = extension_for(body)
+        if extension is not None:
+            body["extension"] = extension
         if applied:
             body["creditor"] = (
                 self.person_name() if rnd() < 0.4 else {"name": self.company_name(court.province_code)}
             )
         return body
+
+
+def extension_for(body: Mapping[str, Any]) -> dict[str, str] | None:
+    """SPC Art. 2: a term beyond two years is an extension, here decided with the listing
+    (its decision's number and date) for several dishonest acts; None for a shorter term."""
+    term = body.get("term_years")
+    if not isinstance(term, int) or term <= 2:
+        return None
+    return {
+        "document_number": str(body["case_number"]),
+        "decided_on": str(body["decision"]["decided_on"]),
+        "reason": "multiple_dishonest_acts",
+    }
 
 
 def _province_of(court_code: str) -> str:

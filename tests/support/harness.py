@@ -24,7 +24,7 @@ import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from litestar import Litestar
 
-from demo.data import DemoCourt, DemoGenerator
+from demo.data import DemoCourt, DemoGenerator, extension_for
 from registry.calendar import today_in_china
 from registry.clients.services import create_client
 from registry.courts.services import add_court, add_key
@@ -143,15 +143,10 @@ def _overridden(body: dict[str, Any], overrides: dict[str, Any]) -> dict[str, An
         body["decision"] = body["decision"] | {"decided_on": overrides["listed_on"]}
     if "extension" not in overrides:
         # A term over two years carries its extension (SPC Art. 2), and only such a term does.
-        term = body.get("term_years")
-        if not isinstance(term, int) or term <= 2:
-            body.pop("extension", None)
-        else:
-            body["extension"] = {
-                "document_number": body["case_number"],
-                "decided_on": body["decision"]["decided_on"],
-                "reason": "multiple_dishonest_acts",
-            }
+        body.pop("extension", None)
+        extension = extension_for(body)
+        if extension is not None:
+            body["extension"] = extension
     return body
 
 

@@ -17,7 +17,7 @@ from playwright.sync_api import Browser, Page, ViewportSize, expect
 
 from tests.support.browser import DESKTOP, PHONE, browser, no_horizontal_scroll, serious_violations
 from tests.support.harness import CourtHandle, Registry, run_search_indexer
-from tests.support.listings import person_named, publish_one
+from tests.support.listings import organization_named, person_named, publish_one
 from tests.support.publishing import remove
 from tests.support.web import NO_RESULT, masked
 
@@ -163,14 +163,7 @@ def test_on_a_phone_nothing_scrolls_sideways(
     browser: Browser, registry: Registry, court: CourtHandle, index: Callable[[], int]
 ) -> None:
     long_name = "北京市朝阳区某某某某某某房地产开发经营有限责任公司第一分公司"
-    body = registry.listing(court)
-    body["debtor"] = {
-        "kind": "organization",
-        "name": long_name,
-        "credit_code": "91110000600037341L",
-        "legal_representative": "王建国",
-    }
-    publish_one(registry, court, body)
+    publish_one(registry, court, organization_named(registry, court, long_name))
     index()
     context = browser.new_context(base_url=registry.url, viewport=PHONE, is_mobile=True, has_touch=True)
     try:
