@@ -42,7 +42,7 @@ from registry.eventlog.types import LISTING_EVENTS, EventType
 from registry.identity.registry_key import RAW_CONTEXTS, Domain, RegistrySigner
 from registry.listings.disclosure import PublicEntry, public_columns, public_entry
 from registry.listings.models import Listing
-from registry.listings.wording import KIND, PERFORMANCE, SEX, grounds_text, label
+from registry.listings.wording import KIND, PERFORMANCE, SEX, grounds_text, identifier_text, label
 from registry.readerpool import kill_workers, shutdown_within
 from registry.timeutil import iso
 
@@ -141,9 +141,10 @@ def _csv_row(entry: PublicEntry) -> list[Any]:
     perf = entry.performance
     return [
         entry.id, label(KIND, entry.kind), entry.name, label(SEX, entry.sex), entry.age_at_publication,
-        entry.identifier_masked, entry.legal_representative, entry.court_code, entry.court_name,
-        entry.province, entry.case_number, entry.basis_document_number, entry.basis_issuer,
-        entry.obligations, _yuan(entry.amount_cents), label(PERFORMANCE, perf.status),
+        identifier_text(entry.id_type, entry.identifier_masked), entry.legal_representative,
+        entry.court_code, entry.court_name, entry.province, entry.case_number,
+        entry.basis_document_number, entry.basis_issuer, entry.obligations, _yuan(entry.amount_cents),
+        label(PERFORMANCE, perf.status),
         _yuan(perf.performed_cents), _yuan(perf.unperformed_cents), grounds_text(entry.grounds),
         entry.filed_on.isoformat(), entry.published_on.isoformat(),
     ]  # fmt: skip

@@ -30,6 +30,7 @@ from registry.listings.wording import (
     SEX,
     cn_date,
     grounds_text,
+    identifier_text,
     label,
     yuan,
 )
@@ -65,7 +66,8 @@ NOT_GIVEN = "—"
 def _entry_text(entry: PublicEntry) -> str:
     lines = [
         f"被执行人：{entry.name}（{label(KIND, entry.kind)}）",
-        f"{ID_TYPE_NAMES.get(entry.id_type, '证件号码')}：{entry.identifier_masked}",
+        f"{ID_TYPE_NAMES.get(entry.id_type, '证件号码')}："
+        + identifier_text(entry.id_type, entry.identifier_masked),
     ]
     # A field the entry does not have reads "—", as on the entry's page, not an empty label.
     if entry.kind == "person":

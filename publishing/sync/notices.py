@@ -38,6 +38,7 @@ from registry.listings.wording import (
     china_time,
     cn_date,
     grounds_text,
+    identifier_text,
     label,
     yuan,
 )
@@ -203,6 +204,7 @@ _CODES: dict[str, dict[str, str]] = {
     "special_subject": SPECIAL_SUBJECTS,
     "id_type": ID_TYPE_NAMES,
 }
+_IDENTIFIERS = frozenset({"identifier", "identifier_masked", "id_number", "credit_code"})
 _DATES = frozenset({"birth_date", "filed_on", "listed_on", "published_on", "expires_on"})
 
 
@@ -212,7 +214,7 @@ def render_html(notice: dict[str, Any]) -> str:
     e = html.escape
     debtor = notice["debtor"] or {}
     debtor_rows = "".join(
-        f"<tr><th>{e(_FIELDS.get(k, k))}</th><td>{e(_words(k, v))}</td></tr>"
+        f"<tr><th>{e(_FIELDS.get(k, k))}</th><td>{e(_words(k, v, debtor))}</td></tr>"
         for k, v in debtor.items()
         if v is not None
     )
@@ -238,8 +240,11 @@ def render_html(notice: dict[str, Any]) -> str:
 """
 
 
-def _words(field: str, value: Any) -> str:
-    """A profile field's value as people read it: codes in words, amounts in 元, dates in China."""
+def _words(field: str, value: Any, debtor: dict[str, Any]) -> str:
+    """A profile field's value as people read it: codes in words, amounts in 元, dates in China,
+    a passport's country by name."""
+    if field in _IDENTIFIERS and "id_type" in debtor:
+        return identifier_text(debtor["id_type"], value)
     if field in _CODES:
         return label(_CODES[field], value)
     if field == "grounds":

@@ -8,7 +8,11 @@ performance the national disclosure site (全部未履行 / 部分未履行).
 
 from __future__ import annotations
 
+import functools
+import gettext
 from datetime import date, datetime
+
+import pycountry
 
 from registry.calendar import CHINA_TIME
 
@@ -51,6 +55,33 @@ def label(table: dict[str, str], code: str | None) -> str:
     if code is None:
         return ""
     return table.get(code, code)
+
+
+@functools.cache
+def _country_names() -> dict[str, str]:
+    """ISO 3166-1 alpha-3 code -> the country's Chinese name (pycountry's zh_CN catalogue),
+    read once, on first use."""
+    chinese = gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=["zh_CN"])
+    return {country.alpha_3: chinese.gettext(country.name) for country in pycountry.countries}
+
+
+def country_name(code: str) -> str:
+    """The Chinese name of an ISO 3166-1 alpha-3 country code (`CAN` -> 加拿大); an unknown
+    code is shown as itself."""
+    return _country_names().get(code, code)
+
+
+# Their numbers begin with the issuing country's code, `CAN *********` as the public sees it,
+# `CAN:E12345678` as an agency does (registry.identity.types).
+_COUNTRY_FIRST = frozenset({"passport", "registration"})
+
+
+def identifier_text(id_type: str, shown: str) -> str:
+    """An identifier as people read it: a passport's or a foreign registration's country in
+    Chinese (`加拿大 *********`), not its ISO code; every other identifier as it is."""
+    if id_type in _COUNTRY_FIRST and len(shown) > 3 and shown[3] in " :":
+        return f"{country_name(shown[:3])} {shown[4:]}"
+    return shown
 
 
 def grounds_text(codes: list[str]) -> str:

@@ -33,7 +33,13 @@ from registry.identity.registry_key import load_registry_signer
 from registry.settings import Settings
 from registry.timeutil import utcnow
 from tests.support.harness import CourtHandle, Registry, cli_env, registry_bin
-from tests.support.listings import amended_body, new_submission, post_amendment, publish_one
+from tests.support.listings import (
+    amended_body,
+    new_submission,
+    passport_holder_named,
+    post_amendment,
+    publish_one,
+)
 from tests.support.processes import pool_workers
 from tests.support.publishing import publish, remove
 
@@ -354,3 +360,20 @@ def test_the_listing_csv_neutralises_court_text_a_spreadsheet_would_run(
     record = dict(zip(CSV_COLUMNS, table[1], strict=True))
     assert table[1][0] == listing_id
     assert record["生效法律文书确定的义务"] == "'=1+2 支付货款"
+
+
+def test_the_listing_csv_names_a_passport_s_country_in_words(
+    registry: Registry, court: CourtHandle, settings: Settings
+) -> None:
+    """The CSV is read by people (its headers and codes are in Chinese): a passport's issuing
+    country by its name, as on the entry page, not its ISO code; the JSON Lines keep the code."""
+    listing_id = publish_one(registry, court, passport_holder_named(registry, court, "欧阳明"))
+    day = _export(settings)["date"]
+    with registry.http() as http:
+        table = list(
+            csv.reader(io.StringIO(gzip.decompress(_download(http, day, "listings.csv.gz")).decode()))
+        )
+        [row] = gzip.decompress(_download(http, day, "listings.jsonl.gz")).splitlines()
+    record = dict(zip(CSV_COLUMNS, table[1], strict=True))
+    assert (table[1][0], record["证件号码（部分隐去）"]) == (listing_id, "加拿大 *********")
+    assert json.loads(row)["identifier_masked"] == "CAN *********"

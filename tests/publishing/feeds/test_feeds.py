@@ -503,6 +503,9 @@ def test_a_field_the_entry_lacks_reads_a_dash_not_an_empty_label(
     with registry.http() as http:
         [item] = _json_feed(http)["items"]
     assert "性别：—　公布时年龄：—" in item["content_text"]
+    # The passport's country in words, as on the entry page, not its ISO code.
+    assert "护照：加拿大 *********" in item["content_text"]
+    assert "CAN" not in item["content_text"]
     assert "：　" not in item["content_text"] and not any(
         line.endswith("：") for line in item["content_text"].splitlines()
     )

@@ -34,7 +34,14 @@ from registry.settings import Settings
 from registry.timeutil import utcnow
 from tests.support import rfc9421
 from tests.support.harness import CourtHandle, Registry, cli_env, registry_bin
-from tests.support.listings import amended_body, post_amendment, post_removal, publish_one, removal_body
+from tests.support.listings import (
+    amended_body,
+    passport_holder_named,
+    post_amendment,
+    post_removal,
+    publish_one,
+    removal_body,
+)
 from tests.support.publishing import deliver_once
 from tests.support.sync_receiver import Receiver, running_receiver
 
@@ -987,17 +994,26 @@ def test_the_printed_notice_names_the_identifier_s_type_in_words(
     subscribe(admin, credit_id, "credit_reference", "pull")
     publish_one(registry, court, registry.person_listing(court))
     publish_one(registry, court, org_listing(registry, court))
+    publish_one(registry, court, passport_holder_named(registry, court, "欧阳明"))
     with registry.engine.begin() as conn:
         assert step(conn, notice_reader(3), utcnow()) > 0
     with registry.http(credit_key) as http:
-        printed = {}
+        printed, numbers = {}, {}
         for summary in http.get("/v1/notices").json():
             debtor = http.get(f"/v1/notices/{summary['id']}").json()["debtor"]
             printed[debtor["id_type"]] = http.get(f"/v1/notices/{summary['id']}/print").text
-    assert set(printed) == {"resident_id", "credit_code"}  # the JSON keeps the codes
-    for code, words in (("resident_id", "居民身份证"), ("credit_code", "统一社会信用代码")):
+            numbers[debtor["id_type"]] = debtor["identifier"]
+    assert set(printed) == {"resident_id", "credit_code", "passport"}  # the JSON keeps the codes
+    for code, words in (
+        ("resident_id", "居民身份证"),
+        ("credit_code", "统一社会信用代码"),
+        ("passport", "护照"),
+    ):
         assert f"<th>证件类型</th><td>{words}</td>" in printed[code]
         assert f"<td>{code}</td>" not in printed[code]
+    # The passport's country by name on paper; the JSON keeps the code.
+    assert numbers["passport"] == "CAN:E1234567"
+    assert "<td>加拿大 E1234567</td>" in printed["passport"] and "CAN" not in printed["passport"]
 
 
 def test_a_notice_is_due_at_the_end_of_its_third_working_day_on_china_s_calendar(

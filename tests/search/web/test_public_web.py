@@ -131,10 +131,16 @@ def test_each_number_is_labelled_with_the_document_it_is_of(
     index()
     found = results(page(registry.url, q="欧阳明").text)
     assert sorted(re.findall(r"<dt>([^<]*)</dt><dd class=\"num\">", found)) == sorted(ids)
+    # The issuing country by its Chinese name, not its ISO code (CAN, GBR).
+    shown = {"护照": "加拿大 *********", "境外注册号": "英国 SC123456"}
+    numbers = dict(re.findall(r"<dt>([^<]*)</dt><dd class=\"num\">([^<]*)</dd>", found))
+    assert {label: numbers[label] for label in shown} == shown
     with httpx.Client(base_url=registry.url) as client:
         for label, listing_id in ids.items():
             entry = client.get(f"/defaulters/{listing_id}").text
             assert re.findall(r"<dt>([^<]*)</dt><dd class=\"num\">", entry) == [label]
+            if label in shown:
+                assert f'<dd class="num">{shown[label]}</dd>' in entry
 
 
 def test_a_full_id_number_finds_its_holder_only(
