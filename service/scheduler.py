@@ -28,7 +28,7 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.schedulers.base import STATE_STOPPED
-from sqlalchemy import Connection, insert, select, text, update
+from sqlalchemy import Connection, delete, insert, select, text, update
 
 from registry.calendar import CHINA_TIME
 from registry.db import sqlite_path
@@ -102,10 +102,20 @@ def run_alone(
     less than `spacing` seconds ago (every worker schedules the job on its own clock)."""
 
     async def claimed(services: Services) -> object:
-        if spacing > 0 and not await services.db.write(_claim_run, job_id, utcnow(), spacing):
+        if spacing <= 0:
+            return await run(services)
+        started = utcnow()
+        claimed_here, previous = await services.db.write(_claim_run, job_id, started, spacing)
+        if not claimed_here:
             logger.debug("%s ran in another process moments ago: skipped here", job_id)
             return None
-        return await run(services)
+        try:
+            return await run(services)
+        except Exception:
+            # A run that failed did not do the work: give the claim back, so that another
+            # worker's schedule (or this one's) runs it without waiting out the spacing.
+            await services.db.write(_release_run, job_id, started, previous)
+            raise
 
     async def elected(services: Services) -> object:
         if services.db.is_sqlite:
@@ -127,17 +137,27 @@ def run_alone(
     return elected
 
 
-def _claim_run(conn: Connection, job_id: str, now: datetime, spacing: float) -> bool:
-    """Record this run's start, unless another started less than `spacing` seconds ago. Called
-    under the job's election lock, so no other process claims the job meanwhile."""
+def _claim_run(conn: Connection, job_id: str, now: datetime, spacing: float) -> tuple[bool, datetime | None]:
+    """Record this run's start, unless another started less than `spacing` seconds ago; with
+    the start it replaces (None for the first run). Called under the job's election lock, so
+    no other process claims the job meanwhile."""
     last = conn.execute(select(JobRun.started_at).where(JobRun.job_id == job_id)).scalar_one_or_none()
     if last is None:
         conn.execute(insert(JobRun).values(job_id=job_id, started_at=now))
-        return True
+        return True, None
     if timedelta(0) <= now - last < timedelta(seconds=spacing):
-        return False
+        return False, last
     conn.execute(update(JobRun).where(JobRun.job_id == job_id).values(started_at=now))
-    return True
+    return True, last
+
+
+def _release_run(conn: Connection, job_id: str, started: datetime, previous: datetime | None) -> None:
+    """Put back the start `_claim_run` replaced (still under the election lock)."""
+    mine = (JobRun.job_id == job_id) & (JobRun.started_at == started)
+    if previous is not None:
+        conn.execute(update(JobRun).where(mine).values(started_at=previous))
+    else:
+        conn.execute(delete(JobRun).where(mine))
 
 
 def run_spacing(every: float | Mapping[str, int]) -> float:

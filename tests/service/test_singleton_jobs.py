@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 
+import pytest
 import sqlalchemy as sa
 
 from registry.db import sqlite_path
@@ -92,3 +93,32 @@ def test_a_singleton_started_moments_ago_in_another_process_is_not_run_again(
         query = sa.text("SELECT count(*) FROM job_runs WHERE job_id = 'search_reconcile'")
         runs = conn.execute(query).scalar()
     assert runs == 1
+
+
+def test_a_singleton_run_that_failed_does_not_keep_another_worker_from_running_it(
+    settings: Settings, engine: sa.Engine
+) -> None:
+    """A run that raised did not do the work: the next worker's schedule runs it at once,
+    not half an interval later; a run that succeeded still spaces the next."""
+    ran: list[str] = []
+
+    async def failing(_services: Services) -> str:
+        ran.append("failed")
+        raise RuntimeError("disk full")
+
+    async def job(_services: Services) -> str:
+        ran.append("run")
+        return "done"
+
+    async def attempt(run: Callable[[Services], Awaitable[str]]) -> object:
+        services = Services.create(settings)
+        try:
+            return await run_alone("daily_export", run, 3600)(services)
+        finally:
+            await services.close()
+
+    with pytest.raises(RuntimeError):
+        asyncio.run(attempt(failing))
+    assert asyncio.run(attempt(job)) == "done" and ran == ["failed", "run"]
+    assert asyncio.run(attempt(failing)) is None, "the run that succeeded spaces the next"
+    assert ran == ["failed", "run"]
