@@ -248,7 +248,12 @@ class ListingSettings(BaseSettings):
             " killed and replaced, and the chunks tried again (a stopped or hung worker)."
         ),
     )
-    batch_max_items: int = Field(default=10_000, ge=1, description="Envelopes per POST /v1/listings/batch.")
+    batch_max_items: int = Field(
+        default=10_000,
+        ge=1,
+        le=100_000,
+        description="Envelopes per POST /v1/listings/batch (at most 100,000; the body cap holds too).",
+    )
 
 
 class CheckSettings(BaseSettings):
@@ -311,7 +316,9 @@ class SyncSettings(BaseSettings):
     max_parallel: int = Field(
         default=16,
         ge=1,
-        description="Subscriptions (and, apart, banks' watchlists) one process delivers at once.",
+        le=256,
+        description="Subscriptions (and, apart, banks' watchlists) one process delivers at once"
+        " (at most 256).",
     )
     timeout_seconds: float = Field(
         default=10.0,

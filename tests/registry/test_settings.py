@@ -53,6 +53,20 @@ def test_override_changes_one_concern_and_validates() -> None:
         settings.override(checks={"rate_per_second": 0})
 
 
+@pytest.mark.parametrize(
+    ("name", "too_many"),
+    [("REGISTRY_BATCH_MAX_ITEMS", "1000000"), ("REGISTRY_SYNC_MAX_PARALLEL", "100000")],
+)
+def test_a_bound_past_what_a_process_can_hold_is_refused_at_start(
+    name: str, too_many: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A million envelopes a batch or 100,000 pushes at once would exhaust memory and
+    connections long before they helped: refused with the variable's name, not run."""
+    monkeypatch.setenv(name, too_many)
+    with pytest.raises(ValueError, match="less than or equal"):
+        Settings()
+
+
 def test_the_settings_reference_is_generated_not_written() -> None:
     committed = (Path(__file__).resolve().parents[2] / "docs" / "settings.md").read_text()
     assert committed == reference_markdown(), "run `registry settings > docs/settings.md`"
