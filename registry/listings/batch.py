@@ -4,7 +4,8 @@ One envelope must never fail its batch: each is decoded, checked and refused on 
 worker that prepares it. msgspec splits a batch in one pass, but refuses the whole body for a
 fault inside one envelope that is still JSON's grammar (an unpaired surrogate escape, `\\ud800`,
 which I-JSON forbids and msgspec cannot represent). Such a body is split again by the standard
-library's scanner, which keeps each envelope's text as sent for its worker to refuse.
+library's scanner, which keeps each envelope's text as sent for its worker to refuse; an
+envelope nested deeper than that scanner's stack is delimited by its brackets alone.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ _WHITESPACE = " \t\n\r"
 # A lower-case ASCII letter written as an escape: no encoder needs one, but a second
 # `"\u0065nvelopes"` would hide from a count of the plain name.
 _ESCAPED_LETTER = re.compile(rb"\\u00[67][0-9a-fA-F]")
+# What delimits a value: a whole string (brackets inside it do not count), or a bracket.
+_STRING_OR_BRACKET = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.S)
 
 
 class _Batch(msgspec.Struct, forbid_unknown_fields=True):
@@ -107,10 +110,30 @@ def _items(decoder: json.JSONDecoder, text: str, at: int) -> tuple[list[bytes], 
     while text[at : at + 1] != "]":
         if items:
             at = _expect(text, at, ",")
-        _value, end = decoder.raw_decode(text, at)
+        try:
+            _value, end = decoder.raw_decode(text, at)
+        except RecursionError:
+            end = _bracketed_end(text, at)
         items.append(text[at:end].encode())
         at = _skip(text, end)
     return items, _skip(text, at + 1)
+
+
+def _bracketed_end(text: str, at: int) -> int:
+    """Where an array or object starting at `at` ends, by its brackets outside strings: its
+    grammar is left to the worker, which refuses it alone (its parser's stack is as short)."""
+    if text[at : at + 1] not in ("[", "{"):
+        raise invalid_json()
+    depth = 0
+    for token in _STRING_OR_BRACKET.finditer(text, at):
+        bracket = token.group()
+        if bracket in ("[", "{"):
+            depth += 1
+        elif bracket in ("]", "}"):
+            depth -= 1
+            if depth == 0:
+                return token.end()
+    raise invalid_json()
 
 
 def _encodable(text: str) -> bool:

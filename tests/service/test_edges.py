@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -30,11 +31,25 @@ def test_event_cursors_beyond_the_log_position_type_are_400(admin: httpx.Client,
 
 
 def test_a_deeply_nested_batch_is_400(registry: Registry, court: CourtHandle) -> None:
-    body = '{"envelopes": [' + "[" * 5000 + "]" * 5000 + "]}"
+    body = "[" * 5000 + "]" * 5000
     with registry.http(court.api_key) as http:
         response = http.post("/v1/listings/batch", content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 400
     assert response.json()["code"] == "invalid_json"
+
+
+@pytest.mark.parametrize("nested", ["[" * 5000 + "]" * 5000, '{"a":' * 5000 + '"]}"' + "}" * 5000])
+def test_an_envelope_nested_past_the_parsers_stack_is_refused_alone(
+    registry: Registry, court: CourtHandle, nested: str
+) -> None:
+    good = json.dumps(registry.envelope(court, registry.person_listing(court)))
+    body = '{"envelopes": [' + good + ", " + nested + ", " + good + "]}"  # the same envelope twice
+    with registry.http(court.api_key) as http:
+        response = http.post("/v1/listings/batch", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [r["outcome"] for r in results] == ["created", "rejected", "unchanged"]
+    assert results[1]["problem"]["code"] == "invalid_json"
 
 
 def test_the_largest_valid_cursor_is_simply_past_the_end(admin: httpx.Client) -> None:

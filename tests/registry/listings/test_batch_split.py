@@ -62,3 +62,11 @@ def test_a_duplicate_nested_deeper_than_the_parsers_stack_is_400_not_a_crash() -
         with pytest.raises(Problem) as caught:
             decode_signed_json(body)
         assert caught.value.code in ("duplicate_member", "invalid_json")
+
+
+def test_an_envelope_nested_past_the_scanners_stack_is_kept_for_its_worker_to_refuse() -> None:
+    """Brackets inside a string do not count; the envelopes beside it are split as sent."""
+    deep = b'{"a": "]}[{", "b": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    body = b'{"envelopes": [{"a": "\\ud800"}, ' + deep + b', {"ok": true}]}'
+    assert envelopes_of(body) == [b'{"a": "\\ud800"}', deep, b'{"ok": true}']
+    assert _refused(b'{"envelopes": [{"a": "\\ud800"}, ' + b"[" * 5000 + b"]}")[:2] == (400, "invalid_json")
