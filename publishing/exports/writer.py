@@ -40,6 +40,7 @@ from registry.eventlog.models import Event
 from registry.eventlog.services import head
 from registry.eventlog.types import LISTING_EVENTS, EventType
 from registry.identity.registry_key import RAW_CONTEXTS, Domain, RegistrySigner
+from registry.identity.types import ID_TYPE_NAMES
 from registry.listings.disclosure import PublicEntry, public_columns, public_entry
 from registry.listings.models import Listing
 from registry.listings.wording import KIND, PERFORMANCE, SEX, grounds_text, identifier_text, label
@@ -66,7 +67,7 @@ logger = logging.getLogger("publishing.exports")
 # The CSV is read by people: Chinese headers in the Provisions' words (Art. 6), sex, grounds
 # and performance in words, amounts in 元, dates in China. The JSON Lines file keeps the codes.
 CSV_COLUMNS = (
-    "编号", "被执行人类型", "被执行人姓名或名称", "性别", "公布时年龄", "证件号码（部分隐去）",
+    "编号", "被执行人类型", "被执行人姓名或名称", "性别", "公布时年龄", "证件类型", "证件号码（部分隐去）",
     "法定代表人或者负责人", "执行法院代码", "执行法院", "省份", "案号", "执行依据文号",
     "做出执行依据单位", "生效法律文书确定的义务", "执行标的（元）", "履行情况", "已履行（元）",
     "未履行（元）", "失信被执行人行为具体情形", "立案时间", "发布时间",
@@ -141,7 +142,8 @@ def _csv_row(entry: PublicEntry) -> list[Any]:
     perf = entry.performance
     return [
         entry.id, label(KIND, entry.kind), entry.name, label(SEX, entry.sex), entry.age_at_publication,
-        identifier_text(entry.id_type, entry.identifier_masked), entry.legal_representative,
+        label(ID_TYPE_NAMES, entry.id_type), identifier_text(entry.id_type, entry.identifier_masked),
+        entry.legal_representative,
         entry.court_code, entry.court_name, entry.province, entry.case_number,
         entry.basis_document_number, entry.basis_issuer, entry.obligations, _yuan(entry.amount_cents),
         label(PERFORMANCE, perf.status),
@@ -298,7 +300,9 @@ def _snapshot(
         outputs = [_Output(folder, name) for name in (LISTINGS_JSONL, LISTINGS_CSV)]
         jsonl, csv_out = outputs
         try:
-            csv_out.write(_csv_bytes([list(CSV_COLUMNS)]), 0)
+            # A byte-order mark first, as on the statistics CSVs: spreadsheets on
+            # Chinese Windows read UTF-8 without one as the local code page.
+            csv_out.write(b"\xef\xbb\xbf" + _csv_bytes([list(CSV_COLUMNS)]), 0)
             result = conn.execute(
                 public_columns()
                 .where(Listing.status == "active")

@@ -394,7 +394,7 @@ class NoticeController(Controller):
     ) -> Response[str]:
         """The notice as a page to print and sign."""
         notice = await _read_notice(db, secrets, principal, notice_id)
-        return Response(notices.render_html(notice), media_type=MediaType.HTML)
+        return Response(notices.render_html(notice), media_type=MediaType.HTML, headers=notices.PRINT_HEADERS)
 
     @post(
         "/{notice_id:str}/acknowledge",

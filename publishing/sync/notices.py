@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import unicodedata
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from functools import partial
 from typing import Any, cast
 
@@ -22,7 +22,13 @@ from publishing.sync.models import AssistanceNotice, Subscription
 from publishing.sync.profiles import admitted_at, enters_scope, leaves_scope, load_listings, render
 from publishing.sync.services import ACTIVE_CLIENTS, profile_of, readable
 from registry.bulk import bulk_insert
-from registry.calendar import add_working_days, china_date, end_of_china_day, first_uncovered_day
+from registry.calendar import (
+    CHINA_TIME,
+    add_working_days,
+    china_date,
+    end_of_china_day,
+    first_uncovered_day,
+)
 from registry.eventlog.readers import LogEvent, LogReader
 from registry.eventlog.services import EventDraft, append_events, lock_head
 from registry.eventlog.types import LISTING_EVENTS, REMOVAL_EVENTS, EventType
@@ -205,6 +211,18 @@ _CODES: dict[str, dict[str, str]] = {
     "id_type": ID_TYPE_NAMES,
 }
 _IDENTIFIERS = frozenset({"identifier", "identifier_masked", "id_number", "credit_code"})
+# A profile's identifier field beside its `id_type`: the number of that document (a passport's,
+# a foreign registration's), not always a 身份证号码 or a 统一社会信用代码.
+_NUMBER_OF_ID_TYPE = frozenset({"id_number", "credit_code"})
+# The print is a page of its own: its inline style and nothing else.
+PRINT_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
 _DATES = frozenset({"birth_date", "filed_on", "listed_on", "published_on", "expires_on"})
 
 
@@ -214,7 +232,7 @@ def render_html(notice: dict[str, Any]) -> str:
     e = html.escape
     debtor = notice["debtor"] or {}
     debtor_rows = "".join(
-        f"<tr><th>{e(_FIELDS.get(k, k))}</th><td>{e(_words(k, v, debtor))}</td></tr>"
+        f"<tr><th>{e(_label(k, debtor))}</th><td>{e(_words(k, v, debtor))}</td></tr>"
         for k, v in debtor.items()
         if v is not None
     )
@@ -226,7 +244,7 @@ def render_html(notice: dict[str, Any]) -> str:
         else ""
     )
     issued = china_time(datetime.fromisoformat(notice["issued_at"]))
-    due = china_time(datetime.fromisoformat(notice["due_at"]))
+    due = _by_end_of(datetime.fromisoformat(notice["due_at"]))
     return f"""<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8"><title>{e(notice["title"])} {e(notice["id"])}</title>
 <style>body{{font-family:serif;max-width:42em;margin:2em auto}}th{{text-align:left;padding-right:1em}}
@@ -234,10 +252,46 @@ def render_html(notice: dict[str, Any]) -> str:
 <h1>{e(notice["court_name"])}</h1><h2>{e(notice["title"])}</h2>
 <p>案号：{e(notice["case_number"])}　　通知编号：{e(notice["id"])}</p>
 <p>依据：{e(notice["legal_basis"])}　　发出：{e(issued)}　　请于 {e(due)} 前回执</p>
-<h3>被执行人</h3><table>{debtor_rows}</table>
+<h3>被执行人</h3>{_as_read(notice, debtor)}<table>{debtor_rows}</table>
 <h3>请求协助事项</h3><ol>{measures}</ol>{objection}
 </body></html>
 """
+
+
+def _label(field: str, debtor: dict[str, Any]) -> str:
+    if field in _NUMBER_OF_ID_TYPE and debtor.get("id_type") not in (None, field, "resident_id"):
+        return "证件号码"
+    return _FIELDS.get(field, field)
+
+
+def _by_end_of(due: datetime) -> str:
+    """A deadline at the end of a China day reads as that day's 24:00, not the next day's
+    00:00 (which names a day the agency is not given, often a Saturday)."""
+    local = due.astimezone(CHINA_TIME)
+    if local.time() == time(0):
+        return f"{cn_date(local.date() - timedelta(days=1))} 24:00（北京时间）"
+    return china_time(due)
+
+
+def _as_read(notice: dict[str, Any], debtor: dict[str, Any]) -> str:
+    """The debtor is shown as the listing stands when the notice is read (a court's later
+    correction is what the agency must hold): said so when that is no longer the version the
+    notice was issued for, or when the listing has left the agency's view."""
+    if not debtor:
+        return (
+            "<p>该名单信息现已不在本机构可查阅的范围内（已移出名单，或不再属于本类主体），"
+            "不再显示被执行人信息。</p>"
+        )
+    notes = []
+    version = debtor.get("version")
+    if version is not None and version != notice["listing_version"]:
+        notes.append(
+            f"本通知依据名单信息第 {notice['listing_version']} 版发出；"
+            f"以下为查阅时的名单信息（第 {version} 版）。"
+        )
+    if notice["kind"] == "impose" and debtor.get("status") not in (None, "active"):
+        notes.append("该被执行人现已移出名单，请依解除协助执行通知书办理。")
+    return "".join(f"<p>{html.escape(note)}</p>" for note in notes)
 
 
 def _words(field: str, value: Any, debtor: dict[str, Any]) -> str:

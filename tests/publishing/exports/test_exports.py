@@ -124,7 +124,9 @@ def test_export_round_trips_and_its_signature_verifies_with_pynacl(
         for row in rows
         if row["kind"] == "person"
     )
-    table = list(csv.reader(io.StringIO(gzip.decompress(contents["listings.csv.gz"]).decode())))
+    listing_csv = gzip.decompress(contents["listings.csv.gz"])
+    assert listing_csv.startswith(b"\xef\xbb\xbf")  # a spreadsheet reads it as UTF-8
+    table = list(csv.reader(io.StringIO(listing_csv.decode("utf-8-sig"))))
     assert tuple(table[0]) == CSV_COLUMNS
     assert {line[0] for line in table[1:]} == active and files["listings.csv.gz"]["rows"] == 5
     by_id = {row["id"]: row for row in rows}
@@ -356,7 +358,7 @@ def test_the_listing_csv_neutralises_court_text_a_spreadsheet_would_run(
     day = _export(settings)["date"]
     with registry.http() as http:
         data = _download(http, day, "listings.csv.gz")
-    table = list(csv.reader(io.StringIO(gzip.decompress(data).decode())))
+    table = list(csv.reader(io.StringIO(gzip.decompress(data).decode("utf-8-sig"))))
     record = dict(zip(CSV_COLUMNS, table[1], strict=True))
     assert table[1][0] == listing_id
     assert record["生效法律文书确定的义务"] == "'=1+2 支付货款"
@@ -371,9 +373,15 @@ def test_the_listing_csv_names_a_passport_s_country_in_words(
     day = _export(settings)["date"]
     with registry.http() as http:
         table = list(
-            csv.reader(io.StringIO(gzip.decompress(_download(http, day, "listings.csv.gz")).decode()))
+            csv.reader(
+                io.StringIO(gzip.decompress(_download(http, day, "listings.csv.gz")).decode("utf-8-sig"))
+            )
         )
         [row] = gzip.decompress(_download(http, day, "listings.jsonl.gz")).splitlines()
     record = dict(zip(CSV_COLUMNS, table[1], strict=True))
-    assert (table[1][0], record["证件号码（部分隐去）"]) == (listing_id, "加拿大 *********")
+    assert (table[1][0], record["证件类型"], record["证件号码（部分隐去）"]) == (
+        listing_id,
+        "护照",
+        "加拿大 *********",
+    )
     assert json.loads(row)["identifier_masked"] == "CAN *********"

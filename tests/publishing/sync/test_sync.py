@@ -1029,6 +1029,38 @@ def test_a_notice_is_due_at_the_end_of_its_third_working_day_on_china_s_calendar
     with registry.http(credit_key) as http:
         [notice] = http.get("/v1/notices").json()
     assert notice["due_at"] == "2026-10-09T16:00:00.000000Z"  # midnight ending 9 October in China
+    with registry.http(credit_key) as http:
+        printed = http.get(f"/v1/notices/{notice['id']}/print")
+    # The last day given, to its end: not "10月10日 00:00", a Saturday the agency is not given.
+    assert "请于 2026年10月9日 24:00（北京时间） 前回执" in printed.text
+    assert "2026年10月10日" not in printed.text
+    assert printed.headers["content-security-policy"].startswith("default-src 'none'")
+
+
+def test_a_printed_notice_labels_each_number_by_its_document_and_says_what_changed_since(
+    registry: Registry, court: CourtHandle, admin: httpx.Client
+) -> None:
+    """The enterprise-supervision profile's `id_number` of a passport holder is no 身份证号码;
+    an impose notice read after an amendment and the removal says so above the debtor."""
+    agency_id, key = agency(registry)
+    subscribe(admin, agency_id, "enterprise_supervision", "pull")
+    body = passport_holder_named(registry, court, "欧阳明")
+    listing_id = publish_one(registry, court, body)
+    with registry.engine.begin() as conn:
+        assert step(conn, notice_reader(3), utcnow()) > 0
+    with registry.http(key) as http:
+        [notice] = http.get("/v1/notices").json()
+        first = http.get(f"/v1/notices/{notice['id']}/print").text
+    assert "<th>证件号码</th><td>加拿大 E1234567</td>" in first and "身份证号码" not in first
+    assert "查阅时" not in first and "移出名单" not in first
+    assert post_amendment(registry, court, listing_id, amended_body(body)).status_code == 200
+    assert (
+        post_removal(registry, court, listing_id, removal_body(listing_id, registry.today)).status_code == 200
+    )
+    with registry.http(key) as http:
+        later = http.get(f"/v1/notices/{notice['id']}/print").text
+    assert "本通知依据名单信息第 1 版发出；以下为查阅时的名单信息（第 2 版）。" in later
+    assert "该被执行人现已移出名单，请依解除协助执行通知书办理。" in later
 
 
 def test_a_deadline_beyond_the_calendar_data_is_provisional_and_shown_on_metrics(
