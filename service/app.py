@@ -65,7 +65,11 @@ def readiness_endpoint(plugins: Sequence[Plugin]) -> Any:
         media_type=MediaType.JSON,
         tags=["operations"],
         responses={
-            503: ResponseSpec(data_container=Readiness, description="Not ready: `checks` says what is down")
+            503: ResponseSpec(
+                data_container=Readiness,
+                description="Not ready: `checks` says what is down",
+                generate_examples=False,
+            )
         },
     )
     async def readyz(state: State) -> Response[Readiness]:

@@ -238,7 +238,9 @@ def _url(base: str, path: str, params: dict[str, Any]) -> str:
 # A feed answers 304 to a reader whose copy is current, and 400 for a bad filter.
 FEED_RESPONSES = {
     304: ResponseSpec(
-        None, description="Not modified: the page is unchanged since the `ETag` or `Last-Modified` you sent"
+        None,
+        description="Not modified: the page is unchanged since the `ETag` or `Last-Modified` you sent",
+        generate_examples=False,
     ),
     **problems(
         PUBLIC,
@@ -339,7 +341,10 @@ class FeedController(Controller):
         media_type="application/feed+json",
         responses={
             200: ResponseSpec(
-                JsonFeed, media_type="application/feed+json", description="A JSON Feed 1.1 page"
+                JsonFeed,
+                media_type="application/feed+json",
+                description="A JSON Feed 1.1 page",
+                generate_examples=False,
             ),
             **FEED_RESPONSES,
         },

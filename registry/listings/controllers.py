@@ -83,7 +83,11 @@ ENVELOPE: Codes = {
 }
 READ: Codes = {403: "not_your_listing", 404: "listing_not_found"}
 CHANGE: Codes = {**READ, 409: "listing_not_active"}
-UNCHANGED = {200: ResponseSpec(IngestResult, description="An identical resubmission: the listing as it is.")}
+UNCHANGED = {
+    200: ResponseSpec(
+        IngestResult, description="An identical resubmission: the listing as it is.", generate_examples=False
+    )
+}
 
 
 class ListingController(Controller):

@@ -222,6 +222,20 @@ def test_the_signed_court_endpoints_document_their_envelopes_with_examples(
     assert set(listing["required"]) == {"listing", "signature"}
 
 
+def test_no_schema_shows_made_up_example_values(document: dict[str, Any]) -> None:
+    """The framework's generated examples are random strings ("court_name": "VXGihmxirINH…")
+    and dates without a zone: only the envelopes' written, signed examples are shown."""
+    with_examples = {
+        name for name, schema in document["components"]["schemas"].items() if "examples" in schema
+    }
+    assert with_examples == {"ListingBatch", "ListingEnvelope", "RemovalEnvelope"}
+    for operation in document["paths"].values():
+        for method in METHODS:
+            for status, answer in operation.get(method, {}).get("responses", {}).items():
+                for media_type, content in answer.get("content", {}).items():
+                    assert media_type == PROBLEM_MEDIA_TYPE or "examples" not in content, (method, status)
+
+
 def test_the_correction_queue_documents_its_states(server_url: str) -> None:
     document = httpx.get(f"{server_url}/schema/openapi.json").json()
     [state] = [p for p in document["paths"]["/v1/corrections"]["get"]["parameters"] if p["name"] == "state"]
