@@ -34,6 +34,7 @@ from registry.http.auth import roles
 from registry.http.dependencies import Injected
 from registry.http.errors import rate_limited_page
 from registry.http.pages import PUBLIC_PAGE_HEADERS
+from registry.http.params import refuse_repeated
 from registry.identity.identifiers import PROVINCES
 from registry.listings.wording import GROUNDS, KIND, REMOVAL_REASONS, cn_date
 from registry.problems import Problem
@@ -61,6 +62,7 @@ MESSAGES = {
     "unknown_special_subject": "特殊主体类别无效。",
     "unknown_breakdown": "分类方式无效。",
     "not_your_court": "只能查看本院数据。",
+    "repeated_parameter": "同一查询条件只能填写一个。",
 }
 
 
@@ -107,12 +109,18 @@ def _html(name: str, status: int = 200, **context: Any) -> Response[str]:
     )
 
 
+_KEYS = ("from", "to", "interval", "province", "kind", "court")
+
+
 def _raw(request: Request[Any, Any, Any]) -> dict[str, str]:
-    keys = ("from", "to", "interval", "province", "kind", "court")
-    return {key: request.query_params.get(key) or "" for key in keys}
+    return {key: request.query_params.get(key) or "" for key in _KEYS}
 
 
-def _parse(raw: dict[str, str]) -> StatisticsQuery:
+def _parse(request: Request[Any, Any, Any]) -> StatisticsQuery:
+    """The query, as the JSON API reads it: each parameter given once (of two provinces,
+    which was meant is a guess; the page showed the first)."""
+    refuse_repeated(request, _KEYS)
+    raw = _raw(request)
     return parse_query(
         start=raw["from"],
         end=raw["to"],
@@ -184,7 +192,7 @@ class StatisticsPages(Controller):
         raw = _raw(request)
         common: dict[str, Any] = {"action": "/statistics", "show_court": False}
         try:
-            query = _parse(raw)
+            query = _parse(request)
         except Problem as problem:
             return _error("statistics.html", problem, raw, stats=None, **common)
         stats, provinces = await db.read(_public_page, query)
@@ -211,7 +219,7 @@ class StatisticsPages(Controller):
         make = PUBLIC_CHARTS.get(name)
         if make is None:
             raise Problem(404, "chart_not_found", "no chart has this name")
-        query = _parse(_raw(request))
+        query = _parse(request)
         return Response(await db.read(make, query), media_type=SVG, headers=SVG_HEADERS)
 
 
@@ -309,7 +317,7 @@ class OversightPages(Controller):
             "charts": OVERSIGHT_CHARTS,
         }
         try:
-            query = scoped(_parse(raw), principal)
+            query = scoped(_parse(request), principal)
         except Problem as problem:
             return _error("oversight.html", problem, raw, sections=None, chart_heights={}, **common)
         answer: OversightOut = await db.read(read_oversight, query, query.filters.court)
@@ -336,7 +344,7 @@ class OversightPages(Controller):
         key = name.removesuffix(".svg")
         if key not in OVERSIGHT_CHARTS or not name.endswith(".svg"):
             raise Problem(404, "chart_not_found", "no chart has this name")
-        query = scoped(_parse(_raw(request)), principal)
+        query = scoped(_parse(request), principal)
         answer: OversightOut = await db.read(read_oversight, query, query.filters.court)
         section = next(s for s in answer.sections if s.key == key)
         return Response(_oversight_chart(section), media_type=SVG, headers=SVG_HEADERS)

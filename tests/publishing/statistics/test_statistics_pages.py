@@ -94,6 +94,22 @@ def test_bad_input_answers_the_form_with_the_reason(registry: Registry) -> None:
     assert "<title>错误：" in page.text
 
 
+def test_a_parameter_given_twice_is_refused_on_the_page_and_its_charts_as_by_the_api(
+    registry: Registry,
+) -> None:
+    """Of two provinces, which was meant is a guess: the page showed the first, the API
+    refused both; now both refuse, and so do the charts."""
+    twice = "province=11&province=12"
+    with registry.http() as anyone:
+        page = anyone.get(f"/statistics?{twice}")
+        chart = anyone.get(f"/statistics/charts/series.svg?{twice}")
+        api = anyone.get(f"/v1/statistics/listings?{twice}")
+    assert api.status_code == 400 and api.json()["code"] == "repeated_parameter"
+    assert page.status_code == 400
+    assert 'role="alert"' in page.text and "同一查询条件只能填写一个" in page.text
+    assert (chart.status_code, chart.json()["code"]) == (400, "repeated_parameter")
+
+
 def test_past_the_public_rate_limit_a_person_reads_why_and_a_program_gets_the_problem(
     settings: Settings,
 ) -> None:
