@@ -32,6 +32,7 @@ from registry.listings.wording import (
     grounds_text,
     identifier_text,
     label,
+    removal_date_label,
     yuan,
 )
 
@@ -113,7 +114,7 @@ def item_text(item: PublicationItem) -> str:
             f"案号：{notice.case_number}",
             f"执行法院：{notice.court_name}" + (f"（{notice.province}）" if notice.province else ""),
             f"移出原因：{label(REMOVAL_REASONS, notice.reason)}",
-            f"移出日期：{cn_date(notice.effective_on)}",
+            f"{removal_date_label(notice.reason, '移出日期')}：{cn_date(notice.effective_on)}",
         ]
     )
 

@@ -62,7 +62,11 @@ def _country_names() -> dict[str, str]:
     """ISO 3166-1 alpha-3 code -> the country's Chinese name (pycountry's zh_CN catalogue),
     read once, on first use."""
     chinese = gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=["zh_CN"])
-    return {country.alpha_3: chinese.gettext(country.name) for country in pycountry.countries}
+    names = {country.alpha_3: chinese.gettext(country.name) for country in pycountry.countries}
+    # China's regions by the names Chinese official documents use (the catalogue has 香港,
+    # 澳门, 中国台湾省); Kosovo's user-assigned code, which passports carry and the catalogue
+    # lacks.
+    return names | {"HKG": "中国香港", "MAC": "中国澳门", "TWN": "中国台湾", "XKX": "科索沃"}
 
 
 def country_name(code: str) -> str:
@@ -82,6 +86,12 @@ def identifier_text(id_type: str, shown: str) -> str:
     if id_type in _COUNTRY_FIRST and len(shown) > 3 and shown[3] in " :":
         return f"{country_name(shown[:3])} {shown[4:]}"
     return shown
+
+
+def removal_date_label(reason: str, removed: str = "删除日期") -> str:
+    """What a removal's date is: the day of the court's removal, or for an expiry the last day
+    of the term (the entry was shown through it and left the list as the next day began)."""
+    return "纳入期限届满日" if reason == "term_expired" else removed
 
 
 def grounds_text(codes: list[str]) -> str:

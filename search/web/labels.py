@@ -11,7 +11,16 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from registry.identity.identifiers import PROVINCES
 from registry.identity.types import ID_TYPE_NAMES
-from registry.listings.wording import GROUNDS, KIND, PERFORMANCE, SEX, cn_date, identifier_text, yuan
+from registry.listings.wording import (
+    GROUNDS,
+    KIND,
+    PERFORMANCE,
+    SEX,
+    cn_date,
+    identifier_text,
+    removal_date_label,
+    yuan,
+)
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 
@@ -42,6 +51,7 @@ def environment() -> Environment:
         id_type=_label(ID_TYPE_NAMES),
         # The number of that document: a passport's country in Chinese, not its ISO code.
         identifier=lambda shown, id_type: identifier_text(id_type, shown),
+        removal_date_label=removal_date_label,
         # A date as a certificate's claims hold it (ISO text), in Chinese.
         cn_iso=lambda text: cn_date(date.fromisoformat(text)),
     )

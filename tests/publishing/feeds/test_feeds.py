@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from publishing.feeds import entries
 from registry.listings.services import expire_due
+from registry.listings.wording import cn_date
 from registry.settings import Settings
 from registry.timeutil import utcnow
 from tests.support.harness import CourtHandle, Registry, cli_env, registry_bin
@@ -369,6 +370,9 @@ def test_amendments_replace_and_expiries_remove_entries(
     assert events == [("expired", fixed_id), ("amended", amended_id)]
     assert items[1]["_registry"]["entry"]["obligations"] == new_obligations
     assert items[0]["_registry"]["removal"]["reason"] == "term_expired"
+    # Its date is the term's last day, through which it was still shown: not a 移出日期.
+    assert f"纳入期限届满日：{cn_date(registry.today)}" in items[0]["content_text"]
+    assert "移出日期" not in items[0]["content_text"]
     assert parsed.bozo == 0
     assert [entry.title.split("：")[0] for entry in parsed.entries] == ["期满移出", "更正"]
     assert [item["tags"] for item in items] == [["期满移出"], ["更正"]]

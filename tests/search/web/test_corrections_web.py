@@ -12,7 +12,7 @@ from registry.settings import Settings
 from service.app import create_app
 from tests.support.corrections import application, apply, decision, post_decision
 from tests.support.harness import CourtHandle, Registry, serve_app
-from tests.support.listings import person_named, publish_one
+from tests.support.listings import ending_today, expire_tomorrow, person_named, publish_one
 
 PAGES = ("/corrections/apply", "/corrections/status", "/certificates", "/certificates/verify")
 
@@ -221,3 +221,24 @@ def test_an_empty_verification_form_asks_for_the_code(registry: Registry) -> Non
     assert _invalid(asked.text) == ["token"]
     # Opened without a code, the form is simply shown.
     assert blank.status_code == 200 and 'role="alert"' not in blank.text and _invalid(blank.text) == []
+
+
+def test_an_expiry_s_certificate_dates_the_term_s_last_day_as_such(
+    registry: Registry, court: CourtHandle
+) -> None:
+    """An expired entry was shown through its last day and left the list as the next began:
+    that day is its 纳入期限届满日, not a 删除日期 a day early."""
+    body = ending_today(registry, court)
+    listing_id = publish_one(registry, court, body)
+    assert expire_tomorrow(registry) == 1
+    form = {"listing": listing_id, "id_kind": "id_number", "number": body["debtor"]["id_number"]}
+    with registry.http() as http:
+        page = http.post("/certificates", data=form)
+        assert page.status_code == 201, page.text
+        token = re.search(r'id="certificate-token">([^<]+)<', page.text)
+        assert token is not None
+        verified = http.get("/certificates/verify", params={"token": token.group(1)})
+    last_day = f"{registry.today.year}年{registry.today.month}月{registry.today.day}日"
+    for text in (page.text, verified.text):
+        assert f"<dt>纳入期限届满日</dt><dd>{last_day}</dd>" in text
+        assert "删除日期" not in text
