@@ -95,6 +95,8 @@ def test_a_two_character_name_is_found_with_the_art6_fields(
         "男" if body["debtor"]["id_number"][16] in "13579" else "女",
     ):
         assert shown in html, shown
+    # The age in words, as the feeds give it.
+    assert re.search(r"<dt>公布时年龄</dt><dd>[0-9]+岁</dd>", html)
     # The back link returns to the same search.
     assert 'href="/?q=%E5%BC%A0%E4%BC%9F&amp;page=1"' in html
 
