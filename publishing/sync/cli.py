@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any
 
 import click
 
 from publishing.sync import services as sync
 from publishing.sync.delivery import deliver_due
-from publishing.sync.notices import count_notices, notice_reader, overdue_notices
+from publishing.sync.notices import PAGE_MAX, count_notices, notice_reader, overdue_notices
 from publishing.sync.profiles import PROFILES
 from registry.clirun import CLI_ACTOR, in_write_transaction, run_with_services
 from registry.endpoints import PushPolicy
@@ -126,4 +127,12 @@ def issue() -> None:
 @sync_cli.command("overdue")
 def overdue() -> None:
     """Notices unacknowledged past their deadline (Art. 24 escalation)."""
-    _echo(in_write_transaction(lambda c: overdue_notices(c, utcnow())))
+    now = utcnow()
+    overdue_: list[dict[str, Any]] = []
+    while True:  # every one, a page at a time
+        after = overdue_[-1]["id"] if overdue_ else ""
+        page = in_write_transaction(partial(overdue_notices, now=now, after=after))
+        overdue_ += page
+        if len(page) < PAGE_MAX:
+            break
+    _echo(overdue_)

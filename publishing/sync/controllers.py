@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any
+from functools import partial
+from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import urlencode
 
 import msgspec
 from litestar import Controller, MediaType, Request, Response, get, post
-from litestar.params import Parameter, RequestBody
+from litestar.params import Parameter, QueryParameter, RequestBody
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import Connection
 
@@ -341,6 +343,39 @@ class Objection(RequestStruct):
     text: str
 
 
+NoticeT = TypeVar("NoticeT", bound=NoticeSummary)
+NoticeCursor = Annotated[
+    str,
+    QueryParameter(
+        description="The last notice id of the previous page; none for the first",
+        schema_extra={"pattern": f"^(?:{notices.NOTICE_ID.pattern})?$"},
+    ),
+]
+PageSize = Annotated[int, QueryParameter(ge=1, le=notices.PAGE_MAX, description="Notices a page")]
+
+
+def _page_cursor(request: Request[Any, Any, Any], after: str, names: tuple[str, ...]) -> None:
+    refuse_repeated(request, names)
+    if after and notices.NOTICE_ID.fullmatch(after) is None:
+        raise Problem(
+            400,
+            "invalid_parameter",
+            "after is a notice id from the previous page (the last one)",
+            pointer="/query/after",
+        )
+
+
+def _paged(
+    request: Request[Any, Any, Any], page: list[NoticeT], limit: int, keep: dict[str, str]
+) -> Response[list[NoticeT]]:
+    """The page, with a link to the next when it is full (a short page is the last)."""
+    headers = {}
+    if len(page) == limit:
+        query = urlencode({"after": page[-1].id, "limit": limit, **keep})
+        headers["Link"] = f'<{request.url.path}?{query}>; rel="next"'
+    return Response(page, headers=headers)
+
+
 class NoticeController(Controller):
     """The agency's assistance notices (Art. 19-21): read, print, acknowledge, object."""
 
@@ -349,10 +384,28 @@ class NoticeController(Controller):
     tags = ("assistance notices",)
     security = BEARER_KEY
 
-    @get("/", guards=[roles("agency")], responses=problems(GUARDED))
-    async def list_own(self, db: Injected[Database], principal: Injected[Principal]) -> list[NoticeSummary]:
-        notices_ = await db.read(notices.list_notices, principal.client_id, utcnow())
-        return msgspec.convert(notices_, list[NoticeSummary])
+    @get("/", guards=[roles("agency")], responses=problems(GUARDED, QUERY))
+    async def list_own(
+        self,
+        request: Request[Any, Any, Any],
+        db: Injected[Database],
+        principal: Injected[Principal],
+        after: NoticeCursor = "",
+        limit: PageSize = notices.PAGE_MAX,
+        wanted: Annotated[
+            Literal["all", "open"],
+            QueryParameter(name="state", description="`open`: only those not yet acknowledged"),
+        ] = "all",
+    ) -> Response[list[NoticeSummary]]:
+        """Your notices in the order they were issued, up to `limit` a page; a full page has a
+        `Link: <…>; rel="next"` header to the next."""
+        _page_cursor(request, after, ("after", "state"))
+        page = await db.read(
+            partial(notices.list_notices, after=after, limit=limit, open_only=wanted == "open"),
+            principal.client_id,
+            utcnow(),
+        )
+        return _paged(request, msgspec.convert(page, list[NoticeSummary]), limit, {"state": wanted})
 
     @get("/objections", guards=[roles("court", "admin")], responses=problems(GUARDED))
     async def objections(self, db: Injected[Database], principal: Injected[Principal]) -> list[AgencyNotice]:
@@ -360,10 +413,19 @@ class NoticeController(Controller):
         objected = await db.read(notices.court_objections, principal.bound_court, utcnow())
         return msgspec.convert(objected, list[AgencyNotice])
 
-    @get("/overdue", guards=[roles("admin")], responses=problems(GUARDED))
-    async def overdue(self, db: Injected[Database]) -> list[AgencyNotice]:
-        """Notices unacknowledged past their deadline, for escalation (Art. 24)."""
-        return msgspec.convert(await db.read(notices.overdue_notices, utcnow()), list[AgencyNotice])
+    @get("/overdue", guards=[roles("admin")], responses=problems(GUARDED, QUERY))
+    async def overdue(
+        self,
+        request: Request[Any, Any, Any],
+        db: Injected[Database],
+        after: NoticeCursor = "",
+        limit: PageSize = notices.PAGE_MAX,
+    ) -> Response[list[AgencyNotice]]:
+        """Notices unacknowledged past their deadline, the longest overdue first, for
+        escalation (Art. 24); a full page has a `Link: <…>; rel="next"` header to the next."""
+        _page_cursor(request, after, ("after",))
+        page = await db.read(partial(notices.overdue_notices, after=after, limit=limit), utcnow())
+        return _paged(request, msgspec.convert(page, list[AgencyNotice]), limit, {})
 
     @get(
         "/{notice_id:str}",

@@ -101,7 +101,7 @@ class AssistanceNotice(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     subscription_id: Mapped[str] = mapped_column(ForeignKey("sync_subscriptions.id"))
-    client_id: Mapped[str] = mapped_column(ForeignKey("api_clients.id"), index=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("api_clients.id"))
     listing_id: Mapped[str] = mapped_column(ForeignKey("listings.id"))
     listing_version: Mapped[int] = mapped_column(Integer)
     court_code: Mapped[str] = mapped_column(String(16), index=True)
@@ -113,4 +113,8 @@ class AssistanceNotice(Base):
     objection: Mapped[str | None] = mapped_column(Text)
     objected_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
-    __table_args__ = (UniqueConstraint("subscription_id", "listing_id", "kind", "seq"),)
+    __table_args__ = (
+        UniqueConstraint("subscription_id", "listing_id", "kind", "seq"),
+        # An agency's notices a page at a time, in the order they were issued.
+        Index("ix_assistance_notices_client_seq", "client_id", "seq", "id"),
+    )

@@ -9,6 +9,7 @@ when the notice is read, so a notice never shows an agency more than its profile
 from __future__ import annotations
 
 import html
+import re
 import unicodedata
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
@@ -16,7 +17,7 @@ from functools import partial
 from typing import Any, cast
 
 import msgspec
-from sqlalchemy import Connection, Table, func, select, update
+from sqlalchemy import Connection, Table, func, select, tuple_, update
 
 from publishing.sync.models import AssistanceNotice, Subscription
 from publishing.sync.profiles import admitted_at, enters_scope, leaves_scope, load_listings, render
@@ -34,7 +35,7 @@ from registry.eventlog.services import EventDraft, append_events, lock_head
 from registry.eventlog.types import LISTING_EVENTS, REMOVAL_EVENTS, EventType
 from registry.identity.crypto import DataKeyring
 from registry.identity.types import ID_TYPE_NAMES
-from registry.ids import new_id
+from registry.ids import ID_PATTERN, new_id
 from registry.listings.wording import (
     KIND,
     PERFORMANCE,
@@ -56,6 +57,8 @@ CURSOR = "sync.notices"
 JOB = "assistance_notices"
 NOTICES = cast(Table, AssistanceNotice.__table__)
 MAX_OBJECTION_CHARS = 4000
+NOTICE_ID_PREFIX = "an_"
+NOTICE_ID = re.compile(NOTICE_ID_PREFIX + ID_PATTERN.pattern.lower(), re.ASCII)
 
 # What each kind of agency is asked to do (Art. 12, 13, 17; Art. 3 for the press), and to undo (Art. 21).
 MEASURES: dict[str, list[str]] = {
@@ -109,7 +112,7 @@ def issue_notices(conn: Connection, events: Sequence[LogEvent], now: datetime, *
                 continue
             notices.append(
                 {
-                    "id": "an_" + new_id().lower(),
+                    "id": NOTICE_ID_PREFIX + new_id().lower(),
                     "subscription_id": sub.id,
                     "client_id": sub.client_id,
                     "listing_id": listing.id,
@@ -130,19 +133,22 @@ def notice_reader(deadline_days: int) -> LogReader:
     return LogReader(CURSOR, partial(issue_notices, deadline_days=deadline_days), LISTING_EVENTS)
 
 
+NO_SUCH_NOTICE = "you have no notice with this id"
+
+
 def _notice(conn: Connection, notice_id: str, *, lock: bool = False) -> Any:
     query = select(NOTICES).where(NOTICES.c.id == notice_id)
     row = conn.execute(query.with_for_update() if lock else query).first()
     if row is None:
-        raise Problem(404, "notice_not_found", "no notice has this id")
+        raise Problem(404, "notice_not_found", NO_SUCH_NOTICE)
     return row
 
 
 def _owned(conn: Connection, notice_id: str, client_id: str, *, lock: bool = False) -> Any:
     row = _notice(conn, notice_id, lock=lock)
     if row.client_id != client_id:
-        # Someone else's notice: not confirmed to exist.
-        raise Problem(404, "notice_not_found", "you have no notice with this id")
+        # Someone else's notice: not confirmed to exist (the same answer as an unknown id).
+        raise Problem(404, "notice_not_found", NO_SUCH_NOTICE)
     return row
 
 
@@ -327,14 +333,42 @@ def provisional_notice_deadlines(conn: Connection) -> list[date]:
     return [china_date(as_utc(due) - timedelta(microseconds=1)) for due in rows]
 
 
-def list_notices(conn: Connection, client_id: str, now: datetime, limit: int = 1000) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        select(NOTICES)
-        .where(NOTICES.c.client_id == client_id)
-        .order_by(NOTICES.c.seq, NOTICES.c.id)
-        .limit(limit)
-    )
+PAGE_MAX = 1000
+
+
+def list_notices(
+    conn: Connection,
+    client_id: str,
+    now: datetime,
+    *,
+    after: str = "",
+    limit: int = PAGE_MAX,
+    open_only: bool = False,
+) -> list[dict[str, Any]]:
+    """An agency's notices in the order they were issued, a page at a time: `after` is the
+    last notice id of the previous page (one of this agency's: another's is refused as an
+    unknown one is, confirming nothing). `open_only`: those not yet acknowledged."""
+    query = select(NOTICES).where(NOTICES.c.client_id == client_id)
+    if after:
+        start = conn.execute(
+            select(NOTICES.c.seq).where(NOTICES.c.id == after, NOTICES.c.client_id == client_id)
+        ).scalar_one_or_none()
+        if start is None:
+            raise _not_a_page_cursor()
+        query = query.where(tuple_(NOTICES.c.seq, NOTICES.c.id) > tuple_(start, after))
+    if open_only:
+        query = query.where(NOTICES.c.acknowledged_at.is_(None))
+    rows = conn.execute(query.order_by(NOTICES.c.seq, NOTICES.c.id).limit(limit))
     return [_summary(row, now) for row in rows]
+
+
+def _not_a_page_cursor() -> Problem:
+    return Problem(
+        400,
+        "invalid_parameter",
+        "after is a notice id from the previous page (the last one)",
+        pointer="/query/after",
+    )
 
 
 def acknowledge_notice(
@@ -400,12 +434,16 @@ def count_notices(conn: Connection) -> int:
     return int(conn.execute(select(func.count()).select_from(NOTICES)).scalar_one())
 
 
-def overdue_notices(conn: Connection, now: datetime, limit: int = 1000) -> list[dict[str, Any]]:
-    """Unacknowledged past their deadline: for escalation (Art. 24)."""
-    rows = conn.execute(
-        select(NOTICES)
-        .where(NOTICES.c.acknowledged_at.is_(None), NOTICES.c.due_at < now)
-        .order_by(NOTICES.c.due_at)
-        .limit(limit)
-    )
+def overdue_notices(
+    conn: Connection, now: datetime, *, after: str = "", limit: int = PAGE_MAX
+) -> list[dict[str, Any]]:
+    """Unacknowledged past their deadline, the longest overdue first, a page at a time
+    (`after`: the last notice id of the previous page): for escalation (Art. 24)."""
+    query = select(NOTICES).where(NOTICES.c.acknowledged_at.is_(None), NOTICES.c.due_at < now)
+    if after:
+        start = conn.execute(select(NOTICES.c.due_at).where(NOTICES.c.id == after)).scalar_one_or_none()
+        if start is None:
+            raise _not_a_page_cursor()
+        query = query.where(tuple_(NOTICES.c.due_at, NOTICES.c.id) > tuple_(start, after))
+    rows = conn.execute(query.order_by(NOTICES.c.due_at, NOTICES.c.id).limit(limit))
     return [_summary(row, now) | {"client_id": row.client_id} for row in rows]

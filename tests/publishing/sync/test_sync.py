@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -1141,3 +1142,58 @@ def test_cli_creates_pauses_resumes_inspects_and_replays(
     assert inspected["id"] == sub and inspected["latency_seconds"]["samples"] == 0
     assert [s["id"] for s in json.loads(cli("list").stdout)] == [sub]
     assert cli("pause", "sub_missing").returncode != 0
+
+
+def test_an_agency_reads_every_notice_a_page_at_a_time(
+    registry: Registry, court: CourtHandle, admin: httpx.Client
+) -> None:
+    """The list held an agency's oldest 1,000 notices and no more: the newest (lifts among
+    them) could never be read nor acknowledged. It pages now, in issue order."""
+    credit_id, credit_key = agency(registry)
+    subscribe(admin, credit_id, "credit_reference", "pull")
+    for _ in range(5):
+        publish_one(registry, court, registry.person_listing(court))
+    with registry.engine.begin() as conn:
+        assert step(conn, notice_reader(3), utcnow()) > 0
+    with registry.http(credit_key) as http:
+        every = [n["id"] for n in http.get("/v1/notices").json()]
+        assert len(every) == 5 and "link" not in http.get("/v1/notices").headers
+        seen, url = [], "/v1/notices?limit=2"
+        while url:
+            page = http.get(url)
+            assert page.status_code == 200
+            seen += [n["id"] for n in page.json()]
+            next_link = re.fullmatch(r'<([^>]+)>; rel="next"', page.headers.get("link", ""))
+            url = next_link.group(1) if next_link else ""
+        assert seen == every  # each once, in issue order, the last page short (1)
+        assert http.post(f"/v1/notices/{every[1]}/acknowledge").status_code == 200
+        still_open = http.get("/v1/notices", params={"state": "open"}).json()
+        assert [n["id"] for n in still_open] == every[:1] + every[2:]
+        for bad in ({"after": "not-an-id"}, {"after": "an_" + "0" * 26}, {"state": "closed"}):
+            refused = http.get("/v1/notices", params=bad)
+            assert (refused.status_code, refused.json()["code"]) == (400, "invalid_parameter"), bad
+    _, other_key = agency(registry)
+    with registry.http(other_key) as http:
+        # Another agency's notice id is no cursor of its own, and its notice is not confirmed.
+        assert http.get("/v1/notices", params={"after": every[0]}).status_code == 400
+        theirs, unknown = http.get(f"/v1/notices/{every[0]}"), http.get(f"/v1/notices/{'0' * 26}")
+    assert theirs.status_code == unknown.status_code == 404
+    assert theirs.json()["detail"] == unknown.json()["detail"]
+
+
+def test_the_overdue_notices_are_read_a_page_at_a_time(
+    registry: Registry, court: CourtHandle, admin: httpx.Client
+) -> None:
+    credit_id, _ = agency(registry)
+    subscribe(admin, credit_id, "credit_reference", "pull")
+    for _ in range(3):
+        publish_one(registry, court, registry.person_listing(court))
+    with registry.engine.begin() as conn:
+        assert step(conn, notice_reader(3), utcnow() - timedelta(days=30)) > 0
+    every = [n["id"] for n in admin.get("/v1/notices/overdue").json()]
+    assert len(every) == 3
+    first = admin.get("/v1/notices/overdue", params={"limit": 2})
+    link = re.fullmatch(r'<([^>]+)>; rel="next"', first.headers["link"])
+    assert link is not None
+    rest = admin.get(link.group(1))
+    assert [n["id"] for n in first.json() + rest.json()] == every and "link" not in rest.headers
