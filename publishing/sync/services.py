@@ -381,10 +381,16 @@ def lane_removals(
     wanted = {row.listing_id: row.seq for row in found if row.seq not in sent and row.listing_id is not None}
     if not wanted:
         return LaneLook([], looked_to)
-    # The first event of each listing above the cursor: the candidate itself, or it waits.
+    # The first event of each listing above the cursor that the agency is sent: the candidate
+    # itself, or it waits. Only listing events count: an acknowledged notice or a correction
+    # of the listing is never pushed, and must not hold its removal behind the backlog.
     first_above = conn.execute(
         select(Event.listing_id, func.min(Event.seq))
-        .where(Event.listing_id.in_(sorted(wanted)), Event.seq > cursor)
+        .where(
+            Event.listing_id.in_(sorted(wanted)),
+            Event.seq > cursor,
+            Event.type.in_(sorted(LISTING_EVENTS)),
+        )
         .group_by(Event.listing_id)
     ).all()
     ready = sorted(wanted[listing_id] for listing_id, first in first_above if wanted[listing_id] == first)

@@ -17,6 +17,8 @@ import sqlalchemy as sa
 
 from publishing.sync.delivery import deliver_due
 from registry.clients.services import create_client, revoke_client
+from registry.eventlog.services import EventDraft, append_events
+from registry.eventlog.types import EventType
 from registry.runtime import Services
 from registry.settings import Settings
 from registry.timeutil import utcnow
@@ -280,3 +282,27 @@ def test_a_revoked_agency_gets_nothing_through_the_lane(
     assert held not in removals(receiver.received)
     assert lane_requests(receiver) == []
     assert admin.get(f"/v1/sync/subscriptions/{sub}").json()["removal_lane"]["delivered_total"] == 0
+
+
+def test_an_event_the_agency_is_not_sent_does_not_hold_a_removal_behind_the_backlog(
+    registry: Registry, court: CourtHandle, admin: httpx.Client, settings: Settings
+) -> None:
+    """A debtor files a correction (or an agency acknowledges a notice), then is removed: those
+    events of the listing are never pushed, and its removal still goes through the lane."""
+    with running_receiver() as receiver:
+        sub, held = held_listing(registry, court, admin, settings, receiver)
+        publish(registry, court, BACKLOG)
+        with registry.engine.begin() as conn:
+            append_events(
+                conn,
+                [EventDraft(EventType.CORRECTION_FILED, "public", court_code=court.code, listing_id=held)],
+                utcnow(),
+            )
+        remove(registry, court, held)
+        before = len(receiver.received)
+        pump(fast(settings), caught_up(registry.engine, sub))
+    sent = receiver.received[before:]
+    assert sent[0]["listing_id"] == held and sent[0]["type"] == "listing.removed"
+    (lane,) = lane_requests(receiver)
+    assert [e["listing_id"] for e in lane["events"]] == [held]
+    assert removals(receiver.received).count(held) == 1
