@@ -49,7 +49,8 @@ class Deadline:
 
     `provisional` is true when a day counted lies in a year the calendar data does not cover
     yet (the State Council announces next year's holidays late in the year): such days are
-    counted Monday to Friday and the operator is alerted until the calendar is upgraded.
+    counted Monday to Friday less the holidays whose dates are known without the year's
+    announcement, and the operator is alerted until the calendar is upgraded.
     """
 
     due: date
@@ -71,14 +72,29 @@ def last_covered_year() -> int:
     return latest.year
 
 
+# The statutory holidays on fixed solar dates (全国年节及纪念日放假办法, as amended in 2024):
+# 元旦 1 January, 劳动节 1-2 May, 国庆节 1-3 October. 清明 is the solar term's day; the lunar
+# festivals (春节, 端午, 中秋) and the year's 调休 are known only from the announcement.
+_FIXED_HOLIDAYS = frozenset({(1, 1), (5, 1), (5, 2), (10, 1), (10, 2), (10, 3)})
+
+
 def is_working_day(day: date) -> bool:
     """China's official working days: Monday to Friday except public holidays, plus the
     weekend days made working days (调休). A day the data does not cover counts Monday to
-    Friday (see `Deadline.provisional`)."""
+    Friday, except the holidays whose dates are fixed and 清明 (see `Deadline.provisional`)."""
     try:
         return bool(chinese_calendar.is_workday(day))
     except NotImplementedError:
-        return day.weekday() < 5
+        return day.weekday() < 5 and (day.month, day.day) not in _FIXED_HOLIDAYS and not _qingming(day)
+
+
+def _qingming(day: date) -> bool:
+    if day.month != 4:
+        return False
+    try:
+        return any(name == "清明" for _, name in chinese_calendar.get_solar_terms(day, day))
+    except (NotImplementedError, ValueError, KeyError):
+        return False
 
 
 def add_working_days(start: date, days: int) -> Deadline:
@@ -99,7 +115,8 @@ def add_working_days(start: date, days: int) -> Deadline:
     if provisional:
         # Operators watch for this line and the registry_calendar_* metrics on /metrics.
         log.warning(
-            "deadline %s counted Monday to Friday: the chinesecalendar data covers up to %d; "
+            "deadline %s counted Monday to Friday less the fixed-date holidays: the chinesecalendar "
+            "data covers up to %d; "
             "upgrade it once the State Council has announced the holidays",
             day.isoformat(),
             last_covered_year(),

@@ -18,6 +18,7 @@ from registry.calendar import (
     last_covered_year,
     seconds_to_next_china_day,
 )
+from registry.corrections.deadlines import review_deadline
 
 
 def test_a_china_day_starts_at_16_00_utc_the_day_before() -> None:
@@ -62,16 +63,43 @@ def test_a_year_the_calendar_does_not_cover_is_counted_on_weekends_only_and_mark
 ) -> None:
     uncovered = last_covered_year() + 1
     assert covers(date(uncovered - 1, 12, 31)) and not covers(date(uncovered, 1, 1))
-    # 2026-12-30 is a Wednesday: Thu 31 counts from the data; 2027 days Monday to Friday.
+    # 2026-12-30 is a Wednesday: Thu 31 counts from the data; 2027 days Monday to Friday, but
+    # for New Year's Day, a holiday every year: Mon 4, Tue 5.
     with caplog.at_level(logging.WARNING, logger="registry.calendar"):
         deadline = add_working_days(date(2026, 12, 30), 3)
-    assert deadline == Deadline(date(2027, 1, 4), provisional=True)
-    assert "2027-01-04" in caplog.text and "upgrade" in caplog.text
+    assert deadline == Deadline(date(2027, 1, 5), provisional=True)
+    assert "2027-01-05" in caplog.text and "upgrade" in caplog.text
     # A deadline wholly inside the covered data is not provisional and is not logged.
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="registry.calendar"):
         assert add_working_days(date(2026, 12, 28), 2).provisional is False
     assert caplog.text == ""
+
+
+@pytest.mark.parametrize(
+    ("day", "working"),
+    [
+        (date(2030, 1, 1), False),  # 元旦, a Tuesday
+        (date(2030, 5, 1), False),  # 劳动节, a Wednesday
+        (date(2030, 5, 2), False),
+        (date(2030, 10, 3), False),  # 国庆节, a Thursday
+        (date(2030, 4, 5), False),  # 清明, the solar term's day, a Friday
+        (date(2030, 4, 4), True),
+        (date(2030, 10, 4), True),  # the 调休 around it is not known before the announcement
+        (date(2030, 1, 5), False),  # a Saturday
+    ],
+)
+def test_a_year_not_covered_still_rests_on_the_holidays_whose_dates_are_fixed(
+    day: date, working: bool
+) -> None:
+    assert not covers(day)
+    assert is_working_day(day) is working
+
+
+def test_a_review_period_ending_on_new_year_s_day_of_a_year_not_covered_ends_after_it() -> None:
+    """Fifteen days from 17 December 2026 end on 1 January 2027: a holiday, so the court has
+    until the next working day, Monday 4 January (Civil Code Art. 203)."""
+    assert review_deadline(date(2026, 12, 17)).due == date(2027, 1, 4)
 
 
 def test_a_deadline_day_ends_at_midnight_china_time() -> None:
