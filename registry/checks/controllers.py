@@ -52,6 +52,7 @@ from registry.http.auth import roles
 from registry.http.body import DOCUMENT_BODY_BYTES, KIB
 from registry.http.dependencies import Injected, provide_services
 from registry.http.openapi import BEARER_KEY, BODY, GUARDED, PARAMETER, QUERY, media_types, problems
+from registry.http.params import refuse_repeated
 from registry.problems import Problem
 from registry.runtime import Services
 from registry.settings import Settings
@@ -220,7 +221,7 @@ class WatchlistController(Controller):
         await services.db.write(set_endpoint, principal.client_id, endpoint, utcnow())
         return EndpointAnswer(endpoint)
 
-    @get("/changes", responses=problems(GUARDED, QUERY))
+    @get("/changes", responses=problems(GUARDED, QUERY, {422: "cursor_beyond_head"}))
     async def changes(
         self,
         db: Injected[Database],
@@ -278,10 +279,11 @@ class QueryLogController(Controller):
     @get(
         "/{client_id:str}/query-log",
         operation_class=media_types(200, {NDJSON: _TEXT, CSV: _TEXT}),
-        responses=problems(GUARDED, PARAMETER, {404: "client_not_found"}),
+        responses=problems(GUARDED, PARAMETER, QUERY, {404: "client_not_found"}),
     )
     async def export(
         self,
+        request: Request[Any, Any, Any],
         db: Injected[Database],
         settings: Injected[Settings],
         client_id: Annotated[
@@ -296,6 +298,8 @@ class QueryLogController(Controller):
         ] = "ndjson",
     ) -> Stream:
         """A bank's query log, oldest first, as NDJSON (default) or CSV. Subjects are blind-index hashes."""
+        # Of two `from`, the later read as the start answered an empty log: each once.
+        refuse_repeated(request, ("from", "to", "format"))
         now = utcnow()
         since = _instant(start, "from") or now - timedelta(days=settings.checks.log_retention_days)
         until = _instant(end, "to") or now + timedelta(seconds=1)

@@ -150,6 +150,9 @@ class WatchSubjectIn(RequestStruct):
     credit_code: SubjectText | None = None
     organization_code: SubjectText | None = None
     registration: RegistrationIn | None = None
+    # Taken, as a check's subject has it, and not used: a subject is watched by its identifier
+    # alone (a bank sending its check subjects is not refused for it; checked as any text).
+    name: SubjectText | None = None
     # The bank's own key for the borrower (a customer number), echoed in changes.
     reference: Annotated[str, msgspec.Meta(max_length=128)] | None = None
 

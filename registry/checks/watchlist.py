@@ -26,12 +26,14 @@ from registry.clients.models import ApiClient
 from registry.db import dialect_insert
 from registry.endpoints import PushPolicy
 from registry.eventlog.readers import LogEvent, LogReader
+from registry.eventlog.services import head
 from registry.eventlog.types import LISTING_EVENTS, REMOVAL_EVENTS, EventType
 from registry.identity.crypto import BlindIndex, DataKeyring, Secrets
 from registry.identity.identifiers import IdentifierError
 from registry.identity.types import index_input
 from registry.listings.models import Listing
 from registry.listings.prepare import PURPOSE_DEBTOR_ID
+from registry.problems import Problem
 from registry.timeutil import iso
 
 CURSOR_NAME = "watchlist"
@@ -350,6 +352,13 @@ def _payload(event: LogEvent, listing: Any, reference: str | None) -> dict[str, 
 
 
 def list_changes(conn: Connection, client_id: str, after: int, limit: int) -> dict[str, Any]:
+    """`after` past the log's head is no cursor the bank was given (a typo would read as "no
+    change" and skip every change up to it): 422 `cursor_beyond_head`."""
+    last_seq, _ = head(conn)
+    if after > last_seq:
+        raise Problem(
+            422, "cursor_beyond_head", f"after must be between 0 and {last_seq}", pointer="/query/after"
+        )
     payloads = [
         row.payload
         for row in conn.execute(

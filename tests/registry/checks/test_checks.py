@@ -426,6 +426,9 @@ def test_query_log_holds_hashes_only_and_admins_export_it(
     assert later.status_code == 200 and later.text == ""
     naive = admin.get(f"/v1/admin/banks/{client_id}/query-log", params={"from": "2026-01-01T00:00:00"})
     assert naive.status_code == 400
+    # Of two starts, the later one read answered an empty log ("checked no one"): refused.
+    twice = admin.get(f"/v1/admin/banks/{client_id}/query-log?from=2026-01-01T00:00:00Z&from={tomorrow}")
+    assert (twice.status_code, twice.json()["code"]) == (400, "repeated_parameter")
     with registry.http(registry.client("bank")) as nosy:
         assert nosy.get(f"/v1/admin/banks/{client_id}/query-log").status_code == 403
     # No bank has the id (an agency's, or none): 404, not an empty log read as "checked no one".

@@ -177,9 +177,38 @@ def test_watchlist_endpoint_and_refusals(registry: Registry) -> None:
             == 400
         )
         assert http.get("/v1/watchlist/changes", params={"after": -1}).status_code == 400
+        # A cursor past the log's head was never given: answered "no change", it skipped them.
+        beyond = http.get("/v1/watchlist/changes", params={"after": 99_999_999})
+        assert (beyond.status_code, beyond.json()["code"]) == (422, "cursor_beyond_head")
     with registry.http(registry.client("agency")) as agency:
         assert agency.get("/v1/watchlist/changes").status_code == 403
         assert agency.post("/v1/watchlist/subjects", json={"subjects": []}).status_code == 403
+
+
+def test_the_subjects_a_bank_checks_are_watched_as_they_are(registry: Registry, court: CourtHandle) -> None:
+    """bank-checks.md: watchlist subjects take the same fields as a check's. A check subject
+    carries its `name`: taken (and not used), not a refusal of the whole request."""
+    body = registry.person_listing(court)
+    _, http = bank(registry)
+    subjects = [
+        {"id_number": body["debtor"]["id_number"], "name": body["debtor"]["name"]},
+        {"id_number": "11010519491231002X"},
+    ]
+    with http:
+        assert (
+            http.post(
+                "/v1/checks", json={"subjects": subjects, "purpose": "loan_application", "reference": "r-1"}
+            ).status_code
+            == 200
+        )
+        added = http.post("/v1/watchlist/subjects", json={"subjects": subjects})
+        assert added.status_code == 200, added.text
+        assert [r["status"] for r in added.json()["results"]] == ["added", "added"]
+        named_badly = http.post(
+            "/v1/watchlist/subjects",
+            json={"subjects": [{"id_number": "11010519491231002X", "name": "张\u0000"}]},
+        )
+        assert named_badly.status_code == 422 and named_badly.json()["pointer"] == "/subjects/0/name"
 
 
 def test_expiry_is_a_watchlist_change(registry: Registry, court: CourtHandle, settings: Settings) -> None:
