@@ -388,8 +388,10 @@ def object_to_notice(
     conn: Connection, notice_id: str, client_id: str, text: str, *, actor: str, now: datetime
 ) -> dict[str, Any]:
     """Art. 20: recorded and routed to the court; the measure stands (the notice stays owed)."""
-    text = unicodedata.normalize("NFKC", text).strip()
-    if not text or len(text) > MAX_OBJECTION_CHARS:
+    # Kept as the agency wrote it (full-width punctuation, ①) for the court to read; folded
+    # only to tell that it says something.
+    text = text.strip()
+    if not unicodedata.normalize("NFKC", text).strip() or len(text) > MAX_OBJECTION_CHARS:
         raise Problem(
             422, "invalid_objection", f"give the objection's reasons, 1 to {MAX_OBJECTION_CHARS} characters",
             pointer="/text",

@@ -962,14 +962,18 @@ def test_assistance_notices_acknowledged_objected_routed_and_overdue(
         refused = http.post(f"/v1/notices/{own[1]['id']}/objection", json={"text": "不属于本部门职责"})
         assert refused.status_code == 404 and refused.json()["code"] == "notice_not_found"
         assert http.get(f"/v1/notices/{own[1]['id']}").status_code == 404
-        assert http.post(f"/v1/notices/{mine[0]['id']}/objection", json={"text": "  "}).status_code == 422
+        for blank in ("  ", "\u3000\u3000"):  # an ideographic space says nothing either
+            assert (
+                http.post(f"/v1/notices/{mine[0]['id']}/objection", json={"text": blank}).status_code == 422
+            )
         assert http.post(f"/v1/notices/{mine[0]['id']}/objection", json={}).status_code == 422
         with registry.http(court.api_key) as court_http:
             assert court_http.get("/v1/notices/objections").json() == []
         filed = http.post(
             f"/v1/notices/{mine[0]['id']}/objection", json={"text": "该企业已完成产权转移，请法院审查"}
         )
-        assert filed.status_code == 201 and filed.json()["objection"] == "该企业已完成产权转移,请法院审查"
+        # As the agency wrote it: its full-width comma is the court's to read, not folded.
+        assert filed.status_code == 201 and filed.json()["objection"] == "该企业已完成产权转移，请法院审查"
         again = http.post(f"/v1/notices/{mine[0]['id']}/objection", json={"text": "再次异议"})
         assert again.status_code == 409 and again.json()["code"] == "already_objected"
         assert "异议" in http.get(f"/v1/notices/{mine[0]['id']}/print").text
