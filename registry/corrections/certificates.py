@@ -16,8 +16,11 @@ Version 1 certificates (no `v` claim, before 2026-12) carried the HMAC's key (`s
 inside the token, which let anyone recover the number from its public mask by guessing; they
 still verify, and a number alone is matched against them.
 
-Issued to whoever names the listing with the full identifier (the blind index, as for an
-application); a wrong identifier is refused as an unknown listing.
+Issued to whoever names the listing with the full identifier, of whichever type the listing
+was made under (the blind index, as for an application); a wrong identifier is refused as an
+unknown listing. The committed identifier is the normalised number: for a passport or a
+foreign registration `COUNTRY:NUMBER` (`registry.identity.types.Identity.number`), so that
+the same number of another country does not match.
 """
 
 from __future__ import annotations
@@ -43,9 +46,7 @@ from registry.checks.receipts import (
     new_nonce,
     subject_commitment,
 )
-from registry.checks.schemas import CheckSubject
-from registry.checks.services import parse_subject
-from registry.corrections.services import _find_listing
+from registry.corrections.services import _find_listing, names_identity, parse_identity
 from registry.courts.models import Court
 from registry.eventlog.services import EventDraft, append_events
 from registry.eventlog.types import EventType
@@ -76,11 +77,7 @@ def certificate_claims(
         )
     removal = conn.execute(select(Removal).where(Removal.listing_id == listing.id)).one()
     court_name = conn.execute(select(Court.name).where(Court.code == listing.court_code)).scalar_one()
-    parsed = parse_subject(
-        0,
-        CheckSubject(id_number=applicant.id_number, credit_code=applicant.credit_code),
-        secrets_.blind_index,
-    )
+    parsed = parse_identity(applicant, secrets_.blind_index, base="")
     nonce = new_nonce()
     jti = new_id()
     claims = {
@@ -118,22 +115,16 @@ def certificate_claims(
 
 
 def holder_subject(
-    id_number: str | None, credit_code: str | None, nonce: str | None, blind_index: BlindIndex
+    holder: Any, nonce: str | None, blind_index: BlindIndex
 ) -> tuple[str, str, bytes | None] | None:
-    """The number a verifier was given, normalised as at issue: (kind, identifier, nonce), or
-    None when none is asked about."""
-    if id_number is None and credit_code is None:
+    """The identifier a verifier was given (the fields of `VerifyIn`, any type a listing is
+    made under), normalised as at issue: (kind, identifier, nonce), or None when none is
+    asked about."""
+    if not names_identity(holder):
         if nonce is not None:
-            raise Problem(
-                422, "invalid_field", "a nonce goes with an id_number or credit_code", pointer="/nonce"
-            )
+            raise Problem(422, "invalid_field", "a nonce goes with the holder's identifier", pointer="/nonce")
         return None
-    if id_number is not None and credit_code is not None:
-        raise Problem(422, "invalid_field", "give the id_number or the credit_code, not both")
-    parsed = parse_subject(0, CheckSubject(id_number=id_number, credit_code=credit_code), blind_index)
-    if parsed.error is not None:
-        field = "id_number" if id_number is not None else "credit_code"
-        raise Problem(422, parsed.error.code, parsed.error.detail, pointer=f"/{field}")
+    parsed = parse_identity(holder, blind_index, base="")
     raw = None
     if nonce is not None:
         try:

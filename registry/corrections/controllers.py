@@ -69,12 +69,23 @@ SignedDecision = Annotated[bytes, Body(title="DecisionEnvelope")]
 
 SignedFinding = Annotated[bytes, Body(title="FindingEnvelope")]
 
+# The refusals of the listed party's identifier, as a bank's check words them.
+IDENTIFIER_CODES = (
+    "invalid_id_number",
+    "unknown_id_type",
+    "invalid_nationality",
+    "invalid_credit_code",
+    "invalid_organization_code",
+    "invalid_registration_country",
+    "invalid_registration_number",
+    "subject_identifier",
+)
 APPLY: Codes = {
     404: "listing_not_found",
     409: ("listing_not_active", "correction_pending"),
     413: "attachment_too_large",
     415: "attachment_type_refused",
-    422: ("unknown_ground", "too_many_attachments", "invalid_id_number", "invalid_credit_code"),
+    422: ("unknown_ground", "too_many_attachments", *IDENTIFIER_CODES),
     429: "correction_budget_exhausted",
 }
 TRACKED: Codes = {404: "correction_not_found"}
@@ -198,18 +209,15 @@ def verification_url(base: str, token: str) -> str:
 
 
 def verify_certificate(
-    services: Services,
-    token: str,
-    id_number: str | None = None,
-    credit_code: str | None = None,
-    nonce: str | None = None,
+    services: Services, token: str, holder: Any = None, nonce: str | None = None
 ) -> VerifyOut:
-    """The verdict and, given the holder's number (and nonce), whether it is theirs."""
-    holder = holder_subject(id_number, credit_code, nonce, services.secrets.blind_index)
+    """The verdict and, given the holder's identifier (`holder`: the fields of `VerifyIn`) and
+    nonce, whether it is theirs."""
+    subject = None if holder is None else holder_subject(holder, nonce, services.secrets.blind_index)
     verdict = certificate_signer(services).verify(token)
-    if holder is not None:
+    if subject is not None:
         claims = verdict.get("claims")
-        verdict["subject_matches"] = claims is not None and subject_matches(claims, *holder)
+        verdict["subject_matches"] = claims is not None and subject_matches(claims, *subject)
     return msgspec.convert(verdict, VerifyOut)
 
 
@@ -229,7 +237,7 @@ class PublicCertificateController(Controller):
             {
                 404: "listing_not_found",
                 409: "listing_still_published",
-                422: ("invalid_id_number", "invalid_credit_code"),
+                422: IDENTIFIER_CODES,
                 429: "correction_budget_exhausted",
             },
         ),
@@ -246,13 +254,14 @@ class PublicCertificateController(Controller):
     @post(
         "/verify",
         status_code=200,
-        responses=problems(PUBLIC, BODY, {422: ("invalid_id_number", "invalid_credit_code")}),
+        responses=problems(PUBLIC, BODY, {422: IDENTIFIER_CODES}),
     )
     async def verify(self, data: RequestBody[VerifyIn], services: Injected[Services]) -> VerifyOut:
         """Whether a certificate is genuine, and what it says (nothing else is looked up). With
-        the holder's `id_number` or `credit_code` and the `nonce` issued with the certificate,
-        also whether it was issued to that number (`subject_matches`)."""
-        return verify_certificate(services, data.certificate, data.id_number, data.credit_code, data.nonce)
+        the holder's identifier (`id_number` with its `id_type` and a passport's `nationality`,
+        or `credit_code`, `organization_code` or `registration`) and the `nonce` issued with the
+        certificate, also whether it was issued to that identifier (`subject_matches`)."""
+        return verify_certificate(services, data.certificate, data, data.nonce)
 
 
 class CorrectionController(Controller):

@@ -29,6 +29,18 @@ STATUSES = (
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 LongText = Annotated[str, msgspec.Meta(min_length=1, max_length=5000)]
 Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
+# A person's document (registry.identity.types.PERSON_ID_TYPES); an unknown one is 422
+# `unknown_id_type`, as in a bank's check.
+IdType = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=40,
+        description="resident_id (default), hk_macao_travel_permit, taiwan_travel_permit, "
+        "foreign_permanent_residence or passport (with `nationality`)",
+    ),
+]
+Country = Annotated[str, msgspec.Meta(min_length=1, max_length=8, description="ISO 3166-1 alpha-3, e.g. CAN")]
 # Base64 of at most the largest attachment the settings allow (checked again after decoding).
 Content = Annotated[str, msgspec.Meta(min_length=1, max_length=30 * 1024 * 1024)]
 
@@ -43,13 +55,27 @@ class ListingRef(RequestStruct):
     case_number: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
 
 
+class HomeRegistration(RequestStruct):
+    """A foreign entity's home registration: its country and its number there."""
+
+    country: Country
+    number: Identifier
+
+
 class Applicant(RequestStruct):
     """The listed person, or the representative of a listed organisation, with the listed
-    party's full identifier: it must be the listing's (never echoed back)."""
+    party's full identifier: it must be the listing's (never echoed back). Exactly one
+    identifier, as in a bank's check: a person's `id_number` with its `id_type` (and
+    `nationality` with a passport), or an organisation's `credit_code`, `organization_code`
+    or `registration`."""
 
     name: Text
     id_number: Identifier | None = None
+    id_type: IdType | None = None
+    nationality: Country | None = None
     credit_code: Identifier | None = None
+    organization_code: Identifier | None = None
+    registration: HomeRegistration | None = None
     role: Literal["debtor", "representative"] = "debtor"
 
 
@@ -262,11 +288,16 @@ class DecisionResult(msgspec.Struct):
 
 
 class CertificateIn(RequestStruct):
-    """The listing, and the full identifier of the person it listed (never echoed)."""
+    """The listing, and the full identifier of the person it listed (never echoed): exactly
+    one, with the fields of `Applicant`."""
 
     listing: ListingRef
     id_number: Identifier | None = None
+    id_type: IdType | None = None
+    nationality: Country | None = None
     credit_code: Identifier | None = None
+    organization_code: Identifier | None = None
+    registration: HomeRegistration | None = None
 
 
 class CertificateClaims(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -308,9 +339,14 @@ class CertificateOut(msgspec.Struct):
 
 class VerifyIn(RequestStruct):
     certificate: Annotated[str, msgspec.Meta(min_length=1, max_length=8192)]
-    # Optional: the holder's number, and the nonce they were given with the certificate.
+    # Optional: the holder's identifier (the fields of `Applicant`), and the nonce they were
+    # given with the certificate.
     id_number: Identifier | None = None
+    id_type: IdType | None = None
+    nationality: Country | None = None
     credit_code: Identifier | None = None
+    organization_code: Identifier | None = None
+    registration: HomeRegistration | None = None
     nonce: Annotated[str, msgspec.Meta(max_length=64)] | None = None
 
 

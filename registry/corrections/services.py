@@ -28,8 +28,8 @@ from typing import Any
 from sqlalchemy import Connection, and_, insert, or_, select, update
 
 from registry.calendar import china_date, first_uncovered_day, working_days_between
-from registry.checks.schemas import CheckSubject
-from registry.checks.services import parse_subject
+from registry.checks.schemas import CheckSubject, RegistrationIn
+from registry.checks.services import ParsedSubject, parse_subject
 from registry.corrections.deadlines import (
     correction_deadline,
     reconsideration_deadline,
@@ -60,7 +60,7 @@ from registry.courts.models import Court
 from registry.eventlog.readers import LogEvent, LogReader, read_events
 from registry.eventlog.services import EventDraft, append_events, head, lock_head
 from registry.eventlog.types import EventType
-from registry.identity.crypto import DataKeyring, Secrets
+from registry.identity.crypto import BlindIndex, DataKeyring, Secrets
 from registry.identity.identifiers import normalise_case_number, normalise_text
 from registry.identity.signing import b64url
 from registry.ids import is_id, new_id
@@ -113,6 +113,65 @@ def _tracking_hash(code: str) -> bytes:
     return hashlib.sha256(code.encode()).digest()
 
 
+# The applicant's identifier fields (`Applicant`, `CertificateIn`, `VerifyIn`): a bank's
+# subject's (`registry.checks.schemas.CheckSubject`), read by the same rules.
+IDENTITY_FIELDS = ("id_number", "id_type", "nationality", "credit_code", "organization_code", "registration")
+_IDENTIFIERS = ("id_number", "credit_code", "organization_code", "registration")
+# The field a refusal of the identifier is about (`registry.identity.types`' codes); any other
+# (`subject_identifier`: none or several identifiers, or an id_type without an id_number) is
+# about the applicant's identifier as a whole.
+_FIELD_OF = {
+    "unknown_id_type": "id_type",
+    "invalid_nationality": "nationality",
+    "invalid_id_number": "id_number",
+    "invalid_credit_code": "credit_code",
+    "invalid_organization_code": "organization_code",
+    "invalid_registration_country": "registration/country",
+    "invalid_registration_number": "registration/number",
+}
+
+
+def names_identity(holder: Any) -> bool:
+    """Whether `holder` gives any of the identifier fields."""
+    return any(getattr(holder, name) is not None for name in IDENTITY_FIELDS)
+
+
+def _identity_pointer(holder: Any, code: str, base: str) -> str | None:
+    field = _FIELD_OF.get(code)
+    if code in ("invalid_id_number", "invalid_credit_code") and getattr(holder, str(field)) is None:
+        # Text no parser reads is called one of these two whatever it was given as: point at
+        # the identifier given.
+        field = next((name for name in _IDENTIFIERS if getattr(holder, name) is not None), None)
+    return f"{base}/{field}" if field is not None else base or None
+
+
+def parse_identity(holder: Any, blind_index: BlindIndex, base: str = "/applicant") -> ParsedSubject:
+    """The listed party's identifier as `holder` gives it, of any type a listing is made under,
+    validated and normalised as a bank's check does (`registry.checks.services.parse_subject`:
+    exactly one identifier; the same codes): 422 with the pointer, below `base`, to the field
+    at fault."""
+    registration = holder.registration
+    subject = CheckSubject(
+        id_number=holder.id_number,
+        id_type=holder.id_type,
+        nationality=holder.nationality,
+        credit_code=holder.credit_code,
+        organization_code=holder.organization_code,
+        registration=None
+        if registration is None
+        else RegistrationIn(country=registration.country, number=registration.number),
+    )
+    parsed = parse_subject(0, subject, blind_index)
+    if parsed.error is not None:
+        raise Problem(
+            422,
+            parsed.error.code,
+            parsed.error.detail,
+            pointer=_identity_pointer(holder, parsed.error.code, base),
+        )
+    return parsed
+
+
 def _find_listing(
     conn: Connection, ref: Any, applicant: Any, secrets_: Secrets, base: str = "/applicant"
 ) -> Any:
@@ -122,21 +181,7 @@ def _find_listing(
         raise Problem(
             422, "invalid_field", "give the listing's id or its case number, not both", pointer="/listing"
         )
-    if (applicant.id_number is None) == (applicant.credit_code is None):
-        raise Problem(
-            422,
-            "invalid_field",
-            "give the listed party's id_number or credit_code",
-            pointer=base or None,
-        )
-    subject = parse_subject(
-        0,
-        CheckSubject(id_number=applicant.id_number, credit_code=applicant.credit_code),
-        secrets_.blind_index,
-    )
-    if subject.error is not None:
-        field = "id_number" if applicant.id_number is not None else "credit_code"
-        raise Problem(422, subject.error.code, subject.error.detail, pointer=f"{base}/{field}")
+    subject = parse_identity(applicant, secrets_.blind_index, base)
     query = select(Listing).where(Listing.debtor_id_blind.in_(subject.candidates))
     if ref.id is not None:
         if not is_id(ref.id):
@@ -380,7 +425,14 @@ def _reissue(conn: Connection, row: Any, now: datetime) -> ApplicationReceipt:
     )
 
 
+def application_number(text: str) -> str:
+    """An application number as typed: a ULID, Crockford base32, which is case-insensitive
+    (NFKC first: full-width letters and digits are the same number)."""
+    return unicodedata.normalize("NFKC", text).strip().upper()
+
+
 def _tracked(conn: Connection, number: str, code: str, *, lock: bool = False) -> Any:
+    number = application_number(number)
     if not is_id(number):
         raise NOT_FOUND
     query = select(Correction).where(Correction.id == number, Correction.origin == "application")

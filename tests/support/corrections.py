@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from tests.support.harness import CourtHandle, Registry
-from tests.support.listings import amended_body
+from tests.support.listings import amended_body, organization_named, person_named
 
 # The smallest files of each type the registry accepts (it checks the first bytes).
 PDF = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n"
@@ -23,11 +23,9 @@ def application(
 ) -> dict[str, Any]:
     """An application by the listed person of `body` (the listing as the court signed it)."""
     debtor = body["debtor"]
-    applicant: dict[str, Any] = {"name": debtor["name"]}
-    if debtor["kind"] == "person":
-        applicant["id_number"] = debtor["id_number"]
-    else:
-        applicant |= {"credit_code": debtor["credit_code"], "role": "representative"}
+    applicant: dict[str, Any] = {"name": debtor["name"], **identifier_of(debtor)}
+    if debtor["kind"] == "organization":
+        applicant["role"] = "representative"
     return {
         "listing": {"id": listing_id},
         "applicant": applicant,
@@ -38,6 +36,79 @@ def application(
             {"filename": "付款凭证.pdf", "media_type": "application/pdf", "content_base64": b64(PDF)}
         ],
     } | overrides
+
+
+def identifier_of(debtor: dict[str, Any]) -> dict[str, Any]:
+    """The listed party's identifier as an applicant gives it: the listing's own fields (a
+    person's `id_number` with its `id_type` and `nationality`; an organisation's `credit_code`,
+    `organization_code` or `registration`)."""
+    fields = ("id_number", "id_type", "nationality", "credit_code", "organization_code", "registration")
+    return {name: debtor[name] for name in fields if name in debtor}
+
+
+# Listed under a document that is neither a resident ID nor a credit code: the debtor's
+# identifier, and another of the same type (not theirs: for a passport the same number of
+# another country).
+IDENTITIES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "passport": (
+        {"id_type": "passport", "id_number": "E1234567", "nationality": "CAN"},
+        {"id_type": "passport", "id_number": "E1234567", "nationality": "USA"},
+    ),
+    "hk_macao_travel_permit": (
+        {"id_type": "hk_macao_travel_permit", "id_number": "H12345678"},
+        {"id_type": "hk_macao_travel_permit", "id_number": "H87654321"},
+    ),
+    "organization_code": ({"organization_code": "60003734-1"}, {"organization_code": "12345678-8"}),
+    "registration": (
+        {"registration": {"country": "GBR", "number": "SC123456"}},
+        {"registration": {"country": "GBR", "number": "SC654321"}},
+    ),
+}
+
+
+def listed_as(registry: Registry, court: CourtHandle, name: str, identity: dict[str, Any]) -> dict[str, Any]:
+    """A valid listing of `name` under `identity` (one of IDENTITIES' values)."""
+    if "id_number" in identity:
+        body = person_named(registry, court, name)
+        body["debtor"] = {"kind": "person", "name": name, **identity}
+    else:
+        body = organization_named(registry, court, name)
+        representative = body["debtor"]["legal_representative"]
+        body["debtor"] = {
+            "kind": "organization",
+            "name": name,
+            "legal_representative": representative,
+            **identity,
+        }
+    return body
+
+
+def form_identifier(identity: dict[str, Any]) -> dict[str, str]:
+    """`identity` as the web forms take it: the document type, the number, the country."""
+    if "id_number" in identity:
+        return {
+            "id_kind": identity.get("id_type", "resident_id"),
+            "number": identity["id_number"],
+            "country": identity.get("nationality", ""),
+        }
+    [(kind, value)] = identity.items()
+    if kind == "registration":
+        return {"id_kind": kind, "number": value["number"], "country": value["country"]}
+    return {"id_kind": kind, "number": value, "country": ""}
+
+
+def committed(identity: dict[str, Any]) -> tuple[str, str]:
+    """The (kind, number) a certificate commits to, as docs/corrections.md writes them: the
+    number normalised, a passport's or registration's as COUNTRY:NUMBER."""
+    if "id_number" in identity:
+        number = identity["id_number"]
+        if "nationality" in identity:
+            number = f"{identity['nationality']}:{number}"
+        return "person", number
+    [(kind, value)] = identity.items()
+    if kind == "registration":
+        return "organization", f"{value['country']}:{value['number']}"
+    return "organization", str(value).replace("-", "")
 
 
 def b64(data: bytes) -> str:

@@ -22,7 +22,7 @@ from registry.timeutil import utcnow
 from tests.support.browser import PHONE, browser, no_horizontal_scroll, serious_violations
 from tests.support.corrections import PDF, decision, post_decision, wrongful_removal
 from tests.support.harness import CourtHandle, Registry, run_search_indexer
-from tests.support.listings import person_named, publish_one
+from tests.support.listings import passport_holder_named, person_named, publish_one
 from tests.support.publishing import remove
 
 pytestmark = pytest.mark.slow
@@ -264,3 +264,50 @@ def test_the_holders_code_is_never_printed_even_when_shown(
     # The certificate prints; the code that, with it, lets anyone try numbers does not.
     expect(page.locator("#certificate-token")).to_be_visible()
     expect(nonce).to_be_hidden()
+
+
+def test_a_passport_holder_applies_and_gets_a_certificate_that_checks_their_number(
+    page: Page, registry: Registry, court: CourtHandle
+) -> None:
+    """Listed under a passport: the forms offer it by name, with the nationality beside the
+    number; a missing nationality is asked for at its field."""
+    body = passport_holder_named(registry, court, "Anne MARTIN")
+    listing_id = publish_one(registry, court, body)
+    page.goto(f"/corrections/apply?listing={listing_id}")
+    page.get_by_label("申请人姓名或名称").fill("Anne MARTIN")
+    page.get_by_label("证件类型").select_option(label="护照")
+    page.get_by_label("被执行人的完整证件号码").fill("E1234567")
+    page.get_by_label("失信信息应予删除").check()
+    page.get_by_label("申请理由").fill("已全部履行。")
+    page.get_by_label("联系方式（电话或地址）").fill("13800000000")
+    page.get_by_role("button", name="提交申请").click()
+    expect(page.get_by_role("alert")).to_contain_text("请填写国籍或注册地国家或地区的三位字母代码")
+    country = page.get_by_label("国籍或注册地国家或地区（三位字母代码，如 CAN）")
+    expect(country).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_label("证件类型")).to_have_value("passport")
+    accessible(page)
+    page.get_by_label("被执行人的完整证件号码").fill("E1234567")
+    country.fill("can")
+    page.get_by_role("button", name="提交申请").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("纠正申请已提交")
+
+    remove(registry, court, listing_id)
+    page.goto(f"/certificates?listing={listing_id}")
+    page.get_by_label("证件类型").select_option(label="护照")
+    page.get_by_label("被执行人的完整证件号码").fill("E1234567")
+    page.get_by_label("国籍或注册地国家或地区（三位字母代码，如 CAN）").fill("CAN")
+    page.get_by_role("button", name="出具证明").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("失信信息删除证明")
+    token = page.locator("#certificate-token").inner_text().strip()
+    page.get_by_text("身份核对码（另行保存，不随证明打印或转交）").click()
+    nonce = page.locator("#certificate-nonce").inner_text().strip()
+
+    for nationality, verdict in (("CAN", "号码核对相符"), ("USA", "号码核对不符")):
+        page.goto("/certificates/verify?token=" + token)
+        page.get_by_label("证件类型").select_option(label="护照")
+        page.get_by_label("持有人的完整证件号码").fill("E1234567")
+        page.get_by_label("国籍或注册地国家或地区（三位字母代码，如 CAN）").fill(nationality)
+        page.get_by_label("身份核对码").fill(nonce)
+        page.get_by_role("button", name="核对").click()
+        expect(page.locator("#holder-result")).to_contain_text(verdict)
+        accessible(page)

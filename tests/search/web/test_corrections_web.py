@@ -8,11 +8,21 @@ import re
 import httpx
 import pytest
 
+from registry.identity.types import ID_TYPE_NAMES
 from registry.settings import Settings
 from service.app import create_app
-from tests.support.corrections import application, apply, decision, post_decision
+from tests.support.corrections import (
+    IDENTITIES,
+    application,
+    apply,
+    decision,
+    form_identifier,
+    listed_as,
+    post_decision,
+)
 from tests.support.harness import CourtHandle, Registry, serve_app
 from tests.support.listings import ending_today, expire_tomorrow, person_named, publish_one
+from tests.support.publishing import remove
 
 PAGES = ("/corrections/apply", "/corrections/status", "/certificates", "/certificates/verify")
 
@@ -242,3 +252,219 @@ def test_an_expiry_s_certificate_dates_the_term_s_last_day_as_such(
     for text in (page.text, verified.text):
         assert f"<dt>纳入期限届满日</dt><dd>{last_day}</dd>" in text
         assert "删除日期" not in text
+
+
+def _nonce(page: str) -> str:
+    found = re.search(r'id="certificate-nonce">([^<]+)<', page)
+    assert found is not None
+    return found.group(1)
+
+
+def test_every_identifier_type_is_offered_by_its_name(registry: Registry, court: CourtHandle) -> None:
+    """The forms name every document a listing is made under, with the country field a
+    passport or a foreign registration needs; the holder's check on the verification page too."""
+    body = person_named(registry, court, "马丽")
+    listing_id = publish_one(registry, court, body)
+    remove(registry, court, listing_id)
+    with registry.http() as http:
+        issued = http.post(
+            "/certificates", data={"listing": listing_id, "number": body["debtor"]["id_number"]}
+        )
+        assert issued.status_code == 201, issued.text
+        token = _shown(issued.text, "certificate-token")
+        pages = [http.get(path).text for path in ("/corrections/apply", "/certificates")]
+        pages.append(http.get("/certificates/verify", params={"token": token}).text)
+    for page in pages:
+        options = re.findall(r'<option value="([a-z_]+)"( selected)?>([^<]+)</option>', page)
+        assert [(code, name) for code, _, name in options] == list(ID_TYPE_NAMES.items())
+        assert [code for code, selected, _ in options if selected] == ["resident_id"]
+        assert '<label for="country">国籍或注册地国家或地区（三位字母代码，如 CAN）</label>' in page
+
+
+@pytest.mark.parametrize("kind", list(IDENTITIES))
+def test_listed_under_any_identifier_they_apply_and_get_a_certificate_on_the_pages(
+    registry: Registry, court: CourtHandle, kind: str
+) -> None:
+    identity, other = IDENTITIES[kind]
+    body = listed_as(registry, court, "司马安", identity)
+    listing_id = publish_one(registry, court, body)
+    form = {
+        "listing": listing_id,
+        "name": "司马安",
+        "role": "debtor" if "id_number" in identity else "representative",
+        "ground": "should_be_deleted",
+        "statement": "已经履行完毕",
+        "contact": "13800000000",
+    }
+    empty = {"attachments": ("", b"", "application/octet-stream")}
+    mine, theirs = form_identifier(identity), form_identifier(other)
+    with registry.http() as http:
+        wrong = http.post("/corrections/apply", data=form | theirs, files=empty)
+        assert wrong.status_code == 404 and "未找到与所填案号或信息编号及证件号码相符的失信信息" in wrong.text
+        # The type and the country chosen stay chosen; the number is never shown back.
+        assert f'<option value="{kind}" selected>' in wrong.text and theirs["number"] not in wrong.text
+        filed = http.post("/corrections/apply", data=form | mine, files=empty)
+        assert filed.status_code == 201, filed.text
+        assert mine["number"] not in filed.text
+    remove(registry, court, listing_id)
+    with registry.http() as http:
+        assert http.post("/certificates", data={"listing": listing_id} | theirs).status_code == 404
+        issued = http.post("/certificates", data={"listing": listing_id} | mine)
+        assert issued.status_code == 201, issued.text
+        token, nonce = _shown(issued.text, "certificate-token"), _nonce(issued.text)
+
+        def check(identifier: dict[str, str]) -> str:
+            page = http.post("/certificates/verify", data={"token": token, "nonce": nonce} | identifier)
+            assert page.status_code == 200, page.text
+            assert identifier["number"] not in page.text
+            return page.text
+
+        assert "号码核对相符" in check(mine)
+        assert "号码核对不符" in check(theirs)
+
+
+@pytest.mark.parametrize(
+    ("identifier", "status", "message", "field"),
+    [
+        (
+            {"id_kind": "passport", "number": "E1234567", "country": ""},
+            422,
+            "请填写国籍或注册地国家或地区的三位字母代码",
+            "country",
+        ),
+        (
+            {"id_kind": "passport", "number": "E1234567", "country": "XX"},
+            422,
+            "国籍须为三位字母的国家或地区代码",
+            "country",
+        ),
+        (
+            {"id_kind": "registration", "number": "SC123456", "country": "UK"},
+            422,
+            "注册地国家或地区须为三位字母的代码",
+            "country",
+        ),
+        (
+            {"id_kind": "hk_macao_travel_permit", "number": "X1234", "country": ""},
+            422,
+            "该港澳居民来往内地通行证号码无效",
+            "number",
+        ),
+        (
+            {"id_kind": "organization_code", "number": "60003734-2", "country": ""},
+            422,
+            "该组织机构代码无效",
+            "number",
+        ),
+        (
+            {"id_kind": "driving_licence", "number": "E1234567", "country": ""},
+            422,
+            "请从列表中选择证件类型",
+            "id_kind",
+        ),
+    ],
+)
+def test_an_identifier_that_is_not_valid_is_explained_at_its_field(
+    registry: Registry, identifier: dict[str, str], status: int, message: str, field: str
+) -> None:
+    form = {
+        "listing": "01J0000000000000000000NONE",
+        "name": "司马安",
+        "ground": "should_be_deleted",
+        "statement": "已经履行完毕",
+        "contact": "13800000000",
+    }
+    with registry.http() as http:
+        applied = http.post(
+            "/corrections/apply",
+            data=form | identifier,
+            files={"attachments": ("", b"", "application/octet-stream")},
+        )
+        certificate = http.post("/certificates", data={"listing": form["listing"]} | identifier)
+    for page in (applied, certificate):
+        assert page.status_code == status, page.text
+        assert message in page.text and "无法识别的字符" not in page.text
+        assert _invalid(page.text) == [field]
+
+
+def test_control_and_bidi_characters_are_never_shown_back(registry: Registry, court: CourtHandle) -> None:
+    raw = "ab\x00\x01\x1b\u202ecd"
+    with registry.http() as http:
+        for path in ("/corrections/apply", "/certificates"):
+            page = http.get(path, params={"listing": raw})
+            assert page.status_code == 200
+            assert 'id="listing" name="listing" type="text" value="abcd"' in page.text
+            assert not {"\x00", "\x01", "\x1b", "\u202e"} & set(page.text)
+        # Typed into a form refused for another reason, they are not shown back either.
+        form = {
+            "listing": raw,
+            "name": "马\u202e丽\x1b",
+            "id_kind": "passport",
+            "number": "E1234567",
+            "country": "C\u200bAN\x07",
+            "ground": "should_be_deleted",
+            "statement": "第一行\u2066\n第二行\x0b",
+            "contact": "138\u202d00000000",
+        }
+        pages = [
+            http.post(
+                "/corrections/apply", data=form, files={"attachments": ("", b"", "application/octet-stream")}
+            ),
+            http.post("/certificates", data=form),
+            http.post("/corrections/status", data={"number": raw, "code": "x"}),
+        ]
+    applied, certificate, tracked = pages
+    assert applied.status_code == 422 and "所填内容含有无法识别的字符" in applied.text
+    assert (
+        'value="马丽"' in applied.text
+        and 'value="CAN"' in applied.text
+        and 'value="13800000000"' in applied.text
+    )
+    assert ">第一行\n第二行</textarea>" in applied.text
+    assert certificate.status_code == 422 and 'value="CAN"' in certificate.text
+    assert tracked.status_code == 404 and 'value="abcd"' in tracked.text
+    for page in pages:
+        assert not {"\x00", "\x01", "\x07", "\x0b", "\x1b", "\u200b", "\u202d", "\u202e", "\u2066"} & set(
+            page.text
+        )
+
+
+def test_a_parameter_given_twice_is_refused_in_words(registry: Registry, court: CourtHandle) -> None:
+    """`?token=abc&token=<valid>` answered from one of the two: which was meant is a guess."""
+    body = person_named(registry, court, "马丽")
+    listing_id = publish_one(registry, court, body)
+    remove(registry, court, listing_id)
+    with registry.http() as http:
+        issued = http.post(
+            "/certificates", data={"listing": listing_id, "number": body["debtor"]["id_number"]}
+        )
+        token = _shown(issued.text, "certificate-token")
+        for params, field in (
+            ([("token", "abc"), ("token", token)], "token"),
+            ([("token", token), ("token", "abc")], "token"),
+            ([("token", token), ("token", token)], "token"),
+        ):
+            page = http.get("/certificates/verify", params=params)
+            assert page.status_code == 400, params
+            assert "“核验码”在网址中出现了不止一次" in page.text
+            assert "核验通过" not in page.text and "核验未通过" not in page.text
+            assert _invalid(page.text) == [field]
+        for path in ("/corrections/apply", "/certificates"):
+            page = http.get(path, params=[("listing", listing_id), ("listing", "0" * 26)])
+            assert page.status_code == 400, path
+            assert "“失信信息编号或执行案号”在网址中出现了不止一次" in page.text
+            assert listing_id not in page.text and _invalid(page.text) == ["listing"]
+
+
+def test_an_application_number_in_lower_case_finds_the_application(
+    registry: Registry, court: CourtHandle
+) -> None:
+    body = person_named(registry, court, "马丽")
+    listing_id = publish_one(registry, court, body)
+    filed = apply(registry, application(listing_id, body))
+    assert filed.status_code == 201, filed.text
+    number, code = filed.json()["application_number"], filed.json()["tracking_code"]
+    with registry.http() as http:
+        page = http.post("/corrections/status", data={"number": number.lower(), "code": code})
+    assert page.status_code == 200, page.text
+    assert _shown(page.text, "application-status") == "执行法院审查中"
