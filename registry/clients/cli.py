@@ -6,7 +6,7 @@ import json
 
 import click
 
-from registry.clients.services import ROLES, create_client, list_clients, revoke_client
+from registry.clients.services import ROLES, create_client, list_clients, revoke_client, rotate_key
 from registry.clirun import CLI_ACTOR, in_read_transaction, in_write_transaction
 from registry.identity.identifiers import normalise_text
 from registry.timeutil import utcnow
@@ -38,6 +38,17 @@ def client_create(name: str, role: str, court_code: str | None) -> None:
 def client_revoke(client_id: str) -> None:
     in_write_transaction(lambda c: revoke_client(c, client_id, actor=CLI_ACTOR, now=utcnow()))
     click.echo(f"revoked {client_id}")
+
+
+@client.command("rotate-key")
+@click.argument("client_id")
+def client_rotate_key(client_id: str) -> None:
+    """A new API key for a client whose key is lost or exposed; the old key stops working at
+    once. The client keeps its id, subscriptions, notices and watchlist. Prints the key once,
+    alone on the last line."""
+    api_key = in_write_transaction(lambda c: rotate_key(c, client_id, actor=CLI_ACTOR, now=utcnow()))
+    click.echo(f"client {client_id}: its new API key, shown only now (the old one is refused):", err=True)
+    click.echo(api_key)
 
 
 @client.command("list")

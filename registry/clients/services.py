@@ -40,6 +40,10 @@ class Principal:
         return self.court_code if self.role == "court" else None
 
 
+def new_api_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
 def hash_key(api_key: str) -> bytes:
     # Keys are 256 bits of randomness, so a fast hash is enough: there is nothing to guess.
     return hashlib.sha256(api_key.encode()).digest()
@@ -68,7 +72,7 @@ def create_client(
     ):
         raise Problem(404, "court_not_found", f"court {court_code} is not registered")
     client_id = "cl_" + new_id().lower()
-    api_key = KEY_PREFIX + secrets.token_urlsafe(32)
+    api_key = new_api_key()
     conn.execute(
         insert(ApiClient),
         [
@@ -108,6 +112,22 @@ def revoke_client(conn: Connection, client_id: str, *, actor: str, now: datetime
     if updated.rowcount != 1:
         raise Problem(404, "client_not_found", "no active client has this id")
     append_events(conn, [EventDraft(EventType.CLIENT_REVOKED, actor, data={"client_id": client_id})], now)
+
+
+def rotate_key(conn: Connection, client_id: str, *, actor: str, now: datetime) -> str:
+    """A new API key for an active client, the old one refused from this commit on: the
+    client keeps its id, and with it its subscriptions, unanswered notices, watchlist and
+    query log (a new client would start without them). Returns the key, shown once."""
+    api_key = new_api_key()
+    updated = conn.execute(
+        update(ApiClient)
+        .where(ApiClient.id == client_id, ApiClient.revoked_at.is_(None))
+        .values(key_hash=hash_key(api_key), key_prefix=api_key[:10])
+    )
+    if updated.rowcount != 1:
+        raise Problem(404, "client_not_found", "no active client has this id")
+    append_events(conn, [EventDraft(EventType.CLIENT_KEY_ROTATED, actor, data={"client_id": client_id})], now)
+    return api_key
 
 
 def authenticate(conn: Connection, api_key: str) -> Principal | None:

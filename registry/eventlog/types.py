@@ -19,6 +19,7 @@ class EventType(StrEnum):
     COURT_KEY_REVOKED = "court.key_revoked"
     CLIENT_CREATED = "client.created"
     CLIENT_REVOKED = "client.revoked"
+    CLIENT_KEY_ROTATED = "client.key_rotated"
     KEYS_ROTATED = "keys.rotated"
     SUBSCRIPTION_CREATED = "sync.subscription_created"
     SUBSCRIPTION_PAUSED = "sync.subscription_paused"
