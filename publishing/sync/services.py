@@ -255,7 +255,8 @@ def inspect_subscription(conn: Connection, sub_id: str) -> dict[str, Any]:
         "cursor": sub.cursor,
         "start_seq": sub.start_seq,
         "head": last_seq,
-        "backlog": max(0, last_seq - sub.cursor),
+        # An ended subscription is owed nothing: its backlog would grow for ever and alert.
+        "backlog": 0 if sub.state == "ended" else max(0, last_seq - sub.cursor),
         "last_delivered_seq": sub.last_delivered_seq,
         "last_delivered_at": iso(sub.last_delivered_at) if sub.last_delivered_at else None,
         "delivered_total": sub.delivered_total,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -174,9 +175,14 @@ def test_revoking_a_client_stops_pushes_pulls_notices_and_watchlist_pushes_at_on
     assert issued == 2, "no notice is issued to a revoked agency"
     assert sorted(d["subscription_id"] for d in ended_data) == sorted([push_sub, pull_sub])
     assert {d["reason"] for d in ended_data} == {"client_revoked"}
+    metrics = admin.get("/metrics").text
     for sub_id in (push_sub, pull_sub):
         status = admin.get(f"/v1/sync/subscriptions/{sub_id}").json()
         assert status["state"] == "ended" and status["ended_at"] is not None
+        # Owed nothing any more: no backlog to grow and set off an alert.
+        assert status["backlog"] == 0
+        gauge = re.search(rf'registry_sync_backlog_events{{[^}}]*subscription="{sub_id}"}} (\S+)', metrics)
+        assert gauge is not None and gauge.group(1) == "0.0"
         refused = admin.post(f"/v1/sync/subscriptions/{sub_id}/resume")
         assert refused.status_code == 409 and refused.json()["code"] == "subscription_ended"
         replay = admin.post(f"/v1/sync/subscriptions/{sub_id}/replay", json={"from_seq": 0})
