@@ -3,8 +3,8 @@ agencies act on assistance notices, how special debtors perform.
 
 Each figure is a `Section`: a titled table that the JSON answer, the CSV and the dashboard
 show alike, the JSON with its codes, the CSV and the dashboard in words (`shown`). Adding a
-figure (the correction deadlines, once corrections exist) means one function returning a
-`Section` and one entry in `SECTIONS`; nothing else changes.
+figure means one function returning a `Section` and one entry in `SECTIONS`; nothing else
+changes.
 """
 
 from __future__ import annotations
@@ -14,15 +14,17 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, func, select
+from sqlalchemy import Connection, and_, case, func, or_, select
+from sqlalchemy.orm import aliased
 
 from publishing.statistics.params import StatisticsQuery
 from publishing.statistics.queries import Filters, removals_by_court, special_performance
 from publishing.sync.models import AssistanceNotice, Subscription
 from publishing.sync.services import list_subscriptions, subscription_status
-from registry.calendar import china_midnight, end_of_china_day
+from registry.calendar import china_date, china_midnight, end_of_china_day
 from registry.checks.models import CheckLogEntry
 from registry.clients.models import ApiClient
+from registry.corrections.models import Correction, CorrectionDecision
 from registry.courts.models import Court
 from registry.listings.wording import SPECIAL_SUBJECTS
 
@@ -182,6 +184,93 @@ def notices_by_agency(conn: Connection, scope: Scope) -> Section:
     return section
 
 
+def _count(condition: Any) -> Any:
+    return func.sum(case((condition, 1), else_=0))
+
+
+def corrections(conn: Connection, scope: Scope) -> Section:
+    """SPC Provisions Art. 9, 11, 12: corrections of the listings of each court, filed (by the
+    listed person) or found (by the court itself) in the period: reviewed within 15 days or
+    late, reviews overdue now, upheld, reconsiderations asked and decided late or overdue,
+    and corrections carried out within three working days or late."""
+    period = scope.query.period
+    today = china_date(scope.now)
+    review = aliased(CorrectionDecision)
+    reconsideration = aliased(CorrectionDecision)
+    row_ = Correction
+    query = (
+        select(
+            row_.court_code,
+            _count(row_.origin == "application").label("filed"),
+            _count(row_.origin == "court").label("found"),
+            func.count(review.correction_id).label("reviewed"),
+            _count(review.on_time.is_(False)).label("reviewed_late"),
+            _count(and_(row_.status == "under_review", row_.review_due_on < today)).label("review_overdue"),
+            _count(or_(review.outcome == "upheld", reconsideration.outcome == "upheld")).label("upheld"),
+            func.count(row_.reconsideration_requested_at).label("reconsideration_asked"),
+            _count(
+                or_(
+                    reconsideration.on_time.is_(False),
+                    and_(row_.status == "under_reconsideration", row_.reconsideration_due_on < today),
+                )
+            ).label("reconsideration_late"),
+            func.count(row_.carried_out_at).label("carried_out"),
+            _count(row_.carried_out_on_time.is_(False)).label("carried_out_late"),
+        )
+        .outerjoin(review, and_(review.correction_id == row_.id, review.stage == "review"))
+        .outerjoin(
+            reconsideration,
+            and_(reconsideration.correction_id == row_.id, reconsideration.stage == "reconsideration"),
+        )
+        .where(row_.filed_on >= period.start, row_.filed_on <= period.end)
+        .group_by(row_.court_code)
+        .order_by(row_.court_code)
+    )
+    if scope.court is not None:
+        query = query.where(row_.court_code == scope.court)
+    section = Section(
+        "corrections",
+        "纠正申请与复议办理情况（按作出纳入决定的法院）",
+        [
+            Column("court", "法院代码"),
+            Column("court_name", "法院"),
+            Column("filed", "当事人申请"),
+            Column("found", "法院自行发现"),
+            Column("reviewed", "已审查"),
+            Column("reviewed_late", "逾期审查"),
+            Column("review_overdue", "审查逾期未决"),
+            Column("review_on_time_rate", "按期审查率"),
+            Column("upheld", "理由成立"),
+            Column("reconsideration_asked", "申请复议"),
+            Column("reconsideration_late", "复议逾期"),
+            Column("carried_out", "已纠正"),
+            Column("carried_out_late", "逾期纠正"),
+        ],
+        note="按申请或发现日期统计；审查期限十五日，复议期限十五日，纠正期限三个工作日（均按法定工作日历计算）。",
+    )
+    names = court_names(conn)
+    for row in conn.execute(query):
+        reviewed, late = int(row.reviewed), int(row.reviewed_late or 0)
+        section.rows.append(
+            {
+                "court": row.court_code,
+                "court_name": names.get(row.court_code, row.court_code),
+                "filed": int(row.filed or 0),
+                "found": int(row.found or 0),
+                "reviewed": reviewed,
+                "reviewed_late": late,
+                "review_overdue": int(row.review_overdue or 0),
+                "review_on_time_rate": _rate(reviewed - late, reviewed),
+                "upheld": int(row.upheld or 0),
+                "reconsideration_asked": int(row.reconsideration_asked),
+                "reconsideration_late": int(row.reconsideration_late or 0),
+                "carried_out": int(row.carried_out),
+                "carried_out_late": int(row.carried_out_late or 0),
+            }
+        )
+    return section
+
+
 def special_subjects(conn: Connection, scope: Scope) -> Section:
     """Opinion Art. 4: how special debtors perform: listed and removed in the period, removed
     because they performed, and active at the period's end, by category."""
@@ -288,10 +377,11 @@ def _filters(scope: Scope) -> Filters:
     return replace(filters, court=scope.court) if scope.court is not None else filters
 
 
-# The dashboard's sections, in order. Corrections (SPC Art. 11-12) add theirs here.
-# A section may answer None where it does not apply (a court's own dashboard).
+# The dashboard's sections, in order. A section may answer None where it does not apply (a
+# court's own dashboard).
 SECTIONS: list[Callable[[Connection, Scope], Section | None]] = [
     removal_timeliness,
+    corrections,
     notices_by_agency,
     special_subjects,
     delivery_lag,

@@ -274,6 +274,7 @@ PUBLIC_CHARTS: dict[str, Callable[[Connection, StatisticsQuery], bytes]] = {
 
 OVERSIGHT_CHARTS = {
     "removal_timeliness": "各法院按期删除率",
+    "corrections": "各法院纠正申请按期审查率",
     "notices_by_agency": "各协助单位逾期未办理的通知数",
     "special_subjects": "特殊主体因履行删除占比",
 }
@@ -287,6 +288,9 @@ def _oversight_chart(section: Any) -> bytes:
     if section.key == "removal_timeliness":
         rows = [(r["court_name"], _percent(r["on_time_rate"])) for r in section.rows]
         return charts.horizontal_bars(OVERSIGHT_CHARTS[section.key], rows, "按期率", percent=True)
+    if section.key == "corrections":
+        rows = [(r["court_name"], _percent(r["review_on_time_rate"])) for r in section.rows]
+        return charts.horizontal_bars(OVERSIGHT_CHARTS[section.key], rows, "按期审查率", percent=True)
     if section.key == "notices_by_agency":
         rows = [(f"{r['agency']}（{shown('profile', r['profile'])}）", r["overdue"]) for r in section.rows]
         return charts.horizontal_bars(OVERSIGHT_CHARTS[section.key], rows, "逾期未办理")

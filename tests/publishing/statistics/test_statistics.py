@@ -743,7 +743,7 @@ def test_the_summary_counts_bank_checks_by_purpose_without_naming_a_bank(
     assert "loan_application" not in csv_text
     with registry.http(court.api_key) as own:
         keys = [s["key"] for s in own.get("/v1/oversight/summary").json()["sections"]]
-    assert keys == ["removal_timeliness", "notices_by_agency", "special_subjects"]
+    assert keys == ["removal_timeliness", "corrections", "notices_by_agency", "special_subjects"]
 
 
 def test_the_segments_count_every_day_of_the_period_once() -> None:

@@ -25,8 +25,9 @@ from registry.settings import Settings
 from registry.timeutil import utcnow
 from service.app import create_app
 from tests.support.checks import bank
+from tests.support.corrections import application, apply, decision, post_decision
 from tests.support.harness import CourtHandle, Registry, serve_app
-from tests.support.listings import publish_many
+from tests.support.listings import person_named, publish_many, publish_one
 
 CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
@@ -139,6 +140,7 @@ def test_the_dashboard_is_guarded_and_a_court_sees_its_own(
     assert page.status_code == 200 and page.headers["content-security-policy"] == CSP
     for title in (
         "删除失信信息及时率",
+        "纠正申请与复议办理情况",
         "协助执行通知办理情况",
         "特殊主体失信被执行人履行情况",
         "协助单位接收时效",
@@ -146,7 +148,7 @@ def test_the_dashboard_is_guarded_and_a_court_sees_its_own(
     ):
         assert title in page.text
     assert 'name="court"' in page.text  # an admin may choose a court
-    for key in ("removal_timeliness", "notices_by_agency", "special_subjects"):
+    for key in ("removal_timeliness", "corrections", "notices_by_agency", "special_subjects"):
         chart = admin.get(f"/oversight/charts/{key}.svg")
         assert chart.status_code == 200 and chart.headers["content-type"].startswith("image/svg+xml")
     with registry.http(court.api_key) as own:
@@ -185,7 +187,7 @@ def test_the_dashboard_and_its_csvs_show_words_where_the_json_keeps_codes(
     for words in ("征信系统", "拉取", "正常", "新增贷款或授信审批", "公务员"):
         assert f">{words}<" in page, words
     tables = re.findall(r"<table.*?</table>", page, re.S)
-    assert len(tables) == 5
+    assert len(tables) == 6
     for table in tables:
         text = re.sub(r"<[^>]+>", "", table)
         assert not re.search(r"[A-Za-z]", text), text
@@ -216,3 +218,30 @@ def test_every_profile_mode_and_purpose_has_its_words() -> None:
     assert PROFILE_NAMES.keys() == PROFILES.keys()
     assert set(MODE_NAMES) == set(MODES)
     assert PURPOSE_NAMES.keys() == PURPOSES.keys()
+
+
+def test_the_dashboard_counts_each_court_s_corrections_against_their_deadlines(
+    registry: Registry, court: CourtHandle, admin: httpx.Client
+) -> None:
+    """Issue 17 and SPC Art. 11-12: applications filed in the period by the listing court,
+    reviewed (within the fifteen days or late), upheld, reconsidered, carried out."""
+    first = publish_one(registry, court, (body := person_named(registry, court, "周杰")))
+    second = publish_one(registry, court, (other := person_named(registry, court, "吴敏")))
+    receipts = [apply(registry, application(first, body)), apply(registry, application(second, other))]
+    assert [r.status_code for r in receipts] == [201, 201]
+    number = receipts[0].json()["application_number"]
+    dismissal = decision(number, first, outcome="dismissed", action="none", decided_on=registry.today)
+    assert post_decision(registry, court, number, dismissal).status_code == 200
+    params = {"from": registry.today.isoformat(), "to": registry.today.isoformat()}
+    sections = {s["key"]: s for s in admin.get("/v1/oversight/summary", params=params).json()["sections"]}
+    [row] = sections["corrections"]["rows"]
+    assert row == {
+        "court": court.code, "court_name": court.name, "filed": 2, "found": 0, "reviewed": 1,
+        "reviewed_late": 0, "review_overdue": 0, "review_on_time_rate": 1.0, "upheld": 0,
+        "reconsideration_asked": 0, "reconsideration_late": 0, "carried_out": 0, "carried_out_late": 0,
+    }  # fmt: skip
+    with registry.http(court.api_key) as own:
+        mine = {s["key"]: s for s in own.get("/v1/oversight/summary", params=params).json()["sections"]}
+    assert mine["corrections"]["rows"] == [row]
+    csv_text = admin.get("/v1/oversight/summary/corrections/csv", params=params).content.decode("utf-8-sig")
+    assert "当事人申请" in csv_text and court.name in csv_text
