@@ -58,7 +58,10 @@ WORDS: dict[str, Mapping[str, str]] = {
 
 def shown(key: str, value: Any) -> Any:
     """`value` of column `key` as a person reads it: a code in Chinese (an unknown code as
-    itself rather than hidden), anything else unchanged."""
+    itself rather than hidden), a rate as a percentage (the JSON's 1.0 is 100.0%), anything
+    else unchanged."""
+    if key.endswith("_rate") and isinstance(value, float):
+        return f"{value * 100:.1f}%"
     words = WORDS.get(key)
     return words.get(value, value) if words is not None and isinstance(value, str) else value
 

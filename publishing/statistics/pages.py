@@ -69,8 +69,6 @@ MESSAGES = {
 def _cell(value: Any, key: str = "") -> str:
     if value is None:
         return "—"
-    if key.endswith("_rate") and isinstance(value, float):
-        return f"{value * 100:.1f}%"
     return str(shown(key, value))
 
 

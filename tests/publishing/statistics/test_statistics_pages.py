@@ -245,3 +245,4 @@ def test_the_dashboard_counts_each_court_s_corrections_against_their_deadlines(
     assert mine["corrections"]["rows"] == [row]
     csv_text = admin.get("/v1/oversight/summary/corrections/csv", params=params).content.decode("utf-8-sig")
     assert "当事人申请" in csv_text and court.name in csv_text
+    assert ",100.0%," in csv_text  # the rate as the dashboard shows it, not 1.0
