@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Body, Parameter, QueryParameter, RequestBody
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -56,9 +57,10 @@ from registry.http.auth import roles
 from registry.http.body import DOCUMENT_BODY_BYTES, KIB, SignedBody, decode_signed_json
 from registry.http.dependencies import Injected
 from registry.http.openapi import BEARER_KEY, BODY, GUARDED, PARAMETER, PUBLIC, QUERY, Codes, problems
-from registry.http.params import Id, PathNumber, path_number
+from registry.http.params import Id, PathNumber, path_number, refuse_repeated
 from registry.http.ratelimit import client_key
 from registry.identity.crypto import Secrets
+from registry.identity.identifiers import IdentifierError, normalise_court_code
 from registry.problems import Problem
 from registry.runtime import Services
 from registry.text import IDENTIFIER_PATTERN
@@ -123,6 +125,15 @@ async def submit_application(
 # of 2 MiB (REGISTRY_CORRECTIONS_MAX_ATTACHMENTS, _MAX_ATTACHMENT_BYTES) are ~13.4 MiB.
 APPLICATION_BODY_BYTES = 16 * 1024 * KIB
 
+
+# A court's finding sent again (its answer lost): what it did, recorded once.
+FINDING_RECORDED = {
+    200: ResponseSpec(
+        DecisionResult,
+        description="The same signed finding, recorded before: its result as it is now",
+        generate_examples=False,
+    )
+}
 
 # The queue's `?state=`: what is awaited (default), what is late, or everything.
 QUEUE_STATES = ("open", "overdue", "all")
@@ -273,9 +284,10 @@ class CorrectionController(Controller):
     guards = [roles("court", "admin")]  # noqa: RUF012 - Litestar's declaration style
     security = BEARER_KEY
 
-    @get("/", responses=problems(GUARDED, QUERY))
+    @get("/", responses=problems(GUARDED, QUERY, {400: "unknown_court"}))
     async def queue(
         self,
+        request: Request[Any, Any, Any],
         db: Injected[Database],
         principal: Injected[Principal],
         # `state` is Litestar's own name for a handler's argument, so the query's `state` is
@@ -297,10 +309,21 @@ class CorrectionController(Controller):
         """Applications and findings with what is awaited (review, reconsideration, correction)
         and by when: `open`, `overdue` (past the deadline), or `all`. A court sees its own
         listings' and the reconsiderations sent to it."""
+        # Which of two states or courts was meant is a guess (the last would be taken).
+        refuse_repeated(request, ("state", "court"))
         if which not in QUEUE_STATES:
             raise Problem(
                 400, "invalid_parameter", "state: one of open, overdue, all", pointer="/query/state"
             )
+        if court is not None:
+            # Read as the CLI reads it (京０１０５ is 京0105); a court the registry does not know
+            # is refused by the query, not answered with an empty queue.
+            try:
+                court = normalise_court_code(court)
+            except IdentifierError as exc:
+                raise Problem(
+                    400, "invalid_parameter", f"court: {exc.message}", pointer="/query/court"
+                ) from None
         scope = principal.bound_court if principal.bound_court is not None else court
         return await db.read(
             list_corrections, scope, state=which, today=today_in_china(), limit=limit, offset=offset
@@ -404,7 +427,13 @@ class CorrectionController(Controller):
         "/findings",
         status_code=201,
         dto=SignedBody[FindingEnvelope],
-        responses=problems(GUARDED, BODY, SIGNED, {404: "listing_not_found", 409: "listing_not_active"}),
+        responses=FINDING_RECORDED
+        | problems(
+            GUARDED,
+            BODY,
+            SIGNED,
+            {404: "listing_not_found", 409: ("listing_not_active", "finding_pending")},
+        ),
     )
     async def finding(
         self,
@@ -412,11 +441,12 @@ class CorrectionController(Controller):
         db: Injected[Database],
         secrets: Injected[Secrets],
         principal: Injected[Principal],
-    ) -> DecisionResult:
+    ) -> Response[DecisionResult]:
         """A wrongful or inaccurate listing the court found itself (SPC Art. 9): corrected now,
-        with its removal or amendment, or within three working days of `found_on`."""
+        with its removal or amendment, or within three working days of `found_on`. 201 when
+        recorded; 200 with its result when the same signed finding was recorded before."""
         envelope = decode_signed_json(data)
-        return await db.write(
+        result, created = await db.write(
             record_finding,
             envelope,
             secrets,
@@ -424,6 +454,7 @@ class CorrectionController(Controller):
             actor=principal.actor,
             now=utcnow(),
         )
+        return Response(result, status_code=201 if created else 200)
 
 
 @get(

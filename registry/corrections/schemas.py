@@ -109,6 +109,8 @@ class ApplicationReceipt(msgspec.Struct):
     status: str
     filed_on: date
     review_due_on: date
+    # A deadline counted Monday to Friday: the installed calendar does not cover its year.
+    deadline_provisional: bool
 
 
 class TrackingIn(RequestStruct):
@@ -153,6 +155,8 @@ class ApplicationStatus(msgspec.Struct):
     correction_due_on: date | None
     carried_out: bool
     listing_status: str
+    # A deadline counted Monday to Friday: the installed calendar does not cover its year.
+    deadline_provisional: bool
 
 
 # ---- the deciding courts and admins ----
@@ -269,6 +273,8 @@ class CorrectionSummary(msgspec.Struct):
     due_on: date | None
     overdue: bool
     days_overdue: int
+    # A deadline counted Monday to Friday: the installed calendar does not cover its year.
+    deadline_provisional: bool
 
 
 class CorrectionPage(msgspec.Struct):

@@ -67,6 +67,7 @@ from registry.ids import is_id, new_id
 from registry.listings import services as listings
 from registry.listings.models import Listing
 from registry.listings.prepare import Preparer, _canonical, _convert, _split_envelope, require_ascii_digits
+from registry.listings.schemas import SignatureIn
 from registry.problems import Problem
 from registry.text import check_text
 from registry.timeutil import iso
@@ -90,6 +91,12 @@ DECIDED = {
 }
 # Decided for the applicant (or found by the court): the listing must be corrected.
 TO_CARRY_OUT = ("upheld", "upheld_on_reconsideration", "found_by_court")
+# What a decision's own removal or amendment may be, by the ground it corrects (`corrects`).
+ACTIONS_FOR = {
+    "wrongly_listed": ("removal",),
+    "should_be_deleted": ("removal",),
+    "inaccurate_information": ("removal", "amendment"),
+}
 
 # What a file must begin with to be what it says it is: the declared type is not trusted.
 _MAGIC = {
@@ -104,6 +111,19 @@ NO_MATCH = Problem(
     "no published listing matches this listing and identifier",
 )
 NOT_FOUND = Problem(404, "correction_not_found", "no application has this number and tracking code")
+
+
+def corrects(ground: str, change: str, reason: str | None = None) -> bool:
+    """Whether a change of the listing (`amended`, `removed` with its `reason`, or `expired`)
+    is the correction `ground` asks for (SPC Provisions Art. 9, 11): a wrongful listing is
+    revoked, a removal with the reason `wrongly_listed`; a listing that should be deleted
+    leaves the list, removed for any reason or at its term's end; inaccurate information is
+    amended, or leaves with the listing. Anything else leaves the correction to be carried out."""
+    if ground == "wrongly_listed":
+        return change == "removed" and reason == "wrongly_listed"
+    if ground == "should_be_deleted":
+        return change in ("removed", "expired")
+    return change in ("amended", "removed", "expired")
 
 
 # ---- the applicant ----
@@ -385,6 +405,7 @@ def file_application(
         status="under_review",
         filed_on=today,
         review_due_on=deadline.due,
+        deadline_provisional=deadline.provisional,
     )
 
 
@@ -422,6 +443,7 @@ def _reissue(conn: Connection, row: Any, now: datetime) -> ApplicationReceipt:
         status=row.status,
         filed_on=row.filed_on,
         review_due_on=row.review_due_on,
+        deadline_provisional=row.deadline_provisional,
     )
 
 
@@ -484,7 +506,7 @@ def application_status(
                 court_name=names.get(decision.court_code, decision.court_code),
                 outcome=decision.outcome,
                 action=decision.action,
-                document_number=str(signed.get("document_number", "")),
+                document_number=normalise_case_number(str(signed.get("document_number", ""))),
                 decided_on=decision.decided_on,
                 reasons=str(signed.get("reasons", "")),
             )
@@ -503,12 +525,16 @@ def application_status(
         reconsideration_until=row.reconsideration_until,
         reconsideration_court=row.reconsideration_court,
         reconsideration_due_on=row.reconsideration_due_on,
+        # Only where the registry knows the court to send it to (else 409 no_superior_court:
+        # the applicant asks that court directly).
         may_request_reconsideration=row.status == "dismissed"
         and row.reconsideration_until is not None
-        and today <= row.reconsideration_until,
+        and today <= row.reconsideration_until
+        and _superior_of(conn, row.court_code) is not None,
         correction_due_on=row.correction_due_on,
         carried_out=row.carried_out_at is not None,
         listing_status=listing.status,
+        deadline_provisional=row.deadline_provisional,
     )
 
 
@@ -516,6 +542,9 @@ def request_reconsideration(
     conn: Connection, number: str, code: str, statement: str, keyring: DataKeyring, *, now: datetime
 ) -> ApplicationStatus:
     """Art. 12: within ten days of a dismissal, to the court one level up."""
+    check_text(statement, "/statement", multiline=True)
+    if not statement.strip():
+        raise Problem(422, "invalid_field", "text is empty", pointer="/statement")
     lock_head(conn)
     row = _tracked(conn, number, code, lock=True)
     today = china_date(now)
@@ -584,8 +613,9 @@ def _verify_decision(
     signed = _canonical(body)
     decision = _convert(body, kind, f"/{name}")
     check_text(decision.reasons, f"/{name}/reasons", multiline=True)
-    # Shown as signed; its digits must read as the number they are (NFKC folds full-width ones).
-    require_ascii_digits(unicodedata.normalize("NFKC", decision.document_number), f"/{name}/document_number")
+    if not decision.reasons.strip():
+        raise Problem(422, "invalid_field", "text is empty", pointer=f"/{name}/reasons")
+    document_number(decision.document_number, f"/{name}/document_number")
     key_ids = {signature.key_id}
     for inner in CARRIED_OUT_BY:
         part = envelope.get(inner) if isinstance(envelope, dict) else None
@@ -595,6 +625,23 @@ def _verify_decision(
     preparer = Preparer(listings.load_context(conn, secrets_, now, key_ids))
     key_id, sig = preparer._verify(signature, signed, court)
     return decision, preparer, signed, key_id, sig
+
+
+_ASCII_DIGITS = frozenset("0123456789")
+
+
+def document_number(raw: str, pointer: str) -> str:
+    """A decision's or finding's number (文书号) as it is shown: folded as a listing's document
+    numbers are (`registry.listings.prepare`: NFKC, the case numbers' display form), not
+    empty, with its digits in ASCII, and some: a number a person can look the document up by."""
+    check_text(raw, pointer)
+    text = normalise_case_number(raw)
+    if not text:
+        raise Problem(422, "invalid_field", "text is empty", pointer=pointer)
+    require_ascii_digits(text, pointer)
+    if _ASCII_DIGITS.isdisjoint(text):
+        raise Problem(422, "invalid_field", "a document number holds its number", pointer=pointer)
+    return text
 
 
 def _carry_out(
@@ -621,6 +668,15 @@ def _carry_out(
                 pointer="/decision/action",
             )
         return None
+    if action not in ACTIONS_FOR[ground]:
+        raise Problem(
+            422,
+            "decision_inconsistent",
+            "a wrongful listing is revoked by a removal with the reason wrongly_listed, not amended"
+            if ground == "wrongly_listed"
+            else "a listing that should be deleted is corrected by its removal, not amended",
+            pointer="/decision/action",
+        )
     present, other = expected
     if present is None or other is not None:
         raise Problem(
@@ -653,13 +709,6 @@ def _carry_out(
         except Problem as problem:
             raise _inside(problem, action) from None
     else:
-        if ground == "wrongly_listed":
-            raise Problem(
-                422,
-                "decision_inconsistent",
-                "a wrongful listing is removed (reason wrongly_listed), not amended",
-                pointer="/decision/action",
-            )
         try:
             prepared = preparer.listing(present)
             result = listings.amend_listing(
@@ -735,6 +784,35 @@ def _recorded(
             CorrectionDecision.content_sha256 == hashlib.sha256(_canonical(body)).digest(),
         )
     ).first()
+    return _result_of(row, stored, signature, client_court)
+
+
+def _recorded_finding(
+    conn: Connection, listing_id: str, envelope: dict[str, Any], client_court: str | None
+) -> DecisionResult | None:
+    """The result of this very signed finding (same bytes, key and signature) about the
+    listing, if it was recorded already: its resend is told what it did, as a decision's is."""
+    body, signature = _split_envelope(envelope, "finding", also=CARRIED_OUT_BY)
+    stored = conn.execute(
+        select(CorrectionDecision)
+        .join(Correction, Correction.id == CorrectionDecision.correction_id)
+        .where(
+            Correction.listing_id == listing_id,
+            CorrectionDecision.stage == "finding",
+            CorrectionDecision.content_sha256 == hashlib.sha256(_canonical(body)).digest(),
+        )
+    ).first()
+    if stored is None:
+        return None
+    row = conn.execute(select(Correction).where(Correction.id == stored.correction_id)).one()
+    return _result_of(row, stored, signature, client_court)
+
+
+def _result_of(
+    row: Any, stored: Any, signature: SignatureIn, client_court: str | None
+) -> DecisionResult | None:
+    """What the stored decision or finding did, if it is the one signed with `signature` (and
+    was the client court's)."""
     if (
         stored is None
         or stored.key_id != signature.key_id
@@ -749,7 +827,7 @@ def _recorded(
         version = row.decided_version + (stored.action == "amendment")
     return DecisionResult(
         id=row.id,
-        status=DECIDED[(stored.stage, stored.outcome)],
+        status="found_by_court" if stored.stage == "finding" else DECIDED[(stored.stage, stored.outcome)],
         correction_due_on=row.correction_due_on if upheld else None,
         carried_out=upheld and row.carried_out_at is not None,
         listing_version=version,
@@ -790,6 +868,8 @@ def decide(
     if not isinstance(envelope, dict) or not isinstance(envelope.get("decision"), dict):
         raise Problem(422, "invalid_field", 'expected {"decision": {...}, "signature": {...}}', pointer="")
     stage = envelope["decision"].get("stage")
+    if stage not in ("review", "reconsideration"):
+        raise Problem(422, "invalid_field", "stage is review or reconsideration", pointer="/decision/stage")
     if row.status == "under_review" and stage == "review":
         court, due = row.court_code, row.review_due_on
     elif row.status == "under_reconsideration" and stage == "reconsideration":
@@ -862,7 +942,9 @@ def decide(
         deadline = correction_deadline(decision.decided_on)
         values["correction_due_on"] = deadline.due
         values["deadline_provisional"] = row.deadline_provisional or deadline.provisional
-        if version is not None or listing.status != "active":
+        # Carried out by the decision's own removal or amendment, or before it: by the listing's
+        # removal (or expiry) if that is what the ground asks for.
+        if version is not None or corrects(row.ground, listing.status, listing.removal_reason):
             values["carried_out_at"] = now
             values["carried_out_on_time"] = today <= deadline.due
     conn.execute(update(Correction).where(Correction.id == row.id).values(values))
@@ -906,9 +988,11 @@ def record_finding(
     client_court: str | None,
     actor: str,
     now: datetime,
-) -> DecisionResult:
+) -> tuple[DecisionResult, bool]:
     """Art. 9: the court found its listing wrongful or inaccurate: corrected within three
-    working days of the finding, now (with the removal or amendment) or after (to_follow)."""
+    working days of the finding, now (with the removal or amendment) or after (to_follow).
+    With whether it was recorded now (False: the same signed finding was recorded before, and
+    this is its result)."""
     lock_head(conn)
     if not isinstance(envelope, dict) or not isinstance(envelope.get("finding"), dict):
         raise Problem(422, "invalid_field", 'expected {"finding": {...}, "signature": {...}}', pointer="")
@@ -920,11 +1004,29 @@ def record_finding(
     )
     if listing is None or (client_court is not None and listing.court_code != client_court):
         raise Problem(404, "listing_not_found", "no listing has this id", pointer="/finding/listing_id")
+    recorded = _recorded_finding(conn, listing.id, envelope, client_court)
+    if recorded is not None:
+        # Sent again, its answer lost (its removal may have taken the listing off since).
+        return recorded, False
     if listing.status != "active":
         raise Problem(409, "listing_not_active", f"the listing is already {listing.status}")
     finding, preparer, signed, key_id, sig = _verify_decision(
         conn, envelope, "finding", FindingIn, listing.court_code, secrets_, now
     )
+    open_finding = conn.execute(
+        select(Correction.id).where(
+            Correction.listing_id == listing.id,
+            Correction.status == "found_by_court",
+            Correction.carried_out_at.is_(None),
+        )
+    ).first()
+    if open_finding is not None:
+        raise Problem(
+            409,
+            "finding_pending",
+            f"finding {open_finding.id} on this listing is not carried out yet: correct the "
+            "listing as it found before recording another",
+        )
     today = china_date(now)
     if not listing.listed_on <= finding.found_on <= finding.decided_on <= today:
         raise Problem(
@@ -988,12 +1090,15 @@ def record_finding(
         ],
         now,
     )
-    return DecisionResult(
-        id=correction_id,
-        status="found_by_court",
-        correction_due_on=deadline.due,
-        carried_out=version is not None,
-        listing_version=version,
+    return (
+        DecisionResult(
+            id=correction_id,
+            status="found_by_court",
+            correction_due_on=deadline.due,
+            carried_out=version is not None,
+            listing_version=version,
+        ),
+        True,
     )
 
 
@@ -1126,6 +1231,7 @@ def _summary(row: Any, today: date) -> CorrectionSummary:
         due_on=due,
         overdue=overdue,
         days_overdue=working_days_between(due, today) if overdue and due is not None else 0,
+        deadline_provisional=row.deadline_provisional,
     )
 
 
@@ -1145,7 +1251,10 @@ def list_corrections(
     offset: int,
 ) -> CorrectionPage:
     """A court's queue (its own listings' applications and the reconsiderations sent to it),
-    or every court's for an admin: `open` (something awaited), `overdue`, or `all`."""
+    or every court's for an admin: `open` (something awaited), `overdue`, or `all`. A court
+    the registry does not know is refused (400 `unknown_court`), not answered with nothing."""
+    if court is not None and conn.execute(select(Court.code).where(Court.code == court)).first() is None:
+        raise Problem(400, "unknown_court", f"no court has the code {court}", pointer="/query/court")
     query = _visible(
         select(Correction, Listing.case_number).join(Listing, Listing.id == Correction.listing_id), court
     )
@@ -1196,10 +1305,20 @@ def provisional_correction_deadlines(conn: Connection) -> list[date]:
 # ---- carrying out: a reader of the log ----
 
 
+_CHANGES: dict[str, str] = {
+    EventType.LISTING_AMENDED: "amended",
+    EventType.LISTING_REMOVED: "removed",
+    EventType.LISTING_EXPIRED: "expired",
+}
+
+
 def carry_out(conn: Connection, events: Sequence[LogEvent], now: datetime) -> None:
-    """An amendment after the decision (a version above the one decided on), or a removal, of
-    a listing whose correction was upheld carries it out: on time when recorded by the third
-    working day. (A listing already gone when the decision came was marked carried out then.)"""
+    """A change of a listing whose correction was upheld or found carries it out when it is
+    the correction its ground asks for (`corrects`: an amendment after the decision, a version
+    above the one decided on, only for inaccurate information; a removal with the reason
+    wrongly_listed for a wrongful listing): on time when recorded by the third working day. (A
+    listing already gone when the decision came was marked carried out then, if that removal
+    was the correction.)"""
     by_listing: dict[str, list[LogEvent]] = {}
     for event in events:
         if event.listing_id is not None:
@@ -1216,10 +1335,13 @@ def carry_out(conn: Connection, events: Sequence[LogEvent], now: datetime) -> No
     done: list[EventDraft] = []
     for row in waiting:
         for event in by_listing[row.listing_id]:
-            amended_after = event.type == EventType.LISTING_AMENDED and (event.listing_version or 0) > (
-                row.decided_version or 0
-            )
-            if amended_after or event.type in (EventType.LISTING_REMOVED, EventType.LISTING_EXPIRED):
+            change = _CHANGES.get(event.type)
+            if change is None or (
+                change == "amended" and (event.listing_version or 0) <= (row.decided_version or 0)
+            ):
+                continue
+            reason = event.data.get("reason")
+            if corrects(row.ground, change, reason if isinstance(reason, str) else None):
                 on_time = (
                     row.correction_due_on is None or china_date(event.occurred_at) <= row.correction_due_on
                 )

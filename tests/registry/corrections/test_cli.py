@@ -51,3 +51,14 @@ def test_overdue_corrections_are_listed_and_followed(
     assert (late["id"], late["awaiting"]) == (answer.json()["id"], "correction")
     assert "read" in _cli(settings, "follow")
     assert json.loads(_cli(settings, "list", "--state", "overdue"))["total"] == 0
+
+
+def test_a_court_the_registry_does_not_know_is_refused_not_listed_empty(
+    registry: Registry, court: CourtHandle, settings: Settings
+) -> None:
+    assert json.loads(_cli(settings, "list", "--court", "京０１０５"))["total"] == 0
+    done = subprocess.run(
+        [registry_bin(), "corrections", "list", "--court", "京9999"], env=cli_env(settings),
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode != 0 and "unknown_court" in done.stderr, done.stderr

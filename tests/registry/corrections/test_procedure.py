@@ -442,10 +442,14 @@ def test_a_reconsideration_window_beyond_the_calendar_is_flagged_and_on_metrics(
             actor="test",
             now=china_midnight(dismissed_on) + timedelta(hours=10),
         )
-    until = status(registry, number, receipt.tracking_code).json()["reconsideration_until"]
-    assert until.startswith(str(last + 1))
+    seen = status(registry, number, receipt.tracking_code).json()
+    assert seen["reconsideration_until"].startswith(str(last + 1))
+    # Flagged wherever the deadline is shown: the applicant's status, the court's file and queue.
+    assert seen["deadline_provisional"] is True
     with registry.http(court.api_key) as http:
         assert http.get(f"/v1/corrections/{number}").json()["deadline_provisional"] is True
+        [line] = http.get("/v1/corrections", params={"state": "all"}).json()["corrections"]
+        assert line["deadline_provisional"] is True
     assert f'registry_calendar_provisional_deadlines{{year="{last + 1}"}} 1.0' in admin.get("/metrics").text
 
 
@@ -508,3 +512,122 @@ def test_courts_are_told_of_each_step_through_their_feed(
         assert http.get("/v1/corrections/events").json()["events"] == []
     # Ids and codes only.
     assert STATEMENT not in str(later) and "复议" not in str(later)
+
+
+def test_the_queue_reads_a_court_as_the_cli_does_and_refuses_one_it_does_not_know(
+    registry: Registry, court: CourtHandle, admin: httpx.Client
+) -> None:
+    listing_id, body = _listed(registry, court)
+    number = _filed(registry, listing_id, body)["application_number"]
+
+    def ids(**params: str) -> list[str]:
+        answer = admin.get("/v1/corrections", params=params)
+        assert answer.status_code == 200, answer.text
+        return [line["id"] for line in answer.json()["corrections"]]
+
+    # Full-width digits are the same court (as `registry corrections list --court` reads them).
+    assert ids(court="京０１０５") == ids(court=court.code) == [number]
+    # A typo is refused, not answered with a clean, empty list.
+    for typed, status_code, code in (
+        ("京9999", 400, "unknown_court"),
+        ("nonexistent", 400, "invalid_parameter"),
+        ("京01055", 400, "invalid_parameter"),
+    ):
+        refused = admin.get("/v1/corrections", params={"court": typed, "state": "overdue"})
+        assert (refused.status_code, refused.json()["code"]) == (status_code, code), (typed, refused.text)
+        assert refused.json()["pointer"] == "/query/court"
+    # Which of two states was meant is a guess: refused, not the last taken.
+    for query in ("state=open&state=all", f"court={court.code}&court=沪0101"):
+        repeated = admin.get(f"/v1/corrections?{query}")
+        assert (repeated.status_code, repeated.json()["code"]) == (400, "repeated_parameter"), query
+        assert repeated.json()["pointer"] == "/query/" + query.split("=")[0]
+
+
+def test_a_decision_says_something_and_names_its_stage(registry: Registry, court: CourtHandle) -> None:
+    listing_id, body = _listed(registry, court)
+    number = _filed(registry, listing_id, body, ground="inaccurate_information")["application_number"]
+    to_follow = decision(number, listing_id, action="to_follow", decided_on=registry.today)
+    for member, text in (
+        ("reasons", "\n"),
+        ("reasons", " \n\u3000"),
+        ("document_number", " "),
+        ("document_number", "某某决定书"),
+        ("document_number", "（二〇二六）京执异号"),
+    ):
+        refused = post_decision(registry, court, number, to_follow | {member: text})
+        assert (refused.status_code, refused.json()["code"]) == (422, "invalid_field"), (member, text)
+        assert refused.json()["pointer"] == f"/decision/{member}"
+    # No stage: a field missing, not "no None decision is awaited".
+    stageless = {k: v for k, v in to_follow.items() if k != "stage"}
+    refused = post_decision(registry, court, number, stageless)
+    assert (refused.status_code, refused.json()["code"]) == (422, "invalid_field"), refused.text
+    assert refused.json()["pointer"] == "/decision/stage"
+    with registry.http(court.api_key) as http:
+        assert http.get(f"/v1/corrections/{number}").json()["status"] == "under_review"
+
+
+def test_a_document_number_is_shown_as_it_was_checked(registry: Registry, court: CourtHandle) -> None:
+    """Folded as a listing's document numbers are (NFKC): the applicant reads the digits the
+    registry checked, not full-width ones or a superscript it read as a digit."""
+    listing_id, body = _listed(registry, court)
+    receipt = _filed(registry, listing_id, body)
+    number, code = receipt["application_number"], receipt["tracking_code"]
+    signed = decision(number, listing_id, outcome="dismissed", action="none", decided_on=registry.today)
+    answer = post_decision(registry, court, number, signed | {"document_number": "（2026）京0105执异８８²号"})
+    assert answer.status_code == 200, answer.text
+    [shown] = status(registry, number, code).json()["decisions"]
+    assert shown["document_number"] == "（2026）京0105执异882号"
+
+
+def test_a_blank_reconsideration_statement_is_refused(
+    registry: Registry, court: CourtHandle, superior: CourtHandle
+) -> None:
+    listing_id, body = _listed(registry, court)
+    receipt = _filed(registry, listing_id, body)
+    number, code = receipt["application_number"], receipt["tracking_code"]
+    post_decision(
+        registry, court, number,
+        decision(number, listing_id, outcome="dismissed", action="none", decided_on=registry.today),
+    )  # fmt: skip
+    with registry.http() as public:
+        refused = public.post(
+            "/v1/public/corrections/reconsideration",
+            json={"application_number": number, "tracking_code": code, "statement": " \n "},
+        )
+    assert (refused.status_code, refused.json()["code"]) == (422, "invalid_field"), refused.text
+    assert refused.json()["pointer"] == "/statement"
+    assert status(registry, number, code).json()["status"] == "dismissed"
+
+
+def test_without_a_known_superior_court_the_status_does_not_offer_reconsideration(
+    registry: Registry, court: CourtHandle
+) -> None:
+    listing_id, body = _listed(registry, court)
+    receipt = _filed(registry, listing_id, body)
+    number, code = receipt["application_number"], receipt["tracking_code"]
+    post_decision(
+        registry, court, number,
+        decision(number, listing_id, outcome="dismissed", action="none", decided_on=registry.today),
+    )  # fmt: skip
+    seen = status(registry, number, code).json()
+    assert (seen["status"], seen["may_request_reconsideration"]) == ("dismissed", False)
+    # What it would have offered: refused.
+    with registry.http() as public:
+        asked = public.post(
+            "/v1/public/corrections/reconsideration",
+            json={"application_number": number, "tracking_code": code, "statement": "原审查有误。"},
+        )
+    assert (asked.status_code, asked.json()["code"]) == (409, "no_superior_court")
+
+
+def test_every_correction_line_says_whether_its_deadline_is_provisional(
+    registry: Registry, court: CourtHandle
+) -> None:
+    listing_id, body = _listed(registry, court)
+    receipt = _filed(registry, listing_id, body)
+    assert receipt["deadline_provisional"] is False
+    seen = status(registry, receipt["application_number"], receipt["tracking_code"]).json()
+    assert seen["deadline_provisional"] is False
+    with registry.http(court.api_key) as http:
+        [line] = http.get("/v1/corrections").json()["corrections"]
+    assert line["deadline_provisional"] is False

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import uuid
+from datetime import date
 from typing import Any
 
 import httpx
@@ -206,3 +207,72 @@ def test_an_attachment_number_out_of_range_is_not_found(registry: Registry, cour
             assert answer.status_code == 404, (number[:30], answer.text)
             assert answer.headers["content-type"].startswith("application/problem+json")
             assert answer.json()["code"] == "attachment_not_found"
+
+
+def _finding(listing_id: str, today: date, action: str, **overrides: str) -> dict[str, Any]:
+    return {
+        "listing_id": listing_id,
+        "ground": "wrongly_listed",
+        "found_on": today.isoformat(),
+        "action": action,
+        "document_number": "（2026）京0105执99号之一",
+        "decided_on": today.isoformat(),
+        "reasons": "被执行人不符合纳入条件。",
+    } | overrides
+
+
+def _post_finding(registry: Registry, court: CourtHandle, envelope: dict[str, Any]) -> httpx.Response:
+    with registry.http(court.api_key) as http:
+        return http.post("/v1/corrections/findings", json=envelope)
+
+
+def _overdue_and_open(registry: Registry, court: CourtHandle) -> list[str]:
+    with registry.http(court.api_key) as http:
+        return [line["id"] for line in http.get("/v1/corrections").json()["corrections"]]
+
+
+def test_a_resent_finding_answers_what_it_did(registry: Registry, court: CourtHandle) -> None:
+    listing_id, _ = _listed(registry, court)
+    envelope = registry.envelope(court, _finding(listing_id, registry.today, "to_follow"), "finding")
+    first = _post_finding(registry, court, envelope)
+    assert first.status_code == 201, first.text
+    # The answer was lost: the very same signed finding is the same finding, recorded once.
+    again = _post_finding(registry, court, envelope)
+    assert again.status_code == 200, again.text
+    assert again.json() == first.json()
+    assert _overdue_and_open(registry, court) == [first.json()["id"]]
+    # Another finding while this one is not carried out is refused, not recorded beside it.
+    other = registry.envelope(
+        court, _finding(listing_id, registry.today, "to_follow", reasons="另一份决定。"), "finding"
+    )
+    refused = _post_finding(registry, court, other)
+    assert (refused.status_code, refused.json()["code"]) == (409, "finding_pending"), refused.text
+    assert first.json()["id"] in refused.json()["detail"]
+    assert _overdue_and_open(registry, court) == [first.json()["id"]]
+    # A forged signature over the same finding is not its resend.
+    forged = copy.deepcopy(envelope)
+    value = forged["signature"]["value"]
+    forged["signature"]["value"] = ("B" if value[0] == "A" else "A") + value[1:]
+    refused = _post_finding(registry, court, forged)
+    assert (refused.status_code, refused.json()["code"]) == (422, "signature_invalid"), refused.text
+    with registry.engine.connect() as conn:
+        assert (
+            conn.execute(
+                sa.text("SELECT count(*) FROM events WHERE type = 'correction.found_by_court'")
+            ).scalar_one()
+            == 1
+        )
+
+
+def test_a_resent_finding_with_its_removal_answers_what_it_did(
+    registry: Registry, court: CourtHandle
+) -> None:
+    listing_id, _ = _listed(registry, court)
+    envelope = registry.envelope(court, _finding(listing_id, registry.today, "removal"), "finding")
+    envelope["removal"] = registry.envelope(court, wrongful_removal(listing_id, registry.today), "removal")
+    first = _post_finding(registry, court, envelope)
+    assert first.status_code == 201, first.text
+    assert (first.json()["carried_out"], first.json()["listing_version"]) == (True, 1)
+    # Its removal took the listing off: the resend is its result, not listing_not_active.
+    again = _post_finding(registry, court, envelope)
+    assert (again.status_code, again.json()) == (200, first.json()), again.text

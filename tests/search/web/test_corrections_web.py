@@ -8,8 +8,10 @@ import re
 import httpx
 import pytest
 
+from registry.courts.services import set_superior
 from registry.identity.types import ID_TYPE_NAMES
 from registry.settings import Settings
+from registry.timeutil import utcnow
 from service.app import create_app
 from tests.support.corrections import (
     IDENTITIES,
@@ -161,6 +163,10 @@ def test_a_form_field_that_cannot_be_decoded_is_answered_with_the_form(
 
 
 def test_an_empty_reconsideration_statement_is_asked_for(registry: Registry, court: CourtHandle) -> None:
+    # The form is offered only where the registry knows the court one level up.
+    superior = registry.court("京03", "北京市第三中级人民法院", "11")
+    with registry.engine.begin() as conn:
+        set_superior(conn, court.code, superior.code, actor="test", now=utcnow())
     body = person_named(registry, court, "马丽")
     listing_id = publish_one(registry, court, body)
     filed = apply(registry, application(listing_id, body))
