@@ -288,6 +288,7 @@ def _status_page(status_: Any, code: str, status: int = 200, error: PageError | 
         outcomes=OUTCOMES,
         stages=STAGES,
         actions=ACTIONS,
+        today=today_in_china(),
     )
 
 

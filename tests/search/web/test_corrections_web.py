@@ -184,6 +184,24 @@ def test_an_empty_reconsideration_statement_is_asked_for(registry: Registry, cou
     assert _invalid(answer.text) == ["statement"]
 
 
+def test_without_a_registered_superior_court_a_dismissed_applicant_is_told_where_to_go(
+    registry: Registry, court: CourtHandle
+) -> None:
+    """No form the registry could not send on (409 no_superior_court), but the right still
+    stands (Art. 12): the page says to ask the court one level up directly, and by when."""
+    body = person_named(registry, court, "马丽")
+    listing_id = publish_one(registry, court, body)
+    filed = apply(registry, application(listing_id, body))
+    number, code = filed.json()["application_number"], filed.json()["tracking_code"]
+    dismissal = decision(number, listing_id, outcome="dismissed", action="none", decided_on=registry.today)
+    assert post_decision(registry, court, number, dismissal).status_code == 200
+    with registry.http() as http:
+        page = http.post("/corrections/status", data={"number": number, "code": code})
+    assert page.status_code == 200
+    assert 'action="/corrections/reconsider"' not in page.text
+    assert "本系统未登记该院的上一级人民法院，无法在线提交，请直接向上一级人民法院提出" in page.text
+
+
 ASKED = {"listing": "请填写失信信息编号或执行案号。", "number": "请填写被执行人的完整证件号码。"}
 
 
