@@ -19,11 +19,13 @@ import hmac
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, inspect, literal, select
+from sqlalchemy import Connection, Engine, inspect, literal, select, update
 
 from registry.checks.models import CheckLogEntry, WatchSubject
 from registry.db import create_sync_engine, dialect_insert
 from registry.identity.crypto import (
+    DataKeyError,
+    DataKeyring,
     Secrets,
     generate_missing_key_files,
     load_secrets,
@@ -34,6 +36,7 @@ from registry.identity.models import RegistryKey
 from registry.identity.registry_key import load_signer_if_present, rotate_signing_key
 from registry.identity.rotation import debtor_blind_candidates, sample_listing
 from registry.listings.models import Listing
+from registry.listings.prepare import PURPOSE_DEBTOR_ID
 from registry.settings import Settings
 from registry.timeutil import utcnow
 from registry.translog.models import LogCheckpoint
@@ -55,6 +58,11 @@ KINDS = (KIND_DATA, KIND_BLIND, KIND_SIGNING)
 
 # What only exists once keys have been used: any row here means "not an empty database".
 _DATA_TABLES = (Listing, LogCheckpoint, CheckLogEntry, WatchSubject)
+
+
+def data_key_check(key: bytes) -> str:
+    """What tells a data key's bytes apart, revealing nothing of them (an HMAC under it)."""
+    return hmac.new(key, b"registry data key check", hashlib.sha256).hexdigest()[:32]
 
 
 def blind_index_key_id(key: bytes) -> str:
@@ -108,16 +116,71 @@ def database_is_empty(conn: Connection) -> bool:
     )
 
 
-def record_keys(conn: Connection, ids: dict[str, str]) -> None:
-    """Add the ids not yet known (a concurrent starter may add the same: both are fine)."""
+def record_keys(conn: Connection, ids: dict[str, str], checks: dict[str, str] | None = None) -> None:
+    """Add the ids not yet known, with the data keys' check values (a concurrent starter may
+    add the same: both are fine); a data key recorded without one gets it."""
+    checks = checks or {}
     known = set(conn.execute(select(RegistryKey.key_id).where(RegistryKey.key_id.in_(list(ids)))).scalars())
     fresh = [
-        {"key_id": kid, "kind": kind, "created_at": utcnow(), "retired_at": None}
+        {
+            "key_id": kid,
+            "kind": kind,
+            "created_at": utcnow(),
+            "retired_at": None,
+            "check_value": checks.get(kid),
+        }
         for kid, kind in sorted(ids.items())
         if kid not in known
     ]
     if fresh:
         conn.execute(_insert_ignoring_duplicates(conn), fresh)
+    for kid, check in checks.items():
+        conn.execute(
+            update(RegistryKey)
+            .where(RegistryKey.key_id == kid, RegistryKey.check_value.is_(None))
+            .values(check_value=check)
+        )
+
+
+def _data_checks(settings: Settings) -> dict[str, str]:
+    secrets = load_secrets_if_present(settings)
+    if secrets is None:
+        return {}
+    return {kid: data_key_check(key) for kid, key in secrets.keyring.raw_keys().items()}
+
+
+def _check_data_keys(conn: Connection, secrets: Secrets) -> None:
+    """Each data key the stored data needs holds the bytes it was encrypted under: its check
+    value where one is recorded, else (recorded before check values were kept) a stored
+    ciphertext under it that must decrypt. A wrong key under the right id was taken, and
+    what was written under it could never be read again."""
+    held = secrets.keyring.raw_keys()
+    rows = conn.execute(
+        select(RegistryKey.key_id, RegistryKey.check_value).where(
+            RegistryKey.kind == KIND_DATA, RegistryKey.retired_at.is_(None)
+        )
+    ).all()
+    wrong = sorted(
+        row.key_id
+        for row in rows
+        if row.check_value is not None
+        and row.key_id in held
+        and not hmac.compare_digest(row.check_value, data_key_check(held[row.key_id]))
+    )
+    if not wrong and any(row.check_value is None for row in rows):
+        sample = sample_listing(conn)
+        if sample is not None:
+            try:
+                secrets.keyring.decrypt(bytes(sample.debtor_id_cipher), PURPOSE_DEBTOR_ID)
+            except DataKeyError:
+                wrong = [DataKeyring.key_id_of(bytes(sample.debtor_id_cipher))]
+    if wrong:
+        raise KeysUnavailable(
+            [],
+            [],
+            f"data key {', '.join(wrong)}: the configured bytes are not the key the stored data was "
+            "encrypted under (the id is right, the key is not)",
+        )
 
 
 def _insert_ignoring_duplicates(conn: Connection) -> Any:
@@ -152,7 +215,7 @@ def check_keys(conn: Connection, settings: Settings, *, generate: bool) -> KeyRe
         if held.absent_kinds():
             raise KeysUnavailable([], held.absent_kinds())
         if generate:
-            record_keys(conn, held.by_id())
+            record_keys(conn, held.by_id(), _data_checks(settings))
         return KeyReport(held.by_id(), held.by_id(), generated)
     held = held_keys(settings)
     have = held.by_id()
@@ -160,11 +223,13 @@ def check_keys(conn: Connection, settings: Settings, *, generate: bool) -> KeyRe
     absent = [kind for kind in held.absent_kinds() if kind not in needed.values()]
     if missing or absent:
         raise KeysUnavailable(missing, absent)
+    secrets = load_secrets(settings)
+    _check_data_keys(conn, secrets)
     if KIND_BLIND not in needed.values():
         # A database from before the key record: check the blind-index key against a stored index.
-        _check_blind_index_against_data(conn, load_secrets(settings))
+        _check_blind_index_against_data(conn, secrets)
     if generate:
-        record_keys(conn, have)
+        record_keys(conn, have, _data_checks(settings))
     return KeyReport(have, needed or have, generated)
 
 
@@ -192,6 +257,7 @@ def check_reloaded(engine: Engine, secrets: Secrets) -> None:
         missing = _lacking(needed, held)
         if missing:
             raise KeysUnavailable(missing, [])
+        _check_data_keys(conn, secrets)
         if KIND_BLIND not in needed.values():
             _check_blind_index_against_data(conn, secrets)
 

@@ -26,3 +26,7 @@ class RegistryKey(Base):
     kind: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     retired_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # Data keys: an HMAC under the key (registry.identity.keystore.data_key_check). Their ids
+    # are names the operator chooses, so the id alone does not tell that the bytes are the
+    # ones the data was encrypted under; None for keys recorded before the check was kept.
+    check_value: Mapped[str | None] = mapped_column(String(64))

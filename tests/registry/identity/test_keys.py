@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from registry.db import create_sync_engine
 from registry.identity.crypto import generate_missing_key_files, load_secrets
 from registry.identity.errors import KeyConfigError, KeysUnavailable
-from registry.identity.keystore import blind_index_key_id, ensure_keys
+from registry.identity.keystore import blind_index_key_id, check_reloaded, ensure_keys
 from registry.identity.registry_key import load_registry_signer
 from registry.runtime import Services
 from registry.settings import Settings
@@ -270,3 +270,62 @@ def test_a_running_service_keeps_its_keys_when_another_environments_file_replace
     finally:
         path.write_bytes(saved)
         http.close()
+
+
+def _same_ids_other_bytes(settings: Settings, tmp_path: Path) -> Settings:
+    """The secrets file with every data key's id kept and its bytes replaced."""
+    stored = json.loads(Path(settings.keys.secrets_file).read_text())
+    other = tmp_path / "same-ids.json"
+    forged = {kid: base64.b64encode(os.urandom(32)).decode() for kid in stored["data_keys"]}
+    other.write_text(json.dumps(stored | {"data_keys": forged}))
+    return settings.override(keys={"secrets_file": other})
+
+
+def test_other_bytes_under_a_recorded_data_key_id_are_refused(
+    registry: Registry, court: CourtHandle, settings: Settings, engine: sa.Engine, tmp_path: Path
+) -> None:
+    """A data key's id is a name the operator chose: the right name with the wrong bytes
+    started, and what it encrypted could never be read with the real key again."""
+    publish_person(registry, court)
+    ensure_keys(settings, engine)
+    with engine.connect() as conn:
+        checks = (
+            conn.execute(sa.text("SELECT check_value FROM registry_keys WHERE kind = 'data'")).scalars().all()
+        )
+    assert checks and all(checks)
+    wrong = _same_ids_other_bytes(settings, tmp_path)
+    with pytest.raises(KeysUnavailable, match="the id is right, the key is not"):
+        ensure_keys(wrong, engine)
+    check = run_registry(settings, "keys", "check", REGISTRY_SECRETS_FILE=str(wrong.keys.secrets_file))
+    assert check.returncode != 0 and "the id is right, the key is not" in check.stderr
+    assert run_registry(settings, "keys", "check").returncode == 0
+
+
+def test_a_data_key_recorded_without_a_check_value_is_tried_on_the_stored_data(
+    registry: Registry, court: CourtHandle, settings: Settings, engine: sa.Engine, tmp_path: Path
+) -> None:
+    """A database from before check values were kept: a stored ciphertext must decrypt
+    before the key is taken (and its check value recorded)."""
+    publish_person(registry, court)
+    ensure_keys(settings, engine)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE registry_keys SET check_value = NULL"))
+    with pytest.raises(KeysUnavailable, match="the id is right, the key is not"):
+        ensure_keys(_same_ids_other_bytes(settings, tmp_path), engine)
+    ensure_keys(settings, engine)
+    with engine.connect() as conn:
+        checks = (
+            conn.execute(sa.text("SELECT check_value FROM registry_keys WHERE kind = 'data'")).scalars().all()
+        )
+    assert checks and all(checks)
+
+
+def test_a_running_service_does_not_take_other_bytes_under_its_data_key_id(
+    registry: Registry, court: CourtHandle, settings: Settings, engine: sa.Engine, tmp_path: Path
+) -> None:
+    publish_person(registry, court)
+    ensure_keys(settings, engine)
+    wrong = _same_ids_other_bytes(settings, tmp_path)
+    with pytest.raises(KeysUnavailable, match="the id is right, the key is not"):
+        check_reloaded(engine, load_secrets(wrong))
+    check_reloaded(engine, load_secrets(settings))
