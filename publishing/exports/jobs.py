@@ -7,8 +7,8 @@ import logging
 from datetime import date, timedelta
 from typing import Any
 
-from publishing.exports.writer import export_days, prune, run_export, withdraw_stale
-from registry.calendar import china_date, today_in_china
+from publishing.exports.writer import exported_after, prune, run_export, withdraw_stale
+from registry.calendar import china_date, end_of_china_day, today_in_china
 from registry.db import create_sync_engine
 from registry.runtime import Services
 from registry.timeutil import utcnow
@@ -44,11 +44,24 @@ def export_now(services: Services, day: date) -> dict[str, Any]:
     return manifest
 
 
+def withdraw_now(services: Services) -> list[date]:
+    """Withdraw what exports hold that the registry no longer publishes. Blocking."""
+    engine = create_sync_engine(services.settings.database.url, writer=False)
+    try:
+        return withdraw_stale(engine, services.settings.exports.dir, utcnow())
+    finally:
+        engine.dispose()
+
+
 async def daily_export(services: Services) -> dict[str, Any]:
     """Yesterday's (China time) export: the full list now and the changes of that day. Once:
     a worker whose run comes after another's wrote it (a late clock, a restart within the
-    misfire grace) finds the day's signed export in the shared directory and leaves it."""
+    misfire grace) finds the day's signed export in the shared directory and leaves it. An
+    export of that day written before the day ended (`registry export run` during it) lacks
+    the rest of the day's changes: it is written again, whole."""
     yesterday = today_in_china() - timedelta(days=1)
-    if yesterday in export_days(services.settings.exports.dir):
+    if exported_after(services.settings.exports.dir, yesterday, end_of_china_day(yesterday)):
+        # Withdrawals still run every day (at most a day, publishing.md), exported or not.
+        await asyncio.to_thread(withdraw_now, services)
         return {"skipped": yesterday.isoformat()}
     return await asyncio.to_thread(export_now, services, yesterday)

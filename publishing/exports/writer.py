@@ -439,6 +439,15 @@ def withdraw_stale(engine: Engine, export_dir: Path, now: datetime) -> list[date
     return done
 
 
+def exported_after(export_dir: Path, day: date, moment: datetime) -> bool:
+    """Whether `day`'s signed export exists and was generated at or after `moment`."""
+    folder = export_dir / day.isoformat()
+    if not (folder / SIGNATURE).is_file():
+        return False
+    generated = json.loads((folder / MANIFEST).read_bytes())["generated_at"]
+    return datetime.fromisoformat(generated.replace("Z", "+00:00")) >= moment
+
+
 def export_days(export_dir: Path) -> list[date]:
     """Complete exports (those with a signed manifest), newest first."""
     days = []

@@ -3,6 +3,7 @@ PyNaCl against the registry's published JWK Set (not with the library that signe
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import csv
@@ -17,7 +18,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from multiprocessing import forkserver
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,11 @@ import nacl.signing
 import pytest
 import sqlalchemy as sa
 
+from publishing.exports.jobs import daily_export
 from publishing.exports.writer import CSV_COLUMNS, _changes_in_other_process, run_export
+from registry.calendar import china_midnight, end_of_china_day, today_in_china
 from registry.identity.registry_key import load_registry_signer
+from registry.runtime import Services
 from registry.settings import Settings
 from registry.timeutil import utcnow
 from tests.support.harness import CourtHandle, Registry, cli_env, registry_bin
@@ -385,3 +389,31 @@ def test_the_listing_csv_names_a_passport_s_country_in_words(
         "加拿大 *********",
     )
     assert json.loads(row)["identifier_masked"] == "CAN *********"
+
+
+def test_the_daily_job_writes_again_a_day_exported_before_it_ended_and_withdraws_either_way(
+    registry: Registry, court: CourtHandle, settings: Settings, engine: sa.Engine
+) -> None:
+    """`registry export run` during a day wrote that day's export with half its changes; the
+    next day's job skipped the day as done, and the rest of its changes were in no change
+    file, for good. Skipped or not, the job withdraws what is no longer published."""
+    ids = publish(registry, court, 2)
+    yesterday = today_in_china() - timedelta(days=1)
+    during = china_midnight(yesterday) + timedelta(hours=10)
+    run_export(engine, load_registry_signer(settings), settings.exports.dir, yesterday, during)
+
+    async def job() -> dict[str, Any]:
+        services = Services.create(settings)
+        try:
+            return await daily_export(services)
+        finally:
+            await services.close()
+
+    written = asyncio.run(job())
+    assert "skipped" not in written
+    assert datetime.fromisoformat(written["generated_at"]) >= end_of_china_day(yesterday)
+    remove(registry, court, ids[0])
+    assert asyncio.run(job()) == {"skipped": yesterday.isoformat()}  # complete now: not again
+    with registry.http() as http:
+        listed = {e["date"]: e["withdrawn"] for e in http.get("/v1/exports").json()["exports"]}
+    assert listed[yesterday.isoformat()] is True  # the removed person is no longer served
