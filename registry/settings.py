@@ -10,11 +10,12 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, Self
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import SplitResult, parse_qsl, urlsplit
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import AliasChoices, BaseModel, Field, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -30,6 +31,21 @@ A_DECADE = 3_653
 
 def _config(prefix: str) -> SettingsConfigDict:
     return SettingsConfigDict(env_prefix=prefix, extra="ignore", populate_by_name=True, allow_inf_nan=False)
+
+
+def _bad_port(parts: SplitResult) -> bool:
+    """Whether the URL names a port that is not 1-65535 in ASCII digits (urlsplit reads ٣ too).
+    A libpq multi-host list (`h1:5432,h2:5432`) is left to the drivers."""
+    if "," in parts.netloc:
+        return False
+    try:
+        port = parts.port
+    except ValueError:
+        return True
+    if port is None:
+        return False
+    written = parts.netloc.rpartition(":")[2]
+    return not (written.isascii() and 1 <= port <= 65535)
 
 
 def _url_of(value: str, schemes: set[str], example: str) -> str:
@@ -102,6 +118,8 @@ class DatabaseSettings(BaseSettings):
         for prefix in ("postgresql://", "postgres://", "postgresql+psycopg://", "postgresql+asyncpg://"):
             if value.startswith(prefix):
                 # Kept as written (libpq reads it); checked here, translated by registry.db.
+                if _bad_port(urlsplit(value)):
+                    raise ValueError("the URL's port is not a number from 1 to 65535")
                 postgres_options(urlsplit(value).query)
                 return "postgresql+asyncpg://" + value.removeprefix(prefix)
         raise ValueError("expected sqlite:///path/to/file.db or postgresql://user@host:5432/database")
@@ -207,8 +225,18 @@ class ServerSettings(BaseSettings):
         if value is None:
             return None
         parts = urlsplit(value)
-        if parts.scheme not in {"http", "https"} or not parts.hostname or parts.query or parts.fragment:
-            raise ValueError("an http(s) origin, e.g. https://registry.example (a path prefix is allowed)")
+        if (
+            parts.scheme not in {"http", "https"}
+            or not parts.hostname
+            or parts.query
+            or parts.fragment
+            or parts.username is not None
+            or _bad_port(parts)
+        ):
+            raise ValueError(
+                "an http(s) origin, e.g. https://registry.example (a path prefix is allowed; no user or "
+                "password; a port from 1 to 65535)"
+            )
         return value.rstrip("/")
 
     def trusted_proxies(self) -> list[str]:
@@ -593,6 +621,10 @@ def load_settings() -> Settings:
             concerns[name] = concern()
         except ValidationError as exc:
             lines += [f"{_variable(concern, error['loc'])}: {_reason(error)}" for error in exc.errors()]
+    lines += [
+        f"{name}: not a setting of the registry (misspelt? `registry settings` lists them)"
+        for name in unknown_variables(os.environ)
+    ]
     if lines:
         raise SettingsError(lines)
     settings = Settings.model_validate(concerns)
@@ -606,6 +638,38 @@ def load_settings() -> Settings:
     if lines:
         raise SettingsError(lines)
     return settings
+
+
+# Variables of the registry's own tests and benches, read by them and not by the service.
+NOT_SETTINGS_PREFIXES = ("REGISTRY_TEST_", "REGISTRY_BENCH_")
+
+
+def known_variables() -> frozenset[str]:
+    """Every environment variable a setting is read from."""
+    names: set[str] = set()
+    for info in Settings.model_fields.values():
+        concern = _concern(info.annotation)
+        prefix = str(concern.model_config.get("env_prefix", ""))
+        for field_name, field_info in concern.model_fields.items():
+            alias = field_info.validation_alias
+            if isinstance(alias, str):
+                names.add(alias.upper())
+            elif isinstance(alias, AliasChoices):
+                names.update(str(choice).upper() for choice in alias.choices if isinstance(choice, str))
+            else:
+                names.add(f"{prefix}{field_name}".upper())
+    return frozenset(names)
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """`REGISTRY_*` variables no setting reads: a misspelt REGISTRY_DATABSE_URL was ignored and
+    the service started on a new empty SQLite database, generating new keys."""
+    known = known_variables()
+    return sorted(
+        name
+        for name in environ
+        if name.startswith("REGISTRY_") and name not in known and not name.startswith(NOT_SETTINGS_PREFIXES)
+    )
 
 
 def _concern(annotation: Any) -> type[BaseSettings]:

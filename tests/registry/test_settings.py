@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from registry.settings import Settings, reference_markdown
+from registry.settings import Settings, SettingsError, load_settings, reference_markdown
 
 # Every variable the service read before the split, with a value and where it must land.
 VARIABLES = {
@@ -73,3 +73,40 @@ def test_the_settings_reference_is_generated_not_written() -> None:
     # Every variable named above is documented.
     for name in VARIABLES:
         assert f"`{name}`" in committed
+
+
+def test_a_misspelt_variable_is_named_not_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """REGISTRY_DATABSE_URL was ignored: the service migrated and served a new empty SQLite
+    database beside the real one, with new keys."""
+    monkeypatch.setenv("REGISTRY_DATABSE_URL", "postgresql://postgres@127.0.0.1/x")
+    monkeypatch.setenv("REGISTRY_REDIS_URI", "redis://127.0.0.1")
+    monkeypatch.setenv("REGISTRY_TEST_ANYTHING", "1")  # the tests' own variables are theirs
+    with pytest.raises(SettingsError) as refused:
+        load_settings()
+    lines = str(refused.value).splitlines()
+    assert [line.split(":")[0] for line in lines] == ["REGISTRY_DATABSE_URL", "REGISTRY_REDIS_URI"]
+    assert "postgres@" not in str(refused.value)  # the value (perhaps a password) never shown
+    monkeypatch.delenv("REGISTRY_DATABSE_URL")
+    monkeypatch.delenv("REGISTRY_REDIS_URI")
+    assert load_settings().database.url == Settings().database.url
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("REGISTRY_DATABASE_URL", "postgresql://postgres@127.0.0.1:abc/registry"),
+        ("REGISTRY_DATABASE_URL", "postgresql://postgres@127.0.0.1:\u0663\u0663/registry"),
+        ("REGISTRY_DATABASE_URL", "postgresql://postgres@127.0.0.1:70000/registry"),
+        ("REGISTRY_PUBLIC_BASE_URL", "https://user:secret@registry.example"),
+        ("REGISTRY_PUBLIC_BASE_URL", "https://registry.example:99999"),
+    ],
+)
+def test_a_url_with_a_bad_port_or_a_password_in_the_public_address_is_one_line(
+    name: str, value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 68-line traceback for the port; the public address would have shown the password
+    in every link the service writes."""
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as refused:
+        load_settings()
+    assert str(refused.value).startswith(name) and "secret" not in str(refused.value)
