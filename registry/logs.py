@@ -132,6 +132,11 @@ def configure_logging(level: str, fmt: Literal["text", "json"]) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    # The SQLite driver (DEBUG) and SQLAlchemy's engine (INFO, once its logger's level allows)
+    # log statements with their parameters: names, blind indexes, ciphertexts. No level of
+    # ours shows them: their warnings and errors only.
+    for driver in ("aiosqlite", "sqlalchemy.engine"):
+        logging.getLogger(driver).setLevel(max(logging.WARNING, root.level))
 
 
 def logging_json() -> bool:

@@ -18,7 +18,7 @@ from typing import Any
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from registry.identity.errors import KeyConfigError, KeysUnavailable
-from registry.identity.registry_key import generate_signing_key_file
+from registry.identity.registry_key import generate_signing_key_file, warn_if_readable_by_others
 from registry.settings import Settings
 
 _log = logging.getLogger(__name__)
@@ -346,6 +346,7 @@ class SecretsFile:
             return None
         except OSError as exc:
             raise KeyConfigError(f"cannot read the secrets file {self.path}: {exc.strerror}") from exc
+        warn_if_readable_by_others(self.path)
         try:
             stored = json.loads(raw.decode())
             keys = {str(kid): _decode(value, f"data key {kid}") for kid, value in stored["data_keys"].items()}

@@ -331,6 +331,21 @@ def _decode(value: str, what: str) -> bytes:
     return raw
 
 
+_WARNED: set[Path] = set()
+
+
+def warn_if_readable_by_others(path: Path) -> None:
+    """A key file other users may read or write (0644 after a copy) still loads, with a
+    warning each time it is read: the keys in it may already have leaked."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if mode & 0o077 and path not in _WARNED:
+        _WARNED.add(path)  # once a process: the file is read at every start of a service
+        _log.warning("%s is readable or writable by other users (mode %o): chmod 600 it", path, mode & 0o777)
+
+
 def _read_signing_file(path: Path) -> list[bytes] | None:
     try:
         text = path.read_bytes()
@@ -338,6 +353,7 @@ def _read_signing_file(path: Path) -> list[bytes] | None:
         return None
     except OSError as exc:
         raise KeyConfigError(f"cannot read the signing key file {path}: {exc.strerror}") from exc
+    warn_if_readable_by_others(path)
     try:
         values = json.loads(text.decode())["keys"]
         raws = [_decode(value, f"a key of {path}") for value in values]

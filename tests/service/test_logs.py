@@ -4,6 +4,7 @@ object a line when REGISTRY_LOG_FORMAT=json; never a personal identifier."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from registry.ids import is_id
+from registry.logs import configure_logging
 from registry.settings import Settings
 from tests.support.harness import CourtHandle, Registry
 from tests.support.listings import person_named, publish_many
@@ -107,3 +109,22 @@ def test_access_lines_escape_control_characters_and_cover_unrouted_requests(
     assert "11010519491231002X" not in log.read_text()
     assert "１１０１０５１９４９１２３１００２" not in log.read_text()
     assert "١١٠١٠٥١٩٤٩١٢٣١٠٠٢" not in log.read_text()
+
+
+def test_no_log_level_shows_the_database_drivers_statements() -> None:
+    """At DEBUG the SQLite driver wrote each insert with its parameters (a debtor's name,
+    blind index and ciphertext); SQLAlchemy's engine does the same at INFO."""
+    root = logging.getLogger()
+    saved = (root.level, list(root.handlers))
+    try:
+        configure_logging("DEBUG", "text")
+        assert not logging.getLogger("aiosqlite").isEnabledFor(logging.DEBUG)
+        assert not logging.getLogger("sqlalchemy.engine.Engine").isEnabledFor(logging.INFO)
+        assert logging.getLogger("sqlalchemy.engine.Engine").isEnabledFor(logging.WARNING)
+        assert logging.getLogger("registry").isEnabledFor(logging.DEBUG)
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in saved[1]:
+            root.addHandler(handler)
+        root.setLevel(saved[0])

@@ -329,3 +329,24 @@ def test_a_running_service_does_not_take_other_bytes_under_its_data_key_id(
     with pytest.raises(KeysUnavailable, match="the id is right, the key is not"):
         check_reloaded(engine, load_secrets(wrong))
     check_reloaded(engine, load_secrets(settings))
+
+
+def test_a_key_file_others_may_read_is_named_in_a_warning(
+    settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Loaded still (a restart must not fail on a copy's mode), but said: the keys may have leaked."""
+    own = settings.override(
+        keys={"secrets_file": tmp_path / "secrets.json", "signing_key_file": tmp_path / "signing.json"}
+    )
+    generate_missing_key_files(own)
+    for path in (own.keys.secrets_file, own.keys.signing_key_file):
+        path.chmod(0o644)
+    with caplog.at_level("WARNING", logger="registry.identity.registry_key"):
+        load_secrets(own)
+        load_registry_signer(own)
+        load_secrets(own)
+    warned = [r.getMessage() for r in caplog.records if "chmod 600" in r.getMessage()]
+    assert sorted(warned) == sorted(
+        f"{p} is readable or writable by other users (mode 644): chmod 600 it"
+        for p in (own.keys.secrets_file, own.keys.signing_key_file)
+    )
