@@ -8,18 +8,21 @@ Shared by `registry/cli.py` and the command groups other packages add to it.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
+import sqlite3
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import IO, Any, TypeVar
 
 import click
 from sqlalchemy import Connection
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DatabaseError, InterfaceError, OperationalError
 
 from registry.identity.errors import KeyConfigError, KeysUnavailable
+from registry.logs import JsonFormatter, logging_json
 from registry.problems import Problem
 from registry.runtime import Services
 from registry.settings import DatabaseSettings, Settings, SettingsError, load_settings
@@ -38,17 +41,63 @@ _UNREACHABLE = (
 )
 
 
+class OperatorError(click.ClickException):
+    """What stops a command: an `Error:` line for each of `lines` on stderr; with
+    REGISTRY_LOG_FORMAT=json, a JSON log line each instead (stderr is a log shipper's then)."""
+
+    def __init__(self, *lines: str) -> None:
+        super().__init__("\nError: ".join(lines))
+        self.lines = lines
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        if not _json_lines():
+            super().show(file)
+            return
+        for line in self.lines:
+            record = logging.makeLogRecord(
+                {"name": "registry.cli", "levelno": logging.ERROR, "levelname": "ERROR", "msg": line}
+            )
+            click.echo(JsonFormatter().format(record), file=file, err=file is None)
+
+
+class _OperatorUsageError(OperatorError):
+    """A usage error (exit status 2) as `OperatorError` shows it."""
+
+    exit_code = 2
+
+
+def _json_lines() -> bool:
+    # As the logs are written once the settings are read; before (a bad setting stopped the
+    # command), as the environment asks.
+    return logging_json() or any(
+        name.upper() == "REGISTRY_LOG_FORMAT" and value == "json" for name, value in os.environ.items()
+    )
+
+
 def cli_settings() -> Settings:
     """The settings of a command; each bad `REGISTRY_*` variable on a line of its own."""
     try:
         return load_settings()
     except SettingsError as exc:
-        raise click.ClickException("\nError: ".join(exc.lines)) from None
+        raise OperatorError(*exc.lines) from None
 
 
 @contextmanager
 def operator_errors() -> Iterator[None]:
-    """Around every command (the root group): its failures an operator can act on, one line each."""
+    """Around every command (the root group): its failures an operator can act on, one line
+    each, a JSON log line with REGISTRY_LOG_FORMAT=json (click's own usage errors too)."""
+    try:
+        with _one_line():
+            yield
+    except click.ClickException as exc:
+        if isinstance(exc, OperatorError) or not _json_lines():
+            raise
+        shown = _OperatorUsageError if exc.exit_code == 2 else OperatorError
+        raise shown(exc.format_message()) from exc
+
+
+@contextmanager
+def _one_line() -> Iterator[None]:
     try:
         yield
     except Problem as problem:
@@ -57,6 +106,17 @@ def operator_errors() -> Iterator[None]:
         raise click.ClickException(str(exc)) from exc
     except (OperationalError, InterfaceError) as exc:
         cause = str(exc.orig or exc).strip().split("\n", 1)[0] or type(exc.orig).__name__
+        raise click.ClickException(f"database error at {_database_address()}: {cause}") from exc
+    except DatabaseError as exc:
+        # SQLite's plain DatabaseError: the file is no database (or a damaged one). Its other
+        # errors (IntegrityError, ...) are the registry's bugs: a traceback.
+        if type(exc.orig) is not sqlite3.DatabaseError:
+            raise
+        cause = str(exc.orig).strip().split("\n", 1)[0]
+        if cause == "file is not a database":
+            raise click.ClickException(
+                f"{_database_address()} is not a SQLite database; check REGISTRY_DATABASE_URL"
+            ) from exc
         raise click.ClickException(f"database error at {_database_address()}: {cause}") from exc
     except _UNREACHABLE as exc:
         # os.strerror: asyncio's own text names the address again ("Connect call failed (...)").

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from registry.cliparams import AsciiFloat, AsciiInt
 from registry.clirun import cli_settings, operator_errors, run_with_services
 from registry.logs import configure_logging
 from registry.runtime import Services
@@ -95,7 +96,7 @@ def settings_reference() -> None:
 
 @main.command()
 @click.option("--host", default=None, help="Default REGISTRY_HOST.")
-@click.option("--port", default=None, type=click.IntRange(1, 65535), help="Default REGISTRY_PORT.")
+@click.option("--port", default=None, type=AsciiInt(1, 65535), help="Default REGISTRY_PORT.")
 @click.option(
     "--scheduler/--no-scheduler", default=None, help="Run background jobs here (default REGISTRY_SCHEDULER)."
 )
@@ -110,9 +111,8 @@ def serve(host: str | None, port: int | None, scheduler: bool | None) -> None:
     ensure_keys(settings)  # before listening: refuse at once, naming the missing key ids
     host, port = host or settings.server.host, port or settings.server.port
     _refuse_unusable_address(host, port)
-    _announce(
-        settings, f"registry listening on http://{host}:{port}  (API schema: http://{host}:{port}/schema)"
-    )
+    address = _address(host, port)
+    _announce(settings, f"registry listening on http://{address}  (API schema: http://{address}/schema)")
     uvicorn.run(
         create_app(settings, run_scheduler=scheduler),
         host=host,
@@ -127,6 +127,11 @@ def serve(host: str | None, port: int | None, scheduler: bool | None) -> None:
     )
 
 
+def _address(host: str, port: int) -> str:
+    """`host:port` as a URL writes it: an IPv6 address in brackets (`[::1]:8715`)."""
+    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
 def _refuse_unusable_address(host: str, port: int) -> None:
     """Bind a first socket as uvicorn will: uvicorn would start the app, then log the failure
     and stop, after "listening on" was printed."""
@@ -139,7 +144,7 @@ def _refuse_unusable_address(host: str, port: int) -> None:
             probe.bind(address)
     except OSError as exc:
         raise click.ClickException(
-            f"cannot listen on {host}:{port} ({exc.strerror or exc}); "
+            f"cannot listen on {_address(host, port)} ({exc.strerror or exc}); "
             "check --host and --port, or REGISTRY_HOST and REGISTRY_PORT"
         ) from exc
 
@@ -150,7 +155,13 @@ def _refuse_unusable_address(host: str, port: int) -> None:
     is_flag=True,
     help="Exit 0 if a worker's heartbeat (REGISTRY_WORKER_HEARTBEAT_FILE) is recent, 1 if not.",
 )
-@click.option("--max-age", type=float, default=60.0, show_default=True, help="With --check: seconds.")
+@click.option(
+    "--max-age",
+    type=AsciiFloat(min=0, min_open=True),
+    default=60.0,
+    show_default=True,
+    help="With --check: seconds.",
+)
 @click.option(
     "--jobs",
     "only",
@@ -208,8 +219,8 @@ def _names(option: str) -> list[str]:
 
 
 @main.command()
-@click.option("--listings", "count", type=int, default=2000, show_default=True)
-@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--listings", "count", type=AsciiInt(min=0), default=2000, show_default=True)
+@click.option("--seed", type=AsciiInt(), default=1, show_default=True)
 def demo(count: int, seed: int) -> None:
     """Demo courts with their own keys, and COUNT realistic signed listings."""
     from demo.runner import load_demo
@@ -238,16 +249,16 @@ def demo(count: int, seed: int) -> None:
     ),
     default="ingest",
 )
-@click.option("--listings", "count", type=int, default=100_000, show_default=True)
-@click.option("--batch-size", type=int, default=10_000, show_default=True)
-@click.option("--workers", type=int, default=0, help="Preparing processes; 0 = one per core.")
+@click.option("--listings", "count", type=AsciiInt(min=1), default=100_000, show_default=True)
+@click.option("--batch-size", type=AsciiInt(min=1), default=10_000, show_default=True)
+@click.option("--workers", type=AsciiInt(min=0), default=0, help="Preparing processes; 0 = one per core.")
 @click.option("--output", type=click.Path(path_type=Path), default=None, help="Also write the JSON here.")
 @click.option(
     "--database-url", default=None, help="PostgreSQL server to make scratch databases on (default: SQLite)."
 )
 @click.option(
     "--removals",
-    type=int,
+    type=AsciiInt(min=0),
     default=200,
     show_default=True,
     help="sync, search: removals timed (search: this many idle, as many during batches).",
@@ -269,7 +280,7 @@ def demo(count: int, seed: int) -> None:
 @click.option(
     "--bulk",
     "bulk_on_top",
-    type=int,
+    type=AsciiInt(min=0),
     default=None,
     help="search, sizes, checks, feeds/export/checkpoint: build the list by the bulk path (bench.bulk, "
     "not an ingest figure), the last BULK listings through `registry import` on top of it (the ingest "

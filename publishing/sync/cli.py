@@ -12,6 +12,7 @@ from publishing.sync import services as sync
 from publishing.sync.delivery import deliver_due
 from publishing.sync.notices import PAGE_MAX, count_notices, notice_reader, overdue_notices
 from publishing.sync.profiles import PROFILES
+from registry.cliparams import AsciiInt
 from registry.clirun import CLI_ACTOR, in_write_transaction, run_with_services
 from registry.endpoints import PushPolicy
 from registry.eventlog.readers import follow
@@ -38,7 +39,9 @@ def sync_cli() -> None:
     default=None,
     help="https:// URL at a public address pushes go to (push mode; see REGISTRY_PUSH_ALLOWED_NETWORKS).",
 )
-@click.option("--from-seq", type=int, default=0, show_default=True, help="Start after this log position.")
+@click.option(
+    "--from-seq", type=AsciiInt(), default=0, show_default=True, help="Start after this log position."
+)
 def create(client_id: str, profile: str, mode: str, endpoint_url: str | None, from_seq: int) -> None:
     """Subscribe an agency. Prints the subscription (its id is `id`)."""
 
@@ -97,7 +100,9 @@ def resume(subscription_id: str) -> None:
 
 @sync_cli.command("replay")
 @click.argument("subscription_id")
-@click.option("--from-seq", type=int, required=True, help="Deliver again everything after this position.")
+@click.option(
+    "--from-seq", type=AsciiInt(), required=True, help="Deliver again everything after this position."
+)
 def replay(subscription_id: str, from_seq: int) -> None:
     _echo(
         in_write_transaction(

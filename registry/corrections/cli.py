@@ -8,6 +8,7 @@ import click
 import msgspec
 
 from registry.calendar import today_in_china
+from registry.cliparams import AsciiInt
 from registry.clirun import in_read_transaction, in_write_transaction
 from registry.corrections.services import READER, list_corrections
 from registry.eventlog.readers import step
@@ -24,7 +25,7 @@ def corrections() -> None:
 @corrections.command("list")
 @click.option("--state", type=click.Choice(["open", "overdue", "all"]), default="open", show_default=True)
 @click.option("--court", default=None, help="One court's (the listing court or the deciding court).")
-@click.option("--limit", type=click.IntRange(1, 100_000), default=1000, show_default=True)
+@click.option("--limit", type=AsciiInt(1, 100_000), default=1000, show_default=True)
 def corrections_list(state: str, court: str | None, limit: int) -> None:
     """What is awaited of each court and by when, as JSON (ids and codes only)."""
     if court is not None:

@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 import click
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -31,7 +32,11 @@ def court() -> None:
 @court.command("add")
 @click.argument("code")
 @click.argument("name")
-@click.option("--province", default=None, help="Two-digit province code; derived from CODE by default.")
+@click.option(
+    "--province",
+    default=None,
+    help="Two-digit province code, CODE's own (京: 11); derived from CODE by default.",
+)
 @click.option(
     "--superior",
     default=None,
@@ -68,12 +73,25 @@ def court_key() -> None:
 def _load_public_key(path: Path) -> bytes:
     raw = path.read_bytes()
     if raw.lstrip().startswith(b"-----BEGIN"):
-        key = serialization.load_pem_public_key(raw)
+        if b"PRIVATE KEY-----" in raw:
+            # Never echoed, and never registered: a court's private key stays with the court.
+            raise click.ClickException(f"{path} holds a private key: give the court's public key")
+        try:
+            key = serialization.load_pem_public_key(raw)
+        except (ValueError, UnsupportedAlgorithm) as exc:
+            raise click.ClickException(f"{path} is not a PEM public key") from exc
         if not isinstance(key, Ed25519PublicKey):
             raise click.ClickException("the PEM file does not hold an Ed25519 public key")
         return key.public_bytes_raw()
     text = raw.strip()
-    return base64.urlsafe_b64decode(text + b"=" * (-len(text) % 4)) if len(text) != 32 else text
+    if len(text) == 32:
+        return text
+    try:
+        return base64.urlsafe_b64decode(text + b"=" * (-len(text) % 4))
+    except ValueError as exc:  # binascii.Error
+        raise click.ClickException(
+            f"{path} holds no public key: PEM, raw 32 bytes or base64url of them"
+        ) from exc
 
 
 @court_key.command("add")
@@ -100,24 +118,33 @@ def court_key_add(
     now = utcnow()
     until = valid_until.astimezone() if valid_until else None
     check_key_validity(now, until)  # before a private key file is written
-    if private_key_out is not None:
+    if private_key_out is None:
+        assert public_key_path is not None
+        public = _load_public_key(public_key_path)
+    else:
         private = Ed25519PrivateKey.generate()
         pem = private.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
-        private_key_out.touch(mode=0o600, exist_ok=False)
-        private_key_out.write_bytes(pem)
         public = private.public_key().public_bytes_raw()
-    else:
-        assert public_key_path is not None
-        public = _load_public_key(public_key_path)
-    click.echo(
-        in_write_transaction(
+        private_key_out.touch(mode=0o600, exist_ok=False)  # never over another key
+    try:
+        if private_key_out is not None:
+            # Written before the key is registered: a registered key whose private half was
+            # lost (a full disk) would be a court's key no one holds.
+            private_key_out.write_bytes(pem)
+        key_id = in_write_transaction(
             lambda c: add_key(
                 c, court_code, public, valid_from=now, valid_until=until, actor=CLI_ACTOR, now=now
             )
         )
-    )
+    except BaseException:
+        # Refused (an unknown court, a database out of reach, Ctrl-C): no key file is left behind,
+        # and the same command can run again.
+        if private_key_out is not None:
+            private_key_out.unlink(missing_ok=True)
+        raise
+    click.echo(key_id)
 
 
 @court_key.command("revoke")

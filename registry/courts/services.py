@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from datetime import datetime
 from typing import Any
 
@@ -12,7 +13,9 @@ from registry.courts.models import Court, CourtKey
 from registry.eventlog.services import EventDraft, append_events
 from registry.eventlog.types import EventType
 from registry.identity.identifiers import (
+    PROVINCES,
     IdentifierError,
+    ascii_digits,
     normalise_court_code,
     normalise_text,
     province_of_court,
@@ -80,6 +83,32 @@ def check_superior(code: str, superior: str) -> None:
         )
 
 
+def checked_province(raw: str | None, code: str) -> str | None:
+    """The province code a court is registered with: `raw` (NFKC, so full-width digits fold;
+    never another script's digits) if it is a known two-digit code and the court code's own
+    province, else 422 `invalid_field`. None: the court code's province (none for 最高法 or
+    a military court, whose province any known code may name)."""
+    own = province_of_court(code)
+    if raw is None:
+        return own
+    province = "".join(unicodedata.normalize("NFKC", raw).split())
+    if not ascii_digits(province) or province not in PROVINCES:
+        raise Problem(
+            422,
+            "invalid_field",
+            "the province (--province) is a two-digit province code, e.g. 11 for 北京",
+            pointer="/province_code",
+        )
+    if own is not None and province != own:
+        raise Problem(
+            422,
+            "invalid_field",
+            f"the province (--province) of {code} is {own} ({PROVINCES[own]}), not {province}",
+            pointer="/province_code",
+        )
+    return province
+
+
 def add_court(
     conn: Connection,
     code: str,
@@ -96,13 +125,13 @@ def add_court(
     except IdentifierError as exc:
         raise Problem(422, exc.code, exc.message) from exc
     name = checked_name(name, "the court name", "/name")
+    province = checked_province(province_code, code)
     if conn.execute(select(Court.code).where(Court.code == code)).first() is not None:
         raise Problem(409, "court_exists", f"court {code} is already registered")
     if superior is not None:
         check_superior(code, superior)
         if conn.execute(select(Court.code).where(Court.code == superior)).first() is None:
             raise Problem(404, "court_not_found", f"superior court {superior} is not registered")
-    province = province_code or province_of_court(code)
     conn.execute(
         insert(Court),
         [

@@ -89,6 +89,10 @@ def _checked_in(_dbapi_connection: Any, record: Any) -> None:
 
 
 def _rolled_back(conn: Connection) -> None:
+    if conn.invalidated:
+        # Its DBAPI connection is gone, the mark with it (a new one starts with empty info);
+        # reading `info` would raise PendingRollbackError over what invalidated it (Ctrl-C).
+        return
     conn.info.pop(_MARK, None)
 
 

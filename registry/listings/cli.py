@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from registry.cliparams import AsciiInt
 from registry.clirun import run_with_services
 from registry.listings.ingest import IngestStalled, worker_count
 from registry.runtime import Services
@@ -17,8 +18,8 @@ from registry.runtime import Services
 
 @click.command("import")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--workers", type=int, default=0, help="Preparing processes; 0 = one per core.")
-@click.option("--chunk-size", type=int, default=1000, show_default=True)
+@click.option("--workers", type=AsciiInt(min=0), default=0, help="Preparing processes; 0 = one per core.")
+@click.option("--chunk-size", type=AsciiInt(min=1), default=1000, show_default=True)
 def import_command(path: Path, workers: int, chunk_size: int) -> None:
     """Import signed listing envelopes, one JSON object per line."""
     from registry.listings.importer import import_file

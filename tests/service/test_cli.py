@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import base64
 import json
 import os
@@ -452,3 +453,22 @@ def test_expire_command_expires_ended_terms(
         listing = http.get(f"/v1/listings/{response.json()['listing_id']}").json()
     assert listing["status"] == "expired" and listing["removal"]["reason"] == "term_expired"
     assert "audit ok" in _ok(settings, "audit", "verify").stdout
+
+
+def test_the_image_holds_every_package_the_command_imports() -> None:
+    """`registry demo` and `registry bench` failed in the image with ModuleNotFoundError:
+    deploy/Containerfile copied the wheel's packages only, not demo/ and bench/."""
+    root = Path(__file__).resolve().parents[2]
+    imported = {
+        (node.module or "").split(".")[0]
+        for path in (root / "service").rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom) and node.level == 0
+    }
+    ours = {name for name in imported if (root / name / "__init__.py").exists()}
+    assert {"registry", "demo", "bench"} <= ours
+    image = (root / "deploy" / "Containerfile").read_text().splitlines()
+    copied = {line.split()[1] for line in image if line.startswith("COPY ")}
+    [compiled] = [line for line in image if "compileall" in line]
+    assert ours <= copied, ours - copied
+    assert ours <= set(compiled.split()), ours - set(compiled.split())

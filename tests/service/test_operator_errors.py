@@ -3,6 +3,7 @@ fix and an exit status other than 0: never a traceback, never a password from a 
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -172,3 +173,130 @@ def test_a_client_needs_a_name(settings: Settings, engine: sa.Engine, name: str)
 def test_the_worker_refuses_an_empty_job_list(settings: Settings, engine: sa.Engine, jobs: str) -> None:
     """An empty list ran every job: the opposite of a choice."""
     _refused(_cli(settings, "worker", "--jobs", jobs), "--jobs")
+
+
+# ---- numbers on the command line ----
+
+SYNC_CREATE = ("sync", "create", "--client", "x", "--profile", "credit_reference", "--mode", "pull")
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (("serve", "--no-scheduler", "--port", "٨٧١٥"), "--port"),  # listened on 8715
+        (("import", "{file}", "--chunk-size", "٣"), "--chunk-size"),
+        (("import", "{file}", "--workers", "-1"), "--workers"),  # a ValueError traceback
+        (("import", "{file}", "--chunk-size", "0"), "--chunk-size"),
+        (("import", "{file}", "--chunk-size", "-1"), "--chunk-size"),
+        ((*SYNC_CREATE, "--from-seq", "٣"), "--from-seq"),
+        (("corrections", "list", "--limit", "١٠"), "--limit"),
+        (("worker", "--check", "--max-age", "nan"), "--max-age"),  # "worker alive"
+        (("worker", "--check", "--max-age", "inf"), "--max-age"),
+        (("worker", "--check", "--max-age", "1e999"), "--max-age"),
+        (("worker", "--check", "--max-age", "-5"), "--max-age"),
+        (("worker", "--check", "--max-age", "0"), "--max-age"),
+    ],
+)
+def test_a_number_option_takes_ascii_digits_in_range(
+    settings: Settings, engine: sa.Engine, tmp_path: Path, args: tuple[str, ...], option: str
+) -> None:
+    envelopes = tmp_path / "f.jsonl"
+    envelopes.write_text("{}\n")
+    heartbeat = tmp_path / "worker.heartbeat"
+    heartbeat.touch()  # a fresh heartbeat: only the option can refuse
+    result = _cli(
+        settings,
+        *(arg.format(file=envelopes) for arg in args),
+        REGISTRY_PORT=str(free_port()),
+        REGISTRY_WORKER_HEARTBEAT_FILE=str(heartbeat),
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    _refused(result, option)
+    assert "listening on" not in result.stdout and "alive" not in result.stdout
+
+
+def test_full_width_digits_fold_in_a_number_option(settings: Settings, tmp_path: Path) -> None:
+    heartbeat = tmp_path / "worker.heartbeat"
+    heartbeat.touch()
+    result = _cli(
+        settings, "worker", "--check", "--max-age", "６０", REGISTRY_WORKER_HEARTBEAT_FILE=str(heartbeat)
+    )
+    assert result.returncode == 0, result.stderr
+    assert "worker alive" in result.stdout
+
+
+# ---- the database file, Ctrl-C ----
+
+
+@pytest.mark.parametrize("command", [("client", "list"), ("db", "upgrade")])
+def test_a_file_that_is_no_database_is_one_line(
+    settings: Settings, tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    not_a_database = tmp_path / "notes.db"
+    not_a_database.write_bytes(b"these are notes, not a database\n" * 200)
+    result = _cli(settings, *command, REGISTRY_DATABASE_URL=f"sqlite:///{not_a_database}")
+    _refused(result, str(not_a_database), "not a SQLite database")
+
+
+def test_ctrl_c_in_a_transaction_stays_an_interrupt() -> None:
+    """In-process: Ctrl-C inside a driver call (`registry keys rotate --blind-index`) invalidates
+    the connection; the log's rollback listener then read its `info` and a 90-line
+    PendingRollbackError replaced the interrupt (click prints "Aborted!" for the interrupt)."""
+    import registry.eventlog.wake  # noqa: F401 - its listeners, as every command has them
+
+    engine = sa.create_engine("sqlite://")
+
+    def interrupted(*_: object) -> bool:
+        raise KeyboardInterrupt
+
+    sa.event.listen(engine, "do_execute", interrupted)
+    with pytest.raises(KeyboardInterrupt), engine.begin() as conn:
+        conn.execute(sa.text("SELECT 1"))
+    engine.dispose()
+
+
+# ---- serve on IPv6 ----
+
+
+def test_serve_brackets_an_ipv6_host(settings: Settings, engine: sa.Engine, tmp_path: Path) -> None:
+    from tests.support.processes import registry_process, wait_until_up
+
+    port = free_port()
+    log = tmp_path / "serve.log"
+    command = ["serve", "--no-scheduler", "--host", "::1", "--port", str(port)]
+    with registry_process(settings, command, {}, log) as started:
+        wait_until_up(f"http://[::1]:{port}", started)
+        output = log.read_text()
+    assert f"listening on http://[::1]:{port}  (API schema: http://[::1]:{port}/schema)" in output, output
+
+
+# ---- REGISTRY_LOG_FORMAT=json ----
+
+
+def _json_lines(result: subprocess.CompletedProcess[str]) -> list[dict[str, str]]:
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr
+    lines = [json.loads(line) for line in result.stderr.splitlines() if line.strip()]
+    assert lines and all(line["level"] == "ERROR" for line in lines), lines
+    return lines
+
+
+def test_with_json_logs_an_error_is_a_json_log_line(settings: Settings, engine: sa.Engine) -> None:
+    result = _cli(
+        settings, "court", "key", "revoke", "ck_nothing", "--reason", "x", REGISTRY_LOG_FORMAT="json"
+    )
+    [line] = _json_lines(result)
+    assert line["message"].startswith("key_not_found: "), line
+    assert result.returncode == 1
+
+
+def test_with_json_logs_each_bad_setting_is_a_json_log_line(settings: Settings) -> None:
+    bad = {"REGISTRY_PORT": "abc", "REGISTRY_EXPIRY_INTERVAL_SECONDS": "١٠"}
+    lines = _json_lines(_cli(settings, "client", "list", REGISTRY_LOG_FORMAT="json", **bad))
+    assert sorted(line["message"].split(":")[0] for line in lines) == sorted(bad)
+
+
+def test_with_json_logs_a_bad_option_is_a_json_log_line(settings: Settings) -> None:
+    result = _cli(settings, "serve", "--port", "٨٧١٥", REGISTRY_LOG_FORMAT="json")
+    [line] = _json_lines(result)
+    assert "--port" in line["message"], line
+    assert result.returncode == 2
