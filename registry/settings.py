@@ -244,7 +244,8 @@ class ServerSettings(BaseSettings):
 
     def base_url(self) -> str:
         """Where the service is reached: REGISTRY_PUBLIC_BASE_URL, else its own address."""
-        return self.public_base_url or f"http://{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 address
+        return self.public_base_url or f"http://{host}:{self.port}"
 
 
 class ListingSettings(BaseSettings):

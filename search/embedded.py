@@ -53,6 +53,7 @@ from registry.bulk import bulk_insert
 from registry.db import create_sync_engine, sync_url
 from registry.eventlog.readers import advance, claim_cursor
 from registry.eventlog.services import head
+from registry.identity.identifiers import PROVINCES
 from registry.listings.disclosure import PublicEntry
 from registry.listings.schemas import GROUNDS
 from registry.settings import Settings
@@ -81,7 +82,10 @@ assert len(GROUNDS) <= _PROVINCE_SHIFT, "each ground needs its own bit below the
 
 def facet_key(kind: str, province_code: str | None, mask: int) -> int:
     organization = _ORGANIZATION_BIT if kind == "organization" else 0
-    return organization | int(province_code or 0) << _PROVINCE_SHIFT | mask
+    # A court registered before provinces were checked may carry another code ("zz"): its
+    # listings are indexed without a province rather than stopping the follower for all.
+    province = int(province_code) if province_code in PROVINCES else 0
+    return organization | province << _PROVINCE_SHIFT | mask
 
 
 def province_of(key: int) -> str | None:

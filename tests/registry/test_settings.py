@@ -110,3 +110,8 @@ def test_a_url_with_a_bad_port_or_a_password_in_the_public_address_is_one_line(
     with pytest.raises(SettingsError) as refused:
         load_settings()
     assert str(refused.value).startswith(name) and "secret" not in str(refused.value)
+
+
+def test_the_service_s_own_address_brackets_an_ipv6_host() -> None:
+    settings = Settings().override(server={"host": "::1", "port": 8715})
+    assert settings.server.base_url() == "http://[::1]:8715"

@@ -238,3 +238,13 @@ def _has_cursor(engine: sa.Engine, name: str) -> bool:
     with engine.connect() as conn:
         found = conn.execute(sa.text("SELECT 1 FROM reader_cursors WHERE name = :n"), {"n": name})
         return found.first() is not None
+
+
+def test_a_court_province_outside_the_list_indexes_its_listing_without_one() -> None:
+    """A court registered before provinces were checked (`--province zz`) stopped the search
+    follower for every court: int("zz"). Its listings are indexed with no province now."""
+    from search.embedded import facet_key, province_of
+
+    assert facet_key("person", "zz", 3) == facet_key("person", None, 3)
+    assert province_of(facet_key("organization", "zz", 3)) is None
+    assert province_of(facet_key("person", "31", 3)) == "31"
