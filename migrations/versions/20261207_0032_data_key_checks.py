@@ -8,7 +8,7 @@ Data keys are named by the operator (REGISTRY_DATA_KEYS `id:key`): the start-up 
 compared ids only, so other bytes under a recorded id were taken, and what was encrypted
 under them could never be read with the real key. `registry_keys.check_value` holds an HMAC
 under each data key (`registry.identity.keystore.data_key_check`), set at the next start
-(after one stored ciphertext under it has decrypted).
+once a stored ciphertext under that key has decrypted (or none is stored under it).
 """
 
 from __future__ import annotations

@@ -44,6 +44,7 @@ from registry.ids import ID_PATTERN, is_id
 from registry.listings.services import provisional_removal_deadlines
 from registry.problems import Problem
 from registry.runtime import Services
+from registry.settings import Settings
 from registry.timeutil import utcnow
 
 MAX_SEQ = 2**63 - 1
@@ -366,13 +367,15 @@ def _page_cursor(request: Request[Any, Any, Any], after: str, names: tuple[str, 
 
 
 def _paged(
-    request: Request[Any, Any, Any], page: list[NoticeT], limit: int, keep: dict[str, str]
+    request: Request[Any, Any, Any], base: str, page: list[NoticeT], limit: int, keep: dict[str, str]
 ) -> Response[list[NoticeT]]:
-    """The page, with a link to the next when it is full (a short page is the last)."""
+    """The page, with an absolute link to the next when it is full (a short page is the last):
+    `base` is the public base URL, which may carry a path prefix a proxy strips, as the feeds'
+    links do."""
     headers = {}
     if len(page) == limit:
         query = urlencode({"after": page[-1].id, "limit": limit, **keep})
-        headers["Link"] = f'<{request.url.path}?{query}>; rel="next"'
+        headers["Link"] = f'<{base}{request.url.path}?{query}>; rel="next"'
     return Response(page, headers=headers)
 
 
@@ -389,6 +392,7 @@ class NoticeController(Controller):
         self,
         request: Request[Any, Any, Any],
         db: Injected[Database],
+        settings: Injected[Settings],
         principal: Injected[Principal],
         after: NoticeCursor = "",
         limit: PageSize = notices.PAGE_MAX,
@@ -405,7 +409,13 @@ class NoticeController(Controller):
             principal.client_id,
             utcnow(),
         )
-        return _paged(request, msgspec.convert(page, list[NoticeSummary]), limit, {"state": wanted})
+        return _paged(
+            request,
+            settings.server.base_url(),
+            msgspec.convert(page, list[NoticeSummary]),
+            limit,
+            {"state": wanted},
+        )
 
     @get("/objections", guards=[roles("court", "admin")], responses=problems(GUARDED))
     async def objections(self, db: Injected[Database], principal: Injected[Principal]) -> list[AgencyNotice]:
@@ -418,6 +428,7 @@ class NoticeController(Controller):
         self,
         request: Request[Any, Any, Any],
         db: Injected[Database],
+        settings: Injected[Settings],
         after: NoticeCursor = "",
         limit: PageSize = notices.PAGE_MAX,
     ) -> Response[list[AgencyNotice]]:
@@ -425,7 +436,9 @@ class NoticeController(Controller):
         escalation (Art. 24); a full page has a `Link: <…>; rel="next"` header to the next."""
         _page_cursor(request, after, ("after",))
         page = await db.read(partial(notices.overdue_notices, after=after, limit=limit), utcnow())
-        return _paged(request, msgspec.convert(page, list[AgencyNotice]), limit, {})
+        return _paged(
+            request, settings.server.base_url(), msgspec.convert(page, list[AgencyNotice]), limit, {}
+        )
 
     @get(
         "/{notice_id:str}",

@@ -943,8 +943,10 @@ def decide(
         values["correction_due_on"] = deadline.due
         values["deadline_provisional"] = row.deadline_provisional or deadline.provisional
         # Carried out by the decision's own removal or amendment, or before it: by the listing's
-        # removal (or expiry) if that is what the ground asks for.
-        if version is not None or corrects(row.ground, listing.status, listing.removal_reason):
+        # removal (or expiry). A listing that left the list before the decision is no longer
+        # published and no removal of it can follow (one that is not active is refused):
+        # nothing is left to carry out, whatever the ground asked for.
+        if version is not None or listing.status != "active":
             values["carried_out_at"] = now
             values["carried_out_on_time"] = today <= deadline.due
     conn.execute(update(Correction).where(Correction.id == row.id).values(values))

@@ -25,7 +25,6 @@ from registry.checks.models import CheckLogEntry, WatchSubject
 from registry.db import create_sync_engine, dialect_insert
 from registry.identity.crypto import (
     DataKeyError,
-    DataKeyring,
     Secrets,
     generate_missing_key_files,
     load_secrets,
@@ -34,7 +33,7 @@ from registry.identity.crypto import (
 from registry.identity.errors import KeyConfigError, KeysUnavailable
 from registry.identity.models import RegistryKey
 from registry.identity.registry_key import load_signer_if_present, rotate_signing_key
-from registry.identity.rotation import debtor_blind_candidates, sample_listing
+from registry.identity.rotation import debtor_blind_candidates, key_id_in_header, sample_listing
 from registry.listings.models import Listing
 from registry.listings.prepare import PURPOSE_DEBTOR_ID
 from registry.settings import Settings
@@ -149,11 +148,12 @@ def _data_checks(settings: Settings) -> dict[str, str]:
     return {kid: data_key_check(key) for kid, key in secrets.keyring.raw_keys().items()}
 
 
-def _check_data_keys(conn: Connection, secrets: Secrets) -> None:
+def _check_data_keys(conn: Connection, secrets: Secrets) -> dict[str, str]:
     """Each data key the stored data needs holds the bytes it was encrypted under: its check
     value where one is recorded, else (recorded before check values were kept) a stored
-    ciphertext under it that must decrypt. A wrong key under the right id was taken, and
-    what was written under it could never be read again."""
+    ciphertext under that very key, which must decrypt. A wrong key under the right id was
+    taken, and what was written under it could never be read again. Returns the check values
+    now proven for keys recorded without one (to record)."""
     held = secrets.keyring.raw_keys()
     rows = conn.execute(
         select(RegistryKey.key_id, RegistryKey.check_value).where(
@@ -167,13 +167,14 @@ def _check_data_keys(conn: Connection, secrets: Secrets) -> None:
         and row.key_id in held
         and not hmac.compare_digest(row.check_value, data_key_check(held[row.key_id]))
     )
-    if not wrong and any(row.check_value is None for row in rows):
-        sample = sample_listing(conn)
-        if sample is not None:
-            try:
-                secrets.keyring.decrypt(bytes(sample.debtor_id_cipher), PURPOSE_DEBTOR_ID)
-            except DataKeyError:
-                wrong = [DataKeyring.key_id_of(bytes(sample.debtor_id_cipher))]
+    proven: dict[str, str] = {}
+    for row in rows:
+        if row.check_value is not None or row.key_id not in held or wrong:
+            continue
+        if _decrypts_a_listing_under(conn, secrets, row.key_id):
+            proven[row.key_id] = data_key_check(held[row.key_id])
+        else:
+            wrong.append(row.key_id)
     if wrong:
         raise KeysUnavailable(
             [],
@@ -181,6 +182,21 @@ def _check_data_keys(conn: Connection, secrets: Secrets) -> None:
             f"data key {', '.join(wrong)}: the configured bytes are not the key the stored data was "
             "encrypted under (the id is right, the key is not)",
         )
+    return proven
+
+
+def _decrypts_a_listing_under(conn: Connection, secrets: Secrets, key_id: str) -> bool:
+    """Whether a listing's identifier encrypted under `key_id` decrypts (true when none is:
+    nothing stored depends on that key yet). Read once a key, until its check value is kept."""
+    cipher = Listing.debtor_id_cipher
+    found = conn.execute(select(cipher).where(key_id_in_header(conn, cipher) == key_id).limit(1)).scalar()
+    if found is None:
+        return True
+    try:
+        secrets.keyring.decrypt(bytes(found), PURPOSE_DEBTOR_ID)
+    except DataKeyError:
+        return False
+    return True
 
 
 def _insert_ignoring_duplicates(conn: Connection) -> Any:
@@ -224,12 +240,15 @@ def check_keys(conn: Connection, settings: Settings, *, generate: bool) -> KeyRe
     if missing or absent:
         raise KeysUnavailable(missing, absent)
     secrets = load_secrets(settings)
-    _check_data_keys(conn, secrets)
+    proven = _check_data_keys(conn, secrets)
     if KIND_BLIND not in needed.values():
         # A database from before the key record: check the blind-index key against a stored index.
         _check_blind_index_against_data(conn, secrets)
     if generate:
-        record_keys(conn, have, _data_checks(settings))
+        # Check values for keys new to the record, and for recorded ones just proven: never for
+        # a recorded key whose bytes nothing has tried.
+        fresh = {kid: check for kid, check in _data_checks(settings).items() if kid not in needed}
+        record_keys(conn, have, fresh | proven)
     return KeyReport(have, needed or have, generated)
 
 

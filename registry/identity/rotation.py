@@ -146,7 +146,7 @@ def ciphertext_count(conn: Connection) -> int:
     )
 
 
-def _key_id_of(conn: Connection, column: Any) -> Any:
+def key_id_in_header(conn: Connection, column: Any) -> Any:
     """SQL for the key id in a ciphertext's header (format byte, id length, id)."""
     name = f"{column.table.name}.{column.name}"
     if conn.dialect.name == "postgresql":
@@ -160,7 +160,9 @@ def encrypted_under(conn: Connection, key_id: str) -> dict[str, int]:
     for table, _, column, _ in ENCRYPTED_COLUMNS:
         col = getattr(table, column)
         query = (
-            select(func.count()).select_from(table).where(col.is_not(None), _key_id_of(conn, col) == key_id)
+            select(func.count())
+            .select_from(table)
+            .where(col.is_not(None), key_id_in_header(conn, col) == key_id)
         )
         counts[f"{table.__tablename__}.{column}"] = conn.execute(query).scalar_one()
     return counts

@@ -1169,6 +1169,8 @@ def test_an_agency_reads_every_notice_a_page_at_a_time(
             seen += [n["id"] for n in page.json()]
             next_link = re.fullmatch(r'<([^>]+)>; rel="next"', page.headers.get("link", ""))
             url = next_link.group(1) if next_link else ""
+            # Absolute, on the public base URL (which may carry a prefix a proxy strips).
+            assert not url or url.startswith(registry.url + "/v1/notices?after=")
         assert seen == every  # each once, in issue order, the last page short (1)
         assert http.post(f"/v1/notices/{every[1]}/acknowledge").status_code == 200
         still_open = http.get("/v1/notices", params={"state": "open"}).json()

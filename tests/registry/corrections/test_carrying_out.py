@@ -93,11 +93,12 @@ def test_a_wrongful_listing_is_corrected_only_by_its_revocation(
     assert _awaiting(registry, court)[revoked] is None
 
 
-def test_a_removal_before_the_decision_carries_out_only_the_correction_it_is(
+def test_a_listing_that_left_before_the_decision_owes_nothing_more(
     registry: Registry, court: CourtHandle
 ) -> None:
-    """Removed as performed while the application was under review: upheld afterwards, a
-    wrongful-listing application is still owed its revocation; one asking for deletion is done."""
+    """Removed as performed while the application was under review: upheld afterwards, the
+    listing is no longer published and no removal of it can follow (a removed listing's is
+    refused), so neither correction stays owed and overdue for ever."""
     answers = {}
     for name, ground in (("周杰", "wrongly_listed"), ("吴磊", "should_be_deleted")):
         listing_id, body = _listed(registry, court, name)
@@ -112,7 +113,8 @@ def test_a_removal_before_the_decision_carries_out_only_the_correction_it_is(
         )
         assert answer.status_code == 200, answer.text
         answers[ground] = answer.json()["carried_out"]
-    assert answers == {"wrongly_listed": False, "should_be_deleted": True}
+    assert answers == {"wrongly_listed": True, "should_be_deleted": True}
+    assert set(_awaiting(registry, court).values()) == {None}
 
 
 def test_a_listing_that_should_be_deleted_is_corrected_only_by_leaving_the_list(

@@ -14,10 +14,11 @@ import pytest
 import sqlalchemy as sa
 
 from registry.db import create_sync_engine
-from registry.identity.crypto import generate_missing_key_files, load_secrets
+from registry.identity.crypto import DataKeyring, generate_missing_key_files, load_secrets
 from registry.identity.errors import KeyConfigError, KeysUnavailable
 from registry.identity.keystore import blind_index_key_id, check_reloaded, ensure_keys
 from registry.identity.registry_key import load_registry_signer
+from registry.listings.prepare import PURPOSE_DEBTOR_ID
 from registry.runtime import Services
 from registry.settings import Settings
 from tests.support.checks import bank, publish_person
@@ -350,3 +351,52 @@ def test_a_key_file_others_may_read_is_named_in_a_warning(
         f"{p} is readable or writable by other users (mode 644): chmod 600 it"
         for p in (own.keys.secrets_file, own.keys.signing_key_file)
     )
+
+
+def test_each_data_key_recorded_without_a_check_value_is_tried_on_its_own_data(
+    registry: Registry, court: CourtHandle, settings: Settings, engine: sa.Engine, tmp_path: Path
+) -> None:
+    """Two keys recorded before check values were kept, each with data under it: wrong bytes
+    under the second are refused even where the first key's data decrypts (one sample of the
+    first proved nothing of the second, whose wrong bytes were then recorded as right)."""
+    publish_person(registry, court)
+    second, _ = publish_person(registry, court)
+    stored = json.loads(Path(settings.keys.secrets_file).read_text())
+    second_key = os.urandom(32)
+    stored["data_keys"]["dk-second"] = base64.b64encode(second_key).decode()
+    both = tmp_path / "both.json"
+    both.write_text(json.dumps(stored))
+    with_both = settings.override(keys={"secrets_file": both})
+    with engine.begin() as conn:  # the second listing's identifier as if written under dk-second
+        cipher = conn.execute(
+            sa.text("SELECT debtor_id_cipher FROM listings WHERE id = :id"), {"id": second}
+        ).scalar_one()
+        plain = load_secrets(with_both).keyring.decrypt(bytes(cipher), PURPOSE_DEBTOR_ID)
+        moved = DataKeyring({"dk-second": second_key}, "dk-second").encrypt(plain, PURPOSE_DEBTOR_ID)
+        conn.execute(
+            sa.text("UPDATE listings SET debtor_id_cipher = :c WHERE id = :id"), {"c": moved, "id": second}
+        )
+    ensure_keys(with_both, engine)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE registry_keys SET check_value = NULL"))
+    forged = dict(
+        stored,
+        data_keys=dict(stored["data_keys"], **{"dk-second": base64.b64encode(os.urandom(32)).decode()}),
+    )
+    wrong_second = tmp_path / "wrong-second.json"
+    wrong_second.write_text(json.dumps(forged))
+    with pytest.raises(KeysUnavailable, match="dk-second: the configured bytes"):
+        ensure_keys(settings.override(keys={"secrets_file": wrong_second}), engine)
+    with engine.connect() as conn:
+        assert (
+            conn.execute(
+                sa.text("SELECT count(*) FROM registry_keys WHERE check_value IS NOT NULL")
+            ).scalar_one()
+            == 0
+        )
+    ensure_keys(with_both, engine)  # the right bytes: proven on their own data, then kept
+    with engine.connect() as conn:
+        kept = dict(
+            conn.execute(sa.text("SELECT key_id, check_value FROM registry_keys WHERE kind = 'data'")).all()
+        )
+    assert set(kept) == {"dk-second", stored["active_data_key_id"]} and all(kept.values())
