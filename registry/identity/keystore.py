@@ -71,11 +71,13 @@ def blind_index_key_id(key: bytes) -> str:
 
 @dataclass
 class HeldKeys:
-    """The key ids this process can use, by kind (empty when a source is absent)."""
+    """The key ids this process can use, by kind (empty when a source is absent), and the
+    data and blind-index keys as read (None when absent): read once a check."""
 
     data: set[str] = field(default_factory=set)
     blind_index: set[str] = field(default_factory=set)
     signing: set[str] = field(default_factory=set)
+    secrets: Secrets | None = None
 
     def by_id(self) -> dict[str, str]:
         ids = dict.fromkeys(self.data, KIND_DATA)
@@ -91,7 +93,7 @@ def held_keys(settings: Settings) -> HeldKeys:
     """What the configuration provides, without generating anything. Raises KeyConfigError
     when a source is there but unusable."""
     held = HeldKeys()
-    secrets = load_secrets_if_present(settings)
+    secrets = held.secrets = load_secrets_if_present(settings)
     if secrets is not None:
         held.data = set(secrets.keyring.raw_keys())
         held.blind_index = {blind_index_key_id(key) for key in secrets.blind_index_keys()}
@@ -141,8 +143,7 @@ def record_keys(conn: Connection, ids: dict[str, str], checks: dict[str, str] | 
         )
 
 
-def _data_checks(settings: Settings) -> dict[str, str]:
-    secrets = load_secrets_if_present(settings)
+def _data_checks(secrets: Secrets | None) -> dict[str, str]:
     if secrets is None:
         return {}
     return {kid: data_key_check(key) for kid, key in secrets.keyring.raw_keys().items()}
@@ -231,7 +232,7 @@ def check_keys(conn: Connection, settings: Settings, *, generate: bool) -> KeyRe
         if held.absent_kinds():
             raise KeysUnavailable([], held.absent_kinds())
         if generate:
-            record_keys(conn, held.by_id(), _data_checks(settings))
+            record_keys(conn, held.by_id(), _data_checks(held.secrets))
         return KeyReport(held.by_id(), held.by_id(), generated)
     held = held_keys(settings)
     have = held.by_id()
@@ -239,7 +240,9 @@ def check_keys(conn: Connection, settings: Settings, *, generate: bool) -> KeyRe
     absent = [kind for kind in held.absent_kinds() if kind not in needed.values()]
     if missing or absent:
         raise KeysUnavailable(missing, absent)
-    secrets = load_secrets(settings)
+    # Held by now (a data key is recorded, or the check above refused); read again only for
+    # the refusal's words should the source have gone meanwhile.
+    secrets = held.secrets or load_secrets(settings)
     proven = _check_data_keys(conn, secrets)
     if KIND_BLIND not in needed.values():
         # A database from before the key record: check the blind-index key against a stored index.
@@ -247,7 +250,7 @@ def check_keys(conn: Connection, settings: Settings, *, generate: bool) -> KeyRe
     if generate:
         # Check values for keys new to the record, and for recorded ones just proven: never for
         # a recorded key whose bytes nothing has tried.
-        fresh = {kid: check for kid, check in _data_checks(settings).items() if kid not in needed}
+        fresh = {kid: check for kid, check in _data_checks(secrets).items() if kid not in needed}
         record_keys(conn, have, fresh | proven)
     return KeyReport(have, needed or have, generated)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -504,14 +503,12 @@ def _text(raw: str, pointer: str, *, multiline: bool = False) -> str:
     return text
 
 
-# A decimal digit (Unicode's Nd, as `\d` matches in str patterns) that is not ASCII.
-_OTHER_DIGIT = re.compile(r"(?![0-9])\d")
-
-
 def require_ascii_digits(text: str, pointer: str) -> str:
     """A document's number is read and compared by people and programs: its digits are ASCII
-    (NFKC folds full-width digits, never another script's: ٢٠٢٤ would pass for a year)."""
-    if _OTHER_DIGIT.search(text):
+    (NFKC folds full-width digits, never another script's: ٢٠٢٤ would pass for a year). A
+    digit of another script is a non-ASCII character that `str.isdecimal` accepts (Unicode's
+    Nd: the decimal digits of every script)."""
+    if not text.isascii() and any(char.isdecimal() for char in text if not char.isascii()):
         raise Problem(422, "invalid_field", "a document number is written with ASCII digits", pointer=pointer)
     return text
 

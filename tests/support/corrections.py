@@ -148,6 +148,13 @@ def decision(
     }
 
 
+def dismiss(registry: Registry, court: CourtHandle, number: str, listing_id: str) -> None:
+    """The listing court dismisses the application at review, today."""
+    body = decision(number, listing_id, outcome="dismissed", action="none", decided_on=registry.today)
+    answer = post_decision(registry, court, number, body)
+    assert answer.status_code == 200, answer.text
+
+
 def wrongful_removal(listing_id: str, today: date) -> dict[str, Any]:
     return {
         "listing_id": listing_id,

@@ -30,6 +30,7 @@ from tests.support.corrections import (
     apply,
     b64,
     decision,
+    dismiss,
     post_decision,
     status,
     wrongful_removal,
@@ -585,10 +586,7 @@ def test_a_blank_reconsideration_statement_is_refused(
     listing_id, body = _listed(registry, court)
     receipt = _filed(registry, listing_id, body)
     number, code = receipt["application_number"], receipt["tracking_code"]
-    post_decision(
-        registry, court, number,
-        decision(number, listing_id, outcome="dismissed", action="none", decided_on=registry.today),
-    )  # fmt: skip
+    dismiss(registry, court, number, listing_id)
     with registry.http() as public:
         refused = public.post(
             "/v1/public/corrections/reconsideration",
@@ -605,10 +603,7 @@ def test_without_a_known_superior_court_the_status_does_not_offer_reconsideratio
     listing_id, body = _listed(registry, court)
     receipt = _filed(registry, listing_id, body)
     number, code = receipt["application_number"], receipt["tracking_code"]
-    post_decision(
-        registry, court, number,
-        decision(number, listing_id, outcome="dismissed", action="none", decided_on=registry.today),
-    )  # fmt: skip
+    dismiss(registry, court, number, listing_id)
     seen = status(registry, number, code).json()
     assert (seen["status"], seen["may_request_reconsideration"]) == ("dismissed", False)
     # What it would have offered: refused.

@@ -8,6 +8,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import sys
+import unicodedata
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -23,6 +25,7 @@ from registry.listings.prepare import (
     KeyInfo,
     PrepareContext,
     Preparer,
+    require_ascii_digits,
 )
 from registry.problems import Problem
 
@@ -585,3 +588,21 @@ def test_full_width_document_numbers_and_submission_ids_fold_to_ascii() -> None:
     prepared = preparer().listing(CHAOYANG.sign("listing", body))
     assert prepared.submission_id == "SUB-001"
     assert prepared.details["basis"]["document_number"] == "（2023）京0105民初5678号"
+
+
+def test_a_document_number_refuses_every_other_script_s_digit_and_keeps_ascii_ones() -> None:
+    """Every decimal digit Unicode has (category Nd) outside ASCII, in a number otherwise
+    valid, is refused; the ASCII digits and the Chinese around them pass as written."""
+    others = [
+        chr(point) for point in range(0x80, sys.maxunicode + 1) if unicodedata.category(chr(point)) == "Nd"
+    ]
+    assert len(others) > 600  # about 70 scripts' 0-9
+    for digit in others:
+        with pytest.raises(Problem) as refused:
+            require_ascii_digits(f"(2024)京0105民初{digit}号", "/listing/basis/document_number")
+        assert (refused.value.code, refused.value.pointer) == (
+            "invalid_field",
+            "/listing/basis/document_number",
+        )
+    assert require_ascii_digits("(2024)京0105民初27494号", "/x") == "(2024)京0105民初27494号"
+    assert require_ascii_digits("第一号", "/x") == "第一号"  # Chinese numerals are words, not Nd digits

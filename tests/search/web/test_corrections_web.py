@@ -17,10 +17,9 @@ from tests.support.corrections import (
     IDENTITIES,
     application,
     apply,
-    decision,
+    dismiss,
     form_identifier,
     listed_as,
-    post_decision,
 )
 from tests.support.harness import CourtHandle, Registry, serve_app
 from tests.support.listings import ending_today, expire_tomorrow, person_named, publish_one
@@ -172,11 +171,7 @@ def test_an_empty_reconsideration_statement_is_asked_for(registry: Registry, cou
     filed = apply(registry, application(listing_id, body))
     assert filed.status_code == 201, filed.text
     number, code = filed.json()["application_number"], filed.json()["tracking_code"]
-    dismissed = post_decision(
-        registry, court, number,
-        decision(number, listing_id, outcome="dismissed", action="none", decided_on=registry.today),
-    )  # fmt: skip
-    assert dismissed.status_code == 200, dismissed.text
+    dismiss(registry, court, number, listing_id)
     with registry.http() as http:
         answer = http.post("/corrections/reconsider", data={"number": number, "code": code, "statement": " "})
     assert answer.status_code == 422
@@ -193,8 +188,7 @@ def test_without_a_registered_superior_court_a_dismissed_applicant_is_told_where
     listing_id = publish_one(registry, court, body)
     filed = apply(registry, application(listing_id, body))
     number, code = filed.json()["application_number"], filed.json()["tracking_code"]
-    dismissal = decision(number, listing_id, outcome="dismissed", action="none", decided_on=registry.today)
-    assert post_decision(registry, court, number, dismissal).status_code == 200
+    dismiss(registry, court, number, listing_id)
     with registry.http() as http:
         page = http.post("/corrections/status", data={"number": number, "code": code})
     assert page.status_code == 200
