@@ -169,7 +169,7 @@ class WatchlistController(Controller):
         "/subjects",
         status_code=200,
         request_max_body_size=WATCH_BODY_BYTES,
-        responses=problems(GUARDED, BODY, {413: "batch_too_large"}),
+        responses=problems(GUARDED, BODY, {413: "batch_too_large", 422: "no_subjects"}),
     )
     async def add(
         self, data: RequestBody[WatchRequest], services: Injected[Services], principal: Injected[Principal]
@@ -182,7 +182,7 @@ class WatchlistController(Controller):
         "/subjects/remove",
         status_code=200,
         request_max_body_size=WATCH_BODY_BYTES,
-        responses=problems(GUARDED, BODY, {413: "batch_too_large"}),
+        responses=problems(GUARDED, BODY, {413: "batch_too_large", 422: "no_subjects"}),
     )
     async def remove(
         self, data: RequestBody[WatchRequest], services: Injected[Services], principal: Injected[Principal]
@@ -194,6 +194,8 @@ class WatchlistController(Controller):
         self, body: WatchRequest, services: Services, principal: Principal, *, add: bool
     ) -> WatchResults:
         limit = services.settings.checks.watchlist_max_subjects
+        if not body.subjects:
+            raise Problem(422, "no_subjects", "send at least one subject", pointer="/subjects")
         if len(body.subjects) > limit:
             raise Problem(
                 413, "batch_too_large", f"at most {limit} subjects a request", extra={"limit": limit}

@@ -153,8 +153,9 @@ class WatchSubjectIn(RequestStruct):
     # Taken, as a check's subject has it, and not used: a subject is watched by its identifier
     # alone (a bank sending its check subjects is not refused for it; checked as any text).
     name: SubjectText | None = None
-    # The bank's own key for the borrower (a customer number), echoed in changes.
-    reference: Annotated[str, msgspec.Meta(max_length=128)] | None = None
+    # The bank's own key for the borrower (a customer number), echoed in changes; absent, not
+    # empty, when there is none (as a check's `reference`).
+    reference: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] | None = None
 
 
 class WatchRequest(RequestStruct):

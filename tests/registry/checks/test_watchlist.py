@@ -176,6 +176,15 @@ def test_watchlist_endpoint_and_refusals(registry: Registry) -> None:
             ).status_code
             == 400
         )
+        # Nothing to watch, or a reference that is empty: said, as a check says it.
+        for path in ("/v1/watchlist/subjects", "/v1/watchlist/subjects/remove"):
+            empty = http.post(path, json={"subjects": []})
+            assert (empty.status_code, empty.json()["code"]) == (422, "no_subjects")
+        blank = http.post(
+            "/v1/watchlist/subjects", json={"subjects": [{"id_number": "11010519491231002X", "reference": ""}]}
+        )
+        assert blank.status_code == 422 and blank.json()["pointer"] == "/subjects/0/reference"
+        assert http.get("/v1/watchlist").json()["subjects"] == 0
         assert http.get("/v1/watchlist/changes", params={"after": -1}).status_code == 400
         # A cursor past the log's head was never given: answered "no change", it skipped them.
         beyond = http.get("/v1/watchlist/changes", params={"after": 99_999_999})
