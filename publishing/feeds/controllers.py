@@ -202,6 +202,10 @@ def _matches(request: Request[Any, Any, Any], etag: str, current_since: datetime
         return False  # an unreadable date is ignored, as the RFC says
     if since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
+    if since > datetime.now(UTC):
+        # A date later than the server's time is invalid (RFC 9110 13.1.3): a reader with a
+        # fast clock, or one sending its own fetch time, was told 304 after a removal.
+        return False
     return current_since <= since
 
 

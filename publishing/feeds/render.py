@@ -125,8 +125,18 @@ def rss_description(text: str) -> str:
 
 
 def item_id(item: PublicationItem) -> str:
-    # One id per event: a listing's publication and its removal are distinct entries.
-    return f"urn:defaulter-registry:event:{item.seq}"
+    """One id per listing, whatever its latest event: feed readers keep what they fetched by
+    entry id (RFC 4287 4.2.6, JSON Feed's `id`), so an amendment or a removal must replace the
+    entry a reader holds. With one id per event, a reader kept the published entry (the name,
+    the number) beside the removal notice for good."""
+    listing_id = item.entry.id if item.entry is not None else item.removal.id if item.removal else None
+    assert listing_id is not None
+    return f"urn:defaulter-registry:listing:{listing_id}"
+
+
+def first_published(item: PublicationItem) -> datetime | None:
+    # Only a publication's time is the entry's publication; a later event updates it.
+    return item.occurred_at if item.event == "published" else None
 
 
 def _generator(
@@ -151,7 +161,8 @@ def _generator(
             fe.guid(item_id(item), permalink=False)
             fe.title(item_title(item))
             fe.updated(item.occurred_at)
-            fe.published(item.occurred_at)
+            if (published := first_published(item)) is not None:
+                fe.published(published)
             if rss:
                 fe.description(rss_description(item_text(item)))
             else:
@@ -186,7 +197,8 @@ class JsonFeedItem(msgspec.Struct, kw_only=True, omit_defaults=True):
     id: str
     title: str
     content_text: str
-    date_published: datetime
+    date_published: datetime | None = None
+    date_modified: datetime
     tags: list[str]
     # JSON Feed extensions start with an underscore: the structured public data.
     registry: PublicationItem = msgspec.field(name="_registry")
@@ -217,7 +229,8 @@ def json_feed(items: list[PublicationItem], links: FeedLinks) -> bytes:
                 id=item_id(item),
                 title=item_title(item),
                 content_text=item_text(item),
-                date_published=item.occurred_at,
+                date_published=first_published(item),
+                date_modified=item.occurred_at,
                 tags=[_EVENT_LABEL[item.event]],  # in words, as the Atom category's label
                 registry=item,
             )
