@@ -9,7 +9,7 @@ from typing import Any
 from registry.checks.runtime import CheckRuntime
 from registry.db import Database
 from registry.identity.crypto import Secrets, SecretsSource
-from registry.identity.keystore import check_reloaded, ensure_keys
+from registry.identity.keystore import check_reloaded, ensure_keys, out_of_step
 from registry.identity.registry_key import RegistrySigner, load_registry_signer
 from registry.limits import SharedLimits
 from registry.listings.ingest import IngestService, worker_count
@@ -33,7 +33,11 @@ class Services:
         # Fail closed: refuse to run without a key the stored data needs (never invent one).
         ensure_keys(settings)
         db = Database(settings.database.url)
-        source = SecretsSource(settings, fits=partial(check_reloaded, db.sync_reader))
+        source = SecretsSource(
+            settings,
+            fits=partial(check_reloaded, db.sync_reader),
+            in_step=partial(out_of_step, db.sync_reader),
+        )
         ingest = IngestService(
             db,
             source,

@@ -82,6 +82,11 @@ def readiness_endpoint(plugins: Sequence[Plugin]) -> Any:
             checks["database"] = "ok"
         except Exception as exc:  # any failure means not ready; the reason is its type only
             checks["database"] = f"unavailable ({type(exc).__name__})"
+        # Keys a rotation left behind: every check and write would be refused (`KeysInStep`).
+        keys_reason = services.secrets_source.out_of_step()
+        checks["keys"] = (
+            "ok" if keys_reason is None else "out of step with the stored data: restart with the new keys"
+        )
         if services.limits.shared:
             # Reported, not required: while the store is down each process counts its limits
             # alone (docs/operations.md), and taking every web process out would be worse.

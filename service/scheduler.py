@@ -34,6 +34,7 @@ from registry.calendar import CHINA_TIME
 from registry.db import sqlite_path
 from registry.eventlog.models import JobRun
 from registry.eventlog.wake import on_log_appended
+from registry.identity.crypto import KeysOutOfStep
 from registry.problems import database_unavailable
 from registry.runtime import Services
 from registry.settings import Settings
@@ -206,6 +207,8 @@ def quiet_outages(
     async def guarded(services: Services) -> object:
         try:
             result = await run(services)
+        except KeysOutOfStep:
+            return None  # said once, when it began (`KeysInStep`); a restart with the keys ends it
         except Exception as exc:
             if not _database_down(exc):
                 raise

@@ -10,6 +10,8 @@ import json
 import logging
 import os
 import secrets
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from registry.identity.errors import KeyConfigError, KeysUnavailable
 from registry.identity.registry_key import generate_signing_key_file, warn_if_readable_by_others
+from registry.problems import Problem
 from registry.settings import Settings
 
 _log = logging.getLogger(__name__)
@@ -183,6 +186,64 @@ def new_key_id() -> str:
     return "dk-" + secrets.token_hex(4)
 
 
+# How often a running process asks the database whether its keys still fit the stored data.
+KEYS_IN_STEP_SECONDS = 2.0
+KEYS_OUT_OF_STEP = "keys_out_of_step"
+
+
+class KeysOutOfStep(Problem):
+    """The stored data has moved to keys this process does not hold (a rotation run while it
+    kept its old configuration): refuse, rather than answer "not listed" or encrypt under a
+    retired key. The operator's reason goes to the log, not the answer."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            503,
+            KEYS_OUT_OF_STEP,
+            "this process's keys no longer fit the stored data (a key rotation it has not been "
+            "restarted for); retry, another process may answer",
+            extra={"retry_after": 30},
+        )
+
+
+class KeysInStep:
+    """Whether the keys the stored data needs are still this process's (`probe`: the reason
+    when not, None when they are), asked at most every KEYS_IN_STEP_SECONDS in a thread of
+    its own, so that no request waits on it; the last answer is what `current` goes by.
+
+    The start-up check alone failed open: a web process still on the old blind-index key
+    after `registry keys rotate --blind-index` answered a listed person's bank check
+    `listed: false`, and one still on a data key that `registry keys retire` had retired
+    kept encrypting under it (docs/operations.md, Keys)."""
+
+    def __init__(self, probe: Callable[[Secrets], str | None]) -> None:
+        self._probe = probe
+        self._due = time.monotonic() + KEYS_IN_STEP_SECONDS  # the start-up check just ran
+        self._running = threading.Lock()
+        self.reason: str | None = None
+
+    def poll(self, secrets: Secrets) -> None:
+        if time.monotonic() < self._due or not self._running.acquire(blocking=False):
+            return
+        threading.Thread(target=self._ask, args=(secrets,), name="keys-in-step", daemon=True).start()
+
+    def _ask(self, secrets: Secrets) -> None:
+        try:
+            reason = self._probe(secrets)
+        except Exception as exc:  # the database unreachable: what it answers then is its own refusal
+            _log.debug("keys in-step check not done: %s", type(exc).__name__)
+            reason = self.reason
+        finally:
+            self._due = time.monotonic() + KEYS_IN_STEP_SECONDS
+            self._running.release()
+        if reason != self.reason:
+            if reason is None:
+                _log.warning("keys fit the stored data again")
+            else:
+                _log.error("refusing what needs keys: %s; restart this process with the new keys", reason)
+        self.reason = reason
+
+
 class SecretsSource:
     """The current secrets. A secrets file is re-read when it changes on disk, so that a
     running service follows `registry keys rotate` without a restart. A file that
@@ -195,9 +256,15 @@ class SecretsSource:
     environment's file copied over this one was taken as it was, and a listed person's bank
     check answered `listed: false` under its blind-index key, signed."""
 
-    def __init__(self, settings: Settings, fits: Callable[[Secrets], None] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        fits: Callable[[Secrets], None] | None = None,
+        in_step: Callable[[Secrets], str | None] | None = None,
+    ) -> None:
         self._settings = settings
         self._fits = fits
+        self._in_step = None if in_step is None else KeysInStep(in_step)
         self._stamp: float | None = None
         self._secrets = load_secrets(settings)
         self._stamp = self._file_stamp()
@@ -228,7 +295,18 @@ class SecretsSource:
             else:
                 self._secrets = loaded
             self._stamp = stamp
+        if self._in_step is not None:
+            self._in_step.poll(self._secrets)
+            if self._in_step.reason is not None:
+                raise KeysOutOfStep()
         return self._secrets
+
+    def out_of_step(self) -> str | None:
+        """Why this process's keys no longer fit the stored data, for `/readyz` (None: they do)."""
+        if self._in_step is None:
+            return None
+        self._in_step.poll(self._secrets)
+        return self._in_step.reason
 
 
 def _decode(value: str, what: str) -> bytes:

@@ -47,6 +47,7 @@ __all__ = [
     "check_keys",
     "check_reloaded",
     "ensure_keys",
+    "out_of_step",
     "rotate_signing",
 ]
 
@@ -282,6 +283,29 @@ def check_reloaded(engine: Engine, secrets: Secrets) -> None:
         _check_data_keys(conn, secrets)
         if KIND_BLIND not in needed.values():
             _check_blind_index_against_data(conn, secrets)
+
+
+def out_of_step(engine: Engine, secrets: Secrets) -> str | None:
+    """For a running process (`KeysInStep`): why its data and blind-index keys no longer fit
+    the stored data, or None. They do not when the database needs a key it lacks (a rotation
+    recorded the new one) or when its active key has been retired."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(RegistryKey.key_id, RegistryKey.kind, RegistryKey.retired_at).where(
+                RegistryKey.kind.in_((KIND_DATA, KIND_BLIND))
+            )
+        ).all()
+    held = dict.fromkeys(secrets.keyring.raw_keys(), KIND_DATA)
+    held.update(dict.fromkeys(map(blind_index_key_id, secrets.blind_index_keys()), KIND_BLIND))
+    reasons = []
+    missing = _lacking({row.key_id: row.kind for row in rows if row.retired_at is None}, held)
+    if missing:
+        reasons.append("the stored data needs keys this process does not hold: " + ", ".join(missing))
+    retired = {row.key_id for row in rows if row.retired_at is not None}
+    active = (secrets.keyring.active_key_id, blind_index_key_id(secrets.blind_index_key))
+    if in_use := [kid for kid in active if kid in retired]:
+        reasons.append(f"its active key {', '.join(in_use)} is retired")
+    return "; ".join(reasons) or None
 
 
 def ensure_keys(settings: Settings, engine: Engine | None = None) -> KeyReport:
