@@ -7,7 +7,10 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, get
 from litestar.di import Provide
+from sqlalchemy import Connection, select
 
+from registry.courts.models import Court
+from registry.db import Database
 from registry.http.dependencies import Injected
 from registry.http.openapi import PARAMETER, PUBLIC, problems, query
 from registry.http.params import Id, refuse_repeated
@@ -29,10 +32,45 @@ from search.query import (
     parse_query,
 )
 
+# Courts are never deleted: a court once found need not be looked up again.
+_KNOWN_COURTS: set[str] = set()
+
+
+def _court_exists(conn: Connection, code: str) -> bool:
+    return conn.execute(select(Court.code).where(Court.code == code)).first() is not None
+
+
+def _pointer(name: str) -> str:
+    # RFC 6901: a parameter's name may hold the pointer's own separators.
+    return "/query/" + name.replace("~", "~0").replace("/", "~1")
+
+
+def refuse_unknown_parameters(request: Request[Any, Any, Any]) -> None:
+    """A parameter the search does not take is refused, as the feeds refuse theirs: a
+    misspelt filter (provnce) answered without it reads as a search that applied it."""
+    unknown = sorted(set(request.query_params.keys()) - set(PARAMETERS))
+    if unknown:
+        raise Problem(
+            400,
+            "unknown_filter",
+            f"unknown parameter {unknown[0]}; the search takes {', '.join(PARAMETERS)}",
+            pointer=_pointer(unknown[0]),
+        )
+
+
+async def refuse_unknown_court(court: str | None, db: Database) -> None:
+    """A court code no court has (沪9999) is refused, as the feeds refuse it: answered, it is
+    an empty list that reads as "not listed"."""
+    if court is not None and court not in _KNOWN_COURTS:
+        if not await db.read(_court_exists, court):
+            raise Problem(400, "unknown_court", "no court has this code", pointer="/query/court")
+        _KNOWN_COURTS.add(court)
+
 
 async def provide_search_query(
     request: Request[Any, Any, Any],
     secrets: Injected[Secrets],
+    db: Injected[Database],
     q: Annotated[
         str | None,
         query(f"A name or part of one, in Chinese or pinyin (at most {MAX_QUERY_CHARS} characters)"),
@@ -73,7 +111,9 @@ async def provide_search_query(
     ] = None,
 ) -> SearchQuery:
     """The search, validated (search.query): a name, an ID number or a credit code, with filters.
-    Each parameter may be given once: a repeated one is ambiguous, and refused."""
+    Each parameter may be given once: a repeated one is ambiguous, and refused; so is any
+    other parameter, and a court code no court has."""
+    refuse_unknown_parameters(request)
     refuse_repeated(request, PARAMETERS)
     params = {
         "q": q,
@@ -94,6 +134,7 @@ async def provide_search_query(
         "per_page": per_page,
     }
     parsed = parse_query(params, secrets.blind_index)
+    await refuse_unknown_court(parsed.court, db)
     if parsed.identifier_blind is not None:
         await charge_number_lookup(request)
     return parsed
@@ -122,6 +163,8 @@ SEARCH_PROBLEMS = problems(
             "conflicting_identifiers",
             "incomplete_identifier",
             "invalid_court",
+            "unknown_court",
+            "unknown_filter",
             "unknown_province",
             "unknown_kind",
             "unknown_ground",

@@ -12,8 +12,9 @@ Rules (the same for the JSON API, the web page and both engines):
   all) and is matched through the blind index, so a partial number finds nothing by design;
 - a number typed into `q` is recognised as one (`recognise_number`, the web page's one
   field goes the same way): a resident ID number, a credit code, a foreign permanent
-  residence ID or a Hong Kong or Macao permit is checked and looked up exactly, as
-  `id_number` (with its `id_type`) / `credit_code`; six digits or more in anything else are
+  residence ID, a Hong Kong or Macao permit or an organisation code is checked and looked
+  up exactly, as `id_number` (with its `id_type`) / `credit_code` / `organization_code`;
+  six digits or more in anything else are
   refused (`incomplete_identifier`), never answered with an empty list that would read as
   "not listed";
 - codes are checked against their closed lists (province, kind, ground) or their format
@@ -40,7 +41,7 @@ from registry.identity.identifiers import (
     parse_credit_code,
     parse_id_number,
 )
-from registry.identity.types import parse_person, parse_subject
+from registry.identity.types import parse_organization_code, parse_person, parse_subject
 from registry.listings.schemas import GROUNDS
 from registry.problems import Problem
 from registry.text import forbidden_character
@@ -55,6 +56,13 @@ _OLD_ID_NUMBER = re.compile(r"[0-9]{15}")  # converted to 18 digits by parse_id_
 _CREDIT_CODE = re.compile(r"[0-9A-Z]{2}[0-9]{6}[0-9A-Z]{10}")
 _HK_MACAO_PERMIT = re.compile(r"[HM][0-9]{8}(?:[0-9]{2})?")
 _OLD_RESIDENCE_ID = re.compile(r"[A-Z]{3}[0-9]{12}")  # 2004 form: nationality, place, birth, sequence
+# GB 11714: 8 digits or capital letters and a check character, written 60003734-1. With its
+# hyphen it is nothing else. Without it, nine characters with six digits or more may be a
+# passport (E and 8 digits, or 9 digits) that passes the check one time in eleven, so only
+# one with fewer digits whose check passes is taken for a code; a pinyin name never ends in
+# a digit or x, so none is taken.
+_ORG_CODE_HYPHENATED = re.compile(r"[0-9A-Z]{8}-[0-9X]")
+_ORG_CODE = re.compile(r"[0-9A-Z]{8}[0-9X]")
 # Names hardly hold six digits; a query that does is a number, and numbers must be whole.
 # Digits of any script count here (a number in Arabic-Indic digits is refused, not searched
 # as a name); only ASCII ones (NFKC folds full-width digits) make a number to look up.
@@ -215,8 +223,9 @@ def _identity_blind(params: Mapping[str, str | None], blind_index: BlindIndex) -
 
 
 class TypedNumber(NamedTuple):
-    """A full number recognised in `q`: the parameter it stands for (`id_number` or
-    `credit_code`), its `id_type` for a person, and the number as typed (compact)."""
+    """A full number recognised in `q`: the parameter it stands for (`id_number`,
+    `credit_code` or `organization_code`), its `id_type` for a person, and the number as
+    typed (compact; an organisation code with its hyphen, as it is written)."""
 
     param: str
     id_type: str | None
@@ -252,11 +261,13 @@ def _eighteen(compact: str) -> TypedNumber:
 def recognise_number(q: str) -> TypedNumber | None:
     """The full number `q` is shaped like, or None for a name: a resident ID number (18
     characters, or 15 digits), a credit code, a foreign permanent residence ID (2023 or
-    2004 form), a Hong Kong or Macao permit (H or M and 8 or 10 digits). Six digits or more
-    in anything else are refused, as an incomplete number (a Taiwan permit's 8 digits or a
-    passport need `id_number` with `id_type`: alone they cannot be told from a fragment)."""
+    2004 form), a Hong Kong or Macao permit (H or M and 8 or 10 digits), an organisation
+    code (with its hyphen; without it, see _ORG_CODE). Six digits or more in anything else
+    are refused, as an incomplete number (a Taiwan permit's 8 digits or a passport need
+    `id_number` with `id_type`: alone they cannot be told from a fragment)."""
     compact = normalise_identifier(q)
     unhyphenated = compact.replace("-", "")
+    digits = sum(1 for ch in compact if unicodedata.category(ch) == "Nd")
     if len(compact) == 18 and (_ID_NUMBER.fullmatch(compact) or _CREDIT_CODE.fullmatch(compact)):
         return _eighteen(compact)
     if _OLD_ID_NUMBER.fullmatch(compact):
@@ -265,11 +276,20 @@ def recognise_number(q: str) -> TypedNumber | None:
         return TypedNumber("id_number", "hk_macao_travel_permit", unhyphenated)
     if _OLD_RESIDENCE_ID.fullmatch(compact):
         return TypedNumber("id_number", "foreign_permanent_residence", compact)
-    if sum(1 for ch in compact if unicodedata.category(ch) == "Nd") >= NUMBER_LIKE_DIGITS:
+    # A wrong check of a hyphenated code is refused by the lookup (invalid_organization_code).
+    if _ORG_CODE_HYPHENATED.fullmatch(compact) or (
+        _ORG_CODE.fullmatch(compact)
+        and digits < NUMBER_LIKE_DIGITS
+        and _valid(lambda: parse_organization_code(compact))
+    ):
+        return TypedNumber("organization_code", None, f"{unhyphenated[:8]}-{unhyphenated[8]}")
+    if digits >= NUMBER_LIKE_DIGITS:
         raise _bad(
             "incomplete_identifier",
-            "q holds a number that is not a full ID number, credit code, residence ID or Hong Kong "
-            "or Macao permit: numbers are looked up whole, never in part or masked",
+            "q holds a number that is not a full ID number, credit code, residence ID, Hong Kong "
+            "or Macao permit or organisation code: numbers are looked up whole, never in part or "
+            "masked (an organisation code is written with its hyphen, 60003734-1: nine digits "
+            "alone could be a passport number)",
             "q",
         )
     return None

@@ -22,6 +22,7 @@ as ABC科技).
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
@@ -132,14 +133,54 @@ def _pinyin_syllables() -> frozenset[str]:
     return frozenset(to_normal(reading) for reading in toned)
 
 
+# Pinyin typed as it is written (lǚ, chén, Nǚwā) is looked up as the index spells it
+# (pypinyin's Style.NORMAL): tone marks (any accent) dropped, ü as v. Keyboards write lü
+# and nü as lyu and nyu (GB/T 16159 leaves ü to input conventions): the index's lv, nv.
+_DIAERESIS = "\u0308"
+# No pinyin syllable ends in l, so lyu is always lü. A syllable can end in n (wan-yu,
+# chen-yu), so nyu is nü only where its n cannot end the syllable before: at a word's start
+# or after a consonant (chen-nyu); after a vowel it is left as typed.
+_LYU = re.compile("lyu")
+_NYU = re.compile("(?<![aeiouv])nyu")
+
+
+def _pinyin_word(word: str) -> str:
+    letters: list[str] = []
+    for ch in unicodedata.normalize("NFD", word):
+        if ch == _DIAERESIS and letters and letters[-1] == "u":
+            letters[-1] = "v"
+        elif unicodedata.category(ch)[0] != "M":
+            letters.append(ch)
+    spelt = unicodedata.normalize("NFC", "".join(letters))
+    return _LYU.sub("lv", _NYU.sub("nv", spelt))
+
+
+def pinyin_spelling(query: str) -> str | None:
+    """The pinyin term a Latin query stands for, spelt as the index spells pinyin
+    (`lǚ xiǎohóng`, `LÜ XIAOHONG`, `lyuxiaohong` -> lvxiaohong), or None when the query is
+    not all Latin letters. Word by word: where nyu is nü depends on the word's start."""
+    folded = unicodedata.normalize("NFKC", query).lower()
+    words: list[str] = []
+    word: list[str] = []
+    for ch in [*folded, " "]:
+        if unicodedata.category(ch)[0] in "LNM":
+            word.append(ch)
+        elif word:
+            words.append(_pinyin_word("".join(word)))
+            word = []
+    spelt = "".join(words)[:MAX_INDEXED_CHARS]
+    return spelt if spelt and spelt.isascii() and spelt.isalpha() else None
+
+
 def too_broad(query: str) -> bool:
     """Whether a text query would browse a large share of the list rather than look a debtor
     up: one character (王 alone is 7% of all persons), two Latin letters or one pinyin
-    syllable (wang). A province or a court narrows it to a lookup."""
+    syllable (wang, lǚ). A province or a court narrows it to a lookup."""
     form = search_form(query)[:MAX_INDEXED_CHARS]
     if len(form) <= 1:
         return True
-    return form.isascii() and form.isalpha() and (len(form) <= 2 or form in _pinyin_syllables())
+    spelt = pinyin_spelling(query)
+    return spelt is not None and (len(spelt) <= 2 or spelt in _pinyin_syllables())
 
 
 def names_no_one(query: str) -> bool:
@@ -163,5 +204,5 @@ def text_match(query: str) -> TextMatch | None:
     if not form:
         return None
     phrase = (form,) if len(form) == 1 else tuple(form[i : i + 2] for i in range(len(form) - 1))
-    latin = form.isascii() and form.isalpha()
-    return TextMatch(phrase=phrase, pinyin=form if latin else None)
+    # The phrase keeps the letters as typed (a name may hold ü); the pinyin term is folded.
+    return TextMatch(phrase=phrase, pinyin=pinyin_spelling(query))

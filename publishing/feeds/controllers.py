@@ -167,10 +167,13 @@ def provide_feed_query(
     """A feed's filters, each given at most once; any other parameter is refused."""
     unknown = sorted(set(request.query_params.keys()) - FEED_PARAMETERS)
     if unknown:
+        # The pointer names the parameter, escaped as RFC 6901 asks (a name may hold / or ~).
+        name = unknown[0].replace("~", "~0").replace("/", "~1")
         raise Problem(
             400,
             "unknown_filter",
             f"unknown parameter {unknown[0]}; feeds take {', '.join(sorted(FEED_PARAMETERS))}",
+            pointer=f"/query/{name}",
         )
     refuse_repeated(request, sorted(FEED_PARAMETERS))
     province, court, kind = _filter(province), _filter(court), _filter(kind)

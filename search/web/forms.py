@@ -1,9 +1,10 @@
 """The web page's search form: one field for a name or a full number, a province, a page.
 
 A visitor types what they have, and it goes to the JSON API's `q` as typed: a resident ID
-number, a unified social credit code, a foreign permanent residence ID or a Hong Kong or
-Macao permit is recognised there (`search.query.recognise_number`), validated (GB 11643 /
-GB 32100 checksums) and searched exactly through the blind index; anything else is a name
+number, a unified social credit code, a foreign permanent residence ID, a Hong Kong or
+Macao permit or an organisation code is recognised there (`search.query.recognise_number`),
+validated (GB 11643 / GB 32100 / GB 11714 checks) and searched exactly through the blind
+index; anything else is a name
 (Chinese or pinyin, in part). The rest of the validation is the JSON API's own
 (`search.query.parse_query`), so the page and the API accept and refuse the same things; its
 problem codes are put into words for the visitor here. Partial or masked numbers are
@@ -40,10 +41,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "invalid_query": ("请输入至少一个汉字、字母或数字。", "q"),
     "invalid_id_number": ("该身份证号码无效（校验位、出生日期或行政区划代码不符），请核对后重新输入。", "q"),
     "invalid_credit_code": ("该统一社会信用代码无效（校验位不符），请核对后重新输入。", "q"),
+    "invalid_organization_code": ("该组织机构代码无效（校验码不符），请核对后重新输入。", "q"),
     "unknown_province": ("请从列表中选择省份。", "province"),
     "incomplete_identifier": (
         "请输入完整的 18 位身份证号码或统一社会信用代码（也可输入外国人永久居留身份证号码、"
-        "港澳居民来往内地通行证号码；不要与姓名一并输入）；不支持以部分号码或打码号码查询。",
+        "港澳居民来往内地通行证号码，或带连字符的组织机构代码，如 60003734-1；不要与姓名一并输入）；"
+        "不支持以部分号码或打码号码查询。",
         "q",
     ),
     "invalid_page": (_INVALID_PAGE, "page"),
@@ -101,7 +104,7 @@ def parse_search(
         raise FormError("query_required", *MESSAGES["query_required"])
     number = recognised.number
     if recognised.id_type is None:
-        title = public_identifier("credit_code", number)  # public registration data
+        title = number  # an organisation's code is public registration data, shown as written
     else:
         # Masked as the list shows it (an old 15-digit resident ID in its 18-digit form).
         title = public_identifier(recognised.id_type, parse_person(recognised.id_type, number).number)

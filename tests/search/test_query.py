@@ -14,11 +14,20 @@ from registry.identity.crypto import BlindIndex
 from registry.problems import Problem
 from search.interface import SearchQuery
 from search.query import MAX_PARAM_CHARS, MAX_QUERY_CHARS, MAX_WINDOW, parse_query
-from search.text import name_terms, names_no_one, pinyin_terms, search_form, text_match, too_broad
+from search.text import (
+    _pinyin_syllables,
+    name_terms,
+    names_no_one,
+    pinyin_terms,
+    search_form,
+    text_match,
+    too_broad,
+)
 
 BLIND = BlindIndex(os.urandom(32))
 ID_NUMBER = "11010519491231002X"
 CREDIT_CODE = "91110000600037341L"
+LETTER_CODE = "MAKPWBYQX"  # GB 11714: X is MAKPWBYQ's check character
 
 
 def parse(**params: str) -> SearchQuery:
@@ -133,6 +142,58 @@ def test_every_identity_type_is_looked_up_by_its_exact_number() -> None:
     ):  # fmt: skip
         problem = refusal(**params)
         assert (problem.code, problem.pointer) == (code, pointer), params
+
+
+@pytest.mark.parametrize(
+    ("typed", "code"),
+    [
+        ("MAKPWBYQ-X", LETTER_CODE),
+        ("MAKPWBYQX", LETTER_CODE),
+        (" makpwbyq-x ", LETTER_CODE),
+        ("60003734-1", "600037341"),
+        ("６０００３７３４－１", "600037341"),
+        ("MA01C9XK-1", "MA01C9XK1"),
+    ],
+)
+def test_an_organisation_code_in_q_is_looked_up_as_organization_code_is(typed: str, code: str) -> None:
+    query = parse(q=typed)
+    assert query.text is None
+    assert query.identifier_blind == parse(organization_code=code).identifier_blind
+    assert query.identifier_blind == BLIND("organization_code:" + code)
+
+
+def test_an_organisation_code_with_a_wrong_check_is_refused_as_organization_code_refuses_it() -> None:
+    problem = refusal(q="60003734-2")
+    assert (problem.code, problem.pointer) == ("invalid_organization_code", "/query/q")
+    assert refusal(organization_code="60003734-2").code == problem.code
+    assert refusal(q="MAKPWBYQ-1").code == "invalid_organization_code"
+
+
+@pytest.mark.parametrize(
+    ("typed", "code"),
+    [
+        # Nine characters, six digits or more, no hyphen: a passport's number (E and 8 digits,
+        # or 9 digits) passes the GB 11714 check one time in eleven, so none is taken for a
+        # code, as before; the detail says how to write one.
+        ("600037341", "incomplete_identifier"),
+        ("E12345678", "incomplete_identifier"),
+        ("123456789", "incomplete_identifier"),
+        (CREDIT_CODE, None),  # an 18-character credit code stays a credit code
+    ],
+)
+def test_what_an_organisation_code_is_not_taken_for(typed: str, code: str | None) -> None:
+    if code is None:
+        assert parse(q=typed).identifier_blind == BLIND("credit_code:" + typed)
+        return
+    problem = refusal(q=typed)
+    assert (problem.code, problem.pointer) == (code, "/query/q")
+    assert "60003734-1" in problem.detail
+
+
+@pytest.mark.parametrize("text", ["liuxiaomi", "zhangsanx", "MAKPWBYQ1", "zhangwei"])
+def test_a_name_of_nine_latin_letters_is_still_a_name(text: str) -> None:
+    # A pinyin name never ends in a digit or x; a code whose check fails is text as before.
+    assert parse(q=text).text == text
 
 
 @pytest.mark.parametrize(
@@ -321,6 +382,46 @@ def test_every_reading_of_a_surname_is_indexed() -> None:
     assert {"shantianfang", "dantianfang"} <= set(pinyin_terms("单田芳"))
 
 
+@pytest.mark.parametrize(
+    ("typed", "indexed"),
+    [
+        ("lüxiaohong", "lvxiaohong"),
+        ("LÜ XIAOHONG", "lvxiaohong"),
+        ("Lǚ Xiǎohóng", "lvxiaohong"),
+        ("lyuxiaohong", "lvxiaohong"),
+        ("nüwa", "nvwa"),
+        ("Nǚwā", "nvwa"),
+        ("nyuwa", "nvwa"),
+        ("chén chángwěi", "chenchangwei"),
+        ("lüè", "lve"),
+        ("ǖǘǚǜ", "vvvv"),
+        # nyu is nü only where its n cannot end the syllable before: chen-yu, wan-yu stay.
+        ("chenyu", "chenyu"),
+        ("wanyu", "wanyu"),
+        ("chen nyu", "chennv"),
+        ("chennyu", "chennv"),
+        ("zhangwei", "zhangwei"),
+    ],
+)
+def test_pinyin_is_looked_up_as_the_index_spells_it(typed: str, indexed: str) -> None:
+    """The index spells pinyin as pypinyin's Style.NORMAL does: no tone marks, ü as v."""
+    match = text_match(typed)
+    assert match is not None and match.pinyin == indexed
+    # The phrase over names keeps the letters as typed: a name may hold them.
+    form = search_form(typed)
+    assert match.phrase == tuple(form[i : i + 2] for i in range(len(form) - 1))
+
+
+def test_the_index_spells_lu_umlaut_and_nu_umlaut_with_v() -> None:
+    assert "lvxiaohong" in pinyin_terms("吕小红") and "nvwa" in pinyin_terms("女娲")
+
+
+def test_lyu_is_never_another_spelling() -> None:
+    """No pinyin syllable ends in l (lyu is always lü); some end in n (nyu may be n-yu)."""
+    endings = {syllable[-1] for syllable in _pinyin_syllables()}
+    assert "l" not in endings and "n" in endings
+
+
 def test_organisations_and_long_names_get_no_pinyin() -> None:
     assert pinyin_terms("北京恒信达科技有限公司") == []
     assert pinyin_terms("ABC") == []
@@ -336,6 +437,11 @@ def test_organisations_and_long_names_get_no_pinyin() -> None:
         ("zhangwei", False),
         ("张伟", False),
         ("abc", False),
+        # One syllable with its tone mark or ü is still one syllable.
+        ("lǚ", True),
+        ("lyu", True),
+        ("wáng", True),
+        ("lǚxiǎohóng", False),
     ],
 )
 def test_what_counts_as_too_broad(text: str, broad: bool) -> None:

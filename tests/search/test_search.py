@@ -178,6 +178,27 @@ def test_a_given_name_with_several_readings_is_found_by_each(
     assert _names(_search(registry, q="ccw")) == ["陈长伟"]
 
 
+def test_pinyin_typed_with_tone_marks_or_u_umlaut_finds_the_name(
+    registry: Registry, court: CourtHandle, engine: sa.Engine
+) -> None:
+    """The index spells pinyin without tone marks and ü as v (lvxiaohong); a query written
+    as pinyin is written (lǚ, chén) or as keyboards spell ü (lyu, nyu) finds the same names."""
+    names = ["吕小红", "女娲", "陈长伟", "陈宇"]
+    publish_many(registry, court, [person_named(registry, court, name) for name in names])
+    run_search_indexer(engine)
+    for typed in ("lvxiaohong", "lüxiaohong", "LÜ XIAOHONG", "Lǚ Xiǎohóng", "lyuxiaohong"):
+        assert _names(_search(registry, q=typed)) == ["吕小红"], typed
+    for typed in ("nvwa", "nüwa", "Nǚwā", "nyuwa"):
+        assert _names(_search(registry, q=typed)) == ["女娲"], typed
+    assert _names(_search(registry, q="chén chángwěi")) == ["陈长伟"]
+    assert _names(_search(registry, q="chenyu")) == ["陈宇"]  # chen-yu, not che-nyu
+    # One syllable is as broad with its marks as without.
+    with registry.http() as http:
+        broad = http.get(API, params={"q": "lǚ"})
+    assert broad.status_code == 400 and broad.json()["code"] == "query_too_broad"
+    assert _names(_search(registry, q="lǚ", province=court.province_code)) == ["吕小红"]
+
+
 def test_organisations_are_found_by_part_of_their_name(registry: Registry, people: dict[str, str]) -> None:
     answer = _search(registry, q="恒信达")
     assert _names(answer) == ["北京恒信达科技有限公司"]
@@ -281,6 +302,41 @@ def test_a_number_typed_into_q_is_looked_up_exactly_or_refused(
             assert (answer.json()["code"], answer.json()["pointer"]) == (expected, "/query/q"), q
         both = http.get(API, params={"q": number, "credit_code": code})
         assert both.status_code == 400 and both.json()["code"] == "conflicting_identifiers"
+
+
+def test_an_organisation_code_typed_into_q_is_looked_up_as_organization_code_does(
+    registry: Registry, court: CourtHandle, engine: sa.Engine
+) -> None:
+    """GB 11714 codes, with or without the hyphen, were searched as names (200, total 0) or
+    refused as incomplete numbers; a wrong check is refused as organization_code refuses it."""
+    letters = "MAKPWBYQX"  # GB 11714: X is MAKPWBYQ's check character
+    bodies = []
+    for code in (f"{letters[:8]}-{letters[8]}", "60003734-1"):
+        body = organization_named(registry, court, f"代码测试{code}有限公司")
+        debtor = body["debtor"]
+        body["debtor"] = {
+            "kind": "organization",
+            "name": debtor["name"],
+            "legal_representative": debtor["legal_representative"],
+            "organization_code": code,
+        }
+        bodies.append(body)
+    letters_id, digits_id = publish_many(registry, court, bodies)
+    run_search_indexer(engine)
+    for typed in ("MAKPWBYQ-X", "MAKPWBYQX", "makpwbyq-x"):
+        assert [h["id"] for h in _search(registry, q=typed)["hits"]] == [letters_id], typed
+    assert [h["id"] for h in _search(registry, q="60003734-1")["hits"]] == [digits_id]
+    assert _search(registry, q="60003734-1") == _search(registry, organization_code="60003734-1")
+    with registry.http() as http:
+        in_q = http.get(API, params={"q": "60003734-2"})
+        given = http.get(API, params={"organization_code": "60003734-2"})
+        nine_digits = http.get(API, params={"q": "600037341"})
+    assert in_q.status_code == given.status_code == 400
+    assert (in_q.json()["code"], in_q.json()["pointer"]) == ("invalid_organization_code", "/query/q")
+    assert given.json()["code"] == "invalid_organization_code"
+    # Nine digits without the hyphen may be a passport's: refused as before, saying how to write a code.
+    assert nine_digits.status_code == 400 and nine_digits.json()["code"] == "incomplete_identifier"
+    assert "60003734-1" in nine_digits.json()["detail"]
 
 
 def test_filters_narrow_and_facets_count_the_filtered_matches(
@@ -975,6 +1031,44 @@ def test_bad_input_is_a_400_problem_with_a_stable_code(
     assert _search(registry, q="张伟")["total"] == 3
 
 
+@pytest.mark.parametrize(
+    ("params", "code", "pointer"),
+    [
+        ({"q": "zhangwei", "court": "沪9999"}, "unknown_court", "/query/court"),
+        ({"q": "zhangwei", "provnce": "11"}, "unknown_filter", "/query/provnce"),
+        ({"q": "zhangwei", "utm_source": "x"}, "unknown_filter", "/query/utm_source"),
+        ({"q": "zhangwei", "a/b~c": "1"}, "unknown_filter", "/query/a~1b~0c"),  # RFC 6901
+    ],
+)
+def test_a_court_no_court_has_or_a_parameter_the_search_does_not_take_is_refused(
+    registry: Registry, people: dict[str, str], params: dict[str, str], code: str, pointer: str
+) -> None:
+    """As the feeds refuse them: answered, each was an empty list or a filter silently left out."""
+    with registry.http() as http:
+        response = http.get(API, params=params)
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert (response.json()["code"], response.json()["pointer"]) == (code, pointer)
+
+
+def test_a_court_that_exists_still_narrows(
+    registry: Registry, court: CourtHandle, people: dict[str, str]
+) -> None:
+    assert _search(registry, q="zhangwei", court=court.code)["total"] == 3
+    assert _search(registry, q="zhangwei", court=f" {court.code} ")["total"] == 3  # cached, spaced
+
+
+def test_the_feeds_name_an_unknown_parameter_in_the_pointer_as_the_search_does(registry: Registry) -> None:
+    with registry.http() as http:
+        for path in ("/feeds/atom.xml", "/feeds/rss.xml", "/feeds/feed.json"):
+            response = http.get(path, params={"colour": "red"})
+            assert response.status_code == 400, response.text
+            assert (response.json()["code"], response.json()["pointer"]) == (
+                "unknown_filter",
+                "/query/colour",
+            )
+
+
 def test_a_repeated_parameter_is_refused(registry: Registry, people: dict[str, str]) -> None:
     with registry.http() as http:
         response = http.get(f"{API}?q=张伟&q=王芳")
@@ -1013,6 +1107,11 @@ def test_an_unknown_or_removed_entry_is_404(registry: Registry, people: dict[str
             response = http.get(f"{API}/{path}")
             assert response.status_code == 404
             assert response.json()["code"] == "entry_not_found"
+        # A control or format character is refused before any lookup, as on every route.
+        for path in ("01J0000000000000000000NON%E2%80%AE", "01J0000000000000000000NON%00"):
+            response = http.get(f"{API}/{path}")
+            assert response.status_code == 400, path
+            assert response.json()["code"] == "invalid_parameter"
 
 
 def test_the_search_api_needs_no_credentials(registry: Registry, people: dict[str, str]) -> None:

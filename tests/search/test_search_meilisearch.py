@@ -18,7 +18,8 @@ import sqlalchemy as sa
 from registry.eventlog.readers import follow_sync
 from search.indexer import index_follower, reconcile_with
 from search.interface import SearchQuery
-from search.meili import MeiliIndex, meili_filter, quote_filter
+from search.meili import MeiliIndex, _searches, meili_filter, quote_filter
+from search.text import text_match
 from tests.support.harness import CourtHandle, Registry
 from tests.support.listings import organization_named, person_named, publish_many
 from tests.support.publishing import remove
@@ -43,6 +44,12 @@ def test_filter_values_are_quoted_so_they_cannot_extend_the_filter() -> None:
     assert meili_filter(SearchQuery(identifier_blind=b"\x01")) == ['id_blind = "01"']
     rotating = SearchQuery(identifier_blind=b"\x01", identifier_blind_retiring=b"\x02")
     assert meili_filter(rotating) == ['(id_blind = "01" OR id_blind = "02")']
+
+
+def test_pinyin_with_marks_or_u_umlaut_is_searched_as_the_index_spells_it() -> None:
+    # search.text folds the query for both engines: Meilisearch is asked for the stored word.
+    for typed in ("Lǚ Xiǎohóng", "lüxiaohong", "lyuxiaohong"):
+        assert ('"lvxiaohong"', ["pinyin"]) in _searches(text_match(typed)), typed
 
 
 @pytest.fixture
@@ -72,6 +79,7 @@ def test_meilisearch_answers_like_the_embedded_index(
     assert _names(meili, text="zhangwei") == ["张伟", "张伟明", "李张伟"]
     assert _names(meili, text="恒信达") == ["北京恒信达科技有限公司"]
     assert _names(meili, text="abc") == ["ABC国际贸易(上海)有限公司"]
+    assert _names(meili, text="Lǚ Xiǎohóng") == _names(meili, text="lyuxiaohong") == ["吕小红"]
     result = meili.search_sync(SearchQuery(text="张伟", per_page=2, page=2))
     assert result.total == 3 and len(result.hits) == 1
     assert result.facets["province"] == {"11": 3}
@@ -99,7 +107,7 @@ def test_meilisearch_follows_removals_and_reconciles(
 
 @pytest.fixture
 def people(registry: Registry, court: CourtHandle, engine: sa.Engine) -> dict[str, str]:
-    names = ["张伟", "张伟明", "李张伟", "张明", "伟张", "王芳", "单田芳"]
+    names = ["张伟", "张伟明", "李张伟", "张明", "伟张", "王芳", "单田芳", "吕小红"]
     ids = publish_many(registry, court, [person_named(registry, court, name) for name in names])
     org_ids = publish_many(
         registry,

@@ -155,6 +155,33 @@ def test_export_round_trips_and_its_signature_verifies_with_pynacl(
     assert files["changes.jsonl.gz"]["rows"] == 6
 
 
+def test_export_files_make_caches_revalidate_and_are_tagged_by_their_sha256(
+    registry: Registry, court: CourtHandle, settings: Settings
+) -> None:
+    """Without Cache-Control, a shared cache could serve a file by heuristic freshness for
+    hours after the registry withdrew it (410); the ETag was built from the file on disk."""
+    publish(registry, court, 2)
+    manifest = _export(settings)
+    day = manifest["date"]
+    with registry.http() as http:
+        digests = {f["name"]: f["sha256"] for f in manifest["files"]}
+        for name in (*digests, "manifest.json", "manifest.json.sig"):
+            path = f"/v1/exports/{day}/{name}"
+            first = http.get(path)
+            assert first.status_code == 200, first.text
+            assert first.headers["cache-control"] == "public, no-cache"
+            digest = digests.get(name, hashlib.sha256(first.content).hexdigest())
+            assert first.headers["etag"] == f'"{digest}"'
+            assert hashlib.sha256(first.content).hexdigest() == digest
+            # Revalidation: a 304 while the file is unchanged, the file again otherwise.
+            same = http.get(path, headers={"If-None-Match": f'W/"{digest}"'})
+            assert same.status_code == 304 and same.content == b""
+            assert same.headers["etag"] == first.headers["etag"]
+            assert same.headers["cache-control"] == "public, no-cache"
+            stale = http.get(path, headers={"If-None-Match": '"' + "0" * 64 + '"'})
+            assert stale.status_code == 200 and stale.content == first.content
+
+
 def test_an_altered_export_fails_verification(
     registry: Registry, court: CourtHandle, settings: Settings
 ) -> None:

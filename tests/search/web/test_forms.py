@@ -35,6 +35,14 @@ def test_an_id_number_however_typed_is_searched_exactly_and_masked_in_the_title(
     assert form.title == "11****1949********"
 
 
+@pytest.mark.parametrize("typed", ["MAKPWBYQX", "makpwbyq-x", "MAKPWBYQ-X"])
+def test_an_organisation_code_is_searched_exactly_and_shown_with_its_hyphen(typed: str) -> None:
+    form = parse_search(typed, None, None, BLIND)
+    assert form.query.identifier_blind == BLIND("organization_code:MAKPWBYQX")
+    # The paging links carry it as written: nine characters without a hyphen are not always a code.
+    assert form.q == form.title == "MAKPWBYQ-X"
+
+
 def test_a_credit_code_is_searched_exactly() -> None:
     form = parse_search(CREDIT_CODE.lower(), None, None, BLIND)
     assert form.query.identifier_blind == BLIND("credit_code:" + CREDIT_CODE)
@@ -87,6 +95,7 @@ def test_a_name_with_a_few_digits_is_still_a_name() -> None:
         ("·—", None, None, "invalid_query", "q"),
         ("110105194912310021", None, None, "invalid_id_number", "q"),
         ("91110000600037341M", None, None, "invalid_credit_code", "q"),
+        ("60003734-2", None, None, "invalid_organization_code", "q"),
         ("张伟", "99", None, "unknown_province", "province"),
         ("张伟", None, "0", "invalid_page", "page"),
         ("张伟", None, str(MAX_PAGE + 1), "page_out_of_range", "page"),

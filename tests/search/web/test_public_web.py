@@ -116,6 +116,38 @@ def test_an_organisation_is_found_by_part_of_its_name_and_by_its_credit_code(
     assert "王建国" not in by_code.text  # the legal representative is on the detail page only
 
 
+def test_an_organisation_code_in_the_field_finds_its_holder_and_pages_on_its_hyphenated_form(
+    registry: Registry, court: CourtHandle, index: Callable[[], int]
+) -> None:
+    """An organisation code typed without its hyphen is shown and carried with it: nine
+    digits without one are refused (they may be a passport's), so a page link must keep it."""
+    body = organization(registry, court, "南京组织代码测试有限公司")
+    del body["debtor"]["credit_code"]
+    body["debtor"]["organization_code"] = "60003734-1"
+    publish_one(registry, court, body)
+    index()
+    found = page(registry.url, q="60003734-1")
+    assert found.status_code == 200
+    assert hit_names(found.text) == ["南京组织代码测试有限公司"]
+    assert "<title>“60003734-1”" in found.text and 'value="60003734-1"' in found.text
+    wrong = page(registry.url, q="60003734-2")
+    assert wrong.status_code == 400 and "该组织机构代码无效" in wrong.text
+    bare = page(registry.url, q="600037341")
+    assert bare.status_code == 400 and "带连字符的组织机构代码" in bare.text
+
+
+def test_parameters_the_page_does_not_read_are_ignored(
+    registry: Registry, court: CourtHandle, index: Callable[[], int]
+) -> None:
+    """Links from elsewhere carry utm_ tags; the page has no court field (the API refuses
+    an unknown court, and any parameter it does not take)."""
+    publish_one(registry, court, person_named(registry, court, "审计丙丁"))
+    index()
+    answer = page(registry.url, q="审计丙丁", utm_source="weibo", court="沪9999")
+    assert answer.status_code == 200
+    assert hit_names(answer.text) == ["审计丙丁"]
+
+
 def test_each_number_is_labelled_with_the_document_it_is_of(
     registry: Registry, court: CourtHandle, index: Callable[[], int]
 ) -> None:

@@ -187,6 +187,27 @@ def test_on_a_phone_nothing_scrolls_sideways(
         context.close()
 
 
+def test_a_long_name_without_spaces_wraps_on_a_phone(
+    browser: Browser, registry: Registry, court: CourtHandle, index: Callable[[], int]
+) -> None:
+    """A Latin company name is one word to the browser: the result's heading link and the
+    entry's h1 break it rather than scroll the page sideways at 390 px."""
+    long_name = "Zhongguancun" + "International" * 10 + "CoLtd"  # 147 characters
+    publish_one(registry, court, organization_named(registry, court, long_name))
+    index()
+    context = browser.new_context(base_url=registry.url, viewport={"width": 390, "height": 844})
+    try:
+        page = context.new_page()
+        search_for(page, "Zhongguancun")
+        assert hits(page) == [long_name]
+        assert no_horizontal_scroll(page)
+        page.get_by_role("link", name=long_name).click()
+        expect(page.get_by_role("heading", level=1)).to_have_text(long_name)
+        assert no_horizontal_scroll(page)
+    finally:
+        context.close()
+
+
 @pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
 def test_axe_finds_nothing_serious_on_the_search_pages(
     browser: Browser,
