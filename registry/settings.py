@@ -216,7 +216,11 @@ class ServerSettings(BaseSettings):
     @classmethod
     def _networks(cls, value: str) -> str:
         for item in filter(None, (part.strip() for part in value.split(","))):
-            ipaddress.ip_network(item, strict=False)  # ValueError: not an address or network
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                # Not ipaddress's message: it repeats the value, which settings errors never do.
+                raise ValueError("comma-separated addresses or networks, e.g. 10.0.0.0/8,::1") from None
         return value
 
     @field_validator("public_base_url")
@@ -708,9 +712,27 @@ def reference_markdown() -> str:
     ]
     for name, info in Settings.model_fields.items():
         concern = _concern(info.annotation)
-        lines += ["", f"## {name}: {concern.__doc__}", "", "| variable | default | meaning |"]
-        lines.append("| --- | --- | --- |")
+        lines += ["", f"## {name}: {concern.__doc__}", "", "| variable | default | range | meaning |"]
+        lines.append("| --- | --- | --- | --- |")
         for field, spec in concern.model_fields.items():
             default = "(none)" if spec.default is None else f"`{spec.default}`"
-            lines.append(f"| `{environment_name(concern, field)}` | {default} | {spec.description} |")
+            name_ = environment_name(concern, field)
+            lines.append(f"| `{name_}` | {default} | {_bounds(spec.metadata)} | {spec.description} |")
     return "\n".join(lines) + "\n"
+
+
+_BOUND_SIGNS = (("ge", "≥"), ("gt", ">"), ("le", "≤"), ("lt", "<"))
+
+
+def _bounds(metadata: list[Any]) -> str:
+    """A number's bounds as its field declares them (`≥ 1, ≤ 60`): what a value outside is
+    refused for, in the reference rather than found by trying."""
+    found = {
+        sign: getattr(item, attr)
+        for item in metadata
+        for attr, sign in _BOUND_SIGNS
+        if getattr(item, attr, None) is not None
+    }
+    return ", ".join(
+        f"{sign} {value:,}" if isinstance(value, int) else f"{sign} {value}" for sign, value in found.items()
+    )

@@ -111,6 +111,9 @@ def serve(host: str | None, port: int | None, scheduler: bool | None) -> None:
     ensure_keys(settings)  # before listening: refuse at once, naming the missing key ids
     host, port = host or settings.server.host, port or settings.server.port
     _refuse_unusable_address(host, port)
+    # The address served is the service's own (feed, export and notice links without
+    # REGISTRY_PUBLIC_BASE_URL): `--port 8734` linked to REGISTRY_PORT's 8000.
+    settings.server = settings.server.model_copy(update={"host": host, "port": port})
     address = _address(host, port)
     _announce(settings, f"registry listening on http://{address}  (API schema: http://{address}/schema)")
     uvicorn.run(

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import click
 
 from registry.calendar import today_in_china
-from registry.clirun import run_with_services
+from registry.clirun import cli_settings, run_with_services
 from registry.runtime import Services
 
 
@@ -36,6 +36,14 @@ def export_run(day: datetime | None) -> None:
     if chosen > today:
         # The list is today's whatever the date: a later one would be published signed, untrue.
         raise click.BadParameter(f"{chosen} is after today in China ({today})", param_hint="--date")
+    oldest = today - timedelta(days=cli_settings().exports.retention_days)
+    if chosen < oldest:
+        # Written, signed and reported, then pruned by the same run: refused, not pretended.
+        raise click.BadParameter(
+            f"{chosen} is before the oldest day exports are kept for ({oldest}, "
+            "REGISTRY_EXPORT_RETENTION_DAYS)",
+            param_hint="--date",
+        )
 
     async def work(services: Services) -> dict[str, Any]:
         def active(conn: Any) -> int:

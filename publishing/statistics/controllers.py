@@ -11,7 +11,6 @@ import msgspec
 from litestar import Controller, Request, Response, get
 from litestar.di import Provide
 from litestar.params import FromPath
-from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import Connection
 
 from publishing.statistics.answers import (
@@ -43,7 +42,7 @@ from registry.csvsafe import MEDIA_TYPE as CSV
 from registry.db import Database
 from registry.http.auth import roles
 from registry.http.dependencies import Injected
-from registry.http.openapi import BEARER_KEY, GUARDED, PARAMETER, PUBLIC, problems
+from registry.http.openapi import BEARER_KEY, GUARDED, PARAMETER, PROMETHEUS_TEXT, PUBLIC, problems
 from registry.http.params import refuse_repeated
 from registry.problems import Problem
 from registry.timeutil import utcnow
@@ -290,7 +289,7 @@ class StatisticsMetricsController(Controller):
     guards = [roles("admin")]  # noqa: RUF012
     security = BEARER_KEY
 
-    @get("/", media_type=CONTENT_TYPE_LATEST, responses=problems(GUARDED))
+    @get("/", media_type=PROMETHEUS_TEXT, responses=problems(GUARDED))
     async def metrics(self, db: Injected[Database]) -> Response[bytes]:
         """The statistics as Prometheus gauges (scrape with a bearer admin key)."""
-        return Response(await db.read(prometheus_text, utcnow()), media_type=CONTENT_TYPE_LATEST)
+        return Response(await db.read(prometheus_text, utcnow()), media_type=PROMETHEUS_TEXT)

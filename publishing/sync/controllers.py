@@ -10,7 +10,6 @@ from urllib.parse import urlencode
 import msgspec
 from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.params import Parameter, QueryParameter, RequestBody
-from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import Connection
 
 from publishing.sync import notices
@@ -37,7 +36,16 @@ from registry.endpoints import PushPolicy
 from registry.http.auth import roles
 from registry.http.body import DOCUMENT_BODY_BYTES, RequestStruct
 from registry.http.dependencies import Injected
-from registry.http.openapi import BEARER_KEY, BODY, GUARDED, PARAMETER, QUERY, Codes, problems
+from registry.http.openapi import (
+    BEARER_KEY,
+    BODY,
+    GUARDED,
+    PARAMETER,
+    PROMETHEUS_TEXT,
+    QUERY,
+    Codes,
+    problems,
+)
 from registry.http.params import Id, refuse_repeated
 from registry.identity.crypto import Secrets
 from registry.ids import ID_PATTERN, is_id
@@ -195,11 +203,11 @@ class SyncStatusController(Controller):
         """Every subscription: backlog, last delivered event, latency percentiles, failures."""
         return msgspec.convert({"subscriptions": await db.read(_statuses)}, StatusList)
 
-    @get("/metrics", media_type=CONTENT_TYPE_LATEST, responses=problems(GUARDED))
+    @get("/metrics", media_type=PROMETHEUS_TEXT, responses=problems(GUARDED))
     async def metrics(self, db: Injected[Database]) -> Response[bytes]:
         """The same figures as Prometheus text (scrape with a bearer admin key)."""
         statuses, provisional = await db.read(_metrics)
-        return Response(prometheus_text(statuses, provisional), media_type=CONTENT_TYPE_LATEST)
+        return Response(prometheus_text(statuses, provisional), media_type=PROMETHEUS_TEXT)
 
 
 def _metrics(conn: Connection) -> tuple[list[dict[str, Any]], list[date]]:

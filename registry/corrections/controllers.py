@@ -9,7 +9,6 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Body, Parameter, QueryParameter, RequestBody
-from prometheus_client import CONTENT_TYPE_LATEST
 
 from registry.calendar import today_in_china
 from registry.clients.services import Principal
@@ -56,7 +55,17 @@ from registry.db import Database
 from registry.http.auth import roles
 from registry.http.body import DOCUMENT_BODY_BYTES, KIB, SignedBody, decode_signed_json
 from registry.http.dependencies import Injected
-from registry.http.openapi import BEARER_KEY, BODY, GUARDED, PARAMETER, PUBLIC, QUERY, Codes, problems
+from registry.http.openapi import (
+    BEARER_KEY,
+    BODY,
+    GUARDED,
+    PARAMETER,
+    PROMETHEUS_TEXT,
+    PUBLIC,
+    QUERY,
+    Codes,
+    problems,
+)
 from registry.http.params import Id, PathNumber, path_number, refuse_repeated
 from registry.http.ratelimit import client_key
 from registry.identity.crypto import Secrets
@@ -459,7 +468,7 @@ class CorrectionController(Controller):
 
 @get(
     "/metrics/corrections",
-    media_type=CONTENT_TYPE_LATEST,
+    media_type=PROMETHEUS_TEXT,
     guards=[roles("admin")],
     security=BEARER_KEY,
     tags=["corrections"],
@@ -468,4 +477,4 @@ class CorrectionController(Controller):
 async def correction_metrics(db: Injected[Database]) -> Response[bytes]:
     """Open and overdue corrections as Prometheus text (scrape with a bearer admin key)."""
     open_counts, overdue = await db.read(overdue_counts, today_in_china())
-    return Response(prometheus_text(open_counts, overdue), media_type=CONTENT_TYPE_LATEST)
+    return Response(prometheus_text(open_counts, overdue), media_type=PROMETHEUS_TEXT)

@@ -124,3 +124,8 @@ def media_types(status: int, schemas: Mapping[str, Schema]) -> type[Operation]:
             response.content = {name: OpenAPIMediaType(schema=schema) for name, schema in schemas.items()}
 
     return _Operation
+
+
+# Prometheus's text format as prometheus_client names it, less its charset: Litestar adds
+# `charset=utf-8` to a text/* type, and naming it too sent it twice.
+PROMETHEUS_TEXT = "text/plain; version=1.0.0"

@@ -327,7 +327,8 @@ def _env_secrets(settings: Settings) -> Secrets:
             check_data_key(kid, keys[kid])
         except DataKeyError as exc:
             raise KeyConfigError(f"REGISTRY_DATA_KEYS: {exc}") from exc
-    active = settings.keys.data_key_id or next(iter(keys))
+    # Stripped as the ids in REGISTRY_DATA_KEYS are, so that " dk-1" names the key "dk-1".
+    active = (settings.keys.data_key_id or "").strip() or next(iter(keys))
     if not settings.keys.blind_index_key:
         detail = "REGISTRY_BLIND_INDEX_KEY must be set along with REGISTRY_DATA_KEYS"
         raise KeysUnavailable([], ["blind_index"], detail)

@@ -99,6 +99,8 @@ def test_a_misspelt_variable_is_named_not_ignored(monkeypatch: pytest.MonkeyPatc
         ("REGISTRY_DATABASE_URL", "postgresql://postgres@127.0.0.1:70000/registry"),
         ("REGISTRY_PUBLIC_BASE_URL", "https://user:secret@registry.example"),
         ("REGISTRY_PUBLIC_BASE_URL", "https://registry.example:99999"),
+        # ipaddress's own message repeated the value.
+        ("REGISTRY_FORWARDED_ALLOW_IPS", "10.0.0.1,secret-host"),
     ],
 )
 def test_a_url_with_a_bad_port_or_a_password_in_the_public_address_is_one_line(

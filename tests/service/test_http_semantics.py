@@ -149,3 +149,15 @@ def test_outbound_urls_are_logged_without_their_query(
     assert f"http://{host_port}/healthz" in logged
     for secret in ("s3cr3t", "11010519491231002X", "hunter2", "token="):
         assert secret not in logged
+
+
+def test_prometheus_answers_name_their_charset_once(registry: Registry) -> None:
+    """prometheus_client's type already names `charset=utf-8` and Litestar adds it to any
+    text/* type: scrapers were sent it twice."""
+    with registry.http(registry.client("admin")) as http:
+        for path in ("/metrics", "/metrics/statistics", "/metrics/corrections"):
+            answer = http.get(path)
+            assert answer.status_code == 200, (path, answer.text)
+            content_type = answer.headers["content-type"]
+            assert content_type.startswith("text/plain; version="), content_type
+            assert content_type.count("charset") == 1, content_type

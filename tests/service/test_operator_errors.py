@@ -164,6 +164,15 @@ def test_no_export_is_written_for_a_day_after_today(settings: Settings, engine: 
     assert not [path for path in written if "2999" in path.name]
 
 
+def test_no_export_is_written_for_a_day_the_same_run_would_prune(
+    settings: Settings, engine: sa.Engine
+) -> None:
+    # It printed a signed manifest, then the run's own prune deleted the export.
+    result = _cli(settings, "export", "run", "--date", "1900-01-01")
+    _refused(result, "--date", "1900-01-01", "REGISTRY_EXPORT_RETENTION_DAYS")
+    assert "manifest" not in result.stdout
+
+
 @pytest.mark.parametrize("name", ["", "  ", "\u3000"])
 def test_a_client_needs_a_name(settings: Settings, engine: sa.Engine, name: str) -> None:
     _refused(_cli(settings, "client", "create", name, "--role", "bank"), "NAME")
