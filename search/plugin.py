@@ -15,6 +15,7 @@ from registry.wiring import Job, Plugin, Readiness
 from search.api import PublicSearchController
 from search.cli import search
 from search.interface import SearchIndex
+from search.meili import RESTORE_JOB
 from search.recent import JOB as RECENT_INDEX_JOB
 from search.runtime import (
     FOLLOW_JOB,
@@ -23,10 +24,14 @@ from search.runtime import (
     follow_index,
     maintain_recent_index,
     reconcile_index,
+    restore_index,
     search_engine,
 )
 from search.web.controllers import PublicPages, static_files_router, template_config
 from search.web.corrections import CorrectionPages
+
+# How often the worker checks that the Meilisearch index is still the one it built.
+RESTORE_SECONDS = 15
 
 
 def _jobs(settings: Settings) -> Sequence[Job]:
@@ -48,6 +53,19 @@ def _jobs(settings: Settings) -> Sequence[Job]:
         ),
         # Building a pair took 28.6 s at 5,000,000 listings (docs/benchmarks.md); due every few weeks.
         Job(RECENT_INDEX_JOB, maintain_recent_index, every=3600, first_after=30, singleton=True),
+        *_restore_job(settings),
+    ]
+
+
+def _restore_job(settings: Settings) -> list[Job]:
+    """Meilisearch only: a lost index is seen within RESTORE_SECONDS (one `GET /indexes/{uid}`
+    a run) and rebuilt. Its election is held for the whole rebuild (one at a time across
+    processes); a second instance started meanwhile in the same process loses the election
+    and returns at once, where the scheduler would log a skipped run every interval."""
+    if settings.search.backend != "meilisearch":
+        return []
+    return [
+        Job(RESTORE_JOB, restore_index, every=RESTORE_SECONDS, first_after=5, singleton=True, max_instances=2)
     ]
 
 

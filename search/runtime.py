@@ -23,7 +23,7 @@ from registry.settings import Settings
 from search.embedded import EmbeddedIndex
 from search.indexer import index_follower, reconcile_with
 from search.interface import SearchEngine, SearchUnavailable
-from search.meili import MeiliIndex
+from search.meili import RESTORE_JOB, MeiliIndex
 
 logger = logging.getLogger("search.runtime")
 T = TypeVar("T")
@@ -121,6 +121,21 @@ async def reconcile_index(services: Services) -> dict[str, int]:
         )
 
     return await backoff_of(services, "search_reconcile").run(work) or {}
+
+
+async def restore_index(services: Services) -> dict[str, int]:
+    """Meilisearch: rebuild the live index if it was lost or replaced behind the registry's
+    back (`MeiliIndex.restore`); {} when it is the registry's, while the server is down, and
+    for another engine. A singleton job: its election is held for the whole rebuild, so one
+    process rebuilds at a time."""
+    engine = engine_of(services)
+    if not isinstance(engine, MeiliIndex):
+        return {}
+
+    async def work() -> dict[str, int]:
+        return await anyio.to_thread.run_sync(engine.restore, services.db.sync_writer)
+
+    return await backoff_of(services, RESTORE_JOB).run(work) or {}
 
 
 async def maintain_recent_index(services: Services) -> dict[str, object]:

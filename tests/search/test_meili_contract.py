@@ -36,7 +36,18 @@ from registry.listings.disclosure import PublicEntry
 from registry.settings import Settings
 from search.cli import search
 from search.interface import SearchQuery, SearchUnavailable
-from search.meili import BASE_SETTINGS, SETTINGS_FROM_1_12, MeiliIndex, parse_version, settings_for, spell
+from search.meili import (
+    BASE_SETTINGS,
+    SETTINGS_FROM_1_6,
+    SETTINGS_FROM_1_8,
+    SETTINGS_FROM_1_12,
+    MeiliIndex,
+    _merged_page,
+    _Served,
+    parse_version,
+    settings_for,
+    spell,
+)
 from search.runtime import FOLLOW_JOB, Backoff, open_engine
 from service.app import create_app
 from tests.support.harness import CourtHandle, Registry, free_port, serve_app
@@ -200,8 +211,8 @@ def answered_settings(sent: dict[str, Any]) -> dict[str, Any]:
         },
         "faceting": {"maxValuesPerFacet": 100, "sortFacetValuesBy": {"*": "alpha"}, **sent["faceting"]},
         "pagination": {"maxTotalHits": 1000, **sent["pagination"]},
-        "proximityPrecision": "byWord",
-        "searchCutoffMs": None,
+        "proximityPrecision": sent.get("proximityPrecision", "byWord"),
+        "searchCutoffMs": sent.get("searchCutoffMs"),
         "localizedAttributes": None,
         "embedders": {},
     }
@@ -227,19 +238,36 @@ def _index(url: str, settings: Settings, *, search_key: str | None = "search-key
 
 @pytest.mark.parametrize(
     ("server_version", "sent"),
-    [("1.11.0", BASE_SETTINGS), ("1.12.0", {**BASE_SETTINGS, **SETTINGS_FROM_1_12})],
+    [
+        ("1.3.0", BASE_SETTINGS),
+        ("1.5.2", BASE_SETTINGS),
+        ("1.6.0", {**BASE_SETTINGS, **SETTINGS_FROM_1_6}),
+        ("1.7.6", {**BASE_SETTINGS, **SETTINGS_FROM_1_6}),
+        ("1.8.0", {**BASE_SETTINGS, **SETTINGS_FROM_1_6, **SETTINGS_FROM_1_8}),
+        ("1.11.0", {**BASE_SETTINGS, **SETTINGS_FROM_1_6, **SETTINGS_FROM_1_8}),
+        ("1.12.0", {**BASE_SETTINGS, **SETTINGS_FROM_1_6, **SETTINGS_FROM_1_8, **SETTINGS_FROM_1_12}),
+    ],
 )
 def test_the_index_is_made_with_the_settings_its_server_version_knows(
-    script: tuple[str, Recorded], settings: Settings, server_version: str, sent: dict[str, Any]
+    script: tuple[str, Recorded],
+    settings: Settings,
+    engine: sa.Engine,
+    server_version: str,
+    sent: dict[str, Any],
 ) -> None:
-    """`prefixSearch` (and `facetSearch`) exist from 1.12: an older server refuses the whole
-    settings update for an unknown field, so they are sent only to 1.12 and later."""
+    """Each setting goes only to servers that know it (an older one refuses the whole update
+    for an unknown field): `proximityPrecision` (pinned to `byWord`: the phrase check relies on
+    it) from 1.6, `searchCutoffMs` from 1.8 (unset, a search is cut at 1,500 ms and answers
+    partial results silently), `prefixSearch` and `facetSearch` from 1.12 (SETTINGS_PAGE)."""
     url, recording = script
     recording.expect(version(server_version), index_missing(), *creation(sent))
     index = _index(url, settings)
     index.ensure()
     index.close()
     assert ("prefixSearch" in sent) == (server_version == "1.12.0")
+    assert sent["pagination"] == {"maxTotalHits": 10_001}, "one past the deepest page: past it is not counted"
+    if "searchCutoffMs" in sent:
+        assert sent["searchCutoffMs"] > 10_000, "above the client's timeout: never a partial answer"
     assert all(key == "Bearer admin-key" for key in recording.keys), "settings need the key with index rights"
 
 
@@ -262,7 +290,7 @@ def test_a_write_ensures_the_index_first_and_deletes_by_filter(
     they are right: nothing is sent); deletions use the filter route, not the deprecated id
     list (`delete-batch`)."""
     url, recording = script
-    wanted = {**BASE_SETTINGS, **SETTINGS_FROM_1_12}
+    wanted = settings_for((1, 12, 0))
     gone = [new_id(), new_id()]
     recording.expect(
         version("1.12.0"),
@@ -329,6 +357,8 @@ def _reversed(name: str) -> Callable[[dict[str, Any]], None]:
         pytest.param(lambda answer: answer["filterableAttributes"].remove("kind"), id="filterable-missing"),
         pytest.param(lambda answer: answer["typoTolerance"].update(enabled=True), id="typo-tolerance"),
         pytest.param(lambda answer: answer["pagination"].update(maxTotalHits=1000), id="pagination"),
+        pytest.param(lambda answer: answer.update(searchCutoffMs=None), id="search-cutoff-unset"),
+        pytest.param(lambda answer: answer.update(proximityPrecision="byAttribute"), id="proximity"),
     ],
 )
 def test_settings_that_differ_where_it_matters_are_sent(
@@ -337,7 +367,7 @@ def test_settings_that_differ_where_it_matters_are_sent(
     """Searchable attributes and ranking rules are ordered (the order is their meaning); a
     missing attribute or a nested value that differs is a difference too."""
     url, recording = script
-    wanted = {**BASE_SETTINGS, **SETTINGS_FROM_1_12}
+    wanted = settings_for((1, 12, 0))
     on_server = answered_settings(wanted)
     change(on_server)
     recording.expect(
@@ -437,20 +467,87 @@ def _first_page(hits: list[dict[str, Any]]) -> Pair:
     return Pair("POST", f"/indexes/{INDEX}/search", lambda body: body["page"] == 1, 200, answer, SEARCH_PAGE)
 
 
+CANDIDATE_FIELDS = ["id", "rank", "entry.name", "entry.province_code", "entry.grounds"]
+
+
+def _facet_distribution(hits: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    provinces: dict[str, int] = {}
+    grounds: dict[str, int] = {}
+    for item in hits:
+        entry = item["entry"]
+        provinces[entry["province_code"]] = provinces.get(entry["province_code"], 0) + 1
+        for ground in entry["grounds"]:
+            grounds[ground] = grounds.get(ground, 0) + 1
+    return {"province_code": provinces, "grounds": grounds}
+
+
+def candidates(hits: list[dict[str, Any]], total: int | None = None) -> Pair:
+    """The read of a long phrase's candidates: page form, CHECK_LIMIT + 1 of them, each its id,
+    rank and the entry's name, province and grounds (nested fields by dot notation: SEARCH_PAGE,
+    `attributesToRetrieve`); the facets of all of them."""
+
+    def fits(body: dict[str, Any]) -> bool:
+        return (body["page"], body["hitsPerPage"], body["attributesToRetrieve"]) == (
+            1,
+            1001,
+            CANDIDATE_FIELDS,
+        )
+
+    shown = [
+        {
+            "id": item["id"],
+            "rank": item["rank"],
+            "entry": {k: item["entry"][k] for k in ("name", "province_code", "grounds")},
+        }
+        for item in hits
+    ]
+    answer = {
+        "hits": shown,
+        "query": "",
+        "processingTimeMs": 3,
+        "hitsPerPage": 1001,
+        "page": 1,
+        "totalPages": 1,
+        "totalHits": len(hits) if total is None else total,
+        "facetDistribution": _facet_distribution(hits),
+    }
+    return Pair("POST", f"/indexes/{INDEX}/search", fits, 200, answer, SEARCH_PAGE)
+
+
+def entries_by_id(hits: list[dict[str, Any]]) -> Pair:
+    """The entries of a page of checked hits, by their ids (offset/limit form of SEARCH_PAGE)."""
+    body = {
+        "q": "",
+        "filter": ["id IN [" + ", ".join(f'"{item["id"]}"' for item in hits) + "]"],
+        "limit": len(hits),
+        "attributesToRetrieve": ["id", "entry"],
+    }
+    answer = {
+        "hits": [{"id": item["id"], "entry": item["entry"]} for item in hits],
+        "query": "",
+        "processingTimeMs": 1,
+        "limit": len(hits),
+        "offset": 0,
+        "estimatedTotalHits": len(hits),
+    }
+    return Pair("POST", f"/indexes/{INDEX}/search", body, 200, answer, SEARCH_PAGE)
+
+
 def test_a_long_phrase_hit_that_is_not_a_true_substring_is_dropped(
     script: tuple[str, Recorded], settings: Settings, registry: Registry, court: CourtHandle
 ) -> None:
     """From five characters on, Meilisearch's phrase (word pairs near each other) can match a
-    name holding the pairs apart: such a hit is checked against the name, and dropped."""
+    name holding the pairs apart: such a hit is checked against the name, and dropped, from
+    the hits, the total and the facets alike."""
     url, recording = script
     ids = publish(registry, court, 2)
-    recording.expect(
-        _first_page([_hit(ids[0], "北京恒信达科技有限公司", 2), _hit(ids[1], "恒信科技达信达科技", 1)])
-    )
+    good, bad = _hit(ids[0], "北京恒信达科技有限公司", 2), _hit(ids[1], "恒信科技达信达科技", 1)
+    recording.expect(candidates([good, bad]), entries_by_id([good]))
     index = _index(url, settings)
     result = index.search_sync(SearchQuery(text="恒信达科技"))
     index.close()
     assert [h.name for h in result.hits] == ["北京恒信达科技有限公司"] and result.total == 1
+    assert result.total_exact and result.facets == {"province": {"11": 1}, "ground": {"able_but_refuses": 1}}
 
 
 def _entry_search(listing_id: str, stored: dict[str, Any] | None) -> Pair:
@@ -541,7 +638,12 @@ def test_two_disjoint_searches_are_merged_by_rank_a_page_at_a_time(offset: int, 
     ]
     with serving(refusing(respond, BASE_SETTINGS)) as url:
         meili = _index(url, settings)
-        page = meili._merged_page(meili.searcher.index(INDEX), searches, [len(a), len(b)], offset, 3)
+        index = meili.searcher.index(INDEX)
+        parts = [
+            _Served(len(ranks), True, index=index, q=q, params=params)
+            for ranks, (q, params) in zip((a, b), searches, strict=True)
+        ]
+        page = _merged_page(parts[0], parts[1], offset, 3)
         meili.close()
     assert [hit["rank"] for hit in page] == sorted(a + b, reverse=True)[offset : offset + 3]
     assert all(r.get("limit", 0) <= 3 for r in requests), "no request asks for more than a page"
@@ -708,7 +810,8 @@ def test_a_refused_key_or_another_service_is_the_engine_unavailable(
                     backoff.retry_at = 0.0
                     assert asyncio.run(backoff.run(work)) is None
             assert backoff.failures == 3
-            [followed] = caplog.records
+            # One line from the follower (readiness said its own once, above).
+            [followed] = [record for record in caplog.records if record.name == "search.runtime"]
             _says(followed.getMessage(), refusal)
         finally:
             index.close()
@@ -734,7 +837,10 @@ def test_reindex_says_the_engine_is_unavailable_in_one_line(
     settings: Settings, engine: sa.Engine, refusal: Refusal
 ) -> None:
     with refusal.server() as url:
-        env = {"REGISTRY_SEARCH_BACKEND": "meilisearch", "REGISTRY_MEILISEARCH_URL": url}
+        env: dict[str, str | None] = {
+            "REGISTRY_SEARCH_BACKEND": "meilisearch",
+            "REGISTRY_MEILISEARCH_URL": url,
+        }
         env |= {
             "REGISTRY_MEILISEARCH_API_KEY": refusal.api_key,
             "REGISTRY_MEILISEARCH_SEARCH_KEY": refusal.search_key,
