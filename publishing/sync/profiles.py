@@ -288,7 +288,11 @@ def render(profile: Profile, row: Any, keyring: DataKeyring, today: date) -> Pro
     if profile.name == "public":
         return public_entry(row, today) if row.status == "active" else None
     identity = identity_of(
-        row.debtor_id_type, keyring.decrypt(bytes(row.debtor_id_cipher), PURPOSE_DEBTOR_ID).decode()
+        row.debtor_id_type,
+        keyring.decrypt(bytes(row.debtor_id_cipher), PURPOSE_DEBTOR_ID).decode(),
+        # An old residence card's two-digit birth year is read against the listing's date, as
+        # when it was listed: against today it could fall a century apart from the court's.
+        on=row.listed_on,
     )
     identifier = identity.number
     details = listing_details(row.details)

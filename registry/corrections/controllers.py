@@ -70,6 +70,7 @@ from registry.http.params import Id, PathNumber, path_number, refuse_repeated
 from registry.http.ratelimit import client_key
 from registry.identity.crypto import Secrets
 from registry.identity.identifiers import IdentifierError, normalise_court_code
+from registry.listings.controllers import ENVELOPE
 from registry.problems import Problem
 from registry.runtime import Services
 from registry.text import IDENTIFIER_PATTERN
@@ -402,11 +403,18 @@ class CorrectionController(Controller):
             BODY,
             PARAMETER,
             SIGNED,
+            # A decision that amends the listing is refused as an amendment would be.
+            ENVELOPE,
             {
                 403: "not_deciding_court",
                 404: "correction_not_found",
-                409: ("correction_not_open", "listing_not_active"),
-                422: "decision_mismatch",
+                409: ("correction_not_open", "listing_not_active", "relisting_barred"),
+                422: (
+                    "decision_mismatch",
+                    "immutable_field",
+                    "extension_required",
+                    "term_change_needs_relisting",
+                ),
             },
         ),
     )

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime
+import re
+import unicodedata
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from registry.calendar import CHINA_TIME
 from registry.clirun import CLI_ACTOR, in_read_transaction, in_write_transaction
 from registry.courts.services import (
     add_court,
@@ -22,6 +26,40 @@ from registry.courts.services import (
     set_superior,
 )
 from registry.timeutil import utcnow
+
+# A date, or a date and time, with an optional UTC offset or Z; ASCII digits only (strptime
+# and fromisoformat would read another script's digits).
+_MOMENT = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"(?:[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?(?:Z|[+-][0-9]{2}:?[0-9]{2})?)?",
+    re.ASCII,
+)
+
+
+class ChinaMoment(click.ParamType[datetime]):
+    """An instant: a date (its start) or a time without an offset is China time, the courts'
+    clock, whatever the operator machine's zone (it was read in that zone: 2027-01-01 became
+    2026-12-31T16:00Z under TZ=Asia/Shanghai and 2027-01-01T00:00Z under UTC); a time with
+    `Z` or an offset is taken as given."""
+
+    name = "date or time"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        text = unicodedata.normalize("NFKC", str(value)).strip()
+        try:
+            if _MOMENT.fullmatch(text) is None:
+                raise ValueError(text)
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            self.fail(
+                f"{value!r} is not a date or time: YYYY-MM-DD (China time), YYYY-MM-DDTHH:MM[:SS] "
+                "(China time) or with Z or an offset (+08:00)",
+                param,
+                ctx,
+            )
+        return (moment if moment.tzinfo is not None else moment.replace(tzinfo=CHINA_TIME)).astimezone(UTC)
 
 
 @click.group()
@@ -108,7 +146,12 @@ def _load_public_key(path: Path) -> bytes:
     type=click.Path(path_type=Path),
     help="Generate a key pair; write the private key (PEM, 0600) to this file.",
 )
-@click.option("--valid-until", type=click.DateTime(), default=None)
+@click.option(
+    "--valid-until",
+    type=ChinaMoment(),
+    default=None,
+    help="When the key stops: YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS] in China time, or with Z or an offset.",
+)
 def court_key_add(
     court_code: str, public_key_path: Path | None, private_key_out: Path | None, valid_until: datetime | None
 ) -> None:
@@ -116,7 +159,7 @@ def court_key_add(
     if (public_key_path is None) == (private_key_out is None):
         raise click.UsageError("give exactly one of --public-key FILE or --generate FILE")
     now = utcnow()
-    until = valid_until.astimezone() if valid_until else None
+    until = valid_until
     check_key_validity(now, until)  # before a private key file is written
     if private_key_out is None:
         assert public_key_path is not None

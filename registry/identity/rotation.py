@@ -233,7 +233,7 @@ def blind_row_count(conn: Connection) -> int:
 
 def _creditor_key(keyring: DataKeyring, blind: BlindIndex, signed_cipher: bytes) -> str | None:
     listing = msgspec.convert(json.loads(keyring.decrypt(signed_cipher, PURPOSE_SIGNED)), ListingIn)
-    index = creditor_index_input(listing)
+    index = creditor_index_input(listing, stored=True)
     return None if index is None else blind(index).hex()
 
 

@@ -30,6 +30,7 @@ from registry.identity.identifiers import (
     china_today,
     id_check_character,
     normalise_identifier,
+    organization_code_check,
     parse_credit_code,
     parse_id_number,
 )
@@ -65,8 +66,6 @@ _FPR_NEW = re.compile(
 _PASSPORT = re.compile(r"[A-Z0-9]{5,20}", re.ASCII)
 _REGISTRATION = re.compile(r"[A-Z0-9][A-Z0-9./-]{0,39}", re.ASCII)
 _ORG_CODE = re.compile(r"[0-9A-Z]{8}[0-9X]", re.ASCII)
-_ORG_WEIGHTS = (3, 7, 9, 10, 5, 8, 4, 2)
-ADULT_AGE = 18
 
 
 @dataclass(frozen=True)
@@ -116,8 +115,12 @@ def index_input(id_type: str, number: str) -> str:
 # ---- persons ----
 
 
-def parse_person(id_type: str | None, raw: str, nationality: str | None = None) -> Identity:
-    """A person's identifier of `id_type` (default `resident_id`); IdentifierError otherwise."""
+def parse_person(
+    id_type: str | None, raw: str, nationality: str | None = None, *, on: date | None = None
+) -> Identity:
+    """A person's identifier of `id_type` (default `resident_id`); IdentifierError otherwise.
+    `on` is the day the number is read for (a listing's date; today by default): an old
+    foreign permanent residence card's two-digit birth year is read against it."""
     kind = id_type or "resident_id"
     if kind not in PERSON_ID_TYPES:
         raise IdentifierError("unknown_id_type", f"id_type must be one of {', '.join(PERSON_ID_TYPES)}")
@@ -136,7 +139,7 @@ def parse_person(id_type: str | None, raw: str, nationality: str | None = None) 
             raise _bad_number(kind, "8 digits")
         return Identity(kind, number)
     if kind == "foreign_permanent_residence":
-        return _foreign_permanent_residence(number)
+        return _foreign_permanent_residence(number, on)
     country = parse_country(nationality, "nationality")
     if not _PASSPORT.fullmatch(number):
         raise _bad_number(kind, "5 to 20 letters and digits")
@@ -147,7 +150,7 @@ def _bad_number(kind: str, shape: str) -> IdentifierError:
     return IdentifierError("invalid_id_number", f"a {kind} number is {shape}")
 
 
-def _foreign_permanent_residence(number: str) -> Identity:
+def _foreign_permanent_residence(number: str, on: date | None = None) -> Identity:
     kind = "foreign_permanent_residence"
     new = _FPR_NEW.fullmatch(number)
     if new is not None:
@@ -159,10 +162,17 @@ def _foreign_permanent_residence(number: str) -> Identity:
     old = _FPR_OLD.fullmatch(number)
     if old is None or old["country"] not in iso3166.countries_by_alpha3:
         raise _bad_number(kind, "9 and 17 characters with a GB 11643 check, or 3 letters and 12 digits")
-    yymmdd = old["birth"]
-    # YYMMDD: the latest century in which the holder is of age (a debtor is never a minor).
-    century = 2000 if 2000 + int(yymmdd[:2]) <= china_today().year - ADULT_AGE else 1900
-    return Identity(kind, number, _birth(f"{century + int(yymmdd[:2])}{yymmdd[2:]}", kind))
+    return Identity(kind, number, _birth(_with_century(old["birth"], on or china_today()), kind))
+
+
+def _with_century(yymmdd: str, on: date) -> str:
+    """YYYYMMDD of a birth date written YYMMDD: the latest century that puts it on or before `on`.
+    Choosing the century in which the holder would be of age made a minor born in 2010 a man
+    of 116, listed (SPC Art. 4 forbids it): the minor check is the listing's, not the parser's."""
+    year = on.year // 100 * 100 + int(yymmdd[:2])  # ASCII digits: the pattern matched them
+    if (year, yymmdd[2:]) > (on.year, f"{on:%m%d}"):
+        year -= 100
+    return f"{year:04d}{yymmdd[2:]}"
 
 
 def _birth(yyyymmdd: str, kind: str) -> date:
@@ -184,13 +194,6 @@ def parse_country(raw: str | None, field: str) -> str:
 
 
 # ---- organisations ----
-
-
-def organization_code_check(body8: str) -> str:
-    """GB 11714 check character: 11 - (sum of value * weight mod 11); 10 is X, 11 is 0."""
-    total = sum(int(c, 36) * w for c, w in zip(body8, _ORG_WEIGHTS, strict=True))
-    value = 11 - total % 11
-    return "X" if value == 10 else "0" if value == 11 else str(value)
 
 
 def parse_organization_code(raw: str) -> str:
@@ -233,12 +236,13 @@ def parse_organization(
     return parse_registration(*registration)
 
 
-def identity_of(id_type: str, number: str) -> Identity:
-    """A stored identity back from its type and decrypted number (already validated)."""
+def identity_of(id_type: str, number: str, *, on: date | None = None) -> Identity:
+    """A stored identity back from its type and decrypted number (already validated). `on`:
+    the listing's date, against which an old residence card's birth year was read."""
     if id_type == "resident_id":
         return parse_person("resident_id", number)
     if id_type == "foreign_permanent_residence":
-        return _foreign_permanent_residence(number)
+        return _foreign_permanent_residence(number, on)
     return Identity(id_type, number)
 
 

@@ -16,6 +16,7 @@ from registry.http.dependencies import Injected
 from registry.http.openapi import BEARER_KEY, BODY, GUARDED, PARAMETER, QUERY, Codes, problems
 from registry.http.params import Id, PathNumber, path_number
 from registry.identity.crypto import Secrets
+from registry.identity.identifiers import IdentifierError, normalise_court_code
 from registry.listings.batch import envelopes_of
 from registry.listings.examples import BATCH_EXAMPLE, LISTING_EXAMPLE, REMOVAL_EXAMPLE
 from registry.listings.schemas import (
@@ -74,6 +75,8 @@ ENVELOPE: Codes = {
         "case_not_enforcement",
         "creditor_required",
         "performance_inconsistent",
+        "unknown_special_subject",
+        "special_subject_mismatch",
         "unknown_key",
         "key_revoked",
         "key_expired",
@@ -181,7 +184,7 @@ class ListingController(Controller):
             ENVELOPE,
             CHANGE,
             {
-                409: "submission_conflict",
+                409: ("submission_conflict", "relisting_barred"),
                 422: ("immutable_field", "extension_required", "term_change_needs_relisting"),
             },
         ),
@@ -238,7 +241,7 @@ class RemovalReportController(Controller):
     guards = [roles("court", "admin")]  # noqa: RUF012 - Litestar's declaration style
     security = BEARER_KEY
 
-    @get("/late", responses=problems(GUARDED, QUERY))
+    @get("/late", responses=problems(GUARDED, QUERY, {400: "unknown_court"}))
     async def late(
         self,
         db: Injected[Database],
@@ -256,5 +259,13 @@ class RemovalReportController(Controller):
     ) -> LateRemovalPage:
         """Removals recorded after their deadline of three working days (SPC Art. 9-10), newest
         first: a court's own, or every court's for an admin."""
+        if court is not None:
+            # Read as the CLI reads it (京０１０５ is 京0105), then looked up.
+            try:
+                court = normalise_court_code(court)
+            except IdentifierError as exc:
+                raise Problem(
+                    400, "invalid_parameter", f"court: {exc.message}", pointer="/query/court"
+                ) from None
         scope = principal.bound_court if principal.bound_court is not None else court
         return await db.read(late_removals, scope, limit, offset)

@@ -53,6 +53,9 @@ class ListingDetails(msgspec.Struct, frozen=True):
     decision: ListingDecision | None = None
     extension: TermExtension | None = None
     special_subject: SpecialSubjectDetails | None = None
+    # The earliest listed_on of any version (ISO date): a fixed term's five years count from it.
+    # None on listings published before the registry kept it.
+    first_listed_on: str | None = None
 
 
 _decoder = msgspec.json.Decoder(ListingDetails)

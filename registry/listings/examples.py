@@ -33,7 +33,7 @@ LISTING: dict[str, Any] = {
             "decided_on": "2025-03-28",
             "initiated_by": "creditor_application",
         },
-        "creditor": {"name": "北京某某建设有限公司", "credit_code": "91110105MA01C9XK31"},
+        "creditor": {"name": "北京某某建设有限公司", "credit_code": "91110105MA01C9XK1T"},
         # SPC Art. 2: a term over two years is an extension for an aggravating circumstance.
         "extension": {
             "document_number": "（2025）京0105执5141号",
@@ -43,7 +43,7 @@ LISTING: dict[str, Any] = {
     },
     "signature": {
         "key_id": KEY_ID,
-        "value": "8JK4KeybVbIk0wssK_u1Mc3sdAzm6tZE4jwg6bSDFEQ4LWXJJzC_w3Cl1S_M-eF5TEG8kO5EQuUSxxkCW2hTCg",
+        "value": "4fPGC-LPHXvEPEw7HADuckKC5MctDzKDDhhuACXkN2bdNPk-jEgpJr1Mzp-GHvr0HOQaUJGe4er8URJYE2TLDg",
     },
 }
 

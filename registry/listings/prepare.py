@@ -14,7 +14,7 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import msgspec
 
@@ -27,6 +27,7 @@ from registry.identity.identifiers import (
     IdentifierError,
     normalise_case_number,
     normalise_court_code,
+    normalise_identifier,
     normalise_text,
     parse_case_number,
     parse_credit_code,
@@ -38,10 +39,12 @@ from registry.identity.types import Identity, parse_organization, parse_person
 from registry.listings.schemas import (
     GROUNDS,
     LISTABLE_CASE_TYPES,
+    LONG_TEXT_MAX_CHARS,
     ORGANIZATION_SPECIAL_SUBJECTS,
     PERSON_SPECIAL_SUBJECTS,
     REMOVAL_REASONS,
     SPECIAL_SUBJECTS,
+    TEXT_MAX_CHARS,
     ListingIn,
     OrganizationDebtor,
     RemovalIn,
@@ -202,9 +205,8 @@ class Preparer:
             reason=removal.reason,
             effective_on=removal.effective_on,
             triggered_on=removal.triggered_on,
-            basis_document=require_ascii_digits(
-                _text(removal.basis_document, "/removal/basis_document"), "/removal/basis_document"
-            ),
+            # A document number, as the listing's are: one spelling (full-width brackets).
+            basis_document=_document_number(removal.basis_document, "/removal/basis_document"),
             key_id=key_id,
             signature=sig,
             content_sha256=hashlib.sha256(signed).digest(),
@@ -265,7 +267,9 @@ class Preparer:
             kind, sex, birth = "organization", None, None
             legal_rep: str | None = _text(debtor.legal_representative, "/listing/debtor/legal_representative")
         else:
-            identity = _person_identity(debtor.id_type, debtor.id_number, debtor.nationality)
+            identity = _person_identity(
+                debtor.id_type, debtor.id_number, debtor.nationality, listing.listed_on
+            )
             if identity.birth_date is not None and identity.birth_date > listing.listed_on:
                 raise Problem(
                     422,
@@ -293,7 +297,9 @@ class Preparer:
                 "issuer": _text(listing.basis.issuer, "/listing/basis/issuer"),
             },
             "decision": decision,
-            "obligations": _text(listing.obligations, "/listing/obligations", multiline=True),
+            "obligations": _text(
+                listing.obligations, "/listing/obligations", multiline=True, limit=LONG_TEXT_MAX_CHARS
+            ),
             "amount_cents": listing.amount_cents,
             "performance": {
                 "status": listing.performance.status,
@@ -470,14 +476,18 @@ def _convert(value: Any, kind: type[T], base: str) -> T:
         raise Problem(422, code, message, pointer=pointer) from exc
 
 
-def creditor_index_input(listing: ListingIn) -> str | None:
+def creditor_index_input(listing: ListingIn, *, stored: bool = False) -> str | None:
     """What the creditor's blind index hashes, when the court named its code or number (the
     listing is valid: `Preparer` checked it, or it is stored signed). A blind-index key
-    rotation recomputes it from the stored signed listing."""
+    rotation recomputes it from the stored signed listing (`stored`): a credit code is then
+    indexed in the form it was accepted in, unchecked, so that a rule added since (the GB 11714
+    check of the organisation code inside) cannot stop the rotation."""
     raw = listing.creditor
     if raw is None or isinstance(raw, str):
         return None
     if raw.credit_code is not None:
+        if stored:
+            return "creditor:" + normalise_identifier(raw.credit_code).replace("-", "")
         return "creditor:" + _identifier(parse_credit_code, raw.credit_code, "/listing/creditor/credit_code")
     if raw.id_number is not None:
         person = _identifier(parse_id_number, raw.id_number, "/listing/creditor/id_number")
@@ -493,13 +503,19 @@ def _identifier(parse: Callable[[str], T], raw: str, pointer: str) -> T:
     return result
 
 
-def _text(raw: str, pointer: str, *, multiline: bool = False) -> str:
+def _text(raw: str, pointer: str, *, multiline: bool = False, limit: int = TEXT_MAX_CHARS) -> str:
     # The one text check (the body decoder runs it too), on the text as sent: normalising
     # would turn some controls (U+001C-U+001F, U+0085) into spaces.
     check_text(raw, pointer, multiline=multiline)
     text = normalise_text(raw)
     if not text:
         raise Problem(422, "invalid_field", "text is empty", pointer=pointer)
+    if len(text) > limit:
+        # The schema counted the text as sent; NFKC can lengthen it (U+FDFA is 18 characters),
+        # and the normalised text is what is stored and shown.
+        raise Problem(
+            422, "invalid_field", f"text is longer than {limit} characters once normalised", pointer=pointer
+        )
     return text
 
 
@@ -655,34 +671,35 @@ def _term(grounds: list[str], term: int | None) -> int | None:
 
 
 def _performance(listing: ListingIn) -> None:
+    """SPC Art. 6: the performance status and its figures say one thing. `none`: nothing
+    performed, so the unperformed part is the whole amount; `partial`: something performed and
+    something not, so each part given is above 0 and below the amount, and both add up to it."""
     perf = listing.performance
     if perf.status not in ("none", "partial"):
         raise Problem(
             422, "invalid_field", "performance.status is none or partial", pointer="/listing/performance"
         )
-    if perf.status == "none" and perf.performed_cents:
-        raise Problem(
-            422,
-            "performance_inconsistent",
-            "nothing performed yet performed_cents is set",
-            pointer="/listing/performance",
-        )
     amount = listing.amount_cents
-    parts = (perf.performed_cents, perf.unperformed_cents)
+    performed, unperformed = perf.performed_cents, perf.unperformed_cents
+    parts = (performed, unperformed)
     if amount is not None and any(part is not None and part > amount for part in parts):
-        raise Problem(
-            422,
-            "performance_inconsistent",
-            "performed_cents and unperformed_cents cannot exceed amount_cents",
-            pointer="/listing/performance",
-        )
-    if amount is not None and None not in parts and sum(p or 0 for p in parts) != amount:
-        raise Problem(
-            422,
-            "performance_inconsistent",
-            "performed + unperformed must equal amount_cents",
-            pointer="/listing/performance",
-        )
+        _inconsistent("performed_cents and unperformed_cents cannot exceed amount_cents")
+    if perf.status == "none":
+        if performed:
+            _inconsistent("nothing performed yet performed_cents is set")
+        if amount is not None and unperformed is not None and unperformed != amount:
+            _inconsistent("nothing performed: unperformed_cents is the whole amount_cents")
+        return
+    if any(part is not None and part <= 0 for part in parts):
+        _inconsistent("partly performed: performed_cents and unperformed_cents are both above 0")
+    if amount is not None and any(part is not None and part >= amount for part in parts):
+        _inconsistent("partly performed: performed_cents and unperformed_cents are each below amount_cents")
+    if amount is not None and None not in parts and sum(part or 0 for part in parts) != amount:
+        _inconsistent("performed + unperformed must equal amount_cents")
+
+
+def _inconsistent(detail: str) -> NoReturn:
+    raise Problem(422, "performance_inconsistent", detail, pointer="/listing/performance")
 
 
 def add_months(day: date, months: int) -> date:
@@ -706,9 +723,11 @@ _ORGANIZATION_POINTERS = {
 }
 
 
-def _person_identity(id_type: str | None, raw: str, nationality: str | None) -> Identity:
+def _person_identity(id_type: str | None, raw: str, nationality: str | None, listed_on: date) -> Identity:
     try:
-        return parse_person(id_type, raw, nationality)
+        # An old residence card's birth year is read against the listing's date, as the
+        # minor check is.
+        return parse_person(id_type, raw, nationality, on=listed_on)
     except IdentifierError as exc:
         pointer = _PERSON_POINTERS.get(exc.code, "/listing/debtor/id_number")
         raise Problem(422, exc.code, exc.message, pointer=pointer) from exc

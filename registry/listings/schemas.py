@@ -38,8 +38,11 @@ EXTENSION_REASONS = ("violence_or_threats", "multiple_dishonest_acts")
 # SPC Art. 10 ("执字第", "执恢字第" before 2016): the case types that carry a listing.
 LISTABLE_CASE_TYPES = ("执", "执恢")
 
-Text = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-LongText = Annotated[str, msgspec.Meta(min_length=1, max_length=5000)]
+# Characters, as sent and again once normalised (NFKC can lengthen text: U+FDFA is 18).
+TEXT_MAX_CHARS = 200
+LONG_TEXT_MAX_CHARS = 5000
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=TEXT_MAX_CHARS)]
+LongText = Annotated[str, msgspec.Meta(min_length=1, max_length=LONG_TEXT_MAX_CHARS)]
 Cents = Annotated[int, msgspec.Meta(ge=0, le=10**15)]
 
 

@@ -30,6 +30,7 @@ from registry.ids import new_id
 from registry.listings.details import listing_details
 from registry.listings.models import Listing, ListingVersion, Removal
 from registry.listings.prepare import (
+    MAX_TERM_YEARS,
     PURPOSE_DEBTOR_ID,
     PURPOSE_SIGNED,
     KeyInfo,
@@ -221,12 +222,7 @@ def _name_key(name: str) -> str:
 
 
 def _relisting_problem(item: PreparedListing, priors: list[Any], today: date) -> Problem | None:
-    """SPC Art. 10: no second active listing for the same case; the creditor's six-month bar.
-
-    The bar runs from the day the registry recorded the creditor-requested removal (not the
-    date the court states), holds through its last day (Civil Code Art. 201-202), and bars
-    that creditor's application against the debtor in any case, never the court's initiative.
-    """
+    """SPC Art. 10: no second active listing for the same case; the creditor's six-month bar."""
     for prior in priors:
         if prior.status == "active" and prior.case_number == item.case_number:
             return Problem(
@@ -236,26 +232,65 @@ def _relisting_problem(item: PreparedListing, priors: list[Any], today: date) ->
                 pointer="/listing/case_number",
                 extra={"listing_id": prior.id},
             )
-        if (
-            item.initiated_by == "creditor_application"
-            and prior.status == "removed"
-            and prior.removal_reason == "creditor_request"
-            and prior.removal_recorded_at is not None
-            and today <= add_months(china_date(prior.removal_recorded_at), CREDITOR_BAR_MONTHS)
-            and _same_creditor(item, prior)
-        ):
-            return Problem(
-                409,
-                "relisting_barred",
-                "the creditor asked for removal less than six months ago (SPC Art. 10)",
-                pointer="/listing/creditor",
-                extra={"listing_id": prior.id},
-            )
+        if _barred_by(item, prior, today):
+            return _barred_problem(prior)
     return None
 
 
-def _details_with_creditor(item: PreparedListing) -> dict[str, Any]:
+def _barred_by(item: PreparedListing, prior: Any, today: date) -> bool:
+    """SPC Art. 10, the creditor's six-month bar: it runs from the day the registry recorded
+    the creditor-requested removal (not the date the court states), holds through its last
+    day (Civil Code Art. 201-202), and bars that creditor's application against the debtor in
+    any case, never the court's initiative."""
+    return (
+        item.initiated_by == "creditor_application"
+        and prior.status == "removed"
+        and prior.removal_reason == "creditor_request"
+        and prior.removal_recorded_at is not None
+        and today <= add_months(china_date(prior.removal_recorded_at), CREDITOR_BAR_MONTHS)
+        and _same_creditor(item, prior)
+    )
+
+
+def _barred_problem(prior: Any) -> Problem:
+    return Problem(
+        409,
+        "relisting_barred",
+        "the creditor asked for removal less than six months ago (SPC Art. 10)",
+        pointer="/listing/creditor",
+        extra={"listing_id": prior.id},
+    )
+
+
+def _check_creditor_bar(
+    conn: Connection, listing_id: str, current: Any, item: PreparedListing, today: date
+) -> None:
+    """SPC Art. 10 on an amendment: a version that puts the listing on a creditor's application
+    meets that creditor's bar as a new listing would (an amendment from the court's initiative
+    to the barred creditor's application re-listed the debtor for it). A listing already on
+    that creditor's application is not listed again by amending it: it met the bar when it
+    became so (or came before the removal that started the bar)."""
+    if item.initiated_by != "creditor_application":
+        return
+    details = listing_details(current.details)
+    if (
+        details.decision is not None
+        and details.decision.initiated_by == "creditor_application"
+        and details.creditor is not None
+        and _same_creditor(item, current)
+    ):
+        return
+    blinds = list(_debtor_blinds(item))
+    priors = _prior_listings(conn, blinds)
+    for prior in (row for blind in blinds for row in priors.get(blind, [])):
+        if prior.id != listing_id and _barred_by(item, prior, today):
+            raise _barred_problem(prior)
+
+
+def _details_with_creditor(item: PreparedListing, first_listed_on: date | None = None) -> dict[str, Any]:
     details = dict(item.details, filed_on=item.filed_on.isoformat())
+    # The earliest listing date the listing has had: a fixed term's cap counts from it.
+    details["first_listed_on"] = (first_listed_on or item.listed_on).isoformat()
     if item.creditor:
         details["creditor"] = item.creditor
     if item.creditor_key:
@@ -381,7 +416,9 @@ class _PendingPrior:
         self.case_number = case_number
 
 
-def _listing_row(item: PreparedListing, listing_id: str, seq: int, now: datetime) -> dict[str, Any]:
+def _listing_row(
+    item: PreparedListing, listing_id: str, seq: int, now: datetime, first_listed_on: date | None = None
+) -> dict[str, Any]:
     return {
         "id": listing_id,
         "court_code": item.court_code,
@@ -403,7 +440,7 @@ def _listing_row(item: PreparedListing, listing_id: str, seq: int, now: datetime
         "filed_on": item.filed_on,
         "listed_on": item.listed_on,
         "expires_on": item.expires_on,
-        "details": _details_with_creditor(item),
+        "details": _details_with_creditor(item, first_listed_on),
         "published_seq": seq,
         "published_at": now,
         "updated_at": now,
@@ -470,7 +507,13 @@ def amend_listing(
                 "immutable_field",
                 f"{field} cannot be amended: remove the listing as wrongly_listed and list again",
             )
-    _check_term_change(current, item)
+    # Listings published before the registry kept it: the current date, the best it knows.
+    first_listed_on = min(
+        date.fromisoformat(listing_details(current.details).first_listed_on or current.listed_on.isoformat()),
+        item.listed_on,
+    )
+    _check_term_change(current, item, first_listed_on)
+    _check_creditor_bar(conn, listing_id, current, item, china_date(now))
     version = current.version + 1
     append_events(
         conn,
@@ -487,7 +530,7 @@ def amend_listing(
         ],
         now,
     )
-    row = _listing_row(item, listing_id, current.published_seq, now)
+    row = _listing_row(item, listing_id, current.published_seq, now, first_listed_on)
     for unchanged in (
         "id",
         "status",
@@ -509,10 +552,14 @@ def amend_listing(
     return IngestResult(status=200, listing_id=listing_id, version=version, outcome="amended")
 
 
-def _check_term_change(current: Any, item: PreparedListing) -> None:
+def _check_term_change(current: Any, item: PreparedListing, first_listed_on: date) -> None:
     """SPC Art. 2: the date and the term of a listing change only by an extension of a fixed
     term (an aggravating circumstance; at most five years in all, checked by `prepare`). A fixed
-    term does not become none, nor none a fixed term: that is removal and a new listing."""
+    term does not become none, nor none a fixed term: that is removal and a new listing.
+
+    The term's last day never moves earlier, and never past five years (counted as a term is,
+    Civil Code Art. 201-202) from the earliest listing date the listing has had: moving
+    `listed_on` later restarted the five years, moving it earlier shortened the term."""
     if (current.term_years is None) != (item.term_years is None):
         raise Problem(
             422,
@@ -536,6 +583,27 @@ def _check_term_change(current: Any, item: PreparedListing) -> None:
             "term_invalid",
             "an extension cannot shorten the term",
             pointer="/listing/term_years",
+        )
+    if item.expires_on is None or current.expires_on is None:
+        return
+    pointer = "/listing/listed_on" if item.listed_on != current.listed_on else "/listing/term_years"
+    if item.expires_on < current.expires_on:
+        raise Problem(
+            422,
+            "term_invalid",
+            f"the term would end on {item.expires_on.isoformat()}, before its current last day "
+            f"{current.expires_on.isoformat()}: an amendment never shortens a term",
+            pointer=pointer,
+        )
+    cap = add_months(first_listed_on, 12 * MAX_TERM_YEARS)
+    if item.expires_on > cap:
+        raise Problem(
+            422,
+            "term_invalid",
+            f"the term would end on {item.expires_on.isoformat()}, after {cap.isoformat()}: five years "
+            f"from {first_listed_on.isoformat()}, the first date of this listing, is the longest term "
+            "(SPC Art. 2)",
+            pointer=pointer,
         )
 
 
@@ -698,7 +766,11 @@ def _expiry_deadline(expires_on: date, today: date) -> dict[str, Any]:
 
 
 def late_removals(conn: Connection, court: str | None, limit: int, offset: int) -> LateRemovalPage:
-    """Removals recorded after their deadline, newest first; one court's when `court` is given."""
+    """Removals recorded after their deadline, newest first; one court's when `court` is given.
+    A court the registry does not know is refused (400 `unknown_court`): an empty page read as
+    "no late removals" (the oversight of a mistyped court)."""
+    if court is not None and conn.execute(select(Court.code).where(Court.code == court)).first() is None:
+        raise Problem(400, "unknown_court", f"no court has the code {court}", pointer="/query/court")
     late = (
         select(
             Removal.listing_id,
@@ -756,7 +828,9 @@ def read_listing(
         # A court does not learn whether another court's listing exists.
         raise Problem(404, "listing_not_found", "no listing has this id")
     identity = identity_of(
-        row.debtor_id_type, keyring.decrypt(bytes(row.debtor_id_cipher), PURPOSE_DEBTOR_ID).decode()
+        row.debtor_id_type,
+        keyring.decrypt(bytes(row.debtor_id_cipher), PURPOSE_DEBTOR_ID).decode(),
+        on=row.listed_on,
     )
     debtor: dict[str, Any] = {"kind": row.debtor_kind, "name": row.debtor_name} | identity.fields()
     if row.debtor_kind == "person":

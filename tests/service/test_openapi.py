@@ -191,7 +191,7 @@ def test_the_query_parameters_read_by_hand_are_declared(operations: Operations) 
         ),
         (("get", "/v1/sync/{subscription_id}/snapshot"), {"application/x-ndjson"}),
         (("get", "/v1/notices/{notice_id}/print"), {"text/html"}),
-        (("get", "/metrics"), {"text/plain; version=1.0.0; charset=utf-8"}),
+        (("get", "/metrics"), {"text/plain; version=1.0.0"}),
         (
             ("get", "/v1/exports/{day}/{name}"),
             {"application/gzip", "application/json", "application/octet-stream"},

@@ -10,7 +10,6 @@ from datetime import date
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from stdnum import exceptions as stdnum_exceptions
 from stdnum.cn import uscc
 
 from registry.identity.identifiers import (
@@ -32,6 +31,7 @@ ID_CHARACTERS = "0123456789X"
 DIVISIONS = ("110101", "110102", "110105", "110108", "120101", "120103", "310101", "310104")
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+ORG_WEIGHTS = (3, 7, 9, 10, 5, 8, 4, 2)
 
 
 def id_check(body17: str) -> str:
@@ -42,6 +42,12 @@ def id_check(body17: str) -> str:
 def uscc_check(body17: str) -> str:
     total = sum(USCC_ALPHABET.index(c) * w for c, w in zip(body17, USCC_WEIGHTS, strict=True))
     return USCC_ALPHABET[(31 - total % 31) % 31]
+
+
+def org_check(body8: str) -> str:
+    """GB 11714, from its formula: digits keep their value, letters count from A = 10."""
+    value = 11 - sum(int(c, 36) * w for c, w in zip(body8, ORG_WEIGHTS, strict=True)) % 11
+    return "X" if value == 10 else "0" if value == 11 else str(value)
 
 
 @st.composite
@@ -56,12 +62,13 @@ def id_numbers(draw: st.DrawFn) -> tuple[str, date, int]:
 
 @st.composite
 def credit_codes(draw: st.DrawFn) -> str:
-    """A valid unified social credit code: authority and type (digits, as python-stdnum
-    requires), a six-digit division code, nine characters of the alphabet, the check."""
-    head = draw(st.sampled_from(["91", "92", "93", "11", "12", "51", "52", "53"]))
+    """A valid unified social credit code: authority and type (GB 32100's alphabet: letters
+    too, N agriculture, Y other), a six-digit division code, an organisation code of eight
+    characters and its GB 11714 check, the check."""
+    head = draw(st.text(USCC_ALPHABET, min_size=2, max_size=2))
     division = draw(st.sampled_from(DIVISIONS))
-    rest = draw(st.text(USCC_ALPHABET, min_size=9, max_size=9))
-    body = head + division + rest
+    organisation = draw(st.text(USCC_ALPHABET, min_size=8, max_size=8))
+    body = head + division + organisation + org_check(organisation)
     return body + uscc_check(body)
 
 
@@ -298,32 +305,78 @@ def test_a_15_digit_number_with_an_impossible_date_is_refused() -> None:
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 
 
-def _stdnum_credit_code(code: str) -> str:
-    try:
-        return str(uscc.validate(code))
-    except stdnum_exceptions.InvalidChecksum:
-        return "checksum"
-    except stdnum_exceptions.ValidationError:
+def _reference_credit_code(code: str) -> str:
+    """DOMAIN.md's rule, written out: "form", "checksum", "organisation", or the code."""
+    code = code.replace(" ", "").replace("-", "")
+    if (
+        len(code) != 18
+        or any(char not in USCC_ALPHABET for char in code)
+        or any(char not in "0123456789" for char in code[2:8])
+    ):
         return "form"
+    if code[17] != uscc_check(code[:17]):
+        return "checksum"
+    if code[16] != org_check(code[8:16]):
+        return "organisation"
+    return code
 
 
 @given(
-    st.text(alphabet="0123456789", min_size=8, max_size=8),
+    st.text(alphabet=USCC_ALPHABET + "IOSVZ", min_size=2, max_size=2),
+    st.text(alphabet="0123456789A", min_size=6, max_size=6),
     st.text(alphabet=USCC_ALPHABET + "IOSVZ- ", min_size=9, max_size=11),
     st.booleans(),
+    st.booleans(),
 )
-def test_credit_code_check_agrees_with_stdnum(head: str, tail: str, fix_check: bool) -> None:
-    code = head + tail
+def test_credit_code_check_agrees_with_the_standard(
+    head: str, division: str, tail: str, fix_organisation: bool, fix_check: bool
+) -> None:
+    code = head + division + tail
+    if fix_organisation and len(code) >= 17 and all(char in USCC_ALPHABET for char in code[8:16]):
+        code = code[:16] + org_check(code[8:16]) + code[17:]
     if fix_check and len(code) == 18 and all(char in USCC_ALPHABET for char in code):
-        code = code[:17] + uscc.calc_check_digit(code)
-    expected = _stdnum_credit_code(code)
+        code = code[:17] + uscc_check(code[:17])
+    expected = _reference_credit_code(code)
     try:
         got = parse_credit_code(code)
     except IdentifierError as exc:
         assert exc.code == "invalid_credit_code"
-        assert expected == ("checksum" if "check character" in exc.message else "form"), code
+        if expected == "checksum":
+            assert "check character is wrong" in exc.message, code
+        elif expected == "organisation":
+            assert "organisation code" in exc.message and "GB 11714" in exc.message, code
+        else:
+            assert expected == "form", (code, exc.message)
     else:
         assert got == expected
+
+
+@given(st.text(alphabet="0123456789", min_size=8, max_size=8), st.text(USCC_ALPHABET, min_size=8, max_size=8))
+def test_every_code_stdnum_accepts_whose_organisation_code_checks_is_accepted(
+    head: str, organisation: str
+) -> None:
+    body = head + organisation + org_check(organisation)
+    code = body + uscc.calc_check_digit(body)
+    assert uscc.validate(code) == code
+    assert parse_credit_code(code) == code
+
+
+@pytest.mark.parametrize("head", ["N2", "Y1", "A1", "51", "91"])
+def test_authority_and_type_may_be_letters_of_the_alphabet(head: str) -> None:
+    """GB 32100: the first two characters come from the whole alphabet (N agriculture, Y
+    other); python-stdnum refuses them, the registry answered invalid_credit_code."""
+    body = head + "110105" + "MA01C9XK" + org_check("MA01C9XK")
+    code = body + uscc_check(body)
+    assert parse_credit_code(code) == code
+
+
+def test_the_organisation_code_inside_a_credit_code_is_checked() -> None:
+    # 60003734-9 fails GB 11714 (its check is 1); the credit code's own check is right.
+    with pytest.raises(IdentifierError) as refused:
+        parse_credit_code("91110000600037349D")
+    assert refused.value.code == "invalid_credit_code"
+    assert "characters 9-17" in refused.value.message
+    assert parse_credit_code("91110000600037341L") == "91110000600037341L"
 
 
 @given(st.text(alphabet="（）() 0123456789０１京执恢号字第⑵\u3000", max_size=24))

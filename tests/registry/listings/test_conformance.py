@@ -29,7 +29,7 @@ from tests.support.listings import (
     removal_body,
 )
 
-CREDITOR = {"name": "北京某某建设有限公司", "credit_code": "91110105MA01C9XK31"}
+CREDITOR = {"name": "北京某某建设有限公司", "credit_code": "91110105MA01C9XK1T"}
 
 
 def state(registry: Registry) -> tuple[int, int]:
@@ -357,6 +357,10 @@ def test_art10_the_deadline_is_three_working_days_and_late_removals_are_served(
         # A court sees its own whatever it asks for.
         assert http.get("/v1/removals/late", params={"court": court.code}).json()["total"] == 0
     assert admin.get("/v1/removals/late", params={"court": other.code}).json()["total"] == 0
+    # Full-width digits fold as everywhere; a court no one has is said, not an empty page.
+    assert admin.get("/v1/removals/late", params={"court": "京０１０５"}).json()["total"] == 1
+    unknown = admin.get("/v1/removals/late", params={"court": "沪9999"})
+    assert (unknown.status_code, unknown.json()["code"]) == (400, "unknown_court")
 
 
 # ---- Art. 10: the creditor's six-month bar ----

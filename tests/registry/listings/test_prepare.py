@@ -524,7 +524,8 @@ def test_a_removal_is_verified_against_the_listing_court_and_kept_encrypted() ->
     body = removal(basis_document="(2024)京0105执恢12号之一")
     prepared = preparer().removal(CHAOYANG.sign("removal", body))("京0105")
     assert (prepared.reason, prepared.effective_on) == ("performed", date(2025, 1, 10))
-    assert prepared.basis_document == "(2024)京0105执恢12号之一"
+    # A document number, as the listing's are: full-width brackets (the signed bytes keep ASCII).
+    assert prepared.basis_document == "（2024）京0105执恢12号之一"
     keyring = DataKeyring({"dk-test": DATA_KEY}, "dk-test")
     assert keyring.decrypt(prepared.signed_cipher, PURPOSE_REMOVAL) == rfc8785.dumps(body)
 
