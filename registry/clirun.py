@@ -60,6 +60,18 @@ class OperatorError(click.ClickException):
             click.echo(JsonFormatter().format(record), file=file, err=file is None)
 
 
+def operator_warning(line: str) -> None:
+    """A line on stderr for the operator that does not stop the command: with
+    REGISTRY_LOG_FORMAT=json a JSON log line (WARNING), as `OperatorError` writes its own."""
+    if not _json_lines():
+        click.echo(line, err=True)
+        return
+    record = logging.makeLogRecord(
+        {"name": "registry.cli", "levelno": logging.WARNING, "levelname": "WARNING", "msg": line}
+    )
+    click.echo(JsonFormatter().format(record), err=True)
+
+
 class _OperatorUsageError(OperatorError):
     """A usage error (exit status 2) as `OperatorError` shows it."""
 

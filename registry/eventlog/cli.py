@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from registry.clirun import run_with_services
+from registry.clirun import operator_warning, run_with_services
 from registry.runtime import Services
 
 
@@ -29,5 +29,5 @@ def audit_verify() -> None:
     if report.ok:
         click.echo(f"audit ok: {summary}")
         return
-    click.echo(f"audit FAILED at {report.first_bad} ({summary} before it)", err=True)
+    operator_warning(f"audit FAILED at {report.first_bad} ({summary} before it)")
     sys.exit(1)

@@ -18,6 +18,7 @@ connection is down.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -102,18 +103,28 @@ event.listen(Engine, "rollback", _rolled_back)
 event.listen(Pool, "checkin", _checked_in)
 
 
+# Between attempts to listen again after the connection was lost: doubling up to this.
+RELISTEN_MAX_SECONDS = 30.0
+
+
 @asynccontextmanager
 async def log_notifications(services: Services) -> AsyncIterator[None]:
     """For the process's life, on PostgreSQL: LISTEN for other processes' commits to the log
-    and wake this process's followers. Without it they still run at their intervals."""
+    and wake this process's followers. Without it they still run at their intervals. A lost
+    connection (a PostgreSQL restart or failover) is listened on again, backing off, with one
+    log line when it is lost and one when it is back: it stayed lost until a restart, every
+    follower on its interval. Closing it at the end is no loss, and says nothing."""
     if services.db.is_sqlite:
         yield
         return
     # As the async engine connects: the URL's libpq options (sslmode, application_name, ...)
     # in asyncpg's words (the URL as written was refused for connect_timeout).
     url, arguments = asyncpg_arguments(services.settings.database.url)
-    connection = None
-    try:
+    closing = False
+    lost = asyncio.Event()
+    current: list[asyncpg.Connection] = []
+
+    async def listen() -> asyncpg.Connection:
         connection = await asyncpg.connect(
             host=url.query.get("host") or url.host,
             port=url.query.get("port") or url.port,
@@ -123,14 +134,45 @@ async def log_notifications(services: Services) -> AsyncIterator[None]:
             **arguments,
         )
         await connection.add_listener(CHANNEL, lambda *_: _notify())
-        connection.add_termination_listener(
-            lambda *_: logger.warning("log notifications lost: followers run at their intervals")
-        )
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        logger.warning("log notifications unavailable (%s): followers run at their intervals", exc)
+        connection.add_termination_listener(lambda *_: lost.set())
+        return connection
+
+    async def keep_listening() -> None:
+        delay, down = 1.0, False
+        while not closing:
+            try:
+                connection = await listen()
+            except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+                if not down:
+                    logger.warning(
+                        "log notifications unavailable (%s): followers run at their intervals", exc
+                    )
+                    down = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RELISTEN_MAX_SECONDS)
+                continue
+            current[:] = [connection]
+            if down:
+                logger.warning("log notifications back")
+                _notify()  # what was committed meanwhile: the followers look now
+            delay, down = 1.0, False
+            lost.clear()
+            await lost.wait()
+            if closing:
+                return
+            logger.warning("log notifications lost: followers run at their intervals until they are back")
+            down = True
+            with contextlib.suppress(Exception):
+                connection.terminate()
+
+    keeper = asyncio.create_task(keep_listening(), name="log-notifications")
     try:
         yield
     finally:
-        if connection is not None:
+        closing = True
+        keeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await keeper
+        for connection in current:
             with contextlib.suppress(Exception):
                 await connection.close(timeout=5)

@@ -8,7 +8,7 @@ import click
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Connection
 
-from registry.clirun import CLI_ACTOR, run_with_services
+from registry.clirun import CLI_ACTOR, operator_warning, run_with_services
 from registry.eventlog.types import EventType
 from registry.identity.crypto import SecretsFile, new_key_id
 from registry.runtime import Services
@@ -149,10 +149,9 @@ def _rotate_blind_index() -> None:
             # retiring key already there, an interrupted rotation resumes under the same key.
             secrets_file.save(current, active, secrets.token_bytes(32), blind)
     elif "," not in (settings.keys.blind_index_key or ""):
-        click.echo(
+        operator_warning(
             "REGISTRY_BLIND_INDEX_KEY holds one key: indexes already under it are left alone "
-            '(to rotate, set it to "new,old" in every process first)',
-            err=True,
+            '(to rotate, set it to "new,old" in every process first)'
         )
 
     async def work(services: Services) -> tuple[str, BlindRotation]:
@@ -178,12 +177,11 @@ def _rotate_blind_index() -> None:
         f"under the blind-index key {active_id}"
     )
     if found.unrecoverable:
-        click.echo(
+        operator_warning(
             f"{sum(found.unrecoverable.values())} watched subjects were added before their identifier "
             "was kept and cannot be recomputed; until their banks add them again, the old key "
             "cannot be retired: "
-            + ", ".join(f"{client}: {n}" for client, n in sorted(found.unrecoverable.items())),
-            err=True,
+            + ", ".join(f"{client}: {n}" for client, n in sorted(found.unrecoverable.items()))
         )
 
 

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from registry.settings import Settings
-from tests.support.harness import cli_env, free_port, registry_bin
+from tests.support.harness import Registry, cli_env, free_port, registry_bin
 
 # Every test runs the `registry` command as a subprocess.
 pytestmark = pytest.mark.slow
@@ -309,3 +309,19 @@ def test_with_json_logs_a_bad_option_is_a_json_log_line(settings: Settings) -> N
     [line] = _json_lines(result)
     assert "--port" in line["message"], line
     assert result.returncode == 2
+
+
+def test_with_json_logs_a_warning_is_a_json_log_line(registry: Registry, settings: Settings) -> None:
+    """`keys rotate --blind-index` with one key in the environment goes on with a warning:
+    under REGISTRY_LOG_FORMAT=json it was a plain line among the shipper's JSON."""
+    stored = json.loads(Path(settings.keys.secrets_file).read_text())
+    env = {
+        "REGISTRY_DATA_KEYS": ",".join(f"{kid}:{key}" for kid, key in stored["data_keys"].items()),
+        "REGISTRY_DATA_KEY_ID": stored["active_data_key_id"],
+        "REGISTRY_BLIND_INDEX_KEY": stored["blind_index_key"],
+        "REGISTRY_LOG_FORMAT": "json",
+    }
+    result = _cli(settings, "keys", "rotate", "--blind-index", **env)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stderr.splitlines() if line.strip()]
+    assert any(line["level"] == "WARNING" and "holds one key" in line["message"] for line in lines), lines

@@ -4,6 +4,9 @@ instead of each waiting for its interval."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -14,9 +17,12 @@ import pytest
 import sqlalchemy as sa
 
 from registry.clients.services import create_client
+from registry.eventlog.wake import log_notifications
+from registry.runtime import Services
 from registry.settings import Settings
 from registry.timeutil import utcnow
 from service.app import create_app
+from tests.support.checks import bank
 from tests.support.harness import (
     CourtHandle,
     Registry,
@@ -48,14 +54,21 @@ def _indexed(registry: Registry, listing_id: str) -> bool:
 def test_a_removal_wakes_the_indexer_the_feeds_and_the_push_worker(
     registry: Registry, court: CourtHandle, admin: httpx.Client, settings: Settings
 ) -> None:
-    listing_id = publish_one(registry, court, registry.person_listing(court))
+    body = registry.person_listing(court)
+    listing_id = publish_one(registry, court, body)
     run_search_indexer(registry.engine)
     with registry.engine.begin() as conn:
         agency_id, _ = create_client(conn, "征信中心", "agency", None, actor="test", now=utcnow())
+    _, as_bank = bank(registry)
+    watched = as_bank.post(
+        "/v1/watchlist/subjects", json={"subjects": [{"id_number": body["debtor"]["id_number"]}]}
+    )
+    assert watched.json()["results"][0]["status"] == "added"
     slow = settings.override(
         search={"index_interval_seconds": INTERVAL},
         feeds={"publications_interval_seconds": INTERVAL},
         sync={"interval_seconds": INTERVAL},
+        checks={"watchlist_interval_seconds": INTERVAL},
     )
     with running_receiver() as receiver:
         head = admin.get("/v1/events", params={"limit": 1000}).json()["events"][-1]["seq"]
@@ -89,6 +102,13 @@ def test_a_removal_wakes_the_indexer_the_feeds_and_the_push_worker(
             _within(5, lambda: http.get(f"/v1/public/defaulters/{listing_id}").status_code == 404)
             _within(5, delta_has_it)
             _within(5, pushed)
+
+            def bank_told() -> bool:
+                changes = as_bank.get("/v1/watchlist/changes", params={"after": 0}).json()["changes"]
+                return any(c["listing_id"] == listing_id and c["change"] == "removed" for c in changes)
+
+            # The bank's watchlist reader is woken too (it waited its interval: 9-11 s).
+            _within(5, bank_told)
 
 
 def _ready(heartbeat: Path, started: float) -> None:
@@ -134,3 +154,49 @@ def test_on_postgresql_a_removal_committed_by_a_web_process_wakes_a_worker(
     finally:
         worker.terminate()
         worker.wait(timeout=10)
+
+
+def test_on_postgresql_a_lost_listening_connection_is_listened_on_again(
+    registry: Registry, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A PostgreSQL restart or failover cut the LISTEN connection for good: every follower
+    stayed on its interval until the process restarted. And a clean stop logged a false
+    "log notifications lost" at every deploy."""
+    if settings.database.is_sqlite:
+        pytest.skip("SQLite runs one process: nothing to listen to")
+    name = f"wake-test-{os.getpid()}"
+    url = settings.database.url
+    own = settings.override(database={"url": f"{url}{'&' if '?' in url else '?'}application_name={name}"})
+    listening = sa.text(
+        "SELECT pid FROM pg_stat_activity WHERE application_name = :name AND query LIKE 'LISTEN%'"
+    )
+
+    def pids() -> set[int]:
+        with registry.engine.connect() as conn:
+            return set(conn.execute(listening, {"name": name}).scalars())
+
+    async def until(condition: Callable[[], bool]) -> None:
+        for _ in range(200):
+            if condition():
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError("not within 10 s")
+
+    services = Services.create(own)
+
+    async def scenario() -> None:
+        async with log_notifications(services):
+            await until(lambda: len(pids()) == 1)
+            [first] = pids()
+            with registry.engine.connect() as conn:
+                conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+            await until(lambda: len(pids()) == 1 and first not in pids())
+        await until(lambda: not pids())
+
+    caplog.set_level(logging.WARNING, logger="registry.eventlog.wake")
+    try:
+        asyncio.run(scenario())
+    finally:
+        asyncio.run(services.close())
+    said = [record.getMessage() for record in caplog.records if record.name == "registry.eventlog.wake"]
+    assert [message.split(":")[0] for message in said] == ["log notifications lost", "log notifications back"]

@@ -54,6 +54,8 @@ def test_feeds_carry_publications_and_removals_newest_first(
         removed = http.get(f"/v1/listings/{ids[0]}").json()
     removed_on = remove(registry, court, ids[0], reason="performed")
     sync_feeds(engine)
+    # Newest first: the removal, then the two still published.
+    expected_ids = [f"urn:defaulter-registry:listing:{i}" for i in (ids[0], ids[2], ids[1])]
 
     with registry.http() as http:
         for path in ("/feeds/atom.xml", "/feeds/rss.xml"):
@@ -79,7 +81,7 @@ def test_feeds_carry_publications_and_removals_newest_first(
             assert all("（（" not in t and "号）" not in t for t in titles), titles
             # Entries are named by listing: the removal replaces, in a reader, the entry it
             # fetched when the listing was published (one id per event kept both).
-            assert [entry.id for entry in parsed.entries] == [f"urn:defaulter-registry:listing:{i}" for i in (ids[0], ids[2], ids[1])]
+            assert [entry.id for entry in parsed.entries] == expected_ids
             published_text = (
                 parsed.entries[1].get("content", [{}])[0].get("value") or parsed.entries[1].summary
             )
@@ -90,7 +92,7 @@ def test_feeds_carry_publications_and_removals_newest_first(
     assert [item["_registry"]["event"] for item in items] == ["removed", "published", "published"]
     # Tags in words, as the Atom categories' labels; `_registry` keeps the codes.
     assert [item["tags"] for item in items] == [["移出"], ["发布"], ["发布"]]
-    assert [item["id"] for item in items] == [f"urn:defaulter-registry:listing:{i}" for i in (ids[0], ids[2], ids[1])]
+    assert [item["id"] for item in items] == expected_ids
     # The removal is a change to the entry, not a new publication.
     assert "date_published" not in items[0] and items[0]["date_modified"]
     assert all(item["date_published"] == item["date_modified"] for item in items[1:])

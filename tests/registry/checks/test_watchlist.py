@@ -180,9 +180,8 @@ def test_watchlist_endpoint_and_refusals(registry: Registry) -> None:
         for path in ("/v1/watchlist/subjects", "/v1/watchlist/subjects/remove"):
             empty = http.post(path, json={"subjects": []})
             assert (empty.status_code, empty.json()["code"]) == (422, "no_subjects")
-        blank = http.post(
-            "/v1/watchlist/subjects", json={"subjects": [{"id_number": "11010519491231002X", "reference": ""}]}
-        )
+        blank_reference = {"subjects": [{"id_number": "11010519491231002X", "reference": ""}]}
+        blank = http.post("/v1/watchlist/subjects", json=blank_reference)
         assert blank.status_code == 422 and blank.json()["pointer"] == "/subjects/0/reference"
         assert http.get("/v1/watchlist").json()["subjects"] == 0
         assert http.get("/v1/watchlist/changes", params={"after": -1}).status_code == 400
