@@ -142,7 +142,11 @@ class ExportController(Controller):
                 "this export held a listing amended, removed or expired since: its data is no "
                 "longer published (SPC Art. 9, 10); its manifest and signature stay",
             )
-        etag = _etag(folder, name)
+        try:
+            etag = _etag(folder, name)
+        except FileNotFoundError:
+            # Pruned or replaced by a run between the check above and this read.
+            raise Problem(404, "export_not_found", "no export for this day") from None
         headers = {"Cache-Control": EXPORT_CACHE_CONTROL}
         if _not_modified(request, etag):
             return Response(b"", status_code=304, headers={**headers, "ETag": f'"{etag}"'})

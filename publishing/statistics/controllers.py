@@ -11,7 +11,7 @@ import msgspec
 from litestar import Controller, Request, Response, get
 from litestar.di import Provide
 from litestar.params import FromPath
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
 from publishing.statistics.answers import (
     BreakdownOut,
@@ -38,6 +38,7 @@ from publishing.statistics.params import (
 )
 from publishing.statistics.queries import breakdown, series
 from registry.clients.services import Principal
+from registry.courts.models import Court as CourtRow
 from registry.csvsafe import MEDIA_TYPE as CSV
 from registry.db import Database
 from registry.http.auth import roles
@@ -62,12 +63,19 @@ QUERY_CODES = {
         "unknown_kind",
         "unknown_special_subject",
         "unknown_breakdown",
+        "unknown_court",
+        "unknown_filter",
     )
 }
 
 
-def provide_query(
+def _court_exists(conn: Connection, code: str) -> bool:
+    return conn.execute(select(CourtRow.code).where(CourtRow.code == code)).first() is not None
+
+
+async def provide_query(
     request: Request[Any, Any, Any],
+    db: Injected[Database],
     start: From = None,
     to: To = None,
     interval: IntervalParam = None,
@@ -77,8 +85,18 @@ def provide_query(
     special_subject: Special = None,
     by: By = None,
 ) -> StatisticsQuery:
+    # A misspelt filter (provnce) answered without it, and a court no one has (沪9999)
+    # answered zeros: both read as figures for what was asked. Refused, as the search does.
+    unknown = sorted(set(request.query_params.keys()) - set(STATISTICS_PARAMETERS))
+    if unknown:
+        raise Problem(
+            400,
+            "unknown_filter",
+            f"unknown parameter {unknown[0]}; these take {', '.join(STATISTICS_PARAMETERS)}",
+            pointer="/query/" + unknown[0].replace("~", "~0").replace("/", "~1"),
+        )
     refuse_repeated(request, STATISTICS_PARAMETERS)
-    return parse_query(
+    query = parse_query(
         start=start,
         end=to,
         interval=interval,
@@ -89,9 +107,13 @@ def provide_query(
         by=by,
         series=request.url.path.endswith(("/listings", "/listings.csv")),
     )
+    code = query.filters.court
+    if code is not None and not await db.read(_court_exists, code):
+        raise Problem(400, "unknown_court", "no court has this code", pointer="/query/court")
+    return query
 
 
-QUERY = {"stats_query": Provide(provide_query, sync_to_thread=False)}
+QUERY = {"stats_query": Provide(provide_query)}
 
 
 def read_series(conn: Connection, query: StatisticsQuery, public: bool) -> SeriesOut:

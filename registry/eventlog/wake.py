@@ -142,7 +142,7 @@ async def log_notifications(services: Services) -> AsyncIterator[None]:
         while not closing:
             try:
                 connection = await listen()
-            except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+            except Exception as exc:  # any failure to listen (a connection cut mid-way too): retry
                 if not down:
                     logger.warning(
                         "log notifications unavailable (%s): followers run at their intervals", exc

@@ -189,6 +189,8 @@ def new_key_id() -> str:
 # How often a running process asks the database whether its keys still fit the stored data.
 KEYS_IN_STEP_SECONDS = 2.0
 KEYS_OUT_OF_STEP = "keys_out_of_step"
+# Failed probes in a row before a warning (the database down is said by everything else).
+KEYS_PROBE_FAILURES_SAID = 15
 
 
 class KeysOutOfStep(Problem):
@@ -221,27 +223,38 @@ class KeysInStep:
         self._due = time.monotonic() + KEYS_IN_STEP_SECONDS  # the start-up check just ran
         self._running = threading.Lock()
         self.reason: str | None = None
+        self._failures = 0
 
     def poll(self, secrets: Secrets) -> None:
         if time.monotonic() < self._due or not self._running.acquire(blocking=False):
             return
         threading.Thread(target=self._ask, args=(secrets,), name="keys-in-step", daemon=True).start()
 
+    def ask_now(self) -> None:
+        """New keys were loaded (a secrets file followed): ask at the next use, not in 2 s."""
+        self._due = 0.0
+
     def _ask(self, secrets: Secrets) -> None:
         try:
             reason = self._probe(secrets)
+            self._failures = 0
         except Exception as exc:  # the database unreachable: what it answers then is its own refusal
-            _log.debug("keys in-step check not done: %s", type(exc).__name__)
+            self._failures += 1
+            if self._failures == KEYS_PROBE_FAILURES_SAID:
+                # Not silent for ever (a role that cannot read registry_keys would keep the
+                # last answer): said once, then again only after a success.
+                _log.warning("keys in-step check failing (%s): keeping its last answer", type(exc).__name__)
             reason = self.reason
+        try:
+            if reason != self.reason:
+                if reason is None:
+                    _log.warning("keys fit the stored data again")
+                else:
+                    _log.error("refusing what needs keys: %s; restart this process with the new keys", reason)
+            self.reason = reason
         finally:
             self._due = time.monotonic() + KEYS_IN_STEP_SECONDS
             self._running.release()
-        if reason != self.reason:
-            if reason is None:
-                _log.warning("keys fit the stored data again")
-            else:
-                _log.error("refusing what needs keys: %s; restart this process with the new keys", reason)
-        self.reason = reason
 
 
 class SecretsSource:
@@ -294,6 +307,8 @@ class SecretsSource:
                 _log.error("secrets file unusable, keeping the keys already loaded: %s", exc)
             else:
                 self._secrets = loaded
+                if self._in_step is not None:
+                    self._in_step.ask_now()
             self._stamp = stamp
         if self._in_step is not None:
             self._in_step.poll(self._secrets)

@@ -612,6 +612,10 @@ def test_the_csvs_read_in_chinese_and_the_json_keeps_its_codes(
         ({"interval": "year"}, "unknown_interval", "/query/interval"),
         ({"province": "99"}, "unknown_province", "/query/province"),
         ({"court": "XX12"}, "invalid_court_code", "/query/court"),
+        # A court no one has answered zeros, read as "no listings there".
+        ({"court": "沪9999"}, "unknown_court", "/query/court"),
+        # A misspelt filter was dropped: every province's figures, read as Beijing's.
+        ({"provnce": "11"}, "unknown_filter", "/query/provnce"),
         ({"kind": "robot"}, "unknown_kind", "/query/kind"),
         ({"special_subject": "king"}, "unknown_special_subject", "/query/special_subject"),
         ({"by": "name"}, "unknown_breakdown", "/query/by"),
