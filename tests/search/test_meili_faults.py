@@ -225,7 +225,10 @@ def test_the_worker_rebuilds_a_lost_index_and_serves_once_it_has_caught_up(
                 follow_sync(writer, index_follower(meili))
             assert INDEX not in stand.indexes, "not made again empty"
 
-            assert meili.restore(writer) == {"restored": 3}
+            # The listing published during the build is in the build's own read (PostgreSQL
+            # reads each page as committed then) or only in its catch-up (SQLite's snapshot):
+            # either way the index ends with every listing, checked below.
+            assert meili.restore(writer)["restored"] in (3, 4)
             assert during_build == [LOST], "searches answer 503 while the index is rebuilt"
             assert set(stand.indexes[INDEX]) == {*first, *second, *late}, "caught up before the swap"
             assert set(stand.indexes) == {INDEX}, "the old index and the build's are gone"
