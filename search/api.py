@@ -7,13 +7,12 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, get
 from litestar.di import Provide
-from sqlalchemy import Connection, select
 
-from registry.courts.models import Court
+from registry.courts.services import court_exists
 from registry.db import Database
 from registry.http.dependencies import Injected
 from registry.http.openapi import PARAMETER, PUBLIC, problems, query
-from registry.http.params import Id, refuse_repeated
+from registry.http.params import Id, refuse_repeated, refuse_unknown
 from registry.http.ratelimit import charge_number_lookup
 from registry.identity.crypto import Secrets
 from registry.identity.identifiers import PROVINCES
@@ -32,39 +31,12 @@ from search.query import (
     parse_query,
 )
 
-# Courts are never deleted: a court once found need not be looked up again.
-_KNOWN_COURTS: set[str] = set()
-
-
-def _court_exists(conn: Connection, code: str) -> bool:
-    return conn.execute(select(Court.code).where(Court.code == code)).first() is not None
-
-
-def _pointer(name: str) -> str:
-    # RFC 6901: a parameter's name may hold the pointer's own separators.
-    return "/query/" + name.replace("~", "~0").replace("/", "~1")
-
-
-def refuse_unknown_parameters(request: Request[Any, Any, Any]) -> None:
-    """A parameter the search does not take is refused, as the feeds refuse theirs: a
-    misspelt filter (provnce) answered without it reads as a search that applied it."""
-    unknown = sorted(set(request.query_params.keys()) - set(PARAMETERS))
-    if unknown:
-        raise Problem(
-            400,
-            "unknown_filter",
-            f"unknown parameter {unknown[0]}; the search takes {', '.join(PARAMETERS)}",
-            pointer=_pointer(unknown[0]),
-        )
-
 
 async def refuse_unknown_court(court: str | None, db: Database) -> None:
     """A court code no court has (沪9999) is refused, as the feeds refuse it: answered, it is
     an empty list that reads as "not listed"."""
-    if court is not None and court not in _KNOWN_COURTS:
-        if not await db.read(_court_exists, court):
-            raise Problem(400, "unknown_court", "no court has this code", pointer="/query/court")
-        _KNOWN_COURTS.add(court)
+    if court is not None and not await db.read(court_exists, court):
+        raise Problem(400, "unknown_court", "no court has this code", pointer="/query/court")
 
 
 async def provide_search_query(
@@ -113,7 +85,7 @@ async def provide_search_query(
     """The search, validated (search.query): a name, an ID number or a credit code, with filters.
     Each parameter may be given once: a repeated one is ambiguous, and refused; so is any
     other parameter, and a court code no court has."""
-    refuse_unknown_parameters(request)
+    refuse_unknown(request, PARAMETERS)
     refuse_repeated(request, PARAMETERS)
     params = {
         "q": q,

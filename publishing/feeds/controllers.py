@@ -16,7 +16,7 @@ from litestar import Controller, Request, Response, get
 from litestar.di import Provide
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from publishing.feeds.entries import (
     FeedFilters,
@@ -29,11 +29,11 @@ from publishing.feeds.entries import (
 from publishing.feeds.render import FeedLinks, JsonFeed, atom, json_feed, rss
 from publishing.feeds.schemas import DeltaPage
 from registry.calendar import china_date, china_midnight
-from registry.courts.models import Court
+from registry.courts.services import court_exists
 from registry.db import Database
 from registry.http.dependencies import Injected
 from registry.http.openapi import PARAMETER, PUBLIC, QUERY, problems, query
-from registry.http.params import refuse_repeated
+from registry.http.params import refuse_repeated, refuse_unknown
 from registry.identity.identifiers import PROVINCES, ascii_digits, normalise_text
 from registry.problems import Problem
 from registry.settings import Settings
@@ -111,17 +111,6 @@ class FirstSeen:
 
 _PAGES = RenderedPages()
 _FIRST_SEEN = FirstSeen()
-# Courts are never deleted: a court once found need not be looked up again.
-_KNOWN_COURTS: set[str] = set()
-
-
-def _court_exists(conn: Connection, code: str) -> bool:
-    if code in _KNOWN_COURTS:
-        return True
-    if conn.execute(select(Court.code).where(Court.code == code)).first() is None:
-        return False
-    _KNOWN_COURTS.add(code)
-    return True
 
 
 @dataclass(frozen=True)
@@ -165,16 +154,7 @@ def provide_feed_query(
     ] = None,
 ) -> FeedQuery:
     """A feed's filters, each given at most once; any other parameter is refused."""
-    unknown = sorted(set(request.query_params.keys()) - FEED_PARAMETERS)
-    if unknown:
-        # The pointer names the parameter, escaped as RFC 6901 asks (a name may hold / or ~).
-        name = unknown[0].replace("~", "~0").replace("/", "~1")
-        raise Problem(
-            400,
-            "unknown_filter",
-            f"unknown parameter {unknown[0]}; feeds take {', '.join(sorted(FEED_PARAMETERS))}",
-            pointer=f"/query/{name}",
-        )
+    refuse_unknown(request, sorted(FEED_PARAMETERS))
     refuse_repeated(request, sorted(FEED_PARAMETERS))
     province, court, kind = _filter(province), _filter(court), _filter(kind)
     if province is not None and province not in PROVINCES:
@@ -287,7 +267,7 @@ class FeedController(Controller):
 
         def build(conn: Connection) -> Response[bytes]:
             started = utcnow()  # before any statement: no snapshot of this request precedes it
-            if filters.court is not None and not _court_exists(conn, filters.court):
+            if filters.court is not None and not court_exists(conn, filters.court):
                 raise Problem(400, "unknown_court", "no court has this code", pointer="/query/court")
             view = feed_view(conn)
             key = (

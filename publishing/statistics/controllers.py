@@ -11,7 +11,7 @@ import msgspec
 from litestar import Controller, Request, Response, get
 from litestar.di import Provide
 from litestar.params import FromPath
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from publishing.statistics.answers import (
     BreakdownOut,
@@ -38,13 +38,13 @@ from publishing.statistics.params import (
 )
 from publishing.statistics.queries import breakdown, series
 from registry.clients.services import Principal
-from registry.courts.models import Court as CourtRow
+from registry.courts.services import court_exists
 from registry.csvsafe import MEDIA_TYPE as CSV
 from registry.db import Database
 from registry.http.auth import roles
 from registry.http.dependencies import Injected
 from registry.http.openapi import BEARER_KEY, GUARDED, PARAMETER, PROMETHEUS_TEXT, PUBLIC, problems
-from registry.http.params import refuse_repeated
+from registry.http.params import refuse_repeated, refuse_unknown
 from registry.problems import Problem
 from registry.timeutil import utcnow
 
@@ -69,10 +69,6 @@ QUERY_CODES = {
 }
 
 
-def _court_exists(conn: Connection, code: str) -> bool:
-    return conn.execute(select(CourtRow.code).where(CourtRow.code == code)).first() is not None
-
-
 async def provide_query(
     request: Request[Any, Any, Any],
     db: Injected[Database],
@@ -87,14 +83,7 @@ async def provide_query(
 ) -> StatisticsQuery:
     # A misspelt filter (provnce) answered without it, and a court no one has (沪9999)
     # answered zeros: both read as figures for what was asked. Refused, as the search does.
-    unknown = sorted(set(request.query_params.keys()) - set(STATISTICS_PARAMETERS))
-    if unknown:
-        raise Problem(
-            400,
-            "unknown_filter",
-            f"unknown parameter {unknown[0]}; these take {', '.join(STATISTICS_PARAMETERS)}",
-            pointer="/query/" + unknown[0].replace("~", "~0").replace("/", "~1"),
-        )
+    refuse_unknown(request, STATISTICS_PARAMETERS)
     refuse_repeated(request, STATISTICS_PARAMETERS)
     query = parse_query(
         start=start,
@@ -108,7 +97,7 @@ async def provide_query(
         series=request.url.path.endswith(("/listings", "/listings.csv")),
     )
     code = query.filters.court
-    if code is not None and not await db.read(_court_exists, code):
+    if code is not None and not await db.read(court_exists, code):
         raise Problem(400, "unknown_court", "no court has this code", pointer="/query/court")
     return query
 

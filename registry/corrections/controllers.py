@@ -66,10 +66,9 @@ from registry.http.openapi import (
     Codes,
     problems,
 )
-from registry.http.params import Id, PathNumber, path_number, refuse_repeated
+from registry.http.params import Id, PathNumber, court_parameter, path_number, refuse_repeated
 from registry.http.ratelimit import client_key
 from registry.identity.crypto import Secrets
-from registry.identity.identifiers import IdentifierError, normalise_court_code
 from registry.listings.controllers import ENVELOPE
 from registry.problems import Problem
 from registry.runtime import Services
@@ -325,15 +324,8 @@ class CorrectionController(Controller):
             raise Problem(
                 400, "invalid_parameter", "state: one of open, overdue, all", pointer="/query/state"
             )
-        if court is not None:
-            # Read as the CLI reads it (京０１０５ is 京0105); a court the registry does not know
-            # is refused by the query, not answered with an empty queue.
-            try:
-                court = normalise_court_code(court)
-            except IdentifierError as exc:
-                raise Problem(
-                    400, "invalid_parameter", f"court: {exc.message}", pointer="/query/court"
-                ) from None
+        # A court the registry does not know is refused by the query, not an empty queue.
+        court = court_parameter(court)
         scope = principal.bound_court if principal.bound_court is not None else court
         return await db.read(
             list_corrections, scope, state=which, today=today_in_china(), limit=limit, offset=offset

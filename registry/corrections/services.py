@@ -57,6 +57,7 @@ from registry.corrections.schemas import (
     FindingIn,
 )
 from registry.courts.models import Court
+from registry.courts.services import court_exists
 from registry.eventlog.readers import LogEvent, LogReader, read_events
 from registry.eventlog.services import EventDraft, append_events, head, lock_head
 from registry.eventlog.types import EventType
@@ -1255,7 +1256,7 @@ def list_corrections(
     """A court's queue (its own listings' applications and the reconsiderations sent to it),
     or every court's for an admin: `open` (something awaited), `overdue`, or `all`. A court
     the registry does not know is refused (400 `unknown_court`), not answered with nothing."""
-    if court is not None and conn.execute(select(Court.code).where(Court.code == court)).first() is None:
+    if court is not None and not court_exists(conn, court):
         raise Problem(400, "unknown_court", f"no court has the code {court}", pointer="/query/court")
     query = _visible(
         select(Correction, Listing.case_number).join(Listing, Listing.id == Correction.listing_id), court

@@ -61,6 +61,21 @@ def checked_name(raw: str, what: str, pointer: str) -> str:
     return name
 
 
+# Courts are never deleted: a court once found need not be looked up again.
+_KNOWN_COURTS: set[str] = set()
+
+
+def court_exists(conn: Connection, code: str) -> bool:
+    """Whether a court is registered under `code`: a filter naming none is refused, not
+    answered with nothing (read as "not listed", or as zero figures)."""
+    if code in _KNOWN_COURTS:
+        return True
+    if conn.execute(select(Court.code).where(Court.code == code)).first() is None:
+        return False
+    _KNOWN_COURTS.add(code)
+    return True
+
+
 def court_level(code: str) -> int:
     """0 the SPC, 1 a high court (province abbreviation), 2 an intermediate court (two digits),
     3 a basic court (four digits): the shapes of court codes in case numbers."""

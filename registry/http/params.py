@@ -27,7 +27,7 @@ from litestar.enums import ParamType
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import ParameterKwarg, PathParameter
 
-from registry.identity.identifiers import ascii_digits
+from registry.identity.identifiers import IdentifierError, ascii_digits, normalise_court_code
 from registry.problems import Problem
 from registry.text import IDENTIFIER_PATTERN
 
@@ -69,6 +69,33 @@ def refuse_repeated(request: Request[Any, Any, Any], names: Iterable[str]) -> No
             raise Problem(
                 400, "repeated_parameter", f"{name} is given more than once", pointer=f"/query/{name}"
             )
+
+
+def refuse_unknown(request: Request[Any, Any, Any], names: Iterable[str]) -> None:
+    """400 `unknown_filter` at the first parameter that is none of `names`: a misspelt filter
+    (provnce) answered without it reads as an answer that applied it."""
+    allowed = tuple(names)
+    unknown = sorted(set(request.query_params.keys()) - set(allowed))
+    if unknown:
+        # RFC 6901: a parameter's name may hold the pointer's own separators.
+        pointer = "/query/" + unknown[0].replace("~", "~0").replace("/", "~1")
+        raise Problem(
+            400,
+            "unknown_filter",
+            f"unknown parameter {unknown[0]}; this takes {', '.join(allowed)}",
+            pointer=pointer,
+        )
+
+
+def court_parameter(court: str | None) -> str | None:
+    """A `court` query parameter read as the CLI reads a code (京０１０５ is 京0105); one that
+    is no court code's shape is 400 `invalid_parameter`."""
+    if court is None:
+        return None
+    try:
+        return normalise_court_code(court)
+    except IdentifierError as exc:
+        raise Problem(400, "invalid_parameter", f"court: {exc.message}", pointer="/query/court") from None
 
 
 def _integer_query_names(handler: HTTPRouteHandler, path_names: set[str]) -> list[str]:

@@ -14,9 +14,8 @@ from registry.http.auth import roles
 from registry.http.body import DOCUMENT_BODY_BYTES, SignedBody
 from registry.http.dependencies import Injected
 from registry.http.openapi import BEARER_KEY, BODY, GUARDED, PARAMETER, QUERY, Codes, problems
-from registry.http.params import Id, PathNumber, path_number
+from registry.http.params import Id, PathNumber, court_parameter, path_number
 from registry.identity.crypto import Secrets
-from registry.identity.identifiers import IdentifierError, normalise_court_code
 from registry.listings.batch import envelopes_of
 from registry.listings.examples import BATCH_EXAMPLE, LISTING_EXAMPLE, REMOVAL_EXAMPLE
 from registry.listings.schemas import (
@@ -259,13 +258,7 @@ class RemovalReportController(Controller):
     ) -> LateRemovalPage:
         """Removals recorded after their deadline of three working days (SPC Art. 9-10), newest
         first: a court's own, or every court's for an admin."""
-        if court is not None:
-            # Read as the CLI reads it (京０１０５ is 京0105), then looked up.
-            try:
-                court = normalise_court_code(court)
-            except IdentifierError as exc:
-                raise Problem(
-                    400, "invalid_parameter", f"court: {exc.message}", pointer="/query/court"
-                ) from None
+        # Then looked up: a court no one has is 400 `unknown_court`, not an empty page.
+        court = court_parameter(court)
         scope = principal.bound_court if principal.bound_court is not None else court
         return await db.read(late_removals, scope, limit, offset)

@@ -21,6 +21,7 @@ from registry.calendar import (
     working_days_between,
 )
 from registry.courts.models import Court, CourtKey
+from registry.courts.services import court_exists
 from registry.eventlog.services import EventDraft, append_events, head, listings_named_after, lock_head
 from registry.eventlog.types import EventType
 from registry.identity.crypto import DataKeyring, Secrets
@@ -769,7 +770,7 @@ def late_removals(conn: Connection, court: str | None, limit: int, offset: int) 
     """Removals recorded after their deadline, newest first; one court's when `court` is given.
     A court the registry does not know is refused (400 `unknown_court`): an empty page read as
     "no late removals" (the oversight of a mistyped court)."""
-    if court is not None and conn.execute(select(Court.code).where(Court.code == court)).first() is None:
+    if court is not None and not court_exists(conn, court):
         raise Problem(400, "unknown_court", f"no court has the code {court}", pointer="/query/court")
     late = (
         select(

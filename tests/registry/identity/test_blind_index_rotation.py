@@ -12,12 +12,10 @@ import hmac
 import json
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import sqlalchemy as sa
 
 from registry.checks.watchlist import reader_for
@@ -41,17 +39,6 @@ def _registry(settings: Settings, *args: str, **env: str) -> subprocess.Complete
 
 def _hmac(key: bytes, text: str) -> bytes:
     return hmac.new(key, text.encode(), hashlib.sha256).digest()
-
-
-@pytest.fixture
-def secrets_file(settings: Settings, registry: Registry) -> Iterator[Path]:
-    """The test writes the keys the running server follows; put them back afterwards."""
-    path = Path(settings.keys.secrets_file)
-    saved = path.read_bytes()
-    try:
-        yield path
-    finally:
-        path.write_bytes(saved)
 
 
 def _write_keys(path: Path, blind: bytes, previous: bytes | None) -> None:

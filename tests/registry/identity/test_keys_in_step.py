@@ -10,7 +10,7 @@ import base64
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +26,6 @@ from tests.support.harness import CourtHandle, Registry, run_registry
 from tests.support.processes import web_process
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def secrets_file(settings: Settings, registry: Registry) -> Iterator[Path]:
-    """The test rotates the keys the in-process server follows; put them back afterwards."""
-    path = Path(settings.keys.secrets_file)
-    saved = path.read_bytes()
-    try:
-        yield path
-    finally:
-        path.write_bytes(saved)
 
 
 def _env_keys(stored: dict[str, Any]) -> dict[str, str]:
